@@ -1,0 +1,35 @@
+# One entry point for people and CI. `make demo` and `make test` each set everything up first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup demo test lint check-template test-slow bench clean
+
+$(STAMP): pyproject.toml shared/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/rescind demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+check-template: setup
+	$(BIN)/cfn-lint template.yaml
+
+# pytest exits 5 when it collects nothing; that is not a failure of the project.
+test: lint check-template
+	$(BIN)/pytest -m "not slow" -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+
+test-slow: setup
+	$(BIN)/pytest -m slow -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .aws-sam

@@ -1,0 +1,1 @@
+"""Rescind: event-driven rotation and revocation for non-human identities."""

@@ -1,0 +1,59 @@
+"""Typed errors. Their class names are what the state machines Retry or Catch on (`ErrorEquals`).
+
+Messages name references (accessors, serials, ARNs) and never a secret value.
+"""
+
+from __future__ import annotations
+
+
+class RescindError(Exception):
+    """Base of every error Rescind raises on purpose."""
+
+
+# --- refused before anything is touched -------------------------------------------------------
+
+
+class InvalidInput(RescindError):
+    """The input failed validation. Nothing was called."""
+
+
+class UnsupportedAction(InvalidInput):
+    """The action kind does not apply to this credential kind."""
+
+
+class UnsafePrefix(InvalidInput):
+    """A prefix is too broad to revoke under (shorter than mount + role)."""
+
+
+class PolicyRefusal(RescindError):
+    """A safety rule refused the action: a hold, a protected identity, or a TTL that would be raised."""
+
+
+# --- transient: the state machines Retry these ---------------------------------------------------
+
+
+class TransientError(RescindError):
+    """A backend failed in a way that is worth retrying."""
+
+
+class VaultUnavailable(TransientError):
+    """Vault/OpenBao could not be reached, was sealed, or answered 5xx/429."""
+
+
+class AwsThrottled(TransientError):
+    """AWS throttled the call or answered 5xx."""
+
+
+# --- terminal ---------------------------------------------------------------------------------
+
+
+class ActionFailed(RescindError):
+    """The backend refused the action (permissions, a conflict) in a way a retry will not fix."""
+
+
+class CredentialStillAlive(RescindError):
+    """Verification read the credential back and it still works. The action did not take effect."""
+
+
+class LedgerConflict(RescindError):
+    """A ledger record with the same key but different content already exists."""

@@ -1,0 +1,58 @@
+"""Typed models. None of them can hold a secret value: they carry references."""
+
+from rescind.models.actions import (
+    ACTION_ORDER,
+    SUPPORTED_ACTIONS,
+    Action,
+    ActionKind,
+    ActionParams,
+    Plan,
+    PreviousVersions,
+)
+from rescind.models.credentials import (
+    AcmPcaCertificateRef,
+    AppRoleSecretIdRef,
+    CredentialKind,
+    CredentialRef,
+    IamAccessKeyRef,
+    IamRoleSessionsRef,
+    KvSecretRef,
+    PkiCertificateRef,
+    SecretsManagerSecretRef,
+    TtlTargetType,
+    VaultEntityRef,
+    VaultLeaseRef,
+    VaultTokenRef,
+    VaultTtlTargetRef,
+    parse_credential_ref,
+)
+from rescind.models.results import ActionResult, ActOutcome, Evidence, Outcome
+
+__all__ = [
+    "ACTION_ORDER",
+    "SUPPORTED_ACTIONS",
+    "AcmPcaCertificateRef",
+    "ActOutcome",
+    "Action",
+    "ActionKind",
+    "ActionParams",
+    "ActionResult",
+    "AppRoleSecretIdRef",
+    "CredentialKind",
+    "CredentialRef",
+    "Evidence",
+    "IamAccessKeyRef",
+    "IamRoleSessionsRef",
+    "KvSecretRef",
+    "Outcome",
+    "PkiCertificateRef",
+    "Plan",
+    "PreviousVersions",
+    "SecretsManagerSecretRef",
+    "TtlTargetType",
+    "VaultEntityRef",
+    "VaultLeaseRef",
+    "VaultTokenRef",
+    "VaultTtlTargetRef",
+    "parse_credential_ref",
+]

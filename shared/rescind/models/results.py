@@ -1,0 +1,68 @@
+"""Results: what happened to each action, and the evidence that the credential is dead."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from rescind.models.actions import ActionKind
+from rescind.models.credentials import CredentialRef
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"  # acted, then verified
+    ALREADY_ABSENT = "already_absent"  # nothing to do: the credential was already dead or gone
+    ALREADY_APPLIED = "already_applied"  # nothing to do: already disabled, or TTL already at or below
+    SKIPPED = "skipped"  # dry run, hold or protection: no call that changes state was made
+    FAILED = "failed"
+
+    @property
+    def is_success(self) -> bool:
+        return self in (Outcome.SUCCEEDED, Outcome.ALREADY_ABSENT, Outcome.ALREADY_APPLIED)
+
+
+class Evidence(BaseModel):
+    """What a read-back of the real state showed. `observed` is a description, never a value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    check: Annotated[str, Field(min_length=1, max_length=200)]
+    observed: Annotated[str, Field(max_length=1000)]
+    confirmed: bool  # the read-back shows the action took effect: dead, disabled, or TTL at or below
+
+
+class ActOutcome(BaseModel):
+    """What an act step reports before verification."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    changed: bool  # False: the target was already in the wanted state
+    absent: bool = False  # True: the credential did not exist at all
+    detail: Annotated[str, Field(max_length=1000)] = ""
+
+
+class ActionResult(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action_id: str
+    action_kind: ActionKind
+    target: CredentialRef
+    outcome: Outcome
+    evidence: tuple[Evidence, ...] = ()
+    detail: Annotated[str, Field(max_length=2000)] = ""
+    error_type: str | None = None
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    act_ms: float = 0.0
+    verify_ms: float = 0.0
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds() * 1000.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

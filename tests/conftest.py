@@ -1,0 +1,58 @@
+"""Shared fixtures: one real OpenBao server per test session, and moto per test.
+
+Tests that share the server keep out of each other's way by using their own mounts and paths
+(see `unique`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hvac
+import pytest
+from rescind_local import LocalOpenBao, local_aws
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EVENTS_DIR = REPO_ROOT / "events"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test is marked with its tier from its folder, so `-m integration` selects by tier."""
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(REPO_ROOT / "tests").parts
+        if parts and parts[0] in {"unit", "integration", "flows", "infra"}:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+@pytest.fixture(scope="session")
+def openbao() -> Iterator[LocalOpenBao]:
+    with LocalOpenBao() as server:
+        yield server
+
+
+@pytest.fixture
+def vault(openbao: LocalOpenBao) -> hvac.Client:
+    """A root client on the session's OpenBao server."""
+    return hvac.Client(url=openbao.addr, token=openbao.root_token, timeout=10)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for mounts, roles and paths, so tests on one server don't collide."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with local_aws():
+        yield
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample event from events/, in its real format."""
+    loaded: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
+    return loaded

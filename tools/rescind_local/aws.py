@@ -1,0 +1,35 @@
+"""moto as the local AWS, with Step Functions executing the real ASL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
+
+from moto import mock_aws
+
+LOCAL_REGION = "us-east-1"
+LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
+
+_FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": LOCAL_REGION,
+    "AWS_REGION": LOCAL_REGION,
+}
+
+
+@contextmanager
+def local_aws() -> Iterator[None]:
+    """Every boto3 call inside goes to moto. Real credentials in the environment are hidden first."""
+    hidden = {name: "" for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE") if name in os.environ}
+    with (
+        mock.patch.dict(os.environ, {**_FAKE_CREDENTIALS}),
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+    ):
+        for name in hidden:
+            os.environ.pop(name, None)
+        yield
