@@ -51,18 +51,19 @@ _PCA_SERIAL_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2})*$")
 
 def _vault_path(value: str, *, what: str, min_segments: int = 1) -> str:
     """A relative Vault path: no leading or trailing slash, no empty, `.` or `..` segment."""
+    # Messages never echo the input: a value pasted into the wrong field must not reach a log.
     if not value:
         raise ValueError(f"{what} is empty")
     segments = value.split("/")
     if ".." in segments or "." in segments:
-        raise ValueError(f"{what} {value!r} contains a '.' or '..' segment")
+        raise ValueError(f"{what} contains a '.' or '..' segment (path traversal)")
     if not _PATH_RE.fullmatch(value):
         raise ValueError(
-            f"{what} {value!r} is not a relative Vault path (letters, digits, '_', '-', '.' and '/' only, "
-            "no leading, trailing or doubled '/')"
+            f"{what} is not a relative Vault path (letters, digits, '_', '-', '.' and '/' only, "
+            "no leading, trailing or doubled '/', no wildcard)"
         )
     if len(segments) < min_segments:
-        raise ValueError(f"{what} {value!r} needs at least {min_segments} path segments")
+        raise ValueError(f"{what} needs at least {min_segments} path segments")
     return value
 
 
@@ -82,7 +83,7 @@ def _lease_id(value: str) -> str:
 def _pattern(regex: re.Pattern[str], what: str, example: str) -> AfterValidator:
     def check(value: str) -> str:
         if not regex.fullmatch(value):
-            raise ValueError(f"{what} {value!r} is malformed, expected something like {example!r}")
+            raise ValueError(f"{what} is malformed, expected something like {example!r}")
         return value
 
     return AfterValidator(check)
@@ -91,7 +92,7 @@ def _pattern(regex: re.Pattern[str], what: str, example: str) -> AfterValidator:
 def _normalise_serial(value: str) -> str:
     value = value.strip().lower()
     if not _SERIAL_RE.fullmatch(value):
-        raise ValueError(f"serial {value!r} is malformed, expected hex pairs such as '1f:0a:...'")
+        raise ValueError("serial is malformed, expected hex pairs such as '1f:0a:...'")
     return value.replace("-", ":")
 
 

@@ -1,0 +1,37 @@
+"""Step Functions task: execute one action of a plan, verify it by reading back, and record the attempt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
+from rescind.runtime import get_engine, get_ledger, get_settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+get_settings()  # fail at cold start, not on the first event, when configuration is wrong
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = ExecuteActionRequest.parse(event)
+    result = execute_and_record(request, engine=get_engine(), ledger=get_ledger())
+    logger.info(
+        "action finished",
+        extra={
+            "incident_id": request.incident_id,
+            "action_id": result.action_id,
+            "target": result.target.key,
+            "outcome": str(result.outcome),
+            "error_type": result.error_type,
+        },
+    )
+    tracer.put_annotation("outcome", str(result.outcome))
+    metrics.add_metric(name=f"Action_{result.outcome}", unit=MetricUnit.Count, value=1)
+    return result.model_dump(mode="json")

@@ -1,0 +1,55 @@
+"""Typed runtime configuration, read from the environment once at cold start and validated then."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from rescind.exceptions import InvalidInput
+from rescind.validation import describe_validation_error
+
+
+class VaultAuthMethod(StrEnum):
+    AWS_IAM = "aws_iam"  # deployed functions: Vault's AWS IAM auth, no static token
+    TOKEN = "token"  # noqa: S105 - the method name; local stack, or a responder's own VAULT_TOKEN
+
+
+class RuntimeSettings(BaseModel):
+    """Everything a function or the CLI needs to know about where things are."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    ledger_table_name: Annotated[str, Field(min_length=3, max_length=255)]
+    notification_topic_arn: str | None = None
+    vault_addr: Annotated[str, Field(pattern=r"^https?://[^\s/]+(:\d+)?/?$")]
+    vault_auth_method: VaultAuthMethod = VaultAuthMethod.AWS_IAM
+    vault_token: SecretStr | None = None
+    vault_namespace: str | None = None
+    vault_aws_auth_role: str | None = None
+    vault_aws_auth_mount: str = "aws"
+    vault_aws_auth_header: str | None = None
+    cross_account_role_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] = "RescindExecutionRole"
+    cross_account_external_id: str | None = None
+    workload_metadata_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")] = "spiffe_id"
+
+    @model_validator(mode="after")
+    def _auth_is_complete(self) -> RuntimeSettings:
+        if self.vault_auth_method is VaultAuthMethod.TOKEN and self.vault_token is None:
+            raise ValueError("VAULT_AUTH_METHOD=token needs VAULT_TOKEN")
+        if self.vault_auth_method is VaultAuthMethod.AWS_IAM and not self.vault_aws_auth_role:
+            raise ValueError("VAULT_AUTH_METHOD=aws_iam needs VAULT_AWS_AUTH_ROLE")
+        return self
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> RuntimeSettings:
+        """Field `x_y` comes from variable `X_Y`. Raises InvalidInput naming what is missing or wrong."""
+        source = os.environ if environ is None else environ
+        values = {name: source[name.upper()] for name in cls.model_fields if source.get(name.upper())}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            raise InvalidInput(f"invalid configuration: {describe_validation_error(error)}") from None

@@ -1,0 +1,148 @@
+"""The action engine: act, then verify by reading back, then say honestly what happened."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+
+from rescind.engine.base import CredentialHandler
+from rescind.exceptions import CredentialStillAlive, RescindError, TransientError, UnsupportedAction
+from rescind.ledger.base import Ledger
+from rescind.ledger.types import ActionAttemptRecord
+from rescind.models import Action, ActionResult, CredentialKind, Evidence, Outcome, Plan
+from rescind.models.results import utc_now
+
+
+def _elapsed_ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000.0, 3)
+
+
+class ActionEngine:
+    """Runs actions through the handler of their credential kind.
+
+    `execute` raises TransientError so a caller with its own retry policy (a Step Functions Retry) can
+    retry; `run_plan` retries transient errors itself and never raises for one action's failure.
+    """
+
+    def __init__(
+        self,
+        handlers: Iterable[CredentialHandler],
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        transient_retries: int = 3,
+        retry_backoff_seconds: float = 0.2,
+    ) -> None:
+        self._handlers: Mapping[CredentialKind, CredentialHandler] = {
+            kind: handler for handler in handlers for kind in handler.kinds
+        }
+        self._clock = clock
+        self._transient_retries = transient_retries
+        self._retry_backoff = retry_backoff_seconds
+
+    def handler_for(self, kind: CredentialKind) -> CredentialHandler:
+        try:
+            return self._handlers[kind]
+        except KeyError:
+            raise UnsupportedAction(f"no handler is configured for credential kind {kind!s}") from None
+
+    def execute(self, action: Action, *, dry_run: bool = False) -> ActionResult:
+        handler = self.handler_for(action.target.kind)
+        started_at = self._clock()
+        if dry_run:
+            return self._result(action, Outcome.SKIPPED, started_at, detail="dry run: nothing was called")
+
+        act_start = time.perf_counter()
+        acted = handler.act(action)
+        act_ms = _elapsed_ms(act_start)
+
+        verify_start = time.perf_counter()
+        evidence = handler.verify(action)
+        verify_ms = _elapsed_ms(verify_start)
+
+        if not evidence.confirmed:
+            return self._result(
+                action,
+                Outcome.FAILED,
+                started_at,
+                evidence=(evidence,),
+                detail=f"verification failed after {acted.detail or 'acting'}",
+                error_type=CredentialStillAlive.__name__,
+                act_ms=act_ms,
+                verify_ms=verify_ms,
+            )
+        if acted.changed:
+            outcome = Outcome.SUCCEEDED
+        elif acted.absent:
+            outcome = Outcome.ALREADY_ABSENT
+        else:
+            outcome = Outcome.ALREADY_APPLIED
+        return self._result(
+            action, outcome, started_at, evidence=(evidence,), detail=acted.detail, act_ms=act_ms, verify_ms=verify_ms
+        )
+
+    def execute_or_fail(self, action: Action, *, dry_run: bool = False) -> ActionResult:
+        """Like `execute`, with bounded retries of transient errors, and any Rescind error as a FAILED result."""
+        started_at = self._clock()
+        attempt = 0
+        while True:
+            try:
+                return self.execute(action, dry_run=dry_run)
+            except TransientError as error:
+                attempt += 1
+                if attempt > self._transient_retries:
+                    return self._failed(action, started_at, error)
+                time.sleep(self._retry_backoff * (2 ** (attempt - 1)))
+            except RescindError as error:
+                return self._failed(action, started_at, error)
+
+    def run_plan(
+        self,
+        plan: Plan,
+        *,
+        on_result: Callable[[ActionResult], None] | None = None,
+    ) -> list[ActionResult]:
+        """Run every action in the plan's (safe) order. One failure does not stop the others."""
+        results: list[ActionResult] = []
+        for action in plan.actions:
+            result = self.execute_or_fail(action, dry_run=plan.dry_run)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+        return results
+
+    def _failed(self, action: Action, started_at: datetime, error: RescindError) -> ActionResult:
+        return self._result(
+            action, Outcome.FAILED, started_at, detail=str(error)[:2000], error_type=type(error).__name__
+        )
+
+    def _result(
+        self,
+        action: Action,
+        outcome: Outcome,
+        started_at: datetime,
+        *,
+        evidence: tuple[Evidence, ...] = (),
+        detail: str = "",
+        error_type: str | None = None,
+        act_ms: float = 0.0,
+        verify_ms: float = 0.0,
+    ) -> ActionResult:
+        return ActionResult(
+            action_id=action.action_id,
+            action_kind=action.kind,
+            target=action.target,
+            outcome=outcome,
+            evidence=evidence,
+            detail=detail[:2000],
+            error_type=error_type,
+            started_at=started_at,
+            finished_at=self._clock(),
+            act_ms=act_ms,
+            verify_ms=verify_ms,
+        )
+
+
+def record_result(ledger: Ledger, incident_id: str, attempt_id: str, result: ActionResult) -> bool:
+    """Write one attempt to the ledger; False when this attempt was already recorded."""
+    return ledger.record_attempt(ActionAttemptRecord(incident_id=incident_id, attempt_id=attempt_id, result=result))

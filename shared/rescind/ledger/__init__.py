@@ -1,0 +1,23 @@
+"""The audit ledger: an append-only record of every incident, action attempt and closure."""
+
+from rescind.ledger.base import Ledger
+from rescind.ledger.dynamodb import DynamoDbLedger
+from rescind.ledger.types import (
+    ActionAttemptRecord,
+    IncidentClosure,
+    IncidentRecord,
+    IncidentStatus,
+    IncidentView,
+    Trigger,
+)
+
+__all__ = [
+    "ActionAttemptRecord",
+    "DynamoDbLedger",
+    "IncidentClosure",
+    "IncidentRecord",
+    "IncidentStatus",
+    "IncidentView",
+    "Ledger",
+    "Trigger",
+]

@@ -1,0 +1,26 @@
+"""The ledger interface. Append-only: records are added, never updated or deleted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from rescind.ledger.types import ActionAttemptRecord, IncidentClosure, IncidentRecord, IncidentView
+
+
+class Ledger(Protocol):
+    def open_incident(self, record: IncidentRecord) -> bool:
+        """Write the incident record. False if it was already there (a duplicate start)."""
+        ...
+
+    def record_attempt(self, record: ActionAttemptRecord) -> bool:
+        """Write one action attempt. False if this attempt was already recorded (a retried write)."""
+        ...
+
+    def close_incident(self, closure: IncidentClosure) -> bool:
+        """Append a closure. A re-run that finishes the rest appends another one."""
+        ...
+
+    def read_incident(self, incident_id: str) -> IncidentView: ...
+
+    def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]: ...

@@ -1,0 +1,148 @@
+"""The ledger on DynamoDB: one partition per incident, conditional puts only.
+
+Layout (the table is defined in template.yaml as LedgerTable):
+  pk = INCIDENT#<id>   sk = A#INCIDENT                      the trigger and the plan
+                       sk = B#ACTION#<action_id>#<attempt>  one per action attempt
+                       sk = C#CLOSURE#<closed_at>           one per finished run
+  gsi1 (by_time): gsi1pk = INCIDENTS, gsi1sk = <opened_at>#<id>, on incident records only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from rescind.exceptions import AwsThrottled, LedgerConflict
+from rescind.ledger.types import ActionAttemptRecord, IncidentClosure, IncidentRecord, IncidentView
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+TIME_INDEX = "by_time"
+_INCIDENTS = "INCIDENTS"
+_THROTTLING = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+}
+
+
+def _pk(incident_id: str) -> str:
+    return f"INCIDENT#{incident_id}"
+
+
+def _utc_text(moment: datetime) -> str:
+    """Sortable text: every stored time is UTC, so string order is time order."""
+    return moment.astimezone(UTC).isoformat()
+
+
+class DynamoDbLedger:
+    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+        self._table = table_name
+        self._client = client
+
+    def _put_once(self, item: dict[str, str]) -> bool:
+        from botocore.exceptions import ClientError
+
+        attributes = {name: {"S": value} for name, value in item.items()}
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=attributes,
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                return False
+            if code in _THROTTLING:
+                raise AwsThrottled(f"ledger write: {code}") from error
+            raise
+        return True
+
+    def open_incident(self, record: IncidentRecord) -> bool:
+        body = record.model_dump_json()
+        written = self._put_once(
+            {
+                "pk": _pk(record.incident_id),
+                "sk": "A#INCIDENT",
+                "record_type": "incident",
+                "gsi1pk": _INCIDENTS,
+                "gsi1sk": f"{_utc_text(record.opened_at)}#{record.incident_id}",
+                "body": body,
+            }
+        )
+        if not written:
+            existing = self.read_incident(record.incident_id).incident
+            if existing is not None and existing.plan != record.plan:
+                raise LedgerConflict(f"incident {record.incident_id} already exists with a different plan")
+        return written
+
+    def record_attempt(self, record: ActionAttemptRecord) -> bool:
+        return self._put_once(
+            {
+                "pk": _pk(record.incident_id),
+                "sk": f"B#ACTION#{record.result.action_id}#{record.attempt_id}",
+                "record_type": "attempt",
+                "outcome": str(record.result.outcome),
+                "body": record.model_dump_json(),
+            }
+        )
+
+    def close_incident(self, closure: IncidentClosure) -> bool:
+        return self._put_once(
+            {
+                "pk": _pk(closure.incident_id),
+                "sk": f"C#CLOSURE#{_utc_text(closure.closed_at)}",
+                "record_type": "closure",
+                "status": str(closure.status),
+                "body": closure.model_dump_json(),
+            }
+        )
+
+    def _query(self, max_items: int | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(TableName=self._table, **kwargs):
+            items.extend(page.get("Items", []))
+            if max_items is not None and len(items) >= max_items:
+                return items[:max_items]
+        return items
+
+    def read_incident(self, incident_id: str) -> IncidentView:
+        items = self._query(
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": _pk(incident_id)}},
+            ConsistentRead=True,
+        )
+        incident: IncidentRecord | None = None
+        attempts: list[ActionAttemptRecord] = []
+        closure: IncidentClosure | None = None
+        for item in items:  # sorted by sk: incident, attempts, closures oldest first
+            body = item["body"]["S"]
+            record_type = item["record_type"]["S"]
+            if record_type == "incident":
+                incident = IncidentRecord.model_validate_json(body)
+            elif record_type == "attempt":
+                attempts.append(ActionAttemptRecord.model_validate_json(body))
+            elif record_type == "closure":
+                closure = IncidentClosure.model_validate_json(body)  # the newest wins
+        attempts.sort(key=lambda attempt: attempt.result.started_at)
+        return IncidentView(incident=incident, attempts=tuple(attempts), closure=closure)
+
+    def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]:
+        condition = "gsi1pk = :all"
+        values: dict[str, Any] = {":all": {"S": _INCIDENTS}}
+        if since is not None:
+            condition += " AND gsi1sk >= :since"
+            values[":since"] = {"S": _utc_text(since)}
+        items = self._query(
+            max_items=limit,
+            IndexName=TIME_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=False,
+        )
+        return [IncidentRecord.model_validate_json(item["body"]["S"]) for item in items]

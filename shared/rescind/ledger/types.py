@@ -1,0 +1,74 @@
+"""What the audit ledger stores: incidents, action attempts, and closures. References only, never values."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from rescind.models import ActionResult, CredentialRef, Plan
+
+IncidentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
+
+
+class Trigger(BaseModel):
+    """Where an incident came from. It names the event and what it pointed at, not what it contained."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Annotated[str, Field(min_length=1, max_length=200)]  # e.g. "aws.health", "rescind.cli"
+    detail_type: Annotated[str, Field(min_length=1, max_length=200)]
+    event_id: Annotated[str, Field(min_length=1, max_length=200)]
+    workload_id: Annotated[str, Field(max_length=500)] | None = None
+    references: tuple[CredentialRef, ...] = ()
+    requested_by: Annotated[str, Field(max_length=200)] | None = None
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class IncidentStatus(StrEnum):
+    COMPLETED = "completed"  # every action verified
+    PARTIAL = "partial"  # something is still alive
+    UNRESOLVED = "unresolved"  # the trigger could not be resolved to a credential
+    REFUSED = "refused"  # a guard stopped it: hold, protection, or a denied approval
+    DRY_RUN = "dry_run"
+
+
+class IncidentRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident_id: IncidentId
+    trigger: Trigger
+    plan: Plan
+    opened_at: AwareDatetime
+
+
+class ActionAttemptRecord(BaseModel):
+    """One attempt at one action. `attempt_id` is given by the caller (an execution and retry count), so
+    a re-delivered write of the same attempt lands once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident_id: IncidentId
+    attempt_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-.:]{1,200}$")]
+    result: ActionResult
+
+
+class IncidentClosure(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident_id: IncidentId
+    status: IncidentStatus
+    still_alive: tuple[CredentialRef, ...] = ()
+    closed_at: AwareDatetime
+    summary: Annotated[str, Field(max_length=2000)] = ""
+
+
+class IncidentView(BaseModel):
+    """Everything the ledger holds on one incident, read back in order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident: IncidentRecord | None
+    attempts: tuple[ActionAttemptRecord, ...]
+    closure: IncidentClosure | None

@@ -1,0 +1,46 @@
+"""Turning untrusted input into models, with errors that name the problem and never echo the input."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from rescind.exceptions import InvalidInput
+from rescind.models.credentials import CredentialKind
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+ParsedT = TypeVar("ParsedT")
+
+
+def describe_validation_error(error: ValidationError, *, limit: int = 5) -> str:
+    """'field.path: reason' for each problem. Input values are left out: they may be secrets."""
+    problems = []
+    for detail in error.errors(include_input=False, include_url=False, include_context=False)[:limit]:
+        location = ".".join(str(part) for part in detail["loc"])
+        message = detail["msg"]
+        if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            # pydantic's text echoes the tag and lists enum reprs; say it plainly instead.
+            location = f"{location}.kind" if location else "kind"
+            known = ", ".join(str(kind) for kind in CredentialKind)
+            message = f"missing or unknown kind (expected one of: {known})"
+        problems.append(f"{location or '(root)'}: {message}")
+    extra = error.error_count() - limit
+    if extra > 0:
+        problems.append(f"and {extra} more")
+    return "; ".join(problems)
+
+
+def parse_model(model: type[ModelT], data: Any, *, what: str) -> ModelT:
+    """Validate `data` as `model`, or raise InvalidInput naming each failing field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise InvalidInput(f"invalid {what}: {describe_validation_error(error)}") from None
+
+
+def parse_with(adapter: TypeAdapter[ParsedT], data: Any, *, what: str) -> ParsedT:
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as error:
+        raise InvalidInput(f"invalid {what}: {describe_validation_error(error)}") from None

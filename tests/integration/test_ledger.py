@@ -1,0 +1,105 @@
+"""The ledger on moto's DynamoDB, with the table as template.yaml defines it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from rescind.exceptions import LedgerConflict
+from rescind.ledger import (
+    ActionAttemptRecord,
+    DynamoDbLedger,
+    IncidentClosure,
+    IncidentRecord,
+    IncidentStatus,
+    Trigger,
+)
+from rescind.models import Action, ActionResult, Outcome, Plan, VaultTokenRef
+from rescind_local import create_table_from_template
+
+ACCESSOR = "CaTti28wsXOQA02COE2ygP2B"
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def ledger(aws: None) -> DynamoDbLedger:
+    client = boto3.client("dynamodb")
+    create_table_from_template(client, "LedgerTable", "ledger")
+    return DynamoDbLedger("ledger", client)
+
+
+def _incident(incident_id: str = "inc-1", opened_at: datetime = T0) -> IncidentRecord:
+    action = Action(kind="revoke", target=VaultTokenRef(accessor=ACCESSOR), reason="leaked in a public repo")
+    return IncidentRecord(
+        incident_id=incident_id,
+        trigger=Trigger(source="rescind", detail_type="Secret Leaked", event_id="evt-1", references=(action.target,)),
+        plan=Plan.ordered(f"plan-{incident_id}", [action]),
+        opened_at=opened_at,
+    )
+
+
+def _attempt(incident: IncidentRecord, attempt_id: str, outcome: Outcome = Outcome.SUCCEEDED) -> ActionAttemptRecord:
+    action = incident.plan.actions[0]
+    result = ActionResult(
+        action_id=action.action_id,
+        action_kind=action.kind,
+        target=action.target,
+        outcome=outcome,
+        started_at=T0,
+        finished_at=T0 + timedelta(milliseconds=40),
+    )
+    return ActionAttemptRecord(incident_id=incident.incident_id, attempt_id=attempt_id, result=result)
+
+
+def test_an_incident_links_trigger_plan_attempts_and_closure(ledger: DynamoDbLedger) -> None:
+    # Given an incident with a failed attempt, a retried attempt, and a closure
+    incident = _incident()
+    assert ledger.open_incident(incident)
+    assert ledger.record_attempt(_attempt(incident, "exec-1-0-0", Outcome.FAILED))
+    assert ledger.record_attempt(_attempt(incident, "exec-1-0-1"))
+    closure = IncidentClosure(incident_id="inc-1", status=IncidentStatus.COMPLETED, closed_at=T0 + timedelta(seconds=2))
+    assert ledger.close_incident(closure)
+
+    # When it is read back
+    view = ledger.read_incident("inc-1")
+
+    # Then everything is there, linked by the incident id
+    assert view.incident == incident
+    assert [a.attempt_id for a in view.attempts] == ["exec-1-0-0", "exec-1-0-1"]
+    assert view.closure == closure
+
+
+def test_a_redelivered_write_lands_once(ledger: DynamoDbLedger) -> None:
+    incident = _incident()
+    ledger.open_incident(incident)
+    attempt = _attempt(incident, "exec-1-0-0")
+    assert ledger.record_attempt(attempt) is True
+    assert ledger.record_attempt(attempt) is False
+    assert ledger.open_incident(incident) is False
+    assert len(ledger.read_incident("inc-1").attempts) == 1
+
+
+def test_an_incident_id_reused_for_another_plan_is_a_conflict(ledger: DynamoDbLedger) -> None:
+    ledger.open_incident(_incident())
+    other = _incident().model_copy(update={"plan": Plan.ordered("other", [])})
+    with pytest.raises(LedgerConflict):
+        ledger.open_incident(other)
+
+
+def test_the_ledger_never_updates_or_deletes(ledger: DynamoDbLedger) -> None:
+    # The first write of a key wins: a second, different write of the same attempt does not replace it.
+    incident = _incident()
+    ledger.open_incident(incident)
+    ledger.record_attempt(_attempt(incident, "exec-1-0-0", Outcome.SUCCEEDED))
+    ledger.record_attempt(_attempt(incident, "exec-1-0-0", Outcome.FAILED))
+    (only,) = ledger.read_incident("inc-1").attempts
+    assert only.result.outcome is Outcome.SUCCEEDED
+
+
+def test_incidents_are_listed_newest_first_and_since_a_moment(ledger: DynamoDbLedger) -> None:
+    for day in range(3):
+        ledger.open_incident(_incident(f"inc-{day}", T0 + timedelta(days=day)))
+    assert [i.incident_id for i in ledger.list_incidents()] == ["inc-2", "inc-1", "inc-0"]
+    assert [i.incident_id for i in ledger.list_incidents(since=T0 + timedelta(days=1))] == ["inc-2", "inc-1"]
+    assert len(ledger.list_incidents(limit=1)) == 1
