@@ -17,7 +17,6 @@ _TRANSIENT_HVAC_ERRORS: tuple[type[Exception], ...] = (
     hvac.exceptions.VaultDown,
     hvac.exceptions.BadGateway,
     hvac.exceptions.RateLimitExceeded,
-    hvac.exceptions.UnexpectedError,
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
 )
@@ -42,11 +41,13 @@ def vault_errors(operation: str) -> Iterator[None]:
         raise VaultUnavailable(f"{operation}: {_describe(error)}") from error
     except hvac.exceptions.Forbidden as error:
         raise ActionFailed(f"{operation}: permission denied: {_describe(error)}") from error
+    except hvac.exceptions.UnexpectedError as error:
+        # hvac's class for every status it does not map (405, 504, ...); it carries no status, so a retry
+        # cannot be known to help.
+        raise ActionFailed(f"{operation}: unexpected answer: {_describe(error)}") from error
 
 
-def build_vault_client(
-    addr: str, token: str, *, namespace: str | None = None, timeout: float = 10.0
-) -> hvac.Client:
+def build_vault_client(addr: str, token: str, *, namespace: str | None = None, timeout: float = 10.0) -> hvac.Client:
     """A client authenticated with a token (local stack, or a responder's own VAULT_TOKEN)."""
     return hvac.Client(url=addr, token=token, namespace=namespace, timeout=timeout)
 
