@@ -1,0 +1,274 @@
+"""Vault tokens, always by accessor: locate by metadata, revoke, shorten the TTL, verify.
+
+The token value is never read, held or returned. Every call names the accessor, which is safe to log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import hvac
+import hvac.exceptions
+from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal, UnsupportedAction
+from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, VaultTokenRef
+from rescind.vault.client import read_data, vault_errors
+
+DEFAULT_METADATA_KEY = "spiffe_id"
+
+# OpenBao answers a lookup, renew or revoke of an accessor that names no live token with this 400.
+_INVALID_ACCESSOR = "invalid accessor"
+# OpenBao's warning when a LIST endpoint does not paginate: the answer is then the whole list.
+_PAGINATION_IGNORED = "ignored these unrecognized parameters"
+
+
+@dataclass(frozen=True)
+class TokenState:
+    """What lookup-accessor says about a live token. No field can hold the token itself."""
+
+    accessor: str
+    ttl_seconds: int  # 0 means the token never expires (root tokens)
+    renewable: bool
+    period_seconds: int  # >0 for a periodic token: every renewal resets its TTL to the period
+    token_type: str
+    metadata: dict[str, str]
+
+
+# --- small shared helpers ------------------------------------------------------------------------
+
+
+def list_keys(client: hvac.Client, path: str, *, page_size: int = 500) -> list[str]:
+    """Every key of a LIST endpoint, following OpenBao's `after`/`limit` pagination where it is honoured.
+
+    An endpoint that ignores the parameters answers with the whole list and a warning saying so. An
+    empty listing (404 with no error text) gives []; any other error propagates for the caller to judge.
+    """
+    keys: list[str] = []
+    seen: set[str] = set()
+    after: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": page_size}
+        if after is not None:
+            params["after"] = after
+        try:
+            response = client.adapter.list(path, params=params)
+        except hvac.exceptions.InvalidPath as error:
+            if not error.errors:
+                break
+            raise
+        page = [str(key) for key in read_data(response).get("keys") or []]
+        new = [key for key in page if key not in seen]
+        keys.extend(new)
+        seen.update(new)
+        warnings = response.get("warnings") if isinstance(response, dict) else None
+        unpaginated = any(_PAGINATION_IGNORED in str(warning) for warning in warnings or [])
+        # `not new` also ends the loop if a server ignores `after` without saying so.
+        if unpaginated or len(page) < page_size or not new:
+            break
+        after = page[-1]
+    return keys
+
+
+def as_int(value: Any) -> int:
+    """Vault's numbers arrive as int, or as a JSON string for some fields; absent means 0."""
+    if value is None or value == "":
+        return 0
+    return int(value)
+
+
+def ttl_target(action: Action) -> int:
+    if action.params.ttl_seconds is None:
+        raise InvalidInput(f"{action.action_id}: shorten_ttl needs params.ttl_seconds")
+    return action.params.ttl_seconds
+
+
+def ttl_is_at_or_below(ttl_seconds: int, target_seconds: int) -> bool:
+    """A TTL of 0 means "never expires", which is never at or below a target."""
+    return 0 < ttl_seconds <= target_seconds
+
+
+def _is_invalid_accessor(error: hvac.exceptions.VaultError) -> bool:
+    return isinstance(error, hvac.exceptions.InvalidRequest) and _INVALID_ACCESSOR in str(error)
+
+
+# --- locate ---------------------------------------------------------------------------------------
+
+
+def lookup_token_by_accessor(client: hvac.Client, accessor: str) -> TokenState | None:
+    """The token's state, or None when OpenBao says the accessor is invalid (the token is gone)."""
+    with vault_errors(f"lookup token accessor {accessor}"):
+        try:
+            response = client.auth.token.lookup_accessor(accessor)
+        except hvac.exceptions.InvalidRequest as error:
+            if _is_invalid_accessor(error):
+                return None
+            raise ActionFailed(f"lookup token accessor {accessor}: {str(error)[:300]}") from error
+    data = read_data(response)
+    metadata = data.get("meta") or {}
+    return TokenState(
+        accessor=str(data.get("accessor") or accessor),
+        ttl_seconds=as_int(data.get("ttl")),
+        renewable=bool(data.get("renewable")),
+        period_seconds=as_int(data.get("period")),
+        token_type=str(data.get("type") or ""),
+        metadata={str(key): str(value) for key, value in metadata.items()},
+    )
+
+
+def list_token_accessors(client: hvac.Client) -> list[str]:
+    """Every accessor of a live service token (batch tokens have none)."""
+    with vault_errors("list token accessors"):
+        return list_keys(client, "/v1/auth/token/accessors")
+
+
+def find_token_accessors_by_metadata(client: hvac.Client, key: str, value: str) -> list[VaultTokenRef]:
+    """Tokens whose metadata `key` equals `value` exactly, found by scanning auth/token/accessors.
+
+    Only a metadata match selects a token, so a root token or the caller's own token is never found
+    unless its own metadata names the workload. Tokens that die during the scan are skipped.
+    """
+    if not key or not value:
+        raise InvalidInput("token discovery needs a non-empty metadata key and value")
+    found: list[VaultTokenRef] = []
+    for accessor in list_token_accessors(client):
+        state = lookup_token_by_accessor(client, accessor)
+        if state is not None and state.metadata.get(key) == value:
+            found.append(VaultTokenRef(accessor=accessor))
+    return found
+
+
+def find_token_accessors_by_spiffe_id(
+    client: hvac.Client, spiffe_id: str, *, metadata_key: str = DEFAULT_METADATA_KEY
+) -> list[VaultTokenRef]:
+    """The workload's tokens by its SPIFFE ID, under the configurable metadata key."""
+    return find_token_accessors_by_metadata(client, metadata_key, spiffe_id)
+
+
+# --- act ------------------------------------------------------------------------------------------
+
+
+def _refuse_own_token(client: hvac.Client, ref: VaultTokenRef) -> None:
+    """Rescind must not cut the branch it sits on: its own token is never acted on."""
+    with vault_errors("lookup own token"):
+        own = read_data(client.auth.token.lookup_self()).get("accessor")
+    if own == ref.accessor:
+        raise PolicyRefusal(f"token accessor {ref.accessor} is the token Rescind itself is using")
+
+
+def revoke_token_by_accessor(client: hvac.Client, ref: VaultTokenRef) -> ActOutcome:
+    """Revoke the token (and, as Vault does, its child tokens and leases) through revoke-accessor."""
+    _refuse_own_token(client, ref)
+    if lookup_token_by_accessor(client, ref.accessor) is None:
+        return ActOutcome(changed=False, absent=True, detail="already absent")
+    with vault_errors(f"revoke token accessor {ref.accessor}"):
+        try:
+            response = client.auth.token.revoke_accessor(ref.accessor)
+        except hvac.exceptions.InvalidRequest as error:
+            if _is_invalid_accessor(error):
+                return ActOutcome(changed=False, absent=True, detail="already absent")
+            raise ActionFailed(f"revoke token accessor {ref.accessor}: {str(error)[:300]}") from error
+    # OpenBao answers 200 with this warning instead of an error when the token died in between.
+    warnings = response.get("warnings") if isinstance(response, dict) else None
+    if any("No token found" in str(warning) for warning in warnings or []):
+        return ActOutcome(changed=False, absent=True, detail="already absent")
+    return ActOutcome(changed=True, detail=f"revoked token accessor {ref.accessor}")
+
+
+def shorten_token_ttl(client: hvac.Client, ref: VaultTokenRef, ttl_seconds: int) -> ActOutcome:
+    """Lower the token's remaining TTL to `ttl_seconds` through renew-accessor, never raising it.
+
+    renew-accessor sets the TTL to the increment, whatever it was, so the current TTL is read first: a
+    token already at or below the target is left alone. Tokens whose TTL cannot be lowered this way
+    (not renewable, never expiring, periodic) raise ActionFailed: revoke them instead.
+    """
+    _refuse_own_token(client, ref)
+    state = lookup_token_by_accessor(client, ref.accessor)
+    if state is None:
+        return ActOutcome(changed=False, absent=True, detail="already absent")
+    if ttl_is_at_or_below(state.ttl_seconds, ttl_seconds):
+        return ActOutcome(
+            changed=False, detail=f"already applied: ttl {state.ttl_seconds}s is at or below {ttl_seconds}s"
+        )
+    if not state.renewable:
+        raise ActionFailed(
+            f"token accessor {ref.accessor} is not renewable (ttl {state.ttl_seconds}s, 0 = never expires), "
+            "so its TTL cannot be lowered; revoke it instead"
+        )
+    if state.period_seconds > 0:
+        # A renewal resets a periodic token to its full period, which would raise its TTL.
+        raise ActionFailed(
+            f"token accessor {ref.accessor} is periodic ({state.period_seconds}s): renewing would reset, not "
+            "lower, its TTL; revoke it instead"
+        )
+    with vault_errors(f"renew token accessor {ref.accessor}"):
+        try:
+            response = client.auth.token.renew_accessor(ref.accessor, increment=f"{ttl_seconds}s")
+        except hvac.exceptions.InvalidRequest as error:
+            if _is_invalid_accessor(error):
+                return ActOutcome(changed=False, absent=True, detail="already absent")
+            raise ActionFailed(f"renew token accessor {ref.accessor}: {str(error)[:300]}") from error
+    granted = as_int((response.get("auth") or {}).get("lease_duration")) if isinstance(response, dict) else 0
+    if not ttl_is_at_or_below(granted, ttl_seconds):
+        raise ActionFailed(f"renew token accessor {ref.accessor}: asked for {ttl_seconds}s, OpenBao granted {granted}s")
+    return ActOutcome(
+        changed=True, detail=f"lowered ttl of token accessor {ref.accessor} from {state.ttl_seconds}s to {granted}s"
+    )
+
+
+# --- verify ---------------------------------------------------------------------------------------
+
+
+def verify_token_revoked(client: hvac.Client, ref: VaultTokenRef) -> Evidence:
+    """Confirmed only by OpenBao's "invalid accessor" answer to lookup-accessor; other errors raise."""
+    check = f"lookup-accessor {ref.accessor}"
+    state = lookup_token_by_accessor(client, ref.accessor)
+    if state is None:
+        return Evidence(check=check, observed="invalid accessor: no live token", confirmed=True)
+    return Evidence(check=check, observed=f"token still alive, ttl {state.ttl_seconds}s", confirmed=False)
+
+
+def verify_token_ttl(client: hvac.Client, ref: VaultTokenRef, ttl_seconds: int) -> Evidence:
+    """Read the TTL back. A token that no longer exists satisfies "at or below" too."""
+    check = f"lookup-accessor {ref.accessor} ttl <= {ttl_seconds}s"
+    state = lookup_token_by_accessor(client, ref.accessor)
+    if state is None:
+        return Evidence(check=check, observed="invalid accessor: the token no longer exists", confirmed=True)
+    return Evidence(
+        check=check,
+        observed=f"ttl {state.ttl_seconds}s (0 = never expires)",
+        confirmed=ttl_is_at_or_below(state.ttl_seconds, ttl_seconds),
+    )
+
+
+# --- handler --------------------------------------------------------------------------------------
+
+
+class VaultTokenHandler:
+    """CredentialHandler for Vault tokens: revoke and shorten_ttl, by accessor."""
+
+    kinds: frozenset[CredentialKind] = frozenset({CredentialKind.VAULT_TOKEN})
+
+    def __init__(self, client: hvac.Client) -> None:
+        self._client = client
+
+    def act(self, action: Action) -> ActOutcome:
+        ref = _token_ref(action)
+        if action.kind is ActionKind.REVOKE:
+            return revoke_token_by_accessor(self._client, ref)
+        if action.kind is ActionKind.SHORTEN_TTL:
+            return shorten_token_ttl(self._client, ref, ttl_target(action))
+        raise UnsupportedAction(f"{action.kind!s} does not apply to a Vault token")
+
+    def verify(self, action: Action) -> Evidence:
+        ref = _token_ref(action)
+        if action.kind is ActionKind.REVOKE:
+            return verify_token_revoked(self._client, ref)
+        if action.kind is ActionKind.SHORTEN_TTL:
+            return verify_token_ttl(self._client, ref, ttl_target(action))
+        raise UnsupportedAction(f"{action.kind!s} does not apply to a Vault token")
+
+
+def _token_ref(action: Action) -> VaultTokenRef:
+    if not isinstance(action.target, VaultTokenRef):
+        raise UnsupportedAction(f"VaultTokenHandler cannot act on {action.target.kind!s}")
+    return action.target
