@@ -135,7 +135,7 @@ def test_a_plan_puts_reversible_steps_first_and_collapses_duplicates() -> None:
     delete = Action(kind="delete", target={"kind": "iam_access_key", **key}, reason="leak")
     revoke = Action(kind="revoke", target=VaultTokenRef(accessor=ACCESSOR), reason="leak")
     disable = Action(kind="disable", target={"kind": "iam_access_key", **key}, reason="leak")
-    rotate = Action(kind="rotate", target=KvSecretRef(path="apps/db"), reason="leak")
+    rotate = Action(kind="rotate", target=KvSecretRef(path="apps/db"), reason="leak", params={"run_id": "inc-1"})
     plan = Plan.ordered("p1", [delete, revoke, disable, rotate, revoke])
     assert [a.kind for a in plan.actions] == ["disable", "rotate", "revoke", "delete"]
     assert plan.actions[0].reversible
@@ -147,3 +147,12 @@ def test_a_plan_out_of_order_is_refused() -> None:
     disable = Action(kind="disable", target={"kind": "iam_access_key", **key}, reason="leak")
     with pytest.raises(ValidationError, match="out of order"):
         Plan(plan_id="p", actions=(delete, disable))
+
+
+def test_a_rotation_belongs_to_a_run_so_a_replay_is_one_rotation_and_the_next_run_another() -> None:
+    with pytest.raises(ValidationError, match="run_id"):
+        Action(kind="rotate", target=KvSecretRef(path="apps/db"), reason="leak")
+    first = Action(kind="rotate", target=KvSecretRef(path="apps/db"), reason="leak", params={"run_id": "inc-1"})
+    replay = Action(kind="rotate", target=KvSecretRef(path="apps/db"), reason="leak", params={"run_id": "inc-1"})
+    next_run = Action(kind="rotate", target=KvSecretRef(path="apps/db"), reason="leak", params={"run_id": "inc-2"})
+    assert first.action_id == replay.action_id != next_run.action_id

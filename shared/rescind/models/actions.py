@@ -60,6 +60,9 @@ class ActionParams(BaseModel):
     max_ttl_seconds: Annotated[int, Field(ge=1, le=10 * 365 * 86400)] | None = None
     previous_versions: PreviousVersions = PreviousVersions.DESTROY
     keep_versions: Annotated[int, Field(ge=0, le=100)] = 0
+    # rotate: the incident or schedule run this rotation belongs to. It is part of the action id, so a
+    # replay of one run never rotates twice while the next run rotates again.
+    run_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-.:]{1,120}$")] | None = None
     # delete: refused before this moment (the end of the grace period after a verified disable)
     not_before: AwareDatetime | None = None
 
@@ -100,11 +103,11 @@ class Action(BaseModel):
         supported = SUPPORTED_ACTIONS[self.target.kind]
         if self.kind not in supported:
             allowed = ", ".join(sorted(supported))
-            raise ValueError(
-                f"action {self.kind!s} does not apply to {self.target.kind!s} (allowed: {allowed})"
-            )
+            raise ValueError(f"action {self.kind!s} does not apply to {self.target.kind!s} (allowed: {allowed})")
         if self.kind is ActionKind.SHORTEN_TTL and self.params.ttl_seconds is None:
             raise ValueError("shorten_ttl needs params.ttl_seconds")
+        if self.kind is ActionKind.ROTATE and self.params.run_id is None:
+            raise ValueError("rotate needs params.run_id (the incident or schedule run), so a replay rotates once")
         return self
 
 
