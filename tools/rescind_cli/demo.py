@@ -164,7 +164,9 @@ def _prove(vault: hvac.Client, addr: str, iam: object, workload: SeededWorkload,
         )
 
         def read_first_version(path: str = path) -> object:
-            return vault.secrets.kv.v2.read_secret_version(path, version=1, mount_point=KV_MOUNT)
+            return vault.secrets.kv.v2.read_secret_version(
+                path, version=1, mount_point=KV_MOUNT, raise_on_deleted_version=True
+            )
 
         readable, observed = _works(read_first_version)
         add(f"kv {KV_MOUNT}/{path} v1", "read the seeded version", readable, "readable" if readable else observed)
