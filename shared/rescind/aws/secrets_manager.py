@@ -1,0 +1,198 @@
+"""Secrets Manager secrets: rotate now.
+
+- A secret with rotation configured (a rotation Lambda, or managed rotation) is rotated with
+  `RotateSecret(RotateImmediately=True)`: its rotation function changes the credential where it is checked
+  (the database, the third party) and stages the new value AWSCURRENT.
+- A secret without rotation is refused by default: writing a random value into Secrets Manager would not
+  revoke anything where the old value is accepted, so calling it "rotated" would be a lie. A handler built
+  with `generate_when_unmanaged=True` instead stages a new random value (GetRandomPassword, PutSecretValue),
+  which is right for secrets that *are* the credential (a shared HMAC key or a password that consumers check
+  against Secrets Manager). The whole SecretString is replaced; the value is never returned or logged.
+
+Idempotency: the new version's id (ClientRequestToken) is a UUID derived from the action id, so a replay of
+the same action finds its version and does not rotate twice. Verification reads that version back: it must
+be AWSCURRENT (or superseded by a later version).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from rescind.aws.errors import aws_errors, error_code
+from rescind.aws.session import AwsClientFactory, region_of_arn
+from rescind.exceptions import InvalidInput, PolicyRefusal, UnsupportedAction
+from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, SecretsManagerSecretRef
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager.client import SecretsManagerClient
+
+# Fixed namespace: the same action id always gives the same version id.
+_ROTATION_TOKEN_NAMESPACE = uuid.UUID("8f7d0b5e-6a1c-4a8e-9a57-2f1c3b9d4e60")
+_CURRENT = "AWSCURRENT"
+_PENDING = "AWSPENDING"
+
+
+def rotation_token(action: Action) -> str:
+    """The ClientRequestToken (and so the new version id) for this action: 36 characters, in 32-64."""
+    return str(uuid.uuid5(_ROTATION_TOKEN_NAMESPACE, action.action_id))
+
+
+def _describe_secret(sm: SecretsManagerClient, arn: str) -> dict[str, Any] | None:
+    """DescribeSecret, or None when the secret does not exist or is scheduled for deletion."""
+    with aws_errors(f"secretsmanager describe-secret {arn}"):
+        try:
+            answer: dict[str, Any] = dict(sm.describe_secret(SecretId=arn))
+        except ClientError as error:
+            if error_code(error) == "ResourceNotFoundException":
+                return None
+            raise
+    return None if answer.get("DeletedDate") else answer
+
+
+def rotate_secret_now(
+    sm: SecretsManagerClient, ref: SecretsManagerSecretRef, token: str, *, generate_when_unmanaged: bool, length: int
+) -> ActOutcome:
+    arn = ref.secret_arn
+    described = _describe_secret(sm, arn)
+    if described is None:
+        return ActOutcome(changed=False, absent=True, detail=f"already absent: secret {arn} is gone or being deleted")
+    stages: dict[str, list[str]] = described.get("VersionIdsToStages", {})
+    if token in stages:
+        if _PENDING in stages[token] and _CURRENT not in stages[token]:
+            return ActOutcome(changed=False, detail=f"already applied: rotation to version {token} is in progress")
+        return ActOutcome(changed=False, detail=f"already applied: version {token} was created by this action")
+
+    if described.get("RotationEnabled"):
+        with aws_errors(f"secretsmanager rotate-secret {arn}"):
+            sm.rotate_secret(SecretId=arn, ClientRequestToken=token, RotateImmediately=True)
+        return ActOutcome(changed=True, detail=f"started rotation of secret {arn} to version {token}")
+
+    if not generate_when_unmanaged:
+        raise PolicyRefusal(
+            f"secret {arn} has no rotation configured: a random value would not revoke the credential where it "
+            "is accepted; configure rotation, or enable generated values for secrets that are the credential"
+        )
+    with aws_errors(f"secretsmanager put-secret-value {arn}"):
+        new_value = sm.get_random_password(PasswordLength=length, RequireEachIncludedType=True)["RandomPassword"]
+        try:
+            sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=new_value)
+        finally:
+            del new_value
+    return ActOutcome(changed=True, detail=f"staged a new generated value of secret {arn} as version {token}")
+
+
+def read_rotation_state(sm: SecretsManagerClient, ref: SecretsManagerSecretRef, token: str) -> Evidence:
+    """Whether the version this action created is AWSCURRENT (or was superseded by a newer one)."""
+    return _rotation_state(sm, ref, token)[0]
+
+
+def _version_created_dates(sm: SecretsManagerClient, arn: str) -> dict[str, datetime]:
+    created: dict[str, datetime] = {}
+    next_token: str | None = None
+    with aws_errors(f"secretsmanager list-secret-version-ids {arn}"):
+        while True:
+            if next_token is None:
+                page = sm.list_secret_version_ids(SecretId=arn, IncludeDeprecated=True)
+            else:
+                page = sm.list_secret_version_ids(SecretId=arn, IncludeDeprecated=True, NextToken=next_token)
+            for version in page["Versions"]:
+                if "VersionId" in version and "CreatedDate" in version:
+                    created[version["VersionId"]] = version["CreatedDate"]
+            next_token = page.get("NextToken")
+            if not next_token:
+                return created
+
+
+def _rotation_state(sm: SecretsManagerClient, ref: SecretsManagerSecretRef, token: str) -> tuple[Evidence, bool]:
+    """The evidence, and whether the rotation is still in progress (our version only AWSPENDING)."""
+    arn = ref.secret_arn
+    # The ARN can be ~600 characters; `check` is capped at 200, so the specifics go into `observed`.
+    check = "the version this rotation created (its ClientRequestToken) is AWSCURRENT, or superseded by a newer one"
+    described = _describe_secret(sm, arn)
+    if described is None:
+        return Evidence(
+            check=check, observed=f"secret {arn} does not exist or is scheduled for deletion", confirmed=True
+        ), False
+    stages: dict[str, list[str]] = described.get("VersionIdsToStages", {})
+    if token not in stages:
+        return Evidence(check=check, observed=f"no version {token} exists", confirmed=False), False
+    labels = stages[token]
+    if _CURRENT in labels:
+        return Evidence(check=check, observed=f"version {token} is AWSCURRENT", confirmed=True), False
+    if _PENDING in labels:
+        return Evidence(check=check, observed=f"version {token} is still AWSPENDING", confirmed=False), True
+    # Ours lost AWSCURRENT: fine only if a newer version took it (a later rotation), not an older one.
+    created = _version_created_dates(sm, arn)
+    current = next((vid for vid, vstages in stages.items() if _CURRENT in vstages), None)
+    ours, theirs = created.get(token), created.get(current or "")
+    # `>=`: moto stamps versions to the second; AWS to the millisecond. An older current version is a rollback.
+    if current is not None and ours is not None and theirs is not None and theirs >= ours:
+        evidence = Evidence(check=check, observed=f"version {token} was superseded by newer {current}", confirmed=True)
+        return evidence, False
+    return Evidence(
+        check=check, observed=f"version {token} is not AWSCURRENT (current: {current})", confirmed=False
+    ), False
+
+
+class SecretsManagerSecretHandler:
+    """CredentialHandler for Secrets Manager secrets: ROTATE now, verified by the new AWSCURRENT version."""
+
+    kinds: frozenset[CredentialKind] = frozenset({CredentialKind.SECRETS_MANAGER_SECRET})
+
+    def __init__(
+        self,
+        factory: AwsClientFactory,
+        *,
+        generate_when_unmanaged: bool = False,
+        generated_length: int = 48,
+        verify_timeout_seconds: float = 30.0,
+        poll_interval_seconds: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not 20 <= generated_length <= 4096:
+            raise InvalidInput("generated_length must be between 20 and 4096")
+        self._factory = factory
+        self._generate_when_unmanaged = generate_when_unmanaged
+        self._generated_length = generated_length
+        self._verify_timeout = verify_timeout_seconds
+        self._poll_interval = poll_interval_seconds
+        self._sleep = sleep
+
+    def _client(self, ref: SecretsManagerSecretRef) -> SecretsManagerClient:
+        return self._factory.client("secretsmanager", ref.account_id, region_name=region_of_arn(ref.secret_arn))
+
+    def act(self, action: Action) -> ActOutcome:
+        ref = _target(action)
+        if action.kind is not ActionKind.ROTATE:
+            raise UnsupportedAction(f"action {action.kind!s} does not apply to a Secrets Manager secret")
+        return rotate_secret_now(
+            self._client(ref),
+            ref,
+            rotation_token(action),
+            generate_when_unmanaged=self._generate_when_unmanaged,
+            length=self._generated_length,
+        )
+
+    def verify(self, action: Action) -> Evidence:
+        """Read the version back; a rotation Lambda runs asynchronously, so wait a bounded time for it."""
+        ref = _target(action)
+        sm = self._client(ref)
+        token = rotation_token(action)
+        deadline = time.monotonic() + self._verify_timeout
+        while True:
+            evidence, still_pending = _rotation_state(sm, ref, token)
+            if evidence.confirmed or not still_pending or time.monotonic() >= deadline:
+                return evidence
+            self._sleep(self._poll_interval)
+
+
+def _target(action: Action) -> SecretsManagerSecretRef:
+    if not isinstance(action.target, SecretsManagerSecretRef):
+        raise UnsupportedAction(f"SecretsManagerSecretHandler cannot act on {action.target.kind!s}")
+    return action.target

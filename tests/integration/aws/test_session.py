@@ -1,0 +1,102 @@
+"""The client factory: own account directly, other accounts through the execution role, errors typed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from moto.sts.models import sts_backends
+from rescind.aws.errors import aws_errors
+from rescind.aws.session import AwsClientFactory
+from rescind.exceptions import ActionFailed, AwsThrottled, InvalidInput
+from rescind.models.results import utc_now
+
+OWN = "123456789012"
+OTHER = "111111111111"
+
+
+def _assumed_roles(account_id: str) -> list[object]:
+    return list(sts_backends[account_id]["aws"].assumed_roles)
+
+
+@pytest.mark.usefixtures("aws")
+def test_own_account_uses_the_default_session() -> None:
+    factory = AwsClientFactory()
+    identity = factory.client("sts", OWN).get_caller_identity()
+    assert identity["Account"] == OWN
+    assert ":assumed-role/" not in identity["Arn"]
+    assert _assumed_roles(OWN) == []
+
+
+@pytest.mark.usefixtures("aws")
+def test_other_account_assumes_the_configured_role_and_caches_it() -> None:
+    # Given a factory configured with a role name and an external id
+    factory = AwsClientFactory(role_name="RescindExecutionRole", external_id="ext-123", purpose="leak")
+
+    # When a client for another account is asked for twice
+    first = factory.client("sts", OTHER)
+    second = factory.client("sts", OTHER)
+
+    # Then it acts as the assumed role in that account, and the role was assumed once
+    identity = first.get_caller_identity()
+    assert identity["Account"] == OTHER
+    assert identity["Arn"] == f"arn:aws:sts::{OTHER}:assumed-role/RescindExecutionRole/rescind-leak"
+    assert second is first
+    assumed = _assumed_roles(OTHER)
+    assert len(assumed) == 1
+    assert assumed[0].role_arn == f"arn:aws:iam::{OTHER}:role/RescindExecutionRole"  # type: ignore[attr-defined]
+    assert assumed[0].external_id == "ext-123"  # type: ignore[attr-defined]
+    assert factory.role_arn(OTHER) == f"arn:aws:iam::{OTHER}:role/RescindExecutionRole"
+
+
+@pytest.mark.usefixtures("aws")
+def test_assumed_session_is_renewed_shortly_before_expiry() -> None:
+    now = utc_now()
+    clock_value = [now]
+    factory = AwsClientFactory(duration_seconds=900, refresh_margin=timedelta(minutes=5), clock=lambda: clock_value[0])
+    first = factory.client("iam", OTHER)
+    clock_value[0] = now + timedelta(minutes=9)  # 6 minutes left: still fresh
+    assert factory.client("iam", OTHER) is first
+    clock_value[0] = now + timedelta(minutes=11)  # 4 minutes left: inside the margin
+    assert factory.client("iam", OTHER) is not first
+    assert len(_assumed_roles(OTHER)) == 2
+
+
+@pytest.mark.usefixtures("aws")
+def test_injected_client_wins_and_bad_account_is_refused() -> None:
+    factory = AwsClientFactory()
+    injected = boto3.client("iam", region_name="us-east-1")
+    factory.inject_client("iam", OTHER, injected)
+    assert factory.client("iam", OTHER) is injected
+    assert _assumed_roles(OTHER) == []
+    with pytest.raises(InvalidInput):
+        factory.client("iam", "12345")
+    with pytest.raises(InvalidInput):
+        AwsClientFactory(role_name="bad role name")
+
+
+def _client_error(code: str, status: int) -> ClientError:
+    """The error botocore raises for such an answer (built here: moto cannot be made to throttle)."""
+    response: Any = {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, "Op")
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (_client_error("Throttling", 400), AwsThrottled),
+        (_client_error("TooManyRequestsException", 429), AwsThrottled),
+        (_client_error("ServiceUnavailable", 503), AwsThrottled),
+        (_client_error("SomethingNew", 500), AwsThrottled),
+        (EndpointConnectionError(endpoint_url="https://iam.amazonaws.com"), AwsThrottled),
+        (_client_error("AccessDenied", 403), ActionFailed),
+        (_client_error("AccessDeniedException", 400), ActionFailed),
+        (_client_error("LimitExceeded", 409), ActionFailed),
+    ],
+)
+def test_aws_errors_are_typed(error: Exception, expected: type[Exception]) -> None:
+    with pytest.raises(expected, match="iam do-thing"), aws_errors("iam do-thing"):
+        raise error
