@@ -56,3 +56,37 @@ def load_event(name: str) -> dict[str, Any]:
     """A sample event from events/, in its real format."""
     loaded: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
     return loaded
+
+
+class BackendCalls:
+    """Counts every request that reaches Vault (hvac's adapter) or AWS (botocore's API call), calling through."""
+
+    def __init__(self) -> None:
+        self.vault: list[str] = []
+        self.aws: list[str] = []
+
+    @property
+    def total(self) -> int:
+        return len(self.vault) + len(self.aws)
+
+
+@pytest.fixture
+def backend_calls(monkeypatch: pytest.MonkeyPatch) -> BackendCalls:
+    import botocore.client
+    import hvac.adapters
+
+    calls = BackendCalls()
+    real_request = hvac.adapters.RawAdapter.request
+    real_api_call = botocore.client.BaseClient._make_api_call
+
+    def counting_request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        calls.vault.append(f"{method.upper()} {url}")
+        return real_request(self, method, url, *args, **kwargs)
+
+    def counting_api_call(self: Any, operation_name: str, api_params: Any) -> Any:
+        calls.aws.append(f"{self.meta.service_model.service_name}:{operation_name}")
+        return real_api_call(self, operation_name, api_params)
+
+    monkeypatch.setattr(hvac.adapters.RawAdapter, "request", counting_request)
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting_api_call)
+    return calls
