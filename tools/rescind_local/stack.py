@@ -1,0 +1,573 @@
+"""template.yaml deployed onto moto: tables, topics, queues and buses, the functions (run in-process), the state
+machines (from their ASL files, substitutions applied) and the EventBridge rules (the template's patterns).
+
+Use inside moto (the `aws` fixture, or `local_aws()`):
+
+    with deploy_template_to_moto(function_environment={"VAULT_ADDR": bao.addr, ...}, time_scale=0.01) as stack:
+        stack.route_event(load_event("guardduty_finding.json"))
+        described = stack.run_execution("LeakResponseStateMachine", {...})
+
+Names are deterministic (`<stack name>-<logical id>` unless the template names the resource), and every
+intrinsic in the parts the local stack uses (environment variables, DefinitionSubstitutions, rule targets)
+is resolved against these local resources by `IntrinsicResolver`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from rescind_local.aws import LOCAL_ACCOUNT_ID, LOCAL_REGION
+from rescind_local.eventbridge import (
+    DeliveryLog,
+    RuleMatch,
+    RuleSpec,
+    deploy_rules,
+    eventbridge_targets,
+    route_event,
+    rules_from_template,
+)
+from rescind_local.lambdas import (
+    DEFAULT_MEMORY_MB,
+    DEFAULT_RUNTIME,
+    DEFAULT_TIMEOUT_SECONDS,
+    FunctionSpec,
+    InProcessLambdas,
+    create_local_function,
+    in_process_lambdas,
+    local_execution_role,
+)
+from rescind_local.stepfunctions import (
+    create_local_state_machine,
+    local_stepfunctions_fixes,
+    substitute_definition,
+    wait_for_execution,
+)
+from rescind_local.template import REPO_ROOT, create_table_from_template, load_template
+
+FUNCTION_TYPES = frozenset({"AWS::Serverless::Function", "AWS::Lambda::Function"})
+STATE_MACHINE_TYPES = frozenset({"AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"})
+
+
+class UnresolvableIntrinsic(ValueError):
+    """A template value the local resolver cannot turn into a local value."""
+
+
+_NO_VALUE = object()
+
+
+@dataclass
+class LocalResource:
+    """A template resource as the local stack names it: what Ref returns, and its GetAtt attributes."""
+
+    logical_id: str
+    resource_type: str
+    ref: str
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+def _truncate(name: str, limit: int) -> str:
+    return name[:limit]
+
+
+def _local_name(stack_name: str, logical_id: str, limit: int = 64) -> str:
+    return _truncate(f"{stack_name}-{logical_id}", limit)
+
+
+def plan_local_resources(
+    template: Mapping[str, Any],
+    stack_name: str,
+    *,
+    account_id: str = LOCAL_ACCOUNT_ID,
+    region: str = LOCAL_REGION,
+    parameters: Mapping[str, Any] | None = None,
+) -> dict[str, LocalResource]:
+    """Local names and ARNs for every resource, decided before anything is created."""
+    # Names may be !Sub'd from parameters and pseudo parameters only (CloudFormation allows nothing more).
+    name_resolver = IntrinsicResolver(
+        template, {}, stack_name, account_id=account_id, region=region, parameters=parameters
+    )
+    prefix = f"arn:aws:{{service}}:{region}:{account_id}"
+    planned: dict[str, LocalResource] = {}
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        kind = str(resource.get("Type", ""))
+        props = resource.get("Properties") or {}
+
+        def named(key: str, limit: int = 64, *, _props: Mapping[str, Any] = props, _id: str = logical_id) -> str:
+            return str(name_resolver.resolve(_props[key])) if key in _props else _local_name(stack_name, _id, limit)
+
+        if kind in FUNCTION_TYPES:
+            name = named("FunctionName")
+            arn = f"{prefix.format(service='lambda')}:function:{name}"
+            planned[logical_id] = LocalResource(logical_id, kind, name, {"Arn": arn})
+            if kind == "AWS::Serverless::Function" and "Role" not in props:
+                planned[f"{logical_id}Role"] = _implicit_role(logical_id, account_id)
+        elif kind in STATE_MACHINE_TYPES:
+            name = named("Name" if kind == "AWS::Serverless::StateMachine" else "StateMachineName", 80)
+            arn = f"{prefix.format(service='states')}:stateMachine:{name}"
+            planned[logical_id] = LocalResource(logical_id, kind, arn, {"Arn": arn, "Name": name})
+            if kind == "AWS::Serverless::StateMachine" and "Role" not in props:
+                planned[f"{logical_id}Role"] = _implicit_role(logical_id, account_id)
+        elif kind in {"AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"}:
+            name = named("TableName", 255)
+            arn = f"{prefix.format(service='dynamodb')}:table/{name}"
+            planned[logical_id] = LocalResource(
+                logical_id, kind, name, {"Arn": arn, "StreamArn": f"{arn}/stream/local"}
+            )
+        elif kind == "AWS::SNS::Topic":
+            name = named("TopicName", 256)
+            arn = f"{prefix.format(service='sns')}:{name}"
+            planned[logical_id] = LocalResource(logical_id, kind, arn, {"TopicArn": arn, "TopicName": name})
+        elif kind == "AWS::SQS::Queue":
+            name = named("QueueName", 80)
+            if props.get("FifoQueue") and not name.endswith(".fifo"):
+                name = _truncate(name, 75) + ".fifo"
+            arn = f"{prefix.format(service='sqs')}:{name}"
+            url = f"https://sqs.{region}.amazonaws.com/{account_id}/{name}"
+            planned[logical_id] = LocalResource(logical_id, kind, url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
+        elif kind == "AWS::Events::EventBus":
+            name = named("Name", 256)
+            arn = f"{prefix.format(service='events')}:event-bus/{name}"
+            planned[logical_id] = LocalResource(logical_id, kind, name, {"Arn": arn, "Name": name})
+        elif kind == "AWS::Events::Rule":
+            name = named("Name")
+            arn = f"{prefix.format(service='events')}:rule/{name}"
+            planned[logical_id] = LocalResource(logical_id, kind, name, {"Arn": arn})
+        elif kind == "AWS::IAM::Role":
+            name = named("RoleName")
+            planned[logical_id] = LocalResource(
+                logical_id, kind, name, {"Arn": f"arn:aws:iam::{account_id}:role/{name}", "RoleId": f"AROA{logical_id}"}
+            )
+        elif kind in {"AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"}:
+            name = named("LayerName", 140)
+            planned[logical_id] = LocalResource(logical_id, kind, f"{prefix.format(service='lambda')}:layer:{name}:1")
+        elif kind == "AWS::Logs::LogGroup":
+            name = named("LogGroupName", 512)
+            planned[logical_id] = LocalResource(
+                logical_id, kind, name, {"Arn": f"{prefix.format(service='logs')}:log-group:{name}:*"}
+            )
+        else:  # not created locally; a readable placeholder keeps references resolvable
+            planned[logical_id] = LocalResource(logical_id, kind, _local_name(stack_name, logical_id))
+    return planned
+
+
+def _implicit_role(owner: str, account_id: str) -> LocalResource:
+    name = f"{owner}Role"
+    return LocalResource(name, "AWS::IAM::Role", name, {"Arn": f"arn:aws:iam::{account_id}:role/{name}"})
+
+
+class IntrinsicResolver:
+    """Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Select, Fn::Split, Fn::If (with Conditions), Fn::ToJsonString
+    over the local resources, the template's parameters (defaults, or the given overrides) and pseudo
+    parameters. Anything else raises UnresolvableIntrinsic, naming it."""
+
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        resources: Mapping[str, LocalResource],
+        stack_name: str,
+        *,
+        account_id: str = LOCAL_ACCOUNT_ID,
+        region: str = LOCAL_REGION,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.template = template
+        self.resources = resources
+        declared = template.get("Parameters") or {}
+        self.parameters: dict[str, Any] = {
+            name: spec["Default"] for name, spec in declared.items() if isinstance(spec, dict) and "Default" in spec
+        }
+        self.parameters.update(parameters or {})
+        self.pseudo: dict[str, Any] = {
+            "AWS::Region": region,
+            "AWS::AccountId": account_id,
+            "AWS::Partition": "aws",
+            "AWS::StackName": stack_name,
+            "AWS::StackId": f"arn:aws:cloudformation:{region}:{account_id}:stack/{stack_name}/local",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": _NO_VALUE,
+        }
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [item for item in (self.resolve(item) for item in value) if item is not _NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref":
+                return self._ref(argument)
+            if key == "Fn::GetAtt":
+                return self._get_att(argument)
+            if key == "Fn::Sub":
+                return self._sub(argument)
+            if key == "Fn::Join":
+                separator, items = argument
+                return str(separator).join(str(item) for item in self.resolve(items))
+            if key == "Fn::Select":
+                index, items = argument
+                return self.resolve(items)[int(self.resolve(index))]
+            if key == "Fn::Split":
+                separator, text = argument
+                return str(self.resolve(text)).split(separator)
+            if key == "Fn::If":
+                condition, if_true, if_false = argument
+                return self.resolve(if_true if self.condition(condition) else if_false)
+            if key == "Fn::ToJsonString":
+                return json.dumps(self.resolve(argument), separators=(",", ":"))
+            if key.startswith("Fn::") or key == "Condition":
+                raise UnresolvableIntrinsic(f"the local stack cannot resolve {key}: {argument!r}")
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
+
+    def condition(self, name: str) -> bool:
+        conditions = self.template.get("Conditions") or {}
+        if name not in conditions:
+            raise UnresolvableIntrinsic(f"no condition {name!r} in the template")
+        return self._evaluate_condition(conditions[name])
+
+    def _evaluate_condition(self, expression: Any) -> bool:
+        if isinstance(expression, dict) and len(expression) == 1:
+            ((key, argument),) = expression.items()
+            if key == "Fn::Equals":
+                left, right = (self.resolve(item) for item in argument)
+                return str(left) == str(right)
+            if key == "Fn::Not":
+                return not self._evaluate_condition(argument[0])
+            if key == "Fn::And":
+                return all(self._evaluate_condition(item) for item in argument)
+            if key == "Fn::Or":
+                return any(self._evaluate_condition(item) for item in argument)
+            if key == "Condition":
+                return self.condition(argument)
+        raise UnresolvableIntrinsic(f"unsupported condition expression: {expression!r}")
+
+    def _ref(self, name: str) -> Any:
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.resources:
+            return self.resources[name].ref
+        if name in (self.template.get("Parameters") or {}):
+            raise UnresolvableIntrinsic(f"Ref to parameter {name!r}, which has no Default: pass parameters={{...}}")
+        raise UnresolvableIntrinsic(f"Ref to {name!r}: no such parameter or resource")
+
+    def _get_att(self, argument: Any) -> Any:
+        logical_id, attribute = argument if isinstance(argument, list) else str(argument).split(".", 1)
+        resource = self.resources.get(str(logical_id))
+        if resource is None:
+            raise UnresolvableIntrinsic(f"GetAtt {logical_id}.{attribute}: no such resource")
+        if attribute not in resource.attributes:
+            raise UnresolvableIntrinsic(
+                f"GetAtt {logical_id}.{attribute}: not known locally for {resource.resource_type}"
+            )
+        return resource.attributes[attribute]
+
+    def _sub(self, argument: Any) -> str:
+        if isinstance(argument, list):
+            text, variables = argument
+            local = {name: self.resolve(item) for name, item in variables.items()}
+        else:
+            text, local = argument, {}
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in local:
+                return str(local[name])
+            if "." in name and name not in self.pseudo:
+                logical_id, attribute = name.split(".", 1)
+                return str(self._get_att([logical_id, attribute]))
+            return str(self._ref(name))
+
+        return re.sub(r"\$\{([^}]+)\}", replace, str(text))
+
+
+def _function_specs(
+    template: Mapping[str, Any],
+    resources: Mapping[str, LocalResource],
+    resolver: IntrinsicResolver,
+    base_dir: Path,
+    extra_environment: Mapping[str, str],
+) -> list[FunctionSpec]:
+    globals_function = (template.get("Globals") or {}).get("Function") or {}
+    global_variables = (globals_function.get("Environment") or {}).get("Variables") or {}
+    specs = []
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = {**globals_function, **(resource.get("Properties") or {})}
+        own_variables = (((resource.get("Properties") or {}).get("Environment")) or {}).get("Variables") or {}
+        variables = resolver.resolve({**global_variables, **own_variables})
+        environment = {name: _environment_value(value) for name, value in variables.items()}
+        environment.update(extra_environment)
+        code_uri = resolver.resolve(props.get("CodeUri", "."))
+        if not isinstance(code_uri, str) or code_uri.startswith("s3://"):
+            raise UnresolvableIntrinsic(f"{logical_id}: CodeUri must be a local folder, got {code_uri!r}")
+        specs.append(
+            FunctionSpec(
+                function_name=resources[logical_id].ref,
+                code_dir=(base_dir / code_uri).resolve(),
+                handler=str(resolver.resolve(props.get("Handler", "app.lambda_handler"))),
+                environment=environment,
+                runtime=str(resolver.resolve(props.get("Runtime", DEFAULT_RUNTIME))),
+                memory_size=int(resolver.resolve(props.get("MemorySize", DEFAULT_MEMORY_MB))),
+                timeout=int(resolver.resolve(props.get("Timeout", DEFAULT_TIMEOUT_SECONDS))),
+                logical_id=logical_id,
+            )
+        )
+    return specs
+
+
+def _environment_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def state_machine_definition(
+    template: Mapping[str, Any], logical_id: str, resolver: IntrinsicResolver, base_dir: Path = REPO_ROOT
+) -> dict[str, Any]:
+    """The definition the template deploys for one state machine, with DefinitionSubstitutions applied."""
+    props = (template.get("Resources") or {})[logical_id].get("Properties") or {}
+    if "DefinitionUri" in props:
+        uri = resolver.resolve(props["DefinitionUri"])
+        if not isinstance(uri, str) or uri.startswith("s3://"):
+            raise UnresolvableIntrinsic(f"{logical_id}: DefinitionUri must be a local file, got {uri!r}")
+        text = (base_dir / uri).read_text()
+    elif "Definition" in props:
+        text = json.dumps(props["Definition"])
+    elif "DefinitionString" in props:
+        text = str(resolver.resolve(props["DefinitionString"]))
+    else:
+        raise UnresolvableIntrinsic(f"{logical_id}: no DefinitionUri, Definition or DefinitionString")
+    substitutions = {
+        name: str(resolver.resolve(value)) for name, value in (props.get("DefinitionSubstitutions") or {}).items()
+    }
+    definition: dict[str, Any] = json.loads(substitute_definition(text, substitutions))
+    return definition
+
+
+@dataclass
+class LocalStack:
+    """The template deployed on moto, with handlers in-process. Enter it inside moto; leave it to unpatch."""
+
+    template: dict[str, Any] = field(default_factory=load_template)
+    stack_name: str = "rescind-local"
+    base_dir: Path = REPO_ROOT
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    function_environment: Mapping[str, str] = field(default_factory=dict)
+    time_scale: float | None = None
+    account_id: str = LOCAL_ACCOUNT_ID
+    region: str = LOCAL_REGION
+
+    resources: dict[str, LocalResource] = field(init=False, default_factory=dict)
+    functions: dict[str, FunctionSpec] = field(init=False, default_factory=dict)
+    state_machines: dict[str, str] = field(init=False, default_factory=dict)
+    rules: list[RuleSpec] = field(init=False, default_factory=list)
+    lambdas: InProcessLambdas = field(init=False, default_factory=InProcessLambdas)
+    deliveries: DeliveryLog = field(init=False, default_factory=DeliveryLog)
+    _patches: ExitStack | None = field(init=False, default=None, repr=False)
+
+    # --- lifecycle ---
+
+    def start(self) -> LocalStack:
+        if self._patches is not None:
+            return self
+        patches = ExitStack()
+        patches.enter_context(in_process_lambdas(self.lambdas))
+        patches.enter_context(local_stepfunctions_fixes(self.time_scale))
+        patches.enter_context(eventbridge_targets(self.deliveries))
+        self._patches = patches
+        try:
+            _reset_rescind_caches()
+            self._deploy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        patches, self._patches = self._patches, None
+        if patches is not None:
+            patches.close()
+        _reset_rescind_caches()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _deploy(self) -> None:
+        import boto3
+
+        session = boto3.session.Session(region_name=self.region)
+        self.resources = plan_local_resources(
+            self.template, self.stack_name, account_id=self.account_id, region=self.region, parameters=self.parameters
+        )
+        role_arn = local_execution_role(session.client("iam"))
+        self._create_data_resources(session)
+        resolver = self.resolver()
+        for spec in _function_specs(self.template, self.resources, resolver, self.base_dir, self.function_environment):
+            create_local_function(session.client("lambda"), spec, role_arn)
+            self.lambdas.register(spec)
+            self.functions[spec.logical_id] = spec
+        sfn = session.client("stepfunctions")
+        for logical_id, resource in (self.template.get("Resources") or {}).items():
+            if resource.get("Type") not in STATE_MACHINE_TYPES:
+                continue
+            definition = state_machine_definition(self.template, logical_id, resolver, self.base_dir)
+            machine_type = str(resolver.resolve((resource.get("Properties") or {}).get("Type", "STANDARD")))
+            name = self.resources[logical_id].attributes["Name"]
+            self.state_machines[logical_id] = create_local_state_machine(sfn, name, definition, role_arn, machine_type)
+        self.rules = rules_from_template(self.template, resolver.resolve, stack_name=self.stack_name)
+        deploy_rules(session.client("events"), self.rules)
+
+    def _create_data_resources(self, session: Any) -> None:
+        """Tables, topics, queues and buses, created under their planned names; actual URLs/ARNs recorded."""
+        for logical_id, resource in self.resources.items():
+            props = ((self.template.get("Resources") or {}).get(logical_id) or {}).get("Properties") or {}
+            kind = resource.resource_type
+            if kind == "AWS::DynamoDB::Table":
+                dynamodb = session.client("dynamodb")
+                create_table_from_template(dynamodb, logical_id, resource.ref, self.template)
+                stream = dynamodb.describe_table(TableName=resource.ref)["Table"].get("LatestStreamArn")
+                if stream:
+                    resource.attributes["StreamArn"] = stream
+            elif kind == "AWS::Serverless::SimpleTable":
+                key = props.get("PrimaryKey") or {"Name": "id", "Type": "String"}
+                attribute_type = {"String": "S", "Number": "N", "Binary": "B"}[key.get("Type", "String")]
+                session.client("dynamodb").create_table(
+                    TableName=resource.ref,
+                    AttributeDefinitions=[{"AttributeName": key["Name"], "AttributeType": attribute_type}],
+                    KeySchema=[{"AttributeName": key["Name"], "KeyType": "HASH"}],
+                    BillingMode="PAY_PER_REQUEST",
+                )
+            elif kind == "AWS::SNS::Topic":
+                attributes = {"FifoTopic": "true"} if props.get("FifoTopic") else {}
+                session.client("sns").create_topic(Name=resource.attributes["TopicName"], Attributes=attributes)
+            elif kind == "AWS::SQS::Queue":
+                attributes = {"FifoQueue": "true"} if props.get("FifoQueue") else {}
+                url = session.client("sqs").create_queue(
+                    QueueName=resource.attributes["QueueName"], Attributes=attributes
+                )["QueueUrl"]
+                resource.ref = resource.attributes["QueueUrl"] = url
+            elif kind == "AWS::Events::EventBus":
+                session.client("events").create_event_bus(Name=resource.ref)
+
+    # --- lookups ---
+
+    def resolver(self) -> IntrinsicResolver:
+        return IntrinsicResolver(
+            self.template,
+            self.resources,
+            self.stack_name,
+            account_id=self.account_id,
+            region=self.region,
+            parameters=self.parameters,
+        )
+
+    def physical_id(self, logical_id: str) -> str:
+        """What `Ref` returns for the resource locally (a table's name, a state machine's ARN, a queue's URL)."""
+        return self.resources[logical_id].ref
+
+    def function_name(self, logical_id: str) -> str:
+        return self.functions[logical_id].function_name
+
+    def state_machine_arn(self, logical_id: str) -> str:
+        return self.state_machines[logical_id]
+
+    # --- running things ---
+
+    def invoke(self, logical_id: str, event: Any) -> tuple[Any, str | None]:
+        """Invoke a function through moto's Lambda API; returns (payload, FunctionError or None)."""
+        import boto3
+
+        answer = boto3.client("lambda", region_name=self.region).invoke(
+            FunctionName=self.function_name(logical_id), Payload=json.dumps(event).encode()
+        )
+        return json.loads(answer["Payload"].read() or b"null"), answer.get("FunctionError")
+
+    def start_execution(self, logical_id: str, execution_input: Any, name: str | None = None) -> str:
+        import boto3
+
+        request = {"stateMachineArn": self.state_machine_arn(logical_id), "input": json.dumps(execution_input)}
+        if name is not None:
+            request["name"] = name
+        started = boto3.client("stepfunctions", region_name=self.region).start_execution(**request)
+        arn: str = started["executionArn"]
+        return arn
+
+    def run_execution(
+        self, logical_id: str, execution_input: Any, *, name: str | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """Start an execution and wait for it to finish; returns describe_execution."""
+        import boto3
+
+        arn = self.start_execution(logical_id, execution_input, name)
+        return wait_for_execution(boto3.client("stepfunctions", region_name=self.region), arn, timeout)
+
+    def route_event(self, event: Mapping[str, Any], event_bus_name: str = "default") -> list[RuleMatch]:
+        """Match a whole event (e.g. from events/) against the template's rules and deliver it."""
+        return route_event(event, self.rules, event_bus_name=event_bus_name, region=self.region)
+
+    def rule(self, logical_id: str) -> RuleSpec:
+        for rule in self.rules:
+            if rule.logical_id == logical_id:
+                return rule
+        raise KeyError(f"the template has no rule {logical_id!r}")
+
+
+def _reset_rescind_caches() -> None:
+    """The runtime's cached settings/clients depend on the environment each stack gives its handlers."""
+    import sys
+
+    runtime = sys.modules.get("rescind.runtime")
+    reset = getattr(runtime, "reset_caches", None)
+    if callable(reset):
+        reset()
+
+
+def deploy_template_to_moto(
+    template: dict[str, Any] | None = None,
+    *,
+    stack_name: str = "rescind-local",
+    base_dir: Path = REPO_ROOT,
+    parameters: Mapping[str, Any] | None = None,
+    function_environment: Mapping[str, str] | None = None,
+    time_scale: float | None = None,
+) -> LocalStack:
+    """Deploy the template (template.yaml by default) onto the active moto; returns the started LocalStack.
+
+    Use it as `with deploy_template_to_moto(...) as stack:` (or call `stack.stop()`) to lift its patches.
+    `function_environment` is added to every function's environment (e.g. the local OpenBao's VAULT_ADDR and
+    a VAULT_TOKEN, which the deployed template never has). `time_scale` is the local-only speed-up of
+    `rescind_local.stepfunctions.local_stepfunctions_fixes`.
+    """
+    stack = LocalStack(
+        template=template if template is not None else load_template(),
+        stack_name=stack_name,
+        base_dir=base_dir,
+        parameters=dict(parameters or {}),
+        function_environment=dict(function_environment or {}),
+        time_scale=time_scale,
+    )
+    return stack.start()
+
+
+def iter_template_resources(template: Mapping[str, Any], types: frozenset[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(logical id, resource) for each resource of the given types."""
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        if resource.get("Type") in types:
+            yield logical_id, resource
