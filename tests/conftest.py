@@ -14,6 +14,7 @@ from typing import Any
 
 import hvac
 import pytest
+
 from rescind_local import LocalOpenBao, local_aws
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
 from rescind.runtime import get_engine, get_ledger, get_settings
 

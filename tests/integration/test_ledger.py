@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+
 from rescind.exceptions import LedgerConflict
 from rescind.ledger import (
     ActionAttemptRecord,

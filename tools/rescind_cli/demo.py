@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import boto3
 import hvac
 import hvac.exceptions
+
 from rescind.aws.session import AwsClientFactory
 from rescind.discovery import DiscoveryScope, discover_workload_credentials, plan_to_end
 from rescind.engine.executor import record_result

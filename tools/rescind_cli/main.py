@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import typer
-from rescind.models import ActionResult
 from rich.console import Console
 from rich.table import Table
 
+from rescind.models import ActionResult
 from rescind_cli.demo import ProofByUse
 
 app = typer.Typer(

@@ -87,9 +87,7 @@ class LocalOpenBao:
             self.workdir = Path(tempfile.mkdtemp(prefix="rescind-openbao-"))
             self._owned_workdir = True
         config = self.workdir / "config.hcl"
-        config.write_text(
-            f'audit "file" "to-file" {{\n  options = {{ file_path = "{self.audit_log}" }}\n}}\n'
-        )
+        config.write_text(f'audit "file" "to-file" {{\n  options = {{ file_path = "{self.audit_log}" }}\n}}\n')
         binary = find_bao_binary()
         last_error = ""
         for _attempt in range(3):  # a port can be taken between the probe and the bind

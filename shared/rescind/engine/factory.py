@@ -8,6 +8,7 @@ from rescind.engine.executor import ActionEngine
 
 if TYPE_CHECKING:
     import hvac
+
     from rescind.aws.session import AwsClientFactory
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from rescind.engine.executor import ActionEngine, record_result
 from rescind.exceptions import RescindError, TransientError
 from rescind.ledger.base import Ledger

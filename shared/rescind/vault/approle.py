@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import hvac
 import hvac.exceptions
+
 from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
 from rescind.models import Action, ActionKind, ActOutcome, AppRoleSecretIdRef, CredentialKind, Evidence
 from rescind.vault.client import read_data, vault_errors

@@ -9,6 +9,7 @@ from typing import Any
 import hvac
 import hvac.exceptions
 import requests
+
 from rescind.exceptions import ActionFailed, VaultUnavailable
 
 # hvac error classes that a retry can fix: 5xx, 429, sealed, standby, and no answer at all.

@@ -12,6 +12,7 @@ from typing import Any
 
 import hvac
 import hvac.exceptions
+
 from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
 from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, VaultEntityRef
 from rescind.vault.client import read_data, vault_errors

@@ -36,6 +36,7 @@ from typing import Any
 import hvac
 import hvac.exceptions
 from pydantic import ValidationError
+
 from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
 from rescind.models import (
     Action,

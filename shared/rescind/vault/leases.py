@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import hvac
 import hvac.exceptions
+
 from rescind.exceptions import ActionFailed, CredentialStillAlive, UnsafePrefix, UnsupportedAction
 from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, VaultLeaseRef
 from rescind.vault.client import read_data, vault_errors

@@ -19,6 +19,7 @@ from typing import Any
 import hvac
 import hvac.exceptions
 from cryptography import x509
+
 from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
 from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, PkiCertificateRef
 from rescind.vault.client import read_data, vault_errors

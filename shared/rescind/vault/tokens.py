@@ -10,6 +10,7 @@ from typing import Any
 
 import hvac
 import hvac.exceptions
+
 from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal, UnsupportedAction
 from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, VaultTokenRef
 from rescind.vault.client import read_data, vault_errors

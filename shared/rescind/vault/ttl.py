@@ -29,6 +29,7 @@ from typing import Any
 import hvac
 import hvac.exceptions
 import hvac.utils
+
 from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
 from rescind.models import (
     Action,

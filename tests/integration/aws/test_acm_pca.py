@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from moto.acmpca.models import acmpca_backends
+
 from rescind.aws.acm_pca import AcmPcaCertificateHandler, serial_to_int
 from rescind.aws.session import AwsClientFactory
 from rescind.exceptions import ActionFailed, InvalidInput

@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from rescind.aws.iam_keys import IamAccessKeyHandler, find_access_keys_by_workload_tag
 from rescind.aws.session import AwsClientFactory
 from rescind.exceptions import InvalidInput, PolicyRefusal

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from rescind.aws.role_sessions import REVOKE_POLICY_NAME, IamRoleSessionsHandler, cutoff_in_policy
 from rescind.aws.session import AwsClientFactory
 from rescind.exceptions import PolicyRefusal

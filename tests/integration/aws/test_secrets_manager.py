@@ -6,6 +6,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from rescind.aws.secrets_manager import SecretsManagerSecretHandler, rotation_token
 from rescind.aws.session import AwsClientFactory
 from rescind.exceptions import PolicyRefusal

@@ -9,6 +9,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from moto.sts.models import sts_backends
+
 from rescind.aws.errors import aws_errors
 from rescind.aws.session import AwsClientFactory
 from rescind.exceptions import ActionFailed, AwsThrottled, InvalidInput

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from rescind_local.eventbridge import (
     DeliveryLog,
     RuleSpec,
@@ -25,7 +26,6 @@ from rescind_local.eventbridge import (
 from rescind_local.lambdas import FunctionSpec, InProcessLambdas, create_local_function, in_process_lambdas
 from rescind_local.lambdas import local_execution_role as execution_role
 from rescind_local.stepfunctions import create_local_state_machine, local_stepfunctions_fixes, wait_for_execution
-
 from tests.integration.local_stack import write_function
 
 GUARDDUTY_LIKE = {

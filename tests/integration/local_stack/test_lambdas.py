@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from rescind_local.lambdas import (
     FunctionSpec,
     InProcessLambdas,
@@ -18,7 +19,6 @@ from rescind_local.lambdas import (
     load_handler,
     local_execution_role,
 )
-
 from tests.integration.local_stack import write_function
 
 pytestmark = pytest.mark.usefixtures("aws")

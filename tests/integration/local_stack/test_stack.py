@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from rescind_local.lambdas import function_environment, load_handler, resolve_handler_file, runtime_environment
 from rescind_local.stack import (
     FUNCTION_TYPES,
@@ -25,7 +26,6 @@ from rescind_local.stack import (
 )
 from rescind_local.stepfunctions import check_asl_next_targets, find_distributed_maps, wait_for_execution
 from rescind_local.template import REPO_ROOT, TEMPLATE_PATH, load_template
-
 from tests.integration.local_stack import write_function
 
 MINI_TEMPLATE = """

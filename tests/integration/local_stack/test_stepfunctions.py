@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
 from rescind_local.lambdas import FunctionSpec, InProcessLambdas, create_local_function, in_process_lambdas
 from rescind_local.lambdas import local_execution_role as execution_role
 from rescind_local.stepfunctions import (
@@ -22,7 +23,6 @@ from rescind_local.stepfunctions import (
     substitute_definition,
     wait_for_execution,
 )
-
 from tests.integration.local_stack import write_function
 
 FLAKY_HANDLER = """

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import hvac
 import hvac.exceptions
 import pytest
+
 from rescind.engine.base import CredentialHandler
 from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
 from rescind.models import Action, ActionKind, AppRoleSecretIdRef, VaultTokenRef

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import hvac
 import hvac.exceptions
 import pytest
+
 from rescind.engine.base import CredentialHandler
 from rescind.exceptions import InvalidInput, UnsupportedAction
 from rescind.models import Action, ActionKind, ActOutcome, Evidence, VaultEntityRef, VaultTokenRef

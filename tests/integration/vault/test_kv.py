@@ -7,6 +7,7 @@ from typing import Any
 
 import hvac
 import pytest
+
 from rescind.engine.base import CredentialHandler
 from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
 from rescind.models import (

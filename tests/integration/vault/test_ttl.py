@@ -9,6 +9,7 @@ from typing import Any
 import hvac
 import pytest
 from cryptography import x509
+
 from rescind.engine.base import CredentialHandler
 from rescind.exceptions import InvalidInput, UnsupportedAction
 from rescind.models import Action, ActionKind, ActionParams, TtlTargetType, VaultTokenRef, VaultTtlTargetRef

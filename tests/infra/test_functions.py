@@ -1,0 +1,156 @@
+"""Every function in template.yaml has its code, its handler, and the configuration it reads at cold start."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from rescind import runtime
+from rescind.config import RuntimeSettings, VaultAuthMethod
+from rescind_local.template import load_template
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = load_template(REPO_ROOT / "template.yaml")
+FUNCTIONS = {
+    name: body["Properties"]
+    for name, body in TEMPLATE["Resources"].items()
+    if body["Type"] == "AWS::Serverless::Function"
+}
+GLOBAL_VARIABLES: dict[str, Any] = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+# What a deployment would pass for the parameters without a default, and what the resources resolve to.
+SAMPLE_PARAMETERS = {"VaultAddr": "https://vault.example.com:8200", "VaultAwsAuthRole": "rescind-functions"}
+SAMPLE_RESOURCES = {
+    "LedgerTable": "rescind-LedgerTable-1A2B3C4D5E6F",
+    "NotificationTopic": "arn:aws:sns:us-east-1:123456789012:rescind-NotificationTopic-1A2B3C4D5E6F",
+}
+
+
+def resolve(value: Any) -> str:
+    """An environment value as the function would see it once deployed with the sample values."""
+    if isinstance(value, str):
+        return value
+    name = value["Ref"]  # only plain Refs belong in the environment
+    if name in SAMPLE_RESOURCES:
+        return SAMPLE_RESOURCES[name]
+    if name in SAMPLE_PARAMETERS:
+        return SAMPLE_PARAMETERS[name]
+    return str(TEMPLATE["Parameters"][name]["Default"])
+
+
+def deployed_environment(function: dict[str, Any]) -> dict[str, str]:
+    variables = {**GLOBAL_VARIABLES, **(function.get("Environment") or {}).get("Variables", {})}
+    return {name: resolve(value) for name, value in variables.items()}
+
+
+def handler_location(function: dict[str, Any]) -> tuple[Path, Path, str]:
+    """(code folder, module file, attribute) of a function's Handler `package.module.attribute`."""
+    code_dir = REPO_ROOT / function["CodeUri"]
+    module_path, _, attribute = function["Handler"].rpartition(".")
+    return code_dir, code_dir.joinpath(*module_path.split(".")).with_suffix(".py"), attribute
+
+
+def import_by_path(name: str, path: Path, code_dir: Path) -> ModuleType:
+    """Import a handler module under a unique name: every function folder has its own `app`."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(code_dir))  # as Lambda does, for modules beside the handler
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(code_dir))
+    return module
+
+
+@pytest.fixture
+def fresh_runtime() -> Iterator[None]:
+    runtime.reset_caches()
+    yield
+    runtime.reset_caches()
+
+
+def test_the_template_has_functions() -> None:
+    assert "ExecuteActionFunction" in FUNCTIONS
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_the_code_folder_and_the_handler_module_exist(name: str) -> None:
+    code_dir, module_file, attribute = handler_location(FUNCTIONS[name])
+
+    assert code_dir.is_dir(), f"{name}: CodeUri {code_dir} is not a folder"
+    assert module_file.is_file(), f"{name}: handler module {module_file} does not exist"
+    assert attribute.isidentifier(), f"{name}: handler attribute {attribute!r}"
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_the_handler_imports_with_the_deployed_configuration_and_is_callable(
+    name: str, monkeypatch: pytest.MonkeyPatch, fresh_runtime: None
+) -> None:
+    # Given the environment the template gives this function (the handler validates it at import)
+    for variable, value in deployed_environment(FUNCTIONS[name]).items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray patching of botocore in this process
+    code_dir, module_file, attribute = handler_location(FUNCTIONS[name])
+    module_name = f"rescind_function_{name}"
+
+    # When the module is imported as Lambda would at cold start
+    try:
+        module = import_by_path(module_name, module_file, code_dir)
+        handler = getattr(module, attribute, None)
+    finally:
+        sys.modules.pop(module_name, None)
+
+    # Then the handler exists and is a function taking (event, context)
+    assert callable(handler), f"{name}: {module_file} has no callable {attribute!r}"
+
+
+def test_globals_set_every_variable_runtime_settings_requires() -> None:
+    required = {field.upper() for field, info in RuntimeSettings.model_fields.items() if info.is_required()}
+
+    assert required  # the model has required fields; an empty set would make this test vacuous
+    assert required <= set(GLOBAL_VARIABLES)
+    # Conditionally required: the AWS IAM auth method needs its role.
+    assert GLOBAL_VARIABLES["VAULT_AUTH_METHOD"] == VaultAuthMethod.AWS_IAM.value
+    assert "VAULT_AWS_AUTH_ROLE" in GLOBAL_VARIABLES
+
+
+def test_every_configuration_variable_in_globals_is_one_runtime_settings_reads() -> None:
+    # A misspelt variable would be ignored silently (extra="ignore"), leaving the default in force.
+    fields = {field.upper() for field in RuntimeSettings.model_fields}
+    configuration = {name for name in GLOBAL_VARIABLES if not name.startswith("POWERTOOLS_")}
+
+    assert configuration - fields == set()
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_the_deployed_environment_validates(name: str) -> None:
+    settings = RuntimeSettings.from_environ(deployed_environment(FUNCTIONS[name]))
+
+    assert settings.ledger_table_name == SAMPLE_RESOURCES["LedgerTable"]
+    assert settings.notification_topic_arn == SAMPLE_RESOURCES["NotificationTopic"]
+    assert settings.vault_addr == SAMPLE_PARAMETERS["VaultAddr"]
+    assert settings.vault_auth_method is VaultAuthMethod.AWS_IAM
+    assert settings.vault_token is None
+    assert settings.vault_aws_auth_role == SAMPLE_PARAMETERS["VaultAwsAuthRole"]
+    assert settings.vault_aws_auth_mount == "aws"
+    assert settings.vault_namespace is None  # the empty default means "no namespace"
+    assert settings.cross_account_role_name == "RescindExecutionRole"
+
+
+@pytest.mark.parametrize(
+    ("parameter", "field"), [("VaultAddr", "vault_addr"), ("CrossAccountRoleName", "cross_account_role_name")]
+)
+def test_parameters_accept_exactly_what_the_functions_accept(parameter: str, field: str) -> None:
+    # A value CloudFormation accepts but RuntimeSettings refuses would deploy and then fail at every cold start.
+    patterns = [getattr(item, "pattern", None) for item in RuntimeSettings.model_fields[field].metadata]
+
+    assert TEMPLATE["Parameters"][parameter]["AllowedPattern"] in patterns

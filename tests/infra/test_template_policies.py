@@ -1,0 +1,212 @@
+"""The function's IAM policy: least privilege, append-only ledger, and every AWS call the adapters make granted.
+
+The adapters' calls are read from their source (boto3 method names are the operations' snake_case names), so
+a new call in shared/rescind/aws/ fails here until the template grants it or this file says why it is not.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import cfnlint.data.AdditionalSpecs
+import pytest
+from botocore import xform_name
+from cfnlint.helpers import load_resource
+
+from rescind_local.template import load_template
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ADAPTER_SOURCES = [
+    *sorted((REPO_ROOT / "shared" / "rescind" / "aws").glob("*.py")),
+    *sorted((REPO_ROOT / "shared" / "rescind" / "ledger").glob("*.py")),
+]
+ADAPTER_SERVICES = ("iam", "secretsmanager", "acm-pca", "s3", "sts", "dynamodb")
+# Calls the adapters can make that the deployed function is deliberately not allowed to make.
+NOT_GRANTED = {
+    # SecretsManagerSecretHandler(generate_when_unmanaged=True) only: writing a random value into a secret
+    # without rotation revokes nothing where the old value is accepted, so the deployed engine refuses instead.
+    "secretsmanager:GetRandomPassword",
+    "secretsmanager:PutSecretValue",
+}
+LEDGER_WRITES_FORBIDDEN = (
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:DeleteTable",
+    "dynamodb:UpdateTable",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+    "dynamodb:PartiQLInsert",
+)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(REPO_ROOT / "template.yaml")
+
+
+@pytest.fixture(scope="module")
+def statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every statement of every SAM function's inline policies."""
+    found: list[dict[str, Any]] = []
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for policy in resource["Properties"].get("Policies", []):
+            assert isinstance(policy, dict), "use inline policy documents, not managed policy names"
+            assert "Statement" in policy, "use inline policy documents, not SAM policy templates"
+            found.extend(policy["Statement"])
+    return found
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def resource_text(resource: Any) -> str:
+    """A Resource as text: `!Sub` strings as written, `!GetAtt X.Arn` as ${X.Arn}."""
+    if isinstance(resource, str):
+        return resource
+    if "Fn::Sub" in resource:
+        return str(resource["Fn::Sub"])
+    if "Fn::GetAtt" in resource:
+        return "${" + ".".join(resource["Fn::GetAtt"]) + "}"
+    return json.dumps(resource)
+
+
+def allowed_resources(statements: list[dict[str, Any]], action: str) -> list[str]:
+    """The resources on which Allow statements grant `action` (IAM action names are case-insensitive)."""
+    granted: list[str] = []
+    for statement in statements:
+        if statement["Effect"] != "Allow":
+            continue
+        if any(fnmatchcase(action.lower(), pattern.lower()) for pattern in as_list(statement["Action"])):
+            granted.extend(resource_text(resource) for resource in as_list(statement["Resource"]))
+    return granted
+
+
+def denied_resources(statements: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for statement in statements
+        if statement["Effect"] == "Deny"
+        and any(fnmatchcase(action.lower(), pattern.lower()) for pattern in as_list(statement["Action"]))
+    ]
+
+
+@pytest.fixture(scope="module")
+def calls() -> set[str]:
+    return adapter_calls()
+
+
+def adapter_calls() -> set[str]:
+    """`service:Operation` for every boto3 call (direct or through get_paginator) in the adapters' source."""
+    session = botocore.session.get_session()
+    operations: dict[str, set[str]] = {}
+    for service in ADAPTER_SERVICES:
+        model = session.get_service_model(service)
+        for operation in model.operation_names:
+            operations.setdefault(xform_name(operation), set()).add(f"{model.signing_name}:{operation}")
+    calls: set[str] = set()
+    for source in ADAPTER_SOURCES:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            name = node.func.attr
+            if name == "get_paginator" and node.args and isinstance(node.args[0], ast.Constant):
+                name = str(node.args[0].value)
+            calls |= operations.get(name, set())
+    return calls
+
+
+def test_the_source_scan_finds_the_calls_it_should(calls: set[str]) -> None:
+    # Guards the scan itself: if it found nothing, the coverage test below would pass vacuously.
+    assert {"dynamodb:PutItem", "dynamodb:Query", "sts:AssumeRole"} <= calls
+
+
+def test_every_aws_call_the_adapters_make_is_granted(statements: list[dict[str, Any]], calls: set[str]) -> None:
+    missing = sorted(call for call in calls - NOT_GRANTED if not allowed_resources(statements, call))
+    assert missing == [], f"template.yaml does not grant {missing}"
+
+
+def test_calls_left_out_on_purpose_are_really_not_granted(statements: list[dict[str, Any]]) -> None:
+    for action in NOT_GRANTED:
+        assert allowed_resources(statements, action) == [], action
+
+
+def test_nothing_is_granted_that_no_adapter_calls(statements: list[dict[str, Any]], calls: set[str]) -> None:
+    # Granted without a direct boto3 call: GetItem, to read one ledger item back, and lambda:InvokeFunction,
+    # which Secrets Manager's RotateSecret checks on the caller.
+    expected_extra = {"dynamodb:getitem", "lambda:invokefunction"}
+
+    granted = {
+        action.lower()
+        for statement in statements
+        if statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"])
+    }
+    assert granted - {call.lower() for call in calls} == expected_extra
+
+
+def test_the_ledger_is_append_only(statements: list[dict[str, Any]]) -> None:
+    for action in ("dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"):
+        assert set(allowed_resources(statements, action)) == {"${LedgerTable.Arn}", "${LedgerTable.Arn}/index/*"}
+    for action in LEDGER_WRITES_FORBIDDEN:
+        assert allowed_resources(statements, action) == [], action
+
+
+def test_other_accounts_are_reached_only_through_the_configured_role(statements: list[dict[str, Any]]) -> None:
+    assert allowed_resources(statements, "sts:AssumeRole") == [
+        "arn:${AWS::Partition}:iam::*:role/${CrossAccountRoleName}"
+    ]
+
+
+def test_every_action_is_scoped_to_the_resources_it_can_name(statements: list[dict[str, Any]]) -> None:
+    # cfn-lint ships the service authorization reference: which actions take a resource type at all.
+    services = load_resource(cfnlint.data.AdditionalSpecs, "Policies.json")
+    for statement in statements:
+        if statement["Effect"] != "Allow":
+            continue
+        for action in as_list(statement["Action"]):
+            service, name = action.split(":", 1)
+            assert "*" not in name, f"{action}: name the action"
+            resource_types = services[service]["Actions"][name.lower()].get("Resources", [])
+            resources = [resource_text(resource) for resource in as_list(statement["Resource"])]
+            if resource_types:
+                assert "*" not in resources, f"{action} can be scoped to {resource_types} but is granted on *"
+            else:
+                assert resources == ["*"], f"{action} has no resource type, so only * can match it"
+
+
+def test_identity_writes_are_denied_on_held_resources(statements: list[dict[str, Any]]) -> None:
+    for action in ("iam:UpdateAccessKey", "iam:DeleteAccessKey", "iam:PutRolePolicy", "secretsmanager:RotateSecret"):
+        conditions = [statement.get("Condition") for statement in denied_resources(statements, action)]
+        assert {"Null": {"aws:ResourceTag/rescind:hold": "false"}} in conditions, action
+
+
+def test_the_function_cannot_rewrite_the_policies_of_this_stack(statements: list[dict[str, Any]]) -> None:
+    unconditional = [
+        resource_text(statement["Resource"])
+        for statement in denied_resources(statements, "iam:PutRolePolicy")
+        if "Condition" not in statement
+    ]
+
+    assert unconditional == ["arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-*"]
+
+
+def test_rotation_functions_are_invoked_only_through_secrets_manager(statements: list[dict[str, Any]]) -> None:
+    (statement,) = [s for s in statements if "lambda:InvokeFunction" in as_list(s["Action"])]
+
+    assert statement["Condition"] == {"Bool": {"aws:ViaAWSService": "true"}}
+
+
+def test_crls_are_read_only_from_this_accounts_buckets(statements: list[dict[str, Any]]) -> None:
+    (statement,) = [s for s in statements if "s3:GetObject" in as_list(s["Action"])]
+
+    assert resource_text(statement["Resource"]).endswith("/*.crl")
+    assert statement["Condition"] == {"StringEquals": {"aws:ResourceAccount": {"Ref": "AWS::AccountId"}}}
