@@ -13,7 +13,8 @@ import hvac.exceptions
 from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
 from rescind.models import Action, ActionKind, ActOutcome, AppRoleSecretIdRef, CredentialKind, Evidence
 from rescind.vault.client import read_data, vault_errors
-from rescind.vault.tokens import DEFAULT_METADATA_KEY, as_int, list_keys
+from rescind.vault.common import as_int, list_keys
+from rescind.vault.tokens import DEFAULT_METADATA_KEY
 
 # OpenBao's answer (404) to a lookup of an accessor that names no secret-id of the role. A destroy of
 # such an accessor answers 500 with the same text, which must not be mistaken for an outage.

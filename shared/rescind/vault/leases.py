@@ -14,7 +14,7 @@ import hvac.exceptions
 from rescind.exceptions import ActionFailed, CredentialStillAlive, UnsafePrefix, UnsupportedAction
 from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, VaultLeaseRef
 from rescind.vault.client import read_data, vault_errors
-from rescind.vault.tokens import as_int, list_keys, ttl_is_at_or_below, ttl_target
+from rescind.vault.common import as_int, list_keys, ttl_is_at_or_below, ttl_target
 
 # OpenBao's 400 to a lookup of a lease id it does not hold: the only answer that proves a lease is gone.
 _INVALID_LEASE = "invalid lease"

@@ -6,7 +6,6 @@ The token value is never read, held or returned. Every call names the accessor, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import hvac
 import hvac.exceptions
@@ -14,13 +13,12 @@ import hvac.exceptions
 from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal, UnsupportedAction
 from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, VaultTokenRef
 from rescind.vault.client import read_data, vault_errors
+from rescind.vault.common import as_int, list_keys, ttl_is_at_or_below, ttl_target
 
 DEFAULT_METADATA_KEY = "spiffe_id"
 
 # OpenBao answers a lookup, renew or revoke of an accessor that names no live token with this 400.
 _INVALID_ACCESSOR = "invalid accessor"
-# OpenBao's warning when a LIST endpoint does not paginate: the answer is then the whole list.
-_PAGINATION_IGNORED = "ignored these unrecognized parameters"
 
 
 @dataclass(frozen=True)
@@ -33,59 +31,6 @@ class TokenState:
     period_seconds: int  # >0 for a periodic token: every renewal resets its TTL to the period
     token_type: str
     metadata: dict[str, str]
-
-
-# --- small shared helpers ------------------------------------------------------------------------
-
-
-def list_keys(client: hvac.Client, path: str, *, page_size: int = 500) -> list[str]:
-    """Every key of a LIST endpoint, following OpenBao's `after`/`limit` pagination where it is honoured.
-
-    An endpoint that ignores the parameters answers with the whole list and a warning saying so. An
-    empty listing (404 with no error text) gives []; any other error propagates for the caller to judge.
-    """
-    keys: list[str] = []
-    seen: set[str] = set()
-    after: str | None = None
-    while True:
-        params: dict[str, str | int] = {"limit": page_size}
-        if after is not None:
-            params["after"] = after
-        try:
-            response = client.adapter.list(path, params=params)
-        except hvac.exceptions.InvalidPath as error:
-            if not error.errors:
-                break
-            raise
-        page = [str(key) for key in read_data(response).get("keys") or []]
-        new = [key for key in page if key not in seen]
-        keys.extend(new)
-        seen.update(new)
-        warnings = response.get("warnings") if isinstance(response, dict) else None
-        unpaginated = any(_PAGINATION_IGNORED in str(warning) for warning in warnings or [])
-        # `not new` also ends the loop if a server ignores `after` without saying so.
-        if unpaginated or len(page) < page_size or not new:
-            break
-        after = page[-1]
-    return keys
-
-
-def as_int(value: Any) -> int:
-    """Vault's numbers arrive as int, or as a JSON string for some fields; absent means 0."""
-    if value is None or value == "":
-        return 0
-    return int(value)
-
-
-def ttl_target(action: Action) -> int:
-    if action.params.ttl_seconds is None:
-        raise InvalidInput(f"{action.action_id}: shorten_ttl needs params.ttl_seconds")
-    return action.params.ttl_seconds
-
-
-def ttl_is_at_or_below(ttl_seconds: int, target_seconds: int) -> bool:
-    """A TTL of 0 means "never expires", which is never at or below a target."""
-    return 0 < ttl_seconds <= target_seconds
 
 
 def _is_invalid_accessor(error: hvac.exceptions.VaultError) -> bool:

@@ -1,0 +1,65 @@
+"""Small helpers shared by the Vault credential modules: paginated LISTs and TTL arithmetic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hvac
+import hvac.exceptions
+
+from rescind.exceptions import InvalidInput
+from rescind.models import Action
+from rescind.vault.client import read_data
+
+# OpenBao's warning when a LIST endpoint does not paginate: the answer is then the whole list.
+_PAGINATION_IGNORED = "ignored these unrecognized parameters"
+
+
+def list_keys(client: hvac.Client, path: str, *, page_size: int = 500) -> list[str]:
+    """Every key of a LIST endpoint, following OpenBao's `after`/`limit` pagination where it is honoured.
+
+    An endpoint that ignores the parameters answers with the whole list and a warning saying so. An
+    empty listing (404 with no error text) gives []; any other error propagates for the caller to judge.
+    """
+    keys: list[str] = []
+    seen: set[str] = set()
+    after: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": page_size}
+        if after is not None:
+            params["after"] = after
+        try:
+            response = client.adapter.list(path, params=params)
+        except hvac.exceptions.InvalidPath as error:
+            if not error.errors:
+                break
+            raise
+        page = [str(key) for key in read_data(response).get("keys") or []]
+        new = [key for key in page if key not in seen]
+        keys.extend(new)
+        seen.update(new)
+        warnings = response.get("warnings") if isinstance(response, dict) else None
+        unpaginated = any(_PAGINATION_IGNORED in str(warning) for warning in warnings or [])
+        # `not new` also ends the loop if a server ignores `after` without saying so.
+        if unpaginated or len(page) < page_size or not new:
+            break
+        after = page[-1]
+    return keys
+
+
+def as_int(value: Any) -> int:
+    """Vault's numbers arrive as int, or as a JSON string for some fields; absent means 0."""
+    if value is None or value == "":
+        return 0
+    return int(value)
+
+
+def ttl_target(action: Action) -> int:
+    if action.params.ttl_seconds is None:
+        raise InvalidInput(f"{action.action_id}: shorten_ttl needs params.ttl_seconds")
+    return action.params.ttl_seconds
+
+
+def ttl_is_at_or_below(ttl_seconds: int, target_seconds: int) -> bool:
+    """A TTL of 0 means "never expires", which is never at or below a target."""
+    return 0 < ttl_seconds <= target_seconds
