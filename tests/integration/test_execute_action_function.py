@@ -1,0 +1,63 @@
+"""The ExecuteAction function as template.yaml deploys it: invoked through moto's Lambda API, against real OpenBao."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import hvac
+import pytest
+
+from rescind.ledger import DynamoDbLedger
+from rescind_local import LocalOpenBao
+from rescind_local.stack import LocalStack, deploy_template_to_moto
+from tests.conftest import load_event
+
+
+@pytest.fixture
+def stack(aws: None, openbao: LocalOpenBao) -> Iterator[LocalStack]:
+    local_vault = {"VAULT_ADDR": openbao.addr, "VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token}
+    with deploy_template_to_moto(
+        parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local"},
+        function_environment=local_vault,
+    ) as deployed:
+        yield deployed
+
+
+def _event_for(accessor: str, attempt: str) -> dict[str, Any]:
+    event = load_event("execute_action.json")
+    event["action"]["target"]["accessor"] = accessor
+    event["attempt_id"] = attempt
+    return event
+
+
+def test_the_sample_event_revokes_verifies_and_records(stack: LocalStack, vault: hvac.Client) -> None:
+    # Given a live token and the sample task payload naming it
+    accessor = vault.auth.token.create(ttl="1h")["auth"]["accessor"]
+
+    # When the deployed function is invoked twice (a retry)
+    first, first_error = stack.invoke("ExecuteActionFunction", _event_for(accessor, "exec.0.0"))
+    second, second_error = stack.invoke("ExecuteActionFunction", _event_for(accessor, "exec.0.1"))
+
+    # Then the token is dead, the retry says so, and both attempts are in the template's ledger table
+    assert (first_error, second_error) == (None, None)
+    assert first["outcome"] == "succeeded"
+    assert second["outcome"] == "already_absent"
+    assert first["evidence"][0]["confirmed"] is True
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        vault.auth.token.lookup_accessor(accessor)
+    ledger = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
+    incident = load_event("execute_action.json")["incident_id"]
+    assert [a.attempt_id for a in ledger.read_incident(incident).attempts] == ["exec.0.0", "exec.0.1"]
+
+
+def test_a_malformed_payload_fails_with_a_named_error_and_records_nothing(stack: LocalStack) -> None:
+    event = load_event("execute_action.json")
+    event["action"]["target"] = {"kind": "kv_secret", "path": "apps/../../sys/raw"}
+    payload, function_error = stack.invoke("ExecuteActionFunction", event)
+    assert function_error == "Handled"
+    assert payload["errorType"] == "InvalidInput"
+    assert "path traversal" in payload["errorMessage"]
+    items = boto3.client("dynamodb").scan(TableName=stack.physical_id("LedgerTable"))["Items"]
+    assert items == []
