@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from rescind.exceptions import InvalidInput
 from rescind.validation import describe_validation_error
@@ -35,6 +35,26 @@ class RuntimeSettings(BaseModel):
     cross_account_role_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] = "RescindExecutionRole"
     cross_account_external_id: str | None = None
     workload_metadata_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")] = "spiffe_id"
+    inventory_table_name: str | None = None
+    offboarding_state_machine_arn: str | None = None
+    event_bus_name: str = "default"
+    # Guard: these workloads are never touched; a plan larger than the cap waits for approval.
+    protected_workloads: tuple[str, ...] = ()
+    blast_radius_cap: Annotated[int, Field(ge=1, le=100_000)] = 25
+    # Discovery scope: where live discovery looks (comma-separated in the environment).
+    pki_mounts: tuple[str, ...] = ("pki",)
+    approle_mounts: tuple[str, ...] = ("approle",)
+    kv_mounts: tuple[str, ...] = ("secret",)
+    aws_account_ids: tuple[str, ...] = ()
+
+    @field_validator(
+        "protected_workloads", "pki_mounts", "approle_mounts", "kv_mounts", "aws_account_ids", mode="before"
+    )
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
 
     @model_validator(mode="after")
     def _auth_is_complete(self) -> RuntimeSettings:
