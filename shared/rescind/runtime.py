@@ -12,8 +12,13 @@ from rescind.config import RuntimeSettings, VaultAuthMethod
 
 if TYPE_CHECKING:
     import hvac
+    from mypy_boto3_sns import SNSClient
 
+    from rescind.aws.session import AwsClientFactory
+    from rescind.discovery import DiscoveryScope
     from rescind.engine.executor import ActionEngine
+    from rescind.guard import GuardPolicy
+    from rescind.inventory.dynamodb import DynamoDbInventory
     from rescind.ledger.dynamodb import DynamoDbLedger
 
 
@@ -52,18 +57,73 @@ def get_ledger() -> DynamoDbLedger:
 
 
 @cache
+def get_sns_client() -> SNSClient:
+    import boto3
+
+    return boto3.client("sns")
+
+
+@cache
+def get_aws_factory() -> AwsClientFactory:
+    from rescind.aws.session import AwsClientFactory
+
+    settings = get_settings()
+    return AwsClientFactory(role_name=settings.cross_account_role_name, external_id=settings.cross_account_external_id)
+
+
+@cache
 def get_engine() -> ActionEngine:
     from rescind.engine.factory import build_engine
 
+    return build_engine(get_vault_client(), aws_factory=get_aws_factory())
+
+
+@cache
+def get_inventory() -> DynamoDbInventory | None:
+    import boto3
+
+    from rescind.inventory.dynamodb import DynamoDbInventory
+
+    table = get_settings().inventory_table_name
+    return DynamoDbInventory(table, boto3.client("dynamodb")) if table else None
+
+
+@cache
+def get_discovery_scope() -> DiscoveryScope:
+    from rescind.discovery import DiscoveryScope
+
     settings = get_settings()
-    return build_engine(
-        get_vault_client(),
-        cross_account_role_name=settings.cross_account_role_name,
-        cross_account_external_id=settings.cross_account_external_id,
+    accounts = settings.aws_account_ids or (get_aws_factory().caller_identity().account_id,)
+    return DiscoveryScope(
+        pki_mounts=settings.pki_mounts,
+        approle_mounts=settings.approle_mounts,
+        kv_mounts=settings.kv_mounts,
+        aws_account_ids=accounts,
+        metadata_key=settings.workload_metadata_key,
+    )
+
+
+@cache
+def get_guard_policy() -> GuardPolicy:
+    from rescind.guard import GuardPolicy
+
+    settings = get_settings()
+    return GuardPolicy(
+        protected_workloads=frozenset(settings.protected_workloads), blast_radius_cap=settings.blast_radius_cap
     )
 
 
 def reset_caches() -> None:
     """For tests that change the environment between invocations."""
-    for factory in (get_settings, get_vault_client, get_ledger, get_engine):
+    for factory in (
+        get_settings,
+        get_vault_client,
+        get_ledger,
+        get_sns_client,
+        get_aws_factory,
+        get_engine,
+        get_inventory,
+        get_discovery_scope,
+        get_guard_policy,
+    ):
         factory.cache_clear()

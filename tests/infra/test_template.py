@@ -90,6 +90,12 @@ def test_globals_environment(template: dict[str, Any]) -> None:
         "VAULT_AWS_AUTH_MOUNT": {"Ref": "VaultAwsAuthMount"},
         "VAULT_NAMESPACE": {"Ref": "VaultNamespace"},
         "CROSS_ACCOUNT_ROLE_NAME": {"Ref": "CrossAccountRoleName"},
+        "PROTECTED_WORKLOADS": {"Ref": "ProtectedWorkloads"},
+        "BLAST_RADIUS_CAP": {"Ref": "BlastRadiusCap"},
+        "PKI_MOUNTS": {"Ref": "PkiMounts"},
+        "APPROLE_MOUNTS": {"Ref": "AppRoleMounts"},
+        "KV_MOUNTS": {"Ref": "KvMounts"},
+        "AWS_ACCOUNT_IDS": {"Ref": "DiscoveryAccountIds"},
     }
     # Deployed functions log in with Vault's AWS IAM auth: no static token anywhere in the template.
     assert "VAULT_TOKEN" not in (REPO_ROOT / "template.yaml").read_text()

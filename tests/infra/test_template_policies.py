@@ -21,11 +21,16 @@ from cfnlint.helpers import load_resource
 from rescind_local.template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+RUNTIME = REPO_ROOT / "shared" / "rescind"
+# Every module the deployed functions can run that calls AWS.
 ADAPTER_SOURCES = [
-    *sorted((REPO_ROOT / "shared" / "rescind" / "aws").glob("*.py")),
-    *sorted((REPO_ROOT / "shared" / "rescind" / "ledger").glob("*.py")),
+    *sorted((RUNTIME / "aws").glob("*.py")),
+    *sorted((RUNTIME / "ledger").glob("*.py")),
+    *sorted((RUNTIME / "offboarding").glob("*.py")),
+    RUNTIME / "approval.py",
+    RUNTIME / "guard.py",
 ]
-ADAPTER_SERVICES = ("iam", "secretsmanager", "acm-pca", "s3", "sts", "dynamodb")
+ADAPTER_SERVICES = ("iam", "secretsmanager", "acm-pca", "s3", "sts", "dynamodb", "sns")
 # Calls the adapters can make that the deployed function is deliberately not allowed to make.
 NOT_GRANTED = {
     # SecretsManagerSecretHandler(generate_when_unmanaged=True) only: writing a random value into a secret
@@ -161,9 +166,9 @@ def test_the_ledger_is_append_only(statements: list[dict[str, Any]]) -> None:
 
 
 def test_other_accounts_are_reached_only_through_the_configured_role(statements: list[dict[str, Any]]) -> None:
-    assert allowed_resources(statements, "sts:AssumeRole") == [
+    assert set(allowed_resources(statements, "sts:AssumeRole")) == {
         "arn:${AWS::Partition}:iam::*:role/${CrossAccountRoleName}"
-    ]
+    }
 
 
 def test_every_action_is_scoped_to_the_resources_it_can_name(statements: list[dict[str, Any]]) -> None:
@@ -206,7 +211,9 @@ def test_rotation_functions_are_invoked_only_through_secrets_manager(statements:
 
 
 def test_crls_are_read_only_from_this_accounts_buckets(statements: list[dict[str, Any]]) -> None:
-    (statement,) = [s for s in statements if "s3:GetObject" in as_list(s["Action"])]
+    crl_reads = [s for s in statements if "s3:GetObject" in as_list(s["Action"])]
 
-    assert resource_text(statement["Resource"]).endswith("/*.crl")
-    assert statement["Condition"] == {"StringEquals": {"aws:ResourceAccount": {"Ref": "AWS::AccountId"}}}
+    assert crl_reads
+    for statement in crl_reads:
+        assert resource_text(statement["Resource"]).endswith("/*.crl")
+        assert statement["Condition"] == {"StringEquals": {"aws:ResourceAccount": {"Ref": "AWS::AccountId"}}}

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from rescind.models import ActionResult
-from rescind_cli.demo import ProofByUse
+
+if TYPE_CHECKING:
+    from rescind_local.proof import ProofByUse  # the CLI's --help must not import hvac
 
 app = typer.Typer(
     help="Rescind: revoke and rotate non-human credentials in Vault/OpenBao and AWS, verified by reading back.",

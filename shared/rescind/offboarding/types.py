@@ -19,7 +19,9 @@ class TerminationNotice(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source: Annotated[str, Field(min_length=1, max_length=100)]  # aws.ec2, aws.ecs, aws.lambda, aws.autoscaling, rescind
+    source: Annotated[
+        str, Field(min_length=1, max_length=100)
+    ]  # aws.ec2, aws.ecs, aws.lambda, aws.autoscaling, rescind
     detail_type: Annotated[str, Field(min_length=1, max_length=200)]
     event_id: Annotated[str, Field(min_length=1, max_length=200)]
     account_id: Annotated[str, Field(pattern=r"^\d{12}$")]

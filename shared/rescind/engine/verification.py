@@ -1,0 +1,41 @@
+"""Verifying a whole plan after it ran: every target read back, and the list of what is still alive."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from rescind.engine.executor import ActionEngine
+from rescind.models import Action, CredentialRef, Evidence
+
+
+class VerifiedTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action_id: str
+    target: CredentialRef
+    evidence: Evidence
+
+
+class VerificationReport(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    verified: tuple[VerifiedTarget, ...]
+    still_alive: tuple[CredentialRef, ...]
+
+    @property
+    def all_dead(self) -> bool:
+        return not self.still_alive
+
+
+def verify_actions(engine: ActionEngine, actions: Sequence[Action]) -> VerificationReport:
+    """Read back every action's target. Only reads; a transient error is raised for the caller to retry."""
+    verified: list[VerifiedTarget] = []
+    alive: list[CredentialRef] = []
+    for action in actions:
+        evidence = engine.handler_for(action.target.kind).verify(action)
+        verified.append(VerifiedTarget(action_id=action.action_id, target=action.target, evidence=evidence))
+        if not evidence.confirmed:
+            alive.append(action.target)
+    return VerificationReport(verified=tuple(verified), still_alive=tuple(alive))

@@ -1,0 +1,129 @@
+"""Closing an incident: the closure record, and the notification and event that say how it ended."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rescind.ledger.base import Ledger
+from rescind.ledger.types import IncidentClosure, IncidentStatus
+from rescind.models import CredentialRef
+from rescind.models.results import utc_now
+
+
+class RunOutcome(StrEnum):
+    """How a run reached its end, as the state machine knows it."""
+
+    VERIFIED = "verified"  # the actions ran and everything was read back
+    NOTHING_TO_DO = "nothing_to_do"
+    DRY_RUN = "dry_run"
+    REFUSED = "refused"  # protected, or on hold
+    DENIED = "denied"  # an approver said no
+    APPROVAL_TIMED_OUT = "approval_timed_out"
+    FAILED = "failed"  # a step failed after its retries
+
+
+class CloseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
+    flow: Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")] = "offboarding"
+    subject: Annotated[str, Field(max_length=500)] = ""  # the workload or credential the run was about
+    outcome: RunOutcome
+    reason: Annotated[str, Field(max_length=1000)] = ""
+    # For VERIFIED: what verification found alive. For FAILED: what was planned and not verified dead.
+    still_alive: tuple[CredentialRef, ...] = ()
+    error_type: Annotated[str, Field(max_length=200)] | None = None
+
+
+class Notification(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subject: Annotated[str, Field(max_length=100)]  # SNS subjects are at most 100 characters
+    message: str
+
+
+class ClosureResult(BaseModel):
+    """What the state machine needs to notify and to decide success: references and counts, no values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident_id: str
+    status: IncidentStatus
+    succeeded: bool
+    still_alive_count: int
+    notification: Notification
+    event_detail_type: str
+    event_detail: dict[str, object]
+
+
+_STATUS: dict[RunOutcome, IncidentStatus] = {
+    RunOutcome.VERIFIED: IncidentStatus.COMPLETED,
+    RunOutcome.NOTHING_TO_DO: IncidentStatus.COMPLETED,
+    RunOutcome.DRY_RUN: IncidentStatus.DRY_RUN,
+    RunOutcome.REFUSED: IncidentStatus.REFUSED,
+    RunOutcome.DENIED: IncidentStatus.REFUSED,
+    RunOutcome.APPROVAL_TIMED_OUT: IncidentStatus.REFUSED,
+    RunOutcome.FAILED: IncidentStatus.PARTIAL,
+}
+
+_DETAIL_TYPE: dict[IncidentStatus, str] = {
+    IncidentStatus.COMPLETED: "{flow} Completed",
+    IncidentStatus.PARTIAL: "Action Failed",
+    IncidentStatus.REFUSED: "{flow} Refused",
+    IncidentStatus.DRY_RUN: "{flow} Planned",
+    IncidentStatus.UNRESOLVED: "{flow} Unresolved",
+}
+
+
+def close_incident(request: CloseRequest, ledger: Ledger) -> ClosureResult:
+    """Append the closure; say how it ended. A run that left anything alive is PARTIAL, whatever else happened."""
+    status = _STATUS[request.outcome]
+    if request.still_alive and status is IncidentStatus.COMPLETED:
+        status = IncidentStatus.PARTIAL
+    summary = _summary(request, status)
+    ledger.close_incident(
+        IncidentClosure(
+            incident_id=request.incident_id,
+            status=status,
+            still_alive=request.still_alive,
+            closed_at=utc_now(),
+            summary=summary[:2000],
+        )
+    )
+    flow_title = request.flow.replace("_", " ").title()
+    alive_keys = [ref.key for ref in request.still_alive]
+    detail: dict[str, object] = {
+        "incident_id": request.incident_id,
+        "flow": request.flow,
+        "subject": request.subject,
+        "status": str(status),
+        "outcome": str(request.outcome),
+        "still_alive": alive_keys[:100],
+        "still_alive_count": len(alive_keys),
+    }
+    message = summary
+    if alive_keys:
+        message += "\nStill alive:\n" + "\n".join(f"- {key}" for key in alive_keys[:200])
+    return ClosureResult(
+        incident_id=request.incident_id,
+        status=status,
+        succeeded=status in (IncidentStatus.COMPLETED, IncidentStatus.DRY_RUN),
+        still_alive_count=len(alive_keys),
+        notification=Notification(subject=f"Rescind {flow_title}: {status}"[:100], message=message),
+        event_detail_type=_DETAIL_TYPE[status].format(flow=flow_title),
+        event_detail=detail,
+    )
+
+
+def _summary(request: CloseRequest, status: IncidentStatus) -> str:
+    parts = [f"incident {request.incident_id} ({request.flow}) for {request.subject or 'an unnamed subject'}: {status}"]
+    parts.append(f"outcome: {request.outcome}")
+    if request.reason:
+        parts.append(f"reason: {request.reason}")
+    if request.error_type:
+        parts.append(f"error: {request.error_type}")
+    parts.append(f"still alive: {len(request.still_alive)}")
+    return "; ".join(parts)

@@ -1,0 +1,87 @@
+"""Discover what a terminated workload holds, plan its end, and decide what the guard allows."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rescind.discovery import DiscoveryScope, discover_workload_credentials, plan_to_end
+from rescind.guard import GuardPolicy, exceeds_cap, find_holds, is_protected
+from rescind.ledger.base import Ledger
+from rescind.ledger.types import IncidentRecord
+from rescind.models import ActionKind, CredentialRef
+from rescind.models.results import utc_now
+from rescind.offboarding.types import GuardDecision, OffboardingPlan, OffboardingRequest
+
+if TYPE_CHECKING:
+    import hvac
+
+    from rescind.aws.session import AwsClientFactory
+    from rescind.inventory.base import Inventory
+
+
+def gather_credentials(
+    vault: hvac.Client,
+    aws: AwsClientFactory | None,
+    inventory: Inventory | None,
+    workload_id: str,
+    scope: DiscoveryScope,
+) -> list[CredentialRef]:
+    """Live discovery plus what the inventory saw earlier, once each: either alone can miss something."""
+    found: dict[str, CredentialRef] = {}
+    for ref in discover_workload_credentials(vault, aws, workload_id, scope):
+        found.setdefault(ref.key, ref)
+    if inventory is not None:
+        for ref in inventory.credentials_of(workload_id):
+            found.setdefault(ref.key, ref)
+        inventory.record_credentials(workload_id, list(found.values()))
+    return list(found.values())
+
+
+def plan_offboarding(
+    request: OffboardingRequest,
+    *,
+    vault: hvac.Client,
+    aws: AwsClientFactory | None,
+    inventory: Inventory | None,
+    ledger: Ledger,
+    scope: DiscoveryScope,
+    policy: GuardPolicy,
+) -> OffboardingPlan:
+    """Plan and guard. Opens the incident in the ledger with the full plan, whatever the guard decides."""
+    if is_protected(request.workload_id, policy):
+        refs: list[CredentialRef] = []
+        decision, why = GuardDecision.REFUSE, f"workload {request.workload_id} is protected"
+    else:
+        refs = gather_credentials(vault, aws, inventory, request.workload_id, scope)
+        decision, why = GuardDecision.PROCEED, "within policy"
+
+    plan = plan_to_end(
+        request.incident_id, refs, run_id=request.incident_id, reason=request.reason, dry_run=request.dry_run
+    )
+    if decision is GuardDecision.PROCEED:
+        holds = find_holds(vault, aws, refs)
+        if holds:
+            decision = GuardDecision.REFUSE
+            why = "on hold: " + "; ".join(f"{hold.target} ({hold.marker})" for hold in holds[:10])
+        elif not plan.actions:
+            decision, why = GuardDecision.NOTHING_TO_DO, "no live credential found"
+        elif request.dry_run:
+            decision, why = GuardDecision.DRY_RUN, "dry run: the plan is recorded and nothing is called"
+        elif exceeds_cap(plan, policy):
+            decision = GuardDecision.NEEDS_APPROVAL
+            why = f"{len(plan.actions)} actions exceed the blast-radius cap of {policy.blast_radius_cap}"
+
+    ledger.open_incident(
+        IncidentRecord(incident_id=request.incident_id, trigger=request.trigger, plan=plan, opened_at=utc_now())
+    )
+    containment = tuple(action for action in plan.actions if action.kind is ActionKind.DISABLE)
+    rest = tuple(action for action in plan.actions if action.kind is not ActionKind.DISABLE)
+    return OffboardingPlan(
+        incident_id=request.incident_id,
+        workload_id=request.workload_id,
+        decision=decision,
+        decision_reason=why[:1000],
+        containment=containment,
+        actions=rest,
+        counts_by_kind=plan.counts_by_kind,
+    )

@@ -1,0 +1,222 @@
+"""Offboarding through the template's state machine (moto's interpreter running the ASL file, the handlers
+in-process) against real OpenBao: everything the workload held ends, its neighbour is untouched."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import hvac
+import pytest
+
+from rescind.ledger import DynamoDbLedger, IncidentStatus, Trigger
+from rescind.models import CredentialKind, Outcome
+from rescind.offboarding.types import OffboardingRequest, offboarding_execution_name
+from rescind_local import LocalOpenBao
+from rescind_local.proof import prove_by_use
+from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
+from rescind_local.stack import LocalStack, deploy_template_to_moto
+
+
+@dataclass
+class Estate:
+    target: SeededWorkload
+    neighbour: SeededWorkload
+    protected: SeededWorkload
+
+
+@pytest.fixture
+def estate(aws: None, vault: hvac.Client, unique: str) -> Estate:
+    prepare_vault(vault)
+    iam = boto3.client("iam")
+    return Estate(
+        target=seed_workload(vault, iam, f"api-{unique}", f"spiffe://flows.rescind/api-{unique}"),
+        neighbour=seed_workload(vault, iam, f"worker-{unique}", f"spiffe://flows.rescind/worker-{unique}"),
+        protected=seed_workload(vault, iam, f"ca-{unique}", f"spiffe://flows.rescind/ca-{unique}"),
+    )
+
+
+def deploy(openbao: LocalOpenBao, estate: Estate, **parameters: str) -> LocalStack:
+    return deploy_template_to_moto(
+        parameters={
+            "VaultAddr": openbao.addr,
+            "VaultAwsAuthRole": "rescind-local",
+            "ProtectedWorkloads": estate.protected.spiffe_id,
+            **parameters,
+        },
+        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
+        time_scale=0.01,
+    )
+
+
+@pytest.fixture
+def stack(openbao: LocalOpenBao, estate: Estate) -> Iterator[LocalStack]:
+    with deploy(openbao, estate) as deployed:
+        yield deployed
+
+
+def offboarding_request(workload: SeededWorkload, event_id: str | None = None) -> OffboardingRequest:
+    event_id = event_id or str(uuid.uuid4())
+    return OffboardingRequest(
+        incident_id=offboarding_execution_name(workload.spiffe_id, event_id),
+        workload_id=workload.spiffe_id,
+        reason="workload terminated",
+        trigger=Trigger(
+            source="rescind", detail_type="Workload Terminated", event_id=event_id, workload_id=workload.spiffe_id
+        ),
+        terminated_at=datetime.now(UTC),
+    )
+
+
+def run(stack: LocalStack, request: OffboardingRequest) -> dict[str, Any]:
+    return stack.run_execution(
+        "OffboardingStateMachine", request.model_dump(mode="json"), name=request.incident_id, timeout=60
+    )
+
+
+def test_offboarding_ends_every_credential_and_touches_no_neighbour(
+    stack: LocalStack, estate: Estate, vault: hvac.Client, openbao: LocalOpenBao
+) -> None:
+    # Given a workload holding a token pair, a secret-id, a certificate, a KV secret, an entity and an IAM key
+    request = offboarding_request(estate.target)
+
+    # When its offboarding runs
+    execution = run(stack, request)
+
+    # Then the execution succeeded, and using any of its credentials fails
+    assert execution["status"] == "SUCCEEDED", execution
+    iam = boto3.client("iam")
+    dead = prove_by_use(vault, openbao.addr, iam, estate.target, expected="dead")
+    alive = prove_by_use(vault, openbao.addr, iam, estate.neighbour, expected="alive")
+    assert [p for p in dead + alive if not p.passed] == []
+
+    # And the ledger holds one incident with one verified result per credential, and a completed closure
+    ledger = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
+    view = ledger.read_incident(request.incident_id)
+    assert view.incident is not None
+    planned = {action.target.key for action in view.incident.plan.actions}
+    assert len(planned) == 7
+    assert {a.result.target.key for a in view.attempts} == planned
+    assert {a.result.outcome for a in view.attempts} == {Outcome.SUCCEEDED}
+    assert all(a.result.evidence and a.result.evidence[0].confirmed for a in view.attempts)
+    assert view.closure is not None
+    assert view.closure.status is IncidentStatus.COMPLETED
+    assert view.closure.still_alive == ()
+    assert {a.result.target.kind for a in view.attempts} == {
+        CredentialKind.VAULT_ENTITY,
+        CredentialKind.IAM_ACCESS_KEY,
+        CredentialKind.KV_SECRET,
+        CredentialKind.VAULT_TOKEN,
+        CredentialKind.APPROLE_SECRET_ID,
+        CredentialKind.PKI_CERTIFICATE,
+    }
+
+
+def test_a_duplicate_start_is_refused_by_name_and_acts_on_nothing(stack: LocalStack, estate: Estate) -> None:
+    # Standard executions are unique by name: a second start of the same workload and event is refused
+    # (the start function reports it as a duplicate), so nothing runs twice.
+    request = offboarding_request(estate.target, event_id="evt-duplicate")
+    run(stack, request)
+    sfn = boto3.client("stepfunctions")
+    with pytest.raises(sfn.exceptions.ExecutionAlreadyExists):
+        sfn.start_execution(
+            stateMachineArn=stack.state_machine_arn("OffboardingStateMachine"),
+            name=request.incident_id,
+            input=json.dumps(request.model_dump(mode="json")),
+        )
+    executions = sfn.list_executions(stateMachineArn=stack.state_machine_arn("OffboardingStateMachine"))
+    assert len(executions["executions"]) == 1
+
+
+def test_a_protected_workload_is_refused_and_nothing_changes(
+    stack: LocalStack, estate: Estate, vault: hvac.Client, openbao: LocalOpenBao
+) -> None:
+    request = offboarding_request(estate.protected)
+    execution = run(stack, request)
+
+    assert execution["status"] == "FAILED"
+    assert execution.get("error") == "OffboardingIncomplete"
+    proofs = prove_by_use(vault, openbao.addr, boto3.client("iam"), estate.protected, expected="alive")
+    assert [p for p in proofs if not p.passed] == []
+    view = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb")).read_incident(request.incident_id)
+    assert view.attempts == ()
+    assert view.closure is not None
+    assert view.closure.status is IncidentStatus.REFUSED
+
+
+def test_a_hold_on_one_credential_refuses_the_whole_plan(
+    stack: LocalStack, estate: Estate, vault: hvac.Client, openbao: LocalOpenBao
+) -> None:
+    # Given an owner put a hold on the workload's KV secret
+    vault.adapter.request(
+        "PATCH",
+        f"/v1/secret/metadata/{estate.target.kv_paths[0]}",
+        json={"custom_metadata": {"rescind_hold": "incident-review"}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    execution = run(stack, offboarding_request(estate.target))
+
+    assert execution["status"] == "FAILED"
+    proofs = prove_by_use(vault, openbao.addr, boto3.client("iam"), estate.target, expected="alive")
+    assert [p for p in proofs if not p.passed] == []
+
+
+def test_a_plan_above_the_cap_waits_for_approval_and_runs_once_approved(
+    openbao: LocalOpenBao, estate: Estate, vault: hvac.Client
+) -> None:
+    with deploy(openbao, estate, BlastRadiusCap="3") as stack:
+        request = offboarding_request(estate.target)
+        arn = stack.start_execution("OffboardingStateMachine", request.model_dump(mode="json"), request.incident_id)
+        sfn = boto3.client("stepfunctions")
+        token = wait_for_task_token(sfn, arn)
+        # Nothing was touched while waiting
+        waiting = prove_by_use(vault, openbao.addr, boto3.client("iam"), estate.target, expected="alive")
+        assert [p for p in waiting if not p.passed] == []
+
+        sfn.send_task_success(taskToken=token, output=json.dumps({"approved_by": "responder"}))
+        from rescind_local.stepfunctions import wait_for_execution
+
+        finished = wait_for_execution(sfn, arn, 60)
+    assert finished["status"] == "SUCCEEDED", finished
+    dead = prove_by_use(vault, openbao.addr, boto3.client("iam"), estate.target, expected="dead")
+    assert [p for p in dead if not p.passed] == []
+
+
+def test_a_denied_approval_touches_nothing(openbao: LocalOpenBao, estate: Estate, vault: hvac.Client) -> None:
+    with deploy(openbao, estate, BlastRadiusCap="3") as stack:
+        request = offboarding_request(estate.target)
+        arn = stack.start_execution("OffboardingStateMachine", request.model_dump(mode="json"), request.incident_id)
+        sfn = boto3.client("stepfunctions")
+        sfn.send_task_failure(taskToken=wait_for_task_token(sfn, arn), error="ApprovalDenied", cause="not now")
+        from rescind_local.stepfunctions import wait_for_execution
+
+        finished = wait_for_execution(sfn, arn, 60)
+        closure = (
+            DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
+            .read_incident(request.incident_id)
+            .closure
+        )
+    assert finished["status"] == "FAILED"
+    assert closure is not None
+    assert closure.status is IncidentStatus.REFUSED
+    proofs = prove_by_use(vault, openbao.addr, boto3.client("iam"), estate.target, expected="alive")
+    assert [p for p in proofs if not p.passed] == []
+
+
+def wait_for_task_token(sfn: Any, execution_arn: str, timeout: float = 30.0) -> str:
+    """The approval task's token, read from the execution history as `rescind approve` does."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in sfn.get_execution_history(executionArn=execution_arn)["events"]:
+            details = event.get("taskScheduledEventDetails")
+            if details and "waitForTaskToken" in details.get("resource", ""):
+                return str(json.loads(details["parameters"])["Payload"]["task_token"])
+        time.sleep(0.05)
+    raise AssertionError("the execution never reached the approval task")
