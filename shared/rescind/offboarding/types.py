@@ -19,9 +19,8 @@ class TerminationNotice(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source: Annotated[
-        str, Field(min_length=1, max_length=100)
-    ]  # aws.ec2, aws.ecs, aws.lambda, aws.autoscaling, rescind
+    # aws.ec2, aws.ecs, aws.lambda, aws.autoscaling, or rescind for the generic event
+    source: Annotated[str, Field(min_length=1, max_length=100)]
     detail_type: Annotated[str, Field(min_length=1, max_length=200)]
     event_id: Annotated[str, Field(min_length=1, max_length=200)]
     account_id: Annotated[str, Field(pattern=r"^\d{12}$")]
