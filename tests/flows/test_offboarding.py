@@ -41,8 +41,9 @@ def estate(aws: None, vault: hvac.Client, unique: str) -> Estate:
     )
 
 
-def deploy(openbao: LocalOpenBao, estate: Estate, **parameters: str) -> LocalStack:
+def deploy(openbao: LocalOpenBao, estate: Estate, stack_name: str = "rescind-local", **parameters: str) -> LocalStack:
     return deploy_template_to_moto(
+        stack_name=stack_name,
         parameters={
             "VaultAddr": openbao.addr,
             "VaultAwsAuthRole": "rescind-local",
@@ -220,3 +221,51 @@ def wait_for_task_token(sfn: Any, execution_arn: str, timeout: float = 30.0) -> 
                 return str(json.loads(details["parameters"])["Payload"]["task_token"])
         time.sleep(0.05)
     raise AssertionError("the execution never reached the approval task")
+
+
+def test_a_partial_failure_fails_the_execution_lists_what_is_alive_and_a_rerun_finishes_the_rest(
+    openbao: LocalOpenBao, estate: Estate, vault: hvac.Client
+) -> None:
+    # Given the functions' Vault token may do everything except destroy AppRole secret-ids
+    vault.sys.create_or_update_policy(
+        "rescind-partial",
+        'path "*" { capabilities = ["create", "read", "update", "delete", "list", "sudo", "patch"] }\n'
+        'path "auth/approle/role/+/secret-id-accessor/destroy" { capabilities = ["deny"] }\n',
+    )
+    limited = vault.auth.token.create(policies=["rescind-partial"], ttl="1h")["auth"]["client_token"]
+    terminated = offboarding_request(estate.target)
+    with deploy_template_to_moto(
+        parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local"},
+        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": limited},
+        time_scale=0.01,
+    ) as stack:
+        # When the offboarding runs
+        first = run(stack, terminated)
+        view = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb")).read_incident(
+            terminated.incident_id
+        )
+
+    # Then it ends FAILED, and its closure lists exactly the secret-id as still alive
+    assert first["status"] == "FAILED"
+    assert view.closure is not None
+    assert view.closure.status is IncidentStatus.PARTIAL
+    assert [ref.kind for ref in view.closure.still_alive] == [CredentialKind.APPROLE_SECRET_ID]
+    failed = [a for a in view.attempts if a.result.outcome is Outcome.FAILED]
+    assert [a.result.error_type for a in failed] == ["ActionFailed"]
+
+    # When it runs again with the permission restored (a new start: a new incident)
+    with deploy(openbao, estate, stack_name="rescind-rerun") as stack:
+        rerun = offboarding_request(estate.target, event_id="rerun")
+        rerun = rerun.model_copy(update={"terminated_at": terminated.terminated_at})
+        second = run(stack, rerun)
+        again = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb")).read_incident(
+            rerun.incident_id
+        )
+
+    # Then it finishes the rest: everything is dead, and the shared secret was not rotated a second time
+    assert second["status"] == "SUCCEEDED", second
+    dead = prove_by_use(vault, openbao.addr, boto3.client("iam"), estate.target, expected="dead")
+    assert [p for p in dead if not p.passed] == []
+    assert again.incident is not None
+    assert CredentialKind.KV_SECRET not in {a.target.kind for a in again.incident.plan.actions}
+    assert CredentialKind.APPROLE_SECRET_ID in {a.target.kind for a in again.incident.plan.actions}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rescind.discovery import DiscoveryScope, discover_workload_credentials, plan_to_end
 from rescind.guard import GuardPolicy, exceeds_cap, find_holds, is_protected
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import IncidentRecord
-from rescind.models import ActionKind, CredentialRef
+from rescind.models import ActionKind, CredentialRef, KvSecretRef
 from rescind.models.results import utc_now
 from rescind.offboarding.types import GuardDecision, OffboardingPlan, OffboardingRequest
 
@@ -37,6 +38,21 @@ def gather_credentials(
     return list(found.values())
 
 
+def rotated_since(vault: hvac.Client, ref: KvSecretRef, moment: datetime) -> bool:
+    """A shared secret rotated (to the end) after the workload ended is no longer something it knows."""
+    from rescind.vault.kv import ROTATED_AT_KEY, RotationStep, read_secret_metadata
+
+    metadata = read_secret_metadata(vault, ref)
+    if metadata is None or metadata.rotation.step is not RotationStep.FINISHED:
+        return False
+    stamp = metadata.custom_metadata.get(ROTATED_AT_KEY)
+    try:
+        rotated_at = datetime.fromisoformat(stamp) if stamp else None
+    except ValueError:
+        return False
+    return rotated_at is not None and rotated_at >= moment
+
+
 def plan_offboarding(
     request: OffboardingRequest,
     *,
@@ -52,7 +68,12 @@ def plan_offboarding(
         refs: list[CredentialRef] = []
         decision, why = GuardDecision.REFUSE, f"workload {request.workload_id} is protected"
     else:
-        refs = gather_credentials(vault, aws, inventory, request.workload_id, scope)
+        refs = [
+            ref
+            for ref in gather_credentials(vault, aws, inventory, request.workload_id, scope)
+            # A re-run, or a second trigger for the same end, does not rotate a shared secret twice.
+            if not (isinstance(ref, KvSecretRef) and rotated_since(vault, ref, request.terminated_at))
+        ]
         decision, why = GuardDecision.PROCEED, "within policy"
 
     plan = plan_to_end(
