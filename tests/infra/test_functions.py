@@ -27,6 +27,7 @@ GLOBAL_VARIABLES: dict[str, Any] = TEMPLATE["Globals"]["Function"]["Environment"
 SAMPLE_PARAMETERS = {"VaultAddr": "https://vault.example.com:8200", "VaultAwsAuthRole": "rescind-functions"}
 SAMPLE_RESOURCES = {
     "LedgerTable": "rescind-LedgerTable-1A2B3C4D5E6F",
+    "InventoryTable": "rescind-InventoryTable-6F5E4D3C2B1A",
     "NotificationTopic": "arn:aws:sns:us-east-1:123456789012:rescind-NotificationTopic-1A2B3C4D5E6F",
 }
 

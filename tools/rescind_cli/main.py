@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rescind.models import ActionResult
+from rescind_cli.inventory import inventory_app
 
 if TYPE_CHECKING:
     from rescind_local.proof import ProofByUse  # the CLI's --help must not import hvac
@@ -22,6 +23,9 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
+
+
+app.add_typer(inventory_app, name="inventory")
 
 
 @app.callback()

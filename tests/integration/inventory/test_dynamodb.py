@@ -1,0 +1,175 @@
+"""DynamoDbInventory on moto's DynamoDB, with the table as template.yaml defines it (InventoryTable)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+
+from rescind.exceptions import ActionFailed
+from rescind.inventory import CloudResourceKind, DynamoDbInventory, WorkloadBinding
+from rescind.inventory.dynamodb import credential_sk
+from rescind.models import (
+    AppRoleSecretIdRef,
+    CredentialRef,
+    IamAccessKeyRef,
+    KvSecretRef,
+    PkiCertificateRef,
+    VaultEntityRef,
+    VaultTokenRef,
+)
+from rescind_local import create_table_from_template
+
+TABLE = "rescind-inventory"
+SPIFFE = "spiffe://test.rescind/ns/payments/sa/api"
+OTHER_SPIFFE = "spiffe://test.rescind/ns/billing/sa/worker"
+INSTANCE = "i-0abc1234def567890"
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+TOKEN = VaultTokenRef(accessor="CaTti28wsXOQA02COE2ygP2B")
+SECRET_ID = AppRoleSecretIdRef(role_name="payments", accessor="0c1b2f9e-1111-2222-3333-444455556666")
+CERT = PkiCertificateRef(serial="1F:0A:33:44")
+ENTITY = VaultEntityRef(entity_id="0c1b2f9e-aaaa-bbbb-cccc-ddddeeeeffff")
+KEY = IamAccessKeyRef(account_id="123456789012", user_name="deployer", access_key_id="AKIA" + "A" * 16)
+
+
+@pytest.fixture
+def client(aws: None) -> object:
+    dynamodb = boto3.client("dynamodb")
+    create_table_from_template(dynamodb, "InventoryTable", TABLE)
+    return dynamodb
+
+
+@pytest.fixture
+def inventory(client: object) -> DynamoDbInventory:
+    return DynamoDbInventory(TABLE, client)  # type: ignore[arg-type]
+
+
+def _binding(cloud_id: str = INSTANCE, workload_id: str = SPIFFE, seen_at: datetime = T0) -> WorkloadBinding:
+    return WorkloadBinding(
+        cloud_id=cloud_id,
+        kind=CloudResourceKind.EC2_INSTANCE,
+        workload_id=workload_id,
+        account_id="123456789012",
+        region="us-east-1",
+        seen_at=seen_at,
+    )
+
+
+def _item_count(client: object) -> int:
+    return sum(page["Count"] for page in client.get_paginator("scan").paginate(TableName=TABLE))  # type: ignore[attr-defined]
+
+
+def test_a_binding_is_found_by_cloud_id_and_binding_twice_is_one_item(
+    inventory: DynamoDbInventory, client: object
+) -> None:
+    # Given a bound instance
+    inventory.bind(_binding())
+
+    # When it is bound again with the same workload
+    inventory.bind(_binding(seen_at=T0 + timedelta(minutes=5)))
+
+    # Then one item holds it, refreshed, and the lookup returns it
+    assert _item_count(client) == 1
+    found = inventory.workload_for(INSTANCE)
+    assert found is not None
+    assert found.workload_id == SPIFFE
+    assert found.kind is CloudResourceKind.EC2_INSTANCE
+    assert found.seen_at == T0 + timedelta(minutes=5)
+    assert inventory.bindings() == [found]
+    assert inventory.resources_of(SPIFFE) == [found]
+
+
+def test_an_unknown_cloud_id_has_no_workload(inventory: DynamoDbInventory) -> None:
+    assert inventory.workload_for("i-00000000000000000") is None
+    assert inventory.bindings() == []
+
+
+def test_a_newer_binding_wins_and_a_late_older_one_does_not_undo_it(inventory: DynamoDbInventory) -> None:
+    # Given a function ARN bound to one workload, then (recreated) to another, seen later
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:api"
+    inventory.bind(_binding(arn, SPIFFE, T0))
+    inventory.bind(_binding(arn, OTHER_SPIFFE, T0 + timedelta(hours=1)))
+
+    # When a sweep that started before finishes late with the old view
+    inventory.bind(_binding(arn, SPIFFE, T0 + timedelta(minutes=30)))
+
+    # Then the newest binding is kept, and the workload index follows it
+    found = inventory.workload_for(arn)
+    assert found is not None
+    assert found.workload_id == OTHER_SPIFFE
+    assert inventory.resources_of(SPIFFE) == []
+    assert [binding.cloud_id for binding in inventory.resources_of(OTHER_SPIFFE)] == [arn]
+
+
+def test_credentials_are_recorded_once_each_and_read_back_as_references(
+    inventory: DynamoDbInventory, client: object
+) -> None:
+    # Given a workload seen holding five credentials, one of them listed twice
+    refs: list[CredentialRef] = [TOKEN, SECRET_ID, CERT, ENTITY, KEY, TOKEN]
+
+    # When they are recorded, and recorded again with one more
+    added_first = inventory.record_new_credentials(SPIFFE, refs)
+    kv = KvSecretRef(path="apps/payments/database")
+    added_second = inventory.record_new_credentials(SPIFFE, [*refs, kv])
+    inventory.record_credentials(SPIFFE, [*refs, kv])
+
+    # Then each reference is one item, and only the new one was added the second time
+    assert added_first == [TOKEN, SECRET_ID, CERT, ENTITY, KEY]
+    assert added_second == [kv]
+    assert sorted(ref.key for ref in inventory.credentials_of(SPIFFE)) == sorted(
+        ref.key for ref in [TOKEN, SECRET_ID, CERT, ENTITY, KEY, kv]
+    )
+    assert _item_count(client) == 6
+    # the serial was normalised by the model and is read back as it
+    assert CERT in inventory.credentials_of(SPIFFE)
+    # another workload's credentials are its own
+    assert inventory.credentials_of(OTHER_SPIFFE) == []
+
+
+def test_bindings_and_credentials_do_not_mix(inventory: DynamoDbInventory) -> None:
+    # Given a workload with a binding and credentials
+    inventory.bind(_binding())
+    inventory.record_credentials(SPIFFE, [TOKEN])
+
+    # Then the credential is not a binding, and the binding is not a credential
+    assert [binding.cloud_id for binding in inventory.bindings()] == [INSTANCE]
+    assert inventory.credentials_of(SPIFFE) == [TOKEN]
+
+
+def test_a_reference_too_long_for_a_sort_key_is_stored_under_its_hash(inventory: DynamoDbInventory) -> None:
+    # Given a KV path longer than a DynamoDB sort key allows
+    long_path = "/".join(["segment-" + "x" * 90] * 12)
+    ref = KvSecretRef(path=long_path)
+    assert credential_sk(ref).startswith("CRED#sha256:")
+
+    # When it is recorded twice
+    inventory.record_credentials(SPIFFE, [ref])
+    inventory.record_credentials(SPIFFE, [ref])
+
+    # Then it is one item and reads back whole
+    assert inventory.credentials_of(SPIFFE) == [ref]
+
+
+def test_every_read_is_paginated(client: object) -> None:
+    # Given an inventory that reads two items a page, and more items than that
+    inventory = DynamoDbInventory(TABLE, client, page_size=2)  # type: ignore[arg-type]
+    for number in range(7):
+        inventory.bind(_binding(f"i-{number:017x}", SPIFFE if number % 2 else OTHER_SPIFFE))
+    tokens = [VaultTokenRef(accessor=f"{number:024d}") for number in range(5)]
+    inventory.record_credentials(SPIFFE, tokens)
+
+    # Then every listing returns everything, not the first page
+    assert len(inventory.bindings()) == 7
+    assert len(inventory.resources_of(SPIFFE)) == 3
+    assert len(inventory.resources_of(OTHER_SPIFFE)) == 4
+    assert sorted(ref.key for ref in inventory.credentials_of(SPIFFE)) == sorted(ref.key for ref in tokens)
+
+
+def test_a_missing_table_is_a_typed_error(aws: None) -> None:
+    inventory = DynamoDbInventory("no-such-table", boto3.client("dynamodb"))
+    with pytest.raises(ActionFailed, match="inventory"):
+        inventory.workload_for(INSTANCE)
+    with pytest.raises(ActionFailed, match="inventory"):
+        inventory.bind(_binding())
