@@ -115,6 +115,9 @@ def get_guard_policy() -> GuardPolicy:
 
 def reset_caches() -> None:
     """For tests that change the environment between invocations."""
+    from rescind.offboarding import runtime as offboarding_runtime
+
+    offboarding_runtime.reset_caches()
     for factory in (
         get_settings,
         get_vault_client,

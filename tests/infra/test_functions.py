@@ -28,6 +28,7 @@ SAMPLE_PARAMETERS = {"VaultAddr": "https://vault.example.com:8200", "VaultAwsAut
 SAMPLE_RESOURCES = {
     "LedgerTable": "rescind-LedgerTable-1A2B3C4D5E6F",
     "InventoryTable": "rescind-InventoryTable-6F5E4D3C2B1A",
+    "OffboardingStateMachine": "arn:aws:states:us-east-1:123456789012:stateMachine:rescind-offboarding",
     "NotificationTopic": "arn:aws:sns:us-east-1:123456789012:rescind-NotificationTopic-1A2B3C4D5E6F",
 }
 

@@ -31,7 +31,7 @@ ADAPTER_SOURCES = [
     RUNTIME / "approval.py",
     RUNTIME / "guard.py",
 ]
-ADAPTER_SERVICES = ("iam", "secretsmanager", "acm-pca", "s3", "sts", "dynamodb", "sns")
+ADAPTER_SERVICES = ("iam", "secretsmanager", "acm-pca", "s3", "sts", "dynamodb", "sns", "stepfunctions")
 # Calls the adapters can make that the deployed function is deliberately not allowed to make.
 NOT_GRANTED = {
     # SecretsManagerSecretHandler(generate_when_unmanaged=True) only: writing a random value into a secret

@@ -1,0 +1,69 @@
+"""EventBridge target: a workload ended (EC2, ECS, Lambda, Auto Scaling, or the generic event); start its offboarding.
+
+Invoked asynchronously by the termination rules, so every failure is raised: Lambda retries transient ones,
+and a refused event lands in the on-failure destination instead of vanishing. The event body is never logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from rescind.exceptions import InvalidInput, TransientError
+from rescind.offboarding.runtime import get_notifier, get_offboarding_state_machine_arn, get_sfn_client
+from rescind.offboarding.start import start_offboarding
+from rescind.offboarding.triggers import TriggerRejected, parse_termination_event
+from rescind.runtime import get_inventory, get_ledger, get_settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+get_settings()  # fail at cold start, not on the first event, when configuration is wrong
+get_offboarding_state_machine_arn()
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        notice = parse_termination_event(event)
+    except TriggerRejected as error:
+        logger.warning("termination event refused", extra={"rejection": str(error.reason), "problem": str(error)})
+        metrics.add_metric(name=f"TriggerRejected_{error.reason}", unit=MetricUnit.Count, value=1)
+        raise InvalidInput(str(error)) from None
+    event_fields = {
+        "source": notice.source,
+        "detail_type": notice.detail_type,
+        "event_id": notice.event_id,
+        "cloud_id": notice.cloud_id,
+    }
+    try:
+        result = start_offboarding(
+            notice,
+            inventory=get_inventory(),
+            ledger=get_ledger(),
+            sfn_client=get_sfn_client(),
+            state_machine_arn=get_offboarding_state_machine_arn(),
+            notify=get_notifier(),
+        )
+    except TransientError as error:
+        logger.warning("offboarding start failed, to be retried", extra={**event_fields, "error": str(error)})
+        metrics.add_metric(name="OffboardingStartTransientError", unit=MetricUnit.Count, value=1)
+        raise
+    logger.info(
+        "offboarding start",
+        extra={
+            **event_fields,
+            "status": str(result.status),
+            "incident_id": result.incident_id,
+            "workload_id": result.workload_id,
+            "execution_arn": result.execution_arn,
+        },
+    )
+    tracer.put_annotation("start_status", str(result.status))
+    metrics.add_metric(name=f"Offboarding_{result.status}", unit=MetricUnit.Count, value=1)
+    return result.model_dump(mode="json")

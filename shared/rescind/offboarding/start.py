@@ -1,0 +1,194 @@
+"""Start the offboarding of a terminated workload, once per (workload, event).
+
+The notice names the workload itself (the generic trigger) or a cloud resource that the inventory maps to a
+workload. A notice that resolves to no workload is recorded in the ledger as an UNRESOLVED incident and
+notified: nothing is started and nothing is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rescind.aws.errors import aws_errors, error_code
+from rescind.exceptions import InvalidInput
+from rescind.ledger.base import Ledger
+from rescind.ledger.types import IncidentClosure, IncidentRecord, IncidentStatus, Trigger
+from rescind.models import Plan
+from rescind.models.results import utc_now
+from rescind.offboarding.types import OffboardingRequest, TerminationNotice, offboarding_execution_name
+from rescind.validation import describe_validation_error
+
+if TYPE_CHECKING:
+    from rescind.inventory.base import Inventory
+
+Notify = Callable[[str, str], None]
+"""notify(subject, message): references only, never a value."""
+
+
+class StepFunctionsStarter(Protocol):
+    """The one call of boto3's Step Functions client used here (boto3-stubs has no stepfunctions extra here)."""
+
+    def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> Mapping[str, Any]: ...
+
+
+# A Standard machine answers a start with the same name and input as a RUNNING execution with that
+# execution, not ExecutionAlreadyExists. An execution that began this long before our call is that one.
+_RUNNING_DUPLICATE_SLACK = timedelta(seconds=1)
+_STATE_MACHINE_ARN = re.compile(r"arn:(?P<prefix>aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}):stateMachine:(?P<name>[^:]+)")
+
+
+class StartStatus(StrEnum):
+    STARTED = "started"
+    DUPLICATE = "duplicate"  # this workload and event already have an execution: nothing new was started
+    UNRESOLVED = "unresolved"  # no workload: recorded and notified, nothing started
+
+
+class StartResult(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: StartStatus
+    # The execution name, or the unresolved incident.
+    incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
+    workload_id: str | None = None
+    cloud_id: str | None = None
+    execution_arn: str | None = None
+
+
+def start_offboarding(
+    notice: TerminationNotice,
+    *,
+    inventory: Inventory | None,
+    ledger: Ledger,
+    sfn_client: StepFunctionsStarter,
+    state_machine_arn: str,
+    notify: Notify,
+) -> StartResult:
+    """Start the offboarding state machine for the notice's workload, or record why there is none."""
+    workload_id, unresolved_why = resolve_workload(notice, inventory)
+    if workload_id is None:
+        return record_unresolved(notice, unresolved_why, ledger=ledger, notify=notify)
+    incident_id = offboarding_execution_name(workload_id, notice.event_id)
+    try:
+        request = OffboardingRequest(
+            incident_id=incident_id,
+            workload_id=workload_id,
+            reason=notice.reason,
+            trigger=Trigger(
+                source=notice.source,
+                detail_type=notice.detail_type,
+                event_id=notice.event_id,
+                workload_id=workload_id,
+                reason=notice.reason,
+            ),
+            terminated_at=notice.terminated_at,
+        )
+    except ValidationError as error:  # a workload id from the inventory that is not a valid one
+        raise InvalidInput(f"invalid offboarding request: {describe_validation_error(error)}") from None
+    return _start_execution(request, notice, sfn_client=sfn_client, state_machine_arn=state_machine_arn)
+
+
+def resolve_workload(notice: TerminationNotice, inventory: Inventory | None) -> tuple[str | None, str]:
+    """(workload id, "") or (None, why not). The resource itself is usually gone: only the inventory knows."""
+    if notice.workload_id is not None:
+        return notice.workload_id, ""
+    if notice.cloud_id is None:
+        return None, "the event names neither a workload nor a cloud resource"
+    if inventory is None:
+        return None, f"no inventory is configured to resolve {notice.cloud_id}"
+    binding = inventory.workload_for(notice.cloud_id)
+    if binding is None:
+        return None, f"{notice.cloud_id} is not bound to a workload in the inventory"
+    if (binding.account_id, binding.region) != (notice.account_id, notice.region):
+        # Never offboard a workload on the word of a resource in another account or region.
+        return None, f"the inventory binds {notice.cloud_id} in another account or region than the event's"
+    return binding.workload_id, ""
+
+
+def unresolved_incident_id(notice: TerminationNotice) -> str:
+    """Derived from the resource and the event, so a re-delivered event records one incident."""
+    digest = hashlib.sha256(f"{notice.cloud_id or ''}\n{notice.event_id}".encode()).hexdigest()[:40]
+    return f"unresolved-{digest}"
+
+
+def record_unresolved(notice: TerminationNotice, why: str, *, ledger: Ledger, notify: Notify) -> StartResult:
+    """An UNRESOLVED incident with an empty plan, closed and notified once (at least once on a retry)."""
+    incident_id = unresolved_incident_id(notice)
+    reason = f"{notice.reason}; unresolved: {why}"
+    trigger = Trigger(
+        source=notice.source,
+        detail_type=notice.detail_type,
+        event_id=notice.event_id,
+        reason=reason[:500],
+    )
+    opened = ledger.open_incident(
+        IncidentRecord(
+            incident_id=incident_id,
+            trigger=trigger,
+            plan=Plan(plan_id=incident_id, actions=()),
+            opened_at=utc_now(),
+        )
+    )
+    # A retry after a failed notify or close finishes the job; a plain re-delivery finds it done.
+    if opened or ledger.read_incident(incident_id).closure is None:
+        summary = (
+            f"incident {incident_id} (offboarding) for {notice.cloud_id or 'an unnamed resource'}: unresolved; "
+            f"trigger: {notice.source} {notice.detail_type} {notice.event_id}; {why}. Nothing was revoked."
+        )
+        notify(
+            "Rescind Offboarding: unresolved",
+            f"{summary}\nReason: {notice.reason}\n"
+            "If it held credentials, bind it (rescind inventory sync) and start an offboarding for its workload.",
+        )
+        ledger.close_incident(
+            IncidentClosure(
+                incident_id=incident_id,
+                status=IncidentStatus.UNRESOLVED,
+                closed_at=utc_now(),
+                summary=summary[:2000],
+            )
+        )
+    return StartResult(status=StartStatus.UNRESOLVED, incident_id=incident_id, cloud_id=notice.cloud_id)
+
+
+def execution_arn_for(state_machine_arn: str, name: str) -> str | None:
+    match = _STATE_MACHINE_ARN.fullmatch(state_machine_arn)
+    if match is None:
+        return None
+    return f"arn:{match['prefix']}:execution:{match['name']}:{name}"
+
+
+def _start_execution(
+    request: OffboardingRequest, notice: TerminationNotice, *, sfn_client: StepFunctionsStarter, state_machine_arn: str
+) -> StartResult:
+    from botocore.exceptions import ClientError
+
+    def result(status: StartStatus, execution_arn: str | None) -> StartResult:
+        return StartResult(
+            status=status,
+            incident_id=request.incident_id,
+            workload_id=request.workload_id,
+            cloud_id=notice.cloud_id,
+            execution_arn=execution_arn,
+        )
+
+    requested_at = utc_now()
+    with aws_errors("states:StartExecution"):  # throttling and 5xx become AwsThrottled
+        try:
+            answer = sfn_client.start_execution(
+                stateMachineArn=state_machine_arn, name=request.incident_id, input=request.model_dump_json()
+            )
+        except ClientError as error:
+            if error_code(error) == "ExecutionAlreadyExists":
+                return result(StartStatus.DUPLICATE, execution_arn_for(state_machine_arn, request.incident_id))
+            raise
+    started_at: datetime = answer["startDate"]
+    if started_at.tzinfo is not None and started_at < requested_at - _RUNNING_DUPLICATE_SLACK:
+        return result(StartStatus.DUPLICATE, answer["executionArn"])
+    return result(StartStatus.STARTED, answer["executionArn"])

@@ -1,0 +1,412 @@
+"""The termination triggers: an EventBridge event, in its real format, parsed into a TerminationNotice.
+
+One pydantic model per trigger. Anything else is refused with TriggerRejected (an InvalidInput) whose
+message names the field and never echoes a value:
+
+| source          | detail-type                              | cloud id                         |
+|-----------------|------------------------------------------|----------------------------------|
+| aws.ec2         | EC2 Instance State-change Notification   | instance id, state `terminated`  |
+| aws.ecs         | ECS Task State Change                    | task ARN, lastStatus `STOPPED`   |
+| aws.lambda      | AWS API Call via CloudTrail              | unqualified function ARN         |
+| aws.autoscaling | EC2 Instance-terminate Lifecycle Action  | instance id                      |
+| rescind         | Workload Terminated                      | (names the workload itself)      |
+
+Plain pydantic rather than Powertools' EventBridgeModel: it costs about 60 ms of import at cold start and
+its fields are looser than these (a naive `time`, any `account`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from rescind.exceptions import InvalidInput
+from rescind.offboarding.types import TerminationNotice
+from rescind.validation import describe_validation_error
+
+MAX_EVENT_BYTES = 256 * 1024  # EventBridge's own limit on an event
+
+EC2_SOURCE, EC2_DETAIL_TYPE = "aws.ec2", "EC2 Instance State-change Notification"
+ECS_SOURCE, ECS_DETAIL_TYPE = "aws.ecs", "ECS Task State Change"
+LAMBDA_SOURCE, CLOUDTRAIL_DETAIL_TYPE = "aws.lambda", "AWS API Call via CloudTrail"
+AUTOSCALING_SOURCE, AUTOSCALING_DETAIL_TYPE = "aws.autoscaling", "EC2 Instance-terminate Lifecycle Action"
+GENERIC_SOURCE, GENERIC_DETAIL_TYPE = "rescind", "Workload Terminated"
+
+TERMINATING_TRANSITION = "autoscaling:EC2_INSTANCE_TERMINATING"
+
+# ASCII classes only: `\d` would also match other scripts' digits.
+_ACCOUNT = r"[0-9]{12}"
+_REGION = r"[a-z]{2}(?:-[a-z]+)+-[0-9]"
+_PARTITION = r"aws(?:-[a-z]+)*"
+_INSTANCE_ID = r"^i-[0-9a-f]{8}(?:[0-9a-f]{9})?$"
+_TASK_ARN = re.compile(
+    rf"arn:(?P<partition>{_PARTITION}):ecs:(?P<region>{_REGION}):(?P<account>{_ACCOUNT}):"
+    r"task/(?:[A-Za-z0-9_-]{1,255}/)?[A-Za-z0-9-]{1,64}"
+)
+_FUNCTION_NAME = r"(?P<name>[A-Za-z0-9_-]{1,64})(?::(?P<qualifier>\$LATEST|[A-Za-z0-9_-]{1,128}))?"
+_FUNCTION_FULL_ARN = re.compile(
+    rf"arn:(?P<partition>{_PARTITION}):lambda:(?P<region>{_REGION}):(?P<account>{_ACCOUNT}):function:{_FUNCTION_NAME}"
+)
+_FUNCTION_PARTIAL_ARN = re.compile(rf"(?P<account>{_ACCOUNT}):function:{_FUNCTION_NAME}")
+_FUNCTION_BARE_NAME = re.compile(_FUNCTION_NAME)
+
+# The generic event names its workload: a SPIFFE ID, an ARN, or another cloud id.
+_SPIFFE_ID = re.compile(r"spiffe://[a-z0-9._-]{1,255}(?:/[A-Za-z0-9._-]+)*")
+_ARN = re.compile(rf"arn:{_PARTITION}:[a-z0-9-]{{1,64}}:(?:{_REGION})?:(?:{_ACCOUNT})?:[A-Za-z0-9_./:@+=,-]+")
+_OTHER_WORKLOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:@+=,-]*")
+_WILDCARDS = frozenset("*?[]{}")
+_MAX_WORKLOAD_ID = 500
+_MAX_REASON = 500
+
+_EVENT_ID = r"^[A-Za-z0-9_.:-]{1,200}$"
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class RejectionReason(StrEnum):
+    OVERSIZED = "oversized"  # larger than EventBridge allows
+    NOT_A_TRIGGER = "not_a_trigger"  # another source or detail-type
+    NOT_A_TERMINATION = "not_a_termination"  # a trigger's event that ended nothing
+    MALFORMED = "malformed"  # a missing field, a wrong type, a bad id
+
+
+class TriggerRejected(InvalidInput):
+    """A termination event was refused. `reason` is the kind of refusal, for metrics."""
+
+    def __init__(self, reason: RejectionReason, problem: str) -> None:
+        super().__init__(f"termination event refused ({reason}): {problem}")
+        self.reason = reason
+
+
+# --- the envelope and one model per trigger -------------------------------------------------------------------
+
+
+class _Envelope(BaseModel):
+    """EventBridge's envelope. Unknown fields are ignored: AWS adds fields to its events over time."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    version: Literal["0"]
+    id: Annotated[str, Field(pattern=_EVENT_ID)]
+    detail_type: Annotated[str, Field(alias="detail-type", min_length=1, max_length=128)]
+    source: Annotated[str, Field(min_length=1, max_length=256)]
+    account: Annotated[str, Field(pattern=rf"^{_ACCOUNT}$")]
+    time: AwareDatetime
+    region: Annotated[str, Field(pattern=rf"^{_REGION}$")]
+    resources: list[Annotated[str, Field(max_length=2048)]]
+
+
+class _Detail(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Ec2StateChangeDetail(_Detail):
+    instance_id: Annotated[str, Field(alias="instance-id", pattern=_INSTANCE_ID)]
+    state: Annotated[str, Field(pattern=r"^[a-z-]{1,32}$")]
+
+
+class Ec2StateChangeEvent(_Envelope):
+    detail: Ec2StateChangeDetail
+
+
+class EcsTaskStateChangeDetail(_Detail):
+    task_arn: Annotated[str, Field(alias="taskArn", min_length=1, max_length=1600)]
+    cluster_arn: Annotated[str, Field(alias="clusterArn", min_length=1, max_length=1600)]
+    last_status: Annotated[str, Field(alias="lastStatus", pattern=r"^[A-Z_]{1,32}$")]
+    group: Annotated[str | None, Field(max_length=1024)] = None
+    stop_code: Annotated[str | None, Field(alias="stopCode", pattern=r"^[A-Za-z]{1,64}$")] = None
+    stopped_reason: Annotated[str | None, Field(alias="stoppedReason", max_length=2048)] = None
+    stopped_at: Annotated[AwareDatetime | None, Field(alias="stoppedAt")] = None
+
+
+class EcsTaskStateChangeEvent(_Envelope):
+    detail: EcsTaskStateChangeDetail
+
+
+class LambdaDeleteRequestParameters(_Detail):
+    function_name: Annotated[str, Field(alias="functionName", min_length=1, max_length=256)]
+    qualifier: Annotated[str | None, Field(max_length=128)] = None
+
+
+class CloudTrailIdentity(_Detail):
+    arn: Annotated[str | None, Field(max_length=2048)] = None
+
+
+class LambdaDeleteDetail(_Detail):
+    event_source: Annotated[str, Field(alias="eventSource", max_length=128)]
+    event_name: Annotated[str, Field(alias="eventName", pattern=r"^[A-Za-z0-9_]{1,128}$")]
+    event_time: Annotated[AwareDatetime, Field(alias="eventTime")]
+    aws_region: Annotated[str, Field(alias="awsRegion", pattern=rf"^{_REGION}$")]
+    error_code: Annotated[str | None, Field(alias="errorCode", max_length=256)] = None
+    request_parameters: Annotated[LambdaDeleteRequestParameters, Field(alias="requestParameters")]
+    recipient_account_id: Annotated[str | None, Field(alias="recipientAccountId", pattern=rf"^{_ACCOUNT}$")] = None
+    user_identity: Annotated[CloudTrailIdentity | None, Field(alias="userIdentity")] = None
+
+
+class LambdaDeleteEvent(_Envelope):
+    detail: LambdaDeleteDetail
+
+
+class AutoScalingTerminateDetail(_Detail):
+    instance_id: Annotated[str, Field(alias="EC2InstanceId", pattern=_INSTANCE_ID)]
+    auto_scaling_group_name: Annotated[str, Field(alias="AutoScalingGroupName", pattern=r"^[\x20-\x7e]{1,255}$")]
+    lifecycle_hook_name: Annotated[str, Field(alias="LifecycleHookName", pattern=r"^[A-Za-z0-9_./-]{1,255}$")]
+    lifecycle_transition: Annotated[str, Field(alias="LifecycleTransition", pattern=r"^[A-Za-z0-9_:]{1,128}$")]
+    # Present in the real event; never copied anywhere: it completes the lifecycle action.
+    lifecycle_action_token: Annotated[str, Field(alias="LifecycleActionToken", pattern=r"^[A-Za-z0-9-]{1,64}$")]
+
+
+class AutoScalingTerminateEvent(_Envelope):
+    detail: AutoScalingTerminateDetail
+
+
+class WorkloadTerminatedDetail(_Detail):
+    """The generic trigger's detail, documented in the README. Strict: a sender we do not know is not AWS."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workload_id: Annotated[str, Field(max_length=_MAX_WORKLOAD_ID)]
+    reason: Annotated[str, Field(max_length=_MAX_REASON)]
+    terminated_at: AwareDatetime | None = None
+
+
+class WorkloadTerminatedEvent(_Envelope):
+    detail: WorkloadTerminatedDetail
+
+
+# --- parsing ----------------------------------------------------------------------------------------------------
+
+
+def parse_termination_event(event: Any) -> TerminationNotice:
+    """Turn one EventBridge event (as Lambda receives it) into a TerminationNotice, or raise TriggerRejected."""
+    _refuse_oversized(event)
+    if not isinstance(event, dict):
+        raise TriggerRejected(RejectionReason.MALFORMED, "(root): not a JSON object")
+    source, detail_type = event.get("source"), event.get("detail-type")
+    parser = _PARSERS.get((source, detail_type)) if isinstance(source, str) and isinstance(detail_type, str) else None
+    if parser is None:
+        raise TriggerRejected(RejectionReason.NOT_A_TRIGGER, "source, detail-type: not a termination trigger")
+    return parser(event)
+
+
+def _refuse_oversized(event: Any) -> None:
+    try:
+        size = len(json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+    except (TypeError, ValueError, RecursionError):
+        raise TriggerRejected(RejectionReason.MALFORMED, "(root): not a JSON document") from None
+    if size > MAX_EVENT_BYTES:
+        raise TriggerRejected(RejectionReason.OVERSIZED, f"(root): larger than {MAX_EVENT_BYTES} bytes")
+
+
+def _validate(model: type[ModelT], event: dict[str, Any]) -> ModelT:
+    try:
+        return model.model_validate(event)
+    except ValidationError as error:
+        raise TriggerRejected(RejectionReason.MALFORMED, describe_validation_error(error)) from None
+
+
+def _notice(envelope: _Envelope, **fields: Any) -> TerminationNotice:
+    try:
+        return TerminationNotice(
+            source=envelope.source,
+            detail_type=envelope.detail_type,
+            event_id=envelope.id,
+            account_id=envelope.account,
+            region=envelope.region,
+            **fields,
+        )
+    except ValidationError as error:
+        raise TriggerRejected(RejectionReason.MALFORMED, describe_validation_error(error)) from None
+
+
+def parse_ec2_state_change(event: dict[str, Any]) -> TerminationNotice:
+    parsed = _validate(Ec2StateChangeEvent, event)
+    if parsed.detail.state != "terminated":
+        raise TriggerRejected(RejectionReason.NOT_A_TERMINATION, "detail.state: not terminated")
+    return _notice(
+        parsed,
+        cloud_id=parsed.detail.instance_id,
+        reason=f"EC2 instance {parsed.detail.instance_id} terminated",
+        terminated_at=parsed.time,
+    )
+
+
+def parse_ecs_task_stopped(event: dict[str, Any]) -> TerminationNotice:
+    parsed = _validate(EcsTaskStateChangeEvent, event)
+    detail = parsed.detail
+    if detail.last_status != "STOPPED":
+        raise TriggerRejected(RejectionReason.NOT_A_TERMINATION, "detail.lastStatus: not STOPPED")
+    task = _TASK_ARN.fullmatch(detail.task_arn)
+    if task is None:
+        raise TriggerRejected(RejectionReason.MALFORMED, "detail.taskArn: not an ECS task ARN")
+    if (task["account"], task["region"]) != (parsed.account, parsed.region):
+        raise TriggerRejected(RejectionReason.MALFORMED, "detail.taskArn: not in the event's account and region")
+    why = ": ".join(_clean_text(part, 200) for part in (detail.stop_code, detail.stopped_reason) if part)
+    return _notice(
+        parsed,
+        cloud_id=detail.task_arn,
+        reason=_clip(f"ECS task stopped{': ' + why if why else ''}"),
+        terminated_at=detail.stopped_at or parsed.time,
+    )
+
+
+def parse_lambda_function_deleted(event: dict[str, Any]) -> TerminationNotice:
+    parsed = _validate(LambdaDeleteEvent, event)
+    detail = parsed.detail
+    if detail.event_source != "lambda.amazonaws.com":
+        raise TriggerRejected(RejectionReason.NOT_A_TRIGGER, "detail.eventSource: not lambda.amazonaws.com")
+    if not detail.event_name.startswith("DeleteFunction"):
+        raise TriggerRejected(RejectionReason.NOT_A_TERMINATION, "detail.eventName: not a DeleteFunction call")
+    if detail.error_code is not None:
+        raise TriggerRejected(RejectionReason.NOT_A_TERMINATION, "detail.errorCode: the delete failed")
+    if detail.aws_region != parsed.region or detail.recipient_account_id not in (None, parsed.account):
+        raise TriggerRejected(RejectionReason.MALFORMED, "detail.awsRegion, detail.recipientAccountId: not the event's")
+    function_arn = lambda_function_arn(
+        detail.request_parameters.function_name,
+        qualifier=detail.request_parameters.qualifier,
+        account_id=parsed.account,
+        region=parsed.region,
+    )
+    return _notice(
+        parsed,
+        cloud_id=function_arn,
+        reason=_clip(f"Lambda function {function_arn} deleted ({detail.event_name})"),
+        terminated_at=detail.event_time,
+    )
+
+
+def lambda_function_arn(function_name: str, *, qualifier: str | None, account_id: str, region: str) -> str:
+    """The unqualified function ARN that a DeleteFunction call's `functionName` designates.
+
+    `functionName` may be a name, a partial ARN (account:function:name) or a full ARN. A call with a
+    qualifier (`:3`, or the `qualifier` parameter) deletes that one version and leaves the function
+    running, so it is not a termination and is refused.
+    """
+    match = (
+        _FUNCTION_FULL_ARN.fullmatch(function_name)
+        or _FUNCTION_PARTIAL_ARN.fullmatch(function_name)
+        or _FUNCTION_BARE_NAME.fullmatch(function_name)
+    )
+    if match is None:
+        raise TriggerRejected(
+            RejectionReason.MALFORMED, "detail.requestParameters.functionName: not a function name or ARN"
+        )
+    groups = match.groupdict()
+    if groups.get("qualifier") or qualifier:
+        raise TriggerRejected(
+            RejectionReason.NOT_A_TERMINATION,
+            "detail.requestParameters: a qualified delete removes one version, not the function",
+        )
+    if groups.get("region", region) != region or groups.get("account", account_id) != account_id:
+        raise TriggerRejected(
+            RejectionReason.MALFORMED,
+            "detail.requestParameters.functionName: not in the event's account and region",
+        )
+    partition = groups.get("partition") or _partition_of(region)
+    return f"arn:{partition}:lambda:{region}:{account_id}:function:{groups['name']}"
+
+
+def parse_autoscaling_terminating(event: dict[str, Any]) -> TerminationNotice:
+    parsed = _validate(AutoScalingTerminateEvent, event)
+    detail = parsed.detail
+    if detail.lifecycle_transition != TERMINATING_TRANSITION:
+        raise TriggerRejected(RejectionReason.NOT_A_TERMINATION, "detail.LifecycleTransition: not terminating")
+    return _notice(
+        parsed,
+        cloud_id=detail.instance_id,
+        reason=_clip(
+            f"Auto Scaling group {_clean_text(detail.auto_scaling_group_name, 255)} is terminating instance "
+            f"{detail.instance_id} (lifecycle hook {detail.lifecycle_hook_name})"
+        ),
+        terminated_at=parsed.time,
+    )
+
+
+def parse_workload_terminated(event: dict[str, Any]) -> TerminationNotice:
+    parsed = _validate(WorkloadTerminatedEvent, event)
+    detail = parsed.detail
+    check_workload_id(detail.workload_id, field="detail.workload_id")
+    if _has_control_characters(detail.reason):
+        raise TriggerRejected(RejectionReason.MALFORMED, "detail.reason: control or invisible characters")
+    if not detail.reason.strip():
+        raise TriggerRejected(RejectionReason.MALFORMED, "detail.reason: empty")
+    return _notice(
+        parsed,
+        workload_id=detail.workload_id,
+        reason=detail.reason.strip(),
+        terminated_at=detail.terminated_at or parsed.time,
+    )
+
+
+def check_workload_id(workload_id: str, *, field: str) -> None:
+    """A workload id names exactly one workload: no wildcard, no traversal, no look-alike characters."""
+
+    def refuse(problem: str) -> TriggerRejected:
+        return TriggerRejected(RejectionReason.MALFORMED, f"{field}: {problem}")
+
+    if not workload_id.strip():
+        raise refuse("empty")
+    if not workload_id.isascii() or not workload_id.isprintable() or any(c.isspace() for c in workload_id):
+        raise refuse("must be printable ASCII without spaces")
+    if _WILDCARDS.intersection(workload_id):
+        raise refuse("wildcards are not allowed")
+    if "%" in workload_id or "\\" in workload_id:
+        raise refuse("escapes are not allowed")
+    body = workload_id.split("://", 1)[-1]
+    if any(segment in (".", "..") for segment in body.split("/")):
+        raise refuse("path traversal is not allowed")
+    lowered = workload_id.lower()
+    if lowered.startswith("spiffe:"):
+        if _SPIFFE_ID.fullmatch(workload_id) is None:
+            raise refuse("not a valid SPIFFE ID")
+    elif lowered.startswith("arn:"):
+        if _ARN.fullmatch(workload_id) is None:
+            raise refuse("not a valid ARN")
+    elif _OTHER_WORKLOAD_ID.fullmatch(workload_id) is None:
+        raise refuse("not a SPIFFE ID, an ARN or a cloud id")
+
+
+def _partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def _has_control_characters(text: str) -> bool:
+    # Cc: control characters; Cf: invisible format characters such as bidi overrides and zero-width joiners.
+    return any(unicodedata.category(character) in ("Cc", "Cf") for character in text)
+
+
+def _clean_text(text: str, limit: int) -> str:
+    """AWS's free text (a stop reason), made safe to log: control and format characters become spaces."""
+    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
+    return " ".join(cleaned.split())[:limit]
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
+
+
+_PARSERS: dict[tuple[str, str], Callable[[dict[str, Any]], TerminationNotice]] = {
+    (EC2_SOURCE, EC2_DETAIL_TYPE): parse_ec2_state_change,
+    (ECS_SOURCE, ECS_DETAIL_TYPE): parse_ecs_task_stopped,
+    (LAMBDA_SOURCE, CLOUDTRAIL_DETAIL_TYPE): parse_lambda_function_deleted,
+    (AUTOSCALING_SOURCE, AUTOSCALING_DETAIL_TYPE): parse_autoscaling_terminating,
+    (GENERIC_SOURCE, GENERIC_DETAIL_TYPE): parse_workload_terminated,
+}
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "RejectionReason",
+    "TriggerRejected",
+    "check_workload_id",
+    "lambda_function_arn",
+    "parse_termination_event",
+]

@@ -1,0 +1,127 @@
+"""Each termination trigger's sample event through the template's rule, the start function and the offboarding
+state machine (moto's interpreter running the ASL, handlers in-process), against real OpenBao."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import hvac
+import pytest
+
+from rescind.inventory import DynamoDbInventory
+from rescind.inventory.types import CloudResourceKind, WorkloadBinding
+from rescind.ledger import DynamoDbLedger, IncidentStatus
+from rescind.models import Outcome
+from rescind.offboarding.triggers import parse_termination_event
+from rescind_local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalOpenBao
+from rescind_local.proof import prove_by_use
+from rescind_local.seed import prepare_vault, seed_workload
+from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stepfunctions import wait_for_execution
+from tests.conftest import load_event
+
+TRIGGERS = {
+    "ec2_instance_terminated.json": CloudResourceKind.EC2_INSTANCE,
+    "ecs_task_stopped.json": CloudResourceKind.ECS_TASK,
+    "lambda_function_deleted.json": CloudResourceKind.LAMBDA_FUNCTION,
+    "autoscaling_instance_terminating.json": CloudResourceKind.EC2_INSTANCE,
+    "workload_terminated.json": None,
+}
+
+
+@pytest.fixture
+def stack(aws: None, openbao: LocalOpenBao) -> Iterator[LocalStack]:
+    with deploy_template_to_moto(
+        parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local"},
+        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
+        time_scale=0.01,
+    ) as deployed:
+        yield deployed
+
+
+@pytest.mark.parametrize("sample", sorted(TRIGGERS))
+def test_each_trigger_offboards_its_workload_and_nothing_else(
+    sample: str, stack: LocalStack, vault: hvac.Client, openbao: LocalOpenBao, unique: str
+) -> None:
+    # Given a workload and its neighbour, and the sample event naming the workload (through the inventory
+    # for cloud ids: the resource itself no longer exists)
+    prepare_vault(vault)
+    iam = boto3.client("iam")
+    target = seed_workload(vault, iam, f"t-{unique}", f"spiffe://flows.rescind/t-{unique}")
+    neighbour = seed_workload(vault, iam, f"n-{unique}", f"spiffe://flows.rescind/n-{unique}")
+    event = load_event(sample)
+    event["id"] = str(uuid.uuid4())
+    kind = TRIGGERS[sample]
+    if kind is None:
+        event["detail"]["workload_id"] = target.spiffe_id
+    else:
+        cloud_id = parse_termination_event(event).cloud_id
+        assert cloud_id is not None
+        inventory = DynamoDbInventory(stack.physical_id("InventoryTable"), boto3.client("dynamodb"))
+        inventory.bind(
+            WorkloadBinding(
+                cloud_id=cloud_id,
+                kind=kind,
+                workload_id=target.spiffe_id,
+                account_id=LOCAL_ACCOUNT_ID,
+                region=LOCAL_REGION,
+                seen_at=datetime.now(UTC),
+            )
+        )
+
+    # When the event is put through the template's rules
+    matches = stack.route_event(event)
+
+    # Then exactly one rule took it, the start function started one offboarding, and it succeeded
+    assert len(matches) == 1
+    (delivery,) = matches[0].deliveries
+    assert delivery.error_type is None
+    execution = only_execution(stack)
+    assert execution["status"] == "SUCCEEDED", execution
+    dead = prove_by_use(vault, openbao.addr, iam, target, expected="dead")
+    alive = prove_by_use(vault, openbao.addr, iam, neighbour, expected="alive")
+    assert [p for p in dead + alive if not p.passed] == []
+    view = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb")).read_incident(execution["name"])
+    assert view.closure is not None
+    assert view.closure.status is IncidentStatus.COMPLETED
+    assert view.incident is not None
+    assert len(view.attempts) == len(view.incident.plan.actions) == 7
+    assert {a.result.outcome for a in view.attempts} == {Outcome.SUCCEEDED}
+
+
+def test_a_replayed_event_starts_nothing_new(stack: LocalStack, vault: hvac.Client, unique: str) -> None:
+    prepare_vault(vault)
+    target = seed_workload(vault, boto3.client("iam"), f"r-{unique}", f"spiffe://flows.rescind/r-{unique}")
+    event = load_event("workload_terminated.json")
+    event["detail"]["workload_id"] = target.spiffe_id
+    stack.route_event(event)
+    first = only_execution(stack)
+
+    stack.route_event(event)
+    stack.route_event(event)
+
+    assert only_execution(stack)["executionArn"] == first["executionArn"]
+
+
+def test_an_event_for_an_unknown_resource_is_an_unresolved_incident_and_touches_nothing(stack: LocalStack) -> None:
+    event = load_event("ec2_instance_terminated.json")
+    matches = stack.route_event(event)
+    assert [d.error_type for m in matches for d in m.deliveries] == [None]
+    sfn = boto3.client("stepfunctions")
+    assert sfn.list_executions(stateMachineArn=stack.state_machine_arn("OffboardingStateMachine"))["executions"] == []
+    ledger = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
+    (incident,) = ledger.list_incidents()
+    closure = ledger.read_incident(incident.incident_id).closure
+    assert closure is not None
+    assert closure.status is IncidentStatus.UNRESOLVED
+    assert incident.plan.actions == ()
+
+
+def only_execution(stack: LocalStack) -> dict[str, Any]:
+    sfn = boto3.client("stepfunctions")
+    (listed,) = sfn.list_executions(stateMachineArn=stack.state_machine_arn("OffboardingStateMachine"))["executions"]
+    return wait_for_execution(sfn, listed["executionArn"], 60)
