@@ -9,6 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
+from rescind.exceptions import InvalidInput
 from rescind.runtime import get_engine, get_ledger, get_settings
 
 logger = Logger()
@@ -21,7 +22,12 @@ get_settings()  # fail at cold start, not on the first event, when configuration
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = ExecuteActionRequest.parse(event)
+    try:
+        request = ExecuteActionRequest.parse(event)
+    except InvalidInput as refused:
+        logger.warning("request refused", extra={"problem": str(refused)})  # the message never echoes values
+        metrics.add_metric(name="RequestRefused", unit=MetricUnit.Count, value=1)
+        raise
     result = execute_and_record(request, engine=get_engine(), ledger=get_ledger())
     logger.info(
         "action finished",
