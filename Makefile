@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint check-template test-slow bench clean
+.PHONY: setup demo test lint check-template browser test-slow bench clean
 
 $(STAMP): pyproject.toml shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,12 @@ lint: setup
 check-template: setup
 	$(BIN)/cfn-lint template.yaml
 
+# Debian's Chromium, for the test that renders an incident report in a real browser.
+browser:
+	sh tools/install_browser.sh
+
 # pytest exits 5 when it collects nothing; that is not a failure of the project.
-test: lint check-template
+test: lint check-template browser
 	$(BIN)/pytest -m "not slow" -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 
 test-slow: setup

@@ -157,3 +157,21 @@ def test_a_rotation_belongs_to_a_run_so_a_replay_is_one_rotation_and_the_next_ru
     replay = Action(kind="rotate", target=KvSecretRef(path="apps/db"), reason="leak", params={"run_id": "inc-1"})
     next_run = Action(kind="rotate", target=KvSecretRef(path="apps/db"), reason="leak", params={"run_id": "inc-2"})
     assert first.action_id == replay.action_id != next_run.action_id
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"kind": "iam_role_sessions", "account_id": "١٢٣٤٥٦٧٨٩٠١٢", "role_name": "app"},  # Arabic-Indic digits
+        {
+            "kind": "iam_access_key",
+            "account_id": "123456789012",
+            "user_name": "b\u043eb",
+            "access_key_id": "AKIA" + "A" * 16,
+        },
+        {"kind": "iam_role_sessions", "account_id": "123456789012", "role_name": "\u0430pp"},  # Cyrillic a
+    ],
+)
+def test_look_alike_unicode_is_refused(data: dict[str, str]) -> None:
+    with pytest.raises(InvalidInput):
+        parse_with(credential_ref_adapter, data, what="reference")

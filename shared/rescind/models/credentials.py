@@ -35,16 +35,17 @@ _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 _TOKEN_ACCESSOR_RE = re.compile(r"^[A-Za-z0-9]{24}(\.[A-Za-z0-9]{5,})?$")
 _SERIAL_RE = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2})+$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-@]{0,127}$")
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_ACCOUNT_RE = re.compile(r"^\d{12}$", re.ASCII)
 _ACCESS_KEY_ID_RE = re.compile(r"^AKIA[A-Z0-9]{16}$")
-_IAM_ROLE_NAME_RE = re.compile(r"^[\w+=,.@\-]{1,64}$")
+_IAM_ROLE_NAME_RE = re.compile(r"^[\w+=,.@\-]{1,64}$", re.ASCII)
 _PARTITION = r"aws|aws-cn|aws-us-gov"
 _REGION = r"[a-z]{2}(-[a-z]+)+-\d"
 _SECRET_ARN_RE = re.compile(
-    rf"^arn:({_PARTITION}):secretsmanager:{_REGION}:\d{{12}}:secret:[\w/+=.@\-]+-[A-Za-z0-9]{{6}}$"
+    rf"^arn:({_PARTITION}):secretsmanager:{_REGION}:\d{{12}}:secret:[\w/+=.@\-]+-[A-Za-z0-9]{{6}}$", re.ASCII
 )
 _PCA_ARN_RE = re.compile(
-    rf"^arn:({_PARTITION}):acm-pca:{_REGION}:\d{{12}}:certificate-authority/[0-9a-f]{{8}}(-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}}$"
+    rf"^arn:({_PARTITION}):acm-pca:{_REGION}:\d{{12}}:certificate-authority/[0-9a-f]{{8}}(-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}}$",
+    re.ASCII,
 )
 _PCA_SERIAL_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2})*$")
 
@@ -186,7 +187,7 @@ class VaultTtlTargetRef(_Ref):
 class IamAccessKeyRef(_Ref):
     kind: Literal[CredentialKind.IAM_ACCESS_KEY] = CredentialKind.IAM_ACCESS_KEY
     account_id: AccountId
-    user_name: Annotated[str, _pattern(re.compile(r"^[\w+=,.@\-]{1,64}$"), "user_name", "deploy-bot")]
+    user_name: Annotated[str, _pattern(re.compile(r"^[\w+=,.@\-]{1,64}$", re.ASCII), "user_name", "deploy-bot")]
     access_key_id: AccessKeyId
 
 
