@@ -12,6 +12,7 @@ from rich.table import Table
 
 from rescind.models import ActionResult
 from rescind_cli.inventory import inventory_app
+from rescind_cli.local import local_app
 
 if TYPE_CHECKING:
     from rescind_local.proof import ProofByUse  # the CLI's --help must not import hvac
@@ -26,6 +27,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON documen
 
 
 app.add_typer(inventory_app, name="inventory")
+app.add_typer(local_app, name="local")
 
 
 @app.callback()

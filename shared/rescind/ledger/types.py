@@ -24,6 +24,7 @@ class Trigger(BaseModel):
     references: tuple[CredentialRef, ...] = ()
     requested_by: Annotated[str, Field(max_length=200)] | None = None
     reason: Annotated[str, Field(max_length=500)] | None = None
+    ticket: Annotated[str, Field(max_length=200)] | None = None
 
 
 class IncidentStatus(StrEnum):

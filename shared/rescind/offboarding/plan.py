@@ -9,7 +9,7 @@ from rescind.discovery import DiscoveryScope, discover_workload_credentials, pla
 from rescind.guard import GuardPolicy, exceeds_cap, find_holds, is_protected
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import IncidentRecord
-from rescind.models import ActionKind, CredentialRef, KvSecretRef
+from rescind.models import ActionKind, CredentialRef, KvSecretRef, Plan
 from rescind.models.results import utc_now
 from rescind.offboarding.types import GuardDecision, OffboardingPlan, OffboardingRequest
 
@@ -53,24 +53,28 @@ def rotated_since(vault: hvac.Client, ref: KvSecretRef, moment: datetime) -> boo
     return rotated_at is not None and rotated_at >= moment
 
 
-def plan_offboarding(
+def build_offboarding_plan(
     request: OffboardingRequest,
     *,
     vault: hvac.Client,
     aws: AwsClientFactory | None,
     inventory: Inventory | None,
-    ledger: Ledger,
     scope: DiscoveryScope,
     policy: GuardPolicy,
-) -> OffboardingPlan:
-    """Plan and guard. Opens the incident in the ledger with the full plan, whatever the guard decides."""
+) -> tuple[Plan, OffboardingPlan]:
+    """Plan and guard, reading only: what `rescind plan` shows and what the plan task records."""
     if is_protected(request.workload_id, policy):
         refs: list[CredentialRef] = []
         decision, why = GuardDecision.REFUSE, f"workload {request.workload_id} is protected"
     else:
+        gathered = (
+            list(request.credentials)
+            if request.credentials
+            else gather_credentials(vault, aws, inventory, request.workload_id, scope)
+        )
         refs = [
             ref
-            for ref in gather_credentials(vault, aws, inventory, request.workload_id, scope)
+            for ref in gathered
             # A re-run, or a second trigger for the same end, does not rotate a shared secret twice.
             if not (isinstance(ref, KvSecretRef) and rotated_since(vault, ref, request.terminated_at))
         ]
@@ -92,12 +96,9 @@ def plan_offboarding(
             decision = GuardDecision.NEEDS_APPROVAL
             why = f"{len(plan.actions)} actions exceed the blast-radius cap of {policy.blast_radius_cap}"
 
-    ledger.open_incident(
-        IncidentRecord(incident_id=request.incident_id, trigger=request.trigger, plan=plan, opened_at=utc_now())
-    )
     containment = tuple(action for action in plan.actions if action.kind is ActionKind.DISABLE)
     rest = tuple(action for action in plan.actions if action.kind is not ActionKind.DISABLE)
-    return OffboardingPlan(
+    return plan, OffboardingPlan(
         incident_id=request.incident_id,
         workload_id=request.workload_id,
         decision=decision,
@@ -106,3 +107,23 @@ def plan_offboarding(
         actions=rest,
         counts_by_kind=plan.counts_by_kind,
     )
+
+
+def plan_offboarding(
+    request: OffboardingRequest,
+    *,
+    vault: hvac.Client,
+    aws: AwsClientFactory | None,
+    inventory: Inventory | None,
+    ledger: Ledger,
+    scope: DiscoveryScope,
+    policy: GuardPolicy,
+) -> OffboardingPlan:
+    """Plan and guard, then open the incident in the ledger with the full plan, whatever the guard decided."""
+    plan, planned = build_offboarding_plan(
+        request, vault=vault, aws=aws, inventory=inventory, scope=scope, policy=policy
+    )
+    ledger.open_incident(
+        IncidentRecord(incident_id=request.incident_id, trigger=request.trigger, plan=plan, opened_at=utc_now())
+    )
+    return planned

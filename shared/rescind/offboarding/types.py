@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from rescind.ledger.types import Trigger
-from rescind.models import Action
+from rescind.models import Action, CredentialRef
 
 WorkloadId = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[\x21-\x7e]+$")]
 
@@ -48,6 +48,8 @@ class OffboardingRequest(BaseModel):
     trigger: Trigger
     terminated_at: AwareDatetime
     dry_run: bool = False
+    # A manual run names its credentials: then only these are planned, and nothing is discovered.
+    credentials: tuple[CredentialRef, ...] = ()
 
 
 class GuardDecision(StrEnum):
