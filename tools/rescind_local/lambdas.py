@@ -191,12 +191,25 @@ def runtime_environment(spec: FunctionSpec, region: str = LOCAL_REGION) -> dict[
     }
 
 
+def reset_rescind_caches() -> None:
+    """The runtime's cached settings and clients depend on the environment a function is given."""
+    import sys
+
+    runtime = sys.modules.get("rescind.runtime")
+    reset = getattr(runtime, "reset_caches", None)
+    if callable(reset):
+        reset()
+
+
 @contextmanager
 def function_environment(variables: Mapping[str, str]) -> Iterator[None]:
     """Apply `variables` to os.environ under the handler lock, and restore what was there afterwards."""
     with _HANDLER_LOCK:
         saved = {name: os.environ.get(name) for name in variables}
         os.environ.update(variables)
+        # In AWS each function has its own process; here they share one, so no function may see the settings
+        # and clients another function's environment built.
+        reset_rescind_caches()
         try:
             yield
         finally:

@@ -42,6 +42,7 @@ from rescind_local.lambdas import (
     create_local_function,
     in_process_lambdas,
     local_execution_role,
+    reset_rescind_caches,
 )
 from rescind_local.stepfunctions import (
     create_local_state_machine,
@@ -388,7 +389,7 @@ class LocalStack:
         patches.enter_context(eventbridge_targets(self.deliveries))
         self._patches = patches
         try:
-            _reset_rescind_caches()
+            reset_rescind_caches()
             self._deploy()
         except BaseException:
             self.stop()
@@ -399,7 +400,7 @@ class LocalStack:
         patches, self._patches = self._patches, None
         if patches is not None:
             patches.close()
-        _reset_rescind_caches()
+        reset_rescind_caches()
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -527,16 +528,6 @@ class LocalStack:
             if rule.logical_id == logical_id:
                 return rule
         raise KeyError(f"the template has no rule {logical_id!r}")
-
-
-def _reset_rescind_caches() -> None:
-    """The runtime's cached settings/clients depend on the environment each stack gives its handlers."""
-    import sys
-
-    runtime = sys.modules.get("rescind.runtime")
-    reset = getattr(runtime, "reset_caches", None)
-    if callable(reset):
-        reset()
 
 
 def deploy_template_to_moto(
