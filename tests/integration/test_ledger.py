@@ -104,3 +104,19 @@ def test_incidents_are_listed_newest_first_and_since_a_moment(ledger: DynamoDbLe
     assert [i.incident_id for i in ledger.list_incidents()] == ["inc-2", "inc-1", "inc-0"]
     assert [i.incident_id for i in ledger.list_incidents(since=T0 + timedelta(days=1))] == ["inc-2", "inc-1"]
     assert len(ledger.list_incidents(limit=1)) == 1
+
+
+def test_approval_decisions_are_appended_and_read_back(ledger: DynamoDbLedger) -> None:
+    from rescind.ledger import ApprovalDecision, ApprovalVerdict
+
+    ledger.open_incident(_incident())
+    decision = ApprovalDecision(
+        incident_id="inc-1",
+        execution_arn="arn:aws:states:us-east-1:123456789012:execution:rescind-manual-revocation:inc-1",
+        verdict=ApprovalVerdict.APPROVED,
+        decided_by="arn:aws:sts::123456789012:assumed-role/responder/alice",
+        decided_at=T0,
+    )
+    assert ledger.record_approval(decision) is True
+    assert ledger.record_approval(decision) is False
+    assert ledger.read_incident("inc-1").approvals == (decision,)

@@ -4,6 +4,8 @@ from rescind.ledger.base import Ledger
 from rescind.ledger.dynamodb import DynamoDbLedger
 from rescind.ledger.types import (
     ActionAttemptRecord,
+    ApprovalDecision,
+    ApprovalVerdict,
     IncidentClosure,
     IncidentRecord,
     IncidentStatus,
@@ -13,6 +15,8 @@ from rescind.ledger.types import (
 
 __all__ = [
     "ActionAttemptRecord",
+    "ApprovalDecision",
+    "ApprovalVerdict",
     "DynamoDbLedger",
     "IncidentClosure",
     "IncidentRecord",

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from rescind.ledger.types import ActionAttemptRecord, IncidentClosure, IncidentRecord, IncidentView
+from rescind.ledger.types import (
+    ActionAttemptRecord,
+    ApprovalDecision,
+    IncidentClosure,
+    IncidentRecord,
+    IncidentView,
+)
 
 
 class Ledger(Protocol):
@@ -19,6 +25,10 @@ class Ledger(Protocol):
 
     def close_incident(self, closure: IncidentClosure) -> bool:
         """Append a closure. A re-run that finishes the rest appends another one."""
+        ...
+
+    def record_approval(self, decision: ApprovalDecision) -> bool:
+        """Append who approved or denied a pending run."""
         ...
 
     def read_incident(self, incident_id: str) -> IncidentView: ...

@@ -4,6 +4,7 @@ Layout (the table is defined in template.yaml as LedgerTable):
   pk = INCIDENT#<id>   sk = A#INCIDENT                      the trigger and the plan
                        sk = B#ACTION#<action_id>#<attempt>  one per action attempt
                        sk = C#CLOSURE#<closed_at>           one per finished run
+                       sk = D#APPROVAL#<decided_at>         who approved or denied, and why
   gsi1 (by_time): gsi1pk = INCIDENTS, gsi1sk = <opened_at>#<id>, on incident records only.
 """
 
@@ -13,7 +14,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rescind.exceptions import AwsThrottled, LedgerConflict
-from rescind.ledger.types import ActionAttemptRecord, IncidentClosure, IncidentRecord, IncidentView
+from rescind.ledger.types import (
+    ActionAttemptRecord,
+    ApprovalDecision,
+    IncidentClosure,
+    IncidentRecord,
+    IncidentView,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -102,6 +109,17 @@ class DynamoDbLedger:
             }
         )
 
+    def record_approval(self, decision: ApprovalDecision) -> bool:
+        return self._put_once(
+            {
+                "pk": _pk(decision.incident_id),
+                "sk": f"D#APPROVAL#{_utc_text(decision.decided_at)}",
+                "record_type": "approval",
+                "verdict": str(decision.verdict),
+                "body": decision.model_dump_json(),
+            }
+        )
+
     def _query(self, max_items: int | None = None, **kwargs: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         paginator = self._client.get_paginator("query")
@@ -120,6 +138,7 @@ class DynamoDbLedger:
         incident: IncidentRecord | None = None
         attempts: list[ActionAttemptRecord] = []
         closure: IncidentClosure | None = None
+        approvals: list[ApprovalDecision] = []
         for item in items:  # sorted by sk: incident, attempts, closures oldest first
             body = item["body"]["S"]
             record_type = item["record_type"]["S"]
@@ -129,8 +148,10 @@ class DynamoDbLedger:
                 attempts.append(ActionAttemptRecord.model_validate_json(body))
             elif record_type == "closure":
                 closure = IncidentClosure.model_validate_json(body)  # the newest wins
+            elif record_type == "approval":
+                approvals.append(ApprovalDecision.model_validate_json(body))
         attempts.sort(key=lambda attempt: attempt.result.started_at)
-        return IncidentView(incident=incident, attempts=tuple(attempts), closure=closure)
+        return IncidentView(incident=incident, attempts=tuple(attempts), closure=closure, approvals=tuple(approvals))
 
     def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]:
         condition = "gsi1pk = :all"

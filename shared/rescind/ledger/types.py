@@ -65,6 +65,24 @@ class IncidentClosure(BaseModel):
     summary: Annotated[str, Field(max_length=2000)] = ""
 
 
+class ApprovalVerdict(StrEnum):
+    APPROVED = "approved"
+    DENIED = "denied"
+
+
+class ApprovalDecision(BaseModel):
+    """Who answered a pending approval, and how. Written before the answer is sent to the execution."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident_id: IncidentId
+    execution_arn: Annotated[str, Field(min_length=1, max_length=2048)]
+    verdict: ApprovalVerdict
+    decided_by: Annotated[str, Field(min_length=1, max_length=2048)]  # the caller's ARN
+    reason: Annotated[str, Field(max_length=1000)] = ""
+    decided_at: AwareDatetime
+
+
 class IncidentView(BaseModel):
     """Everything the ledger holds on one incident, read back in order."""
 
@@ -73,3 +91,4 @@ class IncidentView(BaseModel):
     incident: IncidentRecord | None
     attempts: tuple[ActionAttemptRecord, ...]
     closure: IncidentClosure | None
+    approvals: tuple[ApprovalDecision, ...] = ()
