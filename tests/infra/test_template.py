@@ -91,6 +91,7 @@ def test_globals_environment(template: dict[str, Any]) -> None:
         "VAULT_AWS_AUTH_MOUNT": {"Ref": "VaultAwsAuthMount"},
         "VAULT_NAMESPACE": {"Ref": "VaultNamespace"},
         "CROSS_ACCOUNT_ROLE_NAME": {"Ref": "CrossAccountRoleName"},
+        "CROSS_ACCOUNT_EXTERNAL_ID": {"Ref": "CrossAccountExternalId"},
         "PROTECTED_WORKLOADS": {"Ref": "ProtectedWorkloads"},
         "BLAST_RADIUS_CAP": {"Ref": "BlastRadiusCap"},
         "PKI_MOUNTS": {"Ref": "PkiMounts"},
