@@ -38,7 +38,7 @@ inventory_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-_stderr = Console(stderr=True)
+_stderr = Console(stderr=True, emoji=False)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
 TableOption = Annotated[
@@ -273,7 +273,7 @@ def sync_command(
     if json_output:
         typer.echo(json.dumps(sync_report_document(report), indent=2))
     else:
-        print_sync_report(report, Console())
+        print_sync_report(report, Console(emoji=False))
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -299,7 +299,7 @@ def show_command(
     if json_output:
         typer.echo(json.dumps(show_document(views), indent=2))
     else:
-        print_inventory(views, Console())
+        print_inventory(views, Console(emoji=False))
     asked = workload is not None or cloud_id is not None
     known = any(view.resources or view.credentials for view in views)
     raise typer.Exit(1 if asked and not known else 0)

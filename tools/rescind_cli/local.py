@@ -56,7 +56,7 @@ local_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-_stderr = Console(stderr=True)
+_stderr = Console(stderr=True, emoji=False)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
 StateDirOption = Annotated[

@@ -13,6 +13,7 @@ from rich.table import Table
 from rescind.models import ActionResult
 from rescind_cli.inventory import inventory_app
 from rescind_cli.local import local_app
+from rescind_cli.runs import register as register_run_commands
 
 if TYPE_CHECKING:
     from rescind_local.proof import ProofByUse  # the CLI's --help must not import hvac
@@ -22,12 +23,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, emoji=False)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
 
 
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(local_app, name="local")
+register_run_commands(app)
 
 
 @app.callback()
@@ -74,7 +76,7 @@ def demo(json_output: JsonOption = False) -> None:
             if report.ok
             else "[red]something is still alive or was wrongly touched[/]"
         )
-        Console().print(f"\nincident {report.incident_id}: {verdict}")
+        Console(emoji=False).print(f"\nincident {report.incident_id}: {verdict}")
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -93,7 +95,7 @@ def _print_results(results: list[ActionResult]) -> None:
             evidence.observed if evidence else result.detail,
             f"{result.act_ms + result.verify_ms:.0f}",
         )
-    Console().print(table)
+    Console(emoji=False).print(table)
 
 
 def _print_proofs(proofs: Sequence[ProofByUse]) -> None:
@@ -106,7 +108,7 @@ def _print_proofs(proofs: Sequence[ProofByUse]) -> None:
         table.add_row(
             values["workload"], values["credential"], values["check"], values["expected"], values["observed"], mark
         )
-    Console().print(table)
+    Console(emoji=False).print(table)
 
 
 if __name__ == "__main__":

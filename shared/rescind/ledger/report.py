@@ -220,6 +220,7 @@ def _trigger_section(view: IncidentView) -> Section:
         (Cell("Workload"), _or_not_recorded(trigger.workload_id)),
         (Cell("Reason"), _or_not_recorded(trigger.reason)),
         (Cell("Requested by"), _or_not_recorded(trigger.requested_by)),
+        (Cell("Ticket"), _or_not_recorded(trigger.ticket)),
         (Cell("References named"), Cell(references, code=True) if references else Cell("none", tone="muted")),
     ]
     return Section("trigger", "Trigger", blocks=(Table(("Field", "Value"), tuple(rows), key_value=True),))
