@@ -7,24 +7,21 @@ template, so a new call in shared/rescind/aws/ fails here until the member role 
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import cfnlint.data.AdditionalSpecs
 import pytest
-from botocore import xform_name
 from cfnlint.helpers import load_resource
 
 from rescind_local.eventbridge import event_pattern_matches
 from rescind_local.stack import IntrinsicResolver
 from rescind_local.template import load_template
 from tests.conftest import load_event
+from tests.infra.policy_scan import allowed_resources, as_list, boto3_calls, resource_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MEMBER_TEMPLATE = REPO_ROOT / "member-account.yaml"
@@ -52,23 +49,6 @@ def central() -> dict[str, Any]:
     return load_template(REPO_ROOT / "template.yaml")
 
 
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def resource_text(resource: Any) -> str:
-    """A Resource as text: `!Sub` strings as written, `!Ref X` as ${X}, `!GetAtt X.Arn` as ${X.Arn}."""
-    if isinstance(resource, str):
-        return resource
-    if "Fn::Sub" in resource:
-        return str(resource["Fn::Sub"])
-    if "Ref" in resource:
-        return "${" + str(resource["Ref"]) + "}"
-    if "Fn::GetAtt" in resource:
-        return "${" + ".".join(resource["Fn::GetAtt"]) + "}"
-    return json.dumps(resource)
-
-
 def role_statements(template: dict[str, Any], logical_id: str) -> list[dict[str, Any]]:
     statements: list[dict[str, Any]] = []
     for policy in template["Resources"][logical_id]["Properties"]["Policies"]:
@@ -76,34 +56,9 @@ def role_statements(template: dict[str, Any], logical_id: str) -> list[dict[str,
     return statements
 
 
-def allowed_resources(statements: list[dict[str, Any]], action: str) -> list[str]:
-    granted: list[str] = []
-    for statement in statements:
-        if statement["Effect"] != "Allow":
-            continue
-        if any(fnmatchcase(action.lower(), pattern.lower()) for pattern in as_list(statement["Action"])):
-            granted.extend(resource_text(resource) for resource in as_list(statement["Resource"]))
-    return granted
-
-
 def member_account_calls() -> set[str]:
     """`service:Operation` for every boto3 call (direct or through get_paginator) in the member-side modules."""
-    session = botocore.session.get_session()
-    operations: dict[str, set[str]] = {}
-    for service in MEMBER_SERVICES:
-        model = session.get_service_model(service)
-        for operation in model.operation_names:
-            operations.setdefault(xform_name(operation), set()).add(f"{model.signing_name}:{operation}")
-    calls: set[str] = set()
-    for source in MEMBER_CALL_SOURCES:
-        for node in ast.walk(ast.parse(source.read_text())):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
-                continue
-            name = node.func.attr
-            if name == "get_paginator" and node.args and isinstance(node.args[0], ast.Constant):
-                name = str(node.args[0].value)
-            calls |= operations.get(name, set())
-    return calls
+    return boto3_calls(MEMBER_CALL_SOURCES, MEMBER_SERVICES)
 
 
 def rules(template: dict[str, Any]) -> dict[str, dict[str, Any]]:

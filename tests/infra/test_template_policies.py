@@ -6,19 +6,16 @@ a new call in shared/rescind/aws/ fails here until the template grants it or thi
 
 from __future__ import annotations
 
-import ast
-import json
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import cfnlint.data.AdditionalSpecs
 import pytest
-from botocore import xform_name
 from cfnlint.helpers import load_resource
 
 from rescind_local.template import load_template
+from tests.infra.policy_scan import allowed_resources, as_list, boto3_calls, resource_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = REPO_ROOT / "shared" / "rescind"
@@ -73,32 +70,6 @@ def statements(template: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def resource_text(resource: Any) -> str:
-    """A Resource as text: `!Sub` strings as written, `!GetAtt X.Arn` as ${X.Arn}."""
-    if isinstance(resource, str):
-        return resource
-    if "Fn::Sub" in resource:
-        return str(resource["Fn::Sub"])
-    if "Fn::GetAtt" in resource:
-        return "${" + ".".join(resource["Fn::GetAtt"]) + "}"
-    return json.dumps(resource)
-
-
-def allowed_resources(statements: list[dict[str, Any]], action: str) -> list[str]:
-    """The resources on which Allow statements grant `action` (IAM action names are case-insensitive)."""
-    granted: list[str] = []
-    for statement in statements:
-        if statement["Effect"] != "Allow":
-            continue
-        if any(fnmatchcase(action.lower(), pattern.lower()) for pattern in as_list(statement["Action"])):
-            granted.extend(resource_text(resource) for resource in as_list(statement["Resource"]))
-    return granted
-
-
 def denied_resources(statements: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
     return [
         statement
@@ -115,22 +86,7 @@ def calls() -> set[str]:
 
 def adapter_calls() -> set[str]:
     """`service:Operation` for every boto3 call (direct or through get_paginator) in the adapters' source."""
-    session = botocore.session.get_session()
-    operations: dict[str, set[str]] = {}
-    for service in ADAPTER_SERVICES:
-        model = session.get_service_model(service)
-        for operation in model.operation_names:
-            operations.setdefault(xform_name(operation), set()).add(f"{model.signing_name}:{operation}")
-    calls: set[str] = set()
-    for source in ADAPTER_SOURCES:
-        for node in ast.walk(ast.parse(source.read_text())):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
-                continue
-            name = node.func.attr
-            if name == "get_paginator" and node.args and isinstance(node.args[0], ast.Constant):
-                name = str(node.args[0].value)
-            calls |= operations.get(name, set())
-    return calls
+    return boto3_calls(ADAPTER_SOURCES, ADAPTER_SERVICES)
 
 
 def test_the_source_scan_finds_the_calls_it_should(calls: set[str]) -> None:

@@ -1,0 +1,64 @@
+"""Shared by the policy tests: which AWS calls the code makes, and what an IAM policy grants."""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+from botocore import xform_name
+
+
+def boto3_calls(sources: Iterable[Path], services: Iterable[str]) -> set[str]:
+    """`service:Operation` for every boto3 call (direct or through get_paginator) in the given source files.
+
+    boto3 method names are the operations' snake_case names, so the scan reads them from the source.
+    """
+    session = botocore.session.get_session()
+    operations: dict[str, set[str]] = {}
+    for service in services:
+        model = session.get_service_model(service)
+        for operation in model.operation_names:
+            operations.setdefault(xform_name(operation), set()).add(f"{model.signing_name}:{operation}")
+    calls: set[str] = set()
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            name = node.func.attr
+            if name == "get_paginator" and node.args and isinstance(node.args[0], ast.Constant):
+                name = str(node.args[0].value)
+            calls |= operations.get(name, set())
+    return calls
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def resource_text(resource: Any) -> str:
+    """A Resource as text: `!Sub` strings as written, `!Ref X` as ${X}, `!GetAtt X.Arn` as ${X.Arn}."""
+    if isinstance(resource, str):
+        return resource
+    if "Fn::Sub" in resource:
+        return str(resource["Fn::Sub"])
+    if "Ref" in resource:
+        return "${" + str(resource["Ref"]) + "}"
+    if "Fn::GetAtt" in resource:
+        return "${" + ".".join(resource["Fn::GetAtt"]) + "}"
+    return json.dumps(resource)
+
+
+def allowed_resources(statements: list[dict[str, Any]], action: str) -> list[str]:
+    """The resources on which Allow statements grant `action` (IAM action names are case-insensitive)."""
+    granted: list[str] = []
+    for statement in statements:
+        if statement["Effect"] != "Allow":
+            continue
+        if any(fnmatchcase(action.lower(), pattern.lower()) for pattern in as_list(statement["Action"])):
+            granted.extend(resource_text(resource) for resource in as_list(statement["Resource"]))
+    return granted
