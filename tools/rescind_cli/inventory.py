@@ -28,6 +28,7 @@ from rescind.exceptions import InvalidInput, RescindError
 from rescind.inventory import Inventory, SyncPhase, SyncProgress, SyncReport, WorkloadBinding, sync_inventory
 from rescind.inventory.sync import DEFAULT_TAG_KEY
 from rescind.models import CredentialRef
+from rescind_cli.options import JsonOption
 
 if TYPE_CHECKING:
     import boto3
@@ -40,7 +41,6 @@ inventory_app = typer.Typer(
 )
 _stderr = Console(stderr=True, emoji=False)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
 TableOption = Annotated[
     str,
     typer.Option("--table", envvar="INVENTORY_TABLE_NAME", help="The inventory DynamoDB table (InventoryTable)."),

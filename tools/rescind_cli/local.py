@@ -32,6 +32,7 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.console import Console
 
+from rescind_cli.options import JsonOption
 from rescind_local.target import (
     STATE_DIR_ENV,
     LocalStackState,
@@ -58,7 +59,6 @@ local_app = typer.Typer(
 )
 _stderr = Console(stderr=True, emoji=False)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
 StateDirOption = Annotated[
     Path | None,
     typer.Option(

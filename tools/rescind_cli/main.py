@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -13,6 +13,7 @@ from rich.table import Table
 
 from rescind_cli.inventory import inventory_app
 from rescind_cli.local import local_app
+from rescind_cli.options import JsonOption
 from rescind_cli.runs import register as register_run_commands
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True, emoji=False)
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
 
 
 app.add_typer(inventory_app, name="inventory")

@@ -36,6 +36,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rescind.exceptions import InvalidInput, RescindError, VaultUnavailable
+from rescind_cli.options import JsonOption
 from rescind_cli.targets import (
     MANUAL_MACHINE,
     OFFBOARDING_MACHINE,
@@ -72,7 +73,6 @@ def _stdout() -> Console:
     return Console(highlight=False, emoji=False)
 
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
 StackOption = Annotated[
     str | None,
     typer.Option("--stack", help=f"A deployed stack's name (or {STACK_ENV}); default: the local stack."),
