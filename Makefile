@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint check-template browser test-slow bench clean
+.PHONY: setup demo test lint check-template browser test-slow bench bench-smoke clean
 
 $(STAMP): pyproject.toml shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ test: lint check-template browser
 
 test-slow: setup
 	$(BIN)/pytest -m slow -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+
+# Benchmarks (bench/README.md): not tests, nothing fails on a time. Writes bench/results.md and results.json.
+bench: setup
+	$(BIN)/python -m bench.run
+
+# The harness at its smallest size, to prove it still works; results go to a temporary folder.
+bench-smoke: setup
+	$(BIN)/python -m bench.run --smoke --output-dir $$(mktemp -d)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .aws-sam

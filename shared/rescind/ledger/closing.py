@@ -125,5 +125,9 @@ def _summary(request: CloseRequest, status: IncidentStatus) -> str:
         parts.append(f"reason: {request.reason}")
     if request.error_type:
         parts.append(f"error: {request.error_type}")
-    parts.append(f"still alive: {len(request.still_alive)}")
+    if request.outcome is RunOutcome.FAILED and not request.still_alive:
+        # The run stopped before verification: what is alive is not known, which is not the same as nothing.
+        parts.append("still alive: unknown (verification did not run; see the plan and the attempts)")
+    else:
+        parts.append(f"still alive: {len(request.still_alive)}")
     return "; ".join(parts)
