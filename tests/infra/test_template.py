@@ -213,7 +213,8 @@ def test_samconfig_deploys_the_rescind_stack_with_a_reviewed_changeset() -> None
 
     stack_name = deploy.get("stack_name", config["default"].get("global", {}).get("parameters", {}).get("stack_name"))
     assert stack_name == "rescind"
-    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    # The responder role has a fixed name, so the stack needs the named-IAM capability as well.
+    assert deploy["capabilities"] == "CAPABILITY_IAM CAPABILITY_NAMED_IAM"
     assert deploy["confirm_changeset"] is True
     assert deploy["resolve_s3"] is True
     assert "VaultAddr=" in deploy["parameter_overrides"]
