@@ -46,6 +46,9 @@ class RuntimeSettings(BaseModel):
     approle_mounts: tuple[str, ...] = ("approle",)
     kv_mounts: tuple[str, ...] = ("secret",)
     aws_account_ids: tuple[str, ...] = ()
+    # The KV fingerprint index (leak alerts carrying a KV value): its table and the HMAC key's secret.
+    fingerprint_table_name: str | None = None
+    fingerprint_key_secret_arn: str | None = None
 
     @field_validator(
         "protected_workloads", "pki_mounts", "approle_mounts", "kv_mounts", "aws_account_ids", mode="before"
