@@ -497,7 +497,7 @@ def _phases_from_history(events: Sequence[dict[str, Any]], top_level: set[str]) 
             exited[name] = event["timestamp"]
     phases = {
         name: round((exited[name] - entered[name]).total_seconds(), 4)
-        for name in ("PlanOffboarding", "Contain", "Revoke", "Verify", "Close")
+        for name in ("Plan", "Contain", "Revoke", "Verify", "Close")
         if name in entered and name in exited
     }
     return phases, largest

@@ -37,6 +37,9 @@ class RuntimeSettings(BaseModel):
     workload_metadata_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")] = "spiffe_id"
     inventory_table_name: str | None = None
     offboarding_state_machine_arn: str | None = None
+    leak_response_state_machine_arn: str | None = None
+    # One response per leaked credential within this window, whichever sources report it.
+    leak_dedup_window_seconds: Annotated[int, Field(ge=60, le=30 * 86400)] = 3600
     event_bus_name: str = "default"
     # Guard: these workloads are never touched; a plan larger than the cap waits for approval.
     protected_workloads: tuple[str, ...] = ()
@@ -49,6 +52,9 @@ class RuntimeSettings(BaseModel):
     # The KV fingerprint index (leak alerts carrying a KV value): its table and the HMAC key's secret.
     fingerprint_table_name: str | None = None
     fingerprint_key_secret_arn: str | None = None
+    # GitHub alerts: the webhook does not carry the secret, so the responder reads it from the REST API.
+    github_api_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] = "https://api.github.com"
+    github_token_secret_arn: str | None = None
 
     @field_validator(
         "protected_workloads", "pki_mounts", "approle_mounts", "kv_mounts", "aws_account_ids", mode="before"

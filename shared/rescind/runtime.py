@@ -74,8 +74,9 @@ def get_aws_factory() -> AwsClientFactory:
 @cache
 def get_engine() -> ActionEngine:
     from rescind.engine.factory import build_engine
+    from rescind.fingerprints.runtime import get_rotation_indexer
 
-    return build_engine(get_vault_client(), aws_factory=get_aws_factory())
+    return build_engine(get_vault_client(), aws_factory=get_aws_factory(), kv_on_new_value=get_rotation_indexer())
 
 
 @cache
@@ -115,9 +116,13 @@ def get_guard_policy() -> GuardPolicy:
 
 def reset_caches() -> None:
     """For tests that change the environment between invocations."""
+    from rescind.fingerprints import runtime as fingerprints_runtime
+    from rescind.leaks import runtime as leaks_runtime
     from rescind.offboarding import runtime as offboarding_runtime
 
     offboarding_runtime.reset_caches()
+    leaks_runtime.reset_caches()
+    fingerprints_runtime.reset_caches()
     for factory in (
         get_settings,
         get_vault_client,

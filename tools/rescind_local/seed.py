@@ -37,6 +37,7 @@ class SeededWorkload:
     _token_values: dict[str, str] = field(default_factory=dict, repr=False)
     _secret_id_values: dict[str, str] = field(default_factory=dict, repr=False)
     _kv_before: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _certificate_pems: dict[str, str] = field(default_factory=dict, repr=False)
 
     def token_value(self, accessor: str) -> str:
         return self._token_values[accessor]
@@ -46,6 +47,9 @@ class SeededWorkload:
 
     def kv_before(self, path: str) -> dict[str, Any]:
         return self._kv_before[path]
+
+    def certificate_pem(self, serial: str) -> str:
+        return self._certificate_pems[serial]
 
 
 def prepare_vault(client: hvac.Client) -> None:
@@ -102,6 +106,7 @@ def seed_workload(client: hvac.Client, iam: Any, name: str, spiffe_id: str, *, t
         "workload", f"{name}.rescind.demo", extra_params={"uri_sans": spiffe_id}, mount_point=PKI_MOUNT
     )
     workload.certificate_serials.append(issued["data"]["serial_number"])
+    workload._certificate_pems[issued["data"]["serial_number"]] = issued["data"]["certificate"]
 
     path = f"apps/{name}/database"
     value = {"username": f"{name}_app", "password": secrets.token_urlsafe(24)}

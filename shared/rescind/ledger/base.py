@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from rescind.ledger.types import (
@@ -11,6 +11,7 @@ from rescind.ledger.types import (
     IncidentClosure,
     IncidentRecord,
     IncidentView,
+    ResponseClaim,
 )
 
 
@@ -29,6 +30,10 @@ class Ledger(Protocol):
 
     def record_approval(self, decision: ApprovalDecision) -> bool:
         """Append who approved or denied a pending run."""
+        ...
+
+    def claim_response(self, dedup_key: str, now: datetime, window: timedelta) -> ResponseClaim:
+        """One response per credential per window: the first claim is new; later ones name its incident."""
         ...
 
     def read_incident(self, incident_id: str) -> IncidentView: ...

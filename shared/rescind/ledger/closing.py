@@ -78,6 +78,10 @@ _DETAIL_TYPE: dict[IncidentStatus, str] = {
 }
 
 
+# Where a flow names its success itself: the leak response announces the credential, not the run.
+_COMPLETED_DETAIL_TYPE: dict[str, str] = {"leak_response": "Credential Revoked"}
+
+
 def close_incident(request: CloseRequest, ledger: Ledger) -> ClosureResult:
     """Append the closure; say how it ended. A run that left anything alive is PARTIAL, whatever else happened."""
     status = _STATUS[request.outcome]
@@ -113,9 +117,17 @@ def close_incident(request: CloseRequest, ledger: Ledger) -> ClosureResult:
         succeeded=status in (IncidentStatus.COMPLETED, IncidentStatus.DRY_RUN),
         still_alive_count=len(alive_keys),
         notification=Notification(subject=f"Rescind {flow_title}: {status}"[:100], message=message),
-        event_detail_type=_DETAIL_TYPE[status].format(flow=flow_title),
+        event_detail_type=_event_detail_type(request, status),
         event_detail=detail,
     )
+
+
+def _event_detail_type(request: CloseRequest, status: IncidentStatus) -> str:
+    if status is IncidentStatus.COMPLETED and request.outcome is RunOutcome.VERIFIED:
+        named = _COMPLETED_DETAIL_TYPE.get(request.flow)
+        if named:
+            return named
+    return _DETAIL_TYPE[status].format(flow=request.flow.replace("_", " ").title())
 
 
 def _summary(request: CloseRequest, status: IncidentStatus) -> str:

@@ -5,21 +5,25 @@ Layout (the table is defined in template.yaml as LedgerTable):
                        sk = B#ACTION#<action_id>#<attempt>  one per action attempt
                        sk = C#CLOSURE#<closed_at>           one per finished run
                        sk = D#APPROVAL#<decided_at>         who approved or denied, and why
+  pk = CLAIM#<dedup key> sk = <number, 8 digits>            a leak response claimed for one credential
+  pk = GITHUB_DELIVERY#<id>                                 a webhook delivery seen (replay protection)
   gsi1 (by_time): gsi1pk = INCIDENTS, gsi1sk = <opened_at>#<id>, on incident records only.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from rescind.exceptions import AwsThrottled, LedgerConflict
+from rescind.exceptions import AwsThrottled, InvalidInput, LedgerConflict
 from rescind.ledger.types import (
     ActionAttemptRecord,
     ApprovalDecision,
     IncidentClosure,
     IncidentRecord,
     IncidentView,
+    ResponseClaim,
 )
 
 if TYPE_CHECKING:
@@ -34,6 +38,9 @@ _THROTTLING = {
     "InternalServerError",
     "ServiceUnavailable",
 }
+
+
+_DEDUP_KEY = re.compile(r"[0-9a-f]{24,64}")
 
 
 def _pk(incident_id: str) -> str:
@@ -119,6 +126,41 @@ class DynamoDbLedger:
                 "body": decision.model_dump_json(),
             }
         )
+
+    def claim_response(self, dedup_key: str, now: datetime, window: timedelta) -> ResponseClaim:
+        """Claims are numbered per credential: the newest decides. A claim inside the window is a duplicate;
+        after it, the next number is claimed with a conditional put, so two racing alerts start one response."""
+        if not _DEDUP_KEY.fullmatch(dedup_key):
+            raise InvalidInput("deduplication key is malformed")
+        pk = f"CLAIM#{dedup_key}"
+        for _ in range(3):  # lost races re-read the winner
+            newest = self._query(
+                max_items=1,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": pk}},
+                ScanIndexForward=False,
+                Limit=1,
+                ConsistentRead=True,
+            )
+            number = 0
+            if newest:
+                number = int(newest[0]["sk"]["S"])
+                claimed_at = datetime.fromisoformat(newest[0]["claimed_at"]["S"])
+                if now - claimed_at < window:
+                    return ResponseClaim(incident_id=newest[0]["incident_id"]["S"], is_new=False, claimed_at=claimed_at)
+            incident_id = f"leak-{dedup_key[:24]}-{number + 1}"
+            written = self._put_once(
+                {
+                    "pk": pk,
+                    "sk": f"{number + 1:08d}",
+                    "record_type": "claim",
+                    "incident_id": incident_id,
+                    "claimed_at": _utc_text(now),
+                }
+            )
+            if written:
+                return ResponseClaim(incident_id=incident_id, is_new=True, claimed_at=now)
+        raise AwsThrottled("ledger claim: lost three races in a row; retry")
 
     def _query(self, max_items: int | None = None, **kwargs: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -92,3 +92,13 @@ class IncidentView(BaseModel):
     attempts: tuple[ActionAttemptRecord, ...]
     closure: IncidentClosure | None
     approvals: tuple[ApprovalDecision, ...] = ()
+
+
+class ResponseClaim(BaseModel):
+    """The answer to "may this credential's response start?": the incident it belongs to, and whether it is new."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
+    is_new: bool
+    claimed_at: AwareDatetime

@@ -167,28 +167,33 @@ def execution_arn_for(state_machine_arn: str, name: str) -> str | None:
 def _start_execution(
     request: OffboardingRequest, notice: TerminationNotice, *, sfn_client: StepFunctionsStarter, state_machine_arn: str
 ) -> StartResult:
-    from botocore.exceptions import ClientError
+    status, execution_arn = start_execution_once(
+        sfn_client, state_machine_arn, name=request.incident_id, payload=request.model_dump_json()
+    )
+    return StartResult(
+        status=status,
+        incident_id=request.incident_id,
+        workload_id=request.workload_id,
+        cloud_id=notice.cloud_id,
+        execution_arn=execution_arn,
+    )
 
-    def result(status: StartStatus, execution_arn: str | None) -> StartResult:
-        return StartResult(
-            status=status,
-            incident_id=request.incident_id,
-            workload_id=request.workload_id,
-            cloud_id=notice.cloud_id,
-            execution_arn=execution_arn,
-        )
+
+def start_execution_once(
+    sfn_client: StepFunctionsStarter, state_machine_arn: str, *, name: str, payload: str
+) -> tuple[StartStatus, str | None]:
+    """Start the named execution, or report that it exists: (STARTED or DUPLICATE, execution ARN)."""
+    from botocore.exceptions import ClientError
 
     requested_at = utc_now()
     with aws_errors("states:StartExecution"):  # throttling and 5xx become AwsThrottled
         try:
-            answer = sfn_client.start_execution(
-                stateMachineArn=state_machine_arn, name=request.incident_id, input=request.model_dump_json()
-            )
+            answer = sfn_client.start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)
         except ClientError as error:
             if error_code(error) == "ExecutionAlreadyExists":
-                return result(StartStatus.DUPLICATE, execution_arn_for(state_machine_arn, request.incident_id))
+                return StartStatus.DUPLICATE, execution_arn_for(state_machine_arn, name)
             raise
     started_at: datetime = answer["startDate"]
     if started_at.tzinfo is not None and started_at < requested_at - _RUNNING_DUPLICATE_SLACK:
-        return result(StartStatus.DUPLICATE, answer["executionArn"])
-    return result(StartStatus.STARTED, answer["executionArn"])
+        return StartStatus.DUPLICATE, answer["executionArn"]
+    return StartStatus.STARTED, answer["executionArn"]

@@ -86,7 +86,7 @@ class TriggerRejected(InvalidInput):
 # --- the envelope and one model per trigger -------------------------------------------------------------------
 
 
-class _Envelope(BaseModel):
+class EventEnvelope(BaseModel):
     """EventBridge's envelope. Unknown fields are ignored: AWS adds fields to its events over time."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -110,7 +110,7 @@ class Ec2StateChangeDetail(_Detail):
     state: Annotated[str, Field(pattern=r"^[a-z-]{1,32}$")]
 
 
-class Ec2StateChangeEvent(_Envelope):
+class Ec2StateChangeEvent(EventEnvelope):
     detail: Ec2StateChangeDetail
 
 
@@ -124,7 +124,7 @@ class EcsTaskStateChangeDetail(_Detail):
     stopped_at: Annotated[AwareDatetime | None, Field(alias="stoppedAt")] = None
 
 
-class EcsTaskStateChangeEvent(_Envelope):
+class EcsTaskStateChangeEvent(EventEnvelope):
     detail: EcsTaskStateChangeDetail
 
 
@@ -148,7 +148,7 @@ class LambdaDeleteDetail(_Detail):
     user_identity: Annotated[CloudTrailIdentity | None, Field(alias="userIdentity")] = None
 
 
-class LambdaDeleteEvent(_Envelope):
+class LambdaDeleteEvent(EventEnvelope):
     detail: LambdaDeleteDetail
 
 
@@ -161,7 +161,7 @@ class AutoScalingTerminateDetail(_Detail):
     lifecycle_action_token: Annotated[str, Field(alias="LifecycleActionToken", pattern=r"^[A-Za-z0-9-]{1,64}$")]
 
 
-class AutoScalingTerminateEvent(_Envelope):
+class AutoScalingTerminateEvent(EventEnvelope):
     detail: AutoScalingTerminateDetail
 
 
@@ -175,7 +175,7 @@ class WorkloadTerminatedDetail(_Detail):
     terminated_at: AwareDatetime | None = None
 
 
-class WorkloadTerminatedEvent(_Envelope):
+class WorkloadTerminatedEvent(EventEnvelope):
     detail: WorkloadTerminatedDetail
 
 
@@ -210,7 +210,7 @@ def _validate(model: type[ModelT], event: dict[str, Any]) -> ModelT:
         raise TriggerRejected(RejectionReason.MALFORMED, describe_validation_error(error)) from None
 
 
-def _notice(envelope: _Envelope, **fields: Any) -> TerminationNotice:
+def _notice(envelope: EventEnvelope, **fields: Any) -> TerminationNotice:
     try:
         return TerminationNotice(
             source=envelope.source,

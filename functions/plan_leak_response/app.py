@@ -1,0 +1,39 @@
+"""Leak-response task: plan the end of the located credential (contain, rotate, revoke) and apply the guard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from rescind.leaks.plan import plan_leak_response
+from rescind.offboarding.types import OffboardingRequest
+from rescind.runtime import get_aws_factory, get_guard_policy, get_ledger, get_settings, get_vault_client
+from rescind.validation import parse_model
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+get_settings()  # fail at cold start when configuration is wrong
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse_model(OffboardingRequest, event, what="leak response request")
+    plan = plan_leak_response(
+        request,
+        vault=get_vault_client(),
+        aws=get_aws_factory(),
+        ledger=get_ledger(),
+        policy=get_guard_policy(),
+    )
+    logger.info(
+        "leak response planned",
+        extra={"incident_id": plan.incident_id, "decision": str(plan.decision), "counts": plan.counts_by_kind},
+    )
+    metrics.add_metric(name=f"LeakResponse_{plan.decision}", unit=MetricUnit.Count, value=1)
+    return plan.model_dump(mode="json")

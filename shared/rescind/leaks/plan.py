@@ -1,0 +1,95 @@
+"""Plan the response to a located leak: contain, rotate, revoke; then guard it like any other plan.
+
+The plan differs from an offboarding's where a leak leaves nothing worth keeping:
+- an IAM key is deactivated (the reversible step, first), then deleted at once: no grace period;
+- a rotated secret's previous versions are destroyed, not kept;
+- a role's sessions are denied from before the finding, so the exfiltrated ones die and fresh ones work.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from rescind.discovery import plan_to_end
+from rescind.guard import GuardPolicy, exceeds_cap, find_holds, is_protected
+from rescind.ledger.base import Ledger
+from rescind.ledger.types import IncidentRecord
+from rescind.models import Action, ActionKind, ActionParams, CredentialRef, IamAccessKeyRef, IamRoleSessionsRef, Plan
+from rescind.models.results import utc_now
+from rescind.offboarding.types import GuardDecision, OffboardingPlan, OffboardingRequest
+
+if TYPE_CHECKING:
+    import hvac
+
+    from rescind.aws.session import AwsClientFactory
+
+
+def plan_to_contain_leak(
+    plan_id: str, refs: tuple[CredentialRef, ...], *, reason: str, found_at: datetime, dry_run: bool = False
+) -> Plan:
+    ending = plan_to_end(plan_id, refs, run_id=plan_id, reason=reason, dry_run=dry_run)
+    actions: list[Action] = []
+    for action in ending.actions:
+        if isinstance(action.target, IamRoleSessionsRef):
+            actions.append(action.model_copy(update={"params": ActionParams(not_before=found_at)}))
+            continue
+        actions.append(action)
+        if isinstance(action.target, IamAccessKeyRef) and action.kind is ActionKind.DISABLE:
+            actions.append(Action(kind=ActionKind.DELETE, target=action.target, reason=reason))
+    return Plan.ordered(plan_id, actions, dry_run=dry_run)
+
+
+def build_leak_plan(
+    request: OffboardingRequest,
+    *,
+    vault: hvac.Client,
+    aws: AwsClientFactory | None,
+    policy: GuardPolicy,
+) -> tuple[Plan, OffboardingPlan]:
+    """The plan for the credentials the start step located, guarded: protected owners and holds are refused."""
+    plan = plan_to_contain_leak(
+        request.incident_id,
+        request.credentials,
+        reason=request.reason,
+        found_at=request.terminated_at,
+        dry_run=request.dry_run,
+    )
+    decision, why = GuardDecision.PROCEED, "within policy"
+    if is_protected(request.workload_id, policy):
+        decision, why = GuardDecision.REFUSE, f"the credential belongs to protected workload {request.workload_id}"
+    elif holds := find_holds(vault, aws, list(request.credentials)):
+        decision = GuardDecision.REFUSE
+        why = "on hold: " + "; ".join(f"{hold.target} ({hold.marker})" for hold in holds[:10])
+    elif not plan.actions:
+        decision, why = GuardDecision.NOTHING_TO_DO, "no action applies to the located credential"
+    elif request.dry_run:
+        decision, why = GuardDecision.DRY_RUN, "dry run: the plan is recorded and nothing is called"
+    elif exceeds_cap(plan, policy):
+        decision = GuardDecision.NEEDS_APPROVAL
+        why = f"{len(plan.actions)} actions exceed the blast-radius cap of {policy.blast_radius_cap}"
+    return plan, OffboardingPlan(
+        incident_id=request.incident_id,
+        workload_id=request.workload_id,
+        decision=decision,
+        decision_reason=why[:1000],
+        containment=tuple(action for action in plan.actions if action.kind is ActionKind.DISABLE),
+        actions=tuple(action for action in plan.actions if action.kind is not ActionKind.DISABLE),
+        counts_by_kind=plan.counts_by_kind,
+    )
+
+
+def plan_leak_response(
+    request: OffboardingRequest,
+    *,
+    vault: hvac.Client,
+    aws: AwsClientFactory | None,
+    ledger: Ledger,
+    policy: GuardPolicy,
+) -> OffboardingPlan:
+    """Plan and guard, then open the incident with the full plan, whatever the guard decided."""
+    plan, planned = build_leak_plan(request, vault=vault, aws=aws, policy=policy)
+    ledger.open_incident(
+        IncidentRecord(incident_id=request.incident_id, trigger=request.trigger, plan=plan, opened_at=utc_now())
+    )
+    return planned

@@ -1,0 +1,72 @@
+"""Cached factories for the leak-response functions: the locator (with its optional index and GitHub reader)
+and the state machine's ARN. Only handlers call these."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cache
+
+from rescind.exceptions import InvalidInput
+from rescind.leaks.locate import GitHubSecretFetcher, KvValueLocator, LeakLocator
+from rescind.models import KvSecretRef
+from rescind.runtime import get_aws_factory, get_discovery_scope, get_settings, get_vault_client
+
+
+def get_leak_state_machine_arn() -> str:
+    arn = get_settings().leak_response_state_machine_arn
+    if not arn:
+        raise InvalidInput("invalid configuration: LEAK_RESPONSE_STATE_MACHINE_ARN is not set")
+    return arn
+
+
+def get_dedup_window() -> timedelta:
+    return timedelta(seconds=get_settings().leak_dedup_window_seconds)
+
+
+@cache
+def get_leak_locator() -> LeakLocator:
+    return LeakLocator(
+        get_vault_client(),
+        get_discovery_scope(),
+        aws=get_aws_factory(),
+        kv_locator=_kv_locator(),
+        github_fetcher=_github_fetcher(),
+    )
+
+
+def _kv_locator() -> KvValueLocator | None:
+    from rescind.fingerprints.locate import locate_kv_secrets_by_value
+    from rescind.fingerprints.runtime import get_fingerprint_index, get_fingerprint_key
+
+    index = get_fingerprint_index()
+    if index is None:
+        return None
+
+    def locate(*, value: str | None = None, sha256: str | None = None) -> list[KvSecretRef]:
+        key = get_fingerprint_key()  # read on first use: most leaks are not KV values
+        if key is None:
+            return []
+        return locate_kv_secrets_by_value(get_vault_client(), index, key, value=value, sha256=sha256)
+
+    return locate
+
+
+def _github_fetcher() -> GitHubSecretFetcher | None:
+    settings = get_settings()
+    token_arn = settings.github_token_secret_arn
+    if not token_arn:
+        return None
+
+    def fetch(repository: str, alert_number: int) -> str:
+        import boto3
+
+        from rescind.leaks.github import fetch_alert_secret, load_github_token
+
+        token = load_github_token(boto3.client("secretsmanager"), token_arn)
+        return fetch_alert_secret(settings.github_api_url, token, repository, alert_number)
+
+    return fetch
+
+
+def reset_caches() -> None:
+    get_leak_locator.cache_clear()

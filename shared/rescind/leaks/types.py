@@ -1,0 +1,81 @@
+"""What a leak alert says, in-process only, and what is left of it once the credential is located.
+
+A `LeakAlert` may hold the leaked value (`secret`). It lives only inside the function that receives the event:
+it is never serialized, logged, put in the ledger or passed to the state machine. What leaves the function is a
+`LeakResponse`-bound `OffboardingRequest` naming the credential by reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
+
+from rescind.models import CredentialRef
+
+
+class SecretType(StrEnum):
+    """The generic event's `secret_type`; every other trigger is mapped onto one of these."""
+
+    VAULT_TOKEN = "vault_token"  # noqa: S105 - a type name
+    VAULT_SECRET_ID = "vault_secret_id"  # noqa: S105 - a type name
+    AWS_ACCESS_KEY = "aws_access_key"
+    KV_VALUE = "kv_value"
+    CERTIFICATE = "certificate"
+    # GuardDuty's instance-credential exfiltration: the role's sessions, not one key.
+    AWS_ROLE_SESSIONS = "aws_role_sessions"
+
+
+class LeakAlert(BaseModel):
+    """One leaked credential as one trigger reported it. `secret` never leaves the process."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Annotated[str, Field(min_length=1, max_length=200)]
+    detail_type: Annotated[str, Field(min_length=1, max_length=200)]
+    event_id: Annotated[str, Field(min_length=1, max_length=200)]
+    secret_type: SecretType
+    secret: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    secret_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    # Not secret: an access key id, the account it lives in, a role named by GuardDuty.
+    access_key_id: Annotated[str, Field(pattern=r"^(AKIA|ASIA)[A-Z0-9]{12,124}$")] | None = None
+    account_id: Annotated[str, Field(pattern=r"^[0-9]{12}$")] | None = None
+    role_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] | None = None
+    # GitHub: the alert to fetch the value from (the webhook does not carry it).
+    github_repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")] | None = None
+    github_alert_number: Annotated[int, Field(ge=1)] | None = None
+    source_url: Annotated[str, Field(max_length=2000)] | None = None
+    scanner: Annotated[str, Field(max_length=200)] | None = None
+    found_at: AwareDatetime
+
+    @property
+    def describe(self) -> str:
+        """A line for logs and notifications: where it came from and what kind, never the value."""
+        where = f" at {self.source_url}" if self.source_url else ""
+        return f"{self.secret_type} reported by {self.scanner or self.source} ({self.event_id}){where}"[:500]
+
+
+class LocatedLeak(BaseModel):
+    """The credential(s) an alert resolved to, and whose they are. References only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    credentials: tuple[CredentialRef, ...]
+    owner: Annotated[str, Field(max_length=500)] | None = None  # the workload, when the credential names one
+    evidence: Annotated[str, Field(max_length=1000)]  # how it was located (which lookup matched)
+
+    @property
+    def dedup_key(self) -> str:
+        """The credential, not the alert: GitHub, a scanner and AWS Health reporting one key start one response."""
+        keys = "\n".join(sorted(ref.key for ref in self.credentials))
+        return hashlib.sha256(keys.encode()).hexdigest()[:32]
+
+
+class Unlocated(BaseModel):
+    """Why an alert resolved to nothing. Recorded as an UNRESOLVED incident and notified; nothing is touched."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    why: Annotated[str, Field(min_length=1, max_length=500)]

@@ -1,0 +1,325 @@
+"""Each leak trigger's sample event through the template's rule, the start function and the leak-response state
+machine (moto's interpreter running the ASL, handlers in-process), against real OpenBao and moto.
+
+Each test leaks exactly one credential of a seeded workload and proves, by use, that it is dead and that every
+sibling (the same workload's other tokens, keys and secrets, and a neighbour workload) is alive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import hvac
+import pytest
+
+from rescind.ledger import DynamoDbLedger, IncidentStatus
+from rescind.models import Outcome
+from rescind_local import LocalOpenBao
+from rescind_local.proof import ProofByUse, prove_by_use
+from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
+from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stepfunctions import wait_for_execution
+from tests.conftest import load_event
+
+
+@pytest.fixture
+def stack(aws: None, openbao: LocalOpenBao) -> Iterator[LocalStack]:
+    with deploy_template_to_moto(
+        parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local"},
+        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
+        time_scale=0.01,
+    ) as deployed:
+        yield deployed
+
+
+@pytest.fixture
+def workloads(stack: LocalStack, vault: hvac.Client, unique: str) -> tuple[SeededWorkload, SeededWorkload]:
+    prepare_vault(vault)
+    iam = boto3.client("iam")
+    target = seed_workload(vault, iam, f"l-{unique}", f"spiffe://flows.rescind/l-{unique}")
+    neighbour = seed_workload(vault, iam, f"m-{unique}", f"spiffe://flows.rescind/m-{unique}")
+    return target, neighbour
+
+
+def generic_event(secret_type: str, secret: str) -> dict[str, Any]:
+    event = load_event("secret_leaked.json")
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["secret_type"] = secret_type
+    event["detail"]["secret"] = secret
+    return event
+
+
+def executions(stack: LocalStack) -> list[dict[str, Any]]:
+    """Every leak-response execution, each waited for until it ends."""
+    sfn = boto3.client("stepfunctions")
+    listed = sfn.list_executions(stateMachineArn=stack.state_machine_arn("LeakResponseStateMachine"))["executions"]
+    return [wait_for_execution(sfn, item["executionArn"], 60) for item in listed]
+
+
+def only_execution(stack: LocalStack) -> dict[str, Any]:
+    (execution,) = executions(stack)
+    return execution
+
+
+def failures(proofs: list[ProofByUse]) -> list[ProofByUse]:
+    return [proof for proof in proofs if not proof.passed]
+
+
+def ledger(stack: LocalStack) -> DynamoDbLedger:
+    return DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
+
+
+def assert_completed(stack: LocalStack, execution: dict[str, Any]) -> None:
+    assert execution["status"] == "SUCCEEDED", execution
+    view = ledger(stack).read_incident(execution["name"])
+    assert view.closure is not None
+    assert view.closure.status is IncidentStatus.COMPLETED
+    assert view.attempts
+    assert {attempt.result.outcome for attempt in view.attempts} == {Outcome.SUCCEEDED}
+
+
+def test_a_leaked_vault_token_is_revoked_and_its_siblings_live(
+    stack: LocalStack, workloads: tuple[SeededWorkload, SeededWorkload], vault: hvac.Client, openbao: LocalOpenBao
+) -> None:
+    # Given a workload with two tokens, and one of them in a scanner's generic event
+    target, neighbour = workloads
+    leaked, sibling = target.token_accessors
+    event = generic_event("vault_token", target.token_value(leaked))
+
+    # When the event goes through the template's rules
+    (match,) = stack.route_event(event)
+    assert [delivery.error_type for delivery in match.deliveries] == [None]
+
+    # Then one response ran, and only the leaked token is dead
+    assert_completed(stack, only_execution(stack))
+    proofs = {p.credential: p for p in prove_by_use(vault, openbao.addr, boto3.client("iam"), target, expected="alive")}
+    assert not proofs[f"token {leaked}"].passed  # dead
+    assert [p for c, p in proofs.items() if c != f"token {leaked}" and not p.passed] == []
+    assert failures(prove_by_use(vault, openbao.addr, boto3.client("iam"), neighbour, expected="alive")) == []
+    assert vault.read(f"identity/entity/id/{target.entity_id}")["data"]["disabled"] is False
+    assert sibling in target.token_accessors
+
+
+def alive_except(
+    vault: hvac.Client, openbao: LocalOpenBao, workload: SeededWorkload, dead: set[str]
+) -> tuple[list[ProofByUse], list[ProofByUse]]:
+    """(credentials expected dead but alive, credentials expected alive but dead), by use."""
+    proofs = prove_by_use(vault, openbao.addr, boto3.client("iam"), workload, expected="alive")
+    still_alive = [p for p in proofs if p.credential in dead and p.passed]
+    killed = [p for p in proofs if p.credential not in dead and not p.passed]
+    assert {p.credential for p in proofs} >= dead, "a credential named dead was not proved at all"
+    return still_alive, killed
+
+
+def test_a_leaked_secret_id_is_destroyed_and_nothing_else(
+    stack: LocalStack, workloads: tuple[SeededWorkload, SeededWorkload], vault: hvac.Client, openbao: LocalOpenBao
+) -> None:
+    target, neighbour = workloads
+    (accessor,) = target.secret_id_accessors
+    stack.route_event(generic_event("vault_secret_id", target.secret_id_value(accessor)))
+    assert_completed(stack, only_execution(stack))
+    assert alive_except(vault, openbao, target, {f"secret-id {accessor}"}) == ([], [])
+    assert alive_except(vault, openbao, neighbour, set()) == ([], [])
+
+
+def test_a_leaked_certificate_is_revoked_and_nothing_else(
+    stack: LocalStack, workloads: tuple[SeededWorkload, SeededWorkload], vault: hvac.Client, openbao: LocalOpenBao
+) -> None:
+    target, neighbour = workloads
+    (serial,) = target.certificate_serials
+    stack.route_event(generic_event("certificate", target.certificate_pem(serial)))
+    assert_completed(stack, only_execution(stack))
+    assert alive_except(vault, openbao, target, {f"certificate {serial}"}) == ([], [])
+    assert alive_except(vault, openbao, neighbour, set()) == ([], [])
+
+
+def test_a_leaked_access_key_is_deactivated_then_deleted_and_nothing_else(
+    stack: LocalStack, workloads: tuple[SeededWorkload, SeededWorkload], vault: hvac.Client, openbao: LocalOpenBao
+) -> None:
+    target, neighbour = workloads
+    (key_id,) = target.access_key_ids
+    stack.route_event(generic_event("aws_access_key", key_id))
+    assert_completed(stack, only_execution(stack))
+    keys = boto3.client("iam").list_access_keys(UserName=target.iam_user)["AccessKeyMetadata"]
+    assert keys == []  # deleted: a leaked key has no grace period
+    assert alive_except(vault, openbao, target, set()) == ([], [])
+    assert alive_except(vault, openbao, neighbour, set()) == ([], [])
+
+
+def test_aws_health_responds_to_every_affected_key(
+    stack: LocalStack, workloads: tuple[SeededWorkload, SeededWorkload], vault: hvac.Client, openbao: LocalOpenBao
+) -> None:
+    # Given a Health event naming both workloads' keys (every entity, not only the first)
+    target, neighbour = workloads
+    event = load_event("health_risk_credentials_exposed.json")
+    event["id"] = str(uuid.uuid4())
+    event["account"] = event["detail"]["affectedAccount"] = boto3.client("sts").get_caller_identity()["Account"]
+    event["detail"]["affectedEntities"] = [
+        {"entityValue": target.access_key_ids[0]},
+        {"entityValue": neighbour.access_key_ids[0]},
+    ]
+    stack.route_event(event)
+    runs = executions(stack)
+    assert len(runs) == 2
+    for run in runs:
+        assert_completed(stack, run)
+    iam = boto3.client("iam")
+    assert iam.list_access_keys(UserName=target.iam_user)["AccessKeyMetadata"] == []
+    assert iam.list_access_keys(UserName=neighbour.iam_user)["AccessKeyMetadata"] == []
+    assert alive_except(vault, openbao, target, set()) == ([], [])
+
+
+def test_guardduty_exfiltration_denies_the_roles_earlier_sessions(stack: LocalStack) -> None:
+    # Given a role GuardDuty says had its instance credentials used from outside
+    iam = boto3.client("iam")
+    event = load_event("guardduty_instance_credential_exfiltration.json")
+    role_name = event["detail"]["resource"]["accessKeyDetails"]["userName"]
+    iam.create_role(RoleName=role_name, AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[]}')
+    other = iam.create_role(RoleName=f"{role_name}-other", AssumeRolePolicyDocument="{}")["Role"]["RoleName"]
+    event["account"] = event["detail"]["accountId"] = boto3.client("sts").get_caller_identity()["Account"]
+
+    stack.route_event(event)
+
+    assert_completed(stack, only_execution(stack))
+    policy = iam.get_role_policy(RoleName=role_name, PolicyName="RescindRevokeOlderSessions")["PolicyDocument"]
+    (statement,) = policy["Statement"]
+    cutoff = statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
+    assert cutoff.startswith(event["detail"]["createdAt"][:19])  # sessions before the finding, not before now
+    assert iam.list_role_policies(RoleName=other)["PolicyNames"] == []
+
+
+def test_a_kv_value_found_by_its_fingerprint_is_rotated_and_its_old_versions_destroyed(
+    stack: LocalStack, workloads: tuple[SeededWorkload, SeededWorkload], vault: hvac.Client, openbao: LocalOpenBao
+) -> None:
+    from rescind.fingerprints.dynamodb import DynamoDbFingerprintIndex
+    from rescind.fingerprints.indexing import index_kv_mount
+    from rescind.fingerprints.runtime import read_fingerprint_key
+
+    target, neighbour = workloads
+    (path,) = target.kv_paths
+    secretsmanager = boto3.client("secretsmanager")
+    key = read_fingerprint_key(secretsmanager, stack.physical_id("FingerprintKeySecret"))
+    index = DynamoDbFingerprintIndex(stack.physical_id("FingerprintTable"), boto3.client("dynamodb"))
+    index_kv_mount(vault, index, key, "secret", prefix=f"apps/{target.name}/")
+    index_kv_mount(vault, index, key, "secret", prefix=f"apps/{neighbour.name}/")
+    leaked = target.kv_before(path)["password"]
+
+    event = generic_event("kv_value", "")
+    del event["detail"]["secret"]
+    event["detail"]["secret_sha256"] = hashlib.sha256(leaked.encode()).hexdigest()
+    stack.route_event(event)
+
+    assert_completed(stack, only_execution(stack))
+    metadata = vault.secrets.kv.v2.read_secret_metadata(path, mount_point="secret")["data"]
+    assert metadata["current_version"] == 2
+    assert metadata["versions"]["1"]["destroyed"] is True
+    current = vault.secrets.kv.v2.read_secret_version(path, mount_point="secret", raise_on_deleted_version=True)
+    assert current["data"]["data"]["password"] != leaked
+    assert alive_except(vault, openbao, target, {f"kv secret/{path}", f"kv secret/{path} v1"}) == ([], [])
+    other = neighbour.kv_paths[0]
+    assert vault.secrets.kv.v2.read_secret_metadata(other, mount_point="secret")["data"]["current_version"] == 1
+
+
+def test_the_same_credential_from_three_sources_starts_one_response(
+    stack: LocalStack, workloads: tuple[SeededWorkload, SeededWorkload]
+) -> None:
+    # Given a key reported by a scanner, by AWS Health and again by the scanner (another event id)
+    target, _ = workloads
+    key_id = target.access_key_ids[0]
+    health = load_event("health_risk_credentials_exposed.json")
+    health["account"] = health["detail"]["affectedAccount"] = boto3.client("sts").get_caller_identity()["Account"]
+    health["detail"]["affectedEntities"] = [{"entityValue": key_id}]
+    events = [generic_event("aws_access_key", key_id), health, generic_event("aws_access_key", key_id)]
+
+    for event in events:
+        stack.route_event(event)
+
+    (run,) = executions(stack)
+    assert_completed(stack, run)
+
+
+def test_replaying_every_sample_three_times_in_shuffled_order_acts_once(
+    stack: LocalStack, workloads: tuple[SeededWorkload, SeededWorkload], vault: hvac.Client
+) -> None:
+    target, _ = workloads
+    token = generic_event("vault_token", target.token_value(target.token_accessors[0]))
+    secret_id = generic_event("vault_secret_id", target.secret_id_value(target.secret_id_accessors[0]))
+    key = generic_event("aws_access_key", target.access_key_ids[0])
+    certificate = generic_event("certificate", target.certificate_pem(target.certificate_serials[0]))
+    deliveries = [token, secret_id, key, certificate] * 3
+    random.Random(7).shuffle(deliveries)
+
+    for event in deliveries:
+        stack.route_event(event)
+
+    runs = executions(stack)
+    assert len(runs) == 4
+    for run in runs:
+        assert_completed(stack, run)
+    attempts = [attempt.result for run in runs for attempt in ledger(stack).read_incident(run["name"]).attempts]
+    # One attempt per planned action, ever: disable and delete for the key, one revoke for each of the others.
+    assert sorted(str(result.action_kind) for result in attempts) == ["delete", "disable", "revoke", "revoke", "revoke"]
+    assert {result.outcome for result in attempts} == {Outcome.SUCCEEDED}
+
+
+def test_an_alert_that_matches_nothing_is_an_unresolved_incident_and_touches_nothing(stack: LocalStack) -> None:
+    stack.route_event(generic_event("vault_token", "hvs.this-token-never-existed-000000"))
+    assert executions(stack) == []
+    (incident,) = ledger(stack).list_incidents()
+    closure = ledger(stack).read_incident(incident.incident_id).closure
+    assert closure is not None
+    assert closure.status is IncidentStatus.UNRESOLVED
+    assert "hvs." not in closure.summary
+
+
+def test_no_leaked_value_reaches_the_history_the_ledger_the_bus_or_the_logs(
+    stack: LocalStack,
+    workloads: tuple[SeededWorkload, SeededWorkload],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given leaks of a token, a secret-id and a certificate, by value
+    target, _ = workloads
+    values = [
+        target.token_value(target.token_accessors[0]),
+        target.secret_id_value(target.secret_id_accessors[0]),
+        target.certificate_pem(target.certificate_serials[0]).splitlines()[1],  # a line of the PEM body
+    ]
+    events = [
+        generic_event("vault_token", values[0]),
+        generic_event("vault_secret_id", values[1]),
+        generic_event("certificate", target.certificate_pem(target.certificate_serials[0])),
+    ]
+    sqs = boto3.client("sqs")
+    bus_copy = sqs.create_queue(QueueName="bus-copy")["QueueUrl"]
+    events_client = boto3.client("events")
+    events_client.put_rule(Name="copy-rescind-events", EventPattern='{"source": ["rescind"]}')
+    queue_arn = sqs.get_queue_attributes(QueueUrl=bus_copy, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events_client.put_targets(Rule="copy-rescind-events", Targets=[{"Id": "copy", "Arn": queue_arn}])
+
+    # When they are handled
+    for event in events:
+        stack.route_event(event)
+    runs = executions(stack)
+    for run in runs:
+        assert_completed(stack, run)
+
+    # Then no value is in any execution's history, any ledger item, any event put on the bus, or any log line
+    sfn = boto3.client("stepfunctions")
+    history = [
+        str(sfn.get_execution_history(executionArn=run["executionArn"], maxResults=1000)["events"]) for run in runs
+    ]
+    ledger_items = str(boto3.client("dynamodb").scan(TableName=stack.physical_id("LedgerTable"))["Items"])
+    published = str(sqs.receive_message(QueueUrl=bus_copy, MaxNumberOfMessages=10).get("Messages", []))
+    assert "Credential Revoked" in published
+    output = capsys.readouterr()
+    logs = output.out + output.err + caplog.text
+    places = {"history": " ".join(history), "ledger": ledger_items, "bus": published, "logs": logs}
+    for value in values:
+        for place, text in places.items():
+            assert value not in text, f"a leaked value reached the {place}"
