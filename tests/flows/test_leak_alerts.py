@@ -323,3 +323,40 @@ def test_no_leaked_value_reaches_the_history_the_ledger_the_bus_or_the_logs(
     for value in values:
         for place, text in places.items():
             assert value not in text, f"a leaked value reached the {place}"
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda e: e["detail"].update(secret_type="slack_token"),
+        lambda e: e["detail"].pop("found_at"),
+        lambda e: e["detail"].update(source_url="x" * 70_000),
+    ],
+    ids=["unknown type", "malformed", "oversized"],
+)
+def test_a_bad_leak_event_is_refused_and_calls_nothing(
+    stack: LocalStack,
+    backend_calls: Any,
+    spoil: Any,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a generic event that is wrong in one way
+    event = generic_event("vault_token", "hvs.EXAMPLE-bad-input-0000000000")
+    spoil(event)
+
+    # When it goes through the rule to the start function
+    backend_calls.vault.clear()
+    backend_calls.aws.clear()
+    (match,) = stack.route_event(event)
+
+    # Then it is refused by name and counted, and nothing reached Vault or any AWS service but the invocation
+    (delivery,) = match.deliveries
+    assert delivery.error_type is None  # refused, not failed: it is not kept in the failure queue with its value
+    assert backend_calls.vault == []
+    assert [call for call in backend_calls.aws if not call.startswith("lambda:")] == []
+    output = capsys.readouterr().out + caplog.text
+    assert "leak event refused" in output
+    assert "LeakRejected_" in output
+    assert "hvs.EXAMPLE-bad-input" not in output
+    assert executions(stack) == []

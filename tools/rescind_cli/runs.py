@@ -38,6 +38,8 @@ from rich.table import Table
 from rescind.exceptions import InvalidInput, RescindError, VaultUnavailable
 from rescind_cli.options import JsonOption
 from rescind_cli.targets import (
+    INCIDENT_MACHINES,
+    LEAK_MACHINE,
     MANUAL_MACHINE,
     OFFBOARDING_MACHINE,
     STACK_ENV,
@@ -617,7 +619,7 @@ def resolve_execution(target: Target, text: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_\-]{1,80}", name):
             raise InvalidInput("an execution is named by its ARN or its name (letters, digits, '-' and '_')")
         candidates = []
-        for logical_id in (MANUAL_MACHINE, OFFBOARDING_MACHINE):
+        for logical_id in INCIDENT_MACHINES:
             machine = target.state_machine_arn(logical_id)
             candidates.append(machine.replace(":stateMachine:", ":execution:", 1) + f":{name}")
     for arn in candidates:
@@ -987,7 +989,7 @@ def execution_summary(target: Target, incident_id: str, view: IncidentView) -> A
     if not re.fullmatch(r"[A-Za-z0-9_\-]{1,80}", incident_id):
         return None
     sfn = target.client("stepfunctions")
-    for logical_id in (MANUAL_MACHINE, OFFBOARDING_MACHINE):
+    for logical_id in INCIDENT_MACHINES:
         machine = target.state_machine_arn(logical_id)
         arn = machine.replace(":stateMachine:", ":execution:", 1) + f":{incident_id}"
         try:
@@ -1084,7 +1086,7 @@ def replay_command(
         event = load_event(event_file)
         target = _target(stack, state_dir, profile, holder)
         sfn = target.client("stepfunctions")
-        machines = [target.state_machine_arn(OFFBOARDING_MACHINE)]
+        machines = [target.state_machine_arn(machine) for machine in (OFFBOARDING_MACHINE, LEAK_MACHINE)]
         before = {arn for machine in machines for arn in _execution_arns(sfn, machine)}
         entry: dict[str, Any] = {
             "Source": event["source"],

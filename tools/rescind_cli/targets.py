@@ -50,6 +50,9 @@ LOCAL_ACCESS_KEY_ENV = "RESCIND_LOCAL_AWS_ACCESS_KEY_ID"
 LOCAL_SECRET_KEY_ENV = "RESCIND_LOCAL_AWS_SECRET_ACCESS_KEY"
 MANUAL_MACHINE = "ManualRevocationStateMachine"
 OFFBOARDING_MACHINE = "OffboardingStateMachine"
+LEAK_MACHINE = "LeakResponseStateMachine"
+# Every machine whose executions are incidents: `status`, `approve` and `replay` look in each.
+INCIDENT_MACHINES = (MANUAL_MACHINE, OFFBOARDING_MACHINE, LEAK_MACHINE)
 PLAN_FUNCTION = "PlanOffboardingFunction"
 
 # The functions' settings (template Globals) that shape a plan: variable -> stack parameter.
