@@ -31,7 +31,7 @@ def test_the_demo_ends_every_target_spares_everything_else_and_prints_json() -> 
 
     # and every termination sample, the protected workload's termination and the manual run ran as expected
     runs = {run["workload"]: run for run in document["runs"]}
-    assert set(runs) == TERMINATED | {"pki-issuer", "ci-runner"}
+    assert set(runs) == TERMINATED | {"pki-issuer", "ci-runner", "deploy-bot", "reporting-job"}
     for name in TERMINATED:
         assert (runs[name]["status"], runs[name]["closures"]) == ("SUCCEEDED", ["completed"])
         assert runs[name]["actions_planned"] == runs[name]["verified_dead"] == 7
@@ -39,7 +39,10 @@ def test_the_demo_ends_every_target_spares_everything_else_and_prints_json() -> 
     assert runs["pki-issuer"]["actions_done"] == 0
     assert runs["ci-runner"]["incident_ids"][0].startswith("manual-")
     assert runs["ci-runner"]["verified_dead"] == runs["ci-runner"]["actions_planned"] == 1
-    assert len(document["incident_ids"]) == 7
+    for leaked in ("deploy-bot", "reporting-job"):
+        assert (runs[leaked]["status"], runs[leaked]["closures"]) == ("SUCCEEDED", ["completed"])
+        assert runs[leaked]["incident_ids"][0].startswith("leak-")
+    assert len(document["incident_ids"]) == 9
 
     # and proof by use: the terminated workloads' credentials fail, the protected one's and the control's work,
     # and of the manual run's workload only the named token is dead
@@ -53,6 +56,11 @@ def test_the_demo_ends_every_target_spares_everything_else_and_prints_json() -> 
     ci_dead = [p["credential"] for p in proofs if p["workload"] == "ci-runner" and p["expected"] == "dead"]
     assert len(ci_dead) == 1
     assert ci_dead[0].startswith("token ")
+    # and of the leaks, exactly the leaked credential is dead: the workload's other credentials work
+    for leaked, kind in (("deploy-bot", "token "), ("reporting-job", "access key ")):
+        dead = [p["credential"] for p in proofs if p["workload"] == leaked and p["expected"] == "dead"]
+        assert len(dead) == 1
+        assert dead[0].startswith(kind)
     kinds = {proof["credential"].split()[0] for proof in proofs if proof["workload"] == "ledger-db"}
     assert kinds == {"token", "secret-id", "certificate", "kv", "entity", "access"}
 

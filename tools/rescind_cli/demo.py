@@ -66,6 +66,8 @@ ESTATE: tuple[DemoWorkload, ...] = (
     DemoWorkload("pki-issuer", "spiffe://example.org/ns/security/sa/pki-issuer", protected=True),
     DemoWorkload("ci-runner", "spiffe://example.org/ns/ci/sa/runner"),
     DemoWorkload("ledger-db", "spiffe://example.org/ns/payments/sa/ledger-db"),  # the control: nothing targets it
+    DemoWorkload("deploy-bot", "spiffe://example.org/ns/ci/sa/deploy-bot"),  # its token leaks
+    DemoWorkload("reporting-job", "spiffe://example.org/ns/data/sa/reporting"),  # its access key leaks
 )
 
 
@@ -174,6 +176,37 @@ def replay_manual_run(credentials: Callable[[SeededWorkload], Sequence[Credentia
     return replay
 
 
+def replay_leaked_token(sample: str) -> Replay:
+    """The generic `Secret Leaked` sample, carrying the workload's first token as a scanner would find it."""
+
+    def replay(context: DemoContext, workload: SeededWorkload) -> list[str]:
+        event = sample_event(sample)
+        event["detail"]["secret"] = workload.token_value(workload.token_accessors[0])
+        return context.route_event(event)
+
+    return replay
+
+
+def replay_health_key_exposed(sample: str) -> Replay:
+    """The AWS Health sample, naming the workload's access key in this (local) account."""
+
+    def replay(context: DemoContext, workload: SeededWorkload) -> list[str]:
+        event = sample_event(sample)
+        event["account"] = event["detail"]["affectedAccount"] = LOCAL_ACCOUNT_ID
+        event["detail"]["affectedEntities"] = [{"entityValue": key_id} for key_id in workload.access_key_ids]
+        return context.route_event(event)
+
+    return replay
+
+
+def first_access_key(workload: SeededWorkload) -> list[CredentialRef]:
+    return [
+        IamAccessKeyRef(
+            account_id=LOCAL_ACCOUNT_ID, user_name=workload.iam_user, access_key_id=workload.access_key_ids[0]
+        )
+    ]
+
+
 def first_token(workload: SeededWorkload) -> list[CredentialRef]:
     return [VaultTokenRef(accessor=workload.token_accessors[0])]
 
@@ -188,7 +221,7 @@ TERMINATION_SAMPLES: tuple[tuple[str, str, CloudResourceKind | None], ...] = (
 
 
 def default_scenarios() -> list[Scenario]:
-    """Every trigger the template handles today. Leak alerts (issue 3) and schedules (issue 5) add theirs here."""
+    """Every trigger the template handles: terminations, a protected workload, a manual run and leak alerts."""
     scenarios = [
         Scenario(
             name=f"terminated: {sample.removesuffix('.json')}",
@@ -216,6 +249,24 @@ def default_scenarios() -> list[Scenario]:
             workload="ci-runner",
             replay=replay_manual_run(first_token, "demo: token pasted in a build log"),
             ends=first_token,
+        )
+    )
+    scenarios.append(
+        Scenario(
+            name="leak: a Vault token found by a scanner",
+            trigger="secret_leaked.json",
+            workload="deploy-bot",
+            replay=replay_leaked_token("secret_leaked.json"),
+            ends=first_token,
+        )
+    )
+    scenarios.append(
+        Scenario(
+            name="leak: AWS Health reports an exposed access key",
+            trigger="health_risk_credentials_exposed.json",
+            workload="reporting-job",
+            replay=replay_health_key_exposed("health_risk_credentials_exposed.json"),
+            ends=first_access_key,
         )
     )
     return scenarios
