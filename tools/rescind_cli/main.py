@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rescind_cli.index import index_app
 from rescind_cli.inventory import inventory_app
 from rescind_cli.local import local_app
 from rescind_cli.options import JsonOption
@@ -28,6 +29,7 @@ app = typer.Typer(
 console = Console(stderr=True, emoji=False)
 
 
+app.add_typer(index_app, name="index")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(local_app, name="local")
 register_run_commands(app)

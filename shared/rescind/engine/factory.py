@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     import hvac
 
     from rescind.aws.session import AwsClientFactory
+    from rescind.vault.kv import SecretValueHook
 
 
 def build_engine(
@@ -18,8 +19,12 @@ def build_engine(
     aws_factory: AwsClientFactory | None = None,
     cross_account_role_name: str = "RescindExecutionRole",
     cross_account_external_id: str | None = None,
+    kv_on_new_value: SecretValueHook | None = None,
 ) -> ActionEngine:
-    """Every credential kind of the closed set gets its handler; AWS ones reach other accounts by role."""
+    """Every credential kind of the closed set gets its handler; AWS ones reach other accounts by role.
+
+    `kv_on_new_value` sees each KV version a rotation writes (the fingerprint index keeps itself current).
+    """
     from rescind.aws.acm_pca import AcmPcaCertificateHandler
     from rescind.aws.iam_keys import IamAccessKeyHandler
     from rescind.aws.role_sessions import IamRoleSessionsHandler
@@ -40,7 +45,7 @@ def build_engine(
             AppRoleSecretIdHandler(vault),
             VaultLeaseHandler(vault),
             PkiCertificateHandler(vault),
-            KvSecretHandler(vault),
+            KvSecretHandler(vault, on_new_value=kv_on_new_value),
             VaultEntityHandler(vault),
             VaultTtlTargetHandler(vault),
             IamAccessKeyHandler(aws),
