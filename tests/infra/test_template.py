@@ -98,6 +98,8 @@ def test_globals_environment(template: dict[str, Any]) -> None:
         "APPROLE_MOUNTS": {"Ref": "AppRoleMounts"},
         "KV_MOUNTS": {"Ref": "KvMounts"},
         "AWS_ACCOUNT_IDS": {"Ref": "DiscoveryAccountIds"},
+        "FINGERPRINT_TABLE_NAME": {"Ref": "FingerprintTable"},
+        "FINGERPRINT_KEY_SECRET_ARN": {"Ref": "FingerprintKeySecret"},
     }
     # Deployed functions log in with Vault's AWS IAM auth: no static token anywhere in the template.
     assert "VAULT_TOKEN" not in (REPO_ROOT / "template.yaml").read_text()

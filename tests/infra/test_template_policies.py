@@ -24,11 +24,27 @@ ADAPTER_SOURCES = [
     *sorted((RUNTIME / "aws").glob("*.py")),
     *sorted((RUNTIME / "ledger").glob("*.py")),
     *sorted((RUNTIME / "offboarding").glob("*.py")),
+    *sorted((RUNTIME / "leaks").glob("*.py")),
+    *sorted((RUNTIME / "fingerprints").glob("*.py")),
+    *sorted((RUNTIME / "schedules").glob("*.py")),
     RUNTIME / "inventory" / "dynamodb.py",
     RUNTIME / "approval.py",
     RUNTIME / "guard.py",
 ]
-ADAPTER_SERVICES = ("iam", "secretsmanager", "acm-pca", "s3", "sts", "dynamodb", "sns", "stepfunctions")
+ADAPTER_SERVICES = (
+    "iam",
+    "secretsmanager",
+    "acm-pca",
+    "s3",
+    "sts",
+    "dynamodb",
+    "sns",
+    "stepfunctions",
+    "events",
+    "ec2",
+    "ecs",
+    "lambda",
+)
 # Calls the adapters can make that the deployed function is deliberately not allowed to make.
 NOT_GRANTED = {
     # SecretsManagerSecretHandler(generate_when_unmanaged=True) only: writing a random value into a secret
