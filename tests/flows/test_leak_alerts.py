@@ -8,6 +8,7 @@ sibling (the same workload's other tokens, keys and secrets, and a neighbour wor
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import pytest
 from rescind.ledger import DynamoDbLedger, IncidentStatus
 from rescind.models import Outcome
 from rescind_local import LocalOpenBao
+from rescind_local.github import SAMPLE_WEBHOOK_SECRET, local_github_api
 from rescind_local.proof import ProofByUse, prove_by_use
 from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
 from rescind_local.stack import LocalStack, deploy_template_to_moto
@@ -360,3 +362,50 @@ def test_a_bad_leak_event_is_refused_and_calls_nothing(
     assert "LeakRejected_" in output
     assert "hvs.EXAMPLE-bad-input" not in output
     assert executions(stack) == []
+
+
+def test_a_github_alert_through_the_webhook_revokes_the_token_github_found(
+    aws: None, openbao: LocalOpenBao, vault: hvac.Client, unique: str
+) -> None:
+    # Given GitHub (a local stand-in for its REST API) holding an alert whose secret is a workload's token,
+    # the stack's webhook secret set to the one the sample delivery is signed with, and a token to read alerts
+    secretsmanager = boto3.client("secretsmanager")
+    token_arn = secretsmanager.create_secret(Name=f"github-token-{unique}", SecretString="ghp_local_reader")["ARN"]
+    with (
+        local_github_api() as github,
+        deploy_template_to_moto(
+            parameters={
+                "VaultAddr": openbao.addr,
+                "VaultAwsAuthRole": "rescind-local",
+                "GitHubTokenSecretArn": token_arn,
+                "GitHubApiUrl": github.url,
+            },
+            function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
+            time_scale=0.01,
+        ) as stack,
+    ):
+        secretsmanager.put_secret_value(
+            SecretId=stack.physical_id("GitHubWebhookSecret"), SecretString=SAMPLE_WEBHOOK_SECRET.decode()
+        )
+        prepare_vault(vault)
+        target = seed_workload(vault, boto3.client("iam"), f"g-{unique}", f"spiffe://flows.rescind/g-{unique}")
+        leaked, sibling = target.token_accessors
+        delivery = load_event("github_secret_scanning_webhook.json")
+        alert = json.loads(delivery["body"])
+        github.add_alert(alert["repository"]["full_name"], alert["alert"]["number"], target.token_value(leaked))
+
+        # When GitHub delivers the sample to the function URL, and delivers it again
+        first, _ = stack.invoke("GitHubWebhookFunction", delivery)
+        again, _ = stack.invoke("GitHubWebhookFunction", delivery)
+
+        # Then it was accepted once and refused as a replay, and one response revoked exactly that token
+        assert (first["statusCode"], again["statusCode"]) == (202, 409)
+        assert_completed(stack, only_execution(stack))
+        alive = {
+            p.credential: p.passed
+            for p in prove_by_use(vault, openbao.addr, boto3.client("iam"), target, expected="alive")
+        }
+        assert alive.pop(f"token {leaked}") is False
+        assert all(alive.values()), alive
+        assert sibling in target.token_accessors
+        assert len(github.requests) == 1
