@@ -23,6 +23,7 @@ import hashlib
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from rescind_cli.targets import (
     MANUAL_MACHINE,
     OFFBOARDING_MACHINE,
     STACK_ENV,
+    WEBHOOK_FUNCTION,
     Target,
     TargetUnavailable,
     resolve_target,
@@ -1062,10 +1064,43 @@ def load_event(path: Path) -> dict[str, Any]:
         raise InvalidInput(f"{path} is not JSON: give an EventBridge event like the samples in events/") from None
     if not isinstance(document, dict):
         raise InvalidInput(f"{path} is not one EventBridge event (a JSON object)")
+    if is_webhook_delivery(document):
+        return document
     missing = [key for key in ("source", "detail-type", "detail") if key not in document]
     if missing or not isinstance(document.get("detail"), dict):
-        raise InvalidInput(f"{path} is not an EventBridge event: it needs source, detail-type and a detail object")
+        raise InvalidInput(
+            f"{path} is not an EventBridge event (it needs source, detail-type and a detail object) nor a "
+            "GitHub webhook delivery to a function URL"
+        )
     return document
+
+
+def is_webhook_delivery(document: dict[str, Any]) -> bool:
+    """A function URL event carrying a GitHub delivery, like events/github_secret_scanning_webhook.json."""
+    headers = document.get("headers")
+    return isinstance(headers, dict) and "x-github-event" in headers and isinstance(document.get("body"), str)
+
+
+def deliver_to_webhook(target: Target, delivery: dict[str, Any]) -> tuple[str, int]:
+    """Invoke GitHubWebhookFunction with the delivery, signed again with the stack's own webhook secret (as GitHub
+    would sign it for this stack) under a fresh delivery id. Returns (delivery id, HTTP status)."""
+    from rescind_local.github import sign_delivery
+
+    function = target.function_name(WEBHOOK_FUNCTION)
+    lambda_client = target.client("lambda")
+    environment = lambda_client.get_function_configuration(FunctionName=function).get("Environment") or {}
+    secret_arn = (environment.get("Variables") or {}).get("GITHUB_WEBHOOK_SECRET_ARN")
+    if not secret_arn:
+        raise CommandFailed(f"{WEBHOOK_FUNCTION} has no GITHUB_WEBHOOK_SECRET_ARN", EXIT_FAILED)
+    secret = target.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"].strip()
+    delivery_id = str(uuid.uuid4())
+    signed = sign_delivery(delivery, secret.encode(), delivery_id=delivery_id)
+    answer = lambda_client.invoke(FunctionName=function, Payload=json.dumps(signed).encode())
+    payload = json.loads(answer["Payload"].read() or b"{}")
+    status = int(payload.get("statusCode", 500)) if isinstance(payload, dict) else 500
+    if answer.get("FunctionError") or status >= 300:
+        raise CommandFailed(f"the webhook answered {status}: {str(payload.get('body', ''))[:300]}", EXIT_FAILED)
+    return delivery_id, status
 
 
 def replay_command(
@@ -1088,24 +1123,15 @@ def replay_command(
         sfn = target.client("stepfunctions")
         machines = [target.state_machine_arn(machine) for machine in (OFFBOARDING_MACHINE, LEAK_MACHINE)]
         before = {arn for machine in machines for arn in _execution_arns(sfn, machine)}
-        entry: dict[str, Any] = {
-            "Source": event["source"],
-            "DetailType": event["detail-type"],
-            "Detail": json.dumps(event["detail"]),
-            "EventBusName": target.event_bus_name,
-        }
-        if event.get("resources"):
-            entry["Resources"] = list(event["resources"])
-        answer = target.client("events").put_events(Entries=[entry])
-        if answer.get("FailedEntryCount"):
-            failed = answer["Entries"][0]
-            raise CommandFailed(
-                f"the bus refused the event: {failed.get('ErrorCode', '')} {failed.get('ErrorMessage', '')}",
-                EXIT_FAILED,
-            )
-        event_id = answer["Entries"][0].get("EventId", "")
-        if not json_output:
-            _say(f"put {event['detail-type']} from {event['source']} on {escape(target.description)} (id {event_id})")
+        if is_webhook_delivery(event):
+            event_id, status = deliver_to_webhook(target, event)
+            if not json_output:
+                _say(f"delivered the GitHub webhook to {escape(target.description)}: {status} (delivery {event_id})")
+        else:
+            event_id = put_on_bus(target, event)
+            if not json_output:
+                where = escape(target.description)
+                _say(f"put {event['detail-type']} from {event['source']} on {where} (id {event_id})")
         deadline = time.monotonic() + timeout
         started: list[str] = []
         while True:
@@ -1147,6 +1173,25 @@ def replay_command(
                 if run.waiting_for_approval:
                     _say(escape(_approval_hint(target, run.name)))
         raise typer.Exit(code)
+
+
+def put_on_bus(target: Target, event: dict[str, Any]) -> str:
+    """Put one sample event on the target's bus, where the template's rules route it; returns its id."""
+    entry: dict[str, Any] = {
+        "Source": event["source"],
+        "DetailType": event["detail-type"],
+        "Detail": json.dumps(event["detail"]),
+        "EventBusName": target.event_bus_name,
+    }
+    if event.get("resources"):
+        entry["Resources"] = list(event["resources"])
+    answer = target.client("events").put_events(Entries=[entry])
+    if answer.get("FailedEntryCount"):
+        failed = answer["Entries"][0]
+        raise CommandFailed(
+            f"the bus refused the event: {failed.get('ErrorCode', '')} {failed.get('ErrorMessage', '')}", EXIT_FAILED
+        )
+    return str(answer["Entries"][0].get("EventId", ""))
 
 
 def _execution_arns(sfn: Any, machine_arn: str) -> list[str]:

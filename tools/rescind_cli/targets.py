@@ -51,6 +51,7 @@ LOCAL_SECRET_KEY_ENV = "RESCIND_LOCAL_AWS_SECRET_ACCESS_KEY"
 MANUAL_MACHINE = "ManualRevocationStateMachine"
 OFFBOARDING_MACHINE = "OffboardingStateMachine"
 LEAK_MACHINE = "LeakResponseStateMachine"
+WEBHOOK_FUNCTION = "GitHubWebhookFunction"
 # Every machine whose executions are incidents: `status`, `approve` and `replay` look in each.
 INCIDENT_MACHINES = (MANUAL_MACHINE, OFFBOARDING_MACHINE, LEAK_MACHINE)
 PLAN_FUNCTION = "PlanOffboardingFunction"
@@ -106,6 +107,8 @@ class Target(Protocol):
     def inventory(self) -> Inventory | None: ...
 
     def state_machine_arn(self, logical_id: str) -> str: ...
+
+    def function_name(self, logical_id: str) -> str: ...
 
     def caller_arn(self) -> str: ...
 
@@ -240,6 +243,14 @@ class LocalStackTarget:
 
         table = self.local.inventory_table
         return DynamoDbInventory(table, self.client("dynamodb")) if table else None
+
+    def function_name(self, logical_id: str) -> str:
+        name = self.local.state.functions.get(logical_id)
+        if not name:
+            raise TargetUnavailable(
+                f"{self.description} has no {logical_id}: restart it with `rescind local down` and `rescind local up`"
+            )
+        return name
 
     def state_machine_arn(self, logical_id: str) -> str:
         try:
@@ -386,6 +397,14 @@ class DeployedStackTarget:
 
         table = self.outputs.get("InventoryTableName")
         return DynamoDbInventory(table, self.client("dynamodb")) if table else None
+
+    def function_name(self, logical_id: str) -> str:
+        cloudformation = self.client("cloudformation")
+        try:
+            resource = cloudformation.describe_stack_resource(StackName=self.stack_name, LogicalResourceId=logical_id)
+        except Exception:
+            raise TargetUnavailable(f"stack {self.stack_name!r} has no {logical_id}: update the stack") from None
+        return str(resource["StackResourceDetail"]["PhysicalResourceId"])
 
     def state_machine_arn(self, logical_id: str) -> str:
         arn = self.outputs.get(f"{logical_id}Arn")

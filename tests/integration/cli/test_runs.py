@@ -294,3 +294,34 @@ def test_an_unreachable_vault_is_one_line(target: LocalTarget) -> None:
     listed = CliRunner().invoke(APP, ["ledger", "--stack", name, "--json"], env=env)
     assert listed.exit_code == 0, listed.output
     assert json.loads(listed.stdout)["ok"] is True
+
+
+def test_replay_of_a_leak_event_revokes_the_leaked_token(target: LocalTarget, cli: Cli, tmp_path: Path) -> None:
+    # Given the generic `Secret Leaked` sample carrying one of a workload's tokens
+    workload = seed(target, "leak")
+    leaked = workload.token_accessors[0]
+    event = json.loads((REPO / "events" / "secret_leaked.json").read_text())
+    event["detail"]["secret"] = workload.token_value(leaked)
+    event_file = tmp_path / "leak.json"
+    event_file.write_text(json.dumps(event))
+
+    # When it is replayed through the local stack's bus
+    code, document = cli.json("replay", str(event_file), "--timeout", "60")
+
+    # Then one leak response ran and the token is dead; no value is in what the command printed
+    assert code == 0, document
+    assert [run["status"] for run in document["runs"]] == ["SUCCEEDED"]
+    assert document["runs"][0]["name"].startswith("leak-")
+    assert workload.token_value(leaked) not in json.dumps(document)
+    dead = [p for p in proofs(target, workload, "alive") if not p.passed]
+    assert [p.credential for p in dead] == [f"token {leaked}"]
+
+
+def test_replay_of_the_github_webhook_sample_is_signed_for_the_stack_and_recorded(
+    target: LocalTarget, cli: Cli
+) -> None:
+    # The local stack has no GitHub token, so the alert cannot be read: the webhook accepts the delivery and the
+    # response is recorded as unresolved, with nothing started.
+    code, document = cli.json("replay", str(REPO / "events" / "github_secret_scanning_webhook.json"), "--timeout", "5")
+    assert code == 1
+    assert "started no run" in json.dumps(document)
