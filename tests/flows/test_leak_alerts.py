@@ -248,24 +248,42 @@ def test_the_same_credential_from_three_sources_starts_one_response(
 def test_replaying_every_sample_three_times_in_shuffled_order_acts_once(
     stack: LocalStack, workloads: tuple[SeededWorkload, SeededWorkload], vault: hvac.Client
 ) -> None:
+    # Given every leak sample (the generic event for each locatable kind, AWS Health naming the same key as the
+    # generic event, GuardDuty naming a role), each delivered three times in a shuffled order
     target, _ = workloads
-    token = generic_event("vault_token", target.token_value(target.token_accessors[0]))
-    secret_id = generic_event("vault_secret_id", target.secret_id_value(target.secret_id_accessors[0]))
-    key = generic_event("aws_access_key", target.access_key_ids[0])
-    certificate = generic_event("certificate", target.certificate_pem(target.certificate_serials[0]))
-    deliveries = [token, secret_id, key, certificate] * 3
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    health = load_event("health_risk_credentials_exposed.json")
+    health["account"] = health["detail"]["affectedAccount"] = account
+    health["detail"]["affectedEntities"] = [{"entityValue": target.access_key_ids[0]}]
+    guardduty = load_event("guardduty_instance_credential_exfiltration.json")
+    guardduty["account"] = guardduty["detail"]["accountId"] = account
+    boto3.client("iam").create_role(
+        RoleName=guardduty["detail"]["resource"]["accessKeyDetails"]["userName"], AssumeRolePolicyDocument="{}"
+    )
+    samples = [
+        generic_event("vault_token", target.token_value(target.token_accessors[0])),
+        generic_event("vault_secret_id", target.secret_id_value(target.secret_id_accessors[0])),
+        generic_event("aws_access_key", target.access_key_ids[0]),
+        generic_event("certificate", target.certificate_pem(target.certificate_serials[0])),
+        health,
+        guardduty,
+    ]
+    deliveries = samples * 3
     random.Random(7).shuffle(deliveries)
 
+    # When they are all routed through the template's rules
     for event in deliveries:
         stack.route_event(event)
 
+    # Then one response per credential ran (Health and the generic event name one key), and each action was
+    # attempted exactly once across every delivery
     runs = executions(stack)
-    assert len(runs) == 4
+    assert len(runs) == 5
     for run in runs:
         assert_completed(stack, run)
     attempts = [attempt.result for run in runs for attempt in ledger(stack).read_incident(run["name"]).attempts]
-    # One attempt per planned action, ever: disable and delete for the key, one revoke for each of the others.
-    assert sorted(str(result.action_kind) for result in attempts) == ["delete", "disable", "revoke", "revoke", "revoke"]
+    kinds = sorted(str(result.action_kind) for result in attempts)
+    assert kinds == ["delete", "disable", "revoke", "revoke", "revoke", "revoke"]
     assert {result.outcome for result in attempts} == {Outcome.SUCCEEDED}
 
 

@@ -1,0 +1,88 @@
+"""LeakLocator against real OpenBao and moto: a value becomes a reference, or a reason; the entity rule."""
+
+from __future__ import annotations
+
+import hvac
+import pytest
+
+from rescind.discovery import DiscoveryScope
+from rescind.leaks.locate import LeakLocator
+from rescind.leaks.types import LeakAlert, LocatedLeak, SecretType, Unlocated
+from rescind.models import VaultEntityRef, VaultTokenRef
+from rescind.models.results import utc_now
+
+
+def token_alert(value: str) -> LeakAlert:
+    return LeakAlert(
+        source="rescind",
+        detail_type="Secret Leaked",
+        event_id="e-1",
+        secret_type=SecretType.VAULT_TOKEN,
+        secret=value,  # type: ignore[arg-type]  # pydantic coerces to SecretStr
+        found_at=utc_now(),
+    )
+
+
+@pytest.fixture
+def approle(vault: hvac.Client, unique: str) -> tuple[str, str, str]:
+    mount = f"approle-{unique}"
+    vault.sys.enable_auth_method("approle", path=mount)
+    vault.auth.approle.create_or_update_approle("app", token_ttl="1h", mount_point=mount)
+    role_id = vault.auth.approle.read_role_id("app", mount_point=mount)["data"]["role_id"]
+    return mount, "app", role_id
+
+
+def login(vault: hvac.Client, mount: str, role_id: str) -> dict[str, str]:
+    secret_id = vault.auth.approle.generate_secret_id("app", mount_point=mount)["data"]["secret_id"]
+    anonymous = hvac.Client(url=vault.url, timeout=10)
+    auth = anonymous.auth.approle.login(role_id, secret_id, mount_point=mount, use_token=False)["auth"]
+    return {"token": auth["client_token"], "accessor": auth["accessor"], "entity_id": auth["entity_id"]}
+
+
+def test_an_entity_holding_only_the_leaked_token_is_disabled_too(
+    vault: hvac.Client, approle: tuple[str, str, str]
+) -> None:
+    mount, _, role_id = approle
+    only = login(vault, mount, role_id)
+    located = LeakLocator(vault, DiscoveryScope(approle_mounts=(mount,))).locate(token_alert(only["token"]))
+    assert isinstance(located, LocatedLeak)
+    assert located.credentials == (
+        VaultEntityRef(entity_id=only["entity_id"]),
+        VaultTokenRef(accessor=only["accessor"]),
+    )
+
+
+def test_an_entity_holding_another_live_token_is_left_alone(vault: hvac.Client, approle: tuple[str, str, str]) -> None:
+    mount, _, role_id = approle
+    leaked = login(vault, mount, role_id)
+    other = login(vault, mount, role_id)
+    assert other["entity_id"] == leaked["entity_id"]
+    located = LeakLocator(vault, DiscoveryScope(approle_mounts=(mount,))).locate(token_alert(leaked["token"]))
+    assert isinstance(located, LocatedLeak)
+    assert located.credentials == (VaultTokenRef(accessor=leaked["accessor"]),)
+
+
+def test_a_dead_token_is_unlocated_and_the_reason_does_not_echo_it(vault: hvac.Client) -> None:
+    created = vault.auth.token.create(ttl="1h")["auth"]
+    vault.auth.token.revoke_accessor(created["accessor"])
+    located = LeakLocator(vault, DiscoveryScope()).locate(token_alert(created["client_token"]))
+    assert isinstance(located, Unlocated)
+    assert created["client_token"] not in located.why
+
+
+def test_a_secret_id_is_found_on_its_role_and_a_wrong_one_is_not(
+    vault: hvac.Client, approle: tuple[str, str, str]
+) -> None:
+    mount, role, _ = approle
+    issued = vault.auth.approle.generate_secret_id(role, mount_point=mount)["data"]
+    locator = LeakLocator(vault, DiscoveryScope(approle_mounts=(mount,)))
+
+    def alert(value: str) -> LeakAlert:
+        return token_alert(value).model_copy(update={"secret_type": SecretType.VAULT_SECRET_ID})
+
+    found = locator.locate(alert(issued["secret_id"]))
+    assert isinstance(found, LocatedLeak)
+    expected = f"approle_secret_id:{mount}:{role}:{issued['secret_id_accessor']}"
+    assert [ref.key for ref in found.credentials] == [expected]
+    missing = locator.locate(alert("00000000-0000-0000-0000-000000000000"))
+    assert isinstance(missing, Unlocated)
