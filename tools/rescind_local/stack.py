@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +148,20 @@ def plan_local_resources(
         elif kind in {"AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"}:
             name = named("LayerName", 140)
             planned[logical_id] = LocalResource(logical_id, kind, f"{prefix.format(service='lambda')}:layer:{name}:1")
+        elif kind == "AWS::SecretsManager::Secret":
+            # Ref is the ARN. moto picks the ARN's random suffix, so the created secret's ARN replaces this one.
+            name = named("Name", 512)
+            arn = f"{prefix.format(service='secretsmanager')}:secret:{name}-local0"
+            planned[logical_id] = LocalResource(logical_id, kind, arn, {"Id": arn, "Name": name})
+        elif kind == "AWS::S3::Bucket":
+            name = named("BucketName", 63).lower()
+            planned[logical_id] = LocalResource(
+                logical_id, kind, name, {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"}
+            )
+        elif kind == "AWS::Scheduler::Schedule":
+            name = named("Name")
+            arn = f"{prefix.format(service='scheduler')}:schedule/default/{name}"
+            planned[logical_id] = LocalResource(logical_id, kind, name, {"Arn": arn})
         elif kind == "AWS::Logs::LogGroup":
             name = named("LogGroupName", 512)
             planned[logical_id] = LocalResource(
@@ -161,6 +175,99 @@ def plan_local_resources(
 def _implicit_role(owner: str, account_id: str) -> LocalResource:
     name = f"{owner}Role"
     return LocalResource(name, "AWS::IAM::Role", name, {"Arn": f"arn:aws:iam::{account_id}:role/{name}"})
+
+
+def _create_local_secret(client: Any, name: str, props: Mapping[str, Any]) -> str:
+    """Create a Secrets Manager secret in moto as CloudFormation would; returns its ARN.
+
+    GenerateSecretString gets a fresh random value here (PasswordLength, ExcludePunctuation,
+    ExcludeCharacters, SecretStringTemplate + GenerateStringKey); a literal SecretString is stored as is.
+    """
+    import secrets
+    import string
+
+    request: dict[str, Any] = {"Name": name}
+    if props.get("Description"):
+        request["Description"] = str(props["Description"])
+    generate = props.get("GenerateSecretString")
+    if isinstance(generate, Mapping):
+        alphabet = string.ascii_letters + string.digits
+        if not generate.get("ExcludePunctuation"):
+            alphabet += string.punctuation
+        excluded = str(generate.get("ExcludeCharacters", ""))
+        alphabet = "".join(character for character in alphabet if character not in excluded)
+        length = int(generate.get("PasswordLength", 32))
+        value = "".join(secrets.choice(alphabet) for _ in range(length))
+        template = generate.get("SecretStringTemplate")
+        key = generate.get("GenerateStringKey")
+        if template and key:
+            value = json.dumps({**json.loads(str(template)), str(key): value})
+        request["SecretString"] = value
+    elif "SecretString" in props:
+        request["SecretString"] = str(props["SecretString"])
+    arn: str = client.create_secret(**request)["ARN"]
+    return arn
+
+
+def _create_local_bucket(client: Any, name: str, props: Mapping[str, Any]) -> None:
+    """An S3 bucket with the template's versioning, encryption and public access block (moto keeps them)."""
+    client.create_bucket(Bucket=name)
+    if (props.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
+        client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    if props.get("BucketEncryption"):
+        # CloudFormation's ServerSideEncryptionByDefault is the API's ApplyServerSideEncryptionByDefault.
+        rules = [
+            {
+                ("ApplyServerSideEncryptionByDefault" if key == "ServerSideEncryptionByDefault" else key): value
+                for key, value in rule.items()
+            }
+            for rule in props["BucketEncryption"].get("ServerSideEncryptionConfiguration") or []
+        ]
+        client.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+    if props.get("PublicAccessBlockConfiguration"):
+        client.put_public_access_block(
+            Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+        )
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """An AWS::Scheduler::Schedule as the template declares it, its intrinsics resolved locally."""
+
+    logical_id: str
+    target_logical_id: str  # the function (or state machine) its Target.Arn names
+    input: Any  # Target.Input, parsed from its JSON text
+    expression: str
+    time_zone: str
+    dead_letter_arn: str | None
+    retry_policy: Mapping[str, Any] | None
+    state: str
+
+
+def schedules_from_template(template: Mapping[str, Any], resolve: Callable[[Any], Any]) -> list[ScheduleSpec]:
+    """Every EventBridge Scheduler schedule of the template, with the logical id of the resource it invokes."""
+    found: list[ScheduleSpec] = []
+    for logical_id, resource in iter_template_resources(template, frozenset({"AWS::Scheduler::Schedule"})):
+        props = resource.get("Properties") or {}
+        target = props.get("Target") or {}
+        arn = target.get("Arn")
+        named = arn.get("Fn::GetAtt") if isinstance(arn, dict) else None
+        if not isinstance(named, list) or not named:
+            raise UnresolvableIntrinsic(f"{logical_id}: Target.Arn must be !GetAtt <resource>.Arn, got {arn!r}")
+        raw_input = resolve(target.get("Input", "{}"))
+        found.append(
+            ScheduleSpec(
+                logical_id=logical_id,
+                target_logical_id=str(named[0]),
+                input=json.loads(raw_input) if isinstance(raw_input, str) else raw_input,
+                expression=str(resolve(props.get("ScheduleExpression", ""))),
+                time_zone=str(resolve(props.get("ScheduleExpressionTimezone", "UTC"))),
+                dead_letter_arn=resolve((target.get("DeadLetterConfig") or {}).get("Arn")),
+                retry_policy=resolve(target.get("RetryPolicy")),
+                state=str(resolve(props.get("State", "ENABLED"))),
+            )
+        )
+    return found
 
 
 class IntrinsicResolver:
@@ -374,6 +481,7 @@ class LocalStack:
     functions: dict[str, FunctionSpec] = field(init=False, default_factory=dict)
     state_machines: dict[str, str] = field(init=False, default_factory=dict)
     rules: list[RuleSpec] = field(init=False, default_factory=list)
+    schedules: list[ScheduleSpec] = field(init=False, default_factory=list)
     lambdas: InProcessLambdas = field(init=False, default_factory=InProcessLambdas)
     deliveries: DeliveryLog = field(init=False, default_factory=DeliveryLog)
     _patches: ExitStack | None = field(init=False, default=None, repr=False)
@@ -433,6 +541,7 @@ class LocalStack:
             name = self.resources[logical_id].attributes["Name"]
             self.state_machines[logical_id] = create_local_state_machine(sfn, name, definition, role_arn, machine_type)
         self.rules = rules_from_template(self.template, resolver.resolve, stack_name=self.stack_name)
+        self.schedules = schedules_from_template(self.template, resolver.resolve)
         deploy_rules(session.client("events"), self.rules)
 
     def _create_data_resources(self, session: Any) -> None:
@@ -466,6 +575,12 @@ class LocalStack:
                 resource.ref = resource.attributes["QueueUrl"] = url
             elif kind == "AWS::Events::EventBus":
                 session.client("events").create_event_bus(Name=resource.ref)
+            elif kind == "AWS::S3::Bucket":
+                _create_local_bucket(session.client("s3"), resource.ref, self.resolver().resolve(props))
+            elif kind == "AWS::SecretsManager::Secret":
+                secret_props = self.resolver().resolve(props)
+                arn = _create_local_secret(session.client("secretsmanager"), resource.attributes["Name"], secret_props)
+                resource.ref = resource.attributes["Id"] = arn
 
     # --- lookups ---
 
@@ -522,6 +637,23 @@ class LocalStack:
     def route_event(self, event: Mapping[str, Any], event_bus_name: str = "default") -> list[RuleMatch]:
         """Match a whole event (e.g. from events/) against the template's rules and deliver it."""
         return route_event(event, self.rules, event_bus_name=event_bus_name, region=self.region)
+
+    def schedule(self, logical_id: str) -> ScheduleSpec:
+        for schedule in self.schedules:
+            if schedule.logical_id == logical_id:
+                return schedule
+        raise KeyError(f"the template has no schedule {logical_id!r}")
+
+    def run_schedule(self, logical_id: str) -> tuple[Any, str | None]:
+        """Invoke the schedule's target with its Input, as EventBridge Scheduler would when it fires.
+
+        The scheduler invokes asynchronously; here the call waits, so the caller sees the target's result (or
+        its error type) at once. Returns (payload, FunctionError or None).
+        """
+        schedule = self.schedule(logical_id)
+        if schedule.target_logical_id not in self.functions:
+            raise KeyError(f"{logical_id} targets {schedule.target_logical_id!r}, which is not a local function")
+        return self.invoke(schedule.target_logical_id, schedule.input)
 
     def rule(self, logical_id: str) -> RuleSpec:
         for rule in self.rules:

@@ -81,6 +81,8 @@ class SchedulePolicy(BaseModel):
     # A credential's workload must have been gone this long before it counts as an orphan.
     orphan_grace_minutes: Annotated[int, Field(ge=0, le=30 * 24 * 60)] = 60
     pki_max_certificate_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    # PKI tidy removes certificates expired longer ago than this (Vault's own default is 72 hours).
+    pki_tidy_safety_buffer_seconds: Annotated[int, Field(ge=1, le=_TEN_YEARS)] = 3 * _DAY
     # Vault paths (`mount/path-prefix`) and reference-key prefixes (`iam-key:…`) no sweep ever touches.
     protected_paths: tuple[str, ...] = ()
     max_actions_per_run: Annotated[int, Field(ge=1, le=100_000)] = 100
