@@ -30,7 +30,8 @@ def boto3_calls(sources: Iterable[Path], services: Iterable[str]) -> set[str]:
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
                 continue
             name = node.func.attr
-            if name == "get_paginator" and node.args and isinstance(node.args[0], ast.Constant):
+            # get_paginator("op"), and the adapters' own `_paginate("op", ...)` wrappers around it
+            if name in ("get_paginator", "_paginate") and node.args and isinstance(node.args[0], ast.Constant):
                 name = str(node.args[0].value)
             calls |= operations.get(name, set())
     return calls

@@ -34,6 +34,8 @@ SAMPLE_RESOURCES = {
     "FingerprintKeySecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:FingerprintKeySecret-AbCdEf",
     "GitHubWebhookSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:GitHubWebhookSecret-AbCdEf",
     "LeakResponseStateMachine": "arn:aws:states:us-east-1:123456789012:stateMachine:rescind-leak-response",
+    "SweepStateTable": "rescind-SweepStateTable-1A2B3C4D5E6F",
+    "InventoryReportBucket": "rescind-inventoryreportbucket-1a2b3c4d5e6f",
 }
 
 

@@ -51,9 +51,6 @@ NOT_GRANTED = {
     # without rotation revokes nothing where the old value is accepted, so the deployed engine refuses instead.
     "secretsmanager:GetRandomPassword",
     "secretsmanager:PutSecretValue",
-    # DynamoDbInventory.bindings() lists the whole inventory for `rescind inventory show`, which runs with the
-    # responder's own credentials; no function lists it.
-    "dynamodb:Scan",
 }
 LEDGER_WRITES_FORBIDDEN = (
     "dynamodb:UpdateItem",
@@ -135,16 +132,17 @@ def test_nothing_is_granted_that_no_adapter_calls(statements: list[dict[str, Any
 
 
 def test_the_ledger_is_append_only(statements: list[dict[str, Any]]) -> None:
-    tables = {
+    # Other tables (sweep checkpoints, the fingerprint index) take ordinary writes; these two never do.
+    append_only = {
         "${LedgerTable.Arn}",
         "${LedgerTable.Arn}/index/*",
         "${InventoryTable.Arn}",
         "${InventoryTable.Arn}/index/*",
     }
     for action in ("dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"):
-        assert set(allowed_resources(statements, action)) == tables
+        assert "${LedgerTable.Arn}" in allowed_resources(statements, action), action
     for action in LEDGER_WRITES_FORBIDDEN:
-        assert allowed_resources(statements, action) == [], action
+        assert set(allowed_resources(statements, action)) & append_only == set(), action
 
 
 def test_other_accounts_are_reached_only_through_the_configured_role(statements: list[dict[str, Any]]) -> None:
@@ -187,9 +185,11 @@ def test_the_function_cannot_rewrite_the_policies_of_this_stack(statements: list
 
 
 def test_rotation_functions_are_invoked_only_through_secrets_manager(statements: list[dict[str, Any]]) -> None:
-    (statement,) = [s for s in statements if "lambda:InvokeFunction" in as_list(s["Action"])]
+    invoking = [s for s in statements if "lambda:InvokeFunction" in as_list(s["Action"])]
 
-    assert statement["Condition"] == {"Bool": {"aws:ViaAWSService": "true"}}
+    assert invoking
+    for statement in invoking:
+        assert statement["Condition"] == {"Bool": {"aws:ViaAWSService": "true"}}
 
 
 def test_crls_are_read_only_from_this_accounts_buckets(statements: list[dict[str, Any]]) -> None:
