@@ -119,9 +119,11 @@ def reset_caches() -> None:
     from rescind.fingerprints import runtime as fingerprints_runtime
     from rescind.leaks import runtime as leaks_runtime
     from rescind.offboarding import runtime as offboarding_runtime
+    from rescind.schedules import runtime as schedules_runtime
 
     offboarding_runtime.reset_caches()
     leaks_runtime.reset_caches()
+    schedules_runtime.reset_caches()
     fingerprints_runtime.reset_caches()
     for factory in (
         get_settings,
