@@ -26,12 +26,26 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
     results = json.loads((tmp_path / "results.json").read_text())
     markdown = (tmp_path / "results.md").read_text()
 
-    # And the JSON holds every section, the leak figure honestly marked as not measured
+    # And the JSON holds every section
     assert {"machine", "versions", "leak_to_dead", "offboarding", "cold_start", "package_size", "targets"} <= set(
         results
     )
-    assert results["leak_to_dead"]["measured"] is False
-    assert "needs issue 3" in results["leak_to_dead"]["reason"]
+
+    # And each leaked kind went through the rule and the state machine to a dead credential, beside its floor
+    leak = results["leak_to_dead"]
+    assert leak["measured"] is True, leak.get("reason")
+    assert set(leak["kinds"]) == {"vault_token", "kv_value", "aws_access_key"}
+    for kind, summary in leak["kinds"].items():
+        assert summary["completed_runs"] == 1, (kind, summary.get("errors"))
+        assert summary["bare_completed_runs"] == 1, (kind, summary.get("errors"))
+        (run,) = summary["runs"]
+        assert (run["status"], run["closure"]) == ("SUCCEEDED", "completed"), kind
+        assert (run["confirmed_dead"], run["still_alive"]) == (True, 0), kind
+        assert summary["median_seconds"] > 0
+        assert summary["bare_median_seconds"] > 0
+        assert summary["ratio_to_bare"] > 0
+        assert set(summary["phases_of_median_run"]) >= {"Plan", "Revoke", "Verify", "Close"}
+    assert leak["kinds"]["aws_access_key"]["actions"] == ["disable", "delete"]
 
     # And every offboarding path completed at N=10 with a time and a rate, and Rescind's paths left nothing alive
     (size,) = results["offboarding"]["sizes"]
@@ -56,8 +70,9 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
 
     # And every target has a verdict (met, missed, or not measured), and the Markdown names each of them
     targets = {verdict["target"] for verdict in results["targets"]}
-    assert {"leak_to_dead", "cold_start", "layer"} <= targets
+    assert {"leak_to_dead (vault_token)", "leak_to_dead (kv_value)", "leak_to_dead (aws_access_key)"} <= targets
+    assert {"cold_start", "layer"} <= targets
     assert all(verdict["met"] in (True, False, None) for verdict in results["targets"])
     for heading in ("## Targets", "## 1. Leak to dead", "## 2. Offboarding scale", "## 3. Cold start"):
         assert heading in markdown
-    assert "not measured: needs issue 3" in markdown
+    assert "| vault_token | 1/1 |" in markdown
