@@ -17,6 +17,7 @@ from rescind_cli.main import app
 from rescind_local.seed import SeededWorkload
 
 TERMINATED = {"web-frontend", "payments-api", "invoice-export", "etl-node", "batch-worker"}
+OFFBOARDED = TERMINATED | {"nightly-export"}  # the orphan sweep offboards nightly-export
 
 
 def test_the_demo_ends_every_target_spares_everything_else_and_prints_json() -> None:
@@ -31,8 +32,8 @@ def test_the_demo_ends_every_target_spares_everything_else_and_prints_json() -> 
 
     # and every termination sample, the protected workload's termination and the manual run ran as expected
     runs = {run["workload"]: run for run in document["runs"]}
-    assert set(runs) == TERMINATED | {"pki-issuer", "ci-runner", "deploy-bot", "reporting-job"}
-    for name in TERMINATED:
+    assert set(runs) == OFFBOARDED | {"pki-issuer", "ci-runner", "deploy-bot", "reporting-job"}
+    for name in OFFBOARDED:
         assert (runs[name]["status"], runs[name]["closures"]) == ("SUCCEEDED", ["completed"])
         assert runs[name]["actions_planned"] == runs[name]["verified_dead"] == 7
     assert (runs["pki-issuer"]["status"], runs["pki-issuer"]["closures"]) == ("FAILED", ["refused"])
@@ -42,7 +43,8 @@ def test_the_demo_ends_every_target_spares_everything_else_and_prints_json() -> 
     for leaked in ("deploy-bot", "reporting-job"):
         assert (runs[leaked]["status"], runs[leaked]["closures"]) == ("SUCCEEDED", ["completed"])
         assert runs[leaked]["incident_ids"][0].startswith("leak-")
-    assert len(document["incident_ids"]) == 9
+    assert runs["nightly-export"]["trigger"] == "OrphansSchedule"
+    assert len(document["incident_ids"]) == 10
 
     # and proof by use: the terminated workloads' credentials fail, the protected one's and the control's work,
     # and of the manual run's workload only the named token is dead
@@ -51,7 +53,7 @@ def test_the_demo_ends_every_target_spares_everything_else_and_prints_json() -> 
     by_workload: dict[str, set[str]] = {}
     for proof in proofs:
         by_workload.setdefault(proof["workload"], set()).add(proof["expected"])
-    assert {name for name, expected in by_workload.items() if expected == {"dead"}} == TERMINATED
+    assert {name for name, expected in by_workload.items() if expected == {"dead"}} == OFFBOARDED
     assert by_workload["pki-issuer"] == by_workload["ledger-db"] == {"alive"}
     ci_dead = [p["credential"] for p in proofs if p["workload"] == "ci-runner" and p["expected"] == "dead"]
     assert len(ci_dead) == 1

@@ -68,7 +68,11 @@ ESTATE: tuple[DemoWorkload, ...] = (
     DemoWorkload("ledger-db", "spiffe://example.org/ns/payments/sa/ledger-db"),  # the control: nothing targets it
     DemoWorkload("deploy-bot", "spiffe://example.org/ns/ci/sa/deploy-bot"),  # its token leaks
     DemoWorkload("reporting-job", "spiffe://example.org/ns/data/sa/reporting"),  # its access key leaks
+    DemoWorkload("nightly-export", "spiffe://example.org/ns/data/sa/nightly-export"),  # the orphan sweep finds it
 )
+# The schedules' policy on the demo stack: an instance gone for any time at all is an orphan.
+DEMO_SCHEDULE_POLICY = '{"orphan_grace_minutes": 0}'
+DEMO_AMI = "ami-12c6146b"  # one of moto's built-in images: no image lookup needed
 
 
 # --- what a scenario is ---------------------------------------------------------------------------------------
@@ -176,6 +180,27 @@ def replay_manual_run(credentials: Callable[[SeededWorkload], Sequence[Credentia
     return replay
 
 
+def run_orphan_sweep() -> Replay:
+    """The orphan schedule, fired as EventBridge Scheduler would: the workload's EC2 instance ran (bound in the
+    inventory with its credentials), was terminated outside Rescind, and no termination event arrived."""
+
+    def replay(context: DemoContext, workload: SeededWorkload) -> list[str]:
+        ec2 = boto3.client("ec2", region_name=LOCAL_REGION)
+        instance = ec2.run_instances(ImageId=DEMO_AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        context.bind_cloud_id(instance, CloudResourceKind.EC2_INSTANCE, workload)
+        context.inventory.record_credentials(
+            workload.spiffe_id, [VaultTokenRef(accessor=accessor) for accessor in workload.token_accessors]
+        )
+        ec2.terminate_instances(InstanceIds=[instance])
+        before = context.executions()
+        report, error = context.stack.run_schedule("OrphansSchedule")
+        if error is not None:
+            raise DemoReplayFailed(f"the orphan sweep failed: {error}: {str(report)[:300]}")
+        return sorted(context.executions() - before)
+
+    return replay
+
+
 def replay_leaked_token(sample: str) -> Replay:
     """The generic `Secret Leaked` sample, carrying the workload's first token as a scanner would find it."""
 
@@ -221,8 +246,19 @@ TERMINATION_SAMPLES: tuple[tuple[str, str, CloudResourceKind | None], ...] = (
 
 
 def default_scenarios() -> list[Scenario]:
-    """Every trigger the template handles: terminations, a protected workload, a manual run and leak alerts."""
+    """Every trigger the template handles: a schedule, terminations, a protected workload, a manual run, leaks.
+
+    The orphan sweep runs first: it looks at every workload the inventory binds, and the others are bound later.
+    """
     scenarios = [
+        Scenario(
+            name="schedule: the orphan sweep finds a workload whose instance is gone",
+            trigger="OrphansSchedule",
+            workload="nightly-export",
+            replay=run_orphan_sweep(),
+        )
+    ]
+    scenarios += [
         Scenario(
             name=f"terminated: {sample.removesuffix('.json')}",
             trigger=sample,
@@ -393,6 +429,7 @@ def run_demo(
                 "VaultAddr": openbao.addr,
                 "VaultAwsAuthRole": "rescind-local",
                 "ProtectedWorkloads": protected,
+                "SchedulePolicy": DEMO_SCHEDULE_POLICY,
             },
             function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
             time_scale=TIME_SCALE,
