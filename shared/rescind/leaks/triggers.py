@@ -13,7 +13,6 @@ echoes a value, because a value here may be the leaked secret itself.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from enum import StrEnum
@@ -23,7 +22,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, Val
 
 from rescind.exceptions import InvalidInput
 from rescind.leaks.types import LeakAlert, SecretType
-from rescind.offboarding.triggers import EventEnvelope
+from rescind.offboarding.triggers import EventEnvelope, event_json_size
 from rescind.validation import describe_validation_error
 
 # A leak alert is small (a PEM certificate is the largest thing in one); anything bigger is not one.
@@ -186,8 +185,8 @@ def parse_leak_event(event: Any) -> list[LeakAlert]:
 
 def _refuse_oversized(event: Any) -> None:
     try:
-        size = len(json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
-    except (TypeError, ValueError, RecursionError):
+        size = event_json_size(event)
+    except ValueError:
         raise LeakAlertRejected(LeakRejectionReason.MALFORMED, "(root): not a JSON document") from None
     if size > MAX_LEAK_EVENT_BYTES:
         raise LeakAlertRejected(LeakRejectionReason.OVERSIZED, f"(root): larger than {MAX_LEAK_EVENT_BYTES} bytes")

@@ -194,10 +194,18 @@ def parse_termination_event(event: Any) -> TerminationNotice:
     return parser(event)
 
 
+def event_json_size(event: Any) -> int:
+    """Bytes of the event as compact JSON; ValueError when it is not a JSON document at all."""
+    try:
+        return len(json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+    except (TypeError, ValueError, RecursionError):
+        raise ValueError("not a JSON document") from None
+
+
 def _refuse_oversized(event: Any) -> None:
     try:
-        size = len(json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
-    except (TypeError, ValueError, RecursionError):
+        size = event_json_size(event)
+    except ValueError:
         raise TriggerRejected(RejectionReason.MALFORMED, "(root): not a JSON document") from None
     if size > MAX_EVENT_BYTES:
         raise TriggerRejected(RejectionReason.OVERSIZED, f"(root): larger than {MAX_EVENT_BYTES} bytes")
