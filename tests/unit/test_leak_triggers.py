@@ -24,7 +24,8 @@ def refused(event: Any) -> LeakAlertRejected:
 def test_the_generic_sample_is_one_token_alert_whose_value_never_serializes() -> None:
     (alert,) = parse_leak_event(load_event("secret_leaked.json"))
     assert alert.secret_type is SecretType.VAULT_TOKEN
-    assert alert.secret is not None and alert.secret.get_secret_value() == LEAKED
+    assert alert.secret is not None
+    assert alert.secret.get_secret_value() == LEAKED
     assert LEAKED not in alert.model_dump_json()
     assert LEAKED not in repr(alert)
     assert LEAKED not in alert.describe
