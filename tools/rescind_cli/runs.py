@@ -226,14 +226,16 @@ class Subject:
 
 def parse_subject(workload: str | None, credentials: Sequence[str] | None) -> Subject:
     from rescind.models.refs import format_ref, parse_ref
+    from rescind.offboarding.types import workload_id_problem
 
     texts = [text for text in (credentials or []) if text is not None]
     if workload and texts:
         raise InvalidInput("give --workload ID or --credential REF, not both")
     if workload is not None:
         workload_id = workload.strip()
-        if not workload_id or not re.fullmatch(r"[\x21-\x7e]{1,500}", workload_id):
-            raise InvalidInput("--workload must be a SPIFFE ID or cloud id: printable ASCII, no spaces")
+        problem = workload_id_problem(workload_id) if len(workload_id) <= 500 else "longer than 500 characters"
+        if problem is not None:
+            raise InvalidInput(f"--workload must name one workload (a SPIFFE ID, an ARN or a cloud id): {problem}")
         return Subject(workload_id, (), True)
     if not texts:
         raise InvalidInput("say what to act on: --workload ID, or --credential REF (repeatable)")

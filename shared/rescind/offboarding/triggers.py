@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from rescind.exceptions import InvalidInput
-from rescind.offboarding.types import TerminationNotice
+from rescind.offboarding.types import TerminationNotice, workload_id_problem
 from rescind.validation import describe_validation_error
 
 MAX_EVENT_BYTES = 256 * 1024  # EventBridge's own limit on an event
@@ -57,10 +57,6 @@ _FUNCTION_PARTIAL_ARN = re.compile(rf"(?P<account>{_ACCOUNT}):function:{_FUNCTIO
 _FUNCTION_BARE_NAME = re.compile(_FUNCTION_NAME)
 
 # The generic event names its workload: a SPIFFE ID, an ARN, or another cloud id.
-_SPIFFE_ID = re.compile(r"spiffe://[a-z0-9._-]{1,255}(?:/[A-Za-z0-9._-]+)*")
-_ARN = re.compile(rf"arn:{_PARTITION}:[a-z0-9-]{{1,64}}:(?:{_REGION})?:(?:{_ACCOUNT})?:[A-Za-z0-9_./:@+=,-]+")
-_OTHER_WORKLOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:@+=,-]*")
-_WILDCARDS = frozenset("*?[]{}")
 _MAX_WORKLOAD_ID = 500
 _MAX_REASON = 500
 
@@ -353,30 +349,9 @@ def parse_workload_terminated(event: dict[str, Any]) -> TerminationNotice:
 
 def check_workload_id(workload_id: str, *, field: str) -> None:
     """A workload id names exactly one workload: no wildcard, no traversal, no look-alike characters."""
-
-    def refuse(problem: str) -> TriggerRejected:
-        return TriggerRejected(RejectionReason.MALFORMED, f"{field}: {problem}")
-
-    if not workload_id.strip():
-        raise refuse("empty")
-    if not workload_id.isascii() or not workload_id.isprintable() or any(c.isspace() for c in workload_id):
-        raise refuse("must be printable ASCII without spaces")
-    if _WILDCARDS.intersection(workload_id):
-        raise refuse("wildcards are not allowed")
-    if "%" in workload_id or "\\" in workload_id:
-        raise refuse("escapes are not allowed")
-    body = workload_id.split("://", 1)[-1]
-    if any(segment in (".", "..") for segment in body.split("/")):
-        raise refuse("path traversal is not allowed")
-    lowered = workload_id.lower()
-    if lowered.startswith("spiffe:"):
-        if _SPIFFE_ID.fullmatch(workload_id) is None:
-            raise refuse("not a valid SPIFFE ID")
-    elif lowered.startswith("arn:"):
-        if _ARN.fullmatch(workload_id) is None:
-            raise refuse("not a valid ARN")
-    elif _OTHER_WORKLOAD_ID.fullmatch(workload_id) is None:
-        raise refuse("not a SPIFFE ID, an ARN or a cloud id")
+    problem = workload_id_problem(workload_id)
+    if problem is not None:
+        raise TriggerRejected(RejectionReason.MALFORMED, f"{field}: {problem}")
 
 
 def _partition_of(region: str) -> str:

@@ -1,0 +1,464 @@
+"""Hypothesis strategies for hostile input: malformed events built from the real samples in events/ and from the
+pydantic models, plus the hand-written cases the issue lists (path traversal, empty/root/wildcard prefixes, huge
+payloads, the wrong account or region, mixed unicode, wrong types, a missing `detail`).
+
+Generated documents are *candidates*: a random mutation can leave a document valid (a dropped optional field, a
+free-text field given other text). The tests keep only those the domain's own parser refuses (checked without any
+backend), and then prove the entry point refuses them the same way, clearly, and without a call. The hand-written
+cases are different: each of them must be refused, whatever the parser thinks.
+
+Every planted value (PLANTED_SECRETS) looks like a secret; no refusal may repeat one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hypothesis import strategies as st
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EVENTS_DIR = REPO_ROOT / "events"
+
+# Scales every fuzz test: small in the fast run, >= 10,000 per entry-point family in `pytest -m slow`.
+FAST_EXAMPLES = int(os.environ.get("RESCIND_FUZZ_FAST_EXAMPLES", "40"))
+SLOW_EXAMPLES = int(os.environ.get("RESCIND_FUZZ_EXAMPLES", "10000"))
+
+# Secret-looking values: a Vault token, an AWS secret key, a GitHub token, a private key line, a password.
+PLANTED_SECRETS = (
+    "hvs.PLANTED0vault0token0value0ZZ9q8w7e6r5t",
+    "wJalrXUtnFEMI/K7MDENG/PLANTEDsecretKEYzz99",
+    "ghp_PLANTED0github0token0value0000000000aa",
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-PLANTED-pk",
+    "s.PLANTEDlegacyVaultToken0000aa",
+)
+
+TERMINATION_SAMPLES = (
+    "ec2_instance_terminated.json",
+    "ecs_task_stopped.json",
+    "lambda_function_deleted.json",
+    "autoscaling_instance_terminating.json",
+    "workload_terminated.json",
+)
+LEAK_SAMPLES = (
+    "secret_leaked.json",
+    "health_risk_credentials_exposed.json",
+    "guardduty_instance_credential_exfiltration.json",
+)
+
+
+def load_sample(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
+    return loaded
+
+
+# --- hostile values -----------------------------------------------------------------------------------------
+
+TRAVERSALS = (
+    "..",
+    "../..",
+    "../../etc/passwd",
+    "secret/../sys/seal",
+    "apps/./billing",
+    "..%2f..%2fsys",
+    "spiffe://td/../../admin",
+    "pki/../../sys/leases/revoke-force/",
+    "\\..\\..\\windows",
+)
+PREFIXES = (
+    "",
+    " ",
+    "/",
+    "//",
+    "*",
+    "**",
+    "?",
+    "%",
+    "secret/",
+    "pki/",
+    "auth/",
+    "auth/token/",
+    "sys/",
+    "[a-z]*",
+    "{a,b}",
+)
+MIXED_UNICODE = (
+    "spiffe://td/\u0455vc",  # Cyrillic s
+    "i-\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17",  # fullwidth digits
+    "arn:aws:ec2:us-east-1:١٢٣٤٥٦٧٨٩٠١٢:instance/i-1",  # Arabic-Indic digits
+    "app\u202eexe.txt",  # bidi override
+    "a\u200bb",  # zero-width space
+    "x\x00y",  # NUL
+    "line\nbreak",
+    "tab\tin",
+    "😀🔑",
+    "e\u0301",  # combining accent
+)
+WRONG_ACCOUNTS = ("", "12345", "1234567890123", "abcdefghijkl", "12345678901O", "-12345678901", "123456789012 ")
+WRONG_REGIONS = ("", "US-EAST-1", "us_east_1", "us-east-1; rm -rf /", "mars-north-1x", "us-east-")
+
+
+def huge_text(size: int = 300 * 1024) -> str:
+    return "A" * size
+
+
+def deep_nesting(depth: int = 200) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = {"n": value}
+    return value
+
+
+WRONG_TYPES: tuple[Any, ...] = (None, 0, -1, 1.5, True, [], {}, [1, 2], {"a": 1}, "", "0", 2**70)
+
+hostile_strings = st.one_of(
+    st.sampled_from(TRAVERSALS + PREFIXES + MIXED_UNICODE + WRONG_ACCOUNTS + WRONG_REGIONS),
+    st.sampled_from(PLANTED_SECRETS),
+    st.text(min_size=0, max_size=40),
+    st.text(alphabet=st.characters(codec="ascii"), max_size=40),
+)
+wrong_type_values = st.one_of(
+    st.sampled_from(WRONG_TYPES),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+
+
+# --- mutating a real document -------------------------------------------------------------------------------
+
+JsonPath = tuple[str | int, ...]
+
+
+def all_paths(document: Any, prefix: JsonPath = ()) -> list[JsonPath]:
+    """Every node of a JSON document below the root, parents before children."""
+    paths: list[JsonPath] = []
+    if isinstance(document, dict):
+        for key, value in document.items():
+            paths.append((*prefix, key))
+            paths.extend(all_paths(value, (*prefix, key)))
+    elif isinstance(document, list):
+        for index, value in enumerate(document):
+            paths.append((*prefix, index))
+            paths.extend(all_paths(value, (*prefix, index)))
+    return paths
+
+
+def _parent(document: Any, path: JsonPath) -> Any:
+    node = document
+    for part in path[:-1]:
+        node = node[part]
+    return node
+
+
+def set_at(document: Any, path: JsonPath, value: Any) -> None:
+    _parent(document, path)[path[-1]] = value
+
+
+def delete_at(document: Any, path: JsonPath) -> None:
+    del _parent(document, path)[path[-1]]
+
+
+@st.composite
+def mutated(draw: st.DrawFn, base: Any, *, max_mutations: int = 3) -> Any:
+    """`base` with one to three nodes deleted or replaced by a wrong type, a hostile string or a planted secret."""
+    document = copy.deepcopy(base)
+    for _ in range(draw(st.integers(1, max_mutations))):
+        paths = all_paths(document)
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        operation = draw(st.sampled_from(("delete", "wrong_type", "hostile", "planted", "extra")))
+        if operation == "delete":
+            delete_at(document, path)
+        elif operation == "wrong_type":
+            set_at(document, path, draw(wrong_type_values))
+        elif operation == "hostile":
+            set_at(document, path, draw(hostile_strings))
+        elif operation == "planted":
+            set_at(document, path, draw(st.sampled_from(PLANTED_SECRETS)))
+        else:
+            parent = _parent(document, path)
+            if isinstance(parent, dict):
+                parent[draw(st.sampled_from(("unexpected", "__proto__", "$ref", "../x")))] = draw(hostile_strings)
+    return document
+
+
+def envelope_breakage(base: dict[str, Any]) -> list[dict[str, Any]]:
+    """Hand-written: the EventBridge envelope broken in each of the ways the issue names."""
+    cases: list[dict[str, Any]] = []
+
+    def case(change: Callable[[dict[str, Any]], None]) -> None:
+        document = copy.deepcopy(base)
+        change(document)
+        cases.append(document)
+
+    def replaced(key: str, value: Any) -> None:
+        document = copy.deepcopy(base)
+        document[key] = value
+        cases.append(document)
+
+    case(lambda e: e.pop("detail"))
+    for wrong in (None, "detail", 1, [], ["a"], True):
+        replaced("detail", wrong)
+    for account in WRONG_ACCOUNTS:
+        replaced("account", account)
+    for region in WRONG_REGIONS:
+        replaced("region", region)
+    case(lambda e: e.__setitem__("detail", {**e["detail"], "padding": huge_text()}))
+    case(lambda e: e.__setitem__("detail", deep_nesting()))
+    case(lambda e: e.__setitem__("source", "aws.ec2\u200b"))
+    case(lambda e: e.__setitem__("detail-type", e["detail-type"].upper()))
+    case(lambda e: e.__setitem__("time", "yesterday"))
+    case(lambda e: e.__setitem__("time", "2026-11-24T09:15:02"))  # naive: no zone
+    case(lambda e: e.__setitem__("id", "../../" + PLANTED_SECRETS[0]))
+    case(lambda e: e.__setitem__("version", 0))
+    return cases
+
+
+NOT_AN_EVENT: tuple[Any, ...] = (None, "", "{}", PLANTED_SECRETS[0], 0, 1.5, True, [], [{}], {}, {"detail": {}})
+
+
+# Termination samples: hand-written values that must be refused in the fields naming what ended.
+def termination_field_cases() -> list[dict[str, Any]]:
+    cases: list[dict[str, Any]] = []
+    generic = load_sample("workload_terminated.json")
+    # An id ending in "/" ("secret/") is an odd but exact name, never a prefix, so only the wildcard-like ones.
+    bad_ids = [value for value in PREFIXES if not value.endswith("/") or value.strip("/") == ""]
+    for value in (*TRAVERSALS, *bad_ids, *MIXED_UNICODE, "spiffe://", "arn:aws:", huge_text(600)):
+        document = copy.deepcopy(generic)
+        document["detail"]["workload_id"] = value
+        cases.append(document)
+    ecs = load_sample("ecs_task_stopped.json")
+    document = copy.deepcopy(ecs)  # a task in another account than the event's
+    document["detail"]["taskArn"] = document["detail"]["taskArn"].replace(document["account"], "999999999999")
+    cases.append(document)
+    document = copy.deepcopy(ecs)  # and in another region
+    document["detail"]["taskArn"] = document["detail"]["taskArn"].replace(document["region"], "eu-west-3")
+    cases.append(document)
+    deleted = load_sample("lambda_function_deleted.json")
+    document = copy.deepcopy(deleted)
+    document["detail"]["awsRegion"] = "eu-west-3"
+    cases.append(document)
+    document = copy.deepcopy(deleted)
+    document["detail"]["requestParameters"]["functionName"] = "arn:aws:lambda:eu-west-3:999999999999:function:x"
+    cases.append(document)
+    for value in ("i-*", "i-../..", "", "i-0123456789abcdef0/../", "i-0123456789ABCDEF0"):
+        document = load_sample("ec2_instance_terminated.json")
+        document["detail"]["instance-id"] = value
+        cases.append(document)
+    for sample in TERMINATION_SAMPLES:
+        cases.extend(envelope_breakage(load_sample(sample)))
+    return cases
+
+
+def leak_field_cases() -> list[dict[str, Any]]:
+    cases: list[dict[str, Any]] = []
+    generic = load_sample("secret_leaked.json")
+    for secret_type in ("", "*", "slack_token", "VAULT_TOKEN", "vault_token\u200b", "../vault_token", 1, None):
+        document = copy.deepcopy(generic)
+        document["detail"]["secret_type"] = secret_type
+        cases.append(document)
+    for secret in ("", None, 7, ["x"], huge_text(70 * 1024)):
+        document = copy.deepcopy(generic)
+        document["detail"]["secret"] = secret
+        cases.append(document)
+    for account in WRONG_ACCOUNTS[1:]:
+        document = copy.deepcopy(generic)
+        document["detail"]["account_id"] = account
+        cases.append(document)
+    guardduty = load_sample("guardduty_instance_credential_exfiltration.json")
+    for account in WRONG_ACCOUNTS:
+        document = copy.deepcopy(guardduty)
+        document["detail"]["accountId"] = account
+        cases.append(document)
+    health = load_sample("health_risk_credentials_exposed.json")
+    for account in WRONG_ACCOUNTS[1:]:
+        document = copy.deepcopy(health)
+        document["detail"]["affectedAccount"] = account
+        cases.append(document)
+    for sample in LEAK_SAMPLES:
+        cases.extend(envelope_breakage(load_sample(sample)))
+    return cases
+
+
+# --- Step Functions task inputs: valid documents, and what breaks them ----------------------------------------
+
+TOKEN_ACCESSOR = "CaTti28wsXOQA02COE2ygP2B"
+EXECUTION_ARN = "arn:aws:states:us-east-1:123456789012:execution:rescind-offboarding:offboard-0123abcd"
+
+
+def valid_offboarding_request() -> dict[str, Any]:
+    return {
+        "incident_id": "offboard-0123456789abcdef",
+        "workload_id": "spiffe://demo.rescind/ns/payments/sa/api",
+        "reason": "workload terminated",
+        "trigger": {"source": "rescind", "detail_type": "Workload Terminated", "event_id": "evt-1"},
+        "terminated_at": "2026-11-24T09:15:02Z",
+    }
+
+
+def valid_action() -> dict[str, Any]:
+    return {"kind": "revoke", "target": {"kind": "vault_token", "accessor": TOKEN_ACCESSOR}, "reason": "leak"}
+
+
+def valid_offboarding_plan() -> dict[str, Any]:
+    return {
+        "incident_id": "offboard-0123456789abcdef",
+        "workload_id": "spiffe://demo.rescind/ns/payments/sa/api",
+        "decision": "proceed",
+        "decision_reason": "within the cap",
+        "containment": [],
+        "actions": [valid_action()],
+        "counts_by_kind": {"vault_token": 1},
+    }
+
+
+def valid_close_request() -> dict[str, Any]:
+    return {"incident_id": "offboard-0123456789abcdef", "flow": "offboarding", "outcome": "verified"}
+
+
+def valid_approval_request() -> dict[str, Any]:
+    return {
+        "task_token": "AAAAKgAAAAIAAAAAAAAAA-task-token",
+        "incident_id": "offboard-0123456789abcdef",
+        "execution_arn": EXECUTION_ARN,
+        "subject": "workload spiffe://demo.rescind/ns/payments/sa/api",
+        "reason": "above the blast-radius cap",
+        "counts_by_kind": {"vault_token": 30},
+    }
+
+
+# Hand-written credential references inside an otherwise valid action: each must be refused by the model.
+BAD_TARGETS: tuple[dict[str, Any], ...] = (
+    {"kind": "kv_secret", "mount": "secret", "path": "../sys/seal"},
+    {"kind": "kv_secret", "mount": "secret", "path": "apps/../../sys"},
+    {"kind": "kv_secret", "mount": "secret", "path": ""},
+    {"kind": "kv_secret", "mount": "secret", "path": "/"},
+    {"kind": "kv_secret", "mount": "secret", "path": "apps/*"},
+    {"kind": "kv_secret", "mount": "", "path": "apps/x"},
+    {"kind": "kv_secret", "mount": "..", "path": "apps/x"},
+    {"kind": "vault_lease", "lease_id": ""},
+    {"kind": "vault_lease", "lease_id": "pki/"},
+    {"kind": "vault_lease", "lease_id": "pki"},
+    {"kind": "vault_lease", "lease_id": "*"},
+    {"kind": "vault_lease", "lease_id": "database/creds/../../x"},
+    {"kind": "vault_token", "accessor": PLANTED_SECRETS[0]},
+    {"kind": "vault_token", "accessor": "*"},
+    {"kind": "vault_token", "accessor": ""},
+    {"kind": "pki_certificate", "mount": "pki", "serial": "*"},
+    {"kind": "pki_certificate", "mount": "pki/../sys", "serial": "1f:0a"},
+    {"kind": "iam_access_key", "account_id": "12345", "user_name": "bot", "access_key_id": "AKIAIOSFODNN7EXAMPLE"},
+    {"kind": "iam_access_key", "account_id": "123456789012", "user_name": "*", "access_key_id": "AKIAIOSFODNN7EXAMPLE"},
+    {"kind": "iam_access_key", "account_id": "123456789012", "user_name": "bot", "access_key_id": PLANTED_SECRETS[1]},
+    {"kind": "iam_role_sessions", "account_id": "123456789012", "role_name": "../admin"},
+    {"kind": "secrets_manager_secret", "secret_arn": "arn:aws:secretsmanager:*:*:secret:*"},
+    {"kind": "vault_entity", "entity_id": "../../sys"},
+    {"kind": "vault_ttl_target", "target_type": "mount", "mount": "", "role_name": None},
+    {"kind": "vault_ttl_target", "target_type": "pki_role", "mount": "pki", "role_name": "*"},
+    {"kind": "slack_token", "value": PLANTED_SECRETS[2]},
+    {"kind": None},
+    {},
+)
+
+
+# --- the CLI ----------------------------------------------------------------------------------------------------
+
+REF_PREFIXES = (
+    "vault-token",
+    "approle",
+    "vault-lease",
+    "pki",
+    "kv",
+    "vault-entity",
+    "vault-ttl",
+    "aws-key",
+    "aws-role-sessions",
+    "aws-secret",
+    "acm-pca",
+)
+HAND_WRITTEN_REFS = (
+    "",
+    " ",
+    ":",
+    "vault-token",
+    "vault-token:",
+    "vault-token:accessor:",
+    f"vault-token:{PLANTED_SECRETS[0]}",
+    f"vault-token:accessor:{PLANTED_SECRETS[0]}",
+    PLANTED_SECRETS[0],
+    "kv:secret:../sys/seal",
+    "kv:secret:apps/../../x",
+    "kv:secret:",
+    "kv:secret:/",
+    "kv:secret:*",
+    "kv::apps/x",
+    "vault-lease:pki/",
+    "vault-lease:*",
+    "vault-lease:",
+    "pki:pki:*",
+    "pki:pki:zz:zz",
+    "aws-key:123456789012:AKIAIOSFODNN7EXAMPLE",  # the short form: refused, it would need an AWS call
+    "aws-key:12345:bot:AKIAIOSFODNN7EXAMPLE",
+    f"aws-key:123456789012:bot:{PLANTED_SECRETS[1]}",
+    "aws-secret:arn:aws:secretsmanager:*:*:secret:*",
+    "vault-ttl:mount:",
+    "vault-ttl:pki-role:pki:*",
+    "vault-entity:*",
+    "vault-t\u03bfken:accessor:CaTti28wsXOQA02COE2ygP2B",  # Greek omicron
+    "vault-token:accessor:CaTti28wsXOQA02COE2ygP2B\x00",
+    "x" * 5000,
+)
+HAND_WRITTEN_WORKLOADS = (
+    "",
+    " ",
+    "two words",
+    "*",
+    "spiffe://td/*",
+    "spiffe://td/../admin",
+    "spiffe://td/\u0455vc",
+    "i-\uff10\uff11\uff12\uff13",
+    "..",
+    "/",
+    "x" * 600,
+    "a\nb",
+)
+
+
+@st.composite
+def malformed_refs(draw: st.DrawFn) -> str:
+    """A credential reference text that parse_ref must refuse: a known prefix with broken parts, or noise."""
+    choice = draw(st.integers(0, 3))
+    if choice == 0:
+        return draw(st.sampled_from(HAND_WRITTEN_REFS))
+    if choice == 1:
+        prefix = draw(st.sampled_from(REF_PREFIXES))
+        parts = draw(st.lists(hostile_strings, min_size=0, max_size=4))
+        return ":".join([prefix, *parts])
+    if choice == 2:
+        return draw(st.text(max_size=60))
+    prefix = draw(st.sampled_from(REF_PREFIXES))
+    return f"{prefix}:{draw(st.sampled_from(PLANTED_SECRETS))}"
+
+
+@st.composite
+def malformed_replay_files(draw: st.DrawFn) -> str:
+    """The text of an EVENT.json `rescind replay` must refuse before putting anything on a bus."""
+    choice = draw(st.integers(0, 3))
+    if choice == 0:
+        return draw(st.sampled_from(("", "{", "not json", "[]", "null", "42", '"x"', "{'a': 1}", "\x00", "{}")))
+    if choice == 1:
+        return draw(st.text(max_size=80))
+    sample = load_sample(draw(st.sampled_from(TERMINATION_SAMPLES + LEAK_SAMPLES)))
+    key = draw(st.sampled_from(("source", "detail-type", "detail")))
+    if choice == 2:
+        sample.pop(key)
+    else:
+        sample["detail"] = draw(st.one_of(st.none(), st.text(max_size=5), st.lists(st.integers(), max_size=2)))
+        sample[draw(st.sampled_from(("junk", "detail")))] = draw(st.sampled_from(PLANTED_SECRETS))
+    return json.dumps(sample)
