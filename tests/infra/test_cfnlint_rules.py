@@ -562,3 +562,86 @@ def test_e9005_flags_a_cloudformation_state_machine_logging_execution_data(rules
 
 def test_e9005_passes_a_cloudformation_state_machine_logging_without_execution_data(rules: RulesCollection) -> None:
     assert findings(rules, cfn_state_machine_logging("false")) == []
+
+
+# --- E9006: every function has its own role ------------------------------------------------------------------
+
+EXECUTION_ROLE = """
+{name}:
+  Type: AWS::IAM::Role
+  Properties:
+    AssumeRolePolicyDocument:
+      Version: "2012-10-17"
+      Statement:
+        - Effect: Allow
+          Principal: {{Service: lambda.amazonaws.com}}
+          Action: sts:AssumeRole
+"""
+
+
+def execution_role(name: str) -> str:
+    return EXECUTION_ROLE.format(name=name)
+
+
+def test_e9006_flags_two_functions_naming_the_same_role(rules: RulesCollection) -> None:
+    text = template(
+        execution_role("Shared"),
+        function("Webhook", "Role: !GetAtt Shared.Arn\n"),
+        function("Executor", "Role: !GetAtt Shared.Arn\n"),
+    )
+
+    assert findings(rules, text) == [
+        ("E9006", "Resources/Executor/Properties/Role"),
+        ("E9006", "Resources/Webhook/Properties/Role"),
+    ]
+    assert sorted(messages(rules, text, "E9006"))[0].startswith("Function Executor shares its role with Webhook")
+
+
+def test_e9006_sees_one_role_through_different_spellings(rules: RulesCollection) -> None:
+    # !GetAtt R.Arn, the list form of GetAtt and !Sub ${R.Arn} all name the role R
+    text = template(
+        execution_role("Shared"),
+        function("A", "Role: !GetAtt Shared.Arn\n"),
+        function("B", "Role: !Sub ${Shared.Arn}\n"),
+        function("C", "Role:\n  Fn::GetAtt: [Shared, Arn]\n"),
+    )
+
+    assert ids(rules, text) == ["E9006", "E9006", "E9006"]
+
+
+def test_e9006_flags_plain_lambda_functions_sharing_a_literal_role_arn(rules: RulesCollection) -> None:
+    plain = """
+    {name}:
+      Type: AWS::Lambda::Function
+      Properties:
+        Runtime: python3.12
+        Handler: app.handler
+        Role: {role}
+        Code:
+          ZipFile: "def handler(event, context): return None"
+    """
+    text = template(
+        dedent(plain.format(name="A", role=ROLE_ARN)) + log_group_for("A"),
+        dedent(plain.format(name="B", role=ROLE_ARN)) + log_group_for("B"),
+    )
+
+    assert ids(rules, text) == ["E9006", "E9006"]
+
+
+def test_e9006_passes_functions_with_their_own_roles_or_generated_ones(rules: RulesCollection) -> None:
+    text = template(
+        execution_role("WebhookRole"),
+        execution_role("ExecutorRole"),
+        function("Webhook", "Role: !GetAtt WebhookRole.Arn\n"),
+        function("Executor", "Role: !GetAtt ExecutorRole.Arn\n"),
+        function("Planner"),  # no Role: SAM generates one for it alone
+        function("Closer"),
+    )
+
+    assert findings(rules, text) == []
+
+
+def test_e9006_passes_template_yaml(rules: RulesCollection) -> None:
+    text = (REPO_ROOT / "template.yaml").read_text()
+
+    assert [finding for finding in findings(rules, text) if finding[0] == "E9006"] == []

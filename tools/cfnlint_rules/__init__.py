@@ -1,4 +1,4 @@
-"""Rescind's own cfn-lint rules (E9001-E9005), appended through .cfnlintrc (`append_rules`).
+"""Rescind's own cfn-lint rules (E9001-E9006), appended through .cfnlintrc (`append_rules`).
 
 cfn-lint loads every module here by file path (not as a package), so each rule module stands alone.
 cfn-lint 1.x lints a SAM template as written, with Globals merged into the resources, so the rules look at
@@ -13,4 +13,5 @@ both the SAM resource types and the plain CloudFormation ones.
 |       |                   | DeadLetterConfig                                                              |
 | E9004 | iam_actions.py    | no Allow statement grants "*", "iam:*", "secretsmanager:*", "kms:*", "states:*" |
 | E9005 | state_machines.py | state machine logging has IncludeExecutionData false                         |
+| E9006 | function_roles.py | every function has its own role: no two functions name the same Role          |
 """
