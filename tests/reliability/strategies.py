@@ -157,7 +157,8 @@ def _parent(document: Any, path: JsonPath) -> Any:
 
 
 def set_at(document: Any, path: JsonPath, value: Any) -> None:
-    _parent(document, path)[path[-1]] = value
+    # A copy: a drawn value may be a shared constant ([] or {}), which a later mutation must not change.
+    _parent(document, path)[path[-1]] = copy.deepcopy(value)
 
 
 def delete_at(document: Any, path: JsonPath) -> None:
