@@ -259,6 +259,7 @@ def test_every_sample_delivered_three_times_in_any_order_acts_once(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # about 20 s an example: the default 300 s stops it at the 15th
 @SLOW
 @given(order=delivery_orders)
 def test_every_sample_delivered_three_times_in_any_order_acts_once_at_scale(
