@@ -14,7 +14,6 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -22,9 +21,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rescind.exceptions import InvalidInput, RescindError
+from rescind.exceptions import InvalidInput
 from rescind.fingerprints.types import IndexProgress, IndexReport
-from rescind_cli.options import JsonOption
+from rescind_cli.options import JsonOption, ProfileOption, StackOption, StateDirOption, exit_on_typed_error
 from rescind_cli.targets import PLAN_FUNCTION, STACK_ENV, DeployedStackTarget, LocalStackTarget, Target, resolve_target
 
 if TYPE_CHECKING:
@@ -168,20 +167,6 @@ def _split(values: Sequence[str] | None) -> list[str]:
     return [item.strip() for value in values or () for item in value.split(",") if item.strip()]
 
 
-@contextmanager
-def _cli_errors(json_output: bool) -> Iterator[None]:
-    """A typed error ends the command with its message (exit 2 for bad input, 1 otherwise), JSON when asked."""
-    try:
-        yield
-    except RescindError as error:
-        code = 2 if isinstance(error, InvalidInput) else 1
-        if json_output:
-            typer.echo(json.dumps({"ok": False, "error_type": type(error).__name__, "message": str(error)}, indent=2))
-        else:
-            _stderr.print(f"[red]{type(error).__name__}[/]: {error}")
-        raise typer.Exit(code) from None
-
-
 # --- the Typer command --------------------------------------------------------------------------
 
 
@@ -208,17 +193,9 @@ def index_kv_command(
             help="The Secrets Manager secret holding the HMAC key (default: the target's).",
         ),
     ] = None,
-    stack: Annotated[
-        str | None,
-        typer.Option("--stack", help=f"A deployed stack's name (or {STACK_ENV}); default: the local stack."),
-    ] = None,
-    state_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--state-dir", help="The local stack's directory (default: RESCIND_LOCAL_DIR or ./.rescind-local)."
-        ),
-    ] = None,
-    profile: Annotated[str | None, typer.Option("--profile", help="AWS profile for --stack.")] = None,
+    stack: StackOption = None,
+    state_dir: StateDirOption = None,
+    profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Fingerprint every live version of every secret in the KV v2 mounts, so leak alerts resolve to secrets.
@@ -229,7 +206,7 @@ def index_kv_command(
     from rescind.fingerprints.dynamodb import DynamoDbFingerprintIndex
     from rescind.fingerprints.runtime import read_fingerprint_key
 
-    with _cli_errors(json_output):
+    with exit_on_typed_error(json_output):
         if stack is None and state_dir is None:
             stack = os.environ.get(STACK_ENV) or None
         target = resolve_target(stack=stack, state_dir=state_dir, profile=profile)

@@ -24,11 +24,11 @@ from rich.table import Table
 
 from rescind.aws.session import DEFAULT_REGION, AwsClientFactory
 from rescind.discovery import DiscoveryScope
-from rescind.exceptions import InvalidInput, RescindError
+from rescind.exceptions import InvalidInput
 from rescind.inventory import Inventory, SyncPhase, SyncProgress, SyncReport, WorkloadBinding, sync_inventory
 from rescind.inventory.sync import DEFAULT_TAG_KEY
 from rescind.models import CredentialRef
-from rescind_cli.options import JsonOption
+from rescind_cli.options import JsonOption, exit_on_typed_error
 
 if TYPE_CHECKING:
     import boto3
@@ -247,7 +247,7 @@ def sync_command(
     in Vault and AWS for every workload found or already bound. Idempotent: run it as often as you like.
     Exits 1 when some part of the sweep failed (the rest is still recorded).
     """
-    with _cli_errors(json_output):
+    with exit_on_typed_error(json_output):
         session = _aws_session(profile)
         aws = AwsClientFactory(role_name=role_name, external_id=external_id, purpose="inventory-sync", session=session)
         account_ids = _split(account) or [aws.caller_identity().account_id]
@@ -291,7 +291,7 @@ def show_command(
 
     Exits 1 when a --workload or --cloud-id was asked for and the inventory knows nothing of it.
     """
-    with _cli_errors(json_output):
+    with exit_on_typed_error(json_output):
         if workload is not None and cloud_id is not None:
             raise InvalidInput("give --workload or --cloud-id, not both")
         inventory = _inventory(table, _aws_session(profile))
@@ -343,17 +343,3 @@ def _vault_from_environment() -> hvac.Client:
     if not addr or not token:
         raise InvalidInput("set VAULT_ADDR and VAULT_TOKEN (or log in with `bao login` / `vault login`)")
     return build_vault_client(addr, token, namespace=os.environ.get("VAULT_NAMESPACE") or None)
-
-
-@contextmanager
-def _cli_errors(json_output: bool) -> Iterator[None]:
-    """A typed error ends the command with its message (exit 2 for bad input, 1 otherwise), JSON when asked."""
-    try:
-        yield
-    except RescindError as error:
-        code = 2 if isinstance(error, InvalidInput) else 1
-        if json_output:
-            typer.echo(json.dumps({"ok": False, "error_type": type(error).__name__, "message": str(error)}, indent=2))
-        else:
-            _stderr.print(f"[red]{type(error).__name__}[/]: {error}")
-        raise typer.Exit(code) from None

@@ -1,9 +1,42 @@
-"""Options every `rescind` command shares."""
+"""What every `rescind` command shares: its options, and how a typed error ends it."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+
+from rescind.exceptions import InvalidInput, RescindError
+from rescind_cli.targets import STACK_ENV
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
+StackOption = Annotated[
+    str | None,
+    typer.Option("--stack", help=f"A deployed stack's name (or {STACK_ENV}); default: the local stack."),
+]
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="The local stack's directory (default: RESCIND_LOCAL_DIR or ./.rescind-local)."),
+]
+ProfileOption = Annotated[str | None, typer.Option("--profile", help="AWS profile for --stack (default: the chain).")]
+
+_stderr = Console(stderr=True, emoji=False)
+
+
+@contextmanager
+def exit_on_typed_error(json_output: bool) -> Iterator[None]:
+    """A typed error ends the command with its message (exit 2 for bad input, 1 otherwise), JSON when asked."""
+    try:
+        yield
+    except RescindError as error:
+        code = 2 if isinstance(error, InvalidInput) else 1
+        if json_output:
+            typer.echo(json.dumps({"ok": False, "error_type": type(error).__name__, "message": str(error)}, indent=2))
+        else:
+            _stderr.print(f"[red]{type(error).__name__}[/]: {error}")
+        raise typer.Exit(code) from None

@@ -37,7 +37,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rescind.exceptions import InvalidInput, RescindError, VaultUnavailable
-from rescind_cli.options import JsonOption
+from rescind_cli.options import JsonOption, ProfileOption, StackOption, StateDirOption
 from rescind_cli.targets import (
     INCIDENT_MACHINES,
     LEAK_MACHINE,
@@ -77,15 +77,6 @@ def _stdout() -> Console:
     return Console(highlight=False, emoji=False)
 
 
-StackOption = Annotated[
-    str | None,
-    typer.Option("--stack", help=f"A deployed stack's name (or {STACK_ENV}); default: the local stack."),
-]
-StateDirOption = Annotated[
-    Path | None,
-    typer.Option("--state-dir", help="The local stack's directory (default: RESCIND_LOCAL_DIR or ./.rescind-local)."),
-]
-ProfileOption = Annotated[str | None, typer.Option("--profile", help="AWS profile for --stack (default: the chain).")]
 WorkloadOption = Annotated[
     str | None, typer.Option("--workload", help="The workload: its SPIFFE ID or cloud id. Everything it holds.")
 ]
