@@ -12,12 +12,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rescind.discovery import plan_to_end
-from rescind.guard import GuardPolicy, exceeds_cap, find_holds, is_protected
+from rescind.guard import GuardPolicy, is_protected
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import IncidentRecord
 from rescind.models import Action, ActionKind, ActionParams, CredentialRef, IamAccessKeyRef, IamRoleSessionsRef, Plan
 from rescind.models.results import utc_now
-from rescind.offboarding.types import GuardDecision, OffboardingPlan, OffboardingRequest
+from rescind.offboarding.plan import guard_decision, split_guarded_plan
+from rescind.offboarding.types import OffboardingPlan, OffboardingRequest
 
 if TYPE_CHECKING:
     import hvac
@@ -55,28 +56,17 @@ def build_leak_plan(
         found_at=request.terminated_at,
         dry_run=request.dry_run,
     )
-    decision, why = GuardDecision.PROCEED, "within policy"
-    if is_protected(request.workload_id, policy):
-        decision, why = GuardDecision.REFUSE, f"the credential belongs to protected workload {request.workload_id}"
-    elif holds := find_holds(vault, aws, list(request.credentials)):
-        decision = GuardDecision.REFUSE
-        why = "on hold: " + "; ".join(f"{hold.target} ({hold.marker})" for hold in holds[:10])
-    elif not plan.actions:
-        decision, why = GuardDecision.NOTHING_TO_DO, "no action applies to the located credential"
-    elif request.dry_run:
-        decision, why = GuardDecision.DRY_RUN, "dry run: the plan is recorded and nothing is called"
-    elif exceeds_cap(plan, policy):
-        decision = GuardDecision.NEEDS_APPROVAL
-        why = f"{len(plan.actions)} actions exceed the blast-radius cap of {policy.blast_radius_cap}"
-    return plan, OffboardingPlan(
-        incident_id=request.incident_id,
-        workload_id=request.workload_id,
-        decision=decision,
-        decision_reason=why[:1000],
-        containment=tuple(action for action in plan.actions if action.kind is ActionKind.DISABLE),
-        actions=tuple(action for action in plan.actions if action.kind is not ActionKind.DISABLE),
-        counts_by_kind=plan.counts_by_kind,
+    protected = is_protected(request.workload_id, policy)
+    decision, why = guard_decision(
+        plan,
+        request.credentials,
+        refused=f"the credential belongs to protected workload {request.workload_id}" if protected else None,
+        nothing_to_do="no action applies to the located credential",
+        vault=vault,
+        aws=aws,
+        policy=policy,
     )
+    return plan, split_guarded_plan(request, plan, decision, why)
 
 
 def plan_leak_response(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -63,9 +64,10 @@ def build_offboarding_plan(
     policy: GuardPolicy,
 ) -> tuple[Plan, OffboardingPlan]:
     """Plan and guard, reading only: what `rescind plan` shows and what the plan task records."""
+    refused: str | None = None
     if is_protected(request.workload_id, policy):
         refs: list[CredentialRef] = []
-        decision, why = GuardDecision.REFUSE, f"workload {request.workload_id} is protected"
+        refused = f"workload {request.workload_id} is protected"
     else:
         gathered = (
             list(request.credentials)
@@ -78,33 +80,60 @@ def build_offboarding_plan(
             # A re-run, or a second trigger for the same end, does not rotate a shared secret twice.
             if not (isinstance(ref, KvSecretRef) and rotated_since(vault, ref, request.terminated_at))
         ]
-        decision, why = GuardDecision.PROCEED, "within policy"
 
     plan = plan_to_end(
         request.incident_id, refs, run_id=request.incident_id, reason=request.reason, dry_run=request.dry_run
     )
-    if decision is GuardDecision.PROCEED:
-        holds = find_holds(vault, aws, refs)
-        if holds:
-            decision = GuardDecision.REFUSE
-            why = "on hold: " + "; ".join(f"{hold.target} ({hold.marker})" for hold in holds[:10])
-        elif not plan.actions:
-            decision, why = GuardDecision.NOTHING_TO_DO, "no live credential found"
-        elif request.dry_run:
-            decision, why = GuardDecision.DRY_RUN, "dry run: the plan is recorded and nothing is called"
-        elif exceeds_cap(plan, policy):
-            decision = GuardDecision.NEEDS_APPROVAL
-            why = f"{len(plan.actions)} actions exceed the blast-radius cap of {policy.blast_radius_cap}"
+    decision, why = guard_decision(
+        plan,
+        refs,
+        refused=refused,
+        nothing_to_do="no live credential found",
+        vault=vault,
+        aws=aws,
+        policy=policy,
+    )
+    return plan, split_guarded_plan(request, plan, decision, why)
 
-    containment = tuple(action for action in plan.actions if action.kind is ActionKind.DISABLE)
-    rest = tuple(action for action in plan.actions if action.kind is not ActionKind.DISABLE)
-    return plan, OffboardingPlan(
+
+def guard_decision(
+    plan: Plan,
+    refs: Sequence[CredentialRef],
+    *,
+    refused: str | None,
+    nothing_to_do: str,
+    vault: hvac.Client,
+    aws: AwsClientFactory | None,
+    policy: GuardPolicy,
+) -> tuple[GuardDecision, str]:
+    """The guard, in its order: a refusal already known (a protected workload), holds, nothing to do, a dry run,
+    the blast-radius cap. Every flow's plan task decides through this one function."""
+    if refused is not None:
+        return GuardDecision.REFUSE, refused
+    holds = find_holds(vault, aws, list(refs))
+    if holds:
+        return GuardDecision.REFUSE, "on hold: " + "; ".join(f"{hold.target} ({hold.marker})" for hold in holds[:10])
+    if not plan.actions:
+        return GuardDecision.NOTHING_TO_DO, nothing_to_do
+    if plan.dry_run:
+        return GuardDecision.DRY_RUN, "dry run: the plan is recorded and nothing is called"
+    if exceeds_cap(plan, policy):
+        return (
+            GuardDecision.NEEDS_APPROVAL,
+            f"{len(plan.actions)} actions exceed the blast-radius cap of {policy.blast_radius_cap}",
+        )
+    return GuardDecision.PROCEED, "within policy"
+
+
+def split_guarded_plan(request: OffboardingRequest, plan: Plan, decision: GuardDecision, why: str) -> OffboardingPlan:
+    """The plan task's output: the decision, and the actions split into containment (reversible) and the rest."""
+    return OffboardingPlan(
         incident_id=request.incident_id,
         workload_id=request.workload_id,
         decision=decision,
         decision_reason=why[:1000],
-        containment=containment,
-        actions=rest,
+        containment=tuple(action for action in plan.actions if action.kind is ActionKind.DISABLE),
+        actions=tuple(action for action in plan.actions if action.kind is not ActionKind.DISABLE),
         counts_by_kind=plan.counts_by_kind,
     )
 
