@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from rescind.leaks.locate import LeakLocator
 from rescind.leaks.types import LeakAlert, LocatedLeak
 from rescind.ledger.base import Ledger
-from rescind.ledger.types import IncidentClosure, IncidentRecord, IncidentStatus, Trigger
-from rescind.models import Plan
+from rescind.ledger.closing import record_unresolved_incident
+from rescind.ledger.types import Trigger
 from rescind.models.results import utc_now
 from rescind.offboarding.start import Notify, StartStatus, StepFunctionsStarter, start_execution_once
 from rescind.offboarding.types import OffboardingRequest
@@ -94,31 +94,20 @@ def unresolved_leak_incident_id(alert: LeakAlert) -> str:
 def record_unresolved_leak(alert: LeakAlert, why: str, *, ledger: Ledger, notify: Notify) -> LeakStartResult:
     """An UNRESOLVED incident with an empty plan, closed and notified once (again only if a retry must finish it)."""
     incident_id = unresolved_leak_incident_id(alert)
-    trigger = Trigger(
-        source=alert.source,
-        detail_type=alert.detail_type,
-        event_id=alert.event_id,
-        reason=f"{alert.describe}; unresolved: {why}"[:500],
+    record_unresolved_incident(
+        incident_id,
+        Trigger(
+            source=alert.source,
+            detail_type=alert.detail_type,
+            event_id=alert.event_id,
+            reason=f"{alert.describe}; unresolved: {why}"[:500],
+        ),
+        summary=f"incident {incident_id} (leak response): unresolved; {alert.describe}; {why}. Nothing was revoked.",
+        subject="Rescind Leak Response: unresolved",
+        advice="Find the credential by hand, or index KV (rescind index kv) and replay the alert.",
+        ledger=ledger,
+        notify=notify,
     )
-    opened = ledger.open_incident(
-        IncidentRecord(
-            incident_id=incident_id,
-            trigger=trigger,
-            plan=Plan(plan_id=incident_id, actions=()),
-            opened_at=utc_now(),
-        )
-    )
-    if opened or ledger.read_incident(incident_id).closure is None:
-        summary = f"incident {incident_id} (leak response): unresolved; {alert.describe}; {why}. Nothing was revoked."
-        notify(
-            "Rescind Leak Response: unresolved",
-            f"{summary}\nFind the credential by hand, or index KV (rescind index kv) and replay the alert.",
-        )
-        ledger.close_incident(
-            IncidentClosure(
-                incident_id=incident_id, status=IncidentStatus.UNRESOLVED, closed_at=utc_now(), summary=summary[:2000]
-            )
-        )
     return LeakStartResult(
         status=StartStatus.UNRESOLVED, incident_id=incident_id, secret_type=str(alert.secret_type), why=why[:500]
     )

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from rescind.ledger.base import Ledger
-from rescind.ledger.types import IncidentClosure, IncidentStatus
-from rescind.models import CredentialRef
+from rescind.ledger.types import IncidentClosure, IncidentRecord, IncidentStatus, Trigger
+from rescind.models import CredentialRef, Plan
 from rescind.models.results import utc_now
 
 
@@ -143,3 +144,29 @@ def _summary(request: CloseRequest, status: IncidentStatus) -> str:
     else:
         parts.append(f"still alive: {len(request.still_alive)}")
     return "; ".join(parts)
+
+
+def record_unresolved_incident(
+    incident_id: str,
+    trigger: Trigger,
+    *,
+    summary: str,
+    subject: str,
+    advice: str,
+    ledger: Ledger,
+    notify: Callable[[str, str], None],
+) -> None:
+    """An UNRESOLVED incident with an empty plan, notified and closed once. A retry after a failed notify or close
+    finishes the job; a plain re-delivery finds it done."""
+    opened = ledger.open_incident(
+        IncidentRecord(
+            incident_id=incident_id, trigger=trigger, plan=Plan(plan_id=incident_id, actions=()), opened_at=utc_now()
+        )
+    )
+    if opened or ledger.read_incident(incident_id).closure is None:
+        notify(subject, f"{summary}\n{advice}")
+        ledger.close_incident(
+            IncidentClosure(
+                incident_id=incident_id, status=IncidentStatus.UNRESOLVED, closed_at=utc_now(), summary=summary[:2000]
+            )
+        )

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rescind.aws.errors import aws_errors, error_code
 from rescind.exceptions import InvalidInput
 from rescind.ledger.base import Ledger
-from rescind.ledger.types import IncidentClosure, IncidentRecord, IncidentStatus, Trigger
-from rescind.models import Plan
+from rescind.ledger.closing import record_unresolved_incident
+from rescind.ledger.types import Trigger
 from rescind.models.results import utc_now
 from rescind.offboarding.types import OffboardingRequest, TerminationNotice, offboarding_execution_name
 from rescind.validation import describe_validation_error
@@ -120,40 +120,24 @@ def unresolved_incident_id(notice: TerminationNotice) -> str:
 def record_unresolved(notice: TerminationNotice, why: str, *, ledger: Ledger, notify: Notify) -> StartResult:
     """An UNRESOLVED incident with an empty plan, closed and notified once (at least once on a retry)."""
     incident_id = unresolved_incident_id(notice)
-    reason = f"{notice.reason}; unresolved: {why}"
-    trigger = Trigger(
-        source=notice.source,
-        detail_type=notice.detail_type,
-        event_id=notice.event_id,
-        reason=reason[:500],
-    )
-    opened = ledger.open_incident(
-        IncidentRecord(
-            incident_id=incident_id,
-            trigger=trigger,
-            plan=Plan(plan_id=incident_id, actions=()),
-            opened_at=utc_now(),
-        )
-    )
-    # A retry after a failed notify or close finishes the job; a plain re-delivery finds it done.
-    if opened or ledger.read_incident(incident_id).closure is None:
-        summary = (
+    record_unresolved_incident(
+        incident_id,
+        Trigger(
+            source=notice.source,
+            detail_type=notice.detail_type,
+            event_id=notice.event_id,
+            reason=f"{notice.reason}; unresolved: {why}"[:500],
+        ),
+        summary=(
             f"incident {incident_id} (offboarding) for {notice.cloud_id or 'an unnamed resource'}: unresolved; "
             f"trigger: {notice.source} {notice.detail_type} {notice.event_id}; {why}. Nothing was revoked."
-        )
-        notify(
-            "Rescind Offboarding: unresolved",
-            f"{summary}\nReason: {notice.reason}\n"
-            "If it held credentials, bind it (rescind inventory sync) and start an offboarding for its workload.",
-        )
-        ledger.close_incident(
-            IncidentClosure(
-                incident_id=incident_id,
-                status=IncidentStatus.UNRESOLVED,
-                closed_at=utc_now(),
-                summary=summary[:2000],
-            )
-        )
+        ),
+        subject="Rescind Offboarding: unresolved",
+        advice=f"Reason: {notice.reason}\n"
+        "If it held credentials, bind it (rescind inventory sync) and start an offboarding for its workload.",
+        ledger=ledger,
+        notify=notify,
+    )
     return StartResult(status=StartStatus.UNRESOLVED, incident_id=incident_id, cloud_id=notice.cloud_id)
 
 
