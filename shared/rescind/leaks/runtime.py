@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cache
+from typing import TYPE_CHECKING
 
 from rescind.exceptions import InvalidInput
 from rescind.leaks.locate import GitHubSecretFetcher, KvValueLocator, LeakLocator
 from rescind.models import KvSecretRef
 from rescind.runtime import get_aws_factory, get_discovery_scope, get_settings, get_vault_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 
 def get_leak_state_machine_arn() -> str:
@@ -58,15 +62,22 @@ def _github_fetcher() -> GitHubSecretFetcher | None:
         return None
 
     def fetch(repository: str, alert_number: int) -> str:
-        import boto3
-
         from rescind.leaks.github import fetch_alert_secret, load_github_token
 
-        token = load_github_token(boto3.client("secretsmanager"), token_arn)
+        token = load_github_token(_secretsmanager_client(), token_arn)
         return fetch_alert_secret(settings.github_api_url, token, repository, alert_number)
 
     return fetch
 
 
+@cache
+def _secretsmanager_client() -> SecretsManagerClient:
+    """Made once, on the first GitHub alert: most leaks never need it."""
+    import boto3
+
+    return boto3.client("secretsmanager")
+
+
 def reset_caches() -> None:
     get_leak_locator.cache_clear()
+    _secretsmanager_client.cache_clear()
