@@ -15,8 +15,8 @@ Every function returns `LocatedLeak` or `Unlocated`; none returns, logs or raise
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 import hvac
 
@@ -169,7 +169,7 @@ class LeakLocator:
         from cryptography import x509
         from cryptography.hazmat.primitives.serialization import Encoding
 
-        from rescind.vault.pki import serial_from_int
+        from rescind.vault.pki import serial_from_int, uri_sans
 
         try:
             leaked = x509.load_pem_x509_certificate(pem.encode())
@@ -190,7 +190,7 @@ class LeakLocator:
             # The same serial on another CA is another certificate: only the exact one is ours to revoke.
             if not hmac.compare_digest(stored_certificate.public_bytes(Encoding.DER), leaked_der):
                 continue
-            uris = _uri_sans(stored_certificate)
+            uris = uri_sans(stored_certificate)
             return LocatedLeak(
                 credentials=(PkiCertificateRef(mount=mount, serial=serial),),
                 owner=uris[0] if uris else None,
@@ -293,13 +293,3 @@ class LeakLocator:
 
 def _needs_value(alert: LeakAlert) -> Unlocated:
     return Unlocated(why=f"a {alert.secret_type} is located by its value; the alert carries only a digest")
-
-
-def _uri_sans(certificate: Any) -> Sequence[str]:
-    from cryptography import x509
-
-    try:
-        extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
-        return ()
-    return tuple(str(uri) for uri in extension.value.get_values_for_type(x509.UniformResourceIdentifier))

@@ -53,6 +53,7 @@ from rescind.schedules.base import RateLimiter
 from rescind.schedules.policy import SchedulePolicy
 from rescind.vault.client import read_data, vault_errors
 from rescind.vault.common import as_int, list_keys
+from rescind.vault.pki import uri_sans
 from rescind.vault.ttl import TtlTargets, read_ttl_settings
 
 if TYPE_CHECKING:
@@ -340,11 +341,7 @@ def _read_certificates(vault: _Vault, report: _Collector, mount: str) -> None:
             pass
         if certificate.not_valid_after_utc <= report.now:
             continue
-        try:
-            san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-        except x509.ExtensionNotFound:
-            uris = []
+        uris = uri_sans(certificate)
         text = format_ref(PkiCertificateRef(mount=mount, serial=serial))
         report.credential(
             text, CredentialKind.PKI_CERTIFICATE, certificate.not_valid_before_utc, uris[0] if uris else None

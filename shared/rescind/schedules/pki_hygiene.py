@@ -39,7 +39,7 @@ from rescind.schedules.policy import SchedulePolicy
 from rescind.schedules.types import Change, ChangeStatus, SweepName, SweepReport, SweepRequest
 from rescind.vault.client import read_data, vault_errors
 from rescind.vault.common import as_int, list_keys
-from rescind.vault.pki import canonical_serial, serial_from_int
+from rescind.vault.pki import canonical_serial, serial_from_int, uri_sans
 
 _MAINTENANCE = "#0"
 _CERTIFICATE = "#1#"
@@ -167,18 +167,14 @@ def read_stored_certificate(reader: _VaultReader, mount: str, serial: str) -> St
         is_ca = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         is_ca = False
-    try:
-        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        uri_sans = tuple(san.get_values_for_type(x509.UniformResourceIdentifier))
-    except x509.ExtensionNotFound:
-        uri_sans = ()
+    uris = uri_sans(certificate)
     return StoredCertificate(
         serial=serial,
         is_ca=is_ca,
         revoked=as_int(data.get("revocation_time")) > 0,
         not_before=certificate.not_valid_before_utc,
         not_after=certificate.not_valid_after_utc,
-        uri_sans=uri_sans,
+        uri_sans=uris,
     )
 
 

@@ -110,7 +110,8 @@ def _parse_certificate(pem: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem.encode())
 
 
-def _uri_sans(certificate: x509.Certificate) -> tuple[str, ...]:
+def uri_sans(certificate: x509.Certificate) -> tuple[str, ...]:
+    """The certificate's URI SANs (a workload's SPIFFE ID), or ()."""
     try:
         extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
@@ -137,7 +138,7 @@ def read_certificate_record(client: hvac.Client, mount: str, serial: str) -> Cer
         serial=serial,
         revocation_time=int(data.get("revocation_time") or 0),
         not_after=certificate.not_valid_after_utc,
-        uri_sans=_uri_sans(certificate),
+        uri_sans=uri_sans(certificate),
     )
 
 
