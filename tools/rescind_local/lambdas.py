@@ -15,7 +15,8 @@ handler's first import, its cold start) therefore holds one process-wide re-entr
 variables are applied to os.environ; the previous values are restored afterwards. Handlers run one at a time,
 which is slower than AWS but never mixes two functions' environments. A handler that blocks waiting for
 another function to run in a different thread would deadlock; Rescind's handlers never wait on each other
-(the state machines orchestrate).
+(the state machines orchestrate). Threads that do not hold the lock (a test polling an execution) still read
+os.environ; `items()` and `values()` are therefore made to read one snapshot (see `_SnapshotEnviron`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import time
 import traceback
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, ItemsView, Iterator, Mapping, ValuesView
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,10 +202,36 @@ def reset_rescind_caches() -> None:
         reset()
 
 
+class _SnapshotEnviron(os._Environ[str]):
+    """os.environ whose `items()` and `values()` read one atomic copy of the variables.
+
+    The stock views list the keys, then read each one: a handler restoring its environment in another thread
+    can remove a key in between, and the reader gets a KeyError. botocore reads proxies through `items()` each
+    time a client is built, so a test that builds a client while an execution runs would fail at random.
+    """
+
+    def items(self) -> ItemsView[str, str]:
+        data: dict[str, str] = self.__dict__["_data"]  # the encoded variables; private in typeshed
+        snapshot = dict(data)  # one C-level copy, atomic under the GIL
+        return {self.decodekey(key): self.decodevalue(value) for key, value in snapshot.items()}.items()
+
+    def values(self) -> ValuesView[str]:
+        return {key: value for key, value in self.items()}.values()
+
+    def copy(self) -> dict[str, str]:
+        return dict(self.items())
+
+
+def _snapshot_reads_of_environ() -> None:
+    if type(os.environ) is os._Environ:
+        os.environ.__class__ = _SnapshotEnviron
+
+
 @contextmanager
 def function_environment(variables: Mapping[str, str]) -> Iterator[None]:
     """Apply `variables` to os.environ under the handler lock, and restore what was there afterwards."""
     with _HANDLER_LOCK:
+        _snapshot_reads_of_environ()
         saved = {name: os.environ.get(name) for name in variables}
         os.environ.update(variables)
         # In AWS each function has its own process; here they share one, so no function may see the settings

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import threading
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +122,36 @@ def test_the_handler_sees_its_environment_and_a_lambda_context_and_the_process_g
     # and the process environment is as it was
     assert "LEDGER_TABLE_NAME" not in os.environ
     assert "AWS_LAMBDA_FUNCTION_NAME" not in os.environ
+
+
+def test_a_thread_building_clients_while_handlers_run_never_finds_a_variable_gone_mid_read(tmp_path: Path) -> None:
+    # Given a handler invoked over and over in one thread, each time adding and then removing its variables
+    code_dir = write_function(tmp_path, "quiet", "def lambda_handler(event, context):\n    return {}\n")
+    spec = FunctionSpec("fn-quiet", code_dir, environment={f"RESCIND_CHURN_{n}": "1" for n in range(200)})
+    invocations = 200
+
+    def invoke_repeatedly() -> None:
+        for _ in range(invocations):
+            invoke_in_process(spec, {})
+
+    churn = threading.Thread(target=invoke_repeatedly)
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so reads land inside a restore
+    churn.start()
+    # When another thread reads the environment the way botocore does each time it builds a client
+    failures = 0
+    try:
+        while churn.is_alive():
+            try:
+                urllib.request.getproxies_environment()
+            except KeyError:
+                failures += 1
+    finally:
+        churn.join()
+        sys.setswitchinterval(switch_interval)
+
+    # Then no read ever found a key listed and then gone
+    assert failures == 0
 
 
 def test_powertools_inject_lambda_context_accepts_the_local_context(tmp_path: Path) -> None:
