@@ -18,7 +18,7 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
 
     # When it runs in its own interpreter, as `make bench-smoke` runs it
     finished = subprocess.run(  # noqa: S603 - this interpreter, the project's own module
-        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, env={**os.environ}, check=False
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, env=os.environ.copy(), check=False
     )
 
     # Then it completes and writes both files

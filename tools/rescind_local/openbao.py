@@ -265,7 +265,7 @@ class LocalOpenBao:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, "BAO_DISABLE_MLOCK": "true", "HOME": str(self._dir)},
+                env={**os.environ.copy(), "BAO_DISABLE_MLOCK": "true", "HOME": str(self._dir)},
                 start_new_session=True,
             )
 
