@@ -9,11 +9,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.ledger.closing import CloseRequest, close_incident
-from rescind.runtime import get_ledger, get_settings
+from rescind.runtime import TRACED_LIBRARIES, get_ledger, get_settings
 from rescind.validation import parse_model
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 get_settings()
 

@@ -10,10 +10,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
 from rescind.exceptions import InvalidInput
-from rescind.runtime import get_engine, get_ledger, get_settings
+from rescind.runtime import TRACED_LIBRARIES, get_engine, get_ledger, get_settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 get_settings()  # fail at cold start, not on the first event, when configuration is wrong
 

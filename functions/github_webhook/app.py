@@ -43,10 +43,10 @@ from rescind.leaks.github import (
     receive_github_delivery,
 )
 from rescind.models.results import utc_now
-from rescind.runtime import get_settings
+from rescind.runtime import TRACED_LIBRARIES, get_settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 get_settings()  # fail at cold start, not on the first delivery, when configuration is wrong
 _WEBHOOK_SECRET_ARN = GitHubSettings.from_environ().webhook_secret_arn

@@ -14,14 +14,21 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rescind.runtime import get_aws_factory, get_discovery_scope, get_inventory, get_settings, get_vault_client
+from rescind.runtime import (
+    TRACED_LIBRARIES,
+    get_aws_factory,
+    get_discovery_scope,
+    get_inventory,
+    get_settings,
+    get_vault_client,
+)
 from rescind.schedules.inventory_report import build_inventory_report, inventory_report_metrics, write_inventory_report
 from rescind.schedules.runtime import current_time, get_report_bucket, get_s3_client, get_schedule_policy
 from rescind.schedules.types import SweepRequest
 from rescind.validation import parse_model
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 get_settings()  # fail at cold start, not on the first run, when configuration is wrong
 get_schedule_policy()

@@ -10,11 +10,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.leaks.plan import plan_leak_response
 from rescind.offboarding.types import OffboardingRequest
-from rescind.runtime import get_aws_factory, get_guard_policy, get_ledger, get_settings, get_vault_client
+from rescind.runtime import (
+    TRACED_LIBRARIES,
+    get_aws_factory,
+    get_guard_policy,
+    get_ledger,
+    get_settings,
+    get_vault_client,
+)
 from rescind.validation import parse_model
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 get_settings()  # fail at cold start when configuration is wrong
 

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from rescind.offboarding.plan import plan_offboarding
 from rescind.offboarding.types import OffboardingRequest
 from rescind.runtime import (
+    TRACED_LIBRARIES,
     get_aws_factory,
     get_discovery_scope,
     get_guard_policy,
@@ -22,7 +23,7 @@ from rescind.runtime import (
 from rescind.validation import parse_model
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 get_settings()  # fail at cold start when configuration is wrong
 

@@ -13,11 +13,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.approval import ApprovalRequest, request_approval
-from rescind.runtime import get_settings, get_sns_client
+from rescind.runtime import TRACED_LIBRARIES, get_settings, get_sns_client
 from rescind.validation import parse_model
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 get_settings()
 

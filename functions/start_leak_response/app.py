@@ -18,10 +18,10 @@ from rescind.leaks.runtime import get_dedup_window, get_leak_locator, get_leak_s
 from rescind.leaks.start import start_leak_response
 from rescind.leaks.triggers import LeakAlertRejected, parse_leak_event
 from rescind.offboarding.runtime import get_notifier, get_sfn_client
-from rescind.runtime import get_ledger, get_settings
+from rescind.runtime import TRACED_LIBRARIES, get_ledger, get_settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 get_settings()  # fail at cold start, not on the first alert, when configuration is wrong
 get_leak_state_machine_arn()

@@ -16,10 +16,10 @@ from rescind.exceptions import InvalidInput, TransientError
 from rescind.offboarding.runtime import get_notifier, get_offboarding_state_machine_arn, get_sfn_client
 from rescind.offboarding.start import start_offboarding
 from rescind.offboarding.triggers import TriggerRejected, parse_termination_event
-from rescind.runtime import get_inventory, get_ledger, get_settings
+from rescind.runtime import TRACED_LIBRARIES, get_inventory, get_ledger, get_settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 get_settings()  # fail at cold start, not on the first event, when configuration is wrong
 get_offboarding_state_machine_arn()

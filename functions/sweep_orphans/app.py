@@ -14,14 +14,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.exceptions import InvalidInput
 from rescind.offboarding.runtime import get_offboarding_state_machine_arn, get_sfn_client
-from rescind.runtime import get_aws_factory, get_inventory, get_settings
+from rescind.runtime import TRACED_LIBRARIES, get_aws_factory, get_inventory, get_settings
 from rescind.schedules.orphans import run_orphan_sweep
 from rescind.schedules.runtime import current_time, get_checkpoint_store, get_schedule_policy, publish_report
 from rescind.schedules.types import SweepRequest
 from rescind.validation import parse_model
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 get_settings()  # fail at cold start, not on the first run, when configuration is wrong
 get_schedule_policy()

@@ -12,14 +12,14 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rescind.runtime import get_inventory, get_settings, get_vault_client
+from rescind.runtime import TRACED_LIBRARIES, get_inventory, get_settings, get_vault_client
 from rescind.schedules.pki_hygiene import run_pki_hygiene
 from rescind.schedules.runtime import current_time, get_checkpoint_store, get_schedule_policy, publish_report
 from rescind.schedules.types import SweepRequest
 from rescind.validation import parse_model
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 get_settings()  # fail at cold start, not on the first run, when configuration is wrong
 get_schedule_policy()

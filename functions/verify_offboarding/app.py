@@ -10,11 +10,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.engine.verification import verify_actions
 from rescind.offboarding.types import OffboardingPlan
-from rescind.runtime import get_engine, get_settings
+from rescind.runtime import TRACED_LIBRARIES, get_engine, get_settings
 from rescind.validation import parse_model
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 get_settings()
 

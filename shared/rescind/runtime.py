@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING
 
 from rescind.config import RuntimeSettings, VaultAuthMethod
 
+# The libraries whose calls X-Ray traces: boto3 (through botocore) and hvac (through requests). The Tracer's
+# default patches every library aws_xray_sdk knows, importing each at cold start; see bench/results.md.
+TRACED_LIBRARIES: tuple[str, ...] = ("botocore", "requests")
+
 if TYPE_CHECKING:
     import hvac
     from mypy_boto3_sns import SNSClient

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import sys
 from collections.abc import Iterator
@@ -162,3 +163,30 @@ def test_parameters_accept_exactly_what_the_functions_accept(parameter: str, fie
     patterns = [getattr(item, "pattern", None) for item in RuntimeSettings.model_fields[field].metadata]
 
     assert TEMPLATE["Parameters"][parameter]["AllowedPattern"] in patterns
+
+
+def _calls_named(tree: ast.AST, name: str) -> list[ast.Call]:
+    def called(node: ast.Call) -> str:
+        function = node.func
+        return function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", "")
+
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call) and called(node) == name]
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_the_tracer_patches_only_the_traced_libraries_and_never_captures_responses(name: str) -> None:
+    # Responses can carry references to credentials, and patching every library X-Ray knows costs cold start
+    _, module_file, _ = handler_location(FUNCTIONS[name])
+    tree = ast.parse(module_file.read_text())
+
+    tracers = _calls_named(tree, "Tracer")
+    assert tracers, f"{name}: no Tracer"
+    for tracer in tracers:
+        keywords = {keyword.arg: keyword.value for keyword in tracer.keywords}
+        assert isinstance(keywords.get("patch_modules"), ast.Name), f"{name}: Tracer() without patch_modules"
+        assert keywords["patch_modules"].id == "TRACED_LIBRARIES"  # type: ignore[attr-defined]
+    for capture in _calls_named(tree, "capture_lambda_handler") + _calls_named(tree, "capture_method"):
+        keywords = {keyword.arg: keyword.value for keyword in capture.keywords}
+        response = keywords.get("capture_response")
+        assert isinstance(response, ast.Constant), f"{name}: a capture without capture_response=False"
+        assert response.value is False
