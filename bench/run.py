@@ -59,7 +59,7 @@ CREDENTIAL_MIX: tuple[tuple[str, int], ...] = (
 TARGETS = {
     "leak_to_dead": "at most 1.5x the bare floor",
     "offboarding": "at least 0.8x the bare concurrent loop's rate at every N",
-    "cold_start": "at most 1.5x `import boto3`",
+    "cold_start": "at most 1.5x `import boto3` to import a handler and build its clients",
     "layer": "at most 10 MB unzipped without boto3",
 }
 
@@ -1063,6 +1063,44 @@ import {module}
 print(time.perf_counter() - started)
 """
 
+# Import, then build what the first event builds: every zero-argument `get_*` factory the handler imports (settings,
+# the hvac client, the boto3 clients, the engine). The factory names go to stderr.
+_CLIENTS_SNIPPET = """
+import sys, time
+sys.path.insert(0, {code_dir!r})
+started = time.perf_counter()
+import {module} as handler
+built = []
+for name, factory in sorted(vars(handler).items()):
+    if name.startswith("get_") and callable(factory) and name not in {network_factories!r}:
+        factory()
+        built.append(name)
+elapsed = time.perf_counter() - started
+print(",".join(built), file=sys.stderr)
+print(elapsed)
+"""
+# Factories that call AWS when built; the rest only construct clients, so the fresh interpreter needs no network.
+NETWORK_FACTORIES = ("get_fingerprint_key",)
+# With these, building the clients makes no call: a token client needs no login (the deployed IAM login is one
+# round trip to Vault, not measured), and named accounts need no sts:GetCallerIdentity.
+CLIENT_BUILD_ENVIRONMENT = {
+    "VAULT_AUTH_METHOD": "token",
+    "VAULT_TOKEN": "bench-not-a-real-token",
+    "AWS_ACCOUNT_IDS": "123456789012",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+# The libraries every handler needs, imported as a handler does, with the Tracer patching what the handlers patch:
+# the floor below which no handler built on them can start.
+_DEPENDENCIES_SNIPPET = """
+import time
+started = time.perf_counter()
+from aws_lambda_powertools import Logger, Metrics, Tracer
+import boto3, hvac, pydantic
+Tracer(patch_modules=("botocore", "requests"))
+print(time.perf_counter() - started)
+"""
+_BOTO3_SNIPPET = "import time\nstarted = time.perf_counter()\nimport boto3\nprint(time.perf_counter() - started)\n"
+
 
 def function_environments() -> dict[str, tuple[Path, str, dict[str, str]]]:
     """Each function's folder, handler module and environment as the template deploys it (local names)."""
@@ -1130,43 +1168,63 @@ def top_imports(importtime_stderr: str, limit: int = 8) -> dict[str, float]:
     return {name: round(value, 1) for name, value in ranked}
 
 
+def _ms(seconds: float | None) -> float | None:
+    return round(1000 * seconds, 1) if seconds is not None else None
+
+
 def cold_start(runs: int, breakdown: bool) -> dict[str, Any]:
     base = _base_environment()
-    baseline_code = "import time\nstarted = time.perf_counter()\nimport boto3\nprint(time.perf_counter() - started)\n"
     functions = function_environments()
-    samples: dict[str, list[float]] = {"boto3": []}
+    any_environment = next(iter(functions.values()))[2]
+    samples: dict[str, list[float]] = {"boto3": [], "dependencies": []}
+    built: dict[str, list[str]] = {}
     for name in functions:
         samples[name] = []
-    # Interleaved, so drift of a shared machine hits the baseline and the handlers alike.
+        samples[f"{name}+clients"] = []
+    # Interleaved, so drift of a shared machine hits the baselines and the handlers alike.
     for index in range(runs):
         log(f"cold start run {index + 1}/{runs}")
-        samples["boto3"].append(time_import(baseline_code, base)[0])
+        samples["boto3"].append(time_import(_BOTO3_SNIPPET, base)[0])
+        samples["dependencies"].append(time_import(_DEPENDENCIES_SNIPPET, {**base, **any_environment})[0])
         for name, (code_dir, module, environment) in functions.items():
             code = _IMPORT_SNIPPET.format(code_dir=str(code_dir), module=module)
             samples[name].append(time_import(code, {**base, **environment})[0])
+            code = _CLIENTS_SNIPPET.format(code_dir=str(code_dir), module=module, network_factories=NETWORK_FACTORIES)
+            seconds, stderr = time_import(code, {**base, **environment, **CLIENT_BUILD_ENVIRONMENT})
+            samples[f"{name}+clients"].append(seconds)
+            built[name] = [item for item in stderr.strip().splitlines()[-1].split(",") if item]
     baseline = median(samples["boto3"])
     per_function: dict[str, Any] = {}
     for name, (code_dir, module, environment) in functions.items():
         seconds = median(samples[name])
+        with_clients = median(samples[f"{name}+clients"])
         entry: dict[str, Any] = {
-            "median_ms": round(1000 * seconds, 1) if seconds is not None else None,
-            "samples_ms": [round(1000 * value, 1) for value in samples[name]],
+            "median_ms": _ms(seconds),
+            "samples_ms": [_ms(value) for value in samples[name]],
             "ratio_to_boto3": ratio(seconds, baseline),
+            "with_clients_median_ms": _ms(with_clients),
+            "with_clients_samples_ms": [_ms(value) for value in samples[f"{name}+clients"]],
+            "with_clients_ratio_to_boto3": ratio(with_clients, baseline),
+            "factories_built": built[name],
         }
         if breakdown:
             code = _IMPORT_SNIPPET.format(code_dir=str(code_dir), module=module)
             _, report = time_import(code, {**base, **environment}, ["-X", "importtime"])
             entry["top_imports_ms"] = top_imports(report)
         per_function[name] = entry
+    dependencies = median(samples["dependencies"])
     result: dict[str, Any] = {
         "runs": runs,
         "python": platform.python_version(),
-        "boto3_median_ms": round(1000 * baseline, 1) if baseline is not None else None,
-        "boto3_samples_ms": [round(1000 * value, 1) for value in samples["boto3"]],
+        "boto3_median_ms": _ms(baseline),
+        "boto3_samples_ms": [_ms(value) for value in samples["boto3"]],
+        "dependencies_median_ms": _ms(dependencies),
+        "dependencies_samples_ms": [_ms(value) for value in samples["dependencies"]],
+        "dependencies_ratio_to_boto3": ratio(dependencies, baseline),
         "functions": per_function,
     }
     if breakdown:
-        _, report = time_import(baseline_code, base, ["-X", "importtime"])
+        _, report = time_import(_BOTO3_SNIPPET, base, ["-X", "importtime"])
         result["boto3_top_imports_ms"] = top_imports(report)
     return result
 
@@ -1289,18 +1347,21 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
     cold = results.get("cold_start")
     if cold:
-        ratios = {name: entry["ratio_to_boto3"] for name, entry in cold["functions"].items()}
+        # The issue's measure is the import and the clients it builds; results before that measure had import only.
+        measure = "with_clients_ratio_to_boto3"
+        if not all(measure in entry for entry in cold["functions"].values()):
+            measure = "ratio_to_boto3"
+        ratios = {name: entry[measure] for name, entry in cold["functions"].items()}
         worst_name = max(ratios, key=lambda name: ratios[name] or 0.0)
         met = all(value is not None and value <= 1.5 for value in ratios.values())
-        verdicts.append(
-            {
-                "target": "cold_start",
-                "wanted": TARGETS["cold_start"],
-                "met": met,
-                "detail": f"worst {worst_name} at {ratios[worst_name]}x; "
-                + ", ".join(f"{name} {value}x" for name, value in ratios.items()),
-            }
-        )
+        floor = cold.get("dependencies_ratio_to_boto3")
+        detail = f"import and build clients: worst {worst_name} at {ratios[worst_name]}x"
+        if measure == "with_clients_ratio_to_boto3":
+            imports = [entry["ratio_to_boto3"] for entry in cold["functions"].values()]
+            detail += f"; import alone {min(imports)}x to {max(imports)}x"
+        if floor is not None:
+            detail += f"; the dependencies alone (Powertools, boto3, hvac, pydantic, Tracer) are {floor}x"
+        verdicts.append({"target": "cold_start", "wanted": TARGETS["cold_start"], "met": met, "detail": detail})
     layer = results.get("package_size")
     if layer and layer.get("measured"):
         met = layer["layer_bytes"] <= LAYER_LIMIT_BYTES
@@ -1492,17 +1553,33 @@ def render_markdown(results: dict[str, Any], notes: str) -> str:
         lines += [
             "## 3. Cold start",
             "",
-            f"Import of each handler module in a fresh interpreter (perf_counter around the import), with the "
-            f"function's environment from the template (settings are validated at import; Tracer on, as deployed), "
-            f"against `import boto3` alone. Median of {cold['runs']} runs, interleaved. Python {cold['python']}.",
+            "Each handler module in a fresh interpreter, with the function's environment from the template (settings "
+            "are validated at import; the Tracer is on, as deployed), timed with perf_counter: the import alone, and "
+            "the import plus what the first event builds (every zero-argument `get_*` factory the handler imports: "
+            "settings, the hvac client, the boto3 clients, the engine; the hvac client with a token, so no login is "
+            f"timed). Against `import boto3` alone. Median of {cold['runs']} runs, interleaved. "
+            f"Python {cold['python']}.",
             "",
-            "| function | median ms | `import boto3` ms | ratio | self time by package (ms, one -X importtime run) |",
-            "|---|---|---|---|---|",
+        ]
+        if cold.get("dependencies_median_ms") is not None:
+            lines += [
+                f"The floor of the libraries every handler needs (Powertools Logger, Metrics and Tracer with its "
+                f"patches, boto3, hvac, pydantic), imported the same way: {cold['dependencies_median_ms']} ms, "
+                f"{cold['dependencies_ratio_to_boto3']}x `import boto3`.",
+                "",
+            ]
+        lines += [
+            "| function | import ms | ratio | import + clients ms | ratio | `import boto3` ms | factories built "
+            "| self time by package (ms, one -X importtime run of the import) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for name, entry in cold["functions"].items():
             tops = ", ".join(f"{module} {ms}" for module, ms in (entry.get("top_imports_ms") or {}).items())
+            factories = ", ".join(entry.get("factories_built", []))
             lines.append(
-                f"| {name} | {entry['median_ms']} | {cold['boto3_median_ms']} | {entry['ratio_to_boto3']} | {tops} |"
+                f"| {name} | {entry['median_ms']} | {entry['ratio_to_boto3']} | "
+                f"{entry.get('with_clients_median_ms', '-')} | {entry.get('with_clients_ratio_to_boto3', '-')} | "
+                f"{cold['boto3_median_ms']} | {factories} | {tops} |"
             )
         lines.append("")
     layer = results.get("package_size")

@@ -16,6 +16,7 @@ from rescind.ledger import (
     IncidentStatus,
     Trigger,
 )
+from rescind.ledger.closing import CloseRequest, RunOutcome, close_incident
 from rescind.models import Action, ActionResult, Outcome, Plan, VaultTokenRef
 from rescind_local import create_table_from_template
 
@@ -120,3 +121,40 @@ def test_approval_decisions_are_appended_and_read_back(ledger: DynamoDbLedger) -
     assert ledger.record_approval(decision) is True
     assert ledger.record_approval(decision) is False
     assert ledger.read_incident("inc-1").approvals == (decision,)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "still_alive", "status", "detail_type"),
+    [
+        (RunOutcome.VERIFIED, (), IncidentStatus.COMPLETED, "Offboarding Completed"),
+        (RunOutcome.VERIFIED, (VaultTokenRef(accessor=ACCESSOR),), IncidentStatus.PARTIAL, "Action Failed"),
+        (RunOutcome.FAILED, (VaultTokenRef(accessor=ACCESSOR),), IncidentStatus.PARTIAL, "Action Failed"),
+        # the plan task failed: nothing acted on, nothing named alive, and the closure must not say "partial"
+        (RunOutcome.FAILED, (), IncidentStatus.FAILED, "Offboarding Failed"),
+        (RunOutcome.DENIED, (), IncidentStatus.REFUSED, "Offboarding Refused"),
+    ],
+)
+def test_the_closure_says_how_the_run_ended(
+    ledger: DynamoDbLedger,
+    outcome: RunOutcome,
+    still_alive: tuple[VaultTokenRef, ...],
+    status: IncidentStatus,
+    detail_type: str,
+) -> None:
+    # Given an open incident
+    incident = _incident()
+    assert ledger.open_incident(incident)
+
+    # When the state machine closes it
+    result = close_incident(
+        CloseRequest(incident_id="inc-1", outcome=outcome, still_alive=still_alive, error_type="VaultUnavailable"),
+        ledger,
+    )
+
+    # Then the closure, the notification and the event agree on the status
+    view = ledger.read_incident("inc-1")
+    assert view.closure is not None
+    assert view.closure.status is result.status is status
+    assert result.event_detail_type == detail_type
+    assert result.succeeded is (status is IncidentStatus.COMPLETED)
+    assert str(status) in result.notification.subject

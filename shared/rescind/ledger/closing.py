@@ -67,12 +67,13 @@ _STATUS: dict[RunOutcome, IncidentStatus] = {
     RunOutcome.REFUSED: IncidentStatus.REFUSED,
     RunOutcome.DENIED: IncidentStatus.REFUSED,
     RunOutcome.APPROVAL_TIMED_OUT: IncidentStatus.REFUSED,
-    RunOutcome.FAILED: IncidentStatus.PARTIAL,
+    RunOutcome.FAILED: IncidentStatus.FAILED,
 }
 
 _DETAIL_TYPE: dict[IncidentStatus, str] = {
     IncidentStatus.COMPLETED: "{flow} Completed",
     IncidentStatus.PARTIAL: "Action Failed",
+    IncidentStatus.FAILED: "{flow} Failed",
     IncidentStatus.REFUSED: "{flow} Refused",
     IncidentStatus.DRY_RUN: "{flow} Planned",
     IncidentStatus.UNRESOLVED: "{flow} Unresolved",
@@ -84,9 +85,13 @@ _COMPLETED_DETAIL_TYPE: dict[str, str] = {"leak_response": "Credential Revoked"}
 
 
 def close_incident(request: CloseRequest, ledger: Ledger) -> ClosureResult:
-    """Append the closure; say how it ended. A run that left anything alive is PARTIAL, whatever else happened."""
+    """Append the closure; say how it ended. A run that left anything alive is PARTIAL, whatever else happened.
+
+    A failed run that names nothing alive failed in a task that does not know what is alive (plan, approval or
+    verify): FAILED, not PARTIAL, because no verification says what is alive or dead.
+    """
     status = _STATUS[request.outcome]
-    if request.still_alive and status is IncidentStatus.COMPLETED:
+    if request.still_alive and status in (IncidentStatus.COMPLETED, IncidentStatus.FAILED):
         status = IncidentStatus.PARTIAL
     summary = _summary(request, status)
     ledger.close_incident(

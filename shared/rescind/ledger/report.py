@@ -102,6 +102,7 @@ class Report:
 _STATUS_TONE: dict[IncidentStatus, Tone] = {
     IncidentStatus.COMPLETED: "good",
     IncidentStatus.PARTIAL: "bad",
+    IncidentStatus.FAILED: "bad",
     IncidentStatus.UNRESOLVED: "warn",
     IncidentStatus.REFUSED: "warn",
     IncidentStatus.DRY_RUN: "muted",
@@ -116,6 +117,7 @@ _OUTCOME_TONE: dict[Outcome, Tone] = {
 _NOTHING_ALIVE: dict[IncidentStatus, str] = {
     IncidentStatus.COMPLETED: "Nothing is still alive: every planned action was verified.",
     IncidentStatus.PARTIAL: "The run ended partial, but no still-alive reference was recorded.",
+    IncidentStatus.FAILED: "The run failed before verification named what is alive: what was planned may still be.",
     IncidentStatus.UNRESOLVED: "The trigger could not be resolved to a credential: nothing was acted on.",
     IncidentStatus.REFUSED: "The run was refused (a hold, a protected identity, or a denied approval): "
     "nothing was changed.",

@@ -30,6 +30,7 @@ class Trigger(BaseModel):
 class IncidentStatus(StrEnum):
     COMPLETED = "completed"  # every action verified
     PARTIAL = "partial"  # something is still alive
+    FAILED = "failed"  # the plan, the approval or the verification failed: nothing is named alive or dead
     UNRESOLVED = "unresolved"  # the trigger could not be resolved to a credential
     REFUSED = "refused"  # a guard stopped it: hold, protection, or a denied approval
     DRY_RUN = "dry_run"
