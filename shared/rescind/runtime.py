@@ -5,9 +5,9 @@ Only handlers call these. Domain logic takes what it needs as arguments, so test
 
 from __future__ import annotations
 
-from functools import cache
 from typing import TYPE_CHECKING
 
+from rescind.caching import clear_caches, runtime_cache
 from rescind.config import RuntimeSettings, VaultAuthMethod
 
 # The libraries whose calls X-Ray traces: boto3 (through botocore) and hvac (through requests). The Tracer's
@@ -26,12 +26,12 @@ if TYPE_CHECKING:
     from rescind.ledger.dynamodb import DynamoDbLedger
 
 
-@cache
+@runtime_cache
 def get_settings() -> RuntimeSettings:
     return RuntimeSettings.from_environ()
 
 
-@cache
+@runtime_cache
 def get_vault_client() -> hvac.Client:
     from rescind.vault.client import build_vault_client, build_vault_client_with_aws_iam
 
@@ -51,7 +51,7 @@ def get_vault_client() -> hvac.Client:
     )
 
 
-@cache
+@runtime_cache
 def get_ledger() -> DynamoDbLedger:
     import boto3
 
@@ -60,14 +60,14 @@ def get_ledger() -> DynamoDbLedger:
     return DynamoDbLedger(get_settings().ledger_table_name, boto3.client("dynamodb"))
 
 
-@cache
+@runtime_cache
 def get_sns_client() -> SNSClient:
     import boto3
 
     return boto3.client("sns")
 
 
-@cache
+@runtime_cache
 def get_aws_factory() -> AwsClientFactory:
     from rescind.aws.session import AwsClientFactory
 
@@ -75,7 +75,7 @@ def get_aws_factory() -> AwsClientFactory:
     return AwsClientFactory(role_name=settings.cross_account_role_name, external_id=settings.cross_account_external_id)
 
 
-@cache
+@runtime_cache
 def get_engine() -> ActionEngine:
     from rescind.engine.factory import build_engine
     from rescind.fingerprints.runtime import get_rotation_indexer
@@ -83,7 +83,7 @@ def get_engine() -> ActionEngine:
     return build_engine(get_vault_client(), aws_factory=get_aws_factory(), kv_on_new_value=get_rotation_indexer())
 
 
-@cache
+@runtime_cache
 def get_inventory() -> DynamoDbInventory | None:
     import boto3
 
@@ -93,7 +93,7 @@ def get_inventory() -> DynamoDbInventory | None:
     return DynamoDbInventory(table, boto3.client("dynamodb")) if table else None
 
 
-@cache
+@runtime_cache
 def get_discovery_scope() -> DiscoveryScope:
     from rescind.discovery import DiscoveryScope
 
@@ -108,7 +108,7 @@ def get_discovery_scope() -> DiscoveryScope:
     )
 
 
-@cache
+@runtime_cache
 def get_guard_policy() -> GuardPolicy:
     from rescind.guard import GuardPolicy
 
@@ -119,25 +119,5 @@ def get_guard_policy() -> GuardPolicy:
 
 
 def reset_caches() -> None:
-    """For tests that change the environment between invocations."""
-    from rescind.fingerprints import runtime as fingerprints_runtime
-    from rescind.leaks import runtime as leaks_runtime
-    from rescind.offboarding import runtime as offboarding_runtime
-    from rescind.schedules import runtime as schedules_runtime
-
-    offboarding_runtime.reset_caches()
-    leaks_runtime.reset_caches()
-    schedules_runtime.reset_caches()
-    fingerprints_runtime.reset_caches()
-    for factory in (
-        get_settings,
-        get_vault_client,
-        get_ledger,
-        get_sns_client,
-        get_aws_factory,
-        get_engine,
-        get_inventory,
-        get_discovery_scope,
-        get_guard_policy,
-    ):
-        factory.cache_clear()
+    """Drop every cached setting and client (tests that change the environment between invocations)."""
+    clear_caches()

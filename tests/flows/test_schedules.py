@@ -16,6 +16,7 @@ import pytest
 
 from rescind.inventory import CloudResourceKind, DynamoDbInventory, WorkloadBinding
 from rescind.models import VaultTokenRef
+from rescind.runtime import reset_caches
 from rescind.schedules import runtime as schedules_runtime
 from rescind.schedules.dynamodb import DynamoDbCheckpointStore
 from rescind.schedules.types import ChangeStatus, SweepName
@@ -78,7 +79,7 @@ def deployed(aws: None) -> Iterator[Deployed]:
             time_scale=0.01,
         ) as stack:
             yield Deployed(stack, bao, vault)
-    schedules_runtime.reset_caches()
+    reset_caches()
 
 
 def statuses(report: dict[str, Any]) -> dict[str, set[str]]:

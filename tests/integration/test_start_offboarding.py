@@ -423,7 +423,6 @@ HANDLER_DIR = REPO_ROOT / "functions" / "start_offboarding"
 
 @pytest.fixture
 def start_function(aws: None, ledger: DynamoDbLedger, state_machine: str) -> Iterator[FunctionSpec]:
-    from rescind.offboarding import runtime as offboarding_runtime
     from rescind.runtime import reset_caches
 
     topic = boto3.client("sns").create_topic(Name="rescind-notifications")["TopicArn"]
@@ -443,11 +442,9 @@ def start_function(aws: None, ledger: DynamoDbLedger, state_machine: str) -> Ite
     )
     forget_loaded_handlers()
     reset_caches()
-    offboarding_runtime.reset_caches()
     yield spec
     forget_loaded_handlers()
     reset_caches()
-    offboarding_runtime.reset_caches()
 
 
 def test_the_handler_starts_the_generic_events_offboarding(start_function: FunctionSpec, state_machine: str) -> None:

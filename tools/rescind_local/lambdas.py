@@ -192,14 +192,20 @@ def runtime_environment(spec: FunctionSpec, region: str = LOCAL_REGION) -> dict[
     }
 
 
+# One cache snapshot per (function, environment): what a warm execution environment keeps between events.
+WarmCaches = dict[tuple[str, tuple[tuple[str, str], ...]], Any]
+
+
+def _rescind_caching() -> Any:
+    # Looked up, not imported: a handler that never imports rescind has no cache to reset.
+    return sys.modules.get("rescind.caching")
+
+
 def reset_rescind_caches() -> None:
     """The runtime's cached settings and clients depend on the environment a function is given."""
-    import sys
-
-    runtime = sys.modules.get("rescind.runtime")
-    reset = getattr(runtime, "reset_caches", None)
-    if callable(reset):
-        reset()
+    caching = _rescind_caching()
+    if caching is not None:
+        caching.clear_caches()
 
 
 class _SnapshotEnviron(os._Environ[str]):
@@ -228,18 +234,31 @@ def _snapshot_reads_of_environ() -> None:
 
 
 @contextmanager
-def function_environment(variables: Mapping[str, str]) -> Iterator[None]:
-    """Apply `variables` to os.environ under the handler lock, and restore what was there afterwards."""
+def function_environment(
+    variables: Mapping[str, str], *, function_name: str = "", warm: WarmCaches | None = None
+) -> Iterator[None]:
+    """Apply `variables` to os.environ under the handler lock, and restore what was there afterwards.
+
+    In AWS each function has its own process; here they share one, so no function may see the settings and
+    clients another function's environment built. Without `warm` every invocation starts cold (the caches are
+    cleared); with it, each function finds the caches its last invocation with the same environment left.
+    """
     with _HANDLER_LOCK:
         _snapshot_reads_of_environ()
         saved = {name: os.environ.get(name) for name in variables}
         os.environ.update(variables)
-        # In AWS each function has its own process; here they share one, so no function may see the settings
-        # and clients another function's environment built.
-        reset_rescind_caches()
+        container = (function_name, tuple(sorted(variables.items())))
+        caching = _rescind_caching()
+        if warm is not None and caching is not None:
+            caching.restore_caches(warm.get(container, {}))
+        else:
+            reset_rescind_caches()
         try:
             yield
         finally:
+            caching = _rescind_caching()
+            if warm is not None and caching is not None:
+                warm[container] = caching.snapshot_caches()
             for name, value in saved.items():
                 if value is None:
                     os.environ.pop(name, None)
@@ -265,9 +284,17 @@ def _normalise_event(event: Any) -> Any:
 
 
 def invoke_in_process(
-    spec: FunctionSpec, event: Any, *, account_id: str = LOCAL_ACCOUNT_ID, region: str = LOCAL_REGION
+    spec: FunctionSpec,
+    event: Any,
+    *,
+    account_id: str = LOCAL_ACCOUNT_ID,
+    region: str = LOCAL_REGION,
+    warm: WarmCaches | None = None,
 ) -> InvocationResult:
-    """Run the function's handler on `event` the way the Lambda runtime would, and never raise."""
+    """Run the function's handler on `event` the way the Lambda runtime would, and never raise.
+
+    `warm`: keep the function's cached settings and clients between invocations (see `function_environment`).
+    """
     request_id = str(uuid.uuid4())
     started = time.monotonic()
     context = LocalLambdaContext(
@@ -282,7 +309,7 @@ def invoke_in_process(
     )
     variables = {**runtime_environment(spec, region), **spec.environment}
     error_type: str | None = None
-    with function_environment(variables):
+    with function_environment(variables, function_name=spec.function_name, warm=warm):
         try:
             handler = load_handler(spec.code_dir, spec.handler)
             result = handler(_normalise_event(event), context)
@@ -314,6 +341,8 @@ class InProcessLambdas:
 
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     invocations: list[Invocation] = field(default_factory=list)
+    # None: every invocation is a cold start (tests). A dict: functions stay warm, as on AWS between events.
+    warm_caches: WarmCaches | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def register(self, spec: FunctionSpec) -> None:
@@ -331,7 +360,7 @@ class InProcessLambdas:
                 "errorMessage": f"{function_name} was not deployed by rescind_local, so it has no local code",
             }
             return json.dumps(document), True, ""
-        result = invoke_in_process(spec, event, account_id=account_id, region=region)
+        result = invoke_in_process(spec, event, account_id=account_id, region=region, warm=self.warm_caches)
         with self._lock:
             self.invocations.append(result.invocation)
         return result.payload, result.errored, result.logs

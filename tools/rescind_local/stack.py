@@ -476,6 +476,9 @@ class LocalStack:
     time_scale: float | None = None
     account_id: str = LOCAL_ACCOUNT_ID
     region: str = LOCAL_REGION
+    # Keep each function's settings and clients between invocations, as a warm Lambda does (the benchmarks);
+    # by default every invocation is a cold start, so no test depends on what an earlier one built.
+    warm_functions: bool = False
 
     resources: dict[str, LocalResource] = field(init=False, default_factory=dict)
     functions: dict[str, FunctionSpec] = field(init=False, default_factory=dict)
@@ -491,6 +494,8 @@ class LocalStack:
     def start(self) -> LocalStack:
         if self._patches is not None:
             return self
+        if self.warm_functions and self.lambdas.warm_caches is None:
+            self.lambdas.warm_caches = {}
         patches = ExitStack()
         patches.enter_context(in_process_lambdas(self.lambdas))
         patches.enter_context(local_stepfunctions_fixes(self.time_scale))
@@ -670,13 +675,15 @@ def deploy_template_to_moto(
     parameters: Mapping[str, Any] | None = None,
     function_environment: Mapping[str, str] | None = None,
     time_scale: float | None = None,
+    warm_functions: bool = False,
 ) -> LocalStack:
     """Deploy the template (template.yaml by default) onto the active moto; returns the started LocalStack.
 
     Use it as `with deploy_template_to_moto(...) as stack:` (or call `stack.stop()`) to lift its patches.
     `function_environment` is added to every function's environment (e.g. the local OpenBao's VAULT_ADDR and
     a VAULT_TOKEN, which the deployed template never has). `time_scale` is the local-only speed-up of
-    `rescind_local.stepfunctions.local_stepfunctions_fixes`.
+    `rescind_local.stepfunctions.local_stepfunctions_fixes`. `warm_functions` keeps each function's cached
+    settings and clients between its invocations, as a warm Lambda does; by default each one starts cold.
     """
     stack = LocalStack(
         template=template if template is not None else load_template(),
@@ -685,6 +692,7 @@ def deploy_template_to_moto(
         parameters=dict(parameters or {}),
         function_environment=dict(function_environment or {}),
         time_scale=time_scale,
+        warm_functions=warm_functions,
     )
     return stack.start()
 

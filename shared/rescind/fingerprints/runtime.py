@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from rescind.aws.errors import aws_errors
+from rescind.caching import runtime_cache
 from rescind.exceptions import ActionFailed, RescindError
 from rescind.runtime import get_settings
 
@@ -37,7 +37,7 @@ def read_fingerprint_key(client: SecretsManagerClient, secret_arn: str) -> bytes
     return key
 
 
-@cache
+@runtime_cache
 def get_fingerprint_index() -> DynamoDbFingerprintIndex | None:
     table = get_settings().fingerprint_table_name
     if not table:
@@ -49,7 +49,7 @@ def get_fingerprint_index() -> DynamoDbFingerprintIndex | None:
     return DynamoDbFingerprintIndex(table, boto3.client("dynamodb"))
 
 
-@cache
+@runtime_cache
 def get_fingerprint_key() -> bytes | None:
     """Read once per cold start, and only when first needed."""
     secret_arn = get_settings().fingerprint_key_secret_arn
@@ -89,8 +89,3 @@ def get_rotation_indexer() -> SecretValueHook | None:
             kv_rotation_indexer(index, key)(ref, version, value)
 
     return index_new_version
-
-
-def reset_caches() -> None:
-    get_fingerprint_index.cache_clear()
-    get_fingerprint_key.cache_clear()

@@ -4,9 +4,9 @@ and the state machine's ARN. Only handlers call these."""
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import cache
 from typing import TYPE_CHECKING
 
+from rescind.caching import runtime_cache
 from rescind.exceptions import InvalidInput
 from rescind.leaks.locate import GitHubSecretFetcher, KvValueLocator, LeakLocator
 from rescind.models import KvSecretRef
@@ -27,7 +27,7 @@ def get_dedup_window() -> timedelta:
     return timedelta(seconds=get_settings().leak_dedup_window_seconds)
 
 
-@cache
+@runtime_cache
 def get_leak_locator() -> LeakLocator:
     return LeakLocator(
         get_vault_client(),
@@ -70,14 +70,9 @@ def _github_fetcher() -> GitHubSecretFetcher | None:
     return fetch
 
 
-@cache
+@runtime_cache
 def _secretsmanager_client() -> SecretsManagerClient:
     """Made once, on the first GitHub alert: most leaks never need it."""
     import boto3
 
     return boto3.client("secretsmanager")
-
-
-def reset_caches() -> None:
-    get_leak_locator.cache_clear()
-    _secretsmanager_client.cache_clear()

@@ -5,10 +5,10 @@ Settings, the ledger, the inventory and the SNS client come from `rescind.runtim
 
 from __future__ import annotations
 
-from functools import cache
 from typing import TYPE_CHECKING, cast
 
 from rescind.aws.errors import aws_errors
+from rescind.caching import runtime_cache
 from rescind.exceptions import InvalidInput
 from rescind.runtime import get_settings, get_sns_client
 
@@ -19,7 +19,7 @@ SNS_SUBJECT_LIMIT = 100
 SNS_MESSAGE_LIMIT = 256 * 1024
 
 
-@cache
+@runtime_cache
 def get_sfn_client() -> StepFunctionsStarter:
     import boto3
 
@@ -59,8 +59,3 @@ def get_notifier() -> Notify:
 
 def _no_topic(subject: str, message: str) -> None:
     return None
-
-
-def reset_caches() -> None:
-    """For tests that change the environment between invocations."""
-    get_sfn_client.cache_clear()

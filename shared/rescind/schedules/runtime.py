@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from rescind.caching import runtime_cache
 from rescind.exceptions import InvalidInput
 from rescind.models.results import utc_now
 from rescind.schedules.policy import SchedulePolicy
@@ -46,7 +46,7 @@ def get_schedule_policy() -> SchedulePolicy:
     return _policy(os.environ.get("SCHEDULE_POLICY", ""))
 
 
-@cache
+@runtime_cache
 def _policy(raw: str) -> SchedulePolicy:
     return SchedulePolicy.from_environ({"SCHEDULE_POLICY": raw})
 
@@ -55,7 +55,7 @@ def get_checkpoint_store() -> DynamoDbCheckpointStore:
     return _checkpoint_store(_required(SWEEP_STATE_TABLE_VARIABLE), os.environ.get("AWS_REGION", ""))
 
 
-@cache
+@runtime_cache
 def _checkpoint_store(table_name: str, region: str) -> DynamoDbCheckpointStore:
     import boto3
 
@@ -72,17 +72,11 @@ def get_s3_client() -> Any:
     return _s3_client(os.environ.get("AWS_REGION", ""))
 
 
-@cache
+@runtime_cache
 def _s3_client(region: str) -> Any:
     import boto3
 
     return boto3.client("s3", region_name=region or None)
-
-
-def reset_caches() -> None:
-    """Drop cached clients (e.g. between moto sessions in tests)."""
-    for factory in (_policy, _checkpoint_store, _s3_client):
-        factory.cache_clear()
 
 
 def publish_report(report: SweepReport, *, logger: Logger, metrics: Metrics) -> None:

@@ -12,7 +12,6 @@ import pytest
 from rescind import runtime
 from rescind.exceptions import ActionFailed
 from rescind.fingerprints import fingerprint_of_value
-from rescind.fingerprints import runtime as fingerprints_runtime
 from rescind.fingerprints.runtime import (
     get_fingerprint_index,
     get_fingerprint_key,
@@ -107,7 +106,6 @@ def test_an_unreadable_key_does_not_stop_a_rotation(
     # Given the key secret's ARN is wrong
     configure(environment, fingerprints)
     environment.setenv("FINGERPRINT_KEY_SECRET_ARN", fingerprints.key_secret_arn[:-6] + "Zzzzzz")
-    fingerprints_runtime.reset_caches()
     runtime.reset_caches()
     ref = KvSecretRef(mount="secret", path=f"fp-runtime-{unique}/api")
     vault.secrets.kv.v2.create_or_update_secret(ref.path, secret={"token": "old-token-123456"}, mount_point="secret")

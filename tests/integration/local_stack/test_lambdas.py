@@ -154,6 +154,40 @@ def test_a_thread_building_clients_while_handlers_run_never_finds_a_variable_gon
     assert failures == 0
 
 
+COUNTS_CLIENT_BUILDS = """
+    import itertools
+
+    from rescind.caching import runtime_cache
+
+    BUILDS = itertools.count(1)
+
+    @runtime_cache
+    def get_client():
+        return next(BUILDS)
+
+    def lambda_handler(event, context):
+        return {"client": get_client()}
+"""
+
+
+def test_each_invocation_is_a_cold_start_unless_the_functions_are_kept_warm(tmp_path: Path) -> None:
+    # Given two functions sharing one handler whose cached factory counts how often it builds its client
+    code_dir = write_function(tmp_path, "builds", COUNTS_CLIENT_BUILDS)
+    first = FunctionSpec("fn-first", code_dir, environment={"RESCIND_ROLE": "first"})
+    second = FunctionSpec("fn-second", code_dir, environment={"RESCIND_ROLE": "second"})
+
+    def clients(warm: dict[Any, Any] | None) -> list[int]:
+        order = [first, second, first, second]
+        return [json.loads(invoke_in_process(spec, {}, warm=warm).payload)["client"] for spec in order]
+
+    # When they run cold (the default), every invocation builds its client again
+    cold = clients(None)
+    assert cold == sorted(set(cold))
+    # When they run warm, each function builds once and keeps its own client, never the other's
+    warm = clients({})
+    assert warm[0] == warm[2] != warm[1] == warm[3]
+
+
 def test_powertools_inject_lambda_context_accepts_the_local_context(tmp_path: Path) -> None:
     code_dir = write_function(
         tmp_path,
