@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ from botocore.config import Config
 from rescind.exceptions import AwsThrottled
 from rescind.inventory.types import CloudResourceKind, WorkloadBinding
 from rescind.ledger import DynamoDbLedger, IncidentStatus
-from rescind.models import CredentialRef
 from rescind.models.results import utc_now
 from rescind.offboarding.start import Notify, StartStatus, start_offboarding, unresolved_incident_id
 from rescind.offboarding.triggers import parse_termination_event
@@ -23,40 +22,12 @@ from rescind.offboarding.types import OffboardingRequest, TerminationNotice, off
 from rescind_local import LOCAL_ACCOUNT_ID, LOCAL_REGION, create_table_from_template
 from rescind_local.lambdas import FunctionSpec, forget_loaded_handlers, invoke_in_process
 from tests.conftest import REPO_ROOT, BackendCalls, load_event
+from tests.doubles import InMemoryInventory
 
 WORKLOAD = "spiffe://example.org/ns/fleet/sa/worker"
 INSTANCE = "i-0abc1234def567890"  # the instance of events/ec2_instance_terminated.json
 PASS_ONLY = {"StartAt": "Received", "States": {"Received": {"Type": "Pass", "End": True}}}
 WAIT_A_LITTLE = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 3, "End": True}}}
-
-
-class InMemoryInventory:
-    """The Inventory protocol over dicts, faithful to its contract (bindings outlive resources, refs deduplicated)."""
-
-    def __init__(self) -> None:
-        self.by_cloud_id: dict[str, WorkloadBinding] = {}
-        self.credentials: dict[str, dict[str, CredentialRef]] = {}
-        self.lookups: list[str] = []
-
-    def bind(self, binding: WorkloadBinding) -> None:
-        current = self.by_cloud_id.get(binding.cloud_id)
-        if current is None or current.seen_at <= binding.seen_at:
-            self.by_cloud_id[binding.cloud_id] = binding
-
-    def workload_for(self, cloud_id: str) -> WorkloadBinding | None:
-        self.lookups.append(cloud_id)
-        return self.by_cloud_id.get(cloud_id)
-
-    def record_credentials(self, workload_id: str, refs: Sequence[CredentialRef]) -> None:
-        held = self.credentials.setdefault(workload_id, {})
-        for ref in refs:
-            held.setdefault(ref.key, ref)
-
-    def credentials_of(self, workload_id: str) -> list[CredentialRef]:
-        return list(self.credentials.get(workload_id, {}).values())
-
-    def bindings(self) -> list[WorkloadBinding]:
-        return sorted(self.by_cloud_id.values(), key=lambda binding: (binding.workload_id, binding.cloud_id))
 
 
 class Notifications:

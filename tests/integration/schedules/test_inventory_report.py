@@ -4,7 +4,7 @@ Secrets Manager and S3. Every figure is asserted exactly, and no seeded value ma
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -15,7 +15,7 @@ import pytest
 from rescind.aws.session import AwsClientFactory
 from rescind.discovery import DiscoveryScope
 from rescind.inventory import CloudResourceKind, WorkloadBinding
-from rescind.models import AppRoleSecretIdRef, CredentialKind, CredentialRef
+from rescind.models import AppRoleSecretIdRef, CredentialKind
 from rescind.models.results import utc_now
 from rescind.schedules.inventory_report import (
     InventoryReport,
@@ -26,41 +26,18 @@ from rescind.schedules.inventory_report import (
 )
 from rescind.schedules.policy import SchedulePolicy
 from rescind_local import LOCAL_ACCOUNT_ID, LocalOpenBao
+from tests.doubles import InMemoryInventory
 
 WORKLOAD = "spiffe://example.org/ns/shop/sa/cart"
 POLICY = SchedulePolicy(vault_requests_per_second=1000)  # default ceilings: tokens/roles 7 d, mounts 30 d
 BUCKET = "rescind-reports"
 
 
-class DictInventory:
-    """The Inventory protocol on dicts: a storage double only."""
-
-    def __init__(self) -> None:
-        self._bindings: dict[str, WorkloadBinding] = {}
-        self._credentials: dict[str, dict[str, CredentialRef]] = {}
-
-    def bind(self, binding: WorkloadBinding) -> None:
-        self._bindings[binding.cloud_id] = binding
-
-    def workload_for(self, cloud_id: str) -> WorkloadBinding | None:
-        return self._bindings.get(cloud_id)
-
-    def record_credentials(self, workload_id: str, refs: Sequence[CredentialRef]) -> None:
-        for ref in refs:
-            self._credentials.setdefault(workload_id, {})[ref.key] = ref
-
-    def credentials_of(self, workload_id: str) -> list[CredentialRef]:
-        return list(self._credentials.get(workload_id, {}).values())
-
-    def bindings(self) -> list[WorkloadBinding]:
-        return list(self._bindings.values())
-
-
 @dataclass
 class Seeded:
     vault: hvac.Client
     root_accessor: str
-    inventory: DictInventory
+    inventory: InMemoryInventory
     scope: DiscoveryScope
     targets: dict[str, str] = field(default_factory=dict)  # name -> the reference's text form
     values: list[str] = field(default_factory=list)  # every secret value seeded: none may appear in a report
@@ -152,7 +129,7 @@ def _seed_aws(seeded: Seeded) -> None:
 def seeded(own_openbao: LocalOpenBao, aws: None) -> Iterator[Seeded]:
     vault = hvac.Client(url=own_openbao.addr, token=own_openbao.root_token, timeout=10)
     root_accessor = vault.auth.token.lookup_self()["data"]["accessor"]
-    inventory = DictInventory()
+    inventory = InMemoryInventory()
     inventory.bind(
         WorkloadBinding(
             cloud_id="i-0123456789abcdef0",

@@ -13,12 +13,13 @@ from cryptography import x509
 
 from rescind.exceptions import InvalidInput
 from rescind.inventory import CloudResourceKind, WorkloadBinding
-from rescind.models import CredentialRef, PkiCertificateRef
+from rescind.models import PkiCertificateRef
 from rescind.models.results import utc_now
 from rescind.schedules.pki_hygiene import run_pki_hygiene
 from rescind.schedules.policy import SchedulePolicy
 from rescind.schedules.types import ChangeStatus, SweepName, SweepReport, SweepRequest
 from rescind.vault.pki import fetch_revoked_serials
+from tests.doubles import InMemoryInventory
 
 POLICY = SchedulePolicy(pki_max_certificate_days=90, pki_tidy_safety_buffer_seconds=1, vault_requests_per_second=1000)
 WORKLOAD = "spiffe://example.org/ns/shop/sa/cart"
@@ -38,30 +39,6 @@ class DictCheckpoints:
 
     def clear(self, sweep: SweepName) -> None:
         self.cursors.pop(sweep, None)
-
-
-class DictInventory:
-    """The Inventory protocol on dicts: a storage double only (the DynamoDB one is tested on moto elsewhere)."""
-
-    def __init__(self) -> None:
-        self._bindings: dict[str, WorkloadBinding] = {}
-        self._credentials: dict[str, dict[str, CredentialRef]] = {}
-
-    def bind(self, binding: WorkloadBinding) -> None:
-        self._bindings[binding.cloud_id] = binding
-
-    def workload_for(self, cloud_id: str) -> WorkloadBinding | None:
-        return self._bindings.get(cloud_id)
-
-    def record_credentials(self, workload_id: str, refs: Sequence[CredentialRef]) -> None:
-        for ref in refs:
-            self._credentials.setdefault(workload_id, {})[ref.key] = ref
-
-    def credentials_of(self, workload_id: str) -> list[CredentialRef]:
-        return list(self._credentials.get(workload_id, {}).values())
-
-    def bindings(self) -> list[WorkloadBinding]:
-        return list(self._bindings.values())
 
 
 @dataclass
@@ -109,7 +86,7 @@ def _run(
     vault: hvac.Client,
     *,
     request: SweepRequest | None = None,
-    inventory: DictInventory | None = None,
+    inventory: InMemoryInventory | None = None,
     checkpoints: DictCheckpoints | None = None,
 ) -> SweepReport:
     return run_pki_hygiene(
@@ -142,7 +119,7 @@ def test_tidy_and_crl_repaired_certificates_flagged_then_nothing_new(pki: PkiMou
     revoked, _ = pki.issue("24h")
     vault.write(f"{pki.mount}/revoke", serial_number=revoked)
     assert revoked not in fetch_revoked_serials(vault, pki.mount)  # the CRL is stale
-    inventory = DictInventory()
+    inventory = InMemoryInventory()
     inventory.bind(
         WorkloadBinding(
             cloud_id="i-0123456789abcdef0",

@@ -1,0 +1,37 @@
+"""Test doubles shared across tiers: storage only, never a stand-in for Vault or AWS behaviour."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rescind.inventory import WorkloadBinding
+from rescind.models import CredentialRef
+
+
+class InMemoryInventory:
+    """The Inventory protocol over dicts, faithful to its contract (bindings outlive resources, refs deduplicated)."""
+
+    def __init__(self) -> None:
+        self.by_cloud_id: dict[str, WorkloadBinding] = {}
+        self.credentials: dict[str, dict[str, CredentialRef]] = {}
+        self.lookups: list[str] = []
+
+    def bind(self, binding: WorkloadBinding) -> None:
+        current = self.by_cloud_id.get(binding.cloud_id)
+        if current is None or current.seen_at <= binding.seen_at:
+            self.by_cloud_id[binding.cloud_id] = binding
+
+    def workload_for(self, cloud_id: str) -> WorkloadBinding | None:
+        self.lookups.append(cloud_id)
+        return self.by_cloud_id.get(cloud_id)
+
+    def record_credentials(self, workload_id: str, refs: Sequence[CredentialRef]) -> None:
+        held = self.credentials.setdefault(workload_id, {})
+        for ref in refs:
+            held.setdefault(ref.key, ref)
+
+    def credentials_of(self, workload_id: str) -> list[CredentialRef]:
+        return list(self.credentials.get(workload_id, {}).values())
+
+    def bindings(self) -> list[WorkloadBinding]:
+        return sorted(self.by_cloud_id.values(), key=lambda binding: (binding.workload_id, binding.cloud_id))
