@@ -13,6 +13,7 @@ never logged; a log line names the reason, the delivery id and the event name.
 | 405    | not a POST                                                            |
 | 409    | replayed: this X-GitHub-Delivery was already forwarded                |
 | 413    | body over 64 KiB                                                      |
+| 415    | form-encoded: the hook must be set to Content type application/json   |
 | 503    | AWS failed in a way a redelivery can fix                              |
 | 500    | configuration or permission problem                                   |
 """

@@ -1,8 +1,12 @@
 """EventBridge target: a secret leaked (GitHub, AWS Health, GuardDuty, or the generic event); start its response.
 
-Invoked asynchronously by the leak rules. A refused event is logged by its reason and counted, and returned
-rather than raised: the generic event may carry the leaked value, and a raised event would be kept whole in
-the on-failure queue. Transient failures are raised, so Lambda retries them. The event body is never logged.
+Invoked asynchronously by the leak rules. Every event that is a leak leaves an incident: a response per
+credential it names, and one record for what resolves to nothing or asks for no action (a sample finding).
+A refused event is returned rather than raised: the generic event may carry the leaked value, and a raised
+event would be kept whole in the on-failure queue. One from AWS or GitHub (which never carries a value) is
+also recorded as a REJECTED incident and notified; the generic one is logged by its reason and counted.
+What is not a leak (another Health code or finding) is logged and counted. Transient failures are raised,
+so Lambda retries them. The event body is never logged.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.exceptions import TransientError
 from rescind.leaks.runtime import get_dedup_window, get_leak_locator, get_leak_state_machine_arn
-from rescind.leaks.start import start_leak_response
-from rescind.leaks.triggers import LeakAlertRejected, parse_leak_event
+from rescind.leaks.start import respond_to_leak_event
+from rescind.leaks.triggers import GENERIC_SOURCE, LeakAlertRejected, LeakRejectionReason, parse_leak_event
+from rescind.ledger.closing import record_rejected_event
 from rescind.offboarding.runtime import get_notifier, get_sfn_client
 from rescind.runtime import TRACED_LIBRARIES, get_ledger, get_settings
 
@@ -26,38 +31,48 @@ metrics = Metrics()
 get_settings()  # fail at cold start, not on the first alert, when configuration is wrong
 get_leak_state_machine_arn()
 
+# Refusals that are not a judgement on the event's source: it is simply not a leak.
+_IGNORED = frozenset({LeakRejectionReason.NOT_A_LEAK, LeakRejectionReason.NOT_A_TRIGGER})
+
 
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        alerts = parse_leak_event(event)
+        leak_event = parse_leak_event(event)
     except LeakAlertRejected as error:
         logger.warning("leak event refused", extra={"rejection": str(error.reason), "problem": str(error)})
         metrics.add_metric(name=f"LeakRejected_{error.reason}", unit=MetricUnit.Count, value=1)
-        return {"status": "rejected", "reason": str(error.reason), "problem": str(error)}
-    results = []
-    for alert in alerts:
-        fields = {"source": alert.source, "event_id": alert.event_id, "secret_type": str(alert.secret_type)}
-        try:
-            result = start_leak_response(
-                alert,
-                locator=get_leak_locator(),
-                ledger=get_ledger(),
-                sfn_client=get_sfn_client(),
-                state_machine_arn=get_leak_state_machine_arn(),
-                notify=get_notifier(),
-                window=get_dedup_window(),
+        refusal: dict[str, Any] = {"status": "rejected", "reason": str(error.reason), "problem": str(error)}
+        if error.reason in _IGNORED:
+            return {**refusal, "status": "ignored"}
+        if isinstance(event, dict) and event.get("source") != GENERIC_SOURCE:
+            refusal["incident_id"] = record_rejected_event(
+                event, flow="leak_response", problem=str(error), ledger=get_ledger(), notify=get_notifier()
             )
-        except TransientError as error:
-            logger.warning("leak response start failed, to be retried", extra={**fields, "error": str(error)})
-            metrics.add_metric(name="LeakStartTransientError", unit=MetricUnit.Count, value=1)
-            raise
+        return refusal
+    fields = {"source": leak_event.source, "event_id": leak_event.event_id}
+    try:
+        answered = respond_to_leak_event(
+            leak_event,
+            locator=get_leak_locator(),
+            ledger=get_ledger(),
+            sfn_client=get_sfn_client(),
+            state_machine_arn=get_leak_state_machine_arn(),
+            notify=get_notifier(),
+            window=get_dedup_window(),
+        )
+    except TransientError as error:
+        logger.warning("leak response start failed, to be retried", extra={**fields, "error": str(error)})
+        metrics.add_metric(name="LeakStartTransientError", unit=MetricUnit.Count, value=1)
+        raise
+    for result in (*answered.responses, *([answered.recorded] if answered.recorded else [])):
         logger.info(
             "leak response start",
             extra={
                 **fields,
+                "secret_type": result.secret_type,
                 "status": str(result.status),
                 "incident_id": result.incident_id,
                 "credentials": list(result.credentials),
@@ -65,5 +80,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             },
         )
         metrics.add_metric(name=f"LeakResponse_{result.status}", unit=MetricUnit.Count, value=1)
-        results.append(result.model_dump(mode="json"))
-    return {"status": "accepted", "responses": results}
+    return {"status": "accepted", **answered.model_dump(mode="json")}

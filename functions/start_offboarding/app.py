@@ -1,7 +1,10 @@
 """EventBridge target: a workload ended (EC2, ECS, Lambda, Auto Scaling, or the generic event); start its offboarding.
 
-Invoked asynchronously by the termination rules, so every failure is raised: Lambda retries transient ones,
-and a refused event lands in the on-failure destination instead of vanishing. The event body is never logged.
+Invoked asynchronously by the termination rules. An event that ended nothing (an instance going into a warm
+pool, a task still running) is logged, counted and answered `ignored`. A refused event (malformed, oversized,
+of no known trigger) is recorded as a REJECTED incident and notified, then raised, so it also lands whole in
+the on-failure destination (termination events carry no secret). Transient failures are raised, so Lambda
+retries them. The event body is never logged.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.exceptions import InvalidInput, TransientError
+from rescind.ledger.closing import record_rejected_event
 from rescind.offboarding.runtime import get_notifier, get_offboarding_state_machine_arn, get_sfn_client
 from rescind.offboarding.start import start_offboarding
-from rescind.offboarding.triggers import TriggerRejected, parse_termination_event
+from rescind.offboarding.triggers import RejectionReason, TriggerRejected, parse_termination_event
 from rescind.runtime import TRACED_LIBRARIES, get_inventory, get_ledger, get_settings
 
 logger = Logger()
@@ -34,6 +38,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except TriggerRejected as error:
         logger.warning("termination event refused", extra={"rejection": str(error.reason), "problem": str(error)})
         metrics.add_metric(name=f"TriggerRejected_{error.reason}", unit=MetricUnit.Count, value=1)
+        if error.reason is RejectionReason.NOT_A_TERMINATION:
+            return {"status": "ignored", "reason": str(error.reason), "problem": str(error)}
+        record_rejected_event(
+            event, flow="offboarding", problem=str(error), ledger=get_ledger(), notify=get_notifier()
+        )
         raise InvalidInput(str(error)) from None
     event_fields = {
         "source": notice.source,

@@ -22,7 +22,7 @@ def refused(event: Any) -> LeakAlertRejected:
 
 
 def test_the_generic_sample_is_one_token_alert_whose_value_never_serializes() -> None:
-    (alert,) = parse_leak_event(load_event("secret_leaked.json"))
+    (alert,) = parse_leak_event(load_event("secret_leaked.json")).alerts
     assert alert.secret_type is SecretType.VAULT_TOKEN
     assert alert.secret is not None
     assert alert.secret.get_secret_value() == LEAKED
@@ -34,7 +34,7 @@ def test_the_generic_sample_is_one_token_alert_whose_value_never_serializes() ->
 def test_health_names_every_affected_key_once() -> None:
     event = load_event("health_risk_credentials_exposed.json")
     event["detail"]["affectedEntities"].append({"entityValue": "AKIAIOSFODNN7EXAMPLE"})
-    alerts = parse_leak_event(event)
+    alerts = parse_leak_event(event).alerts
     assert [a.access_key_id for a in alerts] == ["AKIAIOSFODNN7EXAMPLE", "AKIAI44QH8DHBEXAMPLE"]
     assert {a.account_id for a in alerts} == {"123456789012"}
 
@@ -52,7 +52,7 @@ def test_health_names_every_affected_key_once() -> None:
 def test_every_health_risk_code_is_a_leak(code: str) -> None:
     event = load_event("health_risk_credentials_exposed.json")
     event["detail"]["eventTypeCode"] = code
-    assert len(parse_leak_event(event)) == 2
+    assert len(parse_leak_event(event).alerts) == 2
 
 
 def test_another_health_code_is_not_a_leak() -> None:
@@ -62,7 +62,7 @@ def test_another_health_code_is_not_a_leak() -> None:
 
 
 def test_guardduty_names_the_role_and_the_finding_time() -> None:
-    (alert,) = parse_leak_event(load_event("guardduty_instance_credential_exfiltration.json"))
+    (alert,) = parse_leak_event(load_event("guardduty_instance_credential_exfiltration.json")).alerts
     assert alert.secret_type is SecretType.AWS_ROLE_SESSIONS
     assert alert.role_name == "payments-worker-instance"
     assert alert.found_at.isoformat().startswith("2026-11-24T09:19:58")
@@ -117,6 +117,6 @@ def test_a_digest_alone_is_enough_for_a_kv_value() -> None:
     event["detail"]["secret_type"] = "kv_value"
     del event["detail"]["secret"]
     event["detail"]["secret_sha256"] = "A" * 64
-    (alert,) = parse_leak_event(event)
+    (alert,) = parse_leak_event(event).alerts
     assert alert.secret is None
     assert alert.secret_sha256 == "a" * 64

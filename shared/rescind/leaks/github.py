@@ -60,6 +60,12 @@ SECRET_SCANNING_EVENT = "secret_scanning_alert"  # noqa: S105 - an event name
 PING_EVENT = "ping"
 
 SIGNATURE_HEADER = "x-hub-signature-256"
+CONTENT_TYPE_HEADER = "content-type"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+FORM_ENCODED_ADVICE = (
+    "the webhook sends application/x-www-form-urlencoded: in the webhook's settings on GitHub, "
+    "choose Content type application/json"
+)
 EVENT_HEADER = "x-github-event"
 DELIVERY_HEADER = "x-github-delivery"
 _SIGNATURE_PREFIX = "sha256="
@@ -96,6 +102,7 @@ class WebhookRejectionReason(StrEnum):
     MALFORMED = "malformed"  # not JSON, a missing or wrong field, a missing header
     UNSUPPORTED_EVENT = "unsupported_event"  # an event other than secret_scanning_alert or ping
     METHOD_NOT_ALLOWED = "method_not_allowed"  # not a POST
+    FORM_ENCODED = "form_encoded"  # the webhook was set up with application/x-www-form-urlencoded
 
 
 REJECTION_STATUS: Mapping[WebhookRejectionReason, int] = {
@@ -106,6 +113,7 @@ REJECTION_STATUS: Mapping[WebhookRejectionReason, int] = {
     WebhookRejectionReason.MALFORMED: 400,
     WebhookRejectionReason.UNSUPPORTED_EVENT: 400,
     WebhookRejectionReason.METHOD_NOT_ALLOWED: 405,
+    WebhookRejectionReason.FORM_ENCODED: 415,
 }
 
 
@@ -178,6 +186,10 @@ class GitHubAlertNotice(BaseModel):
     received_at: AwareDatetime
     validity: Validity | None = None
     publicly_leaked: bool | None = None
+    # The alert's state after this action; the leak responder records, rather than answers, an alert a human
+    # resolved as not a secret.
+    state: Annotated[str, Field(pattern=_EVENT_NAME.pattern)] | None = None
+    resolution: Annotated[str, Field(pattern=_EVENT_NAME.pattern)] | None = None
 
     @property
     def is_leak(self) -> bool:
@@ -202,12 +214,20 @@ class _WireAlert(BaseModel):
     created_at: AwareDatetime | None = None
     validity: Validity | None = None
     publicly_leaked: bool | None = None
+    state: str | None = None
+    resolution: str | None = None
 
     @field_validator("validity", mode="before")
     @classmethod
     def _known_validity(cls, value: object) -> object:
         # GitHub may add states; an unknown one is no reason to drop an alert.
         return value if value in ("active", "inactive", "unknown") else None
+
+    @field_validator("state", "resolution", mode="before")
+    @classmethod
+    def _word_or_none(cls, value: object) -> object:
+        # Read for a decision, never echoed: anything but a snake_case word is as good as absent.
+        return value if isinstance(value, str) and _EVENT_NAME.fullmatch(value) else None
 
 
 class _WirePayload(BaseModel):
@@ -280,6 +300,8 @@ def parse_secret_scanning_delivery(
             received_at=received,
             validity=payload.alert.validity,
             publicly_leaked=payload.alert.publicly_leaked,
+            state=payload.alert.state,
+            resolution=payload.alert.resolution,
         )
     except ValidationError as error:
         raise WebhookRejected(
@@ -412,6 +434,13 @@ class DeliveryReceipt(BaseModel):
         return RECEIPT_STATUS[self.status]
 
 
+def _refuse_form_encoding(headers: Mapping[str, str], body: bytes) -> None:
+    """GitHub's other content type wraps the JSON in `payload=`: say how to fix the hook, not "not JSON"."""
+    content_type = _lower_keys(headers).get(CONTENT_TYPE_HEADER, "").split(";")[0].strip().lower()
+    if content_type == FORM_CONTENT_TYPE or body.startswith(b"payload="):
+        raise WebhookRejected(WebhookRejectionReason.FORM_ENCODED, FORM_ENCODED_ADVICE)
+
+
 def receive_github_delivery(
     headers: Mapping[str, str],
     body: bytes,
@@ -432,6 +461,7 @@ def receive_github_delivery(
         raise WebhookRejected(WebhookRejectionReason.OVERSIZED, f"the body is over {MAX_BODY_BYTES} bytes")
     verify_github_signature(webhook_secret, body, _lower_keys(headers).get(SIGNATURE_HEADER))
     event_name = github_event_name(headers)
+    _refuse_form_encoding(headers, body)
     if event_name == PING_EVENT:
         return DeliveryReceipt(
             status=ReceiptStatus.PING, delivery_id=github_delivery_id(headers), event_name=event_name

@@ -8,6 +8,10 @@
 | certificate      | the PEM's serial → the PKI mount in scope that issued exactly this one     |
 | kv_value         | the keyed-HMAC fingerprint index → KV v2 secrets, confirmed by reading    |
 | aws_role_sessions| GuardDuty's role, confirmed to exist in its account                         |
+| aws_iam_user     | AWS Health's user → its active access keys, listed in the affected account |
+
+A temporary key (ASIA…) is a role session: STS names its account but not its role, so it is unresolved
+with the account and what to do.
 
 Every function returns `LocatedLeak` or `Unlocated`; none returns, logs or raises with the value.
 """
@@ -83,6 +87,8 @@ class LeakLocator:
                 return self._access_key(alert, value)
             case SecretType.AWS_ROLE_SESSIONS:
                 return self._role_sessions(alert)
+            case SecretType.AWS_IAM_USER:
+                return self._user_keys(alert)
 
     # --- the value, where the alert does not carry it --------------------------------------------------------
 
@@ -214,11 +220,15 @@ class LeakLocator:
         key_id = alert.access_key_id or (value or "")
         if self._aws is None:
             return Unlocated(why="no AWS access is configured")
-        if not key_id.startswith("AKIA"):
-            return Unlocated(why="a temporary (ASIA) key cannot be disabled; revoke its role's sessions instead")
         account = alert.account_id or self._account_of_key(key_id)
         if account is None:
             return Unlocated(why=f"access key {key_id} belongs to no account Rescind can see")
+        if key_id.startswith("ASIA"):
+            return Unlocated(
+                why=f"{key_id} is a temporary key of a role session in account {account}; STS does not name its "
+                f"role: find it in CloudTrail (lookup-events AccessKeyId={key_id}) and cut the role's sessions "
+                f"(rescind revoke --credential aws-role-sessions:{account}:ROLE)"
+            )
         if not self._in_scope(account):
             return Unlocated(why=f"access key {key_id} is in account {account}, outside the discovery scope")
         user_name = self._user_of_key(account, key_id)
@@ -267,6 +277,37 @@ class LeakLocator:
             except ClientError:
                 return None
         return user_name if any(item.get("AccessKeyId") == key_id for item in listed) else None
+
+    def _user_keys(self, alert: LeakAlert) -> LocatedLeak | Unlocated:
+        """Every active key of the user AWS Health named. Inactive keys are left: they open nothing now."""
+        from botocore.exceptions import ClientError
+
+        from rescind.aws.errors import aws_errors, error_code
+
+        if self._aws is None:
+            return Unlocated(why="no AWS access is configured")
+        account, user_name = alert.account_id, alert.user_name
+        if account is None or user_name is None:
+            return Unlocated(why="the event names no IAM user")
+        if not self._in_scope(account):
+            return Unlocated(why=f"IAM user {user_name} is in account {account}, outside the discovery scope")
+        iam = self._aws.client("iam", account)
+        with aws_errors(f"iam list-access-keys {user_name}"):
+            try:
+                listed = iam.list_access_keys(UserName=user_name)["AccessKeyMetadata"]
+            except ClientError as error:
+                if error_code(error) != "NoSuchEntity":
+                    raise
+                return Unlocated(why=f"no IAM user {user_name} in account {account}")
+        keys = [str(item["AccessKeyId"]) for item in listed if item.get("Status") == "Active"]
+        if not keys:
+            return Unlocated(why=f"IAM user {user_name} in account {account} has no active access key")
+        return LocatedLeak(
+            credentials=tuple(
+                IamAccessKeyRef(account_id=account, user_name=user_name, access_key_id=key) for key in keys
+            ),
+            evidence=f"IAM lists {len(keys)} active access key(s) under user {user_name} in account {account}",
+        )
 
     def _role_sessions(self, alert: LeakAlert) -> LocatedLeak | Unlocated:
         from botocore.exceptions import ClientError

@@ -5,6 +5,9 @@ the window start one response. The claim sits in the ledger (a conditional put),
 the claimed incident, so a retry that lost its first start still starts it, and a duplicate start is a no-op.
 
 An alert that resolves to nothing is recorded as an UNRESOLVED incident and notified. Nothing is touched.
+`respond_to_leak_event` answers a whole event: every alert, plus one record for what the event named that
+resolves to nothing (UNRESOLVED), or for an event that asks for no action (RECORDED: a sample finding, an alert
+a human resolved). Every event that reaches it leaves an incident and a notification.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from rescind.leaks.locate import LeakLocator
-from rescind.leaks.types import LeakAlert, LocatedLeak
+from rescind.leaks.types import LeakAlert, LeakEvent, LocatedLeak
 from rescind.ledger.base import Ledger
-from rescind.ledger.closing import record_unresolved_incident
-from rescind.ledger.types import Trigger
+from rescind.ledger.closing import record_closed_incident
+from rescind.ledger.types import IncidentStatus, Trigger
 from rescind.models.results import utc_now
 from rescind.offboarding.start import Notify, StartStatus, StepFunctionsStarter, start_execution_once
 from rescind.offboarding.types import OffboardingRequest
@@ -87,14 +90,17 @@ def start_leak_response(
 
 def unresolved_leak_incident_id(alert: LeakAlert) -> str:
     """From the event and what it reported, so a re-delivered event records one incident."""
-    basis = f"{alert.event_id}\n{alert.secret_type}\n{alert.access_key_id or ''}\n{alert.role_name or ''}"
+    parts = [alert.event_id, alert.secret_type, alert.access_key_id or "", alert.role_name or ""]
+    if alert.user_name:  # only then: the incidents recorded before users were named keep their ids
+        parts.append(alert.user_name)
+    basis = "\n".join(parts)
     return f"unresolved-leak-{hashlib.sha256(basis.encode()).hexdigest()[:40]}"
 
 
 def record_unresolved_leak(alert: LeakAlert, why: str, *, ledger: Ledger, notify: Notify) -> LeakStartResult:
     """An UNRESOLVED incident with an empty plan, closed and notified once (again only if a retry must finish it)."""
     incident_id = unresolved_leak_incident_id(alert)
-    record_unresolved_incident(
+    record_closed_incident(
         incident_id,
         Trigger(
             source=alert.source,
@@ -102,6 +108,7 @@ def record_unresolved_leak(alert: LeakAlert, why: str, *, ledger: Ledger, notify
             event_id=alert.event_id,
             reason=f"{alert.describe}; unresolved: {why}"[:500],
         ),
+        status=IncidentStatus.UNRESOLVED,
         summary=f"incident {incident_id} (leak response): unresolved; {alert.describe}; {why}. Nothing was revoked.",
         subject="Rescind Leak Response: unresolved",
         advice="Find the credential by hand, or index KV (rescind index kv) and replay the alert.",
@@ -111,3 +118,94 @@ def record_unresolved_leak(alert: LeakAlert, why: str, *, ledger: Ledger, notify
     return LeakStartResult(
         status=StartStatus.UNRESOLVED, incident_id=incident_id, secret_type=str(alert.secret_type), why=why[:500]
     )
+
+
+class LeakEventResponse(BaseModel):
+    """What one event led to: a start per alert, and the record of the rest (references only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    responses: tuple[LeakStartResult, ...] = ()
+    recorded: LeakStartResult | None = None  # the event's own incident: RECORDED or UNRESOLVED
+
+
+def respond_to_leak_event(
+    event: LeakEvent,
+    *,
+    locator: LeakLocator,
+    ledger: Ledger,
+    sfn_client: StepFunctionsStarter,
+    state_machine_arn: str,
+    notify: Notify,
+    window: timedelta = DEFAULT_DEDUP_WINDOW,
+) -> LeakEventResponse:
+    """Answer every alert of the event, and record once what it named that Rescind cannot act on."""
+    if event.record_only is not None:
+        return LeakEventResponse(recorded=record_event_only(event, ledger=ledger, notify=notify))
+    responses = tuple(
+        start_leak_response(
+            alert,
+            locator=locator,
+            ledger=ledger,
+            sfn_client=sfn_client,
+            state_machine_arn=state_machine_arn,
+            notify=notify,
+            window=window,
+        )
+        for alert in event.alerts
+    )
+    recorded = record_unresolved_entities(event, ledger=ledger, notify=notify) if event.unresolved else None
+    return LeakEventResponse(responses=responses, recorded=recorded)
+
+
+def event_incident_id(prefix: str, event: LeakEvent) -> str:
+    """From the event alone, so a re-delivered event records one incident."""
+    digest = hashlib.sha256(f"{event.source}\n{event.detail_type}\n{event.event_id}".encode()).hexdigest()[:40]
+    return f"{prefix}-{digest}"
+
+
+def record_event_only(event: LeakEvent, *, ledger: Ledger, notify: Notify) -> LeakStartResult:
+    """A RECORDED incident: a real event that asks for no action. Nothing is located or touched."""
+    incident_id = event_incident_id("recorded-leak", event)
+    why = event.record_only or ""
+    record_closed_incident(
+        incident_id,
+        Trigger(
+            source=event.source,
+            detail_type=event.detail_type,
+            event_id=event.event_id,
+            reason=f"{event.summary}; recorded only: {why}"[:500],
+        ),
+        status=IncidentStatus.RECORDED,
+        summary=f"incident {incident_id} (leak response): recorded; {event.summary}; {why}. Nothing was revoked.",
+        subject="Rescind Leak Response: recorded, no action",
+        advice="Nothing to do unless the record is wrong; replay the event after correcting its source.",
+        ledger=ledger,
+        notify=notify,
+    )
+    return LeakStartResult(status=StartStatus.RECORDED, incident_id=incident_id, secret_type="", why=why[:500])
+
+
+def record_unresolved_entities(event: LeakEvent, *, ledger: Ledger, notify: Notify) -> LeakStartResult:
+    """One UNRESOLVED incident for everything the event named that resolves to nothing Rescind can act on."""
+    incident_id = event_incident_id("unresolved-leak", event)
+    why = "; ".join(event.unresolved)
+    record_closed_incident(
+        incident_id,
+        Trigger(
+            source=event.source,
+            detail_type=event.detail_type,
+            event_id=event.event_id,
+            reason=f"{event.summary}; unresolved: {why}"[:500],
+        ),
+        status=IncidentStatus.UNRESOLVED,
+        summary=(
+            f"incident {incident_id} (leak response): unresolved; {event.summary}; "
+            f"{len(event.unresolved)} thing(s) it named could not be acted on: {why}. Nothing of these was revoked."
+        ),
+        subject="Rescind Leak Response: unresolved",
+        advice="Each line says what to do by hand. Whatever else the event named has its own incident.",
+        ledger=ledger,
+        notify=notify,
+    )
+    return LeakStartResult(status=StartStatus.UNRESOLVED, incident_id=incident_id, secret_type="", why=why[:500])

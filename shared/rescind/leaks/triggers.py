@@ -1,14 +1,18 @@
-"""The leak triggers: an EventBridge event, in its real format, parsed into LeakAlerts.
+"""The leak triggers: an EventBridge event, in its real format, decided into a LeakEvent.
 
-| source         | detail-type           | what it names                                              |
-|----------------|-----------------------|------------------------------------------------------------|
-| rescind        | Secret Leaked         | the generic event (README): a value, its SHA-256, or a key id |
-| rescind.github | Secret Scanning Alert | a GitHub alert, put on the bus by the webhook function     |
-| aws.health     | AWS Health Event      | AWS_RISK_* codes: every access key in affectedEntities     |
-| aws.guardduty  | GuardDuty Finding     | instance-credential exfiltration: the role's sessions      |
+- `rescind` / `Secret Leaked`: the generic event (README): a value, its SHA-256, or a key id. Acts.
+- `rescind.github` / `Secret Scanning Alert`, put on the bus by the webhook function: acts on the types in
+  GITHUB_SECRET_TYPES; records an alert resolved as false_positive or used_in_tests, or validated inactive;
+  any other type is unresolved.
+- `aws.health` / `AWS Health Event`, AWS_RISK_* codes: acts on each access key id and each IAM user (ARN or name)
+  of the affected account; other entities, or none at all, are unresolved.
+- `aws.guardduty` / `GuardDuty Finding`: instance-credential exfiltration of a role's AccessKey acts; a sample
+  finding is recorded.
 
-Anything else is refused with LeakAlertRejected (an InvalidInput): the message names the field and never
-echoes a value, because a value here may be the leaked secret itself.
+A LeakEvent always leaves an incident: a response per located credential, and one record for what is
+unresolved or only recorded. What is not a leak (another Health code, another finding or resource type) is
+refused with NOT_A_LEAK, and a broken event with MALFORMED, both as LeakAlertRejected (an InvalidInput): the
+message names the field and never echoes a value, because a value here may be the leaked secret itself.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from rescind.exceptions import InvalidInput
-from rescind.leaks.types import LeakAlert, SecretType
+from rescind.leaks.types import AWS_EVENT_ONLY_TYPES, LeakAlert, LeakEvent, SecretType
 from rescind.offboarding.triggers import EventEnvelope, event_json_size
 from rescind.validation import describe_validation_error
 
@@ -113,9 +117,15 @@ class GitHubAlertDetail(_Detail):
     action: Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")]
     alert_number: Annotated[int, Field(ge=1)]
     secret_type: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,100}$")]
+    secret_type_display_name: Annotated[str | None, Field(max_length=200)] = None
     repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")]
     html_url: Annotated[str | None, Field(max_length=2000)] = None
     created_at: AwareDatetime
+    # The alert's own state, as the delivery carried it (older notices on the bus have none of these).
+    state: Annotated[str | None, Field(pattern=r"^[a-z_]{1,40}$")] = None
+    resolution: Annotated[str | None, Field(pattern=r"^[a-z_]{1,40}$")] = None
+    validity: Annotated[str | None, Field(pattern=r"^[a-z_]{1,40}$")] = None
+    publicly_leaked: bool | None = None
 
 
 class GitHubAlertEvent(EventEnvelope):
@@ -135,6 +145,10 @@ class HealthDetail(_Detail):
     event_type_code: Annotated[str, Field(alias="eventTypeCode", pattern=r"^[A-Z0-9_]{1,100}$")]
     affected_account: Annotated[str | None, Field(alias="affectedAccount", pattern=r"^[0-9]{12}$")] = None
     affected_entities: Annotated[list[HealthAffectedEntity], Field(alias="affectedEntities", max_length=1000)] = []
+    event_metadata: Annotated[dict[str, Any] | None, Field(alias="eventMetadata")] = None
+    # AWS splits an event with many entities over several events; each page is answered on its own.
+    page: Annotated[int | None, Field(ge=1)] = None
+    total_pages: Annotated[int | None, Field(alias="totalPages", ge=1)] = None
 
 
 class HealthEvent(EventEnvelope):
@@ -153,7 +167,17 @@ class GuardDutyAccessKeyDetails(_Detail):
 
 class GuardDutyResource(_Detail):
     resource_type: Annotated[str, Field(alias="resourceType", max_length=64)]
-    access_key_details: Annotated[GuardDutyAccessKeyDetails, Field(alias="accessKeyDetails")]
+    access_key_details: Annotated[dict[str, Any] | None, Field(alias="accessKeyDetails")] = None
+
+
+class GuardDutyService(_Detail):
+    additional_info: Annotated[dict[str, Any] | None, Field(alias="additionalInfo")] = None
+
+    @property
+    def is_sample(self) -> bool:
+        # The console's "Generate sample findings" marks each finding; the value has been seen as true and "true".
+        sample = (self.additional_info or {}).get("sample")
+        return sample is True or (isinstance(sample, str) and sample.lower() == "true")
 
 
 class GuardDutyDetail(_Detail):
@@ -161,6 +185,7 @@ class GuardDutyDetail(_Detail):
     account_id: Annotated[str, Field(alias="accountId", pattern=r"^[0-9]{12}$")]
     finding_type: Annotated[str, Field(alias="type", max_length=200)]
     resource: GuardDutyResource
+    service: GuardDutyService | None = None
     created_at: Annotated[AwareDatetime, Field(alias="createdAt")]
 
 
@@ -171,8 +196,9 @@ class GuardDutyEvent(EventEnvelope):
 # --- parsing ------------------------------------------------------------------------------------------------------
 
 
-def parse_leak_event(event: Any) -> list[LeakAlert]:
-    """One EventBridge event → the leaked credentials it reports (Health may name several), or LeakAlertRejected."""
+def parse_leak_event(event: Any) -> LeakEvent:
+    """One EventBridge event → a LeakEvent (what to answer, what is unresolved, or why it is only recorded), or
+    LeakAlertRejected."""
     _refuse_oversized(event)
     if not isinstance(event, dict):
         raise LeakAlertRejected(LeakRejectionReason.MALFORMED, "(root): not a JSON object")
@@ -206,12 +232,23 @@ def _alert(**fields: Any) -> LeakAlert:
         raise LeakAlertRejected(LeakRejectionReason.MALFORMED, describe_validation_error(error)) from None
 
 
-def parse_secret_leaked(event: dict[str, Any]) -> list[LeakAlert]:
+def _event(envelope: EventEnvelope, summary: str, **fields: Any) -> LeakEvent:
+    return LeakEvent(
+        source=envelope.source,
+        detail_type=envelope.detail_type,
+        event_id=envelope.id,
+        summary=_clip(summary),
+        **fields,
+    )
+
+
+def parse_secret_leaked(event: dict[str, Any]) -> LeakEvent:
     # The type is checked first, so an unknown type is named as such rather than as a malformed event.
     detail = event.get("detail")
     secret_type = detail.get("secret_type") if isinstance(detail, dict) else None
-    if isinstance(secret_type, str) and secret_type not in {t.value for t in SecretType} - {"aws_role_sessions"}:
-        allowed = ", ".join(t.value for t in SecretType if t is not SecretType.AWS_ROLE_SESSIONS)
+    generic_types = [t for t in SecretType if t not in AWS_EVENT_ONLY_TYPES]
+    if isinstance(secret_type, str) and secret_type not in {t.value for t in generic_types}:
+        allowed = ", ".join(t.value for t in generic_types)
         raise LeakAlertRejected(LeakRejectionReason.UNKNOWN_TYPE, f"detail.secret_type: not one of {allowed}")
     parsed = _validate(SecretLeakedEvent, event)
     kind = SecretType(parsed.detail.secret_type)
@@ -224,99 +261,151 @@ def parse_secret_leaked(event: dict[str, Any]) -> list[LeakAlert]:
         if not _matches(_ACCESS_KEY_ID, key_id):
             raise LeakAlertRejected(LeakRejectionReason.MALFORMED, "detail.secret: not an AWS access key id")
         secret, access_key_id = None, key_id
-    return [
-        _alert(
-            source=parsed.source,
-            detail_type=parsed.detail_type,
-            event_id=parsed.id,
-            secret_type=kind,
-            secret=secret,
-            secret_sha256=parsed.detail.secret_sha256.lower() if parsed.detail.secret_sha256 else None,
-            access_key_id=access_key_id,
-            account_id=parsed.detail.account_id,
-            source_url=parsed.detail.source_url,
-            scanner=parsed.detail.scanner,
-            found_at=parsed.detail.found_at,
-        )
-    ]
+    alert = _alert(
+        source=parsed.source,
+        detail_type=parsed.detail_type,
+        event_id=parsed.id,
+        secret_type=kind,
+        secret=secret,
+        secret_sha256=parsed.detail.secret_sha256.lower() if parsed.detail.secret_sha256 else None,
+        access_key_id=access_key_id,
+        account_id=parsed.detail.account_id,
+        source_url=parsed.detail.source_url,
+        scanner=parsed.detail.scanner,
+        found_at=parsed.detail.found_at,
+    )
+    return _event(parsed, alert.describe, alerts=(alert,))
 
 
-def parse_github_alert(event: dict[str, Any]) -> list[LeakAlert]:
+# A human closed the alert as not a real secret: answering it would revoke something on a false alarm.
+GITHUB_NOT_A_SECRET_RESOLUTIONS = frozenset({"false_positive", "used_in_tests"})
+
+
+def parse_github_alert(event: dict[str, Any]) -> LeakEvent:
     parsed = _validate(GitHubAlertEvent, event)
-    kind = GITHUB_SECRET_TYPES.get(parsed.detail.secret_type)
+    detail = parsed.detail
+    name = detail.secret_type_display_name or detail.secret_type
+    summary = (
+        f"GitHub secret scanning alert {detail.repository}#{detail.alert_number} ({detail.action}): "
+        f"{_clean(name, 100)}"
+    )
+    if detail.state == "resolved" and detail.resolution in GITHUB_NOT_A_SECRET_RESOLUTIONS:
+        return _event(parsed, summary, record_only=f"the alert was resolved as {detail.resolution} on GitHub")
+    if detail.action == "validated" and detail.validity == "inactive":
+        return _event(parsed, summary, record_only="GitHub validated the secret as inactive")
+    kind = GITHUB_SECRET_TYPES.get(detail.secret_type)
     if kind is None:
-        raise LeakAlertRejected(
-            LeakRejectionReason.UNKNOWN_TYPE, "detail.secret_type: a GitHub secret type Rescind cannot locate"
+        why = (
+            f"GitHub secret type {detail.secret_type} is not a kind Rescind acts on: "
+            "revoke it with its issuer, then resolve the alert on GitHub"
         )
-    return [
-        _alert(
-            source=parsed.source,
-            detail_type=parsed.detail_type,
-            event_id=parsed.id,
-            secret_type=kind,
-            github_repository=parsed.detail.repository,
-            github_alert_number=parsed.detail.alert_number,
-            source_url=parsed.detail.html_url,
-            scanner="github",
-            found_at=parsed.detail.created_at,
-        )
-    ]
+        return _event(parsed, summary, unresolved=(why,))
+    alert = _alert(
+        source=parsed.source,
+        detail_type=parsed.detail_type,
+        event_id=parsed.id,
+        secret_type=kind,
+        github_repository=detail.repository,
+        github_alert_number=detail.alert_number,
+        source_url=detail.html_url,
+        scanner="github",
+        found_at=detail.created_at,
+    )
+    return _event(parsed, summary, alerts=(alert,))
 
 
-def parse_health_event(event: dict[str, Any]) -> list[LeakAlert]:
+# arn:aws:iam::123456789012:user/path/name: a user AWS Health names instead of (or beside) a key.
+_USER_ARN = re.compile(r"arn:aws[a-z-]*:iam::(?P<account>[0-9]{12}):user/(?:[\w+=,.@/-]*/)?(?P<name>[\w+=,.@-]{1,64})")
+_USER_NAME = re.compile(r"[\w+=,.@-]{1,64}")
+_PRINTABLE_ID = re.compile(r"[\w:/+=,.@-]{1,200}")
+
+
+def parse_health_event(event: dict[str, Any]) -> LeakEvent:
     parsed = _validate(HealthEvent, event)
-    if parsed.detail.event_type_code not in HEALTH_RISK_CODES:
+    detail = parsed.detail
+    if detail.event_type_code not in HEALTH_RISK_CODES:
         raise LeakAlertRejected(LeakRejectionReason.NOT_A_LEAK, "detail.eventTypeCode: not a credential risk code")
-    key_ids = [entity.entity_value for entity in parsed.detail.affected_entities]
-    if not key_ids or not all(_matches(_ACCESS_KEY_ID, key_id) for key_id in key_ids):
-        raise LeakAlertRejected(
-            LeakRejectionReason.MALFORMED, "detail.affectedEntities: needs one or more access key ids"
-        )
-    account = parsed.detail.affected_account or parsed.account
-    return [
-        _alert(
-            source=parsed.source,
-            detail_type=parsed.detail_type,
-            event_id=parsed.id,
-            secret_type=SecretType.AWS_ACCESS_KEY,
-            access_key_id=key_id,
-            account_id=account,
-            source_url=parsed.detail.event_arn,
-            scanner=f"aws.health {parsed.detail.event_type_code}",
-            found_at=parsed.time,
-        )
-        for key_id in dict.fromkeys(key_ids)  # every entity, once each, in order
-    ]
+    account = detail.affected_account or parsed.account
+    page = f" (page {detail.page} of {detail.total_pages})" if detail.page and detail.total_pages else ""
+    summary = f"AWS Health {detail.event_type_code} for account {account}{page}: {detail.event_arn}"
+    common = {
+        "source": parsed.source,
+        "detail_type": parsed.detail_type,
+        "event_id": parsed.id,
+        "account_id": account,
+        "source_url": detail.event_arn,
+        "scanner": f"aws.health {detail.event_type_code}",
+        "found_at": parsed.time,
+    }
+    alerts: list[LeakAlert] = []
+    unresolved: list[str] = []
+    # Every entity once, in order; the envelope's resources name the same entities and sometimes more.
+    named = [entity.entity_value.strip() for entity in detail.affected_entities] + [r.strip() for r in parsed.resources]
+    for position, value in enumerate(dict.fromkeys(v for v in named if v), start=1):
+        user = _USER_ARN.fullmatch(value)
+        if _matches(_ACCESS_KEY_ID, value):
+            alerts.append(_alert(secret_type=SecretType.AWS_ACCESS_KEY, access_key_id=value, **common))
+        elif user is not None and user["account"] == account:
+            alerts.append(_alert(secret_type=SecretType.AWS_IAM_USER, user_name=user["name"], **common))
+        elif user is not None:
+            unresolved.append(f"IAM user {value} is not in the affected account {account}")
+        elif _matches(_USER_NAME, value):
+            # A bare name is taken for an IAM user of the affected account; the locator confirms that it exists.
+            alerts.append(_alert(secret_type=SecretType.AWS_IAM_USER, user_name=value, **common))
+        else:
+            shown = value if _matches(_PRINTABLE_ID, value) else f"#{position}"
+            unresolved.append(f"affected entity {shown} is neither an access key id nor an IAM user")
+    if not alerts and not unresolved:
+        unresolved.append("the event names no affected entity: find the exposed key from the Health console")
+    return _event(parsed, summary, alerts=tuple(alerts), unresolved=tuple(unresolved))
 
 
-def parse_guardduty_finding(event: dict[str, Any]) -> list[LeakAlert]:
+def parse_guardduty_finding(event: dict[str, Any]) -> LeakEvent:
     parsed = _validate(GuardDutyEvent, event)
-    if parsed.detail.finding_type not in GUARDDUTY_EXFILTRATION_TYPES:
+    detail = parsed.detail
+    if detail.finding_type not in GUARDDUTY_EXFILTRATION_TYPES:
         raise LeakAlertRejected(LeakRejectionReason.NOT_A_LEAK, "detail.type: not a credential exfiltration finding")
-    details = parsed.detail.resource.access_key_details
-    if details.user_type != "AssumedRole":
+    summary = f"GuardDuty {detail.finding_type} in account {detail.account_id} (finding {detail.finding_id})"
+    if detail.service is not None and detail.service.is_sample:
+        return _event(parsed, summary, record_only="a sample finding (GuardDuty's Generate sample findings)")
+    if detail.resource.resource_type != "AccessKey" or detail.resource.access_key_details is None:
+        raise LeakAlertRejected(LeakRejectionReason.NOT_A_LEAK, "detail.resource.resourceType: not an access key")
+    try:
+        key_details = GuardDutyAccessKeyDetails.model_validate(detail.resource.access_key_details)
+    except ValidationError as error:
+        problem = describe_validation_error(error)
+        raise LeakAlertRejected(LeakRejectionReason.MALFORMED, f"detail.resource.accessKeyDetails: {problem}") from None
+    if key_details.user_type != "AssumedRole":
         raise LeakAlertRejected(LeakRejectionReason.MALFORMED, "detail.resource.accessKeyDetails.userType: not a role")
-    return [
-        _alert(
-            source=parsed.source,
-            detail_type=parsed.detail_type,
-            event_id=parsed.id,
-            secret_type=SecretType.AWS_ROLE_SESSIONS,
-            account_id=parsed.detail.account_id,
-            role_name=details.user_name,
-            scanner=f"aws.guardduty {parsed.detail.finding_type}",
-            source_url=f"guardduty finding {parsed.detail.finding_id}",
-            # Sessions issued before the finding are denied; the instance's next credentials are not.
-            found_at=parsed.detail.created_at,
-        )
-    ]
+    alert = _alert(
+        source=parsed.source,
+        detail_type=parsed.detail_type,
+        event_id=parsed.id,
+        secret_type=SecretType.AWS_ROLE_SESSIONS,
+        account_id=detail.account_id,
+        role_name=key_details.user_name,
+        scanner=f"aws.guardduty {detail.finding_type}",
+        source_url=f"guardduty finding {detail.finding_id}",
+        # Sessions issued before the finding are denied; the instance's next credentials are not.
+        found_at=detail.created_at,
+    )
+    return _event(parsed, summary, alerts=(alert,))
 
 
 def _matches(pattern: re.Pattern[str], value: str) -> bool:
     return pattern.fullmatch(value) is not None
 
 
-_PARSERS: dict[tuple[str, str], Callable[[dict[str, Any]], list[LeakAlert]]] = {
+def _clean(text: str, limit: int) -> str:
+    """Free text from an event (a display name), made safe for a record: printable, one line, clipped."""
+    return "".join(c if c.isprintable() else " " for c in text)[:limit]
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 500 else text[:499] + "…"
+
+
+_PARSERS: dict[tuple[str, str], Callable[[dict[str, Any]], LeakEvent]] = {
     (GENERIC_SOURCE, GENERIC_DETAIL_TYPE): parse_secret_leaked,
     (GITHUB_SOURCE, GITHUB_DETAIL_TYPE): parse_github_alert,
     (HEALTH_SOURCE, HEALTH_DETAIL_TYPE): parse_health_event,

@@ -26,6 +26,12 @@ class SecretType(StrEnum):
     CERTIFICATE = "certificate"
     # GuardDuty's instance-credential exfiltration: the role's sessions, not one key.
     AWS_ROLE_SESSIONS = "aws_role_sessions"
+    # AWS Health naming a user rather than a key: that user's active keys in that account.
+    AWS_IAM_USER = "aws_iam_user"
+
+
+# Types only AWS's own events produce; the generic event cannot name them.
+AWS_EVENT_ONLY_TYPES = frozenset({SecretType.AWS_ROLE_SESSIONS, SecretType.AWS_IAM_USER})
 
 
 class LeakAlert(BaseModel):
@@ -43,6 +49,7 @@ class LeakAlert(BaseModel):
     access_key_id: Annotated[str, Field(pattern=r"^(AKIA|ASIA)[A-Z0-9]{12,124}$")] | None = None
     account_id: Annotated[str, Field(pattern=r"^[0-9]{12}$")] | None = None
     role_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] | None = None
+    user_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] | None = None
     # GitHub: the alert to fetch the value from (the webhook does not carry it).
     github_repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")] | None = None
     github_alert_number: Annotated[int, Field(ge=1)] | None = None
@@ -55,6 +62,21 @@ class LeakAlert(BaseModel):
         """A line for logs and notifications: where it came from and what kind, never the value."""
         where = f" at {self.source_url}" if self.source_url else ""
         return f"{self.secret_type} reported by {self.scanner or self.source} ({self.event_id}){where}"[:500]
+
+
+class LeakEvent(BaseModel):
+    """One leak event, decided: the alerts to answer, what it named that resolves to nothing Rescind can act on,
+    or why it is recorded and nothing is acted on. Every event that gets here leaves an incident."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Annotated[str, Field(min_length=1, max_length=200)]
+    detail_type: Annotated[str, Field(min_length=1, max_length=200)]
+    event_id: Annotated[str, Field(min_length=1, max_length=200)]
+    summary: Annotated[str, Field(min_length=1, max_length=500)]  # what the event is, for records; never a value
+    alerts: tuple[LeakAlert, ...] = ()
+    unresolved: tuple[Annotated[str, Field(max_length=500)], ...] = ()  # each: what was named, and why not
+    record_only: Annotated[str, Field(max_length=500)] | None = None  # why nothing is acted on (a sample...)
 
 
 class LocatedLeak(BaseModel):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -77,6 +80,8 @@ _DETAIL_TYPE: dict[IncidentStatus, str] = {
     IncidentStatus.REFUSED: "{flow} Refused",
     IncidentStatus.DRY_RUN: "{flow} Planned",
     IncidentStatus.UNRESOLVED: "{flow} Unresolved",
+    IncidentStatus.RECORDED: "{flow} Recorded",
+    IncidentStatus.REJECTED: "{flow} Rejected",
 }
 
 
@@ -151,18 +156,19 @@ def _summary(request: CloseRequest, status: IncidentStatus) -> str:
     return "; ".join(parts)
 
 
-def record_unresolved_incident(
+def record_closed_incident(
     incident_id: str,
     trigger: Trigger,
     *,
+    status: IncidentStatus,
     summary: str,
     subject: str,
     advice: str,
     ledger: Ledger,
     notify: Callable[[str, str], None],
 ) -> None:
-    """An UNRESOLVED incident with an empty plan, notified and closed once. A retry after a failed notify or close
-    finishes the job; a plain re-delivery finds it done."""
+    """An incident that ends where it starts (UNRESOLVED, RECORDED, REJECTED): an empty plan, notified and closed
+    once. A retry after a failed notify or close finishes the job; a plain re-delivery finds it done."""
     opened = ledger.open_incident(
         IncidentRecord(
             incident_id=incident_id, trigger=trigger, plan=Plan(plan_id=incident_id, actions=()), opened_at=utc_now()
@@ -171,7 +177,57 @@ def record_unresolved_incident(
     if opened or ledger.read_incident(incident_id).closure is None:
         notify(subject, f"{summary}\n{advice}")
         ledger.close_incident(
-            IncidentClosure(
-                incident_id=incident_id, status=IncidentStatus.UNRESOLVED, closed_at=utc_now(), summary=summary[:2000]
-            )
+            IncidentClosure(incident_id=incident_id, status=status, closed_at=utc_now(), summary=summary[:2000])
         )
+
+
+_SAFE_ENVELOPE_FIELD = re.compile(r"[A-Za-z0-9 _.:/-]{1,200}")
+
+
+def event_reference(event: Any) -> tuple[str, str, str]:
+    """(source, detail-type, id) of an event as far as they are plain text; "(invalid)" where they are not.
+
+    The id falls back to a digest of the whole event, so a broken event still has one stable reference."""
+
+    def field(name: str) -> str:
+        value = event.get(name) if isinstance(event, dict) else None
+        return value if isinstance(value, str) and _SAFE_ENVELOPE_FIELD.fullmatch(value) else "(invalid)"
+
+    event_id = field("id")
+    if event_id == "(invalid)":
+        try:
+            canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
+        except (TypeError, ValueError, RecursionError):
+            canonical = repr(type(event))
+        event_id = "sha256:" + hashlib.sha256(canonical.encode("utf-8", "replace")).hexdigest()[:40]
+    return field("source"), field("detail-type"), event_id
+
+
+def record_rejected_event(
+    event: Any,
+    *,
+    flow: str,
+    problem: str,
+    ledger: Ledger,
+    notify: Callable[[str, str], None],
+) -> str:
+    """A REJECTED incident for an event from AWS or GitHub that was refused; its id. Use it only for events that
+    cannot carry a secret value: the record names the event and the problem, never the event's content."""
+    source, detail_type, event_id = event_reference(event)
+    digest = hashlib.sha256(f"{flow}\n{source}\n{detail_type}\n{event_id}".encode()).hexdigest()[:40]
+    incident_id = f"rejected-{digest}"
+    flow_title = flow.replace("_", " ").title()
+    record_closed_incident(
+        incident_id,
+        Trigger(source=source, detail_type=detail_type, event_id=event_id, reason=problem[:500]),
+        status=IncidentStatus.REJECTED,
+        summary=(
+            f"incident {incident_id} ({flow}): rejected; {source} {detail_type} {event_id}: {problem}. "
+            "Nothing was acted on."
+        ),
+        subject=f"Rescind {flow_title}: event rejected"[:100],
+        advice="If the event is real, its shape is one Rescind does not know: report it with the event attached.",
+        ledger=ledger,
+        notify=notify,
+    )
+    return incident_id

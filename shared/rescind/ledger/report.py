@@ -106,6 +106,8 @@ _STATUS_TONE: dict[IncidentStatus, Tone] = {
     IncidentStatus.UNRESOLVED: "warn",
     IncidentStatus.REFUSED: "warn",
     IncidentStatus.DRY_RUN: "muted",
+    IncidentStatus.RECORDED: "muted",
+    IncidentStatus.REJECTED: "warn",
 }
 _OUTCOME_TONE: dict[Outcome, Tone] = {
     Outcome.SUCCEEDED: "good",
@@ -122,6 +124,10 @@ _NOTHING_ALIVE: dict[IncidentStatus, str] = {
     IncidentStatus.REFUSED: "The run was refused (a hold, a protected identity, or a denied approval): "
     "nothing was changed.",
     IncidentStatus.DRY_RUN: "Dry run: nothing was changed, so everything planned is still alive by design.",
+    IncidentStatus.RECORDED: "The event asked for no action (a sample, or an alert resolved or inactive): "
+    "it was recorded, nothing was changed.",
+    IncidentStatus.REJECTED: "The event was refused (malformed, or of a kind Rescind does not know): "
+    "nothing was changed.",
 }
 NOT_FINISHED = "The run is not finished: no closure has been recorded, so what is still alive is not known yet."
 

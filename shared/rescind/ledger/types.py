@@ -33,6 +33,8 @@ class IncidentStatus(StrEnum):
     FAILED = "failed"  # the plan, the approval or the verification failed: nothing is named alive or dead
     UNRESOLVED = "unresolved"  # the trigger could not be resolved to a credential
     REFUSED = "refused"  # a guard stopped it: hold, protection, or a denied approval
+    RECORDED = "recorded"  # a real event that asks for no action: a sample finding, an alert resolved or inactive
+    REJECTED = "rejected"  # the event was refused as malformed or of an unknown kind: nothing was acted on
     DRY_RUN = "dry_run"
 
 

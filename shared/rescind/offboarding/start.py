@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rescind.aws.errors import aws_errors, error_code
 from rescind.exceptions import InvalidInput
 from rescind.ledger.base import Ledger
-from rescind.ledger.closing import record_unresolved_incident
-from rescind.ledger.types import Trigger
+from rescind.ledger.closing import record_closed_incident
+from rescind.ledger.types import IncidentStatus, Trigger
 from rescind.models.results import utc_now
 from rescind.offboarding.types import OffboardingRequest, TerminationNotice, offboarding_execution_name
 from rescind.validation import describe_validation_error
@@ -48,6 +48,7 @@ class StartStatus(StrEnum):
     STARTED = "started"
     DUPLICATE = "duplicate"  # this workload and event already have an execution: nothing new was started
     UNRESOLVED = "unresolved"  # no workload: recorded and notified, nothing started
+    RECORDED = "recorded"  # a real event that asks for no action: recorded and notified, nothing started
 
 
 class StartResult(BaseModel):
@@ -120,7 +121,7 @@ def unresolved_incident_id(notice: TerminationNotice) -> str:
 def record_unresolved(notice: TerminationNotice, why: str, *, ledger: Ledger, notify: Notify) -> StartResult:
     """An UNRESOLVED incident with an empty plan, closed and notified once (at least once on a retry)."""
     incident_id = unresolved_incident_id(notice)
-    record_unresolved_incident(
+    record_closed_incident(
         incident_id,
         Trigger(
             source=notice.source,
@@ -128,6 +129,7 @@ def record_unresolved(notice: TerminationNotice, why: str, *, ledger: Ledger, no
             event_id=notice.event_id,
             reason=f"{notice.reason}; unresolved: {why}"[:500],
         ),
+        status=IncidentStatus.UNRESOLVED,
         summary=(
             f"incident {incident_id} (offboarding) for {notice.cloud_id or 'an unnamed resource'}: unresolved; "
             f"trigger: {notice.source} {notice.detail_type} {notice.event_id}; {why}. Nothing was revoked."

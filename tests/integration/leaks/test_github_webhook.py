@@ -169,6 +169,8 @@ def test_the_sample_is_forwarded_once_as_references_only(stack: WebhookStack) ->
         "received_at": "2026-11-02T14:05:12Z",
         "validity": "unknown",
         "publicly_leaked": False,
+        "state": None,
+        "resolution": None,
     }
     # and the delivery is claimed in the ledger, by reference
     [item] = stack.delivery_items()
@@ -188,7 +190,7 @@ def test_the_bus_event_parses_as_the_leak_responder_expects(stack: WebhookStack)
     # moto 5.2.5 leaves `account` out of events it delivers to SQS; EventBridge always sets it
     event.setdefault("account", LOCAL_ACCOUNT_ID)
 
-    [alert] = parse_github_alert(event)
+    [alert] = parse_github_alert(event).alerts
     assert alert.github_repository == "octo-org/octo-repo"
     assert alert.github_alert_number == 42
     assert alert.secret is None
