@@ -40,9 +40,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name=f"TriggerRejected_{error.reason}", unit=MetricUnit.Count, value=1)
         if error.reason is RejectionReason.NOT_A_TERMINATION:
             return {"status": "ignored", "reason": str(error.reason), "problem": str(error)}
-        record_rejected_event(
-            event, flow="offboarding", problem=str(error), ledger=get_ledger(), notify=get_notifier()
-        )
+        record_rejected_event(event, flow="offboarding", problem=str(error), ledger=get_ledger(), notify=get_notifier())
         raise InvalidInput(str(error)) from None
     event_fields = {
         "source": notice.source,

@@ -286,8 +286,7 @@ def parse_github_alert(event: dict[str, Any]) -> LeakEvent:
     detail = parsed.detail
     name = detail.secret_type_display_name or detail.secret_type
     summary = (
-        f"GitHub secret scanning alert {detail.repository}#{detail.alert_number} ({detail.action}): "
-        f"{_clean(name, 100)}"
+        f"GitHub secret scanning alert {detail.repository}#{detail.alert_number} ({detail.action}): {_clean(name, 100)}"
     )
     if detail.state == "resolved" and detail.resolution in GITHUB_NOT_A_SECRET_RESOLUTIONS:
         return _event(parsed, summary, record_only=f"the alert was resolved as {detail.resolution} on GitHub")
