@@ -7,7 +7,7 @@ never logged; a log line names the reason, the delivery id and the event name.
 | status | when                                                                  |
 |--------|-----------------------------------------------------------------------|
 | 202    | a leak (created, reopened, publicly_leaked, validated) was put on the bus |
-| 200    | a ping, or an alert action that is not a leak                         |
+| 200    | a ping, a location of a known alert, or an alert action that is not a leak |
 | 400    | malformed, or an event other than secret_scanning_alert               |
 | 401    | unsigned or mis-signed                                                |
 | 405    | not a POST                                                            |

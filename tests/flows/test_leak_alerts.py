@@ -23,7 +23,7 @@ from rescind.models import Outcome
 from rescind_local import LocalOpenBao
 from rescind_local.github import SAMPLE_WEBHOOK_SECRET, local_github_api
 from rescind_local.proof import ProofByUse, prove_by_use
-from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
+from rescind_local.seed import SeededWorkload, health_event_naming, prepare_vault, seed_workload
 from rescind_local.stack import LocalStack, deploy_template_to_moto
 from rescind_local.stepfunctions import wait_for_execution
 from tests.conftest import load_event
@@ -160,11 +160,8 @@ def test_aws_health_responds_to_every_affected_key(
     target, neighbour = workloads
     event = load_event("health_risk_credentials_exposed.json")
     event["id"] = str(uuid.uuid4())
-    event["account"] = event["detail"]["affectedAccount"] = boto3.client("sts").get_caller_identity()["Account"]
-    event["detail"]["affectedEntities"] = [
-        {"entityValue": target.access_key_ids[0]},
-        {"entityValue": neighbour.access_key_ids[0]},
-    ]
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    health_event_naming(event, account, [target.access_key_ids[0], neighbour.access_key_ids[0]])
     stack.route_event(event)
     runs = executions(stack)
     assert len(runs) == 2
@@ -234,8 +231,7 @@ def test_the_same_credential_from_three_sources_starts_one_response(
     target, _ = workloads
     key_id = target.access_key_ids[0]
     health = load_event("health_risk_credentials_exposed.json")
-    health["account"] = health["detail"]["affectedAccount"] = boto3.client("sts").get_caller_identity()["Account"]
-    health["detail"]["affectedEntities"] = [{"entityValue": key_id}]
+    health_event_naming(health, boto3.client("sts").get_caller_identity()["Account"], [key_id])
     events = [generic_event("aws_access_key", key_id), health, generic_event("aws_access_key", key_id)]
 
     for event in events:
@@ -253,8 +249,7 @@ def test_replaying_every_sample_three_times_in_shuffled_order_acts_once(
     target, _ = workloads
     account = boto3.client("sts").get_caller_identity()["Account"]
     health = load_event("health_risk_credentials_exposed.json")
-    health["account"] = health["detail"]["affectedAccount"] = account
-    health["detail"]["affectedEntities"] = [{"entityValue": target.access_key_ids[0]}]
+    health_event_naming(health, account, [target.access_key_ids[0]])
     guardduty = load_event("guardduty_instance_credential_exfiltration.json")
     guardduty["account"] = guardduty["detail"]["accountId"] = account
     boto3.client("iam").create_role(

@@ -43,7 +43,7 @@ from rescind.offboarding.triggers import parse_termination_event
 from rescind_local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalOpenBao, local_aws
 from rescind_local.lambdas import forget_loaded_handlers
 from rescind_local.proof import prove_by_use
-from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
+from rescind_local.seed import SeededWorkload, health_event_naming, prepare_vault, seed_workload
 from rescind_local.stack import LocalStack, deploy_template_to_moto
 from rescind_local.stepfunctions import wait_for_execution
 from tests.reliability.strategies import load_sample
@@ -137,8 +137,7 @@ def fresh_estate(openbao: LocalOpenBao, vault: hvac.Client) -> Iterator[Estate]:
         account = boto3.client("sts").get_caller_identity()["Account"]
         health = load_sample("health_risk_credentials_exposed.json")
         health["id"] = str(uuid.uuid4())
-        health["account"] = health["detail"]["affectedAccount"] = account
-        health["detail"]["affectedEntities"] = [{"entityValue": leaked.access_key_ids[0]}]
+        health_event_naming(health, account, [leaked.access_key_ids[0]])
         guardduty = load_sample("guardduty_instance_credential_exfiltration.json")
         guardduty["id"] = str(uuid.uuid4())
         guardduty["account"] = guardduty["detail"]["accountId"] = account

@@ -37,7 +37,7 @@ from rescind_cli.runs import build_request, parse_subject
 from rescind_local import LocalOpenBao
 from rescind_local.github import SAMPLE_WEBHOOK_SECRET, local_github_api
 from rescind_local.proof import prove_by_use
-from rescind_local.seed import KV_MOUNT, PKI_MOUNT, SeededWorkload, prepare_vault, seed_workload
+from rescind_local.seed import KV_MOUNT, PKI_MOUNT, SeededWorkload, health_event_naming, prepare_vault, seed_workload
 from rescind_local.stack import LocalStack, deploy_template_to_moto
 from rescind_local.stepfunctions import wait_for_execution
 from tests.conftest import load_event
@@ -299,8 +299,7 @@ def test_no_seeded_secret_reaches_any_log_trace_history_table_notification_event
         kv_password = leaked.kv_before(leaked.kv_paths[0])["password"]
         health = load_event("health_risk_credentials_exposed.json")
         health["id"] = str(uuid.uuid4())
-        health["account"] = health["detail"]["affectedAccount"] = account
-        health["detail"]["affectedEntities"] = [{"entityValue": second_key}]
+        health_event_naming(health, account, [second_key])
         guardduty = load_event("guardduty_instance_credential_exfiltration.json")
         guardduty["account"] = guardduty["detail"]["accountId"] = account
         iam.create_role(

@@ -38,7 +38,7 @@ from rescind_cli.runs import RunProgress, build_request, load_event, parse_subje
 from rescind_cli.targets import MANUAL_MACHINE
 from rescind_local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalOpenBao, local_aws
 from rescind_local.proof import ProofByUse, prove_by_use
-from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
+from rescind_local.seed import SeededWorkload, health_event_naming, prepare_vault, seed_workload
 from rescind_local.stack import LocalStack, deploy_template_to_moto
 from rescind_local.template import REPO_ROOT
 
@@ -217,8 +217,7 @@ def replay_health_key_exposed(sample: str) -> Replay:
 
     def replay(context: DemoContext, workload: SeededWorkload) -> list[str]:
         event = sample_event(sample)
-        event["account"] = event["detail"]["affectedAccount"] = LOCAL_ACCOUNT_ID
-        event["detail"]["affectedEntities"] = [{"entityValue": key_id} for key_id in workload.access_key_ids]
+        health_event_naming(event, LOCAL_ACCOUNT_ID, list(workload.access_key_ids))
         return context.route_event(event)
 
     return replay

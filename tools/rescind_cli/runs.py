@@ -1096,6 +1096,86 @@ def deliver_to_webhook(target: Target, delivery: dict[str, Any]) -> tuple[str, i
     return delivery_id, status
 
 
+# The functions the termination and leak rules target: replay hands them the event as EventBridge would.
+RULE_TARGET_FUNCTIONS = ("StartOffboardingFunction", "StartLeakResponseFunction")
+
+
+@dataclass(frozen=True)
+class RuleDelivery:
+    """One rule of the stack that matched the event, and what its target function answered."""
+
+    rule: str
+    function: str
+    answer: dict[str, Any]
+    error: str | None = None
+
+    @property
+    def execution_arns(self) -> list[str]:
+        """The runs the answer names: started now, or started before for the same incident (a duplicate)."""
+        answers = [self.answer, *(self.answer.get("responses") or [])]
+        return [str(a["execution_arn"]) for a in answers if isinstance(a, dict) and a.get("execution_arn")]
+
+    @property
+    def outcomes(self) -> list[str]:
+        """What the function decided, one line each: 'unresolved (incident ...)', 'ignored: ...'."""
+        if self.error:
+            return [f"failed: {self.error}"]
+        answers = [self.answer, *(self.answer.get("responses") or []), self.answer.get("recorded")]
+        lines = []
+        for answer in answers:
+            if not isinstance(answer, dict) or answer.get("status") in (None, "accepted"):
+                continue
+            status, incident = str(answer["status"]), answer.get("incident_id")
+            why = answer.get("why") or answer.get("problem") or ""
+            lines.append(f"{status}" + (f" (incident {incident})" if incident else "") + (f": {why}" if why else ""))
+        return lines
+
+
+def deliver_through_rules(target: Target, event: dict[str, Any]) -> list[RuleDelivery]:
+    """Match the whole event against the stack's rules and hand it, envelope and all, to each matching rule's
+    function, as EventBridge would. PutEvents cannot do this: it sets `account` and `region` to the caller's and
+    refuses `aws.*` sources, so a real AWS event would reach the functions changed."""
+    events, lambda_client = target.client("events"), target.client("lambda")
+    functions = {target.function_name(logical_id) for logical_id in RULE_TARGET_FUNCTIONS}
+    document = json.dumps(event)
+    deliveries = []
+    for rule in _rules(events, target.event_bus_name):
+        if rule.get("State") != "ENABLED" or not rule.get("EventPattern"):
+            continue
+        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=target.event_bus_name)["Targets"]
+        ours = [t for t in targets if str(t["Arn"]).rsplit(":", 1)[-1] in functions]
+        if not ours or not events.test_event_pattern(EventPattern=rule["EventPattern"], Event=document)["Result"]:
+            continue
+        for rule_target in ours:
+            answer = lambda_client.invoke(FunctionName=rule_target["Arn"], Payload=document.encode())
+            payload = json.loads(answer["Payload"].read() or b"{}")
+            error = None
+            if answer.get("FunctionError"):
+                error = f"{payload.get('errorType', 'error')}: {str(payload.get('errorMessage', ''))[:300]}"
+            deliveries.append(
+                RuleDelivery(
+                    rule=str(rule["Name"]),
+                    function=str(rule_target["Arn"]).rsplit(":", 1)[-1],
+                    answer=payload if isinstance(payload, dict) else {},
+                    error=error,
+                )
+            )
+    return deliveries
+
+
+def _rules(events: Any, event_bus_name: str) -> Iterator[dict[str, Any]]:
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"EventBusName": event_bus_name}
+        if token:
+            kwargs["NextToken"] = token
+        page = events.list_rules(**kwargs)
+        yield from page.get("Rules", [])
+        token = page.get("NextToken")
+        if not token:
+            return
+
+
 def replay_command(
     event_file: Annotated[Path, typer.Argument(metavar="EVENT.json", help="An event, e.g. events/ec2_*.json.")],
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for runs to start and end.")] = 120.0,
@@ -1104,10 +1184,15 @@ def replay_command(
     profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Put an event on the bus (through the template's rules) and follow the runs it starts.
+    """Run an event through the stack's rules, as EventBridge would, and follow the runs it starts.
 
-    Exits 0 when every run it started succeeded, 1 when one failed or none started, 3 when one waits for
-    approval.
+    The event keeps its whole envelope (id, account, region, time): it is matched against each rule with
+    EventBridge's TestEventPattern and handed to the rule's function, so a real AWS event is decided as it
+    would be on the bus, and replaying one file twice is one incident, like a redelivery. A GitHub webhook
+    delivery goes to the webhook function instead, signed for the stack.
+
+    Exits 0 when every run it started succeeded, 1 when one failed or none started (what was decided instead is
+    printed: ignored, recorded, unresolved, rejected), 3 when one waits for approval.
     """
     holder: list[Target] = []
     with _command(json_output, holder):
@@ -1115,29 +1200,30 @@ def replay_command(
         target = _target(stack, state_dir, profile, holder)
         sfn = target.client("stepfunctions")
         machines = [target.state_machine_arn(machine) for machine in (OFFBOARDING_MACHINE, LEAK_MACHINE)]
-        before = {arn for machine in machines for arn in _execution_arns(sfn, machine)}
+        decided: list[str] = []
         if is_webhook_delivery(event):
+            before = {arn for machine in machines for arn in _execution_arns(sfn, machine)}
             event_id, status = deliver_to_webhook(target, event)
             if not json_output:
                 _say(f"delivered the GitHub webhook to {escape(target.description)}: {status} (delivery {event_id})")
+            started = _wait_for_new_executions(sfn, machines, before, time.monotonic() + timeout)
         else:
-            event_id = put_on_bus(target, event)
+            event_id = str(event.get("id", ""))
+            deliveries = deliver_through_rules(target, event)
             if not json_output:
                 where = escape(target.description)
-                _say(f"put {event['detail-type']} from {event['source']} on {where} (id {event_id})")
+                rules = ", ".join(d.rule for d in deliveries) or "no rule"
+                _say(f"{event['detail-type']} from {event['source']} (id {escape(event_id)}) on {where}: {rules}")
+            started = list(dict.fromkeys(arn for d in deliveries for arn in d.execution_arns))
+            decided = [line for d in deliveries for line in d.outcomes]
         deadline = time.monotonic() + timeout
-        started: list[str] = []
-        while True:
-            started = [arn for machine in machines for arn in _execution_arns(sfn, machine) if arn not in before]
-            if started or time.monotonic() > deadline:
-                break
-            _sleep(POLL_SECONDS)
         if not started:
+            said = "; ".join(decided) or "it matched no rule of the stack"
             raise CommandFailed(
-                f"the event started no run within {timeout:.0f} s: it matched no rule, or named an unknown "
-                f"workload (recorded as unresolved: `rescind ledger --since 10m {target.selector}`)",
+                f"the event started no run: {said} (the ledger: `rescind ledger --since 10m {target.selector}`)",
                 EXIT_FAILED,
                 event_id=event_id,
+                decided=decided,
             )
         runs = []
         try:
@@ -1157,8 +1243,10 @@ def replay_command(
         else:
             code = EXIT_OK
         if json_output:
-            _emit({"ok": code == EXIT_OK, "event_id": event_id, "runs": documents})
+            _emit({"ok": code == EXIT_OK, "event_id": event_id, "runs": documents, "decided": decided})
         else:
+            for line in decided:
+                _say(escape(line))
             for run in runs:
                 note = " (waits for approval)" if run.waiting_for_approval else ""
                 tone = "green" if run.status == "SUCCEEDED" else ("yellow" if not run.finished else "red")
@@ -1168,23 +1256,13 @@ def replay_command(
         raise typer.Exit(code)
 
 
-def put_on_bus(target: Target, event: dict[str, Any]) -> str:
-    """Put one sample event on the target's bus, where the template's rules route it; returns its id."""
-    entry: dict[str, Any] = {
-        "Source": event["source"],
-        "DetailType": event["detail-type"],
-        "Detail": json.dumps(event["detail"]),
-        "EventBusName": target.event_bus_name,
-    }
-    if event.get("resources"):
-        entry["Resources"] = list(event["resources"])
-    answer = target.client("events").put_events(Entries=[entry])
-    if answer.get("FailedEntryCount"):
-        failed = answer["Entries"][0]
-        raise CommandFailed(
-            f"the bus refused the event: {failed.get('ErrorCode', '')} {failed.get('ErrorMessage', '')}", EXIT_FAILED
-        )
-    return str(answer["Entries"][0].get("EventId", ""))
+def _wait_for_new_executions(sfn: Any, machines: list[str], before: set[str], deadline: float) -> list[str]:
+    """The webhook answers before the bus delivers: wait until a run appears, or the deadline."""
+    while True:
+        started = [arn for machine in machines for arn in _execution_arns(sfn, machine) if arn not in before]
+        if started or time.monotonic() > deadline:
+            return started
+        _sleep(POLL_SECONDS)
 
 
 def _execution_arns(sfn: Any, machine_arn: str) -> list[str]:

@@ -9,6 +9,8 @@ NotImplementedError for Lambda and Step Functions targets. This module:
 - `deploy_rules` puts them on moto's buses, so `put_events` routes through them;
 - `eventbridge_targets()` patches moto's Rule delivery so a Lambda target runs the in-process handler and a
   state machine target starts an execution, with the rule's Input, InputPath or InputTransformer;
+- `eventbridge_targets()` also answers `test_event_pattern` with that same matcher (moto's is a stub that
+  answers nothing), so `rescind replay` can match a whole event against the stack's rules as on AWS;
 - `route_event` matches a whole event (as in events/*.json, whose `source` may be `aws.*`, which
   `put_events` cannot send) against the rules and delivers it to their targets the same way.
 
@@ -276,6 +278,7 @@ def eventbridge_targets(log: DeliveryLog | None = None) -> Iterator[DeliveryLog]
     import copy
 
     from moto.events.models import Rule
+    from moto.events.responses import EventsHandler
 
     deliveries = log if log is not None else DeliveryLog()
     original = Rule.send_to_targets
@@ -299,8 +302,18 @@ def eventbridge_targets(log: DeliveryLog | None = None) -> Iterator[DeliveryLog]
                 single.targets = [raw_target]
                 original(single, original_event, transform_input)
 
-    with mock.patch.object(Rule, "send_to_targets", send_to_targets):
+    with (
+        mock.patch.object(Rule, "send_to_targets", send_to_targets),
+        mock.patch.object(EventsHandler, "test_event_pattern", _test_event_pattern, create=True),
+    ):
         yield deliveries
+
+
+def _test_event_pattern(self: Any) -> str:
+    """TestEventPattern as EventBridge answers it: {"Result": true|false}, with the matcher behind put_events."""
+    pattern = json.loads(self._get_param("EventPattern"))
+    event = json.loads(self._get_param("Event"))
+    return json.dumps({"Result": event_pattern_matches(pattern, event)})
 
 
 # --- from the template ------------------------------------------------------------------------------------

@@ -26,10 +26,15 @@ SAMPLE_WEBHOOK_SECRET = b"rescind-sample-github-webhook-secret"  # events/github
 class LocalGitHubApi:
     url: str
     alerts: dict[tuple[str, int], str] = field(default_factory=dict, repr=False)  # (repository, number) → secret
+    # (repository, number) → an answer served exactly as given, e.g. one of GitHub's published examples
+    documents: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict, repr=False)
     requests: list[str] = field(default_factory=list)
 
     def add_alert(self, repository: str, number: int, secret: str) -> None:
         self.alerts[(repository, number)] = secret
+
+    def add_document(self, repository: str, number: int, document: dict[str, Any]) -> None:
+        self.documents[(repository, number)] = document
 
 
 def alert_document(repository: str, number: int, secret: str) -> dict[str, Any]:
@@ -63,9 +68,13 @@ def local_github_api() -> Iterator[LocalGitHubApi]:
             found = None
             if len(parts) == 6 and parts[0] == "repos" and parts[3:5] == ["secret-scanning", "alerts"]:
                 repository, number = f"{parts[1]}/{parts[2]}", parts[5]
-                secret = api.alerts.get((repository, int(number))) if number.isdigit() else None
-                if secret is not None and self.headers.get("authorization", "").startswith("Bearer "):
-                    found = alert_document(repository, int(number), secret)
+                key = (repository, int(number)) if number.isdigit() else None
+                secret = api.alerts.get(key) if key else None
+                if self.headers.get("authorization", "").startswith("Bearer "):
+                    if key in api.documents:
+                        found = api.documents[key]
+                    elif secret is not None:
+                        found = alert_document(repository, int(number), secret)
             body = json.dumps(found or {"message": "Not Found", "status": "404"}).encode()
             self.send_response(200 if found else 404)
             self.send_header("content-type", "application/json; charset=utf-8")

@@ -124,3 +124,15 @@ def seed_workload(client: hvac.Client, iam: Any, name: str, spiffe_id: str, *, t
 
 def local_account_id() -> str:
     return LOCAL_ACCOUNT_ID
+
+
+def health_event_naming(event: dict[str, Any], account_id: str, key_ids: list[str]) -> dict[str, Any]:
+    """The AWS Health risk sample (events/health_risk_credentials_exposed.json) aimed at these keys of this
+    account, everywhere the real event names them: affectedEntities, resources and eventMetadata."""
+    event["account"] = event["detail"]["affectedAccount"] = account_id
+    event["resources"] = list(key_ids)
+    event["detail"]["affectedEntities"] = [{"entityValue": key_id} for key_id in key_ids]
+    metadata = event["detail"].setdefault("eventMetadata", {})
+    metadata["accountId"] = account_id
+    metadata["publicKey"] = key_ids[0]
+    return event

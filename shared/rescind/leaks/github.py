@@ -58,6 +58,8 @@ EVENT_SOURCE = "rescind.github"
 DETAIL_TYPE = "Secret Scanning Alert"
 SECRET_SCANNING_EVENT = "secret_scanning_alert"  # noqa: S105 - an event name
 PING_EVENT = "ping"
+# A new place where a known alert's secret was found: the alert's own delivery is what Rescind answers.
+LOCATION_EVENT = "secret_scanning_alert_location"
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 CONTENT_TYPE_HEADER = "content-type"
@@ -465,6 +467,10 @@ def receive_github_delivery(
     if event_name == PING_EVENT:
         return DeliveryReceipt(
             status=ReceiptStatus.PING, delivery_id=github_delivery_id(headers), event_name=event_name
+        )
+    if event_name == LOCATION_EVENT:
+        return DeliveryReceipt(
+            status=ReceiptStatus.IGNORED, delivery_id=github_delivery_id(headers), event_name=event_name
         )
     notice = parse_secret_scanning_delivery(headers, body, received_at=now)
     ignored = DeliveryReceipt(

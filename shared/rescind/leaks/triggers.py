@@ -317,6 +317,7 @@ def parse_github_alert(event: dict[str, Any]) -> LeakEvent:
 _USER_ARN = re.compile(r"arn:aws[a-z-]*:iam::(?P<account>[0-9]{12}):user/(?:[\w+=,.@/-]*/)?(?P<name>[\w+=,.@-]{1,64})")
 _USER_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 _PRINTABLE_ID = re.compile(r"[\w:/+=,.@-]{1,200}")
+_EXPOSED_URL = re.compile(r"https://[\x21-\x7e]{1,500}")
 
 
 def parse_health_event(event: dict[str, Any]) -> LeakEvent:
@@ -324,9 +325,11 @@ def parse_health_event(event: dict[str, Any]) -> LeakEvent:
     detail = parsed.detail
     if detail.event_type_code not in HEALTH_RISK_CODES:
         raise LeakAlertRejected(LeakRejectionReason.NOT_A_LEAK, "detail.eventTypeCode: not a credential risk code")
-    account = detail.affected_account or parsed.account
+    metadata = _health_metadata(detail.event_metadata)
+    account = detail.affected_account or metadata.get("accountId") or parsed.account
     page = f" (page {detail.page} of {detail.total_pages})" if detail.page and detail.total_pages else ""
-    summary = f"AWS Health {detail.event_type_code} for account {account}{page}: {detail.event_arn}"
+    exposed = f", exposed at {metadata['exposedUrl']}" if "exposedUrl" in metadata else ""
+    summary = f"AWS Health {detail.event_type_code} for account {account}{page}{exposed}: {detail.event_arn}"
     common = {
         "source": parsed.source,
         "detail_type": parsed.detail_type,
@@ -338,8 +341,11 @@ def parse_health_event(event: dict[str, Any]) -> LeakEvent:
     }
     alerts: list[LeakAlert] = []
     unresolved: list[str] = []
-    # Every entity once, in order; the envelope's resources name the same entities and sometimes more.
-    named = [entity.entity_value.strip() for entity in detail.affected_entities] + [r.strip() for r in parsed.resources]
+    # Every entity once, in order. The envelope's resources and the risk metadata's publicKey name the same
+    # key, or one more.
+    named = [entity.entity_value.strip() for entity in detail.affected_entities]
+    named += [resource.strip() for resource in parsed.resources]
+    named += [metadata["publicKey"]] if "publicKey" in metadata else []
     for position, value in enumerate(dict.fromkeys(v for v in named if v), start=1):
         user = _USER_ARN.fullmatch(value)
         if _matches(_ACCESS_KEY_ID, value):
@@ -357,6 +363,17 @@ def parse_health_event(event: dict[str, Any]) -> LeakEvent:
     if not alerts and not unresolved:
         unresolved.append("the event names no affected entity: find the exposed key from the Health console")
     return _event(parsed, summary, alerts=tuple(alerts), unresolved=tuple(unresolved))
+
+
+def _health_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:
+    """The risk events' eventMetadata fields Rescind reads, where they have the expected shape; others dropped."""
+    shapes = {"publicKey": _ACCESS_KEY_ID, "accountId": re.compile(r"[0-9]{12}"), "exposedUrl": _EXPOSED_URL}
+    found = {}
+    for name, shape in shapes.items():
+        value = (metadata or {}).get(name)
+        if isinstance(value, str) and shape.fullmatch(value.strip()):
+            found[name] = value.strip()
+    return found
 
 
 def parse_guardduty_finding(event: dict[str, Any]) -> LeakEvent:
