@@ -21,7 +21,7 @@ import pytest
 from rescind.ledger import DynamoDbLedger, IncidentStatus
 from rescind.models import Outcome
 from rescind_local import LocalOpenBao
-from rescind_local.github import SAMPLE_WEBHOOK_SECRET, local_github_api
+from rescind_local.github import SAMPLE_WEBHOOK_SECRET, local_github_api, sign_delivery
 from rescind_local.proof import ProofByUse, prove_by_use
 from rescind_local.seed import SeededWorkload, health_event_naming, prepare_vault, seed_workload
 from rescind_local.stack import LocalStack, deploy_template_to_moto
@@ -422,3 +422,64 @@ def test_a_github_alert_through_the_webhook_revokes_the_token_github_found(
         assert all(alive.values()), alive
         assert sibling in target.token_accessors
         assert len(github.requests) == 1
+
+
+def test_a_github_alert_on_an_aws_secret_key_kills_the_key_written_beside_it(
+    aws: None, openbao: LocalOpenBao, vault: hvac.Client, unique: str
+) -> None:
+    # Given a key pair committed to a file, GitHub's alert on its secret half (aws_secret_access_key: the alert's
+    # value is the secret key, which names no key id), the alert's locations pointing at that file, and the
+    # same user's other key, which must live on
+    secretsmanager = boto3.client("secretsmanager")
+    token_arn = secretsmanager.create_secret(Name=f"github-token-{unique}", SecretString="ghp_local_reader")["ARN"]
+    iam = boto3.client("iam")
+    iam.create_user(UserName=f"ci-{unique}")
+    leaked = iam.create_access_key(UserName=f"ci-{unique}")["AccessKey"]
+    other = iam.create_access_key(UserName=f"ci-{unique}")["AccessKey"]["AccessKeyId"]
+    with (
+        local_github_api() as github,
+        deploy_template_to_moto(
+            parameters={
+                "VaultAddr": openbao.addr,
+                "VaultAwsAuthRole": "rescind-local",
+                "GitHubTokenSecretArn": token_arn,
+                "GitHubApiUrl": github.url,
+            },
+            function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
+            time_scale=0.01,
+        ) as stack,
+    ):
+        secretsmanager.put_secret_value(
+            SecretId=stack.physical_id("GitHubWebhookSecret"), SecretString=SAMPLE_WEBHOOK_SECRET.decode()
+        )
+        prepare_vault(vault)
+        delivery = load_event("github_secret_scanning_webhook.json")
+        body = json.loads(delivery["body"])
+        body["alert"]["secret_type"] = "aws_secret_access_key"
+        body["alert"]["secret_type_display_name"] = "Amazon AWS Secret Access Key"
+        delivery["body"] = json.dumps(body)
+        repository, number = body["repository"]["full_name"], body["alert"]["number"]
+        github.add_alert(repository, number, leaked["SecretAccessKey"])
+        sha = github.add_blob(
+            repository,
+            f"AWS_SECRET_ACCESS_KEY={leaked['SecretAccessKey']}\nAWS_ACCESS_KEY_ID={leaked['AccessKeyId']}\n",
+        )
+        github.add_locations(
+            repository,
+            number,
+            [{"type": "commit", "details": {"path": "deploy/.env", "start_line": 1, "end_line": 1, "blob_sha": sha}}],
+        )
+
+        # When GitHub delivers the alert
+        answer, _ = stack.invoke("GitHubWebhookFunction", sign_delivery(delivery, SAMPLE_WEBHOOK_SECRET))
+
+        # Then the key written beside the secret is dead, the user's other key lives, and no value was kept
+        assert answer["statusCode"] == 202
+        assert_completed(stack, only_execution(stack))
+        keys = {
+            k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName=f"ci-{unique}")["AccessKeyMetadata"]
+        }
+        assert keys == {other: "Active"}
+        ledger_items = str(boto3.client("dynamodb").scan(TableName=stack.physical_id("LedgerTable"))["Items"])
+        assert leaked["SecretAccessKey"] not in ledger_items
+        assert leaked["AccessKeyId"] in ledger_items

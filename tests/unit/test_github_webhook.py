@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from rescind.leaks.github import (
     LEAK_ACTIONS,
     MAX_BODY_BYTES,
     GitHubSettings,
+    ReceiptStatus,
     WebhookRejected,
     WebhookRejectionReason,
     fetch_alert_secret,
@@ -341,6 +343,48 @@ def test_a_signed_unsupported_event_never_reaches_aws() -> None:
         _receive(headers, body)
 
     assert raised.value.reason is WebhookRejectionReason.UNSUPPORTED_EVENT
+
+
+def test_a_form_encoded_delivery_is_refused_with_how_to_fix_the_hook() -> None:
+    # Given the sample delivery as GitHub sends it when the hook's content type is form-urlencoded
+    import urllib.parse
+
+    body = ("payload=" + urllib.parse.quote_plus(_sample()[1].decode())).encode()
+    headers = {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-github-event": "secret_scanning_alert",
+        "x-github-delivery": SAMPLE_DELIVERY_ID,
+        "x-hub-signature-256": github_signature(SAMPLE_WEBHOOK_SECRET, body),
+    }
+
+    with pytest.raises(WebhookRejected) as raised:
+        _receive(headers, body)
+
+    assert raised.value.reason is WebhookRejectionReason.FORM_ENCODED
+    assert raised.value.http_status == 415
+    assert "choose Content type application/json" in str(raised.value)
+
+
+def test_a_location_event_is_acknowledged_and_goes_no_further() -> None:
+    # GitHub's published secret_scanning_alert_location example: the alert's own delivery is the trigger
+    published = (Path(__file__).resolve().parents[1] / "corpus" / "github" / "location_created.json").read_bytes()
+    headers = {
+        "x-github-event": "secret_scanning_alert_location",
+        "x-github-delivery": SAMPLE_DELIVERY_ID,
+        "x-hub-signature-256": github_signature(SAMPLE_WEBHOOK_SECRET, published),
+    }
+    untouchable: Any = _MustNotBeCalled()
+    receipt = receive_github_delivery(
+        headers,
+        published,
+        webhook_secret=SAMPLE_WEBHOOK_SECRET,
+        dynamodb=untouchable,
+        ledger_table_name="ledger",
+        events=untouchable,
+        event_bus_name="default",
+        now=RECEIVED_AT,
+    )
+    assert (receipt.status, receipt.http_status) == (ReceiptStatus.IGNORED, 200)
 
 
 def test_every_rejection_reason_has_an_http_status() -> None:

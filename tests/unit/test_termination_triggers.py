@@ -289,6 +289,23 @@ BAD_VARIANTS: dict[str, tuple[str, Mutation, RejectionReason, str, str | None]] 
         None,
     ),
     "asg without instance": (ASG, _delete("detail", "EC2InstanceId"), MALFORMED, "detail.EC2InstanceId", None),
+    # The same detail-type when scale-in returns the instance to a warm pool, or instance refresh replaces its
+    # root volume (tests/corpus/aws/autoscaling has AWS's own examples): the instance lives on.
+    "asg into the warm pool": (ASG, _set("detail", "Destination", "WarmPool"), NOT_A_TERMINATION, "Destination", None),
+    "asg root volume replaced": (
+        ASG,
+        _set("detail", "Action", "ReplaceRootVolume"),
+        NOT_A_TERMINATION,
+        "detail.Action",
+        None,
+    ),
+    "asg to an unknown destination": (
+        ASG,
+        _set("detail", "Destination", "Elsewhere"),
+        NOT_A_TERMINATION,
+        "detail.Destination",
+        None,
+    ),
     "generic empty id": (GENERIC, _set("detail", "workload_id", ""), MALFORMED, "detail.workload_id", None),
     "generic whitespace id": (GENERIC, _set("detail", "workload_id", "   "), MALFORMED, "detail.workload_id", None),
     "generic wildcard id": (GENERIC, _set("detail", "workload_id", "*"), MALFORMED, "detail.workload_id", None),

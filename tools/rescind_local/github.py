@@ -1,14 +1,17 @@
 """A stand-in for GitHub, for the local stack: its REST API's secret scanning alert, and signed webhook deliveries.
 
 GitHub's `secret_scanning_alert` webhook does not carry the secret; the leak responder reads it from
-`GET /repos/{owner}/{repo}/secret-scanning/alerts/{number}`. Nothing on this machine can reach GitHub, so
-`LocalGitHubApi` is a real HTTP server on 127.0.0.1 that answers that one route in GitHub's documented shape,
-with the value the caller registers. Everything else about the delivery (signature, replay protection, the bus,
-the rule, the state machine) is the real code.
+`GET /repos/{owner}/{repo}/secret-scanning/alerts/{number}`, and, for an AWS secret access key, finds its key id
+through the alert's `/locations` and the located file's `GET /repos/{owner}/{repo}/git/blobs/{sha}`. Nothing on
+this machine can reach GitHub, so `LocalGitHubApi` is a real HTTP server on 127.0.0.1 that answers those routes
+in GitHub's documented shapes (or with a published example the caller registers as is), with the values the
+caller registers. Everything else about the delivery (signature, replay protection, the bus, the rule, the
+state machine) is the real code.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -28,6 +31,9 @@ class LocalGitHubApi:
     alerts: dict[tuple[str, int], str] = field(default_factory=dict, repr=False)  # (repository, number) → secret
     # (repository, number) → an answer served exactly as given, e.g. one of GitHub's published examples
     documents: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict, repr=False)
+    # (repository, number) → the alert's locations; (repository, blob sha) → the file's text
+    locations: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    blobs: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
     requests: list[str] = field(default_factory=list)
 
     def add_alert(self, repository: str, number: int, secret: str) -> None:
@@ -35,6 +41,16 @@ class LocalGitHubApi:
 
     def add_document(self, repository: str, number: int, document: dict[str, Any]) -> None:
         self.documents[(repository, number)] = document
+
+    def add_locations(self, repository: str, number: int, locations: list[dict[str, Any]]) -> None:
+        self.locations[(repository, number)] = locations
+
+    def add_blob(self, repository: str, text: str) -> str:
+        """A committed file; returns its blob sha (git's, so the locations can name it as GitHub would)."""
+        content = text.encode()
+        sha = hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
+        self.blobs[(repository, sha)] = text
+        return sha
 
 
 def alert_document(repository: str, number: int, secret: str) -> dict[str, Any]:
@@ -56,6 +72,32 @@ def alert_document(repository: str, number: int, secret: str) -> dict[str, Any]:
     }
 
 
+def _answer(api: LocalGitHubApi, path: str) -> Any:
+    """GitHub's answer to an authenticated GET of `path`, in its documented shape; None for a 404."""
+    parts = path.strip("/").split("/")
+    if len(parts) < 5 or parts[0] != "repos":
+        return None
+    repository = f"{parts[1]}/{parts[2]}"
+    if parts[3:5] == ["secret-scanning", "alerts"] and len(parts) in (6, 7) and parts[5].isdigit():
+        key = (repository, int(parts[5]))
+        if len(parts) == 7:
+            return api.locations.get(key) if parts[6] == "locations" else None
+        if key in api.documents:
+            return api.documents[key]
+        secret = api.alerts.get(key)
+        return alert_document(repository, key[1], secret) if secret is not None else None
+    if parts[3:5] == ["git", "blobs"] and len(parts) == 6 and (repository, parts[5]) in api.blobs:
+        content = api.blobs[(repository, parts[5])].encode()
+        return {
+            "sha": parts[5],
+            "size": len(content),
+            "url": f"https://api.github.com/{path.strip('/')}",
+            "content": base64.b64encode(content).decode(),
+            "encoding": "base64",
+        }
+    return None
+
+
 @contextmanager
 def local_github_api() -> Iterator[LocalGitHubApi]:
     """Serve alerts on a free loopback port until the block ends."""
@@ -64,19 +106,13 @@ def local_github_api() -> Iterator[LocalGitHubApi]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             api.requests.append(self.path)
-            parts = self.path.strip("/").split("/")
-            found = None
-            if len(parts) == 6 and parts[0] == "repos" and parts[3:5] == ["secret-scanning", "alerts"]:
-                repository, number = f"{parts[1]}/{parts[2]}", parts[5]
-                key = (repository, int(number)) if number.isdigit() else None
-                secret = api.alerts.get(key) if key else None
-                if self.headers.get("authorization", "").startswith("Bearer "):
-                    if key in api.documents:
-                        found = api.documents[key]
-                    elif secret is not None:
-                        found = alert_document(repository, int(number), secret)
-            body = json.dumps(found or {"message": "Not Found", "status": "404"}).encode()
-            self.send_response(200 if found else 404)
+            found = (
+                _answer(api, self.path.split("?", 1)[0])
+                if self.headers.get("authorization", "").startswith("Bearer ")
+                else None
+            )
+            body = json.dumps(found if found is not None else {"message": "Not Found", "status": "404"}).encode()
+            self.send_response(200 if found is not None else 404)
             self.send_header("content-type", "application/json; charset=utf-8")
             self.send_header("content-length", str(len(body)))
             self.end_headers()

@@ -548,18 +548,91 @@ def fetch_alert_secret(api_url: str, token: str, repository: str, alert_number: 
     GitHubAlertNotFound on 404, GitHubUnavailable on 429, 5xx, rate limiting or a network failure, and
     ActionFailed on any other refusal or a response without a value. Messages never carry the token or body.
     """
+    alert_url, where = _alert_url(api_url, repository, alert_number)
+    document = _github_get(alert_url, token, where, timeout=timeout)
+    value = document.get("secret") if isinstance(document, dict) else None
+    if not isinstance(value, str) or not value:
+        raise ActionFailed(f"GitHub's answer for {where} carries no secret value")
+    return value
+
+
+# GitHub alerts on a paired secret (an AWS secret access key) only when both halves are in one file: the key id
+# is written near the secret. Only this many lines around each location are read, so that another key in the
+# same file is not taken for the pair.
+KEY_ID_SEARCH_LINES = 3
+_MAX_LOCATIONS = 10
+_KEY_ID_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])")
+_BLOB_SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
+
+
+def find_access_key_ids_beside_alert(
+    api_url: str, token: str, repository: str, alert_number: int, *, timeout: float = 5.0
+) -> list[str]:
+    """The AWS access key ids written within KEY_ID_SEARCH_LINES lines of the alert's committed locations.
+
+    Reads the alert's locations, then each location's blob, from GitHub's REST API (the blob by its sha on the
+    configured API, never by a URL from the answer, so the token goes nowhere else). The files' text stays in
+    memory and is dropped; only key ids (which are not secret) are returned, each once, in order.
+    """
+    alert_url, where = _alert_url(api_url, repository, alert_number)
+    base, (owner, name) = _validated_api_url(api_url), validate_repository(repository)
+    locations = _github_get(f"{alert_url}/locations?per_page={_MAX_LOCATIONS}", token, where, timeout=timeout)
+    found: list[str] = []
+    for location in locations[:_MAX_LOCATIONS] if isinstance(locations, list) else []:
+        details = location.get("details") if isinstance(location, dict) and location.get("type") == "commit" else None
+        if not isinstance(details, dict):
+            continue
+        blob_sha, first, last = details.get("blob_sha"), details.get("start_line"), details.get("end_line")
+        if not (isinstance(blob_sha, str) and _BLOB_SHA.fullmatch(blob_sha)):
+            continue
+        if not (isinstance(first, int) and isinstance(last, int) and 1 <= first <= last):
+            continue
+        blob_url = f"{base}/repos/{urllib.parse.quote(owner, safe='')}/{urllib.parse.quote(name, safe='')}"
+        try:
+            blob = _github_get(f"{blob_url}/git/blobs/{blob_sha}", token, f"{where} blob", timeout=timeout)
+        except GitHubAlertNotFound:
+            continue
+        except ActionFailed:
+            continue  # a blob larger than any .env, or unreadable: no pair to be found there (GitHub down raises)
+        lines = _blob_text(blob).splitlines()
+        window = lines[max(0, first - 1 - KEY_ID_SEARCH_LINES) : last + KEY_ID_SEARCH_LINES]
+        found.extend(match.group(0) for line in window for match in _KEY_ID_IN_TEXT.finditer(line))
+    return list(dict.fromkeys(found))
+
+
+def _blob_text(blob: Any) -> str:
+    import base64
+    import binascii
+
+    content = blob.get("content") if isinstance(blob, dict) else None
+    if not isinstance(content, str):
+        return ""
+    if blob.get("encoding") != "base64":
+        return content
+    try:
+        return base64.b64decode(content, validate=False).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return ""
+
+
+def _alert_url(api_url: str, repository: str, alert_number: int) -> tuple[str, str]:
+    """(the alert's REST URL, "owner/name alert n" for messages), or InvalidInput for a bad argument."""
     base = _validated_api_url(api_url)
     owner, name = validate_repository(repository)
     if isinstance(alert_number, bool) or not isinstance(alert_number, int) or alert_number < 1:
         raise InvalidInput("alert_number must be a positive integer")
-    if not token:
-        raise InvalidInput("a GitHub token is needed to read the alert's value")
-    where = f"{owner}/{name} alert {alert_number}"
     url = (
         f"{base}/repos/{urllib.parse.quote(owner, safe='')}/{urllib.parse.quote(name, safe='')}"
         f"/secret-scanning/alerts/{alert_number}"
     )
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+    return url, f"{owner}/{name} alert {alert_number}"
+
+
+def _github_get(url: str, token: str, where: str, *, timeout: float) -> Any:
+    """One authenticated GET on GitHub's REST API, parsed. Errors as for fetch_alert_secret; never the token."""
+    if not token:
+        raise InvalidInput("a GitHub token is needed to read the alert's value")
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked by _validated_api_url
         url,
         method="GET",
         headers={
@@ -587,13 +660,9 @@ def fetch_alert_secret(api_url: str, token: str, repository: str, alert_number: 
     if len(raw) > _MAX_ALERT_RESPONSE_BYTES:
         raise ActionFailed(f"GitHub's answer for {where} is larger than an alert")
     try:
-        document = json.loads(raw)
+        return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ActionFailed(f"GitHub's answer for {where} is not JSON") from None
-    value = document.get("secret") if isinstance(document, dict) else None
-    if not isinstance(value, str) or not value:
-        raise ActionFailed(f"GitHub's answer for {where} carries no secret value")
-    return value
 
 
 # --- configuration ----------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ Every function returns `LocatedLeak` or `Unlocated`; none returns, logs or raise
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
 
 # (repository, alert number) → the alert's secret, fetched from GitHub's REST API in-process.
 GitHubSecretFetcher = Callable[[str, int], str]
+# (repository, alert number) → the AWS access key ids written beside the alert's secret in its committed files.
+GitHubKeyIdFinder = Callable[[str, int], list[str]]
+_ACCESS_KEY_ID = re.compile(r"(?:AKIA|ASIA)[A-Z0-9]{12,124}")
 
 
 class KvValueLocator(Protocol):
@@ -63,12 +67,14 @@ class LeakLocator:
         aws: AwsClientFactory | None = None,
         kv_locator: KvValueLocator | None = None,
         github_fetcher: GitHubSecretFetcher | None = None,
+        github_key_id_finder: GitHubKeyIdFinder | None = None,
     ) -> None:
         self._vault = vault
         self._scope = scope
         self._aws = aws
         self._kv_locator = kv_locator
         self._github_fetcher = github_fetcher
+        self._github_key_id_finder = github_key_id_finder
 
     def locate(self, alert: LeakAlert) -> LocatedLeak | Unlocated:
         value = self._value_of(alert)
@@ -217,9 +223,14 @@ class LeakLocator:
     # --- AWS ----------------------------------------------------------------------------------------------
 
     def _access_key(self, alert: LeakAlert, value: str | None) -> LocatedLeak | Unlocated:
-        key_id = alert.access_key_id or (value or "")
+        key_id, found_by = alert.access_key_id or (value or ""), ""
         if self._aws is None:
             return Unlocated(why="no AWS access is configured")
+        if not _ACCESS_KEY_ID.fullmatch(key_id):
+            beside = self._key_id_beside_github_secret(alert)
+            if isinstance(beside, Unlocated):
+                return beside
+            key_id, found_by = beside, "the key id written beside the leaked secret in the alert's file; "
         account = alert.account_id or self._account_of_key(key_id)
         if account is None:
             return Unlocated(why=f"access key {key_id} belongs to no account Rescind can see")
@@ -236,8 +247,27 @@ class LeakLocator:
             return Unlocated(why=f"access key {key_id} does not exist in account {account} (already deleted?)")
         return LocatedLeak(
             credentials=(IamAccessKeyRef(account_id=account, user_name=user_name, access_key_id=key_id),),
-            evidence=f"IAM lists access key {key_id} under user {user_name} in account {account}",
+            evidence=f"{found_by}IAM lists access key {key_id} under user {user_name} in account {account}",
         )
+
+    def _key_id_beside_github_secret(self, alert: LeakAlert) -> str | Unlocated:
+        """A secret access key does not name its key id; GitHub alerts on it only beside its key id, in one file."""
+        if alert.github_repository is None or alert.github_alert_number is None:
+            return Unlocated(why="the alert names no access key id")
+        if self._github_key_id_finder is None:
+            return Unlocated(why="GitHub alerts need GITHUB_TOKEN_SECRET_ARN to read the alert's locations")
+        try:
+            key_ids = self._github_key_id_finder(alert.github_repository, alert.github_alert_number)
+        except (InvalidInput, ActionFailed) as error:
+            return Unlocated(
+                why=f"GitHub alert {alert.github_alert_number}'s locations could not be read: {error}"[:500]
+            )
+        if len(key_ids) != 1:
+            found = f"{len(key_ids)} access key ids ({', '.join(key_ids[:5])})" if key_ids else "no access key id"
+            return Unlocated(
+                why=f"{found} written beside the secret in the alert's committed files: its pair cannot be told"[:500]
+            )
+        return key_ids[0]
 
     def _in_scope(self, account: str) -> bool:
         assert self._aws is not None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from rescind.caching import runtime_cache
 from rescind.exceptions import InvalidInput
-from rescind.leaks.locate import GitHubSecretFetcher, KvValueLocator, LeakLocator
+from rescind.leaks.locate import GitHubKeyIdFinder, GitHubSecretFetcher, KvValueLocator, LeakLocator
 from rescind.models import KvSecretRef
 from rescind.runtime import get_aws_factory, get_discovery_scope, get_settings, get_vault_client
 
@@ -35,6 +35,7 @@ def get_leak_locator() -> LeakLocator:
         aws=get_aws_factory(),
         kv_locator=_kv_locator(),
         github_fetcher=_github_fetcher(),
+        github_key_id_finder=_github_key_id_finder(),
     )
 
 
@@ -68,6 +69,21 @@ def _github_fetcher() -> GitHubSecretFetcher | None:
         return fetch_alert_secret(settings.github_api_url, token, repository, alert_number)
 
     return fetch
+
+
+def _github_key_id_finder() -> GitHubKeyIdFinder | None:
+    settings = get_settings()
+    token_arn = settings.github_token_secret_arn
+    if not token_arn:
+        return None
+
+    def find(repository: str, alert_number: int) -> list[str]:
+        from rescind.leaks.github import find_access_key_ids_beside_alert, load_github_token
+
+        token = load_github_token(_secretsmanager_client(), token_arn)
+        return find_access_key_ids_beside_alert(settings.github_api_url, token, repository, alert_number)
+
+    return find
 
 
 @runtime_cache

@@ -61,6 +61,9 @@ GITHUB_SECRET_TYPES: dict[str, SecretType] = {
     "hashicorp_vault_root_service_token": SecretType.VAULT_TOKEN,
     "openbao_service_token": SecretType.VAULT_TOKEN,
     "aws_access_key_id": SecretType.AWS_ACCESS_KEY,
+    # The secret half: its key id is found beside it in the alert's file (GitHub alerts on the pair only).
+    "aws_secret_access_key": SecretType.AWS_ACCESS_KEY,
+    # A role session's key: its account is named, its role is not (recorded as unresolved, with what to do).
     "aws_temporary_access_key_id": SecretType.AWS_ACCESS_KEY,
 }
 

@@ -317,6 +317,46 @@ def test_replay_of_a_leak_event_revokes_the_leaked_token(target: LocalTarget, cl
     assert [p.credential for p in dead] == [f"token {leaked}"]
 
 
+def test_replay_keeps_a_cloudtrail_events_own_account_and_region(target: LocalTarget, cli: Cli) -> None:
+    # Given AWS's own CloudTrail DeleteFunction example (account 111122223333), its function bound to a workload
+    from datetime import UTC, datetime
+
+    from rescind.inventory import DynamoDbInventory
+    from rescind.inventory.types import CloudResourceKind, WorkloadBinding
+
+    event_file = REPO / "tests" / "corpus" / "aws" / "lambda" / "delete_function_20150331_wrapped.json"
+    event = json.loads(event_file.read_text())
+    workload = seed(target, "cloudtrail")
+    DynamoDbInventory(target.inventory_table, target.boto3_client("dynamodb")).bind(
+        WorkloadBinding(
+            cloud_id=f"arn:aws:lambda:{event['region']}:{event['account']}:function:"
+            + event["detail"]["requestParameters"]["functionName"],
+            kind=CloudResourceKind.LAMBDA_FUNCTION,
+            workload_id=workload.spiffe_id,
+            account_id=event["account"],
+            region=event["region"],
+            seen_at=datetime.now(UTC),
+        )
+    )
+
+    # When it is replayed as published
+    code, document = cli.json("replay", str(event_file), "--timeout", "60")
+
+    # Then it kept its envelope, so the binding in its own account matched and the workload was offboarded
+    assert code == 0, document
+    assert document["event_id"] == event["id"]
+    assert [run["status"] for run in document["runs"]] == ["SUCCEEDED"]
+    assert wrong(proofs(target, workload, "dead")) == []
+
+
+def test_replay_of_an_event_that_ends_nothing_says_so_at_once(target: LocalTarget, cli: Cli) -> None:
+    # AWS's example of scale-in into a warm pool: the instance is kept, so nothing matches
+    event_file = REPO / "tests/corpus/aws/autoscaling/warm_pool_terminate_lifecycle_action_asg_to_warmpool.json"
+    code, document = cli.json("replay", str(event_file), "--timeout", "60")
+    assert code == 1
+    assert "it matched no rule of the stack" in document["message"]
+
+
 def test_replay_of_the_github_webhook_sample_is_signed_for_the_stack_and_recorded(
     target: LocalTarget, cli: Cli
 ) -> None:

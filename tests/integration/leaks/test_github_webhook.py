@@ -722,3 +722,54 @@ def test_bad_arguments_never_reach_the_server(github_api: LocalGitHubApi) -> Non
         fetch_alert_secret(github_api.url, GITHUB_TOKEN, "octo-org/../../user", 42)
 
     assert github_api.requests == []
+
+
+# --- an AWS secret access key's pair, found beside it in the alert's file -----------------------------------
+
+CORPUS_GITHUB = Path(__file__).resolve().parents[2] / "corpus" / "github"
+
+
+def published_locations(blob_sha: str, start_line: int) -> list[dict[str, Any]]:
+    """GitHub's published example of an alert's locations, its commit location pointing at our file."""
+    locations: list[dict[str, Any]] = json.loads((CORPUS_GITHUB / "rest_locations.json").read_text())
+    commit = next(location for location in locations if location["type"] == "commit")
+    commit["details"].update(blob_sha=blob_sha, start_line=start_line, end_line=start_line)
+    # The answer's own blob_url is never followed: the blob is read by its sha on the configured API.
+    commit["details"]["blob_url"] = "https://attacker.example/repos/x/y/git/blobs/" + blob_sha
+    return locations
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "expected"),
+    [
+        (
+            "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\nAWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\n",
+            1,
+            ["AKIAIOSFODNN7EXAMPLE"],
+        ),
+        (
+            "key: AKIAIOSFODNN7EXAMPLE\n"
+            "secret: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
+            "other: AKIAI44QH8DHBEXAMPLE\n",
+            2,
+            ["AKIAIOSFODNN7EXAMPLE", "AKIAI44QH8DHBEXAMPLE"],
+        ),
+        ("AKIAIOSFODNN7EXAMPLE\n" + "\n" * 10 + "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n", 12, []),
+        ("id=XAKIAIOSFODNN7EXAMPLE secret=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n", 1, []),
+    ],
+    ids=["the pair", "two keys near it", "a key far away", "a key inside a longer word"],
+)
+def test_the_key_ids_beside_a_secret_are_read_from_the_alerts_committed_file(
+    text: str, line: int, expected: list[str]
+) -> None:
+    from rescind.leaks.github import find_access_key_ids_beside_alert
+    from rescind_local.github import local_github_api
+
+    with local_github_api() as github:
+        sha = github.add_blob("octo-org/octo-repo", text)
+        github.add_locations("octo-org/octo-repo", 7, published_locations(sha, line))
+
+        found = find_access_key_ids_beside_alert(github.url, "ghp_reader", "octo-org/octo-repo", 7)
+
+    assert found == expected
+    assert all("attacker.example" not in request for request in github.requests)

@@ -86,3 +86,68 @@ def test_a_secret_id_is_found_on_its_role_and_a_wrong_one_is_not(
     assert [ref.key for ref in found.credentials] == [expected]
     missing = locator.locate(alert("00000000-0000-0000-0000-000000000000"))
     assert isinstance(missing, Unlocated)
+
+
+# --- AWS Health's users and temporary keys (moto) --------------------------------------------------------------
+
+
+def health_alert(**fields: object) -> LeakAlert:
+    defaults: dict[str, object] = {"account_id": "123456789012"}
+    return LeakAlert(
+        source="aws.health",
+        detail_type="AWS Health Event",
+        event_id="e-health",
+        found_at=utc_now(),
+        **{**defaults, **fields},  # type: ignore[arg-type]
+    )
+
+
+def aws_locator(vault: hvac.Client) -> LeakLocator:
+    from rescind.aws.session import AwsClientFactory
+
+    return LeakLocator(vault, DiscoveryScope(), aws=AwsClientFactory())
+
+
+def test_a_user_named_by_health_resolves_to_its_active_keys_only(aws: None, vault: hvac.Client) -> None:
+    import boto3
+
+    from rescind.models import IamAccessKeyRef
+
+    # Given a user with an active and an inactive key, and another user with a key
+    iam = boto3.client("iam")
+    iam.create_user(UserName="deploy-bot")
+    active = iam.create_access_key(UserName="deploy-bot")["AccessKey"]["AccessKeyId"]
+    inactive = iam.create_access_key(UserName="deploy-bot")["AccessKey"]["AccessKeyId"]
+    iam.update_access_key(UserName="deploy-bot", AccessKeyId=inactive, Status="Inactive")
+    iam.create_user(UserName="neighbour")
+    iam.create_access_key(UserName="neighbour")
+
+    located = aws_locator(vault).locate(health_alert(secret_type=SecretType.AWS_IAM_USER, user_name="deploy-bot"))
+
+    assert isinstance(located, LocatedLeak)
+    assert located.credentials == (
+        IamAccessKeyRef(account_id="123456789012", user_name="deploy-bot", access_key_id=active),
+    )
+
+
+def test_a_user_that_does_not_exist_is_unlocated_by_name(aws: None, vault: hvac.Client) -> None:
+    located = aws_locator(vault).locate(health_alert(secret_type=SecretType.AWS_IAM_USER, user_name="i-0abc1234"))
+    assert located == Unlocated(why="no IAM user i-0abc1234 in account 123456789012")
+
+
+def test_a_temporary_key_is_unlocated_with_its_account_and_what_to_do(aws: None, vault: hvac.Client) -> None:
+    import boto3
+
+    # Given a role session's temporary key (ASIA...), whose account STS can name
+    role_arn = boto3.client("iam").create_role(RoleName="worker", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    session = boto3.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="session")["Credentials"]
+    key_id = session["AccessKeyId"]
+    assert key_id.startswith("ASIA")
+
+    located = aws_locator(vault).locate(
+        health_alert(secret_type=SecretType.AWS_ACCESS_KEY, access_key_id=key_id, account_id=None)
+    )
+
+    assert isinstance(located, Unlocated)
+    assert f"{key_id} is a temporary key of a role session in account 123456789012" in located.why
+    assert "aws-role-sessions:123456789012:ROLE" in located.why
