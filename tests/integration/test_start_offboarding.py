@@ -447,35 +447,62 @@ def test_the_handler_records_an_unknown_instance_as_unresolved(
     [
         ("ec2_instance_terminated.json", "state", "running"),
         ("lambda_function_deleted.json", "errorCode", "AccessDenied"),
-        ("workload_terminated.json", "workload_id", "spiffe://example.org/ns/../*"),
     ],
 )
-def test_a_refused_event_raises_invalid_input_and_makes_no_aws_call(
+def test_an_event_that_ended_nothing_is_ignored_with_no_call(
     start_function: FunctionSpec,
     backend_calls: BackendCalls,
     capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
     sample: str,
     field: str,
     value: str,
 ) -> None:
-    # Given a warm function (its cold start made no call either)
     event = load_event(sample)
     event["detail"][field] = value
 
-    # When EventBridge delivers a refused event
     result = invoke_in_process(start_function, event)
 
-    # Then the invocation fails with InvalidInput (so the event reaches the on-failure destination),
-    # nothing reached AWS, and the rejection was logged and counted without the event body
+    # Then it is answered "ignored", logged and counted, and nothing is called or recorded
+    assert not result.errored, result.payload
+    payload = json.loads(result.payload)
+    assert (payload["status"], payload["reason"]) == ("ignored", "not_a_termination")
+    assert field in payload["problem"]
+    assert backend_calls.total == 0
+    assert '"TriggerRejected_not_a_termination":[1.0]' in capsys.readouterr().out
+
+
+def test_a_refused_event_is_recorded_as_rejected_then_raised_and_touches_nothing(
+    start_function: FunctionSpec,
+    ledger: DynamoDbLedger,
+    backend_calls: BackendCalls,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a warm function (its cold start made no call either), and a generic event naming a traversal
+    event = load_event("workload_terminated.json")
+    value = "spiffe://example.org/ns/../*"
+    event["detail"]["workload_id"] = value
+
+    # When EventBridge delivers it
+    result = invoke_in_process(start_function, event)
+
+    # Then the invocation fails with InvalidInput (so the event reaches the on-failure destination), its only
+    # calls recorded it in the ledger and notified, and the rejection was logged and counted without the body
     assert result.errored
     payload = json.loads(result.payload)
     assert payload["errorType"] == "InvalidInput"
-    assert field in payload["errorMessage"]
-    assert backend_calls.total == 0
+    assert "workload_id" in payload["errorMessage"]
+    assert set(backend_calls.aws) <= {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem", "sns:Publish"}
+    assert backend_calls.vault == []
+    (incident,) = ledger.list_incidents()
+    assert incident.trigger.event_id == event["id"]
+    closure = ledger.read_incident(incident.incident_id).closure
+    assert closure is not None
+    assert closure.status is IncidentStatus.REJECTED
+    assert "detail.workload_id" in closure.summary
+    assert value not in closure.summary
     refusals = [record for record in caplog.records if record.getMessage() == "termination event refused"]
     assert len(refusals) == 1
-    assert field in refusals[0].problem
     metrics = capsys.readouterr().out
     assert f'"TriggerRejected_{refusals[0].rejection}":[1.0]' in metrics
     for logged in [metrics, *(str(vars(record)) for record in caplog.records)]:
