@@ -72,6 +72,11 @@ def _answer(status_code: int, body: dict[str, Any]) -> dict[str, Any]:
     return {"statusCode": status_code, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """A part of the request that should be an object; an empty one when it is not (it is then refused)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _request_body(event: dict[str, Any]) -> bytes:
     """The raw body GitHub signed. Function URLs base64-encode bodies they do not treat as text."""
     text = event.get("body") or ""
@@ -94,12 +99,13 @@ def _request_body(event: dict[str, Any]) -> bytes:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    headers = event.get("headers") or {}
+    event = event if isinstance(event, dict) else {}  # whatever invoked us, the answer is an HTTP status
+    headers = _mapping(event.get("headers"))
     request = {
         "delivery_id": loggable_header(headers, DELIVERY_HEADER),
         "event_name": loggable_header(headers, EVENT_HEADER),
     }
-    method = str(event.get("requestContext", {}).get("http", {}).get("method", "")).upper()
+    method = str(_mapping(_mapping(event.get("requestContext")).get("http")).get("method", "")).upper()
     try:
         if method != "POST":
             raise WebhookRejected(WebhookRejectionReason.METHOD_NOT_ALLOWED, "only POST is accepted")

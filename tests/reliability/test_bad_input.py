@@ -447,6 +447,36 @@ def test_a_replayed_delivery_is_refused_after_one_ledger_read_and_nothing_else(h
     assert assert_webhook_rejected(harness, event, allowed_calls=("dynamodb:GetItem",)) == 409
 
 
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda e: e.update(headers=["x-github-event", "secret_scanning_alert"]),
+        lambda e: e.update(headers="x-github-event: ping"),
+        lambda e: e.update(requestContext="POST"),
+        lambda e: e["requestContext"].update(http=["POST"]),
+        lambda e: e.update(headers=None, requestContext=None, body=None),
+    ],
+    ids=["headers a list", "headers a string", "requestContext a string", "http a list", "all null"],
+)
+def test_a_request_whose_parts_are_not_objects_is_answered_not_raised(harness: Harness, spoil: Any) -> None:
+    event = delivery(json.dumps(alert_fields()))
+    spoil(event)
+    status = assert_webhook_rejected(harness, event)
+    assert status in (400, 401, 405)
+
+
+@pytest.mark.parametrize("event", [None, [], "POST /", 42], ids=["null", "a list", "a string", "a number"])
+def test_an_invocation_that_is_not_an_object_is_answered_not_raised(harness: Harness, event: Any) -> None:
+    assert assert_webhook_rejected(harness, event) == 405
+
+
+def test_a_validly_signed_body_nested_thousands_deep_is_malformed_not_a_crash(harness: Harness) -> None:
+    # Given a body GitHub's signature covers (the attacker has the webhook secret, or GitHub relays it)
+    body = '{"action": "created", "alert": ' + "[" * 5000 + "]" * 5000 + "}"
+    status = assert_webhook_rejected(harness, delivery(body))
+    assert status == 400
+
+
 def test_the_wrong_missing_and_altered_signatures_are_each_refused_as_unsigned(harness: Harness) -> None:
     valid_body = json.dumps(alert_fields())
     signed = delivery(valid_body)

@@ -284,6 +284,8 @@ def parse_secret_scanning_delivery(
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise WebhookRejected(WebhookRejectionReason.MALFORMED, "the body is not JSON") from None
+    except RecursionError:  # a validly signed body nested thousands deep
+        raise WebhookRejected(WebhookRejectionReason.MALFORMED, "the body is nested too deep") from None
     if not isinstance(document, dict):
         raise WebhookRejected(WebhookRejectionReason.MALFORMED, "the body is not a JSON object")
     received = received_at or utc_now()
