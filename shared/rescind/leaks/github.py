@@ -12,9 +12,10 @@ field from the payload, so a value is dropped even if some payload carried one.
 Order of a delivery, and why:
 1. size, then signature: nothing unauthenticated reaches a parser or a table;
 2. event and payload parsed; `ping` and actions that are not a leak are answered and dropped;
-3. replay check: a consistent read of the delivery's ledger item;
+3. replay check: consistent reads of the delivery's ledger item, and of its signed body's (the delivery id
+   header is not signed, so a captured body resent under a fresh id is caught by its SHA-256);
 4. PutEvents;
-5. the delivery claimed in the ledger with a conditional put.
+5. the delivery and its body claimed in the ledger with conditional puts.
 Claiming after the put never loses an alert: a failed put leaves nothing claimed, so GitHub's redelivery
 (which reuses X-GitHub-Delivery) is accepted. Two concurrent copies of one delivery can both pass step 3 and
 both be put; the conditional claim refuses the second, and the leak responder deduplicates on the
@@ -77,6 +78,7 @@ _SIGNATURE_PREFIX = "sha256="
 LEAK_ACTIONS = frozenset({"created", "reopened", "publicly_leaked", "validated"})
 
 DELIVERY_PK_PREFIX = "GITHUB_DELIVERY#"
+BODY_PK_PREFIX = "GITHUB_BODY#"
 DELIVERY_SK = "#"
 
 GITHUB_API_VERSION = "2022-11-28"
@@ -317,16 +319,32 @@ def parse_secret_scanning_delivery(
 
 
 def _delivery_key(delivery_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"{DELIVERY_PK_PREFIX}{delivery_id}"}, "sk": {"S": DELIVERY_SK}}
+    # GUIDs compare without case: "ABC…" and "abc…" are one delivery.
+    return {"pk": {"S": f"{DELIVERY_PK_PREFIX}{delivery_id.lower()}"}, "sk": {"S": DELIVERY_SK}}
 
 
-def delivery_already_claimed(dynamodb: DynamoDBClient, table_name: str, delivery_id: str) -> bool:
-    """Whether this delivery was forwarded before (a strongly consistent read of its ledger item)."""
-    with aws_errors("dynamodb:GetItem"):
-        answer = dynamodb.get_item(
-            TableName=table_name, Key=_delivery_key(delivery_id), ConsistentRead=True, ProjectionExpression="pk"
-        )
-    return "Item" in answer
+def _body_key(body_digest: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{BODY_PK_PREFIX}{body_digest}"}, "sk": {"S": DELIVERY_SK}}
+
+
+def signed_body_digest(body: bytes) -> str:
+    """What the signature covers, as a replay key: X-GitHub-Delivery is not signed, so a captured body sent again
+    under a fresh delivery id is still the same delivery."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def delivery_already_claimed(
+    dynamodb: DynamoDBClient, table_name: str, delivery_id: str, *, body_digest: str | None = None
+) -> bool:
+    """Whether this delivery, or this signed body under any delivery id, was forwarded before (strongly
+    consistent reads of their ledger items; the body is read only when the id is new)."""
+    keys = [_delivery_key(delivery_id)] + ([_body_key(body_digest)] if body_digest else [])
+    for key in keys:
+        with aws_errors("dynamodb:GetItem"):
+            answer = dynamodb.get_item(TableName=table_name, Key=key, ConsistentRead=True, ProjectionExpression="pk")
+        if "Item" in answer:
+            return True
+    return False
 
 
 def claim_delivery(
@@ -336,22 +354,24 @@ def claim_delivery(
     now: datetime,
     *,
     notice: GitHubAlertNotice | None = None,
+    body_digest: str | None = None,
 ) -> bool:
-    """Record the delivery in the append-only ledger; False when it was already recorded.
+    """Record the delivery (and its signed body) in the append-only ledger; False when either was recorded.
 
-    A conditional put (attribute_not_exists(pk)), never an update or a delete. The item names the alert by
+    Conditional puts (attribute_not_exists(pk)), never an update or a delete. The items name the alert by
     reference only.
     """
-    item: dict[str, Any] = {
-        **_delivery_key(delivery_id),
-        "record_type": {"S": "github_delivery"},
-        "received_at": {"S": now.isoformat()},
-    }
+    item: dict[str, Any] = {"record_type": {"S": "github_delivery"}, "received_at": {"S": now.isoformat()}}
     if notice is not None:
         item["repository"] = {"S": notice.repository}
         item["alert_number"] = {"N": str(notice.alert_number)}
         item["action"] = {"S": notice.action}
         item["secret_type"] = {"S": notice.secret_type}
+    keys = [_delivery_key(delivery_id)] + ([_body_key(body_digest)] if body_digest else [])
+    return all([_put_once(dynamodb, table_name, {**key, **item}) for key in keys])  # both put, whatever the first
+
+
+def _put_once(dynamodb: DynamoDBClient, table_name: str, item: dict[str, Any]) -> bool:
     from botocore.exceptions import ClientError
 
     with aws_errors("dynamodb:PutItem"):
@@ -485,10 +505,13 @@ def receive_github_delivery(
     )
     if not notice.is_leak:
         return ignored
-    if delivery_already_claimed(dynamodb, ledger_table_name, notice.delivery_id):
-        raise WebhookRejected(WebhookRejectionReason.REPLAYED, "this X-GitHub-Delivery was already forwarded")
+    digest = signed_body_digest(body)
+    if delivery_already_claimed(dynamodb, ledger_table_name, notice.delivery_id, body_digest=digest):
+        raise WebhookRejected(
+            WebhookRejectionReason.REPLAYED, "this delivery (or its signed body) was already forwarded"
+        )
     event_id = put_alert_notice(events, notice, event_bus_name)
-    claimed = claim_delivery(dynamodb, ledger_table_name, notice.delivery_id, now, notice=notice)
+    claimed = claim_delivery(dynamodb, ledger_table_name, notice.delivery_id, now, notice=notice, body_digest=digest)
     return ignored.model_copy(
         update={"status": ReceiptStatus.ACCEPTED, "event_id": event_id, "duplicate_put": not claimed}
     )

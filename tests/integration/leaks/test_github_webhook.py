@@ -213,6 +213,27 @@ def test_a_replayed_delivery_is_refused_and_nothing_more_is_put(stack: WebhookSt
     assert len(stack.delivery_items()) == 1
 
 
+@pytest.mark.parametrize(
+    "new_id",
+    [lambda old: "5c0ffee0-b7e2-11f0-8a5e-6d2c4b1e9f07", str.upper],
+    ids=["a fresh delivery id", "the same id in capitals"],
+)
+def test_a_captured_body_resent_under_another_delivery_id_is_refused(stack: WebhookStack, new_id: Any) -> None:
+    # Given the sample was forwarded
+    headers, body = _sample()
+    stack.receive(headers, body)
+    assert len(stack.bus_events()) == 1
+
+    # When someone who captured it sends the same signed body under another X-GitHub-Delivery (it is not signed)
+    replayed = {**headers, "x-github-delivery": new_id(headers["x-github-delivery"])}
+    with pytest.raises(WebhookRejected) as raised:
+        stack.receive(replayed, body)
+
+    # Then it is refused as replayed, and nothing more is put on the bus
+    assert raised.value.reason is WebhookRejectionReason.REPLAYED
+    assert stack.bus_events() == []
+
+
 def test_a_mis_signed_delivery_is_refused_and_nothing_is_claimed_or_put(
     stack: WebhookStack, backend_calls: BackendCalls
 ) -> None:
