@@ -25,7 +25,8 @@ class RuntimeSettings(BaseModel):
 
     ledger_table_name: Annotated[str, Field(min_length=3, max_length=255)]
     notification_topic_arn: str | None = None
-    vault_addr: Annotated[str, Field(pattern=r"^https?://[^\s/]+(:\d+)?/?$")]
+    # https, or http to this machine only (the local stack): the Vault login and every token cross this link.
+    vault_addr: Annotated[str, Field(pattern=r"^(?:https://[^\s/]+|http://(?:127\.0\.0\.1|localhost|\[::1\]))(?::\d+)?/?$")]
     vault_auth_method: VaultAuthMethod = VaultAuthMethod.AWS_IAM
     vault_token: SecretStr | None = None
     vault_namespace: str | None = None
@@ -48,6 +49,8 @@ class RuntimeSettings(BaseModel):
     pki_mounts: tuple[str, ...] = ("pki",)
     approle_mounts: tuple[str, ...] = ("approle",)
     kv_mounts: tuple[str, ...] = ("secret",)
+    # Where the acting task may revoke leases, beside PKI mounts and AppRole logins (e.g. a database mount).
+    lease_mounts: tuple[str, ...] = ()
     aws_account_ids: tuple[str, ...] = ()
     # The KV fingerprint index (leak alerts carrying a KV value): its table and the HMAC key's secret.
     fingerprint_table_name: str | None = None
@@ -57,7 +60,13 @@ class RuntimeSettings(BaseModel):
     github_token_secret_arn: str | None = None
 
     @field_validator(
-        "protected_workloads", "pki_mounts", "approle_mounts", "kv_mounts", "aws_account_ids", mode="before"
+        "protected_workloads",
+        "pki_mounts",
+        "approle_mounts",
+        "kv_mounts",
+        "lease_mounts",
+        "aws_account_ids",
+        mode="before",
     )
     @classmethod
     def _comma_separated(cls, value: object) -> object:

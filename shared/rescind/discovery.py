@@ -27,6 +27,8 @@ class DiscoveryScope:
     approle_mounts: Sequence[str] = ("approle",)
     kv_mounts: Sequence[str] = ("secret",)
     aws_account_ids: Sequence[str] = field(default_factory=tuple)
+    # Secrets engines whose leases may be revoked (a database mount...), beside PKI and AppRole logins.
+    lease_mounts: Sequence[str] = field(default_factory=tuple)
     metadata_key: str = "spiffe_id"
     aws_tag_key: str = "rescind:workload"
 

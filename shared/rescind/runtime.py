@@ -103,6 +103,7 @@ def get_discovery_scope() -> DiscoveryScope:
         pki_mounts=settings.pki_mounts,
         approle_mounts=settings.approle_mounts,
         kv_mounts=settings.kv_mounts,
+        lease_mounts=settings.lease_mounts,
         aws_account_ids=accounts,
         metadata_key=settings.workload_metadata_key,
     )

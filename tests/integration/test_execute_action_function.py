@@ -61,3 +61,23 @@ def test_a_malformed_payload_fails_with_a_named_error_and_records_nothing(stack:
     assert "path traversal" in payload["errorMessage"]
     items = boto3.client("dynamodb").scan(TableName=stack.physical_id("LedgerTable"))["Items"]
     assert items == []
+
+
+def test_the_token_stores_ttl_is_out_of_the_deployed_functions_scope(stack: LocalStack, vault: hvac.Client) -> None:
+    # Given the token store's TTLs, and a well-formed action to lower them to 60 s
+    before = vault.sys.read_auth_method_tuning("token")["data"]
+    event = load_event("execute_action.json")
+    event["action"] = {
+        "kind": "shorten_ttl",
+        "target": {"kind": "vault_ttl_target", "target_type": "mount", "mount": "auth/token"},
+        "reason": "hostile but well-formed",
+        "params": {"ttl_seconds": 60},
+    }
+
+    # When the deployed function (PkiMounts, AppRoleMounts, KvMounts at their defaults) is asked to run it
+    payload, function_error = stack.invoke("ExecuteActionFunction", event)
+
+    # Then it is refused as out of scope, recorded, and the token store is as it was
+    assert function_error is None, payload
+    assert (payload["outcome"], payload["error_type"]) == ("failed", "TargetOutOfScope")
+    assert vault.sys.read_auth_method_tuning("token")["data"] == before

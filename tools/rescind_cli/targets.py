@@ -63,6 +63,7 @@ _SETTING_PARAMETERS = {
     "PKI_MOUNTS": "PkiMounts",
     "APPROLE_MOUNTS": "AppRoleMounts",
     "KV_MOUNTS": "KvMounts",
+    "LEASE_MOUNTS": "LeaseMounts",
     "AWS_ACCOUNT_IDS": "DiscoveryAccountIds",
 }
 _STACK_OUTPUTS = {
@@ -129,6 +130,7 @@ def _scope_from_settings(settings: Mapping[str, str], default_account: str) -> D
         pki_mounts=_split(settings.get("PKI_MOUNTS")) or ("pki",),
         approle_mounts=_split(settings.get("APPROLE_MOUNTS")) or ("approle",),
         kv_mounts=_split(settings.get("KV_MOUNTS")) or ("secret",),
+        lease_mounts=_split(settings.get("LEASE_MOUNTS")),
         aws_account_ids=_split(settings.get("AWS_ACCOUNT_IDS")) or (default_account,),
         metadata_key=settings.get("WORKLOAD_METADATA_KEY") or "spiffe_id",
     )

@@ -6,7 +6,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rescind.discovery import DiscoveryScope
 from rescind.engine.executor import ActionEngine, record_result
+from rescind.engine.scope import check_target_in_scope
 from rescind.exceptions import RescindError, TransientError
 from rescind.ledger.base import Ledger
 from rescind.models import Action, ActionResult, Outcome
@@ -30,14 +32,18 @@ class ExecuteActionRequest(BaseModel):
         return parse_model(cls, event, what="execute-action request")
 
 
-def execute_and_record(request: ExecuteActionRequest, *, engine: ActionEngine, ledger: Ledger) -> ActionResult:
-    """Execute, verify and record one action.
+def execute_and_record(
+    request: ExecuteActionRequest, *, engine: ActionEngine, ledger: Ledger, scope: DiscoveryScope
+) -> ActionResult:
+    """Check the target is in scope, then execute, verify and record one action.
 
+    A target outside the configured mounts (TargetOutOfScope) is recorded as FAILED before any call to Vault.
     A transient error is recorded and raised again, so the state machine's Retry runs a new attempt.
     Any other Rescind error is recorded and returned as a FAILED result, so the rest of the plan runs.
     """
     started_at = utc_now()
     try:
+        check_target_in_scope(request.action.target, scope)
         result = engine.execute(request.action, dry_run=request.dry_run)
     except TransientError as error:
         record_result(ledger, request.incident_id, request.attempt_id, _failed(request, error, started_at))
