@@ -26,7 +26,9 @@ class RuntimeSettings(BaseModel):
     ledger_table_name: Annotated[str, Field(min_length=3, max_length=255)]
     notification_topic_arn: str | None = None
     # https, or http to this machine only (the local stack): the Vault login and every token cross this link.
-    vault_addr: Annotated[str, Field(pattern=r"^(?:https://[^\s/]+|http://(?:127\.0\.0\.1|localhost|\[::1\]))(?::\d+)?/?$")]
+    vault_addr: Annotated[
+        str, Field(pattern=r"^(?:https://[^\s/]+|http://(?:127\.0\.0\.1|localhost|\[::1\]))(?::\d+)?/?$")
+    ]
     vault_auth_method: VaultAuthMethod = VaultAuthMethod.AWS_IAM
     vault_token: SecretStr | None = None
     vault_namespace: str | None = None
