@@ -20,6 +20,8 @@ cross-account role each account trusts, not here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rescind.discovery import DiscoveryScope
 from rescind.exceptions import InvalidInput
 from rescind.models import (
@@ -40,15 +42,14 @@ class TargetOutOfScope(InvalidInput):
     """The target names a mount this stack is not configured to act on. Nothing was called."""
 
 
-def _mounts(values: tuple[str, ...] | list[str] | object) -> frozenset[str]:
-    items = values if isinstance(values, (tuple, list)) else ()
-    return frozenset(str(item).strip("/").removeprefix("auth/") for item in items if str(item).strip("/"))
+def _mounts(values: Sequence[str]) -> frozenset[str]:
+    """Mount names as configured ("pki", "auth/approle/", " kv"), compared without slashes or `auth/`."""
+    return frozenset(value.strip().strip("/").removeprefix("auth/") for value in values if value.strip().strip("/"))
 
 
 def check_target_in_scope(target: CredentialRef, scope: DiscoveryScope) -> None:
     """Raise TargetOutOfScope unless the target lies in the configured mounts (see the module docstring)."""
-    pki, approle = _mounts(tuple(scope.pki_mounts)), _mounts(tuple(scope.approle_mounts))
-    kv = _mounts(tuple(scope.kv_mounts))
+    pki, approle, kv = _mounts(scope.pki_mounts), _mounts(scope.approle_mounts), _mounts(scope.kv_mounts)
     match target:
         case PkiCertificateRef(mount=mount):
             _require(mount in pki, f"PKI mount {mount} is not in PkiMounts")
@@ -59,7 +60,7 @@ def check_target_in_scope(target: CredentialRef, scope: DiscoveryScope) -> None:
         case VaultTtlTargetRef():
             _check_ttl_target(target, pki=pki, approle=approle)
         case VaultLeaseRef(lease_id=lease_id):
-            _check_lease(lease_id, pki=pki, approle=approle, extra=_mounts(tuple(scope.lease_mounts)))
+            _check_lease(lease_id, pki=pki, approle=approle, extra=_mounts(scope.lease_mounts))
         case _:
             return
 
