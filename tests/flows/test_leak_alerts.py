@@ -12,6 +12,7 @@ import json
 import random
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -21,7 +22,7 @@ import pytest
 from rescind.ledger import DynamoDbLedger, IncidentStatus
 from rescind.models import Outcome
 from rescind_local import LocalOpenBao
-from rescind_local.github import SAMPLE_WEBHOOK_SECRET, local_github_api, sign_delivery
+from rescind_local.github import SAMPLE_WEBHOOK_SECRET, LocalGitHubApi, local_github_api, sign_delivery
 from rescind_local.proof import ProofByUse, prove_by_use
 from rescind_local.seed import SeededWorkload, health_event_naming, prepare_vault, seed_workload
 from rescind_local.stack import LocalStack, deploy_template_to_moto
@@ -377,11 +378,10 @@ def test_a_bad_leak_event_is_refused_and_calls_nothing(
     assert executions(stack) == []
 
 
-def test_a_github_alert_through_the_webhook_revokes_the_token_github_found(
-    aws: None, openbao: LocalOpenBao, vault: hvac.Client, unique: str
-) -> None:
-    # Given GitHub (a local stand-in for its REST API) holding an alert whose secret is a workload's token,
-    # the stack's webhook secret set to the one the sample delivery is signed with, and a token to read alerts
+@contextmanager
+def github_stack(openbao: LocalOpenBao, unique: str) -> Iterator[tuple[LocalStack, LocalGitHubApi]]:
+    """The stack with a GitHub stand-in for its REST API, a token to read alerts, and the webhook secret the
+    sample delivery is signed with."""
     secretsmanager = boto3.client("secretsmanager")
     token_arn = secretsmanager.create_secret(Name=f"github-token-{unique}", SecretString="ghp_local_reader")["ARN"]
     with (
@@ -400,6 +400,15 @@ def test_a_github_alert_through_the_webhook_revokes_the_token_github_found(
         secretsmanager.put_secret_value(
             SecretId=stack.physical_id("GitHubWebhookSecret"), SecretString=SAMPLE_WEBHOOK_SECRET.decode()
         )
+        yield stack, github
+
+
+def test_a_github_alert_through_the_webhook_revokes_the_token_github_found(
+    aws: None, openbao: LocalOpenBao, vault: hvac.Client, unique: str
+) -> None:
+    # Given GitHub (a local stand-in for its REST API) holding an alert whose secret is a workload's token,
+    # the stack's webhook secret set to the one the sample delivery is signed with, and a token to read alerts
+    with github_stack(openbao, unique) as (stack, github):
         prepare_vault(vault)
         target = seed_workload(vault, boto3.client("iam"), f"g-{unique}", f"spiffe://flows.rescind/g-{unique}")
         leaked, sibling = target.token_accessors
@@ -430,28 +439,11 @@ def test_a_github_alert_on_an_aws_secret_key_kills_the_key_written_beside_it(
     # Given a key pair committed to a file, GitHub's alert on its secret half (aws_secret_access_key: the alert's
     # value is the secret key, which names no key id), the alert's locations pointing at that file, and the
     # same user's other key, which must live on
-    secretsmanager = boto3.client("secretsmanager")
-    token_arn = secretsmanager.create_secret(Name=f"github-token-{unique}", SecretString="ghp_local_reader")["ARN"]
     iam = boto3.client("iam")
     iam.create_user(UserName=f"ci-{unique}")
     leaked = iam.create_access_key(UserName=f"ci-{unique}")["AccessKey"]
     other = iam.create_access_key(UserName=f"ci-{unique}")["AccessKey"]["AccessKeyId"]
-    with (
-        local_github_api() as github,
-        deploy_template_to_moto(
-            parameters={
-                "VaultAddr": openbao.addr,
-                "VaultAwsAuthRole": "rescind-local",
-                "GitHubTokenSecretArn": token_arn,
-                "GitHubApiUrl": github.url,
-            },
-            function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
-            time_scale=0.01,
-        ) as stack,
-    ):
-        secretsmanager.put_secret_value(
-            SecretId=stack.physical_id("GitHubWebhookSecret"), SecretString=SAMPLE_WEBHOOK_SECRET.decode()
-        )
+    with github_stack(openbao, unique) as (stack, github):
         prepare_vault(vault)
         delivery = load_event("github_secret_scanning_webhook.json")
         body = json.loads(delivery["body"])

@@ -166,46 +166,64 @@ def event_incident_id(prefix: str, event: LeakEvent) -> str:
 
 def record_event_only(event: LeakEvent, *, ledger: Ledger, notify: Notify) -> LeakStartResult:
     """A RECORDED incident: a real event that asks for no action. Nothing is located or touched."""
-    incident_id = event_incident_id("recorded-leak", event)
     why = event.record_only or ""
-    record_closed_incident(
-        incident_id,
-        Trigger(
-            source=event.source,
-            detail_type=event.detail_type,
-            event_id=event.event_id,
-            reason=f"{event.summary}; recorded only: {why}"[:500],
-        ),
+    return _record_event(
+        event,
         status=IncidentStatus.RECORDED,
-        summary=f"incident {incident_id} (leak response): recorded; {event.summary}; {why}. Nothing was revoked.",
+        why=why,
+        outcome=f"recorded; {event.summary}; {why}. Nothing was revoked.",
         subject="Rescind Leak Response: recorded, no action",
         advice="Nothing to do unless the record is wrong; replay the event after correcting its source.",
         ledger=ledger,
         notify=notify,
     )
-    return LeakStartResult(status=StartStatus.RECORDED, incident_id=incident_id, secret_type="", why=why[:500])
 
 
 def record_unresolved_entities(event: LeakEvent, *, ledger: Ledger, notify: Notify) -> LeakStartResult:
     """One UNRESOLVED incident for everything the event named that resolves to nothing Rescind can act on."""
-    incident_id = event_incident_id("unresolved-leak", event)
     why = "; ".join(event.unresolved)
-    record_closed_incident(
-        incident_id,
-        Trigger(
-            source=event.source,
-            detail_type=event.detail_type,
-            event_id=event.event_id,
-            reason=f"{event.summary}; unresolved: {why}"[:500],
-        ),
+    return _record_event(
+        event,
         status=IncidentStatus.UNRESOLVED,
-        summary=(
-            f"incident {incident_id} (leak response): unresolved; {event.summary}; "
-            f"{len(event.unresolved)} thing(s) it named could not be acted on: {why}. Nothing of these was revoked."
+        why=why,
+        outcome=(
+            f"unresolved; {event.summary}; {len(event.unresolved)} thing(s) it named could not be acted on: {why}. "
+            "Nothing of these was revoked."
         ),
         subject="Rescind Leak Response: unresolved",
         advice="Each line says what to do by hand. Whatever else the event named has its own incident.",
         ledger=ledger,
         notify=notify,
     )
-    return LeakStartResult(status=StartStatus.UNRESOLVED, incident_id=incident_id, secret_type="", why=why[:500])
+
+
+def _record_event(
+    event: LeakEvent,
+    *,
+    status: IncidentStatus,
+    why: str,
+    outcome: str,
+    subject: str,
+    advice: str,
+    ledger: Ledger,
+    notify: Notify,
+) -> LeakStartResult:
+    """The event's own incident, closed at once with `status`; its id comes from the event alone."""
+    incident_id = event_incident_id(f"{status}-leak", event)
+    record_closed_incident(
+        incident_id,
+        Trigger(
+            source=event.source,
+            detail_type=event.detail_type,
+            event_id=event.event_id,
+            reason=f"{event.summary}; {status}: {why}"[:500],
+        ),
+        status=status,
+        summary=f"incident {incident_id} (leak response): {outcome}",
+        subject=subject,
+        advice=advice,
+        ledger=ledger,
+        notify=notify,
+    )
+    start_status = StartStatus.RECORDED if status is IncidentStatus.RECORDED else StartStatus.UNRESOLVED
+    return LeakStartResult(status=start_status, incident_id=incident_id, secret_type="", why=why[:500])
