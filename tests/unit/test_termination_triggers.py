@@ -119,6 +119,15 @@ def test_the_generic_event_accepts_spiffe_ids_arns_and_cloud_ids(workload_id: st
     assert parse_termination_event(event).workload_id == workload_id
 
 
+@pytest.mark.parametrize("workload_id", ["spifee:/example.org/ns/x", "spifee://example.org/ns/x", "k8s://ns/pod"])
+def test_a_mistyped_spiffe_id_or_another_uri_is_not_taken_for_a_cloud_id(workload_id: str) -> None:
+    event = load_event(GENERIC)
+    event["detail"]["workload_id"] = workload_id
+    with pytest.raises(TriggerRejected) as refused:
+        parse_termination_event(event)
+    assert "a URI that is not a SPIFFE ID" in str(refused.value)
+
+
 def test_unknown_fields_that_aws_adds_to_its_events_are_ignored() -> None:
     event = load_event(EC2)
     event["detail"]["new-field-from-2030"] = {"anything": True}

@@ -18,6 +18,7 @@ _ARN = re.compile(
 )
 _OTHER_WORKLOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:@+=,-]*")
 _WILDCARDS = frozenset("*?[]{}")
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")
 
 
 def workload_id_problem(workload_id: str) -> str | None:
@@ -38,6 +39,9 @@ def workload_id_problem(workload_id: str) -> str | None:
         return None if _SPIFFE_ID.fullmatch(workload_id) else "not a valid SPIFFE ID"
     if lowered.startswith("arn:"):
         return None if _ARN.fullmatch(workload_id) else "not a valid ARN"
+    if _URI_SCHEME.match(workload_id):
+        # "spifee:/td/x" is a mistyped SPIFFE ID, not a cloud id: taking it for one would name nothing, silently.
+        return "a URI that is not a SPIFFE ID (spiffe://trust-domain/path)"
     return None if _OTHER_WORKLOAD_ID.fullmatch(workload_id) else "not a SPIFFE ID, an ARN or a cloud id"
 
 
