@@ -263,6 +263,8 @@ def test_generated_bad_termination_events_are_refused_without_a_call(harness: Ha
 
 
 @pytest.mark.slow
+# A refused AWS event now writes its rejected incident and notification: 10,000 of them outlast the default.
+@pytest.mark.timeout(3600)
 @SLOW
 @given(event=termination_events)
 def test_generated_bad_termination_events_are_refused_without_a_call_at_scale(harness: Harness, event: Any) -> None:
@@ -320,6 +322,8 @@ def test_generated_bad_leak_events_are_refused_without_a_call(harness: Harness, 
 
 
 @pytest.mark.slow
+# A refused AWS event now writes its rejected incident and notification: 10,000 of them outlast the default.
+@pytest.mark.timeout(3600)
 @SLOW
 @given(event=leak_events)
 def test_generated_bad_leak_events_are_refused_without_a_call_at_scale(harness: Harness, event: Any) -> None:
