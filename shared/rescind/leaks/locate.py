@@ -19,14 +19,13 @@ Every function returns `LocatedLeak` or `Unlocated`; none returns, logs or raise
 from __future__ import annotations
 
 import hmac
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import hvac
 
 from rescind.exceptions import ActionFailed, InvalidInput
-from rescind.leaks.types import LeakAlert, LocatedLeak, SecretType, Unlocated
+from rescind.leaks.types import ACCESS_KEY_ID, LeakAlert, LocatedLeak, SecretType, Unlocated
 from rescind.models import (
     AppRoleSecretIdRef,
     CredentialRef,
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
 GitHubSecretFetcher = Callable[[str, int], str]
 # (repository, alert number) → the AWS access key ids written beside the alert's secret in its committed files.
 GitHubKeyIdFinder = Callable[[str, int], list[str]]
-_ACCESS_KEY_ID = re.compile(r"(?:AKIA|ASIA)[A-Z0-9]{12,124}")
 
 
 class KvValueLocator(Protocol):
@@ -226,7 +224,7 @@ class LeakLocator:
         key_id, found_by = alert.access_key_id or (value or ""), ""
         if self._aws is None:
             return Unlocated(why="no AWS access is configured")
-        if not _ACCESS_KEY_ID.fullmatch(key_id):
+        if not ACCESS_KEY_ID.fullmatch(key_id):
             beside = self._key_id_beside_github_secret(alert)
             if isinstance(beside, Unlocated):
                 return beside

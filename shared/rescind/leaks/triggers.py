@@ -25,7 +25,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from rescind.exceptions import InvalidInput
-from rescind.leaks.types import AWS_EVENT_ONLY_TYPES, LeakAlert, LeakEvent, SecretType
+from rescind.leaks.types import ACCESS_KEY_ID, AWS_EVENT_ONLY_TYPES, LeakAlert, LeakEvent, SecretType
 from rescind.offboarding.triggers import EventEnvelope, event_json_size
 from rescind.validation import describe_validation_error
 
@@ -67,7 +67,6 @@ GITHUB_SECRET_TYPES: dict[str, SecretType] = {
     "aws_temporary_access_key_id": SecretType.AWS_ACCESS_KEY,
 }
 
-_ACCESS_KEY_ID = re.compile(r"(AKIA|ASIA)[A-Z0-9]{12,124}")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -261,7 +260,7 @@ def parse_secret_leaked(event: dict[str, Any]) -> LeakEvent:
     if kind is SecretType.AWS_ACCESS_KEY:
         # An access key id is what a scanner reports for AWS; it is not the secret half.
         key_id = secret.get_secret_value().strip() if secret is not None else ""
-        if not _matches(_ACCESS_KEY_ID, key_id):
+        if not _matches(ACCESS_KEY_ID, key_id):
             raise LeakAlertRejected(LeakRejectionReason.MALFORMED, "detail.secret: not an AWS access key id")
         secret, access_key_id = None, key_id
     alert = _alert(
@@ -351,7 +350,7 @@ def parse_health_event(event: dict[str, Any]) -> LeakEvent:
     named += [metadata["publicKey"]] if "publicKey" in metadata else []
     for position, value in enumerate(dict.fromkeys(v for v in named if v), start=1):
         user = _USER_ARN.fullmatch(value)
-        if _matches(_ACCESS_KEY_ID, value):
+        if _matches(ACCESS_KEY_ID, value):
             alerts.append(_alert(secret_type=SecretType.AWS_ACCESS_KEY, access_key_id=value, **common))
         elif user is not None and user["account"] == account:
             alerts.append(_alert(secret_type=SecretType.AWS_IAM_USER, user_name=user["name"], **common))
@@ -370,7 +369,7 @@ def parse_health_event(event: dict[str, Any]) -> LeakEvent:
 
 def _health_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:
     """The risk events' eventMetadata fields Rescind reads, where they have the expected shape; others dropped."""
-    shapes = {"publicKey": _ACCESS_KEY_ID, "accountId": re.compile(r"[0-9]{12}"), "exposedUrl": _EXPOSED_URL}
+    shapes = {"publicKey": ACCESS_KEY_ID, "accountId": re.compile(r"[0-9]{12}"), "exposedUrl": _EXPOSED_URL}
     found = {}
     for name, shape in shapes.items():
         value = (metadata or {}).get(name)

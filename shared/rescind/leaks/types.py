@@ -8,6 +8,7 @@ it is never serialized, logged, put in the ledger or passed to the state machine
 from __future__ import annotations
 
 import hashlib
+import re
 from enum import StrEnum
 from typing import Annotated
 
@@ -30,6 +31,10 @@ class SecretType(StrEnum):
     AWS_IAM_USER = "aws_iam_user"
 
 
+# An AWS access key id: a user's (AKIA) or a role session's (ASIA). One pattern for the parsers, the locator
+# and the alert model.
+ACCESS_KEY_ID = re.compile(r"(?:AKIA|ASIA)[A-Z0-9]{12,124}")
+
 # Types only AWS's own events produce; the generic event cannot name them.
 AWS_EVENT_ONLY_TYPES = frozenset({SecretType.AWS_ROLE_SESSIONS, SecretType.AWS_IAM_USER})
 
@@ -46,7 +51,7 @@ class LeakAlert(BaseModel):
     secret: SecretStr | None = Field(default=None, exclude=True, repr=False)
     secret_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     # Not secret: an access key id, the account it lives in, a role named by GuardDuty.
-    access_key_id: Annotated[str, Field(pattern=r"^(AKIA|ASIA)[A-Z0-9]{12,124}$")] | None = None
+    access_key_id: Annotated[str, Field(pattern=f"^{ACCESS_KEY_ID.pattern}$")] | None = None
     account_id: Annotated[str, Field(pattern=r"^[0-9]{12}$")] | None = None
     role_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] | None = None
     user_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] | None = None
