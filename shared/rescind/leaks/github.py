@@ -573,7 +573,7 @@ def fetch_alert_secret(api_url: str, token: str, repository: str, alert_number: 
     GitHubAlertNotFound on 404, GitHubUnavailable on 429, 5xx, rate limiting or a network failure, and
     ActionFailed on any other refusal or a response without a value. Messages never carry the token or body.
     """
-    alert_url, where = _alert_url(api_url, repository, alert_number)
+    _, alert_url, where = _alert_url(api_url, repository, alert_number)
     document = _github_get(alert_url, token, where, timeout=timeout)
     value = document.get("secret") if isinstance(document, dict) else None
     if not isinstance(value, str) or not value:
@@ -599,8 +599,7 @@ def find_access_key_ids_beside_alert(
     configured API, never by a URL from the answer, so the token goes nowhere else). The files' text stays in
     memory and is dropped; only key ids (which are not secret) are returned, each once, in order.
     """
-    alert_url, where = _alert_url(api_url, repository, alert_number)
-    base, (owner, name) = _validated_api_url(api_url), validate_repository(repository)
+    repository_url, alert_url, where = _alert_url(api_url, repository, alert_number)
     locations = _github_get(f"{alert_url}/locations?per_page={_MAX_LOCATIONS}", token, where, timeout=timeout)
     found: list[str] = []
     for location in locations[:_MAX_LOCATIONS] if isinstance(locations, list) else []:
@@ -612,9 +611,8 @@ def find_access_key_ids_beside_alert(
             continue
         if not (isinstance(first, int) and isinstance(last, int) and 1 <= first <= last):
             continue
-        blob_url = f"{base}/repos/{urllib.parse.quote(owner, safe='')}/{urllib.parse.quote(name, safe='')}"
         try:
-            blob = _github_get(f"{blob_url}/git/blobs/{blob_sha}", token, f"{where} blob", timeout=timeout)
+            blob = _github_get(f"{repository_url}/git/blobs/{blob_sha}", token, f"{where} blob", timeout=timeout)
         except GitHubAlertNotFound:
             continue
         except ActionFailed:
@@ -640,17 +638,19 @@ def _blob_text(blob: Any) -> str:
         return ""
 
 
-def _alert_url(api_url: str, repository: str, alert_number: int) -> tuple[str, str]:
-    """(the alert's REST URL, "owner/name alert n" for messages), or InvalidInput for a bad argument."""
+def _alert_url(api_url: str, repository: str, alert_number: int) -> tuple[str, str, str]:
+    """(the repository's REST URL, the alert's, and "owner/name alert n" for messages); InvalidInput for a bad
+    argument. Every URL the token is sent to is built here, on the configured API."""
     base = _validated_api_url(api_url)
     owner, name = validate_repository(repository)
     if isinstance(alert_number, bool) or not isinstance(alert_number, int) or alert_number < 1:
         raise InvalidInput("alert_number must be a positive integer")
-    url = (
-        f"{base}/repos/{urllib.parse.quote(owner, safe='')}/{urllib.parse.quote(name, safe='')}"
-        f"/secret-scanning/alerts/{alert_number}"
+    repository_url = f"{base}/repos/{urllib.parse.quote(owner, safe='')}/{urllib.parse.quote(name, safe='')}"
+    return (
+        repository_url,
+        f"{repository_url}/secret-scanning/alerts/{alert_number}",
+        f"{owner}/{name} alert {alert_number}",
     )
-    return url, f"{owner}/{name} alert {alert_number}"
 
 
 def _github_get(url: str, token: str, where: str, *, timeout: float) -> Any:
