@@ -376,7 +376,7 @@ def _refuse_if_nothing_to_do(planned: OffboardingPlan, subject: Subject, documen
         where = (
             "check the id with `rescind inventory show --workload ID`, or run `rescind inventory sync`"
             if subject.from_workload
-            else "the named credentials are already gone"
+            else "the named credentials need no action (a shared secret was already rotated since)"
         )
         raise CommandFailed(f"nothing to revoke: no live credential found for {subject.text}; {where}", plan=document)
     if planned.decision is GuardDecision.REFUSE:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from rescind.aws.errors import aws_errors, error_code
 from rescind.aws.session import AwsClientFactory, region_of_arn
 from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
-from rescind.models import AcmPcaCertificateRef, Action, ActionKind, ActOutcome, CredentialKind, Evidence
+from rescind.models import AcmPcaCertificateRef, Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence
 
 if TYPE_CHECKING:
     from mypy_boto3_acm_pca.client import ACMPCAClient
@@ -160,6 +160,11 @@ class AcmPcaCertificateHandler:
             observed=reading.observed,
             confirmed=bool(reading.listed),
         )
+
+    def exists(self, ref: CredentialRef) -> bool | None:
+        # ACM PCA looks a certificate up by ARN, not serial: an unknown serial shows only when revoking
+        # (ResourceNotFoundException, refused as InvalidInput), so it is unknown here.
+        return None if isinstance(ref, AcmPcaCertificateRef) else False
 
 
 def _target(action: Action) -> AcmPcaCertificateRef:

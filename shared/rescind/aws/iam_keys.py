@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from rescind.aws.errors import aws_errors, error_code
 from rescind.aws.session import AwsClientFactory
 from rescind.exceptions import InvalidInput, PolicyRefusal, UnsupportedAction
-from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, IamAccessKeyRef
+from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence, IamAccessKeyRef
 from rescind.models.results import utc_now
 
 if TYPE_CHECKING:
@@ -211,6 +211,13 @@ class IamAccessKeyHandler:
     def verify(self, action: Action) -> Evidence:
         ref = _target(action)
         return verify_access_key(self._factory.client("iam", ref.account_id), ref, action.kind)
+
+    def exists(self, ref: CredentialRef) -> bool | None:
+        # A key held by another user than the reference names is not the credential the reference names.
+        if not isinstance(ref, IamAccessKeyRef):
+            return False
+        state = look_up_access_key(self._factory.client("iam", ref.account_id), ref).state
+        return state in (KeyState.ACTIVE, KeyState.INACTIVE)
 
 
 def _target(action: Action) -> IamAccessKeyRef:

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from rescind.aws.errors import aws_errors, error_code
 from rescind.aws.session import AwsClientFactory
 from rescind.exceptions import PolicyRefusal, UnsupportedAction
-from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, IamRoleSessionsRef
+from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence, IamRoleSessionsRef
 from rescind.models.results import utc_now
 
 if TYPE_CHECKING:
@@ -207,6 +207,15 @@ class IamRoleSessionsHandler:
         not_before = action.params.not_before
         expected = round_up_to_second(not_before) if not_before is not None else applied
         return verify_role_sessions_revoked(self._factory.client("iam", ref.account_id), ref, expected)
+
+    def exists(self, ref: CredentialRef) -> bool | None:
+        if not isinstance(ref, IamRoleSessionsRef):
+            return False
+        try:
+            read_revoke_cutoff(self._factory.client("iam", ref.account_id), ref.role_name)
+        except RoleAbsent:
+            return False
+        return True
 
 
 def _target(action: Action) -> IamRoleSessionsRef:

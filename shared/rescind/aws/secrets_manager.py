@@ -27,7 +27,15 @@ from botocore.exceptions import ClientError
 from rescind.aws.errors import aws_errors, error_code
 from rescind.aws.session import AwsClientFactory, region_of_arn
 from rescind.exceptions import InvalidInput, PolicyRefusal, UnsupportedAction
-from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, SecretsManagerSecretRef
+from rescind.models import (
+    Action,
+    ActionKind,
+    ActOutcome,
+    CredentialKind,
+    CredentialRef,
+    Evidence,
+    SecretsManagerSecretRef,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
@@ -190,6 +198,11 @@ class SecretsManagerSecretHandler:
             if evidence.confirmed or not still_pending or time.monotonic() >= deadline:
                 return evidence
             self._sleep(self._poll_interval)
+
+    def exists(self, ref: CredentialRef) -> bool | None:
+        return (
+            isinstance(ref, SecretsManagerSecretRef) and _describe_secret(self._client(ref), ref.secret_arn) is not None
+        )
 
 
 def _target(action: Action) -> SecretsManagerSecretRef:

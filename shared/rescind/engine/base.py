@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from rescind.models import Action, ActOutcome, CredentialKind, Evidence
+from rescind.models import Action, ActOutcome, CredentialKind, CredentialRef, Evidence
 
 
 @runtime_checkable
@@ -21,3 +21,11 @@ class CredentialHandler(Protocol):
     def act(self, action: Action) -> ActOutcome: ...
 
     def verify(self, action: Action) -> Evidence: ...
+
+    def exists(self, ref: CredentialRef) -> bool | None:
+        """Does the reference name a credential this system holds (alive, or ended but still on record)?
+
+        Only reads. None when it cannot be known before acting. A reference that names nothing (a typo) is
+        False, so nobody reports "already absent" for a credential that never existed.
+        """
+        ...

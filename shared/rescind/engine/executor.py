@@ -10,7 +10,7 @@ from rescind.engine.base import CredentialHandler
 from rescind.exceptions import CredentialStillAlive, RescindError, TransientError, UnsupportedAction
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import ActionAttemptRecord
-from rescind.models import Action, ActionResult, CredentialKind, Evidence, Outcome, Plan
+from rescind.models import Action, ActionResult, CredentialKind, CredentialRef, Evidence, Outcome, Plan
 from rescind.models.results import utc_now
 
 
@@ -45,6 +45,10 @@ class ActionEngine:
             return self._handlers[kind]
         except KeyError:
             raise UnsupportedAction(f"no handler is configured for credential kind {kind!s}") from None
+
+    def exists(self, ref: CredentialRef) -> bool | None:
+        """Whether the reference names a credential on record (see CredentialHandler.exists). Reads only."""
+        return self.handler_for(ref.kind).exists(ref)
 
     def execute(self, action: Action, *, dry_run: bool = False) -> ActionResult:
         handler = self.handler_for(action.target.kind)

@@ -39,6 +39,37 @@ def gather_credentials(
     return list(found.values())
 
 
+def named_credentials_not_found(
+    vault: hvac.Client, aws: AwsClientFactory | None, refs: Sequence[CredentialRef]
+) -> list[CredentialRef]:
+    """The named references that name nothing on record (a typo, a token of another Vault). Reads only.
+
+    Discovery found its credentials alive; a named one has only this lookup as evidence it existed, and
+    without it a typo would end as "already absent, verified dead". An AWS reference is checked only
+    when there is an AWS side to ask; what cannot be known before acting (ACM PCA serials) is kept.
+    """
+    from rescind.engine.factory import build_engine
+
+    engine = build_engine(vault, aws_factory=aws)
+    return [
+        ref
+        for ref in refs
+        if not (aws is None and getattr(ref, "account_id", None) is not None) and engine.exists(ref) is False
+    ]
+
+
+def describe_not_found(vault: hvac.Client, missing: Sequence[CredentialRef]) -> str:
+    """The refusal for named references that name nothing: which ones, and where they were looked for."""
+    from rescind.models.refs import format_ref
+
+    places = sorted({f"AWS account {account}" for ref in missing if (account := getattr(ref, "account_id", None))})
+    if any(getattr(ref, "account_id", None) is None for ref in missing):
+        places.insert(0, f"Vault {vault.url}")
+    named = ", ".join(format_ref(ref) for ref in missing[:10])
+    more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+    return f"not found in {' or '.join(places)}: {named}{more}; nothing was touched"
+
+
 def rotated_since(vault: hvac.Client, ref: KvSecretRef, moment: datetime) -> bool:
     """A shared secret rotated (to the end) after the workload ended is no longer something it knows."""
     from rescind.vault.kv import ROTATED_AT_KEY, RotationStep, read_secret_metadata
@@ -69,11 +100,13 @@ def build_offboarding_plan(
         refs: list[CredentialRef] = []
         refused = f"workload {request.workload_id} is protected"
     else:
-        gathered = (
-            list(request.credentials)
-            if request.credentials
-            else gather_credentials(vault, aws, inventory, request.workload_id, scope)
-        )
+        if request.credentials:
+            gathered = list(request.credentials)
+            missing = named_credentials_not_found(vault, aws, gathered)
+            if missing:
+                refused = describe_not_found(vault, missing)
+        else:
+            gathered = gather_credentials(vault, aws, inventory, request.workload_id, scope)
         refs = [
             ref
             for ref in gathered

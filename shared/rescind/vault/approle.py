@@ -11,7 +11,7 @@ import hvac
 import hvac.exceptions
 
 from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
-from rescind.models import Action, ActionKind, ActOutcome, AppRoleSecretIdRef, CredentialKind, Evidence
+from rescind.models import Action, ActionKind, ActOutcome, AppRoleSecretIdRef, CredentialKind, CredentialRef, Evidence
 from rescind.vault.client import read_data, vault_errors
 from rescind.vault.common import as_int, list_keys
 from rescind.vault.tokens import DEFAULT_METADATA_KEY
@@ -185,6 +185,9 @@ class AppRoleSecretIdHandler:
         if action.kind is ActionKind.REVOKE:
             return verify_secret_id_destroyed(self._client, ref)
         raise UnsupportedAction(f"{action.kind!s} does not apply to an AppRole secret-id")
+
+    def exists(self, ref: CredentialRef) -> bool | None:
+        return isinstance(ref, AppRoleSecretIdRef) and lookup_secret_id(self._client, ref) is not None
 
 
 def _secret_id_ref(action: Action) -> AppRoleSecretIdRef:

@@ -14,7 +14,7 @@ import hvac
 import hvac.exceptions
 
 from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
-from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, VaultEntityRef
+from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence, VaultEntityRef
 from rescind.vault.client import read_data, vault_errors
 
 # Vault entity ids are UUIDs; VaultEntityRef refuses anything else.
@@ -153,3 +153,6 @@ class VaultEntityHandler:
 
     def enable(self, ref: VaultEntityRef) -> ActOutcome:
         return enable_entity(self._client, ref)
+
+    def exists(self, ref: CredentialRef) -> bool | None:
+        return isinstance(ref, VaultEntityRef) and read_entity(self._client, ref) is not None

@@ -44,6 +44,7 @@ from rescind.models import (
     ActionParams,
     ActOutcome,
     CredentialKind,
+    CredentialRef,
     Evidence,
     KvSecretRef,
     PreviousVersions,
@@ -582,3 +583,6 @@ class KvSecretHandler:
 
     def verify(self, action: Action) -> Evidence:
         return verify_kv_rotation(self._client, self._target(action), self.rotation_id(action), action.params)
+
+    def exists(self, ref: CredentialRef) -> bool | None:
+        return isinstance(ref, KvSecretRef) and read_secret_metadata(self._client, ref) is not None

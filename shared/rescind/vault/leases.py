@@ -12,7 +12,7 @@ import hvac
 import hvac.exceptions
 
 from rescind.exceptions import ActionFailed, CredentialStillAlive, UnsafePrefix, UnsupportedAction
-from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, VaultLeaseRef
+from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence, VaultLeaseRef
 from rescind.vault.client import read_data, vault_errors
 from rescind.vault.common import as_int, list_keys, ttl_is_at_or_below, ttl_target
 
@@ -260,6 +260,9 @@ class VaultLeaseHandler:
         if action.kind is ActionKind.SHORTEN_TTL:
             return verify_lease_ttl(self._client, ref, ttl_target(action))
         raise UnsupportedAction(f"{action.kind!s} does not apply to a Vault lease")
+
+    def exists(self, ref: CredentialRef) -> bool | None:
+        return isinstance(ref, VaultLeaseRef) and lookup_lease(self._client, ref) is not None
 
 
 def _lease_ref(action: Action) -> VaultLeaseRef:

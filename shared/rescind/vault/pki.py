@@ -21,7 +21,7 @@ import hvac.exceptions
 from cryptography import x509
 
 from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
-from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, PkiCertificateRef
+from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence, PkiCertificateRef
 from rescind.vault.client import read_data, vault_errors
 
 # OpenBao's 400 for a revoke of a serial it does not store.
@@ -307,3 +307,10 @@ class PkiCertificateHandler:
 
     def verify(self, action: Action) -> Evidence:
         return verify_certificate_revoked(self._client, self._target(action))
+
+    def exists(self, ref: CredentialRef) -> bool | None:
+        # A revoked certificate keeps its record: it existed, so "already absent" is honest for it.
+        return (
+            isinstance(ref, PkiCertificateRef)
+            and read_certificate_record(self._client, ref.mount, ref.serial) is not None
+        )

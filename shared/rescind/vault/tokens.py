@@ -11,7 +11,7 @@ import hvac
 import hvac.exceptions
 
 from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal, UnsupportedAction
-from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, VaultTokenRef
+from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence, VaultTokenRef
 from rescind.vault.client import read_data, vault_errors
 from rescind.vault.common import as_int, list_keys, ttl_is_at_or_below, ttl_target
 
@@ -212,6 +212,9 @@ class VaultTokenHandler:
         if action.kind is ActionKind.SHORTEN_TTL:
             return verify_token_ttl(self._client, ref, ttl_target(action))
         raise UnsupportedAction(f"{action.kind!s} does not apply to a Vault token")
+
+    def exists(self, ref: CredentialRef) -> bool | None:
+        return isinstance(ref, VaultTokenRef) and lookup_token_by_accessor(self._client, ref.accessor) is not None
 
 
 def _token_ref(action: Action) -> VaultTokenRef:

@@ -37,6 +37,7 @@ from rescind.models import (
     ActionParams,
     ActOutcome,
     CredentialKind,
+    CredentialRef,
     Evidence,
     TtlTargetType,
     VaultTtlTargetRef,
@@ -277,3 +278,6 @@ class VaultTtlTargetHandler:
 
     def verify(self, action: Action) -> Evidence:
         return verify_ttl_lowered(self._client, _ttl_target(action), action.params)
+
+    def exists(self, ref: CredentialRef) -> bool | None:
+        return isinstance(ref, VaultTtlTargetRef) and read_ttl_settings(self._client, ref) is not None

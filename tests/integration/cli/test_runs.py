@@ -227,6 +227,25 @@ def test_a_workload_with_no_credentials_is_one_line(target: LocalTarget, cli: Cl
     assert cli("plan", "--workload", "spiffe://cli.rescind/nobody").exit_code == 2
 
 
+def test_a_typo_in_a_named_accessor_is_not_found_and_never_verified_dead(target: LocalTarget, cli: Cli) -> None:
+    """Given an accessor that names no token (one character off a live one)
+    When a responder revokes it by name
+    Then nothing starts, the answer names the Vault it looked in, and the live token still works."""
+    workload = seed(target, "typo")
+    live = workload.token_accessors[0]
+    typo = live[:-1] + ("A" if live[-1] != "A" else "B")
+    before = manual_executions(target)
+
+    code, document = cli.json("revoke", "--credential", f"vault-token:accessor:{typo}", "--reason", "typo", "--yes")
+
+    assert code == 2, document
+    assert "not found in Vault http://127.0.0.1:" in document["message"]
+    assert typo in document["message"]
+    assert "verified dead" not in json.dumps(document)
+    assert manual_executions(target) == before
+    assert wrong(proofs(target, workload, "alive")) == []
+
+
 @pytest.mark.parametrize("reason", [None, "   "])
 def test_a_missing_reason_is_one_line(target: LocalTarget, cli: Cli, reason: str | None) -> None:
     before = manual_executions(target)
