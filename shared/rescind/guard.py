@@ -80,6 +80,44 @@ def find_holds(vault: hvac.Client, aws: AwsClientFactory | None, refs: Sequence[
     return holds
 
 
+@dataclass(frozen=True)
+class GuardedChildToken:
+    """A held or protected token that may die with a planned token's revocation (revoke-accessor ends its tree)."""
+
+    parent: str  # the planned token's accessor
+    child: str  # the possible child's accessor
+    marker: str  # why the guard cares: a hold, or the protected workload its metadata names
+
+    def describe(self) -> str:
+        return f"token accessor {self.child} ({self.marker}) may have been created under {self.parent}"
+
+
+def find_guarded_child_tokens(
+    vault: hvac.Client, refs: Sequence[CredentialRef], policy: GuardPolicy
+) -> list[GuardedChildToken]:
+    """Held or protected tokens that a planned token revocation may kill, outside the plan. Reads only.
+
+    Only tokens that can create tokens are looked under, with one scan of the live tokens shared by all.
+    """
+    from functools import cache
+
+    from rescind.vault.tokens import find_possible_child_tokens, scan_live_tokens
+
+    planned = {ref.accessor for ref in refs if isinstance(ref, VaultTokenRef)}
+    live = cache(lambda: scan_live_tokens(vault))
+    found: list[GuardedChildToken] = []
+    for parent in sorted(planned):
+        for child in find_possible_child_tokens(vault, parent, live=live):
+            if child.accessor in planned:
+                continue
+            protected = sorted(value for value in child.metadata.values() if value in policy.protected_workloads)
+            if _is_set(child.metadata.get(VAULT_HOLD_KEY)):
+                found.append(GuardedChildToken(parent, child.accessor, f"metadata {VAULT_HOLD_KEY}"))
+            elif protected:
+                found.append(GuardedChildToken(parent, child.accessor, f"protected workload {protected[0]}"))
+    return found
+
+
 def _entity_metadata(vault: hvac.Client, ref: VaultEntityRef) -> dict[str, object]:
     import hvac.exceptions
 

@@ -72,6 +72,7 @@ VAULT_READ_POSTS = (
     "/secret-id-accessor/lookup",
     "/secret-id/lookup",
     "/sys/leases/lookup",
+    "/sys/capabilities-accessor",
 )
 AWS_READ_PREFIXES = ("Get", "List", "Describe")
 

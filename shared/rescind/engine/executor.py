@@ -82,7 +82,14 @@ class ActionEngine:
         else:
             outcome = Outcome.ALREADY_APPLIED
         return self._result(
-            action, outcome, started_at, evidence=(evidence,), detail=acted.detail, act_ms=act_ms, verify_ms=verify_ms
+            action,
+            outcome,
+            started_at,
+            evidence=(evidence,),
+            detail=acted.detail,
+            also_ended=acted.also_ended,
+            act_ms=act_ms,
+            verify_ms=verify_ms,
         )
 
     def execute_or_fail(self, action: Action, *, dry_run: bool = False) -> ActionResult:
@@ -129,6 +136,7 @@ class ActionEngine:
         evidence: tuple[Evidence, ...] = (),
         detail: str = "",
         error_type: str | None = None,
+        also_ended: tuple[CredentialRef, ...] = (),
         act_ms: float = 0.0,
         verify_ms: float = 0.0,
     ) -> ActionResult:
@@ -140,6 +148,7 @@ class ActionEngine:
             evidence=evidence,
             detail=detail[:2000],
             error_type=error_type,
+            also_ended=also_ended,
             started_at=started_at,
             finished_at=self._clock(),
             act_ms=act_ms,

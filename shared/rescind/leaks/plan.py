@@ -65,6 +65,7 @@ def build_leak_plan(
         vault=vault,
         aws=aws,
         policy=policy,
+        refuse_guarded_child_tokens=False,
     )
     return plan, split_guarded_plan(request, plan, decision, why)
 

@@ -42,6 +42,8 @@ class ActOutcome(BaseModel):
     changed: bool  # False: the target was already in the wanted state
     absent: bool = False  # True: the credential did not exist at all
     detail: Annotated[str, Field(max_length=1000)] = ""
+    # Other credentials the act ended with this one (the child tokens a token revocation kills), read back dead.
+    also_ended: tuple[CredentialRef, ...] = ()
 
 
 class ActionResult(BaseModel):
@@ -54,6 +56,7 @@ class ActionResult(BaseModel):
     evidence: tuple[Evidence, ...] = ()
     detail: Annotated[str, Field(max_length=2000)] = ""
     error_type: str | None = None
+    also_ended: tuple[CredentialRef, ...] = ()
     started_at: AwareDatetime
     finished_at: AwareDatetime
     act_ms: float = 0.0

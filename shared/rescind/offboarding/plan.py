@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rescind.discovery import DiscoveryScope, discover_workload_credentials, plan_to_end
-from rescind.guard import GuardPolicy, exceeds_cap, find_holds, is_protected
+from rescind.guard import GuardPolicy, exceeds_cap, find_guarded_child_tokens, find_holds, is_protected
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import IncidentRecord
 from rescind.models import ActionKind, CredentialRef, KvSecretRef, Plan
@@ -138,14 +138,25 @@ def guard_decision(
     vault: hvac.Client,
     aws: AwsClientFactory | None,
     policy: GuardPolicy,
+    refuse_guarded_child_tokens: bool = True,
 ) -> tuple[GuardDecision, str]:
-    """The guard, in its order: a refusal already known (a protected workload), holds, nothing to do, a dry run,
-    the blast-radius cap. Every flow's plan task decides through this one function."""
+    """The guard, in its order: a refusal already known (a protected workload), holds, guarded tokens a token
+    revocation would end with it, nothing to do, a dry run, the blast-radius cap. Every flow's plan task decides
+    through this one function.
+
+    A leak passes `refuse_guarded_child_tokens=False`: the tree under a leaked token is the attacker's to make,
+    hold markers included, so it dies with the token and each token that died is recorded with the action."""
     if refused is not None:
         return GuardDecision.REFUSE, refused
     holds = find_holds(vault, aws, list(refs))
     if holds:
         return GuardDecision.REFUSE, "on hold: " + "; ".join(f"{hold.target} ({hold.marker})" for hold in holds[:10])
+    if refuse_guarded_child_tokens:
+        guarded = find_guarded_child_tokens(vault, refs, policy)
+        if guarded:
+            return GuardDecision.REFUSE, "revoking would end guarded tokens with their parent: " + "; ".join(
+                child.describe() for child in guarded[:10]
+            )
     if not plan.actions:
         return GuardDecision.NOTHING_TO_DO, nothing_to_do
     if plan.dry_run:

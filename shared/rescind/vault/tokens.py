@@ -5,7 +5,10 @@ The token value is never read, held or returned. Every call names the accessor, 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import hvac
 import hvac.exceptions
@@ -31,6 +34,12 @@ class TokenState:
     period_seconds: int  # >0 for a periodic token: every renewal resets its TTL to the period
     token_type: str
     metadata: dict[str, str]
+    # What is known of the token's place in its tree (no API names a token's parent or children).
+    entity_id: str = ""
+    orphan: bool = True
+    path: str = ""
+    issue_time: str = ""
+    policies: frozenset[str] = frozenset()
 
 
 def _is_invalid_accessor(error: hvac.exceptions.VaultError) -> bool:
@@ -58,6 +67,11 @@ def lookup_token_by_accessor(client: hvac.Client, accessor: str) -> TokenState |
         period_seconds=as_int(data.get("period")),
         token_type=str(data.get("type") or ""),
         metadata={str(key): str(value) for key, value in metadata.items()},
+        entity_id=str(data.get("entity_id") or ""),
+        orphan=bool(data.get("orphan")),
+        path=str(data.get("path") or ""),
+        issue_time=str(data.get("issue_time") or ""),
+        policies=frozenset(str(policy) for policy in data.get("policies") or ()),
     )
 
 
@@ -67,20 +81,89 @@ def list_token_accessors(client: hvac.Client) -> list[str]:
         return list_keys(client, "/v1/auth/token/accessors")
 
 
+def scan_live_tokens(client: hvac.Client) -> list[TokenState]:
+    """Every live service token's state: one LIST and one lookup per token. Tokens that die meanwhile are skipped."""
+    states = (lookup_token_by_accessor(client, accessor) for accessor in list_token_accessors(client))
+    return [state for state in states if state is not None]
+
+
 def find_token_accessors_by_metadata(client: hvac.Client, key: str, value: str) -> list[VaultTokenRef]:
     """Tokens whose metadata `key` equals `value` exactly, found by scanning auth/token/accessors.
 
     Only a metadata match selects a token, so a root token or the caller's own token is never found
-    unless its own metadata names the workload. Tokens that die during the scan are skipped.
+    unless its own metadata names the workload.
     """
     if not key or not value:
         raise InvalidInput("token discovery needs a non-empty metadata key and value")
-    found: list[VaultTokenRef] = []
-    for accessor in list_token_accessors(client):
-        state = lookup_token_by_accessor(client, accessor)
-        if state is not None and state.metadata.get(key) == value:
-            found.append(VaultTokenRef(accessor=accessor))
-    return found
+    return [
+        VaultTokenRef(accessor=state.accessor) for state in scan_live_tokens(client) if state.metadata.get(key) == value
+    ]
+
+
+# --- the tree under a token -----------------------------------------------------------------------
+# revoke-accessor ends a token's whole child tree, and Vault names neither a token's parent nor its
+# children. So the tree is bounded from above: a token that cannot create tokens has no children; else
+# its possible descendants are the live tokens that token/create could have made under it (not orphans,
+# the same entity, issued no earlier, policies within its own unless a token role granted them). The
+# list may hold a token that is not in the tree, never miss one that is.
+
+_CREATE_CAPABILITIES = frozenset({"create", "update", "sudo", "root"})
+
+
+def _token_role_names(client: hvac.Client) -> list[str]:
+    with vault_errors("list token roles"):
+        return list_keys(client, "/v1/auth/token/roles")
+
+
+def can_create_child_tokens(client: hvac.Client, accessor: str) -> bool:
+    """Whether the token's policies let it call auth/token/create (or a token role's create path) now."""
+    paths = ["auth/token/create", *(f"auth/token/create/{role}" for role in _token_role_names(client))]
+    with vault_errors(f"capabilities of token accessor {accessor}"):
+        try:
+            response = client.adapter.post("/v1/sys/capabilities-accessor", json={"accessor": accessor, "paths": paths})
+        except hvac.exceptions.InvalidRequest as error:
+            if _is_invalid_accessor(error):
+                return False
+            raise ActionFailed(f"capabilities of token accessor {accessor}: {str(error)[:300]}") from error
+    data = read_data(response)
+    return any(_CREATE_CAPABILITIES & {str(cap) for cap in data.get(path) or ()} for path in paths)
+
+
+def _issued_at(state: TokenState) -> datetime | None:
+    """OpenBao's issue_time has nanoseconds, which fromisoformat does not take: keep microseconds."""
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", state.issue_time)
+    if match is None:
+        return None
+    fraction = (match.group(2) or ".0")[:7]
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    return datetime.fromisoformat(f"{match.group(1)}{fraction}{zone}")
+
+
+def could_descend_from(candidate: TokenState, parent: TokenState) -> bool:
+    """Whether token/create could have made `candidate` somewhere under `parent`. Pure."""
+    if candidate.accessor == parent.accessor or candidate.orphan or candidate.entity_id != parent.entity_id:
+        return False
+    if not candidate.path.startswith("auth/token/create"):
+        return False
+    born, parent_born = _issued_at(candidate), _issued_at(parent)
+    if born is not None and parent_born is not None and born < parent_born:
+        return False
+    through_role = candidate.path.startswith("auth/token/create/")
+    return through_role or "root" in parent.policies or candidate.policies <= parent.policies | {"default"}
+
+
+def find_possible_child_tokens(
+    client: hvac.Client, accessor: str, *, live: Callable[[], Sequence[TokenState]] | None = None
+) -> list[TokenState]:
+    """Every live token that may die with this one's revocation: empty when it cannot create tokens.
+
+    `live` gives a scan (scan_live_tokens) to share between several parents; it is called only when needed.
+    """
+    parent = lookup_token_by_accessor(client, accessor)
+    if parent is None or not can_create_child_tokens(client, accessor):
+        return []
+    tokens = live() if live is not None else scan_live_tokens(client)
+    return [state for state in tokens if could_descend_from(state, parent)]
 
 
 def find_token_accessors_by_spiffe_id(
@@ -102,10 +185,14 @@ def _refuse_own_token(client: hvac.Client, ref: VaultTokenRef) -> None:
 
 
 def revoke_token_by_accessor(client: hvac.Client, ref: VaultTokenRef) -> ActOutcome:
-    """Revoke the token (and, as Vault does, its child tokens and leases) through revoke-accessor."""
+    """Revoke the token (and, as Vault does, its child tokens and leases) through revoke-accessor.
+
+    The possible children are read before and after, so the outcome names every token that died with it.
+    """
     _refuse_own_token(client, ref)
     if lookup_token_by_accessor(client, ref.accessor) is None:
         return ActOutcome(changed=False, absent=True, detail="already absent")
+    possible_children = find_possible_child_tokens(client, ref.accessor)
     with vault_errors(f"revoke token accessor {ref.accessor}"):
         try:
             response = client.auth.token.revoke_accessor(ref.accessor)
@@ -117,7 +204,13 @@ def revoke_token_by_accessor(client: hvac.Client, ref: VaultTokenRef) -> ActOutc
     warnings = response.get("warnings") if isinstance(response, dict) else None
     if any("No token found" in str(warning) for warning in warnings or []):
         return ActOutcome(changed=False, absent=True, detail="already absent")
-    return ActOutcome(changed=True, detail=f"revoked token accessor {ref.accessor}")
+    ended = tuple(
+        VaultTokenRef(accessor=child.accessor)
+        for child in possible_children
+        if lookup_token_by_accessor(client, child.accessor) is None
+    )
+    died_with = f" and {len(ended)} token(s) created under it" if ended else ""
+    return ActOutcome(changed=True, detail=f"revoked token accessor {ref.accessor}{died_with}", also_ended=ended)
 
 
 def shorten_token_ttl(client: hvac.Client, ref: VaultTokenRef, ttl_seconds: int) -> ActOutcome:
