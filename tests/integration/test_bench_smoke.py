@@ -81,3 +81,15 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
     for heading in ("## Targets", "## 1. Leak to dead", "## 2. Offboarding scale", "## 3. Cold start"):
         assert heading in markdown
     assert "| vault_token | 1/1 |" in markdown
+
+
+def test_the_child_token_benchmark_runs_at_its_smallest_size(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench.child_tokens", "--smoke", "--output-dir", str(tmp_path)]
+    finished = subprocess.run(  # noqa: S603 - this interpreter, the project's own module
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=os.environ.copy(), check=False
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    (row,) = json.loads((tmp_path / "child_tokens.json").read_text())
+    for case in ("cannot_create_tokens", "can_create_tokens"):
+        assert row[case]["rescind_median_ms"] > 0
+        assert row[case]["bare_median_ms"] > 0
