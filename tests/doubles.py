@@ -35,3 +35,6 @@ class InMemoryInventory:
 
     def bindings(self) -> list[WorkloadBinding]:
         return sorted(self.by_cloud_id.values(), key=lambda binding: (binding.workload_id, binding.cloud_id))
+
+    def resources_of(self, workload_id: str) -> list[WorkloadBinding]:
+        return [binding for binding in self.bindings() if binding.workload_id == workload_id]

@@ -20,7 +20,7 @@ from rescind.ledger.closing import record_rejected_event
 from rescind.offboarding.runtime import get_notifier, get_offboarding_state_machine_arn, get_sfn_client
 from rescind.offboarding.start import start_offboarding
 from rescind.offboarding.triggers import RejectionReason, TriggerRejected, parse_termination_event
-from rescind.runtime import TRACED_LIBRARIES, get_inventory, get_ledger, get_settings
+from rescind.runtime import TRACED_LIBRARIES, get_inventory, get_ledger, get_settings, get_workload_accounts
 
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)
@@ -56,6 +56,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             sfn_client=get_sfn_client(),
             state_machine_arn=get_offboarding_state_machine_arn(),
             notify=get_notifier(),
+            workload_accounts=get_workload_accounts(),
         )
     except TransientError as error:
         logger.warning("offboarding start failed, to be retried", extra={**event_fields, "error": str(error)})

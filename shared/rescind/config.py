@@ -54,6 +54,10 @@ class RuntimeSettings(BaseModel):
     # Where the acting task may revoke leases, beside PKI mounts and AppRole logins (e.g. a database mount).
     lease_mounts: tuple[str, ...] = ()
     aws_account_ids: tuple[str, ...] = ()
+    # Who may end a workload by the generic event: the stack's own account, and per trust domain
+    # (`prod.example=111111111111 222222222222;staging.example=333333333333`, `*` for every one).
+    stack_account_id: Annotated[str, Field(pattern=r"^\d{12}$")] | None = None
+    trust_domain_accounts: dict[str, frozenset[str]] = Field(default_factory=dict)
     # The KV fingerprint index (leak alerts carrying a KV value): its table and the HMAC key's secret.
     fingerprint_table_name: str | None = None
     fingerprint_key_secret_arn: str | None = None
@@ -75,6 +79,13 @@ class RuntimeSettings(BaseModel):
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
+
+    @field_validator("trust_domain_accounts", mode="before")
+    @classmethod
+    def _trust_domain_map(cls, value: object) -> object:
+        from rescind.offboarding.accounts import parse_trust_domain_accounts
+
+        return parse_trust_domain_accounts(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _auth_is_complete(self) -> RuntimeSettings:

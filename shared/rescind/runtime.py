@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from rescind.guard import GuardPolicy
     from rescind.inventory.dynamodb import DynamoDbInventory
     from rescind.ledger.dynamodb import DynamoDbLedger
+    from rescind.offboarding.accounts import WorkloadAccounts
 
 
 @runtime_cache
@@ -117,6 +118,14 @@ def get_guard_policy() -> GuardPolicy:
     return GuardPolicy(
         protected_workloads=frozenset(settings.protected_workloads), blast_radius_cap=settings.blast_radius_cap
     )
+
+
+@runtime_cache
+def get_workload_accounts() -> WorkloadAccounts:
+    from rescind.offboarding.accounts import WorkloadAccounts
+
+    settings = get_settings()
+    return WorkloadAccounts(home_account=settings.stack_account_id, by_trust_domain=settings.trust_domain_accounts)
 
 
 def reset_caches() -> None:

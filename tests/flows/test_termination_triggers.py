@@ -121,6 +121,45 @@ def test_an_event_for_an_unknown_resource_is_an_unresolved_incident_and_touches_
     assert incident.plan.actions == ()
 
 
+def test_a_generic_event_put_on_the_default_bus_starts_nothing(stack: LocalStack) -> None:
+    # Given the generic event, put on the account's default bus instead of Rescind's trigger bus
+    event = load_event("workload_terminated.json")
+
+    # When it goes through the template's rules on that bus, and on the trigger bus
+    on_default = stack.route_event(event, event_bus_name="default")
+    on_trigger_bus = stack.route_event(event, event_bus_name=stack.physical_id("TriggerEventBus"))
+
+    # Then no rule of the default bus takes it; the trigger bus's rule does
+    assert on_default == []
+    assert [match.rule.logical_id for match in on_trigger_bus] == ["WorkloadTerminatedRule"]
+
+
+def test_a_generic_event_from_a_member_account_nothing_binds_is_refused_and_touches_nothing(
+    stack: LocalStack, vault: hvac.Client, openbao: LocalOpenBao, unique: str
+) -> None:
+    # Given a workload, and the generic event naming it, put in another account of the organisation
+    prepare_vault(vault)
+    iam = boto3.client("iam")
+    target = seed_workload(vault, iam, f"m-{unique}", f"spiffe://flows.rescind/m-{unique}")
+    event = load_event("workload_terminated.json")
+    event.update(id=str(uuid.uuid4()), account="210987654321")
+    event["detail"]["workload_id"] = target.spiffe_id
+
+    # When it goes through the template's rule
+    (match,) = stack.route_event(event)
+
+    # Then nothing starts, the refusal is in the ledger, and every credential still works
+    assert [delivery.error_type for delivery in match.deliveries] == [None]
+    sfn = boto3.client("stepfunctions")
+    assert sfn.list_executions(stateMachineArn=stack.state_machine_arn("OffboardingStateMachine"))["executions"] == []
+    ledger = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
+    (incident,) = ledger.list_incidents()
+    closure = ledger.read_incident(incident.incident_id).closure
+    assert closure is not None
+    assert closure.status is IncidentStatus.REFUSED
+    assert [p for p in prove_by_use(vault, openbao.addr, iam, target, expected="alive") if not p.passed] == []
+
+
 def only_execution(stack: LocalStack) -> dict[str, Any]:
     sfn = boto3.client("stepfunctions")
     (listed,) = sfn.list_executions(stateMachineArn=stack.state_machine_arn("OffboardingStateMachine"))["executions"]

@@ -126,6 +126,12 @@ def test_it_is_plain_cloudformation_for_stacksets(member: dict[str, Any]) -> Non
 # --- forwarding rules -------------------------------------------------------------------------------------
 
 
+def test_the_generic_termination_event_is_forwarded_only_when_opted_in(member: dict[str, Any]) -> None:
+    # Anyone with events:PutEvents in the member account can send it: forwarding it is a choice, not a default.
+    assert member["Parameters"]["ForwardWorkloadTerminatedEvents"]["Default"] == "false"
+    assert member["Resources"]["WorkloadTerminatedRule"]["Condition"] == "ForwardsWorkloadTerminated"
+
+
 def test_termination_patterns_are_the_central_templates(member: dict[str, Any], central: dict[str, Any]) -> None:
     central_rules = central_termination_rules(central)
     member_rules = rules(member)
@@ -224,7 +230,9 @@ def test_leak_events_are_forwarded_and_nothing_else(
 def test_every_target_forwards_to_the_central_bus_with_retries_and_a_dead_letter_queue(member: dict[str, Any]) -> None:
     for logical_id, rule in rules(member).items():
         (target,) = rule["Properties"]["Targets"]
-        assert target["Arn"] == {"Ref": "CentralEventBusArn"}, logical_id
+        # The generic event goes to the central trigger bus, where it is acted on; AWS's events to the default bus.
+        bus = "CentralTriggerEventBusArn" if logical_id == "WorkloadTerminatedRule" else "CentralEventBusArn"
+        assert target["Arn"] == {"Ref": bus}, logical_id
         assert target["RoleArn"] == {"Fn::GetAtt": ["ForwardToCentralBusRole", "Arn"]}, logical_id
         assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["ForwardingDeadLetterQueue", "Arn"]}}
         assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0, logical_id
@@ -250,9 +258,11 @@ def test_eventbridge_may_only_put_events_on_the_central_bus(member: dict[str, An
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "events.amazonaws.com"}
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
-    statements = role_statements(member, "ForwardToCentralBusRole")
-    assert [(s["Effect"], s["Action"], resource_text(s["Resource"])) for s in statements] == [
-        ("Allow", "events:PutEvents", "${CentralEventBusArn}")
+    (statement,) = role_statements(member, "ForwardToCentralBusRole")
+    assert (statement["Effect"], statement["Action"]) == ("Allow", "events:PutEvents")
+    assert statement["Resource"] == [
+        {"Ref": "CentralEventBusArn"},
+        {"Fn::If": ["ForwardsWorkloadTerminated", {"Ref": "CentralTriggerEventBusArn"}, {"Ref": "AWS::NoValue"}]},
     ]
 
 

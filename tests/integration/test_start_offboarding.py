@@ -16,6 +16,7 @@ from rescind.exceptions import AwsThrottled
 from rescind.inventory.types import CloudResourceKind, WorkloadBinding
 from rescind.ledger import DynamoDbLedger, IncidentStatus
 from rescind.models.results import utc_now
+from rescind.offboarding.accounts import WorkloadAccounts
 from rescind.offboarding.start import Notify, StartStatus, start_offboarding, unresolved_incident_id
 from rescind.offboarding.triggers import parse_termination_event
 from rescind.offboarding.types import OffboardingRequest, TerminationNotice, offboarding_execution_name
@@ -27,6 +28,8 @@ from tests.doubles import InMemoryInventory
 WORKLOAD = "spiffe://example.org/ns/fleet/sa/worker"
 INSTANCE = "i-0abc1234def567890"  # the instance of events/ec2_instance_terminated.json
 PASS_ONLY = {"StartAt": "Received", "States": {"Received": {"Type": "Pass", "End": True}}}
+HOME_ONLY = WorkloadAccounts(home_account=LOCAL_ACCOUNT_ID)  # the stack's own account, as the template sets it
+MEMBER_ACCOUNT = "210987654321"
 WAIT_A_LITTLE = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 3, "End": True}}}
 
 
@@ -89,6 +92,7 @@ def _start(
     state_machine_arn: str,
     notify: Notify,
     sfn_client: Any = None,
+    workload_accounts: WorkloadAccounts = HOME_ONLY,
 ) -> Any:
     return start_offboarding(
         notice,
@@ -97,6 +101,7 @@ def _start(
         sfn_client=sfn_client or boto3.client("stepfunctions"),
         state_machine_arn=state_machine_arn,
         notify=notify,
+        workload_accounts=workload_accounts,
     )
 
 
@@ -166,6 +171,97 @@ def test_the_generic_event_names_its_workload_without_the_inventory(
     assert result.status is StartStatus.STARTED
     assert result.incident_id == offboarding_execution_name(event["detail"]["workload_id"], event["id"])
     assert [execution["name"] for execution in _executions(state_machine)] == [result.incident_id]
+
+
+def _from_member_account(event: dict[str, Any]) -> dict[str, Any]:
+    return {**event, "account": MEMBER_ACCOUNT}
+
+
+def test_a_generic_event_from_an_account_the_workload_is_not_bound_to_is_refused_recorded_and_notified(
+    ledger: DynamoDbLedger, state_machine: str, notifications: Notifications, inventory: InMemoryInventory
+) -> None:
+    # Given the generic event, put in a member account that nothing binds the workload to
+    event = _from_member_account(load_event("workload_terminated.json"))
+    notice = parse_termination_event(event)
+
+    # When it is started twice (a redelivery)
+    results = [
+        _start(notice, inventory=inventory, ledger=ledger, state_machine_arn=state_machine, notify=notifications)
+        for _ in range(2)
+    ]
+
+    # Then nothing starts; one refused incident names the account and the workload; one notification
+    assert {result.status for result in results} == {StartStatus.REFUSED}
+    assert _executions(state_machine) == []
+    (incident,) = ledger.list_incidents()
+    view = ledger.read_incident(incident.incident_id)
+    assert view.closure is not None
+    assert view.closure.status is IncidentStatus.REFUSED
+    assert f"not bound to account {MEMBER_ACCOUNT}" in view.closure.summary
+    assert event["detail"]["workload_id"] in view.closure.summary
+    assert len(notifications.sent) == 1
+
+
+@pytest.mark.parametrize(
+    "accounts",
+    [
+        pytest.param(
+            WorkloadAccounts(
+                home_account=LOCAL_ACCOUNT_ID, by_trust_domain={"example.org": frozenset({MEMBER_ACCOUNT})}
+            ),
+            id="trust-domain",
+        ),
+        pytest.param(
+            WorkloadAccounts(home_account=LOCAL_ACCOUNT_ID, by_trust_domain={"*": frozenset({MEMBER_ACCOUNT})}),
+            id="every-trust-domain",
+        ),
+    ],
+)
+def test_a_generic_event_from_an_account_its_trust_domain_names_starts(
+    ledger: DynamoDbLedger, state_machine: str, notifications: Notifications, accounts: WorkloadAccounts
+) -> None:
+    notice = parse_termination_event(_from_member_account(load_event("workload_terminated.json")))
+    result = _start(
+        notice,
+        inventory=None,
+        ledger=ledger,
+        state_machine_arn=state_machine,
+        notify=notifications,
+        workload_accounts=accounts,
+    )
+    assert result.status is StartStatus.STARTED
+
+
+def test_a_generic_event_from_an_account_where_the_inventory_saw_the_workload_starts(
+    ledger: DynamoDbLedger, state_machine: str, notifications: Notifications, inventory: InMemoryInventory
+) -> None:
+    event = _from_member_account(load_event("workload_terminated.json"))
+    inventory.bind(
+        _binding(account_id=MEMBER_ACCOUNT).model_copy(update={"workload_id": event["detail"]["workload_id"]})
+    )
+    result = _start(
+        parse_termination_event(event),
+        inventory=inventory,
+        ledger=ledger,
+        state_machine_arn=state_machine,
+        notify=notifications,
+    )
+    assert result.status is StartStatus.STARTED
+
+
+def test_a_generic_event_naming_another_accounts_arn_is_refused(
+    ledger: DynamoDbLedger, state_machine: str, notifications: Notifications
+) -> None:
+    event = _from_member_account(load_event("workload_terminated.json"))
+    event["detail"]["workload_id"] = "arn:aws:iam::333333333333:role/payments-batch"
+    result = _start(
+        parse_termination_event(event),
+        inventory=None,
+        ledger=ledger,
+        state_machine_arn=state_machine,
+        notify=notifications,
+    )
+    assert result.status is StartStatus.REFUSED
 
 
 @pytest.mark.parametrize(
@@ -406,6 +502,7 @@ def start_function(aws: None, ledger: DynamoDbLedger, state_machine: str) -> Ite
             "LEDGER_TABLE_NAME": "ledger",
             "NOTIFICATION_TOPIC_ARN": topic,
             "OFFBOARDING_STATE_MACHINE_ARN": state_machine,
+            "STACK_ACCOUNT_ID": LOCAL_ACCOUNT_ID,
             "VAULT_ADDR": "http://127.0.0.1:8200",  # never called by this function
             "VAULT_AUTH_METHOD": "aws_iam",
             "VAULT_AWS_AUTH_ROLE": "rescind",
@@ -426,6 +523,15 @@ def test_the_handler_starts_the_generic_events_offboarding(start_function: Funct
     assert payload["status"] == "started"
     assert payload["incident_id"] == offboarding_execution_name(event["detail"]["workload_id"], event["id"])
     assert [execution["name"] for execution in _executions(state_machine)] == [payload["incident_id"]]
+
+
+def test_the_handler_refuses_a_generic_event_from_a_member_account_nothing_binds(
+    start_function: FunctionSpec, ledger: DynamoDbLedger, state_machine: str
+) -> None:
+    result = invoke_in_process(start_function, _from_member_account(load_event("workload_terminated.json")))
+    assert not result.errored, result.payload
+    assert json.loads(result.payload)["status"] == "refused"
+    assert _executions(state_machine) == []
 
 
 def test_the_handler_records_an_unknown_instance_as_unresolved(

@@ -34,3 +34,28 @@ def test_the_server_id_header_is_read_from_the_environment() -> None:
         {**BASE, "VAULT_ADDR": "https://vault.example.com", "VAULT_AWS_AUTH_HEADER": "vault.example.com"}
     )
     assert settings.vault_aws_auth_header == "vault.example.com"
+
+
+def test_the_trust_domain_accounts_map_is_read_from_the_environment() -> None:
+    settings = RuntimeSettings.from_environ(
+        {
+            **BASE,
+            "VAULT_ADDR": "https://vault.example.com",
+            "TRUST_DOMAIN_ACCOUNTS": "prod.example=111111111111 222222222222; Staging.Example=333333333333",
+            "STACK_ACCOUNT_ID": "999999999999",
+        }
+    )
+    assert settings.trust_domain_accounts == {
+        "prod.example": frozenset({"111111111111", "222222222222"}),
+        "staging.example": frozenset({"333333333333"}),
+    }
+    assert settings.stack_account_id == "999999999999"
+
+
+@pytest.mark.parametrize(
+    "text", ["prod.example", "prod.example=", "prod.example=12345", "../x=111111111111", "=111111111111"]
+)
+def test_a_malformed_trust_domain_accounts_map_is_refused_at_cold_start(text: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        RuntimeSettings.from_environ({**BASE, "VAULT_ADDR": "https://vault.example.com", "TRUST_DOMAIN_ACCOUNTS": text})
+    assert "trust" in str(refused.value)

@@ -302,6 +302,9 @@ class _ReadOnlyInventory:
     def bindings(self) -> list[Any]:
         return self._inventory.bindings()
 
+    def resources_of(self, workload_id: str) -> list[Any]:
+        return self._inventory.resources_of(workload_id)
+
 
 def plan_for(target: Target, request: OffboardingRequest) -> OffboardingPlan:
     """The plan and the guard's decision, exactly as the plan task will make them. Reads only."""
@@ -1139,10 +1142,10 @@ def deliver_through_rules(target: Target, event: dict[str, Any]) -> list[RuleDel
     functions = {target.function_name(logical_id) for logical_id in RULE_TARGET_FUNCTIONS}
     document = json.dumps(event)
     deliveries = []
-    for rule in _rules(events, target.event_bus_name):
+    for bus, rule in _rules(events):
         if rule.get("State") != "ENABLED" or not rule.get("EventPattern"):
             continue
-        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=target.event_bus_name)["Targets"]
+        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
         ours = [t for t in targets if str(t["Arn"]).rsplit(":", 1)[-1] in functions]
         if not ours or not events.test_event_pattern(EventPattern=rule["EventPattern"], Event=document)["Result"]:
             continue
@@ -1163,14 +1166,19 @@ def deliver_through_rules(target: Target, event: dict[str, Any]) -> list[RuleDel
     return deliveries
 
 
-def _rules(events: Any, event_bus_name: str) -> Iterator[dict[str, Any]]:
+def _rules(events: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(bus name, rule) for every rule on every bus of the account: the default bus and Rescind's trigger bus."""
+    for bus in _pages(events.list_event_buses, "EventBuses", {}):
+        yield from (
+            (str(bus["Name"]), rule) for rule in _pages(events.list_rules, "Rules", {"EventBusName": bus["Name"]})
+        )
+
+
+def _pages(call: Any, key: str, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
     token: str | None = None
     while True:
-        kwargs: dict[str, Any] = {"EventBusName": event_bus_name}
-        if token:
-            kwargs["NextToken"] = token
-        page = events.list_rules(**kwargs)
-        yield from page.get("Rules", [])
+        page = call(**kwargs, **({"NextToken": token} if token else {}))
+        yield from page.get(key, [])
         token = page.get("NextToken")
         if not token:
             return

@@ -92,9 +92,6 @@ class Target(Protocol):
         """The options that choose this target again, for hints: "--state-dir /x" or "--stack NAME"."""
         ...
 
-    @property
-    def event_bus_name(self) -> str: ...
-
     def client(self, service: str) -> Any:
         """A boto3 client for `service` in the target's account and region (cached)."""
         ...
@@ -198,10 +195,6 @@ class LocalStackTarget:
     @property
     def selector(self) -> str:
         return f"--state-dir {self.local.state_dir}"
-
-    @property
-    def event_bus_name(self) -> str:
-        return "default"
 
     def _session(self) -> boto3.Session:
         if self._access_key is None:
@@ -352,10 +345,6 @@ class DeployedStackTarget:
     @property
     def selector(self) -> str:
         return f"--stack {self.stack_name}"
-
-    @property
-    def event_bus_name(self) -> str:
-        return self._environ.get("EVENT_BUS_NAME") or "default"
 
     def client(self, service: str) -> Any:
         with self._cache.lock:

@@ -54,6 +54,9 @@ from rescind_local.template import REPO_ROOT, create_table_from_template, load_t
 
 FUNCTION_TYPES = frozenset({"AWS::Serverless::Function", "AWS::Lambda::Function"})
 STATE_MACHINE_TYPES = frozenset({"AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"})
+# Rescind's own trigger events (the generic events and GitHub alerts) go on the template's trigger bus.
+TRIGGER_BUS_LOGICAL_ID = "TriggerEventBus"
+RESCIND_TRIGGER_SOURCES = frozenset({"rescind", "rescind.github"})
 
 
 class UnresolvableIntrinsic(ValueError):
@@ -639,9 +642,19 @@ class LocalStack:
         arn = self.start_execution(logical_id, execution_input, name)
         return wait_for_execution(boto3.client("stepfunctions", region_name=self.region), arn, timeout)
 
-    def route_event(self, event: Mapping[str, Any], event_bus_name: str = "default") -> list[RuleMatch]:
-        """Match a whole event (e.g. from events/) against the template's rules and deliver it."""
-        return route_event(event, self.rules, event_bus_name=event_bus_name, region=self.region)
+    def route_event(self, event: Mapping[str, Any], event_bus_name: str | None = None) -> list[RuleMatch]:
+        """Match a whole event (e.g. from events/) against the template's rules on one bus and deliver it.
+
+        By default, the bus such an event is put on: Rescind's own trigger sources on the template's trigger bus
+        (when it has one), every other event on the default bus.
+        """
+        return route_event(event, self.rules, event_bus_name=event_bus_name or self.bus_for(event), region=self.region)
+
+    def bus_for(self, event: Mapping[str, Any]) -> str:
+        trigger_bus = self.resources.get(TRIGGER_BUS_LOGICAL_ID)
+        if trigger_bus is not None and event.get("source") in RESCIND_TRIGGER_SOURCES:
+            return trigger_bus.ref
+        return "default"
 
     def schedule(self, logical_id: str) -> ScheduleSpec:
         for schedule in self.schedules:

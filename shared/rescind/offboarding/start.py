@@ -27,6 +27,7 @@ from rescind.validation import describe_validation_error
 
 if TYPE_CHECKING:
     from rescind.inventory.base import Inventory
+    from rescind.offboarding.accounts import WorkloadAccounts
 
 Notify = Callable[[str, str], None]
 """notify(subject, message): references only, never a value."""
@@ -48,6 +49,7 @@ class StartStatus(StrEnum):
     STARTED = "started"
     DUPLICATE = "duplicate"  # this workload and event already have an execution: nothing new was started
     UNRESOLVED = "unresolved"  # no workload: recorded and notified, nothing started
+    REFUSED = "refused"  # a generic event from an account the workload is not bound to: recorded and notified
     RECORDED = "recorded"  # a real event that asks for no action: recorded and notified, nothing started
 
 
@@ -70,11 +72,17 @@ def start_offboarding(
     sfn_client: StepFunctionsStarter,
     state_machine_arn: str,
     notify: Notify,
+    workload_accounts: WorkloadAccounts,
 ) -> StartResult:
     """Start the offboarding state machine for the notice's workload, or record why there is none."""
     workload_id, unresolved_why = resolve_workload(notice, inventory)
     if workload_id is None:
         return record_unresolved(notice, unresolved_why, ledger=ledger, notify=notify)
+    if notice.workload_id is not None:
+        # The generic event names its workload itself: only an account the workload is bound to may.
+        unbound = workload_accounts.problem(notice.workload_id, notice.account_id, inventory)
+        if unbound is not None:
+            return record_refused_by_account(notice, notice.workload_id, unbound, ledger=ledger, notify=notify)
     incident_id = offboarding_execution_name(workload_id, notice.event_id)
     try:
         request = OffboardingRequest(
@@ -141,6 +149,34 @@ def record_unresolved(notice: TerminationNotice, why: str, *, ledger: Ledger, no
         notify=notify,
     )
     return StartResult(status=StartStatus.UNRESOLVED, incident_id=incident_id, cloud_id=notice.cloud_id)
+
+
+def record_refused_by_account(
+    notice: TerminationNotice, workload_id: str, why: str, *, ledger: Ledger, notify: Notify
+) -> StartResult:
+    """A REFUSED incident with an empty plan, closed and notified once: nothing is started or touched."""
+    incident_id = "refused-" + offboarding_execution_name(workload_id, notice.event_id).removeprefix("offboard-")
+    record_closed_incident(
+        incident_id,
+        Trigger(
+            source=notice.source,
+            detail_type=notice.detail_type,
+            event_id=notice.event_id,
+            workload_id=workload_id,
+            reason=f"{notice.reason}; refused: {why}"[:500],
+        ),
+        status=IncidentStatus.REFUSED,
+        summary=(
+            f"incident {incident_id} (offboarding) for {workload_id}: refused; trigger: {notice.source} "
+            f"{notice.detail_type} {notice.event_id} from account {notice.account_id}; {why}. Nothing was revoked."
+        ),
+        subject="Rescind Offboarding: refused, workload not bound to the event's account",
+        advice="If the account may end this workload, add it to TrustDomainAccounts, or bind the workload's "
+        "resources in that account (rescind inventory sync); then send the event again.",
+        ledger=ledger,
+        notify=notify,
+    )
+    return StartResult(status=StartStatus.REFUSED, incident_id=incident_id, workload_id=workload_id)
 
 
 def execution_arn_for(state_machine_arn: str, name: str) -> str | None:
