@@ -57,3 +57,7 @@ class CredentialStillAlive(RescindError):
 
 class LedgerConflict(RescindError):
     """A ledger record with the same key but different content already exists."""
+
+
+class IncidentRunsExhausted(RescindError):
+    """An incident's runs all ended failed, up to the bound: a redelivered event starts no more; a person must look."""

@@ -14,10 +14,16 @@ from botocore.config import Config
 
 from rescind.exceptions import AwsThrottled
 from rescind.inventory.types import CloudResourceKind, WorkloadBinding
-from rescind.ledger import DynamoDbLedger, IncidentStatus
+from rescind.ledger import DynamoDbLedger, IncidentClosure, IncidentStatus
 from rescind.models.results import utc_now
 from rescind.offboarding.accounts import WorkloadAccounts
-from rescind.offboarding.start import Notify, StartStatus, start_offboarding, unresolved_incident_id
+from rescind.offboarding.start import (
+    Notify,
+    StartStatus,
+    run_execution_name,
+    start_offboarding,
+    unresolved_incident_id,
+)
 from rescind.offboarding.triggers import parse_termination_event
 from rescind.offboarding.types import OffboardingRequest, TerminationNotice, offboarding_execution_name
 from rescind_local import LOCAL_ACCOUNT_ID, LOCAL_REGION, create_table_from_template
@@ -328,6 +334,59 @@ def test_a_duplicate_of_a_running_execution_is_reported_as_duplicate(
     assert second.status is StartStatus.DUPLICATE
     assert second.execution_arn == first.execution_arn
     assert [execution["status"] for execution in _executions(running_machine)] == ["RUNNING"]
+
+
+FAILS = {"StartAt": "Broken", "States": {"Broken": {"Type": "Fail", "Error": "OffboardingIncomplete"}}}
+
+
+def test_a_redelivery_after_a_failed_run_resumes_the_incident_in_the_next_run_until_one_is_an_answer(
+    aws: None, ledger: DynamoDbLedger, notifications: Notifications
+) -> None:
+    # Given an event whose run ended FAILED (and closed failed, or never closed)
+    failing = _create_state_machine(FAILS, name="offboarding-fails")
+    notice = parse_termination_event(load_event("workload_terminated.json"))
+    first = _start(notice, inventory=None, ledger=ledger, state_machine_arn=failing, notify=notifications)
+    assert first.execution_arn is not None
+    assert _wait_until_finished(first.execution_arn) == "FAILED"
+
+    # When the event is redelivered, twice (each new run failed too)
+    second = _start(notice, inventory=None, ledger=ledger, state_machine_arn=failing, notify=notifications)
+    assert second.execution_arn is not None
+    assert _wait_until_finished(second.execution_arn) == "FAILED"
+    third = _start(notice, inventory=None, ledger=ledger, state_machine_arn=failing, notify=notifications)
+
+    # Then each started the next run of the same incident, under its own name, with the incident id as input
+    assert [first.status, second.status, third.status] == [
+        StartStatus.STARTED,
+        StartStatus.RESUMED,
+        StartStatus.RESUMED,
+    ]
+    incident = first.incident_id
+    assert {second.incident_id, third.incident_id} == {incident}
+    names = sorted(execution["name"] for execution in _executions(failing))
+    assert names == sorted([incident, run_execution_name(incident, 2), run_execution_name(incident, 3)])
+    assert third.execution_arn is not None
+    described = boto3.client("stepfunctions").describe_execution(executionArn=third.execution_arn)
+    assert json.loads(described["input"])["incident_id"] == incident
+
+    # When the newest run closed as an answer (refused: a hold), and the event comes again
+    assert _wait_until_finished(third.execution_arn) == "FAILED"
+    ledger.close_incident(
+        IncidentClosure(incident_id=incident, status=IncidentStatus.REFUSED, closed_at=utc_now(), summary="held")
+    )
+    fourth = _start(notice, inventory=None, ledger=ledger, state_machine_arn=failing, notify=notifications)
+
+    # Then the refusal stands: nothing new starts
+    assert fourth.status is StartStatus.DUPLICATE
+    assert len(_executions(failing)) == 3
+
+
+def test_run_names_stay_within_the_execution_name_limit_and_apart() -> None:
+    long_a, long_b = "a" * 80, "a" * 79 + "b"
+    assert run_execution_name("offboard-1", 1) == "offboard-1"
+    assert run_execution_name("offboard-1", 2) == "offboard-1-run2"
+    assert all(len(run_execution_name(name, 20)) <= 80 for name in (long_a, long_b))
+    assert run_execution_name(long_a, 2) != run_execution_name(long_b, 2)
 
 
 def test_another_event_for_the_same_workload_is_another_execution(

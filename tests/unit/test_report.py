@@ -10,7 +10,16 @@ from html.parser import HTMLParser
 import pytest
 from pydantic import ValidationError
 
-from rescind.ledger import ActionAttemptRecord, IncidentClosure, IncidentRecord, IncidentStatus, IncidentView, Trigger
+from rescind.ledger import (
+    ActionAttemptRecord,
+    CredentialState,
+    IncidentClosure,
+    IncidentRecord,
+    IncidentStatus,
+    IncidentView,
+    Trigger,
+)
+from rescind.ledger.closing import CloseRequest, RunOutcome, close_incident, describe_alive
 from rescind.ledger.report import NOT_FINISHED, ExecutionSummary, render_report
 from rescind.models import (
     Action,
@@ -427,3 +436,82 @@ def test_an_execution_cannot_be_both_approved_and_denied() -> None:
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="use md, html or json"):
         render_report(sample_view(), fmt="pdf")  # type: ignore[arg-type]
+
+
+# --- a failed run: what is dead, alive, or never read back -------------------------------------------
+
+
+class _ViewLedger:
+    """The two calls closing makes: read the incident, append the closure (kept here to be looked at)."""
+
+    def __init__(self, view: IncidentView) -> None:
+        self.view = view
+        self.closures: list[IncidentClosure] = []
+
+    def read_incident(self, incident_id: str) -> IncidentView:
+        return self.view
+
+    def close_incident(self, closure: IncidentClosure) -> bool:
+        self.closures.append(closure)
+        return True
+
+
+def test_a_failed_run_closes_with_each_planned_credential_dead_alive_or_unknown() -> None:
+    view = sample_view(closed=False)
+    ledger = _ViewLedger(view)
+
+    result = close_incident(
+        CloseRequest(incident_id=INCIDENT, subject="billing", outcome=RunOutcome.FAILED, error_type="VaultUnavailable"),
+        ledger,  # type: ignore[arg-type]
+    )
+
+    (closure,) = ledger.closures
+    states = {standing.target.key: standing.state for standing in closure.credentials}
+    # The newest attempt decides: the token's retry succeeded; the certificate was read back alive; the TTL
+    # target has no attempt at all
+    assert states == {
+        ENTITY.key: CredentialState.DEAD,
+        KEY.key: CredentialState.DEAD,
+        KV.key: CredentialState.DEAD,
+        TOKEN.key: CredentialState.DEAD,
+        CERT.key: CredentialState.ALIVE,
+        SECRET_ID.key: CredentialState.DEAD,
+        TTL.key: CredentialState.UNKNOWN,
+    }
+    assert closure.status is IncidentStatus.PARTIAL
+    assert closure.still_alive == (CERT,)
+    assert closure.alive_is_unknown
+    assert result.unknown_count == 1
+    assert result.event_detail["unknown"] == [TTL.key]
+    assert TTL.key in result.notification.message.split("Not read back, may be alive:")[1]
+    assert "still alive: " + format_ref(CERT) in describe_alive(closure)
+
+
+def test_a_failed_run_that_read_nothing_back_never_says_nothing_is_alive_in_any_format() -> None:
+    full = sample_view(closed=False)
+    view = full.model_copy(update={"attempts": ()})
+    ledger = _ViewLedger(view)
+    close_incident(CloseRequest(incident_id=INCIDENT, outcome=RunOutcome.FAILED), ledger)  # type: ignore[arg-type]
+    (closure,) = ledger.closures
+    assert view.incident is not None
+    assert {ref.key for ref in closure.in_state(CredentialState.UNKNOWN)} == {
+        action.target.key for action in view.incident.plan.actions
+    }
+    assert closure.status is IncidentStatus.FAILED
+    assert "still alive: unknown" in closure.summary
+
+    closed = view.model_copy(update={"closure": closure})
+    markdown = render_report(closed, fmt="md")
+    assert "were never read back: they may be alive" in markdown
+    assert "Nothing is still alive" not in markdown
+    assert "unknown (not everything was read back)" in markdown
+    data = json.loads(render_report(closed, fmt="json"))
+    assert data["alive_is_unknown"] is True
+    assert len(data["unknown"]) == len(view.incident.plan.actions)
+
+
+def test_a_failed_closure_recorded_without_standings_still_says_alive_is_unknown() -> None:
+    # Closures written before standings existed: a FAILED one never read anything back
+    closure = IncidentClosure(incident_id=INCIDENT, status=IncidentStatus.FAILED, closed_at=T0)
+    assert closure.alive_is_unknown
+    assert describe_alive(closure).startswith("still alive: unknown")

@@ -542,6 +542,8 @@ def follow_execution(
 
 
 def closure_document(target: Target, incident_id: str) -> dict[str, Any] | None:
+    from rescind.ledger.closing import describe_alive
+    from rescind.ledger.types import CredentialState
     from rescind.models.refs import format_ref
 
     closure = target.ledger().read_incident(incident_id).closure
@@ -550,6 +552,11 @@ def closure_document(target: Target, incident_id: str) -> dict[str, Any] | None:
     return {
         "status": str(closure.status),
         "still_alive": [format_ref(ref) for ref in closure.still_alive],
+        # Never read back: they may be alive. `alive_is_unknown` is true when "nothing alive" cannot be said.
+        "unknown": [format_ref(ref) for ref in closure.in_state(CredentialState.UNKNOWN)],
+        "alive_is_unknown": closure.alive_is_unknown,
+        "credentials": {format_ref(s.target): str(s.state) for s in closure.credentials},
+        "alive_text": describe_alive(closure),
         "summary": closure.summary,
         "closed_at": closure.closed_at.isoformat(),
     }
@@ -586,9 +593,10 @@ def finish_run(
         )
     else:
         code = EXIT_FAILED
-        alive = closure["still_alive"] if closure else []
         status = closure["status"] if closure else progress.status
-        line = f"ended {progress.status} ({status})" + (f"; still alive: {', '.join(alive)}" if alive else "")
+        line = f"ended {progress.status} ({status})"
+        if closure and (closure["still_alive"] or closure["alive_is_unknown"]):
+            line += f"; {closure['alive_text']}"
     document["ok"] = code == EXIT_OK
     document["message"] = line
     if json_output:
@@ -892,6 +900,8 @@ def _incident_summary(view: IncidentView) -> dict[str, Any]:
         "attempts": len(view.attempts),
         "status": str(view.closure.status) if view.closure else "open",
         "still_alive": len(view.closure.still_alive) if view.closure else None,
+        # True when the closure cannot say nothing is alive (a credential was never read back).
+        "alive_is_unknown": view.closure.alive_is_unknown if view.closure else True,
     }
 
 
@@ -945,6 +955,7 @@ def _print_incidents(summaries: Sequence[dict[str, Any]]) -> None:
 
 
 def _print_incident(view: IncidentView) -> None:
+    from rescind.ledger.closing import describe_alive
     from rescind.models.refs import format_ref
 
     console = _stdout()
@@ -975,8 +986,7 @@ def _print_incident(view: IncidentView) -> None:
     for approval in view.approvals:
         console.print(escape(f"{approval.verdict} by {approval.decided_by} at {approval.decided_at.isoformat()}"))
     if view.closure is not None:
-        alive = ", ".join(format_ref(ref) for ref in view.closure.still_alive) or "nothing"
-        console.print(escape(f"closed {view.closure.status}; still alive: {alive}"))
+        console.print(escape(f"closed {view.closure.status}; {describe_alive(view.closure)}"))
 
 
 def execution_summary(target: Target, incident_id: str, view: IncidentView) -> Any:

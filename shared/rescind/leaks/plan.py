@@ -17,7 +17,7 @@ from rescind.ledger.base import Ledger
 from rescind.ledger.types import IncidentRecord
 from rescind.models import Action, ActionKind, ActionParams, CredentialRef, IamAccessKeyRef, IamRoleSessionsRef, Plan
 from rescind.models.results import utc_now
-from rescind.offboarding.plan import guard_decision, split_guarded_plan
+from rescind.offboarding.plan import guard_decision, guard_recorded_plan, recorded_plan, split_guarded_plan
 from rescind.offboarding.types import OffboardingPlan, OffboardingRequest
 
 if TYPE_CHECKING:
@@ -56,11 +56,10 @@ def build_leak_plan(
         found_at=request.terminated_at,
         dry_run=request.dry_run,
     )
-    protected = is_protected(request.workload_id, policy)
     decision, why = guard_decision(
         plan,
         request.credentials,
-        refused=f"the credential belongs to protected workload {request.workload_id}" if protected else None,
+        refused=_protected_owner(request, policy),
         nothing_to_do="no action applies to the located credential",
         vault=vault,
         aws=aws,
@@ -68,6 +67,12 @@ def build_leak_plan(
         refuse_guarded_child_tokens=False,
     )
     return plan, split_guarded_plan(request, plan, decision, why)
+
+
+def _protected_owner(request: OffboardingRequest, policy: GuardPolicy) -> str | None:
+    if is_protected(request.workload_id, policy):
+        return f"the credential belongs to protected workload {request.workload_id}"
+    return None
 
 
 def plan_leak_response(
@@ -78,7 +83,13 @@ def plan_leak_response(
     ledger: Ledger,
     policy: GuardPolicy,
 ) -> OffboardingPlan:
-    """Plan and guard, then open the incident with the full plan, whatever the guard decided."""
+    """Plan and guard, then open the incident with the full plan, whatever the guard decided. A resumed run acts
+    on the recorded plan again, guarded anew."""
+    recorded = recorded_plan(ledger, request.incident_id)
+    if recorded is not None:
+        return guard_recorded_plan(
+            request, recorded, refused=_protected_owner(request, policy), vault=vault, aws=aws, policy=policy
+        )
     plan, planned = build_leak_plan(request, vault=vault, aws=aws, policy=policy)
     ledger.open_incident(
         IncidentRecord(incident_id=request.incident_id, trigger=request.trigger, plan=plan, opened_at=utc_now())

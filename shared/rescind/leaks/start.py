@@ -76,7 +76,7 @@ def start_leak_response(
     )
     # Started even when the claim is not new: an earlier attempt may have claimed and then failed to start.
     status, execution_arn = start_execution_once(
-        sfn_client, state_machine_arn, name=claim.incident_id, payload=request.model_dump_json()
+        sfn_client, state_machine_arn, incident_id=claim.incident_id, payload=request.model_dump_json(), ledger=ledger
     )
     return LeakStartResult(
         status=status,

@@ -12,8 +12,17 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from rescind.ledger.base import Ledger
-from rescind.ledger.types import IncidentClosure, IncidentRecord, IncidentStatus, Trigger
-from rescind.models import CredentialRef, Plan
+from rescind.ledger.types import (
+    CredentialStanding,
+    CredentialState,
+    IncidentClosure,
+    IncidentRecord,
+    IncidentStatus,
+    IncidentView,
+    Trigger,
+)
+from rescind.models import ActionResult, CredentialRef, Outcome, Plan
+from rescind.models.refs import format_ref
 from rescind.models.results import utc_now
 
 
@@ -58,6 +67,7 @@ class ClosureResult(BaseModel):
     status: IncidentStatus
     succeeded: bool
     still_alive_count: int
+    unknown_count: int = 0  # planned credentials nothing read back: they may be alive
     notification: Notification
     event_detail_type: str
     event_detail: dict[str, object]
@@ -72,6 +82,9 @@ _STATUS: dict[RunOutcome, IncidentStatus] = {
     RunOutcome.APPROVAL_TIMED_OUT: IncidentStatus.REFUSED,
     RunOutcome.FAILED: IncidentStatus.FAILED,
 }
+
+# The outcomes of runs that may have acted: their closure says, per planned credential, what is known of it.
+_ACTED = frozenset({RunOutcome.VERIFIED, RunOutcome.FAILED})
 
 _DETAIL_TYPE: dict[IncidentStatus, str] = {
     IncidentStatus.COMPLETED: "{flow} Completed",
@@ -92,24 +105,34 @@ _COMPLETED_DETAIL_TYPE: dict[str, str] = {"leak_response": "Credential Revoked"}
 def close_incident(request: CloseRequest, ledger: Ledger) -> ClosureResult:
     """Append the closure; say how it ended. A run that left anything alive is PARTIAL, whatever else happened.
 
-    A failed run that names nothing alive failed in a task that does not know what is alive (plan, approval or
-    verify): FAILED, not PARTIAL, because no verification says what is alive or dead.
+    A run that acted lists every planned credential as dead, alive or unknown (see `credential_standings`). A
+    failed run whose credentials were never read back is FAILED, not PARTIAL, and its credentials are unknown:
+    never "nothing alive".
     """
     status = _STATUS[request.outcome]
-    if request.still_alive and status in (IncidentStatus.COMPLETED, IncidentStatus.FAILED):
-        status = IncidentStatus.PARTIAL
-    summary = _summary(request, status)
-    ledger.close_incident(
-        IncidentClosure(
-            incident_id=request.incident_id,
-            status=status,
-            still_alive=request.still_alive,
-            closed_at=utc_now(),
-            summary=summary[:2000],
-        )
+    standings: tuple[CredentialStanding, ...] = ()
+    if request.outcome in _ACTED:
+        standings = credential_standings(ledger.read_incident(request.incident_id), request)
+    alive = (
+        tuple(standing.target for standing in standings if standing.state is CredentialState.ALIVE)
+        if standings
+        else request.still_alive
     )
+    if alive and status in (IncidentStatus.COMPLETED, IncidentStatus.FAILED):
+        status = IncidentStatus.PARTIAL
+    closure = IncidentClosure(
+        incident_id=request.incident_id,
+        status=status,
+        still_alive=alive,
+        closed_at=utc_now(),
+        credentials=standings,
+    )
+    summary = _summary(request, closure)
+    closure = closure.model_copy(update={"summary": summary[:2000]})
+    ledger.close_incident(closure)
     flow_title = request.flow.replace("_", " ").title()
-    alive_keys = [ref.key for ref in request.still_alive]
+    alive_keys = [ref.key for ref in alive]
+    unknown_keys = [ref.key for ref in closure.in_state(CredentialState.UNKNOWN)]
     detail: dict[str, object] = {
         "incident_id": request.incident_id,
         "flow": request.flow,
@@ -118,19 +141,96 @@ def close_incident(request: CloseRequest, ledger: Ledger) -> ClosureResult:
         "outcome": str(request.outcome),
         "still_alive": alive_keys[:100],
         "still_alive_count": len(alive_keys),
+        "unknown": unknown_keys[:100],
+        "unknown_count": len(unknown_keys),
+        "verified_dead_count": len(closure.in_state(CredentialState.DEAD)),
+        "alive_is_unknown": closure.alive_is_unknown,
     }
     message = summary
     if alive_keys:
         message += "\nStill alive:\n" + "\n".join(f"- {key}" for key in alive_keys[:200])
+    if unknown_keys:
+        message += "\nNot read back, may be alive:\n" + "\n".join(f"- {key}" for key in unknown_keys[:200])
     return ClosureResult(
         incident_id=request.incident_id,
         status=status,
         succeeded=status in (IncidentStatus.COMPLETED, IncidentStatus.DRY_RUN),
         still_alive_count=len(alive_keys),
+        unknown_count=len(unknown_keys),
         notification=Notification(subject=f"Rescind {flow_title}: {status}"[:100], message=message),
         event_detail_type=_event_detail_type(request, status),
         event_detail=detail,
     )
+
+
+def credential_standings(view: IncidentView, request: CloseRequest) -> tuple[CredentialStanding, ...]:
+    """One standing per planned credential, in plan order, from what was read back.
+
+    After verification, its list of what is alive decides, and the rest is dead. Without it (the run failed),
+    each action's newest attempt in the incident (earlier runs of it included) decides: a success whose
+    read-back confirmed the end is dead, a failure whose read-back saw the credential alive is alive, anything
+    else (no attempt, an error before the read-back) is unknown. A credential is dead only when every action on
+    it is; alive when any is.
+    """
+    planned = view.incident.plan.actions if view.incident is not None else ()
+    if request.outcome is RunOutcome.VERIFIED:
+        verified_alive = {ref.key for ref in request.still_alive}
+        by_action = {
+            action.action_id: CredentialState.ALIVE if action.target.key in verified_alive else CredentialState.DEAD
+            for action in planned
+        }
+    else:
+        newest: dict[str, ActionResult] = {}
+        for attempt in view.attempts:  # in the order they started
+            result = attempt.result
+            if result.action_id not in newest or result.finished_at >= newest[result.action_id].finished_at:
+                newest[result.action_id] = result
+        by_action = {action.action_id: _read_back_state(newest.get(action.action_id)) for action in planned}
+    targets: dict[str, CredentialRef] = {}
+    states: dict[str, list[CredentialState]] = {}
+    for action in planned:
+        targets.setdefault(action.target.key, action.target)
+        states.setdefault(action.target.key, []).append(by_action[action.action_id])
+    for ref in request.still_alive:  # named alive by the caller, planned or not
+        targets.setdefault(ref.key, ref)
+        states.setdefault(ref.key, []).append(CredentialState.ALIVE)
+    return tuple(CredentialStanding(target=targets[key], state=_combined(found)) for key, found in states.items())
+
+
+def _read_back_state(result: ActionResult | None) -> CredentialState:
+    if result is None or not result.evidence:
+        return CredentialState.UNKNOWN
+    confirmed = all(evidence.confirmed for evidence in result.evidence)
+    if result.outcome.is_success and confirmed:
+        return CredentialState.DEAD
+    if result.outcome is Outcome.FAILED and not confirmed:
+        return CredentialState.ALIVE
+    return CredentialState.UNKNOWN
+
+
+def _combined(states: list[CredentialState]) -> CredentialState:
+    if CredentialState.ALIVE in states:
+        return CredentialState.ALIVE
+    if all(state is CredentialState.DEAD for state in states):
+        return CredentialState.DEAD
+    return CredentialState.UNKNOWN
+
+
+def describe_alive(closure: IncidentClosure, name: Callable[[CredentialRef], str] = format_ref) -> str:
+    """What a closure knows of what is alive, for people: never "nothing" when something was not read back."""
+    if not closure.credentials and closure.alive_is_unknown and not closure.still_alive:
+        return "still alive: unknown (the run failed before anything was read back; see the plan and the attempts)"
+    unknown = closure.in_state(CredentialState.UNKNOWN)
+    if closure.still_alive:
+        text = "still alive: " + ", ".join(name(ref) for ref in closure.still_alive)
+    else:
+        text = "still alive: unknown" if unknown else "still alive: nothing"
+    if unknown:
+        text += f"; not read back, may be alive ({len(unknown)}): " + ", ".join(name(ref) for ref in unknown)
+    dead = closure.in_state(CredentialState.DEAD)
+    if dead:
+        text += f"; verified dead: {len(dead)}"
+    return text
 
 
 def _event_detail_type(request: CloseRequest, status: IncidentStatus) -> str:
@@ -141,18 +241,20 @@ def _event_detail_type(request: CloseRequest, status: IncidentStatus) -> str:
     return _DETAIL_TYPE[status].format(flow=request.flow.replace("_", " ").title())
 
 
-def _summary(request: CloseRequest, status: IncidentStatus) -> str:
-    parts = [f"incident {request.incident_id} ({request.flow}) for {request.subject or 'an unnamed subject'}: {status}"]
+def _summary(request: CloseRequest, closure: IncidentClosure) -> str:
+    parts = [
+        f"incident {request.incident_id} ({request.flow}) for {request.subject or 'an unnamed subject'}: "
+        f"{closure.status}"
+    ]
     parts.append(f"outcome: {request.outcome}")
     if request.reason:
         parts.append(f"reason: {request.reason}")
     if request.error_type:
         parts.append(f"error: {request.error_type}")
-    if request.outcome is RunOutcome.FAILED and not request.still_alive:
-        # The run stopped before verification: what is alive is not known, which is not the same as nothing.
-        parts.append("still alive: unknown (verification did not run; see the plan and the attempts)")
+    if request.outcome in _ACTED:
+        parts.append(describe_alive(closure, lambda ref: ref.key))
     else:
-        parts.append(f"still alive: {len(request.still_alive)}")
+        parts.append(f"still alive: {len(closure.still_alive)}")
     return "; ".join(parts)
 
 

@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from rescind.ledger.types import ActionAttemptRecord, IncidentStatus, IncidentView
+from rescind.ledger.types import ActionAttemptRecord, CredentialState, IncidentClosure, IncidentStatus, IncidentView
 from rescind.models import CredentialRef, Outcome
 from rescind.models.refs import format_ref
 
@@ -129,6 +129,7 @@ _NOTHING_ALIVE: dict[IncidentStatus, str] = {
     IncidentStatus.REJECTED: "The event was refused (malformed, or of a kind Rescind does not know): "
     "nothing was changed.",
 }
+_FAILED_ALL_READ_BACK_DEAD = "The run failed, but every planned credential was read back dead: nothing is still alive."
 NOT_FINISHED = "The run is not finished: no closure has been recorded, so what is still alive is not known yet."
 
 
@@ -206,14 +207,23 @@ def _summary_section(view: IncidentView, status_text: str, status_tone: Tone) ->
         (Cell("Closed"), Cell(_when(closure.closed_at) if closure else "not yet")),
         (Cell("Actions planned"), Cell(str(len(incident.plan.actions)) if incident else "unknown")),
         (Cell("Attempts recorded"), Cell(str(len(view.attempts)))),
-        (
-            Cell("Still alive"),
-            Cell(str(len(closure.still_alive)), tone="bad" if closure.still_alive else "good")
-            if closure
-            else Cell("unknown (not finished)", tone="warn"),
-        ),
+        (Cell("Still alive"), _alive_cell(closure)),
     ]
+    if closure is not None and closure.credentials:
+        unknown = closure.in_state(CredentialState.UNKNOWN)
+        rows.append((Cell("Verified dead"), Cell(str(len(closure.in_state(CredentialState.DEAD))))))
+        rows.append((Cell("Not read back (unknown)"), Cell(str(len(unknown)), tone="warn" if unknown else "good")))
     return Section("summary", "Summary", blocks=(Table(("Field", "Value"), tuple(rows), key_value=True),))
+
+
+def _alive_cell(closure: IncidentClosure | None) -> Cell:
+    """A count of the living only where it is known: a credential never read back makes it "at least"."""
+    if closure is None:
+        return Cell("unknown (not finished)", tone="warn")
+    if closure.alive_is_unknown:
+        known = f"at least {len(closure.still_alive)}" if closure.still_alive else "unknown"
+        return Cell(f"{known} (not everything was read back)", tone="warn")
+    return Cell(str(len(closure.still_alive)), tone="bad" if closure.still_alive else "good")
 
 
 def _trigger_section(view: IncidentView) -> Section:
@@ -365,7 +375,22 @@ def _still_alive_section(view: IncidentView) -> Section:
                 row_class="still-alive",
             )
         )
-    else:
+    elif not view.closure.alive_is_unknown:
+        failed_but_all_dead = view.closure.status is IncidentStatus.FAILED and view.closure.credentials
+        blocks.append(_FAILED_ALL_READ_BACK_DEAD if failed_but_all_dead else _NOTHING_ALIVE[view.closure.status])
+    unknown = view.closure.in_state(CredentialState.UNKNOWN) if view.closure is not None else ()
+    if unknown:
+        blocks.append(f"{len(unknown)} credential(s) were never read back: they may be alive.")
+        blocks.append(
+            Table(
+                ("Credential kind", "Reference"),
+                tuple(
+                    (Cell(str(ref.kind), code=True), Cell(_ref_text(ref), code=True, tone="warn")) for ref in unknown
+                ),
+                row_class="unknown",
+            )
+        )
+    elif view.closure is not None and view.closure.alive_is_unknown and not view.closure.still_alive:
         blocks.append(_NOTHING_ALIVE[view.closure.status])
     if view.incident is not None:
         attempted = {attempt.result.action_id for attempt in view.attempts}
@@ -562,6 +587,10 @@ def _render_json(view: IncidentView, execution: ExecutionSummary | None) -> str:
         "finished": view.closure is not None,
         "status": str(view.closure.status) if view.closure is not None else "not_finished",
         "still_alive": [_ref_text(ref) for ref in view.closure.still_alive] if view.closure is not None else None,
+        "unknown": [_ref_text(ref) for ref in view.closure.in_state(CredentialState.UNKNOWN)]
+        if view.closure is not None
+        else None,
+        "alive_is_unknown": view.closure.alive_is_unknown if view.closure is not None else True,
         "timeline": [attempt.attempt_id for attempt in _in_time_order(view.attempts)],
         "view": view.model_dump(mode="json"),
         "execution": execution.model_dump(mode="json") if execution is not None else None,

@@ -58,7 +58,26 @@ class ActionAttemptRecord(BaseModel):
     result: ActionResult
 
 
+class CredentialState(StrEnum):
+    """What the ledger knows of one planned credential when a run closes."""
+
+    DEAD = "dead"  # read back dead: by the run's verification, or by its own action's read-back
+    ALIVE = "alive"  # read back, and it still works
+    UNKNOWN = "unknown"  # never read back (the run stopped before): it may well be alive
+
+
+class CredentialStanding(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: CredentialRef
+    state: CredentialState
+
+
 class IncidentClosure(BaseModel):
+    """How one run of an incident ended. `credentials` has one standing per planned credential for a run
+    that acted (verified or failed); closures written before it existed, and decisions (refused, dry run),
+    have none."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     incident_id: IncidentId
@@ -66,6 +85,18 @@ class IncidentClosure(BaseModel):
     still_alive: tuple[CredentialRef, ...] = ()
     closed_at: AwareDatetime
     summary: Annotated[str, Field(max_length=2000)] = ""
+    credentials: tuple[CredentialStanding, ...] = ()
+
+    def in_state(self, state: CredentialState) -> tuple[CredentialRef, ...]:
+        return tuple(standing.target for standing in self.credentials if standing.state is state)
+
+    @property
+    def alive_is_unknown(self) -> bool:
+        """True when the closure cannot say that nothing is alive: some credential was never read back, or
+        a failed run recorded no standing at all."""
+        if self.credentials:
+            return bool(self.in_state(CredentialState.UNKNOWN))
+        return self.status is IncidentStatus.FAILED
 
 
 class ApprovalVerdict(StrEnum):

@@ -85,6 +85,11 @@ def rotated_since(vault: hvac.Client, ref: KvSecretRef, moment: datetime) -> boo
     return rotated_at is not None and rotated_at >= moment
 
 
+def protected_workload(request: OffboardingRequest, policy: GuardPolicy) -> str | None:
+    """Why the guard refuses the whole workload, or None."""
+    return f"workload {request.workload_id} is protected" if is_protected(request.workload_id, policy) else None
+
+
 def build_offboarding_plan(
     request: OffboardingRequest,
     *,
@@ -95,10 +100,9 @@ def build_offboarding_plan(
     policy: GuardPolicy,
 ) -> tuple[Plan, OffboardingPlan]:
     """Plan and guard, reading only: what `rescind plan` shows and what the plan task records."""
-    refused: str | None = None
-    if is_protected(request.workload_id, policy):
+    refused = protected_workload(request, policy)
+    if refused is not None:
         refs: list[CredentialRef] = []
-        refused = f"workload {request.workload_id} is protected"
     else:
         if request.credentials:
             gathered = list(request.credentials)
@@ -192,7 +196,13 @@ def plan_offboarding(
     scope: DiscoveryScope,
     policy: GuardPolicy,
 ) -> OffboardingPlan:
-    """Plan and guard, then open the incident in the ledger with the full plan, whatever the guard decided."""
+    """Plan and guard, then open the incident in the ledger with the full plan, whatever the guard decided.
+
+    A resumed run (the incident is already in the ledger) acts on the recorded plan again, guarded anew."""
+    recorded = recorded_plan(ledger, request.incident_id)
+    if recorded is not None:
+        refused = protected_workload(request, policy)
+        return guard_recorded_plan(request, recorded, refused=refused, vault=vault, aws=aws, policy=policy)
     plan, planned = build_offboarding_plan(
         request, vault=vault, aws=aws, inventory=inventory, scope=scope, policy=policy
     )
@@ -200,3 +210,34 @@ def plan_offboarding(
         IncidentRecord(incident_id=request.incident_id, trigger=request.trigger, plan=plan, opened_at=utc_now())
     )
     return planned
+
+
+def recorded_plan(ledger: Ledger, incident_id: str) -> Plan | None:
+    """The plan an earlier run of this incident recorded, or None for a new incident."""
+    incident = ledger.read_incident(incident_id).incident
+    return incident.plan if incident is not None else None
+
+
+def guard_recorded_plan(
+    request: OffboardingRequest,
+    plan: Plan,
+    *,
+    refused: str | None,
+    vault: hvac.Client,
+    aws: AwsClientFactory | None,
+    policy: GuardPolicy,
+) -> OffboardingPlan:
+    """A resumed run: the recorded plan again, not a new discovery, so what the first run ended is acted on (and
+    comes back already absent or applied, with its read-back) and the incident keeps one plan. The guard runs
+    again: a hold or a protection added since still stops it."""
+    refs = list({action.target.key: action.target for action in plan.actions}.values())
+    decision, why = guard_decision(
+        plan,
+        refs,
+        refused=refused,
+        nothing_to_do="the recorded plan has no action",
+        vault=vault,
+        aws=aws,
+        policy=policy,
+    )
+    return split_guarded_plan(request, plan, decision, f"resumed from the recorded plan; {why}")

@@ -1,4 +1,4 @@
-"""Start the offboarding of a terminated workload, once per (workload, event).
+"""Start the offboarding of a terminated workload, once per (workload, event); resume it when its run failed.
 
 The notice names the workload itself (the generic trigger) or a cloud resource that the inventory maps to a
 workload. A notice that resolves to no workload is recorded in the ledger as an UNRESOLVED incident and
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rescind.aws.errors import aws_errors, error_code
-from rescind.exceptions import InvalidInput
+from rescind.exceptions import IncidentRunsExhausted, InvalidInput
 from rescind.ledger.base import Ledger
 from rescind.ledger.closing import record_closed_incident
 from rescind.ledger.types import IncidentStatus, Trigger
@@ -34,9 +34,11 @@ Notify = Callable[[str, str], None]
 
 
 class StepFunctionsStarter(Protocol):
-    """The one call of boto3's Step Functions client used here (boto3-stubs has no stepfunctions extra here)."""
+    """The calls of boto3's Step Functions client used here (boto3-stubs has no stepfunctions extra here)."""
 
     def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> Mapping[str, Any]: ...
+
+    def describe_execution(self, *, executionArn: str) -> Mapping[str, Any]: ...
 
 
 # A Standard machine answers a start with the same name and input as a RUNNING execution with that
@@ -45,8 +47,19 @@ _RUNNING_DUPLICATE_SLACK = timedelta(seconds=1)
 _STATE_MACHINE_ARN = re.compile(r"arn:(?P<prefix>aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}):stateMachine:(?P<name>[^:]+)")
 
 
+# How a run ends without finishing its incident by itself: a redelivered event resumes the incident.
+_RESUMABLE_EXECUTION = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+# Closures after which a run may be resumed: it failed, left something alive, or never closed. A refusal, a
+# denial, a dry run or a completed run is an answer, and the same event again gets the same one.
+_RESUMABLE_CLOSURE = frozenset({None, IncidentStatus.FAILED, IncidentStatus.PARTIAL})
+# Runs of one incident: a bound on what redeliveries of one event can start.
+MAX_RUNS_PER_INCIDENT = 20
+_EXECUTION_NAME_LIMIT = 80
+
+
 class StartStatus(StrEnum):
     STARTED = "started"
+    RESUMED = "resumed"  # an earlier run of this incident ended failed: a new run of the same incident finishes it
     DUPLICATE = "duplicate"  # this workload and event already have an execution: nothing new was started
     UNRESOLVED = "unresolved"  # no workload: recorded and notified, nothing started
     REFUSED = "refused"  # a generic event from an account the workload is not bound to: recorded and notified
@@ -100,7 +113,7 @@ def start_offboarding(
         )
     except ValidationError as error:  # a workload id from the inventory that is not a valid one
         raise InvalidInput(f"invalid offboarding request: {describe_validation_error(error)}") from None
-    return _start_execution(request, notice, sfn_client=sfn_client, state_machine_arn=state_machine_arn)
+    return _start_execution(request, notice, sfn_client=sfn_client, state_machine_arn=state_machine_arn, ledger=ledger)
 
 
 def resolve_workload(notice: TerminationNotice, inventory: Inventory | None) -> tuple[str | None, str]:
@@ -187,10 +200,15 @@ def execution_arn_for(state_machine_arn: str, name: str) -> str | None:
 
 
 def _start_execution(
-    request: OffboardingRequest, notice: TerminationNotice, *, sfn_client: StepFunctionsStarter, state_machine_arn: str
+    request: OffboardingRequest,
+    notice: TerminationNotice,
+    *,
+    sfn_client: StepFunctionsStarter,
+    state_machine_arn: str,
+    ledger: Ledger,
 ) -> StartResult:
     status, execution_arn = start_execution_once(
-        sfn_client, state_machine_arn, name=request.incident_id, payload=request.model_dump_json()
+        sfn_client, state_machine_arn, incident_id=request.incident_id, payload=request.model_dump_json(), ledger=ledger
     )
     return StartResult(
         status=status,
@@ -201,8 +219,66 @@ def _start_execution(
     )
 
 
+def run_execution_name(incident_id: str, run: int) -> str:
+    """The execution name of an incident's run: the incident id for the first, then `-run<n>` added, so each run
+    has its own execution (and its own ledger attempt ids) while the execution input keeps the incident id."""
+    if run == 1:
+        return incident_id
+    suffix = f"-run{run}"
+    if len(incident_id) + len(suffix) <= _EXECUTION_NAME_LIMIT:
+        return incident_id + suffix
+    digest = hashlib.sha256(incident_id.encode()).hexdigest()[:24]  # still one name per incident
+    return f"{incident_id[: _EXECUTION_NAME_LIMIT - len(suffix) - 25]}-{digest}{suffix}"
+
+
 def start_execution_once(
-    sfn_client: StepFunctionsStarter, state_machine_arn: str, *, name: str, payload: str
+    sfn_client: StepFunctionsStarter, state_machine_arn: str, *, incident_id: str, payload: str, ledger: Ledger
+) -> tuple[StartStatus, str | None]:
+    """Start the incident's run, once: (STARTED, RESUMED or DUPLICATE, execution ARN).
+
+    A run that is still going or that ended as an answer (completed, refused, dry run) makes this a DUPLICATE.
+    A newest run that ended failed, timed out or aborted, and whose incident's newest closure is not an answer,
+    is resumed by a new run of the same incident (see `run_execution_name`), which acts on its recorded plan.
+    """
+    status, execution_arn = _start_named(sfn_client, state_machine_arn, incident_id, payload)
+    if status is StartStatus.STARTED:
+        return status, execution_arn
+    for run in range(2, MAX_RUNS_PER_INCIDENT + 1):
+        if execution_arn is None or _execution_status(sfn_client, execution_arn) not in _RESUMABLE_EXECUTION:
+            return StartStatus.DUPLICATE, execution_arn
+        name = run_execution_name(incident_id, run)
+        next_arn = execution_arn_for(state_machine_arn, name)
+        if next_arn is not None and _execution_status(sfn_client, next_arn) is not None:
+            execution_arn = next_arn  # this run exists already: how did it end?
+            continue
+        closure = ledger.read_incident(incident_id).closure
+        if (closure.status if closure is not None else None) not in _RESUMABLE_CLOSURE:
+            return StartStatus.DUPLICATE, execution_arn
+        status, started_arn = _start_named(sfn_client, state_machine_arn, name, payload)
+        if status is StartStatus.STARTED:
+            return StartStatus.RESUMED, started_arn
+        execution_arn = started_arn  # a racing redelivery started it first
+    raise IncidentRunsExhausted(
+        f"incident {incident_id} ended failed in {MAX_RUNS_PER_INCIDENT} runs; a redelivery starts no more"
+    )
+
+
+def _execution_status(sfn_client: StepFunctionsStarter, execution_arn: str) -> str | None:
+    """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED (or PENDING_REDRIVE); None when there is no such execution."""
+    from botocore.exceptions import ClientError
+
+    with aws_errors("states:DescribeExecution"):
+        try:
+            described = sfn_client.describe_execution(executionArn=execution_arn)
+        except ClientError as error:
+            if error_code(error) == "ExecutionDoesNotExist":
+                return None
+            raise
+    return str(described["status"])
+
+
+def _start_named(
+    sfn_client: StepFunctionsStarter, state_machine_arn: str, name: str, payload: str
 ) -> tuple[StartStatus, str | None]:
     """Start the named execution, or report that it exists: (STARTED or DUPLICATE, execution ARN)."""
     from botocore.exceptions import ClientError

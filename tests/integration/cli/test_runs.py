@@ -114,6 +114,10 @@ def test_revoke_one_named_token_kills_it_and_nothing_else(target: LocalTarget, c
     assert document["closure"] == {
         "status": "completed",
         "still_alive": [],
+        "unknown": [],
+        "alive_is_unknown": False,
+        "credentials": {f"vault-token:accessor:{leaked}": "dead"},
+        "alive_text": "still alive: nothing; verified dead: 1",
         "summary": document["closure"]["summary"],
         "closed_at": document["closure"]["closed_at"],
     }
