@@ -3,7 +3,8 @@
 Cross-account access assumes `arn:<partition>:iam::<account>:role/<role_name>` (the role name comes from
 configuration, `RescindExecutionRole` by default) and caches the assumed session until shortly before its
 credentials expire. It always presents an external id: member-account.yaml's role requires one, so a factory
-without one refuses to cross accounts (InvalidInput naming the setting) rather than fail as AccessDenied. boto3 is imported lazily: handlers that never touch AWS don't pay for it at cold start.
+without one refuses to cross accounts (InvalidInput naming the setting) rather than fail as AccessDenied.
+boto3 is imported lazily: handlers that never touch AWS don't pay for it at cold start.
 """
 
 from __future__ import annotations
