@@ -147,7 +147,8 @@ def member_role(member: dict[str, Any], **parameters: Any) -> tuple[dict[str, An
     )
     properties = member["Resources"]["ExecutionRole"]["Properties"]
     resolved: dict[str, Any] = resolver.resolve({k: v for k, v in properties.items() if k != "PermissionsBoundary"})
-    return resolved, boundary_statements(member, resolver, "ExecutionRoleBoundary")
+    has_boundary = "ExecutionRoleBoundary" in member["Resources"]  # so the trust checks fail on the trust alone
+    return resolved, boundary_statements(member, resolver, "ExecutionRoleBoundary") if has_boundary else []
 
 
 def member_identity(role: dict[str, Any]) -> list[dict[str, Any]]:
