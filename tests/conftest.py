@@ -19,6 +19,9 @@ from rescind_local import LocalOpenBao, local_aws
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = REPO_ROOT / "events"
+# What the member accounts' execution roles require (member-account.yaml ExternalId): every cross-account
+# factory in the tests presents it, as the deployed functions do.
+TEST_EXTERNAL_ID = "rescind-test-external-0001"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

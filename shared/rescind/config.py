@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from rescind.aws.external_id import EXTERNAL_ID_PATTERN, EXTERNAL_ID_RULE
 from rescind.exceptions import InvalidInput
 from rescind.validation import describe_validation_error
 
@@ -36,6 +38,7 @@ class RuntimeSettings(BaseModel):
     vault_aws_auth_mount: str = "aws"
     vault_aws_auth_header: str | None = None
     cross_account_role_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] = "RescindExecutionRole"
+    # Required to cross accounts: member-account.yaml's execution role trusts no AssumeRole without it.
     cross_account_external_id: str | None = None
     workload_metadata_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")] = "spiffe_id"
     inventory_table_name: str | None = None
@@ -87,12 +90,31 @@ class RuntimeSettings(BaseModel):
 
         return parse_trust_domain_accounts(value) if isinstance(value, str) else value
 
+    @field_validator("cross_account_external_id")
+    @classmethod
+    def _external_id_is_well_formed(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(EXTERNAL_ID_PATTERN, value):
+            raise ValueError(f"must be {EXTERNAL_ID_RULE}")
+        return value
+
     @model_validator(mode="after")
     def _auth_is_complete(self) -> RuntimeSettings:
         if self.vault_auth_method is VaultAuthMethod.TOKEN and self.vault_token is None:
             raise ValueError("VAULT_AUTH_METHOD=token needs VAULT_TOKEN")
         if self.vault_auth_method is VaultAuthMethod.AWS_IAM and not self.vault_aws_auth_role:
             raise ValueError("VAULT_AUTH_METHOD=aws_iam needs VAULT_AWS_AUTH_ROLE")
+        return self
+
+    @model_validator(mode="after")
+    def _cross_account_access_is_complete(self) -> RuntimeSettings:
+        # Two accounts or more: at least one is not this one, and Rescind reaches it only through a member
+        # execution role, which requires the external id. (One listed account may be this one; the client
+        # factory refuses, naming the setting, if it is not.)
+        if len(set(self.aws_account_ids)) > 1 and self.cross_account_external_id is None:
+            raise ValueError(
+                "AWS_ACCOUNT_IDS lists other accounts, whose execution roles require an external id: set "
+                f"CROSS_ACCOUNT_EXTERNAL_ID: {EXTERNAL_ID_RULE}"
+            )
         return self
 
     @classmethod

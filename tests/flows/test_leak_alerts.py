@@ -24,7 +24,7 @@ from rescind.models import Outcome
 from rescind_local import LocalOpenBao
 from rescind_local.github import SAMPLE_WEBHOOK_SECRET, LocalGitHubApi, local_github_api, sign_delivery
 from rescind_local.proof import ProofByUse, prove_by_use
-from rescind_local.seed import SeededWorkload, health_event_naming, prepare_vault, seed_workload
+from rescind_local.seed import MANAGED_ROLE_TAGS, SeededWorkload, health_event_naming, prepare_vault, seed_workload
 from rescind_local.stack import LocalStack, deploy_template_to_moto
 from rescind_local.stepfunctions import wait_for_execution
 from tests.conftest import load_event
@@ -179,8 +179,13 @@ def test_guardduty_exfiltration_denies_the_roles_earlier_sessions(stack: LocalSt
     iam = boto3.client("iam")
     event = load_event("guardduty_instance_credential_exfiltration.json")
     role_name = event["detail"]["resource"]["accessKeyDetails"]["userName"]
-    iam.create_role(RoleName=role_name, AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[]}')
-    other = iam.create_role(RoleName=f"{role_name}-other", AssumeRolePolicyDocument="{}")["Role"]["RoleName"]
+    # (both opted in to having their sessions cut: only the named one may be)
+    iam.create_role(
+        RoleName=role_name, AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[]}', Tags=MANAGED_ROLE_TAGS
+    )
+    other = iam.create_role(RoleName=f"{role_name}-other", AssumeRolePolicyDocument="{}", Tags=MANAGED_ROLE_TAGS)[
+        "Role"
+    ]["RoleName"]
     event["account"] = event["detail"]["accountId"] = boto3.client("sts").get_caller_identity()["Account"]
 
     stack.route_event(event)
@@ -191,6 +196,28 @@ def test_guardduty_exfiltration_denies_the_roles_earlier_sessions(stack: LocalSt
     cutoff = statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
     assert cutoff.startswith(event["detail"]["createdAt"][:19])  # sessions before the finding, not before now
     assert iam.list_role_policies(RoleName=other)["PolicyNames"] == []
+
+
+def test_guardduty_naming_a_role_that_has_not_opted_in_writes_nothing_to_it(stack: LocalStack) -> None:
+    # Given a role without the rescind:managed=true tag, named by a GuardDuty exfiltration finding
+    iam = boto3.client("iam")
+    event = load_event("guardduty_instance_credential_exfiltration.json")
+    role_name = event["detail"]["resource"]["accessKeyDetails"]["userName"]
+    iam.create_role(RoleName=role_name, AssumeRolePolicyDocument="{}", Tags=[{"Key": "team", "Value": "payments"}])
+    event["account"] = event["detail"]["accountId"] = boto3.client("sts").get_caller_identity()["Account"]
+
+    stack.route_event(event)
+
+    # Then the acting task refused it (PolicyRefusal, named in the ledger), and the role has no policy from Rescind
+    execution = only_execution(stack)
+    assert iam.list_role_policies(RoleName=role_name)["PolicyNames"] == []
+    view = ledger(stack).read_incident(execution["name"])
+    (attempt,) = view.attempts
+    assert attempt.result.outcome is Outcome.FAILED
+    assert attempt.result.error_type == "PolicyRefusal"
+    assert "rescind:managed=true" in attempt.result.detail
+    assert view.closure is not None
+    assert view.closure.status is not IncidentStatus.COMPLETED
 
 
 def test_a_kv_value_found_by_its_fingerprint_is_rotated_and_its_old_versions_destroyed(
@@ -254,7 +281,9 @@ def test_replaying_every_sample_three_times_in_shuffled_order_acts_once(
     guardduty = load_event("guardduty_instance_credential_exfiltration.json")
     guardduty["account"] = guardduty["detail"]["accountId"] = account
     boto3.client("iam").create_role(
-        RoleName=guardduty["detail"]["resource"]["accessKeyDetails"]["userName"], AssumeRolePolicyDocument="{}"
+        RoleName=guardduty["detail"]["resource"]["accessKeyDetails"]["userName"],
+        AssumeRolePolicyDocument="{}",
+        Tags=MANAGED_ROLE_TAGS,
     )
     samples = [
         generic_event("vault_token", target.token_value(target.token_accessors[0])),

@@ -18,7 +18,6 @@ import pytest
 from cfnlint.helpers import load_resource
 
 from rescind_local.eventbridge import event_pattern_matches
-from rescind_local.stack import IntrinsicResolver
 from rescind_local.template import load_template
 from tests.conftest import load_event
 from tests.infra.policy_scan import allowed_resources, as_list, boto3_calls, resource_text
@@ -385,39 +384,4 @@ def test_the_role_name_is_the_one_the_central_stack_assumes(member: dict[str, An
 
 
 # --- the trust ----------------------------------------------------------------------------------------------
-
-
-def _resolved_trust(member: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
-    resolver = IntrinsicResolver(
-        member, {}, "StackSet-rescind-member-0001", account_id="111111111111", parameters=parameters
-    )
-    trust: dict[str, Any] = resolver.resolve(member["Resources"]["ExecutionRole"]["Properties"])[
-        "AssumeRolePolicyDocument"
-    ]
-    return trust
-
-
-CENTRAL = {
-    "CentralAccountId": "123456789012",
-    "CentralEventBusArn": "arn:aws:events:us-east-1:123456789012:event-bus/default",
-}
-
-
-def test_the_trust_is_the_central_stacks_roles_only(member: dict[str, Any]) -> None:
-    trust = _resolved_trust(member, {**CENTRAL, "CentralStackName": "rescind-prod"})
-
-    (statement,) = trust["Statement"]
-    assert statement["Effect"] == "Allow"
-    assert statement["Action"] == "sts:AssumeRole"
-    assert statement["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
-    assert statement["Condition"] == {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/rescind-prod-*"}}
-
-
-def test_an_external_id_when_given_is_required(member: dict[str, Any]) -> None:
-    trust = _resolved_trust(member, {**CENTRAL, "ExternalId": "rescind-org-7f3a"})
-
-    (statement,) = trust["Statement"]
-    assert statement["Condition"] == {
-        "ArnLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/rescind-*"},
-        "StringEquals": {"sts:ExternalId": "rescind-org-7f3a"},
-    }
+# Exact central function roles and a required external id: tests/infra/test_iam_scope.py.

@@ -29,7 +29,7 @@ from moto.sts.models import sts_backends
 from moto.sts.responses import TokenResponse
 
 from rescind.ledger import DynamoDbLedger
-from rescind_local.stack import IntrinsicResolver, LocalStack, deploy_template_to_moto
+from rescind_local.stack import IntrinsicResolver, LocalResource, LocalStack, deploy_template_to_moto
 from rescind_local.template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +38,12 @@ MEMBER = "111111111111"
 CENTRAL_STACK = "rescind"
 MEMBER_ROLE = "RescindExecutionRole"
 EXTERNAL_ID = "rescind-org-7f3a"
+# The central stack's CrossAccountFunctionRoleArns, as the member StackSet is given them.
+CENTRAL_FUNCTION_ROLE = f"{CENTRAL_STACK}-ExecuteActionFunctionRole-LOCAL1"
+CENTRAL_FUNCTION_ROLE_ARNS = [
+    f"arn:aws:iam::{CENTRAL}:role/{CENTRAL_FUNCTION_ROLE}",
+    f"arn:aws:iam::{CENTRAL}:role/{CENTRAL_STACK}-PlanLeakResponseFunctionRole-LOCAL2",
+]
 USER = "deploy-bot"
 VAULT_UNUSED = {"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": "unused", "VAULT_ADDR": "http://127.0.0.1:9"}
 
@@ -162,10 +168,26 @@ def session_in(account_id: str, role_name: str) -> boto3.Session:
     )
 
 
-def deploy_member_execution_role(iam: Any, parameters: dict[str, str], stack_name: str) -> str:
-    """Create ExecutionRole exactly as member-account.yaml declares it, intrinsics resolved, in iam's account."""
+def deploy_member_execution_role(iam: Any, parameters: dict[str, Any], stack_name: str) -> str:
+    """Create ExecutionRole and its permissions boundary exactly as member-account.yaml declares them,
+    intrinsics resolved, in iam's account."""
     template = load_template(REPO_ROOT / "member-account.yaml")
     resolver = IntrinsicResolver(template, {}, stack_name, account_id=MEMBER, parameters=parameters)
+    boundary = template["Resources"]["ExecutionRoleBoundary"]
+    assert resolver.condition(boundary["Condition"]), "the member stack would not create the boundary"
+    boundary_properties = resolver.resolve(boundary["Properties"])
+    boundary_arn = iam.create_policy(
+        PolicyName=f"{stack_name}-ExecutionRoleBoundary",
+        PolicyDocument=json.dumps(boundary_properties["PolicyDocument"]),
+        Description=boundary_properties["Description"],
+    )["Policy"]["Arn"]
+    resolver = IntrinsicResolver(
+        template,
+        {"ExecutionRoleBoundary": LocalResource("ExecutionRoleBoundary", boundary["Type"], boundary_arn)},
+        stack_name,
+        account_id=MEMBER,
+        parameters=parameters,
+    )
     resource = template["Resources"]["ExecutionRole"]
     assert resolver.condition(resource["Condition"]), "the member stack would not create the role"
     properties = resolver.resolve(resource["Properties"])
@@ -174,6 +196,7 @@ def deploy_member_execution_role(iam: Any, parameters: dict[str, str], stack_nam
         AssumeRolePolicyDocument=json.dumps(properties["AssumeRolePolicyDocument"]),
         Description=properties["Description"],
         MaxSessionDuration=properties["MaxSessionDuration"],
+        PermissionsBoundary=properties["PermissionsBoundary"],
     )
     for policy in properties["Policies"]:
         iam.put_role_policy(
@@ -212,7 +235,7 @@ def estate(aws: None, monkeypatch: pytest.MonkeyPatch) -> Estate:
         {
             "CentralAccountId": CENTRAL,
             "CentralEventBusArn": f"arn:aws:events:us-east-1:{CENTRAL}:event-bus/default",
-            "CentralStackName": CENTRAL_STACK,
+            "CentralFunctionRoleArns": CENTRAL_FUNCTION_ROLE_ARNS,
             "RoleName": MEMBER_ROLE,
             "ExternalId": EXTERNAL_ID,
         },
@@ -311,7 +334,7 @@ def test_the_central_stack_disables_a_key_in_the_member_account(estate: Estate) 
         central_stack(
             role_name=MEMBER_ROLE,
             external_id=EXTERNAL_ID,
-            function_role=f"{CENTRAL_STACK}-ExecuteActionFunctionRole-LOCAL1",
+            function_role=CENTRAL_FUNCTION_ROLE,
         ) as stack,
         moto_checks_cross_account_trust() as checks,
     ):
@@ -345,11 +368,18 @@ def test_the_central_stack_disables_a_key_in_the_member_account(estate: Estate) 
 @pytest.mark.parametrize(
     ("role_name", "external_id", "function_role", "why"),
     [
-        ("RescindReadOnlyRole", EXTERNAL_ID, f"{CENTRAL_STACK}-ExecuteActionFunctionRole-LOCAL1", "no such role"),
-        (MEMBER_ROLE, "guessed", f"{CENTRAL_STACK}-ExecuteActionFunctionRole-LOCAL1", "does not admit"),
+        ("RescindReadOnlyRole", EXTERNAL_ID, CENTRAL_FUNCTION_ROLE, "no such role"),
+        (MEMBER_ROLE, "rescind-org-guessed-0000", CENTRAL_FUNCTION_ROLE, "does not admit"),
         (MEMBER_ROLE, EXTERNAL_ID, "other-stack-ExecuteActionFunctionRole-LOCAL1", "does not admit"),
+        # The central stack's own name prefix is no longer enough: only the roles the StackSet was given.
+        (MEMBER_ROLE, EXTERNAL_ID, f"{CENTRAL_STACK}-GitHubWebhookFunctionRole-LOCAL3", "does not admit"),
     ],
-    ids=["role-the-member-template-did-not-create", "wrong-external-id", "a-role-outside-the-central-stack"],
+    ids=[
+        "role-the-member-template-did-not-create",
+        "wrong-external-id",
+        "a-role-outside-the-central-stack",
+        "a-central-stack-role-not-named-in-the-trust",
+    ],
 )
 def test_a_role_the_member_stack_does_not_trust_fails_and_changes_nothing(
     estate: Estate, role_name: str, external_id: str, function_role: str, why: str

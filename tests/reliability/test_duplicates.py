@@ -43,7 +43,7 @@ from rescind.offboarding.triggers import parse_termination_event
 from rescind_local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalOpenBao, local_aws
 from rescind_local.lambdas import forget_loaded_handlers
 from rescind_local.proof import prove_by_use
-from rescind_local.seed import SeededWorkload, health_event_naming, prepare_vault, seed_workload
+from rescind_local.seed import MANAGED_ROLE_TAGS, SeededWorkload, health_event_naming, prepare_vault, seed_workload
 from rescind_local.stack import LocalStack, deploy_template_to_moto
 from rescind_local.stepfunctions import wait_for_execution
 from tests.reliability.strategies import load_sample
@@ -142,8 +142,8 @@ def fresh_estate(openbao: LocalOpenBao, vault: hvac.Client) -> Iterator[Estate]:
         guardduty["id"] = str(uuid.uuid4())
         guardduty["account"] = guardduty["detail"]["accountId"] = account
         role = guardduty["detail"]["resource"]["accessKeyDetails"]["userName"]
-        iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
-        iam.create_role(RoleName=f"{role}-other", AssumeRolePolicyDocument="{}")
+        iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}", Tags=MANAGED_ROLE_TAGS)
+        iam.create_role(RoleName=f"{role}-other", AssumeRolePolicyDocument="{}", Tags=MANAGED_ROLE_TAGS)
         events += [
             generic_leak("vault_token", leaked.token_value(leaked.token_accessors[0])),
             generic_leak("vault_secret_id", leaked.secret_id_value(leaked.secret_id_accessors[0])),

@@ -37,7 +37,15 @@ from rescind_cli.runs import build_request, parse_subject
 from rescind_local import LocalOpenBao
 from rescind_local.github import SAMPLE_WEBHOOK_SECRET, local_github_api
 from rescind_local.proof import prove_by_use
-from rescind_local.seed import KV_MOUNT, PKI_MOUNT, SeededWorkload, health_event_naming, prepare_vault, seed_workload
+from rescind_local.seed import (
+    KV_MOUNT,
+    MANAGED_ROLE_TAGS,
+    PKI_MOUNT,
+    SeededWorkload,
+    health_event_naming,
+    prepare_vault,
+    seed_workload,
+)
 from rescind_local.stack import LocalStack, deploy_template_to_moto
 from rescind_local.stepfunctions import wait_for_execution
 from tests.conftest import load_event
@@ -303,7 +311,9 @@ def test_no_seeded_secret_reaches_any_log_trace_history_table_notification_event
         guardduty = load_event("guardduty_instance_credential_exfiltration.json")
         guardduty["account"] = guardduty["detail"]["accountId"] = account
         iam.create_role(
-            RoleName=guardduty["detail"]["resource"]["accessKeyDetails"]["userName"], AssumeRolePolicyDocument="{}"
+            RoleName=guardduty["detail"]["resource"]["accessKeyDetails"]["userName"],
+            AssumeRolePolicyDocument="{}",
+            Tags=MANAGED_ROLE_TAGS,
         )
         for event in (
             generic_event("vault_token", secret=leaked.token_value(token_by_value)),

@@ -59,3 +59,37 @@ def test_a_malformed_trust_domain_accounts_map_is_refused_at_cold_start(text: st
     with pytest.raises(InvalidInput) as refused:
         RuntimeSettings.from_environ({**BASE, "VAULT_ADDR": "https://vault.example.com", "TRUST_DOMAIN_ACCOUNTS": text})
     assert "trust" in str(refused.value)
+
+
+# --- cross-account access: member-account.yaml's execution role requires an external id ----------------------
+
+VAULT = {**BASE, "VAULT_ADDR": "https://vault.example.com"}
+TWO_ACCOUNTS = {"AWS_ACCOUNT_IDS": "111111111111,222222222222"}
+
+
+def test_other_accounts_without_an_external_id_are_refused_naming_the_setting() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        RuntimeSettings.from_environ({**VAULT, **TWO_ACCOUNTS})
+    assert "CROSS_ACCOUNT_EXTERNAL_ID" in str(refused.value)
+
+
+def test_other_accounts_with_an_external_id_are_accepted() -> None:
+    settings = RuntimeSettings.from_environ(
+        {**VAULT, **TWO_ACCOUNTS, "CROSS_ACCOUNT_EXTERNAL_ID": "o-a1b2c3d4e5-rescind"}
+    )
+    assert settings.cross_account_external_id == "o-a1b2c3d4e5-rescind"
+
+
+def test_one_account_needs_no_external_id() -> None:
+    # It may be this one; the client factory refuses, naming the setting, if Rescind ever assumes a role.
+    settings = RuntimeSettings.from_environ({**VAULT, "AWS_ACCOUNT_IDS": "111111111111"})
+    assert settings.cross_account_external_id is None
+
+
+@pytest.mark.parametrize("external_id", ["short-7f3a", "has a space in it 0001", "x" * 1225])
+def test_a_malformed_external_id_is_refused_without_repeating_it(external_id: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        RuntimeSettings.from_environ({**VAULT, "CROSS_ACCOUNT_EXTERNAL_ID": external_id})
+    assert "cross_account_external_id" in str(refused.value)
+    assert "at least" in str(refused.value) or "16 to 1224" in str(refused.value)
+    assert external_id not in str(refused.value)

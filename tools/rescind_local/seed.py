@@ -12,12 +12,15 @@ from typing import Any
 
 import hvac
 
+from rescind.aws.role_sessions import MANAGED_TAG, MANAGED_TAG_VALUE
 from rescind_local.aws import LOCAL_ACCOUNT_ID
 
 PKI_MOUNT = "pki"
 APPROLE_MOUNT = "approle"
 KV_MOUNT = "secret"
 WORKLOAD_TAG = "rescind:workload"
+# The tags of a role whose sessions Rescind may cut (the opt-in the templates' PutRolePolicy grant requires).
+MANAGED_ROLE_TAGS: list[dict[str, str]] = [{"Key": MANAGED_TAG, "Value": MANAGED_TAG_VALUE}]
 
 
 @dataclass

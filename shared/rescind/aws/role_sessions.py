@@ -10,6 +10,11 @@ forward: when the existing policy's cut-off is at or after the requested one, th
 applied and nothing is written, so a replay can never re-admit sessions a first run revoked. A later run
 without `not_before` moves the cut-off forward on purpose: it revokes sessions issued since the last one.
 A cut-off more than a minute in the future is refused: it would lock the role out until then.
+
+Only a role that opts in is ever cut: it must carry the tag `rescind:managed` = `true`. The deployed roles'
+IAM policies grant `iam:PutRolePolicy` on such roles only (`aws:ResourceTag/rescind:managed`); the code
+refuses the others too, before any write, so the promise holds wherever the policy is wider (the CLI on a
+responder's own profile, a hand-made execution role).
 """
 
 from __future__ import annotations
@@ -30,8 +35,12 @@ from rescind.models.results import utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_iam.client import IAMClient
+    from mypy_boto3_iam.type_defs import RoleTypeDef
 
 REVOKE_POLICY_NAME = "RescindRevokeOlderSessions"
+# The opt-in: template.yaml and member-account.yaml grant PutRolePolicy on roles with this tag and value only.
+MANAGED_TAG = "rescind:managed"
+MANAGED_TAG_VALUE = "true"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _FUTURE_SKEW = timedelta(minutes=1)
 
@@ -99,15 +108,30 @@ def cutoff_in_policy(document: object) -> datetime | None:
     return max(cutoffs) if cutoffs else None
 
 
-def read_revoke_cutoff(iam: IAMClient, role_name: str) -> datetime | None:
-    """The cut-off of the role's Rescind revoke policy; None without one. Raises RoleAbsent."""
-    with aws_errors(f"iam get-role-policy {role_name}/{REVOKE_POLICY_NAME}"):
+def read_role(iam: IAMClient, role_name: str) -> RoleTypeDef:
+    """The role, tags included (GetRole returns them). Raises RoleAbsent."""
+    with aws_errors(f"iam get-role {role_name}"):
         try:
-            iam.get_role(RoleName=role_name)
+            return iam.get_role(RoleName=role_name)["Role"]
         except ClientError as error:
             if error_code(error) == "NoSuchEntity":
                 raise RoleAbsent(role_name) from None
             raise
+
+
+def opted_in(role: RoleTypeDef) -> bool:
+    """Whether the role carries `rescind:managed` = `true`, exactly as the IAM condition compares it."""
+    return any(tag["Key"] == MANAGED_TAG and tag["Value"] == MANAGED_TAG_VALUE for tag in role.get("Tags", []))
+
+
+def read_revoke_cutoff(iam: IAMClient, role_name: str) -> datetime | None:
+    """The cut-off of the role's Rescind revoke policy; None without one. Raises RoleAbsent."""
+    read_role(iam, role_name)
+    return _read_cutoff_policy(iam, role_name)
+
+
+def _read_cutoff_policy(iam: IAMClient, role_name: str) -> datetime | None:
+    with aws_errors(f"iam get-role-policy {role_name}/{REVOKE_POLICY_NAME}"):
         try:
             answer = iam.get_role_policy(RoleName=role_name, PolicyName=REVOKE_POLICY_NAME)
         except ClientError as error:
@@ -118,12 +142,21 @@ def read_revoke_cutoff(iam: IAMClient, role_name: str) -> datetime | None:
 
 
 def revoke_role_sessions(iam: IAMClient, ref: IamRoleSessionsRef, requested: datetime) -> tuple[ActOutcome, datetime]:
-    """Write the deny policy with cut-off `requested`, unless one at or after it is already in place."""
+    """Write the deny policy with cut-off `requested`, unless one at or after it is already in place.
+
+    Raises PolicyRefusal, having written nothing, when the role has not opted in (`rescind:managed`).
+    """
     role = f"role {ref.role_name} in account {ref.account_id}"
     try:
-        existing = read_revoke_cutoff(iam, ref.role_name)
+        found = read_role(iam, ref.role_name)
     except RoleAbsent:
         return ActOutcome(changed=False, absent=True, detail=f"already absent: {role} does not exist"), requested
+    if not opted_in(found):
+        raise PolicyRefusal(
+            f"{role} has not opted in to having its sessions cut: it lacks the tag "
+            f"{MANAGED_TAG}={MANAGED_TAG_VALUE}, so Rescind writes nothing to it"
+        )
+    existing = _read_cutoff_policy(iam, ref.role_name)
     if existing is not None and existing >= requested:
         return (
             ActOutcome(

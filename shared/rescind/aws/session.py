@@ -2,7 +2,9 @@
 
 Cross-account access assumes `arn:<partition>:iam::<account>:role/<role_name>` (the role name comes from
 configuration, `RescindExecutionRole` by default) and caches the assumed session until shortly before its
-credentials expire. boto3 is imported lazily: handlers that never touch AWS don't pay for it at cold start.
+credentials expire. It always presents an external id: member-account.yaml's role requires one, so a factory
+without one refuses to cross accounts (InvalidInput naming the setting) rather than fail as AccessDenied.
+boto3 is imported lazily: handlers that never touch AWS don't pay for it at cold start.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from rescind.aws.errors import aws_errors
+from rescind.aws.external_id import EXTERNAL_ID_PATTERN, EXTERNAL_ID_RULE
 from rescind.exceptions import InvalidInput
 from rescind.models.results import utc_now
 
@@ -32,6 +35,7 @@ _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _ROLE_NAME_RE = re.compile(r"^[\w+=,.@\-]{1,64}$")
 # RoleSessionName allows [\w+=,.@-]{2,64}; "rescind-" takes 8 of them.
 _PURPOSE_RE = re.compile(r"^[\w+=,.@\-]{1,56}$")
+_EXTERNAL_ID_RE = re.compile(EXTERNAL_ID_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class AwsClientFactory:
             raise InvalidInput("cross-account role name is malformed")
         if not _PURPOSE_RE.fullmatch(purpose):
             raise InvalidInput("session purpose is malformed (letters, digits and +=,.@_- only, at most 56)")
+        if external_id is not None and not _EXTERNAL_ID_RE.fullmatch(external_id):
+            raise InvalidInput(f"cross-account external id is malformed: {EXTERNAL_ID_RULE}")
         self.role_name = role_name
         self._external_id = external_id
         self.role_session_name = f"rescind-{purpose}"
@@ -176,20 +182,20 @@ class AwsClientFactory:
             return cached
         import boto3
 
-        sts: STSClient = self._session().client("sts", region_name=self.region_name)
         role_arn = self.role_arn(account_id)
+        if self._external_id is None:
+            raise InvalidInput(
+                f"cannot act in account {account_id}: assuming {role_arn} needs an external id; set "
+                "CROSS_ACCOUNT_EXTERNAL_ID (template.yaml CrossAccountExternalId) to the member stacks' ExternalId"
+            )
+        sts: STSClient = self._session().client("sts", region_name=self.region_name)
         with aws_errors(f"sts assume-role {role_arn}"):
-            if self._external_id is None:
-                answer = sts.assume_role(
-                    RoleArn=role_arn, RoleSessionName=self.role_session_name, DurationSeconds=self._duration_seconds
-                )
-            else:
-                answer = sts.assume_role(
-                    RoleArn=role_arn,
-                    RoleSessionName=self.role_session_name,
-                    DurationSeconds=self._duration_seconds,
-                    ExternalId=self._external_id,
-                )
+            answer = sts.assume_role(
+                RoleArn=role_arn,
+                RoleSessionName=self.role_session_name,
+                DurationSeconds=self._duration_seconds,
+                ExternalId=self._external_id,
+            )
         credentials = answer["Credentials"]
         session = boto3.Session(
             aws_access_key_id=credentials["AccessKeyId"],

@@ -21,6 +21,7 @@ from rescind.aws.acm_pca import AcmPcaCertificateHandler, serial_to_int
 from rescind.aws.session import AwsClientFactory
 from rescind.exceptions import ActionFailed, InvalidInput
 from rescind.models import AcmPcaCertificateRef, Action, ActionKind
+from tests.conftest import TEST_EXTERNAL_ID
 
 OWN = "123456789012"
 OTHER = "111111111111"
@@ -198,7 +199,7 @@ def test_cross_account_revoke_touches_only_the_target_account(aws: None) -> None
     their_ca = _active_ca(OTHER, bucket="pca-crl-other")
     our_ca = _active_ca(OWN, bucket="pca-crl-ours")
     serial = _issue_leaf(OTHER, their_ca)
-    handler = AcmPcaCertificateHandler(AwsClientFactory())
+    handler = AcmPcaCertificateHandler(AwsClientFactory(external_id=TEST_EXTERNAL_ID))
     action = _revoke(their_ca, serial)
 
     assert handler.act(action).changed

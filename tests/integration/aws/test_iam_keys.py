@@ -13,6 +13,7 @@ from rescind.aws.session import AwsClientFactory
 from rescind.exceptions import InvalidInput, PolicyRefusal
 from rescind.models import Action, ActionKind, ActionParams, IamAccessKeyRef
 from rescind.models.results import utc_now
+from tests.conftest import TEST_EXTERNAL_ID
 
 OWN = "123456789012"
 OTHER = "111111111111"
@@ -53,7 +54,7 @@ def _action(kind: ActionKind, account_id: str, user: str, key_id: str, **params:
 
 @pytest.fixture
 def handler(aws: None) -> IamAccessKeyHandler:
-    return IamAccessKeyHandler(AwsClientFactory())
+    return IamAccessKeyHandler(AwsClientFactory(external_id=TEST_EXTERNAL_ID))
 
 
 def test_disable_deactivates_only_the_named_key_and_is_idempotent(handler: IamAccessKeyHandler) -> None:
@@ -176,7 +177,7 @@ def test_find_access_keys_by_workload_tag(aws: None) -> None:
     _user_with_two_keys(iam, "other-bot", [{"Key": "rescind:workload", "Value": "spiffe://example.org/other"}])
     _user_with_two_keys(iam, "untagged-bot")
 
-    found = find_access_keys_by_workload_tag(AwsClientFactory(), OTHER, workload)
+    found = find_access_keys_by_workload_tag(AwsClientFactory(external_id=TEST_EXTERNAL_ID), OTHER, workload)
 
     assert {(ref.account_id, ref.user_name, ref.access_key_id) for ref in found} == {
         (OTHER, "payments-bot", key) for key in tagged

@@ -1,4 +1,5 @@
-"""IAM role sessions on moto: a deny-before-issue-time inline policy, read back, never moved backwards."""
+"""IAM role sessions on moto: a deny-before-issue-time inline policy, read back, never moved backwards, and only
+on a role that opted in with the tag rescind:managed=true."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ from typing import Any
 import boto3
 import pytest
 
-from rescind.aws.role_sessions import REVOKE_POLICY_NAME, IamRoleSessionsHandler, cutoff_in_policy
+from rescind.aws.role_sessions import (
+    MANAGED_TAG,
+    REVOKE_POLICY_NAME,
+    IamRoleSessionsHandler,
+    cutoff_in_policy,
+)
 from rescind.aws.session import AwsClientFactory
 from rescind.exceptions import PolicyRefusal
 from rescind.models import Action, ActionKind, ActionParams, IamRoleSessionsRef
+from tests.conftest import TEST_EXTERNAL_ID, BackendCalls
 
 OWN = "123456789012"
 OTHER = "111111111111"
@@ -42,8 +49,14 @@ def _iam_in(account_id: str) -> Any:
     )
 
 
-def _role(iam: Any, name: str) -> None:
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)
+def _role(iam: Any, name: str, *, tags: dict[str, str] | None = None) -> None:
+    """A role with an application policy; it opts in to having its sessions cut unless `tags` says otherwise."""
+    tags = {MANAGED_TAG: "true"} if tags is None else tags
+    iam.create_role(
+        RoleName=name,
+        AssumeRolePolicyDocument=TRUST,
+        Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
+    )
     iam.put_role_policy(RoleName=name, PolicyName="app", PolicyDocument=APP_POLICY)
 
 
@@ -69,7 +82,7 @@ def test_revoke_with_given_cutoff_is_idempotent_and_keeps_other_policies(aws: No
     # Given a role with an application inline policy
     iam = _iam_in(OWN)
     _role(iam, "app-role")
-    handler = IamRoleSessionsHandler(AwsClientFactory())
+    handler = IamRoleSessionsHandler(AwsClientFactory(external_id=TEST_EXTERNAL_ID))
     cutoff = datetime(2025, 11, 3, 10, 15, 30, 250000, tzinfo=UTC)
     action = _revoke(OWN, "app-role", not_before=cutoff)
 
@@ -102,7 +115,7 @@ def test_cutoff_moves_forward_never_backward(aws: None) -> None:
     _role(iam, "worker-role")
     start = datetime(2026, 11, 3, 12, 0, 0, 500000, tzinfo=UTC)
     clock = Clock(start)
-    handler = IamRoleSessionsHandler(AwsClientFactory(), clock=clock)
+    handler = IamRoleSessionsHandler(AwsClientFactory(external_id=TEST_EXTERNAL_ID), clock=clock)
     now_action = _revoke(OWN, "worker-role")
 
     # A revoke without a cut-off uses the moment of acting
@@ -128,7 +141,7 @@ def test_cutoff_moves_forward_never_backward(aws: None) -> None:
 def test_verify_fails_when_policy_is_missing_or_weaker(aws: None) -> None:
     iam = _iam_in(OWN)
     _role(iam, "audit-role")
-    handler = IamRoleSessionsHandler(AwsClientFactory())
+    handler = IamRoleSessionsHandler(AwsClientFactory(external_id=TEST_EXTERNAL_ID))
     action = _revoke(OWN, "audit-role", not_before=datetime(2025, 11, 3, 9, 0, tzinfo=UTC))
     assert not handler.verify(action).confirmed
 
@@ -159,7 +172,7 @@ def test_cross_account_revoke_touches_only_the_target_account(aws: None) -> None
     ours = _iam_in(OWN)
     _role(theirs, "shared-name")
     _role(ours, "shared-name")
-    handler = IamRoleSessionsHandler(AwsClientFactory())
+    handler = IamRoleSessionsHandler(AwsClientFactory(external_id=TEST_EXTERNAL_ID))
     action = _revoke(OTHER, "shared-name", not_before=datetime(2025, 11, 3, 8, 0, tzinfo=UTC))
 
     assert handler.act(action).changed
@@ -170,7 +183,7 @@ def test_cross_account_revoke_touches_only_the_target_account(aws: None) -> None
 
 
 def test_missing_role_is_absent(aws: None) -> None:
-    handler = IamRoleSessionsHandler(AwsClientFactory())
+    handler = IamRoleSessionsHandler(AwsClientFactory(external_id=TEST_EXTERNAL_ID))
     action = _revoke(OWN, "gone-role")
     outcome = handler.act(action)
     assert outcome.absent
@@ -182,7 +195,7 @@ def test_refusals_change_nothing(aws: None) -> None:
     iam = _iam_in(OWN)
     _role(iam, "RescindExecutionRole")
     _role(iam, "app-role")
-    handler = IamRoleSessionsHandler(AwsClientFactory())
+    handler = IamRoleSessionsHandler(AwsClientFactory(external_id=TEST_EXTERNAL_ID))
 
     # Rescind's own execution role: revoking it would lock Rescind out
     with pytest.raises(PolicyRefusal, match="own execution role"):
@@ -194,3 +207,48 @@ def test_refusals_change_nothing(aws: None) -> None:
 
     for role in ("RescindExecutionRole", "app-role"):
         assert iam.list_role_policies(RoleName=role)["PolicyNames"] == ["app"]
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [{}, {MANAGED_TAG: "false"}, {MANAGED_TAG: "True"}, {MANAGED_TAG: ""}, {"rescind:workload": "spiffe://x/y"}],
+    ids=["untagged", "false", "True-not-true", "empty", "other-rescind-tag"],
+)
+@pytest.mark.parametrize("account_id", [OWN, OTHER], ids=["own-account", "other-account"])
+def test_a_role_that_has_not_opted_in_is_refused_before_any_write(
+    aws: None, backend_calls: BackendCalls, tags: dict[str, str], account_id: str
+) -> None:
+    # Given a role without rescind:managed=true (the IAM condition compares the value exactly)
+    iam = _iam_in(account_id)
+    _role(iam, "payroll-role", tags=tags)
+    handler = IamRoleSessionsHandler(AwsClientFactory(external_id=TEST_EXTERNAL_ID))
+    backend_calls.aws.clear()
+
+    # When its sessions are to be cut
+    with pytest.raises(PolicyRefusal) as refused:
+        handler.act(_revoke(account_id, "payroll-role", not_before=datetime(2025, 11, 3, 8, 0, tzinfo=UTC)))
+
+    # Then the refusal names the role and the tag, nothing was written, and only the role was read
+    assert "payroll-role" in str(refused.value)
+    assert f"{MANAGED_TAG}=true" in str(refused.value)
+    assert iam.list_role_policies(RoleName="payroll-role")["PolicyNames"] == ["app"]
+    assert [call for call in backend_calls.aws if call.startswith("iam:")] == [
+        "iam:GetRole",
+        "iam:ListRolePolicies",  # the assertion's own read
+    ]
+    assert not handler.verify(_revoke(account_id, "payroll-role")).confirmed
+
+
+def test_a_role_that_opted_in_since_a_refusal_is_cut(aws: None) -> None:
+    # The tag is read at every act: an owner who opts in after a refusal needs no restart of anything.
+    iam = _iam_in(OWN)
+    _role(iam, "batch-role", tags={})
+    handler = IamRoleSessionsHandler(AwsClientFactory(external_id=TEST_EXTERNAL_ID))
+    action = _revoke(OWN, "batch-role", not_before=datetime(2025, 11, 3, 8, 0, tzinfo=UTC))
+    with pytest.raises(PolicyRefusal):
+        handler.act(action)
+
+    iam.tag_role(RoleName="batch-role", Tags=[{"Key": MANAGED_TAG, "Value": "true"}])
+
+    assert handler.act(action).changed
+    assert handler.verify(action).confirmed

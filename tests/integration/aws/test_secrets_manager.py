@@ -11,6 +11,7 @@ from rescind.aws.secrets_manager import SecretsManagerSecretHandler, rotation_to
 from rescind.aws.session import AwsClientFactory
 from rescind.exceptions import PolicyRefusal
 from rescind.models import Action, ActionKind, ActionParams, SecretsManagerSecretRef
+from tests.conftest import TEST_EXTERNAL_ID
 
 OWN = "123456789012"
 OTHER = "111111111111"
@@ -180,7 +181,7 @@ def test_cross_account_rotation_touches_only_the_target_account(aws: None) -> No
     our_arn = _secret(ours, "shared/name", rotation=True)
     assert f":{OTHER}:" in their_arn
     ours_before = _stages(ours, our_arn)
-    handler = SecretsManagerSecretHandler(AwsClientFactory())
+    handler = SecretsManagerSecretHandler(AwsClientFactory(external_id=TEST_EXTERNAL_ID))
     action = _rotate(their_arn)
 
     assert handler.act(action).changed

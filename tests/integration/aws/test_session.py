@@ -14,6 +14,7 @@ from rescind.aws.errors import aws_errors
 from rescind.aws.session import AwsClientFactory
 from rescind.exceptions import ActionFailed, AwsThrottled, InvalidInput
 from rescind.models.results import utc_now
+from tests.conftest import TEST_EXTERNAL_ID
 
 OWN = "123456789012"
 OTHER = "111111111111"
@@ -25,7 +26,7 @@ def _assumed_roles(account_id: str) -> list[object]:
 
 @pytest.mark.usefixtures("aws")
 def test_own_account_uses_the_default_session() -> None:
-    factory = AwsClientFactory()
+    factory = AwsClientFactory(external_id=TEST_EXTERNAL_ID)
     identity = factory.client("sts", OWN).get_caller_identity()
     assert identity["Account"] == OWN
     assert ":assumed-role/" not in identity["Arn"]
@@ -35,7 +36,7 @@ def test_own_account_uses_the_default_session() -> None:
 @pytest.mark.usefixtures("aws")
 def test_other_account_assumes_the_configured_role_and_caches_it() -> None:
     # Given a factory configured with a role name and an external id
-    factory = AwsClientFactory(role_name="RescindExecutionRole", external_id="ext-123", purpose="leak")
+    factory = AwsClientFactory(role_name="RescindExecutionRole", external_id=TEST_EXTERNAL_ID, purpose="leak")
 
     # When a client for another account is asked for twice
     first = factory.client("sts", OTHER)
@@ -49,7 +50,7 @@ def test_other_account_assumes_the_configured_role_and_caches_it() -> None:
     assumed = _assumed_roles(OTHER)
     assert len(assumed) == 1
     assert assumed[0].role_arn == f"arn:aws:iam::{OTHER}:role/RescindExecutionRole"  # type: ignore[attr-defined]
-    assert assumed[0].external_id == "ext-123"  # type: ignore[attr-defined]
+    assert assumed[0].external_id == TEST_EXTERNAL_ID  # type: ignore[attr-defined]
     assert factory.role_arn(OTHER) == f"arn:aws:iam::{OTHER}:role/RescindExecutionRole"
 
 
@@ -57,7 +58,12 @@ def test_other_account_assumes_the_configured_role_and_caches_it() -> None:
 def test_assumed_session_is_renewed_shortly_before_expiry() -> None:
     now = utc_now()
     clock_value = [now]
-    factory = AwsClientFactory(duration_seconds=900, refresh_margin=timedelta(minutes=5), clock=lambda: clock_value[0])
+    factory = AwsClientFactory(
+        external_id=TEST_EXTERNAL_ID,
+        duration_seconds=900,
+        refresh_margin=timedelta(minutes=5),
+        clock=lambda: clock_value[0],
+    )
     first = factory.client("iam", OTHER)
     clock_value[0] = now + timedelta(minutes=9)  # 6 minutes left: still fresh
     assert factory.client("iam", OTHER) is first
@@ -68,7 +74,7 @@ def test_assumed_session_is_renewed_shortly_before_expiry() -> None:
 
 @pytest.mark.usefixtures("aws")
 def test_injected_client_wins_and_bad_account_is_refused() -> None:
-    factory = AwsClientFactory()
+    factory = AwsClientFactory(external_id=TEST_EXTERNAL_ID)
     injected = boto3.client("iam", region_name="us-east-1")
     factory.inject_client("iam", OTHER, injected)
     assert factory.client("iam", OTHER) is injected
@@ -101,3 +107,21 @@ def _client_error(code: str, status: int) -> ClientError:
 def test_aws_errors_are_typed(error: Exception, expected: type[Exception]) -> None:
     with pytest.raises(expected, match="iam do-thing"), aws_errors("iam do-thing"):
         raise error
+
+
+@pytest.mark.usefixtures("aws")
+def test_without_an_external_id_no_role_is_assumed_and_the_setting_is_named() -> None:
+    # The member execution role requires sts:ExternalId: refuse before STS, rather than fail as AccessDenied.
+    factory = AwsClientFactory()
+    with pytest.raises(InvalidInput) as refused:
+        factory.client("iam", OTHER)
+    assert "CROSS_ACCOUNT_EXTERNAL_ID" in str(refused.value)
+    assert _assumed_roles(OTHER) == []
+    # its own account needs none
+    assert factory.client("sts", OWN).get_caller_identity()["Account"] == OWN
+
+
+@pytest.mark.parametrize("external_id", ["", "ext-123", "sixteen chars!!!"])
+def test_a_malformed_external_id_is_refused_when_the_factory_is_built(external_id: str) -> None:
+    with pytest.raises(InvalidInput, match="external id is malformed"):
+        AwsClientFactory(external_id=external_id)

@@ -29,7 +29,7 @@ from rescind.models import (
 )
 from rescind_local import create_table_from_template
 from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
-from tests.conftest import BackendCalls
+from tests.conftest import TEST_EXTERNAL_ID, BackendCalls
 
 OWN = "123456789012"
 OTHER = "111111111111"
@@ -320,7 +320,7 @@ def test_other_accounts_and_regions_are_swept_through_the_execution_role(
 
     # When both accounts and both regions are swept
     report = sync_inventory(
-        AwsClientFactory(),
+        AwsClientFactory(external_id=TEST_EXTERNAL_ID),
         vault,
         inventory,
         DiscoveryScope(aws_account_ids=(OWN, OTHER)),
