@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pytest
@@ -16,7 +17,9 @@ from rescind.ledger import (
     IncidentStatus,
     Trigger,
 )
+from rescind.ledger.base import Ledger
 from rescind.ledger.closing import CloseRequest, RunOutcome, close_incident
+from rescind.ledger.sqlite import SqliteLedger
 from rescind.models import Action, ActionResult, Outcome, Plan, VaultTokenRef
 from rescind_local import create_table_from_template
 
@@ -24,8 +27,11 @@ ACCESSOR = "CaTti28wsXOQA02COE2ygP2B"
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def ledger(aws: None) -> DynamoDbLedger:
+@pytest.fixture(params=["dynamodb", "sqlite"])
+def ledger(request: pytest.FixtureRequest, aws: None, tmp_path: Path) -> Ledger:
+    """Both stores keep the same promises: the stack's table, and the CLI's local file (direct mode)."""
+    if request.param == "sqlite":
+        return SqliteLedger(tmp_path / "ledger.sqlite3")
     client = boto3.client("dynamodb")
     create_table_from_template(client, "LedgerTable", "ledger")
     return DynamoDbLedger("ledger", client)
@@ -54,7 +60,7 @@ def _attempt(incident: IncidentRecord, attempt_id: str, outcome: Outcome = Outco
     return ActionAttemptRecord(incident_id=incident.incident_id, attempt_id=attempt_id, result=result)
 
 
-def test_an_incident_links_trigger_plan_attempts_and_closure(ledger: DynamoDbLedger) -> None:
+def test_an_incident_links_trigger_plan_attempts_and_closure(ledger: Ledger) -> None:
     # Given an incident with a failed attempt, a retried attempt, and a closure
     incident = _incident()
     assert ledger.open_incident(incident)
@@ -72,7 +78,7 @@ def test_an_incident_links_trigger_plan_attempts_and_closure(ledger: DynamoDbLed
     assert view.closure == closure
 
 
-def test_a_redelivered_write_lands_once(ledger: DynamoDbLedger) -> None:
+def test_a_redelivered_write_lands_once(ledger: Ledger) -> None:
     incident = _incident()
     ledger.open_incident(incident)
     attempt = _attempt(incident, "exec-1-0-0")
@@ -82,14 +88,14 @@ def test_a_redelivered_write_lands_once(ledger: DynamoDbLedger) -> None:
     assert len(ledger.read_incident("inc-1").attempts) == 1
 
 
-def test_an_incident_id_reused_for_another_plan_is_a_conflict(ledger: DynamoDbLedger) -> None:
+def test_an_incident_id_reused_for_another_plan_is_a_conflict(ledger: Ledger) -> None:
     ledger.open_incident(_incident())
     other = _incident().model_copy(update={"plan": Plan.ordered("other", [])})
     with pytest.raises(LedgerConflict):
         ledger.open_incident(other)
 
 
-def test_the_ledger_never_updates_or_deletes(ledger: DynamoDbLedger) -> None:
+def test_the_ledger_never_updates_or_deletes(ledger: Ledger) -> None:
     # The first write of a key wins: a second, different write of the same attempt does not replace it.
     incident = _incident()
     ledger.open_incident(incident)
@@ -99,7 +105,7 @@ def test_the_ledger_never_updates_or_deletes(ledger: DynamoDbLedger) -> None:
     assert only.result.outcome is Outcome.SUCCEEDED
 
 
-def test_incidents_are_listed_newest_first_and_since_a_moment(ledger: DynamoDbLedger) -> None:
+def test_incidents_are_listed_newest_first_and_since_a_moment(ledger: Ledger) -> None:
     for day in range(3):
         ledger.open_incident(_incident(f"inc-{day}", T0 + timedelta(days=day)))
     assert [i.incident_id for i in ledger.list_incidents()] == ["inc-2", "inc-1", "inc-0"]
@@ -107,7 +113,7 @@ def test_incidents_are_listed_newest_first_and_since_a_moment(ledger: DynamoDbLe
     assert len(ledger.list_incidents(limit=1)) == 1
 
 
-def test_approval_decisions_are_appended_and_read_back(ledger: DynamoDbLedger) -> None:
+def test_approval_decisions_are_appended_and_read_back(ledger: Ledger) -> None:
     from rescind.ledger import ApprovalDecision, ApprovalVerdict
 
     ledger.open_incident(_incident())
@@ -135,7 +141,7 @@ def test_approval_decisions_are_appended_and_read_back(ledger: DynamoDbLedger) -
     ],
 )
 def test_the_closure_says_how_the_run_ended(
-    ledger: DynamoDbLedger,
+    ledger: Ledger,
     outcome: RunOutcome,
     still_alive: tuple[VaultTokenRef, ...],
     status: IncidentStatus,
@@ -158,3 +164,46 @@ def test_the_closure_says_how_the_run_ended(
     assert result.event_detail_type == detail_type
     assert result.succeeded is (status is IncidentStatus.COMPLETED)
     assert str(status) in result.notification.subject
+
+
+# --- the local file's own promises -------------------------------------------------------------------------
+
+
+def test_the_local_ledger_chains_every_record_and_a_change_made_outside_rescind_shows(tmp_path: Path) -> None:
+    import sqlite3
+
+    # Given a local ledger with an incident, an attempt and a closure
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+    incident = _incident()
+    ledger.open_incident(incident)
+    ledger.record_attempt(_attempt(incident, "direct-0"))
+    ledger.close_incident(
+        IncidentClosure(incident_id="inc-1", status=IncidentStatus.COMPLETED, closed_at=T0, summary="done")
+    )
+    assert ledger.verify_chain() == []
+
+    # When someone edits a row with sqlite3 (the triggers refuse it, so they drop them first)
+    with sqlite3.connect(tmp_path / "ledger.sqlite3") as connection:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            connection.execute("UPDATE records SET body = '{}' WHERE seq = 2")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            connection.execute("DELETE FROM records WHERE seq = 2")
+        connection.execute("DROP TRIGGER records_are_never_updated")
+        connection.execute("UPDATE records SET body = replace(body, 'succeeded', 'failed') WHERE seq = 2")
+
+    # Then the chain names the changed row
+    assert ledger.verify_chain() == [
+        "row 2 (INCIDENT#inc-1 B#ACTION#"
+        + incident.plan.actions[0].action_id
+        + "#direct-0) was changed after it was written"
+    ]
+
+
+def test_the_local_ledger_has_no_statement_that_changes_or_removes_a_record() -> None:
+    import inspect
+    import re
+
+    import rescind.ledger.sqlite as module
+
+    code = "\n".join(line for line in inspect.getsource(module).splitlines() if "RAISE(ABORT" not in line)
+    assert not re.search(r"\b(UPDATE|DELETE|REPLACE|DROP)\b(?! ON records)", code)

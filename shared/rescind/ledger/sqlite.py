@@ -1,0 +1,211 @@
+"""A local ledger in SQLite, for runs made from a laptop with no stack (the CLI's direct mode).
+
+The same records as the DynamoDB ledger, under the same keys, append-only in three ways: the code has no
+statement that changes or removes a row; triggers make SQLite refuse both; and every row carries the SHA-256 of
+its content and of the row before it, so a row changed or removed outside Rescind breaks the chain
+(`verify_chain`). `rescind ledger push` copies the rows into a stack's ledger later, keys and all, so a row
+pushed twice is written once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from rescind.exceptions import InvalidInput, LedgerConflict
+from rescind.ledger.types import (
+    ActionAttemptRecord,
+    ApprovalDecision,
+    IncidentClosure,
+    IncidentRecord,
+    IncidentView,
+    ResponseClaim,
+)
+
+_GENESIS = "0" * 64
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    record_type TEXT NOT NULL,
+    sort_key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    UNIQUE (pk, sk)
+);
+CREATE TRIGGER IF NOT EXISTS records_are_never_updated BEFORE UPDATE ON records
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS records_are_never_deleted BEFORE DELETE ON records
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+"""
+
+
+def default_ledger_path() -> Path:
+    """`$XDG_STATE_HOME/rescind/ledger.sqlite3`, or `~/.local/state/rescind/ledger.sqlite3`."""
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home) / "rescind" / "ledger.sqlite3"
+
+
+def record_hash(prev_hash: str, pk: str, sk: str, record_type: str, body: str) -> str:
+    content = "\x1f".join((prev_hash, pk, sk, record_type, body))
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One stored record, as `rescind ledger push` copies it."""
+
+    seq: int
+    pk: str
+    sk: str
+    record_type: str
+    sort_key: str
+    body: str
+
+
+class SqliteLedger:
+    """The Ledger protocol on one SQLite file; safe for one process at a time per write (BEGIN IMMEDIATE)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self._connection() as connection:
+            connection.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        connection = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def _append(self, pk: str, sk: str, record_type: str, sort_key: str, body: str) -> bool:
+        """Insert one row chained to the last; False when (pk, sk) is already there."""
+        with self._connection() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                if connection.execute("SELECT 1 FROM records WHERE pk = ? AND sk = ?", (pk, sk)).fetchone():
+                    connection.execute("ROLLBACK")
+                    return False
+                last = connection.execute("SELECT hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+                prev_hash = last[0] if last else _GENESIS
+                connection.execute(
+                    "INSERT INTO records (pk, sk, record_type, sort_key, body, prev_hash, hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (pk, sk, record_type, sort_key, body, prev_hash, record_hash(prev_hash, pk, sk, record_type, body)),
+                )
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return True
+
+    # --- the Ledger protocol ------------------------------------------------------------------------------
+
+    def open_incident(self, record: IncidentRecord) -> bool:
+        pk = f"INCIDENT#{record.incident_id}"
+        written = self._append(pk, "A#INCIDENT", "incident", record.opened_at.isoformat(), record.model_dump_json())
+        if not written:
+            existing = self.read_incident(record.incident_id).incident
+            if existing is not None and existing.plan != record.plan:
+                raise LedgerConflict(f"incident {record.incident_id} already exists with a different plan")
+        return written
+
+    def record_attempt(self, record: ActionAttemptRecord) -> bool:
+        sk = f"B#ACTION#{record.result.action_id}#{record.attempt_id}"
+        started = record.result.started_at.isoformat()
+        return self._append(f"INCIDENT#{record.incident_id}", sk, "attempt", started, record.model_dump_json())
+
+    def close_incident(self, closure: IncidentClosure) -> bool:
+        closed = closure.closed_at.isoformat()
+        pk = f"INCIDENT#{closure.incident_id}"
+        return self._append(pk, f"C#CLOSURE#{closed}", "closure", closed, closure.model_dump_json())
+
+    def record_approval(self, decision: ApprovalDecision) -> bool:
+        decided = decision.decided_at.isoformat()
+        pk = f"INCIDENT#{decision.incident_id}"
+        return self._append(pk, f"D#APPROVAL#{decided}", "approval", decided, decision.model_dump_json())
+
+    def claim_response(self, dedup_key: str, now: datetime, window: timedelta) -> ResponseClaim:
+        if not dedup_key or len(dedup_key) > 200:
+            raise InvalidInput("deduplication key is malformed")
+        pk = f"CLAIM#{dedup_key}"
+        with self._connection() as connection:
+            newest = connection.execute(
+                "SELECT sk, sort_key, body FROM records WHERE pk = ? ORDER BY sk DESC LIMIT 1", (pk,)
+            ).fetchone()
+        number = 0
+        if newest:
+            number = int(newest[0])
+            claimed_at = datetime.fromisoformat(newest[1])
+            if now - claimed_at < window:
+                return ResponseClaim(incident_id=newest[2], is_new=False, claimed_at=claimed_at)
+        incident_id = f"leak-{dedup_key[:24]}-{number + 1}"
+        if not self._append(pk, f"{number + 1:08d}", "claim", now.isoformat(), incident_id):
+            raise LedgerConflict(f"claim {dedup_key}: another process claimed it at the same moment; retry")
+        return ResponseClaim(incident_id=incident_id, is_new=True, claimed_at=now)
+
+    def read_incident(self, incident_id: str) -> IncidentView:
+        with self._connection() as connection:
+            rows = connection.execute(
+                "SELECT record_type, body FROM records WHERE pk = ? ORDER BY sk", (f"INCIDENT#{incident_id}",)
+            ).fetchall()
+        incident: IncidentRecord | None = None
+        attempts: list[ActionAttemptRecord] = []
+        closure: IncidentClosure | None = None
+        approvals: list[ApprovalDecision] = []
+        for record_type, body in rows:
+            if record_type == "incident":
+                incident = IncidentRecord.model_validate_json(body)
+            elif record_type == "attempt":
+                attempts.append(ActionAttemptRecord.model_validate_json(body))
+            elif record_type == "closure":
+                closure = IncidentClosure.model_validate_json(body)  # the newest wins
+            elif record_type == "approval":
+                approvals.append(ApprovalDecision.model_validate_json(body))
+        attempts.sort(key=lambda attempt: attempt.result.started_at)
+        return IncidentView(incident=incident, attempts=tuple(attempts), closure=closure, approvals=tuple(approvals))
+
+    def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]:
+        query = "SELECT body FROM records WHERE record_type = 'incident'"
+        parameters: tuple[str | int, ...] = ()
+        if since is not None:
+            query += " AND sort_key >= ?"
+            parameters = (since.isoformat(),)
+        with self._connection() as connection:
+            rows = connection.execute(f"{query} ORDER BY sort_key DESC LIMIT ?", (*parameters, limit)).fetchall()
+        return [IncidentRecord.model_validate_json(body) for (body,) in rows]
+
+    # --- the local file's own -----------------------------------------------------------------------------
+
+    def rows(self) -> list[LedgerRow]:
+        with self._connection() as connection:
+            rows = connection.execute(
+                "SELECT seq, pk, sk, record_type, sort_key, body FROM records ORDER BY seq"
+            ).fetchall()
+        return [LedgerRow(*row) for row in rows]
+
+    def verify_chain(self) -> list[str]:
+        """Every break in the hash chain, in order: a row changed, removed or inserted outside Rescind."""
+        problems: list[str] = []
+        expected_prev = _GENESIS
+        with self._connection() as connection:
+            rows = connection.execute(
+                "SELECT seq, pk, sk, record_type, body, prev_hash, hash FROM records ORDER BY seq"
+            ).fetchall()
+        for seq, pk, sk, record_type, body, prev_hash, stored in rows:
+            if prev_hash != expected_prev:
+                problems.append(f"row {seq} ({pk} {sk}) does not follow the row before it: one was removed or changed")
+            if record_hash(prev_hash, pk, sk, record_type, body) != stored:
+                problems.append(f"row {seq} ({pk} {sk}) was changed after it was written")
+            expected_prev = stored
+        return problems
