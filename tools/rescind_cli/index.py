@@ -209,7 +209,7 @@ def index_kv_command(
     with exit_on_typed_error(json_output):
         if stack is None and state_dir is None:
             stack = os.environ.get(STACK_ENV) or None
-        target = resolve_target(stack=stack, state_dir=state_dir, profile=profile)
+        target, _ = resolve_target(stack=stack, state_dir=state_dir, profile=profile)
         table_name, secret_arn = index_location(target, table, key_secret_arn)
         mounts = _split(mount) or list(target.discovery_scope().kv_mounts)
         key = read_fingerprint_key(target.client("secretsmanager"), secret_arn)

@@ -23,6 +23,18 @@ StateDirOption = Annotated[
     Path | None,
     typer.Option("--state-dir", help="The local stack's directory (default: RESCIND_LOCAL_DIR or ./.rescind-local)."),
 ]
+DirectOption = Annotated[
+    bool,
+    typer.Option(
+        "--direct",
+        help="Act on the Vault at VAULT_ADDR directly, with no stack (also chosen when VAULT_ADDR is set and no "
+        "--stack or --state-dir is given); AWS from the usual chain; the record goes to a local ledger.",
+    ),
+]
+ProtectedOption = Annotated[
+    list[str] | None,
+    typer.Option("--protected", help="Direct mode: a workload never to touch (repeatable), beside the config file's."),
+]
 ProfileOption = Annotated[str | None, typer.Option("--profile", help="AWS profile for --stack (default: the chain).")]
 
 _stderr = Console(stderr=True, emoji=False)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -31,13 +32,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from rescind.exceptions import InvalidInput, RescindError, VaultUnavailable
-from rescind_cli.options import JsonOption, ProfileOption, StackOption, StateDirOption
+from rescind_cli.direct import DirectTarget
+from rescind_cli.options import (
+    DirectOption,
+    JsonOption,
+    ProfileOption,
+    ProtectedOption,
+    StackOption,
+    StateDirOption,
+)
 from rescind_cli.targets import (
     INCIDENT_MACHINES,
     LEAK_MACHINE,
@@ -189,13 +199,27 @@ def _fail(message: str, code: int, json_output: bool, error_type: str, extra: di
     raise typer.Exit(code)
 
 
-def _target(stack: str | None, state_dir: Path | None, profile: str | None, holder: list[Target]) -> Target:
+def _target(
+    stack: str | None,
+    state_dir: Path | None,
+    profile: str | None,
+    holder: list[Target],
+    *,
+    direct: bool = False,
+    protected: Sequence[str] | None = None,
+    json_output: bool = False,
+) -> Target:
+    """The target by TARGET_RULE; the first line of every run says which, and why (stderr; `target` in JSON)."""
     import os
 
-    if stack is None and state_dir is None:
+    if stack is None and state_dir is None and not direct:
         stack = os.environ.get(STACK_ENV) or None
-    target = resolve_target(stack=stack, state_dir=state_dir, profile=profile)
+    target, why = resolve_target(
+        stack=stack, state_dir=state_dir, profile=profile, direct=direct, protected=tuple(protected or ())
+    )
     holder.append(target)
+    if not json_output:
+        _say(f"target: {escape(target.description)} ({why})")
     return target
 
 
@@ -649,6 +673,8 @@ def plan_command(
     credential: CredentialOption = None,
     stack: StackOption = None,
     state_dir: StateDirOption = None,
+    direct: DirectOption = False,
+    protected: ProtectedOption = None,
     profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -659,7 +685,7 @@ def plan_command(
     holder: list[Target] = []
     with _command(json_output, holder):
         subject = parse_subject(workload, credential)
-        target = _target(stack, state_dir, profile, holder)
+        target = _target(stack, state_dir, profile, holder, direct=direct, protected=protected, json_output=json_output)
         request = build_request(subject, reason="plan preview", ticket=None, requested_by="rescind plan", dry_run=False)
         planned = plan_for(target, request)
         document = plan_document(planned, subject, target.guard_policy().blast_radius_cap)
@@ -678,15 +704,26 @@ def revoke_command(
     ticket: Annotated[str | None, typer.Option("--ticket", help="The incident ticket, e.g. INC-1234.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Record the plan in the ledger; change nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    approved_by: Annotated[
+        str | None,
+        typer.Option(
+            "--approved-by",
+            help="Direct mode, above the blast-radius cap: the second person who agreed (with --ticket).",
+        ),
+    ] = None,
     timeout: TimeoutOption = None,
     stack: StackOption = None,
     state_dir: StateDirOption = None,
+    direct: DirectOption = False,
+    protected: ProtectedOption = None,
     profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Start a manual revocation run: show the plan, confirm, start it, and follow it to the end.
 
-    Exits 0 only when every planned credential is verified dead (or a dry run was recorded), 3 when the run
+    With a stack, the run is the manual revocation state machine; in direct mode it runs in this process and
+    its record goes to the local ledger. Exits 0 only when every planned credential is verified dead (or a dry
+    run was recorded), 2 when the input or the guard refused it (or the prompt was answered no), 3 when the run
     waits for approval (a plan above the blast-radius cap), 1 when something is left alive or failed.
     """
     holder: list[Target] = []
@@ -695,7 +732,9 @@ def revoke_command(
         reason_text = " ".join((reason or "").split())
         if not reason_text:
             raise InvalidInput("a reason is required: --reason TEXT (it is recorded in the ledger and notifications)")
-        target = _target(stack, state_dir, profile, holder)
+        if json_output and not yes and not sys.stdin.isatty():
+            raise InvalidInput("--json without --yes would wait for an answer no terminal can give: add --yes")
+        target = _target(stack, state_dir, profile, holder, direct=direct, protected=protected, json_output=json_output)
         request = build_request(
             subject, reason=reason_text, ticket=ticket, requested_by=target.caller_arn(), dry_run=dry_run
         )
@@ -706,8 +745,15 @@ def revoke_command(
             print_plan(document, _stderr)
         if not yes:
             what = "Record this dry run" if dry_run else f"Start revoking {document['total']} action(s)"
-            if not typer.confirm(f"{what} for {subject.text}?", default=False, err=True):
-                raise CommandFailed("aborted: nothing was started", EXIT_FAILED, plan=document)
+            try:
+                confirmed = typer.confirm(f"{what} for {subject.text}?", default=False, err=True)
+            except click.exceptions.Abort:  # end of input: no answer is not a yes
+                confirmed = False
+            if not confirmed:
+                raise CommandFailed("aborted: nothing was started", EXIT_BAD_INPUT, plan=document)
+        if isinstance(target, DirectTarget):
+            finish_direct_run(target, request, planned, document, approved_by=approved_by, json_output=json_output)
+            return
         sfn = target.client("stepfunctions")
         started = sfn.start_execution(
             stateMachineArn=target.state_machine_arn(MANUAL_MACHINE),
@@ -728,6 +774,52 @@ def revoke_command(
         finish_run(
             target, progress, json_output=json_output, extra={"incident_id": request.incident_id, "plan": document}
         )
+
+
+def finish_direct_run(
+    target: DirectTarget,
+    request: OffboardingRequest,
+    planned: OffboardingPlan,
+    document: dict[str, Any],
+    *,
+    approved_by: str | None,
+    json_output: bool,
+) -> None:
+    """Run in this process, print each result as it lands, then the closure; exit as the README says."""
+    from rescind.models.refs import format_ref
+    from rescind_cli.direct import run_direct_revocation
+
+    if not json_output:
+        skipped = target.aws_skipped_because()
+        if skipped:
+            _say(f"AWS side skipped: {skipped}; only Vault credentials are acted on")
+
+    def show(result: Any) -> None:
+        if not json_output:
+            _say(f"  {result.outcome}: {result.action_kind} {escape(format_ref(result.target))}")
+
+    run = run_direct_revocation(
+        target, request, planned, approved_by=approved_by, ticket=request.trigger.ticket, on_result=show
+    )
+    code = {"completed": EXIT_OK, "dry_run": EXIT_OK, "refused": EXIT_BAD_INPUT}.get(run.status, EXIT_FAILED)
+    result_document = {
+        "ok": code == EXIT_OK,
+        "target": target.description,
+        "incident_id": run.incident_id,
+        "plan": document,
+        "closure": {"status": run.status, "still_alive": list(run.still_alive), "summary": run.summary},
+        "ledger": str(target.ledger_path()),
+        "results": [
+            {"action_id": r.action_id, "outcome": str(r.outcome), "target": format_ref(r.target), "detail": r.detail}
+            for r in run.results
+        ],
+    }
+    if json_output:
+        _emit(result_document)
+    else:
+        _say(f"{run.incident_id}: {run.status}; recorded in {target.ledger_path()}")
+        _say(escape(run.summary))
+    raise typer.Exit(code)
 
 
 def _answer_approval(
@@ -911,14 +1003,27 @@ def ledger_command(
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many incidents.")] = 50,
     stack: StackOption = None,
     state_dir: StateDirOption = None,
+    direct: DirectOption = False,
     profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """List the ledger's incidents (newest first), or one incident's records: trigger, plan, attempts, closure."""
+    """List the ledger's incidents (newest first), or one incident's records: trigger, plan, attempts, closure.
+
+    In direct mode, the local ledger (RESCIND_LEDGER_FILE, else ~/.local/state/rescind/ledger.sqlite3), whose hash
+    chain is checked first: a record changed outside Rescind is reported (exit 1).
+    """
     holder: list[Target] = []
     with _command(json_output, holder):
         moment = parse_since(since) if since else None
-        target = _target(stack, state_dir, profile, holder)
+        target = _target(stack, state_dir, profile, holder, direct=direct, json_output=json_output)
+        if isinstance(target, DirectTarget):
+            broken = target.ledger().verify_chain()
+            if broken:
+                raise CommandFailed(
+                    f"the local ledger {target.ledger_path()} was changed outside Rescind: {broken[0]}",
+                    EXIT_FAILED,
+                    chain=broken,
+                )
         ledger = target.ledger()
         if incident is not None:
             view = ledger.read_incident(incident.strip())

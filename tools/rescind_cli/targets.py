@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from rescind.aws.session import AwsClientFactory
     from rescind.inventory.base import Inventory
+    from rescind.ledger.base import Ledger
     from rescind.ledger.dynamodb import DynamoDbLedger
     from rescind_local.target import LocalTarget
 
@@ -98,9 +99,11 @@ class Target(Protocol):
 
     def vault(self) -> hvac.Client: ...
 
-    def aws_factory(self) -> AwsClientFactory: ...
+    def aws_factory(self) -> AwsClientFactory | None:
+        """None when there is no AWS side (direct mode with no AWS credentials)."""
+        ...
 
-    def ledger(self) -> DynamoDbLedger: ...
+    def ledger(self) -> Ledger: ...
 
     def inventory(self) -> Inventory | None: ...
 
@@ -420,12 +423,36 @@ class DeployedStackTarget:
         return _policy_from_settings(self._settings())
 
 
-def resolve_target(*, stack: str | None, state_dir: Path | None, profile: str | None = None) -> Target:
-    """`--stack NAME` (or RESCIND_STACK) picks a deployed stack; otherwise the local stack (`--state-dir`)."""
+TARGET_RULE = (
+    "Where a command acts, first match wins: --stack NAME (or RESCIND_STACK) a deployed stack; --state-dir DIR "
+    "the local stack there; --direct, or VAULT_ADDR set, the Vault at VAULT_ADDR directly (no stack; AWS from "
+    "the usual chain; the record in a local ledger); otherwise the running local stack (`rescind local up`)."
+)
+
+
+def resolve_target(
+    *,
+    stack: str | None,
+    state_dir: Path | None,
+    profile: str | None = None,
+    direct: bool = False,
+    protected: tuple[str, ...] = (),
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Target, str]:
+    """The target, and why it was chosen (TARGET_RULE), for the line every run prints first."""
+    source = os.environ if environ is None else environ
     if stack is not None and not stack.strip():
         stack = None
-    if stack and state_dir is not None:
-        raise InvalidInput("give --stack or --state-dir, not both")
+    chosen = [name for name, given in (("--stack", stack), ("--state-dir", state_dir), ("--direct", direct)) if given]
+    if len(chosen) > 1:
+        raise InvalidInput(f"give one of --stack, --state-dir and --direct, not {' and '.join(chosen)}")
     if stack:
-        return DeployedStackTarget.load(stack.strip(), profile=profile)
-    return LocalStackTarget.load(state_dir)
+        return DeployedStackTarget.load(stack.strip(), profile=profile), "--stack was given"
+    if state_dir is not None:
+        return LocalStackTarget.load(state_dir), "--state-dir was given"
+    if direct or source.get("VAULT_ADDR", "").strip():
+        from rescind_cli.direct import DirectTarget
+
+        why = "--direct was given" if direct else "VAULT_ADDR is set and no --stack or --state-dir was given"
+        return DirectTarget.load(profile=profile, protected=protected, environ=source), why
+    return LocalStackTarget.load(None), "no --stack, --state-dir, --direct or VAULT_ADDR: the running local stack"

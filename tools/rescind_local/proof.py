@@ -91,6 +91,8 @@ def prove_by_use(
         "disabled" if entity["disabled"] else "enabled",
     )
 
+    if iam is None or not workload.iam_user:  # a Vault-only workload
+        return proofs
     keys = iam.list_access_keys(UserName=workload.iam_user)["AccessKeyMetadata"]  # type: ignore[attr-defined]
     for key in keys:
         active = key["Status"] == "Active"

@@ -82,8 +82,10 @@ def prepare_vault(client: hvac.Client) -> None:
     client.sys.create_or_update_policy("workload", 'path "secret/data/*" { capabilities = ["read"] }')
 
 
-def seed_workload(client: hvac.Client, iam: Any, name: str, spiffe_id: str, *, tokens: int = 2) -> SeededWorkload:
-    """One workload's credentials, each carrying the discovery conventions of design.md."""
+def seed_workload(
+    client: hvac.Client, iam: Any | None, name: str, spiffe_id: str, *, tokens: int = 2
+) -> SeededWorkload:
+    """One workload's credentials, each carrying the discovery conventions of design.md (no IAM user without iam)."""
     workload = SeededWorkload(spiffe_id=spiffe_id, name=name)
     meta = {"spiffe_id": spiffe_id}
 
@@ -118,6 +120,8 @@ def seed_workload(client: hvac.Client, iam: Any, name: str, spiffe_id: str, *, t
     workload.kv_paths.append(path)
     workload._kv_before[path] = value
 
+    if iam is None:
+        return workload
     workload.iam_user = f"{name}-deployer"
     iam.create_user(UserName=workload.iam_user, Tags=[{"Key": WORKLOAD_TAG, "Value": spiffe_id}])
     key = iam.create_access_key(UserName=workload.iam_user)["AccessKey"]

@@ -79,11 +79,22 @@ def test_answering_no_at_the_prompt_starts_nothing(target: LocalTarget, cli: Cli
 
     result = cli("revoke", "--workload", workload.spiffe_id, "--reason", "offboarding by hand", input="n\n")
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # README: the input refused it; nothing was started
     assert "Start revoking 7 action(s)" in result.stderr
     assert "nothing was started" in result.stderr
     assert manual_executions(target) == before
     assert wrong(proofs(target, workload, "alive")) == []
+
+
+def test_json_without_yes_and_no_terminal_is_refused_as_json(target: LocalTarget, cli: Cli) -> None:
+    workload = seed(target, "json-prompt")
+    before = manual_executions(target)
+
+    code, document = cli.json("revoke", "--workload", workload.spiffe_id, "--reason", "x")
+
+    assert code == 2
+    assert "add --yes" in document["message"]
+    assert manual_executions(target) == before
 
 
 def test_dry_run_records_the_plan_and_changes_nothing(target: LocalTarget, cli: Cli) -> None:

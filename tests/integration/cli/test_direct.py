@@ -1,0 +1,177 @@
+"""`rescind plan | revoke | ledger` in direct mode: a real OpenBao, no stack, no AWS credentials at all.
+
+The responder has VAULT_ADDR and a token and nothing else. The run plans, guards, acts, verifies and closes in
+the CLI's own process, and records into a local SQLite ledger; proof by use says what died and what lives.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import hvac
+import pytest
+from typer.testing import CliRunner, Result
+
+from rescind_cli.main import app
+from rescind_local import LocalOpenBao
+from rescind_local.proof import prove_by_use
+from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+class Direct:
+    """The CLI with only a Vault: no stack, no AWS credentials, the ledger in a temporary file."""
+
+    def __init__(self, openbao: LocalOpenBao, tmp_path: Path) -> None:
+        self.ledger_file = tmp_path / "state" / "ledger.sqlite3"
+        self.env: dict[str, str | None] = {
+            "VAULT_ADDR": openbao.addr,
+            "VAULT_TOKEN": openbao.root_token,
+            "RESCIND_LEDGER_FILE": str(self.ledger_file),
+            "RESCIND_CONFIG_FILE": str(tmp_path / "config.toml"),
+            "RESCIND_STACK": None,
+            "BLAST_RADIUS_CAP": "25",
+            # No AWS side at all: no keys, no profile, no files, no instance metadata.
+            "AWS_ACCESS_KEY_ID": None,
+            "AWS_SECRET_ACCESS_KEY": None,
+            "AWS_SESSION_TOKEN": None,
+            "AWS_PROFILE": None,
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+            "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": None,
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": None,
+            "AWS_WEB_IDENTITY_TOKEN_FILE": None,
+        }
+
+    def __call__(self, *arguments: str, env: dict[str, str | None] | None = None) -> Result:
+        return CliRunner().invoke(app, list(arguments), env={**self.env, **(env or {})}, catch_exceptions=False)
+
+    def json(self, *arguments: str, env: dict[str, str | None] | None = None) -> tuple[int, dict[str, Any]]:
+        result = self(*arguments, "--json", env=env)
+        return result.exit_code, json.loads(result.stdout)
+
+
+@pytest.fixture
+def direct(openbao: LocalOpenBao, tmp_path: Path) -> Direct:
+    return Direct(openbao, tmp_path)
+
+
+@pytest.fixture
+def workloads(vault: hvac.Client, unique: str) -> tuple[SeededWorkload, SeededWorkload]:
+    prepare_vault(vault)
+    return (
+        seed_workload(vault, None, f"d-{unique}", f"spiffe://direct.rescind/d-{unique}"),
+        seed_workload(vault, None, f"n-{unique}", f"spiffe://direct.rescind/n-{unique}"),
+    )
+
+
+def failed_proofs(vault: hvac.Client, openbao: LocalOpenBao, workload: SeededWorkload, expected: str) -> list[Any]:
+    return [proof for proof in prove_by_use(vault, openbao.addr, None, workload, expected=expected) if not proof.passed]
+
+
+def test_a_responder_with_only_a_vault_revokes_everything_a_workload_holds_and_its_neighbour_lives(
+    direct: Direct, vault: hvac.Client, openbao: LocalOpenBao, workloads: tuple[SeededWorkload, SeededWorkload]
+) -> None:
+    target, neighbour = workloads
+
+    # When the responder revokes the workload, with no stack and no AWS credentials
+    code, document = direct.json("revoke", "--workload", target.spiffe_id, "--reason", "compromised host", "--yes")
+
+    # Then the run completed in-process against that Vault, and said where it acted
+    assert code == 0, document
+    assert document["target"] == f"Vault {openbao.addr} directly, no AWS side"
+    assert document["closure"]["status"] == "completed"
+    assert document["closure"]["still_alive"] == []
+    assert {result["outcome"] for result in document["results"]} == {"succeeded"}
+    assert len(document["results"]) == 6  # entity, 2 tokens, secret-id, certificate, KV secret
+
+    # And proof by use: everything it held is dead, everything its neighbour holds works
+    assert failed_proofs(vault, openbao, target, "dead") == []
+    assert failed_proofs(vault, openbao, neighbour, "alive") == []
+
+    # And the local ledger has the incident, each attempt and the closure, readable by `rescind ledger`
+    code, listed = direct.json("ledger")
+    assert code == 0
+    (summary,) = [item for item in listed["incidents"] if item["incident_id"] == document["incident_id"]]
+    code, shown = direct.json("ledger", "--incident", document["incident_id"])
+    assert len(shown["incident"]["attempts"]) == 6
+    assert shown["incident"]["closure"]["status"] == "completed"
+    assert summary is not None
+
+
+def test_the_first_line_says_which_target_and_why(
+    direct: Direct, workloads: tuple[SeededWorkload, SeededWorkload], openbao: LocalOpenBao
+) -> None:
+    result = direct("plan", "--workload", workloads[0].spiffe_id)
+    assert result.exit_code == 0, result.output
+    assert f"target: Vault {openbao.addr} directly, no AWS side (VAULT_ADDR is set" in result.stderr
+    assert "nothing was changed" in result.stderr
+
+
+def test_a_typo_in_an_accessor_is_not_found_in_that_vault_and_nothing_is_recorded_as_dead(
+    direct: Direct, workloads: tuple[SeededWorkload, SeededWorkload], openbao: LocalOpenBao
+) -> None:
+    live = workloads[0].token_accessors[0]
+    typo = live[:-1] + ("A" if live[-1] != "A" else "B")
+
+    code, document = direct.json("revoke", "--credential", f"vault-token:accessor:{typo}", "--reason", "x", "--yes")
+
+    assert code == 2
+    assert f"not found in Vault {openbao.addr}" in document["message"]
+
+
+def test_a_protected_workload_is_refused_and_nothing_is_touched(
+    direct: Direct, vault: hvac.Client, openbao: LocalOpenBao, workloads: tuple[SeededWorkload, SeededWorkload]
+) -> None:
+    target = workloads[0]
+    code, document = direct.json(
+        "revoke", "--workload", target.spiffe_id, "--reason", "x", "--yes", "--protected", target.spiffe_id
+    )
+    assert code == 2
+    assert "protected" in document["message"]
+    assert failed_proofs(vault, openbao, target, "alive") == []
+
+
+def test_above_the_cap_a_second_person_must_be_named_and_is_recorded(
+    direct: Direct, vault: hvac.Client, openbao: LocalOpenBao, workloads: tuple[SeededWorkload, SeededWorkload]
+) -> None:
+    target = workloads[0]
+    small_cap = {"BLAST_RADIUS_CAP": "2"}
+
+    # Without a second person the run is refused and nothing is touched
+    code, refused = direct.json("revoke", "--workload", target.spiffe_id, "--reason", "x", "--yes", env=small_cap)
+    assert code == 2, refused
+    assert refused["closure"]["status"] == "refused"
+    assert failed_proofs(vault, openbao, target, "alive") == []
+
+    # Named with the ticket, it runs and the approval is in the ledger
+    code, approved = direct.json(
+        "revoke", "--workload", target.spiffe_id, "--reason", "x", "--yes",
+        "--approved-by", "bob", "--ticket", "INC-4242", env=small_cap,
+    )  # fmt: skip
+    assert code == 0, approved
+    _, shown = direct.json("ledger", "--incident", approved["incident_id"])
+    (approval,) = shown["incident"]["approvals"]
+    assert approval["decided_by"].startswith("bob")
+    assert "INC-4242" in approval["reason"]
+    assert failed_proofs(vault, openbao, target, "dead") == []
+
+
+def test_a_ledger_changed_outside_rescind_is_reported(
+    direct: Direct, workloads: tuple[SeededWorkload, SeededWorkload]
+) -> None:
+    code, _ = direct.json("revoke", "--workload", workloads[0].spiffe_id, "--reason", "x", "--yes")
+    assert code == 0
+    with sqlite3.connect(direct.ledger_file) as connection:
+        connection.execute("DROP TRIGGER records_are_never_updated")
+        connection.execute("UPDATE records SET body = replace(body, 'succeeded', 'failed') WHERE seq = 2")
+
+    code, document = direct.json("ledger")
+
+    assert code == 1
+    assert "changed outside Rescind" in document["message"]

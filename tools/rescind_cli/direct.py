@@ -1,0 +1,310 @@
+"""Direct mode: the CLI acts on a Vault (and the AWS account of the usual credential chain) with no stack.
+
+For the responder at 3 a.m. whose Rescind stack is not deployed, is in another account, or is what broke. The
+same plan, guard, engine, verification and closure as the state machine, run in-process; the record goes to a
+local ledger (`rescind.ledger.sqlite`, under the user's state directory) that `rescind ledger` reads.
+
+- Vault: VAULT_ADDR, with VAULT_TOKEN or ~/.vault-token (what `bao login` / `vault login` write).
+- AWS: the usual chain (AWS_PROFILE, ~/.aws, the environment). With no credentials at all the run is
+  Vault-only and says so once; AWS references are then refused rather than skipped silently.
+- Scope and guard: the same variables the functions read (PKI_MOUNTS, KV_MOUNTS, APPROLE_MOUNTS, LEASE_MOUNTS,
+  AWS_ACCOUNT_IDS, BLAST_RADIUS_CAP, PROTECTED_WORKLOADS), plus `protected_workloads` and
+  `blast_radius_cap` in ~/.config/rescind/config.toml.
+- Above the blast-radius cap there is no approver to wait for: the run is refused unless a second person's
+  name and the ticket are given (`--approved-by NAME --ticket ID`), and both are recorded.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rescind.discovery import DiscoveryScope
+from rescind.exceptions import InvalidInput
+from rescind.guard import GuardPolicy
+from rescind_cli.targets import TargetUnavailable, _policy_from_settings, _scope_from_settings
+
+if TYPE_CHECKING:
+    import boto3
+    import hvac
+
+    from rescind.aws.session import AwsClientFactory
+    from rescind.inventory.base import Inventory
+    from rescind.ledger.sqlite import SqliteLedger
+    from rescind.models import ActionResult
+    from rescind.offboarding.types import OffboardingPlan, OffboardingRequest
+
+LEDGER_FILE_ENV = "RESCIND_LEDGER_FILE"
+CONFIG_FILE_ENV = "RESCIND_CONFIG_FILE"
+_SETTINGS = (
+    "PKI_MOUNTS",
+    "APPROLE_MOUNTS",
+    "KV_MOUNTS",
+    "LEASE_MOUNTS",
+    "AWS_ACCOUNT_IDS",
+    "WORKLOAD_METADATA_KEY",
+    "BLAST_RADIUS_CAP",
+    "PROTECTED_WORKLOADS",
+)
+
+
+def default_config_path() -> Path:
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config_home) / "rescind" / "config.toml"
+
+
+def read_config_file(path: Path) -> dict[str, str]:
+    """The settings of ~/.config/rescind/config.toml as the variables they stand for; {} when there is none."""
+    if not path.is_file():
+        return {}
+    try:
+        document = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"{path} is not valid TOML: {str(error)[:200]}") from None
+    settings: dict[str, str] = {}
+    for key, value in document.items():
+        variable = key.upper()
+        if variable not in _SETTINGS:
+            raise InvalidInput(f"{path}: unknown setting {key!r} (known: {', '.join(s.lower() for s in _SETTINGS)})")
+        settings[variable] = ",".join(str(item) for item in value) if isinstance(value, list) else str(value)
+    return settings
+
+
+@dataclass
+class DirectTarget:
+    """A Vault and the usual AWS chain, acted on in-process; the record goes to a local SQLite ledger."""
+
+    vault_addr: str
+    environ: Mapping[str, str]
+    profile: str | None = None
+    extra_protected: tuple[str, ...] = ()
+    _session: boto3.Session | None = None
+    _factory: AwsClientFactory | None = None
+    _aws_checked: bool = False
+
+    @classmethod
+    def load(
+        cls, *, profile: str | None = None, protected: tuple[str, ...] = (), environ: Mapping[str, str] | None = None
+    ) -> DirectTarget:
+        source = dict(os.environ if environ is None else environ)
+        addr = source.get("VAULT_ADDR", "").strip()
+        if not addr:
+            raise InvalidInput("direct mode needs VAULT_ADDR: the Vault or OpenBao to act on")
+        return cls(vault_addr=addr, environ=source, profile=profile, extra_protected=protected)
+
+    # --- where -----------------------------------------------------------------------------------------
+
+    @property
+    def description(self) -> str:
+        account = self.aws_account_id()
+        aws = f"AWS account {account}" if account else "no AWS side"
+        return f"Vault {self.vault_addr} directly, {aws}"
+
+    @property
+    def selector(self) -> str:
+        return "--direct"
+
+    def ledger_path(self) -> Path:
+        from rescind.ledger.sqlite import default_ledger_path
+
+        named = self.environ.get(LEDGER_FILE_ENV)
+        return Path(named) if named else default_ledger_path()
+
+    # --- clients ---------------------------------------------------------------------------------------
+
+    def vault(self) -> hvac.Client:
+        from rescind.vault.client import build_vault_client
+
+        token = self.environ.get("VAULT_TOKEN", "")
+        token_file = Path.home() / ".vault-token"
+        if not token and token_file.is_file():
+            token = token_file.read_text().strip()
+        if not token:
+            raise InvalidInput("set VAULT_TOKEN (or log in with `bao login` / `vault login`) to act on Vault")
+        return build_vault_client(self.vault_addr, token, namespace=self.environ.get("VAULT_NAMESPACE") or None)
+
+    def aws_skipped_because(self) -> str | None:
+        """Why there is no AWS side (no credentials in the usual chain), or None when there is one."""
+        return None if self.aws_factory() is not None else "no AWS credentials in the usual chain"
+
+    def aws_factory(self) -> AwsClientFactory | None:
+        if not self._aws_checked:
+            import boto3
+
+            from rescind.aws.session import AwsClientFactory
+
+            self._aws_checked = True
+            session = boto3.Session(profile_name=self.profile)
+            if session.get_credentials() is not None:
+                self._session = session
+                self._factory = AwsClientFactory(
+                    purpose="cli-direct",
+                    external_id=self.environ.get("CROSS_ACCOUNT_EXTERNAL_ID") or None,
+                    session=session,
+                )
+        return self._factory
+
+    def aws_account_id(self) -> str | None:
+        factory = self.aws_factory()
+        return factory.caller_identity().account_id if factory is not None else None
+
+    def client(self, service: str) -> Any:
+        factory = self.aws_factory()
+        if factory is None or self._session is None:
+            raise TargetUnavailable("direct mode has no AWS credentials: set AWS_PROFILE (or run `aws sso login`)")
+        return self._session.client(service)  # type: ignore[call-overload]
+
+    def ledger(self) -> SqliteLedger:
+        from rescind.ledger.sqlite import SqliteLedger
+
+        return SqliteLedger(self.ledger_path())
+
+    def inventory(self) -> Inventory | None:
+        return None
+
+    def state_machine_arn(self, logical_id: str) -> str:
+        raise TargetUnavailable(f"direct mode runs in-process and has no {logical_id}: give --stack NAME for it")
+
+    def function_name(self, logical_id: str) -> str:
+        raise TargetUnavailable(f"direct mode runs in-process and has no {logical_id}: give --stack NAME for it")
+
+    def caller_arn(self) -> str:
+        factory = self.aws_factory()
+        if factory is not None:
+            return factory.caller_identity().arn
+        return f"local user {getpass.getuser()}"
+
+    # --- scope and guard ---------------------------------------------------------------------------------
+
+    def _settings(self) -> dict[str, str]:
+        path = Path(self.environ.get(CONFIG_FILE_ENV) or default_config_path())
+        settings = read_config_file(path)
+        for variable in _SETTINGS:
+            if self.environ.get(variable):
+                settings[variable] = self.environ[variable]
+        if self.extra_protected:
+            listed = [item for item in settings.get("PROTECTED_WORKLOADS", "").split(",") if item.strip()]
+            settings["PROTECTED_WORKLOADS"] = ",".join([*listed, *self.extra_protected])
+        return settings
+
+    def discovery_scope(self) -> DiscoveryScope:
+        scope = _scope_from_settings(self._settings(), self.aws_account_id() or "")
+        # Without AWS credentials there is no account to look in.
+        return scope if self.aws_factory() is not None else DiscoveryScope(**{**scope.__dict__, "aws_account_ids": ()})
+
+    def guard_policy(self) -> GuardPolicy:
+        return _policy_from_settings(self._settings())
+
+
+# --- the run, in-process --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DirectRun:
+    """How a direct run ended: what the closure says, and every action's result."""
+
+    incident_id: str
+    status: str
+    summary: str
+    still_alive: tuple[str, ...]
+    results: tuple[ActionResult, ...]
+
+
+def run_direct_revocation(
+    target: DirectTarget,
+    request: OffboardingRequest,
+    planned: OffboardingPlan,
+    *,
+    approved_by: str | None,
+    ticket: str | None,
+    on_result: Callable[[ActionResult], None] | None = None,
+) -> DirectRun:
+    """Plan task, approval, contain, revoke, verify and close, as the state machine runs them, in this process.
+
+    The incident, every attempt and the closure go to the local ledger. The guard's decision was made by the
+    caller's `plan_for`; it is made again here, on the same reads, by `plan_offboarding`, which records it.
+    """
+    from rescind.engine.executor import record_result
+    from rescind.engine.factory import build_engine
+    from rescind.engine.verification import verify_actions
+    from rescind.ledger.closing import CloseRequest, RunOutcome, close_incident
+    from rescind.ledger.types import ApprovalDecision, ApprovalVerdict
+    from rescind.models import Plan
+    from rescind.models.refs import format_ref
+    from rescind.models.results import utc_now
+    from rescind.offboarding.plan import plan_offboarding
+    from rescind.offboarding.types import GuardDecision
+
+    vault, aws, ledger = target.vault(), target.aws_factory(), target.ledger()
+    recorded = plan_offboarding(
+        request,
+        vault=vault,
+        aws=aws,
+        inventory=None,
+        ledger=ledger,
+        scope=target.discovery_scope(),
+        policy=target.guard_policy(),
+    )
+    subject = request.workload_id
+
+    def close(outcome: RunOutcome, reason: str, results: tuple[ActionResult, ...] = (), **extra: Any) -> DirectRun:
+        request_to_close = CloseRequest(
+            incident_id=request.incident_id,
+            flow="manual",
+            subject=subject,
+            outcome=outcome,
+            reason=reason[:1000],
+            **extra,
+        )
+        closed = close_incident(request_to_close, ledger)
+        closure = ledger.read_incident(request.incident_id).closure
+        alive = tuple(format_ref(ref) for ref in closure.still_alive) if closure is not None else ()
+        return DirectRun(request.incident_id, str(closed.status), closed.notification.message, alive, results)
+
+    if recorded.decision is GuardDecision.REFUSE:
+        return close(RunOutcome.REFUSED, recorded.decision_reason)
+    if recorded.decision is GuardDecision.NOTHING_TO_DO:
+        return close(RunOutcome.NOTHING_TO_DO, recorded.decision_reason)
+    if recorded.decision is GuardDecision.DRY_RUN:
+        return close(RunOutcome.DRY_RUN, recorded.decision_reason)
+    aws_targets = [a for a in (*recorded.containment, *recorded.actions) if getattr(a.target, "account_id", None)]
+    if aws is None and aws_targets:
+        return close(
+            RunOutcome.REFUSED, f"{len(aws_targets)} AWS credential(s) named, and {target.aws_skipped_because()}"
+        )
+    if recorded.decision is GuardDecision.NEEDS_APPROVAL:
+        if not approved_by or not ticket:
+            return close(
+                RunOutcome.DENIED,
+                f"{recorded.decision_reason}; direct mode has no approver to wait for: run again with "
+                "--approved-by NAME --ticket ID once a second person agreed",
+            )
+        if approved_by.strip().lower() == (request.trigger.requested_by or "").strip().lower():
+            return close(RunOutcome.DENIED, "the approver must be another person than the requester")
+        ledger.record_approval(
+            ApprovalDecision(
+                incident_id=request.incident_id,
+                execution_arn=f"direct:{request.incident_id}",
+                verdict=ApprovalVerdict.APPROVED,
+                decided_by=f"{approved_by} (named with --approved-by, ticket {ticket})"[:500],
+                decided_at=utc_now(),
+                reason=f"ticket {ticket}",
+            )
+        )
+
+    engine = build_engine(vault, aws_factory=aws)
+    actions = (*recorded.containment, *recorded.actions)
+
+    def record(result: ActionResult) -> None:
+        record_result(ledger, request.incident_id, f"direct-{result.action_id}", result)
+        if on_result is not None:
+            on_result(result)
+
+    results = tuple(engine.run_plan(Plan(plan_id=request.incident_id, actions=actions), on_result=record))
+    report = verify_actions(engine, actions)
+    return close(RunOutcome.VERIFIED, "", results, still_alive=report.still_alive)
