@@ -53,6 +53,14 @@ _SETTINGS = (
 )
 
 
+def local_ledger_path(environ: Mapping[str, str]) -> Path:
+    """RESCIND_LEDGER_FILE, else the user's state directory (rescind.ledger.sqlite.default_ledger_path)."""
+    from rescind.ledger.sqlite import default_ledger_path
+
+    named = environ.get(LEDGER_FILE_ENV)
+    return Path(named) if named else default_ledger_path()
+
+
 def default_config_path() -> Path:
     config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(config_home) / "rescind" / "config.toml"
@@ -110,10 +118,7 @@ class DirectTarget:
         return "--direct"
 
     def ledger_path(self) -> Path:
-        from rescind.ledger.sqlite import default_ledger_path
-
-        named = self.environ.get(LEDGER_FILE_ENV)
-        return Path(named) if named else default_ledger_path()
+        return local_ledger_path(self.environ)
 
     # --- clients ---------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 import time
@@ -38,7 +39,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rescind.exceptions import InvalidInput, RescindError, VaultUnavailable
+from rescind.exceptions import InvalidInput, LedgerConflict, RescindError, VaultUnavailable
 from rescind_cli.direct import DirectTarget
 from rescind_cli.options import (
     DirectOption,
@@ -210,8 +211,6 @@ def _target(
     json_output: bool = False,
 ) -> Target:
     """The target by TARGET_RULE; the first line of every run says which, and why (stderr; `target` in JSON)."""
-    import os
-
     if stack is None and state_dir is None and not direct:
         stack = os.environ.get(STACK_ENV) or None
     target, why = resolve_target(
@@ -998,6 +997,7 @@ def _incident_summary(view: IncidentView) -> dict[str, Any]:
 
 
 def ledger_command(
+    context: typer.Context,
     incident: Annotated[str | None, typer.Option("--incident", help="Show this incident's records.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="ISO 8601, or 30m, 2h, 1d, 1w.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many incidents.")] = 50,
@@ -1007,11 +1007,13 @@ def ledger_command(
     profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """List the ledger's incidents (newest first), or one incident's records: trigger, plan, attempts, closure.
+    """List the ledger's incidents (newest first), or one incident's records; `rescind ledger push` copies a local one.
 
     In direct mode, the local ledger (RESCIND_LEDGER_FILE, else ~/.local/state/rescind/ledger.sqlite3), whose hash
     chain is checked first: a record changed outside Rescind is reported (exit 1).
     """
+    if context.invoked_subcommand is not None:
+        return
     holder: list[Target] = []
     with _command(json_output, holder):
         moment = parse_since(since) if since else None
@@ -1040,6 +1042,47 @@ def ledger_command(
             _emit({"ok": True, "since": moment.isoformat() if moment else None, "incidents": summaries})
         else:
             _print_incidents(summaries)
+
+
+def ledger_push_command(
+    stack: StackOption = None,
+    state_dir: StateDirOption = None,
+    profile: ProfileOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Copy the local ledger (direct-mode runs) into a stack's ledger. Pushing twice writes each record once.
+
+    The local ledger is RESCIND_LEDGER_FILE, else ~/.local/state/rescind/ledger.sqlite3. Its hash chain is checked
+    first: a ledger changed outside Rescind is copied nowhere (exit 1).
+    """
+    from rescind.ledger.sqlite import SqliteLedger, push_local_ledger
+    from rescind_cli.direct import local_ledger_path
+
+    holder: list[Target] = []
+    with _command(json_output, holder):
+        if not stack and state_dir is None and not os.environ.get(STACK_ENV):
+            raise InvalidInput("say which stack receives the records: --stack NAME (or --state-dir for the local one)")
+        target = _target(stack, state_dir, profile, holder, json_output=json_output)
+        path = local_ledger_path(os.environ)
+        if not path.is_file():
+            raise CommandFailed(f"no local ledger at {path}: nothing to push")
+        try:
+            report = push_local_ledger(SqliteLedger(path), target.ledger())
+        except LedgerConflict as error:
+            raise CommandFailed(str(error), EXIT_FAILED) from None
+        document = {
+            "ok": True,
+            "from": str(path),
+            "to": target.description,
+            "written": report.written,
+            "already_there": report.already_there,
+            "local_claims_kept_local": report.skipped_claims,
+        }
+        if json_output:
+            _emit(document)
+        else:
+            written, already = report.written, report.already_there
+            _say(f"pushed {path} to {escape(target.description)}: {written} written, {already} already there")
 
 
 def _print_incidents(summaries: Sequence[dict[str, Any]]) -> None:
@@ -1409,6 +1452,9 @@ def register(app: typer.Typer) -> None:
     app.command("approve")(approve_command)
     app.command("deny")(deny_command)
     app.command("status")(status_command)
-    app.command("ledger")(ledger_command)
+    ledger_app = typer.Typer()
+    ledger_app.callback(invoke_without_command=True)(ledger_command)
+    ledger_app.command("push")(ledger_push_command)
+    app.add_typer(ledger_app, name="ledger")
     app.command("report")(report_command)
     app.command("replay")(replay_command)

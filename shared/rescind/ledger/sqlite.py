@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from rescind.exceptions import InvalidInput, LedgerConflict
+from rescind.ledger.base import Ledger
 from rescind.ledger.types import (
     ActionAttemptRecord,
     ApprovalDecision,
@@ -209,3 +210,39 @@ class SqliteLedger:
                 problems.append(f"row {seq} ({pk} {sk}) was changed after it was written")
             expected_prev = stored
         return problems
+
+
+@dataclass(frozen=True)
+class PushReport:
+    """What `rescind ledger push` did: records written to the stack's ledger, and those already there."""
+
+    written: int
+    already_there: int
+    skipped_claims: int
+
+
+def push_local_ledger(local: SqliteLedger, remote: Ledger) -> PushReport:
+    """Copy every incident record of the local ledger into another ledger, oldest first, under the same keys.
+
+    Each write is the remote's own conditional put, so a record pushed twice is written once. Claims (the local
+    leak de-duplication) stay local: the remote keeps its own. The chain is checked first: a local ledger changed
+    outside Rescind is not copied anywhere.
+    """
+    broken = local.verify_chain()
+    if broken:
+        raise LedgerConflict(f"the local ledger {local.path} was changed outside Rescind: {broken[0]}")
+    written = already = claims = 0
+    for row in local.rows():
+        if row.record_type == "incident":
+            done = remote.open_incident(IncidentRecord.model_validate_json(row.body))
+        elif row.record_type == "attempt":
+            done = remote.record_attempt(ActionAttemptRecord.model_validate_json(row.body))
+        elif row.record_type == "closure":
+            done = remote.close_incident(IncidentClosure.model_validate_json(row.body))
+        elif row.record_type == "approval":
+            done = remote.record_approval(ApprovalDecision.model_validate_json(row.body))
+        else:
+            claims += 1
+            continue
+        written, already = (written + 1, already) if done else (written, already + 1)
+    return PushReport(written=written, already_there=already, skipped_claims=claims)

@@ -399,3 +399,46 @@ def test_replay_of_the_github_webhook_sample_is_signed_for_the_stack_and_recorde
     code, document = cli.json("replay", str(REPO / "events" / "github_secret_scanning_webhook.json"), "--timeout", "5")
     assert code == 1
     assert "started no run" in json.dumps(document)
+
+
+def test_a_direct_run_is_pushed_into_the_stacks_ledger_once(target: LocalTarget, cli: Cli, tmp_path: Path) -> None:
+    """Given a run made in direct mode (no stack: only the Vault) and recorded in the local ledger
+    When the local ledger is pushed into the stack's ledger twice
+    Then the stack's ledger holds the same incident, attempts and closure, written once."""
+    from typer.testing import CliRunner
+
+    from rescind_cli.main import app
+
+    workload = seed(target, "push")
+    direct_env = {
+        "VAULT_ADDR": target.openbao_addr,
+        "VAULT_TOKEN": target.state.root_token,
+        "RESCIND_LEDGER_FILE": str(tmp_path / "ledger.sqlite3"),
+        "RESCIND_CONFIG_FILE": str(tmp_path / "none.toml"),
+        "AWS_ACCESS_KEY_ID": None,
+        "AWS_SECRET_ACCESS_KEY": None,
+        "AWS_PROFILE": None,
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    accessor = workload.token_accessors[0]
+    ran = CliRunner().invoke(
+        app,
+        ["revoke", "--credential", f"vault-token:accessor:{accessor}", "--reason", "from a laptop", "--yes", "--json"],
+        env=direct_env,
+    )
+    assert ran.exit_code == 0, ran.output
+    incident_id = json.loads(ran.stdout)["incident_id"]
+    assert cli.json("ledger", "--incident", incident_id)[0] == 2  # not in the stack's ledger yet
+
+    pushes = [cli.json("ledger", "push", env={"RESCIND_LEDGER_FILE": direct_env["RESCIND_LEDGER_FILE"]}) for _ in "12"]
+
+    assert [code for code, _ in pushes] == [0, 0]
+    first, second = (document for _, document in pushes)
+    assert first["written"] == 3  # the incident, one attempt, the closure
+    assert (second["written"], second["already_there"]) == (0, 3)
+    code, shown = cli.json("ledger", "--incident", incident_id)
+    assert code == 0
+    assert shown["incident"]["closure"]["status"] == "completed"
+    assert [attempt["result"]["outcome"] for attempt in shown["incident"]["attempts"]] == ["succeeded"]
