@@ -16,6 +16,7 @@ from rescind_cli.inventory import inventory_app
 from rescind_cli.local import local_app
 from rescind_cli.options import JsonOption
 from rescind_cli.runs import register as register_run_commands
+from rescind_cli.targets import TARGET_RULE
 
 if TYPE_CHECKING:
     from rescind_cli.demo import ScenarioRun  # the CLI's --help must not import hvac
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     help="Rescind: revoke and rotate non-human credentials in Vault/OpenBao and AWS, verified by reading back.",
+    epilog=TARGET_RULE,
     no_args_is_help=True,
     add_completion=False,
 )
