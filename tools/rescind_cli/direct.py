@@ -228,15 +228,18 @@ def run_direct_revocation(
     approved_by: str | None,
     ticket: str | None,
     on_result: Callable[[ActionResult], None] | None = None,
+    flow: str = "manual_revocation",
 ) -> DirectRun:
     """Plan task, approval, contain, revoke, verify and close, as the state machine runs them, in this process.
 
-    The incident, every attempt and the closure go to the local ledger. The guard's decision was made by the
-    caller's `plan_for`; it is made again here, on the same reads, by `plan_offboarding`, which records it.
+    The incident, every attempt and the closure go to the local ledger. The guard decides again here, on the
+    same reads, in the flow's own plan task (`plan_offboarding`, or `plan_leak_response` for a leak), which
+    records the plan. `planned` is the caller's preview of it, shown before any confirmation.
     """
     from rescind.engine.executor import record_result
     from rescind.engine.factory import build_engine
     from rescind.engine.verification import verify_actions
+    from rescind.leaks.plan import plan_leak_response
     from rescind.ledger.closing import CloseRequest, RunOutcome, close_incident
     from rescind.ledger.types import ApprovalDecision, ApprovalVerdict
     from rescind.models import Plan
@@ -246,21 +249,24 @@ def run_direct_revocation(
     from rescind.offboarding.types import GuardDecision
 
     vault, aws, ledger = target.vault(), target.aws_factory(), target.ledger()
-    recorded = plan_offboarding(
-        request,
-        vault=vault,
-        aws=aws,
-        inventory=None,
-        ledger=ledger,
-        scope=target.discovery_scope(),
-        policy=target.guard_policy(),
-    )
+    if flow == "leak_response":
+        recorded = plan_leak_response(request, vault=vault, aws=aws, ledger=ledger, policy=target.guard_policy())
+    else:
+        recorded = plan_offboarding(
+            request,
+            vault=vault,
+            aws=aws,
+            inventory=None,
+            ledger=ledger,
+            scope=target.discovery_scope(),
+            policy=target.guard_policy(),
+        )
     subject = request.workload_id
 
     def close(outcome: RunOutcome, reason: str, results: tuple[ActionResult, ...] = (), **extra: Any) -> DirectRun:
         request_to_close = CloseRequest(
             incident_id=request.incident_id,
-            flow="manual",
+            flow=flow,
             subject=subject,
             outcome=outcome,
             reason=reason[:1000],
@@ -313,3 +319,76 @@ def run_direct_revocation(
     results = tuple(engine.run_plan(Plan(plan_id=request.incident_id, actions=actions), on_result=record))
     report = verify_actions(engine, actions)
     return close(RunOutcome.VERIFIED, "", results, still_alive=report.still_alive)
+
+
+# --- a leak event, answered from the laptop ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DirectLeakAnswer:
+    """What a direct replay of a leak event did for each alert: a run, or why there was none."""
+
+    runs: tuple[DirectRun, ...]
+    unresolved: tuple[str, ...]  # one line per alert or entity Rescind could not act on
+    recorded: str | None  # the event asks for no action (a sample finding, a resolved alert): why
+
+
+def answer_leak_event_directly(
+    target: DirectTarget, event: Any, *, on_result: Callable[[ActionResult], None] | None = None
+) -> DirectLeakAnswer:
+    """Parse, locate, guard, kill, verify and record a leak event in this process, as the leak flow does.
+
+    There is no fingerprint index and no GitHub token here: a KV value or a GitHub alert that needs them is
+    reported unresolved, with why. Every incident goes to the local ledger; nothing is notified but the screen.
+    """
+    from rescind.leaks.locate import LeakLocator
+    from rescind.leaks.start import (
+        DEFAULT_DEDUP_WINDOW,
+        leak_response_request,
+        record_event_only,
+        record_unresolved_entities,
+        record_unresolved_leak,
+    )
+    from rescind.leaks.triggers import parse_leak_event
+    from rescind.leaks.types import LocatedLeak
+    from rescind.models.results import utc_now
+    from rescind.offboarding.types import GuardDecision, OffboardingPlan
+
+    parsed = parse_leak_event(event)
+    ledger = target.ledger()
+
+    def notify(subject: str, message: str) -> None:
+        return None  # the CLI prints the answer itself
+
+    if parsed.record_only is not None:
+        record_event_only(parsed, ledger=ledger, notify=notify)
+        return DirectLeakAnswer(runs=(), unresolved=(), recorded=parsed.record_only)
+    locator = LeakLocator(target.vault(), target.discovery_scope(), aws=target.aws_factory())
+    runs: list[DirectRun] = []
+    unresolved: list[str] = []
+    for alert in parsed.alerts:
+        located = locator.locate(alert)
+        if not isinstance(located, LocatedLeak):
+            record_unresolved_leak(alert, located.why, ledger=ledger, notify=notify)
+            unresolved.append(located.why)
+            continue
+        claim = ledger.claim_response(located.dedup_key, utc_now(), DEFAULT_DEDUP_WINDOW)
+        request = leak_response_request(alert, located, claim.incident_id)
+        preview = OffboardingPlan(
+            incident_id=request.incident_id,
+            workload_id=request.workload_id,
+            decision=GuardDecision.PROCEED,
+            decision_reason="decided by the plan task",
+            containment=(),
+            actions=(),
+            counts_by_kind={},
+        )
+        runs.append(
+            run_direct_revocation(
+                target, request, preview, approved_by=None, ticket=None, on_result=on_result, flow="leak_response"
+            )
+        )
+    if parsed.unresolved:
+        record_unresolved_entities(parsed, ledger=ledger, notify=notify)
+        unresolved.extend(parsed.unresolved)
+    return DirectLeakAnswer(runs=tuple(runs), unresolved=tuple(unresolved), recorded=None)

@@ -821,6 +821,53 @@ def finish_direct_run(
     raise typer.Exit(code)
 
 
+def replay_leak_event_directly(target: DirectTarget, event: dict[str, Any], *, json_output: bool) -> None:
+    """A leak event answered in this process; exit 0 when every run completed, 2 when none could start."""
+    from rescind.leaks.triggers import LeakAlertRejected
+    from rescind.models.refs import format_ref
+    from rescind_cli.direct import answer_leak_event_directly
+
+    if is_webhook_delivery(event):
+        raise InvalidInput(
+            "a GitHub webhook delivery needs a stack's webhook (its secret and GitHub token): use --stack"
+        )
+
+    def show(result: Any) -> None:
+        if not json_output:
+            _say(f"  {result.outcome}: {result.action_kind} {escape(format_ref(result.target))}")
+
+    try:
+        answer = answer_leak_event_directly(target, event, on_result=show)
+    except LeakAlertRejected as error:
+        raise InvalidInput(f"not a leak event Rescind can answer: {error}") from None
+    runs = [
+        {"incident_id": run.incident_id, "status": run.status, "still_alive": list(run.still_alive)}
+        for run in answer.runs
+    ]
+    completed = bool(answer.runs) and all(run.status == "completed" for run in answer.runs)
+    code = EXIT_OK if completed else (EXIT_BAD_INPUT if not answer.runs else EXIT_FAILED)
+    if json_output:
+        _emit(
+            {
+                "ok": code == EXIT_OK,
+                "target": target.description,
+                "runs": runs,
+                "unresolved": list(answer.unresolved),
+                "recorded": answer.recorded,
+                "ledger": str(target.ledger_path()),
+            }
+        )
+    else:
+        for run in answer.runs:
+            _say(f"{run.incident_id}: {run.status}; {escape(run.summary.splitlines()[0] if run.summary else '')}")
+        for why in answer.unresolved:
+            _say(f"unresolved: {escape(why)}")
+        if answer.recorded:
+            _say(f"recorded, nothing to act on: {escape(answer.recorded)}")
+        _say(f"recorded in {target.ledger_path()}")
+    raise typer.Exit(code)
+
+
 def _answer_approval(
     target: Target, execution: str, *, approve: bool, reason: str
 ) -> tuple[RunProgress, str, dict[str, Any]]:
@@ -1347,10 +1394,14 @@ def replay_command(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for runs to start and end.")] = 120.0,
     stack: StackOption = None,
     state_dir: StateDirOption = None,
+    direct: DirectOption = False,
     profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Run an event through the stack's rules, as EventBridge would, and follow the runs it starts.
+
+    In direct mode a leak event (the generic Secret Leaked, an AWS Health risk event, a GuardDuty finding) is
+    answered in this process instead: located, guarded, killed, verified and recorded in the local ledger.
 
     The event keeps its whole envelope (id, account, region, time): it is matched against each rule with
     EventBridge's TestEventPattern and handed to the rule's function, so a real AWS event is decided as it
@@ -1363,7 +1414,10 @@ def replay_command(
     holder: list[Target] = []
     with _command(json_output, holder):
         event = load_event(event_file)
-        target = _target(stack, state_dir, profile, holder)
+        target = _target(stack, state_dir, profile, holder, direct=direct, json_output=json_output)
+        if isinstance(target, DirectTarget):
+            replay_leak_event_directly(target, event, json_output=json_output)
+            return
         sfn = target.client("stepfunctions")
         machines = [target.state_machine_arn(machine) for machine in (OFFBOARDING_MACHINE, LEAK_MACHINE)]
         decided: list[str] = []

@@ -58,9 +58,26 @@ def start_leak_response(
         return record_unresolved_leak(alert, located.why, ledger=ledger, notify=notify)
     claim = ledger.claim_response(located.dedup_key, now or utc_now(), window)
     keys = tuple(ref.key for ref in located.credentials)
-    subject = located.owner or keys[-1]
-    request = OffboardingRequest(
+    request = leak_response_request(alert, located, claim.incident_id)
+    # Started even when the claim is not new: an earlier attempt may have claimed and then failed to start.
+    status, execution_arn = start_execution_once(
+        sfn_client, state_machine_arn, incident_id=claim.incident_id, payload=request.model_dump_json(), ledger=ledger
+    )
+    return LeakStartResult(
+        status=status,
         incident_id=claim.incident_id,
+        secret_type=str(alert.secret_type),
+        credentials=keys,
+        execution_arn=execution_arn,
+        why=located.evidence,
+    )
+
+
+def leak_response_request(alert: LeakAlert, located: LocatedLeak, incident_id: str) -> OffboardingRequest:
+    """The leak-response run's input: the located credentials, named by reference; the value goes no further."""
+    subject = located.owner or located.credentials[-1].key
+    return OffboardingRequest(
+        incident_id=incident_id,
         workload_id=subject[:500],
         reason=f"leaked: {alert.describe}"[:500],
         trigger=Trigger(
@@ -73,18 +90,6 @@ def start_leak_response(
         ),
         terminated_at=alert.found_at,
         credentials=located.credentials,
-    )
-    # Started even when the claim is not new: an earlier attempt may have claimed and then failed to start.
-    status, execution_arn = start_execution_once(
-        sfn_client, state_machine_arn, incident_id=claim.incident_id, payload=request.model_dump_json(), ledger=ledger
-    )
-    return LeakStartResult(
-        status=status,
-        incident_id=claim.incident_id,
-        secret_type=str(alert.secret_type),
-        credentials=keys,
-        execution_arn=execution_arn,
-        why=located.evidence,
     )
 
 

@@ -175,3 +175,37 @@ def test_a_ledger_changed_outside_rescind_is_reported(
 
     assert code == 1
     assert "changed outside Rescind" in document["message"]
+
+
+def test_a_leaked_token_in_a_secret_leaked_event_dies_and_nothing_else_does(
+    direct: Direct,
+    vault: hvac.Client,
+    openbao: LocalOpenBao,
+    workloads: tuple[SeededWorkload, SeededWorkload],
+    tmp_path: Path,
+) -> None:
+    # Given the generic Secret Leaked event (events/secret_leaked.json) carrying one of a workload's token values
+    target, neighbour = workloads
+    leaked, kept = target.token_accessors
+    value = target.token_value(leaked)
+    event = json.loads((Path(__file__).resolve().parents[3] / "events" / "secret_leaked.json").read_text())
+    event["id"] = f"direct-{leaked}"
+    event["detail"]["secret"] = value
+    event_file = tmp_path / "leak.json"
+    event_file.write_text(json.dumps(event))
+
+    # When a responder replays it from the laptop
+    code, document = direct.json("replay", str(event_file))
+
+    # Then one run completed; that token is dead, the workload's other token and its neighbour live
+    assert code == 0, document
+    (run,) = document["runs"]
+    assert run["status"] == "completed"
+    proofs = {proof.credential: proof for proof in prove_by_use(vault, openbao.addr, None, target, expected="alive")}
+    assert not proofs[f"token {leaked}"].passed  # dead
+    assert proofs[f"token {kept}"].passed
+    assert failed_proofs(vault, openbao, neighbour, "alive") == []
+
+    # And the value went nowhere: not in the output, not in the local ledger
+    assert value not in json.dumps(document)
+    assert value.encode() not in direct.ledger_file.read_bytes()
