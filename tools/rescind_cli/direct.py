@@ -83,6 +83,74 @@ def read_config_file(path: Path) -> dict[str, str]:
     return settings
 
 
+class ScanMeter:
+    """Paces every Vault request to a rate, and counts the token lookups of discovery's scan for a progress bar.
+
+    Vault names no workload's tokens, so discovery without the issuance index looks up every token on the
+    server: on a large Vault that is the longest part of a run, and it should neither hide nor flood the server.
+    """
+
+    def __init__(
+        self,
+        max_requests_per_second: float | None,
+        on_progress: Callable[[int, int | None], None] | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        import time
+
+        if max_requests_per_second is not None and max_requests_per_second <= 0:
+            raise InvalidInput("--max-requests-per-second must be more than 0")
+        self._interval = 1.0 / max_requests_per_second if max_requests_per_second else 0.0
+        self._on_progress = on_progress
+        self._clock = clock or time.monotonic
+        self._sleep = sleep or time.sleep
+        self._next_at = 0.0
+        self.requests = 0
+        self.tokens_total: int | None = None
+        self.tokens_looked_up = 0
+
+    def close(self) -> None:
+        """End the progress display, if any (the command is over)."""
+        close = getattr(self._on_progress, "close", None)
+        if callable(close):
+            close()
+
+    def attach(self, client: hvac.Client) -> hvac.Client:
+        send = client.adapter.request
+
+        def paced(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            self._wait_turn()
+            response = send(method, url, *args, **kwargs)
+            self._count(method, url, response)
+            return response
+
+        client.adapter.request = paced
+        return client
+
+    def _wait_turn(self) -> None:
+        if self._interval:
+            now = self._clock()
+            if now < self._next_at:
+                self._sleep(self._next_at - now)
+            self._next_at = max(now, self._next_at) + self._interval
+        self.requests += 1
+
+    def _count(self, method: str, url: str, response: Any) -> None:
+        if method.upper() == "LIST" and url.rstrip("/").endswith("auth/token/accessors"):
+            # hvac's JSON adapter answers a 200 with the decoded body; each page adds its keys.
+            data = response.get("data") if isinstance(response, dict) else None
+            keys = data.get("keys") if isinstance(data, dict) else None
+            self.tokens_total = (self.tokens_total or 0) + len(keys or [])
+        elif url.rstrip("/").endswith("auth/token/lookup-accessor"):
+            self.tokens_looked_up += 1
+        else:
+            return
+        if self._on_progress is not None:
+            self._on_progress(self.tokens_looked_up, self.tokens_total)
+
+
 @dataclass
 class DirectTarget:
     """A Vault and the usual AWS chain, acted on in-process; the record goes to a local SQLite ledger."""
@@ -91,6 +159,7 @@ class DirectTarget:
     environ: Mapping[str, str]
     profile: str | None = None
     extra_protected: tuple[str, ...] = ()
+    meter: ScanMeter | None = None
     _session: boto3.Session | None = None
     _factory: AwsClientFactory | None = None
     _aws_checked: bool = False
@@ -131,7 +200,8 @@ class DirectTarget:
             token = token_file.read_text().strip()
         if not token:
             raise InvalidInput("set VAULT_TOKEN (or log in with `bao login` / `vault login`) to act on Vault")
-        return build_vault_client(self.vault_addr, token, namespace=self.environ.get("VAULT_NAMESPACE") or None)
+        client = build_vault_client(self.vault_addr, token, namespace=self.environ.get("VAULT_NAMESPACE") or None)
+        return self.meter.attach(client) if self.meter is not None else client
 
     def aws_skipped_because(self) -> str | None:
         """Why there is no AWS side (no credentials in the usual chain), or None when there is one."""

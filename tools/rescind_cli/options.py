@@ -35,6 +35,13 @@ ProtectedOption = Annotated[
     list[str] | None,
     typer.Option("--protected", help="Direct mode: a workload never to touch (repeatable), beside the config file's."),
 ]
+MaxRateOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-requests-per-second",
+        help="Direct mode: pace the calls to Vault (discovery looks up every token on the server without a stack).",
+    ),
+]
 ProfileOption = Annotated[str | None, typer.Option("--profile", help="AWS profile for --stack (default: the chain).")]
 
 _stderr = Console(stderr=True, emoji=False)

@@ -40,10 +40,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from rescind.exceptions import InvalidInput, LedgerConflict, RescindError, VaultUnavailable
-from rescind_cli.direct import DirectTarget
+from rescind_cli.direct import DirectTarget, ScanMeter
 from rescind_cli.options import (
     DirectOption,
     JsonOption,
+    MaxRateOption,
     ProfileOption,
     ProtectedOption,
     StackOption,
@@ -134,7 +135,12 @@ def _command(json_output: bool, target_holder: list[Target] | None = None) -> It
     import requests.exceptions
 
     try:
-        yield
+        try:
+            yield
+        finally:
+            for target in target_holder or ():
+                if isinstance(target, DirectTarget) and isinstance(target.meter, ScanMeter):
+                    target.meter.close()
     except CommandFailed as failure:
         _fail(failure.message, failure.code, json_output, "CommandFailed", failure.document)
     except TargetUnavailable as error:
@@ -209,6 +215,7 @@ def _target(
     direct: bool = False,
     protected: Sequence[str] | None = None,
     json_output: bool = False,
+    max_requests_per_second: float | None = None,
 ) -> Target:
     """The target by TARGET_RULE; the first line of every run says which, and why (stderr; `target` in JSON)."""
     if stack is None and state_dir is None and not direct:
@@ -217,9 +224,36 @@ def _target(
         stack=stack, state_dir=state_dir, profile=profile, direct=direct, protected=tuple(protected or ())
     )
     holder.append(target)
+    if isinstance(target, DirectTarget):
+        target.meter = ScanMeter(max_requests_per_second, None if json_output else ScanProgress(_stderr))
+    elif max_requests_per_second is not None:
+        raise InvalidInput("--max-requests-per-second paces direct mode only: a stack's functions pace themselves")
     if not json_output:
         _say(f"target: {escape(target.description)} ({why})")
     return target
+
+
+class ScanProgress:
+    """Discovery's scan of every token (direct mode), as a progress bar on stderr with an estimate of the rest."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        if self._progress is None:
+            columns = (TextColumn("looking up every token"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            self._progress = Progress(*columns, console=self._console, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("scan", total=total)
+        self._progress.update(self._task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
 
 
 # --- what the run is about: a workload, or named credentials ---------------------------------------------
@@ -674,6 +708,7 @@ def plan_command(
     state_dir: StateDirOption = None,
     direct: DirectOption = False,
     protected: ProtectedOption = None,
+    max_requests_per_second: MaxRateOption = None,
     profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -684,7 +719,16 @@ def plan_command(
     holder: list[Target] = []
     with _command(json_output, holder):
         subject = parse_subject(workload, credential)
-        target = _target(stack, state_dir, profile, holder, direct=direct, protected=protected, json_output=json_output)
+        target = _target(
+            stack,
+            state_dir,
+            profile,
+            holder,
+            direct=direct,
+            protected=protected,
+            json_output=json_output,
+            max_requests_per_second=max_requests_per_second,
+        )
         request = build_request(subject, reason="plan preview", ticket=None, requested_by="rescind plan", dry_run=False)
         planned = plan_for(target, request)
         document = plan_document(planned, subject, target.guard_policy().blast_radius_cap)
@@ -715,6 +759,7 @@ def revoke_command(
     state_dir: StateDirOption = None,
     direct: DirectOption = False,
     protected: ProtectedOption = None,
+    max_requests_per_second: MaxRateOption = None,
     profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -733,7 +778,16 @@ def revoke_command(
             raise InvalidInput("a reason is required: --reason TEXT (it is recorded in the ledger and notifications)")
         if json_output and not yes and not sys.stdin.isatty():
             raise InvalidInput("--json without --yes would wait for an answer no terminal can give: add --yes")
-        target = _target(stack, state_dir, profile, holder, direct=direct, protected=protected, json_output=json_output)
+        target = _target(
+            stack,
+            state_dir,
+            profile,
+            holder,
+            direct=direct,
+            protected=protected,
+            json_output=json_output,
+            max_requests_per_second=max_requests_per_second,
+        )
         request = build_request(
             subject, reason=reason_text, ticket=ticket, requested_by=target.caller_arn(), dry_run=dry_run
         )

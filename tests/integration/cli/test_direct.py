@@ -209,3 +209,11 @@ def test_a_leaked_token_in_a_secret_leaked_event_dies_and_nothing_else_does(
     # And the value went nowhere: not in the output, not in the local ledger
     assert value not in json.dumps(document)
     assert value.encode() not in direct.ledger_file.read_bytes()
+
+
+def test_a_paced_plan_is_the_same_plan(direct: Direct, workloads: tuple[SeededWorkload, SeededWorkload]) -> None:
+    workload = workloads[0].spiffe_id
+    code, paced = direct.json("plan", "--workload", workload, "--max-requests-per-second", "1000")
+    assert code == 0, paced
+    assert paced["actions"] == direct.json("plan", "--workload", workload)[1]["actions"]
+    assert paced["total"] == 6
