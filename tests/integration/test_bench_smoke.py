@@ -71,7 +71,8 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
     for name, entry in results["cold_start"]["functions"].items():
         assert entry["with_clients_median_ms"] > 0, name
         assert "get_settings" in entry["factories_built"], name
-    assert results["cold_start"]["dependencies_median_ms"] > results["cold_start"]["boto3_median_ms"]
+    # Present, not compared: one sample each under a loaded CI machine says nothing about which is slower.
+    assert results["cold_start"]["dependencies_median_ms"] > 0
 
     # And every target has a verdict (met, missed, or not measured), and the Markdown names each of them
     targets = {verdict["target"] for verdict in results["targets"]}
