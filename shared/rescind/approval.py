@@ -211,7 +211,7 @@ def _pending_task_token(sfn: SFNClient, execution_arn: str) -> str | None:
                     token = payload.get("task_token") if isinstance(payload, dict) else None
                     pending = token if isinstance(token, str) and token else None
             elif kind in _ENDED_TASK_EVENTS:
-                ended = next((value for key, value in history_event.items() if key.endswith("EventDetails")), {})
+                ended: Any = next((value for key, value in history_event.items() if key.endswith("EventDetails")), {})
                 if isinstance(ended, dict) and "waitForTaskToken" in str(ended.get("resource", "")):
                     pending = None
         next_token = page.get("nextToken")
@@ -288,15 +288,16 @@ def _send_answer(sfn: SFNClient, token: str, decision: ApprovalDecision) -> None
 
 
 MAX_ANSWER_BODY_BYTES = 16 * 1024
-APPROVAL_MACHINES_ENV = "APPROVAL_STATE_MACHINE_ARNS"
+# The state machines whose runs the function may answer: the three incident machines (template.yaml).
+APPROVAL_MACHINE_VARIABLES = ("MANUAL_STATE_MACHINE_ARN", "OFFBOARDING_STATE_MACHINE_ARN", "LEAK_STATE_MACHINE_ARN")
 
 
 def machine_arns_from_environ(environ: Mapping[str, str]) -> tuple[str, ...]:
-    """The state machines whose runs this function may answer (template: the three incident machines)."""
-    arns = tuple(arn.strip() for arn in environ.get(APPROVAL_MACHINES_ENV, "").split(",") if arn.strip())
-    if not arns:
-        raise InvalidInput(f"{APPROVAL_MACHINES_ENV} names no state machine")
-    return arns
+    """The state machines whose runs this function may answer; each variable must name one."""
+    missing = [name for name in APPROVAL_MACHINE_VARIABLES if not environ.get(name, "").strip()]
+    if missing:
+        raise InvalidInput(f"the approval function needs {', '.join(missing)}")
+    return tuple(environ[name].strip() for name in APPROVAL_MACHINE_VARIABLES)
 
 
 def answer_from_request(event: Any) -> ApprovalAnswer:
