@@ -114,10 +114,17 @@ class CallerIdentity(BaseModel):
 
 
 def _principal_key(arn: str) -> str:
-    match = _ASSUMED_ROLE_ARN.match(arn)
-    if match:
-        return f"{match['account']}:role/{match['role']}/{match['session']}".lower()
-    return arn.split(":", 2)[-1].replace(":sts::", ":iam::").lower() if arn else ""
+    """`<account>:user/<name>` or `<account>:role/<role>/<session>`, whichever service (iam, sts) named it."""
+    assumed = _ASSUMED_ROLE_ARN.match(arn)
+    if assumed:
+        return f"{assumed['account']}:role/{assumed['role']}/{assumed['session']}".lower()
+    principal = _IAM_PRINCIPAL_ARN.match(arn)
+    if principal:
+        resource = principal["rest"]
+        if resource.startswith("user/"):  # a user's name is unique in its account, whatever its path
+            resource = "user/" + resource.rsplit("/", 1)[-1]
+        return f"{principal['account']}:{resource}".lower()
+    return arn.lower()
 
 
 def caller_from_function_url(event: Any) -> CallerIdentity:
