@@ -1,7 +1,8 @@
 """Approval task (waitForTaskToken): tell the approvers a run waits for them. The token stays in the execution.
 
-`rescind approve EXECUTION` reads the token from the execution's history and answers it; the token is never
-published, so whoever can read the notification cannot approve by it.
+AnswerApprovalFunction (`rescind approve EXECUTION`) reads the token from the execution's history and answers it as
+the IAM principal that signed the request; the token is never published, so whoever can read the notification
+cannot approve by it.
 """
 
 from __future__ import annotations

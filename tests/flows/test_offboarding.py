@@ -13,11 +13,15 @@ from typing import Any
 import boto3
 import hvac
 import pytest
+from botocore.credentials import Credentials
 
-from rescind.ledger import DynamoDbLedger, IncidentStatus, Trigger
+from rescind.ledger import ApprovalVerdict, DynamoDbLedger, IncidentStatus, Trigger
 from rescind.models import CredentialKind, Outcome
 from rescind.offboarding.types import OffboardingRequest, offboarding_execution_name
+from rescind_cli.function_url import post_signed
 from rescind_local import LocalOpenBao
+from rescind_local.aws import LOCAL_REGION
+from rescind_local.function_urls import serve_function_urls
 from rescind_local.proof import prove_by_use
 from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
 from rescind_local.stack import LocalStack, deploy_template_to_moto
@@ -167,46 +171,121 @@ def test_a_hold_on_one_credential_refuses_the_whole_plan(
     assert [p for p in proofs if not p.passed] == []
 
 
+def principal(name: str) -> tuple[str, Credentials]:
+    """An IAM user in moto with an access key: whoever signs with the key is that user, as on AWS."""
+    iam = boto3.client("iam")
+    arn = str(iam.create_user(UserName=name)["User"]["Arn"])
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return arn, Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def answer(url: str, signer: Credentials, execution_arn: str, decision: str, reason: str = "") -> tuple[int, Any]:
+    """POST an answer to AnswerApprovalFunction's URL, SigV4-signed by `signer`, as `rescind approve` does."""
+    document = {"execution": execution_arn, "decision": decision, "reason": reason}
+    return post_signed(url, document, credentials=signer, region=LOCAL_REGION)
+
+
+def history_types(sfn: Any, execution_arn: str) -> list[str]:
+    return [event["type"] for event in sfn.get_execution_history(executionArn=execution_arn)["events"]]
+
+
 def test_a_plan_above_the_cap_waits_for_approval_and_runs_once_approved(
     openbao: LocalOpenBao, estate: Estate, vault: hvac.Client
 ) -> None:
-    with deploy(openbao, estate, BlastRadiusCap="3") as stack:
+    with deploy(openbao, estate, BlastRadiusCap="3") as stack, serve_function_urls(stack) as urls:
         request = offboarding_request(estate.target)
         arn = stack.start_execution("OffboardingStateMachine", request.model_dump(mode="json"), request.incident_id)
         sfn = boto3.client("stepfunctions")
-        token = wait_for_task_token(sfn, arn)
+        wait_for_task_token(sfn, arn)
         # Nothing was touched while waiting
         waiting = prove_by_use(vault, openbao.addr, boto3.client("iam"), estate.target, expected="alive")
         assert [p for p in waiting if not p.passed] == []
 
-        sfn.send_task_success(taskToken=token, output=json.dumps({"approved_by": "responder"}))
+        approver_arn, approver = principal(f"approver-{request.incident_id[-8:]}")
+        status, body = answer(urls["AnswerApprovalFunction"], approver, arn, "approve")
+        assert status == 200, body
         from rescind_local.stepfunctions import wait_for_execution
 
         finished = wait_for_execution(sfn, arn, 60)
+        # A second answer, even from another principal, is refused: the run had its one answer
+        late_status, _ = answer(urls["AnswerApprovalFunction"], principal("late")[1], arn, "deny", "too late")
+        view = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb")).read_incident(
+            request.incident_id
+        )
     assert finished["status"] == "SUCCEEDED", finished
+    assert late_status == 409
+    assert [(a.verdict, a.decided_by) for a in view.approvals] == [(ApprovalVerdict.APPROVED, approver_arn)]
     dead = prove_by_use(vault, openbao.addr, boto3.client("iam"), estate.target, expected="dead")
     assert [p for p in dead if not p.passed] == []
 
 
 def test_a_denied_approval_touches_nothing(openbao: LocalOpenBao, estate: Estate, vault: hvac.Client) -> None:
-    with deploy(openbao, estate, BlastRadiusCap="3") as stack:
+    with deploy(openbao, estate, BlastRadiusCap="3") as stack, serve_function_urls(stack) as urls:
         request = offboarding_request(estate.target)
         arn = stack.start_execution("OffboardingStateMachine", request.model_dump(mode="json"), request.incident_id)
         sfn = boto3.client("stepfunctions")
-        sfn.send_task_failure(taskToken=wait_for_task_token(sfn, arn), error="ApprovalDenied", cause="not now")
+        wait_for_task_token(sfn, arn)
+        denier_arn, denier = principal(f"denier-{request.incident_id[-8:]}")
+        status, body = answer(urls["AnswerApprovalFunction"], denier, arn, "deny", "not now")
+        assert status == 200, body
         from rescind_local.stepfunctions import wait_for_execution
 
         finished = wait_for_execution(sfn, arn, 60)
-        closure = (
-            DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
-            .read_incident(request.incident_id)
-            .closure
+        view = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb")).read_incident(
+            request.incident_id
         )
     assert finished["status"] == "FAILED"
-    assert closure is not None
-    assert closure.status is IncidentStatus.REFUSED
+    assert view.closure is not None
+    assert view.closure.status is IncidentStatus.REFUSED
+    assert [(a.verdict, a.decided_by, a.reason) for a in view.approvals] == [
+        (ApprovalVerdict.DENIED, denier_arn, "not now")
+    ]
     proofs = prove_by_use(vault, openbao.addr, boto3.client("iam"), estate.target, expected="alive")
     assert [p for p in proofs if not p.passed] == []
+
+
+def test_the_requester_cannot_approve_their_own_run(openbao: LocalOpenBao, estate: Estate, vault: hvac.Client) -> None:
+    with deploy(openbao, estate, BlastRadiusCap="3") as stack, serve_function_urls(stack) as urls:
+        requester_arn, requester = principal("requester")
+        request = offboarding_request(estate.target)
+        manual = request.model_copy(
+            update={"trigger": request.trigger.model_copy(update={"requested_by": requester_arn})}
+        )
+        arn = stack.start_execution("ManualRevocationStateMachine", manual.model_dump(mode="json"), manual.incident_id)
+        sfn = boto3.client("stepfunctions")
+        wait_for_task_token(sfn, arn)
+        ledger = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
+
+        # The requester is refused, whatever the body says; nothing is recorded or sent
+        status, body = answer(urls["AnswerApprovalFunction"], requester, arn, "approve")
+        assert (status, body["error"]) == (403, "ApprovalRefused"), body
+        assert "another principal" in body["message"]
+        # A body that claims another identity changes nothing: the signature says who asks
+        forged = post_signed(
+            urls["AnswerApprovalFunction"],
+            {"execution": arn, "decision": "approve", "decided_by": "arn:aws:iam::123456789012:user/someone"},
+            credentials=requester,
+            region=LOCAL_REGION,
+        )
+        assert forged[0] == 400
+        # An unsigned or mis-signed request never reaches the function
+        assert answer(urls["AnswerApprovalFunction"], Credentials("AKIAUNKNOWN", "x"), arn, "approve")[0] == 403
+        assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+        assert "TaskSucceeded" not in history_types(sfn, arn)[-3:]
+        assert ledger.read_incident(manual.incident_id).approvals == ()
+        alive = prove_by_use(vault, openbao.addr, boto3.client("iam"), estate.target, expected="alive")
+        assert [p for p in alive if not p.passed] == []
+
+        # A second principal can; the ledger says who
+        approver_arn, approver = principal("second-approver")
+        status, body = answer(urls["AnswerApprovalFunction"], approver, arn, "approve")
+        assert status == 200, body
+        from rescind_local.stepfunctions import wait_for_execution
+
+        finished = wait_for_execution(sfn, arn, 60)
+        approvals = ledger.read_incident(manual.incident_id).approvals
+    assert finished["status"] == "SUCCEEDED", finished
+    assert [(a.verdict, a.decided_by) for a in approvals] == [(ApprovalVerdict.APPROVED, approver_arn)]
 
 
 def wait_for_task_token(sfn: Any, execution_arn: str, timeout: float = 30.0) -> str:

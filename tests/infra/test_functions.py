@@ -30,6 +30,7 @@ SAMPLE_RESOURCES = {
     "LedgerTable": "rescind-LedgerTable-1A2B3C4D5E6F",
     "InventoryTable": "rescind-InventoryTable-6F5E4D3C2B1A",
     "OffboardingStateMachine": "arn:aws:states:us-east-1:123456789012:stateMachine:rescind-offboarding",
+    "ManualRevocationStateMachine": "arn:aws:states:us-east-1:123456789012:stateMachine:rescind-manual-revocation",
     "NotificationTopic": "arn:aws:sns:us-east-1:123456789012:rescind-NotificationTopic-1A2B3C4D5E6F",
     "FingerprintTable": "rescind-FingerprintTable-1A2B3C4D5E6F",
     "FingerprintKeySecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:FingerprintKeySecret-AbCdEf",

@@ -199,3 +199,46 @@ def test_crls_are_read_only_from_this_accounts_buckets(statements: list[dict[str
     for statement in crl_reads:
         assert resource_text(statement["Resource"]).endswith("/*.crl")
         assert statement["Condition"] == {"StringEquals": {"aws:ResourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def _role_statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """The inline statements of an IAM role or a SAM function/state machine (SAM policy templates skipped)."""
+    properties = resource.get("Properties") or {}
+    found: list[dict[str, Any]] = []
+    for policy in properties.get("Policies", []):
+        if not isinstance(policy, dict):
+            continue
+        document = policy.get("PolicyDocument", policy)
+        found.extend(document.get("Statement", []) if isinstance(document, dict) else [])
+    return found
+
+
+def _allows(statement: dict[str, Any], action: str) -> bool:
+    return statement.get("Effect") == "Allow" and any(
+        fnmatchcase(action.lower(), str(pattern).lower()) for pattern in as_list(statement.get("Action", []))
+    )
+
+
+@pytest.mark.parametrize("action", ["states:SendTaskSuccess", "states:SendTaskFailure"])
+def test_only_the_approval_function_may_answer_a_task_token(template: dict[str, Any], action: str) -> None:
+    # A responder who could answer a token could approve their own run: the answer is the function's alone.
+    answering = sorted(
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if any(_allows(statement, action) for statement in _role_statements(resource))
+    )
+    assert answering == ["AnswerApprovalFunction"]
+
+
+def test_responders_answer_approvals_only_through_the_iam_authenticated_url(template: dict[str, Any]) -> None:
+    function = template["Resources"]["AnswerApprovalFunction"]["Properties"]
+    assert function["FunctionUrlConfig"]["AuthType"] == "AWS_IAM"
+    responder = _role_statements(template["Resources"]["ResponderRole"])
+    invoking = [statement for statement in responder if _allows(statement, "lambda:InvokeFunctionUrl")]
+    assert [statement["Resource"] for statement in invoking] == [{"Fn::GetAtt": ["AnswerApprovalFunction", "Arn"]}]
+    assert invoking[0]["Condition"] == {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}
+    # Nor may a responder write the ledger, where the decisions are: the function appends them.
+    assert not any(_allows(statement, "dynamodb:PutItem") for statement in responder)
+    assert not any(
+        _allows(statement, "lambda:InvokeFunction") and "AnswerApproval" in str(statement) for statement in responder
+    )

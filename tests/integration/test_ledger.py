@@ -126,6 +126,11 @@ def test_approval_decisions_are_appended_and_read_back(ledger: Ledger) -> None:
     )
     assert ledger.record_approval(decision) is True
     assert ledger.record_approval(decision) is False
+    # One answer per run: a later, different answer to the same execution is refused, not appended
+    overruled = decision.model_copy(
+        update={"verdict": ApprovalVerdict.DENIED, "decided_at": T0 + timedelta(seconds=1), "reason": "no"}
+    )
+    assert ledger.record_approval(overruled) is False
     assert ledger.read_incident("inc-1").approvals == (decision,)
 
 

@@ -925,39 +925,35 @@ def replay_leak_event_directly(target: DirectTarget, event: dict[str, Any], *, j
 def _answer_approval(
     target: Target, execution: str, *, approve: bool, reason: str
 ) -> tuple[RunProgress, str, dict[str, Any]]:
-    from rescind.ledger.types import ApprovalDecision, ApprovalVerdict
+    """Ask AnswerApprovalFunction to answer, in a request signed with the caller's credentials.
+
+    The function, not the CLI, decides: it takes the caller from the signature, refuses the requester, records
+    the decision and answers the task token. The CLI holds no right to answer a token itself.
+    """
+    from rescind_cli.function_url import post_signed
+    from rescind_cli.targets import ANSWER_APPROVAL_FUNCTION
 
     sfn = target.client("stepfunctions")
     arn = resolve_execution(target, execution)
     progress = read_progress(sfn, arn)
     if progress.finished:
         raise CommandFailed(f"execution {progress.name} is {progress.status}: there is nothing to answer")
-    if not progress.waiting_for_approval or progress._task_token is None:
+    if not progress.waiting_for_approval:
         raise CommandFailed(
             f"execution {progress.name} is not waiting for approval (it is at {progress.current_state or 'start'})"
         )
-    caller = target.caller_arn()
-    ledger = target.ledger()
-    view = ledger.read_incident(progress.incident_id)
-    requested_by = view.incident.trigger.requested_by if view.incident is not None else None
-    if requested_by is not None and requested_by == caller:
-        raise CommandFailed(
-            f"refused: {caller} asked for this run, and a run above the cap needs approval by another principal"
-        )
-    decision = ApprovalDecision(
-        incident_id=progress.incident_id,
-        execution_arn=arn,
-        verdict=ApprovalVerdict.APPROVED if approve else ApprovalVerdict.DENIED,
-        decided_by=caller,
-        reason=reason[:1000],
-        decided_at=datetime.now(UTC),
+    credentials, region = target.signing_credentials()
+    status, answer = post_signed(
+        target.function_url(ANSWER_APPROVAL_FUNCTION),
+        {"execution": arn, "decision": "approve" if approve else "deny", "reason": reason},
+        credentials=credentials,
+        region=region,
     )
-    ledger.record_approval(decision)  # written before the answer, so the ledger never misses who answered
-    if approve:
-        sfn.send_task_success(taskToken=progress._task_token, output=json.dumps({"approved_by": caller}))
-    else:
-        sfn.send_task_failure(taskToken=progress._task_token, error="ApprovalDenied", cause=reason[:256])
-    return progress, caller, decision.model_dump(mode="json")
+    decision = answer.get("decision")
+    if status != 200 or not isinstance(decision, dict):
+        message = " ".join(str(answer.get("message") or f"the approval function answered HTTP {status}").split())
+        raise CommandFailed(message[:500])
+    return progress, str(decision.get("decided_by", "")), decision
 
 
 def approve_command(

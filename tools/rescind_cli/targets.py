@@ -56,6 +56,9 @@ WEBHOOK_FUNCTION = "GitHubWebhookFunction"
 # Every machine whose executions are incidents: `status`, `approve` and `replay` look in each.
 INCIDENT_MACHINES = (MANUAL_MACHINE, OFFBOARDING_MACHINE, LEAK_MACHINE)
 PLAN_FUNCTION = "PlanOffboardingFunction"
+ANSWER_APPROVAL_FUNCTION = "AnswerApprovalFunction"
+# Stack outputs that carry a function's URL.
+_FUNCTION_URL_OUTPUTS = {ANSWER_APPROVAL_FUNCTION: "AnswerApprovalUrl"}
 
 # The functions' settings (template Globals) that shape a plan: variable -> stack parameter.
 _SETTING_PARAMETERS = {
@@ -112,6 +115,14 @@ class Target(Protocol):
     def function_name(self, logical_id: str) -> str: ...
 
     def caller_arn(self) -> str: ...
+
+    def function_url(self, logical_id: str) -> str:
+        """The URL of a function with AuthType AWS_IAM (the local stack serves its own stand-in)."""
+        ...
+
+    def signing_credentials(self) -> tuple[Any, str]:
+        """(botocore credentials, region) that sign requests to a function URL as this caller."""
+        ...
 
     def discovery_scope(self) -> DiscoveryScope: ...
 
@@ -263,6 +274,18 @@ class LocalStackTarget:
             self._caller = str(self.client("sts").get_caller_identity()["Arn"])
         return self._caller
 
+    def function_url(self, logical_id: str) -> str:
+        url = self.local.state.function_urls.get(logical_id)
+        if not url:
+            raise TargetUnavailable(
+                f"{self.description} serves no URL for {logical_id}: restart it with `rescind local down` and "
+                "`rescind local up`"
+            )
+        return url
+
+    def signing_credentials(self) -> tuple[Any, str]:
+        return self._session().get_credentials(), self.local.region
+
     def _function_settings(self) -> dict[str, str]:
         """The deployed plan function's settings (never its Vault token), as moto holds them."""
         if self._settings is None:
@@ -408,6 +431,15 @@ class DeployedStackTarget:
 
     def caller_arn(self) -> str:
         return self.aws_factory().caller_identity().arn
+
+    def function_url(self, logical_id: str) -> str:
+        url = self.outputs.get(_FUNCTION_URL_OUTPUTS.get(logical_id, f"{logical_id}Url"))
+        if not url:
+            raise TargetUnavailable(f"stack {self.stack_name!r} has no URL for {logical_id}: update the stack")
+        return url
+
+    def signing_credentials(self) -> tuple[Any, str]:
+        return self._session.get_credentials(), str(self._session.region_name)
 
     def _settings(self) -> dict[str, str]:
         settings = {variable: self.parameters.get(parameter, "") for variable, parameter in _SETTING_PARAMETERS.items()}

@@ -182,7 +182,14 @@ def _base_state(options: DaemonOptions, started_at: str) -> dict[str, Any]:
     }
 
 
-def _ready_state(options: DaemonOptions, started_at: str, bao: Any, moto_endpoint: str, stack: Any) -> dict[str, Any]:
+def _ready_state(
+    options: DaemonOptions,
+    started_at: str,
+    bao: Any,
+    moto_endpoint: str,
+    stack: Any,
+    function_urls: dict[str, str] | None = None,
+) -> dict[str, Any]:
     def physical_ids(*types: str) -> dict[str, str]:
         return {
             logical: resource.ref for logical, resource in stack.resources.items() if resource.resource_type in types
@@ -205,6 +212,7 @@ def _ready_state(options: DaemonOptions, started_at: str, bao: Any, moto_endpoin
         "topic_arn": topics.get("NotificationTopic", next(iter(topics.values()), "")),
         "state_machines": dict(stack.state_machines),
         "functions": {logical: spec.function_name for logical, spec in stack.functions.items()},
+        "function_urls": dict(function_urls or {}),
         "tables": tables,
         "topics": topics,
         "queues": physical_ids("AWS::SQS::Queue"),
@@ -271,6 +279,7 @@ def run_daemon(options: DaemonOptions) -> int:
 
 def _serve(options: DaemonOptions, started_at: str, running: ExitStack) -> None:
     from rescind_local.aws import local_aws
+    from rescind_local.function_urls import serve_function_urls
     from rescind_local.stack import deploy_template_to_moto
 
     _hide_outside_aws_settings()
@@ -292,8 +301,12 @@ def _serve(options: DaemonOptions, started_at: str, running: ExitStack) -> None:
 
     moto_endpoint = running.enter_context(moto_http_server())
     logger.info("moto on %s", moto_endpoint)
+    function_urls = running.enter_context(serve_function_urls(stack))
+    logger.info("function URLs (AWS_IAM) on %s", ", ".join(function_urls.values()) or "none")
 
-    write_private_json(state_file(options.state_dir), _ready_state(options, started_at, bao, moto_endpoint, stack))
+    write_private_json(
+        state_file(options.state_dir), _ready_state(options, started_at, bao, moto_endpoint, stack, function_urls)
+    )
     logger.info("ready in %.1f s (pid %s)", time.monotonic() - began, os.getpid())
     while True:
         time.sleep(WATCH_INTERVAL_SECONDS)

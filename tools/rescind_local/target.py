@@ -74,6 +74,8 @@ class LocalStackState(BaseModel):
     topic_arn: str = ""
     state_machines: dict[str, str] = Field(default_factory=dict)
     functions: dict[str, str] = Field(default_factory=dict)
+    # Function URLs with AuthType AWS_IAM, served by the daemon (rescind_local.function_urls).
+    function_urls: dict[str, str] = Field(default_factory=dict)
     tables: dict[str, str] = Field(default_factory=dict)
     topics: dict[str, str] = Field(default_factory=dict)
     queues: dict[str, str] = Field(default_factory=dict)

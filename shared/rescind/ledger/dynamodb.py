@@ -4,7 +4,7 @@ Layout (the table is defined in template.yaml as LedgerTable):
   pk = INCIDENT#<id>   sk = A#INCIDENT                      the trigger and the plan
                        sk = B#ACTION#<action_id>#<attempt>  one per action attempt
                        sk = C#CLOSURE#<closed_at>           one per finished run
-                       sk = D#APPROVAL#<decided_at>         who approved or denied, and why
+                       sk = D#APPROVAL#<execution name>     who approved or denied, and why: one per run
   pk = CLAIM#<dedup key> sk = <number, 8 digits>            a leak response claimed for one credential
   pk = GITHUB_DELIVERY#<id>                                 a webhook delivery seen (replay protection)
   gsi1 (by_time): gsi1pk = INCIDENTS, gsi1sk = <opened_at>#<id>, on incident records only.
@@ -117,10 +117,11 @@ class DynamoDbLedger:
         )
 
     def record_approval(self, decision: ApprovalDecision) -> bool:
+        """One answer per execution: keyed by its name, so a second answer (even a second later) is refused."""
         return self._put_once(
             {
                 "pk": _pk(decision.incident_id),
-                "sk": f"D#APPROVAL#{_utc_text(decision.decided_at)}",
+                "sk": f"D#APPROVAL#{decision.execution_arn.rsplit(':', 1)[-1]}",
                 "record_type": "approval",
                 "verdict": str(decision.verdict),
                 "body": decision.model_dump_json(),

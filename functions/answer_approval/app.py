@@ -1,0 +1,79 @@
+"""Lambda function URL (AuthType AWS_IAM): approve or deny a run that waits for approval.
+
+Lambda verifies the request's SigV4 signature and names the signer in `requestContext.authorizer.iam`; that,
+never the body, is who answers. The function reads the task token from the execution's history, refuses the
+principal that asked for the run, appends the decision to the ledger (once per execution), then answers the
+task. Only this function's role may call SendTaskSuccess/SendTaskFailure. The token is never logged or returned.
+
+| status | when                                                          |
+|--------|---------------------------------------------------------------|
+| 200    | the decision was recorded and sent                            |
+| 400    | malformed body, not a POST                                    |
+| 401    | no IAM identity in the request (the URL is not AWS_IAM)       |
+| 403    | the requester answering, or the run was already answered      |
+| 409    | the run does not wait for approval                            |
+| 502    | recorded, but Step Functions refused the answer (timed out)   |
+| 503    | AWS failed in a way a retry can fix                           |
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from rescind.approval import (
+    answer_approval,
+    answer_from_request,
+    caller_from_function_url,
+    http_status_of,
+    machine_arns_from_environ,
+)
+from rescind.exceptions import RescindError
+from rescind.runtime import TRACED_LIBRARIES, get_ledger, get_settings
+
+logger = Logger()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
+metrics = Metrics()
+get_settings()
+_MACHINE_ARNS = machine_arns_from_environ(os.environ)  # fail at cold start when the template left it out
+
+
+@cache
+def _sfn() -> Any:
+    return boto3.client("stepfunctions")
+
+
+def _answer(status_code: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status_code, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        caller = caller_from_function_url(event)
+        answer = answer_from_request(event)
+        decision = answer_approval(answer, caller, sfn=_sfn(), ledger=get_ledger(), machine_arns=_MACHINE_ARNS)
+    except RescindError as error:
+        status = http_status_of(error)
+        logger.warning("approval answer refused", extra={"status": status, "error_type": type(error).__name__})
+        metrics.add_metric(name="ApprovalAnswerRefused", unit=MetricUnit.Count, value=1)
+        return _answer(status, {"status": "refused", "error": type(error).__name__, "message": str(error)})
+    logger.info(
+        "approval answered",
+        extra={
+            "incident_id": decision.incident_id,
+            "verdict": str(decision.verdict),
+            "decided_by": decision.decided_by,
+        },
+    )
+    metrics.add_metric(name=f"Approval_{decision.verdict}", unit=MetricUnit.Count, value=1)
+    return _answer(200, {"status": "answered", "decision": decision.model_dump(mode="json")})
