@@ -248,6 +248,12 @@ class DirectTarget:
     def function_name(self, logical_id: str) -> str:
         raise TargetUnavailable(f"direct mode runs in-process and has no {logical_id}: give --stack NAME for it")
 
+    def function_url(self, logical_id: str) -> str:
+        raise TargetUnavailable(f"direct mode runs in-process and has no {logical_id}: give --stack NAME for it")
+
+    def signing_credentials(self) -> tuple[Any, str]:
+        raise TargetUnavailable("direct mode has no stack to answer: approvals are given with --approved-by")
+
     def caller_arn(self) -> str:
         factory = self.aws_factory()
         if factory is not None:
