@@ -245,8 +245,9 @@ def answer_approval(
 ) -> ApprovalDecision:
     """Record and deliver one answer to a run waiting for approval.
 
-    Refused (nothing recorded, nothing sent) when the run does not wait, when the caller is the principal that
-    asked for it, or when an answer was already recorded for this execution (the ledger's conditional put).
+    Refused (nothing recorded, nothing sent) when the run does not wait, when the caller approves a run it asked
+    for itself, or when an answer was already recorded for this execution (the ledger's conditional put). The
+    requester may deny (cancel) their own run: a second person is needed to act, not to stop.
     The decision is written before it is sent, so the ledger never misses who answered.
     """
     described = _find_execution(sfn, answer.execution, machine_arns)
@@ -260,7 +261,7 @@ def answer_approval(
     incident_id = str(_json_object(described.get("input")).get("incident_id") or name)
     view = ledger.read_incident(incident_id)
     requested_by = view.incident.trigger.requested_by if view.incident is not None else None
-    if requested_by and caller.is_same_principal(requested_by):
+    if answer.decision is ApprovalVerb.APPROVE and requested_by and caller.is_same_principal(requested_by):
         raise ApprovalRefused(
             f"refused: {caller.arn} asked for this run, and a run above the cap needs approval by another principal"
         )

@@ -649,8 +649,9 @@ def finish_run(
             else "done: every planned credential is verified dead"
         )
     else:
-        code = EXIT_FAILED
         status = closure["status"] if closure else progress.status
+        # README: a run the guard or an approver refused touched nothing, which is exit 2, not a failure.
+        code = EXIT_BAD_INPUT if status == "refused" else EXIT_FAILED
         line = f"ended {progress.status} ({status})"
         if closure and (closure["still_alive"] or closure["alive_is_unknown"]):
             line += f"; {closure['alive_text']}"

@@ -97,7 +97,7 @@ def test_a_denied_run_touches_nothing(target: LocalTarget, cli: Cli) -> None:
     finished = wait_until_finished(target, name)
     assert finished["status"] == "FAILED"
     code, status = cli.json("status", name)
-    assert code == 1
+    assert code == 2  # README: refused, nothing touched
     assert status["closure"]["status"] == "refused"
     assert wrong(proofs(target, workload, "alive")) == []
     report = cli("report", name, "--format", "md")
@@ -113,3 +113,17 @@ def test_approving_a_run_that_does_not_wait_is_one_line(target: LocalTarget, cli
     result = cli("deny", document["incident_id"], "--reason", "too late")
     assert result.exit_code == 2
     assert_one_line_error(result, "nothing to answer")
+
+
+def test_the_requester_may_cancel_their_own_waiting_run(target: LocalTarget, cli: Cli) -> None:
+    # A second person is needed to act, not to stop: the requester denies, the run ends refused, nothing touched
+    workload = seed(target, "cancel")
+    name = start_waiting_run(cli, workload.spiffe_id)
+
+    code, document = cli.json("deny", name, "--reason", "started it on the wrong workload")
+
+    assert code == 0, document
+    assert document["approval"]["verdict"] == "denied"
+    assert wait_until_finished(target, name)["status"] == "FAILED"
+    assert cli.json("status", name)[1]["closure"]["status"] == "refused"
+    assert wrong(proofs(target, workload, "alive")) == []
