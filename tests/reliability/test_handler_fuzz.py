@@ -622,6 +622,20 @@ def test_regression_the_ttl_sweep_lists_and_lowers_no_lease_outside_its_mounts(f
     assert seen == []
 
 
+def test_regression_a_leaked_key_of_a_protected_workload_is_not_deactivated(fuzz: Fuzz) -> None:
+    # Found by the fuzz: the leak locator named no owner for an access key, so the guard never saw that the key's
+    # IAM user runs as a protected workload (its rescind:workload tag), and the run deactivated the key.
+    event = bad.load_sample("secret_leaked.json")
+    event["id"] = str(uuid.uuid4())
+    event["account"] = LOCAL_ACCOUNT_ID
+    event["detail"]["secret_type"], event["detail"]["secret"] = "aws_access_key", fuzz.protected.access_key_ids[0]
+    fuzz.run("StartLeakResponseFunction", event)
+    time.sleep(1)  # the leak response's execution runs in the background
+    assert fuzz.out_of_scope() == []
+    keys = boto3.client("iam").list_access_keys(UserName=fuzz.protected.iam_user)["AccessKeyMetadata"]
+    assert [key["Status"] for key in keys] == ["Active"]
+
+
 # --- the scope check can fail ---------------------------------------------------------------------------------
 
 
