@@ -38,6 +38,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         checkpoints=get_checkpoint_store(),
         pki_mounts=settings.pki_mounts,
         approle_mounts=settings.approle_mounts,
+        lease_mounts=settings.lease_mounts,
         now=current_time(),
     )
     publish_report(report, logger=logger, metrics=metrics)

@@ -16,6 +16,7 @@ import copy
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -463,3 +464,226 @@ def malformed_replay_files(draw: st.DrawFn) -> str:
         sample["detail"] = draw(st.one_of(st.none(), st.text(max_size=5), st.lists(st.integers(), max_size=2)))
         sample[draw(st.sampled_from(("junk", "detail")))] = draw(st.sampled_from(PLANTED_SECRETS))
     return json.dumps(sample)
+
+
+# --- hostile but valid: well-formed documents whose fields name dangerous things -----------------------------
+#
+# Unlike everything above, these are meant to pass the parsers: the shapes are right, only what they name is
+# wrong (Vault's own mounts, the token store's dangerous endpoints, another account or partition, a protected
+# workload's credentials). What the parser accepts is then executed for real; see test_handler_fuzz.py.
+
+DANGEROUS_MOUNTS = (
+    "sys",
+    "sys/raw",
+    "sys/raw/core",
+    "sys/leases",
+    "sys/policies/acl",
+    "auth/token",
+    "auth",
+    "identity",
+    "identity/entity",
+    "cubbyhole",
+    "secret/data",
+    "secret/metadata",
+    "pki-other",
+    "pki_int",
+    "kv",
+    "approle2",
+    "auth/approle2",
+    "auth/userpass",
+    "database",
+    "transit",
+    "pki/..",
+    "%2e%2e",
+    "pki//x",
+    "pki\u2215x",  # division slash
+    "\u0455ecret",  # Cyrillic s
+    "p\u0456ki",  # Cyrillic i
+    "pki\x00",
+    "pki\u200b",
+    "p" * 300,
+)
+DANGEROUS_PATHS = (
+    "..",
+    "../sys/seal",
+    "%2e%2e/sys",
+    "%2e%2e%2fsys%2fseal",
+    "apps//x",
+    "apps/./x",
+    "/apps/x",
+    "apps/\u2024\u2024/x",  # one dot leader, twice
+    "apps/x\x00/../../sys",
+    "sys/raw",
+    "config",
+    "data/apps/x",
+    "metadata/apps/x",
+    "destroy/apps/x",
+    "apps/" + "a" * 2000,
+    "apps/x",
+)
+DANGEROUS_LEASE_IDS = (
+    "auth/token/revoke-prefix/x",
+    "auth/token/revoke-orphan/x",
+    "auth/token/create/abc",
+    "sys/leases/revoke-force/pki/issue",
+    "sys/leases/revoke-prefix/pki",
+    "sys/raw/logical/x",
+    "sys/seal/x",
+    "identity/entity/x",
+    "cubbyhole/x/y",
+    "transit/keys/x",
+    "database/creds/app/abc123",
+    "pki/issue/workload/abc123",
+    "auth/approle/login/abc123",
+    "auth/approle2/login/abc123",
+    "approle/login/abc123",
+    "pki-other/issue/r/abc123",
+    "pki/../sys/leases/x",
+    "pki/%2e%2e/sys/x",
+    "pki//issue/x",
+)
+OTHER_ACCOUNTS = ("999999999999", "000000000000", "111111111111")
+PARTITIONS = ("aws", "aws-cn", "aws-us-gov", "aws-iso")
+REGIONS = ("us-east-1", "eu-west-3", "cn-north-1", "us-gov-west-1")
+HOSTILE_WORKLOAD_IDS = (
+    "spiffe://demo.rescind/ns/payments/sa/api",
+    "spiffe://demo.rescind/../admin",
+    "spiffe://demo.rescind/%2e%2e/admin",
+    "spiffe://demo.rescind//admin",
+    "spiffe://demo.rescind/ns/payments/sa/\u0430pi",  # Cyrillic a
+    "spiffe://demo.rescind/" + "x" * 2000,
+    "spiffe://*",
+    "i-0123456789abcdef0",
+    "arn:aws-cn:ecs:cn-north-1:999999999999:task/c/0123456789abcdef0123456789abcdef",
+)
+accessor_shaped = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", min_size=24, max_size=24
+)
+hex_serials = st.lists(st.sampled_from([f"{i:02x}" for i in range(256)]), min_size=2, max_size=20).map(":".join)
+uuids = st.uuids().map(str)
+
+
+@dataclass(frozen=True)
+class Protected:
+    """A protected workload's identifiers (seeded by the test): none of them may ever be written to."""
+
+    spiffe_id: str = "spiffe://protected.rescind/ns/core/sa/vault"
+    token_accessors: tuple[str, ...] = ()
+    entity_id: str = ""
+    secret_id_accessors: tuple[str, ...] = ()
+    role_name: str = ""
+    serials: tuple[str, ...] = ()
+    kv_paths: tuple[str, ...] = ()
+    iam_user: str = ""
+    access_key_ids: tuple[str, ...] = ()
+    token_values: tuple[str, ...] = field(default=(), repr=False)
+
+    def identifiers(self) -> tuple[str, ...]:
+        return (
+            *self.token_accessors,
+            *((self.entity_id,) if self.entity_id else ()),
+            *self.secret_id_accessors,
+            *self.serials,
+            *self.serials_dashed(),
+            *self.kv_paths,
+            *self.access_key_ids,
+        )
+
+    def serials_dashed(self) -> tuple[str, ...]:
+        return tuple(serial.replace(":", "-") for serial in self.serials)
+
+
+def _or_protected(values: st.SearchStrategy[str], protected: tuple[str, ...]) -> st.SearchStrategy[str]:
+    return st.one_of(values, st.sampled_from(protected)) if protected else values
+
+
+def hostile_mounts(configured: str) -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from(DANGEROUS_MOUNTS), st.just(configured))
+
+
+def other_arns(service: str, resource: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.builds(
+        lambda partition, region, account, rest: f"arn:{partition}:{service}:{region}:{account}:{rest}",
+        st.sampled_from(PARTITIONS),
+        st.sampled_from(REGIONS),
+        st.sampled_from((*OTHER_ACCOUNTS, "123456789012")),
+        resource,
+    )
+
+
+def hostile_targets(protected: Protected) -> st.SearchStrategy[dict[str, Any]]:
+    """A credential reference of every kind, its mount, path, id or ARN drawn from what must never be touched."""
+    account = st.sampled_from((*OTHER_ACCOUNTS, "123456789012"))
+    return st.one_of(
+        st.builds(
+            lambda a: {"kind": "vault_token", "accessor": a},
+            _or_protected(
+                st.one_of(accessor_shaped, accessor_shaped.map(lambda a: a + ".ns1ab")), protected.token_accessors
+            ),
+        ),
+        st.builds(
+            lambda m, r, a: {"kind": "approle_secret_id", "mount": m, "role_name": r, "accessor": a},
+            hostile_mounts("approle"),
+            st.sampled_from(("workload", "root", "..", "a" * 200, protected.role_name or "svc")),
+            _or_protected(uuids, protected.secret_id_accessors),
+        ),
+        st.builds(lambda lease: {"kind": "vault_lease", "lease_id": lease}, st.sampled_from(DANGEROUS_LEASE_IDS)),
+        st.builds(
+            lambda m, s: {"kind": "pki_certificate", "mount": m, "serial": s},
+            hostile_mounts("pki"),
+            _or_protected(hex_serials, protected.serials),
+        ),
+        st.builds(
+            lambda m, p: {"kind": "kv_secret", "mount": m, "path": p},
+            hostile_mounts("secret"),
+            st.one_of(st.sampled_from(DANGEROUS_PATHS), st.sampled_from(protected.kv_paths or ("apps/x",))),
+        ),
+        st.builds(lambda e: {"kind": "vault_entity", "entity_id": e}, _or_protected(uuids, (protected.entity_id,))),
+        st.builds(
+            lambda t, m, r: {"kind": "vault_ttl_target", "target_type": t, "mount": m, "role_name": r},
+            st.sampled_from(("pki_role", "approle_role", "token_role")),
+            st.one_of(hostile_mounts("pki"), st.just("token"), st.just("auth/approle")),
+            st.sampled_from(("workload", "default", "root", protected.role_name or "svc")),
+        )
+        | st.builds(
+            lambda m: {"kind": "vault_ttl_target", "target_type": "mount", "mount": m},
+            st.one_of(hostile_mounts("pki"), st.just("auth/approle")),
+        ),
+        st.builds(
+            lambda a, u, k: {"kind": "iam_access_key", "account_id": a, "user_name": u, "access_key_id": k},
+            account,
+            st.sampled_from(("bot", "root", protected.iam_user or "bot")),
+            _or_protected(st.from_regex(r"AKIA[A-Z0-9]{16}", fullmatch=True), protected.access_key_ids),
+        ),
+        st.builds(
+            lambda a, r: {"kind": "iam_role_sessions", "account_id": a, "role_name": r},
+            account,
+            st.sampled_from(("OrganizationAccountAccessRole", "RescindExecutionRole", "admin", "AWSServiceRoleForX")),
+        ),
+        st.builds(
+            lambda arn: {"kind": "secrets_manager_secret", "secret_arn": arn},
+            other_arns("secretsmanager", st.sampled_from(("secret:prod/db-AbCdEf", "secret:rescind/webhook-123456"))),
+        ),
+        st.builds(
+            lambda arn, s: {"kind": "acm_pca_certificate", "ca_arn": arn, "serial": s},
+            other_arns("acm-pca", uuids.map(lambda u: f"certificate-authority/{u}")),
+            hex_serials,
+        ),
+    )
+
+
+ACTION_KINDS = ("revoke", "disable", "rotate", "shorten_ttl", "delete")
+
+
+def hostile_actions(protected: Protected) -> st.SearchStrategy[dict[str, Any]]:
+    return st.builds(
+        lambda kind, target, params: {"kind": kind, "target": target, "reason": "fuzz", "params": params},
+        st.sampled_from(ACTION_KINDS),
+        hostile_targets(protected),
+        st.one_of(
+            st.just({}),
+            st.fixed_dictionaries(
+                {}, optional={"ttl_seconds": st.integers(1, 10**6), "keep_versions": st.integers(0, 3)}
+            ),
+        ),
+    )

@@ -36,6 +36,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,6 +102,11 @@ class Harness:
     vault_calls: list[str] = field(default_factory=list)
     aws_calls: list[str] = field(default_factory=list)
     logs: LogCapture = field(default_factory=LogCapture)
+    # Every request since the harness opened, never reset, with what it carried: (method, url, JSON body) for
+    # Vault, (service, operation, parameters) for AWS. Background runs (the state machines a start handler
+    # starts) land here too. test_handler_fuzz checks their scope.
+    vault_requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    aws_requests: list[tuple[str, str, Any]] = field(default_factory=list)
 
     def __repr__(self) -> str:  # hypothesis prints it with each failing example
         return "Harness(stack)"
@@ -128,8 +134,15 @@ class Harness:
         return "\n".join(self.logs.lines)
 
 
-@pytest.fixture(scope="module")
-def harness(openbao: LocalOpenBao) -> Iterator[Harness]:
+@contextmanager
+def open_harness(
+    openbao: LocalOpenBao,
+    *,
+    parameters: dict[str, str] | None = None,
+    functions: tuple[str, ...] = ENTRY_FUNCTIONS,
+    before_counting: Callable[[LocalStack], None] | None = None,
+) -> Iterator[Harness]:
+    """The template deployed to moto with `parameters`, `functions` warmed up, and every call counted."""
     import botocore.client
     import hvac.adapters
 
@@ -140,7 +153,7 @@ def harness(openbao: LocalOpenBao) -> Iterator[Harness]:
     with (
         local_aws(),
         deploy_template_to_moto(
-            parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local"},
+            parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local", **(parameters or {})},
             function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
             time_scale=0.01,
         ) as stack,
@@ -149,15 +162,17 @@ def harness(openbao: LocalOpenBao) -> Iterator[Harness]:
         boto3.client("secretsmanager").put_secret_value(
             SecretId=stack.physical_id("GitHubWebhookSecret"), SecretString=SAMPLE_WEBHOOK_SECRET.decode()
         )
+        if before_counting is not None:
+            before_counting(stack)
         state = Harness(stack)
         # Cold starts and the webhook's secret cache, before anything is counted: a signed ping.
-        for logical_id in ENTRY_FUNCTIONS:
+        for logical_id in functions:
             invoke_in_process(stack.functions[logical_id], {"warm": "up"})
         ping = sign_delivery(webhook_sample(), SAMPLE_WEBHOOK_SECRET, delivery_id=str(uuid.uuid4()))
         ping["headers"]["x-github-event"] = "ping"
         answer = json.loads(invoke_in_process(stack.functions["GitHubWebhookFunction"], ping).payload)
         assert answer["statusCode"] == 200, answer
-        for logical_id in ENTRY_FUNCTIONS:
+        for logical_id in functions:
             spec = stack.functions[logical_id]
             module = sys.modules[load_handler(spec.code_dir, spec.handler).__module__]
             powertools_logger = module.logger
@@ -169,10 +184,13 @@ def harness(openbao: LocalOpenBao) -> Iterator[Harness]:
 
         def counting_request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
             state.vault_calls.append(f"{method.upper()} {url}")
+            state.vault_requests.append((method.upper(), url, kwargs.get("json")))
             return real_request(self, method, url, *args, **kwargs)
 
         def counting_api_call(self: Any, operation_name: str, api_params: Any) -> Any:
-            state.aws_calls.append(f"{self.meta.service_model.service_name}:{operation_name}")
+            service = self.meta.service_model.service_name
+            state.aws_calls.append(f"{service}:{operation_name}")
+            state.aws_requests.append((service, operation_name, api_params))
             return real_api_call(self, operation_name, api_params)
 
         with (
@@ -182,6 +200,12 @@ def harness(openbao: LocalOpenBao) -> Iterator[Harness]:
             yield state
     forget_loaded_handlers()
     forget_cached_secrets()
+
+
+@pytest.fixture(scope="module")
+def harness(openbao: LocalOpenBao) -> Iterator[Harness]:
+    with open_harness(openbao) as state:
+        yield state
 
 
 def assert_no_secret(*texts: str) -> None:

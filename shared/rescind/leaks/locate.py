@@ -245,8 +245,26 @@ class LeakLocator:
             return Unlocated(why=f"access key {key_id} does not exist in account {account} (already deleted?)")
         return LocatedLeak(
             credentials=(IamAccessKeyRef(account_id=account, user_name=user_name, access_key_id=key_id),),
+            # The workload the user runs as (its tag): the guard refuses a protected one, as for a Vault token.
+            owner=self._workload_of_user(account, user_name),
             evidence=f"{found_by}IAM lists access key {key_id} under user {user_name} in account {account}",
         )
+
+    def _workload_of_user(self, account: str, user_name: str) -> str | None:
+        """The `rescind:workload` tag (DiscoveryScope.aws_tag_key) of the key's IAM user, if it has one."""
+        from botocore.exceptions import ClientError
+
+        from rescind.aws.errors import aws_errors
+
+        assert self._aws is not None
+        iam = self._aws.client("iam", account)
+        with aws_errors(f"iam list-user-tags {user_name}"):
+            try:
+                tags = iam.list_user_tags(UserName=user_name)["Tags"]
+            except ClientError:
+                return None
+        values = [tag["Value"] for tag in tags if tag["Key"] == self._scope.aws_tag_key and tag["Value"]]
+        return values[0] if values else None
 
     def _key_id_beside_github_secret(self, alert: LeakAlert) -> str | Unlocated:
         """A secret access key does not name its key id; GitHub alerts on it only beside its key id, in one file."""

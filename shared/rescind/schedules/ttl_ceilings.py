@@ -14,7 +14,8 @@ What is looked at, and the ceiling that applies (`policy.ttl_ceilings`):
 Candidates are keyed `mount:<path>/`, `role:<path>`, `token:<accessor>` and `lease:<lease id>` and walked in sorted
 order, so the checkpoint is the last key done.
 
-Only the PKI and AppRole mounts in scope are tuned, never the token store or system mounts. Every change goes
+Only the PKI and AppRole mounts in scope are tuned, never the token store or system mounts; only the leases under
+PkiMounts and LeaseMounts are listed and lowered, never a lease of another mount. Every change goes
 through the engine's SHORTEN_TTL, which lowers and never raises, and is verified by reading it back. Tokens and
 leases are renewed with the smaller increment. What cannot be lowered that way is FLAGGED for a human, never
 revoked by a sweep: a token or lease that never expires (ttl 0, standing privilege), is not renewable, or is
@@ -76,10 +77,13 @@ def _list(vault: hvac.Client, path: str, what: str) -> list[str]:
             raise ActionFailed(f"cannot list {what}: {str(error)[:200]}") from None
 
 
-def list_lease_ids(vault: hvac.Client, wait: Callable[[], None]) -> list[str]:
-    """Every live lease id outside auth/ (tokens' leases), walking sys/leases/lookup from the root."""
+def list_lease_ids(vault: hvac.Client, wait: Callable[[], None], mounts: Sequence[str]) -> list[str]:
+    """Every live lease id under the given mounts (PkiMounts and LeaseMounts), walking sys/leases/lookup below
+    each. Never from the root: a lease under a mount the stack is not configured for is not Rescind's to lower
+    or even to list, and tokens' own leases (auth/) are lowered by accessor."""
     found: list[str] = []
-    pending: list[tuple[str, int]] = [("", 0)]
+    roots = sorted({m.strip().strip("/") for m in mounts if m.strip().strip("/")})
+    pending: list[tuple[str, int]] = [(f"{root}/", 1) for root in roots if not root.startswith(_TOKEN_LEASE_PREFIX)]
     while pending:
         prefix, depth = pending.pop()
         wait()
@@ -254,6 +258,7 @@ def run_ttl_ceilings(
     pki_mounts: Sequence[str],
     approle_mounts: Sequence[str],
     now: datetime,
+    lease_mounts: Sequence[str] = (),
 ) -> SweepReport:
     """One bounded, resumable pass over the TTL ceilings. Raises only for backend failures (to be retried)."""
     started = utc_now()
@@ -288,7 +293,7 @@ def run_ttl_ceilings(
     wait()
     for accessor in _list(vault, "auth/token/accessors", "token accessors"):
         candidates[f"token:{accessor}"] = partial(sweep.token, accessor, own)
-    for lease_id in list_lease_ids(vault, wait):
+    for lease_id in list_lease_ids(vault, wait, [*pki_mounts, *lease_mounts]):
         candidates[f"lease:{lease_id}"] = partial(sweep.lease, lease_id)
 
     for key in progress.walk(candidates):
