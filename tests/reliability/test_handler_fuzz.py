@@ -84,6 +84,7 @@ HANDLERS = (
     "OrphansFunction",
     "PkiHygieneFunction",
     "InventoryReportFunction",
+    "AnswerApprovalFunction",
 )
 PER_HANDLER_FAST = bad.FAST_EXAMPLES
 PER_HANDLER_FULL = math.ceil(bad.SLOW_EXAMPLES / len(HANDLERS))
@@ -528,6 +529,58 @@ def webhook_inputs(protected: Protected) -> st.SearchStrategy[Any]:
     )
 
 
+def answer_inputs(protected: Protected) -> st.SearchStrategy[Any]:
+    """Function URL requests (AuthType AWS_IAM): the signer in requestContext, the answer in the body."""
+
+    def build(caller: str, execution: str, decision: str, reason: str, method: str, encoded: bool) -> dict[str, Any]:
+        body = json.dumps({"execution": execution, "decision": decision, "reason": reason})
+        if encoded:
+            import base64
+
+            body = base64.b64encode(body.encode()).decode()
+        return {
+            "version": "2.0",
+            "rawPath": "/",
+            "headers": {"content-type": "application/json"},
+            "requestContext": {
+                "http": {"method": method, "path": "/"},
+                "authorizer": {
+                    "iam": {"userArn": caller, "accountId": caller.split(":")[4] if caller.count(":") > 4 else ""}
+                },
+            },
+            "body": body,
+            "isBase64Encoded": encoded,
+        }
+
+    other = bad.OTHER_ACCOUNTS[0]
+    return st.builds(
+        build,
+        st.sampled_from(
+            (
+                f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/approver",
+                f"arn:aws:sts::{LOCAL_ACCOUNT_ID}:assumed-role/responder/alice",
+                f"arn:aws:iam::{other}:user/outsider",
+                "",
+                "arn:aws:iam::../user/x",
+            )
+        ),
+        st.sampled_from(
+            (
+                "offboard-0123abcd",
+                f"arn:aws:states:us-east-1:{other}:execution:rescind-offboarding:offboard-0123abcd",
+                f"arn:aws-cn:states:cn-north-1:{LOCAL_ACCOUNT_ID}:execution:x:y",
+                "../../sys",
+                "a" * 5000,
+                "",
+            )
+        ),
+        st.sampled_from(("approve", "deny", "APPROVE", "", "force")),
+        st.sampled_from(("", "looks fine", "x" * 3000)),
+        st.sampled_from(("POST", "GET")),
+        st.booleans(),
+    )
+
+
 def sweep_inputs(protected: Protected) -> st.SearchStrategy[Any]:
     return st.fixed_dictionaries(
         {},
@@ -564,6 +617,7 @@ HOSTILE: dict[str, Callable[[Protected], st.SearchStrategy[Any]]] = {
     "OrphansFunction": sweep_inputs,
     "PkiHygieneFunction": sweep_inputs,
     "InventoryReportFunction": sweep_inputs,
+    "AnswerApprovalFunction": answer_inputs,
 }
 
 
@@ -593,6 +647,17 @@ def fuzz_handler(fuzz: Fuzz, logical_id: str, examples: int, *, derandomize: boo
 
     property_handled_and_in_scope()
     assert fuzz.examples[logical_id] - before >= min(examples, 10)
+
+
+def test_every_function_of_the_template_is_fuzzed() -> None:
+    from rescind_local.template import load_template
+
+    functions = {
+        logical_id
+        for logical_id, resource in load_template()["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    assert functions == set(HANDLERS) == set(HOSTILE)
 
 
 @pytest.mark.parametrize("logical_id", HANDLERS)
