@@ -10,7 +10,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
 from rescind.exceptions import InvalidInput
-from rescind.runtime import TRACED_LIBRARIES, get_discovery_scope, get_engine, get_ledger, get_settings
+from rescind.runtime import (
+    TRACED_LIBRARIES,
+    get_action_guard,
+    get_discovery_scope,
+    get_engine,
+    get_ledger,
+    get_settings,
+)
 
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)
@@ -28,7 +35,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.warning("request refused", extra={"problem": str(refused)})  # the message never echoes values
         metrics.add_metric(name="RequestRefused", unit=MetricUnit.Count, value=1)
         raise
-    result = execute_and_record(request, engine=get_engine(), ledger=get_ledger(), scope=get_discovery_scope())
+    result = execute_and_record(
+        request,
+        engine=get_engine(),
+        ledger=get_ledger(),
+        scope=get_discovery_scope(),
+        refuse_if_guarded=get_action_guard(),
+    )
     logger.info(
         "action finished",
         extra={

@@ -17,6 +17,7 @@ from rescind.models import (
     CredentialRef,
     IamAccessKeyRef,
     KvSecretRef,
+    PkiCertificateRef,
     Plan,
     VaultEntityRef,
     VaultTokenRef,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 VAULT_HOLD_KEY = "rescind_hold"
 AWS_HOLD_TAG = "rescind:hold"
+AWS_WORKLOAD_TAG = "rescind:workload"
 
 
 @dataclass(frozen=True)
@@ -47,37 +49,93 @@ def _is_set(value: object) -> bool:
     return value not in (None, "", "false", "False", "0")
 
 
-def find_holds(vault: hvac.Client, aws: AwsClientFactory | None, refs: Sequence[CredentialRef]) -> list[Hold]:
-    """Read the hold markers of every reference that can carry one. Reads only."""
+@dataclass(frozen=True)
+class GuardFacts:
+    """What the guard reads of one credential: its hold marker, and the workloads its metadata or tags name."""
+
+    hold: str | None  # where a hold was found, or None
+    owners: frozenset[str]
+
+
+def read_guard_facts(
+    vault: hvac.Client,
+    aws: AwsClientFactory | None,
+    ref: CredentialRef,
+    *,
+    metadata_key: str = "spiffe_id",
+    users: dict[tuple[str, str], dict[str, str]] | None = None,
+) -> GuardFacts:
+    """One read of the credential (or its IAM user): the hold marker and the owning workloads. Reads only.
+
+    `users` caches IAM users' tags across references of one plan.
+    """
     from rescind.vault.approle import lookup_secret_id
     from rescind.vault.kv import read_secret_metadata
+    from rescind.vault.pki import read_certificate_record
     from rescind.vault.tokens import lookup_token_by_accessor
 
+    metadata: dict[str, object] = {}
+    if isinstance(ref, VaultEntityRef):
+        metadata = _entity_metadata(vault, ref)
+    elif isinstance(ref, VaultTokenRef):
+        token = lookup_token_by_accessor(vault, ref.accessor)
+        metadata = dict(token.metadata) if token is not None else {}
+    elif isinstance(ref, AppRoleSecretIdRef):
+        secret_id = lookup_secret_id(vault, ref)
+        metadata = dict(secret_id.metadata) if secret_id is not None else {}
+    elif isinstance(ref, KvSecretRef):
+        kv = read_secret_metadata(vault, ref)
+        metadata = dict(kv.custom_metadata) if kv is not None else {}
+    elif isinstance(ref, PkiCertificateRef):
+        record = read_certificate_record(vault, ref.mount, ref.serial)
+        return GuardFacts(hold=None, owners=frozenset(record.uri_sans) if record is not None else frozenset())
+    elif isinstance(ref, IamAccessKeyRef) and aws is not None:
+        cache = users if users is not None else {}
+        user = (ref.account_id, ref.user_name)
+        if user not in cache:
+            cache[user] = _iam_user_tags(aws, *user)
+        tags = cache[user]
+        held = f"tag {AWS_HOLD_TAG} on IAM user {ref.user_name}" if _is_set(tags.get(AWS_HOLD_TAG)) else None
+        tagged = tags.get(AWS_WORKLOAD_TAG)
+        return GuardFacts(hold=held, owners=frozenset({tagged} if tagged else ()))
+    named = metadata.get(metadata_key)
+    return GuardFacts(
+        hold=f"metadata {VAULT_HOLD_KEY}" if _is_set(metadata.get(VAULT_HOLD_KEY)) else None,
+        owners=frozenset({str(named)} if named else ()),
+    )
+
+
+def find_holds(vault: hvac.Client, aws: AwsClientFactory | None, refs: Sequence[CredentialRef]) -> list[Hold]:
+    """Read the hold markers of every reference that can carry one. Reads only."""
+    users: dict[tuple[str, str], dict[str, str]] = {}
     holds: list[Hold] = []
-    held_users: dict[tuple[str, str], bool] = {}
     for ref in refs:
-        metadata: dict[str, object] = {}
-        if isinstance(ref, VaultEntityRef):
-            metadata = _entity_metadata(vault, ref)
-        elif isinstance(ref, VaultTokenRef):
-            token = lookup_token_by_accessor(vault, ref.accessor)
-            metadata = dict(token.metadata) if token is not None else {}
-        elif isinstance(ref, AppRoleSecretIdRef):
-            secret_id = lookup_secret_id(vault, ref)
-            metadata = dict(secret_id.metadata) if secret_id is not None else {}
-        elif isinstance(ref, KvSecretRef):
-            kv = read_secret_metadata(vault, ref)
-            metadata = dict(kv.custom_metadata) if kv is not None else {}
-        elif isinstance(ref, IamAccessKeyRef) and aws is not None:
-            user = (ref.account_id, ref.user_name)
-            if user not in held_users:
-                held_users[user] = _iam_user_is_held(aws, *user)
-            if held_users[user]:
-                holds.append(Hold(ref.key, f"tag {AWS_HOLD_TAG} on IAM user {ref.user_name}"))
-            continue
-        if _is_set(metadata.get(VAULT_HOLD_KEY)):
-            holds.append(Hold(ref.key, f"metadata {VAULT_HOLD_KEY}"))
+        facts = read_guard_facts(vault, aws, ref, users=users)
+        if facts.hold is not None:
+            holds.append(Hold(ref.key, facts.hold))
     return holds
+
+
+def refuse_guarded_target(
+    vault: hvac.Client,
+    aws: AwsClientFactory | None,
+    ref: CredentialRef,
+    policy: GuardPolicy,
+    *,
+    metadata_key: str = "spiffe_id",
+) -> None:
+    """The acting task's own guard: raise PolicyRefusal, before any change, for a held or protected target.
+
+    The planner guards the plan; this guards the one action, whoever wrote it, and sees a hold placed since.
+    """
+    from rescind.exceptions import PolicyRefusal
+
+    facts = read_guard_facts(vault, aws, ref, metadata_key=metadata_key)
+    if facts.hold is not None:
+        raise PolicyRefusal(f"{ref.key} is on hold ({facts.hold}): a hold is never acted on")
+    protected = sorted(facts.owners & policy.protected_workloads)
+    if protected:
+        raise PolicyRefusal(f"{ref.key} belongs to protected workload {protected[0]}: it is never acted on")
 
 
 @dataclass(frozen=True)
@@ -131,7 +189,7 @@ def _entity_metadata(vault: hvac.Client, ref: VaultEntityRef) -> dict[str, objec
     return dict(read_data(response).get("metadata") or {})
 
 
-def _iam_user_is_held(aws: AwsClientFactory, account_id: str, user_name: str) -> bool:
+def _iam_user_tags(aws: AwsClientFactory, account_id: str, user_name: str) -> dict[str, str]:
     from rescind.aws.errors import aws_errors
 
     iam = aws.client("iam", account_id)
@@ -139,8 +197,8 @@ def _iam_user_is_held(aws: AwsClientFactory, account_id: str, user_name: str) ->
         try:
             tags = iam.list_user_tags(UserName=user_name)["Tags"]
         except iam.exceptions.NoSuchEntityException:
-            return False
-    return any(tag["Key"] == AWS_HOLD_TAG and _is_set(tag["Value"]) for tag in tags)
+            return {}
+    return {tag["Key"]: tag["Value"] for tag in tags}
 
 
 def is_protected(workload_id: str, policy: GuardPolicy) -> bool:

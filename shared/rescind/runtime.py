@@ -15,6 +15,8 @@ from rescind.config import RuntimeSettings, VaultAuthMethod
 TRACED_LIBRARIES: tuple[str, ...] = ("botocore", "requests")
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import hvac
     from mypy_boto3_sns import SNSClient
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from rescind.guard import GuardPolicy
     from rescind.inventory.dynamodb import DynamoDbInventory
     from rescind.ledger.dynamodb import DynamoDbLedger
+    from rescind.models import CredentialRef
     from rescind.offboarding.accounts import WorkloadAccounts
 
 
@@ -118,6 +121,21 @@ def get_guard_policy() -> GuardPolicy:
     return GuardPolicy(
         protected_workloads=frozenset(settings.protected_workloads), blast_radius_cap=settings.blast_radius_cap
     )
+
+
+@runtime_cache
+def get_action_guard() -> Callable[[CredentialRef], None]:
+    """The acting task's own guard (holds, protected owners), on the functions' clients and settings."""
+    from rescind.guard import refuse_guarded_target
+
+    settings, policy = get_settings(), get_guard_policy()
+
+    def refuse_if_guarded(ref: CredentialRef) -> None:
+        refuse_guarded_target(
+            get_vault_client(), get_aws_factory(), ref, policy, metadata_key=settings.workload_metadata_key
+        )
+
+    return refuse_if_guarded
 
 
 @runtime_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -12,12 +13,19 @@ from rescind.discovery import DiscoveryScope
 from rescind.engine.factory import build_engine
 from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
 from rescind.exceptions import InvalidInput, VaultUnavailable
+from rescind.guard import VAULT_HOLD_KEY, GuardPolicy, refuse_guarded_target
 from rescind.ledger import DynamoDbLedger
-from rescind.models import Outcome
+from rescind.models import CredentialRef, Outcome
 from rescind_local import create_table_from_template
 from tests.conftest import BackendCalls
 
 SCOPE = DiscoveryScope()  # the template's defaults: pki, approle, secret
+
+
+def guard_for(vault: hvac.Client, protected: tuple[str, ...] = ()) -> Callable[[CredentialRef], None]:
+    """The acting task's guard as the function builds it (rescind.runtime.get_action_guard), on this Vault."""
+    policy = GuardPolicy(protected_workloads=frozenset(protected))
+    return lambda ref: refuse_guarded_target(vault, None, ref, policy)
 
 
 @pytest.fixture
@@ -43,10 +51,18 @@ def test_an_action_is_executed_verified_and_recorded_and_a_replay_is_already_abs
 
     # When the task runs twice (a second delivery with a new attempt id)
     first = execute_and_record(
-        ExecuteActionRequest.parse(_revoke_request(accessor, "exec-0-0")), engine=engine, ledger=ledger, scope=SCOPE
+        ExecuteActionRequest.parse(_revoke_request(accessor, "exec-0-0")),
+        engine=engine,
+        ledger=ledger,
+        scope=SCOPE,
+        refuse_if_guarded=guard_for(vault),
     )
     second = execute_and_record(
-        ExecuteActionRequest.parse(_revoke_request(accessor, "exec-0-1")), engine=engine, ledger=ledger, scope=SCOPE
+        ExecuteActionRequest.parse(_revoke_request(accessor, "exec-0-1")),
+        engine=engine,
+        ledger=ledger,
+        scope=SCOPE,
+        refuse_if_guarded=guard_for(vault),
     )
 
     # Then the token is dead, the replay says so, and both attempts are in the ledger
@@ -65,7 +81,13 @@ def test_a_transient_failure_is_recorded_and_raised_for_the_state_machine_to_ret
     unreachable = hvac.Client(url="http://127.0.0.1:9", token="unused", timeout=1)
     request = ExecuteActionRequest.parse(_revoke_request("A" * 24, "exec-1-0"))
     with pytest.raises(VaultUnavailable):
-        execute_and_record(request, engine=build_engine(unreachable), ledger=ledger, scope=SCOPE)
+        execute_and_record(
+            request,
+            engine=build_engine(unreachable),
+            ledger=ledger,
+            scope=SCOPE,
+            refuse_if_guarded=guard_for(unreachable),
+        )
     (attempt,) = ledger.read_incident("inc-task").attempts
     assert attempt.result.outcome is Outcome.FAILED
     assert attempt.result.error_type == "VaultUnavailable"
@@ -124,7 +146,13 @@ def test_bad_input_is_refused_naming_the_problem_and_touches_nothing(
 ) -> None:
     engine = build_engine(vault)
     with pytest.raises(InvalidInput) as refused:
-        execute_and_record(ExecuteActionRequest.parse(event), engine=engine, ledger=ledger, scope=SCOPE)
+        execute_and_record(
+            ExecuteActionRequest.parse(event),
+            engine=engine,
+            ledger=ledger,
+            scope=SCOPE,
+            refuse_if_guarded=guard_for(vault),
+        )
     assert "invalid execute-action request" in str(refused.value)
     assert ":" in str(refused.value).removeprefix("invalid execute-action request:")
     assert backend_calls.total == 0
@@ -181,7 +209,9 @@ def test_a_target_outside_the_configured_mounts_is_refused_before_any_vault_call
     request = ExecuteActionRequest.parse(event)
 
     # When the acting task runs it
-    result = execute_and_record(request, engine=build_engine(vault), ledger=ledger, scope=SCOPE)
+    result = execute_and_record(
+        request, engine=build_engine(vault), ledger=ledger, scope=SCOPE, refuse_if_guarded=guard_for(vault)
+    )
 
     # Then it failed as out of scope, with no call to Vault; the refusal is recorded
     assert result.outcome is Outcome.FAILED
@@ -205,7 +235,62 @@ def test_a_lease_on_a_configured_lease_mount_is_in_scope(
     }
     scope = DiscoveryScope(lease_mounts=("database",))
     result = execute_and_record(
-        ExecuteActionRequest.parse(event), engine=build_engine(vault), ledger=ledger, scope=scope
+        ExecuteActionRequest.parse(event),
+        engine=build_engine(vault),
+        ledger=ledger,
+        scope=scope,
+        refuse_if_guarded=guard_for(vault),
     )
     assert result.error_type != "TargetOutOfScope"
     assert backend_calls.vault  # it was looked up: "not found" is the engine's answer, not the scope's
+
+
+def test_a_held_token_named_by_an_action_is_refused_and_lives(vault: hvac.Client, ledger: DynamoDbLedger) -> None:
+    # Given a token its owner holds, and an action naming it that no planner guarded
+    accessor = vault.auth.token.create(ttl="1h", meta={VAULT_HOLD_KEY: "incident-review"})["auth"]["accessor"]
+    request = ExecuteActionRequest.parse(_revoke_request(accessor, "exec-held"))
+
+    # When the acting task runs it
+    result = execute_and_record(
+        request, engine=build_engine(vault), ledger=ledger, scope=SCOPE, refuse_if_guarded=guard_for(vault)
+    )
+
+    # Then it is refused and recorded, and the token lives
+    assert (result.outcome, result.error_type) == (Outcome.FAILED, "PolicyRefusal")
+    assert "on hold" in result.detail
+    assert vault.auth.token.lookup_accessor(accessor)["data"]["accessor"] == accessor
+
+
+def test_a_protected_workloads_certificate_named_by_an_action_is_not_revoked(
+    vault: hvac.Client, ledger: DynamoDbLedger, unique: str
+) -> None:
+    """The fuzz test's find: ExecuteAction revoked a protected workload's certificate named directly."""
+    from rescind_local.seed import PKI_MOUNT, prepare_vault
+
+    prepare_vault(vault)
+    protected = f"spiffe://protected.rescind/ns/core/sa/{unique}"
+    issued = vault.secrets.pki.generate_certificate(
+        "workload", f"{unique}.rescind.demo", extra_params={"uri_sans": protected}, mount_point=PKI_MOUNT
+    )["data"]
+    event = {
+        "incident_id": "inc-protected",
+        "attempt_id": "a",
+        "action": {
+            "kind": "revoke",
+            "target": {"kind": "pki_certificate", "mount": PKI_MOUNT, "serial": issued["serial_number"]},
+            "reason": "named directly",
+        },
+    }
+
+    result = execute_and_record(
+        ExecuteActionRequest.parse(event),
+        engine=build_engine(vault),
+        ledger=ledger,
+        scope=SCOPE,
+        refuse_if_guarded=guard_for(vault, protected=(protected,)),
+    )
+
+    assert (result.outcome, result.error_type) == (Outcome.FAILED, "PolicyRefusal")
+    assert f"protected workload {protected}" in result.detail
+    record = vault.secrets.pki.read_certificate(issued["serial_number"], mount_point=PKI_MOUNT)["data"]
+    assert not record.get("revocation_time")

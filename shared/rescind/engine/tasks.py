@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,7 +12,7 @@ from rescind.engine.executor import ActionEngine, record_result
 from rescind.engine.scope import check_target_in_scope
 from rescind.exceptions import RescindError, TransientError
 from rescind.ledger.base import Ledger
-from rescind.models import Action, ActionResult, Outcome
+from rescind.models import Action, ActionResult, CredentialRef, Outcome
 from rescind.models.results import utc_now
 from rescind.validation import parse_model
 
@@ -33,17 +34,26 @@ class ExecuteActionRequest(BaseModel):
 
 
 def execute_and_record(
-    request: ExecuteActionRequest, *, engine: ActionEngine, ledger: Ledger, scope: DiscoveryScope
+    request: ExecuteActionRequest,
+    *,
+    engine: ActionEngine,
+    ledger: Ledger,
+    scope: DiscoveryScope,
+    refuse_if_guarded: Callable[[CredentialRef], None],
 ) -> ActionResult:
-    """Check the target is in scope, then execute, verify and record one action.
+    """Check the target is in scope and not guarded, then execute, verify and record one action.
 
-    A target outside the configured mounts (TargetOutOfScope) is recorded as FAILED before any call to Vault.
+    A target outside the configured mounts (TargetOutOfScope) is recorded as FAILED before any call to Vault; a
+    held or protected one (PolicyRefusal, from `refuse_if_guarded`: rescind.guard.refuse_guarded_target) before
+    any change, whoever wrote the action.
     A transient error is recorded and raised again, so the state machine's Retry runs a new attempt.
     Any other Rescind error is recorded and returned as a FAILED result, so the rest of the plan runs.
     """
     started_at = utc_now()
     try:
         check_target_in_scope(request.action.target, scope)
+        if not request.dry_run:
+            refuse_if_guarded(request.action.target)
         result = engine.execute(request.action, dry_run=request.dry_run)
     except TransientError as error:
         record_result(ledger, request.incident_id, request.attempt_id, _failed(request, error, started_at))
