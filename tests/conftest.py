@@ -62,6 +62,12 @@ def load_event(name: str) -> dict[str, Any]:
     return loaded
 
 
+def load_task_input(name: str) -> dict[str, Any]:
+    """A Step Functions task's input from tests/task_inputs/ (not an event: `rescind replay` does not take it)."""
+    loaded: dict[str, Any] = json.loads((Path(__file__).parent / "task_inputs" / name).read_text())
+    return loaded
+
+
 class BackendCalls:
     """Counts every request that reaches Vault (hvac's adapter) or AWS (botocore's API call), calling through."""
 

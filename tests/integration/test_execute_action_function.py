@@ -12,7 +12,7 @@ import pytest
 from rescind.ledger import DynamoDbLedger
 from rescind_local import LocalOpenBao
 from rescind_local.stack import LocalStack, deploy_template_to_moto
-from tests.conftest import load_event
+from tests.conftest import load_task_input
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def stack(aws: None, openbao: LocalOpenBao) -> Iterator[LocalStack]:
 
 
 def _event_for(accessor: str, attempt: str) -> dict[str, Any]:
-    event = load_event("execute_action.json")
+    event = load_task_input("execute_action.json")
     event["action"]["target"]["accessor"] = accessor
     event["attempt_id"] = attempt
     return event
@@ -48,12 +48,12 @@ def test_the_sample_event_revokes_verifies_and_records(stack: LocalStack, vault:
     with pytest.raises(hvac.exceptions.InvalidRequest):
         vault.auth.token.lookup_accessor(accessor)
     ledger = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
-    incident = load_event("execute_action.json")["incident_id"]
+    incident = load_task_input("execute_action.json")["incident_id"]
     assert [a.attempt_id for a in ledger.read_incident(incident).attempts] == ["exec.0.0", "exec.0.1"]
 
 
 def test_a_malformed_payload_fails_with_a_named_error_and_records_nothing(stack: LocalStack) -> None:
-    event = load_event("execute_action.json")
+    event = load_task_input("execute_action.json")
     event["action"]["target"] = {"kind": "kv_secret", "path": "apps/../../sys/raw"}
     payload, function_error = stack.invoke("ExecuteActionFunction", event)
     assert function_error == "Handled"
@@ -66,7 +66,7 @@ def test_a_malformed_payload_fails_with_a_named_error_and_records_nothing(stack:
 def test_the_token_stores_ttl_is_out_of_the_deployed_functions_scope(stack: LocalStack, vault: hvac.Client) -> None:
     # Given the token store's TTLs, and a well-formed action to lower them to 60 s
     before = vault.sys.read_auth_method_tuning("token")["data"]
-    event = load_event("execute_action.json")
+    event = load_task_input("execute_action.json")
     event["action"] = {
         "kind": "shorten_ttl",
         "target": {"kind": "vault_ttl_target", "target_type": "mount", "mount": "auth/token"},

@@ -60,6 +60,7 @@ from rescind_local import LocalOpenBao, local_aws
 from rescind_local.github import SAMPLE_WEBHOOK_SECRET, sign_delivery
 from rescind_local.lambdas import forget_loaded_handlers, invoke_in_process, load_handler
 from rescind_local.stack import LocalStack, deploy_template_to_moto
+from tests.conftest import load_task_input
 from tests.reliability import strategies as bad
 
 FAST = settings(
@@ -539,7 +540,7 @@ def test_generated_bad_webhook_deliveries_are_refused_without_a_call_at_scale(
 # --- Step Functions task handlers --------------------------------------------------------------------------------
 
 TASK_MODELS: dict[str, tuple[Any, Callable[[], dict[str, Any]]]] = {
-    "ExecuteActionFunction": (ExecuteActionRequest, lambda: bad.load_sample("execute_action.json")),
+    "ExecuteActionFunction": (ExecuteActionRequest, lambda: load_task_input("execute_action.json")),
     "PlanOffboardingFunction": (OffboardingRequest, bad.valid_offboarding_request),
     "PlanLeakResponseFunction": (OffboardingRequest, bad.valid_offboarding_request),
     "VerifyOffboardingFunction": (OffboardingPlan, bad.valid_offboarding_plan),

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from rescind.exceptions import InvalidInput
 from rescind.fingerprints.types import IndexProgress, IndexReport
-from rescind_cli.options import JsonOption, ProfileOption, StackOption, StateDirOption, exit_on_typed_error
+from rescind_cli.options import JsonOption, ProfileOption, StackOption, StateDirOption, console_for, exit_on_typed_error
 from rescind_cli.targets import PLAN_FUNCTION, STACK_ENV, DeployedStackTarget, LocalStackTarget, Target, resolve_target
 
 if TYPE_CHECKING:
@@ -218,4 +218,4 @@ def index_kv_command(
     if json_output:
         typer.echo(json.dumps(index_report_document(report, prefix=prefix, table=table_name), indent=2))
     else:
-        print_index_report(report, prefix=prefix, table=table_name, console=Console(emoji=False))
+        print_index_report(report, prefix=prefix, table=table_name, console=console_for())

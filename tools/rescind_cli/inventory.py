@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -28,7 +29,8 @@ from rescind.exceptions import InvalidInput
 from rescind.inventory import Inventory, SyncPhase, SyncProgress, SyncReport, WorkloadBinding, sync_inventory
 from rescind.inventory.sync import DEFAULT_TAG_KEY
 from rescind.models import CredentialRef
-from rescind_cli.options import JsonOption, exit_on_typed_error
+from rescind.models.refs import format_ref
+from rescind_cli.options import JsonOption, console_for, exit_on_typed_error
 
 if TYPE_CHECKING:
     import boto3
@@ -169,7 +171,10 @@ def show_document(views: Sequence[WorkloadView]) -> dict[str, Any]:
             {
                 "workload_id": view.workload_id,
                 "resources": [binding.model_dump(mode="json") for binding in view.resources],
-                "credentials": [ref.model_dump(mode="json") for ref in view.credentials],
+                # `reference`: the form `rescind revoke --credential` takes, so a listed credential can be pasted.
+                "credentials": [
+                    {**ref.model_dump(mode="json"), "reference": format_ref(ref)} for ref in view.credentials
+                ],
             }
             for view in views
         ]
@@ -191,10 +196,10 @@ def print_inventory(views: Sequence[WorkloadView], console: Console) -> None:
                 binding.seen_at.isoformat(timespec="seconds"),
             )
         credentials = Table(title="credentials seen held (references, never values)", title_justify="left")
-        for column in ("kind", "reference"):
+        for column in ("kind", "reference (as --credential takes it)"):
             credentials.add_column(column, overflow="fold")
         for ref in view.credentials:
-            credentials.add_row(str(ref.kind), ref.key)
+            credentials.add_row(str(ref.kind), escape(format_ref(ref)))
         console.print(resources if view.resources else "[dim]no cloud resource bound[/]")
         console.print(credentials if view.credentials else "[dim]no credential recorded[/]")
     kinds = Counter(str(ref.kind) for view in views for ref in view.credentials)
@@ -273,7 +278,7 @@ def sync_command(
     if json_output:
         typer.echo(json.dumps(sync_report_document(report), indent=2))
     else:
-        print_sync_report(report, Console(emoji=False))
+        print_sync_report(report, console_for())
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -299,7 +304,7 @@ def show_command(
     if json_output:
         typer.echo(json.dumps(show_document(views), indent=2))
     else:
-        print_inventory(views, Console(emoji=False))
+        print_inventory(views, console_for())
     asked = workload is not None or cloud_id is not None
     known = any(view.resources or view.credentials for view in views)
     raise typer.Exit(1 if asked and not known else 0)

@@ -14,7 +14,7 @@ from rich.table import Table
 from rescind_cli.index import index_app
 from rescind_cli.inventory import inventory_app
 from rescind_cli.local import local_app
-from rescind_cli.options import JsonOption
+from rescind_cli.options import JsonOption, console_for
 from rescind_cli.runs import register as register_run_commands
 from rescind_cli.targets import TARGET_RULE
 
@@ -85,7 +85,7 @@ def demo(json_output: JsonOption = False) -> None:
     else:
         _print_results(report.runs)
         _print_proofs(report.proofs)
-        out = Console(emoji=False, highlight=False)
+        out = console_for(highlight=False)
         for problem in report.problems:
             out.print(f"[red]{escape(problem)}[/]")
         for run in report.runs:
@@ -117,7 +117,7 @@ def _print_results(runs: Sequence[ScenarioRun]) -> None:
             str(run.verified_dead),
             f"[{tone}]{'ok' if run.ok else 'WRONG'}[/]",
         )
-    Console(emoji=False, highlight=False).print(table)
+    console_for(highlight=False).print(table)
 
 
 def _print_proofs(proofs: Sequence[ProofByUse]) -> None:
@@ -134,7 +134,7 @@ def _print_proofs(proofs: Sequence[ProofByUse]) -> None:
             escape(proof.observed),
             mark,
         )
-    Console(emoji=False, highlight=False).print(table)
+    console_for(highlight=False).print(table)
 
 
 if __name__ == "__main__":

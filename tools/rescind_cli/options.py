@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -43,6 +43,19 @@ MaxRateOption = Annotated[
     ),
 ]
 ProfileOption = Annotated[str | None, typer.Option("--profile", help="AWS profile for --stack (default: the chain).")]
+
+# Piped output is read by scripts and greps: rows are never folded at Rich's default 80 columns.
+PIPED_WIDTH = 10_000
+
+
+def console_for(*, stderr: bool = False, **options: Any) -> Console:
+    """A Console at the terminal's width, or one wide enough that no row wraps when the stream is not a tty."""
+    import sys
+
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else PIPED_WIDTH
+    return Console(stderr=stderr, width=width, emoji=False, **options)
+
 
 _stderr = Console(stderr=True, emoji=False)
 

@@ -49,6 +49,7 @@ from rescind_cli.options import (
     ProtectedOption,
     StackOption,
     StateDirOption,
+    console_for,
 )
 from rescind_cli.targets import (
     INCIDENT_MACHINES,
@@ -86,7 +87,7 @@ _stderr = Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
 
 def _stdout() -> Console:
     # emoji=False: a reference like `kv:secret:path` must not turn into an emoji.
-    return Console(highlight=False, emoji=False)
+    return console_for(highlight=False)
 
 
 WorkloadOption = Annotated[

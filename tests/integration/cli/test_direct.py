@@ -221,3 +221,13 @@ def test_a_paced_plan_is_the_same_plan(direct: Direct, workloads: tuple[SeededWo
         (a["kind"], a["target"]) for a in unpaced["actions"]
     ]
     assert paced["total"] == 6
+
+
+def test_a_piped_plan_keeps_every_reference_on_one_line(
+    direct: Direct, workloads: tuple[SeededWorkload, SeededWorkload]
+) -> None:
+    # Not a terminal (CliRunner is not one): rows are not folded at 80 columns, so a grep finds each reference
+    workload = workloads[0].spiffe_id
+    references = [action["target"] for action in direct.json("plan", "--workload", workload)[1]["actions"]]
+    printed = direct("plan", "--workload", workload).stdout
+    assert [reference for reference in references if reference not in printed] == []

@@ -11,6 +11,7 @@ import hvac
 import pytest
 from typer.testing import CliRunner
 
+from rescind.models.refs import format_ref, parse_ref
 from rescind_cli.inventory import inventory_app
 from rescind_local import LocalOpenBao
 from tests.conftest import BackendCalls
@@ -81,6 +82,9 @@ def test_sync_then_show_as_json(runner: CliRunner, estate: Estate) -> None:
     }
     assert len(mine["credentials"]) == len(expected_refs(estate.workload))
     assert by_workload[estate.neighbour_id]["credentials"] == []
+    # And each reference is shown in the form `rescind revoke --credential` takes, so it can be pasted
+    for credential in mine["credentials"]:
+        assert format_ref(parse_ref(credential["reference"])) == credential["reference"]
 
 
 @pytest.mark.usefixtures("dynamodb")
