@@ -456,6 +456,59 @@ def down_command(
         _say("OpenBao storage wiped")
 
 
+@local_app.command("seed")
+def seed_command(state_dir: StateDirOption = None, json_output: JsonOption = False) -> None:
+    """Seed the running local stack with the demo's estate (the README's examples act on it); safe to run twice.
+
+    Each workload gets an identity entity, two tokens, an AppRole secret-id, a certificate, a KV secret and an IAM
+    user with an access key, under the discovery conventions. Prints each workload's credential references in the
+    form `rescind revoke --credential` takes. A workload already seeded is listed, not seeded again.
+    """
+    from rescind.models.refs import format_ref
+    from rescind_cli.demo import ESTATE
+    from rescind_cli.options import console_for
+    from rescind_cli.targets import LocalStackTarget, TargetUnavailable
+    from rescind_local.seed import prepare_vault, seed_workload
+
+    try:
+        target = LocalStackTarget.load(resolve_state_dir(state_dir))
+    except TargetUnavailable as error:
+        _say(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    vault, iam = target.vault(), target.client("iam")
+    prepare_vault(vault)
+    existing = {user["UserName"] for page in iam.get_paginator("list_users").paginate() for user in page["Users"]}
+    seeded: list[dict[str, Any]] = []
+    for workload in ESTATE:
+        fresh = f"{workload.name}-deployer" not in existing
+        if fresh:
+            seed_workload(vault, iam, workload.name, workload.spiffe_id)
+        request_refs = discover_references(target, workload.spiffe_id)
+        seeded.append(
+            {
+                "workload_id": workload.spiffe_id,
+                "seeded_now": fresh,
+                "credentials": [format_ref(ref) for ref in request_refs],
+            }
+        )
+    if json_output:
+        typer.echo(json.dumps({"ok": True, "workloads": seeded}, indent=2))
+        return
+    out = console_for(highlight=False)
+    for entry in seeded:
+        state = "seeded" if entry["seeded_now"] else "already seeded"
+        out.print(f"[bold]{entry['workload_id']}[/] ({state})")
+        for reference in entry["credentials"]:
+            out.print(f"  {reference}", markup=False)
+
+
+def discover_references(target: Any, workload_id: str) -> list[Any]:
+    """What live discovery finds for the workload, as `rescind plan` would."""
+    from rescind.discovery import discover_workload_credentials
+
+    return discover_workload_credentials(target.vault(), target.aws_factory(), workload_id, target.discovery_scope())
+
+
 @local_app.command("status")
 def status_command(state_dir: StateDirOption = None, json_output: JsonOption = False) -> None:
     """Show whether the local stack runs and where. Exits 1 unless it is running."""

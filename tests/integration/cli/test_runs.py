@@ -8,6 +8,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -442,3 +443,32 @@ def test_a_direct_run_is_pushed_into_the_stacks_ledger_once(target: LocalTarget,
     assert code == 0
     assert shown["incident"]["closure"]["status"] == "completed"
     assert [attempt["result"]["outcome"] for attempt in shown["incident"]["attempts"]] == ["succeeded"]
+
+
+def test_local_seed_gives_the_readme_examples_an_estate_and_is_safe_twice(target: LocalTarget, cli: Cli) -> None:
+    from typer.testing import CliRunner
+
+    from rescind_cli.main import app
+
+    def local_seed() -> tuple[int, dict[str, Any]]:
+        result = CliRunner().invoke(app, ["local", "seed", "--json", "--state-dir", str(target.state_dir)])
+        return result.exit_code, json.loads(result.stdout)
+
+    # Given the running local stack: `rescind local seed`, as the README's examples begin
+    code, first = local_seed()
+    assert code == 0, first
+    by_id = {entry["workload_id"]: entry for entry in first["workloads"]}
+    payments = by_id["spiffe://example.org/ns/payments/sa/api"]
+    assert len(payments["credentials"]) == 7  # entity, 2 tokens, secret-id, certificate, KV secret, access key
+
+    # When it runs again, nothing is seeded twice
+    code, second = local_seed()
+    assert code == 0
+    assert {entry["seeded_now"] for entry in second["workloads"]} == {False}
+
+    # Then the README's next examples work as written: the plan, and a revoke of one printed reference
+    code, plan = cli.json("plan", "--workload", "spiffe://example.org/ns/payments/sa/api")
+    assert (code, plan["total"]) == (0, 7)
+    token = next(reference for reference in payments["credentials"] if reference.startswith("vault-token:"))
+    code, revoked = cli.json("revoke", "--credential", token, "--reason", "leaked in a ticket", "--yes")
+    assert code == 0, revoked
