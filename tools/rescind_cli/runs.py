@@ -1016,16 +1016,20 @@ def status_command(
     timeout: TimeoutOption = None,
     stack: StackOption = None,
     state_dir: StateDirOption = None,
+    direct: DirectOption = False,
     profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Where a run is: its status, current state, actions done of planned, and what is still alive once closed.
 
-    Exits like `revoke`: 0 succeeded, 1 failed, 3 waiting for approval, 4 still running.
+    Exits like `revoke`: 0 succeeded, 1 failed, 2 refused, 3 waiting for approval, 4 still running. In direct
+    mode the run is an incident of the local ledger (it ran in the CLI's process, so it has ended).
     """
     holder: list[Target] = []
     with _command(json_output, holder):
-        target = _target(stack, state_dir, profile, holder)
+        target = _target(stack, state_dir, profile, holder, direct=direct, json_output=json_output)
+        if isinstance(target, DirectTarget):
+            direct_run_status(target, execution.strip(), json_output=json_output)
         arn = resolve_execution(target, execution)
         sfn = target.client("stepfunctions")
         if follow:
@@ -1039,6 +1043,32 @@ def status_command(
         if not json_output:
             _print_status(progress)
         finish_run(target, progress, json_output=json_output)
+
+
+def direct_run_status(target: DirectTarget, incident_id: str, *, json_output: bool) -> NoReturn:
+    """A direct run's end, from the local ledger: its closure, or that it stopped before closing."""
+    view = target.ledger().read_incident(incident_id)
+    if view.incident is None:
+        raise CommandFailed(f"no incident {incident_id} in the local ledger {target.ledger_path()}")
+    closure = view.closure
+    status = str(closure.status) if closure is not None else "not closed"
+    code = {"completed": EXIT_OK, "dry_run": EXIT_OK, "refused": EXIT_BAD_INPUT}.get(status, EXIT_FAILED)
+    line = closure.summary if closure is not None else "the run stopped before it closed: run it again to finish it"
+    document = {
+        "ok": code == EXIT_OK,
+        "incident_id": incident_id,
+        "status": status,
+        "actions_planned": len(view.incident.plan.actions),
+        "attempts": len(view.attempts),
+        "still_alive": [str(ref.key) for ref in closure.still_alive] if closure is not None else None,
+        "message": line,
+    }
+    if json_output:
+        _emit(document)
+    else:
+        _say(f"{incident_id}: {status}, {len(view.attempts)} attempt(s) of {document['actions_planned']} action(s)")
+        _say(escape(line))
+    raise typer.Exit(code)
 
 
 def _print_status(progress: RunProgress) -> None:
@@ -1269,10 +1299,14 @@ def report_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")] = None,
     stack: StackOption = None,
     state_dir: StateDirOption = None,
+    direct: DirectOption = False,
     profile: ProfileOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Write an incident report: trigger, who asked and approved, the plan, every action with its verification."""
+    """Write an incident report: trigger, who asked and approved, the plan, every action with its verification.
+
+    In direct mode the incident is read from the local ledger (a run made from this machine with no stack).
+    """
     from rescind.ledger.report import render_report
 
     holder: list[Target] = []
@@ -1280,11 +1314,12 @@ def report_command(
         if fmt not in ("md", "html", "json"):
             raise InvalidInput("--format must be md, html or json")
         incident_id = incident.strip()
-        target = _target(stack, state_dir, profile, holder)
+        target = _target(stack, state_dir, profile, holder, direct=direct, json_output=json_output)
         view = target.ledger().read_incident(incident_id)
         if view.incident is None and not view.attempts and view.closure is None:
             raise CommandFailed(f"no incident {incident_id} in the ledger of {target.description}")
-        summary = execution_summary(target, incident_id, view)
+        # A direct run had no execution: the ledger is the whole record.
+        summary = None if isinstance(target, DirectTarget) else execution_summary(target, incident_id, view)
         text = render_report(view, fmt=fmt, execution=summary)  # type: ignore[arg-type]
         if output is not None:
             try:

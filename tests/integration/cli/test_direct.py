@@ -231,3 +231,26 @@ def test_a_piped_plan_keeps_every_reference_on_one_line(
     references = [action["target"] for action in direct.json("plan", "--workload", workload)[1]["actions"]]
     printed = direct("plan", "--workload", workload).stdout
     assert [reference for reference in references if reference not in printed] == []
+
+
+def test_the_report_of_a_direct_run_reads_the_local_ledger(
+    direct: Direct, workloads: tuple[SeededWorkload, SeededWorkload]
+) -> None:
+    code, run = direct.json("revoke", "--workload", workloads[0].spiffe_id, "--reason", "compromised host", "--yes")
+    assert code == 0
+
+    report = direct("report", run["incident_id"], "--format", "md")
+
+    assert report.exit_code == 0, report.output
+    assert run["incident_id"] in report.stdout
+    assert "compromised host" in report.stdout
+
+
+def test_the_status_of_a_direct_run_is_its_closure_in_the_local_ledger(
+    direct: Direct, workloads: tuple[SeededWorkload, SeededWorkload]
+) -> None:
+    code, run = direct.json("revoke", "--workload", workloads[0].spiffe_id, "--reason", "x", "--yes")
+    assert code == 0
+    code, status = direct.json("status", run["incident_id"])
+    assert (code, status["status"], status["attempts"]) == (0, "completed", 6)
+    assert direct.json("status", "manual-0000000000")[0] == 2  # unknown incident: one line, exit 2
