@@ -254,3 +254,33 @@ def test_the_status_of_a_direct_run_is_its_closure_in_the_local_ledger(
     code, status = direct.json("status", run["incident_id"])
     assert (code, status["status"], status["attempts"]) == (0, "completed", 6)
     assert direct.json("status", "manual-0000000000")[0] == 2  # unknown incident: one line, exit 2
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code"),
+    [
+        pytest.param(("plan", "--workload", "{workload}"), 0, id="plan"),
+        pytest.param(("revoke", "--workload", "{workload}", "--reason", "x", "--yes"), 0, id="revoke"),
+        pytest.param(("revoke", "--workload", "{workload}", "--reason", "x", "--yes", "--dry-run"), 0, id="dry-run"),
+        pytest.param(("ledger",), 0, id="ledger"),
+        pytest.param(("revoke", "--credential", "github-token:ghp_x", "--reason", "x", "--yes"), 2, id="bad-ref"),
+        pytest.param(("revoke", "--workload", "{workload}", "--yes"), 2, id="no-reason"),
+        pytest.param(("revoke", "--workload", "{workload}", "--reason", "x"), 2, id="json-without-yes"),
+        pytest.param(
+            ("revoke", "--workload", "{workload}", "--reason", "x", "--yes", "--protected", "{workload}"), 2, id="guard"
+        ),
+        pytest.param(("plan", "--workload", "spiffe://direct.rescind/nobody"), 2, id="nothing-to-do"),
+        pytest.param(("status", "manual-0000000000"), 2, id="unknown-incident"),
+        pytest.param(("plan", "--workload", "{workload}", "--max-requests-per-second", "0"), 2, id="bad-rate"),
+        pytest.param(("approve", "manual-0000000000"), 2, id="no-stack-to-approve"),
+    ],
+)
+def test_every_exit_code_is_the_documented_one_and_every_json_output_parses(
+    direct: Direct, workloads: tuple[SeededWorkload, SeededWorkload], arguments: tuple[str, ...], code: int
+) -> None:
+    # README: 0 done, 1 left alive or failed, 2 the input or the guard refused, 3 waits for approval, 4 timed out
+    filled = [argument.replace("{workload}", workloads[0].spiffe_id) for argument in arguments]
+    result = direct(*filled, "--json")
+    assert result.exit_code == code, result.output
+    document = json.loads(result.stdout)  # exactly one JSON document, whatever the outcome
+    assert document["ok"] is (code == 0)
