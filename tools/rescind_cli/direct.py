@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from rescind.discovery import DiscoveryScope
 from rescind.exceptions import InvalidInput
 from rescind.guard import GuardPolicy
-from rescind_cli.targets import TargetUnavailable, _policy_from_settings, _scope_from_settings
+from rescind_cli.targets import TargetUnavailable, policy_from_settings, scope_from_settings
 
 if TYPE_CHECKING:
     import boto3
@@ -274,12 +274,12 @@ class DirectTarget:
         return settings
 
     def discovery_scope(self) -> DiscoveryScope:
-        scope = _scope_from_settings(self._settings(), self.aws_account_id() or "")
+        scope = scope_from_settings(self._settings(), self.aws_account_id() or "")
         # Without AWS credentials there is no account to look in.
         return scope if self.aws_factory() is not None else DiscoveryScope(**{**scope.__dict__, "aws_account_ids": ()})
 
     def guard_policy(self) -> GuardPolicy:
-        return _policy_from_settings(self._settings())
+        return policy_from_settings(self._settings())
 
 
 # --- the run, in-process --------------------------------------------------------------------------------

@@ -136,7 +136,7 @@ def _split(value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
-def _scope_from_settings(settings: Mapping[str, str], default_account: str) -> DiscoveryScope:
+def scope_from_settings(settings: Mapping[str, str], default_account: str) -> DiscoveryScope:
     return DiscoveryScope(
         pki_mounts=_split(settings.get("PKI_MOUNTS")) or ("pki",),
         approle_mounts=_split(settings.get("APPROLE_MOUNTS")) or ("approle",),
@@ -147,7 +147,7 @@ def _scope_from_settings(settings: Mapping[str, str], default_account: str) -> D
     )
 
 
-def _policy_from_settings(settings: Mapping[str, str]) -> GuardPolicy:
+def policy_from_settings(settings: Mapping[str, str]) -> GuardPolicy:
     cap_text = settings.get("BLAST_RADIUS_CAP") or "25"
     try:
         cap = int(cap_text)
@@ -300,10 +300,10 @@ class LocalStackTarget:
         return self._settings
 
     def discovery_scope(self) -> DiscoveryScope:
-        return _scope_from_settings(self._function_settings(), self.local.account_id)
+        return scope_from_settings(self._function_settings(), self.local.account_id)
 
     def guard_policy(self) -> GuardPolicy:
-        return _policy_from_settings(self._function_settings())
+        return policy_from_settings(self._function_settings())
 
 
 # --- a deployed stack ----------------------------------------------------------------------------------
@@ -449,10 +449,10 @@ class DeployedStackTarget:
         return settings
 
     def discovery_scope(self) -> DiscoveryScope:
-        return _scope_from_settings(self._settings(), self.aws_factory().caller_identity().account_id)
+        return scope_from_settings(self._settings(), self.aws_factory().caller_identity().account_id)
 
     def guard_policy(self) -> GuardPolicy:
-        return _policy_from_settings(self._settings())
+        return policy_from_settings(self._settings())
 
 
 TARGET_RULE = (

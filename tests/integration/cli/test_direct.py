@@ -284,3 +284,23 @@ def test_every_exit_code_is_the_documented_one_and_every_json_output_parses(
     assert result.exit_code == code, result.output
     document = json.loads(result.stdout)  # exactly one JSON document, whatever the outcome
     assert document["ok"] is (code == 0)
+
+
+def test_the_config_file_protects_a_workload(
+    direct: Direct, vault: hvac.Client, openbao: LocalOpenBao, workloads: tuple[SeededWorkload, SeededWorkload]
+) -> None:
+    target = workloads[0]
+    Path(direct.env["RESCIND_CONFIG_FILE"] or "").write_text(f'protected_workloads = ["{target.spiffe_id}"]\n')
+
+    code, document = direct.json("revoke", "--workload", target.spiffe_id, "--reason", "x", "--yes")
+
+    assert code == 2
+    assert "protected" in document["message"]
+    assert failed_proofs(vault, openbao, target, "alive") == []
+
+
+def test_a_config_file_with_an_unknown_setting_is_refused_naming_it(direct: Direct) -> None:
+    Path(direct.env["RESCIND_CONFIG_FILE"] or "").write_text('protected_workload = ["spiffe://x/y"]\n')
+    code, document = direct.json("plan", "--workload", "spiffe://direct.rescind/anyone")
+    assert code == 2
+    assert "unknown setting 'protected_workload'" in document["message"]
