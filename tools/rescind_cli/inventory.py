@@ -257,6 +257,8 @@ def sync_command(
         aws = AwsClientFactory(role_name=role_name, external_id=external_id, purpose="inventory-sync", session=session)
         account_ids = _split(account) or [aws.caller_identity().account_id]
         regions = _split(region) or [aws.region_name]
+        if not json_output:
+            _say_target(table, session, f"AWS account(s) {', '.join(account_ids)} from {_chain(profile)}")
         scope = DiscoveryScope(
             pki_mounts=tuple(_split(pki_mount) or ("pki",)),
             approle_mounts=tuple(_split(approle_mount) or ("approle",)),
@@ -299,7 +301,10 @@ def show_command(
     with exit_on_typed_error(json_output):
         if workload is not None and cloud_id is not None:
             raise InvalidInput("give --workload or --cloud-id, not both")
-        inventory = _inventory(table, _aws_session(profile))
+        session = _aws_session(profile)
+        inventory = _inventory(table, session)
+        if not json_output:
+            _say_target(table, session, _chain(profile))
         views = show_inventory(inventory, workload_id=workload, cloud_id=cloud_id)
     if json_output:
         typer.echo(json.dumps(show_document(views), indent=2))
@@ -316,6 +321,18 @@ def show_command(
 def _split(values: Sequence[str] | None) -> list[str]:
     """Repeated options and comma-separated lists (as in the functions' environment) both work."""
     return [item.strip() for value in values or () for item in value.split(",") if item.strip()]
+
+
+def _chain(profile: str | None) -> str:
+    return f"AWS profile {profile}" if profile else "the usual AWS credential chain"
+
+
+def _say_target(table: str, session: boto3.Session, where: str) -> None:
+    """Inventory commands act where --table (INVENTORY_TABLE_NAME) and the AWS credentials point: say so first."""
+    region = session.region_name or DEFAULT_REGION
+    _stderr.print(
+        f"target: inventory table {escape(table)} in {region}, {escape(where)} (--table or INVENTORY_TABLE_NAME)"
+    )
 
 
 def _aws_session(profile: str | None) -> boto3.Session:
