@@ -61,6 +61,31 @@ def local_ledger_path(environ: Mapping[str, str]) -> Path:
     return Path(named) if named else default_ledger_path()
 
 
+def token_from_cli_helper(environ: Mapping[str, str]) -> str:
+    """The token `bao print token` (or `vault print token`) would use: its configured token helper. "" if none.
+
+    The value goes from the helper's stdout into the client and nowhere else; a failing helper says nothing.
+    """
+    import shutil
+    import subprocess
+
+    for name in ("bao", "vault"):
+        binary = shutil.which(name)
+        if binary is None:
+            continue
+        try:
+            # The user's own Vault CLI, no shell, fixed arguments.
+            printed = subprocess.run(
+                [binary, "print", "token"], capture_output=True, text=True, timeout=10, env=dict(environ), check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        token = printed.stdout.strip()
+        if printed.returncode == 0 and token:
+            return token
+    return ""
+
+
 def default_config_path() -> Path:
     config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(config_home) / "rescind" / "config.toml"
@@ -198,6 +223,8 @@ class DirectTarget:
         token_file = Path.home() / ".vault-token"
         if not token and token_file.is_file():
             token = token_file.read_text().strip()
+        if not token:
+            token = token_from_cli_helper(self.environ)
         if not token:
             raise InvalidInput("set VAULT_TOKEN (or log in with `bao login` / `vault login`) to act on Vault")
         client = build_vault_client(self.vault_addr, token, namespace=self.environ.get("VAULT_NAMESPACE") or None)

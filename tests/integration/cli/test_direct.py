@@ -304,3 +304,30 @@ def test_a_config_file_with_an_unknown_setting_is_refused_naming_it(direct: Dire
     code, document = direct.json("plan", "--workload", "spiffe://direct.rescind/anyone")
     assert code == 2
     assert "unknown setting 'protected_workload'" in document["message"]
+
+
+def test_the_token_comes_from_the_vault_clis_token_helper_when_nothing_else_gives_one(
+    direct: Direct, openbao: LocalOpenBao, workloads: tuple[SeededWorkload, SeededWorkload], tmp_path: Path
+) -> None:
+    # Given no VAULT_TOKEN and no ~/.vault-token, but `bao` configured with a token helper (as `bao login` users are)
+    import shutil
+    import sys
+
+    helper = tmp_path / "token-helper"
+    helper.write_text(f'#!/bin/sh\n[ "$1" = get ] && printf %s "{openbao.root_token}"\n')
+    helper.chmod(0o700)
+    config = tmp_path / "bao.hcl"
+    config.write_text(f'token_helper = "{helper}"\n')
+    bao = shutil.which("bao", path=str(Path(sys.executable).parent))
+    assert bao is not None
+    env = {
+        "VAULT_TOKEN": None,
+        "HOME": str(tmp_path / "home"),
+        "BAO_CONFIG_PATH": str(config),
+        "PATH": f"{Path(bao).parent}:/usr/bin:/bin",
+    }
+
+    # When a responder plans, Then the helper's token is used, and never printed
+    code, document = direct.json("plan", "--workload", workloads[0].spiffe_id, env=env)
+    assert code == 0, document
+    assert openbao.root_token not in json.dumps(document)
