@@ -441,8 +441,10 @@ def answer_leak_event_directly(
 ) -> DirectLeakAnswer:
     """Parse, locate, guard, kill, verify and record a leak event in this process, as the leak flow does.
 
-    There is no fingerprint index and no GitHub token here: a KV value or a GitHub alert that needs them is
-    reported unresolved, with why. Every incident goes to the local ledger; nothing is notified but the screen.
+    `event` is an EventBridge event, or a GitHub webhook delivery as the function URL receives it (the
+    responder holds it; the stack's signature check does not apply here): its alert's value is read from
+    GitHub with GITHUB_TOKEN (GITHUB_API_URL for GitHub Enterprise Server). There is no fingerprint index here:
+    a KV value is reported unresolved, with why. Every incident goes to the local ledger.
     """
     from rescind.leaks.locate import LeakLocator
     from rescind.leaks.start import (
@@ -457,7 +459,7 @@ def answer_leak_event_directly(
     from rescind.models.results import utc_now
     from rescind.offboarding.types import GuardDecision, OffboardingPlan
 
-    parsed = parse_leak_event(event)
+    parsed = parse_leak_event(github_delivery_as_bus_event(target, event) if _is_github_delivery(event) else event)
     ledger = target.ledger()
 
     def notify(subject: str, message: str) -> None:
@@ -466,7 +468,14 @@ def answer_leak_event_directly(
     if parsed.record_only is not None:
         record_event_only(parsed, ledger=ledger, notify=notify)
         return DirectLeakAnswer(runs=(), unresolved=(), recorded=parsed.record_only)
-    locator = LeakLocator(target.vault(), target.discovery_scope(), aws=target.aws_factory())
+    fetcher, key_id_finder = _github_readers(target.environ)
+    locator = LeakLocator(
+        target.vault(),
+        target.discovery_scope(),
+        aws=target.aws_factory(),
+        github_fetcher=fetcher,
+        github_key_id_finder=key_id_finder,
+    )
     runs: list[DirectRun] = []
     unresolved: list[str] = []
     for alert in parsed.alerts:
@@ -495,3 +504,51 @@ def answer_leak_event_directly(
         record_unresolved_entities(parsed, ledger=ledger, notify=notify)
         unresolved.extend(parsed.unresolved)
     return DirectLeakAnswer(runs=tuple(runs), unresolved=tuple(unresolved), recorded=None)
+
+
+def _is_github_delivery(document: Any) -> bool:
+    headers = document.get("headers") if isinstance(document, dict) else None
+    return isinstance(headers, dict) and "x-github-event" in {str(key).lower() for key in headers}
+
+
+def github_delivery_as_bus_event(target: DirectTarget, delivery: dict[str, Any]) -> dict[str, Any]:
+    """The event the webhook function would put on the trigger bus for this delivery, built by the same parser."""
+    import base64
+    import json
+
+    from rescind.leaks.github import DETAIL_TYPE, EVENT_SOURCE, parse_secret_scanning_delivery
+
+    body = str(delivery.get("body") or "")
+    raw = base64.b64decode(body) if delivery.get("isBase64Encoded") else body.encode()
+    notice = parse_secret_scanning_delivery({str(k): str(v) for k, v in delivery["headers"].items()}, raw)
+    return {
+        "version": "0",
+        "id": notice.delivery_id,
+        "detail-type": DETAIL_TYPE,
+        "source": EVENT_SOURCE,
+        "account": target.aws_account_id() or "000000000000",
+        "time": notice.received_at.isoformat().replace("+00:00", "Z"),
+        "region": os.environ.get("AWS_REGION") or "us-east-1",
+        "resources": [],
+        "detail": json.loads(notice.model_dump_json()),
+    }
+
+
+def _github_readers(environ: Mapping[str, str]) -> tuple[Any, Any]:
+    """GitHub's alert value and the key id beside an AWS secret key, read with the responder's GITHUB_TOKEN."""
+    token = environ.get("GITHUB_TOKEN", "")
+    if not token:
+        return None, None
+    api_url = environ.get("GITHUB_API_URL") or "https://api.github.com"
+
+    def fetch(repository: str, alert_number: int) -> str:
+        from rescind.leaks.github import fetch_alert_secret
+
+        return fetch_alert_secret(api_url, token, repository, alert_number)
+
+    def find(repository: str, alert_number: int) -> list[str]:
+        from rescind.leaks.github import find_access_key_ids_beside_alert
+
+        return find_access_key_ids_beside_alert(api_url, token, repository, alert_number)
+
+    return fetch, find

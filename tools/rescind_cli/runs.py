@@ -883,11 +883,6 @@ def replay_leak_event_directly(target: DirectTarget, event: dict[str, Any], *, j
     from rescind.models.refs import format_ref
     from rescind_cli.direct import answer_leak_event_directly
 
-    if is_webhook_delivery(event):
-        raise InvalidInput(
-            "a GitHub webhook delivery needs a stack's webhook (its secret and GitHub token): use --stack"
-        )
-
     def show(result: Any) -> None:
         if not json_output:
             _say(f"  {result.outcome}: {result.action_kind} {escape(format_ref(result.target))}")

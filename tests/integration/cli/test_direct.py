@@ -331,3 +331,34 @@ def test_the_token_comes_from_the_vault_clis_token_helper_when_nothing_else_give
     code, document = direct.json("plan", "--workload", workloads[0].spiffe_id, env=env)
     assert code == 0, document
     assert openbao.root_token not in json.dumps(document)
+
+
+def test_a_github_delivery_is_answered_from_the_laptop_with_the_responders_github_token(
+    direct: Direct,
+    vault: hvac.Client,
+    openbao: LocalOpenBao,
+    workloads: tuple[SeededWorkload, SeededWorkload],
+    tmp_path: Path,
+) -> None:
+    """Given the captured delivery events/github_secret_scanning_webhook.json (alert 42 of octo-org/octo-repo), and
+    GitHub (here its stand-in) holding one of a workload's token values as that alert's secret
+    When the responder replays the delivery with their GITHUB_TOKEN
+    Then that token dies, the workload's other token lives, and the value is nowhere in the output or ledger."""
+    from rescind_local.github import local_github_api
+
+    target = workloads[0]
+    leaked, kept = target.token_accessors
+    value = target.token_value(leaked)
+    delivery = Path(__file__).resolve().parents[3] / "events" / "github_secret_scanning_webhook.json"
+    with local_github_api() as github:
+        github.add_alert("octo-org/octo-repo", 42, value)
+        env = {"GITHUB_TOKEN": "ghp_responder", "GITHUB_API_URL": github.url}
+        code, document = direct.json("replay", str(delivery), env=env)
+
+    assert code == 0, document
+    assert [run["status"] for run in document["runs"]] == ["completed"]
+    proofs = {proof.credential: proof for proof in prove_by_use(vault, openbao.addr, None, target, expected="alive")}
+    assert not proofs[f"token {leaked}"].passed
+    assert proofs[f"token {kept}"].passed
+    assert value not in json.dumps(document)
+    assert value.encode() not in direct.ledger_file.read_bytes()
