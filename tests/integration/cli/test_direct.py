@@ -362,3 +362,18 @@ def test_a_github_delivery_is_answered_from_the_laptop_with_the_responders_githu
     assert proofs[f"token {kept}"].passed
     assert value not in json.dumps(document)
     assert value.encode() not in direct.ledger_file.read_bytes()
+
+
+def test_a_held_credential_refuses_the_run_and_nothing_is_touched(
+    direct: Direct, vault: hvac.Client, openbao: LocalOpenBao, workloads: tuple[SeededWorkload, SeededWorkload]
+) -> None:
+    # Given the workload's owner put a hold on one of its tokens
+    target = workloads[0]
+    held = vault.auth.token.create(ttl="1h", meta={"spiffe_id": target.spiffe_id, "rescind_hold": "incident-review"})
+
+    code, document = direct.json("revoke", "--workload", target.spiffe_id, "--reason", "x", "--yes")
+
+    assert code == 2
+    assert "on hold" in document["message"]
+    assert failed_proofs(vault, openbao, target, "alive") == []
+    assert vault.auth.token.lookup_accessor(held["auth"]["accessor"])["data"]["meta"]["rescind_hold"]
