@@ -24,6 +24,7 @@ from rescind.ledger.types import (
     IncidentRecord,
     IncidentView,
     ResponseClaim,
+    incident_view_from_records,
 )
 
 if TYPE_CHECKING:
@@ -178,23 +179,8 @@ class DynamoDbLedger:
             ExpressionAttributeValues={":pk": {"S": _pk(incident_id)}},
             ConsistentRead=True,
         )
-        incident: IncidentRecord | None = None
-        attempts: list[ActionAttemptRecord] = []
-        closure: IncidentClosure | None = None
-        approvals: list[ApprovalDecision] = []
-        for item in items:  # sorted by sk: incident, attempts, closures oldest first
-            body = item["body"]["S"]
-            record_type = item["record_type"]["S"]
-            if record_type == "incident":
-                incident = IncidentRecord.model_validate_json(body)
-            elif record_type == "attempt":
-                attempts.append(ActionAttemptRecord.model_validate_json(body))
-            elif record_type == "closure":
-                closure = IncidentClosure.model_validate_json(body)  # the newest wins
-            elif record_type == "approval":
-                approvals.append(ApprovalDecision.model_validate_json(body))
-        attempts.sort(key=lambda attempt: attempt.result.started_at)
-        return IncidentView(incident=incident, attempts=tuple(attempts), closure=closure, approvals=tuple(approvals))
+        # Sorted by sk: the incident, attempts, closures oldest first, approvals.
+        return incident_view_from_records((item["record_type"]["S"], item["body"]["S"]) for item in items)
 
     def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]:
         condition = "gsi1pk = :all"

@@ -27,6 +27,7 @@ from rescind.ledger.types import (
     IncidentRecord,
     IncidentView,
     ResponseClaim,
+    incident_view_from_records,
 )
 
 _GENESIS = "0" * 64
@@ -132,9 +133,10 @@ class SqliteLedger:
         return self._append(pk, f"C#CLOSURE#{closed}", "closure", closed, closure.model_dump_json())
 
     def record_approval(self, decision: ApprovalDecision) -> bool:
+        """One answer per run, keyed by its execution name as in the stack's ledger."""
+        pk, name = f"INCIDENT#{decision.incident_id}", decision.execution_arn.rsplit(":", 1)[-1]
         decided = decision.decided_at.isoformat()
-        pk = f"INCIDENT#{decision.incident_id}"
-        return self._append(pk, f"D#APPROVAL#{decided}", "approval", decided, decision.model_dump_json())
+        return self._append(pk, f"D#APPROVAL#{name}", "approval", decided, decision.model_dump_json())
 
     def claim_response(self, dedup_key: str, now: datetime, window: timedelta) -> ResponseClaim:
         if not dedup_key or len(dedup_key) > 200:
@@ -160,21 +162,7 @@ class SqliteLedger:
             rows = connection.execute(
                 "SELECT record_type, body FROM records WHERE pk = ? ORDER BY sk", (f"INCIDENT#{incident_id}",)
             ).fetchall()
-        incident: IncidentRecord | None = None
-        attempts: list[ActionAttemptRecord] = []
-        closure: IncidentClosure | None = None
-        approvals: list[ApprovalDecision] = []
-        for record_type, body in rows:
-            if record_type == "incident":
-                incident = IncidentRecord.model_validate_json(body)
-            elif record_type == "attempt":
-                attempts.append(ActionAttemptRecord.model_validate_json(body))
-            elif record_type == "closure":
-                closure = IncidentClosure.model_validate_json(body)  # the newest wins
-            elif record_type == "approval":
-                approvals.append(ApprovalDecision.model_validate_json(body))
-        attempts.sort(key=lambda attempt: attempt.result.started_at)
-        return IncidentView(incident=incident, attempts=tuple(attempts), closure=closure, approvals=tuple(approvals))
+        return incident_view_from_records(rows)
 
     def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]:
         query = "SELECT body FROM records WHERE record_type = 'incident'"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated
 
@@ -136,3 +137,25 @@ class ResponseClaim(BaseModel):
     incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
     is_new: bool
     claimed_at: AwareDatetime
+
+
+def incident_view_from_records(records: Iterable[tuple[str, str]]) -> IncidentView:
+    """One incident's (record type, JSON body) pairs, in key order, as a view: every ledger store reads through it.
+
+    Closures come oldest first, so the last one read is the newest and wins.
+    """
+    incident: IncidentRecord | None = None
+    attempts: list[ActionAttemptRecord] = []
+    closure: IncidentClosure | None = None
+    approvals: list[ApprovalDecision] = []
+    for record_type, body in records:
+        if record_type == "incident":
+            incident = IncidentRecord.model_validate_json(body)
+        elif record_type == "attempt":
+            attempts.append(ActionAttemptRecord.model_validate_json(body))
+        elif record_type == "closure":
+            closure = IncidentClosure.model_validate_json(body)
+        elif record_type == "approval":
+            approvals.append(ApprovalDecision.model_validate_json(body))
+    attempts.sort(key=lambda attempt: attempt.result.started_at)
+    return IncidentView(incident=incident, attempts=tuple(attempts), closure=closure, approvals=tuple(approvals))
