@@ -257,7 +257,8 @@ def test_the_requester_cannot_approve_their_own_run(openbao: LocalOpenBao, estat
             credentials=requester,
             region=LOCAL_REGION,
         )
-        assert forged[0] == 400 and "requested_by" in forged[1]["message"], forged
+        assert forged[0] == 400, forged
+        assert "requested_by" in forged[1]["message"]
         assert post_signed(start_url, run, credentials=Credentials("AKIAUNKNOWN", "x"), region=LOCAL_REGION)[0] == 403
         sfn = boto3.client("stepfunctions")
         manual_machine = stack.state_machine_arn("ManualRevocationStateMachine")
@@ -269,7 +270,8 @@ def test_the_requester_cannot_approve_their_own_run(openbao: LocalOpenBao, estat
         wait_for_task_token(sfn, arn)
         ledger = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
         recorded = ledger.read_incident(incident_id).incident
-        assert recorded is not None and recorded.trigger.requested_by == requester_arn
+        assert recorded is not None
+        assert recorded.trigger.requested_by == requester_arn
 
         # The requester is refused, whatever the body says; nothing is recorded or sent
         status, body = answer(urls["AnswerApprovalFunction"], requester, arn, "approve")

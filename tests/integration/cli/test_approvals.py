@@ -151,7 +151,8 @@ def test_the_requester_is_who_signed_the_start_whatever_the_body_says(target: Lo
         credentials=credentials,
         region=target.region,
     )
-    assert status == 400 and "requested_by" in body["message"], body
+    assert status == 400, body
+    assert "requested_by" in body["message"]
 
     code, document = cli.json(
         "revoke", "--workload", workload.spiffe_id, "--reason", "compromised host", "--yes", env=requester
