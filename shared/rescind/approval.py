@@ -105,6 +105,15 @@ class CallerIdentity(BaseModel):
         match = _ASSUMED_ROLE_ARN.match(self.arn)
         return match["session"] if match else None
 
+    @property
+    def principal_arn(self) -> str:
+        """The ARN that names this principal in the ledger: a user's without its path (its name is unique in the
+        account, and the path could make it too long to record whole), anything else as IAM gave it."""
+        principal = _IAM_PRINCIPAL_ARN.match(self.arn)
+        if principal and principal["rest"].startswith("user/"):
+            return self.arn.split(":user/", 1)[0] + ":user/" + principal["rest"].rsplit("/", 1)[-1]
+        return self.arn
+
     def is_same_principal(self, other_arn: str) -> bool:
         """True when `other_arn` names this principal: the same user, or the same role and session name.
 
@@ -310,6 +319,11 @@ def machine_arns_from_environ(environ: Mapping[str, str]) -> tuple[str, ...]:
 
 def answer_from_request(event: Any) -> ApprovalAnswer:
     """The answer in a function URL request's JSON body (payload format 2.0)."""
+    return parse_model(ApprovalAnswer, json_body_of(event), what="approval answer")
+
+
+def json_body_of(event: Any) -> Any:
+    """The JSON document in a function URL request's body (payload format 2.0): POST only, at most 16 KiB."""
     if not isinstance(event, dict):
         raise InvalidInput("not a function URL request")
     method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "")
@@ -326,10 +340,9 @@ def answer_from_request(event: Any) -> ApprovalAnswer:
     if len(body.encode()) > MAX_ANSWER_BODY_BYTES:
         raise InvalidInput(f"the body is over {MAX_ANSWER_BODY_BYTES} bytes")
     try:
-        document = json.loads(body)
+        return json.loads(body)
     except (ValueError, RecursionError):
         raise InvalidInput("the body is not JSON") from None
-    return parse_model(ApprovalAnswer, document, what="approval answer")
 
 
 def http_status_of(error: RescindError) -> int:

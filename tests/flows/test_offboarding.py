@@ -247,14 +247,31 @@ def test_a_denied_approval_touches_nothing(openbao: LocalOpenBao, estate: Estate
 def test_the_requester_cannot_approve_their_own_run(openbao: LocalOpenBao, estate: Estate, vault: hvac.Client) -> None:
     with deploy(openbao, estate, BlastRadiusCap="3") as stack, serve_function_urls(stack) as urls:
         requester_arn, requester = principal("requester")
-        request = offboarding_request(estate.target)
-        manual = request.model_copy(
-            update={"trigger": request.trigger.model_copy(update={"requested_by": requester_arn})}
+        # The run is started through StartManualRevocationFunction's URL, as `rescind revoke` does: the
+        # signer is the requester. A body that names someone else as requester is refused, and nothing starts.
+        start_url = urls["StartManualRevocationFunction"]
+        run = {"workload": estate.target.spiffe_id, "reason": "compromised host"}
+        forged = post_signed(
+            start_url,
+            {**run, "requested_by": "arn:aws:iam::123456789012:user/someone"},
+            credentials=requester,
+            region=LOCAL_REGION,
         )
-        arn = stack.start_execution("ManualRevocationStateMachine", manual.model_dump(mode="json"), manual.incident_id)
+        assert forged[0] == 400, forged
+        assert "requested_by" in forged[1]["message"]
+        assert post_signed(start_url, run, credentials=Credentials("AKIAUNKNOWN", "x"), region=LOCAL_REGION)[0] == 403
         sfn = boto3.client("stepfunctions")
+        manual_machine = stack.state_machine_arn("ManualRevocationStateMachine")
+        assert sfn.list_executions(stateMachineArn=manual_machine)["executions"] == []
+        status, body = post_signed(start_url, run, credentials=requester, region=LOCAL_REGION)
+        assert status == 200, body
+        arn, incident_id = body["run"]["execution_arn"], body["run"]["incident_id"]
+        assert body["run"]["requested_by"] == requester_arn
         wait_for_task_token(sfn, arn)
         ledger = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
+        recorded = ledger.read_incident(incident_id).incident
+        assert recorded is not None
+        assert recorded.trigger.requested_by == requester_arn
 
         # The requester is refused, whatever the body says; nothing is recorded or sent
         status, body = answer(urls["AnswerApprovalFunction"], requester, arn, "approve")
@@ -272,7 +289,7 @@ def test_the_requester_cannot_approve_their_own_run(openbao: LocalOpenBao, estat
         assert answer(urls["AnswerApprovalFunction"], Credentials("AKIAUNKNOWN", "x"), arn, "approve")[0] == 403
         assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
         assert "TaskSucceeded" not in history_types(sfn, arn)[-3:]
-        assert ledger.read_incident(manual.incident_id).approvals == ()
+        assert ledger.read_incident(incident_id).approvals == ()
         alive = prove_by_use(vault, openbao.addr, boto3.client("iam"), estate.target, expected="alive")
         assert [p for p in alive if not p.passed] == []
 
@@ -283,7 +300,7 @@ def test_the_requester_cannot_approve_their_own_run(openbao: LocalOpenBao, estat
         from rescind_local.stepfunctions import wait_for_execution
 
         finished = wait_for_execution(sfn, arn, 60)
-        approvals = ledger.read_incident(manual.incident_id).approvals
+        approvals = ledger.read_incident(incident_id).approvals
     assert finished["status"] == "SUCCEEDED", finished
     assert [(a.verdict, a.decided_by) for a in approvals] == [(ApprovalVerdict.APPROVED, approver_arn)]
 

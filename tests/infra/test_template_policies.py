@@ -235,10 +235,38 @@ def test_responders_answer_approvals_only_through_the_iam_authenticated_url(temp
     assert function["FunctionUrlConfig"]["AuthType"] == "AWS_IAM"
     responder = _role_statements(template["Resources"]["ResponderRole"])
     invoking = [statement for statement in responder if _allows(statement, "lambda:InvokeFunctionUrl")]
-    assert [statement["Resource"] for statement in invoking] == [{"Fn::GetAtt": ["AnswerApprovalFunction", "Arn"]}]
-    assert invoking[0]["Condition"] == {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}
+    assert sorted(statement["Resource"]["Fn::GetAtt"][0] for statement in invoking) == [
+        "AnswerApprovalFunction",
+        "StartManualRevocationFunction",
+    ]
+    for statement in invoking:
+        assert statement["Resource"]["Fn::GetAtt"][1] == "Arn"
+        assert statement["Condition"] == {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}
     # Nor may a responder write the ledger, where the decisions are: the function appends them.
     assert not any(_allows(statement, "dynamodb:PutItem") for statement in responder)
     assert not any(
         _allows(statement, "lambda:InvokeFunction") and "AnswerApproval" in str(statement) for statement in responder
     )
+
+
+def test_responders_start_manual_runs_only_through_the_iam_authenticated_url(template: dict[str, Any]) -> None:
+    # A responder who could start the machine could name someone else as requester, then approve the run.
+    responder = _role_statements(template["Resources"]["ResponderRole"])
+    assert not any(_allows(statement, "states:StartExecution") for statement in responder)
+    function = template["Resources"]["StartManualRevocationFunction"]["Properties"]
+    assert function["FunctionUrlConfig"]["AuthType"] == "AWS_IAM"
+    assert not any(
+        _allows(statement, "lambda:InvokeFunction") and "StartManualRevocation" in str(statement)
+        for statement in responder
+    )
+    starting = sorted(
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if any(
+            _allows(statement, "states:StartExecution") and "ManualRevocationStateMachine" in str(statement["Resource"])
+            for statement in _role_statements(resource)
+        )
+    )
+    assert starting == ["StartManualRevocationFunction"]
+    outputs = template["Outputs"]["StartManualRevocationUrl"]["Value"]
+    assert outputs == {"Fn::GetAtt": ["StartManualRevocationFunctionUrl", "FunctionUrl"]}

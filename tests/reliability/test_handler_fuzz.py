@@ -85,6 +85,7 @@ HANDLERS = (
     "PkiHygieneFunction",
     "InventoryReportFunction",
     "AnswerApprovalFunction",
+    "StartManualRevocationFunction",
 )
 PER_HANDLER_FAST = bad.FAST_EXAMPLES
 PER_HANDLER_FULL = math.ceil(bad.SLOW_EXAMPLES / len(HANDLERS))
@@ -529,41 +530,54 @@ def webhook_inputs(protected: Protected) -> st.SearchStrategy[Any]:
     )
 
 
+def function_url_request(caller: str, document: Any, method: str, encoded: bool) -> dict[str, Any]:
+    """A function URL request (AuthType AWS_IAM, payload 2.0): the signer in requestContext, `document` the body."""
+    body = json.dumps(document)
+    if encoded:
+        import base64
+
+        body = base64.b64encode(body.encode()).decode()
+    return {
+        "version": "2.0",
+        "rawPath": "/",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {
+            "http": {"method": method, "path": "/"},
+            "authorizer": {
+                "iam": {"userArn": caller, "accountId": caller.split(":")[4] if caller.count(":") > 4 else ""}
+            },
+        },
+        "body": body,
+        "isBase64Encoded": encoded,
+    }
+
+
+def callers() -> st.SearchStrategy[str]:
+    other = bad.OTHER_ACCOUNTS[0]
+    return st.sampled_from(
+        (
+            f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/approver",
+            f"arn:aws:sts::{LOCAL_ACCOUNT_ID}:assumed-role/responder/alice",
+            f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/{'p/' * 120}long-path",
+            f"arn:aws:iam::{other}:user/outsider",
+            "",
+            "arn:aws:iam::../user/x",
+        )
+    )
+
+
 def answer_inputs(protected: Protected) -> st.SearchStrategy[Any]:
     """Function URL requests (AuthType AWS_IAM): the signer in requestContext, the answer in the body."""
 
     def build(caller: str, execution: str, decision: str, reason: str, method: str, encoded: bool) -> dict[str, Any]:
-        body = json.dumps({"execution": execution, "decision": decision, "reason": reason})
-        if encoded:
-            import base64
-
-            body = base64.b64encode(body.encode()).decode()
-        return {
-            "version": "2.0",
-            "rawPath": "/",
-            "headers": {"content-type": "application/json"},
-            "requestContext": {
-                "http": {"method": method, "path": "/"},
-                "authorizer": {
-                    "iam": {"userArn": caller, "accountId": caller.split(":")[4] if caller.count(":") > 4 else ""}
-                },
-            },
-            "body": body,
-            "isBase64Encoded": encoded,
-        }
+        return function_url_request(
+            caller, {"execution": execution, "decision": decision, "reason": reason}, method, encoded
+        )
 
     other = bad.OTHER_ACCOUNTS[0]
     return st.builds(
         build,
-        st.sampled_from(
-            (
-                f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/approver",
-                f"arn:aws:sts::{LOCAL_ACCOUNT_ID}:assumed-role/responder/alice",
-                f"arn:aws:iam::{other}:user/outsider",
-                "",
-                "arn:aws:iam::../user/x",
-            )
-        ),
+        callers(),
         st.sampled_from(
             (
                 "offboard-0123abcd",
@@ -579,6 +593,48 @@ def answer_inputs(protected: Protected) -> st.SearchStrategy[Any]:
         st.sampled_from(("POST", "GET")),
         st.booleans(),
     )
+
+
+def start_manual_inputs(protected: Protected) -> st.SearchStrategy[Any]:
+    """`rescind revoke`'s request to the start URL: hostile workloads and references, a requester in the body."""
+
+    def build(
+        caller: str, subject: dict[str, Any], extra: dict[str, Any], dry_run: bool, method: str, encoded: bool
+    ) -> dict[str, Any]:
+        document = {**subject, "reason": "fuzz", "dry_run": dry_run, **extra}
+        return function_url_request(caller, document, method, encoded)
+
+    accessor = protected.token_accessors[0] if protected.token_accessors else "A" * 24
+    references = st.one_of(
+        st.sampled_from(
+            (
+                f"vault-token:accessor:{accessor}",
+                f"pki:sys:{protected.serials[0] if protected.serials else '01'}",
+                "kv:sys/raw:x",
+                "kv:secret:../../sys",
+                "vault-lease:auth/token/revoke-prefix/x",
+                "vault-lease:sys/leases/revoke-force/x",
+                f"aws-key:{bad.OTHER_ACCOUNTS[0]}:someone:AKIAFUZZ000000000001",
+            )
+        ),
+        bad.malformed_refs(),
+    )
+    subjects = st.one_of(
+        st.builds(lambda workload: {"workload": workload}, workload_ids(protected)),
+        st.builds(lambda refs: {"credentials": refs}, st.lists(references, min_size=0, max_size=3)),
+        st.just({"workload": protected.spiffe_id, "credentials": [f"vault-token:accessor:{accessor}"]}),
+    )
+    extras = st.sampled_from(
+        (
+            {},
+            {"requested_by": f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/someone-else"},
+            {"ticket": "INC-1"},
+            {"ticket": "x" * 300},
+            {"reason": "   "},
+            {"reason": "x" * 3000},
+        )
+    )
+    return st.builds(build, callers(), subjects, extras, SOMETIMES, st.sampled_from(("POST", "GET")), st.booleans())
 
 
 def sweep_inputs(protected: Protected) -> st.SearchStrategy[Any]:
@@ -618,6 +674,7 @@ HOSTILE: dict[str, Callable[[Protected], st.SearchStrategy[Any]]] = {
     "PkiHygieneFunction": sweep_inputs,
     "InventoryReportFunction": sweep_inputs,
     "AnswerApprovalFunction": answer_inputs,
+    "StartManualRevocationFunction": start_manual_inputs,
 }
 
 

@@ -19,7 +19,6 @@ state machine (its incident id, e.g. `manual-...` or `offboard-...`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -54,7 +53,6 @@ from rescind_cli.options import (
 from rescind_cli.targets import (
     INCIDENT_MACHINES,
     LEAK_MACHINE,
-    MANUAL_MACHINE,
     OFFBOARDING_MACHINE,
     STACK_ENV,
     WEBHOOK_FUNCTION,
@@ -67,6 +65,7 @@ if TYPE_CHECKING:
     from rescind.inventory.base import Inventory
     from rescind.ledger.types import IncidentView
     from rescind.models import CredentialRef
+    from rescind.offboarding.manual import ManualRunStarted
     from rescind.offboarding.types import OffboardingPlan, OffboardingRequest
 
 EXIT_OK = 0
@@ -77,8 +76,6 @@ EXIT_STILL_RUNNING = 4
 EXIT_INTERRUPTED = 130
 
 POLL_SECONDS = 0.25
-MANUAL_SOURCE = "rescind.cli"
-MANUAL_DETAIL_TYPE = "Manual Revocation"
 ACTION_STATES = frozenset({"ContainOne", "RevokeOne", "ContainOneFailed", "RevokeOneFailed"})
 _TASK_ENDED = frozenset({"TaskSucceeded", "TaskFailed", "TaskTimedOut", "TaskSubmitFailed", "TaskStartFailed"})
 
@@ -298,45 +295,60 @@ def parse_subject(workload: str | None, credentials: Sequence[str] | None) -> Su
 
 def manual_incident_id(subject: Subject, reason: str, moment: datetime) -> str:
     """`manual-` and a short hash of what is revoked, why and when: unique per start, stable in the ledger."""
-    from rescind.models.refs import format_ref
+    from rescind.offboarding.manual import manual_incident_id as incident_id_of
 
-    named = "\n".join(format_ref(ref) for ref in subject.refs) or subject.workload_id
-    digest = hashlib.sha256(f"{named}\n{reason}\n{moment.isoformat()}".encode()).hexdigest()[:20]
-    return f"manual-{digest}"
+    return incident_id_of(subject.refs, subject.workload_id, reason, moment)
 
 
 def build_request(
     subject: Subject, *, reason: str, ticket: str | None, requested_by: str, dry_run: bool
 ) -> OffboardingRequest:
-    from pydantic import ValidationError
+    """The manual machine's input, built here for a plan preview and for direct mode (no stack). With a stack, the
+    run is started by StartManualRevocationFunction, which builds it with the request's signer as requester."""
+    from rescind.offboarding.manual import build_manual_request
 
-    from rescind.ledger.types import Trigger
-    from rescind.offboarding.types import OffboardingRequest
-    from rescind.validation import describe_validation_error
+    return build_manual_request(
+        workload_id=subject.workload_id if subject.from_workload else None,
+        credentials=subject.refs,
+        reason=reason,
+        ticket=ticket,
+        requested_by=requested_by[:200],
+        dry_run=dry_run,
+    )
 
-    moment = datetime.now(UTC)
-    incident_id = manual_incident_id(subject, reason, moment)
-    try:
-        return OffboardingRequest(
-            incident_id=incident_id,
-            workload_id=subject.workload_id,
-            reason=reason,
-            trigger=Trigger(
-                source=MANUAL_SOURCE,
-                detail_type=MANUAL_DETAIL_TYPE,
-                event_id=incident_id,
-                workload_id=subject.workload_id if subject.from_workload else None,
-                references=subject.refs,
-                requested_by=requested_by[:200],
-                reason=reason,
-                ticket=ticket,
-            ),
-            terminated_at=moment,
-            dry_run=dry_run,
-            credentials=subject.refs,
-        )
-    except ValidationError as error:
-        raise InvalidInput(f"invalid run: {describe_validation_error(error)}") from None
+
+def start_manual_run(
+    target: Target, subject: Subject, *, reason: str, ticket: str | None, dry_run: bool
+) -> tuple[ManualRunStarted, str]:
+    """Ask StartManualRevocationFunction to start the run, in a request signed with the caller's credentials.
+
+    The function records the signer as the run's requester (the approval function refuses that principal); the
+    CLI holds no right to start the manual machine itself. Returns the function's answer and the execution ARN.
+    """
+    from rescind.models.refs import format_ref
+    from rescind.offboarding.manual import ManualRunStarted
+    from rescind_cli.function_url import post_signed
+    from rescind_cli.targets import START_MANUAL_REVOCATION_FUNCTION
+
+    body: dict[str, Any] = {"reason": reason, "dry_run": dry_run}
+    if subject.from_workload:
+        body["workload"] = subject.workload_id
+    else:
+        body["credentials"] = [format_ref(ref) for ref in subject.refs]
+    if ticket:
+        body["ticket"] = ticket
+    credentials, region = target.signing_credentials()
+    status, answer = post_signed(
+        target.function_url(START_MANUAL_REVOCATION_FUNCTION), body, credentials=credentials, region=region
+    )
+    run = answer.get("run")
+    if status != 200 or not isinstance(run, dict):
+        message = " ".join(str(answer.get("message") or f"the start function answered HTTP {status}").split())
+        raise CommandFailed(message[:500], EXIT_BAD_INPUT if 400 <= status < 500 else EXIT_FAILED)
+    started = ManualRunStarted.model_validate(run)
+    if started.execution_arn is None:
+        raise CommandFailed(f"the start function started no execution for {started.incident_id}", EXIT_FAILED)
+    return started, started.execution_arn
 
 
 class _ReadOnlyInventory:
@@ -809,25 +821,24 @@ def revoke_command(
         if isinstance(target, DirectTarget):
             finish_direct_run(target, request, planned, document, approved_by=approved_by, json_output=json_output)
             return
-        sfn = target.client("stepfunctions")
-        started = sfn.start_execution(
-            stateMachineArn=target.state_machine_arn(MANUAL_MACHINE),
-            name=request.incident_id,
-            input=request.model_dump_json(),
-        )
-        arn = started["executionArn"]
+        started, execution_arn = start_manual_run(target, subject, reason=reason_text, ticket=ticket, dry_run=dry_run)
+        incident_id = started.incident_id
         if not json_output:
-            _say(f"started {request.incident_id} on {escape(target.description)}")
+            _say(f"started {incident_id} on {escape(target.description)} as {escape(started.requested_by)}")
+        sfn = target.client("stepfunctions")
         try:
-            progress = follow_execution(sfn, arn, show_progress=not json_output, timeout=timeout)
+            progress = follow_execution(sfn, execution_arn, show_progress=not json_output, timeout=timeout)
         except KeyboardInterrupt:
             _say(
-                f"interrupted: the run {request.incident_id} goes on; follow it with "
-                f"`{_status_command_hint(target, request.incident_id)}`"
+                f"interrupted: the run {incident_id} goes on; follow it with "
+                f"`{_status_command_hint(target, incident_id)}`"
             )
             raise typer.Exit(EXIT_INTERRUPTED) from None
         finish_run(
-            target, progress, json_output=json_output, extra={"incident_id": request.incident_id, "plan": document}
+            target,
+            progress,
+            json_output=json_output,
+            extra={"incident_id": incident_id, "requested_by": started.requested_by, "plan": document},
         )
 
 

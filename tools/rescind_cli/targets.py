@@ -57,8 +57,12 @@ WEBHOOK_FUNCTION = "GitHubWebhookFunction"
 INCIDENT_MACHINES = (MANUAL_MACHINE, OFFBOARDING_MACHINE, LEAK_MACHINE)
 PLAN_FUNCTION = "PlanOffboardingFunction"
 ANSWER_APPROVAL_FUNCTION = "AnswerApprovalFunction"
+START_MANUAL_REVOCATION_FUNCTION = "StartManualRevocationFunction"
 # Stack outputs that carry a function's URL.
-_FUNCTION_URL_OUTPUTS = {ANSWER_APPROVAL_FUNCTION: "AnswerApprovalUrl"}
+_FUNCTION_URL_OUTPUTS = {
+    ANSWER_APPROVAL_FUNCTION: "AnswerApprovalUrl",
+    START_MANUAL_REVOCATION_FUNCTION: "StartManualRevocationUrl",
+}
 
 # The functions' settings (template Globals) that shape a plan: variable -> stack parameter.
 _SETTING_PARAMETERS = {

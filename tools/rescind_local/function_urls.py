@@ -7,8 +7,9 @@ session's key, or the local stack's fixed fake key), refuses a request that does
 five minutes old, takes the signer's ARN from moto's STS (`GetCallerIdentity` for that key), and runs the
 function in-process with a payload format 2.0 event. A body field cannot choose the identity.
 
-    with serve_function_urls(stack) as urls:   # {"AnswerApprovalFunction": "http://127.0.0.1:PORT/answer-approval/"}
-        ...
+    with serve_function_urls(stack) as urls:
+        urls["AnswerApprovalFunction"]          # http://127.0.0.1:PORT/answer-approval/
+        urls["StartManualRevocationFunction"]   # http://127.0.0.1:PORT/start-manual-revocation/
 """
 
 from __future__ import annotations

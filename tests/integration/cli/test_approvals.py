@@ -127,3 +127,47 @@ def test_the_requester_may_cancel_their_own_waiting_run(target: LocalTarget, cli
     assert wait_until_finished(target, name)["status"] == "FAILED"
     assert cli.json("status", name)[1]["closure"]["status"] == "refused"
     assert wrong(proofs(target, workload, "alive")) == []
+
+
+def test_the_requester_is_who_signed_the_start_whatever_the_body_says(target: LocalTarget, cli: Cli) -> None:
+    # `rescind revoke` starts the run through StartManualRevocationFunction's URL: the ledger's requester is the
+    # principal that signed the request, so that principal (A) cannot approve, and another (B) can.
+    from botocore.credentials import Credentials
+
+    from rescind_cli.function_url import post_signed
+
+    workload = seed(target, "signed")
+    requester_arn, requester = second_principal(target, f"requester-{workload.name[-8:]}")
+    approver_arn, approver = second_principal(target, f"second-{workload.name[-8:]}")
+
+    # A body naming another requester is refused, and nothing is started
+    url = target.state.function_urls["StartManualRevocationFunction"]
+    credentials = Credentials(
+        requester["RESCIND_LOCAL_AWS_ACCESS_KEY_ID"], requester["RESCIND_LOCAL_AWS_SECRET_ACCESS_KEY"]
+    )
+    status, body = post_signed(
+        url,
+        {"workload": workload.spiffe_id, "reason": "x", "requested_by": approver_arn},
+        credentials=credentials,
+        region=target.region,
+    )
+    assert status == 400, body
+    assert "requested_by" in body["message"]
+
+    code, document = cli.json(
+        "revoke", "--workload", workload.spiffe_id, "--reason", "compromised host", "--yes", env=requester
+    )
+    assert code == 3, document
+    name = str(document["incident_id"])
+    assert document["requested_by"] == requester_arn
+    view = cli.json("ledger", "--incident", name)[1]["incident"]
+    assert view["incident"]["trigger"]["requested_by"] == requester_arn
+
+    refused = cli("approve", name, env=requester)
+    assert refused.exit_code == 2
+    assert_one_line_error(refused, "refused", "another principal")
+
+    code, approved = cli.json("approve", name, "--follow", "--timeout", "60", env=approver)
+    assert code == 0, approved
+    assert approved["approval"]["decided_by"] == approver_arn
+    assert wrong(proofs(target, workload, "dead")) == []

@@ -1,0 +1,72 @@
+"""Lambda function URL (AuthType AWS_IAM): start a manual revocation run, requested by whoever signed the request.
+
+Lambda verifies the request's SigV4 signature and names the signer in `requestContext.authorizer.iam`; that
+principal, never the body, is recorded as the run's `requested_by`, so AnswerApprovalFunction can refuse it as
+approver. A body that names a requester is refused. Only this function's role may start the manual machine.
+
+| status | when                                                                 |
+|--------|----------------------------------------------------------------------|
+| 200    | the run was started (or this very run already exists)               |
+| 400    | malformed body (names the field), not a POST, a requester in the body |
+| 401    | no IAM identity in the request (the URL is not AWS_IAM)              |
+| 503    | AWS failed in a way a retry can fix                                  |
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from rescind.approval import caller_from_function_url, http_status_of
+from rescind.exceptions import RescindError
+from rescind.offboarding.manual import (
+    manual_machine_arn_from_environ,
+    manual_run_from_request,
+    start_manual_revocation,
+)
+from rescind.offboarding.runtime import get_sfn_client
+from rescind.runtime import TRACED_LIBRARIES, get_ledger, get_settings
+
+logger = Logger()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
+metrics = Metrics()
+get_settings()
+_MACHINE_ARN = manual_machine_arn_from_environ(os.environ)  # fail at cold start when the template left it out
+
+
+def _answer(status_code: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status_code, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        caller = caller_from_function_url(event)
+        body = manual_run_from_request(event)
+        started = start_manual_revocation(
+            body, caller, sfn=get_sfn_client(), ledger=get_ledger(), state_machine_arn=_MACHINE_ARN
+        )
+    except RescindError as error:
+        status = http_status_of(error)
+        logger.warning("manual run refused", extra={"status": status, "error_type": type(error).__name__})
+        metrics.add_metric(name="ManualRunRefused", unit=MetricUnit.Count, value=1)
+        return _answer(status, {"status": "refused", "error": type(error).__name__, "message": str(error)})
+    logger.info(
+        "manual run started",
+        extra={
+            "incident_id": started.incident_id,
+            "execution_arn": started.execution_arn,
+            "requested_by": started.requested_by,
+            "start_status": str(started.status),
+            "dry_run": started.dry_run,
+        },
+    )
+    metrics.add_metric(name=f"ManualRun_{started.status}", unit=MetricUnit.Count, value=1)
+    return _answer(200, {"status": str(started.status), "run": started.model_dump(mode="json")})
