@@ -177,7 +177,9 @@ def test_every_ledger_put_grant_is_bounded_by_leading_keys(
         assert all(pattern not in ("*", "INCIDENT#*") for pattern in as_list(leading_keys)), statement
 
 
-@pytest.mark.parametrize("role", ["ResponderRole", "VerifyOffboardingFunction", "RequestApprovalFunction"])
+@pytest.mark.parametrize(
+    "role", ["ResponderRole", "VerifyOffboardingFunction", "RequestApprovalFunction", "LedgerArchiveFunction"]
+)
 def test_readers_put_nothing_into_the_ledger(
     central: dict[str, Any], resolver: IntrinsicResolver, boundary: list[dict[str, Any]], ledger_arn: str, role: str
 ) -> None:
@@ -220,3 +222,28 @@ def test_the_evaluator_reads_leading_keys_as_iam_does() -> None:
     for refused in (["B#12"], ["C#1"], ["A#1", "C#1"]):
         assert not put(refused), refused
     assert put(None)  # IAM's documented ForAllValues pitfall
+
+
+# --- the archive: objects are added, never replaced or deleted ---------------------------------------------------
+
+
+def test_the_archive_function_only_adds_objects_and_nothing_can_delete_them(
+    central: dict[str, Any], resolver: IntrinsicResolver, boundary: list[dict[str, Any]]
+) -> None:
+    identity = function_statements(central, resolver, "LedgerArchiveFunction")
+    bucket_arn = str(resolver.resolve({"Fn::GetAtt": ["LedgerArchiveBucket", "Arn"]}))
+    policy = resolver.resolve(central["Resources"]["LedgerArchiveBucketPolicy"]["Properties"])["PolicyDocument"]
+    bucket_denies = [statement for statement in policy["Statement"] if statement["Effect"] == "Deny"]
+    record = f"{bucket_arn}/records/INCIDENT%23manual-1/A%23INCIDENT/1.json"
+    conditional = {"s3:if-none-match": "*", "aws:SecureTransport": "true"}
+    plain = {"aws:SecureTransport": "true"}
+
+    assert decide(identity + bucket_denies, boundary, "s3:PutObject", record, conditional)
+    assert not decide(identity + bucket_denies, boundary, "s3:PutObject", record, plain), "a put that could replace"
+    anything = [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
+    for action in ("s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectRetention", "s3:PutBucketPolicy"):
+        assert not decide(anything, boundary, action, record if "Object" in action else bucket_arn, plain), action
+    # The bucket's own policy binds every principal, the account's administrators included.
+    for action in ("s3:DeleteObject", "s3:DeleteObjectVersion"):
+        assert not decide(anything + bucket_denies, anything, action, record, plain), action
+    assert not decide(anything + bucket_denies, anything, "s3:PutObject", record, plain)
