@@ -38,6 +38,7 @@ SAMPLE_RESOURCES = {
     "LeakResponseStateMachine": "arn:aws:states:us-east-1:123456789012:stateMachine:rescind-leak-response",
     "SweepStateTable": "rescind-SweepStateTable-1A2B3C4D5E6F",
     "InventoryReportBucket": "rescind-inventoryreportbucket-1a2b3c4d5e6f",
+    "LedgerArchiveBucket": "rescind-ledgerarchivebucket-1a2b3c4d5e6f",
     "AWS::AccountId": "123456789012",
     "TriggerEventBus": "rescind-triggers",
 }

@@ -14,6 +14,7 @@ of the guarantee; tests/integration/aws/test_role_sessions.py holds the code hal
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -56,16 +57,33 @@ CROSS_ACCOUNT_OUTPUT = "CrossAccountFunctionRoleArns"
 # --- a small IAM evaluator: enough for the conditions these templates use, failing on any other ---------------
 
 
-def _condition_holds(conditions: dict[str, Any], context: dict[str, str]) -> bool:
+RequestContext = Mapping[str, str | list[str]]
+
+
+def _condition_holds(conditions: dict[str, Any], context: RequestContext) -> bool:
     for operator, tests in conditions.items():
         for key, expected in tests.items():
             values = [str(value) for value in as_list(expected)]
             actual = context.get(key)
+            if operator.startswith(("ForAllValues:", "ForAnyValue:")):
+                # Multi-valued keys (dynamodb:LeadingKeys). IAM: ForAllValues holds when every request value matches,
+                # and also when the key is absent (an empty set); ForAnyValue needs at least one match.
+                request_values = [] if actual is None else as_list(actual)
+                qualifier, _, inner = operator.partition(":")
+                if inner != "StringLike":
+                    raise AssertionError(f"the test's evaluator does not know {operator}: extend it")
+                matching = [any(fnmatchcase(value, pattern) for pattern in values) for value in request_values]
+                holds = all(matching) if qualifier == "ForAllValues" else any(matching)
+                if not holds:
+                    return False
+                continue
+            if isinstance(actual, list):
+                raise AssertionError(f"{key} has several values: use a ForAllValues/ForAnyValue operator")
             if operator == "StringEquals":
                 holds = actual is not None and actual in values
             elif operator == "StringNotEquals":
                 holds = actual is None or actual not in values  # a missing key matches a negated operator
-            elif operator == "ArnLike":
+            elif operator in ("ArnLike", "StringLike"):
                 holds = actual is not None and any(fnmatchcase(actual, value) for value in values)
             elif operator == "Bool":
                 holds = actual is not None and actual in values
@@ -78,7 +96,7 @@ def _condition_holds(conditions: dict[str, Any], context: dict[str, str]) -> boo
     return True
 
 
-def _matches(statement: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
+def _matches(statement: dict[str, Any], action: str, resource: str, context: RequestContext) -> bool:
     if not any(fnmatchcase(action.lower(), pattern.lower()) for pattern in as_list(statement["Action"])):
         return False
     if "NotResource" in statement:
@@ -90,7 +108,7 @@ def _matches(statement: dict[str, Any], action: str, resource: str, context: dic
 
 
 def decide(
-    identity: list[dict[str, Any]], boundary: list[dict[str, Any]], action: str, resource: str, context: dict[str, str]
+    identity: list[dict[str, Any]], boundary: list[dict[str, Any]], action: str, resource: str, context: RequestContext
 ) -> bool:
     """Whether a role with this identity policy and this permissions boundary may call `action` on `resource`."""
     everything = identity + boundary

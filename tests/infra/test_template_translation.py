@@ -75,7 +75,13 @@ def test_the_function_role_gets_logging_and_tracing_and_the_inline_policy(transl
 
     assert "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole" in role["ManagedPolicyArns"]
     assert "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess" in role["ManagedPolicyArns"]
-    assert {"LedgerAppendAndRead", "AssumeCrossAccountExecutionRole", "IamAccessKeys", "AcmPcaRevoke"} <= sids
+    assert {
+        "LedgerRead",
+        "LedgerAppendRunRecords",
+        "AssumeCrossAccountExecutionRole",
+        "IamAccessKeys",
+        "AcmPcaRevoke",
+    } <= sids
 
 
 def test_the_function_runs_on_arm64_python_312_with_the_globals(translated: dict[str, Any]) -> None:

@@ -86,6 +86,7 @@ HANDLERS = (
     "InventoryReportFunction",
     "AnswerApprovalFunction",
     "StartManualRevocationFunction",
+    "LedgerArchiveFunction",
 )
 PER_HANDLER_FAST = bad.FAST_EXAMPLES
 PER_HANDLER_FULL = math.ceil(bad.SLOW_EXAMPLES / len(HANDLERS))
@@ -648,6 +649,27 @@ def sweep_inputs(protected: Protected) -> st.SearchStrategy[Any]:
     )
 
 
+def ledger_stream_inputs(protected: Protected) -> st.SearchStrategy[Any]:
+    """Stream records of every kind, keyed with hostile strings (traversal, NUL, look-alikes, a protected workload's
+    id), their images carrying planted secrets: each is archived under its escaped key, or refused."""
+    keys = st.one_of(bad.hostile_strings, st.sampled_from((f"INCIDENT#{protected.spiffe_id}", "A#INCIDENT", "#")))
+
+    def build(event_name: str, pk: str, sk: str, sequence: str, image: Any) -> dict[str, Any]:
+        change: dict[str, Any] = {"Keys": {"pk": {"S": pk}, "sk": {"S": sk}}, "SequenceNumber": sequence}
+        if event_name != "REMOVE":
+            change["NewImage"] = {"pk": {"S": pk}, "sk": {"S": sk}, "body": {"S": image}}
+        return {"Records": [{"eventID": "1", "eventName": event_name, "dynamodb": change}]}
+
+    return st.builds(
+        build,
+        st.sampled_from(("INSERT", "MODIFY", "REMOVE")),
+        keys,
+        keys,
+        st.one_of(st.from_regex(r"\A[0-9]{1,30}\Z"), bad.hostile_strings),
+        st.one_of(bad.hostile_strings, st.sampled_from(bad.PLANTED_SECRETS)),
+    )
+
+
 def sample_for(logical_id: str) -> Callable[[], Any]:
     if logical_id in TASK_MODELS:
         return TASK_MODELS[logical_id][1]
@@ -655,6 +677,8 @@ def sample_for(logical_id: str) -> Callable[[], Any]:
         return lambda: bad.load_sample("workload_terminated.json")
     if logical_id == "StartLeakResponseFunction":
         return lambda: bad.load_sample("secret_leaked.json")
+    if logical_id == "LedgerArchiveFunction":
+        return lambda: bad.load_sample("ledger_stream_insert.json")
     return lambda: {"dry_run": True}
 
 
@@ -675,6 +699,7 @@ HOSTILE: dict[str, Callable[[Protected], st.SearchStrategy[Any]]] = {
     "InventoryReportFunction": sweep_inputs,
     "AnswerApprovalFunction": answer_inputs,
     "StartManualRevocationFunction": start_manual_inputs,
+    "LedgerArchiveFunction": ledger_stream_inputs,
 }
 
 

@@ -213,8 +213,20 @@ def _create_local_secret(client: Any, name: str, props: Mapping[str, Any]) -> st
 
 
 def _create_local_bucket(client: Any, name: str, props: Mapping[str, Any]) -> None:
-    """An S3 bucket with the template's versioning, encryption and public access block (moto keeps them)."""
-    client.create_bucket(Bucket=name)
+    """An S3 bucket with the template's Object Lock, versioning, encryption and public access block (moto keeps
+    and enforces them: a version under COMPLIANCE retention cannot be deleted)."""
+    object_lock = str(props.get("ObjectLockEnabled", "")).lower() == "true"
+    client.create_bucket(Bucket=name, **({"ObjectLockEnabledForBucket": True} if object_lock else {}))
+    lock_configuration = props.get("ObjectLockConfiguration")
+    if object_lock and lock_configuration:
+        retention = dict((lock_configuration.get("Rule") or {}).get("DefaultRetention") or {})
+        for period in ("Days", "Years"):  # a resolved parameter may arrive as text
+            if period in retention:
+                retention[period] = int(retention[period])
+        configuration: dict[str, Any] = {"ObjectLockEnabled": "Enabled"}
+        if retention:
+            configuration["Rule"] = {"DefaultRetention": retention}
+        client.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=configuration)
     if (props.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
         client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     if props.get("BucketEncryption"):

@@ -7,6 +7,7 @@ Layout (the table is defined in template.yaml as LedgerTable):
                        sk = D#APPROVAL#<execution name>     who approved or denied, and why: one per run
   pk = CLAIM#<dedup key> sk = <number, 8 digits>            a leak response claimed for one credential
   pk = GITHUB_DELIVERY#<id>                                 a webhook delivery seen (replay protection)
+  pk = GITHUB_BODY#<sha256 of the signed body>              the same, by what the signature covers
   gsi1 (by_time): gsi1pk = INCIDENTS, gsi1sk = <opened_at>#<id>, on incident records only.
 """
 

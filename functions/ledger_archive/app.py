@@ -1,0 +1,64 @@
+"""Ledger stream → object-locked archive: the tamper-evident copy of the append-only ledger.
+
+Invoked by the event source mapping on LedgerTable's stream (NEW_IMAGE). Each INSERT is written once to the archive
+bucket; a MODIFY or REMOVE (which Rescind never writes) is archived too, counted (LedgerTampering) and notified.
+Any failure raises: the mapping retries the batch (the puts are conditional, so nothing is written twice) and
+then sends its description to LedgerArchiveFailureQueue.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from rescind.aws.errors import aws_errors
+from rescind.exceptions import InvalidInput
+from rescind.ledger.archive import archive_stream_records, describe_tampering, parse_stream_records
+from rescind.runtime import TRACED_LIBRARIES, get_settings, get_sns_client
+
+logger = Logger()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
+metrics = Metrics()
+get_settings()  # fail at cold start when configuration is wrong
+
+
+@cache
+def _s3() -> Any:
+    return boto3.client("s3")
+
+
+def _archive_bucket() -> str:
+    bucket = os.environ.get("LEDGER_ARCHIVE_BUCKET", "")
+    if not bucket:
+        raise InvalidInput("LEDGER_ARCHIVE_BUCKET is not set")
+    return bucket
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    bucket = _archive_bucket()
+    records = parse_stream_records(event)
+    result = archive_stream_records(records, s3=_s3(), bucket=bucket)
+    metrics.add_metric(name="LedgerRecordsArchived", unit=MetricUnit.Count, value=result.archived)
+    if result.tampering:
+        metrics.add_metric(name="LedgerTampering", unit=MetricUnit.Count, value=len(result.tampering))
+        logger.warning(
+            "ledger record modified or removed",
+            extra={"changes": [item.model_dump(mode="json") for item in result.tampering[:50]]},
+        )
+        subject, message = describe_tampering(result.tampering, bucket)
+        with aws_errors("sns:Publish"):
+            get_sns_client().publish(TopicArn=get_settings().notification_topic_arn, Subject=subject, Message=message)
+    logger.info(
+        "ledger changes archived",
+        extra={"archived": result.archived, "already_archived": result.already_archived},
+    )
+    return result.model_dump(mode="json")
