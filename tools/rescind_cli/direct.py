@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from rescind.inventory.base import Inventory
     from rescind.ledger.sqlite import SqliteLedger
     from rescind.models import ActionResult
-    from rescind.offboarding.types import OffboardingPlan, OffboardingRequest
+    from rescind.offboarding.types import OffboardingRequest
 
 LEDGER_FILE_ENV = "RESCIND_LEDGER_FILE"
 CONFIG_FILE_ENV = "RESCIND_CONFIG_FILE"
@@ -326,7 +326,6 @@ class DirectRun:
 def run_direct_revocation(
     target: DirectTarget,
     request: OffboardingRequest,
-    planned: OffboardingPlan,
     *,
     approved_by: str | None,
     ticket: str | None,
@@ -337,7 +336,7 @@ def run_direct_revocation(
 
     The incident, every attempt and the closure go to the local ledger. The guard decides again here, on the
     same reads, in the flow's own plan task (`plan_offboarding`, or `plan_leak_response` for a leak), which
-    records the plan. `planned` is the caller's preview of it, shown before any confirmation.
+    records the plan (the caller showed a preview of it before any confirmation).
     """
     from rescind.engine.executor import record_result
     from rescind.engine.factory import build_engine
@@ -457,7 +456,6 @@ def answer_leak_event_directly(
     from rescind.leaks.triggers import parse_leak_event
     from rescind.leaks.types import LocatedLeak
     from rescind.models.results import utc_now
-    from rescind.offboarding.types import GuardDecision, OffboardingPlan
 
     parsed = parse_leak_event(github_delivery_as_bus_event(target, event) if _is_github_delivery(event) else event)
     ledger = target.ledger()
@@ -486,18 +484,9 @@ def answer_leak_event_directly(
             continue
         claim = ledger.claim_response(located.dedup_key, utc_now(), DEFAULT_DEDUP_WINDOW)
         request = leak_response_request(alert, located, claim.incident_id)
-        preview = OffboardingPlan(
-            incident_id=request.incident_id,
-            workload_id=request.workload_id,
-            decision=GuardDecision.PROCEED,
-            decision_reason="decided by the plan task",
-            containment=(),
-            actions=(),
-            counts_by_kind={},
-        )
         runs.append(
             run_direct_revocation(
-                target, request, preview, approved_by=None, ticket=None, on_result=on_result, flow="leak_response"
+                target, request, approved_by=None, ticket=None, on_result=on_result, flow="leak_response"
             )
         )
     if parsed.unresolved:

@@ -819,7 +819,7 @@ def revoke_command(
             if not confirmed:
                 raise CommandFailed("aborted: nothing was started", EXIT_BAD_INPUT, plan=document)
         if isinstance(target, DirectTarget):
-            finish_direct_run(target, request, planned, document, approved_by=approved_by, json_output=json_output)
+            finish_direct_run(target, request, document, approved_by=approved_by, json_output=json_output)
             return
         started, execution_arn = start_manual_run(target, subject, reason=reason_text, ticket=ticket, dry_run=dry_run)
         incident_id = started.incident_id
@@ -845,7 +845,6 @@ def revoke_command(
 def finish_direct_run(
     target: DirectTarget,
     request: OffboardingRequest,
-    planned: OffboardingPlan,
     document: dict[str, Any],
     *,
     approved_by: str | None,
@@ -864,9 +863,7 @@ def finish_direct_run(
         if not json_output:
             _say(f"  {result.outcome}: {result.action_kind} {escape(format_ref(result.target))}")
 
-    run = run_direct_revocation(
-        target, request, planned, approved_by=approved_by, ticket=request.trigger.ticket, on_result=show
-    )
+    run = run_direct_revocation(target, request, approved_by=approved_by, ticket=request.trigger.ticket, on_result=show)
     code = {"completed": EXIT_OK, "dry_run": EXIT_OK, "refused": EXIT_BAD_INPUT}.get(run.status, EXIT_FAILED)
     result_document = {
         "ok": code == EXIT_OK,
