@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.engine.verification import verify_actions
 from rescind.offboarding.types import OffboardingPlan
-from rescind.runtime import TRACED_LIBRARIES, get_engine, get_settings
+from rescind.runtime import TRACED_LIBRARIES, get_discovery_scope, get_engine, get_settings
 from rescind.validation import parse_model
 
 logger = Logger()
@@ -24,7 +24,7 @@ get_settings()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     plan = parse_model(OffboardingPlan, event, what="offboarding plan")
-    report = verify_actions(get_engine(), [*plan.containment, *plan.actions])
+    report = verify_actions(get_engine(), [*plan.containment, *plan.actions], scope=get_discovery_scope())
     logger.info(
         "offboarding verified",
         extra={

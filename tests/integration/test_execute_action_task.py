@@ -294,3 +294,22 @@ def test_a_protected_workloads_certificate_named_by_an_action_is_not_revoked(
     assert f"protected workload {protected}" in result.detail
     record = vault.secrets.pki.read_certificate(issued["serial_number"], mount_point=PKI_MOUNT)["data"]
     assert not record.get("revocation_time")
+
+
+def test_verification_never_reads_a_target_outside_the_configured_mounts(
+    vault: hvac.Client, backend_calls: BackendCalls
+) -> None:
+    """Found by the fuzz at full size: the verify task looked up a lease under auth/token/ that the acting task had
+    refused. It is reported not ended, with why, and nothing is read."""
+    from rescind.engine.verification import verify_actions
+    from rescind.models import Action, ActionKind, VaultLeaseRef
+
+    action = Action(kind=ActionKind.REVOKE, target=VaultLeaseRef(lease_id="auth/token/revoke-prefix/x"), reason="x")
+
+    report = verify_actions(build_engine(vault), [action], scope=SCOPE)
+
+    assert report.still_alive == (action.target,)
+    (verified,) = report.verified
+    assert verified.evidence.confirmed is False
+    assert "out of scope" in verified.evidence.observed
+    assert backend_calls.vault == []

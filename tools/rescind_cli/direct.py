@@ -36,10 +36,11 @@ if TYPE_CHECKING:
     from rescind.aws.session import AwsClientFactory
     from rescind.inventory.base import Inventory
     from rescind.ledger.sqlite import SqliteLedger
-    from rescind.models import ActionResult
+    from rescind.models import ActionResult, CredentialRef
     from rescind.offboarding.types import OffboardingRequest
 
 LEDGER_FILE_ENV = "RESCIND_LEDGER_FILE"
+_TRANSIENT_ATTEMPTS = 3  # a throttled or unreachable backend, tried again as the state machine's Retry would
 CONFIG_FILE_ENV = "RESCIND_CONFIG_FILE"
 _SETTINGS = (
     "PKI_MOUNTS",
@@ -338,13 +339,14 @@ def run_direct_revocation(
     same reads, in the flow's own plan task (`plan_offboarding`, or `plan_leak_response` for a leak), which
     records the plan (the caller showed a preview of it before any confirmation).
     """
-    from rescind.engine.executor import record_result
     from rescind.engine.factory import build_engine
+    from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
     from rescind.engine.verification import verify_actions
+    from rescind.exceptions import TransientError
+    from rescind.guard import refuse_guarded_target
     from rescind.leaks.plan import plan_leak_response
     from rescind.ledger.closing import CloseRequest, RunOutcome, close_incident
     from rescind.ledger.types import ApprovalDecision, ApprovalVerdict
-    from rescind.models import Plan
     from rescind.models.refs import format_ref
     from rescind.models.results import utc_now
     from rescind.offboarding.plan import plan_offboarding
@@ -412,15 +414,30 @@ def run_direct_revocation(
 
     engine = build_engine(vault, aws_factory=aws)
     actions = (*recorded.containment, *recorded.actions)
+    scope, policy = target.discovery_scope(), target.guard_policy()
 
-    def record(result: ActionResult) -> None:
-        record_result(ledger, request.incident_id, f"direct-{result.action_id}", result)
-        if on_result is not None:
-            on_result(result)
+    def refuse_if_guarded(ref: CredentialRef) -> None:
+        refuse_guarded_target(vault, aws, ref, policy, metadata_key=scope.metadata_key)
 
-    results = tuple(engine.run_plan(Plan(plan_id=request.incident_id, actions=actions), on_result=record))
-    report = verify_actions(engine, actions)
-    return close(RunOutcome.VERIFIED, "", results, still_alive=report.still_alive)
+    # The acting task's own path, action by action: scope check, guard, act, verify, record.
+    results: list[ActionResult] = []
+    for number, action in enumerate(actions):
+        for attempt in range(_TRANSIENT_ATTEMPTS):
+            request_one = ExecuteActionRequest(
+                incident_id=request.incident_id, attempt_id=f"direct-{number}-{attempt}", action=action
+            )
+            try:
+                result = execute_and_record(
+                    request_one, engine=engine, ledger=ledger, scope=scope, refuse_if_guarded=refuse_if_guarded
+                )
+            except TransientError:
+                continue  # recorded as failed; the read-back below says where it stands
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+            break
+    report = verify_actions(engine, actions, scope=scope)
+    return close(RunOutcome.VERIFIED, "", tuple(results), still_alive=report.still_alive)
 
 
 # --- a leak event, answered from the laptop ----------------------------------------------------------------

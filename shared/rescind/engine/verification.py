@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
+from rescind.discovery import DiscoveryScope
 from rescind.engine.executor import ActionEngine
+from rescind.engine.scope import TargetOutOfScope, check_target_in_scope
 from rescind.models import Action, CredentialRef, Evidence
 
 
@@ -29,12 +31,24 @@ class VerificationReport(BaseModel):
         return not self.still_alive
 
 
-def verify_actions(engine: ActionEngine, actions: Sequence[Action]) -> VerificationReport:
-    """Read back every action's target. Only reads; a transient error is raised for the caller to retry."""
+def verify_actions(
+    engine: ActionEngine, actions: Sequence[Action], *, scope: DiscoveryScope | None = None
+) -> VerificationReport:
+    """Read back every action's target. Only reads; a transient error is raised for the caller to retry.
+
+    With `scope`, a target outside the configured mounts is not read at all (the acting task refused it, so it
+    was not ended): it is reported alive, with evidence saying why it was not read.
+    """
     verified: list[VerifiedTarget] = []
     alive: list[CredentialRef] = []
     for action in actions:
-        evidence = engine.handler_for(action.target.kind).verify(action)
+        try:
+            if scope is not None:
+                check_target_in_scope(action.target, scope)
+        except TargetOutOfScope as refused:
+            evidence = Evidence(check="target in the configured scope", observed=str(refused)[:1000], confirmed=False)
+        else:
+            evidence = engine.handler_for(action.target.kind).verify(action)
         verified.append(VerifiedTarget(action_id=action.action_id, target=action.target, evidence=evidence))
         if not evidence.confirmed:
             alive.append(action.target)

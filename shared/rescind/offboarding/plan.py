@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rescind.discovery import DiscoveryScope, discover_workload_credentials, plan_to_end
+from rescind.engine.scope import check_target_in_scope
 from rescind.guard import GuardPolicy, exceeds_cap, find_guarded_child_tokens, find_holds, is_protected
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import IncidentRecord
@@ -106,6 +107,8 @@ def build_offboarding_plan(
     else:
         if request.credentials:
             gathered = list(request.credentials)
+            for ref in gathered:  # before any lookup: a named target outside the configured mounts is refused
+                check_target_in_scope(ref, scope)
             missing = named_credentials_not_found(vault, aws, gathered)
             if missing:
                 refused = describe_not_found(vault, missing)

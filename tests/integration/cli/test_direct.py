@@ -273,6 +273,11 @@ def test_the_status_of_a_direct_run_is_its_closure_in_the_local_ledger(
         pytest.param(("status", "manual-0000000000"), 2, id="unknown-incident"),
         pytest.param(("plan", "--workload", "{workload}", "--max-requests-per-second", "0"), 2, id="bad-rate"),
         pytest.param(("approve", "manual-0000000000"), 2, id="no-stack-to-approve"),
+        pytest.param(
+            ("revoke", "--credential", "vault-lease:auth/token/revoke-prefix/x", "--reason", "x", "--yes"),
+            2,
+            id="out-of-scope",
+        ),
     ],
 )
 def test_every_exit_code_is_the_documented_one_and_every_json_output_parses(
