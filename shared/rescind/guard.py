@@ -159,13 +159,14 @@ def find_guarded_child_tokens(
     """
     from functools import cache
 
-    from rescind.vault.tokens import find_possible_child_tokens, scan_live_tokens
+    from rescind.vault.tokens import find_possible_child_tokens, lookup_token_by_accessor, scan_live_tokens
 
     planned = {ref.accessor for ref in refs if isinstance(ref, VaultTokenRef)}
     live = cache(lambda: scan_live_tokens(vault))
     found: list[GuardedChildToken] = []
     for parent in sorted(planned):
-        for child in find_possible_child_tokens(vault, parent, live=live):
+        state = lookup_token_by_accessor(vault, parent)
+        for child in find_possible_child_tokens(vault, state, live=live) if state is not None else ():
             if child.accessor in planned:
                 continue
             protected = sorted(value for value in child.metadata.values() if value in policy.protected_workloads)

@@ -153,14 +153,14 @@ def could_descend_from(candidate: TokenState, parent: TokenState) -> bool:
 
 
 def find_possible_child_tokens(
-    client: hvac.Client, accessor: str, *, live: Callable[[], Sequence[TokenState]] | None = None
+    client: hvac.Client, parent: TokenState, *, live: Callable[[], Sequence[TokenState]] | None = None
 ) -> list[TokenState]:
-    """Every live token that may die with this one's revocation: empty when it cannot create tokens.
+    """Every live token that may die with `parent`'s revocation: empty when it cannot create tokens.
 
-    `live` gives a scan (scan_live_tokens) to share between several parents; it is called only when needed.
+    `parent` is the caller's own lookup of the token; `live` gives a scan (scan_live_tokens) to share between
+    several parents, called only when needed.
     """
-    parent = lookup_token_by_accessor(client, accessor)
-    if parent is None or not can_create_child_tokens(client, accessor):
+    if not can_create_child_tokens(client, parent.accessor):
         return []
     tokens = live() if live is not None else scan_live_tokens(client)
     return [state for state in tokens if could_descend_from(state, parent)]
@@ -190,9 +190,10 @@ def revoke_token_by_accessor(client: hvac.Client, ref: VaultTokenRef) -> ActOutc
     The possible children are read before and after, so the outcome names every token that died with it.
     """
     _refuse_own_token(client, ref)
-    if lookup_token_by_accessor(client, ref.accessor) is None:
+    state = lookup_token_by_accessor(client, ref.accessor)
+    if state is None:
         return ActOutcome(changed=False, absent=True, detail="already absent")
-    possible_children = find_possible_child_tokens(client, ref.accessor)
+    possible_children = find_possible_child_tokens(client, state)
     with vault_errors(f"revoke token accessor {ref.accessor}"):
         try:
             response = client.auth.token.revoke_accessor(ref.accessor)

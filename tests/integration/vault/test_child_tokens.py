@@ -26,7 +26,7 @@ from rescind.ledger import Trigger
 from rescind.models import Action, ActionKind, Outcome, VaultTokenRef
 from rescind.offboarding.plan import build_offboarding_plan
 from rescind.offboarding.types import GuardDecision, OffboardingRequest
-from rescind.vault.tokens import find_possible_child_tokens
+from rescind.vault.tokens import find_possible_child_tokens, lookup_token_by_accessor
 from rescind_local import LocalOpenBao
 from tests.conftest import BackendCalls
 
@@ -178,7 +178,9 @@ def test_a_token_that_cannot_create_tokens_is_not_looked_under(
 ) -> None:
     auth = vault.auth.token.create(ttl="1h", policies=["default"], no_parent=True)["auth"]
 
-    assert find_possible_child_tokens(vault, auth["accessor"]) == []
+    parent = lookup_token_by_accessor(vault, auth["accessor"])
+    assert parent is not None
+    assert find_possible_child_tokens(vault, parent) == []
     assert not any("/auth/token/accessors" in call for call in backend_calls.vault)  # no scan of every token
 
 
