@@ -18,7 +18,6 @@ task. Only this function's role may call SendTaskSuccess/SendTaskFailure. The to
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cache
 from typing import Any
@@ -32,8 +31,10 @@ from rescind.approval import (
     answer_approval,
     answer_from_request,
     caller_from_function_url,
+    function_url_answer,
     http_status_of,
     machine_arns_from_environ,
+    refusal_body,
 )
 from rescind.exceptions import RescindError
 from rescind.runtime import TRACED_LIBRARIES, get_ledger, get_settings
@@ -50,10 +51,6 @@ def _sfn() -> Any:
     return boto3.client("stepfunctions")
 
 
-def _answer(status_code: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {"statusCode": status_code, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
-
-
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
@@ -66,7 +63,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         status = http_status_of(error)
         logger.warning("approval answer refused", extra={"status": status, "error_type": type(error).__name__})
         metrics.add_metric(name="ApprovalAnswerRefused", unit=MetricUnit.Count, value=1)
-        return _answer(status, {"status": "refused", "error": type(error).__name__, "message": str(error)})
+        return function_url_answer(status, refusal_body(error))
     logger.info(
         "approval answered",
         extra={
@@ -76,4 +73,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         },
     )
     metrics.add_metric(name=f"Approval_{decision.verdict}", unit=MetricUnit.Count, value=1)
-    return _answer(200, {"status": "answered", "decision": decision.model_dump(mode="json")})
+    return function_url_answer(200, {"status": "answered", "decision": decision.model_dump(mode="json")})

@@ -14,7 +14,6 @@ approver. A body that names a requester is refused. Only this function's role ma
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -22,7 +21,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rescind.approval import caller_from_function_url, http_status_of
+from rescind.approval import caller_from_function_url, function_url_answer, http_status_of, refusal_body
 from rescind.exceptions import RescindError
 from rescind.offboarding.manual import (
     manual_machine_arn_from_environ,
@@ -39,10 +38,6 @@ get_settings()
 _MACHINE_ARN = manual_machine_arn_from_environ(os.environ)  # fail at cold start when the template left it out
 
 
-def _answer(status_code: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {"statusCode": status_code, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
-
-
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
@@ -57,7 +52,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         status = http_status_of(error)
         logger.warning("manual run refused", extra={"status": status, "error_type": type(error).__name__})
         metrics.add_metric(name="ManualRunRefused", unit=MetricUnit.Count, value=1)
-        return _answer(status, {"status": "refused", "error": type(error).__name__, "message": str(error)})
+        return function_url_answer(status, refusal_body(error))
     logger.info(
         "manual run started",
         extra={
@@ -69,4 +64,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         },
     )
     metrics.add_metric(name=f"ManualRun_{started.status}", unit=MetricUnit.Count, value=1)
-    return _answer(200, {"status": str(started.status), "run": started.model_dump(mode="json")})
+    return function_url_answer(200, {"status": str(started.status), "run": started.model_dump(mode="json")})

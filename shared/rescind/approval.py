@@ -345,6 +345,16 @@ def json_body_of(event: Any) -> Any:
         raise InvalidInput("the body is not JSON") from None
 
 
+def function_url_answer(status_code: int, body: dict[str, Any]) -> dict[str, Any]:
+    """A function URL's JSON answer (the approval and manual-start functions answer alike)."""
+    return {"statusCode": status_code, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
+
+
+def refusal_body(error: RescindError) -> dict[str, Any]:
+    """What a function URL says of a refusal: its type and message, never a value the request carried."""
+    return {"status": "refused", "error": type(error).__name__, "message": str(error)}
+
+
 def http_status_of(error: RescindError) -> int:
     """The function URL's answer to each refusal: the CLI turns it back into a one-line error."""
     if isinstance(error, CallerNotAuthenticated):
