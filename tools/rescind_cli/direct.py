@@ -189,6 +189,7 @@ class DirectTarget:
     _session: boto3.Session | None = None
     _factory: AwsClientFactory | None = None
     _aws_checked: bool = False
+    _read_settings: dict[str, str] | None = None
 
     @classmethod
     def load(
@@ -291,6 +292,9 @@ class DirectTarget:
     # --- scope and guard ---------------------------------------------------------------------------------
 
     def _settings(self) -> dict[str, str]:
+        """Read once per command: the plan, the guard and the acting step see the same configuration."""
+        if self._read_settings is not None:
+            return self._read_settings
         path = Path(self.environ.get(CONFIG_FILE_ENV) or default_config_path())
         settings = read_config_file(path)
         for variable in _SETTINGS:
@@ -299,6 +303,7 @@ class DirectTarget:
         if self.extra_protected:
             listed = [item for item in settings.get("PROTECTED_WORKLOADS", "").split(",") if item.strip()]
             settings["PROTECTED_WORKLOADS"] = ",".join([*listed, *self.extra_protected])
+        self._read_settings = settings
         return settings
 
     def discovery_scope(self) -> DiscoveryScope:
