@@ -63,7 +63,7 @@ LEAK_CLAIM = "CLAIM#" + HEX40  # ledger/dynamodb.py claim_response
 LEAK_UNRESOLVED = incident("unresolved-leak-" + HEX40)  # leaks/start.py record_unresolved_leak, _record_event
 LEAK_RECORDED = incident("recorded-leak-" + HEX40)  # leaks/start.py record_event_only
 OFFBOARDING_RUN = incident(offboarding_execution_name("spiffe://prod.example/ns/a/sa/b", NOTICE.event_id))
-MANUAL_RUN = incident("manual-" + HEX40[:20])  # rescind_cli/runs.py manual_incident_id
+MANUAL_RUN = incident("manual-" + HEX40[:20])  # rescind_cli/runs/subject.py manual_incident_id
 LEAK_RUN = incident(f"leak-{HEX40[:24]}-1")  # the claim's incident id
 RUNS = {OFFBOARDING_RUN, MANUAL_RUN, LEAK_RUN}
 

@@ -33,7 +33,7 @@ import pytest
 from rescind.fingerprints.dynamodb import DynamoDbFingerprintIndex
 from rescind.fingerprints.indexing import index_kv_mount
 from rescind.fingerprints.runtime import read_fingerprint_key
-from rescind_cli.runs import build_request, parse_subject
+from rescind_cli.runs.subject import build_request, parse_subject
 from rescind_local import LocalOpenBao
 from rescind_local.github import SAMPLE_WEBHOOK_SECRET, local_github_api
 from rescind_local.proof import prove_by_use

@@ -34,7 +34,9 @@ from rescind.ledger import DynamoDbLedger, IncidentStatus
 from rescind.models import CredentialRef, IamAccessKeyRef, VaultTokenRef
 from rescind.models.refs import format_ref
 from rescind.offboarding.triggers import parse_termination_event
-from rescind_cli.runs import RunProgress, build_request, load_event, parse_subject, read_progress
+from rescind_cli.runs.event_delivery import load_event
+from rescind_cli.runs.history import RunProgress, read_progress
+from rescind_cli.runs.subject import build_request, parse_subject
 from rescind_cli.targets import MANUAL_MACHINE
 from rescind_local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalOpenBao, local_aws
 from rescind_local.proof import ProofByUse, prove_by_use

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rescind.exceptions import InvalidInput
 from rescind.fingerprints.types import IndexProgress, IndexReport
 from rescind_cli.options import JsonOption, ProfileOption, StackOption, StateDirOption, console_for, exit_on_typed_error
+from rescind_cli.progress import step_progress
 from rescind_cli.targets import PLAN_FUNCTION, STACK_ENV, DeployedStackTarget, LocalStackTarget, Target, resolve_target
 
 if TYPE_CHECKING:
@@ -81,15 +81,7 @@ def index_kv_body(
 
 @contextmanager
 def _index_progress(console: Console) -> Iterator[Callable[[IndexProgress], None]]:
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[item]}", style="dim"),
-    )
-    with Progress(*columns, console=console) as progress:
+    with step_progress(console, item=True) as progress:
         tasks: dict[str, Any] = {}
 
         def on_progress(step: IndexProgress) -> None:

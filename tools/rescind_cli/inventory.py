@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rescind.aws.session import DEFAULT_REGION, AwsClientFactory
@@ -31,6 +30,7 @@ from rescind.inventory.sync import DEFAULT_TAG_KEY
 from rescind.models import CredentialRef
 from rescind.models.refs import format_ref
 from rescind_cli.options import JsonOption, console_for, exit_on_typed_error
+from rescind_cli.progress import step_progress
 
 if TYPE_CHECKING:
     import boto3
@@ -83,15 +83,7 @@ def sync_command_body(
 
 @contextmanager
 def _sync_progress(console: Console) -> Iterator[Callable[[SyncProgress], None]]:
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description:<9}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[item]}", style="dim"),
-    )
-    with Progress(*columns, console=console) as progress:
+    with step_progress(console, description="{task.description:<9}", item=True) as progress:
         tasks = {
             SyncPhase.SWEEP: progress.add_task("sweep", total=None, item=""),
             SyncPhase.DISCOVER: progress.add_task("discover", total=None, item="", start=False),

@@ -43,6 +43,20 @@ MaxRateOption = Annotated[
     ),
 ]
 ProfileOption = Annotated[str | None, typer.Option("--profile", help="AWS profile for --stack (default: the chain).")]
+WorkloadOption = Annotated[
+    str | None, typer.Option("--workload", help="The workload: its SPIFFE ID or cloud id. Everything it holds.")
+]
+CredentialOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--credential",
+        help="A credential reference (repeatable), e.g. vault-token:accessor:<accessor>, pki:<mount>:<serial>, "
+        "aws-key:<account>:<user>:<key id>, kv:<mount>:<path>.",
+    ),
+]
+TimeoutOption = Annotated[
+    float | None, typer.Option("--timeout", help="Stop following after this many seconds (the run goes on).")
+]
 
 # Piped output is read by scripts and greps: rows are never folded at Rich's default 80 columns.
 PIPED_WIDTH = 10_000

@@ -204,14 +204,14 @@ def test_replay_of_a_termination_event_offboards_the_workload(target: LocalTarge
 def test_ctrl_c_while_following_leaves_the_run_going(
     target: LocalTarget, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rescind_cli.runs
+    import rescind_cli.runs.following
 
     workload = seed(target, "interrupt")
 
     def interrupted(seconds: float) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(rescind_cli.runs, "_sleep", interrupted)
+    monkeypatch.setattr(rescind_cli.runs.following, "_sleep", interrupted)
     result = cli("revoke", "--workload", workload.spiffe_id, "--reason", "interrupted", "--yes")
 
     assert result.exit_code == 130, result.output

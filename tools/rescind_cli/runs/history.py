@@ -1,0 +1,134 @@
+"""Where an execution is, read from DescribeExecution and its history: actions done of planned, the guard's
+decision, and whether it waits for approval."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+ACTION_STATES = frozenset({"ContainOne", "RevokeOne", "ContainOneFailed", "RevokeOneFailed"})
+_TASK_ENDED = frozenset({"TaskSucceeded", "TaskFailed", "TaskTimedOut", "TaskSubmitFailed", "TaskStartFailed"})
+
+
+@dataclass
+class RunProgress:
+    """Where one execution is, read from DescribeExecution and its history."""
+
+    execution_arn: str
+    name: str
+    incident_id: str
+    status: str
+    current_state: str = ""
+    planned: int | None = None
+    done: int = 0
+    failed: int = 0
+    decision: str | None = None
+    decision_reason: str | None = None
+    waiting_for_approval: bool = False
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    error: str | None = None
+    _task_token: str | None = field(default=None, repr=False)  # never printed or returned
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "RUNNING"
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "execution_arn": self.execution_arn,
+            "name": self.name,
+            "incident_id": self.incident_id,
+            "status": self.status,
+            "current_state": self.current_state,
+            "actions_planned": self.planned,
+            "actions_done": self.done,
+            "actions_failed": self.failed,
+            "decision": self.decision,
+            "decision_reason": self.decision_reason,
+            "waiting_for_approval": self.waiting_for_approval,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "stopped_at": self.stopped_at.isoformat() if self.stopped_at else None,
+            "error": self.error,
+        }
+
+
+def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    request = {"executionArn": execution_arn, "maxResults": 1000}
+    return list(pages(sfn.get_execution_history, "events", request, continuation="nextToken"))
+
+
+def _json(text: str | None) -> Any:
+    try:
+        return json.loads(text or "null")
+    except ValueError:
+        return None
+
+
+def read_progress(sfn: Any, execution_arn: str) -> RunProgress:
+    described = sfn.describe_execution(executionArn=execution_arn)
+    execution_input = _json(described.get("input")) or {}
+    progress = RunProgress(
+        execution_arn=execution_arn,
+        name=described.get("name", execution_arn.rsplit(":", 1)[-1]),
+        incident_id=str(execution_input.get("incident_id") or described.get("name", "")),
+        status=described["status"],
+        started_at=described.get("startDate"),
+        stopped_at=described.get("stopDate"),
+        error=described.get("error"),
+    )
+    action_outcomes: dict[str, str] = {}
+    pending_token: str | None = None
+    for event in execution_history(sfn, execution_arn):
+        kind = event["type"]
+        details: dict[str, Any]
+        if kind.endswith("StateEntered"):
+            progress.current_state = event.get("stateEnteredEventDetails", {}).get("name", "")
+        elif kind.endswith("StateExited"):
+            details = event.get("stateExitedEventDetails", {})
+            if details.get("name") in ACTION_STATES:
+                output = _json(details.get("output")) or {}
+                if output.get("action_id"):
+                    action_outcomes[str(output["action_id"])] = str(output.get("outcome", ""))
+        elif kind == "TaskScheduled":
+            details = event.get("taskScheduledEventDetails", {})
+            if "waitForTaskToken" in details.get("resource", ""):
+                payload = (_json(details.get("parameters")) or {}).get("Payload") or {}
+                pending_token = payload.get("task_token") or None
+        elif kind in _TASK_ENDED:
+            details = next((value for key, value in event.items() if key.endswith("EventDetails")), {})
+            if "waitForTaskToken" in str(details.get("resource", "")):
+                pending_token = None
+            if kind == "TaskSucceeded":
+                payload = (_json(details.get("output")) or {}).get("Payload")
+                if isinstance(payload, dict) and "decision" in payload and "containment" in payload:
+                    progress.planned = len(payload.get("containment") or []) + len(payload.get("actions") or [])
+                    progress.decision = str(payload["decision"])
+                    progress.decision_reason = str(payload.get("decision_reason") or "")
+    progress.done = len(action_outcomes)
+    progress.failed = sum(1 for outcome in action_outcomes.values() if outcome == "failed")
+    if progress.status == "RUNNING" and pending_token:
+        progress.waiting_for_approval = True
+        progress._task_token = pending_token
+    return progress
+
+
+def execution_arns(sfn: Any, machine_arn: str) -> list[str]:
+    request = {"stateMachineArn": machine_arn, "maxResults": 1000}
+    return [
+        item["executionArn"] for item in pages(sfn.list_executions, "executions", request, continuation="nextToken")
+    ]
+
+
+def pages(call: Any, key: str, request: dict[str, Any], *, continuation: str = "NextToken") -> Iterator[dict[str, Any]]:
+    """Every item under `key` of every page of a paginated AWS call (`continuation` is nextToken for Step Functions)."""
+    token: str | None = None
+    while True:
+        page = call(**request, **({continuation: token} if token else {}))
+        yield from page.get(key, [])
+        token = page.get(continuation)
+        if not token:
+            return
