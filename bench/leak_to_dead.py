@@ -1,0 +1,447 @@
+"""1. Leak to dead: for a Vault token, a KV value and an AWS access key, the generic `Secret Leaked` event through
+the template's rule, the start function and the leak-response state machine (moto, handlers in-process and warm,
+real OpenBao) until the credential is verified dead, beside the bare hvac/boto3 calls that do the same."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.harness import (
+    REPO_ROOT,
+    cell,
+    log,
+    median,
+    phases_from_history,
+    ratio,
+    spread,
+    stdout_to_file,
+    verdict,
+    verdict_text,
+)
+
+WANTED = "at most 1.5x the bare floor"
+LEAK_KINDS: dict[str, str] = {
+    "vault_token": "a Vault token leaked by value: `auth/token/lookup` → accessor, revoke by accessor, read back",
+    "kv_value": (
+        "a KV v2 field value leaked by its SHA-256 (`secret_sha256`), found through the fingerprint index: the "
+        "secret rotated (4 steps) and its previous versions destroyed, read back"
+    ),
+    "aws_access_key": (
+        "an IAM access key id (moto): `get_access_key_last_used` → user, deactivated, deleted (a leak has no "
+        "grace period), read back"
+    ),
+}
+LEAK_FLOORS: dict[str, str] = {
+    "vault_token": "`auth/token/lookup` (value → accessor), `revoke-accessor`, `lookup-accessor` (fails)",
+    "kv_value": "read metadata, write a new version (cas), destroy the previous versions, read metadata back",
+    "aws_access_key": "`get_access_key_last_used` (→ user), `update_access_key` Inactive, `delete_access_key`, "
+    "`list_access_keys`",
+}
+LEAK_TARGET_RATIO = 1.5
+LEAK_KV_MOUNT = "secret"
+LEAK_KV_FOLDER = "bench-leak"
+# The leak response's timed states, in order: the same definition as offboarding.
+LEAK_PHASES = ("Plan", "Contain", "Revoke", "Verify", "Close", "Notify", "PublishEvent")
+LEAK_POLL_SECONDS = 0.005  # describe_execution polling: the clock's resolution on the state machine path
+LEAK_TIMEOUT_SECONDS = 120.0
+
+
+@dataclass
+class Leak:
+    """One fresh credential to leak. `secret` (a token value) stays in this process, for the event and the bare
+    floor's lookup only: it is never logged, and never written to the results."""
+
+    kind: str
+    reference: str  # what the results may name: the accessor, mount/path or key id
+    secret: str = field(default="", repr=False)
+    sha256: str = ""  # of the leaked KV field value
+    kv_path: str = ""
+    kv_username: str = ""  # the KV secret's other field, which a rotation keeps
+    iam_user: str = ""  # for the harness's own check afterwards; the floor looks the user up
+
+
+def seed_leak(kind: str, vault: Any, iam: Any) -> Leak:
+    """A fresh credential of `kind`, as a workload would hold it."""
+    suffix = uuid.uuid4().hex[:12]
+    if kind == "vault_token":
+        created = vault.auth.token.create(
+            policies=["default"], ttl="2h", meta={"spiffe_id": f"spiffe://bench.rescind/leak/{suffix}"}
+        )
+        return Leak(kind, str(created["auth"]["accessor"]), secret=str(created["auth"]["client_token"]))
+    if kind == "kv_value":
+        path = f"{LEAK_KV_FOLDER}/{suffix}/database"
+        password = secrets.token_urlsafe(24)
+        username = f"app_{suffix}"
+        vault.secrets.kv.v2.create_or_update_secret(
+            path, secret={"username": username, "password": password}, mount_point=LEAK_KV_MOUNT
+        )
+        return Leak(
+            kind,
+            f"{LEAK_KV_MOUNT}/{path}",
+            sha256=hashlib.sha256(password.encode()).hexdigest(),
+            kv_path=path,
+            kv_username=username,
+        )
+    if kind == "aws_access_key":
+        user_name = f"bench-leak-{suffix}"
+        iam.create_user(UserName=user_name)
+        key_id = str(iam.create_access_key(UserName=user_name)["AccessKey"]["AccessKeyId"])
+        return Leak(kind, key_id, iam_user=user_name)
+    raise ValueError(f"unknown leak kind {kind!r}")
+
+
+def leak_event(leak: Leak) -> dict[str, Any]:
+    """The generic `Secret Leaked` sample event (events/secret_leaked.json) naming `leak`, with a fresh id."""
+    event: dict[str, Any] = json.loads((REPO_ROOT / "events" / "secret_leaked.json").read_text())
+    event["id"] = str(uuid.uuid4())
+    detail = event["detail"]
+    detail["secret_type"] = leak.kind
+    if leak.kind == "kv_value":
+        del detail["secret"]
+        detail["secret_sha256"] = leak.sha256
+    else:
+        detail["secret"] = leak.secret if leak.kind == "vault_token" else leak.reference
+    return event
+
+
+def _redacted(text: str, leak: Leak) -> str:
+    return text.replace(leak.secret, "<redacted>") if leak.secret else text
+
+
+def _gone(attempt: Callable[[], Any]) -> bool:
+    """True when the read-back says the thing is gone (Vault answers 400/404 for a dead accessor)."""
+    import hvac.exceptions
+
+    try:
+        attempt()
+    except (hvac.exceptions.InvalidRequest, hvac.exceptions.InvalidPath, hvac.exceptions.Forbidden):
+        return True
+    return False
+
+
+def bare_leak_floor(leak: Leak, vault: Any, iam: Any) -> dict[str, Any]:
+    """The least a person with hvac or boto3 does to kill `leak`, knowing where it lives: lookup, kill, read back."""
+    started = time.perf_counter()
+    if leak.kind == "vault_token":
+        accessor = str(vault.auth.token.lookup(token=leak.secret)["data"]["accessor"])
+        vault.auth.token.revoke_accessor(accessor)
+        dead = _gone(lambda: vault.auth.token.lookup_accessor(accessor))
+        calls = 3
+    elif leak.kind == "kv_value":
+        kv = vault.secrets.kv.v2
+        current = int(kv.read_secret_metadata(leak.kv_path, mount_point=LEAK_KV_MOUNT)["data"]["current_version"])
+        new_value = {"username": leak.kv_username, "password": secrets.token_urlsafe(32)}
+        kv.create_or_update_secret(leak.kv_path, secret=new_value, cas=current, mount_point=LEAK_KV_MOUNT)
+        previous = list(range(1, current + 1))
+        kv.destroy_secret_versions(leak.kv_path, versions=previous, mount_point=LEAK_KV_MOUNT)
+        after = kv.read_secret_metadata(leak.kv_path, mount_point=LEAK_KV_MOUNT)["data"]
+        dead = after["current_version"] == current + 1 and all(
+            after["versions"][str(version)]["destroyed"] for version in previous
+        )
+        calls = 4
+    else:
+        user_name = iam.get_access_key_last_used(AccessKeyId=leak.reference)["UserName"]
+        iam.update_access_key(UserName=user_name, AccessKeyId=leak.reference, Status="Inactive")
+        iam.delete_access_key(UserName=user_name, AccessKeyId=leak.reference)
+        listed = iam.list_access_keys(UserName=user_name)["AccessKeyMetadata"]
+        dead = all(item["AccessKeyId"] != leak.reference for item in listed)
+        calls = 4
+    return {"seconds": round(time.perf_counter() - started, 4), "calls": calls, "dead": dead}
+
+
+def confirm_leak_dead(leak: Leak, vault: Any, iam: Any) -> bool:
+    """The harness's own check, outside the timing, that the state machine left the credential dead."""
+    if leak.kind == "vault_token":
+        return _gone(lambda: vault.auth.token.lookup_accessor(leak.reference))
+    if leak.kind == "kv_value":
+        metadata = vault.secrets.kv.v2.read_secret_metadata(leak.kv_path, mount_point=LEAK_KV_MOUNT)["data"]
+        return bool(metadata["current_version"] >= 2 and metadata["versions"]["1"]["destroyed"])
+    listed = iam.list_access_keys(UserName=leak.iam_user)["AccessKeyMetadata"]
+    return all(item["AccessKeyId"] != leak.reference for item in listed)
+
+
+def _wait_until_done(sfn: Any, execution_arn: str) -> dict[str, Any]:
+    """describe_execution every LEAK_POLL_SECONDS until the execution leaves RUNNING."""
+    deadline = time.perf_counter() + LEAK_TIMEOUT_SECONDS
+    while True:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING":
+            return described
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{execution_arn} still RUNNING after {LEAK_TIMEOUT_SECONDS} s")
+        time.sleep(LEAK_POLL_SECONDS)
+
+
+def leak_through_state_machine(stack: Any, leak: Leak, ledger: Any, sfn: Any) -> dict[str, Any]:
+    """Time one leak from `stack.route_event` to the execution SUCCEEDED and its ledger closure COMPLETED."""
+    from rescind.ledger import IncidentStatus
+    from rescind.models import Outcome
+    from rescind_cli.runs.history import execution_arns, execution_history
+
+    machine_arn = stack.state_machine_arn("LeakResponseStateMachine")
+    before = set(execution_arns(sfn, machine_arn))
+    invocations_before = len(stack.lambdas.invocations)
+    event = leak_event(leak)
+    with stdout_to_file():
+        started_at = datetime.now(UTC)
+        started = time.perf_counter()
+        matches = stack.route_event(event)
+        routed = time.perf_counter() - started
+        new = set(execution_arns(sfn, machine_arn)) - before
+        if len(new) != 1:
+            errors = [delivery.error_type for match in matches for delivery in match.deliveries]
+            raise RuntimeError(f"{len(new)} executions started (rules matched {len(matches)}, errors {errors})")
+        (execution_arn,) = new
+        described = _wait_until_done(sfn, execution_arn)
+        view = ledger.read_incident(described["name"])
+        seconds = time.perf_counter() - started
+    closure = view.closure
+    handler_seconds: dict[str, float] = {}
+    for invocation in stack.lambdas.invocations[invocations_before:]:
+        name = invocation.function_name.removeprefix("bench-")
+        handler_seconds[name] = round(handler_seconds.get(name, 0.0) + invocation.duration_seconds, 4)
+    events = execution_history(sfn, execution_arn)
+    phases, _ = phases_from_history(events, set(LEAK_PHASES), names=LEAK_PHASES)
+    execution_started = next(e["timestamp"] for e in events if e["type"] == "ExecutionStarted")
+    execution_ended = events[-1]["timestamp"]
+    return {
+        "seconds": round(seconds, 4),
+        "status": described["status"],
+        "closure": str(closure.status) if closure is not None else None,
+        "completed": described["status"] == "SUCCEEDED"
+        and closure is not None
+        and closure.status is IncidentStatus.COMPLETED,
+        "actions": [str(attempt.result.action_kind) for attempt in view.attempts],
+        "all_actions_succeeded": all(attempt.result.outcome is Outcome.SUCCEEDED for attempt in view.attempts),
+        "still_alive": len(closure.still_alive) if closure is not None else None,
+        "start_function_seconds": round(routed, 4),
+        "execution_started_after_seconds": round((execution_started - started_at).total_seconds(), 4),
+        "execution_ended_after_seconds": round((execution_ended - started_at).total_seconds(), 4),
+        "phases": phases,
+        "handler_seconds": handler_seconds,  # inside the handlers, by function (the rest is moto and waiting)
+        "history_events": len(events),
+        "retried_tasks": sum(1 for e in events if e["type"] in {"TaskFailed", "LambdaFunctionFailed"}),
+    }
+
+
+def summarise_leak_kind(
+    kind: str, machine_runs: list[dict[str, Any]], bare_runs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    good = [run for run in machine_runs if run.get("completed") and run.get("confirmed_dead")]
+    good_bare = [run for run in bare_runs if run.get("dead")]
+    machine = spread([run["seconds"] for run in good])
+    bare = spread([run["seconds"] for run in good_bare])
+    measured_ratio = ratio(machine["median_seconds"], bare["median_seconds"])
+    typical = min(good, key=lambda run: abs(run["seconds"] - (machine["median_seconds"] or 0.0)), default=None)
+    summary: dict[str, Any] = {
+        "what": LEAK_KINDS[kind],
+        "floor": LEAK_FLOORS[kind],
+        "completed_runs": len(good),
+        **machine,
+        "bare_completed_runs": len(good_bare),
+        "bare_median_seconds": bare["median_seconds"],
+        "bare_min_seconds": bare["min_seconds"],
+        "bare_max_seconds": bare["max_seconds"],
+        "ratio_to_bare": measured_ratio,
+        "met": None if measured_ratio is None else measured_ratio <= LEAK_TARGET_RATIO,
+        "median_start_function_seconds": median([run["start_function_seconds"] for run in good]),
+        "median_phases": {
+            name: median([run["phases"][name] for run in good if name in run["phases"]])
+            for name in LEAK_PHASES
+            if any(name in run["phases"] for run in good)
+        },
+        "median_handler_seconds": median([sum(run["handler_seconds"].values()) for run in good]),
+        "phases_of_median_run": typical["phases"] if typical else {},
+        "handler_seconds_of_median_run": typical["handler_seconds"] if typical else {},
+        "actions": typical["actions"] if typical else [],
+        "runs": machine_runs,
+        "bare_runs": bare_runs,
+    }
+    errors = [run["error"] for run in [*machine_runs, *bare_runs] if "error" in run]
+    if errors:
+        summary["errors"] = errors
+    return summary
+
+
+def leak_to_dead(addr: str, token: str, runs: int) -> dict[str, Any]:
+    """Leak to dead for each kind: the generic `Secret Leaked` event through the template's rule, the start
+    function, the leak-response state machine and its handlers (moto, handlers in-process, real OpenBao), beside
+    the bare hvac/boto3 calls that do the same, interleaved run by run. A fresh credential for every run."""
+    import boto3
+    import hvac
+
+    from rescind.fingerprints.dynamodb import DynamoDbFingerprintIndex
+    from rescind.fingerprints.indexing import index_kv_mount
+    from rescind.fingerprints.runtime import read_fingerprint_key
+    from rescind.ledger.dynamodb import DynamoDbLedger
+    from rescind_local import local_aws
+    from rescind_local.stack import deploy_template_to_moto
+
+    vault = hvac.Client(url=addr, token=token, timeout=60)
+    with local_aws():
+        stack = deploy_template_to_moto(
+            stack_name="bench",
+            parameters={"VaultAddr": addr, "VaultAwsAuthRole": "rescind-local"},
+            function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": token},
+            time_scale=0.01,
+            warm_functions=True,  # clients kept between events, as a warm Lambda keeps them
+        )
+        with stack:
+            iam, sfn, dynamodb = boto3.client("iam"), boto3.client("stepfunctions"), boto3.client("dynamodb")
+            ledger = DynamoDbLedger(stack.physical_id("LedgerTable"), dynamodb)
+            index = DynamoDbFingerprintIndex(stack.physical_id("FingerprintTable"), dynamodb)
+            key = read_fingerprint_key(boto3.client("secretsmanager"), stack.physical_id("FingerprintKeySecret"))
+
+            def seeded(kind: str) -> Leak:
+                leak = seed_leak(kind, vault, iam)
+                if kind == "kv_value":  # the index knows the value before the leak (outside the timing)
+                    index_kv_mount(vault, index, key, LEAK_KV_MOUNT, prefix=leak.kv_path.rsplit("/", 1)[0] + "/")
+                return leak
+
+            def machine_run(kind: str) -> dict[str, Any]:
+                leak = seeded(kind)
+                try:
+                    measured = leak_through_state_machine(stack, leak, ledger, sfn)
+                    measured["confirmed_dead"] = confirm_leak_dead(leak, vault, iam)
+                except Exception as error:  # reported with the reason, never with the value
+                    measured = {"error": _redacted(f"{type(error).__name__}: {str(error)[:500]}", leak)}
+                measured["credential"] = leak.reference
+                return measured
+
+            def bare_run(kind: str) -> dict[str, Any]:
+                leak = seeded(kind)
+                try:
+                    measured = bare_leak_floor(leak, vault, iam)
+                except Exception as error:
+                    measured = {"error": _redacted(f"{type(error).__name__}: {str(error)[:500]}", leak)}
+                measured["credential"] = leak.reference
+                return measured
+
+            # One untimed run of each first: it imports the handlers and builds their clients (cold start is
+            # section 3), and warms moto and the hvac connection pool for the floor alike.
+            warmup: dict[str, Any] = {}
+            for kind in LEAK_KINDS:
+                log(f"leak to dead: {kind} warm-up")
+                warmup[kind] = {"state_machine": machine_run(kind), "bare": bare_run(kind)}
+            machine_runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in LEAK_KINDS}
+            bare_runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in LEAK_KINDS}
+            for index_of_run in range(runs):
+                for kind in LEAK_KINDS:
+                    machine_runs[kind].append(machine_run(kind))
+                    bare_runs[kind].append(bare_run(kind))
+                    last, floor = machine_runs[kind][-1], bare_runs[kind][-1]
+                    log(
+                        f"leak to dead: {kind} run {index_of_run + 1}/{runs} -> {last.get('seconds', 'ERROR')} s, "
+                        f"bare {floor.get('seconds', 'ERROR')} s"
+                        + (f" ERROR {last['error']}" if "error" in last else "")
+                        + (f" bare ERROR {floor['error']}" if "error" in floor else "")
+                    )
+    kinds = {kind: summarise_leak_kind(kind, machine_runs[kind], bare_runs[kind]) for kind in LEAK_KINDS}
+    for kind, summary in kinds.items():
+        summary["warmup_seconds"] = warmup[kind]["state_machine"].get("seconds")
+        summary["bare_warmup_seconds"] = warmup[kind]["bare"].get("seconds")
+    return {
+        "measured": True,
+        "runs_per_kind": runs,
+        "target_ratio": LEAK_TARGET_RATIO,
+        "poll_interval_seconds": LEAK_POLL_SECONDS,
+        "phase_names": list(LEAK_PHASES),
+        "kinds": kinds,
+    }
+
+
+def run_leak_to_dead(runs: int) -> dict[str, Any]:
+    """leak_to_dead on its own fresh OpenBao; a failure is reported in the results, not raised."""
+    from rescind_local import LocalOpenBao
+
+    try:
+        with LocalOpenBao() as server:
+            return leak_to_dead(server.addr, server.root_token, runs)
+    except Exception as error:
+        return {"measured": False, "reason": f"failed: {type(error).__name__}: {str(error)[:500]}"}
+
+
+def verdicts(leak: dict[str, Any]) -> list[dict[str, Any]]:
+    """The target's verdict for each kind (or one saying why nothing was measured)."""
+    if not leak.get("measured"):
+        return [verdict("leak_to_dead", WANTED, None, leak.get("reason", "not measured"))]
+    found = []
+    for kind, summary in leak["kinds"].items():
+        measured_ratio = summary.get("ratio_to_bare")
+        if measured_ratio is None:
+            detail = f"failed: {(summary.get('errors') or ['no completed run'])[0][:200]}"
+        else:
+            detail = (
+                f"median {summary['median_seconds']} s against bare {summary['bare_median_seconds']} s: "
+                f"{measured_ratio}x"
+            )
+            if measured_ratio > LEAK_TARGET_RATIO:
+                detail += f", {round(measured_ratio / LEAK_TARGET_RATIO, 1)}x over the 1.5x target"
+        found.append(verdict(f"leak_to_dead ({kind})", WANTED, summary.get("met"), detail))
+    return found
+
+
+def render(leak: dict[str, Any]) -> list[str]:
+    lines = ["## 1. Leak to dead", ""]
+    if not leak.get("measured"):
+        return [*lines, str(leak.get("reason", "not measured")).rstrip(".") + ".", ""]
+    if leak.get("command"):
+        lines += [f"Measured by `{leak['command']}` at {leak['generated_at']}, merged into this file.", ""]
+    lines += [
+        "The generic `Secret Leaked` event (events/secret_leaked.json, a fresh id each run) put through the "
+        "template's real rule with `route_event`, then the start function (parse, locate, claim, start), the "
+        "leak-response state machine on moto's interpreter and its handlers in-process, against real OpenBao and "
+        "moto. The functions are warm: each keeps the settings and clients its first event built, as a Lambda "
+        "execution environment does between events (the first event's cost is section 3). The clock runs "
+        "from `route_event` to the execution SUCCEEDED and its ledger closure read back "
+        f"COMPLETED (describe_execution polled every {leak['poll_interval_seconds'] * 1000:g} ms). Every run "
+        "leaks a fresh credential, seeded before the clock starts; the harness then checks the credential is "
+        "dead itself. The bare floor, measured in the same run on a fresh credential of the same kind, "
+        "interleaved: "
+        + "; ".join(f"{kind}: {summary['floor']}" for kind, summary in leak["kinds"].items())
+        + f". Median of {leak['runs_per_kind']} runs per kind, after one untimed warm-up each.",
+        "",
+        "| kind | runs | median s (min-max) | bare median s (min-max) | ratio | target | verdict "
+        "| start function s | in handlers s | actions |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, summary in leak["kinds"].items():
+        cells = [
+            kind,
+            f"{summary['completed_runs']}/{leak['runs_per_kind']}",
+            f"{cell(summary['median_seconds'])} ({cell(summary['min_seconds'])}-{cell(summary['max_seconds'])})",
+            f"{cell(summary['bare_median_seconds'])} "
+            f"({cell(summary['bare_min_seconds'])}-{cell(summary['bare_max_seconds'])})",
+            f"{cell(summary['ratio_to_bare'])}x",
+            f"<= {leak['target_ratio']}x",
+            verdict_text(summary["met"]),
+            cell(summary["median_start_function_seconds"]),
+            cell(summary["median_handler_seconds"]),
+            ", ".join(summary["actions"]) or "-",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    names = leak["phase_names"]
+    lines += [
+        "",
+        "Where the time of the median run goes: seconds in each top-level state (from the execution history), and "
+        "inside each handler (the in-process invocations). The start function runs before the execution exists.",
+        "",
+        "| kind | " + " | ".join(names) + " | handlers (s) |",
+        "|---|" + "---|" * len(names) + "---|",
+    ]
+    for kind, summary in leak["kinds"].items():
+        phases = summary["phases_of_median_run"]
+        handlers = ", ".join(f"{name} {value}" for name, value in summary["handler_seconds_of_median_run"].items())
+        lines.append(f"| {kind} | " + " | ".join(cell(phases.get(name)) for name in names) + f" | {handlers} |")
+    errors = [f"{kind}: {summary['errors'][0][:300]}" for kind, summary in leak["kinds"].items() if "errors" in summary]
+    if errors:
+        lines += ["", "Failed runs: " + "; ".join(errors)]
+    return [*lines, ""]
