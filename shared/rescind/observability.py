@@ -62,8 +62,8 @@ def add_count(name: str, value: float = 1, /, **dimensions: str) -> None:
 def _follow_function_environment() -> None:
     # The local stack runs every function in one process, and this module may be imported before a function's
     # environment is in place; the shared record takes its namespace and service from the function that runs.
-    metrics.namespace = os.environ.get(NAMESPACE_VARIABLE) or metrics.namespace
-    metrics.service = os.environ.get(SERVICE_VARIABLE) or metrics.service
+    metrics.namespace = os.environ.get(NAMESPACE_VARIABLE)
+    metrics.service = os.environ.get(SERVICE_VARIABLE)
 
 
 def observed_handler(handler: HandlerT) -> HandlerT:

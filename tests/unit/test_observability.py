@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from aws_lambda_powertools.metrics.provider import cold_start
 
 from rescind import observability
 from rescind.observability import add_count, logger, observed_handler
+from rescind.schedules.runtime import publish_report
+from rescind.schedules.types import Change, ChangeStatus, SweepName, SweepReport
 from rescind_local.lambdas import LocalLambdaContext
 from tests.emf import counted, emf_records
 
@@ -249,3 +252,36 @@ def test_the_log_lines_carry_the_lambda_context_and_never_the_event(
     for record in caplog.records:
         assert secret not in record.getMessage()
         assert secret not in str(vars(record))
+
+
+def test_a_sweep_counts_its_changes_by_status_with_the_sweep_as_a_dimension(
+    function_environment: LocalLambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a sweep run that stopped at its bound: two changes applied, one failed
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    changes = [
+        Change(target="vault-ttl:mount:pki", what="shorten_ttl max_ttl", status=ChangeStatus.APPLIED),
+        Change(target="vault-ttl:mount:kv", what="shorten_ttl max_ttl", status=ChangeStatus.APPLIED),
+        Change(target="vault-ttl:mount:ar", what="shorten_ttl max_ttl", status=ChangeStatus.FAILED),
+    ]
+    report = SweepReport(
+        sweep=SweepName.TTL_CEILINGS,
+        run_id="ttl_ceilings-20260101T0000",
+        dry_run=False,
+        started_at=moment,
+        finished_at=moment,
+        examined=12,
+        changes=tuple(changes),
+        complete=False,
+    )
+
+    # When its run is published
+    publish_report(report)
+
+    # Then one metric per measured thing, the sweep and the status as dimensions, each status counted (zeros too)
+    output = capsys.readouterr().out
+    assert counted(output, "SweepChanges", sweep="ttl_ceilings", status="applied") == 2.0
+    assert counted(output, "SweepChanges", sweep="ttl_ceilings", status="failed") == 1.0
+    assert len([record for record in emf_records(output) if "SweepChanges" in record]) == len(ChangeStatus)
+    assert counted(output, "SweepExamined", sweep="ttl_ceilings") == 12.0
+    assert counted(output, "SweepIncomplete", sweep="ttl_ceilings") == 1.0
