@@ -23,8 +23,6 @@ from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.approval import (
@@ -37,11 +35,9 @@ from rescind.approval import (
     refusal_body,
 )
 from rescind.exceptions import RescindError
-from rescind.runtime import TRACED_LIBRARIES, get_ledger, get_settings
+from rescind.observability import add_count, logger, observed_handler
+from rescind.runtime import get_ledger, get_settings
 
-logger = Logger()
-tracer = Tracer(patch_modules=TRACED_LIBRARIES)
-metrics = Metrics()
 get_settings()
 _MACHINE_ARNS = machine_arns_from_environ(os.environ)  # fail at cold start when the template left it out
 
@@ -51,9 +47,7 @@ def _sfn() -> Any:
     return boto3.client("stepfunctions")
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         caller = caller_from_function_url(event)
@@ -62,7 +56,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except RescindError as error:
         status = http_status_of(error)
         logger.warning("approval answer refused", extra={"status": status, "error_type": type(error).__name__})
-        metrics.add_metric(name="ApprovalAnswerRefused", unit=MetricUnit.Count, value=1)
+        add_count("ApprovalAnswerRefused")
         return function_url_answer(status, refusal_body(error))
     logger.info(
         "approval answered",
@@ -72,5 +66,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "decided_by": decision.decided_by,
         },
     )
-    metrics.add_metric(name=f"Approval_{decision.verdict}", unit=MetricUnit.Count, value=1)
+    add_count("ApprovalAnswered", verdict=str(decision.verdict))
     return function_url_answer(200, {"status": "answered", "decision": decision.model_dump(mode="json")})

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
 from rescind.exceptions import InvalidInput
+from rescind.observability import add_count, logger, observed_handler, tracer
 from rescind.runtime import (
-    TRACED_LIBRARIES,
     get_action_guard,
     get_discovery_scope,
     get_engine,
@@ -19,21 +17,16 @@ from rescind.runtime import (
     get_settings,
 )
 
-logger = Logger()
-tracer = Tracer(patch_modules=TRACED_LIBRARIES)
-metrics = Metrics()
 get_settings()  # fail at cold start, not on the first event, when configuration is wrong
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         request = ExecuteActionRequest.parse(event)
     except InvalidInput as refused:
         logger.warning("request refused", extra={"problem": str(refused)})  # the message never echoes values
-        metrics.add_metric(name="RequestRefused", unit=MetricUnit.Count, value=1)
+        add_count("RequestRefused")
         raise
     result = execute_and_record(
         request,
@@ -53,5 +46,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         },
     )
     tracer.put_annotation("outcome", str(result.outcome))
-    metrics.add_metric(name=f"Action_{result.outcome}", unit=MetricUnit.Count, value=1)
+    add_count("ActionOutcome", outcome=str(result.outcome), kind=str(result.target.kind))
     return result.model_dump(mode="json")

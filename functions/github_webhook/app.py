@@ -27,7 +27,6 @@ from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -44,11 +43,9 @@ from rescind.leaks.github import (
     receive_github_delivery,
 )
 from rescind.models.results import utc_now
-from rescind.runtime import TRACED_LIBRARIES, get_settings
+from rescind.observability import logger, metrics, observed_handler, tracer
+from rescind.runtime import get_settings
 
-logger = Logger()
-tracer = Tracer(patch_modules=TRACED_LIBRARIES)
-metrics = Metrics()
 get_settings()  # fail at cold start, not on the first delivery, when configuration is wrong
 _WEBHOOK_SECRET_ARN = GitHubSettings.from_environ().webhook_secret_arn
 
@@ -95,9 +92,7 @@ def _request_body(event: dict[str, Any]) -> bytes:
         raise WebhookRejected(WebhookRejectionReason.MALFORMED, "the body is not valid base64") from None
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     event = event if isinstance(event, dict) else {}  # whatever invoked us, the answer is an HTTP status
     headers = _mapping(event.get("headers"))

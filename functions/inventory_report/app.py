@@ -10,34 +10,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from rescind.observability import observed_handler
 from rescind.runtime import (
-    TRACED_LIBRARIES,
     get_aws_factory,
     get_discovery_scope,
     get_inventory,
     get_settings,
     get_vault_client,
 )
-from rescind.schedules.inventory_report import build_inventory_report, inventory_report_metrics, write_inventory_report
-from rescind.schedules.runtime import current_time, get_report_bucket, get_s3_client, get_schedule_policy
+from rescind.schedules.inventory_report import build_inventory_report, write_inventory_report
+from rescind.schedules.runtime import (
+    current_time,
+    get_report_bucket,
+    get_s3_client,
+    get_schedule_policy,
+    publish_inventory_report,
+)
 from rescind.schedules.types import SweepRequest
 from rescind.validation import parse_model
 
-logger = Logger()
-tracer = Tracer(patch_modules=TRACED_LIBRARIES)
-metrics = Metrics()
 get_settings()  # fail at cold start, not on the first run, when configuration is wrong
 get_schedule_policy()
 get_report_bucket()
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parse_model(SweepRequest, event, what="sweep request")  # the schedule's input is checked like every sweep's
     report = build_inventory_report(
@@ -49,8 +48,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         now=current_time(),
     )
     keys = write_inventory_report(report, get_s3_client(), get_report_bucket())
-    figures = inventory_report_metrics(report)
-    for name, value in figures.items():
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    logger.info("inventory report written", extra={"s3_keys": keys, **figures})
+    publish_inventory_report(report, keys)
     return {**report.model_dump(mode="json"), "s3_keys": keys}

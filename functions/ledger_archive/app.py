@@ -13,18 +13,14 @@ from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.aws.errors import aws_errors
 from rescind.exceptions import InvalidInput
 from rescind.ledger.archive import archive_stream_records, describe_tampering, parse_stream_records
-from rescind.runtime import TRACED_LIBRARIES, get_settings, get_sns_client
+from rescind.observability import add_count, logger, observed_handler
+from rescind.runtime import get_settings, get_sns_client
 
-logger = Logger()
-tracer = Tracer(patch_modules=TRACED_LIBRARIES)
-metrics = Metrics()
 get_settings()  # fail at cold start when configuration is wrong
 
 
@@ -40,16 +36,14 @@ def _archive_bucket() -> str:
     return bucket
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     bucket = _archive_bucket()
     records = parse_stream_records(event)
     result = archive_stream_records(records, s3=_s3(), bucket=bucket)
-    metrics.add_metric(name="LedgerRecordsArchived", unit=MetricUnit.Count, value=result.archived)
+    add_count("LedgerRecordsArchived", result.archived)
     if result.tampering:
-        metrics.add_metric(name="LedgerTampering", unit=MetricUnit.Count, value=len(result.tampering))
+        add_count("LedgerTampering", len(result.tampering))
         logger.warning(
             "ledger record modified or removed",
             extra={"changes": [item.model_dump(mode="json") for item in result.tampering[:50]]},

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from rescind.observability import add_count, logger, observed_handler
 from rescind.offboarding.plan import plan_offboarding
 from rescind.offboarding.types import OffboardingRequest
 from rescind.runtime import (
-    TRACED_LIBRARIES,
     get_aws_factory,
     get_discovery_scope,
     get_guard_policy,
@@ -22,15 +20,10 @@ from rescind.runtime import (
 )
 from rescind.validation import parse_model
 
-logger = Logger()
-tracer = Tracer(patch_modules=TRACED_LIBRARIES)
-metrics = Metrics()
 get_settings()  # fail at cold start when configuration is wrong
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_model(OffboardingRequest, event, what="offboarding request")
     plan = plan_offboarding(
@@ -51,5 +44,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "counts": plan.counts_by_kind,
         },
     )
-    metrics.add_metric(name=f"Offboarding_{plan.decision}", unit=MetricUnit.Count, value=1)
+    add_count("OffboardingPlanned", decision=str(plan.decision))
     return plan.model_dump(mode="json")

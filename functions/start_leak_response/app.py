@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.exceptions import TransientError
@@ -22,12 +20,10 @@ from rescind.leaks.runtime import get_dedup_window, get_leak_locator, get_leak_s
 from rescind.leaks.start import respond_to_leak_event
 from rescind.leaks.triggers import GENERIC_SOURCE, LeakAlertRejected, LeakRejectionReason, parse_leak_event
 from rescind.ledger.closing import record_rejected_event
+from rescind.observability import add_count, logger, observed_handler
 from rescind.offboarding.runtime import get_notifier, get_sfn_client
-from rescind.runtime import TRACED_LIBRARIES, get_ledger, get_settings
+from rescind.runtime import get_ledger, get_settings
 
-logger = Logger()
-tracer = Tracer(patch_modules=TRACED_LIBRARIES)
-metrics = Metrics()
 get_settings()  # fail at cold start, not on the first alert, when configuration is wrong
 get_leak_state_machine_arn()
 
@@ -35,15 +31,13 @@ get_leak_state_machine_arn()
 _IGNORED = frozenset({LeakRejectionReason.NOT_A_LEAK, LeakRejectionReason.NOT_A_TRIGGER})
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         leak_event = parse_leak_event(event)
     except LeakAlertRejected as error:
         logger.warning("leak event refused", extra={"rejection": str(error.reason), "problem": str(error)})
-        metrics.add_metric(name=f"LeakRejected_{error.reason}", unit=MetricUnit.Count, value=1)
+        add_count("LeakRejected", reason=str(error.reason))
         refusal: dict[str, Any] = {"status": "rejected", "reason": str(error.reason), "problem": str(error)}
         if error.reason in _IGNORED:
             return {**refusal, "status": "ignored"}
@@ -65,7 +59,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
     except TransientError as error:
         logger.warning("leak response start failed, to be retried", extra={**fields, "error": str(error)})
-        metrics.add_metric(name="LeakStartTransientError", unit=MetricUnit.Count, value=1)
+        add_count("LeakStartTransientError")
         raise
     for result in (*answered.responses, *([answered.recorded] if answered.recorded else [])):
         logger.info(
@@ -79,5 +73,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 "execution_arn": result.execution_arn,
             },
         )
-        metrics.add_metric(name=f"LeakResponse_{result.status}", unit=MetricUnit.Count, value=1)
+        add_count("LeakResponseStarted", status=str(result.status))
     return {"status": "accepted", **answered.model_dump(mode="json")}

@@ -17,30 +17,24 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.approval import caller_from_function_url, function_url_answer, http_status_of, refusal_body
 from rescind.exceptions import RescindError
+from rescind.observability import add_count, logger, observed_handler
 from rescind.offboarding.manual import (
     manual_machine_arn_from_environ,
     manual_run_from_request,
     start_manual_revocation,
 )
 from rescind.offboarding.runtime import get_sfn_client
-from rescind.runtime import TRACED_LIBRARIES, get_ledger, get_settings
+from rescind.runtime import get_ledger, get_settings
 
-logger = Logger()
-tracer = Tracer(patch_modules=TRACED_LIBRARIES)
-metrics = Metrics()
 get_settings()
 _MACHINE_ARN = manual_machine_arn_from_environ(os.environ)  # fail at cold start when the template left it out
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         caller = caller_from_function_url(event)
@@ -51,7 +45,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except RescindError as error:
         status = http_status_of(error)
         logger.warning("manual run refused", extra={"status": status, "error_type": type(error).__name__})
-        metrics.add_metric(name="ManualRunRefused", unit=MetricUnit.Count, value=1)
+        add_count("ManualRunRefused")
         return function_url_answer(status, refusal_body(error))
     logger.info(
         "manual run started",
@@ -63,5 +57,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "dry_run": started.dry_run,
         },
     )
-    metrics.add_metric(name=f"ManualRun_{started.status}", unit=MetricUnit.Count, value=1)
+    add_count("ManualRunStarted", status=str(started.status))
     return function_url_answer(200, {"status": str(started.status), "run": started.model_dump(mode="json")})

@@ -11,33 +11,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.exceptions import InvalidInput, TransientError
 from rescind.ledger.closing import record_rejected_event
+from rescind.observability import add_count, logger, observed_handler, tracer
 from rescind.offboarding.runtime import get_notifier, get_offboarding_state_machine_arn, get_sfn_client
 from rescind.offboarding.start import start_offboarding
 from rescind.offboarding.triggers import RejectionReason, TriggerRejected, parse_termination_event
-from rescind.runtime import TRACED_LIBRARIES, get_inventory, get_ledger, get_settings, get_workload_accounts
+from rescind.runtime import get_inventory, get_ledger, get_settings, get_workload_accounts
 
-logger = Logger()
-tracer = Tracer(patch_modules=TRACED_LIBRARIES)
-metrics = Metrics()
 get_settings()  # fail at cold start, not on the first event, when configuration is wrong
 get_offboarding_state_machine_arn()
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         notice = parse_termination_event(event)
     except TriggerRejected as error:
         logger.warning("termination event refused", extra={"rejection": str(error.reason), "problem": str(error)})
-        metrics.add_metric(name=f"TriggerRejected_{error.reason}", unit=MetricUnit.Count, value=1)
+        add_count("TriggerRejected", reason=str(error.reason))
         if error.reason is RejectionReason.NOT_A_TERMINATION:
             return {"status": "ignored", "reason": str(error.reason), "problem": str(error)}
         record_rejected_event(event, flow="offboarding", problem=str(error), ledger=get_ledger(), notify=get_notifier())
@@ -60,7 +54,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
     except TransientError as error:
         logger.warning("offboarding start failed, to be retried", extra={**event_fields, "error": str(error)})
-        metrics.add_metric(name="OffboardingStartTransientError", unit=MetricUnit.Count, value=1)
+        add_count("OffboardingStartTransientError")
         raise
     logger.info(
         "offboarding start",
@@ -73,5 +67,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         },
     )
     tracer.put_annotation("start_status", str(result.status))
-    metrics.add_metric(name=f"Offboarding_{result.status}", unit=MetricUnit.Count, value=1)
+    add_count("OffboardingStarted", status=str(result.status))
     return result.model_dump(mode="json")

@@ -9,25 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rescind.runtime import TRACED_LIBRARIES, get_aws_factory, get_engine, get_settings, get_vault_client
+from rescind.observability import observed_handler
+from rescind.runtime import get_aws_factory, get_engine, get_settings, get_vault_client
 from rescind.schedules.rotation_by_age import run_rotation_by_age
 from rescind.schedules.runtime import current_time, get_checkpoint_store, get_schedule_policy, publish_report
 from rescind.schedules.types import SweepRequest
 from rescind.validation import parse_model
 
-logger = Logger()
-tracer = Tracer(patch_modules=TRACED_LIBRARIES)
-metrics = Metrics()
 get_settings()  # fail at cold start, not on the first run, when configuration is wrong
 get_schedule_policy()
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_model(SweepRequest, event, what="sweep request")
     settings = get_settings()
@@ -43,5 +38,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         account_ids=settings.aws_account_ids or (aws.caller_identity().account_id,),
         now=current_time(),
     )
-    publish_report(report, logger=logger, metrics=metrics)
+    publish_report(report)
     return report.model_dump(mode="json")

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.engine.verification import verify_actions
+from rescind.observability import add_count, logger, observed_handler
 from rescind.offboarding.types import OffboardingPlan
-from rescind.runtime import TRACED_LIBRARIES, get_discovery_scope, get_engine, get_settings
+from rescind.runtime import get_discovery_scope, get_engine, get_settings
 from rescind.validation import parse_model
 
-logger = Logger()
-tracer = Tracer(patch_modules=TRACED_LIBRARIES)
-metrics = Metrics()
 get_settings()
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     plan = parse_model(OffboardingPlan, event, what="offboarding plan")
     report = verify_actions(get_engine(), [*plan.containment, *plan.actions], scope=get_discovery_scope())
@@ -33,7 +27,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "still_alive": len(report.still_alive),
         },
     )
-    metrics.add_metric(name="CredentialsStillAlive", unit=MetricUnit.Count, value=len(report.still_alive))
+    add_count("CredentialsStillAlive", len(report.still_alive))
     return {
         "still_alive": [ref.model_dump(mode="json") for ref in report.still_alive],
         "verified_count": len(report.verified),

@@ -19,6 +19,7 @@ import boto3
 import hvac
 import pytest
 
+from rescind.leaks.triggers import LeakRejectionReason
 from rescind.ledger import DynamoDbLedger, IncidentStatus
 from rescind.models import Outcome
 from rescind_local import LocalOpenBao
@@ -28,6 +29,7 @@ from rescind_local.seed import MANAGED_ROLE_TAGS, SeededWorkload, health_event_n
 from rescind_local.stack import LocalStack, deploy_template_to_moto
 from rescind_local.stepfunctions import wait_for_execution
 from tests.conftest import load_event
+from tests.emf import counted
 
 
 @pytest.fixture
@@ -402,7 +404,7 @@ def test_a_bad_leak_event_is_refused_and_calls_nothing(
     assert [call for call in backend_calls.aws if not call.startswith("lambda:")] == []
     output = capsys.readouterr().out + caplog.text
     assert "leak event refused" in output
-    assert "LeakRejected_" in output
+    assert sum(counted(output, "LeakRejected", reason=reason) for reason in LeakRejectionReason) == 1.0
     assert "hvs.EXAMPLE-bad-input" not in output
     assert executions(stack) == []
 

@@ -14,6 +14,7 @@ import pytest
 
 from rescind import runtime
 from rescind.config import RuntimeSettings, VaultAuthMethod
+from rescind.observability import observed_handler
 from rescind_local.template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +84,10 @@ def import_by_path(name: str, path: Path, code_dir: Path) -> ModuleType:
     return module
 
 
+def _handler_shape(event: Any, context: Any) -> None:
+    """A handler for observed_handler to wrap, so its wrapper can be told apart from any other function."""
+
+
 @pytest.fixture
 def fresh_runtime() -> Iterator[None]:
     runtime.reset_caches()
@@ -122,8 +127,11 @@ def test_the_handler_imports_with_the_deployed_configuration_and_is_callable(
     finally:
         sys.modules.pop(module_name, None)
 
-    # Then the handler exists and is a function taking (event, context)
+    # Then the handler exists, and it is wrapped by the one observability decorator (every wrapper it makes
+    # shares its code) around the module's own function
     assert callable(handler), f"{name}: {module_file} has no callable {attribute!r}"
+    assert handler.__code__ is observed_handler(_handler_shape).__code__, f"{name}: not wrapped by observed_handler"
+    assert handler.__wrapped__.__module__ == module_name
 
 
 def test_globals_set_every_variable_runtime_settings_requires() -> None:
@@ -177,20 +185,19 @@ def _calls_named(tree: ast.AST, name: str) -> list[ast.Call]:
     return [node for node in ast.walk(tree) if isinstance(node, ast.Call) and called(node) == name]
 
 
-@pytest.mark.parametrize("name", sorted(FUNCTIONS))
-def test_the_tracer_patches_only_the_traced_libraries_and_never_captures_responses(name: str) -> None:
-    # Responses can carry references to credentials, and patching every library X-Ray knows costs cold start
-    _, module_file, _ = handler_location(FUNCTIONS[name])
-    tree = ast.parse(module_file.read_text())
+def test_the_tracer_patches_only_the_traced_libraries_and_never_captures_responses() -> None:
+    # Responses can carry references to credentials, and patching every library X-Ray knows costs cold start.
+    # Every handler's tracer is rescind.observability's (tests/unit/test_observability.py checks the wiring).
+    tree = ast.parse((REPO_ROOT / "shared" / "rescind" / "observability.py").read_text())
 
-    tracers = _calls_named(tree, "Tracer")
-    assert tracers, f"{name}: no Tracer"
-    for tracer in tracers:
-        keywords = {keyword.arg: keyword.value for keyword in tracer.keywords}
-        assert isinstance(keywords.get("patch_modules"), ast.Name), f"{name}: Tracer() without patch_modules"
-        assert keywords["patch_modules"].id == "TRACED_LIBRARIES"  # type: ignore[attr-defined]
-    for capture in _calls_named(tree, "capture_lambda_handler") + _calls_named(tree, "capture_method"):
+    (tracer,) = _calls_named(tree, "Tracer")
+    keywords = {keyword.arg: keyword.value for keyword in tracer.keywords}
+    assert isinstance(keywords.get("patch_modules"), ast.Name), "Tracer() without patch_modules"
+    assert keywords["patch_modules"].id == "TRACED_LIBRARIES"  # type: ignore[attr-defined]
+    captures = _calls_named(tree, "capture_lambda_handler") + _calls_named(tree, "capture_method")
+    assert captures
+    for capture in captures:
         keywords = {keyword.arg: keyword.value for keyword in capture.keywords}
         response = keywords.get("capture_response")
-        assert isinstance(response, ast.Constant), f"{name}: a capture without capture_response=False"
+        assert isinstance(response, ast.Constant), "a capture without capture_response=False"
         assert response.value is False

@@ -30,6 +30,7 @@ from rescind_local import LOCAL_ACCOUNT_ID, LOCAL_REGION, create_table_from_temp
 from rescind_local.lambdas import FunctionSpec, forget_loaded_handlers, invoke_in_process
 from tests.conftest import REPO_ROOT, BackendCalls, load_event
 from tests.doubles import InMemoryInventory
+from tests.emf import counted
 
 WORKLOAD = "spiffe://example.org/ns/fleet/sa/worker"
 INSTANCE = "i-0abc1234def567890"  # the instance of events/ec2_instance_terminated.json
@@ -633,7 +634,7 @@ def test_an_event_that_ended_nothing_is_ignored_with_no_call(
     assert (payload["status"], payload["reason"]) == ("ignored", "not_a_termination")
     assert field in payload["problem"]
     assert backend_calls.total == 0
-    assert '"TriggerRejected_not_a_termination":[1.0]' in capsys.readouterr().out
+    assert counted(capsys.readouterr().out, "TriggerRejected", reason="not_a_termination") == 1.0
 
 
 def test_a_refused_event_is_recorded_as_rejected_then_raised_and_touches_nothing(
@@ -669,7 +670,7 @@ def test_a_refused_event_is_recorded_as_rejected_then_raised_and_touches_nothing
     refusals = [record for record in caplog.records if record.getMessage() == "termination event refused"]
     assert len(refusals) == 1
     metrics = capsys.readouterr().out
-    assert f'"TriggerRejected_{refusals[0].rejection}":[1.0]' in metrics
+    assert counted(metrics, "TriggerRejected", reason=refusals[0].rejection) == 1.0
     for logged in [metrics, *(str(vars(record)) for record in caplog.records)]:
         assert value not in logged
         assert event["id"] not in logged

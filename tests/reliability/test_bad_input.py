@@ -32,7 +32,6 @@ import json
 import logging
 import os
 import re
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -48,6 +47,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from rescind import observability
 from rescind.approval import ApprovalRequest
 from rescind.engine.tasks import ExecuteActionRequest
 from rescind.exceptions import InvalidInput
@@ -58,7 +58,7 @@ from rescind.offboarding.triggers import TriggerRejected, parse_termination_even
 from rescind.offboarding.types import OffboardingPlan, OffboardingRequest
 from rescind_local import LocalOpenBao, local_aws
 from rescind_local.github import SAMPLE_WEBHOOK_SECRET, sign_delivery
-from rescind_local.lambdas import forget_loaded_handlers, invoke_in_process, load_handler
+from rescind_local.lambdas import forget_loaded_handlers, invoke_in_process
 from rescind_local.stack import LocalStack, deploy_template_to_moto
 from tests.conftest import load_task_input
 from tests.reliability import strategies as bad
@@ -173,12 +173,9 @@ def open_harness(
         ping["headers"]["x-github-event"] = "ping"
         answer = json.loads(invoke_in_process(stack.functions["GitHubWebhookFunction"], ping).payload)
         assert answer["statusCode"] == 200, answer
-        for logical_id in functions:
-            spec = stack.functions[logical_id]
-            module = sys.modules[load_handler(spec.code_dir, spec.handler).__module__]
-            powertools_logger = module.logger
-            state.logs.setFormatter(powertools_logger.registered_formatter)
-            powertools_logger._logger.addHandler(state.logs)
+        # Every handler logs through the one logger of rescind.observability
+        state.logs.setFormatter(observability.logger.registered_formatter)
+        observability.logger._logger.addHandler(state.logs)
 
         real_request = hvac.adapters.RawAdapter.request
         real_api_call = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]

@@ -540,19 +540,3 @@ def write_inventory_report(
             s3_client.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType=content_type)
         written.append(key)
     return written
-
-
-def inventory_report_metrics(report: InventoryReport) -> dict[str, float]:
-    """CloudWatch-ready figures: totals, per kind, per age bucket, and the three problem counts."""
-    metrics: dict[str, float] = {
-        "CredentialsTotal": float(report.total),
-        "CredentialsWithoutOwner": float(report.no_owner_count),
-        "StandingPrivilege": float(report.standing_privilege_count),
-        "TtlViolations": float(report.ttl_violation_count),
-        "ReportErrors": float(len(report.errors)),
-    }
-    for kind, count in report.by_kind.items():
-        metrics[f"Credentials.{kind}"] = float(count)
-    for name, count in report.by_age.items():
-        metrics[f"CredentialsAge.{name}"] = float(count)
-    return metrics

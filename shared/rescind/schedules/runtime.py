@@ -1,4 +1,5 @@
-"""Cached factories for the sweep functions: the schedule policy, the checkpoint store, the report bucket.
+"""Cached factories for the sweep functions (the schedule policy, the checkpoint store, the report bucket), and
+what they publish when a run ends (its log line and metrics).
 
 Settings, the Vault client, the engine, the inventory and the AWS factory come from `rescind.runtime`. Only
 handlers call these; the sweeps take everything as arguments.
@@ -13,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from rescind.caching import runtime_cache
 from rescind.exceptions import InvalidInput
 from rescind.models.results import utc_now
+from rescind.observability import MetricPoint, add_count, logger
 from rescind.schedules.policy import SchedulePolicy
 from rescind.schedules.types import ChangeStatus, SweepReport
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools import Logger, Metrics
-
     from rescind.schedules.dynamodb import DynamoDbCheckpointStore
+    from rescind.schedules.inventory_report import InventoryReport
 
 SWEEP_STATE_TABLE_VARIABLE = "SWEEP_STATE_TABLE_NAME"
 REPORT_BUCKET_VARIABLE = "INVENTORY_REPORT_BUCKET"
@@ -79,20 +80,18 @@ def _s3_client(region: str) -> Any:
     return boto3.client("s3", region_name=region or None)
 
 
-def publish_report(report: SweepReport, *, logger: Logger, metrics: Metrics) -> None:
-    """Log the run's counts (targets and statuses only, never a value) and emit one metric per status."""
-    from aws_lambda_powertools.metrics import MetricUnit
-
+def publish_report(report: SweepReport) -> None:
+    """Log the run's counts (targets and statuses only, never a value) and count each status (SweepChanges)."""
     counts = {str(status): report.count(status) for status in ChangeStatus}
-    metrics.add_dimension(name="Sweep", value=str(report.sweep))
-    for status, count in counts.items():
-        metrics.add_metric(name=f"Sweep_{status}", unit=MetricUnit.Count, value=count)
-    metrics.add_metric(name="SweepExamined", unit=MetricUnit.Count, value=report.examined)
-    metrics.add_metric(name="SweepIncomplete", unit=MetricUnit.Count, value=0 if report.complete else 1)
+    sweep = str(report.sweep)
+    for status, changes in counts.items():
+        add_count("SweepChanges", changes, sweep=sweep, status=status)
+    add_count("SweepExamined", report.examined, sweep=sweep)
+    add_count("SweepIncomplete", 0 if report.complete else 1, sweep=sweep)
     logger.info(
         "sweep finished",
         extra={
-            "sweep": str(report.sweep),
+            "sweep": sweep,
             "run_id": report.run_id,
             "dry_run": report.dry_run,
             "examined": report.examined,
@@ -104,3 +103,33 @@ def publish_report(report: SweepReport, *, logger: Logger, metrics: Metrics) -> 
     for change in report.changes:
         if change.status is ChangeStatus.FAILED:
             logger.warning("sweep change failed", extra={"target": change.target, "what": change.what})
+
+
+def publish_inventory_report(report: InventoryReport, s3_keys: list[str]) -> None:
+    """Count the report's figures (one metric each; per kind and per age bucket by dimension) and log them."""
+    figures = inventory_report_metrics(report)
+    for point in figures:
+        add_count(point.name, point.value, **point.dimensions)
+    logger.info(
+        "inventory report written",
+        extra={"s3_keys": s3_keys, "figures": [[point.name, point.value, dict(point.dimensions)] for point in figures]},
+    )
+
+
+def inventory_report_metrics(report: InventoryReport) -> list[MetricPoint]:
+    """The report's counts as metrics: totals and the three problem counts, then per kind and per age bucket."""
+    totals = {
+        "CredentialsTotal": report.total,
+        "CredentialsWithoutOwner": report.no_owner_count,
+        "StandingPrivilege": report.standing_privilege_count,
+        "TtlViolations": report.ttl_violation_count,
+        "ReportErrors": len(report.errors),
+    }
+    return [
+        *(MetricPoint(name, float(value)) for name, value in totals.items()),
+        *(
+            MetricPoint("CredentialsByKind", float(count), {"kind": str(kind)})
+            for kind, count in report.by_kind.items()
+        ),
+        *(MetricPoint("CredentialsByAge", float(count), {"age": age}) for age, count in report.by_age.items()),
+    ]

@@ -21,10 +21,10 @@ from rescind.schedules.inventory_report import (
     InventoryReport,
     age_bucket,
     build_inventory_report,
-    inventory_report_metrics,
     write_inventory_report,
 )
 from rescind.schedules.policy import SchedulePolicy
+from rescind.schedules.runtime import inventory_report_metrics
 from rescind_local import LOCAL_ACCOUNT_ID, LocalOpenBao
 from tests.doubles import InMemoryInventory
 
@@ -201,14 +201,24 @@ def test_report_figures_match_the_seeded_estate(seeded: Seeded) -> None:
     }
     assert report.errors == ()
 
-    metrics = inventory_report_metrics(report)
+    metrics = _figures(report)
     assert metrics["CredentialsTotal"] == 16.0
     assert metrics["CredentialsWithoutOwner"] == 6.0
     assert metrics["StandingPrivilege"] == 3.0
     assert metrics["TtlViolations"] == 5.0
-    assert metrics["Credentials.vault_token"] == 4.0
-    assert metrics["CredentialsAge.lt_1d"] == 16.0
+    assert metrics["CredentialsByKind", "kind", "vault_token"] == 4.0  # one metric, the kind its dimension
+    assert metrics["CredentialsByAge", "age", "lt_1d"] == 16.0
     assert metrics["ReportErrors"] == 0.0
+
+
+def _figures(report: InventoryReport) -> dict[str | tuple[str, ...], float]:
+    """The report's metrics by name, or by (name, dimension, value, ...) for the ones with dimensions."""
+    return {
+        (point.name, *(part for item in point.dimensions.items() for part in item))
+        if point.dimensions
+        else point.name: (point.value)
+        for point in inventory_report_metrics(report)
+    }
 
 
 def test_report_is_written_to_s3_as_json_and_markdown_without_any_value(seeded: Seeded) -> None:
@@ -250,7 +260,7 @@ def test_an_unreadable_mount_is_listed_and_the_rest_still_counted(seeded: Seeded
     assert report.by_kind[CredentialKind.KV_SECRET] == 3
     assert report.by_kind[CredentialKind.PKI_CERTIFICATE] == 3
     assert CredentialKind.IAM_ACCESS_KEY not in report.by_kind
-    assert inventory_report_metrics(report)["ReportErrors"] == 1.0
+    assert _figures(report)["ReportErrors"] == 1.0
 
 
 def test_age_buckets() -> None:
