@@ -714,8 +714,10 @@ class LocalStack:
     def _translated_resource(self, what: str, found: Sequence[_Translated], name: str) -> _Translated:
         event_names = sam_event_resource_ids(self.template)
         matching = [item for item in found if name in (item.logical_id, event_names.get(item.logical_id))]
-        if len(matching) != 1:
-            raise KeyError(f"the template has {len(matching) or 'no'} {what} named {name!r}")
+        if not matching:
+            raise KeyError(f"the template has no {what} {name!r}")
+        if len(matching) > 1:
+            raise KeyError(f"{name!r} names {len(matching)} {what}s of the template: give the logical id")
         return matching[0]
 
 
