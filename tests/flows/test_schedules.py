@@ -94,15 +94,16 @@ def kv_version(vault: hvac.Client, path: str) -> int:
 
 
 def test_the_template_declares_the_five_schedules_the_local_stack_runs(deployed: Deployed) -> None:
+    # The schedules SAM makes of the sweep functions' ScheduleV2 events, named <function><event>
     found = {schedule.logical_id: schedule for schedule in deployed.stack.schedules}
 
-    assert set(found) == set(SCHEDULES)
-    for logical_id, (function, _sweep) in SCHEDULES.items():
-        assert found[logical_id].target_logical_id == function
-        assert found[logical_id].input == {"dry_run": False}
-        assert (
-            found[logical_id].dead_letter_arn == deployed.stack.resources["SchedulesDeadLetterQueue"].attributes["Arn"]
-        )
+    assert set(found) == {function + event for event, (function, _sweep) in SCHEDULES.items()}
+    for event, (function, _sweep) in SCHEDULES.items():
+        schedule = deployed.stack.schedule(event)
+        assert schedule is found[function + event]
+        assert schedule.target_logical_id == function
+        assert schedule.input == {"dry_run": False}
+        assert schedule.dead_letter_arn == deployed.stack.resources["SchedulesDeadLetterQueue"].attributes["Arn"]
 
 
 def test_rotation_by_age_schedule_rotates_stale_secrets_and_nothing_else(

@@ -131,7 +131,8 @@ def test_a_generic_event_put_on_the_default_bus_starts_nothing(stack: LocalStack
 
     # Then no rule of the default bus takes it; the trigger bus's rule does
     assert on_default == []
-    assert [match.rule.logical_id for match in on_trigger_bus] == ["WorkloadTerminatedRule"]
+    assert [match.rule for match in on_trigger_bus] == [stack.rule("WorkloadTerminatedRule")]
+    assert on_trigger_bus[0].rule.logical_id == "StartOffboardingFunctionWorkloadTerminatedRule"
 
 
 def test_a_generic_event_from_a_member_account_nothing_binds_is_refused_and_touches_nothing(

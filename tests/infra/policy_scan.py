@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -63,3 +63,24 @@ def allowed_resources(statements: list[dict[str, Any]], action: str) -> list[str
         if any(fnmatchcase(action.lower(), pattern.lower()) for pattern in as_list(statement["Action"])):
             granted.extend(resource_text(resource) for resource in as_list(statement["Resource"]))
     return granted
+
+
+def role_statements(template: Mapping[str, Any], logical_id: str) -> list[dict[str, Any]]:
+    """The statements the template gives a role, unresolved: its inline policy documents (a SAM function's or state
+    machine's `Policies`, an IAM role's `Policies`) and those of the template's own managed policies attached to it
+    (a `!Ref` in `Policies` or `ManagedPolicyArns`). SAM policy templates and AWS managed policies are left out.
+
+    Works on the template as written and on its translation (where each SAM resource's role is an AWS::IAM::Role).
+    """
+    resources = template["Resources"]
+    properties = resources[logical_id].get("Properties") or {}
+    found: list[dict[str, Any]] = []
+    for policy in [*as_list(properties.get("Policies", [])), *properties.get("ManagedPolicyArns", [])]:
+        if not isinstance(policy, dict):
+            continue  # an AWS managed policy's name or ARN
+        attached = resources.get(policy.get("Ref")) if set(policy) == {"Ref"} else None
+        if attached is not None and attached["Type"] == "AWS::IAM::ManagedPolicy":
+            policy = attached["Properties"]
+        document = policy.get("PolicyDocument", policy)
+        found.extend(as_list(document.get("Statement", [])) if isinstance(document, dict) else [])
+    return found

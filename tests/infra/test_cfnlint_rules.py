@@ -326,6 +326,71 @@ def test_e9002_and_e9003_pass_a_state_machine_schedule_with_a_dead_letter_config
     assert findings(rules, text) == []
 
 
+# The forms template.yaml uses: a function's EventBridgeRule and ScheduleV2 events, each with a DeadLetterConfig
+# by ARN and a RetryPolicy, on a function with an on-failure destination.
+SCHEDULE_V2_EVENT = """
+Events:
+  Sweep:
+    Type: ScheduleV2
+    Properties:
+      ScheduleExpression: rate(1 day)
+      OmitName: true
+      Input: '{"dry_run": false}'
+      DeadLetterConfig:
+        Arn: !GetAtt Dlq.Arn
+      RetryPolicy:
+        MaximumRetryAttempts: 3
+"""
+
+
+def test_e9002_flags_a_function_with_a_scheduler_event_and_no_on_failure_destination(rules: RulesCollection) -> None:
+    text = template(QUEUE, function(properties=SCHEDULE_V2_EVENT))
+
+    assert findings(rules, text) == [("E9002", "Resources/Fn")]
+    assert "ScheduleV2 event Sweep" in messages(rules, text, "E9002")[0]
+
+
+@pytest.mark.parametrize(("event", "name"), [(EVENTBRIDGE_EVENT, "OnAlert"), (SCHEDULE_V2_EVENT, "Sweep")])
+def test_e9003_flags_a_function_rule_or_scheduler_event_without_a_dead_letter_config(
+    rules: RulesCollection, event: str, name: str
+) -> None:
+    without_dead_letters = event.replace("      DeadLetterConfig:\n        Arn: !GetAtt Dlq.Arn\n", "")
+    assert without_dead_letters != event
+
+    text = template(QUEUE, function(properties=without_dead_letters + ON_FAILURE_DESTINATION))
+
+    assert findings(rules, text) == [("E9003", f"Resources/Fn/Properties/Events/{name}")]
+    assert f"event {name} of Fn has no DeadLetterConfig" in messages(rules, text, "E9003")[0]
+
+
+@pytest.mark.parametrize("event", [EVENTBRIDGE_EVENT, SCHEDULE_V2_EVENT])
+def test_e9002_and_e9003_pass_a_function_event_with_a_dead_letter_config_and_an_on_failure_destination(
+    rules: RulesCollection, event: str
+) -> None:
+    text = template(QUEUE, function(properties=event + ON_FAILURE_DESTINATION))
+
+    assert findings(rules, text) == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        "Type: EventBridgeRule\n    Properties:\n      Pattern:\n        source: [example.alerts]\n",
+        "Type: ScheduleV2\n    Properties:\n      ScheduleExpression: rate(1 day)\n",
+    ],
+    ids=["EventBridgeRule", "ScheduleV2"],
+)
+def test_e9002_and_e9003_flag_a_state_machine_event_without_a_dead_letter_config(
+    rules: RulesCollection, event: str
+) -> None:
+    text = template(state_machine("Events:\n  Start:\n    " + event))
+
+    assert findings(rules, text) == [
+        ("E9002", "Resources/Sm/Properties/Events/Start"),
+        ("E9003", "Resources/Sm/Properties/Events/Start"),
+    ]
+
+
 def test_e9002_and_e9003_flag_a_rule_starting_a_state_machine_without_a_dead_letter_config(
     rules: RulesCollection,
 ) -> None:

@@ -19,18 +19,13 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from samtranslator.parser.parser import Parser
-from samtranslator.translator.translator import Translator
-from samtranslator.yaml_helper import yaml_parse
 
 from rescind.aws.external_id import EXTERNAL_ID_PATTERN, MAX_EXTERNAL_ID_LENGTH, MIN_EXTERNAL_ID_LENGTH
 from rescind.aws.role_sessions import MANAGED_TAG, MANAGED_TAG_VALUE
 from rescind_local.stack import IntrinsicResolver, plan_local_resources
-from rescind_local.template import load_template
-from tests.infra.policy_scan import as_list, resource_text
-from tests.infra.test_template_translation import with_s3_uris
+from rescind_local.template import load_template, translate_template
+from tests.infra.policy_scan import as_list, resource_text, role_statements
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -145,9 +140,8 @@ def central_resolver(template: dict[str, Any], **parameters: str) -> IntrinsicRe
 
 
 def function_statements(template: dict[str, Any], resolver: IntrinsicResolver, function: str) -> list[dict[str, Any]]:
-    statements: list[dict[str, Any]] = []
-    for policy in template["Resources"][function]["Properties"]["Policies"]:
-        statements.extend(resolver.resolve(policy)["Statement"])
+    """What the function's role is granted: its inline policy and the template's managed policies attached to it."""
+    statements: list[dict[str, Any]] = resolver.resolve(role_statements(template, function))
     return statements
 
 
@@ -178,14 +172,12 @@ def functions(template: dict[str, Any]) -> list[str]:
 
 
 def granting(template: dict[str, Any], action: str) -> list[str]:
-    """The functions whose inline policies allow `action`."""
-    found = []
-    for name in functions(template):
-        for policy in template["Resources"][name]["Properties"].get("Policies", []):
-            for statement in policy["Statement"]:
-                if statement["Effect"] == "Allow" and action in as_list(statement["Action"]):
-                    found.append(name)
-    return found
+    """The functions whose policies (inline or attached) allow `action`."""
+    return [
+        name
+        for name in functions(template)
+        if any(s["Effect"] == "Allow" and action in as_list(s["Action"]) for s in role_statements(template, name))
+    ]
 
 
 # --- iam:PutRolePolicy: only on roles that opted in ----------------------------------------------------------
@@ -202,8 +194,7 @@ def test_put_role_policy_is_granted_only_with_the_opt_in_tag_condition(
     central_grants = [
         statement
         for name in functions(central)
-        for policy in central["Resources"][name]["Properties"].get("Policies", [])
-        for statement in _put_role_policy_grants(policy["Statement"])
+        for statement in _put_role_policy_grants(role_statements(central, name))
     ]
     member_grants = _put_role_policy_grants(member_identity(member["Resources"]["ExecutionRole"]["Properties"]))
 
@@ -273,19 +264,18 @@ def test_assume_role_names_the_execution_role_never_a_wildcard_role_or_an_accoun
     assert assuming
 
     for name in assuming:
-        for policy in central["Resources"][name]["Properties"]["Policies"]:
-            for statement in policy["Statement"]:
-                if "sts:AssumeRole" not in as_list(statement["Action"]) or statement["Effect"] != "Allow":
-                    continue
-                resources = [resource_text(resource) for resource in as_list(statement["Resource"])]
-                assert resources == ["arn:${AWS::Partition}:iam::*:role/${CrossAccountRoleName}"], name
-                assert statement["Condition"] == {
-                    "Fn::If": [
-                        "HasOrganizationId",
-                        {"StringEquals": {"aws:ResourceOrgID": {"Ref": "OrganizationId"}}},
-                        {"Ref": "AWS::NoValue"},
-                    ]
-                }, name
+        for statement in role_statements(central, name):
+            if "sts:AssumeRole" not in as_list(statement["Action"]) or statement["Effect"] != "Allow":
+                continue
+            resources = [resource_text(resource) for resource in as_list(statement["Resource"])]
+            assert resources == ["arn:${AWS::Partition}:iam::*:role/${CrossAccountRoleName}"], name
+            assert statement["Condition"] == {
+                "Fn::If": [
+                    "HasOrganizationId",
+                    {"StringEquals": {"aws:ResourceOrgID": {"Ref": "OrganizationId"}}},
+                    {"Ref": "AWS::NoValue"},
+                ]
+            }, name
 
 
 def test_the_organisation_condition_applies_only_when_an_organisation_is_given(central: dict[str, Any]) -> None:
@@ -371,11 +361,8 @@ def test_the_function_role_arns_parameter_takes_only_role_arns(member: dict[str,
 
 
 @pytest.fixture(scope="module")
-def translated() -> dict[str, Any]:
-    template = with_s3_uris(yaml_parse((REPO_ROOT / "template.yaml").read_text()))
-    translator = Translator(None, Parser(), boto_session=boto3.Session(region_name="us-east-1"))
-    result: dict[str, Any] = translator.translate(template, parameter_values={}, get_managed_policy_map=lambda: {})
-    return result
+def translated(central: dict[str, Any]) -> dict[str, Any]:
+    return translate_template(central)
 
 
 # What SAM attaches to every function role beside its inline policy (AWSLambdaBasicExecutionRole,
@@ -424,17 +411,45 @@ def test_the_boundary_allows_what_the_function_roles_use_and_nothing_else(transl
     for name, body in translated["Resources"].items():
         if body["Type"] != "AWS::IAM::Role" or "PermissionsBoundary" not in body["Properties"]:
             continue
-        for policy in body["Properties"].get("Policies", []):
-            for statement in as_list(policy["PolicyDocument"]["Statement"]):
-                if statement["Effect"] == "Allow":
-                    used |= {action.lower() for action in as_list(statement["Action"])}
+        # Its inline policies and the template's own managed policies attached to it
+        for statement in role_statements(translated, name):
+            if statement["Effect"] == "Allow":
+                used |= {action.lower() for action in as_list(statement["Action"])}
+        # and the AWS managed policies SAM attaches
         for arn in body["Properties"].get("ManagedPolicyArns", []):
+            if isinstance(arn, dict) and translated["Resources"][arn["Ref"]]["Type"] == "AWS::IAM::ManagedPolicy":
+                continue
             assert _partitioned(arn) in MANAGED_POLICY_ACTIONS, f"{name}: what does {arn} grant?"
             used |= {action.lower() for action in MANAGED_POLICY_ACTIONS[_partitioned(arn)]}
 
     assert used - boundary_allows == set(), "the boundary would silently take these away"
     assert boundary_allows - used == set(), "the boundary allows what no function uses"
     assert not any("*" in action for action in boundary_allows)
+
+
+def test_the_templates_managed_policies_are_attached_by_the_roles_that_hold_them(translated: dict[str, Any]) -> None:
+    # What a role may do is read from the role alone (role_statements): a policy that attached itself to roles,
+    # users or groups would grant what no role declares, and one attached nowhere would be dead weight.
+    resources = translated["Resources"]
+    policies = {name for name, body in resources.items() if body["Type"] == "AWS::IAM::ManagedPolicy"}
+    boundaries = {
+        body["Properties"]["PermissionsBoundary"]["Ref"]
+        for body in resources.values()
+        if body["Type"] == "AWS::IAM::Role" and "PermissionsBoundary" in body["Properties"]
+    }
+    attached = {
+        arn["Ref"]
+        for body in resources.values()
+        if body["Type"] == "AWS::IAM::Role"
+        for arn in body["Properties"].get("ManagedPolicyArns", [])
+        if isinstance(arn, dict) and "Ref" in arn
+    }
+
+    assert boundaries == {"RescindFunctionsBoundary"}
+    assert attached == policies - boundaries
+    assert len(attached) >= 2  # the shared ones: the test sees them
+    for name in policies:
+        assert not {"Roles", "Users", "Groups"} & set(resources[name]["Properties"]), name
 
 
 def test_the_member_boundary_allows_what_the_role_grants_and_nothing_else(member: dict[str, Any]) -> None:

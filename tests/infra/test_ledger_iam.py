@@ -119,14 +119,6 @@ def boundary(central: dict[str, Any], resolver: IntrinsicResolver) -> list[dict[
     return boundary_statements(central, resolver, "RescindFunctionsBoundary")
 
 
-def role_statements(central: dict[str, Any], resolver: IntrinsicResolver, logical_id: str) -> list[dict[str, Any]]:
-    """A function's inline policies, or a plain role's (ResponderRole has no boundary: only its own policy)."""
-    if central["Resources"][logical_id]["Type"] == "AWS::Serverless::Function":
-        return function_statements(central, resolver, logical_id)
-    policies = resolver.resolve(central["Resources"][logical_id]["Properties"])["Policies"]
-    return [statement for policy in policies for statement in policy["PolicyDocument"]["Statement"]]
-
-
 def may_put(identity: list[dict[str, Any]], boundary: list[dict[str, Any]] | None, arn: str, pk: str) -> bool:
     context = {"dynamodb:LeadingKeys": [pk]}
     if boundary is None:  # a role without a boundary: its identity policy alone decides
@@ -183,7 +175,7 @@ def test_every_ledger_put_grant_is_bounded_by_leading_keys(
 def test_readers_put_nothing_into_the_ledger(
     central: dict[str, Any], resolver: IntrinsicResolver, boundary: list[dict[str, Any]], ledger_arn: str, role: str
 ) -> None:
-    identity = role_statements(central, resolver, role)
+    identity = function_statements(central, resolver, role)  # ResponderRole's too: a plain role
     role_boundary = None if role == "ResponderRole" else boundary
     assert not any(may_put(identity, role_boundary, ledger_arn, pk) for pk in EVERY_KEY | STRAY_KEYS)
 

@@ -18,9 +18,9 @@ import pytest
 from cfnlint.helpers import load_resource
 
 from rescind_local.eventbridge import event_pattern_matches
-from rescind_local.template import load_template
+from rescind_local.template import load_template, sam_event_resource_ids, translate_template
 from tests.conftest import load_event
-from tests.infra.policy_scan import allowed_resources, as_list, boto3_calls, resource_text
+from tests.infra.policy_scan import allowed_resources, as_list, boto3_calls, resource_text, role_statements
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MEMBER_TEMPLATE = REPO_ROOT / "member-account.yaml"
@@ -48,13 +48,6 @@ def central() -> dict[str, Any]:
     return load_template(REPO_ROOT / "template.yaml")
 
 
-def role_statements(template: dict[str, Any], logical_id: str) -> list[dict[str, Any]]:
-    statements: list[dict[str, Any]] = []
-    for policy in template["Resources"][logical_id]["Properties"]["Policies"]:
-        statements.extend(policy["PolicyDocument"]["Statement"])
-    return statements
-
-
 def member_account_calls() -> set[str]:
     """`service:Operation` for every boto3 call (direct or through get_paginator) in the member-side modules."""
     return boto3_calls(MEMBER_CALL_SOURCES, MEMBER_SERVICES)
@@ -69,9 +62,11 @@ def rules(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def central_termination_rules(central: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The rules SAM makes of the central start function's events, by the event's name (the member rule's name)."""
+    event_names = sam_event_resource_ids(central)
     return {
-        logical_id: rule
-        for logical_id, rule in rules(central).items()
+        event_names[logical_id]: rule
+        for logical_id, rule in rules(translate_template(central)).items()
         if any(
             target["Arn"] == {"Fn::GetAtt": [CENTRAL_TERMINATION_TARGET, "Arn"]}
             for target in rule["Properties"]["Targets"]
@@ -325,11 +320,7 @@ def test_the_grants_are_the_central_functions_own_for_its_account(
 ) -> None:
     # What ExecuteActionFunction may do in its own account, the member role may do in its: same actions,
     # same resource patterns, same conditions.
-    central_statements = [
-        statement
-        for policy in central["Resources"]["ExecuteActionFunction"]["Properties"]["Policies"]
-        for statement in policy["Statement"]
-    ]
+    central_statements = role_statements(central, "ExecuteActionFunction")
 
     def grants(found: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
         return {
@@ -347,11 +338,7 @@ def test_the_grants_are_the_central_functions_own_for_its_account(
 def test_writes_to_held_identities_are_denied_as_in_the_central_template(
     statements: list[dict[str, Any]], central: dict[str, Any]
 ) -> None:
-    central_statements = [
-        statement
-        for policy in central["Resources"]["ExecuteActionFunction"]["Properties"]["Policies"]
-        for statement in policy["Statement"]
-    ]
+    central_statements = role_statements(central, "ExecuteActionFunction")
     (central_hold,) = [s for s in central_statements if s.get("Sid") == "NeverTouchHeldIdentities"]
     (member_hold,) = [s for s in statements if s.get("Sid") == "NeverTouchHeldIdentities"]
     assert member_hold == central_hold

@@ -1,6 +1,7 @@
-"""The schedules in template.yaml: five EventBridge Scheduler schedules, each with its expression and time zone
-parameters, a DLQ, a retry policy, the sweep's input and a target that exists; the sweep functions' failure
-destination, log groups and least-privilege policies; the checkpoint table and the report bucket."""
+"""The schedules in template.yaml: five EventBridge Scheduler schedules (each sweep function's ScheduleV2 event, which
+SAM makes an AWS::Scheduler::Schedule), each with its expression and time zone parameters, a DLQ, a retry policy, the
+sweep's input and a target that exists; the sweep functions' failure destination, log groups and least-privilege
+policies; the checkpoint table and the report bucket."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ import pytest
 
 from rescind.schedules.types import SweepRequest
 from rescind_local.stack import IntrinsicResolver, plan_local_resources, schedules_from_template
-from rescind_local.template import load_template
-from tests.infra.policy_scan import allowed_resources, as_list, boto3_calls, resource_text
+from rescind_local.template import load_template, translate_template
+from tests.infra.policy_scan import allowed_resources, as_list, boto3_calls, resource_text, role_statements
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = REPO_ROOT / "shared" / "rescind"
 TEMPLATE = load_template(REPO_ROOT / "template.yaml")
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+TRANSLATED: dict[str, Any] = translate_template(TEMPLATE)["Resources"]
+# The ScheduleV2 event's name → the function it belongs to. SAM names the schedule <function><event>.
 SCHEDULES = {
     "RotationByAgeSchedule": "RotationByAgeFunction",
     "TtlCeilingsSchedule": "TtlCeilingsFunction",
@@ -65,10 +68,15 @@ GRANTED_WITHOUT_A_CALL = {"lambda:invokefunction", "sts:getcalleridentity"}
 
 
 def statements_of(function: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for policy in RESOURCES[function]["Properties"].get("Policies", []):
-        found.extend(policy["Statement"])
-    return found
+    return role_statements(TEMPLATE, function)
+
+
+def schedule_properties(event: str) -> dict[str, Any]:
+    """The AWS::Scheduler::Schedule SAM makes of the function's event."""
+    schedule = TRANSLATED[SCHEDULES[event] + event]
+    assert schedule["Type"] == "AWS::Scheduler::Schedule"
+    properties: dict[str, Any] = schedule["Properties"]
+    return properties
 
 
 def parameter_of(value: Any) -> dict[str, Any]:
@@ -87,17 +95,25 @@ def get_att_target(value: Any) -> str:
     return str(logical_id)
 
 
-def test_there_are_exactly_the_five_schedules() -> None:
-    found = {name for name, body in RESOURCES.items() if body["Type"] == "AWS::Scheduler::Schedule"}
+def test_there_are_exactly_the_five_schedules_each_a_scheduler_event_of_its_function() -> None:
+    found = {name for name, body in TRANSLATED.items() if body["Type"] == "AWS::Scheduler::Schedule"}
+    events = {
+        name: event["Type"]
+        for function in SCHEDULES.values()
+        for name, event in RESOURCES[function]["Properties"]["Events"].items()
+    }
 
-    assert found == set(SCHEDULES)
+    assert found == {function + event for event, function in SCHEDULES.items()}
+    assert events == dict.fromkeys(SCHEDULES, "ScheduleV2")
+    # Unnamed, as before: CloudFormation names each, so two stacks in one account do not collide.
+    assert all("Name" not in TRANSLATED[name]["Properties"] for name in found)
 
 
 @pytest.mark.parametrize(("schedule", "function"), sorted(SCHEDULES.items()))
 def test_each_schedule_targets_its_function_with_a_dlq_a_retry_policy_and_the_sweep_input(
     schedule: str, function: str
 ) -> None:
-    props = RESOURCES[schedule]["Properties"]
+    props = schedule_properties(schedule)
     target = props["Target"]
 
     assert get_att_target(target["Arn"]) == function
@@ -114,7 +130,7 @@ def test_each_schedule_targets_its_function_with_a_dlq_a_retry_policy_and_the_sw
 
 @pytest.mark.parametrize("schedule", sorted(SCHEDULES))
 def test_each_schedule_has_an_expression_and_a_time_zone_parameter(schedule: str) -> None:
-    props = RESOURCES[schedule]["Properties"]
+    props = schedule_properties(schedule)
 
     expression = parameter_of(props["ScheduleExpression"])
     time_zone = parameter_of(props["ScheduleExpressionTimezone"])
@@ -135,7 +151,7 @@ def test_the_scheduler_role_may_invoke_exactly_the_targets_and_write_to_their_dl
     invoked = {get_att_target(r) for r in allowed_resources_raw(statements, "lambda:InvokeFunction")}
     assert invoked == set(SCHEDULES.values())
     for schedule in SCHEDULES:
-        props = RESOURCES[schedule]["Properties"]
+        props = schedule_properties(schedule)
         assert get_att_target(props["Target"]["RoleArn"]) == "SchedulesRole"
         queue = props["Target"]["DeadLetterConfig"]["Arn"]
         assert queue in allowed_resources_raw(statements, "sqs:SendMessage")
@@ -257,9 +273,11 @@ def test_the_local_stack_reads_every_schedule_as_the_template_declares_it() -> N
         parameters={"VaultAddr": "http://v:1", "VaultAwsAuthRole": "r"},
     )
 
-    found = {spec.logical_id: spec for spec in schedules_from_template(TEMPLATE, resolver.resolve)}
+    found = {spec.logical_id: spec for spec in schedules_from_template(translate_template(TEMPLATE), resolver.resolve)}
 
-    assert {name: spec.target_logical_id for name, spec in found.items()} == SCHEDULES
+    assert {name: spec.target_logical_id for name, spec in found.items()} == {
+        function + event: function for event, function in SCHEDULES.items()
+    }
     for spec in found.values():
         assert spec.input == {"dry_run": False}
         assert spec.time_zone == "UTC"

@@ -15,7 +15,7 @@ import pytest
 from cfnlint.helpers import load_resource
 
 from rescind_local.template import load_template
-from tests.infra.policy_scan import allowed_resources, as_list, boto3_calls, resource_text
+from tests.infra.policy_scan import allowed_resources, as_list, boto3_calls, resource_text, role_statements
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = REPO_ROOT / "shared" / "rescind"
@@ -71,15 +71,17 @@ def template() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def statements(template: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every statement of every SAM function's inline policies."""
+    """Every statement of every SAM function's policies: inline, and the template's managed policies attached."""
+    resources = template["Resources"]
     found: list[dict[str, Any]] = []
-    for resource in template["Resources"].values():
+    for name, resource in resources.items():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         for policy in resource["Properties"].get("Policies", []):
-            assert isinstance(policy, dict), "use inline policy documents, not managed policy names"
-            assert "Statement" in policy, "use inline policy documents, not SAM policy templates"
-            found.extend(policy["Statement"])
+            assert isinstance(policy, dict), "use policy documents, not AWS managed policy names"
+            attached = resources.get(policy.get("Ref"), {}).get("Type") == "AWS::IAM::ManagedPolicy"
+            assert "Statement" in policy or attached, "use policy documents or the template's managed policies"
+        found.extend(role_statements(template, name))
     return found
 
 
@@ -209,18 +211,6 @@ def test_crls_are_read_only_from_this_accounts_buckets(statements: list[dict[str
         assert statement["Condition"] == {"StringEquals": {"aws:ResourceAccount": {"Ref": "AWS::AccountId"}}}
 
 
-def _role_statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
-    """The inline statements of an IAM role or a SAM function/state machine (SAM policy templates skipped)."""
-    properties = resource.get("Properties") or {}
-    found: list[dict[str, Any]] = []
-    for policy in properties.get("Policies", []):
-        if not isinstance(policy, dict):
-            continue
-        document = policy.get("PolicyDocument", policy)
-        found.extend(document.get("Statement", []) if isinstance(document, dict) else [])
-    return found
-
-
 def _allows(statement: dict[str, Any], action: str) -> bool:
     return statement.get("Effect") == "Allow" and any(
         fnmatchcase(action.lower(), str(pattern).lower()) for pattern in as_list(statement.get("Action", []))
@@ -233,7 +223,7 @@ def test_only_the_approval_function_may_answer_a_task_token(template: dict[str, 
     answering = sorted(
         logical_id
         for logical_id, resource in template["Resources"].items()
-        if any(_allows(statement, action) for statement in _role_statements(resource))
+        if any(_allows(statement, action) for statement in role_statements(template, logical_id))
     )
     assert answering == ["AnswerApprovalFunction"]
 
@@ -241,7 +231,7 @@ def test_only_the_approval_function_may_answer_a_task_token(template: dict[str, 
 def test_responders_answer_approvals_only_through_the_iam_authenticated_url(template: dict[str, Any]) -> None:
     function = template["Resources"]["AnswerApprovalFunction"]["Properties"]
     assert function["FunctionUrlConfig"]["AuthType"] == "AWS_IAM"
-    responder = _role_statements(template["Resources"]["ResponderRole"])
+    responder = role_statements(template, "ResponderRole")
     invoking = [statement for statement in responder if _allows(statement, "lambda:InvokeFunctionUrl")]
     assert sorted(statement["Resource"]["Fn::GetAtt"][0] for statement in invoking) == [
         "AnswerApprovalFunction",
@@ -259,7 +249,7 @@ def test_responders_answer_approvals_only_through_the_iam_authenticated_url(temp
 
 def test_responders_start_manual_runs_only_through_the_iam_authenticated_url(template: dict[str, Any]) -> None:
     # A responder who could start the machine could name someone else as requester, then approve the run.
-    responder = _role_statements(template["Resources"]["ResponderRole"])
+    responder = role_statements(template, "ResponderRole")
     assert not any(_allows(statement, "states:StartExecution") for statement in responder)
     function = template["Resources"]["StartManualRevocationFunction"]["Properties"]
     assert function["FunctionUrlConfig"]["AuthType"] == "AWS_IAM"
@@ -272,7 +262,7 @@ def test_responders_start_manual_runs_only_through_the_iam_authenticated_url(tem
         for logical_id, resource in template["Resources"].items()
         if any(
             _allows(statement, "states:StartExecution") and "ManualRevocationStateMachine" in str(statement["Resource"])
-            for statement in _role_statements(resource)
+            for statement in role_statements(template, logical_id)
         )
     )
     assert starting == ["StartManualRevocationFunction"]

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from samtranslator.parser.parser import Parser
-from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
-from rescind_local.template import load_template
+from rescind_local.template import load_template, sam_event_resource_ids, translate_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LOCAL_URI_PROPERTIES = ("CodeUri", "ContentUri", "DefinitionUri")
-
-
-def with_s3_uris(template: dict[str, Any]) -> dict[str, Any]:
-    """Local folders become s3:// locations, as `sam package` would make them; the translator needs that."""
-    for resource in template.get("Resources", {}).values():
-        properties = resource.get("Properties") or {}
-        for name in LOCAL_URI_PROPERTIES:
-            if isinstance(properties.get(name), str) and not properties[name].startswith("s3://"):
-                properties[name] = "s3://rescind-artifacts/" + properties[name].strip("/")
-    return template
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +20,15 @@ def source() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def translated() -> dict[str, Any]:
-    template = with_s3_uris(yaml_parse((REPO_ROOT / "template.yaml").read_text()))
+def translated(source: dict[str, Any]) -> dict[str, Any]:
     # No AWS call: a session that only knows its region, and a managed-policy loader that knows no policies.
-    translator = Translator(None, Parser(), boto_session=boto3.Session(region_name="us-east-1"))
-    result: dict[str, Any] = translator.translate(template, parameter_values={}, get_managed_policy_map=lambda: {})
-    return result
+    return translate_template(source)
+
+
+def test_the_translation_reads_the_template_as_sams_own_parser_does(source: dict[str, Any]) -> None:
+    # load_template (which the local stack and the tests use) and SAM's yaml_parse give the same document.
+    parsed = yaml_parse((REPO_ROOT / "template.yaml").read_text())
+    assert json.loads(json.dumps(parsed)) == source
 
 
 def of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
@@ -68,20 +58,87 @@ def test_every_function_becomes_a_lambda_function_with_its_own_role(
         assert trust["Principal"] == {"Service": ["lambda.amazonaws.com"]}
 
 
-def test_the_function_role_gets_logging_and_tracing_and_the_inline_policy(translated: dict[str, Any]) -> None:
+def test_the_function_role_gets_logging_tracing_the_shared_policies_and_the_inline_policy(
+    translated: dict[str, Any],
+) -> None:
     role = translated["Resources"]["ExecuteActionFunctionRole"]["Properties"]
     (policy,) = role["Policies"]
     sids = {statement.get("Sid") for statement in policy["PolicyDocument"]["Statement"]}
 
-    assert "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole" in role["ManagedPolicyArns"]
-    assert "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess" in role["ManagedPolicyArns"]
-    assert {
-        "LedgerRead",
-        "LedgerAppendRunRecords",
-        "AssumeCrossAccountExecutionRole",
-        "IamAccessKeys",
-        "AcmPcaRevoke",
-    } <= sids
+    assert role["ManagedPolicyArns"] == [
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+        {"Ref": "VaultLoginPolicy"},
+        {"Ref": "CrossAccountExecutionPolicy"},
+        {"Ref": "LedgerReadPolicy"},
+    ]
+    assert {"LedgerAppendRunRecords", "IamAccessKeys", "AcmPcaRevoke"} <= sids
+    for shared in ("VaultLoginPolicy", "CrossAccountExecutionPolicy", "LedgerReadPolicy"):
+        assert translated["Resources"][shared]["Type"] == "AWS::IAM::ManagedPolicy"
+
+
+# The EventBridgeRule events of the start functions → (bus, DLQ, maximum event age): the rules SAM makes of them.
+RULE_EVENTS = {
+    "StartOffboardingFunction": {
+        "Ec2InstanceTerminatedRule": ("default", "TerminationEventsDeadLetterQueue", 86400),
+        "EcsTaskStoppedRule": ("default", "TerminationEventsDeadLetterQueue", 86400),
+        "LambdaFunctionDeletedRule": ("default", "TerminationEventsDeadLetterQueue", 86400),
+        "AutoScalingInstanceTerminatingRule": ("default", "TerminationEventsDeadLetterQueue", 86400),
+        "WorkloadTerminatedRule": ("TriggerEventBus", "TerminationEventsDeadLetterQueue", 86400),
+    },
+    "StartLeakResponseFunction": {
+        "SecretLeakedRule": ("TriggerEventBus", "LeakEventsDeadLetterQueue", 3600),
+        "GitHubSecretScanningRule": ("TriggerEventBus", "LeakEventsDeadLetterQueue", 3600),
+        "HealthCredentialRiskRule": ("default", "LeakEventsDeadLetterQueue", 3600),
+        "GuardDutyCredentialExfiltrationRule": ("default", "LeakEventsDeadLetterQueue", 3600),
+    },
+}
+
+
+def test_the_start_functions_events_become_their_rules_with_dlq_retries_and_permission(
+    source: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    resources = translated["Resources"]
+    rules = {name for name, body in resources.items() if body["Type"] == "AWS::Events::Rule"}
+    assert rules == {function + event for function, events in RULE_EVENTS.items() for event in events}
+
+    for function, events in RULE_EVENTS.items():
+        declared = source["Resources"][function]["Properties"]["Events"]
+        for event, (bus, queue, max_age) in events.items():
+            rule = resources[function + event]["Properties"]
+            (target,) = rule["Targets"]
+            assert rule["EventPattern"] == declared[event]["Properties"]["Pattern"]
+            assert rule.get("EventBusName", "default") == (bus if bus == "default" else {"Ref": bus})
+            assert target["Arn"] == {"Fn::GetAtt": [function, "Arn"]}
+            assert target["Id"] == function.removesuffix("Function")  # the id the hand-written rules had
+            assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue, "Arn"]}}
+            assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": max_age}
+            permission = resources[f"{function}{event}Permission"]["Properties"]
+            assert permission == {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": {"Ref": function},
+                "Principal": "events.amazonaws.com",
+                "SourceArn": {"Fn::GetAtt": [function + event, "Arn"]},
+            }
+            # EventBridge may write to the DLQ only for these rules (a DLQ given by ARN gets no policy from SAM).
+            policy = next(
+                body["Properties"]
+                for body in resources.values()
+                if body["Type"] == "AWS::SQS::QueuePolicy" and body["Properties"]["Queues"] == [{"Ref": queue}]
+            )
+            (statement,) = policy["PolicyDocument"]["Statement"]
+            assert {"Fn::GetAtt": [function + event, "Arn"]} in statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+
+
+def test_sam_names_each_event_resource_after_its_owner_and_the_event(
+    source: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    made = sam_event_resource_ids(source)
+
+    assert len(made) == 14  # nine rules, five schedules
+    for logical_id, event in made.items():
+        assert translated["Resources"][logical_id]["Type"] in ("AWS::Events::Rule", "AWS::Scheduler::Schedule")
+        assert logical_id.endswith(event)
 
 
 def test_the_function_runs_on_arm64_python_312_with_the_globals(translated: dict[str, Any]) -> None:

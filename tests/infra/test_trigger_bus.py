@@ -10,19 +10,25 @@ from typing import Any
 
 import pytest
 
-from rescind_local.template import load_template
+from rescind_local.template import load_template, translate_template
+from tests.infra.policy_scan import as_list, role_statements
 
 pytestmark = pytest.mark.infra
 
 TEMPLATE: dict[str, Any] = load_template()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
-TRIGGER_RULES = {"WorkloadTerminatedRule", "SecretLeakedRule", "GitHubSecretScanningRule"}
+# The rules SAM makes of the start functions' EventBridgeRule events.
+TRIGGER_RULES = {
+    "StartOffboardingFunctionWorkloadTerminatedRule",
+    "StartLeakResponseFunctionSecretLeakedRule",
+    "StartLeakResponseFunctionGitHubSecretScanningRule",
+}
 
 
 def test_the_generic_and_github_rules_are_on_the_trigger_bus_and_aws_events_on_the_default_bus() -> None:
     buses = {
         logical_id: resource["Properties"].get("EventBusName", "default")
-        for logical_id, resource in RESOURCES.items()
+        for logical_id, resource in translate_template(TEMPLATE)["Resources"].items()
         if resource["Type"] == "AWS::Events::Rule" and "EventPattern" in resource["Properties"]
     }
     assert {rule for rule, bus in buses.items() if bus == {"Ref": "TriggerEventBus"}} == TRIGGER_RULES
@@ -56,9 +62,7 @@ def test_the_webhook_puts_its_alerts_on_the_trigger_bus_only() -> None:
     assert webhook["Environment"]["Variables"]["EVENT_BUS_NAME"] == {"Ref": "TriggerEventBus"}
     puts = [
         statement
-        for policy in webhook["Policies"]
-        for statement in policy["Statement"]
-        if "events:PutEvents"
-        in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+        for statement in role_statements(TEMPLATE, "GitHubWebhookFunction")
+        if "events:PutEvents" in as_list(statement["Action"])
     ]
     assert [statement["Resource"] for statement in puts] == [{"Fn::GetAtt": ["TriggerEventBus", "Arn"]}]

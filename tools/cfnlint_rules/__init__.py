@@ -9,7 +9,8 @@ both the SAM resource types and the plain CloudFormation ones.
 | E9001 | log_groups.py     | every function has its own AWS::Logs::LogGroup, with RetentionInDays         |
 | E9002 | async_failures.py | every function or state machine invoked asynchronously has an on-failure      |
 |       |                   | destination or a dead-letter queue                                            |
-| E9003 | async_failures.py | every EventBridge rule target and SAM EventBridgeRule/Schedule event has a    |
+| E9003 | async_failures.py | every EventBridge rule and Scheduler schedule target, and every SAM          |
+|       |                   | EventBridgeRule/CloudWatchEvent/Schedule/ScheduleV2 event, has a              |
 |       |                   | DeadLetterConfig                                                              |
 | E9004 | iam_actions.py    | no Allow statement grants "*", "iam:*", "secretsmanager:*", "kms:*", "states:*" |
 | E9005 | state_machines.py | state machine logging has IncludeExecutionData false                         |

@@ -4,8 +4,9 @@ moto 5.2.5's `test_event_pattern` is a stub, but its internal `EventPattern` mat
 anything-but, exists, numeric, wildcard, `$or` and cidr. Its `put_events` delivers to SQS targets, and raises
 NotImplementedError for Lambda and Step Functions targets. This module:
 
-- reads the rules from template.yaml (`AWS::Events::Rule` resources, and the `EventBridgeRule`,
-  `CloudWatchEvent` and `Schedule` events of SAM functions and state machines), never a copy of them;
+- reads the rules from template.yaml after the SAM transform (`rescind_local.template.translate_template`): the
+  `AWS::Events::Rule` resources, written by hand or made by SAM of `EventBridgeRule`, `CloudWatchEvent` and
+  `Schedule` events, never a copy of them;
 - `deploy_rules` puts them on moto's buses, so `put_events` routes through them;
 - `eventbridge_targets()` patches moto's Rule delivery so a Lambda target runs the in-process handler and a
   state machine target starts an execution, with the rule's Input, InputPath or InputTransformer;
@@ -318,93 +319,46 @@ def _test_event_pattern(self: Any) -> str:
 
 # --- from the template ------------------------------------------------------------------------------------
 
-_SAM_RULE_EVENT_TYPES = {"EventBridgeRule", "CloudWatchEvent", "Schedule"}
-
 
 def _rule_name(stack_name: str, logical_id: str) -> str:
     return f"{stack_name}-{logical_id}"[:64]
 
 
-def _target_from_sam_event(
-    properties: Mapping[str, Any], target_arn: str, default_id: str, resolve: Resolver
-) -> TargetSpec:
-    target_id = (properties.get("Target") or {}).get("Id") or default_id
-    transformer = properties.get("InputTransformer")
-    return TargetSpec(
-        target_id=str(resolve(target_id))[:64],
-        arn=target_arn,
-        input=resolve(properties["Input"]) if "Input" in properties else None,
-        input_path=resolve(properties["InputPath"]) if "InputPath" in properties else None,
-        input_transformer=resolve(transformer) if transformer is not None else None,
-    )
-
-
 def rules_from_template(
     template: Mapping[str, Any], resolve: Resolver, *, stack_name: str = "rescind-local"
 ) -> list[RuleSpec]:
-    """Every EventBridge rule the template declares, with intrinsics resolved by `resolve`.
+    """Every `AWS::Events::Rule` of a CloudFormation template, with intrinsics resolved by `resolve`.
 
-    `resolve` turns a template value (a Ref, GetAtt, Sub...) into its local value; see `rescind_local.stack`.
+    Give it the template after the SAM transform (`translate_template`), which holds the rules SAM makes of the
+    functions' and state machines' events. `resolve` turns a template value (a Ref, GetAtt, Sub...) into its
+    local value; see `rescind_local.stack`.
     """
     rules: list[RuleSpec] = []
-    resources: Mapping[str, Any] = template.get("Resources") or {}
-    for logical_id, resource in resources.items():
-        kind = resource.get("Type")
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        if resource.get("Type") != "AWS::Events::Rule":
+            continue
         properties = resource.get("Properties") or {}
-        if kind == "AWS::Events::Rule":
-            rules.append(
-                RuleSpec(
-                    logical_id=logical_id,
-                    name=str(resolve(properties.get("Name") or _rule_name(stack_name, logical_id))),
-                    event_pattern=resolve(properties["EventPattern"]) if "EventPattern" in properties else None,
-                    schedule_expression=resolve(properties.get("ScheduleExpression")),
-                    event_bus_name=_bus_name(resolve(properties.get("EventBusName") or "default")),
-                    state=str(resolve(properties.get("State") or "ENABLED")),
-                    targets=tuple(
-                        TargetSpec(
-                            target_id=str(resolve(target["Id"])),
-                            arn=str(resolve(target["Arn"])),
-                            input=resolve(target.get("Input")),
-                            input_path=resolve(target.get("InputPath")),
-                            input_transformer=resolve(target.get("InputTransformer")),
-                            role_arn=resolve(target.get("RoleArn")),
-                        )
-                        for target in properties.get("Targets") or []
-                    ),
-                )
-            )
-        elif kind in {"AWS::Serverless::Function", "AWS::Serverless::StateMachine"}:
-            target_arn = str(resolve({"Fn::GetAtt": [logical_id, "Arn"]}))
-            suffix = "LambdaTarget" if kind == "AWS::Serverless::Function" else "StepFunctionsTarget"
-            for event_name, sam_event in (properties.get("Events") or {}).items():
-                if sam_event.get("Type") not in _SAM_RULE_EVENT_TYPES:
-                    continue
-                event_properties = sam_event.get("Properties") or {}
-                rule_logical_id = f"{logical_id}{event_name}"
-                is_schedule = sam_event["Type"] == "Schedule"
-                enabled = event_properties.get("Enabled", True)
-                state = event_properties.get("State") or (
-                    "ENABLED" if resolve(enabled) in (True, "true") else "DISABLED"
-                )
-                rules.append(
-                    RuleSpec(
-                        logical_id=rule_logical_id,
-                        name=str(
-                            resolve(
-                                event_properties.get("RuleName")
-                                or event_properties.get("Name")
-                                or _rule_name(stack_name, rule_logical_id)
-                            )
-                        ),
-                        event_pattern=None if is_schedule else resolve(event_properties.get("Pattern")),
-                        schedule_expression=resolve(event_properties.get("Schedule")) if is_schedule else None,
-                        event_bus_name=_bus_name(resolve(event_properties.get("EventBusName") or "default")),
-                        state=str(resolve(state)),
-                        targets=(
-                            _target_from_sam_event(event_properties, target_arn, f"{rule_logical_id}{suffix}", resolve),
-                        ),
+        rules.append(
+            RuleSpec(
+                logical_id=logical_id,
+                name=str(resolve(properties.get("Name") or _rule_name(stack_name, logical_id))),
+                event_pattern=resolve(properties["EventPattern"]) if "EventPattern" in properties else None,
+                schedule_expression=resolve(properties.get("ScheduleExpression")),
+                event_bus_name=_bus_name(resolve(properties.get("EventBusName") or "default")),
+                state=str(resolve(properties.get("State") or "ENABLED")),
+                targets=tuple(
+                    TargetSpec(
+                        target_id=str(resolve(target["Id"])),
+                        arn=str(resolve(target["Arn"])),
+                        input=resolve(target.get("Input")),
+                        input_path=resolve(target.get("InputPath")),
+                        input_transformer=resolve(target.get("InputTransformer")),
+                        role_arn=resolve(target.get("RoleArn")),
                     )
-                )
+                    for target in properties.get("Targets") or []
+                ),
+            )
+        )
     return rules
 
 

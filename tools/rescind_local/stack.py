@@ -1,5 +1,6 @@
 """template.yaml deployed onto moto: tables, topics, queues and buses, the functions (run in-process), the state
-machines (from their ASL files, substitutions applied) and the EventBridge rules (the template's patterns).
+machines (from their ASL files, substitutions applied), and the EventBridge rules and Scheduler schedules as the SAM
+translator makes them of the functions' events (`rescind_local.template.translate_template`).
 
 Use inside moto (the `aws` fixture, or `local_aws()`):
 
@@ -16,12 +17,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from rescind_local.aws import LOCAL_ACCOUNT_ID, LOCAL_REGION
 from rescind_local.eventbridge import (
@@ -50,7 +51,13 @@ from rescind_local.stepfunctions import (
     substitute_definition,
     wait_for_execution,
 )
-from rescind_local.template import REPO_ROOT, create_table_from_template, load_template
+from rescind_local.template import (
+    REPO_ROOT,
+    create_table_from_template,
+    load_template,
+    sam_event_resource_ids,
+    translate_template,
+)
 
 FUNCTION_TYPES = frozenset({"AWS::Serverless::Function", "AWS::Lambda::Function"})
 STATE_MACHINE_TYPES = frozenset({"AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"})
@@ -247,7 +254,8 @@ def _create_local_bucket(client: Any, name: str, props: Mapping[str, Any]) -> No
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    """An AWS::Scheduler::Schedule as the template declares it, its intrinsics resolved locally."""
+    """An AWS::Scheduler::Schedule of the translated template (SAM makes one of each ScheduleV2 event), its
+    intrinsics resolved locally."""
 
     logical_id: str
     target_logical_id: str  # the function (or state machine) its Target.Arn names
@@ -260,15 +268,17 @@ class ScheduleSpec:
 
 
 def schedules_from_template(template: Mapping[str, Any], resolve: Callable[[Any], Any]) -> list[ScheduleSpec]:
-    """Every EventBridge Scheduler schedule of the template, with the logical id of the resource it invokes."""
+    """Every EventBridge Scheduler schedule of a CloudFormation template (give it the translated one, which holds
+    the schedules SAM makes of ScheduleV2 events), with the logical id of the resource it invokes."""
     found: list[ScheduleSpec] = []
     for logical_id, resource in iter_template_resources(template, frozenset({"AWS::Scheduler::Schedule"})):
         props = resource.get("Properties") or {}
         target = props.get("Target") or {}
         arn = target.get("Arn")
-        named = arn.get("Fn::GetAtt") if isinstance(arn, dict) else None
-        if not isinstance(named, list) or not named:
-            raise UnresolvableIntrinsic(f"{logical_id}: Target.Arn must be !GetAtt <resource>.Arn, got {arn!r}")
+        # SAM names a function by !GetAtt <function>.Arn, a state machine by !Ref <state machine>.
+        named = (arn.get("Fn::GetAtt") or [arn.get("Ref")]) if isinstance(arn, dict) else None
+        if not isinstance(named, list) or not isinstance(named[0], str):
+            raise UnresolvableIntrinsic(f"{logical_id}: Target.Arn must name a resource of the template, got {arn!r}")
         raw_input = resolve(target.get("Input", "{}"))
         found.append(
             ScheduleSpec(
@@ -479,6 +489,10 @@ def state_machine_definition(
     return definition
 
 
+# A rule or a schedule: what SAM makes of a function's or state machine's event.
+_Translated = TypeVar("_Translated", RuleSpec, ScheduleSpec)
+
+
 @dataclass
 class LocalStack:
     """The template deployed on moto, with handlers in-process. Enter it inside moto; leave it to unpatch."""
@@ -495,6 +509,8 @@ class LocalStack:
     # by default every invocation is a cold start, so no test depends on what an earlier one built.
     warm_functions: bool = False
 
+    # The template after the SAM transform: where the rules and schedules are read from.
+    translated: dict[str, Any] = field(init=False, default_factory=dict)
     resources: dict[str, LocalResource] = field(init=False, default_factory=dict)
     functions: dict[str, FunctionSpec] = field(init=False, default_factory=dict)
     state_machines: dict[str, str] = field(init=False, default_factory=dict)
@@ -542,9 +558,15 @@ class LocalStack:
         import boto3
 
         session = boto3.session.Session(region_name=self.region)
-        self.resources = plan_local_resources(
-            self.template, self.stack_name, account_id=self.account_id, region=self.region, parameters=self.parameters
-        )
+        self.translated = translate_template(self.template, self.region)
+        # The translation's resources (rules, schedules, roles SAM generates...), then the template's own names.
+        self.resources = {
+            logical_id: resource
+            for template in (self.translated, self.template)
+            for logical_id, resource in plan_local_resources(
+                template, self.stack_name, account_id=self.account_id, region=self.region, parameters=self.parameters
+            ).items()
+        }
         role_arn = local_execution_role(session.client("iam"))
         self._create_data_resources(session)
         resolver = self.resolver()
@@ -560,18 +582,20 @@ class LocalStack:
             machine_type = str(resolver.resolve((resource.get("Properties") or {}).get("Type", "STANDARD")))
             name = self.resources[logical_id].attributes["Name"]
             self.state_machines[logical_id] = create_local_state_machine(sfn, name, definition, role_arn, machine_type)
-        self.rules = rules_from_template(self.template, resolver.resolve, stack_name=self.stack_name)
-        self.schedules = schedules_from_template(self.template, resolver.resolve)
+        self.rules = rules_from_template(self.translated, resolver.resolve, stack_name=self.stack_name)
+        self.schedules = schedules_from_template(self.translated, resolver.resolve)
         deploy_rules(session.client("events"), self.rules)
 
     def _create_data_resources(self, session: Any) -> None:
         """Tables, topics, queues and buses, created under their planned names; actual URLs/ARNs recorded."""
         for logical_id, resource in self.resources.items():
-            props = ((self.template.get("Resources") or {}).get(logical_id) or {}).get("Properties") or {}
+            # A resource SAM generates (a dead-letter queue of Type SQS) is only in the translated template.
+            template = self.template if logical_id in (self.template.get("Resources") or {}) else self.translated
+            props = ((template.get("Resources") or {}).get(logical_id) or {}).get("Properties") or {}
             kind = resource.resource_type
             if kind == "AWS::DynamoDB::Table":
                 dynamodb = session.client("dynamodb")
-                create_table_from_template(dynamodb, logical_id, resource.ref, self.template)
+                create_table_from_template(dynamodb, logical_id, resource.ref, template)
                 stream = dynamodb.describe_table(TableName=resource.ref)["Table"].get("LatestStreamArn")
                 if stream:
                     resource.attributes["StreamArn"] = stream
@@ -668,28 +692,33 @@ class LocalStack:
             return trigger_bus.ref
         return "default"
 
-    def schedule(self, logical_id: str) -> ScheduleSpec:
-        for schedule in self.schedules:
-            if schedule.logical_id == logical_id:
-                return schedule
-        raise KeyError(f"the template has no schedule {logical_id!r}")
+    def schedule(self, name: str) -> ScheduleSpec:
+        """A schedule by its logical id after translation, or by the name of the ScheduleV2 event SAM made it of."""
+        return self._translated_resource("schedule", self.schedules, name)
 
-    def run_schedule(self, logical_id: str) -> tuple[Any, str | None]:
+    def run_schedule(self, name: str) -> tuple[Any, str | None]:
         """Invoke the schedule's target with its Input, as EventBridge Scheduler would when it fires.
 
         The scheduler invokes asynchronously; here the call waits, so the caller sees the target's result (or
         its error type) at once. Returns (payload, FunctionError or None).
         """
-        schedule = self.schedule(logical_id)
+        schedule = self.schedule(name)
         if schedule.target_logical_id not in self.functions:
-            raise KeyError(f"{logical_id} targets {schedule.target_logical_id!r}, which is not a local function")
+            raise KeyError(f"{name} targets {schedule.target_logical_id!r}, which is not a local function")
         return self.invoke(schedule.target_logical_id, schedule.input)
 
-    def rule(self, logical_id: str) -> RuleSpec:
-        for rule in self.rules:
-            if rule.logical_id == logical_id:
-                return rule
-        raise KeyError(f"the template has no rule {logical_id!r}")
+    def rule(self, name: str) -> RuleSpec:
+        """A rule by its logical id after translation, or by the name of the SAM event it was made of."""
+        return self._translated_resource("rule", self.rules, name)
+
+    def _translated_resource(self, what: str, found: Sequence[_Translated], name: str) -> _Translated:
+        event_names = sam_event_resource_ids(self.template)
+        matching = [item for item in found if name in (item.logical_id, event_names.get(item.logical_id))]
+        if not matching:
+            raise KeyError(f"the template has no {what} {name!r}")
+        if len(matching) > 1:
+            raise KeyError(f"{name!r} names {len(matching)} {what}s of the template: give the logical id")
+        return matching[0]
 
 
 def deploy_template_to_moto(

@@ -1,7 +1,15 @@
-"""Reading template.yaml, so the local stack builds what the template defines instead of a copy of it."""
+"""Reading template.yaml, so the local stack builds what the template defines instead of a copy of it.
+
+`load_template` reads the template as written (SAM); `translate_template` turns it into what CloudFormation is
+asked to create, through the SAM translator itself, offline: the rules SAM makes of EventBridgeRule events, the
+schedules it makes of ScheduleV2 events, the roles, permissions and policies it attaches.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +17,10 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+# Where `with_s3_uris` pretends `sam package` uploaded the local folders (nothing is uploaded).
+ARTIFACTS_BUCKET = "rescind-artifacts"
+LOCAL_URI_PROPERTIES = ("CodeUri", "ContentUri", "DefinitionUri")
+SAM_EVENT_OWNER_TYPES = frozenset({"AWS::Serverless::Function", "AWS::Serverless::StateMachine"})
 
 _SHORT_FORMS = {
     "Ref": "Ref",
@@ -62,6 +74,49 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ValueError(f"{path} is not a CloudFormation template")
     return loaded
+
+
+def with_s3_uris(template: dict[str, Any]) -> dict[str, Any]:
+    """Local folders become s3:// locations, as `sam package` would make them; the translator needs that."""
+    for resource in template.get("Resources", {}).values():
+        properties = resource.get("Properties") or {}
+        for name in LOCAL_URI_PROPERTIES:
+            if isinstance(properties.get(name), str) and not properties[name].startswith("s3://"):
+                properties[name] = f"s3://{ARTIFACTS_BUCKET}/" + properties[name].strip("/")
+    return template
+
+
+def translate_template(template: Mapping[str, Any], region: str = "us-east-1") -> dict[str, Any]:
+    """The template after the SAM transform, as CloudFormation would receive it: no AWS::Serverless::* resource left.
+
+    Offline: the translator gets a session that only knows its region and a managed-policy map that knows no
+    policy (so AWS managed policies must be named by ARN). The local folders are s3:// locations in the result.
+    """
+    return json.loads(_translated_text(json.dumps(template, sort_keys=True), region))  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=8)
+def _translated_text(template_text: str, region: str) -> str:
+    import boto3
+    from samtranslator.parser.parser import Parser  # type: ignore[import-untyped]
+    from samtranslator.translator.translator import Translator  # type: ignore[import-untyped]
+
+    source = with_s3_uris(json.loads(template_text))
+    translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=region))
+    translated = translator.translate(source, parameter_values={}, get_managed_policy_map=dict)
+    return json.dumps(translated)
+
+
+def sam_event_resource_ids(template: Mapping[str, Any]) -> dict[str, str]:
+    """For each event of a SAM function or state machine: the logical id of the resource SAM makes of it (its rule
+    or schedule) → the event's name. SAM names that resource after its owner then the event: StartOffboardingFunction
+    + Ec2InstanceTerminatedRule makes StartOffboardingFunctionEc2InstanceTerminatedRule."""
+    found: dict[str, str] = {}
+    for owner, resource in (template.get("Resources") or {}).items():
+        if resource.get("Type") in SAM_EVENT_OWNER_TYPES:
+            for event_name in (resource.get("Properties") or {}).get("Events") or {}:
+                found[f"{owner}{event_name}"] = str(event_name)
+    return found
 
 
 def resource_properties(template: dict[str, Any], logical_id: str) -> dict[str, Any]:

@@ -116,7 +116,9 @@ def stack(aws: None, unique: str, template: dict[str, Any]) -> Iterator[WebhookS
     events = boto3.client("events")
     rule = f"github-alerts-{unique}"
     # The template's own rule pattern, so the test sees what the deployed rule would route
-    pattern = resource_properties(template, "GitHubSecretScanningRule")["EventPattern"]
+    pattern = resource_properties(template, "StartLeakResponseFunction")["Events"]["GitHubSecretScanningRule"][
+        "Properties"
+    ]["Pattern"]
     events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
     events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": queue_arn}])
     forget_cached_secrets()

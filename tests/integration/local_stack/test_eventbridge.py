@@ -26,6 +26,7 @@ from rescind_local.eventbridge import (
 from rescind_local.lambdas import FunctionSpec, InProcessLambdas, create_local_function, in_process_lambdas
 from rescind_local.lambdas import local_execution_role as execution_role
 from rescind_local.stepfunctions import create_local_state_machine, local_stepfunctions_fixes, wait_for_execution
+from rescind_local.template import translate_template
 from tests.integration.local_stack import write_function
 
 GUARDDUTY_LIKE = {
@@ -211,24 +212,35 @@ def test_route_event_delivers_an_aws_sourced_event_and_records_a_handler_error(
     assert _received(tmp_path) == {"fail": True}
 
 
-def test_rules_are_read_from_a_template_with_sam_events_and_plain_rules() -> None:
+def test_rules_are_read_from_the_translated_template_sam_events_and_plain_rules() -> None:
+    # Given a SAM template with rule events on a function and a state machine, beside a plain rule
+    function = {"Runtime": "python3.12", "Handler": "app.handler", "CodeUri": "functions/responder/"}
     template = {
+        "Transform": "AWS::Serverless-2016-10-31",
         "Resources": {
             "Responder": {
                 "Type": "AWS::Serverless::Function",
                 "Properties": {
+                    **function,
                     "Events": {
                         "Leak": {
                             "Type": "EventBridgeRule",
-                            "Properties": {"Pattern": {"source": ["aws.guardduty"]}, "InputPath": "$.detail"},
+                            "Properties": {
+                                "Pattern": {"source": ["aws.guardduty"]},
+                                "InputPath": "$.detail",
+                                "Target": {"Id": "Responder"},
+                            },
                         },
-                        "Queue": {"Type": "SQS", "Properties": {"Queue": "arn"}},
-                    }
+                        "Queue": {"Type": "SQS", "Properties": {"Queue": "arn:aws:sqs:us-east-1:123456789012:q"}},
+                    },
                 },
             },
             "Flow": {
                 "Type": "AWS::Serverless::StateMachine",
-                "Properties": {"Events": {"Nightly": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 day)"}}}},
+                "Properties": {
+                    "Definition": {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}},
+                    "Events": {"Nightly": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 day)"}}},
+                },
             },
             "Plain": {
                 "Type": "AWS::Events::Rule",
@@ -237,11 +249,12 @@ def test_rules_are_read_from_a_template_with_sam_events_and_plain_rules() -> Non
                     "Targets": [{"Id": "flow", "Arn": {"Ref": "Flow"}}],
                 },
             },
-        }
+        },
     }
     arns = {
         "Responder": "arn:aws:lambda:us-east-1:123456789012:function:responder",
         "Flow": "arn:aws:states:us-east-1:123456789012:stateMachine:flow",
+        "FlowNightlyRole": "arn:aws:iam::123456789012:role/flow-nightly",
     }
 
     def resolve(value: Any) -> Any:
@@ -251,13 +264,19 @@ def test_rules_are_read_from_a_template_with_sam_events_and_plain_rules() -> Non
             return arns[value["Ref"]]
         return value
 
-    rules = {rule.logical_id: rule for rule in rules_from_template(template, resolve, stack_name="s")}
+    # When the rules are read from what the SAM translator makes of it
+    rules = {
+        rule.logical_id: rule for rule in rules_from_template(translate_template(template), resolve, stack_name="s")
+    }
 
+    # Then SAM's rules (named <owner><event>) and the plain one are there, with their targets and inputs
     assert set(rules) == {"ResponderLeak", "FlowNightly", "Plain"}
     assert rules["ResponderLeak"].targets[0].arn == arns["Responder"]
+    assert rules["ResponderLeak"].targets[0].target_id == "Responder"
     assert rules["ResponderLeak"].targets[0].input_path == "$.detail"
     assert rules["ResponderLeak"].matches(GUARDDUTY_LIKE)
     assert rules["FlowNightly"].schedule_expression == "rate(1 day)"
+    assert rules["FlowNightly"].targets[0].role_arn == arns["FlowNightlyRole"]
     assert not rules["FlowNightly"].matches(GUARDDUTY_LIKE)
     assert rules["Plain"].targets[0].arn == arns["Flow"]
     assert rules["Plain"].name == "s-Plain"
