@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from rescind_cli.doctor import FAIL, OK, WARN, Account, Finding, guarded
 from rescind_cli.runs.boundary import one_line
-
-if TYPE_CHECKING:
-    from rescind_cli.doctor import Account, Finding
 
 POLICY_PREFIX = "rescind-"
 # sys/health's status codes (GET): what each means for the functions.
@@ -66,8 +64,6 @@ def operator_token() -> str:
 
 
 def check_vault(account: Account, vault_addr: str | None) -> list[Finding]:
-    from rescind_cli.doctor import FAIL, Finding, guarded
-
     region = account.region
     addr, namespace, source = "", "", ""
 
@@ -96,8 +92,6 @@ def _vault_finding(addr: str, namespace: str, source: str, region: str) -> Findi
     import hvac
     import hvac.exceptions
     import requests
-
-    from rescind_cli.doctor import FAIL, OK, WARN, Finding
 
     where = f"Vault at {addr} (from {source})"
     client = hvac.Client(url=addr, namespace=namespace or None, timeout=10)
