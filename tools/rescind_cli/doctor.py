@@ -325,11 +325,12 @@ def print_findings(findings: Sequence[Finding], stack: str, region: str, counts:
     from rescind_cli.runs.boundary import stdout_console
 
     out = stdout_console()
-    width = max(len(finding.check) for finding in findings)
-    for finding in findings:
-        where = f" [{finding.region}]" if finding.region != region else ""
+    # A finding in another region than the stack's names it: `cloudtrail [us-west-2]`.
+    labels = [finding.check + (f" [{finding.region}]" if finding.region != region else "") for finding in findings]
+    width = max(len(label) for label in labels)
+    for finding, label in zip(findings, labels, strict=True):
         outcome = f"[{_TONE[finding.outcome]}]{finding.outcome:<4}[/]"
-        out.print(f"{outcome} {finding.check:<{width}}{escape(where)}  {escape(finding.message)}")
+        out.print(f"{outcome} {escape(f'{label:<{width}}')}  {escape(finding.message)}")
         if finding.fix:
             out.print(f"     {'':<{width}}  fix: {escape(finding.fix)}")
     say(f"stack {stack} ({region}): {counts[FAIL]} failed, {counts[WARN]} warning(s), {counts[OK]} ok")

@@ -142,7 +142,7 @@ def check_guardduty(account: Account, region: str) -> Iterator[Finding]:
         yield Finding(
             "guardduty",
             FAIL,
-            f"GuardDuty has no detector here: no findings, so {rules} never fires",
+            f"GuardDuty has no detector in {region}: no findings, so {rules} never fires",
             "aws guardduty create-detector --enable (or enable GuardDuty for the organisation)",
         )
 
@@ -173,7 +173,7 @@ def check_autoscaling_hooks(account: Account, region: str) -> Iterator[Finding]:
             "--default-result CONTINUE",
         )
     if not without:
-        message = f"{len(groups)} groups, each with a termination hook" if groups else "no Auto Scaling groups"
+        message = f"{len(groups)} group(s), each with a termination hook" if groups else "no Auto Scaling groups"
         yield Finding("autoscaling-hooks", OK, message)
 
 
@@ -215,7 +215,7 @@ def check_health(account: Account) -> Iterator[Finding]:
         "health",
         WARN,
         f"the stack is in {account.region} and no rule in {HEALTH_GLOBAL_REGION} forwards aws.health to it: AWS Health "
-        "sends its global events (AWS_RISK_CREDENTIALS_EXPOSED for an IAM key) to us-east-1 only",
+        "delivers its global events (AWS_RISK_CREDENTIALS_EXPOSED for an IAM key) in us-east-1",
         f"{forwarding_fix(HEALTH_GLOBAL_REGION, destination)}, or deploy the stack in {HEALTH_GLOBAL_REGION}",
     )
 

@@ -415,7 +415,7 @@ def test_a_stack_outside_us_east_1_warns_about_health_until_a_rule_forwards_it(e
     assert code == 0
     [health] = findings(document, "health")
     assert health["outcome"] == "warn", document["checks"]
-    assert "us-east-1 only" in health["message"]
+    assert "global events (AWS_RISK_CREDENTIALS_EXPOSED for an IAM key) in us-east-1" in health["message"]
     bus = "arn:aws:events:eu-west-1:123456789012:event-bus/default"
     assert f"CentralEventBusArn={bus}" in health["fix"]
 
