@@ -287,6 +287,9 @@ def check_forwarding(account: Account, region: str) -> Iterator[Finding]:
     """Another region of this account: its events reach the stack only through forwarding rules."""
     wanted = set().union(*(rule.field_values("source") for rule in account.stack_rules if rule.bus == "default"))
     wanted.discard("aws.health")  # Health's global events come from us-east-1: the health check
+    if not wanted:
+        yield Finding("forwarding", OK, "not needed: the stack has no rule on the default bus")
+        return
     destination = account.default_bus_arn()
     missing = sorted(wanted - forwarded_sources(account, region, destination))
     if not missing:
