@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rescind_cli.doctor import doctor_command
 from rescind_cli.index import index_app
 from rescind_cli.inventory import inventory_app
 from rescind_cli.local import local_app
@@ -35,6 +36,7 @@ app.add_typer(index_app, name="index")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(local_app, name="local")
 register_run_commands(app)
+app.command("doctor")(doctor_command)
 
 
 @app.callback()
