@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import pytest
@@ -57,13 +58,17 @@ print(json.dumps({
 """
 
 
-def make(*arguments: str, cwd: Path = REPO_ROOT, timeout: int = 600) -> str:
+def run_make(*arguments: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None) -> CompletedProcess[str]:
     command = ["make", "--no-print-directory", "--makefile", str(REPO_ROOT / "Makefile"), *arguments]
-    finished = subprocess.run(  # noqa: S603 - the project's own Makefile
-        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    return subprocess.run(  # noqa: S603 - the project's own Makefile
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
     )
+
+
+def make(*arguments: str, cwd: Path = REPO_ROOT) -> str:
+    finished = run_make(*arguments, cwd=cwd)
     assert finished.returncode == 0, (
-        f"{' '.join(command)} failed:\n{finished.stdout[-3000:]}\n{finished.stderr[-3000:]}"
+        f"make {' '.join(arguments)}:\n{finished.stdout[-3000:]}\n{finished.stderr[-3000:]}"
     )
     return finished.stdout
 
@@ -298,15 +303,7 @@ def test_a_missing_python312_is_named(tmp_path: Path) -> None:
     environment.pop("PYTHON312", None)
 
     # When the build looks for it
-    finished = subprocess.run(
-        ["make", "--no-print-directory", "-s", "python312"],  # noqa: S607 - make from PATH
-        cwd=REPO_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    finished = run_make("-s", "python312", env=environment)
 
     # Then it stops, naming what is missing and where it looked
     assert finished.returncode != 0
