@@ -5,12 +5,32 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: setup demo test lint check-template browser test-slow bench bench-smoke clean
+.PHONY: python312 build sam-build build-RescindLayer lock test312
+
+# The Lambda runtime's Python (template.yaml: Runtime python3.12), which `sam build` and `make test312` need: the
+# first that runs of pyenv's 3.12 installs and python3.12 on PATH (pyenv's shim on PATH fails while 3.12 is not
+# the selected version). `make PYTHON312=/path/to/python3.12` chooses another.
+ifndef PYTHON312
+PYTHON312 := $(shell for candidate in $$(ls -d $(HOME)/.pyenv/versions/3.12.*/bin/python3.12 2>/dev/null | sort -rV) \
+	$$(command -v python3.12); do "$$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' \
+	2>/dev/null && { echo "$$candidate"; break; }; done)
+endif
+VENV312 ?= .venv312
+STAMP312 := $(VENV312)/.installed-stamp
+
+# A virtual environment with the project and its development tools: $(call install-venv,python,folder).
+define install-venv
+	$(1) -m venv $(2)
+	$(2)/bin/python -m pip install --quiet --upgrade pip
+	$(2)/bin/python -m pip install --quiet -e '.[dev]'
+	touch $(2)/.installed-stamp
+endef
 
 $(STAMP): pyproject.toml shared/requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(call install-venv,$(PYTHON),$(VENV))
+
+$(STAMP312): pyproject.toml shared/requirements.txt | python312
+	$(call install-venv,$(PYTHON312),$(VENV312))
 
 setup: $(STAMP)
 
@@ -29,8 +49,12 @@ browser:
 	sh tools/install_browser.sh
 
 # pytest exits 5 when it collects nothing; that is not a failure of the project.
-test: lint check-template browser
+test: lint check-template browser test312
 	$(BIN)/pytest -m "not slow" -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+
+# The unit and integration tests again under python3.12, the Lambda runtime's Python (slow tests left out).
+test312: $(STAMP312)
+	$(VENV312)/bin/pytest -m "(unit or integration) and not slow" -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 
 test-slow: setup
 	$(BIN)/pytest -m slow -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
@@ -43,5 +67,45 @@ bench: setup
 bench-smoke: setup
 	$(BIN)/python -m bench.run --smoke --output-dir $$(mktemp -d)
 
+# --- Build for Lambda (README "Build") --------------------------------------------------------------------
+BUILD_DIR ?= .aws-sam/build
+SAM ?= $(BIN)/sam
+SAM_BUILD_OPTIONS ?=
+
+python312:
+	@test -n "$(PYTHON312)" || { echo "python3.12 not found: sam build and make test312 need the Lambda runtime's" \
+		"Python (template.yaml Runtime python3.12). Looked for $(HOME)/.pyenv/versions/3.12.*/bin/python3.12 and" \
+		"python3.12 on PATH. Install it (pyenv install 3.12) or pass PYTHON312=/path/to/python3.12." >&2; exit 1; }
+	@echo "$(PYTHON312)"
+
+# Functions and layer into $(BUILD_DIR), with python3.12 first on PATH, where sam build looks for it.
+build: setup sam-build
+
+sam-build: python312
+	PATH="$(dir $(PYTHON312)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --build-dir $(BUILD_DIR) $(SAM_BUILD_OPTIONS)
+
+# The layer (template.yaml RescindLayer, BuildMethod makefile). sam build runs this in a copy of shared/, with
+# ARTIFACTS_DIR set: the hash-checked wheels that requirements.lock pins, for the functions' architecture (arm64:
+# manylinux2014_aarch64, CPython 3.12), and the rescind package. --no-deps, because the lock leaves out botocore
+# and what only botocore needs: the Lambda runtime provides them with boto3, and a copy here would drift from it.
+LAYER_PLATFORM ?= manylinux2014_aarch64
+build-RescindLayer: python312
+	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: sam build sets it (make build)" >&2; exit 1; }
+	$(PYTHON312) -m pip install --quiet --no-compile --disable-pip-version-check --no-deps --require-hashes \
+		--only-binary=:all: --platform $(LAYER_PLATFORM) --implementation cp --python-version 3.12 \
+		--target "$(ARTIFACTS_DIR)/python" -r requirements.lock
+	cp -R rescind "$(ARTIFACTS_DIR)/python/"
+	# No console scripts (bin/, with this machine's interpreter in their first line) and no bytecode from shared/.
+	rm -rf "$(ARTIFACTS_DIR)/python/bin"
+	find "$(ARTIFACTS_DIR)/python" -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Pin the layer's dependencies again from shared/requirements.txt; LOCK_OPTIONS=--upgrade takes newer releases.
+LOCK_OPTIONS ?=
+lock: setup
+	$(BIN)/uv pip compile shared/requirements.txt --quiet --generate-hashes --custom-compile-command "make lock" \
+		--python-version 3.12 --python-platform aarch64-manylinux2014 \
+		--no-emit-package botocore --no-emit-package python-dateutil --no-emit-package six \
+		--output-file shared/requirements.lock $(LOCK_OPTIONS)
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(VENV312) .mypy_cache .ruff_cache .aws-sam

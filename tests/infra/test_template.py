@@ -114,9 +114,12 @@ def test_the_layer_is_built_from_shared_for_arm64_python_312(template: dict[str,
     assert layer["Properties"]["ContentUri"] == "shared/"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.12", "BuildArchitecture": "arm64"}
-    # `sam build` installs the layer's requirements and copies the package under python/.
-    assert (REPO_ROOT / "shared" / "requirements.txt").is_file()
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "ContextPath": ".", "BuildArchitecture": "arm64"}
+    # `sam build` runs the root Makefile's build-RescindLayer: the locked wheels for arm64, then the package.
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert "\nbuild-RescindLayer:" in makefile
+    assert "\nLAYER_PLATFORM ?= manylinux2014_aarch64\n" in makefile
+    assert (REPO_ROOT / "shared" / "requirements.lock").is_file()
     assert (REPO_ROOT / "shared" / "rescind" / "__init__.py").is_file()
 
 
