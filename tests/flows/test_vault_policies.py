@@ -26,9 +26,8 @@ import boto3
 import hvac
 import pytest
 
-from rescind.ledger import DynamoDbLedger, IncidentStatus, Trigger
+from rescind.ledger import DynamoDbLedger, IncidentStatus
 from rescind.models import Outcome, VaultLeaseRef
-from rescind.offboarding.types import OffboardingRequest, offboarding_execution_name
 from rescind.schedules import runtime as schedules_runtime
 from rescind_cli.vault_access import (
     FUNCTION_ROLES,
@@ -47,6 +46,7 @@ from rescind_local.stack import LocalStack, deploy_template_to_moto
 from rescind_local.stepfunctions import wait_for_execution
 from rescind_local.template import load_template
 from tests.conftest import load_event
+from tests.flows.test_offboarding import offboarding_request
 from tests.integration.cli.test_direct import Direct
 from tests.integration.schedules.test_ttl_ceilings import seed_estate
 from tests.integration.vault.redis_server import mount_redis_database, running_redis
@@ -177,20 +177,6 @@ class Scenario:
     def under(self, role: str) -> list[Request]:
         name = f"{PREFIX}-{role}"
         return [request for request in self.requests if name in request.policies]
-
-
-def offboarding_request(workload: SeededWorkload, credentials: tuple[Any, ...] = ()) -> OffboardingRequest:
-    event_id = str(uuid.uuid4())
-    return OffboardingRequest(
-        incident_id=offboarding_execution_name(workload.spiffe_id, event_id),
-        workload_id=workload.spiffe_id,
-        reason="least privilege flows",
-        trigger=Trigger(
-            source="rescind", detail_type="Workload Terminated", event_id=event_id, workload_id=workload.spiffe_id
-        ),
-        terminated_at=datetime.now(UTC),
-        credentials=credentials,
-    )
 
 
 def leak_event(secret_type: str, secret: str | None = None, sha256: str | None = None) -> dict[str, Any]:
@@ -341,7 +327,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             run_leaks(stack, scenario)
             # And a responder revokes two leases by name through the stack
             leases = tuple(VaultLeaseRef(lease_id=scenario.leases[n]) for n in ("manual", "manual_pki", "manual_login"))
-            manual = offboarding_request(workloads["direct"], credentials=leases)
+            manual = offboarding_request(workloads["direct"]).model_copy(update={"credentials": leases})
             scenario.executions["manual"] = stack.run_execution(
                 "ManualRevocationStateMachine", manual.model_dump(mode="json"), name=manual.incident_id, timeout=120
             )
@@ -439,7 +425,7 @@ def test_every_capability_each_policy_grants_was_used_by_some_flow(scenario: Sce
         if not role.functions:
             continue
         requests = scenario.under(role.name)
-        for name in role.policy_files:
+        for name in role.templates():
             for rule in read_policy_template(name):
                 used = set().union(*(capabilities_used(each, requests) for each in expand(rule, MOUNTS)))
                 unused.update((role.name, rule.path, capability) for capability in rule.capabilities - used)

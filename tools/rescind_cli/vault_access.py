@@ -1,10 +1,10 @@
 """Rescind's side of Vault as code: one policy per function role, rendered for the stack's mounts, and the AWS auth
 role that binds each function role's IAM roles to its policy.
 
-The policies live in `vault_policies/<role>.hcl`, beside this module, as `path "..." { capabilities = [...] }`
-stanzas and comments, nothing else. A path may name a mount kind in braces, `{pki}`, `{approle}`, `{kv}` or
-`{lease}`: the stanza is repeated for each mount of that kind the stack is configured with (PkiMounts,
-AppRoleMounts, KvMounts, LeaseMounts), and dropped when there is none.
+The policies live in `vault_policies/<role>.hcl` beside this module (with `session.hcl` in every role's), as
+`path "..." { capabilities = [...] }` stanzas and comments, nothing else. A path may name a mount kind in braces,
+`{pki}`, `{approle}`, `{kv}` or `{lease}`: the stanza is repeated for each mount of that kind the stack is
+configured with (PkiMounts, AppRoleMounts, KvMounts, LeaseMounts), and dropped when there is none.
 
 | role      | functions (template logical ids)                                  |
 |-----------|-------------------------------------------------------------------|
@@ -28,16 +28,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from rescind.exceptions import InvalidInput
+from rescind.models.credentials import Mount
 
 POLICY_DIR = Path(__file__).resolve().parent / "vault_policies"
+SESSION_POLICY = "session"
 CAPABILITIES = frozenset({"create", "read", "update", "patch", "delete", "list", "sudo"})
 MOUNT_KINDS = ("pki", "approle", "kv", "lease")
 # The stack parameter that holds each kind's mounts, and the template's default.
 MOUNT_PARAMETERS = {"pki": "PkiMounts", "approle": "AppRoleMounts", "kv": "KvMounts", "lease": "LeaseMounts"}
 MOUNT_DEFAULTS = {"pki": "pki", "approle": "approle", "kv": "secret", "lease": ""}
-# A mount as a policy may name it: plain segments, nothing a glob or HCL would read as syntax.
-_MOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(?:/[A-Za-z0-9][A-Za-z0-9_.\-]*)*$")
+_MOUNT: TypeAdapter[str] = TypeAdapter(Mount)
 _STANZA = re.compile(r'path\s+"(?P<path>[^"\n]+)"\s*\{\s*capabilities\s*=\s*\[(?P<caps>[^\]]*)\]\s*\}')
 _COMMENT = re.compile(r"#[^\n]*")
 _PLACEHOLDER = re.compile(r"\{([a-z]+)\}")
@@ -50,6 +53,10 @@ class FunctionRole:
     name: str
     functions: tuple[str, ...]
     policy_files: tuple[str, ...]
+
+    def templates(self) -> tuple[str, ...]:
+        """Its policy files, after the one every role has (its own token: `session.hcl`)."""
+        return (SESSION_POLICY, *self.policy_files)
 
     def iam_role_logical_ids(self) -> tuple[str, ...]:
         """SAM names a function's generated role `<function logical id>Role`."""
@@ -79,6 +86,15 @@ def role_of_function(logical_id: str) -> FunctionRole | None:
     return next((role for role in FUNCTION_ROLES if logical_id in role.functions), None)
 
 
+def check_mount(mount: str, setting: str) -> str:
+    """A mount as every reference names one (rescind.models' Mount: plain segments, no wildcard): nothing a
+    policy's glob or HCL would read as syntax."""
+    try:
+        return str(_MOUNT.validate_python(mount))
+    except ValidationError as error:
+        raise InvalidInput(f"{setting}: {error.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+
+
 @dataclass(frozen=True)
 class VaultMounts:
     """The mounts the stack's functions act on, by kind."""
@@ -91,11 +107,7 @@ class VaultMounts:
     def __post_init__(self) -> None:
         for kind in MOUNT_KINDS:
             for mount in getattr(self, kind):
-                if not _MOUNT.fullmatch(mount) or ".." in mount:
-                    raise InvalidInput(
-                        f"{MOUNT_PARAMETERS[kind]}: {mount!r} is not a mount a policy can name "
-                        "(plain path segments of letters, digits, '_', '-' and '.')"
-                    )
+                check_mount(mount, MOUNT_PARAMETERS[kind])
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, str]) -> VaultMounts:
@@ -152,7 +164,7 @@ def expand(rule: PolicyRule, mounts: VaultMounts) -> list[PolicyRule]:
 def render_rules(role: FunctionRole, mounts: VaultMounts) -> list[PolicyRule]:
     """The role's rules for these mounts: its files' rules expanded, merged by path, sorted."""
     merged: dict[str, set[str]] = {}
-    for name in role.policy_files:
+    for name in role.templates():
         for rule in read_policy_template(name):
             for concrete in expand(rule, mounts):
                 merged.setdefault(concrete.path, set()).update(concrete.capabilities)
@@ -161,7 +173,7 @@ def render_rules(role: FunctionRole, mounts: VaultMounts) -> list[PolicyRule]:
 
 def render_hcl(role: FunctionRole, mounts: VaultMounts) -> str:
     """The policy document Vault is given for the role."""
-    files = ", ".join(f"vault_policies/{name}.hcl" for name in role.policy_files)
+    files = ", ".join(f"vault_policies/{name}.hcl" for name in role.templates())
     lines = [f"# Rescind {role.name}: rendered by `rescind vault setup` from {files}", f"# for {mounts.describe()}"]
     for rule in render_rules(role, mounts):
         capabilities = ", ".join(f'"{cap}"' for cap in sorted(rule.capabilities))

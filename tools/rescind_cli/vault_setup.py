@@ -28,7 +28,14 @@ from rich.table import Table
 from rescind.exceptions import InvalidInput
 from rescind_cli.options import JsonOption, ProfileOption, console_for, exit_on_typed_error
 from rescind_cli.targets import DeployedStackTarget, TargetUnavailable
-from rescind_cli.vault_access import FUNCTION_ROLES, VaultMounts, aws_auth_role_body, policy_name, render_hcl
+from rescind_cli.vault_access import (
+    FUNCTION_ROLES,
+    VaultMounts,
+    aws_auth_role_body,
+    check_mount,
+    policy_name,
+    render_hcl,
+)
 
 if TYPE_CHECKING:
     import hvac
@@ -124,7 +131,7 @@ def plan_vault_setup(
             "(letters, digits, '_', '-', '.')"
         )
     auth_mount = (parameters.get("VaultAwsAuthMount") or "aws").strip().strip("/").removeprefix("auth/")
-    VaultMounts(approle=(auth_mount,))  # the same rule as every mount a policy names
+    check_mount(auth_mount, "VaultAwsAuthMount")
     if not 60 <= token_ttl_seconds <= token_max_ttl_seconds:
         raise InvalidInput("--token-ttl must be at least 1m and at most --token-max-ttl")
     mounts = VaultMounts.from_parameters(parameters)

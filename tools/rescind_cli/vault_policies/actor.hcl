@@ -4,13 +4,6 @@
 # holds and owner first. The state machines never hand it a TTL to lower (the TTL sweep lowers them itself), so
 # it may not.
 
-path "auth/token/lookup-self" {
-  capabilities = ["read"]
-}
-path "auth/token/renew-self" {
-  capabilities = ["update"]
-}
-
 # Tokens: look up, revoke (with its child tree, each child seen first).
 path "auth/token/accessors" {
   capabilities = ["list", "sudo"]

@@ -2,13 +2,6 @@
 # Resolves a leaked value to the credential it is, before the response starts: a token by lookup, a secret-id
 # by lookup on each role in scope, a certificate by its serial, a KV value by its fingerprint.
 
-path "auth/token/lookup-self" {
-  capabilities = ["read"]
-}
-path "auth/token/renew-self" {
-  capabilities = ["update"]
-}
-
 # A leaked token: look it up by value; its entity is disabled too when it holds no other live token.
 path "auth/token/lookup" {
   capabilities = ["update"]

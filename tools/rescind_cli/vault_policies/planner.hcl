@@ -2,14 +2,6 @@
 # Finds what a workload holds (discovery by metadata, URI SAN and custom_metadata), looks up what a leak
 # named, and checks each reference exists before it goes into the plan. Reads and lists; changes nothing.
 
-# Its own token: the session renews it; token discovery skips it by its accessor.
-path "auth/token/lookup-self" {
-  capabilities = ["read"]
-}
-path "auth/token/renew-self" {
-  capabilities = ["update"]
-}
-
 # Tokens: every accessor (listing them requires sudo), each one's metadata, and whether it can create children.
 path "auth/token/accessors" {
   capabilities = ["list", "sudo"]

@@ -1,12 +1,5 @@
 # rescind-reporter: InventoryReportFunction. Counts what exists and what lives too long; reads and lists only.
 
-path "auth/token/lookup-self" {
-  capabilities = ["read"]
-}
-path "auth/token/renew-self" {
-  capabilities = ["update"]
-}
-
 # Tokens: every accessor (listing them requires sudo), each one's TTL.
 path "auth/token/accessors" {
   capabilities = ["list", "sudo"]

@@ -1,12 +1,5 @@
 # rescind-sweeper: RotationByAgeFunction, TtlCeilingsFunction, PkiHygieneFunction (the schedules).
 
-path "auth/token/lookup-self" {
-  capabilities = ["read"]
-}
-path "auth/token/renew-self" {
-  capabilities = ["update"]
-}
-
 # Rotation by age: every KV path's age and tags; rotate the stale ones; destroy their old versions.
 path "{kv}/metadata/*" {
   capabilities = ["read", "list", "patch"]

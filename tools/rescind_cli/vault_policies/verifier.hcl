@@ -2,13 +2,6 @@
 # Reads every acted-on reference back: the token and the secret-id by accessor, the entity's flag, the KV
 # secret's versions, the lease. The CRL and each certificate are unauthenticated reads.
 
-path "auth/token/lookup-self" {
-  capabilities = ["read"]
-}
-path "auth/token/renew-self" {
-  capabilities = ["update"]
-}
-
 path "auth/token/lookup-accessor" {
   capabilities = ["update"]
 }
