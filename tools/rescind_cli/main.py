@@ -18,6 +18,7 @@ from rescind_cli.local import local_app
 from rescind_cli.options import JsonOption, console_for
 from rescind_cli.runs import register as register_run_commands
 from rescind_cli.targets import TARGET_RULE
+from rescind_cli.vault_setup import vault_app
 
 if TYPE_CHECKING:
     from rescind_cli.demo import ScenarioRun  # the CLI's --help must not import hvac
@@ -35,6 +36,7 @@ console = Console(stderr=True, emoji=False)
 app.add_typer(index_app, name="index")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(local_app, name="local")
+app.add_typer(vault_app, name="vault")
 register_run_commands(app)
 app.command("doctor")(doctor_command)
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import hvac
+import hvac.adapters
 import hvac.exceptions
 import requests
 
 from rescind.exceptions import ActionFailed, VaultUnavailable
+
+logger = logging.getLogger(__name__)
 
 # hvac error classes that a retry can fix: 5xx, 429, sealed, standby, and no answer at all.
 _TRANSIENT_HVAC_ERRORS: tuple[type[Exception], ...] = (
@@ -21,6 +29,9 @@ _TRANSIENT_HVAC_ERRORS: tuple[type[Exception], ...] = (
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
 )
+
+
+_FORBIDDEN = 403
 
 
 def _describe(error: Exception) -> str:
@@ -53,6 +64,178 @@ def build_vault_client(addr: str, token: str, *, namespace: str | None = None, t
     return hvac.Client(url=addr, token=token, namespace=namespace, timeout=timeout)
 
 
+@dataclass(frozen=True)
+class VaultLogin:
+    """What one login gave: the token (never printed), its TTL in seconds (0: it never expires), renewable."""
+
+    token: str = field(repr=False)
+    ttl_seconds: int
+    renewable: bool
+
+    @classmethod
+    def from_auth(cls, auth: Mapping[str, Any]) -> VaultLogin:
+        """From the `auth` block of a login or token-create answer."""
+        token = auth.get("client_token")
+        if not isinstance(token, str) or not token:
+            raise ActionFailed("Vault login: the answer carries no client token")
+        return cls(
+            token=token, ttl_seconds=int(auth.get("lease_duration") or 0), renewable=auth.get("renewable") is True
+        )
+
+
+class _SessionAdapter(hvac.adapters.JSONAdapter):  # type: ignore[misc]  # hvac is untyped
+    """hvac's JSON adapter, asking its session to keep the token alive before each request and after a 403."""
+
+    def __init__(self, *args: Any, vault_session: VaultSession, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._vault_session = vault_session
+
+    def request(self, method: str, url: str, headers: Any = None, raise_exception: bool = True, **kwargs: Any) -> Any:
+        self._vault_session.keep_alive()
+        token_used = self.token
+        try:
+            response = super().request(method, url, dict(headers or {}), raise_exception, **kwargs)
+        except hvac.exceptions.Forbidden:
+            if not self._vault_session.replace_dead_token(token_used):
+                raise  # a live token was denied: the policy says no, and that is final
+        else:
+            # raise_exception=False hands a 403 back as a response: the same question applies.
+            if getattr(response, "status_code", None) != _FORBIDDEN:
+                return response
+            if not self._vault_session.replace_dead_token(token_used):
+                return response
+        return super().request(method, url, dict(headers or {}), raise_exception, **kwargs)
+
+
+class VaultSession:
+    """A Vault client whose login outlives its token's TTL, for a Lambda container that lives for hours.
+
+    Before each request: when less than a third of the token's TTL is left, `auth/token/renew-self`; when the
+    token is not renewable, or a renewal no longer gives a third of the TTL (its max TTL is near), a new login.
+    After a 403: `auth/token/lookup-self` with the token that was refused tells a dead token (expired or revoked:
+    log in again and send the request once more) from a live one that the policy denies (the 403 stands).
+    `client` is a plain hvac.Client to every caller; only its adapter knows about the session.
+    """
+
+    def __init__(
+        self,
+        addr: str,
+        login: Callable[[], VaultLogin],
+        *,
+        namespace: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self._login = login
+        self._lock = threading.RLock()
+        # The session's own calls (renew-self, lookup-self) go through a client without the session's adapter.
+        # token="": hvac would otherwise pick up VAULT_TOKEN or ~/.vault-token; only logins give this one a token.
+        self._own = hvac.Client(url=addr, token="", namespace=namespace, timeout=timeout)
+        adapter = functools.partial(_SessionAdapter, vault_session=self)
+        self.client = hvac.Client(url=addr, token="", namespace=namespace, timeout=timeout, adapter=adapter)
+        self._full_ttl = 0
+        self._expires_at = 0.0
+        self._renewable = False
+        self.logins = 0
+        self.renewals = 0
+
+    def open(self) -> hvac.Client:
+        """Log in now (a bad configuration fails at cold start, not on the first action); the client."""
+        with self._lock:
+            self._log_in()
+        return self.client
+
+    def keep_alive(self) -> None:
+        """Renew, or log in again, when less than a third of the token's TTL is left."""
+        with self._lock:
+            if self.client.token and not self._running_low():
+                return
+            if self.client.token and self._renewable and self._renew():
+                return
+            self._log_in()
+
+    def replace_dead_token(self, token_used: str) -> bool:
+        """After a 403: True when the token was dead and a new one is in place (send the request again)."""
+        with self._lock:
+            if self.client.token != token_used:
+                return True  # another request already replaced it
+            self._own.token = token_used
+            try:
+                self._own.auth.token.lookup_self()
+            except hvac.exceptions.Forbidden:
+                logger.info("Vault token refused and dead (expired or revoked): logging in again")
+                self._log_in()
+                return True
+            return False
+
+    def _running_low(self) -> bool:
+        if self._full_ttl == 0:
+            return False  # a token that never expires
+        return self._expires_at - time.monotonic() < self._full_ttl / 3
+
+    def _renew(self) -> bool:
+        """renew-self; False when the token cannot be renewed or the renewal leaves it running low."""
+        self._own.token = self.client.token
+        started = time.monotonic()
+        try:
+            answer = self._own.auth.token.renew_self()
+        except hvac.exceptions.VaultError:
+            # Expired meanwhile (403), not renewable after all (400), past its max TTL (OpenBao answers 500):
+            # a login settles each; if Vault itself is failing, the login says so.
+            return False
+        granted = VaultLogin.from_auth(answer.get("auth") or {}) if isinstance(answer, dict) else None
+        if granted is None:
+            return False
+        self._expires_at = started + granted.ttl_seconds
+        self._renewable = granted.renewable
+        self.renewals += 1
+        logger.info("Vault token renewed", extra={"ttl_seconds": granted.ttl_seconds})
+        return not self._running_low()
+
+    def _log_in(self) -> None:
+        started = time.monotonic()
+        login = self._login()
+        self.client.token = login.token
+        self._full_ttl = login.ttl_seconds
+        self._expires_at = started + login.ttl_seconds
+        self._renewable = login.renewable
+        self.logins += 1
+        logger.info("Vault login", extra={"ttl_seconds": login.ttl_seconds, "renewable": login.renewable})
+
+
+def aws_iam_login(
+    addr: str,
+    role: str,
+    *,
+    mount_point: str = "aws",
+    namespace: str | None = None,
+    header_value: str | None = None,
+    timeout: float = 10.0,
+) -> Callable[[], VaultLogin]:
+    """A login through Vault's AWS IAM auth method with this environment's AWS credentials, read at each login."""
+
+    def login() -> VaultLogin:
+        import boto3  # the Lambda runtime provides it; imported here to keep token-only callers light
+
+        credentials = boto3.Session().get_credentials()
+        if credentials is None:
+            raise ActionFailed("Vault AWS IAM login: no AWS credentials in this environment")
+        frozen = credentials.get_frozen_credentials()
+        client = hvac.Client(url=addr, token="", namespace=namespace, timeout=timeout)
+        with vault_errors("Vault AWS IAM login"):
+            answer = client.auth.aws.iam_login(
+                frozen.access_key,
+                frozen.secret_key,
+                frozen.token,
+                header_value=header_value,
+                role=role,
+                use_token=False,
+                mount_point=mount_point,
+            )
+        return VaultLogin.from_auth(answer.get("auth") or {} if isinstance(answer, dict) else {})
+
+    return login
+
+
 def build_vault_client_with_aws_iam(
     addr: str,
     role: str,
@@ -62,28 +245,15 @@ def build_vault_client_with_aws_iam(
     header_value: str | None = None,
     timeout: float = 10.0,
 ) -> hvac.Client:
-    """A client logged in through Vault's AWS IAM auth method with the Lambda's own credentials.
+    """A client logged in through Vault's AWS IAM auth method with the Lambda's own credentials, kept logged in
+    (VaultSession) for as long as the container lives.
 
     This is how the deployed functions authenticate: no static Vault token exists anywhere.
     """
-    import boto3  # the Lambda runtime provides it; imported here to keep token-only callers light
-
-    credentials = boto3.Session().get_credentials()
-    if credentials is None:
-        raise ActionFailed("Vault AWS IAM login: no AWS credentials in this environment")
-    frozen = credentials.get_frozen_credentials()
-    client = hvac.Client(url=addr, namespace=namespace, timeout=timeout)
-    with vault_errors("Vault AWS IAM login"):
-        client.auth.aws.iam_login(
-            frozen.access_key,
-            frozen.secret_key,
-            frozen.token,
-            header_value=header_value,
-            role=role,
-            use_token=True,
-            mount_point=mount_point,
-        )
-    return client
+    login = aws_iam_login(
+        addr, role, mount_point=mount_point, namespace=namespace, header_value=header_value, timeout=timeout
+    )
+    return VaultSession(addr, login, namespace=namespace, timeout=timeout).open()
 
 
 def read_data(response: Any) -> dict[str, Any]:

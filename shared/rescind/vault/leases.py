@@ -110,7 +110,8 @@ def revoke_lease(client: hvac.Client, ref: VaultLeaseRef) -> ActOutcome:
     if lookup_lease(client, ref) is None:
         return ActOutcome(changed=False, absent=True, detail="already absent")
     with vault_errors(f"revoke lease {ref.lease_id}"):
-        client.adapter.put("/v1/sys/leases/revoke", json={"lease_id": ref.lease_id, "sync": True})
+        # The lease id in the path, not the body: a policy can then grant revoke per mount.
+        client.adapter.put(f"/v1/sys/leases/revoke/{ref.lease_id}", json={"sync": True})
     return ActOutcome(changed=True, detail=f"revoked lease {ref.lease_id}")
 
 
@@ -136,7 +137,8 @@ def shorten_lease_ttl(client: hvac.Client, ref: VaultLeaseRef, ttl_seconds: int)
     operation = f"renew lease {ref.lease_id}"
     with vault_errors(operation):
         try:
-            response = client.sys.renew_lease(ref.lease_id, increment=ttl_seconds)
+            # The lease id in the path, as for revoke: renew is granted per mount.
+            response = client.adapter.put(f"/v1/sys/leases/renew/{ref.lease_id}", json={"increment": ttl_seconds})
         except hvac.exceptions.InvalidRequest as error:
             if _LEASE_NOT_FOUND in str(error) or _INVALID_LEASE in str(error):
                 return ActOutcome(changed=False, absent=True, detail="already absent")

@@ -155,6 +155,26 @@ def test_a_revocation_records_every_token_that_died_with_it_and_nothing_else_die
     assert unrelated.works(openbao)
 
 
+def test_a_token_whose_entity_was_disabled_first_is_revoked_with_its_tree(
+    vault: hvac.Client, openbao: LocalOpenBao, token_maker: str, unique: str
+) -> None:
+    # Given a workload token with a child, whose entity containment has already disabled (a leak's plan does)
+    parent = login(openbao, token_maker, unique)
+    child = create_child(openbao, parent, policies=["default"])
+    entity_id = vault.auth.token.lookup_accessor(parent.accessor)["data"]["entity_id"]
+    vault.write_data(f"identity/entity/id/{entity_id}", data={"disabled": True})
+
+    # When the token is revoked (OpenBao will not evaluate its capabilities while its entity is disabled)
+    result = build_engine(vault).execute(Action(kind=ActionKind.REVOKE, target=parent.ref, reason="test"))
+
+    # Then it and its child are dead, and the result says so
+    assert result.outcome is Outcome.SUCCEEDED, result.detail
+    assert result.also_ended == (child.ref,)
+    vault.write_data(f"identity/entity/id/{entity_id}", data={"disabled": False})
+    assert not parent.works(openbao)
+    assert not child.works(openbao)
+
+
 def test_a_leak_kills_the_tree_under_the_leaked_token_even_a_held_child_and_records_it(
     vault: hvac.Client, openbao: LocalOpenBao, token_maker: str, unique: str
 ) -> None:

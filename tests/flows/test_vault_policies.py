@@ -1,0 +1,437 @@
+"""Every flow run under Vault tokens that carry only the policy of the function running each step, never root.
+
+The policies are the ones `rescind vault setup` writes (tools/rescind_cli/vault_policies/, rendered for this
+stack's mounts). Each function of the template gets its own token (as each deployed function logs in to its own
+AWS auth role): the planners the planner's, ExecuteAction the actor's, and so on; a function that has no Vault
+role gets a token that may do nothing. Then: an offboarding (plan, execute, verify), four leaks (locate, revoke,
+verify), a manual run on two leases, every schedule that touches Vault, and a responder's direct revocation
+under the responder policy. OpenBao's audit log (its own server, so only this module's requests) then shows:
+no request of any of them was denied, each role was used by its functions, and each grant was used by a flow.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import hvac
+import pytest
+
+from rescind.ledger import DynamoDbLedger, IncidentStatus
+from rescind.models import Outcome, VaultLeaseRef
+from rescind.schedules import runtime as schedules_runtime
+from rescind_cli.vault_access import (
+    FUNCTION_ROLES,
+    PolicyRule,
+    VaultMounts,
+    expand,
+    policy_name,
+    read_policy_template,
+    render_hcl,
+)
+from rescind_local import LocalOpenBao, local_aws
+from rescind_local.lambdas import forget_loaded_handlers
+from rescind_local.proof import prove_by_use
+from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
+from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stepfunctions import wait_for_execution
+from rescind_local.template import load_template
+from tests.conftest import load_event
+from tests.flows.test_offboarding import offboarding_request
+from tests.integration.cli.test_direct import Direct
+from tests.integration.schedules.test_ttl_ceilings import seed_estate
+from tests.integration.vault.redis_server import mount_redis_database, running_redis
+
+pytestmark = pytest.mark.timeout(600)
+
+PREFIX = "rescind-least"
+KV = "kv-least"
+DATABASE = "db-least"
+PARAMETERS = {
+    "VaultAwsAuthRole": PREFIX,
+    "PkiMounts": "pki",
+    "AppRoleMounts": "approle",
+    "KvMounts": f"secret,{KV}",
+    "LeaseMounts": DATABASE,
+    "SchedulePolicy": json.dumps(
+        {
+            "rotation_max_age": [{"kv_prefix": f"{KV}/apps/", "max_age_days": 30}],
+            "ttl_ceilings": {"lease_seconds": 3600, "mount_seconds": 14 * 86400},
+        }
+    ),
+}
+MOUNTS = VaultMounts.from_parameters(PARAMETERS)
+NO_VAULT = "no-vault"  # the token of the functions that never call Vault
+# Granted, and needed, but no flow on a local stack reaches them: the reason for each.
+NOT_REACHED_LOCALLY = {
+    # The functions here get a static token (VAULT_AUTH_METHOD=token); renewals are VaultSession's, tested in
+    # tests/integration/vault/test_session.py under the same grants.
+    *{(role.name, "auth/token/renew-self", "update") for role in FUNCTION_ROLES if role.functions},
+    # VaultSession's lookup-self after a 403 (a dead token, or a denial?); no flow here is refused. The actor and
+    # the sweeper also look themselves up in their flows (never to revoke or lower their own token).
+    *{(role, "auth/token/lookup-self", "read") for role in ("planner", "verifier", "locator", "reporter")},
+}
+
+
+# --- the audit log: who asked what, and what was answered ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    policies: frozenset[str]
+    operation: str
+    path: str
+    error: str
+
+
+def audit_responses(log: Path) -> list[Request]:
+    """Every answered request of the module's OpenBao, with the token's policies and the error it got."""
+    found = []
+    for line in log.read_text().splitlines():
+        entry = json.loads(line)
+        if entry.get("type") != "response":
+            continue
+        auth = entry.get("auth") or {}
+        request = entry.get("request") or {}
+        found.append(
+            Request(
+                policies=frozenset(auth.get("token_policies") or auth.get("policies") or ()),
+                operation=str(request.get("operation") or ""),
+                path=str(request.get("path") or ""),
+                error=str(entry.get("error") or ""),
+            )
+        )
+    return found
+
+
+def rule_covers(rule: PolicyRule, request: Request) -> bool:
+    """Vault's matching: `+` is one segment, a trailing `*` any suffix, else the whole path (a LIST's slash aside)."""
+    parts = re.split(r"(\+|\*$)", rule.path)
+    regex = "".join("[^/]+" if part == "+" else ".*" if part == "*" else re.escape(part) for part in parts)
+    path = request.path.rstrip("/") if request.operation == "list" and not rule.path.endswith("*") else request.path
+    return re.fullmatch(regex, path) is not None
+
+
+def capabilities_used(rule: PolicyRule, requests: list[Request]) -> set[str]:
+    used = {request.operation for request in requests if rule_covers(rule, request)}
+    return (used & rule.capabilities) | ({"sudo"} if used and "sudo" in rule.capabilities else set())
+
+
+# --- the deployment: one token per function role --------------------------------------------------------------
+
+
+def role_tokens(root: hvac.Client) -> dict[str, str]:
+    """Writes each role's rendered policy, and mints a token that carries only it (no default policy)."""
+    tokens = {}
+    for role in FUNCTION_ROLES:
+        name = policy_name(PREFIX, role)
+        root.sys.create_or_update_policy(name, render_hcl(role, MOUNTS))
+        tokens[role.name] = mint(root, name)
+    root.sys.create_or_update_policy(f"{PREFIX}-{NO_VAULT}", 'path "*" {\n  capabilities = ["deny"]\n}\n')
+    tokens[NO_VAULT] = mint(root, f"{PREFIX}-{NO_VAULT}")
+    return tokens
+
+
+def mint(root: hvac.Client, policy: str) -> str:
+    return str(root.auth.token.create(policies=[policy], no_default_policy=True, ttl="2h")["auth"]["client_token"])
+
+
+def template_with_function_tokens(tokens: dict[str, str]) -> dict[str, Any]:
+    """template.yaml with each function's VAULT_TOKEN its role's, as each deployed function logs in as its own."""
+    template = copy.deepcopy(load_template())
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        role = next((role.name for role in FUNCTION_ROLES if logical_id in role.functions), NO_VAULT)
+        variables = resource.setdefault("Properties", {}).setdefault("Environment", {}).setdefault("Variables", {})
+        variables["VAULT_TOKEN"] = tokens[role]
+    return template
+
+
+# --- the flows --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    bao: LocalOpenBao
+    root: hvac.Client
+    workloads: dict[str, SeededWorkload]
+    executions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    incidents: dict[str, Any] = field(default_factory=dict)
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    direct: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    leases: dict[str, str] = field(default_factory=dict)
+    login_tokens: dict[str, str] = field(default_factory=dict, repr=False)
+    child_token: str = field(default="", repr=False)
+    requests: list[Request] = field(default_factory=list)
+
+    def under(self, role: str) -> list[Request]:
+        name = f"{PREFIX}-{role}"
+        return [request for request in self.requests if name in request.policies]
+
+
+def leak_event(secret_type: str, secret: str | None = None, sha256: str | None = None) -> dict[str, Any]:
+    event = load_event("secret_leaked.json")
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["secret_type"] = secret_type
+    event["detail"].pop("secret", None)
+    if secret is not None:
+        event["detail"]["secret"] = secret
+    if sha256 is not None:
+        event["detail"]["secret_sha256"] = sha256
+    return event
+
+
+def run_leaks(stack: LocalStack, scenario: Scenario) -> None:
+    from rescind.fingerprints.dynamodb import DynamoDbFingerprintIndex
+    from rescind.fingerprints.indexing import index_kv_mount
+    from rescind.fingerprints.runtime import read_fingerprint_key
+
+    leak = scenario.workloads["leak"]
+    key = read_fingerprint_key(boto3.client("secretsmanager"), stack.physical_id("FingerprintKeySecret"))
+    index = DynamoDbFingerprintIndex(stack.physical_id("FingerprintTable"), boto3.client("dynamodb"))
+    index_kv_mount(scenario.root, index, key, "secret", prefix=f"apps/{leak.name}/")
+    kv_value = leak.kv_before(leak.kv_paths[0])["password"]
+    events = {
+        "leak_token": leak_event("vault_token", scenario.login_tokens["leak"]),
+        "leak_secret_id": leak_event("vault_secret_id", leak.secret_id_value(leak.secret_id_accessors[0])),
+        "leak_certificate": leak_event("certificate", leak.certificate_pem(leak.certificate_serials[0])),
+        "leak_kv": leak_event("kv_value", sha256=hashlib.sha256(kv_value.encode()).hexdigest()),
+    }
+    sfn = boto3.client("stepfunctions")
+    machine = stack.state_machine_arn("LeakResponseStateMachine")
+    for name, event in events.items():
+        seen = {item["executionArn"] for item in sfn.list_executions(stateMachineArn=machine)["executions"]}
+        (match,) = stack.route_event(event)
+        assert [delivery.error_type for delivery in match.deliveries] == [None], name
+        (started,) = [
+            item["executionArn"]
+            for item in sfn.list_executions(stateMachineArn=machine)["executions"]
+            if item["executionArn"] not in seen
+        ]
+        scenario.executions[name] = wait_for_execution(sfn, started, 60)
+
+
+def run_schedules(stack: LocalStack, scenario: Scenario) -> None:
+    def run(schedule: str, days_ahead: int = 0, label: str = "") -> None:
+        with pytest.MonkeyPatch.context() as patch:
+            # The sweeps' clock runs ahead (KV's created_time cannot be set in the past). The handler binds
+            # current_time when it is imported: forget loaded handlers so this run imports it under this clock.
+            patch.setattr(schedules_runtime, "current_time", lambda: datetime.now(UTC) + timedelta(days=days_ahead))
+            forget_loaded_handlers()
+            payload, error = stack.run_schedule(schedule)
+        forget_loaded_handlers()
+        assert error is None, payload
+        scenario.schedules[label or schedule] = payload
+
+    # 40 days on, the stale secret is rotated; 10 days after its rotation (not yet due again), the grace period
+    # of its previous version is over: destroyed
+    run("RotationByAgeSchedule", 40)
+    run("RotationByAgeSchedule", 10, "RotationByAgeScheduleAfterGrace")
+    for schedule in ("TtlCeilingsSchedule", "PkiHygieneSchedule", "InventoryReportSchedule"):
+        run(schedule)
+
+
+def run_direct(scenario: Scenario, tokens: dict[str, str], workdir: Path) -> None:
+    direct = Direct(scenario.bao, workdir)
+    env: dict[str, str | None] = {
+        "VAULT_TOKEN": tokens["responder"],
+        "KV_MOUNTS": f"secret,{KV}",
+        "LEASE_MOUNTS": DATABASE,
+    }
+    target = scenario.workloads["direct"]
+    scenario.direct["workload"] = direct.json(
+        "revoke", "--workload", target.spiffe_id, "--reason", "compromised host", "--yes", env=env
+    )
+    lease = f"vault-lease:{scenario.leases['direct']}"
+    scenario.direct["lease"] = direct.json("revoke", "--credential", lease, "--reason", "leaked", "--yes", env=env)
+
+
+def seed_reachable_edges(scenario: Scenario) -> None:
+    """What makes the flows reach every grant: a CRL rebuilt only on demand (so the actor rebuilds it after a
+    revoke), a token that made a child (so the revocation looks for the tree), AppRole logins whose token has an
+    entity (so the leak's locator checks what else the entity holds) and whose lease a manual run names."""
+    root, addr = scenario.root, scenario.bao.addr
+    root.write("pki/config/crl", auto_rebuild=True, auto_rebuild_grace_period="12h")
+
+    offboard = scenario.workloads["offboard"]
+    root.sys.create_or_update_policy("token-parent", 'path "auth/token/create" {\n  capabilities = ["update"]\n}\n')
+    parent = root.auth.token.create(
+        policies=["workload", "token-parent"], ttl="2h", meta={"spiffe_id": offboard.spiffe_id}
+    )["auth"]
+    user = hvac.Client(url=addr, token=parent["client_token"], timeout=10)
+    scenario.child_token = user.auth.token.create(policies=["workload"], ttl="1h")["auth"]["client_token"]
+
+    def approle_login(workload: SeededWorkload) -> str:
+        role_id = root.auth.approle.read_role_id(workload.name, mount_point="approle")["data"]["role_id"]
+        secret_id = workload.secret_id_value(workload.secret_id_accessors[0])
+        anonymous = hvac.Client(url=addr, timeout=10)
+        login = anonymous.auth.approle.login(role_id, secret_id, mount_point="approle", use_token=False)
+        return str(login["auth"]["client_token"])
+
+    scenario.login_tokens["leak"] = approle_login(scenario.workloads["leak"])
+    before = set(root.adapter.list("/v1/sys/leases/lookup/auth/approle/login/")["data"]["keys"])
+    approle_login(scenario.workloads["direct"])
+    (new,) = set(root.adapter.list("/v1/sys/leases/lookup/auth/approle/login/")["data"]["keys"]) - before
+    scenario.leases["manual_login"] = f"auth/approle/login/{new}"
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    with LocalOpenBao() as bao, running_redis() as redis_server, local_aws():
+        root = hvac.Client(url=bao.addr, token=bao.root_token, timeout=10)
+        # Given an estate: over-long TTLs (the TTL sweep's), the demo's mounts, a database of renewable leases,
+        # stale KV secrets, and three workloads: one offboarded, one whose credentials leak, one revoked directly
+        seed_estate(root)
+        prepare_vault(root)
+        mount_redis_database(root, DATABASE, redis_server)
+        root.sys.enable_secrets_engine("kv", path=KV, options={"version": "2"})
+        root.secrets.kv.v2.create_or_update_secret("apps/db", secret={"password": "seeded"}, mount_point=KV)
+        iam = boto3.client("iam")
+        workloads = {
+            "offboard": seed_workload(root, iam, "offboard", "spiffe://least.rescind/offboard"),
+            "leak": seed_workload(root, iam, "leak", "spiffe://least.rescind/leak"),
+            "direct": seed_workload(root, None, "direct", "spiffe://least.rescind/direct"),
+        }
+        scenario = Scenario(bao=bao, root=root, workloads=workloads)
+        seed_reachable_edges(scenario)
+        for name in ("manual", "direct", "swept"):
+            scenario.leases[name] = root.secrets.database.generate_credentials("app", mount_point=DATABASE)["lease_id"]
+        scenario.leases["manual_pki"] = root.write("pki/issue/web", common_name="manual.least.rescind", ttl="1h")[
+            "lease_id"
+        ]
+        tokens = role_tokens(root)
+
+        with deploy_template_to_moto(
+            template=template_with_function_tokens(tokens),
+            parameters={"VaultAddr": bao.addr, **PARAMETERS},
+            function_environment={"VAULT_AUTH_METHOD": "token"},
+            time_scale=0.01,
+        ) as stack:
+            ledger = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
+            # When a workload is offboarded: plan (planner), contain and revoke (actor), verify (verifier)
+            request = offboarding_request(workloads["offboard"])
+            scenario.executions["offboarding"] = stack.run_execution(
+                "OffboardingStateMachine", request.model_dump(mode="json"), name=request.incident_id, timeout=120
+            )
+            # And four credentials leak: locate (locator), plan (planner), revoke (actor), verify (verifier)
+            run_leaks(stack, scenario)
+            # And a responder revokes two leases by name through the stack
+            leases = tuple(VaultLeaseRef(lease_id=scenario.leases[n]) for n in ("manual", "manual_pki", "manual_login"))
+            manual = offboarding_request(workloads["direct"]).model_copy(update={"credentials": leases})
+            scenario.executions["manual"] = stack.run_execution(
+                "ManualRevocationStateMachine", manual.model_dump(mode="json"), name=manual.incident_id, timeout=120
+            )
+            # And every schedule that touches Vault fires (sweeper, reporter)
+            run_schedules(stack, scenario)
+            for name, execution in scenario.executions.items():
+                scenario.incidents[name] = ledger.read_incident(execution["name"])
+        # And a responder revokes a workload and a lease in direct mode, with a token carrying the responder policy
+        run_direct(scenario, tokens, tmp_path_factory.mktemp("direct"))
+
+        scenario.requests = audit_responses(bao.audit_log)
+        yield scenario
+
+
+# --- what the flows did ----------------------------------------------------------------------------------------
+
+
+def assert_completed(scenario: Scenario, name: str) -> None:
+    execution, view = scenario.executions[name], scenario.incidents[name]
+    failed = [(a.result.target.key, a.result.error_type, a.result.detail) for a in view.attempts if a.result.error_type]
+    assert execution["status"] == "SUCCEEDED", (name, failed, view.closure)
+    assert view.closure is not None
+    assert view.closure.status is IncidentStatus.COMPLETED, (name, view.closure)
+    assert view.attempts
+    assert {attempt.result.outcome for attempt in view.attempts} == {Outcome.SUCCEEDED}, name
+
+
+def test_an_offboarding_plans_acts_and_verifies_under_the_functions_policies(scenario: Scenario) -> None:
+    assert_completed(scenario, "offboarding")
+    workload = scenario.workloads["offboard"]
+    dead = prove_by_use(scenario.root, scenario.bao.addr, boto3.client("iam"), workload, expected="dead")
+    assert [proof for proof in dead if not proof.passed] == []
+    # And the child its token had made died with it
+    with pytest.raises(hvac.exceptions.Forbidden):
+        hvac.Client(url=scenario.bao.addr, token=scenario.child_token, timeout=10).auth.token.lookup_self()
+
+
+@pytest.mark.parametrize("leak", ["leak_token", "leak_secret_id", "leak_certificate", "leak_kv"])
+def test_each_leak_is_located_revoked_and_verified_under_the_functions_policies(scenario: Scenario, leak: str) -> None:
+    assert_completed(scenario, leak)
+
+
+def test_a_manual_run_revokes_leases_under_the_functions_policies(scenario: Scenario) -> None:
+    assert_completed(scenario, "manual")
+    for name in ("manual", "manual_pki", "manual_login"):
+        with pytest.raises(hvac.exceptions.InvalidRequest, match="invalid lease"):
+            scenario.root.sys.read_lease(scenario.leases[name])
+
+
+def test_the_schedules_sweep_under_the_sweeper_and_reporter_policies(scenario: Scenario) -> None:
+    for name in ("RotationByAgeSchedule", "TtlCeilingsSchedule", "PkiHygieneSchedule"):
+        statuses = {change["status"] for change in scenario.schedules[name]["changes"]}
+        assert "failed" not in statuses, (name, scenario.schedules[name])
+    for name in ("RotationByAgeSchedule", "RotationByAgeScheduleAfterGrace"):
+        applied = {c["target"] for c in scenario.schedules[name]["changes"] if c["status"] == "applied"}
+        assert f"kv_secret:{KV}:apps/db" in applied, scenario.schedules[name]["changes"]
+    versions = scenario.root.secrets.kv.v2.read_secret_metadata("apps/db", mount_point=KV)["data"]["versions"]
+    assert versions["1"]["destroyed"] is True
+    lowered = {c["target"] for c in scenario.schedules["TtlCeilingsSchedule"]["changes"] if c["status"] == "applied"}
+    assert f"vault_lease:{scenario.leases['swept']}" in lowered
+    assert {"vault_ttl_target:mount:pki:", "vault_ttl_target:mount:auth/approle:"} <= lowered
+    assert scenario.schedules["InventoryReportSchedule"]["total"] > 0
+
+
+def test_a_direct_revocation_runs_under_the_responder_policy(scenario: Scenario) -> None:
+    for name in ("workload", "lease"):
+        code, document = scenario.direct[name]
+        assert code == 0, document
+        assert document["closure"]["status"] == "completed", document
+    workload = scenario.workloads["direct"]
+    dead = prove_by_use(scenario.root, scenario.bao.addr, None, workload, expected="dead")
+    assert [proof for proof in dead if not proof.passed] == []
+
+
+# --- what the audit log says ----------------------------------------------------------------------------------
+
+
+def test_no_request_of_any_flow_was_denied(scenario: Scenario) -> None:
+    ours = [request for request in scenario.requests if any(p.startswith(PREFIX) for p in request.policies)]
+    assert ours
+    denied = sorted({(sorted(r.policies)[0], r.operation, r.path) for r in ours if "permission denied" in r.error})
+    assert denied == [], "denied:\n" + "\n".join(map(str, denied))
+
+
+def test_each_function_called_vault_only_through_its_own_role(scenario: Scenario) -> None:
+    for role in FUNCTION_ROLES:
+        assert scenario.under(role.name), f"no request was made under the {role.name} policy"
+    assert scenario.under(NO_VAULT) == []
+
+
+def test_every_capability_each_policy_grants_was_used_by_some_flow(scenario: Scenario) -> None:
+    """Each function role's policy (the responder's is their union by construction, checked through them)."""
+    unused = set()
+    for role in FUNCTION_ROLES:
+        if not role.functions:
+            continue
+        requests = scenario.under(role.name)
+        for name in role.templates():
+            for rule in read_policy_template(name):
+                used = set().union(*(capabilities_used(each, requests) for each in expand(rule, MOUNTS)))
+                unused.update((role.name, rule.path, capability) for capability in rule.capabilities - used)
+    assert unused == NOT_REACHED_LOCALLY, (
+        "granted, never used:\n"
+        + "\n".join(map(str, sorted(unused - NOT_REACHED_LOCALLY)))
+        + "\nused after all:\n"
+        + "\n".join(map(str, sorted(NOT_REACHED_LOCALLY - unused)))
+    )

@@ -1,0 +1,27 @@
+# rescind-locator: StartLeakResponseFunction.
+# Resolves a leaked value to the credential it is, before the response starts: a token by lookup, a secret-id
+# by lookup on each role in scope, a certificate by its serial, a KV value by its fingerprint.
+
+# A leaked token: look it up by value; its entity is disabled too when it holds no other live token.
+path "auth/token/lookup" {
+  capabilities = ["update"]
+}
+path "auth/token/accessors" {
+  capabilities = ["list", "sudo"]
+}
+path "auth/token/lookup-accessor" {
+  capabilities = ["update"]
+}
+
+# A leaked secret-id: every role of the AppRole mounts in scope, then a lookup by value on each.
+path "auth/{approle}/role" {
+  capabilities = ["list"]
+}
+path "auth/{approle}/role/+/secret-id/lookup" {
+  capabilities = ["update"]
+}
+
+# A leaked KV value: the versions the fingerprint index names are read to confirm the match.
+path "{kv}/data/*" {
+  capabilities = ["read"]
+}
