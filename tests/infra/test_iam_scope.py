@@ -426,7 +426,9 @@ def test_every_function_role_carries_the_boundary(translated: dict[str, Any]) ->
 
 def test_the_boundary_allows_what_the_function_roles_use_and_nothing_else(translated: dict[str, Any]) -> None:
     boundary = translated["Resources"]["RescindFunctionsBoundary"]["Properties"]["PolicyDocument"]["Statement"]
-    boundary_allows = {action.lower() for statement in boundary_allow_statements(boundary) for action in statement["Action"]}
+    boundary_allows = {
+        action.lower() for statement in boundary_allow_statements(boundary) for action in statement["Action"]
+    }
     used: set[str] = set()
     for name, body in translated["Resources"].items():
         if body["Type"] != "AWS::IAM::Role" or "PermissionsBoundary" not in body["Properties"]:
