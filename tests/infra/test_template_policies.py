@@ -122,8 +122,11 @@ def test_calls_left_out_on_purpose_are_really_not_granted(statements: list[dict[
 def test_nothing_is_granted_that_no_adapter_calls(statements: list[dict[str, Any]], calls: set[str]) -> None:
     # Granted without a direct boto3 call: lambda:InvokeFunction, which Secrets Manager's RotateSecret checks on
     # the caller; what Lambda's event source mapping does as LedgerArchiveFunction's role (read the ledger's
-    # stream, send a failed batch to its on-failure queue).
+    # stream, send a failed batch to its on-failure queue); the notification key, which SNS uses with the
+    # publisher's rights when it encrypts a published message (NotificationPublishPolicy).
     expected_extra = {
+        "kms:decrypt",
+        "kms:generatedatakey",
         "lambda:invokefunction",
         "dynamodb:describestream",
         "dynamodb:getrecords",
