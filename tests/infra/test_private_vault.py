@@ -149,3 +149,19 @@ def test_the_readme_says_how_a_private_vault_is_reached() -> None:
     for needed in ("VaultSubnetIds", "VaultSecurityGroupIds", "NAT", "IAM", "GitHub"):
         assert needed in section, needed
     assert re.search(r"IAM[^.]*global[^.]*no [^.]*endpoint", section), "say why NAT is needed"
+
+
+def test_every_vault_caller_logs_in_as_the_vault_role_rescind_vault_setup_writes_for_it(
+    template: dict[str, Any],
+) -> None:
+    # Given the roles `rescind vault setup` writes, one per function role, bound to exactly those functions
+    from rescind_cli.vault_access import FUNCTION_ROLES
+
+    role_of = {function: role.name for role in FUNCTION_ROLES for function in role.functions}
+
+    # Then every function that calls Vault has one, and logs in as `<VaultAwsAuthRole>-<role>`: a login as any
+    # other name fails, since no such Vault role exists
+    assert vault_callers(template) == set(role_of)
+    for function, role in role_of.items():
+        variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert variables["VAULT_AWS_AUTH_ROLE"] == {"Fn::Sub": f"${{VaultAwsAuthRole}}-{role}"}, function
