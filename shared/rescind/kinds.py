@@ -2,8 +2,9 @@
 
 A kind's module (`rescind/vault/<kind>.py` or `rescind/aws/<kind>.py`) holds everything about it: its locate, act
 and verify against the real system, the hold and owners the guard reads, the leaked values it recognises and what
-the inventory report counts. It ends with `KIND = KindSpec(...)`. Flows (guard, discovery, the engine factory, leak
-location, the inventory report) iterate `registered_kinds()` and never name a kind's adapter functions.
+the inventory report counts. It ends with `KIND = KindSpec(...)`. What treats every kind alike (the guard's hold
+reading, discovery, the engine factory, leak location, the inventory report) iterates `registered_kinds()`; a flow
+about one kind (PKI hygiene, KV rotation by age, a token's children) calls that kind's module.
 
 The reference models stay in `rescind.models` (the pydantic discriminated union, usable without any adapter).
 """

@@ -13,6 +13,9 @@
 A temporary key (ASIA…) is a role session: STS names its account but not its role, so it is unresolved
 with the account and what to do.
 
+Each type is resolved by the credential kind that registers it (`KindSpec.locate_leaked`, in rescind/vault and
+rescind/aws); this module fetches the value where the alert does not carry it, and hands the alert over.
+
 Every function returns `LocatedLeak` or `Unlocated`; none returns, logs or raises with the value.
 """
 
