@@ -12,25 +12,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rescind.models import (
-    AppRoleSecretIdRef,
-    CredentialRef,
-    IamAccessKeyRef,
-    KvSecretRef,
-    PkiCertificateRef,
-    Plan,
-    VaultEntityRef,
-    VaultTokenRef,
-)
+from rescind.holds import AWS_HOLD_TAG, AWS_WORKLOAD_TAG, VAULT_HOLD_KEY, GuardFacts, is_set
+from rescind.kinds import Backends, GuardRead, kind_spec
+from rescind.models import CredentialRef, Plan, VaultTokenRef
 
 if TYPE_CHECKING:
     import hvac
 
     from rescind.aws.session import AwsClientFactory
 
-VAULT_HOLD_KEY = "rescind_hold"
-AWS_HOLD_TAG = "rescind:hold"
-AWS_WORKLOAD_TAG = "rescind:workload"
+__all__ = [
+    "AWS_HOLD_TAG",
+    "AWS_WORKLOAD_TAG",
+    "VAULT_HOLD_KEY",
+    "GuardFacts",
+    "GuardPolicy",
+    "Hold",
+    "exceeds_cap",
+    "find_guarded_child_tokens",
+    "find_holds",
+    "is_protected",
+    "read_guard_facts",
+    "refuse_guarded_target",
+]
 
 
 @dataclass(frozen=True)
@@ -45,72 +49,20 @@ class Hold:
     marker: str  # where the hold was found
 
 
-def _is_set(value: object) -> bool:
-    return value not in (None, "", "false", "False", "0")
+def read_guard_facts(read: GuardRead, ref: CredentialRef) -> GuardFacts:
+    """One read of the credential (or its IAM user), by its kind: the hold marker and the owning workloads.
 
-
-@dataclass(frozen=True)
-class GuardFacts:
-    """What the guard reads of one credential: its hold marker, and the workloads its metadata or tags name."""
-
-    hold: str | None  # where a hold was found, or None
-    owners: frozenset[str]
-
-
-def read_guard_facts(
-    vault: hvac.Client,
-    aws: AwsClientFactory | None,
-    ref: CredentialRef,
-    *,
-    metadata_key: str = "spiffe_id",
-    users: dict[tuple[str, str], dict[str, str]] | None = None,
-) -> GuardFacts:
-    """One read of the credential (or its IAM user): the hold marker and the owning workloads. Reads only.
-
-    `users` caches IAM users' tags across references of one plan.
+    Reads only. One `read` can serve a whole plan: it keeps the IAM users' tags already read.
     """
-    from rescind.vault.approle import lookup_secret_id
-    from rescind.vault.kv import read_secret_metadata
-    from rescind.vault.pki import read_certificate_record
-    from rescind.vault.tokens import lookup_token_by_accessor
-
-    metadata: dict[str, object] = {}
-    if isinstance(ref, VaultEntityRef):
-        metadata = _entity_metadata(vault, ref)
-    elif isinstance(ref, VaultTokenRef):
-        token = lookup_token_by_accessor(vault, ref.accessor)
-        metadata = dict(token.metadata) if token is not None else {}
-    elif isinstance(ref, AppRoleSecretIdRef):
-        secret_id = lookup_secret_id(vault, ref)
-        metadata = dict(secret_id.metadata) if secret_id is not None else {}
-    elif isinstance(ref, KvSecretRef):
-        kv = read_secret_metadata(vault, ref)
-        metadata = dict(kv.custom_metadata) if kv is not None else {}
-    elif isinstance(ref, PkiCertificateRef):
-        record = read_certificate_record(vault, ref.mount, ref.serial)
-        return GuardFacts(hold=None, owners=frozenset(record.uri_sans) if record is not None else frozenset())
-    elif isinstance(ref, IamAccessKeyRef) and aws is not None:
-        cache = users if users is not None else {}
-        user = (ref.account_id, ref.user_name)
-        if user not in cache:
-            cache[user] = _iam_user_tags(aws, *user)
-        tags = cache[user]
-        held = f"tag {AWS_HOLD_TAG} on IAM user {ref.user_name}" if _is_set(tags.get(AWS_HOLD_TAG)) else None
-        tagged = tags.get(AWS_WORKLOAD_TAG)
-        return GuardFacts(hold=held, owners=frozenset({tagged} if tagged else ()))
-    named = metadata.get(metadata_key)
-    return GuardFacts(
-        hold=f"metadata {VAULT_HOLD_KEY}" if _is_set(metadata.get(VAULT_HOLD_KEY)) else None,
-        owners=frozenset({str(named)} if named else ()),
-    )
+    return kind_spec(ref.kind).read_guard_facts(read, ref)
 
 
 def find_holds(vault: hvac.Client, aws: AwsClientFactory | None, refs: Sequence[CredentialRef]) -> list[Hold]:
     """Read the hold markers of every reference that can carry one. Reads only."""
-    users: dict[tuple[str, str], dict[str, str]] = {}
+    read = GuardRead(Backends(vault, aws))
     holds: list[Hold] = []
     for ref in refs:
-        facts = read_guard_facts(vault, aws, ref, users=users)
+        facts = read_guard_facts(read, ref)
         if facts.hold is not None:
             holds.append(Hold(ref.key, facts.hold))
     return holds
@@ -130,7 +82,7 @@ def refuse_guarded_target(
     """
     from rescind.exceptions import PolicyRefusal
 
-    facts = read_guard_facts(vault, aws, ref, metadata_key=metadata_key)
+    facts = read_guard_facts(GuardRead(Backends(vault, aws), metadata_key=metadata_key), ref)
     if facts.hold is not None:
         raise PolicyRefusal(f"{ref.key} is on hold ({facts.hold}): a hold is never acted on")
     protected = sorted(facts.owners & policy.protected_workloads)
@@ -170,36 +122,11 @@ def find_guarded_child_tokens(
             if child.accessor in planned:
                 continue
             protected = sorted(value for value in child.metadata.values() if value in policy.protected_workloads)
-            if _is_set(child.metadata.get(VAULT_HOLD_KEY)):
+            if is_set(child.metadata.get(VAULT_HOLD_KEY)):
                 found.append(GuardedChildToken(parent, child.accessor, f"metadata {VAULT_HOLD_KEY}"))
             elif protected:
                 found.append(GuardedChildToken(parent, child.accessor, f"protected workload {protected[0]}"))
     return found
-
-
-def _entity_metadata(vault: hvac.Client, ref: VaultEntityRef) -> dict[str, object]:
-    import hvac.exceptions
-
-    from rescind.vault.client import read_data, vault_errors
-
-    with vault_errors(f"read entity {ref.entity_id}"):
-        try:
-            response = vault.secrets.identity.read_entity(ref.entity_id)
-        except hvac.exceptions.InvalidPath:
-            return {}
-    return dict(read_data(response).get("metadata") or {})
-
-
-def _iam_user_tags(aws: AwsClientFactory, account_id: str, user_name: str) -> dict[str, str]:
-    from rescind.aws.errors import aws_errors
-
-    iam = aws.client("iam", account_id)
-    with aws_errors(f"list tags of IAM user {user_name}"):
-        try:
-            tags = iam.list_user_tags(UserName=user_name)["Tags"]
-        except iam.exceptions.NoSuchEntityException:
-            return {}
-    return {tag["Key"]: tag["Value"] for tag in tags}
 
 
 def is_protected(workload_id: str, policy: GuardPolicy) -> bool:

@@ -45,9 +45,22 @@ SWEEP_SOURCES = {
         RUNTIME / "fingerprints" / "dynamodb.py",
     ],
     "TtlCeilingsFunction": [RUNTIME / "schedules" / "ttl_ceilings.py", CHECKPOINTS],
-    "OrphansFunction": [RUNTIME / "schedules" / "orphans.py", CHECKPOINTS, INVENTORY, SESSION],
+    "OrphansFunction": [
+        RUNTIME / "schedules" / "orphans.py",
+        CHECKPOINTS,
+        INVENTORY,
+        SESSION,
+        RUNTIME / "aws" / "workloads.py",
+    ],
     "PkiHygieneFunction": [RUNTIME / "schedules" / "pki_hygiene.py", CHECKPOINTS, INVENTORY],
-    "InventoryReportFunction": [RUNTIME / "schedules" / "inventory_report.py", INVENTORY, SESSION],
+    # The report's readers live in the credential kinds' modules (KindSpec.inventory).
+    "InventoryReportFunction": [
+        RUNTIME / "schedules" / "inventory_report.py",
+        INVENTORY,
+        SESSION,
+        RUNTIME / "aws" / "iam_keys.py",
+        RUNTIME / "aws" / "secrets_manager.py",
+    ],
 }
 # Calls a module makes through a helper that takes the operation's name as a string, which the scan cannot see.
 INDIRECT_CALLS = {INVENTORY: {"dynamodb:Query", "dynamodb:Scan"}}  # DynamoDbInventory._paginate("query"|"scan")
@@ -59,8 +72,18 @@ NOT_REACHED = {
 }
 NOT_REACHED_BY = {
     # The inventory's writers (bind, record_credentials) serve other functions; the report only reads, and it
-    # keeps no checkpoint (it is one pass every time).
-    "InventoryReportFunction": {"dynamodb:PutItem"},
+    # keeps no checkpoint (it is one pass every time). Of the IAM key and Secrets Manager kinds it runs only the
+    # listings (their `inventory` part), never their locate, act or verify.
+    "InventoryReportFunction": {
+        "dynamodb:PutItem",
+        "iam:UpdateAccessKey",
+        "iam:DeleteAccessKey",
+        "iam:GetAccessKeyLastUsed",
+        "sts:GetAccessKeyInfo",
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:RotateSecret",
+        "secretsmanager:ListSecretVersionIds",
+    },
 }
 # Granted without a boto3 call in the function's code: Secrets Manager checks that the caller of RotateSecret may
 # invoke the rotation function; Vault's AWS IAM login signs an sts:GetCallerIdentity request itself.

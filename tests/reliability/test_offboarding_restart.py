@@ -22,7 +22,7 @@ from rescind.engine.executor import ActionEngine
 from rescind.engine.factory import build_engine
 from rescind.exceptions import UnsupportedAction, VaultUnavailable
 from rescind.models import ActionParams, ActionResult, CredentialKind, KvSecretRef, Outcome, Plan
-from rescind.vault.kv import (
+from rescind.vault.kv_rotation import (
     check_new_version,
     create_new_version,
     fingerprint,

@@ -22,8 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from rescind.aws.errors import aws_errors, error_code
 from rescind.aws.session import AwsClientFactory, region_of_arn
-from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
-from rescind.models import AcmPcaCertificateRef, Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence
+from rescind.engine.base import KindHandler, Step
+from rescind.exceptions import ActionFailed, InvalidInput
+from rescind.kinds import KindSpec, no_guard_facts
+from rescind.models import AcmPcaCertificateRef, Action, ActionKind, ActOutcome, CredentialKind, Evidence
 
 if TYPE_CHECKING:
     from mypy_boto3_acm_pca.client import ACMPCAClient
@@ -109,14 +111,17 @@ def read_crl(pca: ACMPCAClient, s3: Any, ca: dict[str, Any], serial: str) -> Crl
     return CrlReading(listed, where, f"the CRL published at {published} to {where} {state} serial {serial}")
 
 
-class AcmPcaCertificateHandler:
+class AcmPcaCertificateHandler(KindHandler[AcmPcaCertificateRef]):
     """CredentialHandler for ACM PCA certificates: REVOKE with a configurable reason, verified by the CRL."""
-
-    kinds: frozenset[CredentialKind] = frozenset({CredentialKind.ACM_PCA_CERTIFICATE})
 
     def __init__(self, factory: AwsClientFactory, *, revocation_reason: RevocationReason = "KEY_COMPROMISE") -> None:
         if revocation_reason not in REVOCATION_REASONS:
             raise InvalidInput(f"revocation reason must be one of {', '.join(sorted(REVOCATION_REASONS))}")
+        super().__init__(
+            CredentialKind.ACM_PCA_CERTIFICATE,
+            AcmPcaCertificateRef,
+            {ActionKind.REVOKE: Step(self._revoke, self._verify_revoked)},
+        )
         self._factory = factory
         self._reason: RevocationReason = revocation_reason
 
@@ -126,10 +131,7 @@ class AcmPcaCertificateHandler:
         s3 = self._factory.client("s3", ref.account_id, region_name=region)
         return pca, s3
 
-    def act(self, action: Action) -> ActOutcome:
-        ref = _target(action)
-        if action.kind is not ActionKind.REVOKE:
-            raise UnsupportedAction(f"action {action.kind!s} does not apply to an ACM PCA certificate")
+    def _revoke(self, ref: AcmPcaCertificateRef, action: Action) -> ActOutcome:
         pca, s3 = self._clients(ref)
         cert = f"certificate {ref.serial} of {ref.ca_arn}"
         ca = _describe_ca(pca, ref.ca_arn)
@@ -150,8 +152,7 @@ class AcmPcaCertificateHandler:
                 raise
         return ActOutcome(changed=True, detail=f"revoked {cert} ({self._reason})")
 
-    def verify(self, action: Action) -> Evidence:
-        ref = _target(action)
+    def _verify_revoked(self, ref: AcmPcaCertificateRef, action: Action) -> Evidence:
         pca, s3 = self._clients(ref)
         ca = _describe_ca(pca, ref.ca_arn)
         reading = read_crl(pca, s3, ca, ref.serial)
@@ -161,13 +162,19 @@ class AcmPcaCertificateHandler:
             confirmed=bool(reading.listed),
         )
 
-    def exists(self, ref: CredentialRef) -> bool | None:
+    def look_up(self, ref: AcmPcaCertificateRef) -> bool | None:
         # ACM PCA looks a certificate up by ARN, not serial: an unknown serial shows only when revoking
         # (ResourceNotFoundException, refused as InvalidInput), so it is unknown here.
-        return None if isinstance(ref, AcmPcaCertificateRef) else False
+        return None
 
 
-def _target(action: Action) -> AcmPcaCertificateRef:
-    if not isinstance(action.target, AcmPcaCertificateRef):
-        raise UnsupportedAction(f"AcmPcaCertificateHandler cannot act on {action.target.kind!s}")
-    return action.target
+KIND = KindSpec(
+    kind=CredentialKind.ACM_PCA_CERTIFICATE,
+    ref_type=AcmPcaCertificateRef,
+    ending_action=ActionKind.REVOKE,
+    build_handler=lambda backends: AcmPcaCertificateHandler(backends.require_aws()),
+    read_guard_facts=no_guard_facts,
+    discover=None,
+    locate_leaked={},
+    inventory=None,
+)

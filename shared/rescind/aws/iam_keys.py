@@ -9,20 +9,32 @@ acting on it would touch a credential nobody named.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from rescind.aws.errors import aws_errors, error_code
 from rescind.aws.session import AwsClientFactory
-from rescind.exceptions import InvalidInput, PolicyRefusal, UnsupportedAction
-from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence, IamAccessKeyRef
+from rescind.engine.base import KindHandler, Step
+from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal
+from rescind.holds import NO_GUARD_FACTS, GuardFacts, facts_from_aws_tags
+from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, InventorySection, KindSpec, ValueLocator
+from rescind.leaks.types import ACCESS_KEY_ID, LocatedLeak, SecretType, Unlocated
+from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, IamAccessKeyRef
+from rescind.models.refs import format_ref
 from rescind.models.results import utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_iam.client import IAMClient
+    from mypy_boto3_iam.type_defs import AccessKeyMetadataTypeDef
+
+    from rescind.discovery import DiscoveryScope
+    from rescind.kinds import LeakSearch
+    from rescind.leaks.types import LeakAlert
 
 DEFAULT_WORKLOAD_TAG_KEY = "rescind:workload"
 
@@ -44,18 +56,50 @@ def _is_missing(error: ClientError) -> bool:
     return error_code(error) in ("NoSuchEntity", "NoSuchEntityException")
 
 
-def _status_in_user_keys(iam: IAMClient, user_name: str, access_key_id: str) -> str | None:
-    """The key's status among `user_name`'s keys; None when the user does not hold it (or does not exist)."""
+def _user_access_keys(iam: IAMClient, user_name: str) -> list[AccessKeyMetadataTypeDef] | None:
+    """Every access key of the user (list-access-keys, paginated); None when the user does not exist."""
     try:
-        for page in iam.get_paginator("list_access_keys").paginate(UserName=user_name):
-            for key in page["AccessKeyMetadata"]:
-                if key.get("AccessKeyId") == access_key_id:
-                    return str(key.get("Status", ""))
+        return [
+            key
+            for page in iam.get_paginator("list_access_keys").paginate(UserName=user_name)
+            for key in page["AccessKeyMetadata"]
+        ]
     except ClientError as error:
         if _is_missing(error):
             return None
         raise
+
+
+def _status_in_user_keys(iam: IAMClient, user_name: str, access_key_id: str) -> str | None:
+    """The key's status among `user_name`'s keys; None when the user does not hold it (or does not exist)."""
+    for key in _user_access_keys(iam, user_name) or []:
+        if key.get("AccessKeyId") == access_key_id:
+            return str(key.get("Status", ""))
     return None
+
+
+def read_user_tags(iam: IAMClient, user_name: str) -> dict[str, str] | None:
+    """The IAM user's tags; None when the user does not exist."""
+    with aws_errors(f"iam list-user-tags {user_name}"):
+        try:
+            return {
+                tag["Key"]: tag["Value"]
+                for page in iam.get_paginator("list_user_tags").paginate(UserName=user_name)
+                for tag in page["Tags"]
+            }
+        except ClientError as error:
+            if _is_missing(error):
+                return None
+            raise
+
+
+def _users_with_tags(iam: IAMClient) -> Iterator[tuple[str, dict[str, str]]]:
+    """Every IAM user of the account with its tags; a user deleted while we list is left out."""
+    for page in iam.get_paginator("list_users").paginate():
+        for user in page["Users"]:
+            tags = read_user_tags(iam, user["UserName"])
+            if tags is not None:
+                yield user["UserName"], tags
 
 
 def look_up_access_key(iam: IAMClient, ref: IamAccessKeyRef) -> KeyLookup:
@@ -165,62 +209,225 @@ def find_access_keys_by_workload_tag(
     iam = factory.client("iam", account_id)
     refs: list[IamAccessKeyRef] = []
     with aws_errors(f"iam discovery of users tagged {tag_key} in {account_id}"):
-        for page in iam.get_paginator("list_users").paginate():
-            for user in page["Users"]:
-                user_name = user["UserName"]
-                try:
-                    tags = [
-                        tag
-                        for tag_page in iam.get_paginator("list_user_tags").paginate(UserName=user_name)
-                        for tag in tag_page["Tags"]
-                    ]
-                    if not any(tag["Key"] == tag_key and tag["Value"] == workload_id for tag in tags):
-                        continue
-                    for key_page in iam.get_paginator("list_access_keys").paginate(UserName=user_name):
-                        refs.extend(
-                            IamAccessKeyRef(
-                                account_id=account_id, user_name=user_name, access_key_id=key["AccessKeyId"]
-                            )
-                            for key in key_page["AccessKeyMetadata"]
-                            if "AccessKeyId" in key
-                        )
-                except ClientError as error:
-                    if _is_missing(error):  # the user was deleted while we listed
-                        continue
-                    raise
+        for user_name, tags in _users_with_tags(iam):
+            if tags.get(tag_key) != workload_id:
+                continue
+            refs.extend(
+                IamAccessKeyRef(account_id=account_id, user_name=user_name, access_key_id=key["AccessKeyId"])
+                for key in _user_access_keys(iam, user_name) or []  # None: the user was deleted while we listed
+                if "AccessKeyId" in key
+            )
     return refs
 
 
-class IamAccessKeyHandler:
+# --- a leaked key, or a user AWS Health names --------------------------------------------------------
+
+
+def in_aws_scope(search: LeakSearch, account_id: str) -> bool:
+    """An account of the discovery scope, or Rescind's own."""
+    aws = search.backends.require_aws()
+    return account_id in search.scope.aws_account_ids or account_id == aws.caller_identity().account_id
+
+
+def locate_leaked_access_key(search: LeakSearch, alert: LeakAlert, value: str | None) -> LocatedLeak | Unlocated:
+    """The key id (the alert's, the value, or the one written beside a GitHub secret) → its account → its user."""
+    key_id, found_by = alert.access_key_id or (value or ""), ""
+    if search.backends.aws is None:
+        return Unlocated(why="no AWS access is configured")
+    if not ACCESS_KEY_ID.fullmatch(key_id):
+        beside = _key_id_beside_github_secret(search, alert)
+        if isinstance(beside, Unlocated):
+            return beside
+        key_id, found_by = beside, "the key id written beside the leaked secret in the alert's file; "
+    account = alert.account_id or _account_of_key(search.backends.aws, key_id)
+    if account is None:
+        return Unlocated(why=f"access key {key_id} belongs to no account Rescind can see")
+    if key_id.startswith("ASIA"):
+        return Unlocated(
+            why=f"{key_id} is a temporary key of a role session in account {account}; STS does not name its "
+            f"role: find it in CloudTrail (lookup-events AccessKeyId={key_id}) and cut the role's sessions "
+            f"(rescind revoke --credential aws-role-sessions:{account}:ROLE)"
+        )
+    if not in_aws_scope(search, account):
+        return Unlocated(why=f"access key {key_id} is in account {account}, outside the discovery scope")
+    iam = search.backends.aws.client("iam", account)
+    user_name = _user_of_key(iam, key_id)
+    if user_name is None:
+        return Unlocated(why=f"access key {key_id} does not exist in account {account} (already deleted?)")
+    return LocatedLeak(
+        credentials=(IamAccessKeyRef(account_id=account, user_name=user_name, access_key_id=key_id),),
+        # The workload the user runs as (its tag): the guard refuses a protected one, as for a Vault token.
+        owner=_workload_of_user(iam, user_name, search.scope.aws_tag_key),
+        evidence=f"{found_by}IAM lists access key {key_id} under user {user_name} in account {account}",
+    )
+
+
+def _workload_of_user(iam: IAMClient, user_name: str, tag_key: str) -> str | None:
+    """The workload tag (DiscoveryScope.aws_tag_key) of the key's IAM user: best effort, None when unreadable."""
+    try:
+        tags = read_user_tags(iam, user_name)
+    except ActionFailed:
+        return None
+    return (tags or {}).get(tag_key) or None
+
+
+def _key_id_beside_github_secret(search: LeakSearch, alert: LeakAlert) -> str | Unlocated:
+    """A secret access key does not name its key id; GitHub alerts on it only beside its key id, in one file."""
+    if alert.github_repository is None or alert.github_alert_number is None:
+        return Unlocated(why="the alert names no access key id")
+    if search.github_key_id_finder is None:
+        return Unlocated(why="GitHub alerts need GITHUB_TOKEN_SECRET_ARN to read the alert's locations")
+    try:
+        key_ids = search.github_key_id_finder(alert.github_repository, alert.github_alert_number)
+    except (InvalidInput, ActionFailed) as error:
+        return Unlocated(why=f"GitHub alert {alert.github_alert_number}'s locations could not be read: {error}"[:500])
+    if len(key_ids) != 1:
+        found = f"{len(key_ids)} access key ids ({', '.join(key_ids[:5])})" if key_ids else "no access key id"
+        return Unlocated(
+            why=f"{found} written beside the secret in the alert's committed files: its pair cannot be told"[:500]
+        )
+    return key_ids[0]
+
+
+def _account_of_key(aws: AwsClientFactory, key_id: str) -> str | None:
+    sts = aws.client("sts", aws.caller_identity().account_id)
+    with aws_errors("sts get-access-key-info"):
+        try:
+            account: str = sts.get_access_key_info(AccessKeyId=key_id)["Account"]
+        except ClientError:
+            return None
+    return account
+
+
+def _user_of_key(iam: IAMClient, key_id: str) -> str | None:
+    with aws_errors(f"iam get-access-key-last-used {key_id}"):
+        try:
+            user_name = iam.get_access_key_last_used(AccessKeyId=key_id).get("UserName")
+        except ClientError:
+            return None
+        if not user_name:
+            return None
+        # Confirm in the account itself: the key must be listed under that user.
+        try:
+            listed = iam.list_access_keys(UserName=user_name)["AccessKeyMetadata"]
+        except ClientError:
+            return None
+    return user_name if any(item.get("AccessKeyId") == key_id for item in listed) else None
+
+
+def locate_user_keys(search: LeakSearch, alert: LeakAlert, value: str | None) -> LocatedLeak | Unlocated:
+    """Every active key of the user AWS Health named. Inactive keys are left: they open nothing now."""
+    if search.backends.aws is None:
+        return Unlocated(why="no AWS access is configured")
+    account, user_name = alert.account_id, alert.user_name
+    if account is None or user_name is None:
+        return Unlocated(why="the event names no IAM user")
+    if not in_aws_scope(search, account):
+        return Unlocated(why=f"IAM user {user_name} is in account {account}, outside the discovery scope")
+    iam = search.backends.aws.client("iam", account)
+    with aws_errors(f"iam list-access-keys {user_name}"):
+        try:
+            listed = iam.list_access_keys(UserName=user_name)["AccessKeyMetadata"]
+        except ClientError as error:
+            if error_code(error) != "NoSuchEntity":
+                raise
+            return Unlocated(why=f"no IAM user {user_name} in account {account}")
+    keys = [str(item["AccessKeyId"]) for item in listed if item.get("Status") == "Active"]
+    if not keys:
+        return Unlocated(why=f"IAM user {user_name} in account {account} has no active access key")
+    return LocatedLeak(
+        credentials=tuple(IamAccessKeyRef(account_id=account, user_name=user_name, access_key_id=key) for key in keys),
+        evidence=f"IAM lists {len(keys)} active access key(s) under user {user_name} in account {account}",
+    )
+
+
+# --- the inventory report -------------------------------------------------------------------------
+
+
+def _inventory(scan: InventoryScan) -> list[InventorySection]:
+    if scan.backends.aws is None:
+        return []
+    return [(f"iam keys in {account}", partial(_key_rows, scan, account)) for account in scan.scope.aws_account_ids]
+
+
+def _key_rows(scan: InventoryScan, account_id: str) -> Iterator[InventoryRow]:
+    """Every Active key of every user of the account (an inactive key grants nothing), owned by its user's tag."""
+    iam = scan.backends.require_aws().client("iam", account_id)
+    with aws_errors(f"iam list-users/list-access-keys in {account_id}"):
+        for user_name, tags in _users_with_tags(iam):
+            for key in _user_access_keys(iam, user_name) or []:
+                if key.get("Status") != "Active":
+                    continue
+                ref = IamAccessKeyRef(account_id=account_id, user_name=user_name, access_key_id=key["AccessKeyId"])
+                yield InventoryRow(
+                    target=format_ref(ref),
+                    kind=CredentialKind.IAM_ACCESS_KEY,
+                    created_at=key["CreateDate"],
+                    owner=tags.get(scan.scope.aws_tag_key) or None,
+                )
+
+
+# --- the kind -------------------------------------------------------------------------------------
+
+
+class IamAccessKeyHandler(KindHandler[IamAccessKeyRef]):
     """CredentialHandler for IAM access keys: DISABLE deactivates, DELETE deletes an Inactive key."""
 
-    kinds: frozenset[CredentialKind] = frozenset({CredentialKind.IAM_ACCESS_KEY})
-
     def __init__(self, factory: AwsClientFactory) -> None:
-        self._factory = factory
+        def iam(ref: IamAccessKeyRef) -> IAMClient:
+            return factory.client("iam", ref.account_id)
 
-    def act(self, action: Action) -> ActOutcome:
-        ref = _target(action)
-        iam = self._factory.client("iam", ref.account_id)
-        if action.kind is ActionKind.DISABLE:
-            return deactivate_access_key(iam, ref)
-        if action.kind is ActionKind.DELETE:
-            return delete_access_key(iam, ref, action)
-        raise UnsupportedAction(f"action {action.kind!s} does not apply to an IAM access key")
+        super().__init__(
+            CredentialKind.IAM_ACCESS_KEY,
+            IamAccessKeyRef,
+            {
+                ActionKind.DISABLE: Step(
+                    lambda ref, _action: deactivate_access_key(iam(ref), ref),
+                    lambda ref, action: verify_access_key(iam(ref), ref, action.kind),
+                ),
+                ActionKind.DELETE: Step(
+                    lambda ref, action: delete_access_key(iam(ref), ref, action),
+                    lambda ref, action: verify_access_key(iam(ref), ref, action.kind),
+                ),
+            },
+        )
+        self._iam = iam
 
-    def verify(self, action: Action) -> Evidence:
-        ref = _target(action)
-        return verify_access_key(self._factory.client("iam", ref.account_id), ref, action.kind)
-
-    def exists(self, ref: CredentialRef) -> bool | None:
+    def look_up(self, ref: IamAccessKeyRef) -> bool | None:
         # A key held by another user than the reference names is not the credential the reference names.
-        if not isinstance(ref, IamAccessKeyRef):
-            return False
-        state = look_up_access_key(self._factory.client("iam", ref.account_id), ref).state
-        return state in (KeyState.ACTIVE, KeyState.INACTIVE)
+        return look_up_access_key(self._iam(ref), ref).state in (KeyState.ACTIVE, KeyState.INACTIVE)
 
 
-def _target(action: Action) -> IamAccessKeyRef:
-    if not isinstance(action.target, IamAccessKeyRef):
-        raise UnsupportedAction(f"IamAccessKeyHandler cannot act on {action.target.kind!s}")
-    return action.target
+def _guard_facts(read: GuardRead, ref: IamAccessKeyRef) -> GuardFacts:
+    """The hold tag and workload tag of the key's IAM user, read once per user in a plan."""
+    aws = read.backends.aws
+    if aws is None:
+        return NO_GUARD_FACTS
+    user = (ref.account_id, ref.user_name)
+    if user not in read.iam_user_tags:
+        read.iam_user_tags[user] = read_user_tags(aws.client("iam", ref.account_id), ref.user_name) or {}
+    return facts_from_aws_tags(read.iam_user_tags[user], f"IAM user {ref.user_name}")
+
+
+def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[IamAccessKeyRef]:
+    if backends.aws is None:
+        return []
+    found: list[IamAccessKeyRef] = []
+    for account_id in scope.aws_account_ids:
+        found.extend(find_access_keys_by_workload_tag(backends.aws, account_id, workload_id, tag_key=scope.aws_tag_key))
+    return found
+
+
+KIND = KindSpec(
+    kind=CredentialKind.IAM_ACCESS_KEY,
+    ref_type=IamAccessKeyRef,
+    ending_action=ActionKind.DISABLE,  # reversible first; deletion after a verified disable and a grace period
+    build_handler=lambda backends: IamAccessKeyHandler(backends.require_aws()),
+    read_guard_facts=_guard_facts,
+    discover=_discover,
+    locate_leaked={
+        SecretType.AWS_ACCESS_KEY: ValueLocator(locate_leaked_access_key, needs_value=False),
+        SecretType.AWS_IAM_USER: ValueLocator(locate_user_keys, needs_value=False),
+    },
+    inventory=_inventory,
+)

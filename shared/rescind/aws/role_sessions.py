@@ -28,14 +28,21 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from rescind.aws.errors import aws_errors, error_code
+from rescind.aws.iam_keys import in_aws_scope
 from rescind.aws.session import AwsClientFactory
-from rescind.exceptions import PolicyRefusal, UnsupportedAction
-from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence, IamRoleSessionsRef
+from rescind.engine.base import KindHandler, Step
+from rescind.exceptions import PolicyRefusal
+from rescind.kinds import KindSpec, ValueLocator, no_guard_facts
+from rescind.leaks.types import LocatedLeak, SecretType, Unlocated
+from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, Evidence, IamRoleSessionsRef
 from rescind.models.results import utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_iam.client import IAMClient
     from mypy_boto3_iam.type_defs import RoleTypeDef
+
+    from rescind.kinds import LeakSearch
+    from rescind.leaks.types import LeakAlert
 
 REVOKE_POLICY_NAME = "RescindRevokeOlderSessions"
 # The opt-in: template.yaml and member-account.yaml grant PutRolePolicy on roles with this tag and value only.
@@ -201,22 +208,42 @@ def verify_role_sessions_revoked(iam: IAMClient, ref: IamRoleSessionsRef, expect
     )
 
 
-class IamRoleSessionsHandler:
+def locate_role_sessions(search: LeakSearch, alert: LeakAlert, value: str | None) -> LocatedLeak | Unlocated:
+    """GuardDuty's role, confirmed to exist in its account (in scope): its sessions are what was exfiltrated."""
+    if search.backends.aws is None:
+        return Unlocated(why="no AWS access is configured")
+    if alert.account_id is None or alert.role_name is None:
+        return Unlocated(why="the finding names no role")
+    if not in_aws_scope(search, alert.account_id):
+        return Unlocated(why=f"role {alert.role_name} is in account {alert.account_id}, outside the scope")
+    iam = search.backends.aws.client("iam", alert.account_id)
+    with aws_errors(f"iam get-role {alert.role_name}"):
+        try:
+            iam.get_role(RoleName=alert.role_name)
+        except ClientError:
+            return Unlocated(why=f"role {alert.role_name} does not exist in account {alert.account_id}")
+    return LocatedLeak(
+        credentials=(IamRoleSessionsRef(account_id=alert.account_id, role_name=alert.role_name),),
+        evidence=f"GuardDuty named role {alert.role_name} in account {alert.account_id}",
+    )
+
+
+class IamRoleSessionsHandler(KindHandler[IamRoleSessionsRef]):
     """CredentialHandler for IAM role sessions: REVOKE attaches a deny-older-sessions inline policy."""
 
-    kinds: frozenset[CredentialKind] = frozenset({CredentialKind.IAM_ROLE_SESSIONS})
-
     def __init__(self, factory: AwsClientFactory, *, clock: Callable[[], datetime] = utc_now) -> None:
+        super().__init__(
+            CredentialKind.IAM_ROLE_SESSIONS,
+            IamRoleSessionsRef,
+            {ActionKind.REVOKE: Step(self._revoke, self._verify_revoked)},
+        )
         self._factory = factory
         self._clock = clock
         self._lock = threading.Lock()
         # The cut-off act applied or found, per action id, so verify can check exactly that one.
         self._cutoffs: dict[str, datetime] = {}
 
-    def act(self, action: Action) -> ActOutcome:
-        ref = _target(action)
-        if action.kind is not ActionKind.REVOKE:
-            raise UnsupportedAction(f"action {action.kind!s} does not apply to IAM role sessions")
+    def _revoke(self, ref: IamRoleSessionsRef, action: Action) -> ActOutcome:
         if ref.role_name == self._factory.role_name:
             raise PolicyRefusal(
                 f"role {ref.role_name} is Rescind's own execution role: revoking its sessions would lock Rescind out"
@@ -233,17 +260,14 @@ class IamRoleSessionsHandler:
             self._cutoffs[action.action_id] = applied
         return outcome
 
-    def verify(self, action: Action) -> Evidence:
-        ref = _target(action)
+    def _verify_revoked(self, ref: IamRoleSessionsRef, action: Action) -> Evidence:
         with self._lock:
             applied = self._cutoffs.get(action.action_id)
         not_before = action.params.not_before
         expected = round_up_to_second(not_before) if not_before is not None else applied
         return verify_role_sessions_revoked(self._factory.client("iam", ref.account_id), ref, expected)
 
-    def exists(self, ref: CredentialRef) -> bool | None:
-        if not isinstance(ref, IamRoleSessionsRef):
-            return False
+    def look_up(self, ref: IamRoleSessionsRef) -> bool | None:
         try:
             read_revoke_cutoff(self._factory.client("iam", ref.account_id), ref.role_name)
         except RoleAbsent:
@@ -251,7 +275,13 @@ class IamRoleSessionsHandler:
         return True
 
 
-def _target(action: Action) -> IamRoleSessionsRef:
-    if not isinstance(action.target, IamRoleSessionsRef):
-        raise UnsupportedAction(f"IamRoleSessionsHandler cannot act on {action.target.kind!s}")
-    return action.target
+KIND = KindSpec(
+    kind=CredentialKind.IAM_ROLE_SESSIONS,
+    ref_type=IamRoleSessionsRef,
+    ending_action=ActionKind.REVOKE,
+    build_handler=lambda backends: IamRoleSessionsHandler(backends.require_aws()),
+    read_guard_facts=no_guard_facts,
+    discover=None,  # none by convention: a leak finding or a responder names the role
+    locate_leaked={SecretType.AWS_ROLE_SESSIONS: ValueLocator(locate_role_sessions, needs_value=False)},
+    inventory=None,
+)

@@ -18,24 +18,28 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from rescind.aws.errors import aws_errors, error_code
 from rescind.aws.session import AwsClientFactory, region_of_arn
-from rescind.exceptions import InvalidInput, PolicyRefusal, UnsupportedAction
+from rescind.engine.base import KindHandler, Step
+from rescind.exceptions import InvalidInput, PolicyRefusal
+from rescind.kinds import InventoryRow, InventoryScan, InventorySection, KindSpec, no_guard_facts
 from rescind.models import (
     Action,
     ActionKind,
     ActOutcome,
     CredentialKind,
-    CredentialRef,
     Evidence,
     SecretsManagerSecretRef,
 )
+from rescind.models.refs import format_ref
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
@@ -44,6 +48,43 @@ if TYPE_CHECKING:
 _ROTATION_TOKEN_NAMESPACE = uuid.UUID("8f7d0b5e-6a1c-4a8e-9a57-2f1c3b9d4e60")
 _CURRENT = "AWSCURRENT"
 _PENDING = "AWSPENDING"
+
+
+@dataclass(frozen=True)
+class ListedSecret:
+    """One secret as ListSecrets describes it: no value is ever read for it."""
+
+    arn: str
+    account_id: str
+    tags: Mapping[str, str]
+    created: datetime | None
+    last_rotated: datetime | None
+    rotation_enabled: bool
+    scheduled_for_deletion: bool
+
+    @property
+    def age_from(self) -> datetime | None:
+        """LastRotatedDate, or CreatedDate for a secret never rotated."""
+        return self.last_rotated or self.created
+
+
+def list_secrets(factory: AwsClientFactory, account_id: str) -> Iterator[ListedSecret]:
+    """Every secret of the account in the factory's region (ListSecrets, paginated), with its tags and dates."""
+    client = factory.client("secretsmanager", account_id)
+    with aws_errors(f"secretsmanager list-secrets in {account_id}"):
+        for page in client.get_paginator("list_secrets").paginate():
+            for entry in page.get("SecretList", []):
+                if "ARN" not in entry:
+                    continue
+                yield ListedSecret(
+                    arn=entry["ARN"],
+                    account_id=account_id,
+                    tags={tag.get("Key", ""): tag.get("Value", "") for tag in entry.get("Tags", [])},
+                    created=entry.get("CreatedDate"),
+                    last_rotated=entry.get("LastRotatedDate"),
+                    rotation_enabled=bool(entry.get("RotationEnabled")),
+                    scheduled_for_deletion=bool(entry.get("DeletedDate")),
+                )
 
 
 def rotation_token(action: Action) -> str:
@@ -148,10 +189,8 @@ def _rotation_state(sm: SecretsManagerClient, ref: SecretsManagerSecretRef, toke
     ), False
 
 
-class SecretsManagerSecretHandler:
+class SecretsManagerSecretHandler(KindHandler[SecretsManagerSecretRef]):
     """CredentialHandler for Secrets Manager secrets: ROTATE now, verified by the new AWSCURRENT version."""
-
-    kinds: frozenset[CredentialKind] = frozenset({CredentialKind.SECRETS_MANAGER_SECRET})
 
     def __init__(
         self,
@@ -165,6 +204,11 @@ class SecretsManagerSecretHandler:
     ) -> None:
         if not 20 <= generated_length <= 4096:
             raise InvalidInput("generated_length must be between 20 and 4096")
+        super().__init__(
+            CredentialKind.SECRETS_MANAGER_SECRET,
+            SecretsManagerSecretRef,
+            {ActionKind.ROTATE: Step(self._rotate, self._verify_rotation)},
+        )
         self._factory = factory
         self._generate_when_unmanaged = generate_when_unmanaged
         self._generated_length = generated_length
@@ -175,10 +219,7 @@ class SecretsManagerSecretHandler:
     def _client(self, ref: SecretsManagerSecretRef) -> SecretsManagerClient:
         return self._factory.client("secretsmanager", ref.account_id, region_name=region_of_arn(ref.secret_arn))
 
-    def act(self, action: Action) -> ActOutcome:
-        ref = _target(action)
-        if action.kind is not ActionKind.ROTATE:
-            raise UnsupportedAction(f"action {action.kind!s} does not apply to a Secrets Manager secret")
+    def _rotate(self, ref: SecretsManagerSecretRef, action: Action) -> ActOutcome:
         return rotate_secret_now(
             self._client(ref),
             ref,
@@ -187,9 +228,8 @@ class SecretsManagerSecretHandler:
             length=self._generated_length,
         )
 
-    def verify(self, action: Action) -> Evidence:
+    def _verify_rotation(self, ref: SecretsManagerSecretRef, action: Action) -> Evidence:
         """Read the version back; a rotation Lambda runs asynchronously, so wait a bounded time for it."""
-        ref = _target(action)
         sm = self._client(ref)
         token = rotation_token(action)
         deadline = time.monotonic() + self._verify_timeout
@@ -199,13 +239,35 @@ class SecretsManagerSecretHandler:
                 return evidence
             self._sleep(self._poll_interval)
 
-    def exists(self, ref: CredentialRef) -> bool | None:
-        return (
-            isinstance(ref, SecretsManagerSecretRef) and _describe_secret(self._client(ref), ref.secret_arn) is not None
+    def look_up(self, ref: SecretsManagerSecretRef) -> bool | None:
+        return _describe_secret(self._client(ref), ref.secret_arn) is not None
+
+
+def _inventory(scan: InventoryScan) -> list[InventorySection]:
+    if scan.backends.aws is None:
+        return []
+    return [(f"secrets in {account}", partial(_secret_rows, scan, account)) for account in scan.scope.aws_account_ids]
+
+
+def _secret_rows(scan: InventoryScan, account_id: str) -> Iterator[InventoryRow]:
+    """Every secret of the account: the age since it was last rotated (or created), and its workload tag."""
+    assert scan.backends.aws is not None
+    for secret in list_secrets(scan.backends.aws, account_id):
+        yield InventoryRow(
+            target=format_ref(SecretsManagerSecretRef(secret_arn=secret.arn)),
+            kind=CredentialKind.SECRETS_MANAGER_SECRET,
+            created_at=secret.age_from or scan.now,
+            owner=secret.tags.get(scan.scope.aws_tag_key) or None,
         )
 
 
-def _target(action: Action) -> SecretsManagerSecretRef:
-    if not isinstance(action.target, SecretsManagerSecretRef):
-        raise UnsupportedAction(f"SecretsManagerSecretHandler cannot act on {action.target.kind!s}")
-    return action.target
+KIND = KindSpec(
+    kind=CredentialKind.SECRETS_MANAGER_SECRET,
+    ref_type=SecretsManagerSecretRef,
+    ending_action=ActionKind.ROTATE,
+    build_handler=lambda backends: SecretsManagerSecretHandler(backends.require_aws()),
+    read_guard_facts=no_guard_facts,  # its hold tag is read where it is listed (the rotation-by-age sweep)
+    discover=None,
+    locate_leaked={},
+    inventory=_inventory,
+)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
-from rescind.models import Action, ActOutcome, CredentialKind, CredentialRef, Evidence
+from rescind.exceptions import UnsupportedAction
+from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence
 
 
 @runtime_checkable
@@ -29,3 +33,58 @@ class CredentialHandler(Protocol):
         False, so nobody reports "already absent" for a credential that never existed.
         """
         ...
+
+
+RefT = TypeVar("RefT")
+ClientT = TypeVar("ClientT")
+
+
+@dataclass(frozen=True)
+class Step(Generic[RefT]):
+    """What one action kind does to a reference, and how it is read back."""
+
+    act: Callable[[RefT, Action], ActOutcome]
+    verify: Callable[[RefT, Action], Evidence]
+
+    @classmethod
+    def on_ref(
+        cls,
+        client: ClientT,
+        act: Callable[[ClientT, RefT], ActOutcome],
+        verify: Callable[[ClientT, RefT], Evidence],
+    ) -> Step[RefT]:
+        """A step whose act and verify need only the client and the reference, not the action's parameters."""
+        return cls(lambda ref, _action: act(client, ref), lambda ref, _action: verify(client, ref))
+
+
+class KindHandler(Generic[RefT]):
+    """A CredentialHandler for one kind: each action kind it supports maps to its Step; any other is refused here.
+
+    Subclasses pass their reference model and steps, and implement `look_up` (the read behind `exists`).
+    """
+
+    def __init__(self, kind: CredentialKind, ref_type: type[RefT], steps: Mapping[ActionKind, Step[RefT]]) -> None:
+        self.kinds: frozenset[CredentialKind] = frozenset({kind})
+        self.steps: Mapping[ActionKind, Step[RefT]] = MappingProxyType(dict(steps))
+        self._ref_type = ref_type
+
+    def _dispatch(self, action: Action) -> tuple[RefT, Step[RefT]]:
+        target, step = action.target, self.steps.get(action.kind)
+        if step is None or not isinstance(target, self._ref_type):
+            raise UnsupportedAction(f"{type(self).__name__} cannot {action.kind!s} a {action.target.kind!s}")
+        return target, step
+
+    def act(self, action: Action) -> ActOutcome:
+        ref, step = self._dispatch(action)
+        return step.act(ref, action)
+
+    def verify(self, action: Action) -> Evidence:
+        ref, step = self._dispatch(action)
+        return step.verify(ref, action)
+
+    def exists(self, ref: CredentialRef) -> bool | None:
+        return self.look_up(ref) if isinstance(ref, self._ref_type) else False
+
+    def look_up(self, ref: RefT) -> bool | None:
+        """Whether the credential is on record (see CredentialHandler.exists); None when it cannot be known."""
+        raise NotImplementedError

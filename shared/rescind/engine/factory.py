@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import hvac
 
     from rescind.aws.session import AwsClientFactory
-    from rescind.vault.kv import SecretValueHook
+    from rescind.vault.kv_rotation import SecretValueHook
 
 
 def build_engine(
@@ -25,32 +25,9 @@ def build_engine(
 
     `kv_on_new_value` sees each KV version a rotation writes (the fingerprint index keeps itself current).
     """
-    from rescind.aws.acm_pca import AcmPcaCertificateHandler
-    from rescind.aws.iam_keys import IamAccessKeyHandler
-    from rescind.aws.role_sessions import IamRoleSessionsHandler
-    from rescind.aws.secrets_manager import SecretsManagerSecretHandler
     from rescind.aws.session import AwsClientFactory
-    from rescind.vault.approle import AppRoleSecretIdHandler
-    from rescind.vault.identity import VaultEntityHandler
-    from rescind.vault.kv import KvSecretHandler
-    from rescind.vault.leases import VaultLeaseHandler
-    from rescind.vault.pki import PkiCertificateHandler
-    from rescind.vault.tokens import VaultTokenHandler
-    from rescind.vault.ttl import VaultTtlTargetHandler
+    from rescind.kinds import Backends, registered_kinds
 
     aws = aws_factory or AwsClientFactory(role_name=cross_account_role_name, external_id=cross_account_external_id)
-    return ActionEngine(
-        [
-            VaultTokenHandler(vault),
-            AppRoleSecretIdHandler(vault),
-            VaultLeaseHandler(vault),
-            PkiCertificateHandler(vault),
-            KvSecretHandler(vault, on_new_value=kv_on_new_value),
-            VaultEntityHandler(vault),
-            VaultTtlTargetHandler(vault),
-            IamAccessKeyHandler(aws),
-            IamRoleSessionsHandler(aws),
-            SecretsManagerSecretHandler(aws),
-            AcmPcaCertificateHandler(aws),
-        ]
-    )
+    backends = Backends(vault, aws, kv_on_new_value=kv_on_new_value)
+    return ActionEngine(spec.build_handler(backends) for spec in registered_kinds())

@@ -14,9 +14,9 @@ import hvac
 
 from rescind.exceptions import InvalidInput
 from rescind.fingerprints.base import FingerprintIndex, field_text, fingerprint_of_digest, sha256_digest_of_hex
-from rescind.fingerprints.indexing import read_kv_version_data
 from rescind.fingerprints.types import FingerprintHit
 from rescind.models import KvSecretRef
+from rescind.vault.kv_store import read_secret_version
 
 
 def _leaked_digest(value: str | None, sha256: str | None) -> bytes:
@@ -48,7 +48,8 @@ def confirmed_kv_hits(
             except ValueError:  # not a valid reference any more: cannot be read, so not confirmed
                 versions[where] = None
             else:
-                versions[where] = read_kv_version_data(vault, ref, hit.version)
+                # A stale hit on a mount removed since is not confirmed either.
+                versions[where] = read_secret_version(vault, ref, hit.version, missing_mount_is_absent=True)
         data = versions[where]
         if data is None or hit.field not in data:
             continue

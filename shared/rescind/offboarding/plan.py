@@ -73,10 +73,11 @@ def describe_not_found(vault: hvac.Client, missing: Sequence[CredentialRef]) -> 
 
 def rotated_since(vault: hvac.Client, ref: KvSecretRef, moment: datetime) -> bool:
     """A shared secret rotated (to the end) after the workload ended is no longer something it knows."""
-    from rescind.vault.kv import ROTATED_AT_KEY, RotationStep, read_secret_metadata
+    from rescind.vault.kv_rotation import ROTATED_AT_KEY, RotationStep, rotation_of
+    from rescind.vault.kv_store import read_secret_metadata
 
     metadata = read_secret_metadata(vault, ref)
-    if metadata is None or metadata.rotation.step is not RotationStep.FINISHED:
+    if metadata is None or rotation_of(metadata).step is not RotationStep.FINISHED:
         return False
     stamp = metadata.custom_metadata.get(ROTATED_AT_KEY)
     try:

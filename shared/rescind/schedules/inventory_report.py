@@ -1,6 +1,7 @@
 """The inventory report: what credentials exist, how old they are, who owns them, and what breaks the policy.
 
-It reads, within the DiscoveryScope only (its mounts and accounts):
+Each credential kind reads its own part (`KindSpec.inventory`, in its module), within the DiscoveryScope only
+(its mounts and accounts):
   - Vault tokens (every accessor of the token store): age from creation_time; owner from metadata;
   - AppRole secret-ids (each role of each AppRole mount): age from creation_time; owner from metadata;
   - PKI certificates (live ones of each PKI mount, CAs left out): age from not_before; owner from the URI SAN;
@@ -22,41 +23,26 @@ cannot be read (a missing mount, access denied in an account) is listed in `erro
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
-import hvac
-import hvac.exceptions
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from rescind.aws.errors import aws_errors
 from rescind.discovery import DiscoveryScope
 from rescind.exceptions import ActionFailed, TransientError
 from rescind.inventory.base import Inventory
-from rescind.models import (
-    AppRoleSecretIdRef,
-    CredentialKind,
-    IamAccessKeyRef,
-    KvSecretRef,
-    PkiCertificateRef,
-    SecretsManagerSecretRef,
-    TtlTargetType,
-    VaultTokenRef,
-    VaultTtlTargetRef,
-)
+from rescind.kinds import Backends, InventoryRow, InventoryScan, registered_kinds
+from rescind.models import CredentialKind
 from rescind.models.refs import format_ref
 from rescind.schedules.base import RateLimiter
 from rescind.schedules.policy import SchedulePolicy
-from rescind.vault.client import read_data, vault_errors
-from rescind.vault.common import as_int, list_keys
-from rescind.vault.pki import uri_sans
-from rescind.vault.ttl import TtlTargets, read_ttl_settings
 
 if TYPE_CHECKING:
+    import hvac
+
     from rescind.aws.session import AwsClientFactory
 
 # Upper bounds of the age buckets, in order; the last bucket is everything older.
@@ -74,12 +60,9 @@ _BUCKET_LABELS = {
     "lt_90d": "< 90 days",
     "ge_90d": ">= 90 days",
 }
-# What OpenBao says for a secret-id that never expires.
-_NEVER_EXPIRES = {"", "0001-01-01T00:00:00Z"}
 _DERIVED_FIELDS = frozenset(
     {"total", "by_kind", "by_age", "no_owner_count", "standing_privilege_count", "ttl_violation_count"}
 )
-_FRACTION = re.compile(r"\.\d+")
 
 ReportText = Annotated[str, Field(max_length=1000)]
 
@@ -166,11 +149,9 @@ def age_bucket(created_at: datetime, now: datetime) -> str:
 
 
 class _Collector:
-    """Accumulates the report while the readers walk the estate."""
+    """Accumulates the report while the kinds' readers walk the estate."""
 
-    def __init__(self, *, policy: SchedulePolicy, scope: DiscoveryScope, owned: frozenset[str], now: datetime) -> None:
-        self.policy = policy
-        self.scope = scope
+    def __init__(self, *, owned: frozenset[str], now: datetime) -> None:
         self.owned = owned
         self.now = now
         self.ages: dict[CredentialKind, Counter[str]] = {}
@@ -179,264 +160,25 @@ class _Collector:
         self.violations: list[Finding] = []
         self.errors: list[str] = []
 
-    def credential(self, ref_text: str, kind: CredentialKind, created_at: datetime, owner: str | None) -> None:
-        self.ages.setdefault(kind, Counter())[age_bucket(created_at, self.now)] += 1
-        if not owner and ref_text not in self.owned:
-            self.no_owner.append(Finding(target=ref_text, kind=kind, detail="no workload metadata, URI SAN or tag"))
+    def add(self, row: InventoryRow) -> None:
+        if row.created_at is not None:
+            self.ages.setdefault(row.kind, Counter())[age_bucket(row.created_at, self.now)] += 1
+            if not row.owner and row.target not in self.owned:
+                self.no_owner.append(
+                    Finding(target=row.target, kind=row.kind, detail="no workload metadata, URI SAN or tag")
+                )
+        if row.standing:
+            self.standing.append(Finding(target=row.target, kind=row.kind, detail=row.standing))
+        if row.ttl_violation:
+            self.violations.append(Finding(target=row.target, kind=row.kind, detail=row.ttl_violation))
 
-    def section(self, what: str, read: Callable[[], None]) -> None:
+    def section(self, what: str, rows: Callable[[], Iterable[InventoryRow]]) -> None:
+        """Count one part; a part that cannot be read is listed in `errors`, and what it gave so far is kept."""
         try:
-            read()
+            for row in rows():
+                self.add(row)
         except (ActionFailed, TransientError) as error:
             self.errors.append(f"{what}: {type(error).__name__}: {error}"[:1000])
-
-
-class _Vault:
-    def __init__(self, client: hvac.Client, limiter: RateLimiter) -> None:
-        self.client = client
-        self._limiter = limiter
-
-    def wait(self) -> None:
-        self._limiter.wait()
-
-    def call(self, operation: str, request: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        self._limiter.wait()
-        with vault_errors(operation):
-            return request(*args, **kwargs)
-
-    def keys(self, path: str) -> list[str]:
-        try:
-            return [str(key) for key in self.call(f"list {path}", lambda: list_keys(self.client, f"/v1/{path}"))]
-        except hvac.exceptions.InvalidPath as error:
-            raise ActionFailed(f"nothing is mounted at {path!r}") from error
-
-
-def _timestamp(value: Any) -> datetime:
-    """Vault's times: unix seconds (tokens) or RFC 3339 with nanoseconds (everything else). Always aware."""
-    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
-        return datetime.fromtimestamp(int(value), UTC)
-    # Python 3.11 reads at most microseconds and no "Z".
-    text = _FRACTION.sub(lambda match: match.group(0)[:7], str(value).replace("Z", "+00:00"))
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-# --- Vault readers ----------------------------------------------------------------------------------
-
-
-def _read_tokens(vault: _Vault, report: _Collector) -> None:
-    for accessor in vault.keys("auth/token/accessors"):
-        try:
-            response = vault.call(
-                f"lookup token accessor {accessor}", vault.client.auth.token.lookup_accessor, accessor
-            )
-        except hvac.exceptions.InvalidRequest:
-            continue  # died during the scan
-        data = read_data(response)
-        ref = format_ref(VaultTokenRef(accessor=accessor))
-        meta = data.get("meta") or {}
-        report.credential(
-            ref,
-            CredentialKind.VAULT_TOKEN,
-            _timestamp(data.get("creation_time") or 0),
-            meta.get(report.scope.metadata_key),
-        )
-        ttl, explicit_max = as_int(data.get("ttl")), as_int(data.get("explicit_max_ttl"))
-        if ttl == 0 and explicit_max == 0:
-            report.standing.append(
-                Finding(target=ref, kind=CredentialKind.VAULT_TOKEN, detail="ttl 0 and no explicit max: never expires")
-            )
-        elif ttl > report.policy.ttl_ceilings.token_seconds:
-            report.violations.append(
-                Finding(
-                    target=ref,
-                    kind=CredentialKind.VAULT_TOKEN,
-                    detail=f"ttl {ttl}s > token ceiling {report.policy.ttl_ceilings.token_seconds}s",
-                )
-            )
-
-
-def _read_secret_ids(vault: _Vault, report: _Collector, mount: str) -> None:
-    for role in vault.keys(f"auth/{mount}/role"):
-        _role_ttl_violation(
-            vault, report, VaultTtlTargetRef(target_type=TtlTargetType.APPROLE_ROLE, mount=mount, role_name=role)
-        )
-        for accessor in vault.keys(f"auth/{mount}/role/{role}/secret-id"):
-            ref = AppRoleSecretIdRef(mount=mount, role_name=role, accessor=accessor)
-            try:
-                response = vault.call(
-                    f"lookup secret-id accessor {accessor}",
-                    vault.client.auth.approle.read_secret_id_accessor,
-                    role,
-                    accessor,
-                    mount_point=mount,
-                )
-            except hvac.exceptions.InvalidPath:
-                continue  # destroyed during the scan
-            data = read_data(response)
-            text = format_ref(ref)
-            report.credential(
-                text,
-                CredentialKind.APPROLE_SECRET_ID,
-                _timestamp(data.get("creation_time")),
-                (data.get("metadata") or {}).get(report.scope.metadata_key),
-            )
-            if as_int(data.get("secret_id_ttl")) == 0 or str(data.get("expiration_time") or "") in _NEVER_EXPIRES:
-                report.standing.append(
-                    Finding(target=text, kind=CredentialKind.APPROLE_SECRET_ID, detail="secret_id_ttl 0: never expires")
-                )
-    _role_ttl_violation(vault, report, VaultTtlTargetRef(target_type=TtlTargetType.MOUNT, mount=f"auth/{mount}"))
-
-
-def _role_ttl_violation(vault: _Vault, report: _Collector, ref: VaultTtlTargetRef) -> None:
-    ceilings = report.policy.ttl_ceilings
-    ceiling = ceilings.mount_seconds if ref.target_type is TtlTargetType.MOUNT else ceilings.role_seconds
-    vault.wait()  # read_ttl_settings makes one request
-    settings = read_ttl_settings(vault.client, ref)
-    if settings is None:
-        return
-    above = settings.lowerings(TtlTargets(ttl_seconds=ceiling, ceiling_seconds=ceiling))
-    if above:
-        fields = " ".join(f"{name}={settings.values[name]}" for name in sorted(above))
-        report.violations.append(
-            Finding(
-                target=format_ref(ref),
-                kind=CredentialKind.VAULT_TTL_TARGET,
-                detail=f"{fields} above {ceiling}s (0 = system default)",
-            )
-        )
-
-
-def _read_certificates(vault: _Vault, report: _Collector, mount: str) -> None:
-    from cryptography import x509
-
-    from rescind.vault.pki import canonical_serial
-
-    for role in vault.keys(f"{mount}/roles"):
-        _role_ttl_violation(
-            vault, report, VaultTtlTargetRef(target_type=TtlTargetType.PKI_ROLE, mount=mount, role_name=role)
-        )
-    _role_ttl_violation(vault, report, VaultTtlTargetRef(target_type=TtlTargetType.MOUNT, mount=mount))
-    max_lifetime = timedelta(days=report.policy.pki_max_certificate_days)
-    for key in vault.keys(f"{mount}/certs"):
-        serial = canonical_serial(key)
-        try:
-            response = vault.call(
-                f"read certificate {serial} on {mount}",
-                vault.client.secrets.pki.read_certificate,
-                serial,
-                mount_point=mount,
-            )
-        except hvac.exceptions.InvalidPath:
-            continue  # tidied during the scan
-        data = read_data(response)
-        pem = data.get("certificate")
-        if not isinstance(pem, str) or not pem.strip() or as_int(data.get("revocation_time")) > 0:
-            continue
-        certificate = x509.load_pem_x509_certificate(pem.encode())
-        try:
-            if certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-                continue  # the mount's own issuer, not a workload's credential
-        except x509.ExtensionNotFound:
-            pass
-        if certificate.not_valid_after_utc <= report.now:
-            continue
-        uris = uri_sans(certificate)
-        text = format_ref(PkiCertificateRef(mount=mount, serial=serial))
-        report.credential(
-            text, CredentialKind.PKI_CERTIFICATE, certificate.not_valid_before_utc, uris[0] if uris else None
-        )
-        lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
-        if lifetime > max_lifetime:
-            report.violations.append(
-                Finding(
-                    target=text,
-                    kind=CredentialKind.PKI_CERTIFICATE,
-                    detail=f"lifetime {lifetime / timedelta(days=1):.1f} days > {max_lifetime.days} days",
-                )
-            )
-
-
-def _kv_paths(vault: _Vault, mount: str, folder: str = "") -> Iterator[str]:
-    try:
-        response = vault.call(
-            f"list {mount}/metadata/{folder}",
-            lambda: vault.client.secrets.kv.v2.list_secrets(folder, mount_point=mount),
-        )
-    except hvac.exceptions.InvalidPath as error:
-        if error.errors and any("no handler for route" in str(message) for message in error.errors):
-            raise ActionFailed(f"no KV v2 secrets engine is mounted at {mount!r}") from error
-        return
-    for entry in sorted(str(key) for key in read_data(response).get("keys") or []):
-        path = f"{folder}{entry}"
-        if entry.endswith("/"):
-            yield from _kv_paths(vault, mount, path)
-        else:
-            yield path
-
-
-def _read_kv_secrets(vault: _Vault, report: _Collector, mount: str) -> None:
-    for path in _kv_paths(vault, mount):
-        try:
-            response = vault.call(
-                f"read metadata of {mount}/{path}",
-                vault.client.secrets.kv.v2.read_secret_metadata,
-                path,
-                mount_point=mount,
-            )
-        except hvac.exceptions.InvalidPath:
-            continue
-        data = read_data(response)
-        current = (data.get("versions") or {}).get(str(data.get("current_version") or 0)) or {}
-        if current.get("destroyed") or current.get("deletion_time"):
-            continue  # no live value
-        custom = data.get("custom_metadata") or {}
-        report.credential(
-            format_ref(KvSecretRef(mount=mount, path=path)),
-            CredentialKind.KV_SECRET,
-            _timestamp(current.get("created_time") or data.get("created_time")),
-            custom.get(report.scope.metadata_key),
-        )
-
-
-# --- AWS readers ------------------------------------------------------------------------------------
-
-
-def _tag(tags: list[Any] | None, key: str) -> str | None:
-    for tag in tags or []:
-        if tag.get("Key") == key and tag.get("Value"):
-            return str(tag["Value"])
-    return None
-
-
-def _read_iam_keys(aws: AwsClientFactory, report: _Collector, account_id: str) -> None:
-    iam = aws.client("iam", account_id)
-    with aws_errors(f"iam list-users/list-access-keys in {account_id}"):
-        for page in iam.get_paginator("list_users").paginate():
-            for user in page["Users"]:
-                name = user["UserName"]
-                owner = _tag(iam.list_user_tags(UserName=name).get("Tags"), report.scope.aws_tag_key)
-                for key_page in iam.get_paginator("list_access_keys").paginate(UserName=name):
-                    for key in key_page["AccessKeyMetadata"]:
-                        if key.get("Status") != "Active":
-                            continue  # an inactive key grants nothing
-                        ref = IamAccessKeyRef(account_id=account_id, user_name=name, access_key_id=key["AccessKeyId"])
-                        report.credential(format_ref(ref), CredentialKind.IAM_ACCESS_KEY, key["CreateDate"], owner)
-
-
-def _read_secrets_manager(aws: AwsClientFactory, report: _Collector, account_id: str) -> None:
-    secrets = aws.client("secretsmanager", account_id)
-    with aws_errors(f"secretsmanager list-secrets in {account_id}"):
-        for page in secrets.get_paginator("list_secrets").paginate():
-            for secret in page["SecretList"]:
-                created = secret.get("LastRotatedDate") or secret.get("CreatedDate") or report.now
-                ref = SecretsManagerSecretRef(secret_arn=secret["ARN"])
-                report.credential(
-                    format_ref(ref),
-                    CredentialKind.SECRETS_MANAGER_SECRET,
-                    created,
-                    _tag(secret.get("Tags"), report.scope.aws_tag_key),
-                )
 
 
 # --- the report -------------------------------------------------------------------------------------
@@ -460,20 +202,13 @@ def build_inventory_report(
     inventory: Inventory | None,
     now: datetime,
 ) -> InventoryReport:
-    """Read the estate in scope (reads only) and count it."""
-    report = _Collector(policy=policy, scope=scope, owned=_inventoried(inventory), now=now)
-    reader = _Vault(vault, RateLimiter(policy.vault_requests_per_second))
-    report.section("vault tokens", lambda: _read_tokens(reader, report))
-    for mount in scope.approle_mounts:
-        report.section(f"approle mount {mount}", partial(_read_secret_ids, reader, report, mount))
-    for mount in scope.pki_mounts:
-        report.section(f"pki mount {mount}", partial(_read_certificates, reader, report, mount))
-    for mount in scope.kv_mounts:
-        report.section(f"kv mount {mount}", partial(_read_kv_secrets, reader, report, mount))
-    if aws is not None:
-        for account_id in scope.aws_account_ids:
-            report.section(f"iam keys in {account_id}", partial(_read_iam_keys, aws, report, account_id))
-            report.section(f"secrets in {account_id}", partial(_read_secrets_manager, aws, report, account_id))
+    """Read the estate in scope (reads only), each credential kind its own part, and count it."""
+    report = _Collector(owned=_inventoried(inventory), now=now)
+    limiter = RateLimiter(policy.vault_requests_per_second)
+    scan = InventoryScan(Backends(vault, aws), scope, policy, now, wait=limiter.wait)
+    for spec in registered_kinds():
+        for what, rows in spec.inventory(scan) if spec.inventory is not None else ():
+            report.section(what, rows)
     return InventoryReport(
         generated_at=now,
         scope=ReportScope(

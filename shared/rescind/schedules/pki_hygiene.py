@@ -20,14 +20,11 @@ A dry run reads the CRL and the certificates and reports what it would do, and w
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
-import hvac
-import hvac.exceptions
-from cryptography import x509
 from pydantic import ValidationError
 
 from rescind.exceptions import ActionFailed, InvalidInput, TransientError
@@ -37,145 +34,34 @@ from rescind.models.refs import format_ref
 from rescind.schedules.base import CheckpointStore, RateLimiter, SweepProgress
 from rescind.schedules.policy import SchedulePolicy
 from rescind.schedules.types import Change, ChangeStatus, SweepName, SweepReport, SweepRequest
-from rescind.vault.client import read_data, vault_errors
-from rescind.vault.common import as_int, list_keys
-from rescind.vault.pki import canonical_serial, serial_from_int, uri_sans
+from rescind.vault.pki import (
+    CertificateRecord,
+    PublishedCrl,
+    canonical_serial,
+    list_certificate_serials,
+    read_certificate_record,
+    read_published_crl,
+    rebuild_crl,
+)
+from rescind.vault.pki_tidy import TidyStatus, read_tidy_status, start_tidy
+
+if TYPE_CHECKING:
+    import hvac
 
 _MAINTENANCE = "#0"
 _CERTIFICATE = "#1#"
 _TIDY_DONE_STATES = frozenset({"Finished", "Error", "Cancelled"})
-_NO_ROUTE = "no handler for route"
 
 
 @dataclass(frozen=True)
-class TidyStatus:
-    state: str
-    time_started: str
-    cert_store_deleted: int
-    revoked_deleted: int
-    tidy_cert_store: bool
-    tidy_revoked_certs: bool
-    safety_buffer_seconds: int
-    error: str
-
-
-@dataclass(frozen=True)
-class PublishedCrl:
-    this_update: datetime | None  # None: the mount publishes no CRL yet
-    next_update: datetime | None
-    serials: frozenset[str]
-
-
-@dataclass(frozen=True)
-class StoredCertificate:
-    """The public certificate of `<mount>/cert/<serial>`; no private key is ever read."""
-
-    serial: str
-    is_ca: bool
-    revoked: bool
-    not_before: datetime
-    not_after: datetime
-    uri_sans: tuple[str, ...]
-
-    @property
-    def lifetime(self) -> timedelta:
-        return self.not_after - self.not_before
-
-
 class _VaultReader:
-    """The rate-limited Vault calls of this sweep."""
+    """The sweep's Vault client and its rate limit: every request waits for it."""
 
-    def __init__(self, vault: hvac.Client, limiter: RateLimiter) -> None:
-        self.vault = vault
-        self._limiter = limiter
+    vault: hvac.Client
+    limiter: RateLimiter
 
-    def call(self, operation: str, request: Callable[[], Any]) -> Any:
-        self._limiter.wait()
-        with vault_errors(operation):
-            return request()
-
-
-# --- reads ------------------------------------------------------------------------------------------
-
-
-def _missing_mount(error: hvac.exceptions.VaultError) -> bool:
-    return any(_NO_ROUTE in str(message) for message in error.errors or [])
-
-
-def list_certificate_serials(reader: _VaultReader, mount: str, *, revoked: bool = False) -> list[str]:
-    """The serials stored on the mount (or on its revoked list), in Vault's form, sorted."""
-    path = f"/v1/{mount}/certs/revoked" if revoked else f"/v1/{mount}/certs"
-    try:
-        keys = reader.call(f"list {path}", lambda: list_keys(reader.vault, path))
-    except hvac.exceptions.InvalidPath as error:
-        raise ActionFailed(f"no PKI secrets engine is mounted at {mount!r}") from error
-    return sorted({canonical_serial(str(key)) for key in keys})
-
-
-def read_tidy_status(reader: _VaultReader, mount: str) -> TidyStatus:
-    data = read_data(
-        reader.call(f"read {mount}/tidy-status", lambda: reader.vault.adapter.get(f"/v1/{mount}/tidy-status"))
-    )
-    return TidyStatus(
-        state=str(data.get("state") or ""),
-        time_started=str(data.get("time_started") or ""),
-        cert_store_deleted=as_int(data.get("cert_store_deleted_count")),
-        revoked_deleted=as_int(data.get("revoked_cert_deleted_count")),
-        tidy_cert_store=bool(data.get("tidy_cert_store")),
-        tidy_revoked_certs=bool(data.get("tidy_revoked_certs")),
-        safety_buffer_seconds=as_int(data.get("safety_buffer")),
-        error=str(data.get("error") or "")[:200],
-    )
-
-
-def read_published_crl(reader: _VaultReader, mount: str) -> PublishedCrl:
-    try:
-        response = reader.call(f"fetch CRL of {mount}", lambda: reader.vault.adapter.get(f"/v1/{mount}/crl"))
-    except hvac.exceptions.InvalidPath as error:
-        if _missing_mount(error):
-            raise ActionFailed(f"no PKI secrets engine is mounted at {mount!r}") from error
-        return PublishedCrl(None, None, frozenset())
-    content = getattr(response, "content", b"")
-    if not content:
-        return PublishedCrl(None, None, frozenset())
-    try:
-        crl = x509.load_der_x509_crl(content)
-    except ValueError as error:
-        raise ActionFailed(f"the CRL of {mount!r} is not a DER CRL: {error}") from None
-    return PublishedCrl(
-        this_update=crl.last_update_utc,
-        next_update=crl.next_update_utc,
-        serials=frozenset(serial_from_int(entry.serial_number) for entry in crl),
-    )
-
-
-def read_stored_certificate(reader: _VaultReader, mount: str, serial: str) -> StoredCertificate | None:
-    """None when the mount no longer stores the serial (tidied meanwhile)."""
-    try:
-        response = reader.call(
-            f"read certificate {serial} on {mount}",
-            lambda: reader.vault.secrets.pki.read_certificate(serial, mount_point=mount),
-        )
-    except hvac.exceptions.InvalidPath:
-        return None
-    data = read_data(response)
-    pem = data.get("certificate")
-    if not isinstance(pem, str) or not pem.strip():
-        return None
-    certificate = x509.load_pem_x509_certificate(pem.encode())
-    try:
-        is_ca = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    uris = uri_sans(certificate)
-    return StoredCertificate(
-        serial=serial,
-        is_ca=is_ca,
-        revoked=as_int(data.get("revocation_time")) > 0,
-        not_before=certificate.not_valid_before_utc,
-        not_after=certificate.not_valid_after_utc,
-        uri_sans=uris,
-    )
+    def wait(self) -> None:
+        self.limiter.wait()
 
 
 def inventoried_certificates(inventory: Inventory | None) -> frozenset[tuple[str, str]]:
@@ -197,26 +83,28 @@ def tidy_mount(
     reader: _VaultReader, mount: str, *, safety_buffer_seconds: int, dry_run: bool, timeout_seconds: float
 ) -> tuple[Change, TidyStatus | None]:
     """Run tidy and wait for its status to say it finished. The status is None for a dry run."""
-    before = read_tidy_status(reader, mount)
+    reader.wait()
+    before = read_tidy_status(reader.vault, mount)
     before_text = f"last tidy {before.state or 'never'} {before.time_started or ''}".strip()
     if dry_run:
         return _maintenance(
             mount, "tidy", ChangeStatus.PLANNED, before_text, f"would tidy with safety_buffer {safety_buffer_seconds}s"
         ), None
-    body = {"tidy_cert_store": True, "tidy_revoked_certs": True, "safety_buffer": f"{safety_buffer_seconds}s"}
-    try:
-        reader.call(f"tidy {mount}", lambda: reader.vault.adapter.post(f"/v1/{mount}/tidy", json=body))
-    except hvac.exceptions.InvalidRequest as error:
-        return _maintenance(mount, "tidy", ChangeStatus.FAILED, before_text, f"tidy refused: {error}"), None
+    reader.wait()
+    refused = start_tidy(reader.vault, mount, safety_buffer_seconds=safety_buffer_seconds)
+    if refused is not None:
+        return _maintenance(mount, "tidy", ChangeStatus.FAILED, before_text, f"tidy refused: {refused}"), None
     deadline = time.monotonic() + timeout_seconds
-    status = read_tidy_status(reader, mount)
+    reader.wait()
+    status = read_tidy_status(reader.vault, mount)
     # A run of ours has a new start time; tidy is asynchronous, so wait for that run to end.
     while status.time_started == before.time_started or status.state not in _TIDY_DONE_STATES:
         if time.monotonic() > deadline:
             detail = f"tidy did not finish within {timeout_seconds:.0f}s (state {status.state}); a rerun checks again"
             return _maintenance(mount, "tidy", ChangeStatus.FAILED, before_text, detail), None
         time.sleep(0.05)
-        status = read_tidy_status(reader, mount)
+        reader.wait()
+        status = read_tidy_status(reader.vault, mount)
     verified = (
         status.state == "Finished"
         and status.tidy_cert_store
@@ -267,8 +155,10 @@ def crl_staleness(crl: PublishedCrl, revoked: frozenset[str], *, tidied_revoked:
 def rebuild_stale_crl(
     reader: _VaultReader, mount: str, *, tidied_revoked: bool, dry_run: bool, now: datetime
 ) -> Change:
-    revoked = frozenset(list_certificate_serials(reader, mount, revoked=True))
-    crl = read_published_crl(reader, mount)
+    reader.wait()
+    revoked = frozenset(list_certificate_serials(reader.vault, mount, revoked=True))
+    reader.wait()
+    crl = read_published_crl(reader.vault, mount)
     before = _crl_text(crl, revoked)
     why = crl_staleness(crl, revoked, tidied_revoked=tidied_revoked, now=now)
     if why is None:
@@ -276,8 +166,10 @@ def rebuild_stale_crl(
     if dry_run:
         return _maintenance(mount, "rebuild_crl", ChangeStatus.PLANNED, before, f"would rebuild: {why}")
     requested_at = datetime.now(UTC).replace(microsecond=0)  # a CRL's times have whole seconds
-    reader.call(f"rebuild CRL of {mount}", lambda: reader.vault.adapter.get(f"/v1/{mount}/crl/rotate"))
-    rebuilt = read_published_crl(reader, mount)
+    reader.wait()
+    rebuild_crl(reader.vault, mount)
+    reader.wait()
+    rebuilt = read_published_crl(reader.vault, mount)
     after = _crl_text(rebuilt, revoked)
     missing = revoked - rebuilt.serials
     if rebuilt.this_update is None or rebuilt.this_update < requested_at or missing:
@@ -305,7 +197,7 @@ def _maintenance(
 
 
 def certificate_findings(
-    certificate: StoredCertificate,
+    certificate: CertificateRecord,
     ref: PkiCertificateRef,
     *,
     max_days: int,
@@ -374,7 +266,8 @@ def run_pki_hygiene(
     keys: list[str] = []
     for mount in mounts:
         try:
-            serials = list_certificate_serials(reader, mount)
+            reader.wait()
+            serials = list_certificate_serials(reader.vault, mount)
         except (ActionFailed, TransientError) as error:
             # One missing or unreachable mount is reported; the other mounts are still looked after.
             failed = _maintenance(
@@ -399,7 +292,8 @@ def run_pki_hygiene(
             continue
         mount, _, serial = key.partition(_CERTIFICATE)
         try:
-            certificate = read_stored_certificate(reader, mount, serial)
+            reader.wait()
+            certificate = read_certificate_record(reader.vault, mount, serial)
         except (ActionFailed, TransientError) as error:
             failed = Change(
                 target=f"pki:{mount}:{serial}",

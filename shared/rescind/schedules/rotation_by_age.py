@@ -17,18 +17,15 @@ one done. Protected paths and holds are skipped; a dry run plans and writes noth
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import hvac
-import hvac.exceptions
 from pydantic import ValidationError
 
-from rescind.aws.errors import aws_errors
-from rescind.exceptions import ActionFailed
-from rescind.guard import AWS_HOLD_TAG, find_holds
+from rescind.aws.secrets_manager import ListedSecret, list_secrets
+from rescind.guard import find_holds
+from rescind.holds import AWS_HOLD_TAG, is_set
 from rescind.models import (
     Action,
     ActionKind,
@@ -42,11 +39,12 @@ from rescind.models.results import utc_now
 from rescind.schedules.base import CheckpointStore, RateLimiter, SweepProgress
 from rescind.schedules.policy import MaxAgeRule, SchedulePolicy
 from rescind.schedules.types import Change, ChangeStatus, SweepName, SweepReport, SweepRequest
-from rescind.vault.client import read_data, vault_errors
-from rescind.vault.common import list_keys
-from rescind.vault.kv import ROTATED_VERSION_KEY, ROTATION_STEP_KEY, RotationStep
+from rescind.vault.kv_rotation import RotationStep, rotation_of
+from rescind.vault.kv_store import SecretMetadata, destroy_versions, iter_kv_paths, read_secret_metadata
 
 if TYPE_CHECKING:
+    import hvac
+
     from rescind.aws.session import AwsClientFactory
     from rescind.engine.executor import ActionEngine
 
@@ -75,108 +73,21 @@ def _clip(text: str, limit: int) -> str:
 # --- KV v2 ----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KvVersion:
-    created_time: datetime | None
-    destroyed: bool
-    deleted: bool
-
-
-@dataclass(frozen=True)
-class KvSecretAge:
-    """What the metadata says about a secret's versions. No value is ever read."""
-
-    current_version: int
-    versions: Mapping[int, KvVersion]
-    custom_metadata: Mapping[str, str]
-
-    @property
-    def current(self) -> KvVersion | None:
-        return self.versions.get(self.current_version)
-
-    @property
-    def rotated_version(self) -> int | None:
-        """The version Rescind's last finished rotation created, if any."""
-        if self.custom_metadata.get(ROTATION_STEP_KEY) != RotationStep.FINISHED:
-            return None
-        text = self.custom_metadata.get(ROTATED_VERSION_KEY, "")
-        return int(text) if text.isdigit() else None
-
-    def versions_past_grace(self, cutoff: datetime) -> list[int]:
-        """Versions a rotation replaced whose successor was created before `cutoff`, not yet destroyed."""
-        rotated = self.rotated_version
-        if rotated is None:
-            return []
-        doomed = []
-        for number, version in sorted(self.versions.items()):
-            successor = self.versions.get(number + 1)
-            if number >= rotated or version.destroyed or successor is None or successor.created_time is None:
-                continue
-            if successor.created_time < cutoff:
-                doomed.append(number)
-        return doomed
-
-
-def _parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    # Vault writes RFC 3339 with nanoseconds; Python 3.11 parses at most microseconds.
-    head, _, rest = text.partition(".")
-    if rest:
-        digits = rest.rstrip("Z")
-        zone = "+00:00" if rest.endswith("Z") else ""
-        if not zone and ("+" in digits or "-" in digits):
-            split = max(digits.rfind("+"), digits.rfind("-"))
-            digits, zone = digits[:split], digits[split:]
-        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
-    elif text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def read_kv_secret_age(vault: hvac.Client, ref: KvSecretRef) -> KvSecretAge | None:
-    """The secret's versions with their creation times; None when nothing is stored at the path."""
-    with vault_errors(f"read metadata of {ref.mount}/{ref.path}"):
-        try:
-            response = vault.secrets.kv.v2.read_secret_metadata(ref.path, mount_point=ref.mount)
-        except hvac.exceptions.InvalidPath:
-            return None
-    data = read_data(response)
-    versions = {
-        int(number): KvVersion(
-            created_time=_parse_time(info.get("created_time")),
-            destroyed=bool(info.get("destroyed")),
-            deleted=bool(info.get("deletion_time")),
-        )
-        for number, info in (data.get("versions") or {}).items()
-        if isinstance(info, dict) and str(number).isdigit()
-    }
-    custom = {str(key): str(value) for key, value in (data.get("custom_metadata") or {}).items()}
-    return KvSecretAge(int(data.get("current_version") or 0), versions, custom)
-
-
-def list_kv_paths(vault: hvac.Client, mount: str, folder: str, wait: Callable[[], None]) -> list[str]:
-    """Every secret path under `folder` of a KV v2 mount (LIST on its metadata, paginated), sorted."""
-    found: list[str] = []
-    folders = [folder.strip("/")]
-    while folders:
-        current = folders.pop()
-        wait()
-        with vault_errors(f"list {mount}/metadata/{current}"):
-            try:
-                keys = list_keys(vault, f"/v1/{mount}/metadata/{current}")
-            except hvac.exceptions.InvalidPath as error:
-                raise ActionFailed(f"cannot list KV v2 mount {mount!r}: {str(error)[:200]}") from None
-        for key in keys:
-            path = f"{current}/{key}" if current else key
-            if key.endswith("/"):
-                folders.append(path.rstrip("/"))
-            else:
-                found.append(path)
-    return sorted(found)
+def versions_past_grace(secret: SecretMetadata, cutoff: datetime) -> list[int]:
+    """Versions Rescind's last finished rotation replaced whose successor was created before `cutoff`, not yet
+    destroyed; none for a secret Rescind has not rotated."""
+    rotation = rotation_of(secret)
+    rotated = rotation.rotated_version if rotation.step is RotationStep.FINISHED else None
+    if rotated is None:
+        return []
+    doomed = []
+    for number, version in sorted(secret.versions.items()):
+        successor = secret.versions.get(number + 1)
+        if number >= rotated or version.destroyed or successor is None or successor.created_time is None:
+            continue
+        if successor.created_time < cutoff:
+            doomed.append(number)
+    return doomed
 
 
 def kv_rule_for(policy: SchedulePolicy, full_path: str) -> MaxAgeRule | None:
@@ -204,37 +115,6 @@ def _walk_roots(policy: SchedulePolicy, kv_mounts: Sequence[str]) -> dict[str, s
 
 
 # --- Secrets Manager ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SmSecret:
-    arn: str
-    account_id: str
-    tags: Mapping[str, str]
-    age_from: datetime | None
-    rotation_enabled: bool
-
-
-def list_secrets_manager_secrets(aws: AwsClientFactory, account_id: str) -> list[SmSecret]:
-    """Every secret of the account (not those scheduled for deletion), with its tags and age reference."""
-    client = aws.client("secretsmanager", account_id)
-    found: list[SmSecret] = []
-    with aws_errors(f"secretsmanager list-secrets in {account_id}"):
-        for page in client.get_paginator("list_secrets").paginate():
-            for entry in page.get("SecretList", []):
-                if entry.get("DeletedDate") or "ARN" not in entry:
-                    continue
-                tags = {tag.get("Key", ""): tag.get("Value", "") for tag in entry.get("Tags", [])}
-                found.append(
-                    SmSecret(
-                        arn=entry["ARN"],
-                        account_id=account_id,
-                        tags=tags,
-                        age_from=entry.get("LastRotatedDate") or entry.get("CreatedDate"),
-                        rotation_enabled=bool(entry.get("RotationEnabled")),
-                    )
-                )
-    return found
 
 
 def tag_rule_for(policy: SchedulePolicy, tags: Mapping[str, str]) -> MaxAgeRule | None:
@@ -303,13 +183,19 @@ class _RotationSweep:
         if rule is None:
             return
         self.limiter.wait()
-        secret = read_kv_secret_age(self.vault, ref)
+        secret = read_secret_metadata(self.vault, ref)
         current = secret.current if secret is not None else None
-        if secret is None or current is None or current.destroyed or current.deleted or current.created_time is None:
+        if (
+            secret is None
+            or current is None
+            or current.destroyed
+            or current.deletion_time
+            or current.created_time is None
+        ):
             return  # nothing readable to rotate
         age = self.now - current.created_time
         due = age > timedelta(days=rule.max_age_days)
-        doomed = secret.versions_past_grace(self.now - timedelta(days=self.policy.rotation_grace_days))
+        doomed = versions_past_grace(secret, self.now - timedelta(days=self.policy.rotation_grace_days))
         if not due and not doomed:
             return
         what = "rotate" if due else "destroy previous versions"
@@ -335,7 +221,7 @@ class _RotationSweep:
 
     def _kv_after(self, ref: KvSecretRef) -> str | None:
         self.limiter.wait()
-        secret = read_kv_secret_age(self.vault, ref)
+        secret = read_secret_metadata(self.vault, ref)
         return None if secret is None else f"version {secret.current_version}"
 
     def destroy_past_grace(self, ref: KvSecretRef, doomed: list[int]) -> None:
@@ -345,10 +231,9 @@ class _RotationSweep:
             self.add(ref.key, "destroy previous versions", ChangeStatus.PLANNED, before=before)
             return
         self.limiter.wait()
-        with vault_errors(f"destroy versions {doomed} of {ref.mount}/{ref.path}"):
-            self.vault.secrets.kv.v2.destroy_secret_versions(ref.path, doomed, mount_point=ref.mount)
+        destroy_versions(self.vault, ref, doomed)
         self.limiter.wait()
-        after = read_kv_secret_age(self.vault, ref)
+        after = read_secret_metadata(self.vault, ref)
         alive = [n for n in doomed if after is not None and n in after.versions and not after.versions[n].destroyed]
         status = ChangeStatus.FAILED if alive else ChangeStatus.APPLIED
         observed = f"read back: versions {alive} not destroyed" if alive else "read back: destroyed"
@@ -363,7 +248,7 @@ class _RotationSweep:
 
     # Secrets Manager
 
-    def sm_secret(self, secret: SmSecret) -> None:
+    def sm_secret(self, secret: ListedSecret) -> None:
         rule = tag_rule_for(self.policy, secret.tags)
         if rule is None or secret.age_from is None:
             return
@@ -378,7 +263,7 @@ class _RotationSweep:
         if self.policy.is_protected(ref.key) or self.policy.is_protected(secret.arn):
             self.add(ref.key, "rotate", ChangeStatus.SKIPPED, detail="protected by policy: never touched")
             return
-        if secret.tags.get(AWS_HOLD_TAG, "") not in ("", "false", "False", "0"):
+        if is_set(secret.tags.get(AWS_HOLD_TAG)):
             self.add(ref.key, "rotate", ChangeStatus.SKIPPED, detail=f"on hold (tag {AWS_HOLD_TAG}): never touched")
             return
         before = f"{_days(age)} days since last rotation"
@@ -416,12 +301,14 @@ def run_rotation_by_age(
     candidates: dict[str, Callable[[], None]] = {}
     for mount, folders in sorted(_walk_roots(policy, kv_mounts).items()):
         for folder in sorted(folders):
-            for path in list_kv_paths(vault, mount, folder, sweep.limiter.wait):
+            for path in sorted(iter_kv_paths(vault, mount, folder, before_request=sweep.limiter.wait)):
                 ref = KvSecretRef(mount=mount, path=path)
                 candidates[f"{KV_PREFIX}{mount}/{path}"] = partial(sweep.kv_secret, ref)
     if aws is not None and any(rule.tag for rule in policy.rotation_max_age):
         for account_id in sorted(set(account_ids)):
-            for secret in list_secrets_manager_secrets(aws, account_id):
+            for secret in list_secrets(aws, account_id):
+                if secret.scheduled_for_deletion:
+                    continue
                 candidates[f"{SM_PREFIX}{secret.arn}"] = partial(sweep.sm_secret, secret)
 
     for key in progress.walk(candidates):

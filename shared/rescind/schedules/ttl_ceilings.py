@@ -30,10 +30,6 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-import hvac
-import hvac.exceptions
-
-from rescind.exceptions import ActionFailed
 from rescind.guard import find_holds
 from rescind.models import (
     Action,
@@ -50,53 +46,19 @@ from rescind.schedules.base import CheckpointStore, RateLimiter, SweepProgress
 from rescind.schedules.policy import SchedulePolicy
 from rescind.schedules.rotation_by_age import status_of
 from rescind.schedules.types import Change, ChangeStatus, SweepName, SweepReport, SweepRequest
-from rescind.vault.client import read_data, vault_errors
-from rescind.vault.common import as_int, list_keys, ttl_is_at_or_below
-from rescind.vault.leases import lookup_lease
-from rescind.vault.tokens import lookup_token_by_accessor
-from rescind.vault.ttl import TtlTargets, read_ttl_settings, ttl_settings_path
+from rescind.vault.common import ttl_is_at_or_below
+from rescind.vault.leases import list_lease_ids, lookup_lease
+from rescind.vault.tokens import list_token_accessors, lookup_token_by_accessor, own_token_accessor
+from rescind.vault.ttl import TtlTargets, list_role_names, read_secret_id_ttl, read_ttl_settings
 
 if TYPE_CHECKING:
-    from rescind.engine.executor import ActionEngine
+    import hvac
 
-_MAX_LEASE_DEPTH = 10
-# Leases under auth/ are tokens' own leases: sys/leases/renew refuses them, so tokens are lowered by accessor.
-_TOKEN_LEASE_PREFIX = "auth/"  # noqa: S105 - a path prefix
+    from rescind.engine.executor import ActionEngine
 
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _list(vault: hvac.Client, path: str, what: str) -> list[str]:
-    """A LIST, paginated; [] when there is nothing there."""
-    with vault_errors(f"list {what}"):
-        try:
-            return list_keys(vault, f"/v1/{path}")
-        except (hvac.exceptions.InvalidPath, hvac.exceptions.InvalidRequest) as error:
-            raise ActionFailed(f"cannot list {what}: {str(error)[:200]}") from None
-
-
-def list_lease_ids(vault: hvac.Client, wait: Callable[[], None], mounts: Sequence[str]) -> list[str]:
-    """Every live lease id under the given mounts (PkiMounts and LeaseMounts), walking sys/leases/lookup below
-    each. Never from the root: a lease under a mount the stack is not configured for is not Rescind's to lower
-    or even to list, and tokens' own leases (auth/) are lowered by accessor."""
-    found: list[str] = []
-    roots = sorted({m.strip().strip("/") for m in mounts if m.strip().strip("/")})
-    pending: list[tuple[str, int]] = [(f"{root}/", 1) for root in roots if not root.startswith(_TOKEN_LEASE_PREFIX)]
-    while pending:
-        prefix, depth = pending.pop()
-        wait()
-        for key in _list(vault, f"sys/leases/lookup/{prefix}", "leases"):
-            path = f"{prefix}{key}"
-            if path.startswith(_TOKEN_LEASE_PREFIX):
-                continue
-            if key.endswith("/"):
-                if depth < _MAX_LEASE_DEPTH:
-                    pending.append((path, depth + 1))
-            else:
-                found.append(path)
-    return found
 
 
 class _CeilingSweep:
@@ -187,11 +149,8 @@ class _CeilingSweep:
         self.shorten(ref, ceiling, what=what, before=_clip(before, 200), after=_clip(after, 200), reason=reason)
 
     def secret_id_ttl(self, ref: VaultTtlTargetRef, ceiling: int) -> None:
-        path = ttl_settings_path(ref)
         self.limiter.wait()
-        with vault_errors(f"read {path}"):
-            response = self.vault.read(path)
-        seconds = as_int(read_data(response).get("secret_id_ttl")) if response is not None else None
+        seconds = read_secret_id_ttl(self.vault, ref)
         if seconds is not None and not ttl_is_at_or_below(seconds, ceiling):
             self.flag(
                 ref,
@@ -243,11 +202,6 @@ class _CeilingSweep:
             self.shorten(ref, ceiling, what="shorten_ttl", before=before, after=f"ttl={ceiling}", reason=reason)
 
 
-def _own_accessor(vault: hvac.Client) -> str:
-    with vault_errors("lookup own token"):
-        return str(read_data(vault.auth.token.lookup_self()).get("accessor") or "")
-
-
 def run_ttl_ceilings(
     request: SweepRequest,
     *,
@@ -274,26 +228,26 @@ def run_ttl_ceilings(
     for mount in sorted({m.strip("/") for m in pki_mounts if m.strip("/")}):
         add_target(VaultTtlTargetRef(target_type=TtlTargetType.MOUNT, mount=mount), f"{mount}/", f"mount:{mount}/")
         wait()
-        for name in _list(vault, f"{mount}/roles", f"PKI roles of {mount}"):
+        for name in list_role_names(vault, TtlTargetType.PKI_ROLE, mount):
             ref = VaultTtlTargetRef(target_type=TtlTargetType.PKI_ROLE, mount=mount, role_name=name)
             add_target(ref, f"{mount}/roles/{name}", f"role:{mount}/roles/{name}")
     for mount in sorted({m.strip("/").removeprefix("auth/") for m in approle_mounts if m.strip("/")}):
         auth = f"auth/{mount}"
         add_target(VaultTtlTargetRef(target_type=TtlTargetType.MOUNT, mount=auth), f"{auth}/", f"mount:{auth}/")
         wait()
-        for name in _list(vault, f"{auth}/role", f"AppRole roles of {auth}"):
+        for name in list_role_names(vault, TtlTargetType.APPROLE_ROLE, mount):
             ref = VaultTtlTargetRef(target_type=TtlTargetType.APPROLE_ROLE, mount=mount, role_name=name)
             add_target(ref, f"{auth}/role/{name}", f"role:{auth}/role/{name}")
     wait()
-    for name in _list(vault, "auth/token/roles", "token roles"):
+    for name in list_role_names(vault, TtlTargetType.TOKEN_ROLE):
         ref = VaultTtlTargetRef(target_type=TtlTargetType.TOKEN_ROLE, mount="token", role_name=name)
         add_target(ref, f"auth/token/roles/{name}", f"role:auth/token/roles/{name}")
     wait()
-    own = _own_accessor(vault)
+    own = own_token_accessor(vault)
     wait()
-    for accessor in _list(vault, "auth/token/accessors", "token accessors"):
+    for accessor in list_token_accessors(vault):
         candidates[f"token:{accessor}"] = partial(sweep.token, accessor, own)
-    for lease_id in list_lease_ids(vault, wait, [*pki_mounts, *lease_mounts]):
+    for lease_id in list_lease_ids(vault, [*pki_mounts, *lease_mounts], before_request=wait):
         candidates[f"lease:{lease_id}"] = partial(sweep.lease, lease_id)
 
     for key in progress.walk(candidates):

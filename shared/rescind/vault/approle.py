@@ -5,16 +5,41 @@ The secret-id value is never read, held or returned; OpenBao's accessor lookup d
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
 
 import hvac
 import hvac.exceptions
 
-from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
-from rescind.models import Action, ActionKind, ActOutcome, AppRoleSecretIdRef, CredentialKind, CredentialRef, Evidence
+from rescind.engine.base import KindHandler, Step
+from rescind.exceptions import ActionFailed, InvalidInput
+from rescind.holds import GuardFacts, facts_from_vault_metadata
+from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, InventorySection, KindSpec, ValueLocator
+from rescind.leaks.types import LocatedLeak, SecretType, Unlocated
+from rescind.models import (
+    ActionKind,
+    ActOutcome,
+    AppRoleSecretIdRef,
+    CredentialKind,
+    Evidence,
+    TtlTargetType,
+    VaultTtlTargetRef,
+)
+from rescind.models.refs import format_ref
 from rescind.vault.client import read_data, vault_errors
-from rescind.vault.common import as_int, list_keys
+from rescind.vault.common import as_int, list_keys, parse_vault_time
 from rescind.vault.tokens import DEFAULT_METADATA_KEY
+from rescind.vault.ttl import list_role_names, ttl_target_rows
+
+if TYPE_CHECKING:
+    from rescind.discovery import DiscoveryScope
+    from rescind.kinds import LeakSearch
+    from rescind.leaks.types import LeakAlert
+
+# What OpenBao says for a secret-id that never expires.
+_NEVER_EXPIRES = {"", "0001-01-01T00:00:00Z"}
 
 # OpenBao's answer (404) to a lookup of an accessor that names no secret-id of the role. A destroy of
 # such an accessor answers 500 with the same text, which must not be mistaken for an outage.
@@ -31,6 +56,8 @@ class SecretIdState:
     metadata: dict[str, str]
     expiration_time: str
     num_uses: int
+    creation_time: str = ""
+    ttl_seconds: int = 0  # secret_id_ttl: 0 means it never expires
 
 
 def _role_missing(error: hvac.exceptions.VaultError) -> bool:
@@ -46,11 +73,7 @@ def _describe(error: Exception) -> str:
 
 def list_approle_roles(client: hvac.Client, mount: str = "approle") -> list[str]:
     """The role names on an AppRole mount. A mount that does not exist raises ActionFailed."""
-    with vault_errors(f"list AppRole roles on {mount}"):
-        try:
-            return list_keys(client, f"/v1/auth/{mount}/role")
-        except hvac.exceptions.InvalidPath as error:
-            raise ActionFailed(f"list AppRole roles: no AppRole mount at auth/{mount}: {_describe(error)}") from error
+    return list_role_names(client, TtlTargetType.APPROLE_ROLE, mount)
 
 
 def list_secret_id_accessors(client: hvac.Client, role_name: str, mount: str = "approle") -> list[AppRoleSecretIdRef]:
@@ -89,6 +112,8 @@ def lookup_secret_id(client: hvac.Client, ref: AppRoleSecretIdRef) -> SecretIdSt
         metadata={str(key): str(value) for key, value in metadata.items()},
         expiration_time=str(data.get("expiration_time") or ""),
         num_uses=as_int(data.get("secret_id_num_uses")),
+        creation_time=str(data.get("creation_time") or ""),
+        ttl_seconds=as_int(data.get("secret_id_ttl")),
     )
 
 
@@ -163,34 +188,105 @@ def verify_secret_id_destroyed(client: hvac.Client, ref: AppRoleSecretIdRef) -> 
     return Evidence(check=check, observed="secret-id still exists", confirmed=False)
 
 
-# --- handler --------------------------------------------------------------------------------------
+# --- a leaked value ------------------------------------------------------------------------------
 
 
-class AppRoleSecretIdHandler:
+def locate_leaked_secret_id(search: LeakSearch, alert: LeakAlert, secret_id: str | None) -> LocatedLeak | Unlocated:
+    """`secret-id/lookup` of the value on each role of the AppRole mounts in scope: its accessor and owner."""
+    vault, scope = search.backends.vault, search.scope
+    for mount in scope.approle_mounts:
+        for role_name in list_approle_roles(vault, mount):
+            with vault_errors(f"secret-id lookup on {mount} role {role_name}"):
+                try:
+                    response = vault.auth.approle.read_secret_id(
+                        role_name=role_name, secret_id=secret_id, mount_point=mount
+                    )
+                except (hvac.exceptions.InvalidPath, hvac.exceptions.InvalidRequest):
+                    continue
+            data = read_data(response)
+            accessor = str(data.get("secret_id_accessor") or "")
+            if not accessor:
+                continue
+            metadata = data.get("metadata") or {}
+            owner = metadata.get(scope.metadata_key) if isinstance(metadata, dict) else None
+            return LocatedLeak(
+                credentials=(AppRoleSecretIdRef(mount=mount, role_name=role_name, accessor=accessor),),
+                owner=str(owner) if owner else None,
+                evidence=f"secret-id lookup matched on {mount} role {role_name}",
+            )
+    mounts = ", ".join(scope.approle_mounts) or "(none)"
+    return Unlocated(why=f"no AppRole role on the mounts in scope ({mounts}) has this secret-id")
+
+
+# --- the inventory report -------------------------------------------------------------------------
+
+
+def _inventory(scan: InventoryScan) -> list[InventorySection]:
+    return [(f"approle mount {mount}", partial(_secret_id_rows, scan, mount)) for mount in scan.scope.approle_mounts]
+
+
+def _secret_id_rows(scan: InventoryScan, mount: str) -> Iterator[InventoryRow]:
+    """Every secret-id of the mount (age, owner, never expiring), and its roles' and its own TTLs above ceiling."""
+    vault = scan.backends.vault
+    scan.wait()
+    for role in list_approle_roles(vault, mount):
+        yield from ttl_target_rows(
+            scan, VaultTtlTargetRef(target_type=TtlTargetType.APPROLE_ROLE, mount=mount, role_name=role)
+        )
+        scan.wait()
+        for ref in list_secret_id_accessors(vault, role, mount):
+            scan.wait()
+            state = lookup_secret_id(vault, ref)
+            if state is None:
+                continue  # destroyed during the scan
+            never_expires = state.ttl_seconds == 0 or state.expiration_time in _NEVER_EXPIRES
+            yield InventoryRow(
+                target=format_ref(ref),
+                kind=CredentialKind.APPROLE_SECRET_ID,
+                created_at=parse_vault_time(state.creation_time) or scan.now,
+                owner=state.metadata.get(scan.scope.metadata_key),
+                standing="secret_id_ttl 0: never expires" if never_expires else None,
+            )
+    yield from ttl_target_rows(scan, VaultTtlTargetRef(target_type=TtlTargetType.MOUNT, mount=f"auth/{mount}"))
+
+
+# --- the kind -------------------------------------------------------------------------------------
+
+
+class AppRoleSecretIdHandler(KindHandler[AppRoleSecretIdRef]):
     """CredentialHandler for AppRole secret-ids: revoke means destroy by accessor."""
 
-    kinds: frozenset[CredentialKind] = frozenset({CredentialKind.APPROLE_SECRET_ID})
-
     def __init__(self, client: hvac.Client) -> None:
+        super().__init__(
+            CredentialKind.APPROLE_SECRET_ID,
+            AppRoleSecretIdRef,
+            {ActionKind.REVOKE: Step.on_ref(client, destroy_secret_id_by_accessor, verify_secret_id_destroyed)},
+        )
         self._client = client
 
-    def act(self, action: Action) -> ActOutcome:
-        ref = _secret_id_ref(action)
-        if action.kind is ActionKind.REVOKE:
-            return destroy_secret_id_by_accessor(self._client, ref)
-        raise UnsupportedAction(f"{action.kind!s} does not apply to an AppRole secret-id")
-
-    def verify(self, action: Action) -> Evidence:
-        ref = _secret_id_ref(action)
-        if action.kind is ActionKind.REVOKE:
-            return verify_secret_id_destroyed(self._client, ref)
-        raise UnsupportedAction(f"{action.kind!s} does not apply to an AppRole secret-id")
-
-    def exists(self, ref: CredentialRef) -> bool | None:
-        return isinstance(ref, AppRoleSecretIdRef) and lookup_secret_id(self._client, ref) is not None
+    def look_up(self, ref: AppRoleSecretIdRef) -> bool | None:
+        return lookup_secret_id(self._client, ref) is not None
 
 
-def _secret_id_ref(action: Action) -> AppRoleSecretIdRef:
-    if not isinstance(action.target, AppRoleSecretIdRef):
-        raise UnsupportedAction(f"AppRoleSecretIdHandler cannot act on {action.target.kind!s}")
-    return action.target
+def _guard_facts(read: GuardRead, ref: AppRoleSecretIdRef) -> GuardFacts:
+    secret_id = lookup_secret_id(read.backends.vault, ref)
+    return facts_from_vault_metadata(secret_id.metadata if secret_id is not None else {}, read.metadata_key)
+
+
+def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[AppRoleSecretIdRef]:
+    found: list[AppRoleSecretIdRef] = []
+    for mount in scope.approle_mounts:
+        found.extend(find_secret_ids_by_metadata(backends.vault, scope.metadata_key, workload_id, mount=mount))
+    return found
+
+
+KIND = KindSpec(
+    kind=CredentialKind.APPROLE_SECRET_ID,
+    ref_type=AppRoleSecretIdRef,
+    ending_action=ActionKind.REVOKE,
+    build_handler=lambda backends: AppRoleSecretIdHandler(backends.vault),
+    read_guard_facts=_guard_facts,
+    discover=_discover,
+    locate_leaked={SecretType.VAULT_SECRET_ID: ValueLocator(locate_leaked_secret_id, needs_value=True)},
+    inventory=_inventory,
+)

@@ -1,7 +1,9 @@
-"""Small helpers shared by the Vault credential modules: paginated LISTs and TTL arithmetic."""
+"""Small helpers shared by the Vault credential modules: paginated LISTs, Vault's times and TTL arithmetic."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 import hvac
@@ -45,6 +47,26 @@ def list_keys(client: hvac.Client, path: str, *, page_size: int = 500) -> list[s
             break
         after = page[-1]
     return keys
+
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_vault_time(value: Any) -> datetime | None:
+    """Vault's times: unix seconds (a token's creation_time) or RFC 3339 with up to nanoseconds. Aware, or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
+        return datetime.fromtimestamp(int(value), UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    # Python 3.11 reads at most microseconds.
+    text = _FRACTION.sub(lambda match: "." + match.group(1)[:6].ljust(6, "0"), value.replace("Z", "+00:00"), count=1)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def as_int(value: Any) -> int:

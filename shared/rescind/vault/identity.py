@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hvac
 import hvac.exceptions
 
-from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
-from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence, VaultEntityRef
+from rescind.engine.base import KindHandler, Step
+from rescind.exceptions import ActionFailed, InvalidInput
+from rescind.holds import GuardFacts, facts_from_vault_metadata
+from rescind.kinds import Backends, GuardRead, KindSpec
+from rescind.models import ActionKind, ActOutcome, CredentialKind, Evidence, VaultEntityRef
 from rescind.vault.client import read_data, vault_errors
+
+if TYPE_CHECKING:
+    from rescind.discovery import DiscoveryScope
 
 # Vault entity ids are UUIDs; VaultEntityRef refuses anything else.
 _ENTITY_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -34,16 +40,25 @@ def _entity_path(ref: VaultEntityRef) -> str:
     return f"identity/entity/id/{ref.entity_id}"
 
 
-def read_entity(client: hvac.Client, ref: VaultEntityRef) -> EntityState | None:
-    """The entity's current state, or None when it does not exist."""
+def _read_entity_data(client: hvac.Client, ref: VaultEntityRef) -> dict[str, Any] | None:
     with vault_errors(f"read entity {ref.entity_id}"):
         response = client.read(_entity_path(ref))  # a 404 comes back as None
-    if response is None:
-        return None
-    data = read_data(response)
-    if data.get("id") != ref.entity_id:
+    data = read_data(response) if response is not None else {}
+    return data if data.get("id") == ref.entity_id else None
+
+
+def read_entity(client: hvac.Client, ref: VaultEntityRef) -> EntityState | None:
+    """The entity's current state, or None when it does not exist."""
+    data = _read_entity_data(client, ref)
+    if data is None:
         return None
     return EntityState(entity_id=ref.entity_id, name=str(data.get("name", "")), disabled=data.get("disabled") is True)
+
+
+def read_entity_metadata(client: hvac.Client, ref: VaultEntityRef) -> dict[str, object]:
+    """The entity's metadata (for the guard: its hold key and workload); {} when it does not exist."""
+    data = _read_entity_data(client, ref)
+    return dict((data or {}).get("metadata") or {})
 
 
 def _set_disabled(client: hvac.Client, ref: VaultEntityRef, *, disabled: bool) -> bool:
@@ -131,28 +146,39 @@ def find_entities_by_workload(
     return [VaultEntityRef(entity_id=entity_id) for entity_id in sorted(matched)]
 
 
-def _entity_target(action: Action) -> VaultEntityRef:
-    if action.kind is not ActionKind.DISABLE or not isinstance(action.target, VaultEntityRef):
-        raise UnsupportedAction(f"the Vault entity handler does not do {action.kind!s} on {action.target.kind!s}")
-    return action.target
-
-
-class VaultEntityHandler:
-    """Disables identity entities (reversible containment); `enable_entity` is the undo."""
-
-    kinds: frozenset[CredentialKind] = frozenset({CredentialKind.VAULT_ENTITY})
+class VaultEntityHandler(KindHandler[VaultEntityRef]):
+    """Disables identity entities (reversible containment); `enable` is the undo."""
 
     def __init__(self, client: hvac.Client) -> None:
+        super().__init__(
+            CredentialKind.VAULT_ENTITY,
+            VaultEntityRef,
+            {ActionKind.DISABLE: Step.on_ref(client, disable_entity, verify_entity_disabled)},
+        )
         self._client = client
-
-    def act(self, action: Action) -> ActOutcome:
-        return disable_entity(self._client, _entity_target(action))
-
-    def verify(self, action: Action) -> Evidence:
-        return verify_entity_disabled(self._client, _entity_target(action))
 
     def enable(self, ref: VaultEntityRef) -> ActOutcome:
         return enable_entity(self._client, ref)
 
-    def exists(self, ref: CredentialRef) -> bool | None:
-        return isinstance(ref, VaultEntityRef) and read_entity(self._client, ref) is not None
+    def look_up(self, ref: VaultEntityRef) -> bool | None:
+        return read_entity(self._client, ref) is not None
+
+
+def _guard_facts(read: GuardRead, ref: VaultEntityRef) -> GuardFacts:
+    return facts_from_vault_metadata(read_entity_metadata(read.backends.vault, ref), read.metadata_key)
+
+
+def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[VaultEntityRef]:
+    return find_entities_by_workload(backends.vault, workload_id, metadata_key=scope.metadata_key)
+
+
+KIND = KindSpec(
+    kind=CredentialKind.VAULT_ENTITY,
+    ref_type=VaultEntityRef,
+    ending_action=ActionKind.DISABLE,
+    build_handler=lambda backends: VaultEntityHandler(backends.vault),
+    read_guard_facts=_guard_facts,
+    discover=_discover,
+    locate_leaked={},  # a leaked token names its entity (see the Vault token kind)
+    inventory=None,  # an entity is an identity, not a credential to count
+)

@@ -1,263 +1,43 @@
-"""KV v2 secrets, by mount + path: locate by custom_metadata, rotate in four steps, verify.
+"""KV v2 secrets, by mount + path: locate by custom_metadata or by a leaked value, rotate, verify.
 
-The rotation follows the AWS Secrets Manager protocol (createSecret, setSecret, testSecret, finishSecret).
-Each step is idempotent, and the rotation in flight is recorded in the secret's own custom_metadata, as
-Secrets Manager records it with the AWSPENDING label, so a rerun after a crash resumes at the right step
-and never creates a second new version:
-
-    rescind_rotation_id       the rotation in flight, or the last one finished
-    rescind_rotation_step     creating | created | set | tested | finished
-    rescind_pending_version   the version the rotation creates; recorded *before* the write, which uses
-                              cas = pending - 1, so the write can only ever create exactly that version
-    rescind_rotated_version   after finish: the version the rotation created
-    rescind_rotated_at        after finish: when (UTC, ISO 8601)
-
-Idempotency key: the rotation id. Replaying a rotation id that finished changes nothing ("already
-applied"); a new rotation id makes a new version. The rotation id is the action_id, which includes
-`params.run_id` (the incident or schedule run that asked for it): a retried or duplicated action of one run
-rotates once, and the next incident or scheduled run rotates again.
-
-Values: generated, written, read back and handed to the hooks in-process only. They are never returned,
-logged, put in an exception or stored outside Vault. Tests compare SHA-256 fingerprints held in memory.
+The reads, writes and the folder walk are in `kv_store`; the four-step rotation and its verification in
+`kv_rotation`. This module is the kind: what the guard, discovery, leak location and the report use.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import secrets
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any
+from collections.abc import Iterator
+from functools import partial
+from typing import TYPE_CHECKING
 
 import hvac
-import hvac.exceptions
-from pydantic import ValidationError
 
-from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
-from rescind.models import (
-    Action,
-    ActionKind,
-    ActionParams,
-    ActOutcome,
-    CredentialKind,
-    CredentialRef,
-    Evidence,
-    KvSecretRef,
-    PreviousVersions,
+from rescind.engine.base import KindHandler, Step
+from rescind.exceptions import InvalidInput
+from rescind.holds import GuardFacts, facts_from_vault_metadata
+from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, InventorySection, KindSpec, ValueLocator
+from rescind.leaks.types import LocatedLeak, SecretType, Unlocated
+from rescind.models import Action, ActionKind, CredentialKind, KvSecretRef
+from rescind.models.refs import format_ref
+from rescind.vault.kv_rotation import (
+    SecretValueHook,
+    ValueGenerator,
+    default_value_generator,
+    rotate_kv_secret,
+    rotation_id_for,
+    verify_kv_rotation,
 )
-from rescind.vault.client import read_data, vault_errors
+from rescind.vault.kv_store import checked_folder, iter_kv_paths, read_secret_metadata
 
-ROTATION_ID_KEY = "rescind_rotation_id"
-ROTATION_STEP_KEY = "rescind_rotation_step"
-PENDING_VERSION_KEY = "rescind_pending_version"
-ROTATED_VERSION_KEY = "rescind_rotated_version"
-ROTATED_AT_KEY = "rescind_rotated_at"
+if TYPE_CHECKING:
+    from rescind.discovery import DiscoveryScope
+    from rescind.kinds import LeakSearch
+    from rescind.leaks.types import LeakAlert
 
 DEFAULT_METADATA_KEY = "spiffe_id"
 
-_NO_ROUTE = "no handler for route"
-_CAS_MISMATCH = "check-and-set"
-_ROTATION_ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
-
-SecretData = dict[str, Any]
-# Generates the new data from the current data (in-process only). The default keeps the keys.
-ValueGenerator = Callable[[Mapping[str, Any]], SecretData]
-# Receives (ref, version, value) in-process: the set step's hook, and the on_new_value callback.
-SecretValueHook = Callable[[KvSecretRef, int, Mapping[str, Any]], None]
-
-
-def default_value_generator(current: Mapping[str, Any]) -> SecretData:
-    """A fresh random value for every key of the current data, keeping the keys."""
-    return {key: secrets.token_urlsafe(32) for key in current}
-
-
-def fingerprint(value: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of a value: compared in memory, never logged or returned."""
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-class RotationStep(StrEnum):
-    CREATING = "creating"  # pending version recorded; its write may or may not have happened
-    CREATED = "created"
-    SET = "set"
-    TESTED = "tested"
-    FINISHED = "finished"
-
-    @property
-    def rank(self) -> int:
-        return list(RotationStep).index(self)
-
-
-class RotationStatus(StrEnum):
-    IN_PROGRESS = "in_progress"
-    FINISHED = "finished"
-    ABSENT = "absent"  # no secret at the path
-    NOTHING_TO_ROTATE = "nothing_to_rotate"  # the current version is deleted, destroyed or empty
-
-
-@dataclass(frozen=True)
-class VersionState:
-    destroyed: bool
-    deletion_time: str  # "" when not soft-deleted
-
-
-@dataclass(frozen=True)
-class RotationState:
-    rotation_id: str | None
-    step: RotationStep | None
-    pending_version: int | None
-    rotated_version: int | None
-
-    @classmethod
-    def from_custom_metadata(cls, custom: Mapping[str, str]) -> RotationState:
-        step = custom.get(ROTATION_STEP_KEY)
-        return cls(
-            rotation_id=custom.get(ROTATION_ID_KEY) or None,
-            step=RotationStep(step) if step in set(RotationStep) else None,
-            pending_version=_as_version(custom.get(PENDING_VERSION_KEY)),
-            rotated_version=_as_version(custom.get(ROTATED_VERSION_KEY)),
-        )
-
-
-@dataclass(frozen=True)
-class SecretMetadata:
-    current_version: int
-    versions: dict[int, VersionState]
-    custom_metadata: dict[str, str]
-
-    @property
-    def rotation(self) -> RotationState:
-        return RotationState.from_custom_metadata(self.custom_metadata)
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """What one rotation step did. `value_fingerprint` stays in memory (repr=False) for the test step."""
-
-    status: RotationStatus
-    version: int | None = None
-    changed: bool = False
-    detail: str = ""
-    value_fingerprint: str | None = field(default=None, repr=False, compare=False)
-
-
-def _as_version(text: str | None) -> int | None:
-    if text is None or not text.isdigit():
-        return None
-    return int(text)
-
-
-def _is_missing_mount(error: hvac.exceptions.VaultError) -> bool:
-    return any(_NO_ROUTE in str(message) for message in error.errors or [])
-
-
-def _where(ref: KvSecretRef) -> str:
-    return f"{ref.mount}/{ref.path}"
-
-
-def _check_rotation_id(rotation_id: str) -> None:
-    if not _ROTATION_ID_RE.fullmatch(rotation_id):
-        raise InvalidInput("rotation_id must be 1-200 characters of letters, digits, '_', '.', ':' and '-'")
-
-
-def rotation_id_for(action: Action) -> str:
-    """The idempotency key of a rotation: the action_id, which covers the run (params.run_id)."""
-    return action.action_id
-
-
-# --- reads and writes -------------------------------------------------------------------------
-
-
-def read_secret_metadata(client: hvac.Client, ref: KvSecretRef) -> SecretMetadata | None:
-    """The secret's metadata; None when nothing is stored at the path."""
-    with vault_errors(f"read metadata of {_where(ref)}"):
-        try:
-            response = client.secrets.kv.v2.read_secret_metadata(ref.path, mount_point=ref.mount)
-        except hvac.exceptions.InvalidPath as error:
-            if _is_missing_mount(error):
-                raise ActionFailed(f"no KV v2 secrets engine is mounted at {ref.mount!r}") from None
-            return None
-    data = read_data(response)
-    versions = {
-        int(number): VersionState(
-            destroyed=bool(info.get("destroyed")), deletion_time=str(info.get("deletion_time") or "")
-        )
-        for number, info in (data.get("versions") or {}).items()
-        if isinstance(info, dict)
-    }
-    custom = {str(key): str(value) for key, value in (data.get("custom_metadata") or {}).items()}
-    return SecretMetadata(
-        current_version=int(data.get("current_version") or 0), versions=versions, custom_metadata=custom
-    )
-
-
-def _read_version(client: hvac.Client, ref: KvSecretRef, version: int) -> SecretData | None:
-    """The data of one version; None when it is deleted, destroyed or missing. The value stays in-process."""
-    with vault_errors(f"read version {version} of {_where(ref)}"):
-        try:
-            response = client.secrets.kv.v2.read_secret_version(
-                ref.path, version=version, mount_point=ref.mount, raise_on_deleted_version=True
-            )
-        except hvac.exceptions.InvalidPath as error:
-            if _is_missing_mount(error):
-                raise ActionFailed(f"no KV v2 secrets engine is mounted at {ref.mount!r}") from None
-            return None  # the error's text is never passed on: keep value-bearing responses out of messages
-    data = read_data(response).get("data")
-    return dict(data) if isinstance(data, dict) else None
-
-
-def _patch_custom_metadata(client: hvac.Client, ref: KvSecretRef, changes: Mapping[str, str | None]) -> None:
-    """JSON merge-patch of custom_metadata: other keys, and settings like delete_version_after, are kept.
-
-    (hvac's update_metadata POSTs and resets delete_version_after to 0s, so it is not used.) A None
-    value removes the key.
-    """
-    with vault_errors(f"update custom_metadata of {_where(ref)}"):
-        client.adapter.request(
-            "patch",
-            f"/v1/{ref.mount}/metadata/{ref.path}",
-            json={"custom_metadata": dict(changes)},
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
-
-
-def _destroy_versions(client: hvac.Client, ref: KvSecretRef, versions: list[int]) -> None:
-    if versions:
-        with vault_errors(f"destroy versions {versions} of {_where(ref)}"):
-            client.secrets.kv.v2.destroy_secret_versions(ref.path, versions, mount_point=ref.mount)
-
-
-def versions_to_destroy(metadata: SecretMetadata, new_version: int, params: ActionParams) -> list[int]:
-    """Previous versions the policy destroys and that are not destroyed yet.
-
-    DESTROY: every version before the new one. KEEP: the newest `keep_versions` previous versions stay and
-    older ones are destroyed; KEEP with keep_versions=0 keeps them all (KV's max_versions prunes them).
-    """
-    previous = sorted(v for v, state in metadata.versions.items() if v < new_version and not state.destroyed)
-    if params.previous_versions is PreviousVersions.DESTROY:
-        return previous
-    if params.keep_versions == 0:
-        return []
-    return [v for v in previous if v < new_version - params.keep_versions]
-
 
 # --- locate -----------------------------------------------------------------------------------
-
-
-def _list_folder(client: hvac.Client, mount: str, folder: str) -> list[str]:
-    with vault_errors(f"list {mount}/metadata/{folder}"):
-        try:
-            response = client.secrets.kv.v2.list_secrets(folder, mount_point=mount)
-        except hvac.exceptions.InvalidPath as error:
-            if _is_missing_mount(error):
-                raise ActionFailed(f"no KV v2 secrets engine is mounted at {mount!r}") from None
-            return []
-    return [str(key) for key in read_data(response).get("keys") or []]
 
 
 def find_kv_secrets_by_custom_metadata(
@@ -266,287 +46,55 @@ def find_kv_secrets_by_custom_metadata(
     """Secrets under `prefix` whose custom_metadata[key] == value, walking the metadata tree with LIST."""
     if not key or not value:
         raise InvalidInput("custom_metadata key and value must not be empty")
-    prefix = prefix.strip("/")
-    try:  # the same mount and path rules as a reference: no '..', no empty segment
-        KvSecretRef(mount=mount, path=prefix or "_")
-    except ValidationError as error:
-        raise InvalidInput(f"bad mount or prefix: {error.errors()[0]['msg']}") from None
     found: list[KvSecretRef] = []
-    folders = [prefix]
-    while folders:
-        folder = folders.pop()
-        for entry in _list_folder(client, mount, folder):
-            path = f"{folder}/{entry}" if folder else entry
-            if entry.endswith("/"):
-                folders.append(path.rstrip("/"))
-                continue
-            ref = KvSecretRef(mount=mount, path=path)
-            metadata = read_secret_metadata(client, ref)
-            if metadata is not None and metadata.custom_metadata.get(key) == value:
-                found.append(ref)
+    for path in iter_kv_paths(client, mount, checked_folder(mount, prefix)):
+        ref = KvSecretRef(mount=mount, path=path)
+        metadata = read_secret_metadata(client, ref)
+        if metadata is not None and metadata.custom_metadata.get(key) == value:
+            found.append(ref)
     return sorted(found, key=lambda ref: ref.path)
 
 
-# --- the four steps ---------------------------------------------------------------------------
+def locate_leaked_kv_value(search: LeakSearch, alert: LeakAlert, value: str | None) -> LocatedLeak | Unlocated:
+    """The fingerprint index's secrets holding the value (or its digest), each confirmed against Vault."""
+    if search.kv_locator is None:
+        return Unlocated(why="no fingerprint index is configured (FINGERPRINT_TABLE_NAME)")
+    refs = search.kv_locator(value=value or None, sha256=None if value else alert.secret_sha256)
+    if not refs:
+        return Unlocated(why="no KV v2 secret in the fingerprint index holds this value (run `rescind index kv`)")
+    return LocatedLeak(credentials=tuple(refs), evidence=f"the fingerprint index matched {len(refs)} KV v2 secret(s)")
 
 
-def _require_metadata(client: hvac.Client, ref: KvSecretRef) -> SecretMetadata:
-    metadata = read_secret_metadata(client, ref)
-    if metadata is None:
-        raise ActionFailed(f"the secret {_where(ref)} disappeared during its rotation")
-    return metadata
+# --- the inventory report ---------------------------------------------------------------------
 
 
-def _state_for_step(
-    client: hvac.Client, ref: KvSecretRef, rotation_id: str, needs: RotationStep
-) -> tuple[SecretMetadata, RotationState, int] | StepResult:
-    """The rotation's state if it has reached `needs`; a StepResult when it has already finished."""
-    _check_rotation_id(rotation_id)
-    metadata = _require_metadata(client, ref)
-    state = metadata.rotation
-    if state.rotation_id != rotation_id or state.step is None:
-        raise ActionFailed(f"rotation {rotation_id} of {_where(ref)} is not in progress: run its create step")
-    if state.step is RotationStep.FINISHED:
-        return StepResult(
-            RotationStatus.FINISHED, version=state.rotated_version, detail=f"already applied: rotation {rotation_id}"
+def _inventory(scan: InventoryScan) -> list[InventorySection]:
+    return [(f"kv mount {mount}", partial(_secret_rows, scan, mount)) for mount in scan.scope.kv_mounts]
+
+
+def _secret_rows(scan: InventoryScan, mount: str) -> Iterator[InventoryRow]:
+    """Every secret whose current version is live: the age of that version, and its owner."""
+    vault = scan.backends.vault
+    for path in iter_kv_paths(vault, mount, before_request=scan.wait):
+        ref = KvSecretRef(mount=mount, path=path)
+        scan.wait()
+        metadata = read_secret_metadata(vault, ref)
+        current = metadata.current if metadata is not None else None
+        if metadata is None or (current is not None and (current.destroyed or current.deletion_time)):
+            continue  # no live value
+        yield InventoryRow(
+            target=format_ref(ref),
+            kind=CredentialKind.KV_SECRET,
+            created_at=(current.created_time if current else None) or metadata.created_time or scan.now,
+            owner=metadata.custom_metadata.get(scan.scope.metadata_key),
         )
-    if state.step.rank < needs.rank or state.pending_version is None:
-        raise ActionFailed(f"rotation {rotation_id} of {_where(ref)} is at step {state.step}, before {needs}")
-    return metadata, state, state.pending_version
 
 
-def _notify(hook: SecretValueHook | None, ref: KvSecretRef, version: int, value: Mapping[str, Any]) -> None:
-    if hook is not None:
-        hook(ref, version, value)
+# --- the kind ---------------------------------------------------------------------------------
 
 
-def create_new_version(
-    client: hvac.Client,
-    ref: KvSecretRef,
-    rotation_id: str,
-    *,
-    generate_value: ValueGenerator = default_value_generator,
-    on_new_value: SecretValueHook | None = None,
-) -> StepResult:
-    """Step 1 (createSecret): write the new version with cas = the current version.
-
-    The pending version number is recorded before the write. A rerun finds it: if the write happened the
-    version is adopted (and `on_new_value` called again: it must be idempotent), otherwise it is written.
-    A concurrent writer makes the cas write fail: ActionFailed, and the pending marker is cleared.
-    One window is undecidable: a crash right after the marker, then a foreign write of exactly the pending
-    version, is adopted as the new value. The old versions still die, which is what a leak response needs.
-    """
-    _check_rotation_id(rotation_id)
-    metadata = read_secret_metadata(client, ref)
-    if metadata is None:
-        return StepResult(
-            RotationStatus.ABSENT, detail=f"already absent: no secret at {_where(ref)}; nothing to rotate"
-        )
-    state = metadata.rotation
-    if state.rotation_id == rotation_id and state.step is RotationStep.FINISHED:
-        return StepResult(
-            RotationStatus.FINISHED,
-            version=state.rotated_version,
-            detail=f"already applied: rotation {rotation_id} created version {state.rotated_version}",
-        )
-    if state.rotation_id == rotation_id and state.step is not None and state.pending_version is not None:
-        pending = state.pending_version
-        if state.step is not RotationStep.CREATING:
-            return StepResult(RotationStatus.IN_PROGRESS, version=pending, detail=f"version {pending} already created")
-        if metadata.current_version == pending:
-            # The write landed but the crash came before it was marked: adopt it, do not write another.
-            written = _read_version(client, ref, pending)
-            if written is None:
-                raise ActionFailed(f"the pending version {pending} of {_where(ref)} is deleted or destroyed")
-            _notify(on_new_value, ref, pending, written)
-            _patch_custom_metadata(client, ref, {ROTATION_STEP_KEY: RotationStep.CREATED})
-            return StepResult(
-                RotationStatus.IN_PROGRESS,
-                version=pending,
-                changed=True,
-                detail=f"adopted version {pending}",
-                value_fingerprint=fingerprint(written),
-            )
-        # Otherwise the write never happened (or the secret moved on): start again from the current version.
-
-    current = metadata.current_version
-    current_value = _read_version(client, ref, current) if current > 0 else None
-    if not current_value:
-        return StepResult(
-            RotationStatus.NOTHING_TO_ROTATE,
-            detail=f"already absent: the current version {current} of {_where(ref)} is deleted, destroyed or empty",
-        )
-    new_value = generate_value(current_value)
-    if not isinstance(new_value, dict) or not new_value or not all(isinstance(k, str) for k in new_value):
-        raise InvalidInput("the value generator must return a non-empty dict with string keys")
-    pending = current + 1
-    _patch_custom_metadata(
-        client,
-        ref,
-        {
-            ROTATION_ID_KEY: rotation_id,
-            ROTATION_STEP_KEY: RotationStep.CREATING,
-            PENDING_VERSION_KEY: str(pending),
-            ROTATED_VERSION_KEY: None,
-            ROTATED_AT_KEY: None,
-        },
-    )
-    with vault_errors(f"write version {pending} of {_where(ref)}"):
-        try:
-            response = client.secrets.kv.v2.create_or_update_secret(
-                ref.path, secret=new_value, cas=current, mount_point=ref.mount
-            )
-        except hvac.exceptions.InvalidRequest as error:
-            if not any(_CAS_MISMATCH in str(message) for message in error.errors or []):
-                raise ActionFailed(f"write of a new version of {_where(ref)} refused") from None
-            _patch_custom_metadata(client, ref, {ROTATION_STEP_KEY: None, PENDING_VERSION_KEY: None})
-            raise ActionFailed(
-                f"concurrent writer: {_where(ref)} changed after version {current} was read; run the rotation again"
-            ) from None
-    written_version = int(read_data(response).get("version") or 0)
-    if written_version != pending:
-        raise ActionFailed(f"the write created version {written_version} of {_where(ref)}, expected {pending}")
-    _notify(on_new_value, ref, pending, new_value)
-    _patch_custom_metadata(client, ref, {ROTATION_STEP_KEY: RotationStep.CREATED})
-    return StepResult(
-        RotationStatus.IN_PROGRESS,
-        version=pending,
-        changed=True,
-        detail=f"created version {pending}",
-        value_fingerprint=fingerprint(new_value),
-    )
-
-
-def set_new_version(
-    client: hvac.Client, ref: KvSecretRef, rotation_id: str, *, set_hook: SecretValueHook | None = None
-) -> StepResult:
-    """Step 2 (setSecret): hand the new value to the system that uses it. The hook must be idempotent."""
-    found = _state_for_step(client, ref, rotation_id, RotationStep.CREATED)
-    if isinstance(found, StepResult):
-        return found
-    _metadata, state, pending = found
-    if state.step is not RotationStep.CREATED:
-        return StepResult(RotationStatus.IN_PROGRESS, version=pending, detail="already set")
-    if set_hook is not None:
-        value = _read_version(client, ref, pending)
-        if value is None:
-            raise ActionFailed(f"the pending version {pending} of {_where(ref)} is deleted or destroyed")
-        set_hook(ref, pending, value)
-    _patch_custom_metadata(client, ref, {ROTATION_STEP_KEY: RotationStep.SET})
-    return StepResult(RotationStatus.IN_PROGRESS, version=pending, changed=True, detail=f"set version {pending}")
-
-
-def check_new_version(
-    client: hvac.Client, ref: KvSecretRef, rotation_id: str, *, expected_fingerprint: str | None = None
-) -> StepResult:
-    """Step 3 (testSecret): read the new version back; when this run wrote it, compare its fingerprint."""
-    found = _state_for_step(client, ref, rotation_id, RotationStep.SET)
-    if isinstance(found, StepResult):
-        return found
-    _metadata, state, pending = found
-    if state.step is not RotationStep.SET:
-        return StepResult(RotationStatus.IN_PROGRESS, version=pending, detail="already tested")
-    value = _read_version(client, ref, pending)
-    if not value:
-        raise ActionFailed(f"the new version {pending} of {_where(ref)} does not read back")
-    if expected_fingerprint is not None and fingerprint(value) != expected_fingerprint:
-        raise ActionFailed(f"the new version {pending} of {_where(ref)} does not read back as it was written")
-    _patch_custom_metadata(client, ref, {ROTATION_STEP_KEY: RotationStep.TESTED})
-    return StepResult(RotationStatus.IN_PROGRESS, version=pending, changed=True, detail=f"tested version {pending}")
-
-
-def finish_rotation(client: hvac.Client, ref: KvSecretRef, rotation_id: str, params: ActionParams) -> StepResult:
-    """Step 4 (finishSecret): destroy previous versions per policy, then record the rotation as finished."""
-    found = _state_for_step(client, ref, rotation_id, RotationStep.TESTED)
-    if isinstance(found, StepResult):
-        return found
-    metadata, _state, pending = found
-    doomed = versions_to_destroy(metadata, pending, params)
-    _destroy_versions(client, ref, doomed)
-    _patch_custom_metadata(
-        client,
-        ref,
-        {
-            ROTATION_STEP_KEY: RotationStep.FINISHED,
-            PENDING_VERSION_KEY: None,
-            ROTATED_VERSION_KEY: str(pending),
-            ROTATED_AT_KEY: datetime.now(UTC).isoformat(timespec="seconds"),
-        },
-    )
-    destroyed = f"destroyed versions {doomed}" if doomed else "destroyed no version"
-    return StepResult(
-        RotationStatus.FINISHED, version=pending, changed=True, detail=f"finished at version {pending}; {destroyed}"
-    )
-
-
-def rotate_kv_secret(
-    client: hvac.Client,
-    ref: KvSecretRef,
-    rotation_id: str,
-    params: ActionParams,
-    *,
-    set_hook: SecretValueHook | None = None,
-    generate_value: ValueGenerator = default_value_generator,
-    on_new_value: SecretValueHook | None = None,
-) -> ActOutcome:
-    """All four steps; resumes a crashed rotation with the same id. Never returns or logs a value."""
-    created = create_new_version(client, ref, rotation_id, generate_value=generate_value, on_new_value=on_new_value)
-    if created.status is RotationStatus.ABSENT or created.status is RotationStatus.NOTHING_TO_ROTATE:
-        return ActOutcome(changed=False, absent=True, detail=created.detail)
-    if created.status is RotationStatus.FINISHED:
-        return ActOutcome(changed=False, detail=created.detail)
-    steps = [
-        created,
-        set_new_version(client, ref, rotation_id, set_hook=set_hook),
-        check_new_version(client, ref, rotation_id, expected_fingerprint=created.value_fingerprint),
-        finish_rotation(client, ref, rotation_id, params),
-    ]
-    changed = any(step.changed for step in steps)
-    return ActOutcome(
-        changed=changed,
-        detail=f"rotation {rotation_id} of {_where(ref)}: " + "; ".join(step.detail for step in steps),
-    )
-
-
-# --- verify -----------------------------------------------------------------------------------
-
-
-def verify_kv_rotation(client: hvac.Client, ref: KvSecretRef, rotation_id: str, params: ActionParams) -> Evidence:
-    """Read back: the rotation finished, its version (or a later one) is current and readable, and every
-    previous version the policy destroys is destroyed."""
-    check = f"metadata and current version of {_where(ref)}"
-    metadata = read_secret_metadata(client, ref)
-    if metadata is None:
-        return Evidence(check=check, observed="no secret at the path: nothing was rotated", confirmed=False)
-    state = metadata.rotation
-    if state.rotation_id != rotation_id:
-        return Evidence(
-            check=check, observed=f"rotation {rotation_id} is not recorded (last: {state.rotation_id})", confirmed=False
-        )
-    if state.step is not RotationStep.FINISHED or state.rotated_version is None:
-        return Evidence(check=check, observed=f"rotation {rotation_id} is at step {state.step}", confirmed=False)
-    new_version = state.rotated_version
-    current = metadata.current_version
-    if current < new_version:
-        return Evidence(
-            check=check, observed=f"current version {current} is older than the new {new_version}", confirmed=False
-        )
-    readable = _read_version(client, ref, current) is not None  # the value is discarded at once
-    alive = versions_to_destroy(metadata, new_version, params)
-    observed = f"new version {new_version}; current version {current} " + ("readable" if readable else "unreadable")
-    if current > new_version:
-        observed += " (written after the rotation)"
-    observed += f"; previous versions not destroyed: {alive}" if alive else "; previous versions destroyed per policy"
-    return Evidence(check=check, observed=observed, confirmed=readable and not alive)
-
-
-# --- handler ----------------------------------------------------------------------------------
-
-
-class KvSecretHandler:
+class KvSecretHandler(KindHandler[KvSecretRef]):
     """CredentialHandler for KV v2 secrets: rotate in four steps, verify by reading the metadata back."""
-
-    kinds: frozenset[CredentialKind] = frozenset({CredentialKind.KV_SECRET})
 
     def __init__(
         self,
@@ -556,33 +104,53 @@ class KvSecretHandler:
         generate_value: ValueGenerator = default_value_generator,
         on_new_value: SecretValueHook | None = None,
     ) -> None:
+        super().__init__(
+            CredentialKind.KV_SECRET,
+            KvSecretRef,
+            {
+                ActionKind.ROTATE: Step(
+                    lambda ref, action: rotate_kv_secret(
+                        client,
+                        ref,
+                        rotation_id_for(action),
+                        action.params,
+                        set_hook=set_hook,
+                        generate_value=generate_value,
+                        on_new_value=on_new_value,
+                    ),
+                    lambda ref, action: verify_kv_rotation(client, ref, rotation_id_for(action), action.params),
+                )
+            },
+        )
         self._client = client
-        self._set_hook = set_hook
-        self._generate_value = generate_value
-        self._on_new_value = on_new_value
-
-    @staticmethod
-    def _target(action: Action) -> KvSecretRef:
-        if not isinstance(action.target, KvSecretRef) or action.kind is not ActionKind.ROTATE:
-            raise UnsupportedAction(f"KvSecretHandler cannot {action.kind} a {action.target.kind}")
-        return action.target
 
     def rotation_id(self, action: Action) -> str:
+        """The rotation's idempotency key (see kv_rotation.rotation_id_for)."""
         return rotation_id_for(action)
 
-    def act(self, action: Action) -> ActOutcome:
-        return rotate_kv_secret(
-            self._client,
-            self._target(action),
-            self.rotation_id(action),
-            action.params,
-            set_hook=self._set_hook,
-            generate_value=self._generate_value,
-            on_new_value=self._on_new_value,
-        )
+    def look_up(self, ref: KvSecretRef) -> bool | None:
+        return read_secret_metadata(self._client, ref) is not None
 
-    def verify(self, action: Action) -> Evidence:
-        return verify_kv_rotation(self._client, self._target(action), self.rotation_id(action), action.params)
 
-    def exists(self, ref: CredentialRef) -> bool | None:
-        return isinstance(ref, KvSecretRef) and read_secret_metadata(self._client, ref) is not None
+def _guard_facts(read: GuardRead, ref: KvSecretRef) -> GuardFacts:
+    metadata = read_secret_metadata(read.backends.vault, ref)
+    return facts_from_vault_metadata(metadata.custom_metadata if metadata is not None else {}, read.metadata_key)
+
+
+def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[KvSecretRef]:
+    found: list[KvSecretRef] = []
+    for mount in scope.kv_mounts:
+        found.extend(find_kv_secrets_by_custom_metadata(backends.vault, mount, scope.metadata_key, workload_id))
+    return found
+
+
+KIND = KindSpec(
+    kind=CredentialKind.KV_SECRET,
+    ref_type=KvSecretRef,
+    ending_action=ActionKind.ROTATE,  # a shared secret the workload knew: rotated, its old versions destroyed
+    build_handler=lambda backends: KvSecretHandler(backends.vault, on_new_value=backends.kv_on_new_value),
+    read_guard_facts=_guard_facts,
+    discover=_discover,
+    locate_leaked={SecretType.KV_VALUE: ValueLocator(locate_leaked_kv_value, needs_value=False)},
+    inventory=_inventory,
+)

@@ -6,13 +6,16 @@ revoke-force is never called: it drops leases without revoking the credential in
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import hvac
 import hvac.exceptions
 
-from rescind.exceptions import ActionFailed, CredentialStillAlive, UnsafePrefix, UnsupportedAction
-from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence, VaultLeaseRef
+from rescind.engine.base import KindHandler, Step
+from rescind.exceptions import ActionFailed, CredentialStillAlive, UnsafePrefix
+from rescind.kinds import KindSpec, no_guard_facts
+from rescind.models import ActionKind, ActOutcome, CredentialKind, Evidence, VaultLeaseRef
 from rescind.vault.client import read_data, vault_errors
 from rescind.vault.common import as_int, list_keys, ttl_is_at_or_below, ttl_target
 
@@ -27,6 +30,10 @@ _PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")
 # mount + endpoint + role, e.g. pki/issue/<role> or database/creds/<role>.
 MIN_PREFIX_SEGMENTS = 3
 _MAX_LIST_DEPTH = 8
+# Below a whole mount, leases may sit one level deeper than below a role's prefix.
+_MAX_MOUNT_LIST_DEPTH = 9
+# Leases under auth/ are tokens' own leases: sys/leases/renew refuses them, so tokens are handled by accessor.
+_TOKEN_LEASE_PREFIX = "auth/"  # noqa: S105 - a path prefix
 # Built-in mounts that issue no leases of their own; a prefix under them is never a role's.
 _SYSTEM_MOUNTS = frozenset({"sys", "identity", "cubbyhole"})
 
@@ -82,21 +89,43 @@ def _normalise_prefix(prefix: str) -> str:
     return trimmed
 
 
+def _walk_lease_ids(
+    client: hvac.Client, roots: list[str], *, max_depth: int, before_request: Callable[[], None] | None = None
+) -> list[str]:
+    """Every lease id under the root paths, descending at most `max_depth` levels below each."""
+    found: list[str] = []
+    pending: list[tuple[str, int]] = [(root, 0) for root in roots]
+    while pending:
+        path, depth = pending.pop()
+        if before_request is not None:
+            before_request()
+        with vault_errors(f"list leases under {path}"):
+            try:
+                keys = list_keys(client, f"/v1/sys/leases/lookup/{path}/")
+            except (hvac.exceptions.InvalidPath, hvac.exceptions.InvalidRequest) as error:
+                raise ActionFailed(f"cannot list leases under {path}: {_describe(error)}") from None
+        for key in keys:
+            if not key.endswith("/"):
+                found.append(f"{path}/{key}")
+            elif depth < max_depth:
+                pending.append((f"{path}/{key[:-1]}", depth + 1))
+    return found
+
+
 def list_leases_under(client: hvac.Client, prefix: str) -> list[VaultLeaseRef]:
     """Every lease under `prefix`, descending into sub-paths. An unknown prefix gives []."""
-    root = _normalise_prefix(prefix)
-    found: list[VaultLeaseRef] = []
-    pending: list[tuple[str, int]] = [(root, 0)]
-    with vault_errors(f"list leases under {root}"):
-        while pending:
-            path, depth = pending.pop()
-            for key in list_keys(client, f"/v1/sys/leases/lookup/{path}/"):
-                if key.endswith("/"):
-                    if depth < _MAX_LIST_DEPTH:
-                        pending.append((f"{path}/{key[:-1]}", depth + 1))
-                else:
-                    found.append(VaultLeaseRef(lease_id=f"{path}/{key}"))
-    return sorted(found, key=lambda ref: ref.lease_id)
+    found = _walk_lease_ids(client, [_normalise_prefix(prefix)], max_depth=_MAX_LIST_DEPTH)
+    return sorted((VaultLeaseRef(lease_id=lease_id) for lease_id in found), key=lambda ref: ref.lease_id)
+
+
+def list_lease_ids(
+    client: hvac.Client, mounts: Sequence[str], *, before_request: Callable[[], None] | None = None
+) -> list[str]:
+    """Every live lease id under the given secrets mounts, never from the root of sys/leases, and never under
+    `auth/` (tokens' own leases, which are handled by accessor)."""
+    roots = sorted({m.strip().strip("/") for m in mounts if m.strip().strip("/")})
+    kept = [root for root in roots if not root.startswith(_TOKEN_LEASE_PREFIX)]
+    return _walk_lease_ids(client, kept, max_depth=_MAX_MOUNT_LIST_DEPTH, before_request=before_request)
 
 
 # --- act ------------------------------------------------------------------------------------------
@@ -239,35 +268,34 @@ def verify_lease_ttl(client: hvac.Client, ref: VaultLeaseRef, ttl_seconds: int) 
 # --- handler --------------------------------------------------------------------------------------
 
 
-class VaultLeaseHandler:
+class VaultLeaseHandler(KindHandler[VaultLeaseRef]):
     """CredentialHandler for Vault leases: revoke and shorten_ttl, by lease id."""
 
-    kinds: frozenset[CredentialKind] = frozenset({CredentialKind.VAULT_LEASE})
-
     def __init__(self, client: hvac.Client) -> None:
+        super().__init__(
+            CredentialKind.VAULT_LEASE,
+            VaultLeaseRef,
+            {
+                ActionKind.REVOKE: Step.on_ref(client, revoke_lease, verify_lease_revoked),
+                ActionKind.SHORTEN_TTL: Step(
+                    lambda ref, action: shorten_lease_ttl(client, ref, ttl_target(action)),
+                    lambda ref, action: verify_lease_ttl(client, ref, ttl_target(action)),
+                ),
+            },
+        )
         self._client = client
 
-    def act(self, action: Action) -> ActOutcome:
-        ref = _lease_ref(action)
-        if action.kind is ActionKind.REVOKE:
-            return revoke_lease(self._client, ref)
-        if action.kind is ActionKind.SHORTEN_TTL:
-            return shorten_lease_ttl(self._client, ref, ttl_target(action))
-        raise UnsupportedAction(f"{action.kind!s} does not apply to a Vault lease")
-
-    def verify(self, action: Action) -> Evidence:
-        ref = _lease_ref(action)
-        if action.kind is ActionKind.REVOKE:
-            return verify_lease_revoked(self._client, ref)
-        if action.kind is ActionKind.SHORTEN_TTL:
-            return verify_lease_ttl(self._client, ref, ttl_target(action))
-        raise UnsupportedAction(f"{action.kind!s} does not apply to a Vault lease")
-
-    def exists(self, ref: CredentialRef) -> bool | None:
-        return isinstance(ref, VaultLeaseRef) and lookup_lease(self._client, ref) is not None
+    def look_up(self, ref: VaultLeaseRef) -> bool | None:
+        return lookup_lease(self._client, ref) is not None
 
 
-def _lease_ref(action: Action) -> VaultLeaseRef:
-    if not isinstance(action.target, VaultLeaseRef):
-        raise UnsupportedAction(f"VaultLeaseHandler cannot act on {action.target.kind!s}")
-    return action.target
+KIND = KindSpec(
+    kind=CredentialKind.VAULT_LEASE,
+    ref_type=VaultLeaseRef,
+    ending_action=ActionKind.REVOKE,
+    build_handler=lambda backends: VaultLeaseHandler(backends.vault),
+    read_guard_facts=no_guard_facts,
+    discover=None,  # a workload's leases come from the issuance index, not a live convention
+    locate_leaked={},
+    inventory=None,  # leases are not counted
+)

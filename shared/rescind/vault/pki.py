@@ -11,18 +11,41 @@ it: a certificate issued by a `no_store` role, or by another mount, is not store
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+import hmac
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING
 
 import hvac
 import hvac.exceptions
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
-from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
-from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence, PkiCertificateRef
+from rescind.engine.base import KindHandler, Step
+from rescind.exceptions import ActionFailed, InvalidInput
+from rescind.holds import GuardFacts
+from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, InventorySection, KindSpec, ValueLocator
+from rescind.leaks.types import LocatedLeak, SecretType, Unlocated
+from rescind.models import (
+    ActionKind,
+    ActOutcome,
+    CredentialKind,
+    Evidence,
+    PkiCertificateRef,
+    TtlTargetType,
+    VaultTtlTargetRef,
+)
+from rescind.models.refs import format_ref
 from rescind.vault.client import read_data, vault_errors
+from rescind.vault.common import list_keys
+from rescind.vault.ttl import list_role_names, ttl_target_rows
+
+if TYPE_CHECKING:
+    from rescind.discovery import DiscoveryScope
+    from rescind.kinds import LeakSearch
+    from rescind.leaks.types import LeakAlert
 
 # OpenBao's 400 for a revoke of a serial it does not store.
 _NOT_FOUND = "not found"
@@ -39,10 +62,17 @@ class CertificateRecord:
     revocation_time: int  # unix seconds, 0 when not revoked
     not_after: datetime
     uri_sans: tuple[str, ...]
+    not_before: datetime
+    is_ca: bool  # the mount's own issuer, not a workload's credential
+    der: bytes = field(repr=False, compare=False)  # the public certificate, to tell it from another of this serial
 
     @property
     def revoked(self) -> bool:
         return self.revocation_time > 0
+
+    @property
+    def lifetime(self) -> timedelta:
+        return self.not_after - self.not_before
 
     def expired(self, now: datetime | None = None) -> bool:
         return self.not_after <= (now or datetime.now(UTC))
@@ -83,27 +113,42 @@ def _missing_mount(mount: str) -> ActionFailed:
     return ActionFailed(f"no PKI secrets engine is mounted at {mount!r}")
 
 
-def fetch_revoked_serials(client: hvac.Client, mount: str) -> frozenset[str]:
-    """Every serial on the mount's current CRL, from one fetch, in Vault's serial form.
+@dataclass(frozen=True)
+class PublishedCrl:
+    this_update: datetime | None  # None: the mount publishes no CRL yet
+    next_update: datetime | None
+    serials: frozenset[str]  # in Vault's serial form
 
-    One fetch verifies any number of serials of the mount. An empty answer (no CA yet, or the CRL
-    disabled) is an empty set: nothing is proved revoked by it.
-    """
+
+def read_published_crl(client: hvac.Client, mount: str) -> PublishedCrl:
+    """The mount's current CRL, parsed. An empty answer (no CA yet, or the CRL disabled) lists nothing."""
     with vault_errors(f"fetch CRL of {mount}"):
         try:
             response = client.adapter.get(f"/v1/{mount}/crl")
         except hvac.exceptions.InvalidPath as error:
             if _is_missing_mount(error):
                 raise _missing_mount(mount) from None
-            return frozenset()
+            return PublishedCrl(None, None, frozenset())
     content = getattr(response, "content", b"")
     if not content:
-        return frozenset()
+        return PublishedCrl(None, None, frozenset())
     try:
         crl = x509.load_der_x509_crl(content)
     except ValueError as error:
         raise ActionFailed(f"the CRL of {mount!r} is not a DER CRL: {error}") from None
-    return frozenset(serial_from_int(entry.serial_number) for entry in crl)
+    return PublishedCrl(
+        this_update=crl.last_update_utc,
+        next_update=crl.next_update_utc,
+        serials=frozenset(serial_from_int(entry.serial_number) for entry in crl),
+    )
+
+
+def fetch_revoked_serials(client: hvac.Client, mount: str) -> frozenset[str]:
+    """Every serial on the mount's current CRL, from one fetch: one fetch verifies any number of serials.
+
+    An empty answer is an empty set: nothing is proved revoked by it.
+    """
+    return read_published_crl(client, mount).serials
 
 
 def _parse_certificate(pem: str) -> x509.Certificate:
@@ -119,14 +164,26 @@ def uri_sans(certificate: x509.Certificate) -> tuple[str, ...]:
     return tuple(extension.value.get_values_for_type(x509.UniformResourceIdentifier))
 
 
-def read_certificate_record(client: hvac.Client, mount: str, serial: str) -> CertificateRecord | None:
-    """The stored certificate and its revocation time; None when the mount does not store the serial."""
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def read_certificate_record(
+    client: hvac.Client, mount: str, serial: str, *, missing_mount_is_absent: bool = False
+) -> CertificateRecord | None:
+    """The stored certificate and its revocation time; None when the mount does not store the serial.
+
+    A mount that does not exist raises ActionFailed, unless `missing_mount_is_absent` (it then stores nothing).
+    """
     serial = canonical_serial(serial)
     with vault_errors(f"read certificate {serial} on {mount}"):
         try:
             response = client.secrets.pki.read_certificate(serial, mount_point=mount)
         except hvac.exceptions.InvalidPath as error:
-            if _is_missing_mount(error):
+            if _is_missing_mount(error) and not missing_mount_is_absent:
                 raise _missing_mount(mount) from None
             return None
     data = read_data(response)
@@ -139,19 +196,21 @@ def read_certificate_record(client: hvac.Client, mount: str, serial: str) -> Cer
         revocation_time=int(data.get("revocation_time") or 0),
         not_after=certificate.not_valid_after_utc,
         uri_sans=uri_sans(certificate),
+        not_before=certificate.not_valid_before_utc,
+        is_ca=_is_ca(certificate),
+        der=certificate.public_bytes(Encoding.DER),
     )
 
 
-def _list_keys(client: hvac.Client, path: str) -> list[str]:
-    """The keys of a LIST endpoint; an empty listing (404 without errors) is []."""
+def list_certificate_serials(client: hvac.Client, mount: str, *, revoked: bool = False) -> list[str]:
+    """The serials the mount stores (or its revoked ones), in Vault's form, sorted. A missing mount raises."""
+    path = f"/v1/{mount}/certs/revoked" if revoked else f"/v1/{mount}/certs"
     with vault_errors(f"list {path}"):
         try:
-            response: Any = client.adapter.list(f"/v1/{path}")
+            keys = list_keys(client, path)
         except hvac.exceptions.InvalidPath as error:
-            if error.errors and _is_missing_mount(error):
-                raise ActionFailed(f"nothing is mounted at {path!r}") from None
-            return []
-    return [str(key) for key in read_data(response).get("keys") or []]
+            raise _missing_mount(mount) from error
+    return sorted({canonical_serial(key) for key in keys})
 
 
 # --- locate -----------------------------------------------------------------------------------
@@ -166,11 +225,10 @@ def find_certificates_by_uri_san(client: hvac.Client, mount: str, spiffe_id: str
     """
     if not spiffe_id.startswith("spiffe://"):
         raise InvalidInput(f"{spiffe_id!r} is not a SPIFFE ID (spiffe://trust-domain/...)")
-    revoked = {canonical_serial(key) for key in _list_keys(client, f"{mount}/certs/revoked")}
+    revoked = set(list_certificate_serials(client, mount, revoked=True))
     now = datetime.now(UTC)
     found: list[PkiCertificateRef] = []
-    for key in _list_keys(client, f"{mount}/certs"):
-        serial = canonical_serial(key)
+    for serial in list_certificate_serials(client, mount):
         if serial in revoked:
             continue
         record = read_certificate_record(client, mount, serial)
@@ -282,35 +340,111 @@ def verify_certificate_revoked(
     return Evidence(check=check, observed=f"revocation_time=0; {crl_text}; still valid", confirmed=False)
 
 
-# --- handler ----------------------------------------------------------------------------------
+# --- a leaked value --------------------------------------------------------------------------
 
 
-class PkiCertificateHandler:
+def locate_leaked_certificate(search: LeakSearch, alert: LeakAlert, pem: str | None) -> LocatedLeak | Unlocated:
+    """The PEM's serial, on the PKI mount in scope that issued exactly this certificate."""
+    try:
+        leaked = x509.load_pem_x509_certificate((pem or "").encode())
+    except ValueError:
+        return Unlocated(why="the value is not a PEM certificate")
+    serial = serial_from_int(leaked.serial_number)
+    for mount in search.scope.pki_mounts:
+        # A mount in scope that does not exist issued nothing.
+        record = read_certificate_record(search.backends.vault, mount, serial, missing_mount_is_absent=True)
+        # The same serial on another CA is another certificate: only the exact one is ours to revoke.
+        if record is None or not hmac.compare_digest(record.der, leaked.public_bytes(Encoding.DER)):
+            continue
+        return LocatedLeak(
+            credentials=(PkiCertificateRef(mount=mount, serial=serial),),
+            owner=record.uri_sans[0] if record.uri_sans else None,
+            evidence=f"certificate {serial} was issued by PKI mount {mount}",
+        )
+    return Unlocated(why=f"no PKI mount in scope issued certificate {serial}")
+
+
+# --- the inventory report ---------------------------------------------------------------------
+
+
+def _inventory(scan: InventoryScan) -> list[InventorySection]:
+    return [(f"pki mount {mount}", partial(_certificate_rows, scan, mount)) for mount in scan.scope.pki_mounts]
+
+
+def _certificate_rows(scan: InventoryScan, mount: str) -> Iterator[InventoryRow]:
+    """The mount's roles and its own TTLs above ceiling, then every live certificate (not a CA) and its lifetime."""
+    vault = scan.backends.vault
+    scan.wait()
+    for role in list_role_names(vault, TtlTargetType.PKI_ROLE, mount):
+        yield from ttl_target_rows(
+            scan, VaultTtlTargetRef(target_type=TtlTargetType.PKI_ROLE, mount=mount, role_name=role)
+        )
+    yield from ttl_target_rows(scan, VaultTtlTargetRef(target_type=TtlTargetType.MOUNT, mount=mount))
+    max_lifetime = timedelta(days=scan.policy.pki_max_certificate_days)
+    scan.wait()
+    for serial in list_certificate_serials(vault, mount):
+        scan.wait()
+        record = read_certificate_record(vault, mount, serial)
+        if record is None or record.revoked or record.is_ca or record.not_after <= scan.now:
+            continue  # tidied during the scan, dead, or the mount's own issuer
+        days = record.lifetime / timedelta(days=1)
+        yield InventoryRow(
+            target=format_ref(PkiCertificateRef(mount=mount, serial=serial)),
+            kind=CredentialKind.PKI_CERTIFICATE,
+            created_at=record.not_before,
+            owner=record.uri_sans[0] if record.uri_sans else None,
+            ttl_violation=f"lifetime {days:.1f} days > {max_lifetime.days} days"
+            if record.lifetime > max_lifetime
+            else None,
+        )
+
+
+# --- the kind ---------------------------------------------------------------------------------
+
+
+class PkiCertificateHandler(KindHandler[PkiCertificateRef]):
     """CredentialHandler for PKI certificates: revoke by serial, verify against the CRL and the cert record."""
 
-    kinds: frozenset[CredentialKind] = frozenset({CredentialKind.PKI_CERTIFICATE})
-
     def __init__(self, client: hvac.Client, *, rebuild_stale_crl: bool = True) -> None:
+        super().__init__(
+            CredentialKind.PKI_CERTIFICATE,
+            PkiCertificateRef,
+            {
+                ActionKind.REVOKE: Step(
+                    lambda ref, _action: revoke_certificate_by_serial(client, ref, rebuild_stale_crl=rebuild_stale_crl),
+                    lambda ref, _action: verify_certificate_revoked(client, ref),
+                )
+            },
+        )
         self._client = client
-        self._rebuild_stale_crl = rebuild_stale_crl
 
-    @staticmethod
-    def _target(action: Action) -> PkiCertificateRef:
-        if not isinstance(action.target, PkiCertificateRef) or action.kind is not ActionKind.REVOKE:
-            raise UnsupportedAction(f"PkiCertificateHandler cannot {action.kind} a {action.target.kind}")
-        return action.target
-
-    def act(self, action: Action) -> ActOutcome:
-        return revoke_certificate_by_serial(
-            self._client, self._target(action), rebuild_stale_crl=self._rebuild_stale_crl
-        )
-
-    def verify(self, action: Action) -> Evidence:
-        return verify_certificate_revoked(self._client, self._target(action))
-
-    def exists(self, ref: CredentialRef) -> bool | None:
+    def look_up(self, ref: PkiCertificateRef) -> bool | None:
         # A revoked certificate keeps its record: it existed, so "already absent" is honest for it.
-        return (
-            isinstance(ref, PkiCertificateRef)
-            and read_certificate_record(self._client, ref.mount, ref.serial) is not None
-        )
+        return read_certificate_record(self._client, ref.mount, ref.serial) is not None
+
+
+def _guard_facts(read: GuardRead, ref: PkiCertificateRef) -> GuardFacts:
+    """A certificate carries no hold; its URI SANs name the workloads it belongs to."""
+    record = read_certificate_record(read.backends.vault, ref.mount, ref.serial)
+    return GuardFacts(hold=None, owners=frozenset(record.uri_sans) if record is not None else frozenset())
+
+
+def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[PkiCertificateRef]:
+    if not workload_id.startswith("spiffe://"):
+        return []  # only a SPIFFE ID is a URI SAN
+    found: list[PkiCertificateRef] = []
+    for mount in scope.pki_mounts:
+        found.extend(find_certificates_by_uri_san(backends.vault, mount, workload_id))
+    return found
+
+
+KIND = KindSpec(
+    kind=CredentialKind.PKI_CERTIFICATE,
+    ref_type=PkiCertificateRef,
+    ending_action=ActionKind.REVOKE,
+    build_handler=lambda backends: PkiCertificateHandler(backends.vault),
+    read_guard_facts=_guard_facts,
+    discover=_discover,
+    locate_leaked={SecretType.CERTIFICATE: ValueLocator(locate_leaked_certificate, needs_value=True)},
+    inventory=_inventory,
+)

@@ -5,18 +5,38 @@ The token value is never read, held or returned. Every call names the accessor, 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import hvac
 import hvac.exceptions
 
-from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal, UnsupportedAction
-from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence, VaultTokenRef
+from rescind.engine.base import KindHandler, Step
+from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal
+from rescind.holds import GuardFacts, facts_from_vault_metadata
+from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, InventorySection, KindSpec, ValueLocator
+from rescind.leaks.types import LocatedLeak, SecretType, Unlocated
+from rescind.models import (
+    ActionKind,
+    ActOutcome,
+    CredentialKind,
+    CredentialRef,
+    Evidence,
+    TtlTargetType,
+    VaultEntityRef,
+    VaultTokenRef,
+)
+from rescind.models.refs import format_ref
 from rescind.vault.client import read_data, vault_errors
-from rescind.vault.common import as_int, list_keys, ttl_is_at_or_below, ttl_target
+from rescind.vault.common import as_int, list_keys, parse_vault_time, ttl_is_at_or_below, ttl_target
+from rescind.vault.ttl import list_role_names
+
+if TYPE_CHECKING:
+    from rescind.discovery import DiscoveryScope
+    from rescind.kinds import LeakSearch
+    from rescind.leaks.types import LeakAlert
 
 DEFAULT_METADATA_KEY = "spiffe_id"
 
@@ -41,6 +61,8 @@ class TokenState:
     path: str = ""
     issue_time: str = ""
     policies: frozenset[str] = frozenset()
+    creation_time: int = 0  # unix seconds
+    explicit_max_ttl_seconds: int = 0  # 0: no explicit max
 
 
 def _is_invalid_accessor(error: hvac.exceptions.VaultError) -> bool:
@@ -73,6 +95,8 @@ def lookup_token_by_accessor(client: hvac.Client, accessor: str) -> TokenState |
         path=str(data.get("path") or ""),
         issue_time=str(data.get("issue_time") or ""),
         policies=frozenset(str(policy) for policy in data.get("policies") or ()),
+        creation_time=as_int(data.get("creation_time")),
+        explicit_max_ttl_seconds=as_int(data.get("explicit_max_ttl")),
     )
 
 
@@ -111,14 +135,10 @@ def find_token_accessors_by_metadata(client: hvac.Client, key: str, value: str) 
 _CREATE_CAPABILITIES = frozenset({"create", "update", "sudo", "root"})
 
 
-def _token_role_names(client: hvac.Client) -> list[str]:
-    with vault_errors("list token roles"):
-        return list_keys(client, "/v1/auth/token/roles")
-
-
 def can_create_child_tokens(client: hvac.Client, accessor: str) -> bool:
     """Whether the token's policies let it call auth/token/create (or a token role's create path) now."""
-    paths = ["auth/token/create", *(f"auth/token/create/{role}" for role in _token_role_names(client))]
+    roles = list_role_names(client, TtlTargetType.TOKEN_ROLE)
+    paths = ["auth/token/create", *(f"auth/token/create/{role}" for role in roles)]
     with vault_errors(f"capabilities of token accessor {accessor}"):
         try:
             response = client.adapter.post("/v1/sys/capabilities-accessor", json={"accessor": accessor, "paths": paths})
@@ -134,23 +154,13 @@ def can_create_child_tokens(client: hvac.Client, accessor: str) -> bool:
     return any(_CREATE_CAPABILITIES & {str(cap) for cap in data.get(path) or ()} for path in paths)
 
 
-def _issued_at(state: TokenState) -> datetime | None:
-    """OpenBao's issue_time has nanoseconds, which fromisoformat does not take: keep microseconds."""
-    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", state.issue_time)
-    if match is None:
-        return None
-    fraction = (match.group(2) or ".0")[:7]
-    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
-    return datetime.fromisoformat(f"{match.group(1)}{fraction}{zone}")
-
-
 def could_descend_from(candidate: TokenState, parent: TokenState) -> bool:
     """Whether token/create could have made `candidate` somewhere under `parent`. Pure."""
     if candidate.accessor == parent.accessor or candidate.orphan or candidate.entity_id != parent.entity_id:
         return False
     if not candidate.path.startswith("auth/token/create"):
         return False
-    born, parent_born = _issued_at(candidate), _issued_at(parent)
+    born, parent_born = parse_vault_time(candidate.issue_time), parse_vault_time(parent.issue_time)
     if born is not None and parent_born is not None and born < parent_born:
         return False
     through_role = candidate.path.startswith("auth/token/create/")
@@ -181,11 +191,15 @@ def find_token_accessors_by_spiffe_id(
 # --- act ------------------------------------------------------------------------------------------
 
 
+def own_token_accessor(client: hvac.Client) -> str:
+    """The accessor of the token the client itself uses."""
+    with vault_errors("lookup own token"):
+        return str(read_data(client.auth.token.lookup_self()).get("accessor") or "")
+
+
 def _refuse_own_token(client: hvac.Client, ref: VaultTokenRef) -> None:
     """Rescind must not cut the branch it sits on: its own token is never acted on."""
-    with vault_errors("lookup own token"):
-        own = read_data(client.auth.token.lookup_self()).get("accessor")
-    if own == ref.accessor:
+    if own_token_accessor(client) == ref.accessor:
         raise PolicyRefusal(f"token accessor {ref.accessor} is the token Rescind itself is using")
 
 
@@ -285,38 +299,114 @@ def verify_token_ttl(client: hvac.Client, ref: VaultTokenRef, ttl_seconds: int) 
     )
 
 
-# --- handler --------------------------------------------------------------------------------------
+# --- a leaked value ------------------------------------------------------------------------------
 
 
-class VaultTokenHandler:
+def locate_leaked_token(search: LeakSearch, alert: LeakAlert, token: str | None) -> LocatedLeak | Unlocated:
+    """`auth/token/lookup` of the value: its accessor, and its entity when the entity holds no other live token."""
+    vault = search.backends.vault
+    with vault_errors("lookup of a leaked token"):
+        try:
+            response = vault.auth.token.lookup(token=token)
+        except (hvac.exceptions.Forbidden, hvac.exceptions.InvalidRequest) as error:
+            if "permission denied" in str(error) and "bad token" not in str(error):
+                raise ActionFailed("lookup of a leaked token: permission denied (auth/token/lookup)") from None
+            return Unlocated(why="no live Vault token has this value (already revoked or expired)")
+    data = read_data(response)
+    accessor = str(data.get("accessor") or "")
+    if not accessor:
+        return Unlocated(why="the token has no accessor (a batch token cannot be revoked by accessor)")
+    refs: list[CredentialRef] = [VaultTokenRef(accessor=accessor)]
+    entity_id = str(data.get("entity_id") or "")
+    evidence = "auth/token/lookup matched a live token"
+    if entity_id and _entity_holds_only(vault, entity_id, accessor):
+        refs.insert(0, VaultEntityRef(entity_id=entity_id))
+        evidence += "; its entity holds no other live token, so it is disabled too"
+    meta = data.get("meta") or {}
+    owner = meta.get(search.scope.metadata_key) if isinstance(meta, dict) else None
+    return LocatedLeak(credentials=tuple(refs), owner=str(owner) if owner else None, evidence=evidence)
+
+
+def _entity_holds_only(client: hvac.Client, entity_id: str, accessor: str) -> bool:
+    """True when no live token but this one belongs to the entity. It reads every accessor: a leak is rare."""
+    for other in list_token_accessors(client):
+        if other == accessor:
+            continue
+        state = lookup_token_by_accessor(client, other)
+        if state is not None and state.entity_id == entity_id:  # None: expired since the listing
+            return False
+    return True
+
+
+# --- the inventory report -------------------------------------------------------------------------
+
+
+def _inventory(scan: InventoryScan) -> list[InventorySection]:
+    return [("vault tokens", lambda: _token_rows(scan))]
+
+
+def _token_rows(scan: InventoryScan) -> Iterator[InventoryRow]:
+    """Every live token: its age, owner, and whether it never expires or lives above the token ceiling."""
+    vault, ceiling = scan.backends.vault, scan.policy.ttl_ceilings.token_seconds
+    scan.wait()
+    for accessor in list_token_accessors(vault):
+        scan.wait()
+        state = lookup_token_by_accessor(vault, accessor)
+        if state is None:
+            continue  # died during the scan
+        ttl = state.ttl_seconds
+        yield InventoryRow(
+            target=format_ref(VaultTokenRef(accessor=accessor)),
+            kind=CredentialKind.VAULT_TOKEN,
+            created_at=datetime.fromtimestamp(state.creation_time, UTC),
+            owner=state.metadata.get(scan.scope.metadata_key),
+            standing="ttl 0 and no explicit max: never expires"
+            if ttl == 0 and state.explicit_max_ttl_seconds == 0
+            else None,
+            ttl_violation=f"ttl {ttl}s > token ceiling {ceiling}s" if ttl > ceiling else None,
+        )
+
+
+# --- the kind -------------------------------------------------------------------------------------
+
+
+class VaultTokenHandler(KindHandler[VaultTokenRef]):
     """CredentialHandler for Vault tokens: revoke and shorten_ttl, by accessor."""
 
-    kinds: frozenset[CredentialKind] = frozenset({CredentialKind.VAULT_TOKEN})
-
     def __init__(self, client: hvac.Client) -> None:
+        super().__init__(
+            CredentialKind.VAULT_TOKEN,
+            VaultTokenRef,
+            {
+                ActionKind.REVOKE: Step.on_ref(client, revoke_token_by_accessor, verify_token_revoked),
+                ActionKind.SHORTEN_TTL: Step(
+                    lambda ref, action: shorten_token_ttl(client, ref, ttl_target(action)),
+                    lambda ref, action: verify_token_ttl(client, ref, ttl_target(action)),
+                ),
+            },
+        )
         self._client = client
 
-    def act(self, action: Action) -> ActOutcome:
-        ref = _token_ref(action)
-        if action.kind is ActionKind.REVOKE:
-            return revoke_token_by_accessor(self._client, ref)
-        if action.kind is ActionKind.SHORTEN_TTL:
-            return shorten_token_ttl(self._client, ref, ttl_target(action))
-        raise UnsupportedAction(f"{action.kind!s} does not apply to a Vault token")
-
-    def verify(self, action: Action) -> Evidence:
-        ref = _token_ref(action)
-        if action.kind is ActionKind.REVOKE:
-            return verify_token_revoked(self._client, ref)
-        if action.kind is ActionKind.SHORTEN_TTL:
-            return verify_token_ttl(self._client, ref, ttl_target(action))
-        raise UnsupportedAction(f"{action.kind!s} does not apply to a Vault token")
-
-    def exists(self, ref: CredentialRef) -> bool | None:
-        return isinstance(ref, VaultTokenRef) and lookup_token_by_accessor(self._client, ref.accessor) is not None
+    def look_up(self, ref: VaultTokenRef) -> bool | None:
+        return lookup_token_by_accessor(self._client, ref.accessor) is not None
 
 
-def _token_ref(action: Action) -> VaultTokenRef:
-    if not isinstance(action.target, VaultTokenRef):
-        raise UnsupportedAction(f"VaultTokenHandler cannot act on {action.target.kind!s}")
-    return action.target
+def _guard_facts(read: GuardRead, ref: VaultTokenRef) -> GuardFacts:
+    token = lookup_token_by_accessor(read.backends.vault, ref.accessor)
+    return facts_from_vault_metadata(token.metadata if token is not None else {}, read.metadata_key)
+
+
+def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[VaultTokenRef]:
+    return find_token_accessors_by_metadata(backends.vault, scope.metadata_key, workload_id)
+
+
+KIND = KindSpec(
+    kind=CredentialKind.VAULT_TOKEN,
+    ref_type=VaultTokenRef,
+    ending_action=ActionKind.REVOKE,
+    build_handler=lambda backends: VaultTokenHandler(backends.vault),
+    read_guard_facts=_guard_facts,
+    discover=_discover,
+    locate_leaked={SecretType.VAULT_TOKEN: ValueLocator(locate_leaked_token, needs_value=True)},
+    inventory=_inventory,
+)

@@ -30,19 +30,21 @@ import hvac
 import hvac.exceptions
 import hvac.utils
 
-from rescind.exceptions import ActionFailed, InvalidInput, UnsupportedAction
+from rescind.engine.base import KindHandler, Step
+from rescind.exceptions import ActionFailed, InvalidInput
+from rescind.kinds import InventoryRow, InventoryScan, KindSpec, no_guard_facts
 from rescind.models import (
-    Action,
     ActionKind,
     ActionParams,
     ActOutcome,
     CredentialKind,
-    CredentialRef,
     Evidence,
     TtlTargetType,
     VaultTtlTargetRef,
 )
+from rescind.models.refs import format_ref
 from rescind.vault.client import read_data, vault_errors
+from rescind.vault.common import as_int, list_keys
 
 _MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 _HTTP_METHOD_NOT_ALLOWED = 405
@@ -148,6 +150,37 @@ def ttl_settings_path(ref: VaultTtlTargetRef) -> str:
     if auth_mount != "token":
         raise InvalidInput(f"token_role mount must be 'token' (the token store), not {ref.mount!r}")
     return f"auth/token/roles/{ref.role_name}"
+
+
+# Where each kind of role is listed, and how an error names it.
+_ROLE_LISTS: dict[TtlTargetType, tuple[str, str]] = {
+    TtlTargetType.PKI_ROLE: ("{mount}/roles", "PKI roles of {mount}"),
+    TtlTargetType.APPROLE_ROLE: ("auth/{mount}/role", "AppRole roles of auth/{mount}"),
+    TtlTargetType.TOKEN_ROLE: ("auth/token/roles", "token roles"),
+}
+
+
+def list_role_names(client: hvac.Client, target_type: TtlTargetType, mount: str = "token") -> list[str]:
+    """The roles of a PKI mount, an AppRole mount (named with or without `auth/`) or the token store, paginated.
+
+    An empty listing is []; a mount that is not there raises ActionFailed.
+    """
+    mount = mount.strip("/").removeprefix("auth/") if target_type is TtlTargetType.APPROLE_ROLE else mount.strip("/")
+    path_form, what_form = _ROLE_LISTS[target_type]
+    path, what = path_form.format(mount=mount), what_form.format(mount=mount)
+    with vault_errors(f"list {what}"):
+        try:
+            return list_keys(client, f"/v1/{path}")
+        except (hvac.exceptions.InvalidPath, hvac.exceptions.InvalidRequest) as error:
+            raise ActionFailed(f"cannot list {what}: {str(error)[:200]}") from None
+
+
+def read_secret_id_ttl(client: hvac.Client, ref: VaultTtlTargetRef) -> int | None:
+    """An AppRole role's secret_id_ttl in seconds (0: secret-ids never expire); None when the role is gone."""
+    path = ttl_settings_path(ref)
+    with vault_errors(f"read {path}"):
+        response = client.read(path)  # a 404 comes back as None
+    return as_int(read_data(response).get("secret_id_ttl")) if response is not None else None
 
 
 def _seconds(value: Any, *, field: str, path: str) -> int:
@@ -259,25 +292,53 @@ def verify_ttl_lowered(client: hvac.Client, ref: VaultTtlTargetRef, params: Acti
     return Evidence(check=check, observed=f"{after.describe()}; all at or below {wanted}", confirmed=True)
 
 
-def _ttl_target(action: Action) -> VaultTtlTargetRef:
-    if action.kind is not ActionKind.SHORTEN_TTL or not isinstance(action.target, VaultTtlTargetRef):
-        raise UnsupportedAction(f"the Vault TTL handler does not do {action.kind!s} on {action.target.kind!s}")
-    return action.target
+def ttl_target_rows(scan: InventoryScan, ref: VaultTtlTargetRef) -> list[InventoryRow]:
+    """For the inventory report: the role or mount when a TTL field is above its ceiling (0 = the default)."""
+    ceilings = scan.policy.ttl_ceilings
+    ceiling = ceilings.mount_seconds if ref.target_type is TtlTargetType.MOUNT else ceilings.role_seconds
+    scan.wait()
+    settings = read_ttl_settings(scan.backends.vault, ref)
+    above = settings.lowerings(TtlTargets(ttl_seconds=ceiling, ceiling_seconds=ceiling)) if settings else {}
+    if settings is None or not above:
+        return []
+    fields = " ".join(f"{name}={settings.values[name]}" for name in sorted(above))
+    return [
+        InventoryRow(
+            target=format_ref(ref),
+            kind=CredentialKind.VAULT_TTL_TARGET,
+            created_at=None,
+            ttl_violation=f"{fields} above {ceiling}s (0 = system default)",
+        )
+    ]
 
 
-class VaultTtlTargetHandler:
+class VaultTtlTargetHandler(KindHandler[VaultTtlTargetRef]):
     """Lowers role and mount TTLs (shorten_ttl), never raising one."""
 
-    kinds: frozenset[CredentialKind] = frozenset({CredentialKind.VAULT_TTL_TARGET})
-
     def __init__(self, client: hvac.Client) -> None:
+        super().__init__(
+            CredentialKind.VAULT_TTL_TARGET,
+            VaultTtlTargetRef,
+            {
+                ActionKind.SHORTEN_TTL: Step(
+                    lambda ref, action: lower_ttl(client, ref, action.params),
+                    lambda ref, action: verify_ttl_lowered(client, ref, action.params),
+                )
+            },
+        )
         self._client = client
 
-    def act(self, action: Action) -> ActOutcome:
-        return lower_ttl(self._client, _ttl_target(action), action.params)
+    def look_up(self, ref: VaultTtlTargetRef) -> bool | None:
+        return read_ttl_settings(self._client, ref) is not None
 
-    def verify(self, action: Action) -> Evidence:
-        return verify_ttl_lowered(self._client, _ttl_target(action), action.params)
 
-    def exists(self, ref: CredentialRef) -> bool | None:
-        return isinstance(ref, VaultTtlTargetRef) and read_ttl_settings(self._client, ref) is not None
+KIND = KindSpec(
+    kind=CredentialKind.VAULT_TTL_TARGET,
+    ref_type=VaultTtlTargetRef,
+    ending_action=None,  # a role's or a mount's TTL is no workload's credential
+    build_handler=lambda backends: VaultTtlTargetHandler(backends.vault),
+    read_guard_facts=no_guard_facts,
+    discover=None,
+    locate_leaked={},
+    inventory=None,  # the AppRole and PKI kinds list their roles and mounts' TTLs with their own credentials
+)

@@ -18,8 +18,9 @@ from rescind.exceptions import ActionFailed
 from rescind.models import KvSecretRef
 from rescind.schedules.dynamodb import DynamoDbCheckpointStore
 from rescind.schedules.policy import MaxAgeRule, SchedulePolicy
-from rescind.schedules.rotation_by_age import kv_rule_for, read_kv_secret_age, run_rotation_by_age
+from rescind.schedules.rotation_by_age import kv_rule_for, run_rotation_by_age
 from rescind.schedules.types import ChangeStatus, SweepName, SweepReport, SweepRequest
+from rescind.vault.kv_store import read_secret_metadata
 from rescind_local import LOCAL_ACCOUNT_ID
 
 TABLE = "sweep-state"
@@ -186,7 +187,7 @@ def test_the_previous_version_is_destroyed_once_the_grace_period_is_over(
     assert change.what == "destroy previous versions"
     assert change.status is ChangeStatus.APPLIED
     assert destroyed_versions(vault, kv_mount, "apps/api") == {1}
-    secret = read_kv_secret_age(vault, KvSecretRef(mount=kv_mount, path="apps/api"))
+    secret = read_secret_metadata(vault, KvSecretRef(mount=kv_mount, path="apps/api"))
     assert secret is not None
     assert secret.current_version == 2
 

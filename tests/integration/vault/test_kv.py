@@ -18,14 +18,13 @@ from rescind.models import (
     PkiCertificateRef,
     PreviousVersions,
 )
-from rescind.vault.kv import (
+from rescind.vault.kv import KvSecretHandler, find_kv_secrets_by_custom_metadata
+from rescind.vault.kv_rotation import (
     PENDING_VERSION_KEY,
     ROTATION_ID_KEY,
     ROTATION_STEP_KEY,
-    KvSecretHandler,
     check_new_version,
     create_new_version,
-    find_kv_secrets_by_custom_metadata,
     finish_rotation,
     rotate_kv_secret,
     rotation_id_for,

@@ -1,0 +1,151 @@
+"""The closed set of credential kinds, each registered once by the module that knows it.
+
+A kind's module (`rescind/vault/<kind>.py` or `rescind/aws/<kind>.py`) holds everything about it: its locate, act
+and verify against the real system, the hold and owners the guard reads, the leaked values it recognises and what
+the inventory report counts. It ends with `KIND = KindSpec(...)`. What treats every kind alike (the guard's hold
+reading, discovery, the engine factory, leak location, the inventory report) iterates `registered_kinds()`; a flow
+about one kind (PKI hygiene, KV rotation by age, a token's children) calls that kind's module.
+
+The reference models stay in `rescind.models` (the pydantic discriminated union, usable without any adapter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from rescind.exceptions import InvalidInput, UnsupportedAction
+from rescind.holds import NO_GUARD_FACTS, GuardFacts
+from rescind.models import ActionKind, CredentialKind
+
+if TYPE_CHECKING:
+    import hvac
+
+    from rescind.aws.session import AwsClientFactory
+    from rescind.discovery import DiscoveryScope
+    from rescind.engine.base import CredentialHandler
+    from rescind.leaks.locate import GitHubKeyIdFinder, KvValueLocator
+    from rescind.leaks.types import LeakAlert, LocatedLeak, SecretType, Unlocated
+    from rescind.schedules.policy import SchedulePolicy
+    from rescind.vault.kv_rotation import SecretValueHook
+
+RefT = TypeVar("RefT")
+
+
+@dataclass(frozen=True)
+class Backends:
+    """The clients every kind reaches its system with: one Vault, and AWS through the cross-account factory."""
+
+    vault: hvac.Client
+    aws: AwsClientFactory | None = None
+    # Sees each KV version a rotation writes (the fingerprint index keeps itself current).
+    kv_on_new_value: SecretValueHook | None = None
+
+    def require_aws(self) -> AwsClientFactory:
+        if self.aws is None:
+            raise InvalidInput("no AWS access is configured")
+        return self.aws
+
+
+@dataclass
+class GuardRead:
+    """One guard read: the clients, the metadata key naming workloads, and the IAM users' tags read so far."""
+
+    backends: Backends
+    metadata_key: str = "spiffe_id"
+    iam_user_tags: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+
+
+def no_guard_facts(read: GuardRead, ref: Any) -> GuardFacts:
+    """For kinds that carry no hold marker and name no workload."""
+    return NO_GUARD_FACTS
+
+
+@dataclass(frozen=True)
+class LeakSearch:
+    """What locating a leaked value may use. A collaborator may be absent: the locator then says so."""
+
+    backends: Backends
+    scope: DiscoveryScope
+    kv_locator: KvValueLocator | None = None
+    github_key_id_finder: GitHubKeyIdFinder | None = None
+
+
+@dataclass(frozen=True)
+class ValueLocator:
+    """Resolves one type of leak alert to credentials. `needs_value`: it cannot work from a digest alone."""
+
+    locate: Callable[[LeakSearch, LeakAlert, str | None], LocatedLeak | Unlocated]
+    needs_value: bool
+
+
+@dataclass(frozen=True)
+class InventoryScan:
+    """What the inventory report's readers get: the clients, the scope, the ceilings, and a rate limit to wait on."""
+
+    backends: Backends
+    scope: DiscoveryScope
+    policy: SchedulePolicy
+    now: datetime
+    wait: Callable[[], None]  # called before each Vault request
+
+
+@dataclass(frozen=True)
+class InventoryRow:
+    """One credential, role or mount the report counts or lists, by reference; never a value."""
+
+    target: str  # a reference's text form (`format_ref`)
+    kind: CredentialKind
+    created_at: datetime | None  # None: a role or a mount, which is listed in findings but not counted by age
+    owner: str | None = None
+    standing: str | None = None  # why it never expires
+    ttl_violation: str | None = None  # which TTL is above its ceiling
+
+
+# A named part of the report (a mount, an account), read lazily: an error ends that part only.
+InventorySection = tuple[str, Callable[[], Iterable[InventoryRow]]]
+
+
+@dataclass(frozen=True)
+class KindSpec(Generic[RefT]):
+    """Everything Rescind does with one credential kind. Every field is required: a new kind decides each."""
+
+    kind: CredentialKind
+    ref_type: type[RefT]  # its member of the CredentialRef union
+    ending_action: ActionKind | None  # what ends it when its workload ends or it leaks; None: not a workload's
+    build_handler: Callable[[Backends], CredentialHandler]
+    read_guard_facts: Callable[[GuardRead, RefT], GuardFacts]  # `no_guard_facts` when it carries none
+    discover: Callable[[Backends, str, DiscoveryScope], Iterable[RefT]] | None  # a workload's, by convention
+    locate_leaked: Mapping[SecretType, ValueLocator]  # the leak alert types it resolves
+    inventory: Callable[[InventoryScan], Iterable[InventorySection]] | None  # what the report counts
+
+
+@cache
+def registered_kinds() -> tuple[KindSpec[Any], ...]:
+    """Every kind, in the order discovery and the report walk them. Imports the kind modules on first use."""
+    from rescind.aws import acm_pca, iam_keys, role_sessions, secrets_manager
+    from rescind.vault import approle, identity, kv, leases, pki, tokens, ttl
+
+    return (
+        identity.KIND,
+        tokens.KIND,
+        approle.KIND,
+        pki.KIND,
+        kv.KIND,
+        iam_keys.KIND,
+        leases.KIND,
+        ttl.KIND,
+        role_sessions.KIND,
+        secrets_manager.KIND,
+        acm_pca.KIND,
+    )
+
+
+def kind_spec(kind: CredentialKind) -> KindSpec[Any]:
+    for spec in registered_kinds():
+        if spec.kind is kind:
+            return spec
+    raise UnsupportedAction(f"no credential kind {kind!s} is registered")  # pragma: no cover - the set is closed
