@@ -64,6 +64,10 @@ class RuntimeSettings(BaseModel):
     # The KV fingerprint index (leak alerts carrying a KV value): its table and the HMAC key's secret.
     fingerprint_table_name: str | None = None
     fingerprint_key_secret_arn: str | None = None
+    # The issuance index fed by Vault's audit log, and the audit device whose HMAC (`sys/audit-hash/<device>`)
+    # it holds: a leaked Vault-issued value is located through it.
+    issuance_table_name: str | None = None
+    audit_device_path: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*/?$")] | None = None
     # GitHub alerts: the webhook does not carry the secret, so the responder reads it from the REST API.
     github_api_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] = "https://api.github.com"
     github_token_secret_arn: str | None = None
