@@ -18,11 +18,8 @@ task. Only this function's role may call SendTaskSuccess/SendTaskFailure. The to
 
 from __future__ import annotations
 
-import os
-from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -33,22 +30,16 @@ from rescind.approval import (
     caller_from_function_url,
     function_url_answer,
     http_status_of,
-    machine_arns_from_environ,
     refusal_body,
 )
 from rescind.exceptions import RescindError
+from rescind.offboarding.runtime import get_sfn_client
 from rescind.runtime import TRACED_LIBRARIES, get_ledger, get_settings
 
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
-get_settings()
-_MACHINE_ARNS = machine_arns_from_environ(os.environ)  # fail at cold start when the template left it out
-
-
-@cache
-def _sfn() -> Any:
-    return boto3.client("stepfunctions")
+_MACHINE_ARNS = get_settings().incident_machine_arns()  # fail at cold start when the template left one out
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -58,7 +49,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         caller = caller_from_function_url(event)
         answer = answer_from_request(event)
-        decision = answer_approval(answer, caller, sfn=_sfn(), ledger=get_ledger(), machine_arns=_MACHINE_ARNS)
+        decision = answer_approval(
+            answer, caller, sfn=get_sfn_client(), ledger=get_ledger(), machine_arns=_MACHINE_ARNS
+        )
     except RescindError as error:
         status = http_status_of(error)
         logger.warning("approval answer refused", extra={"status": status, "error_type": type(error).__name__})

@@ -8,45 +8,29 @@ then sends its description to LedgerArchiveFailureQueue.
 
 from __future__ import annotations
 
-import os
-from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.aws.errors import aws_errors
-from rescind.exceptions import InvalidInput
 from rescind.ledger.archive import archive_stream_records, describe_tampering, parse_stream_records
-from rescind.runtime import TRACED_LIBRARIES, get_settings, get_sns_client
+from rescind.runtime import TRACED_LIBRARIES, get_s3_client, get_settings, get_sns_client
 
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
-get_settings()  # fail at cold start when configuration is wrong
-
-
-@cache
-def _s3() -> Any:
-    return boto3.client("s3")
-
-
-def _archive_bucket() -> str:
-    bucket = os.environ.get("LEDGER_ARCHIVE_BUCKET", "")
-    if not bucket:
-        raise InvalidInput("LEDGER_ARCHIVE_BUCKET is not set")
-    return bucket
+get_settings().require("ledger_archive_bucket")  # fail at cold start when configuration is wrong
 
 
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    bucket = _archive_bucket()
+    bucket = get_settings().required("ledger_archive_bucket")
     records = parse_stream_records(event)
-    result = archive_stream_records(records, s3=_s3(), bucket=bucket)
+    result = archive_stream_records(records, s3=get_s3_client(), bucket=bucket)
     metrics.add_metric(name="LedgerRecordsArchived", unit=MetricUnit.Count, value=result.archived)
     if result.tampering:
         metrics.add_metric(name="LedgerTampering", unit=MetricUnit.Count, value=len(result.tampering))

@@ -14,7 +14,6 @@ approver. A body that names a requester is refused. Only this function's role ma
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -24,7 +23,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from rescind.approval import caller_from_function_url, function_url_answer, http_status_of, refusal_body
 from rescind.exceptions import RescindError
 from rescind.offboarding.manual import (
-    manual_machine_arn_from_environ,
     manual_run_from_request,
     start_manual_revocation,
 )
@@ -34,8 +32,7 @@ from rescind.runtime import TRACED_LIBRARIES, get_ledger, get_settings
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
-get_settings()
-_MACHINE_ARN = manual_machine_arn_from_environ(os.environ)  # fail at cold start when the template left it out
+_MACHINE_ARN = get_settings().required("manual_state_machine_arn")  # fail at cold start when the template left it out
 
 
 @logger.inject_lambda_context(log_event=False)

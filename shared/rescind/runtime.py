@@ -1,6 +1,8 @@
-"""Cached factories for the deployed functions: settings, the Vault client, the engine and the ledger.
+"""Cached factories for the deployed functions: settings, the Vault client, the AWS clients, the engine and the
+ledger.
 
-Only handlers call these. Domain logic takes what it needs as arguments, so tests inject their own.
+Only handlers call these. Domain logic takes what it needs as arguments, so tests inject their own. Every AWS
+client is built here (or by AwsClientFactory) with rescind.aws.session.AWS_CLIENT_CONFIG, one per service.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ TRACED_LIBRARIES: tuple[str, ...] = ("botocore", "requests")
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     import hvac
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
 
     from rescind.aws.session import AwsClientFactory
@@ -32,6 +38,8 @@ if TYPE_CHECKING:
 
 @runtime_cache
 def get_settings() -> RuntimeSettings:
+    """Every concern's settings, read from the environment and validated: ConfigurationError names what is
+    wrong. Handlers call it at cold start."""
     return RuntimeSettings.from_environ()
 
 
@@ -55,20 +63,63 @@ def get_vault_client() -> hvac.Client:
     )
 
 
+# --- AWS clients (the default credentials, this account and region) ----------------------------------------
+
+
 @runtime_cache
-def get_ledger() -> DynamoDbLedger:
+def get_dynamodb_client() -> DynamoDBClient:
     import boto3
 
-    from rescind.ledger.dynamodb import DynamoDbLedger
+    from rescind.aws.session import AWS_CLIENT_CONFIG
 
-    return DynamoDbLedger(get_settings().ledger_table_name, boto3.client("dynamodb"))
+    return boto3.client("dynamodb", config=AWS_CLIENT_CONFIG)
 
 
 @runtime_cache
 def get_sns_client() -> SNSClient:
     import boto3
 
-    return boto3.client("sns")
+    from rescind.aws.session import AWS_CLIENT_CONFIG
+
+    return boto3.client("sns", config=AWS_CLIENT_CONFIG)
+
+
+@runtime_cache
+def get_s3_client() -> S3Client:
+    import boto3
+
+    from rescind.aws.session import AWS_CLIENT_CONFIG
+
+    return boto3.client("s3", config=AWS_CLIENT_CONFIG)
+
+
+@runtime_cache
+def get_secretsmanager_client() -> SecretsManagerClient:
+    import boto3
+
+    from rescind.aws.session import AWS_CLIENT_CONFIG
+
+    return boto3.client("secretsmanager", config=AWS_CLIENT_CONFIG)
+
+
+@runtime_cache
+def get_events_client() -> Any:
+    """EventBridge (boto3-stubs has no events extra in this project)."""
+    import boto3
+
+    from rescind.aws.session import AWS_CLIENT_CONFIG
+
+    return boto3.client("events", config=AWS_CLIENT_CONFIG)
+
+
+# --- what the functions act with -------------------------------------------------------------------------------
+
+
+@runtime_cache
+def get_ledger() -> DynamoDbLedger:
+    from rescind.ledger.dynamodb import DynamoDbLedger
+
+    return DynamoDbLedger(get_settings().ledger_table_name, get_dynamodb_client())
 
 
 @runtime_cache
@@ -89,38 +140,23 @@ def get_engine() -> ActionEngine:
 
 @runtime_cache
 def get_inventory() -> DynamoDbInventory | None:
-    import boto3
-
     from rescind.inventory.dynamodb import DynamoDbInventory
 
     table = get_settings().inventory_table_name
-    return DynamoDbInventory(table, boto3.client("dynamodb")) if table else None
+    return DynamoDbInventory(table, get_dynamodb_client()) if table else None
 
 
 @runtime_cache
 def get_discovery_scope() -> DiscoveryScope:
-    from rescind.discovery import DiscoveryScope
-
     settings = get_settings()
-    accounts = settings.aws_account_ids or (get_aws_factory().caller_identity().account_id,)
-    return DiscoveryScope(
-        pki_mounts=settings.pki_mounts,
-        approle_mounts=settings.approle_mounts,
-        kv_mounts=settings.kv_mounts,
-        lease_mounts=settings.lease_mounts,
-        aws_account_ids=accounts,
-        metadata_key=settings.workload_metadata_key,
-    )
+    # The functions' own account when AWS_ACCOUNT_IDS names none (asked only then: it is an STS call).
+    own = None if settings.aws_account_ids else get_aws_factory().caller_identity().account_id
+    return settings.discovery_scope(default_account=own)
 
 
 @runtime_cache
 def get_guard_policy() -> GuardPolicy:
-    from rescind.guard import GuardPolicy
-
-    settings = get_settings()
-    return GuardPolicy(
-        protected_workloads=frozenset(settings.protected_workloads), blast_radius_cap=settings.blast_radius_cap
-    )
+    return get_settings().guard_policy()
 
 
 @runtime_cache

@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rescind.exceptions import InvalidInput, LedgerConflict, RescindError, VaultUnavailable
+from rescind.exceptions import ConfigurationError, InvalidInput, LedgerConflict, RescindError, VaultUnavailable
 from rescind_cli.direct import DirectTarget, ScanMeter
 from rescind_cli.options import (
     DirectOption,
@@ -146,7 +146,7 @@ def _command(json_output: bool, target_holder: list[Target] | None = None) -> It
     except VaultUnavailable as error:
         _fail(f"{_vault_hint(target_holder)}: {error}", EXIT_FAILED, json_output, "VaultUnavailable")
     except RescindError as error:
-        code = EXIT_BAD_INPUT if isinstance(error, InvalidInput) else EXIT_FAILED
+        code = EXIT_BAD_INPUT if isinstance(error, (InvalidInput, ConfigurationError)) else EXIT_FAILED
         _fail(str(error), code, json_output, type(error).__name__)
     except requests.exceptions.RequestException as error:
         _fail(f"{_vault_hint(target_holder)}: {type(error).__name__}", EXIT_FAILED, json_output, "VaultUnavailable")

@@ -12,7 +12,14 @@ from moto.sts.models import sts_backends
 
 from rescind.aws.errors import aws_errors
 from rescind.aws.session import AwsClientFactory
-from rescind.exceptions import ActionFailed, AwsThrottled, InvalidInput
+from rescind.exceptions import (
+    ActionFailed,
+    AwsAccessDenied,
+    AwsThrottled,
+    AwsUnavailable,
+    ConfigurationError,
+    InvalidInput,
+)
 from rescind.models.results import utc_now
 from tests.conftest import TEST_EXTERNAL_ID
 
@@ -96,11 +103,11 @@ def _client_error(code: str, status: int) -> ClientError:
     [
         (_client_error("Throttling", 400), AwsThrottled),
         (_client_error("TooManyRequestsException", 429), AwsThrottled),
-        (_client_error("ServiceUnavailable", 503), AwsThrottled),
-        (_client_error("SomethingNew", 500), AwsThrottled),
-        (EndpointConnectionError(endpoint_url="https://iam.amazonaws.com"), AwsThrottled),
-        (_client_error("AccessDenied", 403), ActionFailed),
-        (_client_error("AccessDeniedException", 400), ActionFailed),
+        (_client_error("ServiceUnavailable", 503), AwsUnavailable),
+        (_client_error("SomethingNew", 500), AwsUnavailable),
+        (EndpointConnectionError(endpoint_url="https://iam.amazonaws.com"), AwsUnavailable),
+        (_client_error("AccessDenied", 403), AwsAccessDenied),
+        (_client_error("AccessDeniedException", 400), AwsAccessDenied),
         (_client_error("LimitExceeded", 409), ActionFailed),
     ],
 )
@@ -113,7 +120,7 @@ def test_aws_errors_are_typed(error: Exception, expected: type[Exception]) -> No
 def test_without_an_external_id_no_role_is_assumed_and_the_setting_is_named() -> None:
     # The member execution role requires sts:ExternalId: refuse before STS, rather than fail as AccessDenied.
     factory = AwsClientFactory()
-    with pytest.raises(InvalidInput) as refused:
+    with pytest.raises(ConfigurationError) as refused:
         factory.client("iam", OTHER)
     assert "CROSS_ACCOUNT_EXTERNAL_ID" in str(refused.value)
     assert _assumed_roles(OTHER) == []

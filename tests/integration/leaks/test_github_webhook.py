@@ -26,6 +26,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from rescind.aws.stored_secrets import forget_cached_secrets
 from rescind.exceptions import ActionFailed, AwsThrottled, InvalidInput, TransientError
 from rescind.leaks.github import (
     DELIVERY_PK_PREFIX,
@@ -41,7 +42,6 @@ from rescind.leaks.github import (
     WebhookRejectionReason,
     claim_delivery,
     fetch_alert_secret,
-    forget_cached_secrets,
     github_signature,
     load_webhook_secret,
     receive_github_delivery,
@@ -73,7 +73,7 @@ class WebhookStack:
         return receive_github_delivery(
             headers,
             body,
-            webhook_secret=load_webhook_secret(boto3.client("secretsmanager"), self.secret_arn),
+            webhook_secret=load_webhook_secret(self.secret_arn),
             dynamodb=self.dynamodb,
             ledger_table_name=self.table,
             events=self.events,
@@ -239,7 +239,7 @@ def test_a_mis_signed_delivery_is_refused_and_nothing_is_claimed_or_put(
 ) -> None:
     headers, body = _sample()
     headers["x-hub-signature-256"] = github_signature(b"a guessed secret", body)
-    webhook_secret = load_webhook_secret(boto3.client("secretsmanager"), stack.secret_arn)
+    webhook_secret = load_webhook_secret(stack.secret_arn)
     before = list(backend_calls.aws)
 
     with pytest.raises(WebhookRejected) as raised:
@@ -358,10 +358,8 @@ def test_a_concurrent_copy_that_claimed_first_is_reported_as_a_duplicate_put(sta
 
 
 def test_the_webhook_secret_is_read_once_and_cached(stack: WebhookStack, backend_calls: BackendCalls) -> None:
-    secrets = boto3.client("secretsmanager")
-
-    first = load_webhook_secret(secrets, stack.secret_arn)
-    second = load_webhook_secret(secrets, stack.secret_arn)
+    first = load_webhook_secret(stack.secret_arn)
+    second = load_webhook_secret(stack.secret_arn)
 
     assert first == second == SAMPLE_WEBHOOK_SECRET
     assert backend_calls.aws.count("secretsmanager:GetSecretValue") == 1
