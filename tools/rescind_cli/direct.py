@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rescind.config import GitHubSettings, PlanSettings
+from rescind.config import CrossAccountSettings, GitHubSettings, PlanSettings
 from rescind.discovery import DiscoveryScope
 from rescind.exceptions import ConfigurationError, InvalidInput
 from rescind.guard import GuardPolicy
@@ -244,7 +244,7 @@ class DirectTarget:
                 self._session = session
                 self._factory = AwsClientFactory(
                     purpose="cli-direct",
-                    external_id=self.environ.get("CROSS_ACCOUNT_EXTERNAL_ID") or None,
+                    external_id=CrossAccountSettings.from_environ(self.environ).cross_account_external_id,
                     session=session,
                 )
         return self._factory

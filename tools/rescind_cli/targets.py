@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from rescind.config import PlanSettings
+from rescind.config import CrossAccountSettings, PlanSettings
 from rescind.discovery import DiscoveryScope
 from rescind.exceptions import InvalidInput, RescindError
 from rescind.guard import GuardPolicy
@@ -379,7 +379,7 @@ class DeployedStackTarget:
         if self._factory is None:
             self._factory = AwsClientFactory(
                 role_name=self.parameters.get("CrossAccountRoleName") or "RescindExecutionRole",
-                external_id=self._environ.get("CROSS_ACCOUNT_EXTERNAL_ID") or None,
+                external_id=CrossAccountSettings.from_environ(self._environ).cross_account_external_id,
                 purpose="cli-plan",
                 session=self._session,
             )

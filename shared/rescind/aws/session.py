@@ -43,10 +43,10 @@ _ROLE_NAME_RE = re.compile(r"^[\w+=,.@\-]{1,64}$")
 _PURPOSE_RE = re.compile(r"^[\w+=,.@\-]{1,56}$")
 _EXTERNAL_ID_RE = re.compile(EXTERNAL_ID_PATTERN)
 
-# The botocore Config of every client Rescind builds. Standard mode: at most 3 attempts, exponential backoff
-# with jitter, and a retry quota that stops retrying when most calls fail (botocore's default, "legacy", makes 5
-# attempts with no quota).
-AWS_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
+# The botocore Config of every client Rescind builds. Standard mode: 3 attempts in all (botocore gives DynamoDB
+# 4), exponential backoff with jitter, and a retry quota that stops retrying when most calls fail (botocore's
+# default, "legacy", makes 5 attempts, DynamoDB 10, with no quota).
+AWS_CLIENT_CONFIG = Config(retries={"mode": "standard"})
 
 
 @dataclass(frozen=True)
