@@ -7,7 +7,7 @@ client is built here (or by AwsClientFactory) with rescind.aws.session.AWS_CLIEN
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from rescind.caching import clear_caches, runtime_cache
 from rescind.config import RuntimeSettings, VaultAuthMethod
@@ -18,7 +18,6 @@ TRACED_LIBRARIES: tuple[str, ...] = ("botocore", "requests")
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     import hvac
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -67,49 +66,35 @@ def get_vault_client() -> hvac.Client:
 
 
 @runtime_cache
+def get_aws_client(service: str) -> Any:
+    """A boto3 client for `service`, one per execution environment, with the one botocore Config. The getters
+    below give it its boto3-stubs type."""
+    import boto3
+
+    from rescind.aws.session import AWS_CLIENT_CONFIG
+
+    return boto3.client(service, config=AWS_CLIENT_CONFIG)  # type: ignore[call-overload]
+
+
 def get_dynamodb_client() -> DynamoDBClient:
-    import boto3
-
-    from rescind.aws.session import AWS_CLIENT_CONFIG
-
-    return boto3.client("dynamodb", config=AWS_CLIENT_CONFIG)
+    return cast("DynamoDBClient", get_aws_client("dynamodb"))
 
 
-@runtime_cache
 def get_sns_client() -> SNSClient:
-    import boto3
-
-    from rescind.aws.session import AWS_CLIENT_CONFIG
-
-    return boto3.client("sns", config=AWS_CLIENT_CONFIG)
+    return cast("SNSClient", get_aws_client("sns"))
 
 
-@runtime_cache
 def get_s3_client() -> S3Client:
-    import boto3
-
-    from rescind.aws.session import AWS_CLIENT_CONFIG
-
-    return boto3.client("s3", config=AWS_CLIENT_CONFIG)
+    return cast("S3Client", get_aws_client("s3"))
 
 
-@runtime_cache
 def get_secretsmanager_client() -> SecretsManagerClient:
-    import boto3
-
-    from rescind.aws.session import AWS_CLIENT_CONFIG
-
-    return boto3.client("secretsmanager", config=AWS_CLIENT_CONFIG)
+    return cast("SecretsManagerClient", get_aws_client("secretsmanager"))
 
 
-@runtime_cache
 def get_events_client() -> Any:
     """EventBridge (boto3-stubs has no events extra in this project)."""
-    import boto3
-
-    from rescind.aws.session import AWS_CLIENT_CONFIG
-
-    return boto3.client("events", config=AWS_CLIENT_CONFIG)
+    return get_aws_client("events")
 
 
 # --- what the functions act with -------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from rescind.ledger.closing import CloseRequest, RunOutcome, close_incident
 from rescind.ledger.sqlite import SqliteLedger
 from rescind.models import Action, ActionResult, Outcome, Plan, VaultTokenRef
 from rescind_local import create_table_from_template
+from tests.doubles import BotocoreResponse
 
 ACCESSOR = "CaTti28wsXOQA02COE2ygP2B"
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -214,16 +215,6 @@ def test_the_local_ledger_has_no_statement_that_changes_or_removes_a_record() ->
     assert not re.search(r"\b(UPDATE|DELETE|REPLACE|DROP)\b(?! ON records)", code)
 
 
-class _HttpResponse:
-    """What botocore's before-call contract wants as the raw response: only the status code is read."""
-
-    def __init__(self, status_code: int) -> None:
-        self.status_code = status_code
-        self.headers: dict[str, str] = {}
-        self.content = b""
-        self.text = ""
-
-
 @pytest.mark.parametrize(
     ("operation", "status", "code", "expected"),
     [
@@ -243,9 +234,9 @@ def test_the_ledger_raises_typed_errors_never_botocores(
     client = boto3.client("dynamodb")
     create_table_from_template(client, "LedgerTable", "ledger")
 
-    def fail(**_: object) -> tuple[_HttpResponse, dict[str, object]]:
+    def fail(**_: object) -> tuple[BotocoreResponse, dict[str, object]]:
         body = {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}
-        return _HttpResponse(status), body
+        return BotocoreResponse(status), body
 
     client.meta.events.register(f"before-call.dynamodb.{operation}", fail)
     ledger = DynamoDbLedger("ledger", client)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import hvac
 
-from rescind.exceptions import ActionFailed, InvalidInput
+from rescind.exceptions import ActionFailed, ConfigurationError, InvalidInput
 from rescind.leaks.types import ACCESS_KEY_ID, LeakAlert, LocatedLeak, SecretType, Unlocated
 from rescind.models import (
     AppRoleSecretIdRef,
@@ -105,7 +105,8 @@ class LeakLocator:
             return Unlocated(why="GitHub alerts need GITHUB_TOKEN_SECRET_ARN to read the alert's secret")
         try:
             return self._github_fetcher(alert.github_repository, alert.github_alert_number).strip()
-        except (InvalidInput, ActionFailed) as error:  # the alert is gone, or the token may not read it
+        except (InvalidInput, ActionFailed, ConfigurationError) as error:
+            # the alert is gone, the token may not read it, or its secret is misconfigured: recorded unresolved
             return Unlocated(why=f"GitHub alert {alert.github_alert_number} could not be read: {error}"[:500])
 
     # --- Vault ---------------------------------------------------------------------------------------------
@@ -274,7 +275,7 @@ class LeakLocator:
             return Unlocated(why="GitHub alerts need GITHUB_TOKEN_SECRET_ARN to read the alert's locations")
         try:
             key_ids = self._github_key_id_finder(alert.github_repository, alert.github_alert_number)
-        except (InvalidInput, ActionFailed) as error:
+        except (InvalidInput, ActionFailed, ConfigurationError) as error:
             return Unlocated(
                 why=f"GitHub alert {alert.github_alert_number}'s locations could not be read: {error}"[:500]
             )

@@ -5,11 +5,10 @@ Settings, the ledger, the inventory and the SNS client come from `rescind.runtim
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from rescind.aws.errors import aws_errors
-from rescind.caching import runtime_cache
-from rescind.runtime import get_settings, get_sns_client
+from rescind.runtime import get_aws_client, get_settings, get_sns_client
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -20,14 +19,9 @@ SNS_SUBJECT_LIMIT = 100
 SNS_MESSAGE_LIMIT = 256 * 1024
 
 
-@runtime_cache
 def get_sfn_client() -> SFNClient:
     """Step Functions: starting, reading and answering runs."""
-    import boto3
-
-    from rescind.aws.session import AWS_CLIENT_CONFIG
-
-    return boto3.client("stepfunctions", config=AWS_CLIENT_CONFIG)
+    return cast("SFNClient", get_aws_client("stepfunctions"))
 
 
 def get_offboarding_state_machine_arn() -> str:

@@ -50,6 +50,7 @@ from rescind_local import LOCAL_ACCOUNT_ID, create_table_from_template, load_tem
 from rescind_local.lambdas import FunctionSpec, forget_loaded_handlers, invoke_in_process
 from rescind_local.template import resource_properties
 from tests.conftest import REPO_ROOT, BackendCalls, load_event
+from tests.doubles import BotocoreResponse
 
 # The secret events/github_secret_scanning_webhook.json is signed with. A sample, not a credential.
 SAMPLE_WEBHOOK_SECRET = b"rescind-sample-github-webhook-secret"
@@ -310,7 +311,7 @@ def test_a_throttled_put_entry_is_transient_and_claims_nothing(stack: WebhookSta
             "Entries": [{"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}],
             "ResponseMetadata": {"HTTPStatusCode": 200},
         }
-        return _HttpResponse(200), parsed
+        return BotocoreResponse(200), parsed
 
     events.meta.events.register("before-call.events.PutEvents", throttled_entry, unique_id="throttle")
     stack.events = events
@@ -363,15 +364,6 @@ def test_the_webhook_secret_is_read_once_and_cached(stack: WebhookStack, backend
 
     assert first == second == SAMPLE_WEBHOOK_SECRET
     assert backend_calls.aws.count("secretsmanager:GetSecretValue") == 1
-
-
-class _HttpResponse:
-    def __init__(self, status_code: int) -> None:
-        self.status_code = status_code
-        self.headers: dict[str, str] = {}
-        self.content = b""
-        self.text = ""
-        self.raw = None
 
 
 # --- the handler, through its module as Lambda runs it ---------------------------------------------------------------
