@@ -90,7 +90,7 @@ def deliver() -> Response[str]:
     receipt = receive_github_delivery(
         dict(app.current_event.headers),
         _request_body(),
-        webhook_secret=load_webhook_secret(_WEBHOOK_SECRET_ARN),
+        webhook_secret=lambda: load_webhook_secret(_WEBHOOK_SECRET_ARN),
         dynamodb=get_dynamodb_client(),
         ledger_table_name=get_settings().ledger_table_name,
         events=get_events_client(),

@@ -305,7 +305,7 @@ def _receive(headers: dict[str, str], body: bytes) -> None:
     receive_github_delivery(
         headers,
         body,
-        webhook_secret=SAMPLE_WEBHOOK_SECRET,
+        webhook_secret=lambda: SAMPLE_WEBHOOK_SECRET,
         dynamodb=untouchable,
         ledger_table_name="ledger",
         events=untouchable,
@@ -377,7 +377,7 @@ def test_a_location_event_is_acknowledged_and_goes_no_further() -> None:
     receipt = receive_github_delivery(
         headers,
         published,
-        webhook_secret=SAMPLE_WEBHOOK_SECRET,
+        webhook_secret=lambda: SAMPLE_WEBHOOK_SECRET,
         dynamodb=untouchable,
         ledger_table_name="ledger",
         events=untouchable,

@@ -74,7 +74,7 @@ class WebhookStack:
         return receive_github_delivery(
             headers,
             body,
-            webhook_secret=load_webhook_secret(self.secret_arn),
+            webhook_secret=lambda: load_webhook_secret(self.secret_arn),
             dynamodb=self.dynamodb,
             ledger_table_name=self.table,
             events=self.events,
@@ -247,7 +247,7 @@ def test_a_mis_signed_delivery_is_refused_and_nothing_is_claimed_or_put(
         receive_github_delivery(
             headers,
             body,
-            webhook_secret=webhook_secret,
+            webhook_secret=lambda: webhook_secret,
             dynamodb=stack.dynamodb,
             ledger_table_name=stack.table,
             events=stack.events,
@@ -427,6 +427,23 @@ def test_the_handler_accepts_the_sample_once_then_answers_409(
     assert SAMPLE_DELIVERY_ID in logged  # the delivery id is logged...
     assert event["headers"]["x-hub-signature-256"] not in logged  # ...the signature and the body never are
     assert "octo-repo/secret-scanning/alerts/42/locations" not in logged
+
+
+def test_the_handler_refuses_an_unsigned_delivery_before_anything_else(
+    webhook_function: FunctionSpec, stack: WebhookStack, backend_calls: BackendCalls
+) -> None:
+    # Given a cold secret cache: a signed delivery would read the webhook secret first
+    forget_cached_secrets()
+    event = load_event("github_secret_scanning_webhook.json")
+    del event["headers"]["x-hub-signature-256"]
+    before = list(backend_calls.aws)
+
+    answer = _invoke(webhook_function, event)
+
+    # Then it is refused 401, with no call to AWS at all: not the secret, not the ledger, not the bus
+    assert answer["statusCode"] == 401
+    assert json.loads(answer["body"])["reason"] == "unsigned"
+    assert backend_calls.aws == before
 
 
 def test_the_handler_refuses_a_mis_signed_delivery_with_401(

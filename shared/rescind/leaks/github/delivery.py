@@ -1,6 +1,7 @@
 """One webhook delivery, end to end: verified, parsed, deduplicated and forwarded, in this order, and why:
 
-1. size, then signature: nothing unauthenticated reaches a parser or a table;
+1. size, then signature (an unsigned delivery before the secret is even read): nothing unauthenticated reaches
+   a parser or a table;
 2. event and payload parsed; `ping` and actions that are not a leak are answered and dropped;
 3. replay check: consistent reads of the delivery's ledger item, and of its signed body's;
 4. PutEvents;
@@ -14,7 +15,7 @@ is refused once it was forwarded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rescind.leaks.github.bus import EventPublisher, put_alert_notice
 from rescind.leaks.github.replay import claim_delivery, delivery_already_claimed, signed_body_digest
-from rescind.leaks.github.signature import verify_github_signature
+from rescind.leaks.github.signature import presented_signature, verify_github_signature
 from rescind.leaks.github.wire import (
     CONTENT_TYPE_HEADER,
     FORM_CONTENT_TYPE,
@@ -88,7 +89,7 @@ def receive_github_delivery(
     headers: Mapping[str, str],
     body: bytes,
     *,
-    webhook_secret: bytes,
+    webhook_secret: Callable[[], bytes],
     dynamodb: DynamoDBClient,
     ledger_table_name: str,
     events: EventPublisher,
@@ -97,13 +98,16 @@ def receive_github_delivery(
 ) -> DeliveryReceipt:
     """Verify, parse, deduplicate and forward one webhook delivery (see the module docstring for the order).
 
+    `webhook_secret` is read only for a delivery that carries a signature: an unsigned one is refused first.
+
     Raises WebhookRejected for a refused delivery, TransientError (AwsThrottled, AwsUnavailable) when AWS failed
     in a way a redelivery can fix, ActionFailed (AwsAccessDenied...) for a permission problem, and
     ConfigurationError for an empty webhook secret.
     """
     if len(body) > MAX_BODY_BYTES:
         raise WebhookRejected(WebhookRejectionReason.OVERSIZED, f"the body is over {MAX_BODY_BYTES} bytes")
-    verify_github_signature(webhook_secret, body, lower_case_headers(headers).get(SIGNATURE_HEADER))
+    signature = presented_signature(lower_case_headers(headers).get(SIGNATURE_HEADER))
+    verify_github_signature(webhook_secret(), body, signature)
     event_name = github_event_name(headers)
     _refuse_form_encoding(headers, body)
     if event_name == PING_EVENT:

@@ -23,6 +23,13 @@ def github_signature(secret: bytes, body: bytes) -> str:
     return _SIGNATURE_PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
+def presented_signature(header: str | None) -> str:
+    """The X-Hub-Signature-256 header's value, or WebhookRejected(unsigned) when there is none."""
+    if header is None or not header.strip():
+        raise WebhookRejected(WebhookRejectionReason.UNSIGNED, "X-Hub-Signature-256 is missing")
+    return header.strip()
+
+
 def verify_github_signature(secret: bytes, body: bytes, header: str | None) -> None:
     """Raise WebhookRejected unless `header` is `sha256=<hex HMAC-SHA256 of body under secret>`.
 
@@ -31,12 +38,11 @@ def verify_github_signature(secret: bytes, body: bytes, header: str | None) -> N
     if not secret:
         # An empty key would make every signature computable by anyone: a configuration error, not a rejection.
         raise ConfigurationError("the GitHub webhook secret is empty")
-    if header is None or not header.strip():
-        raise WebhookRejected(WebhookRejectionReason.UNSIGNED, "X-Hub-Signature-256 is missing")
-    algorithm, separator, _ = header.strip().partition("=")
+    header = presented_signature(header)
+    algorithm, separator, _ = header.partition("=")
     if not separator or algorithm.lower() != "sha256":
         raise WebhookRejected(WebhookRejectionReason.BAD_SIGNATURE, "X-Hub-Signature-256 is not a sha256= signature")
     expected = github_signature(secret, body).encode("ascii")
-    presented = header.strip().lower().encode("utf-8", "replace")
+    presented = header.lower().encode("utf-8", "replace")
     if not hmac.compare_digest(expected, presented):
         raise WebhookRejected(WebhookRejectionReason.BAD_SIGNATURE, "X-Hub-Signature-256 does not match the body")
