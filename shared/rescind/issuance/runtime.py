@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rescind.caching import runtime_cache
-from rescind.runtime import get_settings
+from rescind.runtime import get_dynamodb_client, get_settings
 
 if TYPE_CHECKING:
     from rescind.issuance.dynamodb import DynamoDbIssuanceIndex
@@ -16,8 +16,6 @@ def get_issuance_index() -> DynamoDbIssuanceIndex | None:
     table = get_settings().issuance_table_name
     if not table:
         return None
-    import boto3
-
     from rescind.issuance.dynamodb import DynamoDbIssuanceIndex
 
-    return DynamoDbIssuanceIndex(table, boto3.client("dynamodb"))
+    return DynamoDbIssuanceIndex(table, get_dynamodb_client())
