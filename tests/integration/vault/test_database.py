@@ -303,3 +303,24 @@ def test_direct_mode_refuses_a_root_rotation_even_with_a_named_approver(
     assert "never done in direct mode, which has no approval step" in said, document
     assert "the stack's manual run" in said
     assert postgres_server.can_log_in(database.admin_user, database.admin_password)
+
+
+def test_the_inventory_counts_static_roles_and_skips_lease_mounts_that_are_not_database_engines(
+    vault: hvac.Client, postgres_server: PostgresServer, database: DatabaseMount, unique: str
+) -> None:
+    from rescind.schedules.inventory_report import build_inventory_report
+    from rescind.schedules.policy import SchedulePolicy
+
+    # Given LeaseMounts naming a PKI mount (its leases are revocable, it has no static roles) and a database mount
+    other = f"pki-{unique}"
+    vault.sys.enable_secrets_engine("pki", path=other)
+    _static_role(vault, postgres_server, database, "ledger")
+    scope = DiscoveryScope(pki_mounts=(), approle_mounts=(), kv_mounts=(), lease_mounts=(other, database.mount))
+
+    report = build_inventory_report(
+        policy=SchedulePolicy(), vault=vault, aws=None, scope=scope, inventory=None, now=datetime.now(UTC)
+    )
+
+    assert [error for error in report.errors if "database mount" in error] == []
+    assert sum(report.by_kind_and_age["vault_database_static_role"].values()) == 1
+    vault.sys.disable_secrets_engine(other)
