@@ -61,6 +61,9 @@ NOT_REACHED_BY = {
     # The inventory's writers (bind, record_credentials) serve other functions; the report only reads, and it
     # keeps no checkpoint (it is one pass every time).
     "InventoryReportFunction": {"dynamodb:PutItem"},
+    # A KV rotation only writes the new version's fingerprints (kv_rotation_indexer); looking one up is the leak
+    # responder's (tests/infra/test_code_permissions.py follows the calls the function really reaches).
+    "RotationByAgeFunction": {"dynamodb:Query"},
 }
 # Granted without a boto3 call in the function's code: Secrets Manager checks that the caller of RotateSecret may
 # invoke the rotation function; Vault's AWS IAM login signs an sts:GetCallerIdentity request itself.
