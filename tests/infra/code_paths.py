@@ -170,9 +170,12 @@ class Source:
             for statement in ast.walk(scope):
                 if isinstance(statement, ast.Import | ast.ImportFrom):
                     found.update(dict.fromkeys(bound_names(statement), statement))
-                elif isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                    if statement is not scope and self.modules[module].parents.get(statement) is scope:
-                        found[statement.name] = statement
+                elif (
+                    isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                    and statement is not scope
+                    and self.modules[module].parents.get(statement) is scope
+                ):
+                    found[statement.name] = statement
             self._locals[key] = found
         return self._locals[key]
 
@@ -288,9 +291,12 @@ def reachable(source: Source) -> Reach:
 
 def _class_attribute(cls: ast.ClassDef, name: str) -> ast.AST | None:
     for statement in cls.body:
-        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
-            if statement.target.id == name:
-                return statement
+        if (
+            isinstance(statement, ast.AnnAssign)
+            and isinstance(statement.target, ast.Name)
+            and statement.target.id == name
+        ):
+            return statement
         if isinstance(statement, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == name for t in statement.targets
         ):
@@ -300,10 +306,11 @@ def _class_attribute(cls: ast.ClassDef, name: str) -> ast.AST | None:
 
 def _kind_names(node: ast.AST | None) -> set[str]:
     """The `CredentialKind.X` a class attribute names."""
+    if node is None:
+        return set()
     return {
         n.attr
         for n in ast.walk(node)
-        if node is not None
         if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "CredentialKind"
     }
 
@@ -377,10 +384,13 @@ def produced_kinds(reach: Reach) -> set[str]:
             target_module, definition = target
             if isinstance(definition, ast.ClassDef):
                 parsed.append((target_module, definition))
-            elif isinstance(definition, ast.Assign | ast.AnnAssign) and definition.value is not None:
-                if id(definition) not in seen:
-                    seen.add(id(definition))
-                    parsed.append((target_module, definition.value))
+            elif (
+                isinstance(definition, ast.Assign | ast.AnnAssign)
+                and definition.value is not None
+                and id(definition) not in seen
+            ):
+                seen.add(id(definition))
+                parsed.append((target_module, definition.value))
     return kinds
 
 
@@ -517,9 +527,13 @@ class Tracer:
             return {node.func.attr}
         receiver = node.func.value
         for value in self._values_of(module, receiver, 0):
-            if isinstance(value[1], ast.Call) and isinstance(value[1].func, ast.Attribute):
-                if value[1].func.attr == "get_paginator" and value[1].args:
-                    return {o.value for o in self.origins(value[0], value[1].args[0]) if isinstance(o, Literal)}
+            call = value[1]
+            if (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and call.func.attr == "get_paginator"
+            ):
+                return {o.value for o in self.origins(value[0], call.args[0]) if isinstance(o, Literal)}
         return set()
 
     def keyword_variants(self, module: str, node: ast.Call) -> list[dict[str, list[tuple[str, ast.expr]]]]:
@@ -577,10 +591,9 @@ class Tracer:
     def _assignments(self, function: ast.AST, name: str) -> list[ast.expr]:
         values: list[ast.expr] = []
         for node in ast.walk(function):
-            if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)) or (isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Tuple) and any(isinstance(e, ast.Name) and e.id == name for e in t.elts)
-                for t in node.targets
-            )):
+            if isinstance(node, ast.Assign) and any(
+                name in {n.id for n in ast.walk(target) if isinstance(n, ast.Name)} for target in node.targets
+            ):
                 values.append(node.value)
             elif isinstance(node, ast.AnnAssign | ast.NamedExpr) and isinstance(node.target, ast.Name):
                 if node.target.id == name and node.value is not None:
@@ -589,9 +602,12 @@ class Tracer:
                 isinstance(n, ast.Name) and n.id == name for n in ast.walk(node.target)
             ):
                 values.append(node.iter)
-            elif isinstance(node, ast.withitem) and isinstance(node.optional_vars, ast.Name):
-                if node.optional_vars.id == name:
-                    values.append(node.context_expr)
+            elif (
+                isinstance(node, ast.withitem)
+                and isinstance(node.optional_vars, ast.Name)
+                and node.optional_vars.id == name
+            ):
+                values.append(node.context_expr)
         return values
 
     # origins
@@ -742,9 +758,11 @@ class Tracer:
 
     def _call_origins(self, module: str, node: ast.Call, depth: int) -> frozenset[Origin]:
         func = node.func
-        if isinstance(func, ast.Attribute) and func.attr in ("get", "getenv") and node.args:
-            if self._is_environ(func.value) or (isinstance(func.value, ast.Name) and func.value.id == "os"):
-                return self._environment(module, node.args[0], depth)
+        reads_environment = self._is_environ(func.value) if isinstance(func, ast.Attribute) else False
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "os":
+            reads_environment = True
+        if isinstance(func, ast.Attribute) and func.attr in ("get", "getenv") and node.args and reads_environment:
+            return self._environment(module, node.args[0], depth)
         if isinstance(func, ast.Attribute) and func.attr == "from_environ":
             target = self.source.resolve_expression(module, func.value)
             return frozenset(
@@ -757,12 +775,13 @@ class Tracer:
                 }
             )
         target = self.source.resolve_expression(module, func)
-        if target is None and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-            if func.value.id == "self":  # a method of this class
-                cls = self._enclosing_class(module, node)
-                if cls is not None:
-                    methods = [m for m in cls.body if isinstance(m, ast.FunctionDef) and m.name == func.attr]
-                    target = (module, methods[0]) if methods else None
+        is_own_method = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self"
+        if target is None and is_own_method:
+            assert isinstance(func, ast.Attribute)
+            cls = self._enclosing_class(module, node)
+            if cls is not None:
+                methods = [m for m in cls.body if isinstance(m, ast.FunctionDef) and m.name == func.attr]
+                target = (module, methods[0]) if methods else None
         if isinstance(target, tuple):
             target_module, definition = target
             if isinstance(definition, ast.FunctionDef) and definition.name == "get_settings":
