@@ -24,6 +24,8 @@ from pathlib import Path
 import botocore.session
 from botocore import xform_name
 
+from tests.infra.policy_scan import AWS_SERVICES
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_ROOT = REPO_ROOT / "shared"
 PACKAGE = "rescind"
@@ -397,22 +399,6 @@ def produced_kinds(reach: Reach) -> set[str]:
 # --- the AWS calls in it --------------------------------------------------------------------------------------
 
 
-SERVICES = (
-    "iam",
-    "secretsmanager",
-    "acm-pca",
-    "s3",
-    "sts",
-    "dynamodb",
-    "sns",
-    "stepfunctions",
-    "events",
-    "ec2",
-    "ecs",
-    "lambda",
-)
-
-
 @dataclass(frozen=True)
 class Operation:
     action: str  # service:Operation, as IAM names it
@@ -424,7 +410,7 @@ def operations() -> dict[str, list[Operation]]:
     """boto3 method name → the operations of that name, with their input members."""
     session = botocore.session.get_session()
     found: dict[str, list[Operation]] = {}
-    for service in SERVICES:
+    for service in AWS_SERVICES:
         model = session.get_service_model(service)
         for name in model.operation_names:
             shape = model.operation_model(name).input_shape
