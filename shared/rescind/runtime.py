@@ -100,6 +100,7 @@ def get_inventory() -> DynamoDbInventory | None:
 @runtime_cache
 def get_discovery_scope() -> DiscoveryScope:
     from rescind.discovery import DiscoveryScope
+    from rescind.issuance.runtime import get_issuance_index
 
     settings = get_settings()
     accounts = settings.aws_account_ids or (get_aws_factory().caller_identity().account_id,)
@@ -110,6 +111,7 @@ def get_discovery_scope() -> DiscoveryScope:
         lease_mounts=settings.lease_mounts,
         aws_account_ids=accounts,
         metadata_key=settings.workload_metadata_key,
+        issuance_index=get_issuance_index(),
     )
 
 
