@@ -34,6 +34,7 @@ ADAPTER_SOURCES = [
     *sorted((RUNTIME / "leaks").rglob("*.py")),
     *sorted((RUNTIME / "fingerprints").glob("*.py")),
     *sorted((RUNTIME / "schedules").glob("*.py")),
+    *sorted((RUNTIME / "issuance").glob("*.py")),
     RUNTIME / "inventory" / "dynamodb.py",
     RUNTIME / "approval.py",
     RUNTIME / "guard.py",
