@@ -24,8 +24,8 @@ from rescind.ledger.base import Ledger
 from rescind.ledger.closing import record_closed_incident
 from rescind.ledger.types import IncidentStatus, Trigger
 from rescind.models.results import utc_now
-from rescind.offboarding.start import Notify, StartStatus, StepFunctionsStarter, start_execution_once
-from rescind.offboarding.types import OffboardingRequest
+from rescind.response.start import Notify, StartStatus, StepFunctionsStarter, start_execution_once
+from rescind.response.types import ResponseRequest
 
 DEFAULT_DEDUP_WINDOW = timedelta(hours=1)
 
@@ -73,10 +73,10 @@ def start_leak_response(
     )
 
 
-def leak_response_request(alert: LeakAlert, located: LocatedLeak, incident_id: str) -> OffboardingRequest:
+def leak_response_request(alert: LeakAlert, located: LocatedLeak, incident_id: str) -> ResponseRequest:
     """The leak-response run's input: the located credentials, named by reference; the value goes no further."""
     subject = located.owner or located.credentials[-1].key
-    return OffboardingRequest(
+    return ResponseRequest(
         incident_id=incident_id,
         workload_id=subject[:500],
         reason=f"leaked: {alert.describe}"[:500],

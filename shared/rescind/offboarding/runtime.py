@@ -13,7 +13,7 @@ from rescind.exceptions import InvalidInput
 from rescind.runtime import get_settings, get_sns_client
 
 if TYPE_CHECKING:
-    from rescind.offboarding.start import Notify, StepFunctionsStarter
+    from rescind.response.start import Notify, StepFunctionsStarter
 
 SNS_SUBJECT_LIMIT = 100
 SNS_MESSAGE_LIMIT = 256 * 1024

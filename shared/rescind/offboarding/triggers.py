@@ -27,7 +27,8 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from rescind.exceptions import InvalidInput
-from rescind.offboarding.types import TerminationNotice, workload_id_problem
+from rescind.offboarding.types import TerminationNotice
+from rescind.response.types import workload_id_problem
 from rescind.validation import describe_validation_error
 
 MAX_EVENT_BYTES = 256 * 1024  # EventBridge's own limit on an event
