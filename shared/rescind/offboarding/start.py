@@ -14,10 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rescind.exceptions import InvalidInput
 from rescind.ledger.base import Ledger
-from rescind.ledger.closing import record_closed_incident
 from rescind.ledger.types import IncidentStatus, Trigger
 from rescind.offboarding.types import TerminationNotice, offboarding_execution_name
-from rescind.response.start import Notify, StartStatus, StepFunctionsStarter, start_execution_once
+from rescind.response.start import Notify, StartStatus, StepFunctionsStarter, record_unanswered, start_execution_once
 from rescind.response.types import ResponseRequest
 from rescind.validation import describe_validation_error
 
@@ -102,15 +101,12 @@ def unresolved_incident_id(notice: TerminationNotice) -> str:
 def record_unresolved(notice: TerminationNotice, why: str, *, ledger: Ledger, notify: Notify) -> StartResult:
     """An UNRESOLVED incident with an empty plan, closed and notified once (at least once on a retry)."""
     incident_id = unresolved_incident_id(notice)
-    record_closed_incident(
+    record_unanswered(
         incident_id,
-        Trigger(
-            source=notice.source,
-            detail_type=notice.detail_type,
-            event_id=notice.event_id,
-            reason=f"{notice.reason}; unresolved: {why}"[:500],
-        ),
+        notice,
+        about=notice.reason,
         status=IncidentStatus.UNRESOLVED,
+        why=why,
         summary=(
             f"incident {incident_id} (offboarding) for {notice.cloud_id or 'an unnamed resource'}: unresolved; "
             f"trigger: {notice.source} {notice.detail_type} {notice.event_id}; {why}. Nothing was revoked."
@@ -129,16 +125,13 @@ def record_refused_by_account(
 ) -> StartResult:
     """A REFUSED incident with an empty plan, closed and notified once: nothing is started or touched."""
     incident_id = "refused-" + offboarding_execution_name(workload_id, notice.event_id).removeprefix("offboard-")
-    record_closed_incident(
+    record_unanswered(
         incident_id,
-        Trigger(
-            source=notice.source,
-            detail_type=notice.detail_type,
-            event_id=notice.event_id,
-            workload_id=workload_id,
-            reason=f"{notice.reason}; refused: {why}"[:500],
-        ),
+        notice,
+        about=notice.reason,
         status=IncidentStatus.REFUSED,
+        why=why,
+        workload_id=workload_id,
         summary=(
             f"incident {incident_id} (offboarding) for {workload_id}: refused; trigger: {notice.source} "
             f"{notice.detail_type} {notice.event_id} from account {notice.account_id}; {why}. Nothing was revoked."

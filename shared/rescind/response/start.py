@@ -16,7 +16,8 @@ from typing import Any, Protocol
 from rescind.aws.errors import aws_errors, error_code
 from rescind.exceptions import IncidentRunsExhausted
 from rescind.ledger.base import Ledger
-from rescind.ledger.types import IncidentStatus
+from rescind.ledger.closing import record_closed_incident
+from rescind.ledger.types import IncidentStatus, Trigger
 from rescind.models.results import utc_now
 
 Notify = Callable[[str, str], None]
@@ -29,6 +30,53 @@ class StepFunctionsStarter(Protocol):
     def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> Mapping[str, Any]: ...
 
     def describe_execution(self, *, executionArn: str) -> Mapping[str, Any]: ...
+
+
+class TriggeringEvent(Protocol):
+    """What names an event in the ledger: a termination notice, a leak alert, a leak event."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def detail_type(self) -> str: ...
+
+    @property
+    def event_id(self) -> str: ...
+
+
+def record_unanswered(
+    incident_id: str,
+    event: TriggeringEvent,
+    *,
+    about: str,
+    status: IncidentStatus,
+    why: str,
+    summary: str,
+    subject: str,
+    advice: str,
+    ledger: Ledger,
+    notify: Notify,
+    workload_id: str | None = None,
+) -> None:
+    """An event that starts no run (UNRESOLVED, REFUSED, RECORDED): its incident, with an empty plan, closed and
+    notified once. The trigger names the event, what it was `about`, and why nothing was started."""
+    record_closed_incident(
+        incident_id,
+        Trigger(
+            source=event.source,
+            detail_type=event.detail_type,
+            event_id=event.event_id,
+            workload_id=workload_id,
+            reason=f"{about}; {status}: {why}"[:500],
+        ),
+        status=status,
+        summary=summary,
+        subject=subject,
+        advice=advice,
+        ledger=ledger,
+        notify=notify,
+    )
 
 
 # A Standard machine answers a start with the same name and input as a RUNNING execution with that
