@@ -30,8 +30,8 @@ import pytest
 from rescind.ledger import CredentialState, DynamoDbLedger, IncidentStatus
 from rescind.ledger.closing import describe_alive
 from rescind.models import ActionKind, Outcome
-from rescind.offboarding.start import run_execution_name
 from rescind.offboarding.types import offboarding_execution_name
+from rescind.response.start import run_execution_name
 from rescind_local import LocalOpenBao
 from rescind_local.proof import prove_by_use
 from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload

@@ -17,7 +17,8 @@ from botocore.credentials import Credentials
 
 from rescind.ledger import ApprovalVerdict, DynamoDbLedger, IncidentStatus, Trigger
 from rescind.models import CredentialKind, Outcome
-from rescind.offboarding.types import OffboardingRequest, offboarding_execution_name
+from rescind.offboarding.types import offboarding_execution_name
+from rescind.response.types import ResponseRequest
 from rescind_cli.function_url import post_signed
 from rescind_local import LocalOpenBao
 from rescind_local.aws import LOCAL_REGION
@@ -65,9 +66,9 @@ def stack(openbao: LocalOpenBao, estate: Estate) -> Iterator[LocalStack]:
         yield deployed
 
 
-def offboarding_request(workload: SeededWorkload, event_id: str | None = None) -> OffboardingRequest:
+def offboarding_request(workload: SeededWorkload, event_id: str | None = None) -> ResponseRequest:
     event_id = event_id or str(uuid.uuid4())
-    return OffboardingRequest(
+    return ResponseRequest(
         incident_id=offboarding_execution_name(workload.spiffe_id, event_id),
         workload_id=workload.spiffe_id,
         reason="workload terminated",
@@ -78,7 +79,7 @@ def offboarding_request(workload: SeededWorkload, event_id: str | None = None) -
     )
 
 
-def run(stack: LocalStack, request: OffboardingRequest) -> dict[str, Any]:
+def run(stack: LocalStack, request: ResponseRequest) -> dict[str, Any]:
     return stack.run_execution(
         "OffboardingStateMachine", request.model_dump(mode="json"), name=request.incident_id, timeout=60
     )

@@ -69,7 +69,7 @@ NEVER_RUN: dict[str, dict[str, str]] = {
     "RotationByAgeFunction": {
         "iam:ListUserTags": "find_holds reads IAM tags of IAM access key references only; it rotates secrets",
     },
-    "VerifyOffboardingFunction": {
+    "VerifyResponseFunction": {
         # It reads back (engine.verify) and never rotates, so the engine's KV rotation hook never runs.
         "secretsmanager:GetSecretValue": "the fingerprint key: read on a KV rotation only",
         "dynamodb:BatchWriteItem": "the fingerprint index: written on a KV rotation only",

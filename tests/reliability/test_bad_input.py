@@ -6,7 +6,7 @@ with the environment a deployed function has):
 - termination events, StartOffboardingFunction: InvalidInput raised (the errorType Lambda reports);
 - leak events, StartLeakResponseFunction: {"status": "rejected", "reason": ..., "problem": ...} returned;
 - the GitHub webhook, GitHubWebhookFunction (function URL events): HTTP 4xx, {"status": "rejected", ...};
-- Step Functions tasks, ExecuteAction, PlanOffboarding, PlanLeakResponse, VerifyOffboarding, CloseIncident and
+- Step Functions tasks, ExecuteAction, PlanOffboarding, PlanLeakResponse, VerifyResponse, CloseIncident and
   RequestApproval: InvalidInput raised;
 - the CLI, `rescind revoke|plan --credential REF`, `--workload ID` and `rescind replay EVENT.json`: exit 2 with one
   line `error: ...` and no traceback.
@@ -56,7 +56,7 @@ from rescind.leaks.github import WebhookRejected, claim_delivery, parse_secret_s
 from rescind.leaks.triggers import LeakAlertRejected, parse_leak_event
 from rescind.ledger.closing import CloseRequest
 from rescind.offboarding.triggers import TriggerRejected, parse_termination_event
-from rescind.offboarding.types import OffboardingPlan, OffboardingRequest
+from rescind.response.types import ResponsePlan, ResponseRequest
 from rescind_local import LocalOpenBao, local_aws
 from rescind_local.github import SAMPLE_WEBHOOK_SECRET, sign_delivery
 from rescind_local.lambdas import forget_loaded_handlers, invoke_in_process
@@ -77,7 +77,7 @@ TASK_HANDLERS = (
     "ExecuteActionFunction",
     "PlanOffboardingFunction",
     "PlanLeakResponseFunction",
-    "VerifyOffboardingFunction",
+    "VerifyResponseFunction",
     "CloseIncidentFunction",
     "RequestApprovalFunction",
 )
@@ -539,9 +539,9 @@ def test_generated_bad_webhook_deliveries_are_refused_without_a_call_at_scale(
 
 TASK_MODELS: dict[str, tuple[Any, Callable[[], dict[str, Any]]]] = {
     "ExecuteActionFunction": (ExecuteActionRequest, lambda: load_task_input("execute_action.json")),
-    "PlanOffboardingFunction": (OffboardingRequest, bad.valid_offboarding_request),
-    "PlanLeakResponseFunction": (OffboardingRequest, bad.valid_offboarding_request),
-    "VerifyOffboardingFunction": (OffboardingPlan, bad.valid_offboarding_plan),
+    "PlanOffboardingFunction": (ResponseRequest, bad.valid_offboarding_request),
+    "PlanLeakResponseFunction": (ResponseRequest, bad.valid_offboarding_request),
+    "VerifyResponseFunction": (ResponsePlan, bad.valid_offboarding_plan),
     "CloseIncidentFunction": (CloseRequest, bad.valid_close_request),
     "RequestApprovalFunction": (ApprovalRequest, bad.valid_approval_request),
 }
@@ -574,9 +574,9 @@ def bad_incident_ids(valid: Callable[[], dict[str, Any]]) -> list[dict[str, Any]
     return cases
 
 
-def test_verify_offboarding_refuses_a_malformed_incident_id_without_a_call(harness: Harness) -> None:
+def test_verify_response_refuses_a_malformed_incident_id_without_a_call(harness: Harness) -> None:
     for document in bad_incident_ids(bad.valid_offboarding_plan):
-        assert_refused_by_raise(harness, "VerifyOffboardingFunction", document, TASK_REFUSAL)
+        assert_refused_by_raise(harness, "VerifyResponseFunction", document, TASK_REFUSAL)
 
 
 def hand_written_task_inputs(logical_id: str) -> list[Any]:
@@ -589,7 +589,7 @@ def hand_written_task_inputs(logical_id: str) -> list[Any]:
             document["action"]["target"] = target
         elif logical_id in ("PlanOffboardingFunction", "PlanLeakResponseFunction"):
             document["credentials"] = [target]
-        elif logical_id == "VerifyOffboardingFunction":
+        elif logical_id == "VerifyResponseFunction":
             document["actions"][0]["target"] = target
         elif logical_id == "CloseIncidentFunction":
             document["still_alive"] = [target]

@@ -32,7 +32,8 @@ import pytest
 from rescind.ledger import DynamoDbLedger, IncidentStatus, Trigger
 from rescind.ledger.types import IncidentView
 from rescind.models import CredentialKind, Outcome
-from rescind.offboarding.types import OffboardingRequest, offboarding_execution_name
+from rescind.offboarding.types import offboarding_execution_name
+from rescind.response.types import ResponseRequest
 from rescind_local import LocalOpenBao
 from rescind_local.proof import prove_by_use
 from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
@@ -133,9 +134,9 @@ def workload(aws: None, vault: hvac.Client, unique: str) -> SeededWorkload:
     return seed_workload(vault, boto3.client("iam"), f"fault-{unique}", f"spiffe://faults.rescind/{unique}")
 
 
-def offboarding_request(workload: SeededWorkload) -> OffboardingRequest:
+def offboarding_request(workload: SeededWorkload) -> ResponseRequest:
     event_id = str(uuid.uuid4())
-    return OffboardingRequest(
+    return ResponseRequest(
         incident_id=offboarding_execution_name(workload.spiffe_id, event_id),
         workload_id=workload.spiffe_id,
         reason="workload terminated",

@@ -34,7 +34,8 @@ from rescind.leaks.plan import build_leak_plan
 from rescind.ledger import DynamoDbLedger, IncidentStatus, Trigger
 from rescind.models import CredentialRef, IamAccessKeyRef, KvSecretRef, VaultEntityRef
 from rescind.offboarding.plan import build_offboarding_plan
-from rescind.offboarding.types import GuardDecision, OffboardingRequest, offboarding_execution_name
+from rescind.offboarding.types import offboarding_execution_name
+from rescind.response.types import GuardDecision, ResponseRequest
 from rescind.vault.leases import list_leases_under, revoke_prefix
 from rescind_local import LOCAL_ACCOUNT_ID, LocalOpenBao
 from rescind_local.proof import prove_by_use
@@ -144,9 +145,9 @@ def set_iam_hold(workload: SeededWorkload, hold: str | None) -> None:
         iam.untag_user(UserName=workload.iam_user, TagKeys=[AWS_HOLD_TAG])
 
 
-def guard_request(workload_id: str, refs: list[CredentialRef], *, dry_run: bool) -> OffboardingRequest:
+def guard_request(workload_id: str, refs: list[CredentialRef], *, dry_run: bool) -> ResponseRequest:
     event_id = str(uuid.uuid4())
-    return OffboardingRequest(
+    return ResponseRequest(
         incident_id=offboarding_execution_name(workload_id, event_id),
         workload_id=workload_id,
         reason="guard property",
@@ -262,9 +263,9 @@ def deploy(openbao: LocalOpenBao, **parameters: str) -> LocalStack:
     )
 
 
-def offboarding_input(workload: SeededWorkload) -> OffboardingRequest:
+def offboarding_input(workload: SeededWorkload) -> ResponseRequest:
     event_id = str(uuid.uuid4())
-    return OffboardingRequest(
+    return ResponseRequest(
         incident_id=offboarding_execution_name(workload.spiffe_id, event_id),
         workload_id=workload.spiffe_id,
         reason="workload terminated",

@@ -2,7 +2,7 @@
 
 A `LeakAlert` may hold the leaked value (`secret`). It lives only inside the function that receives the event:
 it is never serialized, logged, put in the ledger or passed to the state machine. What leaves the function is a
-`LeakResponse`-bound `OffboardingRequest` naming the credential by reference.
+`LeakResponse`-bound `ResponseRequest` naming the credential by reference.
 """
 
 from __future__ import annotations
