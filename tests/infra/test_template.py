@@ -69,7 +69,7 @@ def test_globals_run_every_function_on_arm64_python_312_with_tracing_and_the_lay
     assert function_globals["Runtime"] == "python3.12"
     assert function_globals["Architectures"] == ["arm64"]
     assert function_globals["Tracing"] == "Active"
-    assert function_globals["Layers"] == [{"Ref": "RescindLayer"}]
+    assert function_globals["Layers"] == [{"Ref": "RescindLayer"}, {"Ref": "CryptographyLayer"}]
     assert isinstance(function_globals["Timeout"], int)
     assert isinstance(function_globals["MemorySize"], int)
 

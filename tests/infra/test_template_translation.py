@@ -181,10 +181,10 @@ def test_the_layers_are_versioned_layers_that_the_functions_and_the_output_use(t
         assert layer["Content"] == {"S3Bucket": "rescind-artifacts", "S3Key": "shared"}
         assert layer["CompatibleRuntimes"] == ["python3.12"]
         assert layer["CompatibleArchitectures"] == ["arm64"]
-    # Globals' layer first, then the function's own (tests/infra/test_layers.py says which functions have it)
+    # Both from the Globals, in order (tests/infra/test_layers.py says why every function has cryptography)
     rescind, cryptography = {"Ref": by_name["RescindLayer"]}, {"Ref": by_name["CryptographyLayer"]}
     assert translated["Resources"]["ExecuteActionFunction"]["Properties"]["Layers"] == [rescind, cryptography]
-    assert translated["Resources"]["CloseIncidentFunction"]["Properties"]["Layers"] == [rescind]
+    assert translated["Resources"]["CloseIncidentFunction"]["Properties"]["Layers"] == [rescind, cryptography]
     assert translated["Outputs"]["RescindLayerArn"]["Value"] == rescind
 
 
