@@ -80,6 +80,45 @@ class BackendCalls:
         return len(self.vault) + len(self.aws)
 
 
+# --- what counts as a write ------------------------------------------------------------------------------------
+
+# POSTs that only read: Vault looks these up by a value in the body, so they are POSTs.
+VAULT_READ_POSTS = (
+    "/auth/token/lookup-accessor",
+    "/auth/token/lookup",
+    "/secret-id-accessor/lookup",
+    "/secret-id/lookup",
+    "/sys/leases/lookup",
+    "/sys/capabilities-accessor",
+)
+AWS_READ_PREFIXES = ("Get", "List", "Describe")
+# Services that hold the credentials Rescind acts on (the ledger, topic and bus are Rescind's own).
+CREDENTIAL_SERVICES = frozenset({"iam", "secretsmanager", "acm-pca", "sts"})
+
+
+def vault_writes(calls: BackendCalls) -> list[str]:
+    """The Vault requests among `calls` that may change something (every one but a read)."""
+    writes = []
+    for call in calls.vault:
+        method, _, url = call.partition(" ")
+        if method in {"GET", "LIST"}:
+            continue
+        if method == "POST" and url.rstrip("/").endswith(VAULT_READ_POSTS):
+            continue
+        writes.append(call)
+    return writes
+
+
+def aws_writes(calls: BackendCalls, services: frozenset[str] | None = None) -> list[str]:
+    """The AWS calls among `calls` that may change something, of `services` when given."""
+    return [
+        call
+        for call in calls.aws
+        if not call.partition(":")[2].startswith(AWS_READ_PREFIXES)
+        and (services is None or call.partition(":")[0] in services)
+    ]
+
+
 @pytest.fixture
 def backend_calls(monkeypatch: pytest.MonkeyPatch) -> BackendCalls:
     import botocore.client
