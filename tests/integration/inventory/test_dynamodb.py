@@ -1,4 +1,6 @@
-"""DynamoDbInventory on moto's DynamoDB, with the table as template.yaml defines it (InventoryTable)."""
+"""DynamoDbInventory on moto's DynamoDB, with the table as template.yaml defines it (InventoryTable): what is
+particular to the table (items, sort keys, pages, a missing table). The Inventory contract itself, which the
+in-memory double must keep too, is in test_contract.py."""
 
 from __future__ import annotations
 
@@ -81,28 +83,6 @@ def test_a_binding_is_found_by_cloud_id_and_binding_twice_is_one_item(
     assert inventory.resources_of(SPIFFE) == [found]
 
 
-def test_an_unknown_cloud_id_has_no_workload(inventory: DynamoDbInventory) -> None:
-    assert inventory.workload_for("i-00000000000000000") is None
-    assert inventory.bindings() == []
-
-
-def test_a_newer_binding_wins_and_a_late_older_one_does_not_undo_it(inventory: DynamoDbInventory) -> None:
-    # Given a function ARN bound to one workload, then (recreated) to another, seen later
-    arn = "arn:aws:lambda:us-east-1:123456789012:function:api"
-    inventory.bind(_binding(arn, SPIFFE, T0))
-    inventory.bind(_binding(arn, OTHER_SPIFFE, T0 + timedelta(hours=1)))
-
-    # When a sweep that started before finishes late with the old view
-    inventory.bind(_binding(arn, SPIFFE, T0 + timedelta(minutes=30)))
-
-    # Then the newest binding is kept, and the workload index follows it
-    found = inventory.workload_for(arn)
-    assert found is not None
-    assert found.workload_id == OTHER_SPIFFE
-    assert inventory.resources_of(SPIFFE) == []
-    assert [binding.cloud_id for binding in inventory.resources_of(OTHER_SPIFFE)] == [arn]
-
-
 def test_credentials_are_recorded_once_each_and_read_back_as_references(
     inventory: DynamoDbInventory, client: object
 ) -> None:
@@ -126,16 +106,6 @@ def test_credentials_are_recorded_once_each_and_read_back_as_references(
     assert CERT in inventory.credentials_of(SPIFFE)
     # another workload's credentials are its own
     assert inventory.credentials_of(OTHER_SPIFFE) == []
-
-
-def test_bindings_and_credentials_do_not_mix(inventory: DynamoDbInventory) -> None:
-    # Given a workload with a binding and credentials
-    inventory.bind(_binding())
-    inventory.record_credentials(SPIFFE, [TOKEN])
-
-    # Then the credential is not a binding, and the binding is not a credential
-    assert [binding.cloud_id for binding in inventory.bindings()] == [INSTANCE]
-    assert inventory.credentials_of(SPIFFE) == [TOKEN]
 
 
 def test_a_reference_too_long_for_a_sort_key_is_stored_under_its_hash(inventory: DynamoDbInventory) -> None:
