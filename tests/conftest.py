@@ -1,21 +1,27 @@
-"""Shared fixtures: one real OpenBao server per test session, and moto per test.
+"""Shared fixtures: one real OpenBao server per test session (per worker under pytest-xdist), and moto per test.
 
-Tests that share the server keep out of each other's way by using their own mounts and paths
-(see `unique`).
+Tests that share the server keep out of each other's way by using their own mounts and paths (see `unique`).
+Under xdist each worker is its own session: its own OpenBao on a free loopback port, stopped by its PID when
+the worker ends. Nothing here binds a fixed port or writes a fixed path.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import hvac
 import pytest
 
 from rescind_local import LocalOpenBao, local_aws
+from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = REPO_ROOT / "events"
@@ -30,6 +36,72 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = Path(str(item.fspath)).relative_to(REPO_ROOT / "tests").parts
         if parts and parts[0] in {"unit", "integration", "flows", "infra"}:
             item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def asl_parse_trees_kept() -> Iterator[None]:
+    """moto's Step Functions interpreter parses the whole ASL with ANTLR at every CreateStateMachine and again at
+    every execution: about 0.4 s a machine on two cores, paid hundreds of times a run. The parse tree depends on
+    the definition's text alone, so it is kept per text; the evaluation components are still built from it afresh
+    for each execution (moto's own Preprocessor), so no execution shares state with another. A definition that
+    does not parse is parsed again each time and raises as before."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    parse_text = AmazonStateLanguageParser.parse
+    trees: dict[str, Any] = {}
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        tree = trees.get(definition)
+        if tree is None:
+            program, tree = parse_text(definition)
+            trees[definition] = tree
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    with mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(parse)):
+        yield
+
+
+class _SearchPathsOnce(list[str]):
+    """A loader's search paths, where adding a path already there changes nothing (boto3 adds its own data
+    folder to the loader of every Session it creates; a shared loader would otherwise grow a path a Session)."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+    def insert(self, index: Any, path: str) -> None:  # type: ignore[override]
+        if path not in self:
+            super().insert(index, path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def botocore_models_read_once() -> Iterator[None]:
+    """The in-process Lambda functions start cold at every invocation, as on AWS, so each builds new boto3
+    sessions and clients; each new session's loader reads and decodes botocore's service models (JSON files of
+    up to megabytes) again: a fifth of the CPU of a flow test. Here every session shares one loader per data
+    path, so a model file is decoded once per process. The models are botocore's files, unchanged; only their
+    reading is shared (as it already is between the clients of one session)."""
+    import threading
+
+    import botocore.loaders
+    import botocore.session
+
+    loaders: dict[str | None, botocore.loaders.Loader] = {}
+    lock = threading.Lock()
+
+    def shared_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+        with lock:
+            loader = loaders.get(search_path_string)
+            if loader is None:
+                loader = botocore.loaders.create_loader(search_path_string)
+                loader._search_paths = _SearchPathsOnce(loader.search_paths)
+                loaders[search_path_string] = loader
+            return loader
+
+    with mock.patch.object(botocore.session, "create_loader", shared_loader):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +126,35 @@ def unique() -> str:
 def aws() -> Iterator[None]:
     with local_aws():
         yield
+
+
+@functools.cache
+def _template_yaml() -> dict[str, Any]:
+    return load_template()
+
+
+def deploy_local_stack(
+    openbao: LocalOpenBao, *, stack_name: str = "rescind-local", vault_token: str | None = None, **parameters: str
+) -> LocalStack:
+    """template.yaml deployed onto the active moto against `openbao`, as the flow tests run it: the functions log
+    in with `vault_token` (the root token by default), and the state machines' waits and retry intervals run at
+    1/100 of their time. `parameters` are added to the template's. Use it as `with deploy_local_stack(...) as s:`.
+
+    The template is read once per session (per worker) and each deployment gets its own copy."""
+    return deploy_template_to_moto(
+        copy.deepcopy(_template_yaml()),
+        stack_name=stack_name,
+        parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local", **parameters},
+        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": vault_token or openbao.root_token},
+        time_scale=0.01,
+    )
+
+
+@pytest.fixture
+def stack(aws: None, openbao: LocalOpenBao) -> Iterator[LocalStack]:
+    """The template deployed onto this test's moto against the session's OpenBao (see `deploy_local_stack`)."""
+    with deploy_local_stack(openbao) as deployed:
+        yield deployed
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -25,9 +25,9 @@ from rescind_local.aws import LOCAL_REGION
 from rescind_local.function_urls import serve_function_urls
 from rescind_local.proof import prove_by_use
 from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
-from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
-from tests.conftest import CREDENTIAL_SERVICES, BackendCalls, aws_writes, load_event, vault_writes
+from tests.conftest import CREDENTIAL_SERVICES, BackendCalls, aws_writes, deploy_local_stack, load_event, vault_writes
 
 
 @dataclass
@@ -49,16 +49,8 @@ def estate(aws: None, vault: hvac.Client, unique: str) -> Estate:
 
 
 def deploy(openbao: LocalOpenBao, estate: Estate, stack_name: str = "rescind-local", **parameters: str) -> LocalStack:
-    return deploy_template_to_moto(
-        stack_name=stack_name,
-        parameters={
-            "VaultAddr": openbao.addr,
-            "VaultAwsAuthRole": "rescind-local",
-            "ProtectedWorkloads": estate.protected.spiffe_id,
-            **parameters,
-        },
-        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
-        time_scale=0.01,
+    return deploy_local_stack(
+        openbao, stack_name=stack_name, ProtectedWorkloads=estate.protected.spiffe_id, **parameters
     )
 
 
@@ -383,11 +375,7 @@ def test_a_partial_failure_fails_the_execution_lists_what_is_alive_and_a_rerun_f
     )
     limited = vault.auth.token.create(policies=["rescind-partial"], ttl="1h")["auth"]["client_token"]
     terminated = offboarding_request(estate.target)
-    with deploy_template_to_moto(
-        parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local"},
-        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": limited},
-        time_scale=0.01,
-    ) as stack:
+    with deploy_local_stack(openbao, vault_token=limited) as stack:
         # When the offboarding runs
         first = run(stack, terminated)
         view = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb")).read_incident(

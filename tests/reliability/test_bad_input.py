@@ -61,7 +61,8 @@ from rescind.validation import parse_model
 from rescind_local import LocalOpenBao, local_aws
 from rescind_local.github import SAMPLE_WEBHOOK_SECRET, sign_delivery
 from rescind_local.lambdas import forget_loaded_handlers, invoke_in_process, load_handler
-from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stack import LocalStack
+from tests.conftest import deploy_local_stack
 from tests.reliability import strategies as bad
 
 FAST = settings(
@@ -154,11 +155,7 @@ def open_harness(
     forget_cached_secrets()
     with (
         local_aws(),
-        deploy_template_to_moto(
-            parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local", **(parameters or {})},
-            function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
-            time_scale=0.01,
-        ) as stack,
+        deploy_local_stack(openbao, **(parameters or {})) as stack,
         mock.patch.object(github, "SECRET_CACHE_SECONDS", 1e9),  # a slow run outlasts the 5-minute cache
     ):
         boto3.client("secretsmanager").put_secret_value(

@@ -39,9 +39,17 @@ from rescind.vault.leases import list_leases_under, revoke_prefix
 from rescind_local import LOCAL_ACCOUNT_ID, LocalOpenBao
 from rescind_local.proof import prove_by_use
 from rescind_local.seed import APPROLE_MOUNT, KV_MOUNT, SeededWorkload, prepare_vault, seed_workload
-from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
-from tests.conftest import CREDENTIAL_SERVICES, REPO_ROOT, BackendCalls, aws_writes, load_event, vault_writes
+from tests.conftest import (
+    CREDENTIAL_SERVICES,
+    REPO_ROOT,
+    BackendCalls,
+    aws_writes,
+    deploy_local_stack,
+    load_event,
+    vault_writes,
+)
 from tests.flows.test_offboarding import wait_for_task_token
 
 FAST_EXAMPLES = 40
@@ -216,11 +224,7 @@ def test_holds_protection_and_the_cap_decide_every_plan_and_the_guard_writes_not
 
 
 def deploy(openbao: LocalOpenBao, **parameters: str) -> LocalStack:
-    return deploy_template_to_moto(
-        parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local", **parameters},
-        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
-        time_scale=0.01,
-    )
+    return deploy_local_stack(openbao, **parameters)
 
 
 def offboarding_input(workload: SeededWorkload) -> OffboardingRequest:
