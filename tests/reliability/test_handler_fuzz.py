@@ -61,7 +61,6 @@ from rescind_local.stack import LocalStack
 from tests.reliability import strategies as bad
 from tests.reliability.strategies import Protected
 from tests.reliability.test_bad_input import (
-    TASK_MODELS,
     Harness,
     alert_fields,
     bad_webhook_deliveries,
@@ -383,7 +382,16 @@ def seed_protected(openbao: LocalOpenBao) -> Callable[[LocalStack], Protected]:
 
 
 @pytest.fixture(scope="module")
-def fuzz(openbao: LocalOpenBao) -> Iterator[Fuzz]:
+def fuzz_openbao() -> Iterator[LocalOpenBao]:
+    """An OpenBao of this module's own: the sweeps (TTL ceilings, PKI hygiene, the inventory report) walk the whole
+    server, and on the session's server they would walk whatever every earlier test on this worker left there."""
+    with LocalOpenBao() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fuzz(fuzz_openbao: LocalOpenBao) -> Iterator[Fuzz]:
+    openbao = fuzz_openbao
     seed = seed_protected(openbao)
     with local_github_api() as github:
         parameters = {**STACK_PARAMETERS, "GitHubApiUrl": github.url}
@@ -679,8 +687,8 @@ def ledger_stream_inputs(protected: Protected) -> st.SearchStrategy[Any]:
 
 
 def sample_for(logical_id: str) -> Callable[[], Any]:
-    if logical_id in TASK_MODELS:
-        return TASK_MODELS[logical_id][1]
+    if logical_id in bad.TASK_CONTRACTS:
+        return bad.TASK_CONTRACTS[logical_id].valid
     if logical_id == "StartOffboardingFunction":
         return lambda: bad.load_sample("workload_terminated.json")
     if logical_id == "StartLeakResponseFunction":
