@@ -20,6 +20,7 @@ import hvac
 import pytest
 
 from rescind_local import LocalOpenBao, local_aws
+from rescind_local.lambdas import forget_loaded_handlers
 from rescind_local.stack import LocalStack, deploy_template_to_moto
 from rescind_local.template import load_template
 
@@ -140,7 +141,11 @@ def deploy_local_stack(
     in with `vault_token` (the root token by default), and the state machines' waits and retry intervals run at
     1/100 of their time. `parameters` are added to the template's. Use it as `with deploy_local_stack(...) as s:`.
 
-    The template is read once per session (per worker) and each deployment gets its own copy."""
+    The template is read once per session (per worker) and each deployment gets its own copy. The handler modules
+    a previous stack loaded are dropped first: a handler reads some settings at import (its cold start), so a module
+    kept from another stack in this process would act with that stack's ARNs (a fresh deployment is fresh
+    containers on AWS)."""
+    forget_loaded_handlers()
     return deploy_template_to_moto(
         copy.deepcopy(_template_yaml()),
         stack_name=stack_name,
