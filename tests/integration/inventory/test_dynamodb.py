@@ -4,36 +4,30 @@ in-memory double must keep too, is in test_contract.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import boto3
 import pytest
 
 from rescind.exceptions import ActionFailed
-from rescind.inventory import CloudResourceKind, DynamoDbInventory, WorkloadBinding
+from rescind.inventory import CloudResourceKind, DynamoDbInventory
 from rescind.inventory.dynamodb import credential_sk
-from rescind.models import (
-    AppRoleSecretIdRef,
-    CredentialRef,
-    IamAccessKeyRef,
-    KvSecretRef,
-    PkiCertificateRef,
-    VaultEntityRef,
-    VaultTokenRef,
-)
+from rescind.models import CredentialRef, KvSecretRef, VaultTokenRef
 from rescind_local import create_table_from_template
+from tests.integration.inventory.test_contract import (
+    CERT,
+    ENTITY,
+    INSTANCE,
+    KEY,
+    OTHER_SPIFFE,
+    SECRET_ID,
+    SPIFFE,
+    T0,
+    TOKEN,
+)
+from tests.integration.inventory.test_contract import binding as _binding
 
 TABLE = "rescind-inventory"
-SPIFFE = "spiffe://test.rescind/ns/payments/sa/api"
-OTHER_SPIFFE = "spiffe://test.rescind/ns/billing/sa/worker"
-INSTANCE = "i-0abc1234def567890"
-T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-TOKEN = VaultTokenRef(accessor="CaTti28wsXOQA02COE2ygP2B")
-SECRET_ID = AppRoleSecretIdRef(role_name="payments", accessor="0c1b2f9e-1111-2222-3333-444455556666")
-CERT = PkiCertificateRef(serial="1F:0A:33:44")
-ENTITY = VaultEntityRef(entity_id="0c1b2f9e-aaaa-bbbb-cccc-ddddeeeeffff")
-KEY = IamAccessKeyRef(account_id="123456789012", user_name="deployer", access_key_id="AKIA" + "A" * 16)
 
 
 @pytest.fixture
@@ -46,17 +40,6 @@ def client(aws: None) -> object:
 @pytest.fixture
 def inventory(client: object) -> DynamoDbInventory:
     return DynamoDbInventory(TABLE, client)  # type: ignore[arg-type]
-
-
-def _binding(cloud_id: str = INSTANCE, workload_id: str = SPIFFE, seen_at: datetime = T0) -> WorkloadBinding:
-    return WorkloadBinding(
-        cloud_id=cloud_id,
-        kind=CloudResourceKind.EC2_INSTANCE,
-        workload_id=workload_id,
-        account_id="123456789012",
-        region="us-east-1",
-        seen_at=seen_at,
-    )
 
 
 def _item_count(client: object) -> int:
