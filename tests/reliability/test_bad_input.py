@@ -648,6 +648,7 @@ def test_generated_bad_task_inputs_are_refused_without_a_call(harness: Harness, 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 60,000 examples at about 6 ms each outlast the default 300 s
 @settings(SLOW, max_examples=bad.SLOW_EXAMPLES * len(TASK_HANDLERS))
 @given(case=task_cases)
 def test_generated_bad_task_inputs_are_refused_without_a_call_at_scale(harness: Harness, case: tuple[str, Any]) -> None:
@@ -752,6 +753,7 @@ def test_generated_bad_replay_files_are_refused_by_the_cli(harness: Harness, rep
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # two CLI commands an example: 10,000 take about 20 minutes on two cores
 @SLOW
 @given(ref=bad.malformed_refs())
 def test_generated_bad_references_are_refused_by_the_cli_at_scale(harness: Harness, ref: str) -> None:
@@ -759,6 +761,7 @@ def test_generated_bad_references_are_refused_by_the_cli_at_scale(harness: Harne
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 10,000 files written and replayed outlast the default 300 s
 @SLOW
 @given(text=bad.malformed_replay_files())
 def test_generated_bad_replay_files_are_refused_by_the_cli_at_scale(
