@@ -44,20 +44,26 @@ lint: setup
 check-template: setup
 	$(BIN)/cfn-lint template.yaml
 
-# Debian's Chromium, for the test that renders an incident report in a real browser.
+# A headless Chromium (Debian's chromium-headless-shell, nothing else) for the test that renders an incident
+# report in a real browser; the script says what it installs and why, and never upgrades an installed package.
 browser:
 	sh tools/install_browser.sh
 
-# pytest exits 5 when it collects nothing; that is not a failure of the project.
+# Tests run on one pytest-xdist worker per core (PYTEST_WORKERS=0: all in this one process). Each worker is
+# its own session, with its own OpenBao on a free port; a test file stays on one worker (--dist loadfile), so a
+# module's fixtures are built once. pytest exits 5 when it collects nothing; that is not a failure of the project.
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
+
 test: lint check-template browser test312
-	$(BIN)/pytest -m "not slow" -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+	$(BIN)/pytest -m "not slow" -q $(PYTEST_PARALLEL); status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 
 # The unit and integration tests again under python3.12, the Lambda runtime's Python (slow tests left out).
 test312: $(STAMP312)
-	$(VENV312)/bin/pytest -m "(unit or integration) and not slow" -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+	$(VENV312)/bin/pytest -m "(unit or integration) and not slow" -q $(PYTEST_PARALLEL); status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 
 test-slow: setup
-	$(BIN)/pytest -m slow -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+	$(BIN)/pytest -m slow -q $(PYTEST_PARALLEL); status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 
 # Benchmarks (bench/README.md): not tests, nothing fails on a time. Writes bench/results.md and results.json.
 bench: setup
