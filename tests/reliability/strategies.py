@@ -708,7 +708,7 @@ TASK_CONTRACTS: dict[str, Contract] = {
         fields=OFFBOARDING_REQUEST_RULES,
         closed=((), ("trigger",), ("credentials", 0)),
     ),
-    "VerifyOffboardingFunction": Contract(
+    "VerifyResponseFunction": Contract(
         name="offboarding plan",
         valid=valid_offboarding_plan,
         fields=(
