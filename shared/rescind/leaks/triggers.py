@@ -25,7 +25,14 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from rescind.exceptions import InvalidInput
-from rescind.leaks.types import ACCESS_KEY_ID, AWS_EVENT_ONLY_TYPES, LeakAlert, LeakEvent, SecretType
+from rescind.leaks.types import (
+    ACCESS_KEY_ID,
+    AWS_EVENT_ONLY_TYPES,
+    GITHUB_REPOSITORY_PATTERN,
+    LeakAlert,
+    LeakEvent,
+    SecretType,
+)
 from rescind.response.events import (
     EventDetail,
     EventEnvelope,
@@ -126,7 +133,7 @@ class GitHubAlertDetail(EventDetail):
     alert_number: Annotated[int, Field(ge=1)]
     secret_type: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,100}$")]
     secret_type_display_name: Annotated[str | None, Field(max_length=200)] = None
-    repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")]
+    repository: Annotated[str, Field(pattern=GITHUB_REPOSITORY_PATTERN, max_length=201)]
     html_url: Annotated[str | None, Field(max_length=2000)] = None
     created_at: AwareDatetime
     # The alert's own state, as the delivery carried it (older notices on the bus have none of these).

@@ -16,6 +16,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
 from rescind.models import CredentialRef
 
+# owner/name as GitHub spells them (at most 201 characters); each part has a character other than a dot, so `..`
+# is refused: the name is put into API paths. (pydantic's regex engine has no look-ahead.)
+_GITHUB_NAME = r"[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+GITHUB_REPOSITORY_PATTERN = rf"^{_GITHUB_NAME}/{_GITHUB_NAME}$"
+
 
 class SecretType(StrEnum):
     """The generic event's `secret_type`; every other trigger is mapped onto one of these."""
@@ -56,7 +61,7 @@ class LeakAlert(BaseModel):
     role_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] | None = None
     user_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] | None = None
     # GitHub: the alert to fetch the value from (the webhook does not carry it).
-    github_repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")] | None = None
+    github_repository: Annotated[str, Field(pattern=GITHUB_REPOSITORY_PATTERN, max_length=201)] | None = None
     github_alert_number: Annotated[int, Field(ge=1)] | None = None
     source_url: Annotated[str, Field(max_length=2000)] | None = None
     scanner: Annotated[str, Field(max_length=200)] | None = None
