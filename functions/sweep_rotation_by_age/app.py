@@ -1,4 +1,5 @@
-"""EventBridge Scheduler target: rotate KV v2 and Secrets Manager secrets older than the policy's maximum age.
+"""EventBridge Scheduler target: rotate KV v2 and Secrets Manager secrets and database static roles older than the
+policy's maximum age.
 
 Input: a SweepRequest (`{"dry_run": false}` from the schedule). Bounded and resumable: a run that stops at its bound
 leaves a checkpoint and the next scheduled run continues. Errors are raised, so the asynchronous invocation is
@@ -37,6 +38,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         kv_mounts=settings.kv_mounts,
         account_ids=settings.aws_account_ids or (aws.caller_identity().account_id,),
         now=current_time(),
+        lease_mounts=settings.lease_mounts,
     )
     publish_report(report)
     return report.model_dump(mode="json")

@@ -199,6 +199,8 @@ class DiscoveryScopeSettings(EnvironmentSettings):
     kv_mounts: CommaSeparated = ("secret",)
     # Where the acting task may revoke leases, beside PKI mounts and AppRole logins (e.g. a database mount).
     lease_mounts: CommaSeparated = ()
+    # A leaked database password is compared with the current password of at most this many static roles.
+    database_leak_max_roles: Annotated[int, Field(ge=1, le=10_000)] = 200
     aws_account_ids: AccountIds = ()
     workload_metadata_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")] = "spiffe_id"
 
@@ -212,6 +214,7 @@ class DiscoveryScopeSettings(EnvironmentSettings):
             approle_mounts=self.approle_mounts,
             kv_mounts=self.kv_mounts,
             lease_mounts=self.lease_mounts,
+            database_leak_max_roles=self.database_leak_max_roles,
             aws_account_ids=tuple(accounts),
             metadata_key=self.workload_metadata_key,
         )

@@ -46,6 +46,8 @@ class DiscoveryScope:
     aws_account_ids: Sequence[str] = field(default_factory=tuple)
     # Secrets engines whose leases may be revoked (a database mount...), beside PKI and AppRole logins.
     lease_mounts: Sequence[str] = field(default_factory=tuple)
+    # How many static roles' current passwords a leaked database password is compared with, at most.
+    database_leak_max_roles: int = 200
     metadata_key: str = "spiffe_id"
     aws_tag_key: str = "rescind:workload"
     # What Vault issued, by workload (the deployed stack's IssuanceTable); None: the live scan alone.

@@ -7,6 +7,8 @@
 | aws_access_key   | the key id → its account (the alert's, or `sts:GetAccessKeyInfo`) → user |
 | certificate      | the PEM's serial → the PKI mount in scope that issued exactly this one     |
 | kv_value         | the keyed-HMAC fingerprint index → KV v2 secrets, confirmed by reading    |
+| database_password| each static role's current password on the database mounts in scope,     |
+|                  | compared by HMAC in memory (at most DATABASE_LEAK_MAX_ROLES roles)        |
 | aws_role_sessions| GuardDuty's role, confirmed to exist in its account                         |
 | aws_iam_user     | AWS Health's user → its active access keys, listed in the affected account |
 

@@ -30,6 +30,8 @@ class SecretType(StrEnum):
     AWS_ACCESS_KEY = "aws_access_key"
     KV_VALUE = "kv_value"
     CERTIFICATE = "certificate"
+    # The current password of a database secrets engine's static role.
+    DATABASE_PASSWORD = "database_password"  # noqa: S105 - a type name
     # GuardDuty's instance-credential exfiltration: the role's sessions, not one key.
     AWS_ROLE_SESSIONS = "aws_role_sessions"
     # AWS Health naming a user rather than a key: that user's active keys in that account.

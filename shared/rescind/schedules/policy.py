@@ -26,19 +26,36 @@ def _safe_prefix(value: str) -> str:
     return value
 
 
+def _static_role_prefix(value: str) -> str:
+    """`mount/role-prefix`; `mount/` alone is every static role of the mount (Vault's rotate-role changes the
+    database and Vault together, so no application is left with a password the database refuses)."""
+    mount, slash, role_prefix = value.partition("/")
+    if not slash or not mount or any(part in (".", "..") for part in (mount, *role_prefix.split("/"))):
+        raise ValueError("a static role prefix is `mount/role-prefix` with no `.` or `..` segment")
+    return value
+
+
 class MaxAgeRule(BaseModel):
-    """Rotate what this rule matches once it is older than `max_age_days`. Exactly one of `kv_prefix`/`tag`."""
+    """Rotate what this rule matches once it is older than `max_age_days`. Exactly one of `kv_prefix`/`tag`/
+    `static_role_prefix`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kv_prefix: str | None = None  # KV v2 `mount/path-prefix` (e.g. `secret/apps/`)
     tag: str | None = None  # Secrets Manager tag `key=value`
+    # Database static roles `mount/role-prefix` (e.g. `database/`), on LeaseMounts; age: `last_vault_rotation`.
+    static_role_prefix: str | None = None
     max_age_days: Annotated[int, Field(ge=1, le=3650)]
 
     @field_validator("kv_prefix")
     @classmethod
     def _check_prefix(cls, value: str | None) -> str | None:
         return None if value is None else _safe_prefix(value)
+
+    @field_validator("static_role_prefix")
+    @classmethod
+    def _check_static_role_prefix(cls, value: str | None) -> str | None:
+        return None if value is None else _static_role_prefix(value)
 
     @field_validator("tag")
     @classmethod
@@ -49,8 +66,8 @@ class MaxAgeRule(BaseModel):
 
     @model_validator(mode="after")
     def _one_selector(self) -> MaxAgeRule:
-        if (self.kv_prefix is None) == (self.tag is None):
-            raise ValueError("a max-age rule has exactly one of kv_prefix and tag")
+        if [self.kv_prefix, self.tag, self.static_role_prefix].count(None) != 2:
+            raise ValueError("a max-age rule has exactly one of kv_prefix, tag and static_role_prefix")
         return self
 
 

@@ -10,7 +10,10 @@ the previous version: `previous_versions=KEEP, keep_versions=1`. A later run des
 successor is older than `rotation_grace_days`, and verifies that by reading the metadata back. A leak response
 does not wait: it rotates with DESTROY.
 
-Candidates are named `kv:<mount>/<path>` and `sm:<arn>` and walked in sorted order, so the checkpoint is the last
+Database static roles (rules with a `static_role_prefix`) are rotated by Vault's rotate-role; see
+`rescind.schedules.static_role_rotation`.
+
+Candidates are named `kv:<mount>/<path>`, `sm:<arn>` and `db:<mount>/<role>` and walked in sorted order, so the checkpoint is the last
 one done. Protected paths and holds are skipped; a dry run plans and writes nothing.
 """
 
@@ -38,6 +41,7 @@ from rescind.models import (
 from rescind.models.results import utc_now
 from rescind.schedules.base import CheckpointStore, RateLimiter, SweepProgress
 from rescind.schedules.policy import MaxAgeRule, SchedulePolicy
+from rescind.schedules.static_role_rotation import rotate_static_role_if_due, rotation_start, static_role_candidates
 from rescind.schedules.types import Change, ChangeStatus, SweepName, SweepReport, SweepRequest
 from rescind.vault.kv_rotation import RotationStep, rotation_of
 from rescind.vault.kv_store import SecretMetadata, destroy_versions, iter_kv_paths, read_secret_metadata
@@ -292,6 +296,7 @@ def run_rotation_by_age(
     kv_mounts: Sequence[str],
     account_ids: Sequence[str],
     now: datetime,
+    lease_mounts: Sequence[str] = (),
 ) -> SweepReport:
     """One bounded, resumable pass of rotation by age. Raises only for backend failures (to be retried)."""
     started = utc_now()
@@ -310,6 +315,9 @@ def run_rotation_by_age(
                 if secret.scheduled_for_deletion:
                     continue
                 candidates[f"{SM_PREFIX}{secret.arn}"] = partial(sweep.sm_secret, secret)
+    # Database static roles (rescind.schedules.static_role_rotation).
+    for key, role in static_role_candidates(vault, policy, lease_mounts, sweep.limiter.wait).items():
+        candidates[key] = partial(rotate_static_role_if_due, sweep, role, rotation_start(started))
 
     for key in progress.walk(candidates):
         candidates[key]()

@@ -11,22 +11,31 @@ person's approval (the guard's rule). OpenBao records no time for it, so its rea
 again, still naming its user; a replay within one run is stopped by the ledger's action id, and a second
 rotation of a root credential ends in the same state.
 
+A leaked static role password is located by reading each in-scope static role's current password
+(`<mount>/static-creds/<role>`) and comparing the HMACs of the two under a key made for that one search, in
+constant time; neither value is kept, logged or put in a model, and at most `database_leak_max_roles` roles are read.
+
 Dynamic credentials (`<mount>/creds/<role>`) are leases: `rescind.vault.leases` revokes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
 import hvac
 import hvac.exceptions
 
 from rescind.engine.base import KindHandler, Step
 from rescind.exceptions import ActionFailed, InvalidInput
-from rescind.kinds import InventoryRow, InventoryScan, InventorySection, KindSpec, no_guard_facts
+from rescind.kinds import InventoryRow, InventoryScan, InventorySection, KindSpec, ValueLocator, no_guard_facts
+from rescind.leaks.types import LocatedLeak, SecretType, Unlocated
 from rescind.models import (
     Action,
     ActionKind,
@@ -39,6 +48,10 @@ from rescind.models import (
 from rescind.models.refs import format_ref
 from rescind.vault.client import read_data, vault_errors
 from rescind.vault.common import as_int, list_keys, parse_vault_time
+
+if TYPE_CHECKING:
+    from rescind.kinds import LeakSearch
+    from rescind.leaks.types import LeakAlert
 
 
 @dataclass(frozen=True)
@@ -162,6 +175,55 @@ def is_database_mount(client: hvac.Client, mount: str) -> bool:
     return data is not None and data.get("type") == "database"
 
 
+# --- a leaked password ----------------------------------------------------------------------------
+
+
+def database_mounts(client: hvac.Client, mounts: Iterable[str]) -> Iterator[str]:
+    """The mounts among `mounts` (LeaseMounts) that are database secrets engines, in order."""
+    for mount in mounts:
+        mount = mount.strip().strip("/")
+        if mount and is_database_mount(client, mount):
+            yield mount
+
+
+def _password_digest(key: bytes, password: str) -> bytes:
+    return hmac.new(key, password.encode(), hashlib.sha256).digest()
+
+
+def _holds_password(client: hvac.Client, ref: DatabaseStaticRoleRef, key: bytes, leaked: bytes) -> bool:
+    """Whether the role's current password has the HMAC `leaked`. The password stays inside this function."""
+    data = _read(client, f"{ref.mount}/static-creds/{ref.role}", f"read static role {ref.role}'s credential")
+    current = data.get("password") if data is not None else None
+    return isinstance(current, str) and hmac.compare_digest(_password_digest(key, current), leaked)
+
+
+def locate_leaked_database_password(search: LeakSearch, alert: LeakAlert, value: str | None) -> LocatedLeak | Unlocated:
+    """The static role on the database mounts in scope whose current password is `value`, reading at most
+    `scope.database_leak_max_roles` roles' credentials in sorted order."""
+    vault, scope = search.backends.vault, search.scope
+    if not value:
+        return Unlocated(why="a database password is located by its value; the alert carries none")
+    key = secrets.token_bytes(32)  # this search's own: a digest compared here means nothing anywhere else
+    leaked = _password_digest(key, value)
+    mounts, read = list(database_mounts(vault, scope.lease_mounts)), 0
+    for mount in mounts:
+        for ref in list_static_roles(vault, mount):
+            if read >= scope.database_leak_max_roles:
+                return Unlocated(
+                    why=f"no static role among the first {read} read on {', '.join(mounts)} has this password; "
+                    f"more are not read (DATABASE_LEAK_MAX_ROLES={scope.database_leak_max_roles})"
+                )
+            read += 1
+            if _holds_password(vault, ref, key, leaked):
+                return LocatedLeak(
+                    credentials=(ref,),
+                    evidence=f"the current password of static role {ref.role} on {mount} of {vault.url} matched "
+                    f"(HMAC compared; {read} role(s) read)",
+                )
+    where = ", ".join(mounts) or "(none among LeaseMounts)"
+    return Unlocated(why=f"no static role on the database mounts in scope ({where}) has this password ({read} read)")
+
+
 # --- the inventory report -------------------------------------------------------------------------
 
 
@@ -230,7 +292,7 @@ STATIC_ROLE_KIND = KindSpec(
     build_handler=lambda backends: DatabaseStaticRoleHandler(backends.vault),
     read_guard_facts=no_guard_facts,  # a static role carries no metadata to hold it by
     discover=None,  # a static role is shared, not a workload's: nothing is found by workload
-    locate_leaked={},
+    locate_leaked={SecretType.DATABASE_PASSWORD: ValueLocator(locate_leaked_database_password, needs_value=True)},
     inventory=_inventory,
 )
 

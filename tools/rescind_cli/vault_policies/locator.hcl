@@ -1,6 +1,7 @@
 # rescind-locator: StartLeakResponseFunction.
 # Resolves a leaked value to the credential it is, before the response starts: a token by lookup, a secret-id
-# by lookup on each role in scope, a certificate by its serial, a KV value by its fingerprint.
+# by lookup on each role in scope, a certificate by its serial, a KV value by its fingerprint, a database password
+# by comparing it with each static role's current one.
 
 # A leaked token: look it up by value; its entity is disabled too when it holds no other live token.
 path "auth/token/lookup" {
@@ -23,5 +24,14 @@ path "auth/{approle}/role/+/secret-id/lookup" {
 
 # A leaked KV value: the versions the fingerprint index names are read to confirm the match.
 path "{kv}/data/*" {
+  capabilities = ["read"]
+}
+
+# A leaked database password: each static role's current password on the database mounts among LeaseMounts, compared
+# in memory by HMAC and dropped (at most DATABASE_LEAK_MAX_ROLES roles are read).
+path "{lease}/static-roles" {
+  capabilities = ["list"]
+}
+path "{lease}/static-creds/*" {
   capabilities = ["read"]
 }

@@ -11,6 +11,18 @@ path "{kv}/destroy/*" {
   capabilities = ["update"]
 }
 
+# Rotation by age of database static roles (a `static_role_prefix` rule on a LeaseMounts database mount): every
+# static role's last rotation (never its password); Vault rotates the stale ones.
+path "{lease}/static-roles" {
+  capabilities = ["list"]
+}
+path "{lease}/static-roles/*" {
+  capabilities = ["read"]
+}
+path "{lease}/rotate-role/*" {
+  capabilities = ["update"]
+}
+
 # TTL ceilings: every token, token role, AppRole role, PKI role, mount and lease over its ceiling, lowered.
 # PKI leases are listed and only flagged (they cannot be renewed); LeaseMounts' leases are lowered by renewal.
 path "auth/token/accessors" {
