@@ -91,11 +91,27 @@ def test_a_max_age_prefix_never_covers_a_whole_mount_or_escapes_it(prefix: str) 
         {"tag": "=value", "max_age_days": 30},
         {"tag": "a=b=c", "max_age_days": 30},
         {"kv_prefix": "secret/apps/", "max_age_days": 0},
+        {"kv_prefix": "secret/apps/", "static_role_prefix": "database/", "max_age_days": 30},  # two
+        {"static_role_prefix": "database", "max_age_days": 30},  # no mount/ separator
+        {"static_role_prefix": "/app", "max_age_days": 30},  # no mount
+        {"static_role_prefix": "database/../sys", "max_age_days": 30},
+        {"static_role_prefix": "../database/", "max_age_days": 30},
     ],
 )
 def test_a_max_age_rule_has_exactly_one_well_formed_selector(fields: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         MaxAgeRule.model_validate(fields)
+
+
+def test_a_static_role_rule_may_name_a_whole_database_mount_or_a_role_prefix() -> None:
+    """Vault's rotate-role changes the database and Vault together: a whole mount's roles may be due by age."""
+    raw = {"rotation_max_age": [{"static_role_prefix": "database/", "max_age_days": 30}]}
+
+    policy = ScheduleSettings.from_environ({"SCHEDULE_POLICY": json.dumps(raw)}).schedule_policy
+
+    assert policy.rotation_max_age == (MaxAgeRule(static_role_prefix="database/", max_age_days=30),)
+    assert MaxAgeRule(static_role_prefix="db/billing-", max_age_days=7).static_role_prefix == "db/billing-"
+    assert SchedulePolicy().rotation_max_age == ()  # the default rotates no static role
 
 
 def test_protection_is_by_exact_match_or_prefix() -> None:

@@ -41,7 +41,7 @@ from rescind.models import (
 from rescind.models.results import utc_now
 from rescind.schedules.base import CheckpointStore, RateLimiter, SweepProgress
 from rescind.schedules.policy import MaxAgeRule, SchedulePolicy
-from rescind.schedules.static_role_rotation import rotate_static_role_if_due, rotation_start, static_role_candidates
+from rescind.schedules.static_role_rotation import rotate_static_role_if_due, static_role_candidates
 from rescind.schedules.types import Change, ChangeStatus, SweepName, SweepReport, SweepRequest
 from rescind.vault.kv_rotation import RotationStep, rotation_of
 from rescind.vault.kv_store import SecretMetadata, destroy_versions, iter_kv_paths, read_secret_metadata
@@ -317,7 +317,7 @@ def run_rotation_by_age(
                 candidates[f"{SM_PREFIX}{secret.arn}"] = partial(sweep.sm_secret, secret)
     # Database static roles (rescind.schedules.static_role_rotation).
     for key, role in static_role_candidates(vault, policy, lease_mounts, sweep.limiter.wait).items():
-        candidates[key] = partial(rotate_static_role_if_due, sweep, role, rotation_start(started))
+        candidates[key] = partial(rotate_static_role_if_due, sweep, role, started)
 
     for key in progress.walk(candidates):
         candidates[key]()

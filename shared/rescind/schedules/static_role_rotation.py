@@ -7,8 +7,7 @@ one request, so applications reading `<mount>/static-creds/<role>` get the new o
 Candidates are named `db:<mount>/<role>` beside the KV and Secrets Manager ones of `rotation_by_age`, whose run
 walks them; the longest matching prefix decides the maximum age. Protected paths (`mount/role` or the reference's
 key) and holds are skipped; a dry run plans and rotates nothing. The rotation counts from the run's start on the
-wall clock, to the minute (the run id's minute): a retried run in that minute finds it applied, and a later run
-finds the role young.
+wall clock (`rotated_since`): the same rotation replayed finds it applied, and a later run finds the role young.
 """
 
 from __future__ import annotations
@@ -67,11 +66,6 @@ def static_role_candidates(
             if static_role_rule_for(policy, ref) is not None:
                 found[f"{DB_PREFIX}{mount}/{ref.role}"] = ref
     return found
-
-
-def rotation_start(started: datetime) -> datetime:
-    """The moment a static role's scheduled rotation counts from: the run's wall-clock start, to the minute."""
-    return started.replace(second=0, microsecond=0)
 
 
 def rotate_static_role_if_due(sweep: RotationSweep, ref: DatabaseStaticRoleRef, rotated_since: datetime) -> None:

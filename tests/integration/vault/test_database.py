@@ -17,11 +17,14 @@ from pathlib import Path
 
 import hvac
 import pytest
+from pydantic import SecretStr
 
 from rescind.discovery import DiscoveryScope
 from rescind.engine.factory import build_engine
 from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
 from rescind.guard import GuardPolicy, refuse_guarded_target
+from rescind.leaks.locate import LeakLocator
+from rescind.leaks.types import LeakAlert, LocatedLeak, SecretType, Unlocated
 from rescind.ledger.sqlite import SqliteLedger
 from rescind.ledger.types import ApprovalDecision, ApprovalVerdict, Trigger
 from rescind.models import (
@@ -38,6 +41,7 @@ from rescind.offboarding.manual import build_manual_request
 from rescind.offboarding.plan import build_offboarding_plan
 from rescind.response.types import GuardDecision, ResponseRequest
 from rescind_local import LocalOpenBao
+from tests.conftest import BackendCalls, vault_writes
 from tests.integration.cli.test_direct import Direct
 from tests.postgres import PostgresServer, postgres_server
 
@@ -324,3 +328,73 @@ def test_the_inventory_counts_static_roles_and_skips_lease_mounts_that_are_not_d
     assert [error for error in report.errors if "database mount" in error] == []
     assert sum(report.by_kind_and_age["vault_database_static_role"].values()) == 1
     vault.sys.disable_secrets_engine(other)
+
+
+# --- a leaked static role password ----------------------------------------------------------------------------
+
+
+def _leak(password: str) -> LeakAlert:
+    return LeakAlert(
+        source="rescind",
+        detail_type="Secret Leaked",
+        event_id="e-db",
+        secret_type=SecretType.DATABASE_PASSWORD,
+        secret=SecretStr(password),
+        found_at=datetime.now(UTC),
+    )
+
+
+def test_a_leaked_static_role_password_is_located_by_comparing_the_current_passwords_in_scope(
+    vault: hvac.Client, postgres_server: PostgresServer, database: DatabaseMount, unique: str
+) -> None:
+    # Given two static roles on a database mount in scope, beside a PKI mount (no static roles) in LeaseMounts
+    other = f"pki-{unique}"
+    vault.sys.enable_secrets_engine("pki", path=other)
+    _static_role(vault, postgres_server, database, "alpha")
+    _static_role(vault, postgres_server, database, "beta")
+    leaked = _current_password(vault, database.mount, "beta")
+    scope = DiscoveryScope(lease_mounts=(other, database.mount))
+
+    # When the password of one is leaked
+    located = LeakLocator(vault, scope).locate(_leak(leaked))
+
+    # Then that role is located, by reference only
+    assert isinstance(located, LocatedLeak), located
+    assert located.credentials == (DatabaseStaticRoleRef(mount=database.mount, role="beta"),)
+    assert f"static role beta on {database.mount}" in located.evidence
+    assert leaked not in located.model_dump_json()
+
+    # And a mount not in scope, an old password and a value nobody has locate nothing
+    assert isinstance(LeakLocator(vault, DiscoveryScope(lease_mounts=(other,))).locate(_leak(leaked)), Unlocated)
+    build_engine(vault).execute(_rotate(DatabaseStaticRoleRef(mount=database.mount, role="beta"), datetime.now(UTC)))
+    stale = LeakLocator(vault, scope).locate(_leak(leaked))
+    assert isinstance(stale, Unlocated)
+    assert stale.why == f"no static role on the database mounts in scope ({database.mount}) has this password (2 read)"
+    vault.sys.disable_secrets_engine(other)
+
+
+def test_the_leak_locator_reads_at_most_the_cap_of_static_roles(
+    vault: hvac.Client, postgres_server: PostgresServer, database: DatabaseMount, backend_calls: BackendCalls
+) -> None:
+    # Given three static roles, the leaked password the last one's in sorted order, and a cap of two
+    for name in ("r1", "r2", "r3"):
+        _static_role(vault, postgres_server, database, name)
+    leaked = _current_password(vault, database.mount, "r3")
+    backend_calls.vault.clear()
+    capped = DiscoveryScope(lease_mounts=(database.mount,), database_leak_max_roles=2)
+
+    # When it is located
+    located = LeakLocator(vault, capped).locate(_leak(leaked))
+
+    # Then two credentials were read, the third never, and the answer names the cap
+    assert isinstance(located, Unlocated)
+    assert "DATABASE_LEAK_MAX_ROLES=2" in located.why
+    reads = [call for call in backend_calls.vault if "/static-creds/" in call]
+    assert [call.rsplit("/", 1)[-1] for call in reads] == ["r1", "r2"]
+    assert backend_calls.vault
+    assert not vault_writes(backend_calls)
+    assert LeakLocator(vault, DiscoveryScope(lease_mounts=(database.mount,))).locate(_leak(leaked)) == LocatedLeak(
+        credentials=(DatabaseStaticRoleRef(mount=database.mount, role="r3"),),
+        evidence=f"the current password of static role r3 on {database.mount} of {vault.url} matched "
+        "(HMAC compared; 3 role(s) read)",
+    )
