@@ -13,8 +13,8 @@ does not wait: it rotates with DESTROY.
 Database static roles (rules with a `static_role_prefix`) are rotated by Vault's rotate-role; see
 `rescind.schedules.static_role_rotation`.
 
-Candidates are named `kv:<mount>/<path>`, `sm:<arn>` and `db:<mount>/<role>` and walked in sorted order, so the checkpoint is the last
-one done. Protected paths and holds are skipped; a dry run plans and writes nothing.
+Candidates are named `kv:<mount>/<path>`, `sm:<arn>` and `db:<mount>/<role>` and walked in sorted order, so the
+checkpoint is the last one done. Protected paths and holds are skipped; a dry run plans and writes nothing.
 """
 
 from __future__ import annotations

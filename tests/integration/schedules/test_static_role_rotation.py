@@ -1,7 +1,8 @@
 """Rotation by age of database static roles, against a real OpenBao whose database engine drives a real PostgreSQL:
 a stale role is rotated by Vault's rotate-role and verified by `last_vault_rotation`, PostgreSQL then refuses the
 old password and takes the new one; protected and unmatched roles are untouched, a dry run rotates nothing, a run
-replayed (the run's start is the same) finds the rotation applied (no second rotation), and a later run finds the role young."""
+replayed (the run's start is the same) finds the rotation applied (no second rotation), and a later run finds the
+role young."""
 
 from __future__ import annotations
 
