@@ -3,8 +3,8 @@
 The policies are the ones `rescind vault setup` writes (tools/rescind_cli/vault_policies/, rendered for this
 stack's mounts). Each function of the template gets its own token (as each deployed function logs in to its own
 AWS auth role): the planners the planner's, ExecuteAction the actor's, and so on; a function that has no Vault
-role gets a token that may do nothing. Then: an offboarding (plan, execute, verify), four leaks (locate, revoke,
-verify), a manual run on two leases, every schedule that touches Vault, and a responder's direct revocation
+role gets a token that may do nothing. Then: an offboarding (plan, execute, verify), five leaks (locate, revoke
+or rotate, verify), a manual run on two leases, every schedule that touches Vault, and a responder's direct revocation
 under the responder policy. OpenBao's audit log (its own server, so only this module's requests) then shows:
 no request of any of them was denied, each role was used by its functions, and each grant was used by a flow.
 """
@@ -72,7 +72,10 @@ PARAMETERS = {
     "LeaseMounts": f"{DATABASE},{POSTGRES}",
     "SchedulePolicy": json.dumps(
         {
-            "rotation_max_age": [{"kv_prefix": f"{KV}/apps/", "max_age_days": 30}],
+            "rotation_max_age": [
+                {"kv_prefix": f"{KV}/apps/", "max_age_days": 30},
+                {"static_role_prefix": f"{POSTGRES}/", "max_age_days": 30},
+            ],
             "ttl_ceilings": {"lease_seconds": 3600, "mount_seconds": 14 * 86400},
         }
     ),
@@ -215,6 +218,9 @@ def run_leaks(stack: LocalStack, scenario: Scenario) -> None:
         "leak_secret_id": leak_event("vault_secret_id", leak.secret_id_value(leak.secret_id_accessors[0])),
         "leak_certificate": leak_event("certificate", leak.certificate_pem(leak.certificate_serials[0])),
         "leak_kv": leak_event("kv_value", sha256=hashlib.sha256(kv_value.encode()).hexdigest()),
+        "leak_database": leak_event(
+            "database_password", scenario.root.read(f"{POSTGRES}/static-creds/billing")["data"]["password"]
+        ),
     }
     sfn = boto3.client("stepfunctions")
     machine = stack.state_machine_arn("LeakResponseStateMachine")
@@ -379,7 +385,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgres
             scenario.executions["offboarding"] = stack.run_execution(
                 "OffboardingStateMachine", request.model_dump(mode="json"), name=request.incident_id, timeout=120
             )
-            # And four credentials leak: locate (locator), plan (planner), revoke (actor), verify (verifier)
+            # And five credentials leak (one a database password): locate (locator), plan (planner), act (actor),
+            # verify (verifier)
             run_leaks(stack, scenario)
             # And a responder revokes two leases by name through the stack
             leases = tuple(VaultLeaseRef(lease_id=scenario.leases[n]) for n in ("manual", "manual_pki", "manual_login"))
@@ -423,7 +430,7 @@ def test_an_offboarding_plans_acts_and_verifies_under_the_functions_policies(sce
         hvac.Client(url=scenario.bao.addr, token=scenario.child_token, timeout=10).auth.token.lookup_self()
 
 
-@pytest.mark.parametrize("leak", ["leak_token", "leak_secret_id", "leak_certificate", "leak_kv"])
+@pytest.mark.parametrize("leak", ["leak_token", "leak_secret_id", "leak_certificate", "leak_kv", "leak_database"])
 def test_each_leak_is_located_revoked_and_verified_under_the_functions_policies(scenario: Scenario, leak: str) -> None:
     assert_completed(scenario, leak)
 
@@ -458,6 +465,8 @@ def test_the_schedules_sweep_under_the_sweeper_and_reporter_policies(scenario: S
     for name in ("RotationByAgeSchedule", "RotationByAgeScheduleAfterGrace"):
         applied = {c["target"] for c in scenario.schedules[name]["changes"] if c["status"] == "applied"}
         assert f"kv_secret:{KV}:apps/db" in applied, scenario.schedules[name]["changes"]
+    rotated = {c["target"] for c in scenario.schedules["RotationByAgeSchedule"]["changes"] if c["status"] == "applied"}
+    assert DatabaseStaticRoleRef(mount=POSTGRES, role="billing").key in rotated
     versions = scenario.root.secrets.kv.v2.read_secret_metadata("apps/db", mount_point=KV)["data"]["versions"]
     assert versions["1"]["destroyed"] is True
     lowered = {c["target"] for c in scenario.schedules["TtlCeilingsSchedule"]["changes"] if c["status"] == "applied"}
