@@ -99,6 +99,7 @@ def test_globals_environment(template: dict[str, Any]) -> None:
         "APPROLE_MOUNTS": {"Ref": "AppRoleMounts"},
         "KV_MOUNTS": {"Ref": "KvMounts"},
         "LEASE_MOUNTS": {"Ref": "LeaseMounts"},
+        "DATABASE_LEAK_MAX_ROLES": {"Ref": "DatabaseLeakMaxRoles"},
         "AWS_ACCOUNT_IDS": {"Ref": "DiscoveryAccountIds"},
         "FINGERPRINT_TABLE_NAME": {"Ref": "FingerprintTable"},
         "FINGERPRINT_KEY_SECRET_ARN": {"Ref": "FingerprintKeySecret"},
