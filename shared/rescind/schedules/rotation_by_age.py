@@ -316,7 +316,7 @@ def run_rotation_by_age(
                     continue
                 candidates[f"{SM_PREFIX}{secret.arn}"] = partial(sweep.sm_secret, secret)
     # Database static roles (rescind.schedules.static_role_rotation).
-    for key, role in static_role_candidates(vault, policy, lease_mounts, sweep.limiter.wait).items():
+    for key, role in static_role_candidates(sweep, lease_mounts).items():
         candidates[key] = partial(rotate_static_role_if_due, sweep, role, started)
 
     for key in progress.walk(candidates):

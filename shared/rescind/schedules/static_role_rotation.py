@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from rescind.guard import find_holds
 from rescind.models import Action, ActionKind, ActionParams, DatabaseStaticRoleRef
 from rescind.schedules.types import ChangeStatus
-from rescind.vault.database import database_mounts, list_static_roles, read_static_role
+from rescind.vault.database import is_database_mount, list_static_roles, read_static_role
 
 if TYPE_CHECKING:
     import hvac
@@ -53,17 +53,32 @@ def static_role_rule_for(policy: SchedulePolicy, ref: DatabaseStaticRoleRef) -> 
     return max(matching, key=lambda rule: len(rule.static_role_prefix or ""), default=None)
 
 
-def static_role_candidates(
-    vault: hvac.Client, policy: SchedulePolicy, lease_mounts: Iterable[str], wait: Callable[[], None]
-) -> dict[str, DatabaseStaticRoleRef]:
+def static_role_candidates(sweep: RotationSweep, lease_mounts: Iterable[str]) -> dict[str, DatabaseStaticRoleRef]:
     """`db:<mount>/<role>` → the static roles some rule matches, on the database mounts among LeaseMounts that a
-    rule names (no other mount is listed)."""
-    named = {rule.static_role_prefix.partition("/")[0] for rule in policy.rotation_max_age if rule.static_role_prefix}
+    rule names (no other mount is listed). A rule's mount outside LeaseMounts, or not a database engine, is
+    `flagged`: its roles are never rotated, and the report says why."""
+    named = sorted(
+        {rule.static_role_prefix.partition("/")[0] for rule in sweep.policy.rotation_max_age if rule.static_role_prefix}
+    )
+    in_scope = {mount.strip().strip("/") for mount in lease_mounts}
+    for mount in named:
+        if mount not in in_scope:
+            sweep.add(
+                f"{mount}/",
+                "rotate",
+                ChangeStatus.FLAGGED,
+                detail="a static_role_prefix rule names a mount "
+                "that is not in LeaseMounts: its static roles are not rotated",
+            )
     found: dict[str, DatabaseStaticRoleRef] = {}
-    for mount in database_mounts(vault, [mount for mount in lease_mounts if mount.strip().strip("/") in named]):
-        wait()
-        for ref in list_static_roles(vault, mount):
-            if static_role_rule_for(policy, ref) is not None:
+    for mount in [mount for mount in named if mount in in_scope]:
+        sweep.limiter.wait()
+        if not is_database_mount(sweep.vault, mount):
+            sweep.add(f"{mount}/", "rotate", ChangeStatus.FLAGGED, detail="not a database secrets engine")
+            continue
+        sweep.limiter.wait()
+        for ref in list_static_roles(sweep.vault, mount):
+            if static_role_rule_for(sweep.policy, ref) is not None:
                 found[f"{DB_PREFIX}{mount}/{ref.role}"] = ref
     return found
 

@@ -39,11 +39,17 @@ def policy_for(mount: str) -> SchedulePolicy:
 
 
 def sweep(
-    vault: hvac.Client, checkpoints: DynamoDbCheckpointStore, mount: str, now: datetime, *, dry_run: bool = False
+    vault: hvac.Client,
+    checkpoints: DynamoDbCheckpointStore,
+    mount: str,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    policy: SchedulePolicy | None = None,
 ) -> SweepReport:
     return run_rotation_by_age(
         SweepRequest(dry_run=dry_run),
-        policy=policy_for(mount),
+        policy=policy or policy_for(mount),
         vault=vault,
         aws=None,
         engine=build_engine(vault),
@@ -119,3 +125,31 @@ def test_stale_static_roles_are_rotated_by_vault_once_and_the_rest_untouched(
     monkeypatch.setattr(rotation_by_age, "utc_now", lambda: datetime.now(UTC))
     fresh = sweep(vault, checkpoints, database.mount, datetime.now(UTC) + timedelta(minutes=5))
     assert [c for c in fresh.changes if c.status is not ChangeStatus.SKIPPED] == []
+
+
+def test_a_rule_on_a_mount_outside_lease_mounts_or_not_a_database_engine_is_flagged(
+    vault: hvac.Client, checkpoints: DynamoDbCheckpointStore, unique: str
+) -> None:
+    # Given rules on a mount LeaseMounts does not name, and on a PKI mount it does
+    pki = f"pki-{unique}"
+    vault.sys.enable_secrets_engine("pki", path=pki)
+    policy = SchedulePolicy(
+        rotation_max_age=(
+            MaxAgeRule(static_role_prefix=f"elsewhere-{unique}/", max_age_days=30),
+            MaxAgeRule(static_role_prefix=f"{pki}/", max_age_days=30),
+        )
+    )
+
+    # When the sweep runs
+    report = sweep(vault, checkpoints, pki, datetime.now(UTC) + LATER, policy=policy)
+
+    # Then both are flagged with the reason, and nothing else happened
+    assert {(c.target, c.status, c.detail) for c in report.changes} == {
+        (
+            f"elsewhere-{unique}/",
+            ChangeStatus.FLAGGED,
+            "a static_role_prefix rule names a mount that is not in LeaseMounts: its static roles are not rotated",
+        ),
+        (f"{pki}/", ChangeStatus.FLAGGED, "not a database secrets engine"),
+    }
+    vault.sys.disable_secrets_engine(pki)
