@@ -83,6 +83,23 @@ def test_plan_to_end_rotates_a_static_role_from_the_runs_start() -> None:
     assert (action.kind, action.target, action.params.rotated_since) == (ActionKind.ROTATE, STATIC, STARTED)
 
 
+def test_a_leak_rotates_a_static_role_from_the_planning_not_from_an_earlier_finding() -> None:
+    """The leaked password was the role's current one when it was located: a rotation Vault recorded after the
+    alert's `found_at` but before that did not kill it, so it must not count as this one."""
+    from rescind.leaks.plan import plan_to_contain_leak
+
+    before = datetime.now(UTC)
+    earlier = plan_to_contain_leak("p1", (STATIC,), reason="leak", found_at=STARTED)
+    # An alert whose clock runs ahead would otherwise ask for a rotation Vault can never have recorded yet
+    ahead = plan_to_contain_leak("p2", (STATIC,), reason="leak", found_at=datetime(2999, 1, 1, tzinfo=UTC))
+    after = datetime.now(UTC)
+
+    for plan in (earlier, ahead):
+        (action,) = plan.actions
+        assert action.params.rotated_since is not None
+        assert before <= action.params.rotated_since <= after
+
+
 def test_a_database_mount_must_be_a_lease_mount() -> None:
     check_target_in_scope(STATIC, DiscoveryScope(lease_mounts=("database/",)))
     with pytest.raises(TargetOutOfScope, match="database mount database is not in LeaseMounts"):

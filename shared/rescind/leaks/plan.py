@@ -30,10 +30,9 @@ def plan_to_contain_leak(
     plan_id: str, refs: tuple[CredentialRef, ...], *, reason: str, found_at: datetime, dry_run: bool = False
 ) -> Plan:
     # A static role's rotation counts from the planning, not the finding: its leaked password was located as the
-    # current one just before, so a rotation Vault recorded after the finding (the alert's clock) but before that
-    # left it alive. Recorded with the plan, a resumed run counts from the same moment.
-    since = max(found_at, utc_now())
-    ending = plan_to_end(plan_id, refs, run_id=plan_id, reason=reason, rotated_since=since, dry_run=dry_run)
+    # current one just before, so a rotation Vault recorded after the alert's `found_at` (another clock) but before
+    # that left it alive. Recorded with the plan, a resumed run counts from the same moment.
+    ending = plan_to_end(plan_id, refs, run_id=plan_id, reason=reason, rotated_since=utc_now(), dry_run=dry_run)
     actions: list[Action] = []
     for action in ending.actions:
         if isinstance(action.target, IamRoleSessionsRef):
