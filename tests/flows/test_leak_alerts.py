@@ -11,7 +11,7 @@ import hashlib
 import json
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,7 +20,7 @@ import hvac
 import pytest
 
 from rescind.leaks.triggers import LeakRejectionReason
-from rescind.ledger import DynamoDbLedger, IncidentStatus
+from rescind.ledger import ActionAttemptRecord, DynamoDbLedger, IncidentStatus
 from rescind.models import Outcome
 from rescind_local import LocalOpenBao
 from rescind_local.github import SAMPLE_WEBHOOK_SECRET, LocalGitHubApi, local_github_api, sign_delivery
@@ -78,12 +78,16 @@ def assert_completed(stack: LocalStack, execution: dict[str, Any]) -> None:
     assert view.closure is not None
     assert view.closure.status is IncidentStatus.COMPLETED
     assert view.attempts
-    # Each action acted once: what the start function killed first, the run's step (and a duplicate alert's kill)
-    # found done, read back again.
-    killed_first = {attempt.result.action_id for attempt in view.attempts if KILL_FIRST_ATTEMPT in attempt.attempt_id}
-    succeeded = [attempt.result.action_id for attempt in view.attempts if attempt.result.outcome is Outcome.SUCCEEDED]
+    assert_each_action_acted_once(view.attempts)
+
+
+def assert_each_action_acted_once(attempts: Sequence[ActionAttemptRecord]) -> None:
+    """Each action succeeded once: what the start function killed first, the run's step (and a duplicate alert's
+    kill) found done and read back again; every other action succeeded."""
+    killed_first = {attempt.result.action_id for attempt in attempts if KILL_FIRST_ATTEMPT in attempt.attempt_id}
+    succeeded = [attempt.result.action_id for attempt in attempts if attempt.result.outcome is Outcome.SUCCEEDED]
     assert sorted(succeeded) == sorted(set(succeeded)), "an action succeeded twice"
-    for attempt in view.attempts:
+    for attempt in attempts:
         result = attempt.result
         if result.action_id in killed_first and result.outcome is not Outcome.SUCCEEDED:
             assert result.outcome in (Outcome.ALREADY_ABSENT, Outcome.ALREADY_APPLIED), attempt

@@ -77,8 +77,9 @@ def decide_kill(
 
     `facts` holds each planned target's hold and owners; `in_scope` says why a target is outside the configured
     scope (None when inside). Pure: it reads nothing."""
-    if not located.exact:
-        return KillDecision(kill=False, why="the locate is not exact (not the leaked value itself): the run decides")
+    not_worth = nothing_to_kill(plan, located)
+    if not_worth is not None:
+        return KillDecision(kill=False, why=not_worth)
     refused = _refused(plan, facts, workload_id=workload_id, policy=policy)
     decision, why = decide_guard(
         plan,
@@ -91,13 +92,20 @@ def decide_kill(
     if decision is not GuardDecision.PROCEED:
         return KillDecision(kill=False, why=f"guard: {decision}: {why}")
     actions = tuple(action for action in plan.actions if kills_first(action))
-    if not actions:
-        return KillDecision(kill=False, why="no step of the plan is a reversible kill: the run acts")
     for action in actions:
         outside = in_scope(action.target)
         if outside is not None:
             return KillDecision(kill=False, why=f"{outside}: the run records it")
     return KillDecision(kill=True, why="guard passed on the locate's lookup", actions=actions)
+
+
+def nothing_to_kill(plan: Plan, located: LocatedLeak) -> str | None:
+    """Why nothing is killed first whatever the guard says (then no fact is read); None when the guard decides."""
+    if not located.exact:
+        return "the locate is not exact (not the leaked value itself): the run decides"
+    if not any(kills_first(action) for action in plan.actions):
+        return "no step of the plan is a reversible kill: the run acts"
+    return None
 
 
 def _refused(plan: Plan, facts: Mapping[str, GuardFacts], *, workload_id: str, policy: GuardPolicy) -> str | None:
@@ -180,6 +188,9 @@ def kill_first(
             return str(error)
         return None
 
+    not_worth = nothing_to_kill(plan, located)
+    if not_worth is not None:  # decided before any read: a KV value or a certificate costs the start nothing
+        return KillReport(killed=False, why=not_worth)
     try:
         facts = facts_of_plan(plan, located, kill.read)
     except RescindError as error:  # the facts could not be read: no kill, the run reads them again
