@@ -27,7 +27,7 @@ import hvac
 import pytest
 
 from rescind.ledger import DynamoDbLedger, IncidentStatus
-from rescind.models import DatabaseRootRef, DatabaseStaticRoleRef, Outcome, VaultLeaseRef
+from rescind.models import DatabaseRootRef, DatabaseStaticRoleRef, VaultLeaseRef
 from rescind.offboarding.manual import build_manual_request
 from rescind.schedules import runtime as schedules_runtime
 from rescind_cli.function_url import post_signed
