@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rescind.leaks.kill import KillFirst, KillReport, kill_first
 from rescind.leaks.locate import LeakLocator
-from rescind.leaks.plan import plan_to_contain_leak
+from rescind.leaks.plan import leak_plan
 from rescind.leaks.types import LeakAlert, LeakEvent, LocatedLeak
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import IncidentStatus, Trigger
@@ -73,16 +73,13 @@ def start_leak_response(
     if kill is not None and not claim.is_new:  # its first delivery killed, or its run (started below) will
         killed = KillReport(killed=False, why=f"a duplicate of incident {claim.incident_id}: its run acts")
     elif kill is not None:
-        # The plan the run's plan task makes from the same request: the same action ids.
-        plan = plan_to_contain_leak(
-            request.incident_id,
-            request.credentials,
-            reason=request.reason,
-            found_at=request.terminated_at,
-            dry_run=request.dry_run,
-        )
         killed = kill_first(
-            plan, located, incident_id=claim.incident_id, workload_id=request.workload_id, kill=kill, ledger=ledger
+            leak_plan(request),  # the plan the run's plan task makes from the same request: the same action ids
+            located,
+            incident_id=claim.incident_id,
+            workload_id=request.workload_id,
+            kill=kill,
+            ledger=ledger,
         )
     # Started even when the claim is not new: an earlier attempt may have claimed and then failed to start. After
     # a kill, a transient failure is retried here first: a redelivery could no longer locate a revoked token.
