@@ -1,4 +1,5 @@
-"""EventBridge target: a secret leaked (GitHub, AWS Health, GuardDuty, or the generic event); start its response.
+"""EventBridge target: a secret leaked (GitHub, AWS Health, GuardDuty, or the generic event); kill the located
+credential first when the guard passes, then start its response.
 
 Invoked asynchronously by the leak rules. Every event that is a leak leaves an incident: a response per
 credential it names, and one record for what resolves to nothing or asks for no action (a sample finding).
@@ -16,7 +17,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.exceptions import TransientError
-from rescind.leaks.runtime import get_dedup_window, get_leak_locator, get_leak_state_machine_arn
+from rescind.leaks.runtime import get_dedup_window, get_kill_first, get_leak_locator, get_leak_state_machine_arn
 from rescind.leaks.start import respond_to_leak_event
 from rescind.leaks.triggers import GENERIC_SOURCE, LeakAlertRejected, LeakRejectionReason, parse_leak_event
 from rescind.ledger.closing import record_rejected_event
@@ -56,6 +57,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             state_machine_arn=get_leak_state_machine_arn(),
             notify=get_notifier(),
             window=get_dedup_window(),
+            kill=get_kill_first(),
         )
     except TransientError as error:
         logger.warning("leak response start failed, to be retried", extra={**fields, "error": str(error)})
@@ -71,6 +73,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 "incident_id": result.incident_id,
                 "credentials": list(result.credentials),
                 "execution_arn": result.execution_arn,
+                "killed_first": result.kill.killed if result.kill else False,
+                "kill_first": [(step.target, str(step.outcome), step.acted_on) for step in result.kill.steps]
+                if result.kill
+                else [],
             },
         )
         add_count("LeakResponseStarted", status=str(result.status))

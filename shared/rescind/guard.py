@@ -33,6 +33,7 @@ __all__ = [
     "exceeds_cap",
     "find_guarded_child_tokens",
     "find_holds",
+    "guard_refusal",
     "is_protected",
     "read_guard_facts",
     "refuse_guarded_target",
@@ -86,11 +87,19 @@ def refuse_guarded_target(
     from rescind.exceptions import PolicyRefusal
 
     facts = read_guard_facts(GuardRead(Backends(vault, aws), metadata_key=metadata_key), ref)
+    refusal = guard_refusal(ref, facts, policy)
+    if refusal is not None:
+        raise PolicyRefusal(refusal)
+
+
+def guard_refusal(ref: CredentialRef, facts: GuardFacts, policy: GuardPolicy) -> str | None:
+    """Why a target with these facts (its hold marker, the workloads it names) is never acted on; None if it may be."""
     if facts.hold is not None:
-        raise PolicyRefusal(f"{ref.key} is on hold ({facts.hold}): a hold is never acted on")
+        return f"{ref.key} is on hold ({facts.hold}): a hold is never acted on"
     protected = sorted(facts.owners & policy.protected_workloads)
     if protected:
-        raise PolicyRefusal(f"{ref.key} belongs to protected workload {protected[0]}: it is never acted on")
+        return f"{ref.key} belongs to protected workload {protected[0]}: it is never acted on"
+    return None
 
 
 @dataclass(frozen=True)

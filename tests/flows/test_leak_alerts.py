@@ -11,16 +11,17 @@ import hashlib
 import json
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import boto3
 import hvac
+import hvac.exceptions
 import pytest
 
 from rescind.leaks.triggers import LeakRejectionReason
-from rescind.ledger import DynamoDbLedger, IncidentStatus
+from rescind.ledger import ActionAttemptRecord, CredentialState, DynamoDbLedger, IncidentStatus
 from rescind.models import Outcome
 from rescind_local import LocalOpenBao
 from rescind_local.github import SAMPLE_WEBHOOK_SECRET, LocalGitHubApi, local_github_api, sign_delivery
@@ -69,13 +70,32 @@ def ledger(stack: LocalStack) -> DynamoDbLedger:
     return DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
 
 
+KILL_FIRST_ATTEMPT = ".kill-first."  # the start function's attempts (rescind.leaks.kill)
+
+
 def assert_completed(stack: LocalStack, execution: dict[str, Any]) -> None:
     assert execution["status"] == "SUCCEEDED", execution
     view = ledger(stack).read_incident(execution["name"])
     assert view.closure is not None
     assert view.closure.status is IncidentStatus.COMPLETED
     assert view.attempts
-    assert {attempt.result.outcome for attempt in view.attempts} == {Outcome.SUCCEEDED}
+    assert_each_action_acted_once(view.attempts)
+
+
+def assert_each_action_acted_once(attempts: Sequence[ActionAttemptRecord]) -> None:
+    """Each action succeeded once: what the start function killed first, the run's step (and a duplicate alert's
+    kill) found done and read back again; every other action succeeded."""
+    killed_first = {attempt.result.action_id for attempt in attempts if KILL_FIRST_ATTEMPT in attempt.attempt_id}
+    succeeded = [attempt.result.action_id for attempt in attempts if attempt.result.outcome is Outcome.SUCCEEDED]
+    assert sorted(succeeded) == sorted(set(succeeded)), "an action succeeded twice"
+    for attempt in attempts:
+        result = attempt.result
+        if result.action_id in killed_first and result.outcome is not Outcome.SUCCEEDED:
+            assert result.outcome in (Outcome.ALREADY_ABSENT, Outcome.ALREADY_APPLIED), attempt
+            assert result.evidence
+            assert all(evidence.confirmed for evidence in result.evidence)
+        else:
+            assert result.outcome is Outcome.SUCCEEDED, attempt
 
 
 def test_a_leaked_vault_token_is_revoked_and_its_siblings_live(
@@ -98,6 +118,59 @@ def test_a_leaked_vault_token_is_revoked_and_its_siblings_live(
     assert failures(prove_by_use(vault, openbao.addr, boto3.client("iam"), neighbour, expected="alive")) == []
     assert vault.read(f"identity/entity/id/{target.entity_id}")["data"]["disabled"] is False
     assert sibling in target.token_accessors
+
+
+def test_the_start_function_kills_first_and_the_run_finds_it_done_and_verifies(
+    stack: LocalStack, workloads: tuple[SeededWorkload, SeededWorkload], vault: hvac.Client
+) -> None:
+    # Given a workload's token in a scanner's generic event
+    target, _ = workloads
+    leaked = target.token_accessors[0]
+
+    # When the event goes through the template's rule
+    stack.route_event(generic_event("vault_token", target.token_value(leaked)))
+
+    # Then the start function revoked it before the run started, read back, under the plan's own action id
+    execution = only_execution(stack)
+    view = ledger(stack).read_incident(execution["name"])
+    assert view.incident is not None
+    (planned,) = view.incident.plan.actions
+    (first,) = [attempt for attempt in view.attempts if KILL_FIRST_ATTEMPT in attempt.attempt_id]
+    (by_run,) = [attempt for attempt in view.attempts if KILL_FIRST_ATTEMPT not in attempt.attempt_id]
+    assert first.result.action_id == by_run.result.action_id == planned.action_id
+    assert first.result.outcome is Outcome.SUCCEEDED
+    assert first.result.finished_at <= execution["startDate"]
+    # And the run's step found it already absent, its Verify read it dead, and the incident closed completed
+    assert by_run.result.outcome is Outcome.ALREADY_ABSENT
+    assert by_run.result.evidence[0].confirmed
+    assert view.closure is not None
+    assert view.closure.status is IncidentStatus.COMPLETED
+    assert [standing.state for standing in view.closure.credentials] == [CredentialState.DEAD]
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        vault.auth.token.lookup_accessor(leaked)
+
+
+def test_a_held_key_is_not_killed_first_and_the_run_refuses_it(
+    stack: LocalStack, workloads: tuple[SeededWorkload, SeededWorkload]
+) -> None:
+    # Given a workload's access key whose user is on hold, leaked
+    target, _ = workloads
+    iam = boto3.client("iam")
+    iam.tag_user(UserName=target.iam_user, Tags=[{"Key": "rescind:hold", "Value": "true"}])
+    key_id = target.access_key_ids[0]
+
+    stack.route_event(generic_event("aws_access_key", key_id))
+
+    # Then nothing was killed first, the run refused it, and the key is untouched
+    execution = only_execution(stack)
+    view = ledger(stack).read_incident(execution["name"])
+    assert view.attempts == ()
+    assert view.closure is not None
+    assert view.closure.status is IncidentStatus.REFUSED
+    statuses = {
+        key["AccessKeyId"]: key["Status"] for key in iam.list_access_keys(UserName=target.iam_user)["AccessKeyMetadata"]
+    }
+    assert statuses[key_id] == "Active"
 
 
 def alive_except(
@@ -298,10 +371,13 @@ def test_replaying_every_sample_three_times_in_shuffled_order_acts_once(
     assert len(runs) == 5
     for run in runs:
         assert_completed(stack, run)
-    attempts = [attempt.result for run in runs for attempt in ledger(stack).read_incident(run["name"]).attempts]
-    kinds = sorted(str(result.action_kind) for result in attempts)
-    assert kinds == ["delete", "disable", "revoke", "revoke", "revoke", "revoke"]
-    assert {result.outcome for result in attempts} == {Outcome.SUCCEEDED}
+    attempts = [attempt for run in runs for attempt in ledger(stack).read_incident(run["name"]).attempts]
+    by_runs = sorted(str(a.result.action_kind) for a in attempts if KILL_FIRST_ATTEMPT not in a.attempt_id)
+    assert by_runs == ["delete", "disable", "revoke", "revoke", "revoke", "revoke"]
+    # The first delivery of each killed its key, token or secret-id first; the duplicates did not
+    killed_first = sorted(str(a.result.action_kind) for a in attempts if KILL_FIRST_ATTEMPT in a.attempt_id)
+    assert killed_first == ["disable", "revoke", "revoke"]
+    assert sorted(str(a.result.action_kind) for a in attempts if a.result.outcome is Outcome.SUCCEEDED) == by_runs
 
 
 def test_an_alert_that_matches_nothing_is_an_unresolved_incident_and_touches_nothing(stack: LocalStack) -> None:

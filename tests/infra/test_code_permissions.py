@@ -76,6 +76,15 @@ NEVER_RUN: dict[str, dict[str, str]] = {
         # A KindHandler's constructor lists each step's act and verify together (Step(self._rotate, ...)).
         "secretsmanager:RotateSecret": "rotate_secret_now is the act step; it only runs the verify step",
     },
+    "StartLeakResponseFunction": {
+        # The kill first builds the handlers of KILL_FIRST's kinds only (tokens, secret-ids, entities, IAM keys)
+        # through kind_spec(kind).build_handler, which the tracer follows to every kind's handler.
+        "dynamodb:BatchWriteItem": "the fingerprint index: written on a KV rotation only, never killed first",
+        "s3:GetObject": "the CRL of an ACM PCA certificate: no handler of it is built here",
+        "secretsmanager:DescribeSecret": "a Secrets Manager rotation: no handler of it is built here",
+        "secretsmanager:ListSecretVersionIds": "a Secrets Manager rotation: no handler of it is built here",
+        "secretsmanager:RotateSecret": "a Secrets Manager rotation: no handler of it is built here",
+    },
     "PlanOffboardingFunction": {
         # It plans: the handlers are built (their constructors name every act and verify step) for look_up only.
         "secretsmanager:RotateSecret": "rotate_secret_now is the act step; planning never acts",

@@ -71,7 +71,7 @@ RUNS = {OFFBOARDING_RUN, MANUAL_RUN, LEAK_RUN}
 WRITER_SPACES: dict[str, set[str]] = {
     "GitHubWebhookFunction": {WEBHOOK_DELIVERY, WEBHOOK_BODY},
     "StartOffboardingFunction": {OFFBOARDING_UNRESOLVED, OFFBOARDING_REFUSED, REJECTED},
-    "StartLeakResponseFunction": {LEAK_CLAIM, LEAK_UNRESOLVED, LEAK_RECORDED, REJECTED},
+    "StartLeakResponseFunction": {LEAK_CLAIM, LEAK_RUN, LEAK_UNRESOLVED, LEAK_RECORDED, REJECTED},  # + kill first
     "PlanOffboardingFunction": {OFFBOARDING_RUN, MANUAL_RUN},  # offboarding and manual runs share the machine
     "PlanLeakResponseFunction": {LEAK_RUN},
     "ExecuteActionFunction": RUNS,

@@ -38,7 +38,6 @@ from hypothesis import strategies as st
 from rescind.inventory import DynamoDbInventory
 from rescind.inventory.types import CloudResourceKind, WorkloadBinding
 from rescind.ledger import DynamoDbLedger, IncidentStatus
-from rescind.models import Outcome
 from rescind.offboarding.triggers import parse_termination_event
 from rescind_local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalOpenBao, local_aws
 from rescind_local.lambdas import forget_loaded_handlers
@@ -47,6 +46,7 @@ from rescind_local.seed import MANAGED_ROLE_TAGS, SeededWorkload, health_event_n
 from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
 from tests.conftest import deploy_local_stack
+from tests.flows.test_leak_alerts import KILL_FIRST_ATTEMPT, assert_each_action_acted_once
 from tests.reliability.strategies import load_sample
 
 FAST_EXAMPLES = int(os.environ.get("RESCIND_DUPLICATE_EXAMPLES", "1"))
@@ -209,12 +209,13 @@ def check_every_delivery_acts_once(estate: Estate, order: list[int]) -> None:
         assert view.incident is not None
         planned = {action.action_id for action in view.incident.plan.actions}
         assert {attempt.result.action_id for attempt in view.attempts} == planned
-        attempts += [attempt.result for attempt in view.attempts]
+        # a leak's start function kills first, under the plan's own action id; the run's step finds it done
+        assert_each_action_acted_once(view.attempts)
+        attempts += [attempt.result for attempt in view.attempts if KILL_FIRST_ATTEMPT not in attempt.attempt_id]
     per_action = Counter(result.action_id for result in attempts)
     assert [action_id for action_id, count in per_action.items() if count != 1] == []
     per_target = Counter((str(result.action_kind), result.target.key) for result in attempts)
     assert [key for key, count in per_target.items() if count != 1] == []
-    assert {result.outcome for result in attempts} == {Outcome.SUCCEEDED}
     assert len(attempts) == 7 * len(TERMINATIONS) + 6
 
     # And the real state agrees: the terminated workloads' credentials are dead, the leaked ones only are dead

@@ -11,7 +11,7 @@ configured with (PkiMounts, AppRoleMounts, KvMounts, LeaseMounts), and dropped w
 | planner   | PlanOffboardingFunction, PlanLeakResponseFunction                 |
 | actor     | ExecuteActionFunction                                             |
 | verifier  | VerifyResponseFunction                                         |
-| locator   | StartLeakResponseFunction                                         |
+| locator   | StartLeakResponseFunction (locates, and kills first: locator + kill_first) |
 | sweeper   | RotationByAgeFunction, TtlCeilingsFunction, PkiHygieneFunction    |
 | reporter  | InventoryReportFunction                                           |
 | responder | none: a responder's own token for `rescind revoke --direct` (planner + actor + verifier + locator) |
@@ -67,7 +67,7 @@ FUNCTION_ROLES: tuple[FunctionRole, ...] = (
     FunctionRole("planner", ("PlanOffboardingFunction", "PlanLeakResponseFunction"), ("planner",)),
     FunctionRole("actor", ("ExecuteActionFunction",), ("actor",)),
     FunctionRole("verifier", ("VerifyResponseFunction",), ("verifier",)),
-    FunctionRole("locator", ("StartLeakResponseFunction",), ("locator",)),
+    FunctionRole("locator", ("StartLeakResponseFunction",), ("locator", "kill_first")),
     FunctionRole("sweeper", ("RotationByAgeFunction", "TtlCeilingsFunction", "PkiHygieneFunction"), ("sweeper",)),
     FunctionRole("reporter", ("InventoryReportFunction",), ("reporter",)),
     FunctionRole("responder", (), ("planner", "actor", "verifier", "locator")),

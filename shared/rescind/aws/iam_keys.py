@@ -254,21 +254,25 @@ def locate_leaked_access_key(search: LeakSearch, alert: LeakAlert, value: str | 
     user_name = _user_of_key(iam, key_id)
     if user_name is None:
         return Unlocated(why=f"access key {key_id} does not exist in account {account} (already deleted?)")
+    ref = IamAccessKeyRef(account_id=account, user_name=user_name, access_key_id=key_id)
+    tags = _tags_of_user(iam, user_name)
     return LocatedLeak(
-        credentials=(IamAccessKeyRef(account_id=account, user_name=user_name, access_key_id=key_id),),
+        credentials=(ref,),
         # The workload the user runs as (its tag): the guard refuses a protected one, as for a Vault token.
-        owner=_workload_of_user(iam, user_name, search.scope.aws_tag_key),
+        owner=(tags or {}).get(search.scope.aws_tag_key) or None,
         evidence=f"{found_by}IAM lists access key {key_id} under user {user_name} in account {account}",
+        # A key id from the alert or the value is the leaked key; one found beside a GitHub secret is a guess.
+        exact=not found_by,
+        guard_facts={} if tags is None else {ref.key: facts_from_aws_tags(tags, f"IAM user {user_name}")},
     )
 
 
-def _workload_of_user(iam: IAMClient, user_name: str, tag_key: str) -> str | None:
-    """The workload tag (DiscoveryScope.aws_tag_key) of the key's IAM user: best effort, None when unreadable."""
+def _tags_of_user(iam: IAMClient, user_name: str) -> dict[str, str] | None:
+    """The key's IAM user's tags (its workload tag, its hold): best effort, None when unreadable."""
     try:
-        tags = read_user_tags(iam, user_name)
+        return read_user_tags(iam, user_name) or {}
     except ActionFailed:
         return None
-    return (tags or {}).get(tag_key) or None
 
 
 def _key_id_beside_github_secret(search: LeakSearch, alert: LeakAlert) -> str | Unlocated:

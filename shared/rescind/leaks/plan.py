@@ -44,6 +44,18 @@ def plan_to_contain_leak(
     return Plan.ordered(plan_id, actions, dry_run=dry_run)
 
 
+def leak_plan(request: ResponseRequest) -> Plan:
+    """The plan of a leak-response request: the start function's kill first and the run's plan task make the same
+    one, so each action has the same id in both."""
+    return plan_to_contain_leak(
+        request.incident_id,
+        request.credentials,
+        reason=request.reason,
+        found_at=request.terminated_at,
+        dry_run=request.dry_run,
+    )
+
+
 def build_leak_plan(
     request: ResponseRequest,
     *,
@@ -52,13 +64,7 @@ def build_leak_plan(
     policy: GuardPolicy,
 ) -> tuple[Plan, ResponsePlan]:
     """The plan for the credentials the start step located, guarded: protected owners and holds are refused."""
-    plan = plan_to_contain_leak(
-        request.incident_id,
-        request.credentials,
-        reason=request.reason,
-        found_at=request.terminated_at,
-        dry_run=request.dry_run,
-    )
+    plan = leak_plan(request)
     decision, why = guard_decision(
         plan,
         request.credentials,

@@ -4,11 +4,15 @@ and the state machine's ARN. Only handlers call these."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from rescind.caching import runtime_cache
 from rescind.leaks.locate import GitHubKeyIdFinder, GitHubSecretFetcher, KvValueLocator, LeakLocator
 from rescind.models import KvSecretRef
-from rescind.runtime import get_aws_factory, get_discovery_scope, get_settings, get_vault_client
+from rescind.runtime import get_aws_factory, get_discovery_scope, get_guard_policy, get_settings, get_vault_client
+
+if TYPE_CHECKING:
+    from rescind.leaks.kill import KillFirst
 
 
 def get_leak_state_machine_arn() -> str:
@@ -28,6 +32,24 @@ def get_leak_locator() -> LeakLocator:
         kv_locator=_kv_locator(),
         github_fetcher=_github_fetcher(),
         github_key_id_finder=_github_key_id_finder(),
+    )
+
+
+@runtime_cache
+def get_kill_first() -> KillFirst:
+    """The kill first's engine holds only the handlers of the kinds it kills: nothing else can be acted on here."""
+    from rescind.engine.executor import ActionEngine
+    from rescind.kinds import Backends, GuardRead, kind_spec
+    from rescind.leaks.kill import KILL_FIRST, KillFirst
+
+    settings = get_settings()
+    backends = Backends(get_vault_client(), get_aws_factory())
+    return KillFirst(
+        engine=ActionEngine(kind_spec(kind).build_handler(backends) for kind in KILL_FIRST),
+        read=GuardRead(backends, metadata_key=settings.workload_metadata_key),
+        scope=get_discovery_scope(),
+        policy=get_guard_policy(),
+        vault_address=settings.vault_addr,
     )
 
 

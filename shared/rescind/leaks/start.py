@@ -1,8 +1,13 @@
-"""Start the response to a leak: locate the credential, claim it once, and start the leak-response state machine.
+"""Start the response to a leak: locate the credential, claim it once, kill it first, and start the leak-response
+state machine.
 
 Deduplication is keyed on the credential, not the alert: GitHub, a scanner and AWS Health reporting one key within
 the window start one response. The claim sits in the ledger (a conditional put), and the execution is named after
 the claimed incident, so a retry that lost its first start still starts it, and a duplicate start is a no-op.
+
+Between the claim and the start, the credential is killed first (rescind.leaks.kill) when the locate was exact and
+the guard passes on what the locate read: the reversible step, read back and recorded under the plan's own action
+id, so the run finds it done. When the guard refuses, nothing is touched here and the run decides as before.
 
 An alert that resolves to nothing is recorded as an UNRESOLVED incident and notified. Nothing is touched.
 `respond_to_leak_event` answers a whole event: every alert, plus one record for what the event named that
@@ -18,13 +23,16 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rescind.leaks.kill import KillFirst, KillReport, kill_first
 from rescind.leaks.locate import LeakLocator
+from rescind.leaks.plan import leak_plan
 from rescind.leaks.types import LeakAlert, LeakEvent, LocatedLeak
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import IncidentStatus, Trigger
 from rescind.models.results import utc_now
 from rescind.response.start import Notify, StartStatus, StepFunctionsStarter, record_unanswered, start_execution_once
 from rescind.response.types import ResponseRequest
+from rescind.retrying import retry_transient
 
 DEFAULT_DEDUP_WINDOW = timedelta(hours=1)
 
@@ -38,6 +46,7 @@ class LeakStartResult(BaseModel):
     credentials: tuple[str, ...] = ()  # reference keys
     execution_arn: str | None = None
     why: str = ""
+    kill: KillReport | None = None  # the kill first: what was killed, where, or why not
 
 
 def start_leak_response(
@@ -50,17 +59,40 @@ def start_leak_response(
     notify: Notify,
     window: timedelta = DEFAULT_DEDUP_WINDOW,
     now: datetime | None = None,
+    kill: KillFirst | None = None,
 ) -> LeakStartResult:
-    """Locate, claim, start. The alert's value, if any, is used by the locator and goes no further."""
+    """Locate, claim, kill first (when `kill` is given), start. The alert's value, if any, is used by the locator
+    and goes no further."""
     located = locator.locate(alert)
     if not isinstance(located, LocatedLeak):
         return record_unresolved_leak(alert, located.why, ledger=ledger, notify=notify)
     claim = ledger.claim_response(located.dedup_key, now or utc_now(), window)
     keys = tuple(ref.key for ref in located.credentials)
     request = leak_response_request(alert, located, claim.incident_id)
-    # Started even when the claim is not new: an earlier attempt may have claimed and then failed to start.
-    status, execution_arn = start_execution_once(
-        sfn_client, state_machine_arn, incident_id=claim.incident_id, payload=request.model_dump_json(), ledger=ledger
+    killed = None
+    if kill is not None and not claim.is_new:  # its first delivery killed, or its run (started below) will
+        killed = KillReport(killed=False, why=f"a duplicate of incident {claim.incident_id}: its run acts")
+    elif kill is not None:
+        killed = kill_first(
+            leak_plan(request),  # the plan the run's plan task makes from the same request: the same action ids
+            located,
+            incident_id=claim.incident_id,
+            workload_id=request.workload_id,
+            kill=kill,
+            ledger=ledger,
+        )
+    # Started even when the claim is not new: an earlier attempt may have claimed and then failed to start. After
+    # a kill, a transient failure is retried here first: a redelivery could no longer locate a revoked token.
+    status, execution_arn = retry_transient(
+        lambda _: start_execution_once(
+            sfn_client,
+            state_machine_arn,
+            incident_id=claim.incident_id,
+            payload=request.model_dump_json(),
+            ledger=ledger,
+        ),
+        attempts=3 if killed is not None and killed.steps else 1,
+        base_delay_seconds=0.5,
     )
     return LeakStartResult(
         status=status,
@@ -69,6 +101,7 @@ def start_leak_response(
         credentials=keys,
         execution_arn=execution_arn,
         why=located.evidence,
+        kill=killed,
     )
 
 
@@ -139,6 +172,7 @@ def respond_to_leak_event(
     state_machine_arn: str,
     notify: Notify,
     window: timedelta = DEFAULT_DEDUP_WINDOW,
+    kill: KillFirst | None = None,
 ) -> LeakEventResponse:
     """Answer every alert of the event, and record once what it named that Rescind cannot act on."""
     if event.record_only is not None:
@@ -152,6 +186,7 @@ def respond_to_leak_event(
             state_machine_arn=state_machine_arn,
             notify=notify,
             window=window,
+            kill=kill,
         )
         for alert in event.alerts
     )

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
+from rescind.holds import GuardFacts
 from rescind.models import CredentialRef
 
 # owner/name as GitHub spells them (at most 201 characters); each part has a character other than a dot, so `..`
@@ -99,6 +100,12 @@ class LocatedLeak(BaseModel):
     credentials: tuple[CredentialRef, ...]
     owner: Annotated[str, Field(max_length=500)] | None = None  # the workload, when the credential names one
     evidence: Annotated[str, Field(max_length=1000)]  # how it was located (which lookup matched)
+    # The value (or key id) itself matched these credentials in the system that holds them: they are what leaked,
+    # not a guess (a key id found beside the secret, every key of a user). Only an exact locate is killed first.
+    exact: bool = False
+    # What the locate's own lookup showed of each credential's hold marker and owners, by reference key; one it
+    # did not read (a token's entity) is absent. The kill first guards on these, with no second read.
+    guard_facts: dict[str, GuardFacts] = Field(default_factory=dict)
 
     @property
     def dedup_key(self) -> str:

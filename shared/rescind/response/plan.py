@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from rescind.guard import GuardPolicy, database_roots_rotated, exceeds_cap, find_guarded_child_tokens, find_holds
+from rescind.guard import (
+    GuardedChildToken,
+    GuardPolicy,
+    Hold,
+    database_roots_rotated,
+    exceeds_cap,
+    find_guarded_child_tokens,
+    find_holds,
+)
 from rescind.ledger.base import Ledger
 from rescind.models import ActionKind, CredentialRef, Plan
 from rescind.response.types import GuardDecision, ResponsePlan, ResponseRequest
@@ -35,13 +43,36 @@ def guard_decision(
     refuse_guarded_child_tokens: bool = True,
     manual_run: bool = False,
 ) -> tuple[GuardDecision, str]:
-    """The guard, in its order: a refusal already known (a protected workload), a database root rotation outside
-    a manual run, holds, guarded tokens a token revocation would end with it, nothing to do, a dry run, a database
-    root rotation (always approved by a person), the blast-radius cap. Every flow's plan task decides through this
-    one function.
+    """The guard, reading the holds of `refs` (and the guarded tokens a token revocation would end) from Vault and
+    AWS; see `decide_guard` for its order. Every flow's plan task decides through this one function.
 
     A leak passes `refuse_guarded_child_tokens=False`: the tree under a leaked token is the attacker's to make,
     hold markers included, so it dies with the token and each token that died is recorded with the action."""
+    return decide_guard(
+        plan,
+        refused=refused,
+        nothing_to_do=nothing_to_do,
+        holds=lambda: find_holds(vault, aws, list(refs)),
+        guarded_children=lambda: find_guarded_child_tokens(vault, refs, policy) if refuse_guarded_child_tokens else [],
+        policy=policy,
+        manual_run=manual_run,
+    )
+
+
+def decide_guard(
+    plan: Plan,
+    *,
+    refused: str | None,
+    nothing_to_do: str,
+    holds: Callable[[], Sequence[Hold]],
+    guarded_children: Callable[[], Sequence[GuardedChildToken]],
+    policy: GuardPolicy,
+    manual_run: bool = False,
+) -> tuple[GuardDecision, str]:
+    """The guard's decision, in its order: a refusal already known (a protected workload), a database root rotation
+    outside a manual run, holds, guarded tokens a token revocation would end with it, nothing to do, a dry run, a
+    database root rotation (always approved by a person), the blast-radius cap. `holds` and `guarded_children` are
+    read only when the decision gets that far; the leak's kill first passes what its locate already read."""
     if refused is not None:
         return GuardDecision.REFUSE, refused
     roots = [f"{root.mount}/rotate-root/{root.connection}" for root in database_roots_rotated(plan)]
@@ -51,15 +82,14 @@ def guard_decision(
             "know the password; ask for it by name in a manual run (rescind revoke --credential vault-db-root:...), "
             "which waits for approval"
         )
-    holds = find_holds(vault, aws, list(refs))
-    if holds:
-        return GuardDecision.REFUSE, "on hold: " + "; ".join(f"{hold.target} ({hold.marker})" for hold in holds[:10])
-    if refuse_guarded_child_tokens:
-        guarded = find_guarded_child_tokens(vault, refs, policy)
-        if guarded:
-            return GuardDecision.REFUSE, "revoking would end guarded tokens with their parent: " + "; ".join(
-                child.describe() for child in guarded[:10]
-            )
+    held = holds()
+    if held:
+        return GuardDecision.REFUSE, "on hold: " + "; ".join(f"{hold.target} ({hold.marker})" for hold in held[:10])
+    guarded = guarded_children()
+    if guarded:
+        return GuardDecision.REFUSE, "revoking would end guarded tokens with their parent: " + "; ".join(
+            child.describe() for child in guarded[:10]
+        )
     if not plan.actions:
         return GuardDecision.NOTHING_TO_DO, nothing_to_do
     if plan.dry_run:

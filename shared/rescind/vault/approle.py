@@ -207,12 +207,15 @@ def locate_leaked_secret_id(search: LeakSearch, alert: LeakAlert, secret_id: str
             accessor = str(data.get("secret_id_accessor") or "")
             if not accessor:
                 continue
-            metadata = data.get("metadata") or {}
-            owner = metadata.get(scope.metadata_key) if isinstance(metadata, dict) else None
+            found = data.get("metadata") or {}
+            metadata = {str(key): str(value) for key, value in found.items()} if isinstance(found, dict) else {}
+            ref = AppRoleSecretIdRef(mount=mount, role_name=role_name, accessor=accessor)
             return LocatedLeak(
-                credentials=(AppRoleSecretIdRef(mount=mount, role_name=role_name, accessor=accessor),),
-                owner=str(owner) if owner else None,
+                credentials=(ref,),
+                owner=metadata.get(scope.metadata_key) or None,
                 evidence=f"secret-id lookup matched on {mount} role {role_name}",
+                exact=True,
+                guard_facts={ref.key: facts_from_vault_metadata(metadata, scope.metadata_key)},
             )
     mounts = ", ".join(scope.approle_mounts) or "(none)"
     return Unlocated(why=f"no AppRole role on the mounts in scope ({mounts}) has this secret-id")

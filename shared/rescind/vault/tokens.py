@@ -323,8 +323,15 @@ def locate_leaked_token(search: LeakSearch, alert: LeakAlert, token: str | None)
         refs.insert(0, VaultEntityRef(entity_id=entity_id))
         evidence += "; its entity holds no other live token, so it is disabled too"
     meta = data.get("meta") or {}
-    owner = meta.get(search.scope.metadata_key) if isinstance(meta, dict) else None
-    return LocatedLeak(credentials=tuple(refs), owner=str(owner) if owner else None, evidence=evidence)
+    metadata = {str(key): str(value) for key, value in meta.items()} if isinstance(meta, dict) else {}
+    owner = metadata.get(search.scope.metadata_key)
+    return LocatedLeak(
+        credentials=tuple(refs),
+        owner=owner or None,
+        evidence=evidence,
+        exact=True,
+        guard_facts={refs[-1].key: facts_from_vault_metadata(metadata, search.scope.metadata_key)},
+    )
 
 
 def _entity_holds_only(client: hvac.Client, entity_id: str, accessor: str) -> bool:

@@ -1,0 +1,244 @@
+"""Kill first: the start function ends a located leak's credential at once, before the state machine starts.
+
+Attackers use a leaked key within about a minute; the state machine's plan, guard and Map states take seconds.
+So the function that located the credential makes the one step that stops it working (revoke a token or an AppRole
+secret-id, deactivate an IAM access key, disable the token's entity), verifies it by reading back, and records it
+in the ledger under the action id the state machine's plan gives the same step. The run that starts next acts on
+the same plan: that step finds the credential already dead (already absent or applied, read back again), and the
+run rotates, deletes, verifies, records and notifies as before.
+
+Nothing is killed first unless all of these hold, and then the state machine alone decides, as it always did:
+- the locate was exact (the value or key id itself matched the credential, `LocatedLeak.exact`);
+- the guard passes on the whole plan: no hold and no protected owner on anything it touches (read from the
+  locate's own lookup where it made one, `LocatedLeak.guard_facts`; else one read by the credential's kind),
+  not a dry run, not above the blast-radius cap, nothing that needs approval;
+- every target is in the configured scope.
+Only the steps in `KILL_FIRST` are made here: deletion, rotation and certificate revocation stay in the state
+machine. A kill that fails (Vault unavailable) is recorded as failed and the run starts anyway, and kills itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
+from rescind.exceptions import PolicyRefusal, RescindError, TransientError
+from rescind.guard import GuardPolicy, guard_refusal, is_protected, read_guard_facts
+from rescind.holds import GuardFacts
+from rescind.leaks.types import LocatedLeak
+from rescind.models import Action, ActionKind, CredentialKind, CredentialRef, Outcome, Plan
+from rescind.models.results import utc_now
+from rescind.response.plan import decide_guard
+from rescind.response.types import GuardDecision
+
+if TYPE_CHECKING:
+    from rescind.discovery import DiscoveryScope
+    from rescind.engine.executor import ActionEngine
+    from rescind.kinds import GuardRead
+    from rescind.ledger.base import Ledger
+
+# The step that stops each kind working at once. Each is the one its plan already starts with for that kind.
+KILL_FIRST: Mapping[CredentialKind, ActionKind] = {
+    CredentialKind.VAULT_ENTITY: ActionKind.DISABLE,
+    CredentialKind.VAULT_TOKEN: ActionKind.REVOKE,
+    CredentialKind.APPROLE_SECRET_ID: ActionKind.REVOKE,
+    CredentialKind.IAM_ACCESS_KEY: ActionKind.DISABLE,
+}
+
+
+def kills_first(action: Action) -> bool:
+    return KILL_FIRST.get(action.target.kind) is action.kind
+
+
+class KillDecision(BaseModel):
+    """Whether the start function kills, which planned steps, and why (or why not)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kill: bool
+    why: Annotated[str, Field(max_length=1000)]
+    actions: tuple[Action, ...] = ()
+
+
+def decide_kill(
+    plan: Plan,
+    located: LocatedLeak,
+    facts: Mapping[str, GuardFacts],
+    *,
+    workload_id: str,
+    policy: GuardPolicy,
+    in_scope: Callable[[CredentialRef], str | None],
+) -> KillDecision:
+    """Kill or not, from the plan the state machine will make, the locate's exactness and every target's facts.
+
+    `facts` holds each planned target's hold and owners; `in_scope` says why a target is outside the configured
+    scope (None when inside). Pure: it reads nothing."""
+    not_worth = nothing_to_kill(plan, located)
+    if not_worth is not None:
+        return KillDecision(kill=False, why=not_worth)
+    refused = _refused(plan, facts, workload_id=workload_id, policy=policy)
+    decision, why = decide_guard(
+        plan,
+        refused=refused,
+        nothing_to_do="no action applies to the located credential",
+        holds=lambda: [],  # a hold is a refusal in `_refused`, read from the same facts
+        guarded_children=lambda: [],  # a leaked token's tree dies with it (see guard_decision)
+        policy=policy,
+    )
+    if decision is not GuardDecision.PROCEED:
+        return KillDecision(kill=False, why=f"guard: {decision}: {why}")
+    actions = tuple(action for action in plan.actions if kills_first(action))
+    for action in actions:
+        outside = in_scope(action.target)
+        if outside is not None:
+            return KillDecision(kill=False, why=f"{outside}: the run records it")
+    return KillDecision(kill=True, why="guard passed on the locate's lookup", actions=actions)
+
+
+def nothing_to_kill(plan: Plan, located: LocatedLeak) -> str | None:
+    """Why nothing is killed first whatever the guard says (then no fact is read); None when the guard decides."""
+    if not located.exact:
+        return "the locate is not exact (not the leaked value itself): the run decides"
+    if not any(kills_first(action) for action in plan.actions):
+        return "no step of the plan is a reversible kill: the run acts"
+    return None
+
+
+def _refused(plan: Plan, facts: Mapping[str, GuardFacts], *, workload_id: str, policy: GuardPolicy) -> str | None:
+    """A protected workload, or a hold or protected owner on any target of the plan: the whole plan stops."""
+    if is_protected(workload_id, policy):
+        return f"the credential belongs to protected workload {workload_id}"
+    for target in {action.target.key: action.target for action in plan.actions}.values():
+        seen = facts.get(target.key)
+        if seen is None:
+            return f"{target.key}: its hold and owners were not read"
+        refusal = guard_refusal(target, seen, policy)
+        if refusal is not None:
+            return refusal
+    return None
+
+
+def facts_of_plan(plan: Plan, located: LocatedLeak, read: GuardRead) -> dict[str, GuardFacts]:
+    """Each planned target's hold and owners: the locate's own lookup's where it made one, else one read by kind."""
+    facts = dict(located.guard_facts)
+    for action in plan.actions:
+        if action.target.key not in facts:
+            facts[action.target.key] = read_guard_facts(read, action.target)
+    return facts
+
+
+class KillOutcome(BaseModel):
+    """One kill-first step, as the start function's result names it: references and where, never a value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action_id: str
+    target: str  # the reference's key
+    outcome: Outcome
+    acted_on: Annotated[str, Field(max_length=500)]  # the Vault (address) or AWS account acted on
+    detail: Annotated[str, Field(max_length=2000)] = ""
+    error_type: str | None = None
+
+
+class KillReport(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    killed: bool  # every kill-first step succeeded and was read back dead
+    why: Annotated[str, Field(max_length=1000)]
+    steps: tuple[KillOutcome, ...] = ()
+
+
+@dataclass(frozen=True)
+class KillFirst:
+    """What the start function kills with: an engine holding only the kill-first kinds' handlers, the guard's
+    read for facts the locate did not see, the scope and policy, and the Vault's address to name."""
+
+    engine: ActionEngine
+    read: GuardRead
+    scope: DiscoveryScope
+    policy: GuardPolicy
+    vault_address: str
+
+    def acted_on(self, ref: CredentialRef) -> str:
+        account = getattr(ref, "account_id", None)
+        return f"AWS account {account}" if account else f"Vault {self.vault_address}"
+
+
+def kill_first(
+    plan: Plan,
+    located: LocatedLeak,
+    *,
+    incident_id: str,
+    workload_id: str,
+    kill: KillFirst,
+    ledger: Ledger,
+) -> KillReport:
+    """Decide, then make each kill-first step through the acting task's own path (scope, guard, act, read back,
+    record). Never raises for a step: a failed kill is recorded and reported, and the run kills it again."""
+    from rescind.engine.scope import check_target_in_scope
+
+    def outside_scope(ref: CredentialRef) -> str | None:
+        try:
+            check_target_in_scope(ref, kill.scope)
+        except RescindError as error:
+            return str(error)
+        return None
+
+    not_worth = nothing_to_kill(plan, located)
+    if not_worth is not None:  # decided before any read: a KV value or a certificate costs the start nothing
+        return KillReport(killed=False, why=not_worth)
+    try:
+        facts = facts_of_plan(plan, located, kill.read)
+    except RescindError as error:  # the facts could not be read: no kill, the run reads them again
+        return KillReport(killed=False, why=f"the guard's facts could not be read ({type(error).__name__}): {error}")
+    decision = decide_kill(plan, located, facts, workload_id=workload_id, policy=kill.policy, in_scope=outside_scope)
+    if not decision.kill:
+        return KillReport(killed=False, why=decision.why)
+
+    def refuse_if_guarded(ref: CredentialRef) -> None:  # the facts just decided on: no second read
+        refusal = guard_refusal(ref, facts[ref.key], kill.policy)
+        if refusal is not None:
+            raise PolicyRefusal(refusal)
+
+    stamp = utc_now().strftime("%Y%m%dT%H%M%S%f")  # each invocation is its own attempt
+    steps = []
+    for index, action in enumerate(decision.actions):
+        request = ExecuteActionRequest(
+            incident_id=incident_id, attempt_id=f"{incident_id}.kill-first.{stamp}.{index}", action=action
+        )
+        acted_on = kill.acted_on(action.target)
+        try:
+            result = execute_and_record(
+                request, engine=kill.engine, ledger=ledger, scope=kill.scope, refuse_if_guarded=refuse_if_guarded
+            )
+        except TransientError as error:  # recorded failed by execute_and_record; the run retries it
+            steps.append(_failed_step(action, acted_on, error))
+            continue
+        steps.append(
+            KillOutcome(
+                action_id=result.action_id,
+                target=action.target.key,
+                outcome=result.outcome,
+                acted_on=acted_on,
+                detail=result.detail,
+                error_type=result.error_type,
+            )
+        )
+    killed = all(step.outcome.is_success for step in steps)
+    why = decision.why if killed else "a kill-first step failed: the run makes it again"
+    return KillReport(killed=killed, why=why, steps=tuple(steps))
+
+
+def _failed_step(action: Action, acted_on: str, error: RescindError) -> KillOutcome:
+    return KillOutcome(
+        action_id=action.action_id,
+        target=action.target.key,
+        outcome=Outcome.FAILED,
+        acted_on=acted_on,
+        detail=str(error)[:2000],
+        error_type=type(error).__name__,
+    )

@@ -1,0 +1,280 @@
+"""Kill first against real OpenBao and moto: the start function (rescind.leaks.start.start_leak_response) locates a
+leaked credential, kills it with its reversible step, reads it back, records it under the plan's action id, then
+starts the run (a real moto state machine). Seen from outside, the leaked credential is refused at once. A guard
+refusal touches nothing; a kill Vault does not answer is recorded failed, and the run still starts."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import hvac
+import hvac.exceptions
+import pytest
+
+from rescind.aws.session import AwsClientFactory
+from rescind.discovery import DiscoveryScope
+from rescind.engine.executor import ActionEngine
+from rescind.guard import GuardPolicy
+from rescind.kinds import Backends, GuardRead, kind_spec
+from rescind.leaks.kill import KILL_FIRST, KillFirst
+from rescind.leaks.locate import LeakLocator
+from rescind.leaks.start import LeakStartResult, start_leak_response
+from rescind.leaks.types import LeakAlert, SecretType
+from rescind.ledger.sqlite import SqliteLedger
+from rescind.models import Action, Outcome
+from rescind.models.results import utc_now
+from rescind.response.start import StartStatus
+from rescind_local import local_aws
+from tests.conftest import BackendCalls, aws_writes, vault_writes
+
+pytestmark = pytest.mark.integration
+
+WORKLOAD = "spiffe://kill.rescind/app"
+PROTECTED = "spiffe://kill.rescind/vault-itself"
+
+
+@dataclass
+class Setting:
+    vault: hvac.Client
+    approle_mount: str
+    account: str
+    ledger: SqliteLedger
+    machine_arn: str
+    notes: list[tuple[str, str]]
+
+    def scope(self) -> DiscoveryScope:
+        return DiscoveryScope(approle_mounts=(self.approle_mount,), aws_account_ids=(self.account,))
+
+    def kill_first(self, vault: hvac.Client | None = None) -> KillFirst:
+        backends = Backends(vault or self.vault, AwsClientFactory(region_name="us-east-1"))
+        return KillFirst(
+            engine=ActionEngine(kind_spec(kind).build_handler(backends) for kind in KILL_FIRST),
+            read=GuardRead(backends),
+            scope=self.scope(),
+            policy=GuardPolicy(protected_workloads=frozenset({PROTECTED})),
+            vault_address=str(backends.vault.url),
+        )
+
+    def start(self, alert: LeakAlert, *, kill_vault: hvac.Client | None = None) -> LeakStartResult:
+        return start_leak_response(
+            alert,
+            locator=LeakLocator(self.vault, self.scope(), aws=AwsClientFactory(region_name="us-east-1")),
+            ledger=self.ledger,
+            sfn_client=boto3.client("stepfunctions", region_name="us-east-1"),
+            state_machine_arn=self.machine_arn,
+            notify=lambda subject, message: self.notes.append((subject, message)),
+            kill=self.kill_first(kill_vault),
+        )
+
+
+@pytest.fixture
+def setting(vault: hvac.Client, unique: str, tmp_path: Path) -> Iterator[Setting]:
+    mount = f"approle-{unique}"
+    vault.sys.enable_auth_method("approle", path=mount)
+    vault.auth.approle.create_or_update_approle("app", token_ttl="1h", mount_point=mount)
+    with local_aws():
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        machine = sfn.create_state_machine(
+            name=f"leak-{unique}",
+            definition=json.dumps({"StartAt": "Run", "States": {"Run": {"Type": "Pass", "End": True}}}),
+            roleArn="arn:aws:iam::123456789012:role/rescind-leak-response",
+        )
+        account = boto3.client("sts", region_name="us-east-1").get_caller_identity()["Account"]
+        yield Setting(vault, mount, account, SqliteLedger(tmp_path / "ledger.sqlite3"), machine["stateMachineArn"], [])
+
+
+def alert(secret_type: SecretType, secret: str) -> LeakAlert:
+    return LeakAlert(
+        source="rescind",
+        detail_type="Secret Leaked",
+        event_id=str(uuid.uuid4()),
+        secret_type=secret_type,
+        secret=secret,  # type: ignore[arg-type]  # pydantic coerces to SecretStr
+        found_at=utc_now(),
+    )
+
+
+def token_works(vault: hvac.Client, token: str) -> bool:
+    """From outside: the leaked token's own lookup-self."""
+    try:
+        hvac.Client(url=vault.url, token=token, timeout=10).auth.token.lookup_self()
+    except hvac.exceptions.Forbidden:
+        return False
+    return True
+
+
+def leaked_token(vault: hvac.Client, **meta: str) -> dict[str, Any]:
+    created = vault.auth.token.create(policies=["default"], ttl="1h", meta={"spiffe_id": WORKLOAD, **meta})
+    return dict(created["auth"])
+
+
+def run_step_finds_it_done(setting: Setting, result: LeakStartResult) -> list[Outcome]:
+    """Each kill is recorded under the plan's own action id (the kind, target and parameters the run's plan gives
+    it), and the run's step, executing that action again, finds it done and reads it back: idempotent."""
+    attempts = setting.ledger.read_incident(result.incident_id).attempts
+    outcomes = []
+    for attempt in attempts:
+        action = Action(kind=attempt.result.action_kind, target=attempt.result.target, reason="the run's step")
+        assert attempt.result.action_id == action.action_id
+        assert attempt.result.outcome is Outcome.SUCCEEDED
+        assert all(evidence.confirmed for evidence in attempt.result.evidence)
+        again = setting.kill_first().engine.execute(action)
+        assert again.evidence
+        assert all(evidence.confirmed for evidence in again.evidence)
+        outcomes.append(again.outcome)
+    return outcomes
+
+
+def test_a_leaked_token_is_revoked_before_the_run_starts(setting: Setting) -> None:
+    # Given a live token, leaked by value
+    token = leaked_token(setting.vault)
+
+    # When the start function answers the alert
+    result = setting.start(alert(SecretType.VAULT_TOKEN, token["client_token"]))
+
+    # Then the token is refused, seen from outside; the kill was read back, recorded and names this Vault
+    assert not token_works(setting.vault, token["client_token"])
+    assert result.kill is not None
+    assert result.kill.killed, result.kill
+    assert [(step.target, step.outcome, step.acted_on) for step in result.kill.steps] == [
+        (f"vault_token:{token['accessor']}", Outcome.SUCCEEDED, f"Vault {setting.vault.url}")
+    ]
+    # And the run started, and its step on the token finds it already absent
+    assert result.status is StartStatus.STARTED
+    assert run_step_finds_it_done(setting, result) == [Outcome.ALREADY_ABSENT]
+
+
+def test_a_token_whose_entity_holds_nothing_else_has_its_entity_disabled_first_too(setting: Setting) -> None:
+    # Given an AppRole login's token, the only live token of its entity
+    mount = setting.approle_mount
+    role_id = setting.vault.auth.approle.read_role_id("app", mount_point=mount)["data"]["role_id"]
+    secret_id = setting.vault.auth.approle.generate_secret_id("app", mount_point=mount)["data"]["secret_id"]
+    anonymous = hvac.Client(url=setting.vault.url, timeout=10)
+    auth = anonymous.auth.approle.login(role_id, secret_id, mount_point=mount, use_token=False)["auth"]
+
+    result = setting.start(alert(SecretType.VAULT_TOKEN, auth["client_token"]))
+
+    # Then the entity is disabled (reversible, first) and the token revoked, each read back
+    assert result.kill is not None
+    assert result.kill.killed, result.kill
+    assert [step.target for step in result.kill.steps] == [
+        f"vault_entity:{auth['entity_id']}",
+        f"vault_token:{auth['accessor']}",
+    ]
+    assert setting.vault.read(f"identity/entity/id/{auth['entity_id']}")["data"]["disabled"] is True
+    assert not token_works(setting.vault, auth["client_token"])
+    assert run_step_finds_it_done(setting, result) == [Outcome.ALREADY_APPLIED, Outcome.ALREADY_ABSENT]
+
+
+def test_a_leaked_secret_id_is_destroyed_before_the_run_starts(setting: Setting) -> None:
+    mount = setting.approle_mount
+    generated = setting.vault.auth.approle.generate_secret_id(
+        "app", metadata={"spiffe_id": WORKLOAD}, mount_point=mount
+    )
+    role_id = setting.vault.auth.approle.read_role_id("app", mount_point=mount)["data"]["role_id"]
+
+    result = setting.start(alert(SecretType.VAULT_SECRET_ID, generated["data"]["secret_id"]))
+
+    assert result.kill is not None
+    assert result.kill.killed, result.kill
+    accessor = generated["data"]["secret_id_accessor"]
+    assert [(step.target, step.acted_on) for step in result.kill.steps] == [
+        (f"approle_secret_id:{mount}:app:{accessor}", f"Vault {setting.vault.url}")
+    ]
+    # Seen from outside: a login with it is refused
+    anonymous = hvac.Client(url=setting.vault.url, timeout=10)
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        anonymous.auth.approle.login(role_id, generated["data"]["secret_id"], mount_point=mount, use_token=False)
+    assert run_step_finds_it_done(setting, result) == [Outcome.ALREADY_ABSENT]
+
+
+def test_a_leaked_access_key_is_deactivated_before_the_run_starts_and_not_deleted(setting: Setting) -> None:
+    iam = boto3.client("iam", region_name="us-east-1")
+    user = f"kill-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user, Tags=[{"Key": "rescind:workload", "Value": WORKLOAD}])
+    key_id = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+
+    result = setting.start(alert(SecretType.AWS_ACCESS_KEY, key_id))
+
+    assert result.kill is not None
+    assert result.kill.killed, result.kill
+    assert [(step.target, step.acted_on) for step in result.kill.steps] == [
+        (f"iam_access_key:{setting.account}:{user}:{key_id}", f"AWS account {setting.account}")
+    ]
+    # Deactivated, not deleted: deletion is the run's, after it verified
+    (listed,) = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+    assert listed["Status"] == "Inactive"
+    assert run_step_finds_it_done(setting, result) == [Outcome.ALREADY_APPLIED]
+
+
+@pytest.mark.parametrize(
+    ("meta", "why"),
+    [({"rescind_hold": "true"}, "on hold"), ({"spiffe_id": PROTECTED}, "protected workload")],
+    ids=["held", "protected"],
+)
+def test_a_guard_refusal_touches_nothing_and_the_run_decides(
+    setting: Setting, backend_calls: BackendCalls, meta: dict[str, str], why: str
+) -> None:
+    token = leaked_token(setting.vault, **meta)
+    backend_calls.vault.clear()
+
+    result = setting.start(alert(SecretType.VAULT_TOKEN, token["client_token"]))
+
+    assert result.kill is not None
+    assert not result.kill.killed
+    assert result.kill.steps == ()
+    assert why in result.kill.why
+    assert vault_writes(backend_calls) == []
+    assert aws_writes(backend_calls, frozenset({"iam"})) == []
+    assert token_works(setting.vault, token["client_token"])
+    assert setting.ledger.read_incident(result.incident_id).attempts == ()
+    assert result.status is StartStatus.STARTED  # the run's own guard records the refusal
+
+
+def test_a_key_found_only_by_a_guess_is_not_killed_first(setting: Setting, backend_calls: BackendCalls) -> None:
+    # Given AWS Health naming a user, not a key: which of its keys leaked is not known
+    iam = boto3.client("iam", region_name="us-east-1")
+    user = f"kill-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    iam.create_access_key(UserName=user)
+    named = alert(SecretType.AWS_IAM_USER, "").model_copy(
+        update={"secret": None, "account_id": setting.account, "user_name": user}
+    )
+    backend_calls.aws.clear()
+
+    result = setting.start(named)
+
+    assert result.kill is not None
+    assert not result.kill.killed
+    assert "not exact" in result.kill.why
+    assert aws_writes(backend_calls, frozenset({"iam"})) == []
+    assert result.status is StartStatus.STARTED
+
+
+def test_a_kill_vault_does_not_answer_is_recorded_failed_and_the_run_still_starts(setting: Setting) -> None:
+    # Given a leaked token, and Vault unreachable once the token is located
+    token = leaked_token(setting.vault)
+    unreachable = hvac.Client(url="http://127.0.0.1:9", token="unused", timeout=2)
+
+    result = setting.start(alert(SecretType.VAULT_TOKEN, token["client_token"]), kill_vault=unreachable)
+
+    # Then the kill is recorded failed, transiently, naming the Vault; the token still works; the run started
+    assert result.kill is not None
+    assert not result.kill.killed
+    (step,) = result.kill.steps
+    assert (step.outcome, step.error_type, step.acted_on) == (
+        Outcome.FAILED,
+        "VaultUnavailable",
+        "Vault http://127.0.0.1:9",
+    )
+    assert token_works(setting.vault, token["client_token"])
+    (attempt,) = setting.ledger.read_incident(result.incident_id).attempts
+    assert attempt.result.outcome is Outcome.FAILED
+    assert result.status is StartStatus.STARTED
+    assert result.execution_arn is not None
