@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from rescind.guard import GuardPolicy, database_roots_rotated, exceeds_cap, find_guarded_child_tokens, find_holds
+from rescind.guard import (
+    GuardPolicy,
+    children_ending_with,
+    database_roots_rotated,
+    exceeds_cap,
+    find_guarded_child_tokens,
+    find_holds,
+    listed_child_tokens,
+)
 from rescind.ledger.base import Ledger
 from rescind.models import ActionKind, CredentialRef, Plan
 from rescind.response.types import GuardDecision, ResponsePlan, ResponseRequest
@@ -41,7 +49,10 @@ def guard_decision(
     one function.
 
     A leak passes `refuse_guarded_child_tokens=False`: the tree under a leaked token is the attacker's to make,
-    hold markers included, so it dies with the token and each token that died is recorded with the action."""
+    hold markers included, so it dies with the token and each token that died is recorded with the action.
+
+    The child tokens a plan lists under its token revocations (the issuance index's tree, `params.child_tokens`)
+    are guarded like the live bound's, and the blast-radius cap counts them as credentials the plan ends."""
     if refused is not None:
         return GuardDecision.REFUSE, refused
     roots = [f"{root.mount}/rotate-root/{root.connection}" for root in database_roots_rotated(plan)]
@@ -55,7 +66,7 @@ def guard_decision(
     if holds:
         return GuardDecision.REFUSE, "on hold: " + "; ".join(f"{hold.target} ({hold.marker})" for hold in holds[:10])
     if refuse_guarded_child_tokens:
-        guarded = find_guarded_child_tokens(vault, refs, policy)
+        guarded = find_guarded_child_tokens(vault, refs, policy, listed=listed_child_tokens(plan))
         if guarded:
             return GuardDecision.REFUSE, "revoking would end guarded tokens with their parent: " + "; ".join(
                 child.describe() for child in guarded[:10]
@@ -70,9 +81,11 @@ def guard_decision(
             f"a plan that rotates a database root credential waits for approval: {', '.join(roots[:10])}",
         )
     if exceeds_cap(plan, policy):
+        children = len(children_ending_with(plan))
+        with_children = f" and {children} child token(s) ending with their parents" if children else ""
         return (
             GuardDecision.NEEDS_APPROVAL,
-            f"{len(plan.actions)} actions exceed the blast-radius cap of {policy.blast_radius_cap}",
+            f"{len(plan.actions)} actions{with_children} exceed the blast-radius cap of {policy.blast_radius_cap}",
         )
     return GuardDecision.PROCEED, "within policy"
 
