@@ -23,7 +23,7 @@ from rescind.exceptions import ActionFailed
 from rescind.issuance.types import is_audit_hmac
 from rescind.kinds import kind_spec
 from rescind.leaks.types import LocatedLeak, Unlocated
-from rescind.models import CredentialRef
+from rescind.models import CredentialKind, CredentialRef
 from rescind.models.refs import format_ref
 from rescind.models.results import utc_now
 from rescind.vault.client import read_data, vault_errors
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from rescind.kinds import LeakSearch
     from rescind.leaks.types import LeakAlert
 
+LOOKED_UP_KINDS = frozenset({CredentialKind.VAULT_LEASE, CredentialKind.VAULT_TOKEN})
 NOT_CONFIGURED = (
     "not found: locating a value Vault issued needs the issuance index and the audit device that feeds it "
     "(ISSUANCE_TABLE_NAME and AUDIT_DEVICE_PATH)"
@@ -76,8 +77,10 @@ def _actionable(search: LeakSearch, record: IssuanceRecord) -> tuple[CredentialR
         check_target_in_scope(ref, search.scope)
     except TargetOutOfScope as error:
         return None, f"{format_ref(ref)}: {error}"
-    if kind_spec(ref.kind).build_handler(search.backends).exists(ref) is False:
-        return None, f"{format_ref(ref)}: no longer in Vault (expired or revoked unseen)"
+    # Leases and tokens are looked up (a token's tree dies unlogged with it); a secret-id or a certificate is read
+    # back by the act step, and the index's record is the evidence that it existed.
+    if ref.kind in LOOKED_UP_KINDS and kind_spec(ref.kind).build_handler(search.backends).exists(ref) is False:
+        return None, f"{format_ref(ref)}: no longer in Vault (expired, or ended without a line in the log)"
     return ref, ""
 
 
@@ -116,5 +119,5 @@ def locate_issued_value(search: LeakSearch, alert: LeakAlert, value: str | None)
     return LocatedLeak(
         credentials=tuple(ref for ref, _ in located.values()),
         owner=owners.pop() if len(owners) == 1 else None,
-        evidence=f"sys/audit-hash/{device} of the value matched {matched} in the issuance index; still in Vault"[:1000],
+        evidence=f"sys/audit-hash/{device} of the value matched {matched} in the issuance index"[:1000],
     )

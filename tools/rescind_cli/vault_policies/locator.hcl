@@ -1,6 +1,7 @@
 # rescind-locator: StartLeakResponseFunction.
 # Resolves a leaked value to the credential it is, before the response starts: a token by lookup, a secret-id
-# by lookup on each role in scope, a certificate by its serial, a KV value by its fingerprint.
+# by lookup on each role in scope, a certificate by its serial, a KV value by its fingerprint, a value Vault issued
+# (a dynamic database password) by its audit HMAC in the issuance index.
 
 # A leaked token: look it up by value; its entity is disabled too when it holds no other live token.
 path "auth/token/lookup" {
@@ -24,4 +25,13 @@ path "auth/{approle}/role/+/secret-id/lookup" {
 # A leaked KV value: the versions the fingerprint index names are read to confirm the match.
 path "{kv}/data/*" {
   capabilities = ["read"]
+}
+
+# A value Vault issued: the audit device's HMAC of it (AUDIT_DEVICE_PATH), matched in the issuance index; then
+# whether the lease it names is still there (a token's accessor and a secret-id are looked up above).
+path "sys/audit-hash/+" {
+  capabilities = ["update"]
+}
+path "sys/leases/lookup" {
+  capabilities = ["update"]
 }
