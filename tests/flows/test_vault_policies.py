@@ -3,7 +3,7 @@
 The policies are the ones `rescind vault setup` writes (tools/rescind_cli/vault_policies/, rendered for this
 stack's mounts). Each function of the template gets its own token (as each deployed function logs in to its own
 AWS auth role): the planners the planner's, ExecuteAction the actor's, and so on; a function that has no Vault
-role gets a token that may do nothing. Then: an offboarding (plan, execute, verify), four leaks (locate, revoke,
+role gets a token that may do nothing. Then: an offboarding (plan, execute, verify), five leaks (locate, revoke,
 verify), a manual run on two leases, every schedule that touches Vault, and a responder's direct revocation
 under the responder policy. OpenBao's audit log (its own server, so only this module's requests) then shows:
 no request of any of them was denied, each role was used by its functions, and each grant was used by a flow.
@@ -52,6 +52,7 @@ from rescind_local.template import load_template
 from tests.conftest import load_event
 from tests.flows.test_offboarding import offboarding_request, principal, wait_for_task_token
 from tests.integration.cli.test_direct import Direct
+from tests.integration.issuance.test_audit_index import audit_lines, subscription_event
 from tests.integration.schedules.test_ttl_ceilings import seed_estate
 from tests.integration.vault.redis_server import mount_redis_database, running_redis
 from tests.postgres import PostgresServer, postgres_server
@@ -70,6 +71,8 @@ PARAMETERS = {
     "AppRoleMounts": "approle",
     "KvMounts": f"secret,{KV}",
     "LeaseMounts": f"{DATABASE},{POSTGRES}",
+    # The locator hashes a leaked value with this device and finds its issuance in the index.
+    "VaultAuditDevicePath": "to-file",
     "SchedulePolicy": json.dumps(
         {
             "rotation_max_age": [{"kv_prefix": f"{KV}/apps/", "max_age_days": 30}],
@@ -215,6 +218,7 @@ def run_leaks(stack: LocalStack, scenario: Scenario) -> None:
         "leak_secret_id": leak_event("vault_secret_id", leak.secret_id_value(leak.secret_id_accessors[0])),
         "leak_certificate": leak_event("certificate", leak.certificate_pem(leak.certificate_serials[0])),
         "leak_kv": leak_event("kv_value", sha256=hashlib.sha256(kv_value.encode()).hexdigest()),
+        "leak_issued_value": leak_event("vault_issued_value", issued_value(stack, scenario)),
     }
     sfn = boto3.client("stepfunctions")
     machine = stack.state_machine_arn("LeakResponseStateMachine")
@@ -228,6 +232,17 @@ def run_leaks(stack: LocalStack, scenario: Scenario) -> None:
             if item["executionArn"] not in seen
         ]
         scenario.executions[name] = wait_for_execution(sfn, started, 60)
+
+
+def issued_value(stack: LocalStack, scenario: Scenario) -> str:
+    """A dynamic database password, its issuance delivered to the index as the audit log subscription would."""
+    start = scenario.bao.audit_log.stat().st_size
+    issued = scenario.root.secrets.database.generate_credentials("app", mount_point=DATABASE)
+    scenario.leases["leaked"] = issued["lease_id"]
+    lines = audit_lines(scenario.bao.audit_log, start)
+    report, error = stack.invoke("IndexAuditLogFunction", subscription_event(lines))
+    assert error is None, report
+    return str(issued["data"]["password"])
 
 
 def run_schedules(stack: LocalStack, scenario: Scenario) -> None:
@@ -379,7 +394,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgres
             scenario.executions["offboarding"] = stack.run_execution(
                 "OffboardingStateMachine", request.model_dump(mode="json"), name=request.incident_id, timeout=120
             )
-            # And four credentials leak: locate (locator), plan (planner), revoke (actor), verify (verifier)
+            # And five credentials leak: locate (locator), plan (planner), revoke (actor), verify (verifier)
             run_leaks(stack, scenario)
             # And a responder revokes two leases by name through the stack
             leases = tuple(VaultLeaseRef(lease_id=scenario.leases[n]) for n in ("manual", "manual_pki", "manual_login"))
@@ -423,9 +438,19 @@ def test_an_offboarding_plans_acts_and_verifies_under_the_functions_policies(sce
         hvac.Client(url=scenario.bao.addr, token=scenario.child_token, timeout=10).auth.token.lookup_self()
 
 
-@pytest.mark.parametrize("leak", ["leak_token", "leak_secret_id", "leak_certificate", "leak_kv"])
+@pytest.mark.parametrize("leak", ["leak_token", "leak_secret_id", "leak_certificate", "leak_kv", "leak_issued_value"])
 def test_each_leak_is_located_revoked_and_verified_under_the_functions_policies(scenario: Scenario, leak: str) -> None:
     assert_completed(scenario, leak)
+
+
+def test_a_leaked_value_vault_issued_is_located_through_the_audit_hash_and_its_lease_revoked(
+    scenario: Scenario,
+) -> None:
+    assert [action.target for action in scenario.incidents["leak_issued_value"].incident.plan.actions] == [
+        VaultLeaseRef(lease_id=scenario.leases["leaked"])
+    ]
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="invalid lease"):
+        scenario.root.sys.read_lease(scenario.leases["leaked"])
 
 
 def test_a_manual_run_revokes_leases_under_the_functions_policies(scenario: Scenario) -> None:

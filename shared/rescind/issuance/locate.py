@@ -2,7 +2,7 @@
 device's HMAC: `sys/audit-hash/<device>` of the value, in memory, then the issuance whose logged response field has
 that HMAC (the index's HMAC pointers), then the lease, token or secret-id that issuance names.
 
-What it needs (README "Issuance index"): the index fed by the audit device named by AUDIT_DEVICE_PATH (each device
+What it needs (README "The issuance index"): the index fed by the audit device named by AUDIT_DEVICE_PATH (each device
 has its own salt, so another device's HMAC matches nothing); response values HMAC'd, as they are by default (a key
 listed in a mount's `audit_non_hmac_response_keys`, or `log_raw=true`, logs the value in the clear: the indexer
 refuses such a line, so nothing of it is found); `hmac_accessor=false` for a token to be acted on by accessor.

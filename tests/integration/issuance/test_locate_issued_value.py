@@ -126,7 +126,7 @@ def locator(estate: Estate, index: DynamoDbIssuanceIndex | None, device: str | N
 def test_a_leaked_dynamic_database_password_is_located_by_its_audit_hash_and_its_lease_revoked(
     bao: LocalOpenBao,  # noqa: F811
     estate: Estate,
-    postgres_server: PostgresServer,  # noqa: F811
+    postgres_server: PostgresServer,
     aws: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
