@@ -21,19 +21,19 @@ import hvac.exceptions
 from rescind.engine.scope import TargetOutOfScope, check_target_in_scope
 from rescind.exceptions import ActionFailed
 from rescind.issuance.types import is_audit_hmac
-from rescind.kinds import kind_spec
 from rescind.leaks.types import LocatedLeak, Unlocated
-from rescind.models import CredentialKind, CredentialRef
+from rescind.models import CredentialRef, VaultLeaseRef, VaultTokenRef
 from rescind.models.refs import format_ref
 from rescind.models.results import utc_now
 from rescind.vault.client import read_data, vault_errors
+from rescind.vault.leases import lookup_lease
+from rescind.vault.tokens import lookup_token_by_accessor
 
 if TYPE_CHECKING:
     from rescind.issuance.types import IssuanceRecord
     from rescind.kinds import LeakSearch
     from rescind.leaks.types import LeakAlert
 
-LOOKED_UP_KINDS = frozenset({CredentialKind.VAULT_LEASE, CredentialKind.VAULT_TOKEN})
 NOT_CONFIGURED = (
     "not found: locating a value Vault issued needs the issuance index and the audit device that feeds it "
     "(ISSUANCE_TABLE_NAME and AUDIT_DEVICE_PATH)"
@@ -77,11 +77,19 @@ def _actionable(search: LeakSearch, record: IssuanceRecord) -> tuple[CredentialR
         check_target_in_scope(ref, search.scope)
     except TargetOutOfScope as error:
         return None, f"{format_ref(ref)}: {error}"
-    # Leases and tokens are looked up (a token's tree dies unlogged with it); a secret-id or a certificate is read
-    # back by the act step, and the index's record is the evidence that it existed.
-    if ref.kind in LOOKED_UP_KINDS and kind_spec(ref.kind).build_handler(search.backends).exists(ref) is False:
+    if _gone_from_vault(search.backends.vault, ref):
         return None, f"{format_ref(ref)}: no longer in Vault (expired, or ended without a line in the log)"
     return ref, ""
+
+
+def _gone_from_vault(vault: hvac.Client, ref: CredentialRef) -> bool:
+    """A lease or a token is looked up (a token's tree dies unlogged with it); a secret-id or a certificate is read
+    back by the act step, and the index's record is the evidence that it existed."""
+    if isinstance(ref, VaultLeaseRef):
+        return lookup_lease(vault, ref) is None
+    if isinstance(ref, VaultTokenRef):
+        return lookup_token_by_accessor(vault, ref.accessor) is None
+    return False
 
 
 def locate_issued_value(search: LeakSearch, alert: LeakAlert, value: str | None) -> LocatedLeak | Unlocated:
