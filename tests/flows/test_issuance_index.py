@@ -11,7 +11,6 @@ Each is verified by lease lookup, by PostgreSQL (the user is gone) and by use.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
 from tests.conftest import deploy_local_stack, load_event
 from tests.integration.issuance.test_audit_index import audit_lines, subscription_event
-from tests.postgres import PostgresServer, postgres_server
+from tests.postgres import PostgresServer, mount_dynamic_database, postgres_server
 
 __all__ = ["postgres_server"]  # the fixture, imported for pytest
 
@@ -41,7 +40,6 @@ pytestmark = [pytest.mark.flows, pytest.mark.timeout(300)]
 
 WORKLOAD = "spiffe://flows.rescind/ns/orders/sa/api"
 MOUNT = "db-orders"
-CREATE_USER = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
 
 
 @pytest.fixture(scope="module")
@@ -61,18 +59,7 @@ class Workload:
 def database(bao: LocalOpenBao, postgres_server: PostgresServer) -> str:
     vault = hvac.Client(url=bao.addr, token=bao.root_token, timeout=10)
     prepare_vault(vault)  # the mounts discovery walks (PKI, AppRole, KV)
-    admin, password = f"flows_admin_{secrets.token_hex(4)}", secrets.token_urlsafe(18)
-    postgres_server.execute(f"CREATE ROLE {admin} LOGIN CREATEROLE PASSWORD '{password}'")
-    vault.sys.enable_secrets_engine("database", path=MOUNT)
-    vault.write(
-        f"{MOUNT}/config/pg",
-        plugin_name="postgresql-database-plugin",
-        connection_url=postgres_server.connection_url,
-        username=admin,
-        password=password,
-        allowed_roles="*",
-    )
-    vault.write(f"{MOUNT}/roles/app", db_name="pg", creation_statements=[CREATE_USER], default_ttl="1h")
+    mount_dynamic_database(vault, postgres_server, MOUNT)
     vault.sys.create_or_update_policy(
         "orders",
         f'path "{MOUNT}/creds/app" {{ capabilities = ["read"] }}\n'

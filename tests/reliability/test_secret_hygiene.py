@@ -3,11 +3,11 @@
 The flows: a termination event through offboarding, a manual revocation (as `rescind revoke` starts it), each
 leak trigger (the generic event for every kind, a token Vault issued found through its audit HMAC in the issuance
 index, AWS Health, GuardDuty, a KV value found by its fingerprint, GitHub's webhook with a local stand-in for its
-REST API), a refused event carrying a value, and the five schedules. The places searched: every log line (Powertools' JSON logs on stdout, and logging records), every
-tracer annotation and metadata (recorded as the handlers put them; tracing itself is off locally), every
-execution history of every state machine, every item of every table, every notification (an SQS queue
-subscribed to the topic), every event on the bus (a catch-all rule to SQS), the failure queues and the
-inventory report bucket.
+REST API), a refused event carrying a value, and the five schedules. The places searched: every log line
+(Powertools' JSON logs on stdout, and logging records), every tracer annotation and metadata (recorded as the
+handlers put them; tracing itself is off locally), every execution history of every state machine, every item of
+every table, every notification (an SQS queue subscribed to the topic), every event on the bus (a catch-all rule
+to SQS), the failure queues and the inventory report bucket.
 
 The values: Vault tokens, AppRole secret-ids, KV values (the seeded ones and the ones Rescind rotated to), a PEM
 private key, an AWS secret access key, the functions' Vault token, the GitHub webhook secret and API token, and

@@ -41,7 +41,7 @@ from tests.integration.issuance.test_audit_index import (
     invoke,
     subscription_event,
 )
-from tests.postgres import PostgresServer, postgres_server
+from tests.postgres import PostgresServer, mount_dynamic_database, postgres_server
 
 __all__ = ["postgres_server"]  # the fixture, imported for pytest
 
@@ -49,7 +49,6 @@ pytestmark = pytest.mark.integration
 
 WORKLOAD = "spiffe://prod.example/ns/orders/sa/api"
 DEVICE = "to-file"  # LocalOpenBao's file audit device
-CREATE_USER = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
 
 
 @dataclass
@@ -72,19 +71,8 @@ class Estate:
 def estate(bao: LocalOpenBao, postgres_server: PostgresServer) -> Iterator[Estate]:  # noqa: F811
     vault = hvac.Client(url=bao.addr, token=bao.root_token, timeout=10)
     suffix = secrets.token_hex(4)
-    admin, password = f"vault_admin_{suffix}", secrets.token_urlsafe(18)
-    postgres_server.execute(f"CREATE ROLE {admin} LOGIN CREATEROLE PASSWORD '{password}'")
     mount = f"db-{suffix}"
-    vault.sys.enable_secrets_engine("database", path=mount)
-    vault.write(
-        f"{mount}/config/pg",
-        plugin_name="postgresql-database-plugin",
-        connection_url=postgres_server.connection_url,
-        username=admin,
-        password=password,
-        allowed_roles="*",
-    )
-    vault.write(f"{mount}/roles/app", db_name="pg", creation_statements=[CREATE_USER], default_ttl="1h")
+    mount_dynamic_database(vault, postgres_server, mount)
     vault.sys.create_or_update_policy(f"orders-{suffix}", f'path "{mount}/creds/app" {{ capabilities = ["read"] }}')
     token = vault.auth.token.create(policies=[f"orders-{suffix}"], meta={"spiffe_id": WORKLOAD}, ttl="1h")["auth"]
     workload = hvac.Client(url=bao.addr, token=token["client_token"], timeout=10)
@@ -103,6 +91,19 @@ def indexed(bao: LocalOpenBao, since: int, monkeypatch: pytest.MonkeyPatch) -> D
     report = invoke(subscription_event(audit_lines(bao.audit_log, since)), monkeypatch)
     assert report["refused"] == 0
     return index
+
+
+@pytest.fixture
+def leased(
+    bao: LocalOpenBao,  # noqa: F811
+    estate: Estate,
+    aws: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Issued, DynamoDbIssuanceIndex]:
+    """A database credential the workload checked out, and the index its issuance was delivered to."""
+    start = bao.audit_log.stat().st_size
+    issued = check_out(estate)
+    return issued, indexed(bao, start, monkeypatch)
 
 
 def alert(value: str, secret_type: SecretType = SecretType.VAULT_ISSUED_VALUE) -> LeakAlert:
@@ -124,17 +125,13 @@ def locator(estate: Estate, index: DynamoDbIssuanceIndex | None, device: str | N
 
 
 def test_a_leaked_dynamic_database_password_is_located_by_its_audit_hash_and_its_lease_revoked(
-    bao: LocalOpenBao,  # noqa: F811
     estate: Estate,
+    leased: tuple[Issued, DynamoDbIssuanceIndex],
     postgres_server: PostgresServer,
-    aws: None,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given a dynamic database credential the workload checked out, and its issuance indexed
-    start = bao.audit_log.stat().st_size
-    issued = check_out(estate)
+    # Given a dynamic database credential the workload checked out, its issuance indexed, and another one
+    issued, index = leased
     bystander = check_out(estate)
-    index = indexed(bao, start, monkeypatch)
     assert postgres_server.can_log_in(issued.username, issued.password)
 
     # When its password leaks
@@ -166,15 +163,10 @@ def test_a_leaked_dynamic_database_password_is_located_by_its_audit_hash_and_its
 
 
 def test_a_value_its_own_locator_cannot_find_is_tried_through_the_issuance_index(
-    bao: LocalOpenBao,  # noqa: F811
-    estate: Estate,
-    aws: None,
-    monkeypatch: pytest.MonkeyPatch,
+    estate: Estate, leased: tuple[Issued, DynamoDbIssuanceIndex]
 ) -> None:
     # Given a database password a scanner reported as a KV value (no fingerprint index knows it)
-    start = bao.audit_log.stat().st_size
-    issued = check_out(estate)
-    index = indexed(bao, start, monkeypatch)
+    issued, index = leased
 
     located = locator(estate, index).locate(alert(issued.password, SecretType.KV_VALUE))
 
@@ -190,7 +182,7 @@ def test_a_leaked_token_value_is_located_as_its_accessor(
     aws: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The token was issued before `start`: its issuance is the line that created it (the fixture's), so index all
+    # The token was issued before the test: its issuance is the fixture's line, so index the whole log
     index = indexed(bao, 0, monkeypatch)
 
     located = locator(estate, index).locate(alert(estate.token_value))
@@ -201,16 +193,9 @@ def test_a_leaked_token_value_is_located_as_its_accessor(
 
 
 def test_a_value_vault_never_issued_is_not_found_and_nothing_is_guessed(
-    bao: LocalOpenBao,  # noqa: F811
-    estate: Estate,
-    aws: None,
-    monkeypatch: pytest.MonkeyPatch,
+    estate: Estate, leased: tuple[Issued, DynamoDbIssuanceIndex]
 ) -> None:
-    start = bao.audit_log.stat().st_size
-    check_out(estate)
-    index = indexed(bao, start, monkeypatch)
-
-    located = locator(estate, index).locate(alert(secrets.token_urlsafe(24)))
+    located = locator(estate, leased[1]).locate(alert(secrets.token_urlsafe(24)))
 
     assert isinstance(located, Unlocated)
     assert located.why.startswith("not found: no issuance in the index has this value's HMAC")
@@ -220,12 +205,9 @@ def test_a_value_vault_never_issued_is_not_found_and_nothing_is_guessed(
 def test_without_the_audit_device_configured_it_says_not_found_and_asks_nothing_of_vault(
     bao: LocalOpenBao,  # noqa: F811
     estate: Estate,
-    aws: None,
-    monkeypatch: pytest.MonkeyPatch,
+    leased: tuple[Issued, DynamoDbIssuanceIndex],
 ) -> None:
-    start = bao.audit_log.stat().st_size
-    issued = check_out(estate)
-    index = indexed(bao, start, monkeypatch)
+    issued, index = leased
     before = bao.audit_log.stat().st_size
 
     located = locator(estate, index, device=None).locate(alert(issued.password))
