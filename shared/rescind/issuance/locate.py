@@ -50,7 +50,7 @@ def audit_hash(vault: hvac.Client, device: str, value: str) -> str:
             # Vault's message names the device or the permission, never the input; still, only its type is kept.
             raise ActionFailed(
                 f"sys/audit-hash/{device} on {vault.url} refused ({type(error).__name__}): is AUDIT_DEVICE_PATH the "
-                "path of an enabled audit device, and does the policy grant update on sys/audit-hash/*?"
+                "path of an enabled audit device, and does its policy grant update on sys/audit-hash/<device>?"
             ) from None
     digest = read_data(response).get("hash")
     if not is_audit_hmac(digest):

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from rescind.discovery import DiscoveryScope
 from rescind.engine.factory import build_engine
+from rescind.exceptions import ActionFailed
 from rescind.guard import GuardPolicy
 from rescind.issuance import index_audit_lines
 from rescind.issuance.dynamodb import DynamoDbIssuanceIndex
@@ -232,3 +233,20 @@ def test_with_hmac_accessor_left_on_a_leaked_token_is_found_but_named_unactionab
     assert isinstance(located, Unlocated)
     assert "hmac_accessor" in located.why
     assert token["client_token"] not in located.why
+
+
+def test_a_device_path_vault_does_not_have_fails_naming_it_and_an_alerts_own_answer_stands(
+    estate: Estate, leased: tuple[Issued, DynamoDbIssuanceIndex]
+) -> None:
+    issued, index = leased
+    wrong = locator(estate, index, device="no-such-device")
+
+    with pytest.raises(ActionFailed, match=r"sys/audit-hash/no-such-device on .* refused") as raised:
+        wrong.locate(alert(issued.password))
+    assert issued.password not in str(raised.value)
+
+    # As a fallback it never turns an alert's own "not found" into an error: the reason is added
+    fallback = wrong.locate(alert(issued.password, SecretType.KV_VALUE))
+    assert isinstance(fallback, Unlocated)
+    assert "the issuance index: sys/audit-hash/no-such-device" in fallback.why
+    assert issued.password not in fallback.why
