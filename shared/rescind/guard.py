@@ -167,9 +167,11 @@ def children_ending_with(plan: Plan) -> set[str]:
     return {child for children in listed_child_tokens(plan).values() for child in children} - planned
 
 
-def exceeds_cap(plan: Plan, policy: GuardPolicy) -> bool:
-    """The cap counts every credential the plan ends: its actions, and the child tokens its token revocations list."""
-    return len(plan.actions) + len(children_ending_with(plan)) > policy.blast_radius_cap
+def exceeds_cap(plan: Plan, policy: GuardPolicy, *, count_children: bool = True) -> bool:
+    """The cap counts every credential the plan ends: its actions, and the child tokens its token revocations list
+    (unless `count_children` is False: a leak's, whose tree is the attacker's to grow)."""
+    children = len(children_ending_with(plan)) if count_children else 0
+    return len(plan.actions) + children > policy.blast_radius_cap
 
 
 def rotates_database_root(action: Action) -> bool:

@@ -5,7 +5,8 @@ Vault names neither a token's parent nor its children; the live bound (`rescind.
 the token could have created, and sees nothing under a token whose policy no longer lets it create tokens, or a
 child given another entity by a token role. The index knows what each token did create, so the planner lists that
 tree in the token's revoke action (`params.child_tokens`): the guard reads each listed child's hold and owner, the
-blast-radius cap counts them, and the act step reads each one back after the revocation.
+blast-radius cap counts them (neither for a leak: the tree is the attacker's to grow), and the act step reads each
+one back after the revocation.
 
 It needs the audit device's `hmac_accessor=false`: with accessors HMAC'd the index knows no parent in the clear,
 and the tree is empty (the live bound still applies).

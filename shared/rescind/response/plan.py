@@ -52,7 +52,8 @@ def guard_decision(
     hold markers included, so it dies with the token and each token that died is recorded with the action.
 
     The child tokens a plan lists under its token revocations (the issuance index's tree, `params.child_tokens`)
-    are guarded like the live bound's, and the blast-radius cap counts them as credentials the plan ends."""
+    are guarded like the live bound's, and the blast-radius cap counts them as credentials the plan ends (a leak's
+    are neither guarded nor counted: an attacker must not delay the response by growing the tree)."""
     if refused is not None:
         return GuardDecision.REFUSE, refused
     roots = [f"{root.mount}/rotate-root/{root.connection}" for root in database_roots_rotated(plan)]
@@ -80,8 +81,8 @@ def guard_decision(
             GuardDecision.NEEDS_APPROVAL,
             f"a plan that rotates a database root credential waits for approval: {', '.join(roots[:10])}",
         )
-    if exceeds_cap(plan, policy):
-        children = len(children_ending_with(plan))
+    if exceeds_cap(plan, policy, count_children=refuse_guarded_child_tokens):
+        children = len(children_ending_with(plan)) if refuse_guarded_child_tokens else 0
         with_children = f" and {children} child token(s) ending with their parents" if children else ""
         return (
             GuardDecision.NEEDS_APPROVAL,
@@ -117,10 +118,11 @@ def guard_recorded_plan(
     vault: hvac.Client,
     aws: AwsClientFactory | None,
     policy: GuardPolicy,
+    refuse_guarded_child_tokens: bool = True,
 ) -> ResponsePlan:
     """A resumed run: the recorded plan again, not a new discovery, so what the first run ended is acted on (and
     comes back already absent or applied, with its read-back) and the incident keeps one plan. The guard runs
-    again: a hold or a protection added since still stops it."""
+    again, as the first run's did: a hold or a protection added since still stops it."""
     refs = list({action.target.key: action.target for action in plan.actions}.values())
     decision, why = guard_decision(
         plan,
@@ -130,6 +132,7 @@ def guard_recorded_plan(
         vault=vault,
         aws=aws,
         policy=policy,
+        refuse_guarded_child_tokens=refuse_guarded_child_tokens,
         manual_run=is_manual_run(request),
     )
     return split_guarded_plan(request, plan, decision, f"resumed from the recorded plan; {why}")

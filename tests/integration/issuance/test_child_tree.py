@@ -24,6 +24,7 @@ from rescind.engine.factory import build_engine
 from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
 from rescind.guard import VAULT_HOLD_KEY, GuardPolicy, refuse_guarded_target
 from rescind.issuance.dynamodb import DynamoDbIssuanceIndex
+from rescind.leaks.plan import build_leak_plan
 from rescind.ledger.sqlite import SqliteLedger
 from rescind.models import Outcome
 from rescind.offboarding.plan import build_offboarding_plan, plan_offboarding
@@ -162,4 +163,31 @@ def test_the_cap_counts_the_children_and_the_ledger_records_each_with_its_own_re
     assert set(evidence) == {f"lookup-accessor {accessor}" for accessor in accessors}
     assert all(item.confirmed for item in evidence.values())
     assert not tree.parent.works(bao)
+    assert not any(child.works(bao) for child in tree.children.values())
+
+
+def test_a_leaked_tokens_tree_from_the_index_dies_with_it_uncounted_and_each_child_is_recorded(
+    bao: LocalOpenBao,  # noqa: F811
+    aws: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a leaked token whose tree (a held child among it) only the index knows
+    tree = grow_tree(bao, monkeypatch, held=True)
+    accessors = {child.accessor for child in tree.children.values()}
+
+    # When its leak response is planned with a cap of one credential
+    plan, planned = build_leak_plan(
+        named_request(tree.parent), vault=tree.vault, aws=None, policy=GuardPolicy(blast_radius_cap=1), index=tree.index
+    )
+
+    # Then the tree is listed but neither refuses nor counts (the attacker may grow it), and it dies recorded
+    assert planned.decision is GuardDecision.PROCEED, planned.decision_reason
+    assert set(plan.actions[0].params.child_tokens) == accessors
+    (result,) = build_engine(tree.vault).run_plan(plan)
+    assert result.outcome is Outcome.SUCCEEDED, result.detail
+    assert {ref.accessor for ref in result.also_ended} == accessors  # type: ignore[union-attr]
+    assert [item.check for item in result.also_ended_evidence] == [
+        f"lookup-accessor {ref.accessor}"  # type: ignore[union-attr]
+        for ref in result.also_ended
+    ]
     assert not any(child.works(bao) for child in tree.children.values())
