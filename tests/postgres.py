@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import hvac
 import psycopg
 import pytest
 
@@ -96,6 +97,27 @@ class PostgresServer:
     def connection_url(self) -> str:
         """The templated URL OpenBao's database engine takes: it fills in the username and password itself."""
         return f"postgresql://{{{{username}}}}:{{{{password}}}}@{self.host}:{self.port}/postgres?sslmode=disable"
+
+
+# A dynamic role's creation statement: a login role that PostgreSQL itself expires with the lease.
+CREATE_DYNAMIC_USER = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+
+
+def mount_dynamic_database(vault: hvac.Client, server: PostgresServer, mount: str, *, role: str = "app") -> None:
+    """OpenBao's database secrets engine at `mount`, connected as a CREATEROLE admin of its own (connection `pg`),
+    with a dynamic role `role` whose credentials are leases (default TTL an hour)."""
+    admin, password = f"vault_admin_{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+    server.execute(f"CREATE ROLE {admin} LOGIN CREATEROLE PASSWORD '{password}'")
+    vault.sys.enable_secrets_engine("database", path=mount)
+    vault.write(
+        f"{mount}/config/pg",
+        plugin_name="postgresql-database-plugin",
+        connection_url=server.connection_url,
+        username=admin,
+        password=password,
+        allowed_roles="*",
+    )
+    vault.write(f"{mount}/roles/{role}", db_name="pg", creation_statements=[CREATE_DYNAMIC_USER], default_ttl="1h")
 
 
 def _wait_until_accepting(server: PostgresServer, process: subprocess.Popen[bytes], log: Path) -> None:

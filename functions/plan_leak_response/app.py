@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from rescind.issuance.runtime import get_issuance_index
 from rescind.leaks.plan import plan_leak_response
 from rescind.observability import add_count, logger, observed_handler
 from rescind.response.types import ResponseRequest
@@ -30,6 +31,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         aws=get_aws_factory(),
         ledger=get_ledger(),
         policy=get_guard_policy(),
+        index=get_issuance_index(),
     )
     logger.info(
         "leak response planned",

@@ -8,7 +8,7 @@ holds another part is how the Azure AD 2021 clean-up broke sign-in for 14 hours.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,12 +29,14 @@ __all__ = [
     "GuardFacts",
     "GuardPolicy",
     "Hold",
+    "children_ending_with",
     "database_roots_rotated",
     "exceeds_cap",
     "find_guarded_child_tokens",
     "find_holds",
     "guard_refusal",
     "is_protected",
+    "listed_child_tokens",
     "read_guard_facts",
     "refuse_guarded_target",
     "refuse_unapproved_root_rotation",
@@ -109,17 +111,33 @@ class GuardedChildToken:
     parent: str  # the planned token's accessor
     child: str  # the possible child's accessor
     marker: str  # why the guard cares: a hold, or the protected workload its metadata names
+    indexed: bool = False  # the issuance index shows it created under the parent (else: the live bound's guess)
 
     def describe(self) -> str:
-        return f"token accessor {self.child} ({self.marker}) may have been created under {self.parent}"
+        how = "was created under" if self.indexed else "may have been created under"
+        return f"token accessor {self.child} ({self.marker}) {how} {self.parent}"
+
+
+def listed_child_tokens(plan: Plan) -> dict[str, tuple[str, ...]]:
+    """Planned token accessor → the descendant tokens its revoke action lists (the issuance index's tree)."""
+    return {
+        action.target.accessor: action.params.child_tokens
+        for action in plan.actions
+        if isinstance(action.target, VaultTokenRef) and action.params.child_tokens
+    }
 
 
 def find_guarded_child_tokens(
-    vault: hvac.Client, refs: Sequence[CredentialRef], policy: GuardPolicy
+    vault: hvac.Client,
+    refs: Sequence[CredentialRef],
+    policy: GuardPolicy,
+    *,
+    listed: Mapping[str, Sequence[str]] | None = None,
 ) -> list[GuardedChildToken]:
     """Held or protected tokens that a planned token revocation may kill, outside the plan. Reads only.
 
-    Only tokens that can create tokens are looked under, with one scan of the live tokens shared by all.
+    Under each planned token: the live bound (only tokens that can create tokens are looked under, with one scan of
+    the live tokens shared by all) and the tree the plan lists for it from the issuance index (`listed`).
     """
     from functools import cache
 
@@ -130,14 +148,21 @@ def find_guarded_child_tokens(
     found: list[GuardedChildToken] = []
     for parent in sorted(planned):
         state = lookup_token_by_accessor(vault, parent)
-        for child in find_possible_child_tokens(vault, state, live=live) if state is not None else ():
-            if child.accessor in planned:
+        if state is None:
+            continue  # already dead, and its tree with it
+        children = {child.accessor: (child, False) for child in find_possible_child_tokens(vault, state, live=live)}
+        for accessor in (listed or {}).get(parent, ()):
+            child = lookup_token_by_accessor(vault, accessor)
+            if child is not None:
+                children[accessor] = (child, True)
+        for accessor, (child, indexed) in children.items():
+            if accessor in planned:
                 continue
             protected = sorted(value for value in child.metadata.values() if value in policy.protected_workloads)
             if is_set(child.metadata.get(VAULT_HOLD_KEY)):
-                found.append(GuardedChildToken(parent, child.accessor, f"metadata {VAULT_HOLD_KEY}"))
+                found.append(GuardedChildToken(parent, accessor, f"metadata {VAULT_HOLD_KEY}", indexed))
             elif protected:
-                found.append(GuardedChildToken(parent, child.accessor, f"protected workload {protected[0]}"))
+                found.append(GuardedChildToken(parent, accessor, f"protected workload {protected[0]}", indexed))
     return found
 
 
@@ -145,8 +170,17 @@ def is_protected(workload_id: str, policy: GuardPolicy) -> bool:
     return workload_id in policy.protected_workloads
 
 
-def exceeds_cap(plan: Plan, policy: GuardPolicy) -> bool:
-    return len(plan.actions) > policy.blast_radius_cap
+def children_ending_with(plan: Plan) -> set[str]:
+    """The listed child tokens the plan ends through their parent's revocation and not by an action of their own."""
+    planned = {action.target.accessor for action in plan.actions if isinstance(action.target, VaultTokenRef)}
+    return {child for children in listed_child_tokens(plan).values() for child in children} - planned
+
+
+def exceeds_cap(plan: Plan, policy: GuardPolicy, *, count_children: bool = True) -> bool:
+    """The cap counts every credential the plan ends: its actions, and the child tokens its token revocations list
+    (unless `count_children` is False: a leak's, whose tree is the attacker's to grow)."""
+    children = len(children_ending_with(plan)) if count_children else 0
+    return len(plan.actions) + children > policy.blast_radius_cap
 
 
 def rotates_database_root(action: Action) -> bool:

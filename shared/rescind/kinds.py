@@ -72,6 +72,8 @@ class LeakSearch:
     scope: DiscoveryScope
     kv_locator: KvValueLocator | None = None
     github_key_id_finder: GitHubKeyIdFinder | None = None
+    # The audit device whose HMACs the issuance index holds (`sys/audit-hash/<device>`): locates a Vault-issued value.
+    audit_device: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 The policies are the ones `rescind vault setup` writes (tools/rescind_cli/vault_policies/, rendered for this
 stack's mounts). Each function of the template gets its own token (as each deployed function logs in to its own
 AWS auth role): the planners the planner's, ExecuteAction the actor's, and so on; a function that has no Vault
-role gets a token that may do nothing. Then: an offboarding (plan, execute, verify), five leaks (locate, revoke
+role gets a token that may do nothing. Then: an offboarding (plan, execute, verify), six leaks (locate, revoke
 or rotate, verify), a manual run on two leases, every schedule that touches Vault, and a responder's direct revocation
 under the responder policy. OpenBao's audit log (its own server, so only this module's requests) then shows:
 no request of any of them was denied, each role was used by its functions, and each grant was used by a flow.
@@ -53,6 +53,7 @@ from tests.conftest import load_event
 from tests.flows.test_leak_alerts import assert_each_action_acted_once
 from tests.flows.test_offboarding import offboarding_request, principal, wait_for_task_token
 from tests.integration.cli.test_direct import Direct
+from tests.integration.issuance.test_audit_index import audit_lines, subscription_event
 from tests.integration.schedules.test_ttl_ceilings import seed_estate
 from tests.integration.vault.redis_server import mount_redis_database, running_redis
 from tests.postgres import PostgresServer, postgres_server
@@ -71,6 +72,8 @@ PARAMETERS = {
     "AppRoleMounts": "approle",
     "KvMounts": f"secret,{KV}",
     "LeaseMounts": f"{DATABASE},{POSTGRES}",
+    # The locator hashes a leaked value with this device and finds its issuance in the index.
+    "VaultAuditDevicePath": "to-file",
     "SchedulePolicy": json.dumps(
         {
             "rotation_max_age": [
@@ -222,6 +225,7 @@ def run_leaks(stack: LocalStack, scenario: Scenario) -> None:
         "leak_database": leak_event(
             "database_password", scenario.root.read(f"{POSTGRES}/static-creds/billing")["data"]["password"]
         ),
+        "leak_issued_value": leak_event("vault_issued_value", issued_value(stack, scenario)),
     }
     sfn = boto3.client("stepfunctions")
     machine = stack.state_machine_arn("LeakResponseStateMachine")
@@ -235,6 +239,17 @@ def run_leaks(stack: LocalStack, scenario: Scenario) -> None:
             if item["executionArn"] not in seen
         ]
         scenario.executions[name] = wait_for_execution(sfn, started, 60)
+
+
+def issued_value(stack: LocalStack, scenario: Scenario) -> str:
+    """A dynamic database password, its issuance delivered to the index as the audit log subscription would."""
+    start = scenario.bao.audit_log.stat().st_size
+    issued = scenario.root.secrets.database.generate_credentials("app", mount_point=DATABASE)
+    scenario.leases["leaked"] = issued["lease_id"]
+    lines = audit_lines(scenario.bao.audit_log, start)
+    report, error = stack.invoke("IndexAuditLogFunction", subscription_event(lines))
+    assert error is None, report
+    return str(issued["data"]["password"])
 
 
 def run_schedules(stack: LocalStack, scenario: Scenario) -> None:
@@ -386,8 +401,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgres
             scenario.executions["offboarding"] = stack.run_execution(
                 "OffboardingStateMachine", request.model_dump(mode="json"), name=request.incident_id, timeout=120
             )
-            # And five credentials leak (one a database password): locate (locator), plan (planner), act (actor),
-            # verify (verifier)
+            # And six credentials leak (a static role's database password, a value Vault issued): locate (locator),
+            # plan (planner), act (actor), verify (verifier)
             run_leaks(stack, scenario)
             # And a responder revokes two leases by name through the stack
             leases = tuple(VaultLeaseRef(lease_id=scenario.leases[n]) for n in ("manual", "manual_pki", "manual_login"))
@@ -431,9 +446,21 @@ def test_an_offboarding_plans_acts_and_verifies_under_the_functions_policies(sce
         hvac.Client(url=scenario.bao.addr, token=scenario.child_token, timeout=10).auth.token.lookup_self()
 
 
-@pytest.mark.parametrize("leak", ["leak_token", "leak_secret_id", "leak_certificate", "leak_kv", "leak_database"])
+@pytest.mark.parametrize(
+    "leak", ["leak_token", "leak_secret_id", "leak_certificate", "leak_kv", "leak_database", "leak_issued_value"]
+)
 def test_each_leak_is_located_revoked_and_verified_under_the_functions_policies(scenario: Scenario, leak: str) -> None:
     assert_completed(scenario, leak)
+
+
+def test_a_leaked_value_vault_issued_is_located_through_the_audit_hash_and_its_lease_revoked(
+    scenario: Scenario,
+) -> None:
+    assert [action.target for action in scenario.incidents["leak_issued_value"].incident.plan.actions] == [
+        VaultLeaseRef(lease_id=scenario.leases["leaked"])
+    ]
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="invalid lease"):
+        scenario.root.sys.read_lease(scenario.leases["leaked"])
 
 
 def test_a_manual_run_revokes_leases_under_the_functions_policies(scenario: Scenario) -> None:

@@ -1,13 +1,13 @@
 """Secret hygiene: seed known secret values, run every flow, and find none of them anywhere Rescind writes.
 
 The flows: a termination event through offboarding, a manual revocation (as `rescind revoke` starts it), each
-leak trigger (the generic event for every kind, AWS Health, GuardDuty, a KV value found by its fingerprint,
-GitHub's webhook with a local stand-in for its REST API), a refused event carrying a value, and the five
-schedules. The places searched: every log line (Powertools' JSON logs on stdout, and logging records), every
-tracer annotation and metadata (recorded as the handlers put them; tracing itself is off locally), every
-execution history of every state machine, every item of every table, every notification (an SQS queue
-subscribed to the topic), every event on the bus (a catch-all rule to SQS), the failure queues and the
-inventory report bucket.
+leak trigger (the generic event for every kind, a token Vault issued found through its audit HMAC in the issuance
+index, AWS Health, GuardDuty, a KV value found by its fingerprint, GitHub's webhook with a local stand-in for its
+REST API), a refused event carrying a value, and the five schedules. The places searched: every log line
+(Powertools' JSON logs on stdout, and logging records), every tracer annotation and metadata (recorded as the
+handlers put them; tracing itself is off locally), every execution history of every state machine, every item of
+every table, every notification (an SQS queue subscribed to the topic), every event on the bus (a catch-all rule
+to SQS), the failure queues and the inventory report bucket.
 
 The values: Vault tokens, AppRole secret-ids, KV values (the seeded ones and the ones Rescind rotated to), a PEM
 private key, an AWS secret access key, the functions' Vault token, the GitHub webhook secret and API token, and
@@ -28,6 +28,7 @@ from typing import Any
 
 import boto3
 import hvac
+import hvac.exceptions
 import pytest
 
 from rescind.fingerprints.dynamodb import DynamoDbFingerprintIndex
@@ -49,6 +50,7 @@ from rescind_local.seed import (
 from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
 from tests.conftest import deploy_local_stack, load_event
+from tests.integration.issuance.test_audit_index import audit_lines, subscription_event
 
 SCHEDULES = ("RotationByAgeSchedule", "TtlCeilingsSchedule", "OrphansSchedule", "PkiHygieneSchedule")
 INVENTORY_REPORT = "InventoryReportSchedule"
@@ -235,7 +237,8 @@ def generic_event(secret_type: str, **detail: Any) -> dict[str, Any]:
 @pytest.fixture
 def openbao_alone() -> Iterator[LocalOpenBao]:
     """A server of its own: the schedules run for real here, and lower TTL ceilings server-wide."""
-    with LocalOpenBao() as server:
+    # hmac_accessor=false: a token's issuance is a reference the issuance index can act on (a leaked issued value)
+    with LocalOpenBao(audit_options={"hmac_accessor": "false"}) as server:
         yield server
 
 
@@ -262,7 +265,9 @@ def test_no_seeded_secret_reaches_any_log_trace_history_table_notification_event
 
     with (
         local_github_api() as github,
-        deploy_local_stack(openbao, GitHubTokenSecretArn=token_arn, GitHubApiUrl=github.url) as stack,
+        deploy_local_stack(
+            openbao, GitHubTokenSecretArn=token_arn, GitHubApiUrl=github.url, VaultAuditDevicePath="to-file"
+        ) as stack,
     ):
         sinks = Sinks.attach(stack)
         secretsmanager.put_secret_value(
@@ -306,7 +311,15 @@ def test_no_seeded_secret_reaches_any_log_trace_history_table_notification_event
             AssumeRolePolicyDocument="{}",
             Tags=MANAGED_ROLE_TAGS,
         )
+        # And a token Vault issued to it, indexed from the audit log, leaks as a value Vault issued
+        start = openbao.audit_log.stat().st_size
+        issued = vault.auth.token.create(policies=["default"], meta={"spiffe_id": leaked.spiffe_id}, ttl="1h")
+        issued_value = issued["auth"]["client_token"]
+        known.add("a token Vault issued, leaked as vault_issued_value", issued_value)
+        _, error = stack.invoke("IndexAuditLogFunction", subscription_event(audit_lines(openbao.audit_log, start)))
+        assert error is None
         for event in (
+            generic_event("vault_issued_value", secret=issued_value),
             generic_event("vault_token", secret=leaked.token_value(token_by_value)),
             generic_event("vault_secret_id", secret=leaked.secret_id_value(secret_id)),
             generic_event("certificate", secret=leaked.certificate_pem(keyed_serial)),
@@ -376,6 +389,8 @@ def test_no_seeded_secret_reaches_any_log_trace_history_table_notification_event
         assert alive[credential] is False, f"{credential} survived its leak"
     assert alive[f"token {token_refused}"] is True  # the refused event acted on nothing
     assert alive[f"certificate {seeded_serial}"] is True
+    with pytest.raises(hvac.exceptions.Forbidden):  # located through its audit HMAC and revoked
+        hvac.Client(url=openbao.addr, token=issued_value).auth.token.lookup_self()
 
     # and every place was really captured,
     output = capsys.readouterr()

@@ -90,6 +90,7 @@ class ActionEngine:
             evidence=(evidence,),
             detail=acted.detail,
             also_ended=acted.also_ended,
+            also_ended_evidence=acted.also_ended_evidence,
             act_ms=act_ms,
             verify_ms=verify_ms,
         )
@@ -136,6 +137,7 @@ class ActionEngine:
         detail: str = "",
         error_type: str | None = None,
         also_ended: tuple[CredentialRef, ...] = (),
+        also_ended_evidence: tuple[Evidence, ...] = (),
         act_ms: float = 0.0,
         verify_ms: float = 0.0,
     ) -> ActionResult:
@@ -148,6 +150,7 @@ class ActionEngine:
             detail=detail[:2000],
             error_type=error_type,
             also_ended=also_ended,
+            also_ended_evidence=also_ended_evidence,
             started_at=started_at,
             finished_at=self._clock(),
             act_ms=act_ms,

@@ -1,7 +1,7 @@
 """Parse OpenBao/Vault audit log lines (the file or socket device's JSON, one object a line) into issuances and
 revocations.
 
-What the audit device must be configured with (README "Issuance index"):
+What the audit device must be configured with (README "The issuance index"):
 
 - `hmac_accessor=false`: token accessors are then logged in the clear and become references Rescind can act on.
   Otherwise `response.auth.accessor` is HMAC'd too: the record keeps only that HMAC, says it is unactionable, and

@@ -88,6 +88,7 @@ def decide_kill(
         holds=lambda: [],  # a hold is a refusal in `_refused`, read from the same facts
         guarded_children=lambda: [],  # a leaked token's tree dies with it (see guard_decision)
         policy=policy,
+        count_children=False,
     )
     if decision is not GuardDecision.PROCEED:
         return KillDecision(kill=False, why=f"guard: {decision}: {why}")

@@ -11,6 +11,11 @@
 |                  | compared by HMAC in memory (at most DATABASE_LEAK_MAX_ROLES roles)        |
 | aws_role_sessions| GuardDuty's role, confirmed to exist in its account                         |
 | aws_iam_user     | AWS Health's user → its active access keys, listed in the affected account |
+| vault_issued_value | `sys/audit-hash` of the value → the issuance index's record → its lease,  |
+|                  | token or secret-id (rescind.issuance.locate)                               |
+
+Any alert with a value that its own locator does not find is tried the same way, when the issuance index and its
+audit device are configured: a leaked value Vault issued but Rescind never indexed (a dynamic database password).
 
 A temporary key (ASIA…) is a role session: STS names its account but not its role, so it is unresolved
 with the account and what to do.
@@ -66,9 +71,14 @@ class LeakLocator:
         kv_locator: KvValueLocator | None = None,
         github_fetcher: GitHubSecretFetcher | None = None,
         github_key_id_finder: GitHubKeyIdFinder | None = None,
+        audit_device: str | None = None,
     ) -> None:
         self._search = LeakSearch(
-            Backends(vault, aws), scope, kv_locator=kv_locator, github_key_id_finder=github_key_id_finder
+            Backends(vault, aws),
+            scope,
+            kv_locator=kv_locator,
+            github_key_id_finder=github_key_id_finder,
+            audit_device=audit_device,
         )
         self._github_fetcher = github_fetcher
 
@@ -79,7 +89,25 @@ class LeakLocator:
         locator = value_locators()[alert.secret_type]
         if locator.needs_value and not value:
             return Unlocated(why=f"a {alert.secret_type} is located by its value; the alert carries only a digest")
-        return locator.locate(self._search, alert, value)
+        located = locator.locate(self._search, alert, value)
+        if isinstance(located, Unlocated) and value and alert.secret_type is not SecretType.VAULT_ISSUED_VALUE:
+            return self._issued_by_vault(alert, value, located)
+        return located
+
+    def _issued_by_vault(self, alert: LeakAlert, value: str, unlocated: Unlocated) -> LocatedLeak | Unlocated:
+        """What the alert's own locator did not find may be a value Vault issued: its audit HMAC, in the index."""
+        if self._search.scope.issuance_index is None or not self._search.audit_device:
+            return unlocated
+        from rescind.issuance.locate import locate_issued_value
+
+        try:
+            issued = locate_issued_value(self._search, alert, value)
+        except ActionFailed as error:  # the alert's own answer stands; why the index could not help is added
+            issued = Unlocated(why=str(error)[:300])
+        if isinstance(issued, Unlocated):
+            return Unlocated(why=f"{unlocated.why}; the issuance index: {issued.why}"[:500])
+        evidence = f"{alert.secret_type} not located ({unlocated.why}); {issued.evidence}"[:1000]
+        return issued.model_copy(update={"evidence": evidence})
 
     # --- the value, where the alert does not carry it --------------------------------------------------------
 

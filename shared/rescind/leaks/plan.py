@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import hvac
 
     from rescind.aws.session import AwsClientFactory
+    from rescind.issuance.base import IssuanceIndex
 
 
 def plan_to_contain_leak(
@@ -62,9 +63,18 @@ def build_leak_plan(
     vault: hvac.Client,
     aws: AwsClientFactory | None,
     policy: GuardPolicy,
+    index: IssuanceIndex | None = None,
 ) -> tuple[Plan, ResponsePlan]:
-    """The plan for the credentials the start step located, guarded: protected owners and holds are refused."""
+    """The plan for the credentials the start step located, guarded: protected owners and holds are refused.
+
+    With the issuance index, a leaked token's revocation lists its tree (`params.child_tokens`), so each token that
+    dies with it is recorded with its read-back; the tree is the attacker's to make, so it neither refuses nor
+    counts against the cap."""
     plan = leak_plan(request)
+    if index is not None:
+        from rescind.issuance.tree import list_indexed_child_tokens
+
+        plan, _ = list_indexed_child_tokens(plan, vault, index)
     decision, why = guard_decision(
         plan,
         request.credentials,
@@ -91,15 +101,22 @@ def plan_leak_response(
     aws: AwsClientFactory | None,
     ledger: Ledger,
     policy: GuardPolicy,
+    index: IssuanceIndex | None = None,
 ) -> ResponsePlan:
     """Plan and guard, then open the incident with the full plan, whatever the guard decided. A resumed run acts
     on the recorded plan again, guarded anew."""
     recorded = recorded_plan(ledger, request.incident_id)
     if recorded is not None:
         return guard_recorded_plan(
-            request, recorded, refused=_protected_owner(request, policy), vault=vault, aws=aws, policy=policy
+            request,
+            recorded,
+            refused=_protected_owner(request, policy),
+            vault=vault,
+            aws=aws,
+            policy=policy,
+            refuse_guarded_child_tokens=False,  # as its first run: the leaked token's tree dies with it
         )
-    plan, planned = build_leak_plan(request, vault=vault, aws=aws, policy=policy)
+    plan, planned = build_leak_plan(request, vault=vault, aws=aws, policy=policy, index=index)
     ledger.open_incident(
         IncidentRecord(incident_id=request.incident_id, trigger=request.trigger, plan=plan, opened_at=utc_now())
     )

@@ -32,6 +32,7 @@ def get_leak_locator() -> LeakLocator:
         kv_locator=_kv_locator(),
         github_fetcher=_github_fetcher(),
         github_key_id_finder=_github_key_id_finder(),
+        audit_device=get_settings().audit_device_path,
     )
 
 

@@ -37,6 +37,8 @@ class SecretType(StrEnum):
     AWS_ROLE_SESSIONS = "aws_role_sessions"
     # AWS Health naming a user rather than a key: that user's active keys in that account.
     AWS_IAM_USER = "aws_iam_user"
+    # Any value Vault issued (a dynamic database password, a generated secret): its audit HMAC in the issuance index.
+    VAULT_ISSUED_VALUE = "vault_issued_value"
 
 
 # An AWS access key id: a user's (AKIA) or a role session's (ASIA). One pattern for the parsers, the locator

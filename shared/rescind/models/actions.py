@@ -45,6 +45,9 @@ SUPPORTED_ACTIONS: dict[CredentialKind, frozenset[ActionKind]] = {
     CredentialKind.DATABASE_ROOT: frozenset({ActionKind.ROTATE}),
 }
 
+# A token's tree listed in its revoke action: beyond this many, the plan is not one to run unattended anyway.
+MAX_LISTED_CHILD_TOKENS = 1000
+
 # Rotated by Vault in one call, with no version to compare: a rotation at or after `rotated_since` is this one.
 ROTATED_SINCE_KINDS = frozenset({CredentialKind.DATABASE_STATIC_ROLE})
 
@@ -73,6 +76,11 @@ class ActionParams(BaseModel):
     # rotate (database static role): a rotation Vault records at or after this moment already is this
     # action, so a replay finds it applied instead of rotating again. The run's start, not the acting moment.
     rotated_since: AwareDatetime | None = None
+    # revoke (Vault token): the live descendant tokens the issuance index knows (their accessors), listed by the
+    # planner so the guard sees each one and the act step reads each one back after the revocation ends it.
+    child_tokens: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9._\-]{1,200}$")], ...] = Field(
+        default=(), max_length=MAX_LISTED_CHILD_TOKENS
+    )
 
 
 class Action(BaseModel):
@@ -116,6 +124,10 @@ class Action(BaseModel):
             raise ValueError("shorten_ttl needs params.ttl_seconds")
         if self.kind is ActionKind.ROTATE and self.params.run_id is None:
             raise ValueError("rotate needs params.run_id (the incident or schedule run), so a replay rotates once")
+        if self.params.child_tokens and (
+            self.kind is not ActionKind.REVOKE or self.target.kind is not CredentialKind.VAULT_TOKEN
+        ):
+            raise ValueError("params.child_tokens applies only to the revocation of a Vault token")
         if (self.target.kind in ROTATED_SINCE_KINDS) != (self.params.rotated_since is not None):
             raise ValueError(
                 "params.rotated_since is required for a database static role rotation (the run's start, "

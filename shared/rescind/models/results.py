@@ -44,6 +44,8 @@ class ActOutcome(BaseModel):
     detail: Annotated[str, Field(max_length=1000)] = ""
     # Other credentials the act ended with this one (the child tokens a token revocation kills), read back dead.
     also_ended: tuple[CredentialRef, ...] = ()
+    # The read-back of each one of them, in the same order: its own evidence that it is dead.
+    also_ended_evidence: tuple[Evidence, ...] = ()
 
 
 class ActionResult(BaseModel):
@@ -57,6 +59,7 @@ class ActionResult(BaseModel):
     detail: Annotated[str, Field(max_length=2000)] = ""
     error_type: str | None = None
     also_ended: tuple[CredentialRef, ...] = ()
+    also_ended_evidence: tuple[Evidence, ...] = ()  # one per `also_ended`, in its order
     started_at: AwareDatetime
     finished_at: AwareDatetime
     act_ms: float = 0.0

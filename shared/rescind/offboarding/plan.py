@@ -134,6 +134,13 @@ def build_offboarding_plan(
         rotated_since=request.terminated_at,
         dry_run=request.dry_run,
     )
+    if scope.issuance_index is not None:
+        from rescind.issuance.tree import list_indexed_child_tokens
+
+        plan, children = list_indexed_child_tokens(plan, vault, scope.issuance_index)
+        if children:
+            tree = f"the issuance index lists {children} child token(s) under the planned tokens"
+            sources = f"{sources}; {tree}" if sources else tree
     decision, why = guard_decision(
         plan,
         refs,

@@ -9,10 +9,12 @@ from rescind.guard import (
     GuardedChildToken,
     GuardPolicy,
     Hold,
+    children_ending_with,
     database_roots_rotated,
     exceeds_cap,
     find_guarded_child_tokens,
     find_holds,
+    listed_child_tokens,
 )
 from rescind.ledger.base import Ledger
 from rescind.models import ActionKind, CredentialRef, Plan
@@ -47,14 +49,23 @@ def guard_decision(
     AWS; see `decide_guard` for its order. Every flow's plan task decides through this one function.
 
     A leak passes `refuse_guarded_child_tokens=False`: the tree under a leaked token is the attacker's to make,
-    hold markers included, so it dies with the token and each token that died is recorded with the action."""
+    hold markers included, so it dies with the token and each token that died is recorded with the action.
+
+    The child tokens a plan lists under its token revocations (the issuance index's tree, `params.child_tokens`)
+    are guarded like the live bound's, and the blast-radius cap counts them as credentials the plan ends (a leak's
+    are neither guarded nor counted: an attacker must not delay the response by growing the tree)."""
     return decide_guard(
         plan,
         refused=refused,
         nothing_to_do=nothing_to_do,
         holds=lambda: find_holds(vault, aws, list(refs)),
-        guarded_children=lambda: find_guarded_child_tokens(vault, refs, policy) if refuse_guarded_child_tokens else [],
+        guarded_children=lambda: (
+            find_guarded_child_tokens(vault, refs, policy, listed=listed_child_tokens(plan))
+            if refuse_guarded_child_tokens
+            else []
+        ),
         policy=policy,
+        count_children=refuse_guarded_child_tokens,
         manual_run=manual_run,
     )
 
@@ -67,12 +78,14 @@ def decide_guard(
     holds: Callable[[], Sequence[Hold]],
     guarded_children: Callable[[], Sequence[GuardedChildToken]],
     policy: GuardPolicy,
+    count_children: bool = True,
     manual_run: bool = False,
 ) -> tuple[GuardDecision, str]:
     """The guard's decision, in its order: a refusal already known (a protected workload), a database root rotation
     outside a manual run, holds, guarded tokens a token revocation would end with it, nothing to do, a dry run, a
-    database root rotation (always approved by a person), the blast-radius cap. `holds` and `guarded_children` are
-    read only when the decision gets that far; the leak's kill first passes what its locate already read."""
+    database root rotation (always approved by a person), the blast-radius cap (counting the listed child tokens
+    unless `count_children` is off). `holds` and `guarded_children` are read only when the decision gets that far;
+    the leak's kill first passes what its locate already read."""
     if refused is not None:
         return GuardDecision.REFUSE, refused
     roots = [f"{root.mount}/rotate-root/{root.connection}" for root in database_roots_rotated(plan)]
@@ -99,10 +112,12 @@ def decide_guard(
             GuardDecision.NEEDS_APPROVAL,
             f"a plan that rotates a database root credential waits for approval: {', '.join(roots[:10])}",
         )
-    if exceeds_cap(plan, policy):
+    if exceeds_cap(plan, policy, count_children=count_children):
+        children = len(children_ending_with(plan)) if count_children else 0
+        with_children = f" and {children} child token(s) ending with their parents" if children else ""
         return (
             GuardDecision.NEEDS_APPROVAL,
-            f"{len(plan.actions)} actions exceed the blast-radius cap of {policy.blast_radius_cap}",
+            f"{len(plan.actions)} actions{with_children} exceed the blast-radius cap of {policy.blast_radius_cap}",
         )
     return GuardDecision.PROCEED, "within policy"
 
@@ -134,10 +149,11 @@ def guard_recorded_plan(
     vault: hvac.Client,
     aws: AwsClientFactory | None,
     policy: GuardPolicy,
+    refuse_guarded_child_tokens: bool = True,
 ) -> ResponsePlan:
     """A resumed run: the recorded plan again, not a new discovery, so what the first run ended is acted on (and
     comes back already absent or applied, with its read-back) and the incident keeps one plan. The guard runs
-    again: a hold or a protection added since still stops it."""
+    again, as the first run's did: a hold or a protection added since still stops it."""
     refs = list({action.target.key: action.target for action in plan.actions}.values())
     decision, why = guard_decision(
         plan,
@@ -147,6 +163,7 @@ def guard_recorded_plan(
         vault=vault,
         aws=aws,
         policy=policy,
+        refuse_guarded_child_tokens=refuse_guarded_child_tokens,
         manual_run=is_manual_run(request),
     )
     return split_guarded_plan(request, plan, decision, f"resumed from the recorded plan; {why}")

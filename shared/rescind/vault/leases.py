@@ -8,16 +8,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import hvac
 import hvac.exceptions
 
 from rescind.engine.base import KindHandler, Step
 from rescind.exceptions import ActionFailed, CredentialStillAlive, UnsafePrefix
-from rescind.kinds import KindSpec, no_guard_facts
+from rescind.kinds import KindSpec, ValueLocator, no_guard_facts
+from rescind.leaks.types import SecretType
 from rescind.models import ActionKind, ActOutcome, CredentialKind, Evidence, VaultLeaseRef
 from rescind.vault.client import read_data, vault_errors
 from rescind.vault.common import as_int, list_keys, ttl_is_at_or_below, ttl_target
+
+if TYPE_CHECKING:
+    from rescind.kinds import LeakSearch
+    from rescind.leaks.types import LeakAlert, LocatedLeak, Unlocated
 
 # OpenBao's 400 to a lookup of a lease id it does not hold: the only answer that proves a lease is gone.
 _INVALID_LEASE = "invalid lease"
@@ -289,6 +295,12 @@ class VaultLeaseHandler(KindHandler[VaultLeaseRef]):
         return lookup_lease(self._client, ref) is not None
 
 
+def _locate_issued_value(search: LeakSearch, alert: LeakAlert, value: str | None) -> LocatedLeak | Unlocated:
+    from rescind.issuance.locate import locate_issued_value
+
+    return locate_issued_value(search, alert, value)
+
+
 KIND = KindSpec(
     kind=CredentialKind.VAULT_LEASE,
     ref_type=VaultLeaseRef,
@@ -296,6 +308,7 @@ KIND = KindSpec(
     build_handler=lambda backends: VaultLeaseHandler(backends.vault),
     read_guard_facts=no_guard_facts,
     discover=None,  # a workload's leases come from the issuance index, not a live convention
-    locate_leaked={},
+    # A dynamic secret's value (a database password) is found through the issuance index's audit HMACs.
+    locate_leaked={SecretType.VAULT_ISSUED_VALUE: ValueLocator(_locate_issued_value, needs_value=True)},
     inventory=None,  # leases are not counted
 )

@@ -203,16 +203,25 @@ def _refuse_own_token(client: hvac.Client, ref: VaultTokenRef) -> None:
         raise PolicyRefusal(f"token accessor {ref.accessor} is the token Rescind itself is using")
 
 
-def revoke_token_by_accessor(client: hvac.Client, ref: VaultTokenRef) -> ActOutcome:
+def revoke_token_by_accessor(
+    client: hvac.Client, ref: VaultTokenRef, *, listed_children: Sequence[str] = ()
+) -> ActOutcome:
     """Revoke the token (and, as Vault does, its child tokens and leases) through revoke-accessor.
 
-    The possible children are read before and after, so the outcome names every token that died with it.
+    The tokens that may die with it (the possible children, and `listed_children`: the tree the issuance index
+    knows, from the plan) are read before and after, so the outcome names every token that died with it, each
+    with its own read-back. One not alive before is not claimed: it did not die with this revocation.
     """
     _refuse_own_token(client, ref)
     state = lookup_token_by_accessor(client, ref.accessor)
     if state is None:
         return ActOutcome(changed=False, absent=True, detail="already absent")
-    possible_children = find_possible_child_tokens(client, state)
+    candidates = {child.accessor: child for child in find_possible_child_tokens(client, state)}
+    for accessor in listed_children:
+        if accessor not in candidates and accessor != ref.accessor:
+            child = lookup_token_by_accessor(client, accessor)
+            if child is not None:
+                candidates[accessor] = child
     with vault_errors(f"revoke token accessor {ref.accessor}"):
         try:
             response = client.auth.token.revoke_accessor(ref.accessor)
@@ -224,13 +233,22 @@ def revoke_token_by_accessor(client: hvac.Client, ref: VaultTokenRef) -> ActOutc
     warnings = response.get("warnings") if isinstance(response, dict) else None
     if any("No token found" in str(warning) for warning in warnings or []):
         return ActOutcome(changed=False, absent=True, detail="already absent")
-    ended = tuple(
-        VaultTokenRef(accessor=child.accessor)
-        for child in possible_children
-        if lookup_token_by_accessor(client, child.accessor) is None
+    ended = [child for child in candidates if lookup_token_by_accessor(client, child) is None]
+    evidence = tuple(
+        Evidence(
+            check=f"lookup-accessor {child}",
+            observed=f"invalid accessor: alive before, ended with its parent {ref.accessor}",
+            confirmed=True,
+        )
+        for child in ended
     )
     died_with = f" and {len(ended)} token(s) created under it" if ended else ""
-    return ActOutcome(changed=True, detail=f"revoked token accessor {ref.accessor}{died_with}", also_ended=ended)
+    return ActOutcome(
+        changed=True,
+        detail=f"revoked token accessor {ref.accessor}{died_with}",
+        also_ended=tuple(VaultTokenRef(accessor=child) for child in ended),
+        also_ended_evidence=evidence,
+    )
 
 
 def shorten_token_ttl(client: hvac.Client, ref: VaultTokenRef, ttl_seconds: int) -> ActOutcome:
@@ -385,7 +403,12 @@ class VaultTokenHandler(KindHandler[VaultTokenRef]):
             CredentialKind.VAULT_TOKEN,
             VaultTokenRef,
             {
-                ActionKind.REVOKE: Step.on_ref(client, revoke_token_by_accessor, verify_token_revoked),
+                ActionKind.REVOKE: Step(
+                    lambda ref, action: revoke_token_by_accessor(
+                        client, ref, listed_children=action.params.child_tokens
+                    ),
+                    lambda ref, _action: verify_token_revoked(client, ref),
+                ),
                 ActionKind.SHORTEN_TTL: Step(
                     lambda ref, action: shorten_token_ttl(client, ref, ttl_target(action)),
                     lambda ref, action: verify_token_ttl(client, ref, ttl_target(action)),

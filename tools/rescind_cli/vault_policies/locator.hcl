@@ -1,7 +1,8 @@
 # rescind-locator: StartLeakResponseFunction.
 # Resolves a leaked value to the credential it is, before the response starts: a token by lookup, a secret-id
 # by lookup on each role in scope, a certificate by its serial, a KV value by its fingerprint, a database password
-# by comparing it with each static role's current one.
+# by comparing it with each static role's current one, a value Vault issued (a dynamic database password) by its
+# audit HMAC in the issuance index.
 
 # A leaked token: look it up by value; its entity is disabled too when it holds no other live token.
 path "auth/token/lookup" {
@@ -34,4 +35,13 @@ path "{lease}/static-roles" {
 }
 path "{lease}/static-creds/*" {
   capabilities = ["read"]
+}
+
+# A value Vault issued: the audit device's HMAC of it (AUDIT_DEVICE_PATH), matched in the issuance index; then
+# whether the lease it names is still there (a token's accessor and a secret-id are looked up above).
+path "sys/audit-hash/+" {
+  capabilities = ["update"]
+}
+path "sys/leases/lookup" {
+  capabilities = ["update"]
 }
