@@ -284,6 +284,17 @@ class IndexSettings(EnvironmentSettings):
     audit_device_path: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*/?$")] | None = None
 
 
+class IssuanceIndexSettings(EnvironmentSettings):
+    """When discovery may read the issuance index alone, and what the drift schedule samples (README "Issuance
+    index"): the back-fill (or the last drift check that confirmed it) is trusted this many hours; a drift check
+    looks at this many index records and this many live credentials, and above this share of mismatches marks the
+    index stale until the next back-fill."""
+
+    issuance_index_max_age_hours: Annotated[int, Field(ge=1, le=8760)] = 72
+    issuance_drift_sample_size: Annotated[int, Field(ge=1, le=10_000)] = 50
+    issuance_drift_threshold: Annotated[float, Field(ge=0, le=1)] = 0.05
+
+
 class GitHubSettings(EnvironmentSettings):
     """GitHub alerts. The webhook function reads the webhook secret; the leak responder reads the alert's value
     from the REST API (the webhook does not carry it) with the token."""
@@ -330,6 +341,7 @@ class RuntimeSettings(
     WorkloadAccountSettings,
     FlowSettings,
     IndexSettings,
+    IssuanceIndexSettings,
     GitHubSettings,
     ScheduleSettings,
 ):
