@@ -70,6 +70,8 @@ PARAMETERS = {
     "AppRoleMounts": "approle",
     "KvMounts": f"secret,{KV}",
     "LeaseMounts": f"{DATABASE},{POSTGRES}",
+    # The drift check compares every live credential, so each of its grants is used whatever the draw.
+    "IssuanceDriftSampleSize": "10000",
     "SchedulePolicy": json.dumps(
         {
             "rotation_max_age": [{"kv_prefix": f"{KV}/apps/", "max_age_days": 30}],
@@ -86,7 +88,7 @@ NOT_REACHED_LOCALLY = {
     *{(role.name, "auth/token/renew-self", "update") for role in FUNCTION_ROLES if role.functions},
     # VaultSession's lookup-self after a 403 (a dead token, or a denial?); no flow here is refused. The actor and
     # the sweeper also look themselves up in their flows (never to revoke or lower their own token).
-    *{(role, "auth/token/lookup-self", "read") for role in ("planner", "verifier", "locator", "reporter")},
+    *{(role, "auth/token/lookup-self", "read") for role in ("planner", "verifier", "locator", "reporter", "drift")},
 }
 
 
@@ -246,7 +248,7 @@ def run_schedules(stack: LocalStack, scenario: Scenario) -> None:
     # of its previous version is over: destroyed
     run("RotationByAgeSchedule", 40)
     run("RotationByAgeSchedule", 10, "RotationByAgeScheduleAfterGrace")
-    for schedule in ("TtlCeilingsSchedule", "PkiHygieneSchedule", "InventoryReportSchedule"):
+    for schedule in ("TtlCeilingsSchedule", "PkiHygieneSchedule", "InventoryReportSchedule", "IndexDriftSchedule"):
         run(schedule)
 
 
@@ -451,7 +453,7 @@ def test_manual_runs_rotate_a_database_static_role_and_an_approved_root_under_th
     assert [approval.verdict.value for approval in scenario.incidents["manual_root"].approvals] == ["approved"]
 
 
-def test_the_schedules_sweep_under_the_sweeper_and_reporter_policies(scenario: Scenario) -> None:
+def test_the_schedules_sweep_under_the_sweeper_reporter_and_drift_policies(scenario: Scenario) -> None:
     for name in ("RotationByAgeSchedule", "TtlCeilingsSchedule", "PkiHygieneSchedule"):
         statuses = {change["status"] for change in scenario.schedules[name]["changes"]}
         assert "failed" not in statuses, (name, scenario.schedules[name])
@@ -464,6 +466,11 @@ def test_the_schedules_sweep_under_the_sweeper_and_reporter_policies(scenario: S
     assert f"vault_lease:{scenario.leases['swept']}" in lowered
     assert {"vault_ttl_target:mount:pki:", "vault_ttl_target:mount:auth/approle:"} <= lowered
     assert scenario.schedules["InventoryReportSchedule"]["total"] > 0
+    # The index was never back-filled here: every live credential sampled is missing from it, so it is stale
+    drift = scenario.schedules["IndexDriftSchedule"]
+    assert drift["sampled_live"] > 0
+    assert drift["missing_from_index"] == drift["sampled_live"]
+    assert drift["stale"] is True
 
 
 def test_a_direct_revocation_runs_under_the_responder_policy(scenario: Scenario) -> None:
