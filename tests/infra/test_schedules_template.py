@@ -61,6 +61,7 @@ SWEEP_SOURCES = {
         SESSION,
         RUNTIME / "aws" / "iam_keys.py",
         RUNTIME / "aws" / "secrets_manager.py",
+        RUNTIME / "issuance" / "reading.py",
     ],
     # The issuance index's drift check: a sample of the table, the pointers of a reference, the marker.
     "IndexDriftFunction": [
