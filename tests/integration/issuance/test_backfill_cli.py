@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner, Result
 
 from rescind.issuance.dynamodb import DynamoDbIssuanceIndex
 from rescind.issuance.state import DynamoDbIndexState
 from rescind_cli.index import index_app
+from rescind_cli.inventory import inventory_app
 from rescind_local.seed import prepare_vault
 from rescind_local.target import LocalTarget
 from tests.integration.cli.stack import local_stack
@@ -42,9 +44,9 @@ def accessor(target: LocalTarget) -> str:
     return str(token["accessor"])
 
 
-def invoke(target: LocalTarget, *arguments: str) -> Result:
+def invoke(target: LocalTarget, *arguments: str, app: typer.Typer = index_app) -> Result:
     environment = {"HOME": str(target.state_dir), "COLUMNS": "200", "RESCIND_STACK": "", "ISSUANCE_TABLE_NAME": ""}
-    result = CliRunner().invoke(index_app, [*arguments, "--state-dir", str(target.state_dir)], env=environment)
+    result = CliRunner().invoke(app, [*arguments, "--state-dir", str(target.state_dir)], env=environment)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result
 
@@ -94,3 +96,30 @@ def test_a_rate_of_zero_is_refused_before_anything_is_read(target: LocalTarget) 
     result = invoke(target, "vault", "--rate", "0", "--json")
 
     assert result.exit_code == 2, result.output
+
+
+def test_the_inventory_report_lists_the_workloads_holdings_from_the_index(target: LocalTarget, accessor: str) -> None:
+    invoke(target, "vault", "--rate", "500", "--json")
+
+    result = invoke(target, "report", "--workload", WORKLOAD, "--rate", "500", "--json", app=inventory_app)
+
+    assert result.exit_code == 0, result.output
+    report = document(result)
+    (holding,) = report["holdings"]
+    assert holding["workload_id"] == WORKLOAD
+    (credential,) = holding["credentials"]
+    assert credential["target"] == f"vault-token:accessor:{accessor}"
+    assert credential["source"] == "back-fill"
+    assert credential["ttl_seconds"] > 3000
+    assert report["index"].startswith("issuance index")
+
+    text = invoke(target, "report", "--rate", "500", app=inventory_app)
+    assert text.exit_code == 0, text.output
+    assert WORKLOAD in text.stdout
+    assert "what it holds" in text.stdout
+    assert "no owner (" in text.stdout
+
+    unknown = invoke(
+        target, "report", "--workload", "spiffe://nobody.example/x", "--rate", "500", "--json", app=inventory_app
+    )
+    assert unknown.exit_code == 1
