@@ -9,7 +9,6 @@ index stale, and a dry run compares and publishes but marks nothing.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import boto3
@@ -21,9 +20,8 @@ from rescind.issuance.backfill import backfill_index
 from rescind.issuance.reading import IssuanceTableReader
 from rescind.issuance.state import DynamoDbIndexState
 from rescind_local import LocalOpenBao
-from rescind_local.lambdas import LocalLambdaContext, load_handler, reset_rescind_caches
-from tests.conftest import REPO_ROOT
 from tests.emf import counted
+from tests.integration.issuance.functions import invoke_function
 from tests.integration.issuance.test_audit_index import TABLE, create_table
 from tests.integration.issuance.test_backfill import Estate, estate, now
 
@@ -50,22 +48,7 @@ def invoke(
         "POWERTOOLS_SERVICE_NAME": "rescind",
         **extra,
     }
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    reset_rescind_caches()
-    handler = load_handler(REPO_ROOT / "functions" / "check_index_drift", "app.lambda_handler")
-    context = LocalLambdaContext(
-        function_name="rescind-check-index-drift",
-        function_version="$LATEST",
-        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:rescind-check-index-drift",
-        memory_limit_in_mb=256,
-        aws_request_id="c0ffee00-0000-4000-8000-000000000117",
-        log_group_name="/aws/lambda/rescind-check-index-drift",
-        log_stream_name="2026/01/01/[$LATEST]0",
-        deadline_monotonic=time.monotonic() + 60,
-    )
-    result: dict[str, Any] = handler(event, context)
-    return result
+    return invoke_function("check_index_drift", event, environment, monkeypatch)
 
 
 def test_the_scheduled_check_publishes_the_drift_and_marks_a_drifted_index_stale(
