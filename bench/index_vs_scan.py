@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +165,7 @@ def measure(
         found: dict[str, dict[str, int]] = {}
         for run in range(runs + 1):  # the first of each is an untimed warm-up
             for path, with_scope in (("index", indexed), ("scan", scope)):
-                seconds, kinds = _timed(lambda with_scope=with_scope: plan(with_scope))
+                seconds, kinds = _timed(partial(plan, with_scope))
                 found[path] = kinds
                 if run:
                     times[path].append(seconds)
