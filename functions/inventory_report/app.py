@@ -1,6 +1,6 @@
 """EventBridge Scheduler target: count the estate's credentials (by kind and age, without owner, standing
-privilege, TTL violations), write the report as JSON and Markdown to the report bucket, and publish the counts as
-metrics.
+privilege, TTL violations), say what each workload holds from the issuance index (ISSUANCE_TABLE_NAME), write the
+report as JSON and Markdown to the report bucket, and publish the counts as metrics.
 
 Input: a SweepRequest (`{"dry_run": false}` from the schedule); the report only reads, so a dry run still writes
 the report. Errors are raised, so the asynchronous invocation is retried and then lands in the failure queue.
@@ -12,10 +12,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from rescind.issuance.reading import IssuanceTableReader
 from rescind.observability import observed_handler
 from rescind.runtime import (
     get_aws_factory,
     get_discovery_scope,
+    get_dynamodb_client,
     get_inventory,
     get_s3_client,
     get_settings,
@@ -34,6 +36,7 @@ get_report_bucket()
 @observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parse_model(SweepRequest, event, what="sweep request")  # the schedule's input is checked like every sweep's
+    table = get_settings().issuance_table_name
     report = build_inventory_report(
         policy=get_schedule_policy(),
         vault=get_vault_client(),
@@ -41,6 +44,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         scope=get_discovery_scope(),
         inventory=get_inventory(),
         now=current_time(),
+        issuance=IssuanceTableReader(table, get_dynamodb_client()) if table else None,
     )
     keys = write_inventory_report(report, get_s3_client(), get_report_bucket())
     publish_inventory_report(report, keys)

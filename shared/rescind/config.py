@@ -285,6 +285,12 @@ class IndexSettings(EnvironmentSettings):
     # it holds: a leaked Vault-issued value is located through it.
     issuance_table_name: str | None = None
     audit_device_path: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*/?$")] | None = None
+    # When discovery may read the issuance index alone (README "Offboarding"): the back-fill, or the last drift
+    # check that confirmed it, is trusted this many hours. A drift check compares this many index records and this
+    # many live credentials; above this share of mismatches it marks the index stale until the next back-fill.
+    issuance_index_max_age_hours: Annotated[int, Field(ge=1, le=8760)] = 72
+    issuance_drift_sample_size: Annotated[int, Field(ge=1, le=10_000)] = 50
+    issuance_drift_threshold: Annotated[float, Field(ge=0, le=1)] = 0.05
 
 
 class GitHubSettings(EnvironmentSettings):

@@ -4,15 +4,20 @@ The conventions: Vault entities, tokens and secret-ids whose metadata `spiffe_id
 workload; PKI certificates whose URI SAN is the SPIFFE ID; KV v2 secrets whose custom_metadata names it; AWS
 IAM users tagged `rescind:workload`.
 
-With an issuance index (Vault's audit log, `rescind.issuance`), the kinds it records (tokens, secret-ids,
-certificates, leases) are read from it by workload instead of scanned, each candidate then confirmed live; a
-kind the index holds nothing of for the workload falls back to the live scan. Leases are found only there.
+With an issuance index (Vault's audit log, `rescind.issuance`), what discovery does depends on its marker
+(`rescind.issuance.state`):
+- back-filled and not stale: the kinds the index records (tokens, secret-ids, certificates, leases) are read from it
+  by workload instead of scanned (O(what the workload holds)), each candidate confirmed live;
+- otherwise: every kind is scanned by its convention and the index only adds what no convention finds (leases, a
+  token without the workload's metadata).
+The plan's reason says which, and why. Leases are found only through the index.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from rescind.kinds import Backends, kind_spec, registered_kinds
@@ -34,6 +39,10 @@ if TYPE_CHECKING:
 
     from rescind.aws.session import AwsClientFactory
     from rescind.issuance.base import IssuanceIndex
+    from rescind.issuance.state import IndexStateStore, IndexTrust
+
+# How long a back-fill (or the last drift check that confirmed it) keeps the index trusted by default.
+DEFAULT_INDEX_MAX_AGE = timedelta(hours=72)
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,9 @@ class DiscoveryScope:
     aws_tag_key: str = "rescind:workload"
     # What Vault issued, by workload (the deployed stack's IssuanceTable); None: the live scan alone.
     issuance_index: IssuanceIndex | None = None
+    # The index's back-fill marker and drift (the same table); None: the index is never read alone.
+    index_state: IndexStateStore | None = None
+    index_max_age: timedelta = DEFAULT_INDEX_MAX_AGE
 
 
 @dataclass(frozen=True)
@@ -78,36 +90,62 @@ def discover_workload(
     workload_id: str,
     scope: DiscoveryScope,
 ) -> Discovery:
-    """As `discover_workload_credentials`, saying what the issuance index added to the live scan.
+    """As `discover_workload_credentials`, saying where each kind was looked for (the plan's reason).
 
-    The index only adds: every kind is still scanned by its convention, and the index contributes what no
-    convention finds (leases, a token without the workload's metadata). It replaces no scan until it can prove it
-    holds everything issued before the audit log was shipped (a back-fill), so a workload's older credentials are
-    never missed.
+    The index replaces the scan of the kinds it records only once it is back-filled and not stale, so a workload's
+    credentials issued before the audit log was shipped are never missed; until then it only adds to the scan.
     """
+    from rescind.issuance.types import INDEXED_KINDS
+
     backends = Backends(vault, aws)
+    trust = index_trust_of(scope)
+    reads_index = trust is not None and trust.usable
     found: dict[str, CredentialRef] = {}
     for spec in registered_kinds():
-        if spec.discover is not None:
+        if spec.discover is not None and not (reads_index and spec.kind in INDEXED_KINDS):
             for ref in spec.discover(backends, workload_id, scope):
                 found.setdefault(ref.key, ref)
-    if scope.issuance_index is None:
+    if trust is None:
         return Discovery(list(found.values()), "")  # the default: nothing to say
-    added: dict[str, int] = {}
-    for kind, refs in _indexed_candidates(backends, workload_id, scope).items():
+    candidates = _indexed_candidates(backends, workload_id, scope, trust_ttl=not reads_index)
+    counts: dict[str, int] = {}
+    for kind, refs in candidates.items():
         for ref in refs:
             if ref.key not in found:
                 found[ref.key] = ref
-                added[str(kind)] = added.get(str(kind), 0) + 1
-    from_index = ", ".join(f"{kind} {count}" for kind, count in added.items()) or "nothing"
-    return Discovery(list(found.values()), f"discovery: live scan of every kind; the issuance index added {from_index}")
+                counts[str(kind)] = counts.get(str(kind), 0) + 1
+    listed = ", ".join(f"{kind} {count}" for kind, count in counts.items()) or "nothing"
+    if reads_index:
+        kinds = ", ".join(sorted(str(kind) for kind in INDEXED_KINDS))
+        return Discovery(
+            list(found.values()),
+            f"discovery: read {kinds} by workload from {trust.why}, each confirmed live: {listed}; "
+            "live scan of the other kinds",
+        )
+    return Discovery(
+        list(found.values()),
+        f"discovery: live scan of every kind; the issuance index added {listed} (not read alone: {trust.why})",
+    )
+
+
+def index_trust_of(scope: DiscoveryScope) -> IndexTrust | None:
+    """None without an index; else whether its marker lets discovery read it alone."""
+    from rescind.issuance.state import IndexTrust, index_trust
+    from rescind.models.results import utc_now
+
+    if scope.issuance_index is None:
+        return None
+    if scope.index_state is None:
+        return IndexTrust(usable=False, why="no back-fill marker is configured for the issuance index")
+    return index_trust(scope.index_state.read_marker(), now=utc_now(), max_age=scope.index_max_age)
 
 
 def _indexed_candidates(
-    backends: Backends, workload_id: str, scope: DiscoveryScope
+    backends: Backends, workload_id: str, scope: DiscoveryScope, *, trust_ttl: bool = True
 ) -> dict[CredentialKind, list[CredentialRef]]:
-    """Per kind the index has records of for the workload, its records not seen revoked or expired, within the
-    configured mounts, that Vault still has (a record may outlive what the log did not show: a renewal, a tidy)."""
+    """Per kind the index has records of for the workload, its records not seen revoked (nor past their TTL when
+    `trust_ttl`: read alone, a renewal the log did not show must not hide a live one), within the configured mounts,
+    that Vault still has (a record may outlive what the log did not show: a tidy)."""
     from rescind.engine.factory import build_engine
     from rescind.engine.scope import TargetOutOfScope, check_target_in_scope
     from rescind.models.results import utc_now
@@ -118,7 +156,8 @@ def _indexed_candidates(
     candidates: dict[CredentialKind, dict[str, CredentialRef]] = {}
     for record in scope.issuance_index.by_workload(workload_id):
         of_kind = candidates.setdefault(record.kind, {})
-        ref = record.credential_ref() if record.is_alive(now) else None
+        alive = record.is_alive(now) if trust_ttl else record.revoked_at is None
+        ref = record.credential_ref() if alive else None
         if ref is None:
             continue
         try:

@@ -137,13 +137,19 @@ def get_inventory() -> DynamoDbInventory | None:
 @runtime_cache
 def get_discovery_scope() -> DiscoveryScope:
     from dataclasses import replace
+    from datetime import timedelta
 
-    from rescind.issuance.runtime import get_issuance_index
+    from rescind.issuance.runtime import get_index_state, get_issuance_index
 
     settings = get_settings()
     # The functions' own account when AWS_ACCOUNT_IDS names none (asked only then: it is an STS call).
     own = None if settings.aws_account_ids else get_aws_factory().caller_identity().account_id
-    return replace(settings.discovery_scope(default_account=own), issuance_index=get_issuance_index())
+    return replace(
+        settings.discovery_scope(default_account=own),
+        issuance_index=get_issuance_index(),
+        index_state=get_index_state(),
+        index_max_age=timedelta(hours=settings.issuance_index_max_age_hours),
+    )
 
 
 @runtime_cache

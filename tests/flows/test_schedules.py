@@ -28,12 +28,13 @@ from rescind_local.stepfunctions import wait_for_execution
 from tests.conftest import deploy_local_stack
 from tests.integration.schedules.test_ttl_ceilings import seed_estate
 
-SCHEDULES = {
+SCHEDULES: dict[str, tuple[str, SweepName | None]] = {
     "RotationByAgeSchedule": ("RotationByAgeFunction", SweepName.ROTATION_BY_AGE),
     "TtlCeilingsSchedule": ("TtlCeilingsFunction", SweepName.TTL_CEILINGS),
     "OrphansSchedule": ("OrphansFunction", SweepName.ORPHANS),
     "PkiHygieneSchedule": ("PkiHygieneFunction", SweepName.PKI_HYGIENE),
     "InventoryReportSchedule": ("InventoryReportFunction", SweepName.INVENTORY_REPORT),
+    "IndexDriftSchedule": ("IndexDriftFunction", None),  # a check, not a sweep: no checkpoint
 }
 KV = "kv-flow"
 POLICY = {
@@ -86,7 +87,7 @@ def kv_version(vault: hvac.Client, path: str) -> int:
     return int(vault.secrets.kv.v2.read_secret_metadata(path, mount_point=KV)["data"]["current_version"])
 
 
-def test_the_template_declares_the_five_schedules_the_local_stack_runs(deployed: Deployed) -> None:
+def test_the_template_declares_the_six_schedules_the_local_stack_runs(deployed: Deployed) -> None:
     # The schedules SAM makes of the sweep functions' ScheduleV2 events, named <function><event>
     found = {schedule.logical_id: schedule for schedule in deployed.stack.schedules}
 
@@ -259,3 +260,25 @@ def test_pki_hygiene_and_inventory_report_schedules_run_and_the_report_lands_in_
     # The five seeded tokens (and the root token) are in the count; no value ever is
     assert report["total"] >= len(estate.tokens)
     assert deployed.bao.root_token not in json.dumps(stored)
+
+
+def test_the_index_drift_schedule_marks_a_never_backfilled_index_stale_and_discovery_then_scans(
+    deployed: Deployed,
+) -> None:
+    # Given live tokens the stack's issuance index never heard of (no audit log shipped, no back-fill)
+    seed_estate(deployed.vault)
+
+    # When the drift schedule fires
+    check = deployed.run("IndexDriftSchedule")
+
+    # Then every live credential it sampled is missing from the index, and the index is marked stale in its table
+    assert check["sampled_live"] > 0
+    assert check["missing_from_index"] == check["sampled_live"]
+    assert check["stale"] is True
+    from rescind.issuance.state import DynamoDbIndexState
+
+    state = DynamoDbIndexState(deployed.stack.physical_id("IssuanceTable"), boto3.client("dynamodb"))
+    marker = state.read_marker()
+    assert marker is not None
+    assert marker.stale_since is not None
+    assert marker.backfilled_at is None

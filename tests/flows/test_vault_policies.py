@@ -74,6 +74,8 @@ PARAMETERS = {
     "LeaseMounts": f"{DATABASE},{POSTGRES}",
     # The locator hashes a leaked value with this device and finds its issuance in the index.
     "VaultAuditDevicePath": "to-file",
+    # The drift check compares every live credential, so each of its grants is used whatever the draw.
+    "IssuanceDriftSampleSize": "10000",
     "SchedulePolicy": json.dumps(
         {
             "rotation_max_age": [
@@ -93,7 +95,7 @@ NOT_REACHED_LOCALLY = {
     *{(role.name, "auth/token/renew-self", "update") for role in FUNCTION_ROLES if role.functions},
     # VaultSession's lookup-self after a 403 (a dead token, or a denial?); no flow here is refused. The actor, the
     # locator (killing first) and the sweeper also look themselves up (never to revoke or lower their own token).
-    *{(role, "auth/token/lookup-self", "read") for role in ("planner", "verifier", "reporter")},
+    *{(role, "auth/token/lookup-self", "read") for role in ("planner", "verifier", "reporter", "drift")},
 }
 
 
@@ -268,7 +270,7 @@ def run_schedules(stack: LocalStack, scenario: Scenario) -> None:
     # of its previous version is over: destroyed
     run("RotationByAgeSchedule", 40)
     run("RotationByAgeSchedule", 10, "RotationByAgeScheduleAfterGrace")
-    for schedule in ("TtlCeilingsSchedule", "PkiHygieneSchedule", "InventoryReportSchedule"):
+    for schedule in ("TtlCeilingsSchedule", "PkiHygieneSchedule", "InventoryReportSchedule", "IndexDriftSchedule"):
         run(schedule)
 
 
@@ -486,7 +488,7 @@ def test_manual_runs_rotate_a_database_static_role_and_an_approved_root_under_th
     assert [approval.verdict.value for approval in scenario.incidents["manual_root"].approvals] == ["approved"]
 
 
-def test_the_schedules_sweep_under_the_sweeper_and_reporter_policies(scenario: Scenario) -> None:
+def test_the_schedules_sweep_under_the_sweeper_reporter_and_drift_policies(scenario: Scenario) -> None:
     for name in ("RotationByAgeSchedule", "TtlCeilingsSchedule", "PkiHygieneSchedule"):
         statuses = {change["status"] for change in scenario.schedules[name]["changes"]}
         assert "failed" not in statuses, (name, scenario.schedules[name])
@@ -501,6 +503,11 @@ def test_the_schedules_sweep_under_the_sweeper_and_reporter_policies(scenario: S
     assert f"vault_lease:{scenario.leases['swept']}" in lowered
     assert {"vault_ttl_target:mount:pki:", "vault_ttl_target:mount:auth/approle:"} <= lowered
     assert scenario.schedules["InventoryReportSchedule"]["total"] > 0
+    # The index was never back-filled here: every live credential sampled is missing from it, so it is stale
+    drift = scenario.schedules["IndexDriftSchedule"]
+    assert drift["sampled_live"] > 0
+    assert drift["missing_from_index"] == drift["sampled_live"]
+    assert drift["stale"] is True
 
 
 def test_a_direct_revocation_runs_under_the_responder_policy(scenario: Scenario) -> None:

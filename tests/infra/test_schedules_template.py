@@ -1,4 +1,4 @@
-"""The schedules in template.yaml: five EventBridge Scheduler schedules (each sweep function's ScheduleV2 event, which
+"""The schedules in template.yaml: six EventBridge Scheduler schedules (each sweep function's ScheduleV2 event, which
 SAM makes an AWS::Scheduler::Schedule), each with its expression and time zone parameters, a DLQ, a retry policy, the
 sweep's input and a target that exists; the sweep functions' failure destination, log groups and least-privilege
 policies; the checkpoint table and the report bucket."""
@@ -29,6 +29,7 @@ SCHEDULES = {
     "OrphansSchedule": "OrphansFunction",
     "PkiHygieneSchedule": "PkiHygieneFunction",
     "InventoryReportSchedule": "InventoryReportFunction",
+    "IndexDriftSchedule": "IndexDriftFunction",
 }
 SERVICES = ("iam", "secretsmanager", "s3", "sts", "dynamodb", "stepfunctions", "ec2", "ecs", "lambda")
 SESSION = RUNTIME / "aws" / "session.py"
@@ -60,6 +61,14 @@ SWEEP_SOURCES = {
         SESSION,
         RUNTIME / "aws" / "iam_keys.py",
         RUNTIME / "aws" / "secrets_manager.py",
+        RUNTIME / "issuance" / "reading.py",
+    ],
+    # The issuance index's drift check: a sample of the table, the pointers of a reference, the marker.
+    "IndexDriftFunction": [
+        RUNTIME / "issuance" / "drift.py",
+        RUNTIME / "issuance" / "reading.py",
+        RUNTIME / "issuance" / "dynamodb.py",
+        RUNTIME / "issuance" / "state.py",
     ],
 }
 # Calls a module makes through a helper that takes the operation's name as a string, which the scan cannot see.
@@ -87,6 +96,8 @@ NOT_REACHED_BY = {
     # A KV rotation only writes the new version's fingerprints (kv_rotation_indexer); looking one up is the leak
     # responder's (tests/infra/test_code_permissions.py follows the calls the function really reaches).
     "RotationByAgeFunction": {"dynamodb:Query"},
+    # The index's writer marks revocations the audit log shows (IndexAuditLogFunction); the drift check reads.
+    "IndexDriftFunction": {"dynamodb:UpdateItem"},
 }
 # Granted without a boto3 call in the function's code: Secrets Manager checks that the caller of RotateSecret may
 # invoke the rotation function; Vault's AWS IAM login signs an sts:GetCallerIdentity request itself.
@@ -121,7 +132,7 @@ def get_att_target(value: Any) -> str:
     return str(logical_id)
 
 
-def test_there_are_exactly_the_five_schedules_each_a_scheduler_event_of_its_function() -> None:
+def test_there_are_exactly_the_six_schedules_each_a_scheduler_event_of_its_function() -> None:
     found = {name for name, body in TRANSLATED.items() if body["Type"] == "AWS::Scheduler::Schedule"}
     events = {
         name: event["Type"]

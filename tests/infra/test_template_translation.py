@@ -138,7 +138,7 @@ def test_sam_names_each_event_resource_after_its_owner_and_the_event(
 ) -> None:
     made = sam_event_resource_ids(source)
 
-    assert len(made) == 14  # nine rules, five schedules
+    assert len(made) == 15  # nine rules, six schedules
     for logical_id, event in made.items():
         assert translated["Resources"][logical_id]["Type"] in ("AWS::Events::Rule", "AWS::Scheduler::Schedule")
         assert logical_id.endswith(event)

@@ -102,3 +102,21 @@ def test_the_child_token_benchmark_runs_at_its_smallest_size(tmp_path: Path) -> 
     for case in ("cannot_create_tokens", "can_create_tokens"):
         assert row[case]["rescind_median_ms"] > 0
         assert row[case]["bare_median_ms"] > 0
+
+
+def test_the_index_vs_scan_benchmark_runs_at_its_smallest_size(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench.index_vs_scan", "--smoke", "--output-dir", str(tmp_path)]
+    finished = subprocess.run(  # noqa: S603 - this interpreter, the project's own module
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=os.environ.copy(), check=False
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    (row,) = json.loads((tmp_path / "index_vs_scan.json").read_text())
+    assert row["background_tokens"] == 50
+    for path in ("index_plan", "scan_plan"):
+        assert row[path]["median_seconds"] > 0
+    assert row["scan_over_index"] > 0
+    # Both plans found the workload's tokens, secret-ids and certificates; only the index found its lease
+    assert {kind: count for kind, count in row["found"]["index"].items() if kind != "vault_lease"} == row["found"][
+        "scan"
+    ]
+    assert (row["leases_found_by_index"], row["leases_found_by_scan"]) == (1, 0)

@@ -87,12 +87,20 @@ HANDLERS = (
     "StartManualRevocationFunction",
     "LedgerArchiveFunction",
     "IndexAuditLogFunction",
+    "IndexDriftFunction",
 )
 PER_HANDLER_FAST = bad.FAST_EXAMPLES
 # The sweeps take three optional fields, and each run reads the whole estate (this module's own OpenBao, about
 # 0.3 s a run): a few examples say what forty would.
 SWEEPS = frozenset(
-    {"RotationByAgeFunction", "TtlCeilingsFunction", "OrphansFunction", "PkiHygieneFunction", "InventoryReportFunction"}
+    {
+        "RotationByAgeFunction",
+        "TtlCeilingsFunction",
+        "OrphansFunction",
+        "PkiHygieneFunction",
+        "InventoryReportFunction",
+        "IndexDriftFunction",
+    }
 )
 SWEEP_EXAMPLES_FAST = 6
 SWEEP_EXAMPLES_FULL = 40
@@ -770,6 +778,7 @@ HOSTILE: dict[str, Callable[[Protected], st.SearchStrategy[Any]]] = {
     "StartManualRevocationFunction": start_manual_inputs,
     "LedgerArchiveFunction": ledger_stream_inputs,
     "IndexAuditLogFunction": audit_log_inputs,
+    "IndexDriftFunction": sweep_inputs,
 }
 
 

@@ -1,4 +1,6 @@
 """`rescind index kv`: (re)build the KV fingerprint index from Vault, so a leaked value resolves to its secret.
+`rescind index vault`: back-fill the issuance index from a live scan of Vault (what was issued before its audit log
+was shipped), so discovery may read the index instead of scanning.
 
 `index_kv_body` takes its dependencies (Vault, the index, the key) and draws a progress bar on stderr; the
 thin Typer command finds them on the target: the local stack by default (its FingerprintTable, and the key
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rescind.exceptions import InvalidInput
@@ -29,10 +32,14 @@ from rescind_cli.targets import PLAN_FUNCTION, STACK_ENV, DeployedStackTarget, L
 if TYPE_CHECKING:
     import hvac
 
+    from rescind.discovery import DiscoveryScope
     from rescind.fingerprints.base import FingerprintIndex
+    from rescind.issuance.backfill import BackfillProgress, BackfillReport
+    from rescind.issuance.base import IssuanceIndex
+    from rescind.issuance.state import IndexStateStore
 
 index_app = typer.Typer(
-    help="The KV fingerprint index: keyed fingerprints of KV v2 values, never the values.",
+    help="The indexes: keyed fingerprints of KV v2 values, and what Vault issued to each workload; never a value.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -46,6 +53,7 @@ def index_main() -> None:
 
 TABLE_LOGICAL_ID = "FingerprintTable"
 KEY_SECRET_LOGICAL_ID = "FingerprintKeySecret"
+ISSUANCE_TABLE_LOGICAL_ID = "IssuanceTable"
 
 
 # --- the work -----------------------------------------------------------------------------------
@@ -211,3 +219,149 @@ def index_kv_command(
         typer.echo(json.dumps(index_report_document(report, prefix=prefix, table=table_name), indent=2))
     else:
         print_index_report(report, prefix=prefix, table=table_name, console=console_for())
+
+
+# --- rescind index vault: the issuance index's back-fill ------------------------------------------------
+
+
+def index_vault_body(
+    vault: hvac.Client,
+    index: IssuanceIndex,
+    state: IndexStateStore,
+    scope: DiscoveryScope,
+    *,
+    requests_per_second: float,
+    resume: bool = False,
+    limit: int | None = None,
+    page_size: int | None = None,
+    show_progress: bool = True,
+    console: Console | None = None,
+) -> BackfillReport:
+    """Back-fill the index (one progress bar per group on `console`, stderr, unless told not to)."""
+    from rescind.issuance.backfill import DEFAULT_PAGE_SIZE, backfill_index
+    from rescind.models.results import utc_now
+
+    def run(on_progress: Callable[[BackfillProgress], None] | None) -> BackfillReport:
+        return backfill_index(
+            vault,
+            index,
+            state,
+            scope,
+            now=utc_now,
+            requests_per_second=requests_per_second,
+            resume=resume,
+            max_items=limit,
+            page_size=page_size or DEFAULT_PAGE_SIZE,
+            on_progress=on_progress,
+        )
+
+    if not show_progress:
+        return run(None)
+    with step_progress(console or _stderr, item=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(step: BackfillProgress) -> None:
+            if step.group not in tasks:
+                tasks[step.group] = progress.add_task(step.group, total=step.total, item="")
+            progress.update(tasks[step.group], total=step.total, completed=step.done, item=step.item)
+
+        return run(on_progress)
+
+
+def backfill_document(report: BackfillReport, *, table: str) -> dict[str, Any]:
+    return {"ok": True, "table": table, **report.model_dump(mode="json")}
+
+
+def print_backfill_report(report: BackfillReport, *, table: str, console: Console) -> None:
+    summary = Table(title=f"Issuance index back-fill ({table})")
+    summary.add_column("what")
+    summary.add_column("count", justify="right")
+    summary.add_row("credentials examined", str(report.examined))
+    for kind, count in sorted(report.by_kind.items()):
+        summary.add_row(f"  {kind}", str(count))
+    summary.add_row("records written (new)", str(report.written))
+    summary.add_row("recorded with no workload", str(report.without_workload))
+    summary.add_row("gone before their lookup", str(report.gone))
+    summary.add_row("skipped (CA, revoked or expired certificates)", str(report.skipped))
+    console.print(summary)
+    if report.resumed_after:
+        console.print(f"resumed after {escape(report.resumed_after)}")
+    if report.complete and report.backfilled_at is not None:
+        console.print(f"the index is marked back-filled at {report.backfilled_at.isoformat(timespec='seconds')}")
+    else:
+        console.print(f"stopped at the limit after {escape(report.checkpoint or '-')}: run again with --resume")
+
+
+def issuance_table_location(target: Target, table: str | None) -> str:
+    """The issuance table: the option, else the target's IssuanceTable."""
+    if not table:
+        if isinstance(target, LocalStackTarget):
+            table = target.local.state.tables.get(ISSUANCE_TABLE_LOGICAL_ID) or _local_function_settings(target).get(
+                "ISSUANCE_TABLE_NAME"
+            )
+        elif isinstance(target, DeployedStackTarget):
+            table = _stack_physical_id(target, ISSUANCE_TABLE_LOGICAL_ID)
+    if not table:
+        raise InvalidInput(
+            f"{target.description} has no {ISSUANCE_TABLE_LOGICAL_ID}: give --table (ISSUANCE_TABLE_NAME)"
+        )
+    return table
+
+
+@index_app.command("vault")
+def index_vault_command(
+    rate: Annotated[
+        float,
+        typer.Option(
+            "--rate", min=0.1, help="At most this many Vault requests per second (a scan must not crowd Vault)."
+        ),
+    ] = 50.0,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Go on after the checkpoint a bounded or interrupted run left.")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Stop after this many credentials (resume with --resume).")
+    ] = None,
+    page_size: Annotated[
+        int | None, typer.Option("--page-size", min=1, help="Credentials written per page, each page checkpointed.")
+    ] = None,
+    table: Annotated[
+        str | None,
+        typer.Option("--table", envvar="ISSUANCE_TABLE_NAME", help="The issuance table (default: the target's)."),
+    ] = None,
+    stack: StackOption = None,
+    state_dir: StateDirOption = None,
+    profile: ProfileOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Back-fill the issuance index from a live scan: token accessors, AppRole secret-ids, PKI certificates and
+    leases under the target's mounts, each with its workload (metadata, URI SAN), TTL and issue time.
+
+    Paginated (a checkpoint after each page), rate-limited (--rate) and resumable (--resume). When the whole scan is
+    done the index is marked back-filled, and discovery reads it instead of scanning while the drift schedule keeps
+    it in step. Idempotent: what the index already holds (from the audit log) is kept as it is. No value is read.
+    """
+    from rescind.issuance.reading import IssuanceTableReader
+    from rescind.issuance.state import DynamoDbIndexState
+
+    with exit_on_typed_error(json_output):
+        if stack is None and state_dir is None:
+            stack = os.environ.get(STACK_ENV) or None
+        target, _ = resolve_target(stack=stack, state_dir=state_dir, profile=profile)
+        table_name = issuance_table_location(target, table)
+        client = target.client("dynamodb")
+        report = index_vault_body(
+            target.vault(),
+            IssuanceTableReader(table_name, client),
+            DynamoDbIndexState(table_name, client),
+            target.discovery_scope(),
+            requests_per_second=rate,
+            resume=resume,
+            limit=limit,
+            page_size=page_size,
+            show_progress=not json_output,
+        )
+    if json_output:
+        typer.echo(json.dumps(backfill_document(report, table=table_name), indent=2))
+    else:
+        print_backfill_report(report, table=table_name, console=console_for())

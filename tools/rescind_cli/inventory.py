@@ -1,4 +1,5 @@
-"""`rescind inventory sync|show`: build and refresh the inventory on demand, and read it.
+"""`rescind inventory sync|show|report`: build and refresh the inventory on demand, read it, and report what each
+workload holds (the issuance index) and what has no owner.
 
 Each command is a function taking its dependencies (`sync_command_body`, `show_inventory`), plus a thin Typer
 command that builds them: the table from `--table` (or INVENTORY_TABLE_NAME), Vault from VAULT_ADDR and
@@ -29,12 +30,14 @@ from rescind.inventory import Inventory, SyncPhase, SyncProgress, SyncReport, Wo
 from rescind.inventory.sync import DEFAULT_TAG_KEY
 from rescind.models import CredentialRef
 from rescind.models.refs import format_ref
-from rescind_cli.options import JsonOption, console_for, exit_on_typed_error
+from rescind_cli.options import JsonOption, StackOption, StateDirOption, console_for, exit_on_typed_error
 from rescind_cli.progress import step_progress
 
 if TYPE_CHECKING:
     import boto3
     import hvac
+
+    from rescind.schedules.inventory_report import InventoryReport
 
 inventory_app = typer.Typer(
     help="The inventory: which workload each cloud resource ran as, and the credentials it was seen holding.",
@@ -357,3 +360,94 @@ def _vault_from_environment() -> hvac.Client:
     if not addr or not token:
         raise InvalidInput("set VAULT_ADDR and VAULT_TOKEN (or log in with `bao login` / `vault login`)")
     return build_vault_client(addr, token, namespace=os.environ.get("VAULT_NAMESPACE") or None)
+
+
+# --- report: what each workload holds, from the issuance index -----------------------------------
+
+
+def print_holdings(report: InventoryReport, console: Console, *, workload_id: str | None = None) -> None:
+    """Per workload: its credentials, who issued each, age and TTL (from the issuance index); then no owner."""
+    console.print(f"[dim]{escape(report.index)}[/]")
+    for holding in report.holdings:
+        if workload_id is not None and holding.workload_id != workload_id:
+            continue
+        console.rule(f"[bold]{escape(holding.workload_id)}[/]")
+        table = Table(title="what it holds (references, never values)", title_justify="left")
+        for column in ("kind", "reference", "issued by", "issued", "age (days)", "ttl"):
+            table.add_column(column, overflow="fold")
+        for credential in holding.credentials:
+            table.add_row(
+                credential.kind,
+                escape(credential.target),
+                escape(credential.issued_by),
+                credential.issued_at.isoformat(timespec="seconds"),
+                f"{credential.age_days:g}",
+                f"{credential.ttl_seconds}s" if credential.ttl_seconds else "none",
+            )
+        console.print(table)
+    if workload_id is None:
+        console.rule(f"[bold]no owner ({report.no_owner_count})[/]")
+        for finding in report.no_owner:
+            console.print(f"{escape(finding.target)} ({finding.kind}): {escape(finding.detail)}")
+    for error in report.errors:
+        console.print(f"[red]not read[/] {escape(error)}")
+
+
+def report_document(report: InventoryReport, *, workload_id: str | None = None) -> dict[str, Any]:
+    document = report.model_dump(mode="json")
+    if workload_id is not None:
+        document["holdings"] = [item for item in document["holdings"] if item["workload_id"] == workload_id]
+    return document
+
+
+@inventory_app.command("report")
+def report_command(
+    workload: Annotated[str | None, typer.Option("--workload", help="Only this workload's holdings.")] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", min=0.1, help="At most this many Vault requests per second (default: the policy's)."),
+    ] = None,
+    issuance_table: Annotated[
+        str | None,
+        typer.Option(
+            "--issuance-table", envvar="ISSUANCE_TABLE_NAME", help="The issuance table (default: the target's)."
+        ),
+    ] = None,
+    stack: StackOption = None,
+    state_dir: StateDirOption = None,
+    profile: ProfileOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The inventory report on the target: per workload what it holds, who issued it, its age and TTL (from the
+    issuance index), and which credentials have no owner; reads only, as the InventoryReport schedule does.
+
+    Exits 1 when --workload was asked for and the index holds nothing live of it.
+    """
+    from rescind.issuance.reading import IssuanceTableReader
+    from rescind.models.results import utc_now
+    from rescind.schedules.inventory_report import build_inventory_report
+    from rescind.schedules.policy import SchedulePolicy
+    from rescind_cli.index import issuance_table_location
+    from rescind_cli.targets import STACK_ENV, resolve_target
+
+    with exit_on_typed_error(json_output):
+        if stack is None and state_dir is None:
+            stack = os.environ.get(STACK_ENV) or None
+        target, _ = resolve_target(stack=stack, state_dir=state_dir, profile=profile)
+        table = issuance_table_location(target, issuance_table)
+        policy = SchedulePolicy() if rate is None else SchedulePolicy(vault_requests_per_second=rate)
+        report = build_inventory_report(
+            policy=policy,
+            vault=target.vault(),
+            aws=target.aws_factory(),
+            scope=target.discovery_scope(),
+            inventory=target.inventory(),
+            now=utc_now(),
+            issuance=IssuanceTableReader(table, target.client("dynamodb")),
+        )
+    if json_output:
+        typer.echo(json.dumps(report_document(report, workload_id=workload), indent=2))
+    else:
+        print_holdings(report, console_for(), workload_id=workload)
+    known = workload is None or any(holding.workload_id == workload for holding in report.holdings)
+    raise typer.Exit(0 if known else 1)

@@ -14,6 +14,7 @@ configured with (PkiMounts, AppRoleMounts, KvMounts, LeaseMounts), and dropped w
 | locator   | StartLeakResponseFunction (locates, and kills first: locator + kill_first) |
 | sweeper   | RotationByAgeFunction, TtlCeilingsFunction, PkiHygieneFunction    |
 | reporter  | InventoryReportFunction                                           |
+| drift     | IndexDriftFunction                                                |
 | responder | none: a responder's own token for `rescind revoke --direct` (planner + actor + verifier + locator) |
 
 The other functions never call Vault, so no Vault role admits their IAM roles.
@@ -70,6 +71,7 @@ FUNCTION_ROLES: tuple[FunctionRole, ...] = (
     FunctionRole("locator", ("StartLeakResponseFunction",), ("locator", "kill_first")),
     FunctionRole("sweeper", ("RotationByAgeFunction", "TtlCeilingsFunction", "PkiHygieneFunction"), ("sweeper",)),
     FunctionRole("reporter", ("InventoryReportFunction",), ("reporter",)),
+    FunctionRole("drift", ("IndexDriftFunction",), ("drift",)),
     FunctionRole("responder", (), ("planner", "actor", "verifier", "locator")),
 )
 

@@ -9,6 +9,7 @@ from rescind.runtime import get_dynamodb_client, get_settings
 
 if TYPE_CHECKING:
     from rescind.issuance.dynamodb import DynamoDbIssuanceIndex
+    from rescind.issuance.state import DynamoDbIndexState
 
 
 @runtime_cache
@@ -19,3 +20,14 @@ def get_issuance_index() -> DynamoDbIssuanceIndex | None:
     from rescind.issuance.dynamodb import DynamoDbIssuanceIndex
 
     return DynamoDbIssuanceIndex(table, get_dynamodb_client())
+
+
+@runtime_cache
+def get_index_state() -> DynamoDbIndexState | None:
+    """The index's back-fill marker and drift, in the same table; None without ISSUANCE_TABLE_NAME."""
+    table = get_settings().issuance_table_name
+    if not table:
+        return None
+    from rescind.issuance.state import DynamoDbIndexState
+
+    return DynamoDbIndexState(table, get_dynamodb_client())

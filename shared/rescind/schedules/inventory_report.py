@@ -10,6 +10,11 @@ Each credential kind reads its own part (`KindSpec.inventory`, in its module), w
     region): age from CreateDate / LastRotatedDate; owner from the workload tag.
 A credential recorded for a workload in the inventory has an owner whatever its metadata says.
 
+With the issuance index (Vault's audit log and its back-fill), the report also says per workload what it holds, who
+issued each credential (the requesting token's accessor or entity), its age and TTL, leases included
+(`holdings`); a credential the index attributes to a workload has an owner, and a live one the index files under no
+workload (an entity, a token, unattributed) is listed with no owner.
+
 Counted: credentials by kind and age bucket; credentials with no owner; standing privilege (tokens with ttl 0
 and no explicit max, secret-ids that never expire); TTL violations (live tokens above the token ceiling,
 certificates living longer than pki_max_certificate_days, PKI and AppRole roles and those mounts whose TTL
@@ -34,6 +39,7 @@ from rescind.aws.errors import aws_errors
 from rescind.discovery import DiscoveryScope
 from rescind.exceptions import ActionFailed, TransientError
 from rescind.inventory.base import Inventory
+from rescind.issuance.holdings import HeldCredential, WorkloadHoldings, holdings_by_workload
 from rescind.kinds import Backends, InventoryRow, InventoryScan, registered_kinds
 from rescind.models import CredentialKind
 from rescind.models.refs import format_ref
@@ -44,6 +50,7 @@ if TYPE_CHECKING:
     import hvac
 
     from rescind.aws.session import AwsClientFactory
+    from rescind.issuance.reading import IssuanceTableReader
 
 # Upper bounds of the age buckets, in order; the last bucket is everything older.
 AGE_BUCKETS: tuple[tuple[str, timedelta | None], ...] = (
@@ -100,6 +107,9 @@ class InventoryReport(BaseModel):
     standing_privilege: tuple[Finding, ...] = ()
     ttl_violations: tuple[Finding, ...] = ()
     errors: tuple[ReportText, ...] = ()  # parts that could not be read: the counts miss them
+    # From the issuance index when there is one: each workload's live credentials, issuer, age and TTL.
+    holdings: tuple[WorkloadHoldings, ...] = ()
+    index: ReportText = "no issuance index"
 
     @model_validator(mode="before")
     @classmethod
@@ -201,16 +211,30 @@ def build_inventory_report(
     scope: DiscoveryScope,
     inventory: Inventory | None,
     now: datetime,
+    issuance: IssuanceTableReader | None = None,
 ) -> InventoryReport:
-    """Read the estate in scope (reads only), each credential kind its own part, and count it."""
-    report = _Collector(owned=_inventoried(inventory), now=now)
+    """Read the estate in scope (reads only), each credential kind its own part, and count it; with the issuance
+    index, each workload's holdings from it."""
+    holdings, unowned, index_note, index_error = _read_index(issuance, now)
+    held = frozenset(credential.target for holding in holdings for credential in holding.credentials)
+    report = _Collector(owned=_inventoried(inventory) | held, now=now)
+    if index_error:
+        report.errors.append(index_error)
     limiter = RateLimiter(policy.vault_requests_per_second)
     scan = InventoryScan(Backends(vault, aws), scope, policy, now, wait=limiter.wait)
     for spec in registered_kinds():
         for what, rows in spec.inventory(scan) if spec.inventory is not None else ():
             report.section(what, rows)
+    listed = {finding.target for finding in report.no_owner}
+    report.no_owner.extend(
+        Finding(target=credential.target, kind=credential.kind, detail=f"the issuance index files it under {holder}")
+        for holder, credential in unowned
+        if credential.target not in listed
+    )
     return InventoryReport(
         generated_at=now,
+        holdings=holdings,
+        index=index_note,
         scope=ReportScope(
             pki_mounts=tuple(scope.pki_mounts),
             approle_mounts=tuple(scope.approle_mounts),
@@ -226,6 +250,25 @@ def build_inventory_report(
         standing_privilege=tuple(sorted(report.standing, key=lambda finding: finding.target)),
         ttl_violations=tuple(sorted(report.violations, key=lambda finding: finding.target)),
         errors=tuple(report.errors),
+    )
+
+
+def _read_index(
+    issuance: IssuanceTableReader | None, now: datetime
+) -> tuple[tuple[WorkloadHoldings, ...], tuple[tuple[str, HeldCredential], ...], str, str | None]:
+    """(holdings, credentials of no workload, what the report says of the index, an error reading it)."""
+    if issuance is None:
+        return (), (), "no issuance index", None
+    try:
+        holdings, unowned = holdings_by_workload(issuance.records(), now)
+    except (ActionFailed, TransientError) as error:
+        return (), (), "the issuance index could not be read", f"issuance index: {type(error).__name__}: {error}"[:1000]
+    count = sum(len(holding.credentials) for holding in holdings)
+    return (
+        holdings,
+        unowned,
+        f"issuance index {issuance.table_name}: {count} live credentials of {len(holdings)} workloads",
+        None,
     )
 
 
@@ -254,6 +297,20 @@ def render_markdown(report: InventoryReport) -> str:
     ):
         lines += ["", f"## {title} ({len(findings)})", ""]
         lines += [f"- `{finding.target}` ({finding.kind}): {finding.detail}" for finding in findings] or ["None."]
+    lines += ["", "## What each workload holds (from the issuance index)", "", f"{report.index}."]
+    for holding in report.holdings:
+        lines += [
+            "",
+            f"### `{holding.workload_id}`",
+            "",
+            "| credential | kind | issued by | issued | age (days) | TTL |",
+        ]
+        lines.append("|---|---|---|---|---:|---:|")
+        lines += [
+            f"| `{c.target}` | {c.kind} | {c.issued_by} | {c.issued_at.isoformat(timespec='seconds')} | {c.age_days} | "
+            f"{f'{c.ttl_seconds}s' if c.ttl_seconds else 'none'} |"
+            for c in holding.credentials
+        ]
     if report.errors:
         lines += ["", f"## Not read ({len(report.errors)})", ""] + [f"- {error}" for error in report.errors]
     return "\n".join(lines) + "\n"

@@ -52,6 +52,7 @@ class LeaseState:
     ttl_seconds: int  # 0 means the lease never expires
     renewable: bool
     expire_time: str
+    issue_time: str = ""
 
 
 def _describe(error: Exception) -> str:
@@ -77,6 +78,7 @@ def lookup_lease(client: hvac.Client, ref: VaultLeaseRef) -> LeaseState | None:
         ttl_seconds=as_int(data.get("ttl")),
         renewable=bool(data.get("renewable")),
         expire_time=str(data.get("expire_time") or ""),
+        issue_time=str(data.get("issue_time") or ""),
     )
 
 

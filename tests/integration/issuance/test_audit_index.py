@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,8 @@ from rescind.issuance.audit import LOG_RAW_REFUSAL
 from rescind.issuance.dynamodb import DynamoDbIssuanceIndex
 from rescind.models import CredentialKind
 from rescind_local import LocalOpenBao
-from rescind_local.lambdas import LocalLambdaContext, load_handler, reset_rescind_caches
-from tests.conftest import REPO_ROOT, load_event
+from tests.conftest import load_event
+from tests.integration.issuance.functions import invoke_function
 
 WORKLOAD = "spiffe://prod.example/ns/billing/sa/api"
 TABLE = "rescind-issuance-test"
@@ -75,7 +74,7 @@ def subscription_event(lines: list[str], log_group: str = "/vault/audit") -> dic
 
 
 def invoke(event: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    for name, value in {
+    environment = {
         "LEDGER_TABLE_NAME": "rescind-ledger",
         "VAULT_ADDR": "http://127.0.0.1:8200",
         "VAULT_AUTH_METHOD": "token",
@@ -84,22 +83,8 @@ def invoke(event: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, 
         "AWS_DEFAULT_REGION": "us-east-1",
         "POWERTOOLS_METRICS_NAMESPACE": "Rescind",
         "POWERTOOLS_SERVICE_NAME": "rescind",
-    }.items():
-        monkeypatch.setenv(name, value)
-    reset_rescind_caches()
-    handler = load_handler(REPO_ROOT / "functions" / "index_audit_log", "app.lambda_handler")
-    context = LocalLambdaContext(
-        function_name="rescind-index-audit-log",
-        function_version="$LATEST",
-        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:rescind-index-audit-log",
-        memory_limit_in_mb=256,
-        aws_request_id="c0ffee00-0000-4000-8000-000000000017",
-        log_group_name="/aws/lambda/rescind-index-audit-log",
-        log_stream_name="2026/01/01/[$LATEST]0",
-        deadline_monotonic=time.monotonic() + 60,
-    )
-    result: dict[str, Any] = handler(event, context)
-    return result
+    }
+    return invoke_function("index_audit_log", event, environment, monkeypatch)
 
 
 def audit_lines(log: Path, since: int = 0) -> list[str]:
