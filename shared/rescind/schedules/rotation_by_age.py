@@ -36,6 +36,7 @@ from rescind.models import (
     SecretsManagerSecretRef,
 )
 from rescind.models.results import utc_now
+from rescind.rotation.contract import declaration_from, needs_owner_detail
 from rescind.schedules.base import CheckpointStore, RateLimiter, SweepProgress
 from rescind.schedules.policy import MaxAgeRule, SchedulePolicy
 from rescind.schedules.types import Change, ChangeStatus, SweepName, SweepReport, SweepRequest
@@ -207,6 +208,18 @@ class _RotationSweep:
         if holds:
             self.add(ref.key, what, ChangeStatus.SKIPPED, detail=f"on hold ({holds[0].marker}): never touched")
             return
+        if due and declaration_from(secret.custom_metadata, full_path) is None:
+            # Never written: a random value revokes nothing where the old one is accepted. A human declares how.
+            self.add(
+                ref.key,
+                "rotate",
+                ChangeStatus.FLAGGED,
+                before=f"{_days(age)} days old",
+                detail=needs_owner_detail(full_path),
+            )
+            due = False
+            if not doomed:
+                return
         if due:
             action = Action(
                 kind=ActionKind.ROTATE,
