@@ -38,3 +38,15 @@ class InMemoryInventory:
 
     def resources_of(self, workload_id: str) -> list[WorkloadBinding]:
         return [binding for binding in self.bindings() if binding.workload_id == workload_id]
+
+
+class BotocoreResponse:
+    """The raw response botocore's `before-call` hook returns with the parsed answer, in place of AWS's (moto
+    cannot throttle or fail): botocore reads only its status code."""
+
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        self.headers: dict[str, str] = {}
+        self.content = b""
+        self.text = ""
+        self.raw = None

@@ -1,29 +1,57 @@
-"""A real PostgreSQL for the tests, from PyPI `pgserver`'s binaries (no Docker, no system install).
+"""A real PostgreSQL for the tests, from the binaries the `pgserver` wheel ships.
 
-pgserver's own server listens on a Unix socket with trust auth; a rotation test needs passwords that are
-really checked, so this fixture runs the same binaries itself: `initdb` with scram-sha-256 for every
-connection, then `postgres` on 127.0.0.1 at a free port, in a tmp dir, stopped by its PID at the end.
-
-API: the session-scoped `postgres_server` fixture yields a `PostgresServer` (host, port, superuser, password,
-and `can_log_in(user, password) -> bool`).
+`postgres_server` (session scope) initialises a data directory in a temporary folder, starts `postgres` on a
+free port bound to 127.0.0.1 with password authentication, and stops it by its PID at the end. Import the
+fixture into a test module (`from tests.postgres import postgres_server`) to use it.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
-START_TIMEOUT_SECONDS = 30.0
+from rescind_local.openbao import find_free_port
+
+_START_TIMEOUT_SECONDS = 30
+_STOP_TIMEOUT_SECONDS = 15
+
+
+def _bin(name: str) -> str:
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
+
+
+def _system_user(root: Path) -> str | None:
+    """PostgreSQL refuses to run as root: then it runs as pgserver's own `pgserver` user, as pgserver does."""
+    if os.geteuid() != 0:
+        return None
+    import stat
+
+    from pgserver._commands import POSTGRES_BIN_PATH
+    from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+    user = "pgserver"
+    entry = ensure_user_exists(user)
+    assert entry is not None
+    ensure_prefix_permissions(root)
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    readable = stat.S_IRGRP | stat.S_IROTH
+    ensure_folder_permissions(POSTGRES_BIN_PATH, stat.S_IXGRP | stat.S_IXOTH | readable)
+    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", readable)
+    for path in (root, *root.rglob("*")):
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    return user
 
 
 @dataclass(frozen=True)
@@ -34,124 +62,94 @@ class PostgresServer:
     password: str
     pid: int
 
-    def connect(self, user: str, password: str, database: str = "postgres") -> object:
-        import pg8000.native
-
-        return pg8000.native.Connection(
-            user, host=self.host, port=self.port, password=password, database=database, timeout=10
+    def connect(self, user: str | None = None, password: str | None = None) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=user or self.superuser,
+            password=password if password is not None else self.password,
+            dbname="postgres",
+            connect_timeout=5,
+            autocommit=True,
         )
 
     def can_log_in(self, user: str, password: str) -> bool:
-        """Whether PostgreSQL accepts this password for this role (a real login, over TCP)."""
-        import pg8000.exceptions
-
+        """Whether PostgreSQL accepts this user and password over TCP (scram-sha-256)."""
         try:
-            connection = self.connect(user, password)
-        except pg8000.exceptions.DatabaseError as error:
-            if error.args and isinstance(error.args[0], dict) and error.args[0].get("C") == "28P01":
-                return False  # invalid_password
-            raise
-        connection.close()  # type: ignore[attr-defined]
+            with self.connect(user, password) as connection:
+                connection.execute("SELECT 1")
+        except psycopg.OperationalError:
+            return False
         return True
 
-    def run_as_superuser(self, sql: str, **params: object) -> list[list[object]]:
-        connection = self.connect(self.superuser, self.password)
-        try:
-            return list(connection.run(sql, **params) or [])  # type: ignore[attr-defined]
-        finally:
-            connection.close()  # type: ignore[attr-defined]
+    def role_exists(self, user: str) -> bool:
+        with self.connect() as connection:
+            row = connection.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+        return bool(row and row[0])
+
+    def execute(self, statement: str) -> None:
+        """Run one statement as the superuser (test set-up only: the statement is the test's own text)."""
+        with self.connect() as connection:
+            connection.execute(statement.encode())
+
+    @property
+    def connection_url(self) -> str:
+        """The templated URL OpenBao's database engine takes: it fills in the username and password itself."""
+        return f"postgresql://{{{{username}}}}:{{{{password}}}}@{self.host}:{self.port}/postgres?sslmode=disable"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _wait_until_accepting(server: PostgresServer, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"postgres exited with {process.returncode}: {log.read_text()[-2000:]}")
+        if server.can_log_in(server.superuser, server.password):
+            return
+        time.sleep(0.2)
+    tail = log.read_text()[-2000:]
+    raise RuntimeError(f"postgres did not accept connections within {_START_TIMEOUT_SECONDS}s: {tail}")
 
 
-def _run_as(system_user: str | None) -> dict[str, object]:
-    return {"user": system_user} if system_user else {}
-
-
-def start_postgres(data_root: Path) -> tuple[PostgresServer, subprocess.Popen[bytes]]:
-    from pgserver._commands import POSTGRES_BIN_PATH
-    from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
-
-    system_user = None
-    data_root.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:  # postgres refuses to run as root: run it as pgserver's own system user
-        system_user = "pgserver"
-        ensure_user_exists(system_user)
-        ensure_prefix_permissions(data_root)
-        shutil.chown(data_root, system_user, system_user)
-    password = secrets.token_urlsafe(16)
-    pwfile = data_root / "pwfile"
-    pwfile.write_text(password + "\n")
-    pgdata, sockets, log = data_root / "pgdata", data_root / "sockets", data_root / "postgres.log"
-    sockets.mkdir()
-    if system_user:
-        shutil.chown(pwfile, system_user, system_user)
-        shutil.chown(sockets, system_user, system_user)
-    subprocess.run(  # noqa: S603 - pgserver's own initdb, fixed arguments
-        [
-            str(POSTGRES_BIN_PATH / "initdb"),
-            "-D",
-            str(pgdata),
-            "-U",
-            "postgres",
-            "--auth=scram-sha-256",
-            f"--pwfile={pwfile}",
-            "--encoding=utf8",
-        ],
-        check=True,
-        capture_output=True,
-        **_run_as(system_user),  # type: ignore[call-overload]
-    )
-    port = _free_port()
-    with open(log, "wb") as log_file:
-        process = subprocess.Popen(  # noqa: S603 - pgserver's own postgres, fixed arguments
-            [
-                str(POSTGRES_BIN_PATH / "postgres"),
-                "-D",
-                str(pgdata),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-k",
-                str(sockets),
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            **_run_as(system_user),  # type: ignore[call-overload]
-        )
-    server = PostgresServer(host="127.0.0.1", port=port, superuser="postgres", password=password, pid=process.pid)
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while True:
-        try:
-            if server.can_log_in("postgres", password):
-                return server, process
-        except Exception:
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop_postgres(process)
-                raise RuntimeError(f"PostgreSQL did not start: {log.read_text()[-2000:]}") from None
-            time.sleep(0.2)
-
-
-def stop_postgres(process: subprocess.Popen[bytes]) -> None:
-    """Fast shutdown of the postmaster we started (by its PID), then wait for it."""
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Fast shutdown (SIGINT) of the postmaster we started, by its PID; SIGKILL if it hangs."""
+    if process.poll() is not None:
+        return
+    os.kill(process.pid, signal.SIGINT)
+    try:
+        process.wait(_STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(_STOP_TIMEOUT_SECONDS)
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server, process = start_postgres(tmp_path_factory.mktemp("postgres"))
-    try:
-        yield server
-    finally:
-        stop_postgres(process)
+def postgres_server() -> Iterator[PostgresServer]:
+    with tempfile.TemporaryDirectory(prefix="rescind-pg-") as folder:
+        root = Path(folder)
+        data, sockets, log = root / "data", root / "sockets", root / "postgres.log"
+        sockets.mkdir()
+        password = secrets.token_urlsafe(18)
+        password_file = root / "superuser-password"
+        password_file.write_text(password)
+        user = _system_user(root)
+        subprocess.run(  # noqa: S603 - the wheel's own initdb, arguments of our making
+            [_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={password_file}"],
+            check=True,
+            capture_output=True,
+            user=user,
+        )
+        password_file.unlink()
+        port = find_free_port()
+        with log.open("wb") as log_stream:
+            process = subprocess.Popen(  # noqa: S603 - the wheel's own postgres, arguments of our making
+                [_bin("postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(sockets)],
+                stdout=log_stream,
+                stderr=subprocess.STDOUT,
+                user=user,
+            )
+        server = PostgresServer(host="127.0.0.1", port=port, superuser="postgres", password=password, pid=process.pid)
+        try:
+            _wait_until_accepting(server, process, log)
+            yield server
+        finally:
+            _stop(process)

@@ -18,11 +18,8 @@ task. Only this function's role may call SendTaskSuccess/SendTaskFailure. The to
 
 from __future__ import annotations
 
-import os
-from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.approval import (
@@ -31,20 +28,14 @@ from rescind.approval import (
     caller_from_function_url,
     function_url_answer,
     http_status_of,
-    machine_arns_from_environ,
     refusal_body,
 )
 from rescind.exceptions import RescindError
 from rescind.observability import add_count, logger, observed_handler
+from rescind.offboarding.runtime import get_sfn_client
 from rescind.runtime import get_ledger, get_settings
 
-get_settings()
-_MACHINE_ARNS = machine_arns_from_environ(os.environ)  # fail at cold start when the template left it out
-
-
-@cache
-def _sfn() -> Any:
-    return boto3.client("stepfunctions")
+_MACHINE_ARNS = get_settings().incident_machine_arns()  # fail at cold start when the template left one out
 
 
 @observed_handler
@@ -52,7 +43,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         caller = caller_from_function_url(event)
         answer = answer_from_request(event)
-        decision = answer_approval(answer, caller, sfn=_sfn(), ledger=get_ledger(), machine_arns=_MACHINE_ARNS)
+        decision = answer_approval(
+            answer, caller, sfn=get_sfn_client(), ledger=get_ledger(), machine_arns=_MACHINE_ARNS
+        )
     except RescindError as error:
         status = http_status_of(error)
         logger.warning("approval answer refused", extra={"status": status, "error_type": type(error).__name__})

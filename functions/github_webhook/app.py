@@ -1,8 +1,10 @@
 """Lambda function URL: GitHub's `secret_scanning_alert` webhook, verified and put on the bus as references.
 
-Invoked synchronously by the function URL (payload format 2.0). Every outcome is an HTTP answer: GitHub shows
-it in the hook's recent deliveries, and a 5xx lets it be redelivered. The request body and the signature are
-never logged; a log line names the reason, the delivery id and the event name.
+Invoked synchronously by the function URL (payload format 2.0), read and answered through Powertools'
+LambdaFunctionUrlResolver. Every outcome is an HTTP answer: GitHub shows it in the hook's recent deliveries, and
+a 5xx lets it be redelivered. The HMAC is verified over the exact raw body before anything else reads it. The
+request body and the signature are never logged; a log line names the reason, the delivery id and the event
+name.
 
 | status | when                                                                  |
 |--------|-----------------------------------------------------------------------|
@@ -23,11 +25,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from functools import cache
 from typing import Any
 
-import boto3
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.exceptions import RescindError, TransientError
@@ -35,7 +36,6 @@ from rescind.leaks.github import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     MAX_BODY_BYTES,
-    GitHubSettings,
     WebhookRejected,
     WebhookRejectionReason,
     load_webhook_secret,
@@ -43,43 +43,32 @@ from rescind.leaks.github import (
     receive_github_delivery,
 )
 from rescind.models.results import utc_now
-from rescind.observability import logger, metrics, observed_handler, tracer
-from rescind.runtime import get_settings
+from rescind.observability import add_count, logger, observed_handler, tracer
+from rescind.runtime import get_dynamodb_client, get_events_client, get_settings
 
-get_settings()  # fail at cold start, not on the first delivery, when configuration is wrong
-_WEBHOOK_SECRET_ARN = GitHubSettings.from_environ().webhook_secret_arn
-
-
-@cache
-def _dynamodb() -> Any:
-    return boto3.client("dynamodb")
+_WEBHOOK_SECRET_ARN = get_settings().required("github_webhook_secret_arn")  # fail at cold start, not on a delivery
+app = LambdaFunctionUrlResolver()
 
 
-@cache
-def _events() -> Any:
-    return boto3.client("events")
+def _answer(status_code: int, body: dict[str, Any]) -> Response[str]:
+    return Response(status_code=status_code, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
 
 
-@cache
-def _secrets() -> Any:
-    return boto3.client("secretsmanager")
+def _request_fields() -> dict[str, str | None]:
+    """The delivery id and event name, for a log line, when they have their expected shape."""
+    headers = app.current_event.headers
+    return {
+        "delivery_id": loggable_header(headers, DELIVERY_HEADER),
+        "event_name": loggable_header(headers, EVENT_HEADER),
+    }
 
 
-def _answer(status_code: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {"statusCode": status_code, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    """A part of the request that should be an object; an empty one when it is not (it is then refused)."""
-    return value if isinstance(value, dict) else {}
-
-
-def _request_body(event: dict[str, Any]) -> bytes:
+def _request_body() -> bytes:
     """The raw body GitHub signed. Function URLs base64-encode bodies they do not treat as text."""
-    text = event.get("body") or ""
+    text = app.current_event.body or ""
     if not isinstance(text, str):
         raise WebhookRejected(WebhookRejectionReason.MALFORMED, "the request has no text body")
-    if not event.get("isBase64Encoded"):
+    if not app.current_event.is_base64_encoded:
         raw = text.encode("utf-8")
         if len(raw) > MAX_BODY_BYTES:
             raise WebhookRejected(WebhookRejectionReason.OVERSIZED, f"the body is over {MAX_BODY_BYTES} bytes")
@@ -92,52 +81,79 @@ def _request_body(event: dict[str, Any]) -> bytes:
         raise WebhookRejected(WebhookRejectionReason.MALFORMED, "the body is not valid base64") from None
 
 
-@observed_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    event = event if isinstance(event, dict) else {}  # whatever invoked us, the answer is an HTTP status
-    headers = _mapping(event.get("headers"))
-    request = {
-        "delivery_id": loggable_header(headers, DELIVERY_HEADER),
-        "event_name": loggable_header(headers, EVENT_HEADER),
-    }
-    method = str(_mapping(_mapping(event.get("requestContext")).get("http")).get("method", "")).upper()
-    try:
-        if method != "POST":
-            raise WebhookRejected(WebhookRejectionReason.METHOD_NOT_ALLOWED, "only POST is accepted")
-        body = _request_body(event)
-        receipt = receive_github_delivery(
-            headers,
-            body,
-            webhook_secret=load_webhook_secret(_secrets(), _WEBHOOK_SECRET_ARN),
-            dynamodb=_dynamodb(),
-            ledger_table_name=get_settings().ledger_table_name,
-            events=_events(),
-            event_bus_name=get_settings().event_bus_name,
-            now=utc_now(),
-        )
-    except WebhookRejected as error:
-        logger.warning(
-            "github delivery rejected", extra={**request, "rejection": str(error.reason), "problem": str(error)}
-        )
-        metrics.add_metric(name=f"WebhookRejected_{error.reason}", unit=MetricUnit.Count, value=1)
-        return _answer(error.http_status, {"status": "rejected", "reason": str(error.reason), "message": str(error)})
-    except TransientError as error:
-        logger.warning("github delivery not forwarded, redeliver it", extra={**request, "error": str(error)})
-        metrics.add_metric(name="GitHubWebhookTransientError", unit=MetricUnit.Count, value=1)
-        return _answer(503, {"status": "unavailable", "message": "not forwarded; redeliver later"})
-    except RescindError as error:
-        logger.error(
-            "github delivery failed", extra={**request, "error_type": type(error).__name__, "error": str(error)}
-        )
-        metrics.add_metric(name="GitHubWebhookError", unit=MetricUnit.Count, value=1)
-        return _answer(500, {"status": "error", "message": "not forwarded"})
+@app.post(".+")  # any path: the function URL is the webhook
+def deliver() -> Response[str]:
+    receipt = receive_github_delivery(
+        dict(app.current_event.headers),
+        _request_body(),
+        webhook_secret=lambda: load_webhook_secret(_WEBHOOK_SECRET_ARN),
+        dynamodb=get_dynamodb_client(),
+        ledger_table_name=get_settings().ledger_table_name,
+        events=get_events_client(),
+        event_bus_name=get_settings().event_bus_name,
+        now=utc_now(),
+    )
     fields = receipt.model_dump(mode="json", exclude_none=True)
     if receipt.duplicate_put:
         # A concurrent copy of this delivery was forwarded too; the leak responder deduplicates on the credential.
         logger.warning("github delivery forwarded twice by concurrent copies", extra=fields)
-        metrics.add_metric(name="GitHubDeliveryDuplicatePut", unit=MetricUnit.Count, value=1)
+        add_count("GitHubDeliveryDuplicatePut")
     else:
         logger.info("github delivery", extra=fields)
     tracer.put_annotation("github_delivery_status", str(receipt.status))
-    metrics.add_metric(name=f"GitHubDelivery_{receipt.status}", unit=MetricUnit.Count, value=1)
+    add_count("GitHubDelivery", status=str(receipt.status))
     return _answer(receipt.http_status, fields)
+
+
+@app.exception_handler(WebhookRejected)
+def rejected(error: WebhookRejected) -> Response[str]:
+    logger.warning(
+        "github delivery rejected", extra={**_request_fields(), "rejection": str(error.reason), "problem": str(error)}
+    )
+    add_count("WebhookRejected", reason=str(error.reason))
+    return _answer(error.http_status, {"status": "rejected", "reason": str(error.reason), "message": str(error)})
+
+
+@app.not_found
+def not_a_post(_: NotFoundError) -> Response[str]:
+    return rejected(WebhookRejected(WebhookRejectionReason.METHOD_NOT_ALLOWED, "only POST is accepted"))
+
+
+@app.exception_handler(TransientError)
+def unavailable(error: TransientError) -> Response[str]:
+    logger.warning("github delivery not forwarded, redeliver it", extra={**_request_fields(), "error": str(error)})
+    add_count("GitHubWebhookTransientError")
+    return _answer(503, {"status": "unavailable", "message": "not forwarded; redeliver later"})
+
+
+@app.exception_handler(RescindError)
+def failed(error: RescindError) -> Response[str]:
+    logger.error(
+        "github delivery failed",
+        extra={**_request_fields(), "error_type": type(error).__name__, "error": str(error)},
+    )
+    add_count("GitHubWebhookError")
+    return _answer(500, {"status": "error", "message": "not forwarded"})
+
+
+# Whatever invoked the function, the answer is an HTTP status: anything but a function URL request is resolved as
+# a request without a method, and refused (405).
+_NOT_A_REQUEST: dict[str, Any] = {"rawPath": "/", "requestContext": {"stage": "$default", "http": {"method": ""}}}
+
+
+def _as_request(event: Any) -> dict[str, Any]:
+    try:
+        context = event["requestContext"]
+        shaped = all(
+            isinstance(value, str) for value in (event["rawPath"], context["stage"], context["http"]["method"])
+        )
+        if shaped and isinstance(event.get("headers") or {}, dict):
+            return dict(event)
+    except (KeyError, TypeError):
+        pass
+    return _NOT_A_REQUEST
+
+
+@observed_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(_as_request(event), context)

@@ -17,17 +17,12 @@ from rescind.runtime import (
     get_aws_factory,
     get_discovery_scope,
     get_inventory,
+    get_s3_client,
     get_settings,
     get_vault_client,
 )
 from rescind.schedules.inventory_report import build_inventory_report, write_inventory_report
-from rescind.schedules.runtime import (
-    current_time,
-    get_report_bucket,
-    get_s3_client,
-    get_schedule_policy,
-    publish_inventory_report,
-)
+from rescind.schedules.runtime import current_time, get_report_bucket, get_schedule_policy, publish_inventory_report
 from rescind.schedules.types import SweepRequest
 from rescind.validation import parse_model
 

@@ -8,39 +8,23 @@ then sends its description to LedgerArchiveFailureQueue.
 
 from __future__ import annotations
 
-import os
-from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.aws.errors import aws_errors
-from rescind.exceptions import InvalidInput
 from rescind.ledger.archive import archive_stream_records, describe_tampering, parse_stream_records
 from rescind.observability import add_count, logger, observed_handler
-from rescind.runtime import get_settings, get_sns_client
+from rescind.runtime import get_s3_client, get_settings, get_sns_client
 
-get_settings()  # fail at cold start when configuration is wrong
-
-
-@cache
-def _s3() -> Any:
-    return boto3.client("s3")
-
-
-def _archive_bucket() -> str:
-    bucket = os.environ.get("LEDGER_ARCHIVE_BUCKET", "")
-    if not bucket:
-        raise InvalidInput("LEDGER_ARCHIVE_BUCKET is not set")
-    return bucket
+get_settings().require("ledger_archive_bucket")  # fail at cold start when configuration is wrong
 
 
 @observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    bucket = _archive_bucket()
+    bucket = get_settings().required("ledger_archive_bucket")
     records = parse_stream_records(event)
-    result = archive_stream_records(records, s3=_s3(), bucket=bucket)
+    result = archive_stream_records(records, s3=get_s3_client(), bucket=bucket)
     add_count("LedgerRecordsArchived", result.archived)
     if result.tampering:
         add_count("LedgerTampering", len(result.tampering))

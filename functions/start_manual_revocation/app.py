@@ -14,7 +14,6 @@ approver. A body that names a requester is refused. Only this function's role ma
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -23,15 +22,13 @@ from rescind.approval import caller_from_function_url, function_url_answer, http
 from rescind.exceptions import RescindError
 from rescind.observability import add_count, logger, observed_handler
 from rescind.offboarding.manual import (
-    manual_machine_arn_from_environ,
     manual_run_from_request,
     start_manual_revocation,
 )
 from rescind.offboarding.runtime import get_sfn_client
 from rescind.runtime import get_ledger, get_settings
 
-get_settings()
-_MACHINE_ARN = manual_machine_arn_from_environ(os.environ)  # fail at cold start when the template left it out
+_MACHINE_ARN = get_settings().required("manual_state_machine_arn")  # fail at cold start when the template left it out
 
 
 @observed_handler

@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rescind.exceptions import InvalidInput
+from rescind.exceptions import ConfigurationError
 from rescind.observability import observed_handler
 from rescind.offboarding.runtime import get_offboarding_state_machine_arn, get_sfn_client
 from rescind.runtime import get_aws_factory, get_inventory, get_settings
@@ -30,7 +30,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request = parse_model(SweepRequest, event, what="sweep request")
     inventory = get_inventory()
     if inventory is None:
-        raise InvalidInput("invalid configuration: the orphan sweep needs INVENTORY_TABLE_NAME")
+        raise ConfigurationError("invalid configuration: the orphan sweep needs INVENTORY_TABLE_NAME")
     report = run_orphan_sweep(
         request,
         policy=get_schedule_policy(),

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
@@ -305,16 +305,6 @@ def _send_answer(sfn: SFNClient, token: str, decision: ApprovalDecision) -> None
 
 
 MAX_ANSWER_BODY_BYTES = 16 * 1024
-# The state machines whose runs the function may answer: the three incident machines (template.yaml).
-APPROVAL_MACHINE_VARIABLES = ("MANUAL_STATE_MACHINE_ARN", "OFFBOARDING_STATE_MACHINE_ARN", "LEAK_STATE_MACHINE_ARN")
-
-
-def machine_arns_from_environ(environ: Mapping[str, str]) -> tuple[str, ...]:
-    """The state machines whose runs this function may answer; each variable must name one."""
-    missing = [name for name in APPROVAL_MACHINE_VARIABLES if not environ.get(name, "").strip()]
-    if missing:
-        raise InvalidInput(f"the approval function needs {', '.join(missing)}")
-    return tuple(environ[name].strip() for name in APPROVAL_MACHINE_VARIABLES)
 
 
 def answer_from_request(event: Any) -> ApprovalAnswer:

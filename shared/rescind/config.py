@@ -1,18 +1,137 @@
-"""Typed runtime configuration, read from the environment once at cold start and validated then."""
+"""Typed configuration: one model per concern, composed into RuntimeSettings, read from the environment once.
+
+Each concern (Vault, the records, cross-account access, the plan's scope and guard, the workload accounts, the
+state machines, the indexes, GitHub, the schedules, the archive) is a model of its own; each field is defined
+once, in its concern, with its strict validation. RuntimeSettings is all of them: a function reads
+`get_settings().x` whatever the concern, and the CLI reads the concerns it needs (`PlanSettings`) from the
+same models. Field `x_y` is variable `X_Y`; `from_environ` is the only reader of the environment, and a
+problem raises ConfigurationError naming the variable, never its value.
+
+Every function reads RuntimeSettings at cold start (`rescind.runtime.get_settings`), so a malformed value stops
+the function there. A variable only some functions are given is optional here; the functions that need it ask
+for it with `require`/`required`, also at cold start.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import re
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rescind.aws.external_id import EXTERNAL_ID_PATTERN, EXTERNAL_ID_RULE
-from rescind.exceptions import InvalidInput
+from rescind.exceptions import ConfigurationError
+from rescind.schedules.policy import SchedulePolicy
 from rescind.validation import describe_validation_error
+
+if TYPE_CHECKING:
+    from rescind.discovery import DiscoveryScope
+    from rescind.guard import GuardPolicy
+
+# A Secrets Manager secret's ARN: what the template passes for every secret the functions read.
+SecretArn = Annotated[
+    str, Field(pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$")
+]
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+
+# Variables only some functions are given (template.yaml), which those functions `require` at cold start.
+FunctionSetting = Literal[
+    "offboarding_state_machine_arn",
+    "leak_response_state_machine_arn",
+    "manual_state_machine_arn",
+    "sweep_state_table_name",
+    "inventory_report_bucket",
+    "ledger_archive_bucket",
+    "github_webhook_secret_arn",
+]
+
+
+def _variable(field_name: str) -> str:
+    return field_name.upper()
+
+
+class EnvironmentSettings(BaseModel):
+    """A concern's settings: field `x_y` from variable `X_Y`, an empty variable meaning unset."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """The settings, from `environ` (the process's environment by default). ConfigurationError names each
+        variable that is missing or malformed."""
+        source = os.environ if environ is None else environ
+        values = {name: source[_variable(name)] for name in cls.model_fields if source.get(_variable(name))}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            problems = describe_validation_error(error, field_name=_variable)
+            raise ConfigurationError(f"invalid configuration: {problems}") from None
+
+    @classmethod
+    def variables(cls) -> tuple[str, ...]:
+        """The environment variables these settings read."""
+        return tuple(_variable(name) for name in cls.model_fields)
+
+    def require(self, *names: FunctionSetting) -> None:
+        """ConfigurationError naming every one of these variables that is not set."""
+        missing = [_variable(name) for name in names if not getattr(self, name, None)]
+        if missing:
+            raise ConfigurationError(
+                f"invalid configuration: this function needs {', '.join(missing)} (set by template.yaml)"
+            )
+
+    def required(self, name: FunctionSetting) -> str:
+        """The value of a variable this function needs; ConfigurationError naming it when it is not set."""
+        self.require(name)
+        return str(getattr(self, name))
+
+
+def _comma_separated(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+# A list in one variable: `a, b,c`.
+CommaSeparated = Annotated[tuple[str, ...], BeforeValidator(_comma_separated)]
+AccountIds = Annotated[tuple[Annotated[str, Field(pattern=r"^\d{12}$")], ...], BeforeValidator(_comma_separated)]
+
+
+def validated_github_api_url(value: str) -> str:
+    """https, or http to a loopback host only (the request carries a bearer token); ValueError otherwise. The
+    URL without a trailing slash, its path kept (GitHub Enterprise's `/api/v3`)."""
+    parsed = urllib.parse.urlsplit(value.strip())
+    if not parsed.hostname or parsed.query or parsed.fragment or parsed.username or parsed.password:
+        raise ValueError("GITHUB_API_URL must be a plain http(s) URL")
+    if parsed.scheme == "http":
+        host = parsed.hostname
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            raise ValueError("GITHUB_API_URL must use https (http only to a loopback address)")
+    elif parsed.scheme != "https":
+        raise ValueError("GITHUB_API_URL must use https")
+    return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, parsed.path.rstrip("/"), "", ""))
+
+
+# --- the concerns ---------------------------------------------------------------------------------------------
 
 
 class VaultAuthMethod(StrEnum):
@@ -20,13 +139,9 @@ class VaultAuthMethod(StrEnum):
     TOKEN = "token"  # noqa: S105 - the method name; local stack, or a responder's own VAULT_TOKEN
 
 
-class RuntimeSettings(BaseModel):
-    """Everything a function or the CLI needs to know about where things are."""
+class VaultSettings(EnvironmentSettings):
+    """The Vault or OpenBao the functions act on, and how they log in."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    ledger_table_name: Annotated[str, Field(min_length=3, max_length=255)]
-    notification_topic_arn: str | None = None
     # https, or http to this machine only (the local stack): the Vault login and every token cross this link.
     vault_addr: Annotated[
         str, Field(pattern=r"^(?:https://[^\s/]+|http://(?:127\.0\.0\.1|localhost|\[::1\]))(?::\d+)?/?$")
@@ -37,58 +152,36 @@ class RuntimeSettings(BaseModel):
     vault_aws_auth_role: str | None = None
     vault_aws_auth_mount: str = "aws"
     vault_aws_auth_header: str | None = None
+
+    @model_validator(mode="after")
+    def _auth_is_complete(self) -> Self:
+        if self.vault_auth_method is VaultAuthMethod.TOKEN and self.vault_token is None:
+            raise ValueError("VAULT_AUTH_METHOD=token needs VAULT_TOKEN")
+        if self.vault_auth_method is VaultAuthMethod.AWS_IAM and not self.vault_aws_auth_role:
+            raise ValueError("VAULT_AUTH_METHOD=aws_iam needs VAULT_AWS_AUTH_ROLE")
+        return self
+
+
+class RecordSettings(EnvironmentSettings):
+    """Where what happened goes: the ledger, the notification topic and the bus."""
+
+    ledger_table_name: Annotated[str, Field(min_length=3, max_length=255)]
+    notification_topic_arn: str | None = None
+    event_bus_name: str = "default"
+
+
+class ArchiveSettings(EnvironmentSettings):
+    """The ledger's object-locked copy (the archive function only)."""
+
+    ledger_archive_bucket: Annotated[str, Field(min_length=3, max_length=63)] | None = None
+
+
+class CrossAccountSettings(EnvironmentSettings):
+    """How Rescind acts in another account: the member stacks' execution role and its external id."""
+
     cross_account_role_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] = "RescindExecutionRole"
     # Required to cross accounts: member-account.yaml's execution role trusts no AssumeRole without it.
     cross_account_external_id: str | None = None
-    workload_metadata_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")] = "spiffe_id"
-    inventory_table_name: str | None = None
-    offboarding_state_machine_arn: str | None = None
-    leak_response_state_machine_arn: str | None = None
-    # One response per leaked credential within this window, whichever sources report it.
-    leak_dedup_window_seconds: Annotated[int, Field(ge=60, le=30 * 86400)] = 3600
-    event_bus_name: str = "default"
-    # Guard: these workloads are never touched; a plan larger than the cap waits for approval.
-    protected_workloads: tuple[str, ...] = ()
-    blast_radius_cap: Annotated[int, Field(ge=1, le=100_000)] = 25
-    # Discovery scope: where live discovery looks (comma-separated in the environment).
-    pki_mounts: tuple[str, ...] = ("pki",)
-    approle_mounts: tuple[str, ...] = ("approle",)
-    kv_mounts: tuple[str, ...] = ("secret",)
-    # Where the acting task may revoke leases, beside PKI mounts and AppRole logins (e.g. a database mount).
-    lease_mounts: tuple[str, ...] = ()
-    aws_account_ids: tuple[str, ...] = ()
-    # Who may end a workload by the generic event: the stack's own account, and per trust domain
-    # (`prod.example=111111111111 222222222222;staging.example=333333333333`, `*` for every one).
-    stack_account_id: Annotated[str, Field(pattern=r"^\d{12}$")] | None = None
-    trust_domain_accounts: dict[str, frozenset[str]] = Field(default_factory=dict)
-    # The KV fingerprint index (leak alerts carrying a KV value): its table and the HMAC key's secret.
-    fingerprint_table_name: str | None = None
-    fingerprint_key_secret_arn: str | None = None
-    # GitHub alerts: the webhook does not carry the secret, so the responder reads it from the REST API.
-    github_api_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] = "https://api.github.com"
-    github_token_secret_arn: str | None = None
-
-    @field_validator(
-        "protected_workloads",
-        "pki_mounts",
-        "approle_mounts",
-        "kv_mounts",
-        "lease_mounts",
-        "aws_account_ids",
-        mode="before",
-    )
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
-        return value
-
-    @field_validator("trust_domain_accounts", mode="before")
-    @classmethod
-    def _trust_domain_map(cls, value: object) -> object:
-        from rescind.offboarding.accounts import parse_trust_domain_accounts
-
-        return parse_trust_domain_accounts(value) if isinstance(value, str) else value
 
     @field_validator("cross_account_external_id")
     @classmethod
@@ -97,16 +190,153 @@ class RuntimeSettings(BaseModel):
             raise ValueError(f"must be {EXTERNAL_ID_RULE}")
         return value
 
-    @model_validator(mode="after")
-    def _auth_is_complete(self) -> RuntimeSettings:
-        if self.vault_auth_method is VaultAuthMethod.TOKEN and self.vault_token is None:
-            raise ValueError("VAULT_AUTH_METHOD=token needs VAULT_TOKEN")
-        if self.vault_auth_method is VaultAuthMethod.AWS_IAM and not self.vault_aws_auth_role:
-            raise ValueError("VAULT_AUTH_METHOD=aws_iam needs VAULT_AWS_AUTH_ROLE")
-        return self
+
+class DiscoveryScopeSettings(EnvironmentSettings):
+    """Where live discovery looks (comma-separated in the environment), and the workload metadata key."""
+
+    pki_mounts: CommaSeparated = ("pki",)
+    approle_mounts: CommaSeparated = ("approle",)
+    kv_mounts: CommaSeparated = ("secret",)
+    # Where the acting task may revoke leases, beside PKI mounts and AppRole logins (e.g. a database mount).
+    lease_mounts: CommaSeparated = ()
+    aws_account_ids: AccountIds = ()
+    workload_metadata_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")] = "spiffe_id"
+
+    def discovery_scope(self, *, default_account: str | None) -> DiscoveryScope:
+        """The scope; its AWS accounts are AWS_ACCOUNT_IDS, else `default_account` (the caller's own) if any."""
+        from rescind.discovery import DiscoveryScope
+
+        accounts: Sequence[str] = self.aws_account_ids or ((default_account,) if default_account else ())
+        return DiscoveryScope(
+            pki_mounts=self.pki_mounts,
+            approle_mounts=self.approle_mounts,
+            kv_mounts=self.kv_mounts,
+            lease_mounts=self.lease_mounts,
+            aws_account_ids=tuple(accounts),
+            metadata_key=self.workload_metadata_key,
+        )
+
+
+class GuardSettings(EnvironmentSettings):
+    """The guard: these workloads are never touched; a plan larger than the cap waits for approval."""
+
+    protected_workloads: CommaSeparated = ()
+    blast_radius_cap: Annotated[int, Field(ge=1, le=100_000)] = 25
+
+    def guard_policy(self, *, also_protected: Sequence[str] = ()) -> GuardPolicy:
+        from rescind.guard import GuardPolicy
+
+        return GuardPolicy(
+            protected_workloads=frozenset((*self.protected_workloads, *also_protected)),
+            blast_radius_cap=self.blast_radius_cap,
+        )
+
+
+class PlanSettings(DiscoveryScopeSettings, GuardSettings):
+    """What shapes a plan, and all the CLI reads of the functions' settings: the scope and the guard."""
+
+
+class WorkloadAccountSettings(EnvironmentSettings):
+    """Who may end a workload by the generic event: the stack's own account, and per trust domain
+    (`prod.example=111111111111 222222222222;staging.example=333333333333`, `*` for every one)."""
+
+    stack_account_id: Annotated[str, Field(pattern=r"^\d{12}$")] | None = None
+    trust_domain_accounts: dict[str, frozenset[str]] = Field(default_factory=dict)
+
+    @field_validator("trust_domain_accounts", mode="before")
+    @classmethod
+    def _trust_domain_map(cls, value: object) -> object:
+        from rescind.offboarding.accounts import parse_trust_domain_accounts
+
+        return parse_trust_domain_accounts(value) if isinstance(value, str) else value
+
+
+class FlowSettings(EnvironmentSettings):
+    """The state machines the functions start or answer, and the leak responder's deduplication window."""
+
+    offboarding_state_machine_arn: str | None = None
+    leak_response_state_machine_arn: str | None = None
+    manual_state_machine_arn: str | None = None
+    # One response per leaked credential within this window, whichever sources report it.
+    leak_dedup_window_seconds: Annotated[int, Field(ge=60, le=30 * 86400)] = 3600
+
+    def incident_machine_arns(self) -> tuple[str, ...]:
+        """The three machines whose runs are incidents (manual, offboarding, leak response), each required."""
+        names: tuple[FunctionSetting, ...] = (
+            "manual_state_machine_arn",
+            "offboarding_state_machine_arn",
+            "leak_response_state_machine_arn",
+        )
+        self.require(*names)
+        return tuple(self.required(name) for name in names)
+
+
+class IndexSettings(EnvironmentSettings):
+    """The inventory table, the KV fingerprint index (leak alerts carrying a KV value) with its HMAC key, and the
+    issuance index."""
+
+    inventory_table_name: str | None = None
+    fingerprint_table_name: str | None = None
+    fingerprint_key_secret_arn: SecretArn | None = None
+    # The issuance index fed by Vault's audit log, and the audit device whose HMAC (`sys/audit-hash/<device>`)
+    # it holds: a leaked Vault-issued value is located through it.
+    issuance_table_name: str | None = None
+    audit_device_path: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*/?$")] | None = None
+
+
+class GitHubSettings(EnvironmentSettings):
+    """GitHub alerts. The webhook function reads the webhook secret; the leak responder reads the alert's value
+    from the REST API (the webhook does not carry it) with the token."""
+
+    github_webhook_secret_arn: SecretArn | None = None
+    github_api_url: str = DEFAULT_GITHUB_API_URL
+    github_token_secret_arn: SecretArn | None = None
+
+    @field_validator("github_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        return validated_github_api_url(value)
+
+
+class ScheduleSettings(EnvironmentSettings):
+    """The sweeps: their policy (JSON, its defaults when absent), checkpoints and the inventory report's bucket."""
+
+    schedule_policy: SchedulePolicy = Field(default_factory=SchedulePolicy)
+    sweep_state_table_name: str | None = None
+    inventory_report_bucket: str | None = None
+
+    @field_validator("schedule_policy", mode="before")
+    @classmethod
+    def _policy_json(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return {}
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"is not JSON ({error.msg})") from None
+
+
+# --- all of them ----------------------------------------------------------------------------------------------
+
+
+class RuntimeSettings(
+    VaultSettings,
+    RecordSettings,
+    ArchiveSettings,
+    CrossAccountSettings,
+    PlanSettings,
+    WorkloadAccountSettings,
+    FlowSettings,
+    IndexSettings,
+    GitHubSettings,
+    ScheduleSettings,
+):
+    """Everything a function needs to know about where things are: every concern's fields, validated together."""
 
     @model_validator(mode="after")
-    def _cross_account_access_is_complete(self) -> RuntimeSettings:
+    def _cross_account_access_is_complete(self) -> Self:
         # Two accounts or more: at least one is not this one, and Rescind reaches it only through a member
         # execution role, which requires the external id. (One listed account may be this one; the client
         # factory refuses, naming the setting, if it is not.)
@@ -116,13 +346,3 @@ class RuntimeSettings(BaseModel):
                 f"CROSS_ACCOUNT_EXTERNAL_ID: {EXTERNAL_ID_RULE}"
             )
         return self
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> RuntimeSettings:
-        """Field `x_y` comes from variable `X_Y`. Raises InvalidInput naming what is missing or wrong."""
-        source = os.environ if environ is None else environ
-        values = {name: source[name.upper()] for name in cls.model_fields if source.get(name.upper())}
-        try:
-            return cls.model_validate(values)
-        except ValidationError as error:
-            raise InvalidInput(f"invalid configuration: {describe_validation_error(error)}") from None

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rescind.kinds import Backends, kind_spec, registered_kinds
-from rescind.models import Action, ActionKind, ActionParams, CredentialRef, Plan, PreviousVersions
+from rescind.models import ROTATED_SINCE_KINDS, Action, ActionKind, ActionParams, CredentialRef, Plan, PreviousVersions
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import hvac
 
     from rescind.aws.session import AwsClientFactory
@@ -50,12 +52,19 @@ def discover_workload_credentials(
 
 
 def plan_to_end(
-    plan_id: str, refs: Sequence[CredentialRef], *, run_id: str, reason: str, dry_run: bool = False
+    plan_id: str,
+    refs: Sequence[CredentialRef],
+    *,
+    run_id: str,
+    reason: str,
+    rotated_since: datetime,
+    dry_run: bool = False,
 ) -> Plan:
     """Contain first (disable entity and keys), then rotate shared secrets and destroy what they were, then revoke.
 
     Each kind names the action that ends it; role and mount TTLs name none (they are not a workload's credential),
-    so they are never in such a plan.
+    so they are never in such a plan. A rotation Vault times itself (a database static role) counts from
+    `rotated_since`, the run's start: one already done since then is this one.
     """
     actions: list[Action] = []
     for ref in refs:
@@ -64,5 +73,7 @@ def plan_to_end(
             continue
         rotating = ending is ActionKind.ROTATE
         params = ActionParams(previous_versions=PreviousVersions.DESTROY, run_id=run_id) if rotating else ActionParams()
+        if ref.kind in ROTATED_SINCE_KINDS:
+            params = params.model_copy(update={"rotated_since": rotated_since})
         actions.append(Action(kind=ending, target=ref, reason=reason, params=params))
     return Plan.ordered(plan_id, actions, dry_run=dry_run)

@@ -25,6 +25,13 @@ class UnsafePrefix(InvalidInput):
     """A prefix is too broad to revoke under (shorter than mount + role)."""
 
 
+class ConfigurationError(RescindError):
+    """The function or the CLI was deployed or configured wrongly: a variable is missing or malformed.
+
+    Not InvalidInput: the event is not at fault, and no retry or other event fixes it. The message names the
+    variable (never its value)."""
+
+
 class PolicyRefusal(RescindError):
     """A safety rule refused the action: a hold, a protected identity, or a TTL that would be raised."""
 
@@ -41,7 +48,11 @@ class VaultUnavailable(TransientError):
 
 
 class AwsThrottled(TransientError):
-    """AWS throttled the call or answered 5xx."""
+    """AWS throttled the call (a rate or quota was exceeded)."""
+
+
+class AwsUnavailable(TransientError):
+    """AWS answered 5xx, or could not be reached or answered in time."""
 
 
 # --- terminal ---------------------------------------------------------------------------------
@@ -49,6 +60,14 @@ class AwsThrottled(TransientError):
 
 class ActionFailed(RescindError):
     """The backend refused the action (permissions, a conflict) in a way a retry will not fix."""
+
+
+class AwsAccessDenied(ActionFailed):
+    """AWS refused the call for the caller's identity, permissions or credentials."""
+
+
+class AwsNotFound(ActionFailed):
+    """AWS has no such resource. Modules that act on a credential decide what absence means for their kind."""
 
 
 class CredentialStillAlive(RescindError):

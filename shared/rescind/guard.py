@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from rescind.holds import AWS_HOLD_TAG, AWS_WORKLOAD_TAG, VAULT_HOLD_KEY, GuardFacts, is_set
 from rescind.kinds import Backends, GuardRead, kind_spec
-from rescind.models import CredentialRef, Plan, VaultTokenRef
+from rescind.models import ActionKind, CredentialRef, DatabaseRootRef, Plan, VaultTokenRef
 
 if TYPE_CHECKING:
     import hvac
@@ -28,6 +28,7 @@ __all__ = [
     "GuardFacts",
     "GuardPolicy",
     "Hold",
+    "database_roots_rotated",
     "exceeds_cap",
     "find_guarded_child_tokens",
     "find_holds",
@@ -135,3 +136,13 @@ def is_protected(workload_id: str, policy: GuardPolicy) -> bool:
 
 def exceeds_cap(plan: Plan, policy: GuardPolicy) -> bool:
     return len(plan.actions) > policy.blast_radius_cap
+
+
+def database_roots_rotated(plan: Plan) -> list[DatabaseRootRef]:
+    """The database root credentials the plan rotates. After rotate-root only Vault knows the password, so a
+    person asks for it by name in a manual run and another approves it, whatever the blast-radius cap."""
+    return [
+        action.target
+        for action in plan.actions
+        if action.kind is ActionKind.ROTATE and isinstance(action.target, DatabaseRootRef)
+    ]

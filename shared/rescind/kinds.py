@@ -140,7 +140,7 @@ class KindSpec(Generic[RefT]):
 def registered_kinds() -> tuple[KindSpec[Any], ...]:
     """Every kind, in the order discovery and the report walk them. Imports the kind modules on first use."""
     from rescind.aws import acm_pca, iam_keys, role_sessions, secrets_manager
-    from rescind.vault import approle, identity, kv, leases, pki, tokens, ttl
+    from rescind.vault import approle, database, identity, kv, leases, pki, tokens, ttl
 
     return (
         identity.KIND,
@@ -154,6 +154,8 @@ def registered_kinds() -> tuple[KindSpec[Any], ...]:
         role_sessions.KIND,
         secrets_manager.KIND,
         acm_pca.KIND,
+        database.STATIC_ROLE_KIND,
+        database.ROOT_KIND,
     )
 
 

@@ -1,11 +1,13 @@
-"""Cached factories for the deployed functions: settings, the Vault client, the engine and the ledger.
+"""Cached factories for the deployed functions: settings, the Vault client, the AWS clients, the engine and the
+ledger.
 
-Only handlers call these. Domain logic takes what it needs as arguments, so tests inject their own.
+Only handlers call these. Domain logic takes what it needs as arguments, so tests inject their own. Every AWS
+client is built here (or by AwsClientFactory) with rescind.aws.session.AWS_CLIENT_CONFIG, one per service.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from rescind.caching import clear_caches, runtime_cache
 from rescind.config import RuntimeSettings, VaultAuthMethod
@@ -18,6 +20,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     import hvac
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
 
     from rescind.aws.session import AwsClientFactory
@@ -32,6 +37,8 @@ if TYPE_CHECKING:
 
 @runtime_cache
 def get_settings() -> RuntimeSettings:
+    """Every concern's settings, read from the environment and validated: ConfigurationError names what is
+    wrong. Handlers call it at cold start."""
     return RuntimeSettings.from_environ()
 
 
@@ -55,20 +62,49 @@ def get_vault_client() -> hvac.Client:
     )
 
 
+# --- AWS clients (the default credentials, this account and region) ----------------------------------------
+
+
+@runtime_cache
+def get_aws_client(service: str) -> Any:
+    """A boto3 client for `service`, one per execution environment, with the one botocore Config. The getters
+    below give it its boto3-stubs type."""
+    import boto3
+
+    from rescind.aws.session import AWS_CLIENT_CONFIG
+
+    return boto3.client(service, config=AWS_CLIENT_CONFIG)  # type: ignore[call-overload]
+
+
+def get_dynamodb_client() -> DynamoDBClient:
+    return cast("DynamoDBClient", get_aws_client("dynamodb"))
+
+
+def get_sns_client() -> SNSClient:
+    return cast("SNSClient", get_aws_client("sns"))
+
+
+def get_s3_client() -> S3Client:
+    return cast("S3Client", get_aws_client("s3"))
+
+
+def get_secretsmanager_client() -> SecretsManagerClient:
+    return cast("SecretsManagerClient", get_aws_client("secretsmanager"))
+
+
+def get_events_client() -> Any:
+    """EventBridge (boto3-stubs has no events extra in this project)."""
+    return get_aws_client("events")
+
+
+# --- what the functions act with -------------------------------------------------------------------------------
+
+
 @runtime_cache
 def get_ledger() -> DynamoDbLedger:
-    import boto3
-
     from rescind.ledger.dynamodb import DynamoDbLedger
 
-    return DynamoDbLedger(get_settings().ledger_table_name, boto3.client("dynamodb"))
-
-
-@runtime_cache
-def get_sns_client() -> SNSClient:
-    import boto3
-
-    return boto3.client("sns")
+    return DynamoDbLedger(get_settings().ledger_table_name, get_dynamodb_client())
 
 
 @runtime_cache
@@ -89,38 +125,23 @@ def get_engine() -> ActionEngine:
 
 @runtime_cache
 def get_inventory() -> DynamoDbInventory | None:
-    import boto3
-
     from rescind.inventory.dynamodb import DynamoDbInventory
 
     table = get_settings().inventory_table_name
-    return DynamoDbInventory(table, boto3.client("dynamodb")) if table else None
+    return DynamoDbInventory(table, get_dynamodb_client()) if table else None
 
 
 @runtime_cache
 def get_discovery_scope() -> DiscoveryScope:
-    from rescind.discovery import DiscoveryScope
-
     settings = get_settings()
-    accounts = settings.aws_account_ids or (get_aws_factory().caller_identity().account_id,)
-    return DiscoveryScope(
-        pki_mounts=settings.pki_mounts,
-        approle_mounts=settings.approle_mounts,
-        kv_mounts=settings.kv_mounts,
-        lease_mounts=settings.lease_mounts,
-        aws_account_ids=accounts,
-        metadata_key=settings.workload_metadata_key,
-    )
+    # The functions' own account when AWS_ACCOUNT_IDS names none (asked only then: it is an STS call).
+    own = None if settings.aws_account_ids else get_aws_factory().caller_identity().account_id
+    return settings.discovery_scope(default_account=own)
 
 
 @runtime_cache
 def get_guard_policy() -> GuardPolicy:
-    from rescind.guard import GuardPolicy
-
-    settings = get_settings()
-    return GuardPolicy(
-        protected_workloads=frozenset(settings.protected_workloads), blast_radius_cap=settings.blast_radius_cap
-    )
+    return get_settings().guard_policy()
 
 
 @runtime_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -13,11 +14,14 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 ParsedT = TypeVar("ParsedT")
 
 
-def describe_validation_error(error: ValidationError, *, limit: int = 5) -> str:
-    """'field.path: reason' for each problem. Input values are left out: they may be secrets."""
+def describe_validation_error(error: ValidationError, *, limit: int = 5, field_name: Callable[[str], str] = str) -> str:
+    """'field.path: reason' for each problem. Input values are left out: they may be secrets.
+
+    `field_name` names the top-level field (the settings name it by its environment variable)."""
     problems = []
     for detail in error.errors(include_input=False, include_url=False, include_context=False)[:limit]:
-        location = ".".join(str(part) for part in detail["loc"])
+        parts = [str(part) for part in detail["loc"]]
+        location = ".".join([field_name(parts[0]), *parts[1:]] if parts else [])
         message = detail["msg"]
         if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
             # pydantic's text echoes the tag and lists enum reprs; say it plainly instead.

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from rescind import runtime
-from rescind.config import RuntimeSettings, VaultAuthMethod
+from rescind.config import FunctionSetting, RuntimeSettings, VaultAuthMethod
+from rescind.exceptions import ConfigurationError
 from rescind.observability import observed_handler
 from rescind_local.template import load_template
 
@@ -49,7 +51,9 @@ def resolve(value: Any) -> str:
     """An environment value as the function would see it once deployed with the sample values."""
     if isinstance(value, str):
         return value
-    name = value["Ref"]  # only plain Refs belong in the environment
+    if "Fn::Sub" in value:  # a name built from parameters, such as the function's own Vault role
+        return re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda match: resolve({"Ref": match.group(1)}), value["Fn::Sub"])
+    name = value["Ref"]  # otherwise only plain Refs belong in the environment
     if name in SAMPLE_RESOURCES:
         return SAMPLE_RESOURCES[name]
     if name in SAMPLE_PARAMETERS:
@@ -112,26 +116,61 @@ def test_the_code_folder_and_the_handler_module_exist(name: str) -> None:
 def test_the_handler_imports_with_the_deployed_configuration_and_is_callable(
     name: str, monkeypatch: pytest.MonkeyPatch, fresh_runtime: None
 ) -> None:
-    # Given the environment the template gives this function (the handler validates it at import)
-    for variable, value in deployed_environment(FUNCTIONS[name]).items():
-        monkeypatch.setenv(variable, value)
-    monkeypatch.delenv("VAULT_TOKEN", raising=False)
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray patching of botocore in this process
-    code_dir, module_file, attribute = handler_location(FUNCTIONS[name])
-    module_name = f"rescind_function_{name}"
-
-    # When the module is imported as Lambda would at cold start
-    try:
-        module = import_by_path(module_name, module_file, code_dir)
-        handler = getattr(module, attribute, None)
-    finally:
-        sys.modules.pop(module_name, None)
+    # When the module is imported as Lambda would at cold start, with the environment the template gives it
+    # (the handler validates it at import)
+    handler = _import_handler_with(name, deployed_environment(FUNCTIONS[name]), monkeypatch)
 
     # Then the handler exists, and it is wrapped by the one observability decorator (every wrapper it makes
     # shares its code) around the module's own function
-    assert callable(handler), f"{name}: {module_file} has no callable {attribute!r}"
+    assert callable(handler), f"{name}: no callable handler"
     assert handler.__code__ is observed_handler(_handler_shape).__code__, f"{name}: not wrapped by observed_handler"
-    assert handler.__wrapped__.__module__ == module_name
+    assert handler.__wrapped__.__module__ == f"rescind_function_{name}"
+
+
+def _import_handler_with(name: str, environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The function's handler, imported as Lambda would at cold start with exactly `environment`."""
+    for variable in RuntimeSettings.variables():
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray patching of botocore in this process
+    code_dir, module_file, attribute = handler_location(FUNCTIONS[name])
+    module_name = f"rescind_function_{name}"
+    try:
+        return getattr(import_by_path(module_name, module_file, code_dir), attribute, None)
+    finally:
+        sys.modules.pop(module_name, None)
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_variable_a_function_is_given_is_one_its_settings_read(name: str) -> None:
+    # A variable no settings model reads is ignored silently, leaving the function without it (the approval
+    # function was given LEAK_STATE_MACHINE_ARN while the settings read LEAK_RESPONSE_STATE_MACHINE_ARN).
+    own = (FUNCTIONS[name].get("Environment") or {}).get("Variables", {})
+
+    assert set(own) - set(RuntimeSettings.variables()) == set()
+
+
+FUNCTION_VARIABLES = {setting.upper() for setting in get_args(FunctionSetting)}
+NEEDED = sorted(
+    (name, variable)
+    for name, function in FUNCTIONS.items()
+    for variable in (function.get("Environment") or {}).get("Variables", {})
+    if variable in FUNCTION_VARIABLES
+)
+
+
+@pytest.mark.parametrize(("name", "variable"), NEEDED, ids=[f"{name}-{variable}" for name, variable in NEEDED])
+def test_a_function_deployed_without_a_variable_it_needs_fails_at_cold_start_naming_it(
+    name: str, variable: str, monkeypatch: pytest.MonkeyPatch, fresh_runtime: None
+) -> None:
+    # Given the deployed environment less one variable the template gives this function only
+    environment = deployed_environment(FUNCTIONS[name])
+    del environment[variable]
+
+    # When Lambda imports the handler, then the import fails, naming the variable
+    with pytest.raises(ConfigurationError, match=variable):
+        _import_handler_with(name, environment, monkeypatch)
 
 
 def test_globals_set_every_variable_runtime_settings_requires() -> None:
@@ -161,7 +200,8 @@ def test_the_deployed_environment_validates(name: str) -> None:
     assert settings.vault_addr == SAMPLE_PARAMETERS["VaultAddr"]
     assert settings.vault_auth_method is VaultAuthMethod.AWS_IAM
     assert settings.vault_token is None
-    assert settings.vault_aws_auth_role == SAMPLE_PARAMETERS["VaultAwsAuthRole"]
+    # The prefix, and for a function that calls Vault its own role's name after it
+    assert (settings.vault_aws_auth_role or "").startswith(SAMPLE_PARAMETERS["VaultAwsAuthRole"])
     assert settings.vault_aws_auth_mount == "aws"
     assert settings.vault_namespace is None  # the empty default means "no namespace"
     assert settings.cross_account_role_name == "RescindExecutionRole"

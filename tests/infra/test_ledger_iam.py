@@ -54,7 +54,7 @@ def incident(incident_id: str) -> str:
 
 
 # One partition key of each kind the code writes, named by who writes it (traced from each function's code).
-WEBHOOK_DELIVERY = DELIVERY_PK_PREFIX + "72d3162e-cc78-11e3-81ab-4c9367dc0958"  # leaks/github.py claim_delivery
+WEBHOOK_DELIVERY = DELIVERY_PK_PREFIX + "72d3162e-cc78-11e3-81ab-4c9367dc0958"  # leaks/github/replay.py claim_delivery
 WEBHOOK_BODY = BODY_PK_PREFIX + signed_body_digest(b"{}")
 OFFBOARDING_UNRESOLVED = incident(unresolved_incident_id(NOTICE))  # offboarding/start.py record_unresolved
 OFFBOARDING_REFUSED = incident("refused-" + HEX40)  # record_refused_by_account

@@ -51,10 +51,12 @@ def _referenced_names(node: ast.AST) -> set[str]:
 
 
 def names_reaching_the_vault_client() -> set[str]:
-    """Every function or class of the layer that builds the Vault client (`rescind.runtime.get_vault_client`),
-    directly or through another one, by name: the fixed point of "refers to a name already reaching it"."""
+    """Every cached factory of the layer (the `runtime` modules, the only code handlers call for clients) that
+    builds the Vault client (`rescind.runtime.get_vault_client`), directly or through another, by name: the fixed
+    point of "refers to a name already reaching it". Domain code is left out: it takes the client as an argument,
+    and its common names (`request`, `token`) would join unrelated functions."""
     refers: dict[str, set[str]] = {}
-    for source in RUNTIME.rglob("*.py"):
+    for source in RUNTIME.rglob("runtime.py"):
         for node in ast.walk(ast.parse(source.read_text())):
             if isinstance(node, DEFINITIONS) and not node.name.startswith("__"):  # __init__ is everyone's
                 refers.setdefault(node.name, set()).update(_referenced_names(node))

@@ -24,7 +24,7 @@ ADAPTER_SOURCES = [
     *sorted((RUNTIME / "aws").glob("*.py")),
     *sorted((RUNTIME / "ledger").glob("*.py")),
     *sorted((RUNTIME / "offboarding").glob("*.py")),
-    *sorted((RUNTIME / "leaks").glob("*.py")),
+    *sorted((RUNTIME / "leaks").rglob("*.py")),
     *sorted((RUNTIME / "fingerprints").glob("*.py")),
     *sorted((RUNTIME / "schedules").glob("*.py")),
     RUNTIME / "inventory" / "dynamodb.py",

@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from rescind.exceptions import LedgerConflict
+from rescind.exceptions import AwsAccessDenied, AwsNotFound, AwsThrottled, AwsUnavailable, LedgerConflict
 from rescind.ledger import (
     ActionAttemptRecord,
     DynamoDbLedger,
@@ -22,6 +22,7 @@ from rescind.ledger.closing import CloseRequest, RunOutcome, close_incident
 from rescind.ledger.sqlite import SqliteLedger
 from rescind.models import Action, ActionResult, Outcome, Plan, VaultTokenRef
 from rescind_local import create_table_from_template
+from tests.doubles import BotocoreResponse
 
 ACCESSOR = "CaTti28wsXOQA02COE2ygP2B"
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -212,3 +213,39 @@ def test_the_local_ledger_has_no_statement_that_changes_or_removes_a_record() ->
 
     code = "\n".join(line for line in inspect.getsource(module).splitlines() if "RAISE(ABORT" not in line)
     assert not re.search(r"\b(UPDATE|DELETE|REPLACE|DROP)\b(?! ON records)", code)
+
+
+@pytest.mark.parametrize(
+    ("operation", "status", "code", "expected"),
+    [
+        ("PutItem", 400, "ProvisionedThroughputExceededException", AwsThrottled),
+        ("PutItem", 500, "InternalServerError", AwsUnavailable),
+        ("PutItem", 400, "AccessDeniedException", AwsAccessDenied),
+        ("PutItem", 400, "ResourceNotFoundException", AwsNotFound),
+        ("Query", 400, "ThrottlingException", AwsThrottled),
+        ("Query", 503, "ServiceUnavailable", AwsUnavailable),
+    ],
+)
+def test_the_ledger_raises_typed_errors_never_botocores(
+    aws: None, operation: str, status: int, code: str, expected: type[Exception]
+) -> None:
+    # Given DynamoDB answering the ledger's writes or reads with an error (moto cannot: botocore's before-call
+    # hook returns the response AWS would send)
+    client = boto3.client("dynamodb")
+    create_table_from_template(client, "LedgerTable", "ledger")
+
+    def fail(**_: object) -> tuple[BotocoreResponse, dict[str, object]]:
+        body = {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        return BotocoreResponse(status), body
+
+    client.meta.events.register(f"before-call.dynamodb.{operation}", fail)
+    ledger = DynamoDbLedger("ledger", client)
+
+    # When the ledger writes, or reads, then the error is Rescind's, typed by the one error map
+    call = (
+        (lambda: ledger.open_incident(_incident())) if operation == "PutItem" else (lambda: ledger.read_incident("x"))
+    )
+    with pytest.raises(expected) as raised:
+        call()
+    assert type(raised.value) is expected
+    assert "ledger" in str(raised.value)

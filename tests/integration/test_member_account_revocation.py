@@ -393,10 +393,10 @@ def test_a_role_the_member_stack_does_not_trust_fails_and_changes_nothing(
         result, function_error = stack.invoke("ExecuteActionFunction", disable_request(target, "member.1.0"))
         ledger_table = stack.physical_id("LedgerTable")
 
-    # Then the action failed with a clear ActionFailed naming the role it could not assume
+    # Then the action failed with a clear AwsAccessDenied (an ActionFailed) naming the role it could not assume
     assert function_error is None
     assert result["outcome"] == "failed"
-    assert result["error_type"] == "ActionFailed"
+    assert result["error_type"] == "AwsAccessDenied"
     assert f"sts assume-role arn:aws:iam::{MEMBER}:role/{role_name}" in result["detail"]
     assert "AccessDenied" in result["detail"] or "not authorized" in result["detail"]
     refusals = [refusal for _, _, refusal in checks.refusals]

@@ -49,9 +49,10 @@ from hypothesis import strategies as st
 
 from rescind import observability
 from rescind.approval import ApprovalRequest
+from rescind.aws.stored_secrets import forget_cached_secrets
 from rescind.engine.tasks import ExecuteActionRequest
 from rescind.exceptions import InvalidInput
-from rescind.leaks.github import WebhookRejected, claim_delivery, forget_cached_secrets, parse_secret_scanning_delivery
+from rescind.leaks.github import WebhookRejected, claim_delivery, parse_secret_scanning_delivery
 from rescind.leaks.triggers import LeakAlertRejected, parse_leak_event
 from rescind.ledger.closing import CloseRequest
 from rescind.offboarding.triggers import TriggerRejected, parse_termination_event
@@ -147,7 +148,7 @@ def open_harness(
     import botocore.client
     import hvac.adapters
 
-    from rescind.leaks import github
+    from rescind.aws import stored_secrets
 
     forget_loaded_handlers()  # cold starts in this stack's environment, not another module's
     forget_cached_secrets()
@@ -158,7 +159,7 @@ def open_harness(
             function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
             time_scale=0.01,
         ) as stack,
-        mock.patch.object(github, "SECRET_CACHE_SECONDS", 1e9),  # a slow run outlasts the 5-minute cache
+        mock.patch.object(stored_secrets, "SECRET_CACHE_SECONDS", 10**9),  # a slow run outlasts the 5-minute cache
     ):
         boto3.client("secretsmanager").put_secret_value(
             SecretId=stack.physical_id("GitHubWebhookSecret"), SecretString=SAMPLE_WEBHOOK_SECRET.decode()

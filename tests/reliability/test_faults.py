@@ -3,7 +3,7 @@
 moto cannot throttle, so every botocore client the handlers create gets a `before-call` hook that answers the
 chosen operations with the error response AWS would send (ThrottlingException 400, InternalFailure 500,
 ServiceUnavailable 503, 502) for their first N calls. The real code then does what it does on AWS: botocore
-raises ClientError, Rescind types it AwsThrottled, the state machine's Retry runs the task again.
+raises ClientError, Rescind types it (AwsThrottled, AwsUnavailable), the state machine's Retry runs the task again.
 
 After recovery every credential is proved dead by use and the ledger holds every attempt, the failed ones
 included. A failure that outlasts its retries ends as a FAILED execution, a PARTIAL closure naming what is alive,
@@ -164,7 +164,7 @@ def assert_every_action_verified_once_recovered(view: IncidentView) -> None:
         result = attempt.result
         assert result.outcome in {Outcome.SUCCEEDED, Outcome.ALREADY_APPLIED, Outcome.ALREADY_ABSENT, Outcome.FAILED}
         if result.outcome is Outcome.FAILED:
-            assert result.error_type == "AwsThrottled", result
+            assert result.error_type in ("AwsThrottled", "AwsUnavailable"), result
     for action_id, attempts in attempts_by_action(view).items():
         assert any(outcome.is_success for _, outcome, _ in attempts), (action_id, attempts)
     assert view.closure is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -66,7 +67,9 @@ def with_fast_retries(built: ActionEngine) -> ActionEngine:
 
 def plan_offboarding(vault: hvac.Client, aws: AwsClientFactory, workload: SeededWorkload, plan_id: str) -> Plan:
     refs = discover_workload_credentials(vault, aws, workload.spiffe_id, SCOPE)
-    return plan_to_end(plan_id, refs, run_id=RUN_ID, reason="reliability: workload terminated")
+    return plan_to_end(
+        plan_id, refs, run_id=RUN_ID, reason="reliability: workload terminated", rotated_since=datetime.now(UTC)
+    )
 
 
 def secret_values(workload: SeededWorkload) -> list[str]:

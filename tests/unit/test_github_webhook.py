@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from rescind.exceptions import InvalidInput
+from rescind.config import GitHubSettings
+from rescind.exceptions import ConfigurationError, InvalidInput
 from rescind.leaks.github import (
     LEAK_ACTIONS,
     MAX_BODY_BYTES,
-    GitHubSettings,
     ReceiptStatus,
     WebhookRejected,
     WebhookRejectionReason,
@@ -136,7 +136,7 @@ def test_other_algorithms_and_shapes_are_refused(header: str) -> None:
 def test_an_empty_webhook_secret_is_a_configuration_error_not_a_rejection() -> None:
     body = b"{}"
 
-    with pytest.raises(InvalidInput) as raised:
+    with pytest.raises(ConfigurationError) as raised:
         verify_github_signature(b"", body, github_signature(b"", body))
 
     assert not isinstance(raised.value, WebhookRejected)
@@ -305,7 +305,7 @@ def _receive(headers: dict[str, str], body: bytes) -> None:
     receive_github_delivery(
         headers,
         body,
-        webhook_secret=SAMPLE_WEBHOOK_SECRET,
+        webhook_secret=lambda: SAMPLE_WEBHOOK_SECRET,
         dynamodb=untouchable,
         ledger_table_name="ledger",
         events=untouchable,
@@ -377,7 +377,7 @@ def test_a_location_event_is_acknowledged_and_goes_no_further() -> None:
     receipt = receive_github_delivery(
         headers,
         published,
-        webhook_secret=SAMPLE_WEBHOOK_SECRET,
+        webhook_secret=lambda: SAMPLE_WEBHOOK_SECRET,
         dynamodb=untouchable,
         ledger_table_name="ledger",
         events=untouchable,
@@ -401,7 +401,7 @@ def test_every_rejection_reason_has_an_http_status() -> None:
 def test_settings_read_the_environment() -> None:
     settings = GitHubSettings.from_environ({"GITHUB_WEBHOOK_SECRET_ARN": SECRET_ARN, "GITHUB_TOKEN_SECRET_ARN": ""})
 
-    assert settings.webhook_secret_arn == SECRET_ARN
+    assert settings.required("github_webhook_secret_arn") == SECRET_ARN
     assert settings.github_api_url == "https://api.github.com"
     assert settings.github_token_secret_arn is None  # the template's empty default means "none"
 
@@ -411,8 +411,8 @@ def test_the_webhook_secret_is_required_only_where_it_is_used() -> None:
     settings = GitHubSettings.from_environ({"GITHUB_TOKEN_SECRET_ARN": SECRET_ARN})
 
     assert settings.github_token_secret_arn == SECRET_ARN
-    with pytest.raises(InvalidInput, match="GITHUB_WEBHOOK_SECRET_ARN"):
-        _ = settings.webhook_secret_arn
+    with pytest.raises(ConfigurationError, match="GITHUB_WEBHOOK_SECRET_ARN"):
+        settings.required("github_webhook_secret_arn")
 
 
 @pytest.mark.parametrize(
@@ -426,7 +426,7 @@ def test_the_webhook_secret_is_required_only_where_it_is_used() -> None:
     ids=["not-an-arn", "token-not-an-arn", "plain-http", "not-http"],
 )
 def test_bad_settings_are_refused(environ: dict[str, str]) -> None:
-    with pytest.raises(InvalidInput) as raised:
+    with pytest.raises(ConfigurationError) as raised:
         GitHubSettings.from_environ(environ)
 
     for value in environ.values():

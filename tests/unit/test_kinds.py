@@ -28,6 +28,8 @@ from rescind.models import (
     AppRoleSecretIdRef,
     CredentialKind,
     CredentialRef,
+    DatabaseRootRef,
+    DatabaseStaticRoleRef,
     IamAccessKeyRef,
     IamRoleSessionsRef,
     KvSecretRef,
@@ -65,6 +67,8 @@ EXAMPLES: dict[CredentialKind, CredentialRef] = {
     CredentialKind.ACM_PCA_CERTIFICATE: AcmPcaCertificateRef(
         ca_arn=f"arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/{UUID}", serial="0a:1b"
     ),
+    CredentialKind.DATABASE_STATIC_ROLE: DatabaseStaticRoleRef(mount="database", role="billing"),
+    CredentialKind.DATABASE_ROOT: DatabaseRootRef(mount="database", connection="billing-pg"),
 }
 SPECS = registered_kinds()
 

@@ -40,6 +40,8 @@ VALID_REFS = [
         "ca_arn": "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/0c1b2f9e-1111-2222-3333-444455556666",
         "serial": "0a:1b",
     },
+    {"kind": "vault_database_static_role", "mount": "database", "role": "billing"},
+    {"kind": "vault_database_root", "connection": "billing-pg"},
 ]
 
 

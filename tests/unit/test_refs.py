@@ -14,6 +14,8 @@ from rescind.models import (
     AppRoleSecretIdRef,
     CredentialKind,
     CredentialRef,
+    DatabaseRootRef,
+    DatabaseStaticRoleRef,
     IamAccessKeyRef,
     IamRoleSessionsRef,
     KvSecretRef,
@@ -69,6 +71,8 @@ EXAMPLES: list[tuple[str, CredentialRef]] = [
     ("aws-role-sessions:123456789012:app-role", IamRoleSessionsRef(account_id="123456789012", role_name="app-role")),
     (f"aws-secret:{SECRET_ARN}", SecretsManagerSecretRef(secret_arn=SECRET_ARN)),
     (f"acm-pca:{PCA_ARN}:0a:1b", AcmPcaCertificateRef(ca_arn=PCA_ARN, serial="0a:1b")),
+    ("vault-db-static:database:billing", DatabaseStaticRoleRef(mount="database", role="billing")),
+    ("vault-db-root:db/team:billing-pg", DatabaseRootRef(mount="db/team", connection="billing-pg")),
 ]
 
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from rescind.exceptions import InvalidInput
+from rescind.config import ScheduleSettings
+from rescind.exceptions import ConfigurationError
 from rescind.schedules.base import RateLimiter
 from rescind.schedules.policy import MaxAgeRule, SchedulePolicy, TtlCeilings
 from rescind.schedules.types import (
@@ -27,8 +28,8 @@ MOMENT = datetime(2026, 3, 1, 12, 34, 56, tzinfo=UTC)
 
 
 def test_absent_policy_means_the_defaults() -> None:
-    assert SchedulePolicy.from_environ({}) == SchedulePolicy()
-    assert SchedulePolicy.from_environ({"SCHEDULE_POLICY": "  "}) == SchedulePolicy()
+    assert ScheduleSettings.from_environ({}).schedule_policy == SchedulePolicy()
+    assert ScheduleSettings.from_environ({"SCHEDULE_POLICY": "  "}).schedule_policy == SchedulePolicy()
     defaults = SchedulePolicy()
     assert defaults.orphan_grace_minutes == 60
     assert defaults.ttl_ceilings.token_seconds == 7 * 86400
@@ -47,7 +48,7 @@ def test_policy_is_read_from_json() -> None:
         "max_actions_per_run": 5,
     }
 
-    policy = SchedulePolicy.from_environ({"SCHEDULE_POLICY": json.dumps(raw)})
+    policy = ScheduleSettings.from_environ({"SCHEDULE_POLICY": json.dumps(raw)}).schedule_policy
 
     assert policy.rotation_max_age == (
         MaxAgeRule(kv_prefix="secret/apps/", max_age_days=30),
@@ -70,8 +71,8 @@ def test_policy_is_read_from_json() -> None:
     ],
 )
 def test_a_bad_policy_is_refused_at_start_up_naming_the_problem(raw: str, names: str) -> None:
-    with pytest.raises(InvalidInput, match="SCHEDULE_POLICY") as refused:
-        SchedulePolicy.from_environ({"SCHEDULE_POLICY": raw})
+    with pytest.raises(ConfigurationError, match="SCHEDULE_POLICY") as refused:
+        ScheduleSettings.from_environ({"SCHEDULE_POLICY": raw})
     assert names in str(refused.value)
 
 

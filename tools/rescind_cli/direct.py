@@ -7,9 +7,9 @@ local ledger (`rescind.ledger.sqlite`, under the user's state directory) that `r
 - Vault: VAULT_ADDR, with VAULT_TOKEN or ~/.vault-token (what `bao login` / `vault login` write).
 - AWS: the usual chain (AWS_PROFILE, ~/.aws, the environment). With no credentials at all the run is
   Vault-only and says so once; AWS references are then refused rather than skipped silently.
-- Scope and guard: the same variables the functions read (PKI_MOUNTS, KV_MOUNTS, APPROLE_MOUNTS, LEASE_MOUNTS,
-  AWS_ACCOUNT_IDS, BLAST_RADIUS_CAP, PROTECTED_WORKLOADS), plus `protected_workloads` and
-  `blast_radius_cap` in ~/.config/rescind/config.toml.
+- Scope and guard: the same settings the functions read (rescind.config.PlanSettings: PKI_MOUNTS, KV_MOUNTS,
+  APPROLE_MOUNTS, LEASE_MOUNTS, AWS_ACCOUNT_IDS, WORKLOAD_METADATA_KEY, BLAST_RADIUS_CAP, PROTECTED_WORKLOADS),
+  from the environment or, in lower case, ~/.config/rescind/config.toml.
 - Above the blast-radius cap there is no approver to wait for: the run is refused unless a second person's
   name and the ticket are given (`--approved-by NAME --ticket ID`), and both are recorded.
 """
@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rescind.config import CrossAccountSettings, GitHubSettings, PlanSettings
 from rescind.discovery import DiscoveryScope
-from rescind.exceptions import InvalidInput
+from rescind.exceptions import ConfigurationError, InvalidInput
 from rescind.guard import GuardPolicy
-from rescind_cli.targets import TargetUnavailable, policy_from_settings, scope_from_settings
+from rescind_cli.targets import TargetUnavailable
 
 if TYPE_CHECKING:
     import boto3
@@ -36,22 +37,14 @@ if TYPE_CHECKING:
     from rescind.aws.session import AwsClientFactory
     from rescind.inventory.base import Inventory
     from rescind.ledger.sqlite import SqliteLedger
-    from rescind.models import ActionResult, CredentialRef
+    from rescind.models import Action, ActionResult, CredentialRef
     from rescind.offboarding.types import OffboardingRequest
 
 LEDGER_FILE_ENV = "RESCIND_LEDGER_FILE"
-_TRANSIENT_ATTEMPTS = 3  # a throttled or unreachable backend, tried again as the state machine's Retry would
+# A throttled or unreachable backend, tried again as the state machine's Retry would (rescind.retrying).
+_TRANSIENT_ATTEMPTS = 3
+_RETRY_DELAY_SECONDS = 0.5
 CONFIG_FILE_ENV = "RESCIND_CONFIG_FILE"
-_SETTINGS = (
-    "PKI_MOUNTS",
-    "APPROLE_MOUNTS",
-    "KV_MOUNTS",
-    "LEASE_MOUNTS",
-    "AWS_ACCOUNT_IDS",
-    "WORKLOAD_METADATA_KEY",
-    "BLAST_RADIUS_CAP",
-    "PROTECTED_WORKLOADS",
-)
 
 
 def local_ledger_path(environ: Mapping[str, str]) -> Path:
@@ -99,12 +92,15 @@ def read_config_file(path: Path) -> dict[str, str]:
     try:
         document = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"{path} is not valid TOML: {str(error)[:200]}") from None
+        raise ConfigurationError(f"{path} is not valid TOML: {str(error)[:200]}") from None
+    known = PlanSettings.variables()
     settings: dict[str, str] = {}
     for key, value in document.items():
         variable = key.upper()
-        if variable not in _SETTINGS:
-            raise InvalidInput(f"{path}: unknown setting {key!r} (known: {', '.join(s.lower() for s in _SETTINGS)})")
+        if variable not in known:
+            raise ConfigurationError(
+                f"{path}: unknown setting {key!r} (known: {', '.join(name.lower() for name in known)})"
+            )
         settings[variable] = ",".join(str(item) for item in value) if isinstance(value, list) else str(value)
     return settings
 
@@ -189,7 +185,7 @@ class DirectTarget:
     _session: boto3.Session | None = None
     _factory: AwsClientFactory | None = None
     _aws_checked: bool = False
-    _read_settings: dict[str, str] | None = None
+    _read_settings: PlanSettings | None = None
 
     @classmethod
     def load(
@@ -248,7 +244,7 @@ class DirectTarget:
                 self._session = session
                 self._factory = AwsClientFactory(
                     purpose="cli-direct",
-                    external_id=self.environ.get("CROSS_ACCOUNT_EXTERNAL_ID") or None,
+                    external_id=CrossAccountSettings.from_environ(self.environ).cross_account_external_id,
                     session=session,
                 )
         return self._factory
@@ -291,28 +287,22 @@ class DirectTarget:
 
     # --- scope and guard ---------------------------------------------------------------------------------
 
-    def _settings(self) -> dict[str, str]:
-        """Read once per command: the plan, the guard and the acting step see the same configuration."""
-        if self._read_settings is not None:
-            return self._read_settings
-        path = Path(self.environ.get(CONFIG_FILE_ENV) or default_config_path())
-        settings = read_config_file(path)
-        for variable in _SETTINGS:
-            if self.environ.get(variable):
-                settings[variable] = self.environ[variable]
-        if self.extra_protected:
-            listed = [item for item in settings.get("PROTECTED_WORKLOADS", "").split(",") if item.strip()]
-            settings["PROTECTED_WORKLOADS"] = ",".join([*listed, *self.extra_protected])
-        self._read_settings = settings
-        return settings
+    def _settings(self) -> PlanSettings:
+        """Read once per command: the plan, the guard and the acting step see the same configuration. The
+        environment overrides the config file."""
+        if self._read_settings is None:
+            settings = read_config_file(Path(self.environ.get(CONFIG_FILE_ENV) or default_config_path()))
+            settings.update({name: self.environ[name] for name in PlanSettings.variables() if self.environ.get(name)})
+            self._read_settings = PlanSettings.from_environ(settings)
+        return self._read_settings
 
     def discovery_scope(self) -> DiscoveryScope:
-        scope = scope_from_settings(self._settings(), self.aws_account_id() or "")
+        scope = self._settings().discovery_scope(default_account=self.aws_account_id())
         # Without AWS credentials there is no account to look in.
         return scope if self.aws_factory() is not None else DiscoveryScope(**{**scope.__dict__, "aws_account_ids": ()})
 
     def guard_policy(self) -> GuardPolicy:
-        return policy_from_settings(self._settings())
+        return self._settings().guard_policy(also_protected=self.extra_protected)
 
 
 # --- the run, in-process --------------------------------------------------------------------------------
@@ -356,6 +346,7 @@ def run_direct_revocation(
     from rescind.models.results import utc_now
     from rescind.offboarding.plan import plan_offboarding
     from rescind.offboarding.types import GuardDecision
+    from rescind.retrying import retry_transient
 
     vault, aws, ledger = target.vault(), target.aws_factory(), target.ledger()
     if flow == "leak_response":
@@ -427,20 +418,22 @@ def run_direct_revocation(
     # The acting task's own path, action by action: scope check, guard, act, verify, record.
     results: list[ActionResult] = []
     for number, action in enumerate(actions):
-        for attempt in range(_TRANSIENT_ATTEMPTS):
+
+        def attempt(attempt: int, number: int = number, action: Action = action) -> ActionResult:
             request_one = ExecuteActionRequest(
                 incident_id=request.incident_id, attempt_id=f"direct-{number}-{attempt}", action=action
             )
-            try:
-                result = execute_and_record(
-                    request_one, engine=engine, ledger=ledger, scope=scope, refuse_if_guarded=refuse_if_guarded
-                )
-            except TransientError:
-                continue  # recorded as failed; the read-back below says where it stands
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-            break
+            return execute_and_record(
+                request_one, engine=engine, ledger=ledger, scope=scope, refuse_if_guarded=refuse_if_guarded
+            )
+
+        try:
+            result = retry_transient(attempt, attempts=_TRANSIENT_ATTEMPTS, base_delay_seconds=_RETRY_DELAY_SECONDS)
+        except TransientError:
+            continue  # each attempt recorded as failed; the read-back below says where it stands
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
     report = verify_actions(engine, actions, scope=scope)
     return close(RunOutcome.VERIFIED, "", tuple(results), still_alive=report.still_alive)
 
@@ -546,11 +539,12 @@ def github_delivery_as_bus_event(target: DirectTarget, delivery: dict[str, Any])
 
 
 def _github_readers(environ: Mapping[str, str]) -> tuple[Any, Any]:
-    """GitHub's alert value and the key id beside an AWS secret key, read with the responder's GITHUB_TOKEN."""
+    """GitHub's alert value and the key id beside an AWS secret key, read with the responder's GITHUB_TOKEN (its
+    own token, not the stack's secret) on the functions' GITHUB_API_URL setting."""
     token = environ.get("GITHUB_TOKEN", "")
     if not token:
         return None, None
-    api_url = environ.get("GITHUB_API_URL") or "https://api.github.com"
+    api_url = GitHubSettings.from_environ(environ).github_api_url
 
     def fetch(repository: str, alert_number: int) -> str:
         from rescind.leaks.github import fetch_alert_secret

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from rescind.exceptions import InvalidInput, RescindError
+from rescind.exceptions import ConfigurationError, InvalidInput, RescindError
 from rescind_cli.targets import STACK_ENV
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
@@ -76,11 +76,12 @@ _stderr = Console(stderr=True, emoji=False)
 
 @contextmanager
 def exit_on_typed_error(json_output: bool) -> Iterator[None]:
-    """A typed error ends the command with its message (exit 2 for bad input, 1 otherwise), JSON when asked."""
+    """A typed error ends the command with its message (exit 2 for bad input or configuration, 1 otherwise), JSON
+    when asked."""
     try:
         yield
     except RescindError as error:
-        code = 2 if isinstance(error, InvalidInput) else 1
+        code = 2 if isinstance(error, (InvalidInput, ConfigurationError)) else 1
         if json_output:
             typer.echo(json.dumps({"ok": False, "error_type": type(error).__name__, "message": str(error)}, indent=2))
         else:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from rescind.config import CrossAccountSettings, PlanSettings
 from rescind.discovery import DiscoveryScope
 from rescind.exceptions import InvalidInput, RescindError
 from rescind.guard import GuardPolicy
@@ -136,32 +137,6 @@ class Target(Protocol):
 # --- shared helpers -----------------------------------------------------------------------------------
 
 
-def _split(value: str | None) -> tuple[str, ...]:
-    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
-
-
-def scope_from_settings(settings: Mapping[str, str], default_account: str) -> DiscoveryScope:
-    return DiscoveryScope(
-        pki_mounts=_split(settings.get("PKI_MOUNTS")) or ("pki",),
-        approle_mounts=_split(settings.get("APPROLE_MOUNTS")) or ("approle",),
-        kv_mounts=_split(settings.get("KV_MOUNTS")) or ("secret",),
-        lease_mounts=_split(settings.get("LEASE_MOUNTS")),
-        aws_account_ids=_split(settings.get("AWS_ACCOUNT_IDS")) or (default_account,),
-        metadata_key=settings.get("WORKLOAD_METADATA_KEY") or "spiffe_id",
-    )
-
-
-def policy_from_settings(settings: Mapping[str, str]) -> GuardPolicy:
-    cap_text = settings.get("BLAST_RADIUS_CAP") or "25"
-    try:
-        cap = int(cap_text)
-    except ValueError:
-        raise InvalidInput("BLAST_RADIUS_CAP must be a whole number") from None
-    if cap < 1:
-        raise InvalidInput("BLAST_RADIUS_CAP must be at least 1")
-    return GuardPolicy(protected_workloads=frozenset(_split(settings.get("PROTECTED_WORKLOADS"))), blast_radius_cap=cap)
-
-
 class _EndpointSession:
     """A boto3 session whose every client goes to one endpoint (moto): what AwsClientFactory is given locally."""
 
@@ -195,7 +170,7 @@ class LocalStackTarget:
             raise InvalidInput(f"set both {LOCAL_ACCESS_KEY_ENV} and {LOCAL_SECRET_KEY_ENV}, or neither")
         self._cache = _ClientCache()
         self._caller: str | None = None
-        self._settings: dict[str, str] | None = None
+        self._settings: PlanSettings | None = None
 
     @classmethod
     def load(cls, state_dir: Path | None) -> LocalStackTarget:
@@ -290,8 +265,8 @@ class LocalStackTarget:
     def signing_credentials(self) -> tuple[Any, str]:
         return self._session().get_credentials(), self.local.region
 
-    def _function_settings(self) -> dict[str, str]:
-        """The deployed plan function's settings (never its Vault token), as moto holds them."""
+    def _function_settings(self) -> PlanSettings:
+        """The deployed plan function's scope and guard (never its Vault token), as moto holds them."""
         if self._settings is None:
             try:
                 name = self.local.function_name(PLAN_FUNCTION)
@@ -299,15 +274,17 @@ class LocalStackTarget:
                 variables = (configuration.get("Environment") or {}).get("Variables") or {}
             except KeyError:
                 variables = {}
-            wanted = {*_SETTING_PARAMETERS, "WORKLOAD_METADATA_KEY"}
-            self._settings = {key: str(value) for key, value in variables.items() if key in wanted}
+            wanted = PlanSettings.variables()
+            self._settings = PlanSettings.from_environ(
+                {key: str(value) for key, value in variables.items() if key in wanted}
+            )
         return self._settings
 
     def discovery_scope(self) -> DiscoveryScope:
-        return scope_from_settings(self._function_settings(), self.local.account_id)
+        return self._function_settings().discovery_scope(default_account=self.local.account_id)
 
     def guard_policy(self) -> GuardPolicy:
-        return policy_from_settings(self._function_settings())
+        return self._function_settings().guard_policy()
 
 
 # --- a deployed stack ----------------------------------------------------------------------------------
@@ -402,7 +379,7 @@ class DeployedStackTarget:
         if self._factory is None:
             self._factory = AwsClientFactory(
                 role_name=self.parameters.get("CrossAccountRoleName") or "RescindExecutionRole",
-                external_id=self._environ.get("CROSS_ACCOUNT_EXTERNAL_ID") or None,
+                external_id=CrossAccountSettings.from_environ(self._environ).cross_account_external_id,
                 purpose="cli-plan",
                 session=self._session,
             )
@@ -445,18 +422,19 @@ class DeployedStackTarget:
     def signing_credentials(self) -> tuple[Any, str]:
         return self._session.get_credentials(), str(self._session.region_name)
 
-    def _settings(self) -> dict[str, str]:
+    def _settings(self) -> PlanSettings:
+        """The stack's parameters, each overridden by the variable of the same setting when it is set."""
         settings = {variable: self.parameters.get(parameter, "") for variable, parameter in _SETTING_PARAMETERS.items()}
-        for variable in (*_SETTING_PARAMETERS, "WORKLOAD_METADATA_KEY"):
-            if self._environ.get(variable):
-                settings[variable] = self._environ[variable]
-        return settings
+        settings.update(
+            {variable: self._environ[variable] for variable in PlanSettings.variables() if self._environ.get(variable)}
+        )
+        return PlanSettings.from_environ(settings)
 
     def discovery_scope(self) -> DiscoveryScope:
-        return scope_from_settings(self._settings(), self.aws_factory().caller_identity().account_id)
+        return self._settings().discovery_scope(default_account=self.aws_factory().caller_identity().account_id)
 
     def guard_policy(self) -> GuardPolicy:
-        return policy_from_settings(self._settings())
+        return self._settings().guard_policy()
 
 
 TARGET_RULE = (

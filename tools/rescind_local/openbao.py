@@ -101,6 +101,8 @@ class LocalOpenBao:
     process: subprocess.Popen[bytes] | None = None
     storage: StorageMode = "dev"
     cluster_port: int = 0
+    # Extra options of the file audit device (e.g. {"hmac_accessor": "false"} for the issuance index).
+    audit_options: dict[str, str] = field(default_factory=dict)
     _owned_workdir: bool = False
     _unseal_key: str | None = field(default=None, repr=False)
 
@@ -241,7 +243,8 @@ class LocalOpenBao:
 
     def _audit_stanza(self) -> str:
         # OpenBao 2.x refuses to enable audit devices through the API: declare it in the config.
-        return f'audit "file" "to-file" {{\n  options = {{ file_path = "{self.audit_log}" }}\n}}\n'
+        options = "".join(f', {name} = "{value}"' for name, value in sorted(self.audit_options.items()))
+        return f'audit "file" "to-file" {{\n  options = {{ file_path = "{self.audit_log}"{options} }}\n}}\n'
 
     def _write_persistent_config(self) -> None:
         # No `disable_mlock`: OpenBao 2.7 dropped mlock and warns about the field as unknown.

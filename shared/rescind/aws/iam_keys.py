@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from rescind.aws.errors import aws_errors, error_code
 from rescind.aws.session import AwsClientFactory
 from rescind.engine.base import KindHandler, Step
-from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal
+from rescind.exceptions import ActionFailed, ConfigurationError, InvalidInput, PolicyRefusal
 from rescind.holds import NO_GUARD_FACTS, GuardFacts, facts_from_aws_tags
 from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, InventorySection, KindSpec, ValueLocator
 from rescind.leaks.types import ACCESS_KEY_ID, LocatedLeak, SecretType, Unlocated
@@ -279,7 +279,7 @@ def _key_id_beside_github_secret(search: LeakSearch, alert: LeakAlert) -> str | 
         return Unlocated(why="GitHub alerts need GITHUB_TOKEN_SECRET_ARN to read the alert's locations")
     try:
         key_ids = search.github_key_id_finder(alert.github_repository, alert.github_alert_number)
-    except (InvalidInput, ActionFailed) as error:
+    except (InvalidInput, ActionFailed, ConfigurationError) as error:
         return Unlocated(why=f"GitHub alert {alert.github_alert_number}'s locations could not be read: {error}"[:500])
     if len(key_ids) != 1:
         found = f"{len(key_ids)} access key ids ({', '.join(key_ids[:5])})" if key_ids else "no access key id"

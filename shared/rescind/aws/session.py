@@ -3,8 +3,12 @@
 Cross-account access assumes `arn:<partition>:iam::<account>:role/<role_name>` (the role name comes from
 configuration, `RescindExecutionRole` by default) and caches the assumed session until shortly before its
 credentials expire. It always presents an external id: member-account.yaml's role requires one, so a factory
-without one refuses to cross accounts (InvalidInput naming the setting) rather than fail as AccessDenied.
+without one refuses to cross accounts (ConfigurationError naming the setting) rather than fail as AccessDenied.
 boto3 is imported lazily: handlers that never touch AWS don't pay for it at cold start.
+
+Every client Rescind builds (here, and in the runtime factories) takes AWS_CLIENT_CONFIG: botocore's standard
+retry mode, the one in-process retry of AWS calls. What still fails is raised typed (rescind.aws.errors) and
+retried, if at all, by the state machines' Retry.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from botocore.config import Config
+
 from rescind.aws.errors import aws_errors
 from rescind.aws.external_id import EXTERNAL_ID_PATTERN, EXTERNAL_ID_RULE
-from rescind.exceptions import InvalidInput
+from rescind.exceptions import ConfigurationError, InvalidInput
 from rescind.models.results import utc_now
 
 if TYPE_CHECKING:
@@ -36,6 +42,11 @@ _ROLE_NAME_RE = re.compile(r"^[\w+=,.@\-]{1,64}$")
 # RoleSessionName allows [\w+=,.@-]{2,64}; "rescind-" takes 8 of them.
 _PURPOSE_RE = re.compile(r"^[\w+=,.@\-]{1,56}$")
 _EXTERNAL_ID_RE = re.compile(EXTERNAL_ID_PATTERN)
+
+# The botocore Config of every client Rescind builds. Standard mode: 3 attempts in all (botocore gives DynamoDB
+# 4), exponential backoff with jitter, and a retry quota that stops retrying when most calls fail (botocore's
+# default, "legacy", makes 5 attempts, DynamoDB 10, with no quota).
+AWS_CLIENT_CONFIG = Config(retries={"mode": "standard"})
 
 
 @dataclass(frozen=True)
@@ -103,7 +114,7 @@ class AwsClientFactory:
         """Who the default credentials are (cached: it does not change during a process's life)."""
         with self._lock:
             if self._caller is None:
-                sts: STSClient = self._session().client("sts", region_name=self.region_name)
+                sts: STSClient = self._session().client("sts", region_name=self.region_name, config=AWS_CLIENT_CONFIG)
                 with aws_errors("sts get-caller-identity"):
                     answer = sts.get_caller_identity()
                 self._caller = CallerIdentity(account_id=answer["Account"], arn=answer["Arn"])
@@ -159,7 +170,7 @@ class AwsClientFactory:
             else:
                 assumed = self._assumed_session(account_id)
                 session, expires_at = assumed.session, assumed.expires_at
-            built = (session.client(service, region_name=region), expires_at)
+            built = (session.client(service, region_name=region, config=AWS_CLIENT_CONFIG), expires_at)
             self._clients[key] = built
             return built[0]
 
@@ -184,11 +195,11 @@ class AwsClientFactory:
 
         role_arn = self.role_arn(account_id)
         if self._external_id is None:
-            raise InvalidInput(
+            raise ConfigurationError(
                 f"cannot act in account {account_id}: assuming {role_arn} needs an external id; set "
                 "CROSS_ACCOUNT_EXTERNAL_ID (template.yaml CrossAccountExternalId) to the member stacks' ExternalId"
             )
-        sts: STSClient = self._session().client("sts", region_name=self.region_name)
+        sts: STSClient = self._session().client("sts", region_name=self.region_name, config=AWS_CLIENT_CONFIG)
         with aws_errors(f"sts assume-role {role_arn}"):
             answer = sts.assume_role(
                 RoleArn=role_arn,

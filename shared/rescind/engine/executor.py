@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from rescind.engine.base import CredentialHandler
-from rescind.exceptions import CredentialStillAlive, RescindError, TransientError, UnsupportedAction
+from rescind.exceptions import CredentialStillAlive, RescindError, UnsupportedAction
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import ActionAttemptRecord
 from rescind.models import Action, ActionResult, CredentialKind, CredentialRef, Evidence, Outcome, Plan
 from rescind.models.results import utc_now
+from rescind.retrying import retry_transient
 
 
 def _elapsed_ms(since: float) -> float:
@@ -22,7 +23,8 @@ class ActionEngine:
     """Runs actions through the handler of their credential kind.
 
     `execute` raises TransientError so a caller with its own retry policy (a Step Functions Retry) can
-    retry; `run_plan` retries transient errors itself and never raises for one action's failure.
+    retry; `execute_or_fail` and `run_plan`, for the paths no state machine retries (rescind.retrying), retry
+    transient errors themselves and never raise for one action's failure.
     """
 
     def __init__(
@@ -102,17 +104,14 @@ class ActionEngine:
     def execute_or_fail(self, action: Action, *, dry_run: bool = False) -> ActionResult:
         """Like `execute`, with bounded retries of transient errors, and any Rescind error as a FAILED result."""
         started_at = self._clock()
-        attempt = 0
-        while True:
-            try:
-                return self.execute(action, dry_run=dry_run)
-            except TransientError as error:
-                attempt += 1
-                if attempt > self._transient_retries:
-                    return self._failed(action, started_at, error)
-                time.sleep(self._retry_backoff * (2 ** (attempt - 1)))
-            except RescindError as error:
-                return self._failed(action, started_at, error)
+        try:
+            return retry_transient(
+                lambda _: self.execute(action, dry_run=dry_run),
+                attempts=self._transient_retries + 1,
+                base_delay_seconds=self._retry_backoff,
+            )
+        except RescindError as error:
+            return self._failed(action, started_at, error)
 
     def run_plan(
         self,

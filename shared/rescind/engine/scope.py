@@ -13,6 +13,8 @@ call, against the stack's configuration:
 | a token role's TTL         | the token store (`token`)                                                  |
 | a lease                    | under a PKI mount, `auth/<AppRole mount>/login/` or a LeaseMounts mount;  |
 |                            | never under `sys/` or `auth/token/`                                       |
+| a database static role or  | its mount is in LeaseMounts (a database mount's dynamic credentials are    |
+| root credential            | leases there already: one setting names the database mounts)              |
 
 Tokens and entities are named by accessor and id, which name no mount. AWS references are bounded by the
 cross-account role each account trusts, not here.
@@ -27,6 +29,8 @@ from rescind.exceptions import InvalidInput
 from rescind.models import (
     AppRoleSecretIdRef,
     CredentialRef,
+    DatabaseRootRef,
+    DatabaseStaticRoleRef,
     KvSecretRef,
     PkiCertificateRef,
     TtlTargetType,
@@ -61,6 +65,8 @@ def check_target_in_scope(target: CredentialRef, scope: DiscoveryScope) -> None:
             _check_ttl_target(target, pki=pki, approle=approle)
         case VaultLeaseRef(lease_id=lease_id):
             _check_lease(lease_id, pki=pki, approle=approle, extra=_mounts(scope.lease_mounts))
+        case DatabaseStaticRoleRef(mount=mount) | DatabaseRootRef(mount=mount):
+            _require(mount in _mounts(scope.lease_mounts), f"database mount {mount} is not in LeaseMounts")
         case _:
             return
 

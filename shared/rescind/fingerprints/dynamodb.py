@@ -55,6 +55,24 @@ def _item(entry: FingerprintEntry, indexed_at: str) -> dict[str, Any]:
     }
 
 
+def put_items(client: DynamoDBClient, table: str, items: Sequence[dict[str, Any]], what: str) -> int:
+    """Unconditional puts in batches, one item per key (the last wins); returns how many distinct items."""
+    unique = {(item["pk"]["S"], item["sk"]["S"]): item for item in items}  # one batch may not name a key twice
+    distinct = list(unique.values())
+    for start in range(0, len(distinct), _BATCH_SIZE):
+        requests: list[Any] = [{"PutRequest": {"Item": item}} for item in distinct[start : start + _BATCH_SIZE]]
+        for attempt in range(_UNPROCESSED_RETRIES + 1):
+            with aws_errors(f"write {what} to {table}"):
+                answer = client.batch_write_item(RequestItems={table: requests})
+            requests = list((answer.get("UnprocessedItems") or {}).get(table, []))
+            if not requests:
+                break
+            time.sleep(min(0.05 * 2**attempt, 1.0))  # DynamoDB returns unprocessed items when throttled
+        else:
+            raise AwsThrottled(f"write {what} to {table}: {len(requests)} item(s) left unprocessed")
+    return len(distinct)
+
+
 class DynamoDbFingerprintIndex:
     def __init__(self, table_name: str, client: DynamoDBClient) -> None:
         self._table = table_name
@@ -62,25 +80,7 @@ class DynamoDbFingerprintIndex:
 
     def put(self, entries: Sequence[FingerprintEntry]) -> int:
         indexed_at = datetime.now(UTC).isoformat(timespec="seconds")
-        unique: dict[tuple[str, str], dict[str, Any]] = {}
-        for entry in entries:  # one batch may not name a key twice
-            item = _item(entry, indexed_at)
-            unique[(item["pk"]["S"], item["sk"]["S"])] = item
-        items = list(unique.values())
-        for start in range(0, len(items), _BATCH_SIZE):
-            self._write_batch(items[start : start + _BATCH_SIZE])
-        return len(items)
-
-    def _write_batch(self, items: list[dict[str, Any]]) -> None:
-        requests: list[Any] = [{"PutRequest": {"Item": item}} for item in items]
-        for attempt in range(_UNPROCESSED_RETRIES + 1):
-            with aws_errors(f"write fingerprints to {self._table}"):
-                answer = self._client.batch_write_item(RequestItems={self._table: requests})
-            requests = list((answer.get("UnprocessedItems") or {}).get(self._table, []))
-            if not requests:
-                return
-            time.sleep(min(0.05 * 2**attempt, 1.0))  # DynamoDB returns unprocessed items when throttled
-        raise AwsThrottled(f"write fingerprints to {self._table}: {len(requests)} item(s) left unprocessed")
+        return put_items(self._client, self._table, [_item(entry, indexed_at) for entry in entries], "fingerprints")
 
     def lookup(self, fingerprint: str) -> list[FingerprintHit]:
         if len(fingerprint) != 64 or any(character not in "0123456789abcdef" for character in fingerprint):

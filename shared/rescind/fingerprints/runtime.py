@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from rescind.aws.errors import aws_errors
 from rescind.caching import runtime_cache
 from rescind.exceptions import ActionFailed, RescindError
-from rescind.runtime import get_settings
+from rescind.runtime import get_dynamodb_client, get_secretsmanager_client, get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -42,11 +42,9 @@ def get_fingerprint_index() -> DynamoDbFingerprintIndex | None:
     table = get_settings().fingerprint_table_name
     if not table:
         return None
-    import boto3
-
     from rescind.fingerprints.dynamodb import DynamoDbFingerprintIndex
 
-    return DynamoDbFingerprintIndex(table, boto3.client("dynamodb"))
+    return DynamoDbFingerprintIndex(table, get_dynamodb_client())
 
 
 @runtime_cache
@@ -55,9 +53,7 @@ def get_fingerprint_key() -> bytes | None:
     secret_arn = get_settings().fingerprint_key_secret_arn
     if not secret_arn:
         return None
-    import boto3
-
-    return read_fingerprint_key(boto3.client("secretsmanager"), secret_arn)
+    return read_fingerprint_key(get_secretsmanager_client(), secret_arn)
 
 
 def get_rotation_indexer() -> SecretValueHook | None:

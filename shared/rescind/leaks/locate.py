@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from rescind.exceptions import ActionFailed, InvalidInput
+from rescind.exceptions import ActionFailed, ConfigurationError, InvalidInput
 from rescind.kinds import Backends, LeakSearch, ValueLocator, registered_kinds
 from rescind.leaks.types import LeakAlert, LocatedLeak, SecretType, Unlocated
 from rescind.models import KvSecretRef
@@ -90,5 +90,6 @@ class LeakLocator:
             return Unlocated(why="GitHub alerts need GITHUB_TOKEN_SECRET_ARN to read the alert's secret")
         try:
             return self._github_fetcher(alert.github_repository, alert.github_alert_number).strip()
-        except (InvalidInput, ActionFailed) as error:  # the alert is gone, or the token may not read it
+        except (InvalidInput, ActionFailed, ConfigurationError) as error:
+            # the alert is gone, the token may not read it, or its secret is misconfigured: recorded unresolved
             return Unlocated(why=f"GitHub alert {alert.github_alert_number} could not be read: {error}"[:500])

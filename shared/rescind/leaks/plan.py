@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 def plan_to_contain_leak(
     plan_id: str, refs: tuple[CredentialRef, ...], *, reason: str, found_at: datetime, dry_run: bool = False
 ) -> Plan:
-    ending = plan_to_end(plan_id, refs, run_id=plan_id, reason=reason, dry_run=dry_run)
+    ending = plan_to_end(plan_id, refs, run_id=plan_id, reason=reason, rotated_since=found_at, dry_run=dry_run)
     actions: list[Action] = []
     for action in ending.actions:
         if isinstance(action.target, IamRoleSessionsRef):

@@ -4,23 +4,15 @@ and the state machine's ARN. Only handlers call these."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from rescind.caching import runtime_cache
-from rescind.exceptions import InvalidInput
 from rescind.leaks.locate import GitHubKeyIdFinder, GitHubSecretFetcher, KvValueLocator, LeakLocator
 from rescind.models import KvSecretRef
 from rescind.runtime import get_aws_factory, get_discovery_scope, get_settings, get_vault_client
 
-if TYPE_CHECKING:
-    from mypy_boto3_secretsmanager import SecretsManagerClient
-
 
 def get_leak_state_machine_arn() -> str:
-    arn = get_settings().leak_response_state_machine_arn
-    if not arn:
-        raise InvalidInput("invalid configuration: LEAK_RESPONSE_STATE_MACHINE_ARN is not set")
-    return arn
+    return get_settings().required("leak_response_state_machine_arn")
 
 
 def get_dedup_window() -> timedelta:
@@ -65,7 +57,7 @@ def _github_fetcher() -> GitHubSecretFetcher | None:
     def fetch(repository: str, alert_number: int) -> str:
         from rescind.leaks.github import fetch_alert_secret, load_github_token
 
-        token = load_github_token(_secretsmanager_client(), token_arn)
+        token = load_github_token(token_arn)
         return fetch_alert_secret(settings.github_api_url, token, repository, alert_number)
 
     return fetch
@@ -80,15 +72,7 @@ def _github_key_id_finder() -> GitHubKeyIdFinder | None:
     def find(repository: str, alert_number: int) -> list[str]:
         from rescind.leaks.github import find_access_key_ids_beside_alert, load_github_token
 
-        token = load_github_token(_secretsmanager_client(), token_arn)
+        token = load_github_token(token_arn)
         return find_access_key_ids_beside_alert(settings.github_api_url, token, repository, alert_number)
 
     return find
-
-
-@runtime_cache
-def _secretsmanager_client() -> SecretsManagerClient:
-    """Made once, on the first GitHub alert: most leaks never need it."""
-    import boto3
-
-    return boto3.client("secretsmanager")

@@ -17,6 +17,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from rescind.aws.errors import aws_errors, error_code
 from rescind.exceptions import AwsThrottled, InvalidInput, LedgerConflict
 from rescind.ledger.types import (
     ActionAttemptRecord,
@@ -33,13 +34,6 @@ if TYPE_CHECKING:
 
 TIME_INDEX = "by_time"
 _INCIDENTS = "INCIDENTS"
-_THROTTLING = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-}
 
 
 _DEDUP_KEY = re.compile(r"[0-9a-f]{24,64}")
@@ -55,6 +49,9 @@ def _utc_text(moment: datetime) -> str:
 
 
 class DynamoDbLedger:
+    """Raises the typed errors of rescind.aws.errors (AwsThrottled, AwsUnavailable, ActionFailed...), never
+    botocore's."""
+
     def __init__(self, table_name: str, client: DynamoDBClient) -> None:
         self._table = table_name
         self._client = client
@@ -63,19 +60,17 @@ class DynamoDbLedger:
         from botocore.exceptions import ClientError
 
         attributes = {name: {"S": value} for name, value in item.items()}
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=attributes,
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code == "ConditionalCheckFailedException":
-                return False
-            if code in _THROTTLING:
-                raise AwsThrottled(f"ledger write: {code}") from error
-            raise
+        with aws_errors(f"ledger write to {self._table}"):
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=attributes,
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except ClientError as error:
+                if error_code(error) == "ConditionalCheckFailedException":
+                    return False
+                raise
         return True
 
     def open_incident(self, record: IncidentRecord) -> bool:
@@ -168,10 +163,11 @@ class DynamoDbLedger:
     def _query(self, max_items: int | None = None, **kwargs: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         paginator = self._client.get_paginator("query")
-        for page in paginator.paginate(TableName=self._table, **kwargs):
-            items.extend(page.get("Items", []))
-            if max_items is not None and len(items) >= max_items:
-                return items[:max_items]
+        with aws_errors(f"ledger read of {self._table}"):
+            for page in paginator.paginate(TableName=self._table, **kwargs):
+                items.extend(page.get("Items", []))
+                if max_items is not None and len(items) >= max_items:
+                    return items[:max_items]
         return items
 
     def read_incident(self, incident_id: str) -> IncidentView:

@@ -2,6 +2,7 @@
 
 from rescind.models.actions import (
     ACTION_ORDER,
+    ROTATED_SINCE_KINDS,
     SUPPORTED_ACTIONS,
     Action,
     ActionKind,
@@ -14,6 +15,8 @@ from rescind.models.credentials import (
     AppRoleSecretIdRef,
     CredentialKind,
     CredentialRef,
+    DatabaseRootRef,
+    DatabaseStaticRoleRef,
     IamAccessKeyRef,
     IamRoleSessionsRef,
     KvSecretRef,
@@ -30,6 +33,7 @@ from rescind.models.results import ActionResult, ActOutcome, Evidence, Outcome
 
 __all__ = [
     "ACTION_ORDER",
+    "ROTATED_SINCE_KINDS",
     "SUPPORTED_ACTIONS",
     "AcmPcaCertificateRef",
     "ActOutcome",
@@ -40,6 +44,8 @@ __all__ = [
     "AppRoleSecretIdRef",
     "CredentialKind",
     "CredentialRef",
+    "DatabaseRootRef",
+    "DatabaseStaticRoleRef",
     "Evidence",
     "IamAccessKeyRef",
     "IamRoleSessionsRef",

@@ -41,7 +41,12 @@ SUPPORTED_ACTIONS: dict[CredentialKind, frozenset[ActionKind]] = {
     CredentialKind.IAM_ROLE_SESSIONS: frozenset({ActionKind.REVOKE}),
     CredentialKind.SECRETS_MANAGER_SECRET: frozenset({ActionKind.ROTATE}),
     CredentialKind.ACM_PCA_CERTIFICATE: frozenset({ActionKind.REVOKE}),
+    CredentialKind.DATABASE_STATIC_ROLE: frozenset({ActionKind.ROTATE}),
+    CredentialKind.DATABASE_ROOT: frozenset({ActionKind.ROTATE}),
 }
+
+# Rotated by Vault in one call, with no version to compare: a rotation at or after `rotated_since` is this one.
+ROTATED_SINCE_KINDS = frozenset({CredentialKind.DATABASE_STATIC_ROLE})
 
 
 class PreviousVersions(StrEnum):
@@ -65,6 +70,9 @@ class ActionParams(BaseModel):
     run_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-.:]{1,120}$")] | None = None
     # delete: refused before this moment (the end of the grace period after a verified disable)
     not_before: AwareDatetime | None = None
+    # rotate (database static role): a rotation Vault records at or after this moment already is this
+    # action, so a replay finds it applied instead of rotating again. The run's start, not the acting moment.
+    rotated_since: AwareDatetime | None = None
 
 
 class Action(BaseModel):
@@ -108,6 +116,11 @@ class Action(BaseModel):
             raise ValueError("shorten_ttl needs params.ttl_seconds")
         if self.kind is ActionKind.ROTATE and self.params.run_id is None:
             raise ValueError("rotate needs params.run_id (the incident or schedule run), so a replay rotates once")
+        if (self.target.kind in ROTATED_SINCE_KINDS) != (self.params.rotated_since is not None):
+            raise ValueError(
+                "params.rotated_since is required for a database static role rotation (the run's start, "
+                "so a replay finds the rotation applied) and applies to nothing else"
+            )
         return self
 
 

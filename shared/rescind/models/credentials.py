@@ -26,6 +26,8 @@ class CredentialKind(StrEnum):
     IAM_ROLE_SESSIONS = "iam_role_sessions"
     SECRETS_MANAGER_SECRET = "secrets_manager_secret"
     ACM_PCA_CERTIFICATE = "acm_pca_certificate"
+    DATABASE_STATIC_ROLE = "vault_database_static_role"
+    DATABASE_ROOT = "vault_database_root"
 
 
 _SEGMENT = r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*"
@@ -216,6 +218,23 @@ class AcmPcaCertificateRef(_Ref):
         return self.ca_arn.split(":")[4]
 
 
+class DatabaseStaticRoleRef(_Ref):
+    """A static role of a database secrets engine: one database user whose password Vault owns and rotates."""
+
+    kind: Literal[CredentialKind.DATABASE_STATIC_ROLE] = CredentialKind.DATABASE_STATIC_ROLE
+    mount: Mount = "database"
+    role: VaultName
+
+
+class DatabaseRootRef(_Ref):
+    """The root credential of one database connection: the user Vault itself logs in with. Rotated only by a
+    manual run with approval (after rotation only Vault knows the password)."""
+
+    kind: Literal[CredentialKind.DATABASE_ROOT] = CredentialKind.DATABASE_ROOT
+    mount: Mount = "database"
+    connection: VaultName
+
+
 CredentialRef = Annotated[
     VaultTokenRef
     | AppRoleSecretIdRef
@@ -227,7 +246,9 @@ CredentialRef = Annotated[
     | IamAccessKeyRef
     | IamRoleSessionsRef
     | SecretsManagerSecretRef
-    | AcmPcaCertificateRef,
+    | AcmPcaCertificateRef
+    | DatabaseStaticRoleRef
+    | DatabaseRootRef,
     Field(discriminator="kind"),
 ]
 

@@ -20,6 +20,8 @@ parts separated by ':'. `format_ref` writes this form and `parse_ref` reads it b
 | `iam_role_sessions`      | `aws-role-sessions:<account>:<role>`            |
 | `secrets_manager_secret` | `aws-secret:<secret arn>`                       |
 | `acm_pca_certificate`    | `acm-pca:<ca arn>:<serial>`                     |
+| `vault_database_static_role` | `vault-db-static:<mount>:<role>`            |
+| `vault_database_root`    | `vault-db-root:<mount>:<connection>`            |
 
 Examples:
 
@@ -35,6 +37,8 @@ Examples:
     aws-role-sessions:123456789012:app-role
     aws-secret:arn:aws:secretsmanager:us-east-1:123456789012:secret:billing/db-AbCdEf
     acm-pca:arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/<uuid>:0a:1b
+    vault-db-static:database:billing
+    vault-db-root:database:billing-pg
 
 Notes:
 - Only serials and ARNs contain ':'. Mounts, paths, lease ids, names and ids cannot, so a PKI serial is
@@ -64,6 +68,8 @@ from rescind.models.credentials import (
     AcmPcaCertificateRef,
     AppRoleSecretIdRef,
     CredentialRef,
+    DatabaseRootRef,
+    DatabaseStaticRoleRef,
     IamAccessKeyRef,
     IamRoleSessionsRef,
     KvSecretRef,
@@ -230,6 +236,16 @@ def _parse_acm_pca(rest: str) -> CredentialRef:
     return _build(AcmPcaCertificateRef, "acm-pca", {"ca_arn": ":".join(fields[:6]), "serial": fields[6]})
 
 
+def _parse_database_static(rest: str) -> CredentialRef:
+    mount, role = _split_exactly(rest, 2, "vault-db-static")
+    return _build(DatabaseStaticRoleRef, "vault-db-static", {"mount": mount, "role": role})
+
+
+def _parse_database_root(rest: str) -> CredentialRef:
+    mount, connection = _split_exactly(rest, 2, "vault-db-root")
+    return _build(DatabaseRootRef, "vault-db-root", {"mount": mount, "connection": connection})
+
+
 REF_FORMS: dict[str, RefForm] = {
     form.prefix: form
     for form in (
@@ -248,6 +264,8 @@ REF_FORMS: dict[str, RefForm] = {
         RefForm("aws-role-sessions", "aws-role-sessions:<account>:<role>", _parse_aws_role_sessions),
         RefForm("aws-secret", "aws-secret:<secret arn>", _parse_aws_secret),
         RefForm("acm-pca", "acm-pca:<ca arn>:<serial>", _parse_acm_pca),
+        RefForm("vault-db-static", "vault-db-static:<mount>:<role>", _parse_database_static),
+        RefForm("vault-db-root", "vault-db-root:<mount>:<connection>", _parse_database_root),
     )
 }
 
@@ -309,4 +327,8 @@ def format_ref(ref: CredentialRef) -> str:
             return f"aws-secret:{ref.secret_arn}"
         case AcmPcaCertificateRef():
             return f"acm-pca:{ref.ca_arn}:{ref.serial}"
+        case DatabaseStaticRoleRef():
+            return f"vault-db-static:{ref.mount}:{ref.role}"
+        case DatabaseRootRef():
+            return f"vault-db-root:{ref.mount}:{ref.connection}"
     raise TypeError(f"not a credential reference: {type(ref).__name__}")  # pragma: no cover

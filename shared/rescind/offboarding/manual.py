@@ -10,7 +10,7 @@ Direct mode (no stack) builds the same request in-process with `build_manual_req
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -164,11 +164,3 @@ def start_manual_revocation(
         requested_by=requested_by,
         dry_run=body.dry_run,
     )
-
-
-def manual_machine_arn_from_environ(environ: Mapping[str, str]) -> str:
-    """MANUAL_STATE_MACHINE_ARN, which the template sets: fail at cold start when it is missing."""
-    arn = environ.get("MANUAL_STATE_MACHINE_ARN", "").strip()
-    if not arn:
-        raise InvalidInput("the start function needs MANUAL_STATE_MACHINE_ARN")
-    return arn

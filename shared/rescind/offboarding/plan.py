@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 from rescind.discovery import DiscoveryScope, discover_workload_credentials, plan_to_end
 from rescind.engine.scope import check_target_in_scope
-from rescind.guard import GuardPolicy, exceeds_cap, find_guarded_child_tokens, find_holds, is_protected
+from rescind.guard import (
+    GuardPolicy,
+    database_roots_rotated,
+    exceeds_cap,
+    find_guarded_child_tokens,
+    find_holds,
+    is_protected,
+)
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import IncidentRecord
 from rescind.models import ActionKind, CredentialRef, KvSecretRef, Plan
@@ -87,6 +94,13 @@ def rotated_since(vault: hvac.Client, ref: KvSecretRef, moment: datetime) -> boo
     return rotated_at is not None and rotated_at >= moment
 
 
+def is_manual_run(request: OffboardingRequest) -> bool:
+    """A run a person started with `rescind revoke` (its requester is the signer, never the body)."""
+    from rescind.offboarding.manual import MANUAL_SOURCE
+
+    return request.trigger.source == MANUAL_SOURCE and request.trigger.requested_by is not None
+
+
 def protected_workload(request: OffboardingRequest, policy: GuardPolicy) -> str | None:
     """Why the guard refuses the whole workload, or None."""
     return f"workload {request.workload_id} is protected" if is_protected(request.workload_id, policy) else None
@@ -123,7 +137,12 @@ def build_offboarding_plan(
         ]
 
     plan = plan_to_end(
-        request.incident_id, refs, run_id=request.incident_id, reason=request.reason, dry_run=request.dry_run
+        request.incident_id,
+        refs,
+        run_id=request.incident_id,
+        reason=request.reason,
+        rotated_since=request.terminated_at,
+        dry_run=request.dry_run,
     )
     decision, why = guard_decision(
         plan,
@@ -133,6 +152,7 @@ def build_offboarding_plan(
         vault=vault,
         aws=aws,
         policy=policy,
+        manual_run=is_manual_run(request),
     )
     return plan, split_guarded_plan(request, plan, decision, why)
 
@@ -147,15 +167,24 @@ def guard_decision(
     aws: AwsClientFactory | None,
     policy: GuardPolicy,
     refuse_guarded_child_tokens: bool = True,
+    manual_run: bool = False,
 ) -> tuple[GuardDecision, str]:
-    """The guard, in its order: a refusal already known (a protected workload), holds, guarded tokens a token
-    revocation would end with it, nothing to do, a dry run, the blast-radius cap. Every flow's plan task decides
-    through this one function.
+    """The guard, in its order: a refusal already known (a protected workload), a database root rotation outside
+    a manual run, holds, guarded tokens a token revocation would end with it, nothing to do, a dry run, a database
+    root rotation (always approved by a person), the blast-radius cap. Every flow's plan task decides through this
+    one function.
 
     A leak passes `refuse_guarded_child_tokens=False`: the tree under a leaked token is the attacker's to make,
     hold markers included, so it dies with the token and each token that died is recorded with the action."""
     if refused is not None:
         return GuardDecision.REFUSE, refused
+    roots = [f"{root.mount}/rotate-root/{root.connection}" for root in database_roots_rotated(plan)]
+    if roots and not manual_run:
+        return GuardDecision.REFUSE, (
+            f"rotating a database root credential ({', '.join(roots[:10])}) is never automated: only Vault would "
+            "know the password; ask for it by name in a manual run (rescind revoke --credential vault-db-root:...), "
+            "which waits for approval"
+        )
     holds = find_holds(vault, aws, list(refs))
     if holds:
         return GuardDecision.REFUSE, "on hold: " + "; ".join(f"{hold.target} ({hold.marker})" for hold in holds[:10])
@@ -169,6 +198,11 @@ def guard_decision(
         return GuardDecision.NOTHING_TO_DO, nothing_to_do
     if plan.dry_run:
         return GuardDecision.DRY_RUN, "dry run: the plan is recorded and nothing is called"
+    if roots:
+        return (
+            GuardDecision.NEEDS_APPROVAL,
+            f"a plan that rotates a database root credential waits for approval: {', '.join(roots[:10])}",
+        )
     if exceeds_cap(plan, policy):
         return (
             GuardDecision.NEEDS_APPROVAL,
@@ -243,5 +277,6 @@ def guard_recorded_plan(
         vault=vault,
         aws=aws,
         policy=policy,
+        manual_run=is_manual_run(request),
     )
     return split_guarded_plan(request, plan, decision, f"resumed from the recorded plan; {why}")

@@ -1,4 +1,4 @@
-"""Cached factories for the start-offboarding function: the Step Functions client and the notifier.
+"""Cached factories for the functions that start or answer runs: the Step Functions client and the notifier.
 
 Settings, the ledger, the inventory and the SNS client come from `rescind.runtime`. Only handlers call these.
 """
@@ -8,29 +8,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from rescind.aws.errors import aws_errors
-from rescind.caching import runtime_cache
-from rescind.exceptions import InvalidInput
-from rescind.runtime import get_settings, get_sns_client
+from rescind.runtime import get_aws_client, get_settings, get_sns_client
 
 if TYPE_CHECKING:
-    from rescind.offboarding.start import Notify, StepFunctionsStarter
+    from mypy_boto3_stepfunctions import SFNClient
+
+    from rescind.offboarding.start import Notify
 
 SNS_SUBJECT_LIMIT = 100
 SNS_MESSAGE_LIMIT = 256 * 1024
 
 
-@runtime_cache
-def get_sfn_client() -> StepFunctionsStarter:
-    import boto3
-
-    return cast("StepFunctionsStarter", boto3.client("stepfunctions"))
+def get_sfn_client() -> SFNClient:
+    """Step Functions: starting, reading and answering runs."""
+    return cast("SFNClient", get_aws_client("stepfunctions"))
 
 
 def get_offboarding_state_machine_arn() -> str:
-    arn = get_settings().offboarding_state_machine_arn
-    if not arn:
-        raise InvalidInput("invalid configuration: OFFBOARDING_STATE_MACHINE_ARN is not set")
-    return arn
+    return get_settings().required("offboarding_state_machine_arn")
 
 
 def sns_subject(subject: str) -> str:

@@ -95,7 +95,7 @@ class OffboardingRequest(BaseModel):
 
 class GuardDecision(StrEnum):
     PROCEED = "proceed"
-    NEEDS_APPROVAL = "needs_approval"  # above the blast-radius cap
+    NEEDS_APPROVAL = "needs_approval"  # above the blast-radius cap, or a database root rotation
     REFUSE = "refuse"  # a protected workload, or a hold on something it holds
     NOTHING_TO_DO = "nothing_to_do"
     DRY_RUN = "dry_run"

@@ -1,20 +1,14 @@
 """The schedules' policy: maximum ages, TTL ceilings, grace periods, protected paths and per-run bounds.
 
-One typed model, read from the SCHEDULE_POLICY environment variable (JSON) and validated at cold start. The
-README documents every field.
+One typed model, read from the SCHEDULE_POLICY environment variable (JSON) by the settings
+(rescind.config.ScheduleSettings) and validated at cold start. The README documents every field.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Mapping
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from rescind.exceptions import InvalidInput
-from rescind.validation import describe_validation_error
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _DAY = 86400
 _TEN_YEARS = 10 * 365 * _DAY
@@ -98,19 +92,3 @@ class SchedulePolicy(BaseModel):
     def is_protected(self, target: str) -> bool:
         """`target` is a Vault path (`mount/path`) or a reference's text form."""
         return any(target == item or target.startswith(item) for item in self.protected_paths)
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> SchedulePolicy:
-        """From SCHEDULE_POLICY (JSON); absent means the defaults. Raises InvalidInput naming the problem."""
-        source = os.environ if environ is None else environ
-        raw = source.get("SCHEDULE_POLICY", "").strip()
-        if not raw:
-            return cls()
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise InvalidInput(f"invalid configuration: SCHEDULE_POLICY is not JSON ({error.msg})") from None
-        try:
-            return cls.model_validate(data)
-        except ValidationError as error:
-            raise InvalidInput(f"invalid configuration: SCHEDULE_POLICY: {describe_validation_error(error)}") from None

@@ -1,29 +1,25 @@
 """Cached factories for the sweep functions (the schedule policy, the checkpoint store, the report bucket), and
 what they publish when a run ends (its log line and metrics).
 
-Settings, the Vault client, the engine, the inventory and the AWS factory come from `rescind.runtime`. Only
-handlers call these; the sweeps take everything as arguments.
+Settings, the Vault client, the engine, the inventory, the AWS clients and factory come from `rescind.runtime`.
+Only handlers call these; the sweeps take everything as arguments.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rescind.caching import runtime_cache
-from rescind.exceptions import InvalidInput
 from rescind.models.results import utc_now
 from rescind.observability import MetricPoint, add_count, logger
-from rescind.schedules.policy import SchedulePolicy
+from rescind.runtime import get_dynamodb_client, get_settings
 from rescind.schedules.types import ChangeStatus, SweepReport
 
 if TYPE_CHECKING:
     from rescind.schedules.dynamodb import DynamoDbCheckpointStore
     from rescind.schedules.inventory_report import InventoryReport
-
-SWEEP_STATE_TABLE_VARIABLE = "SWEEP_STATE_TABLE_NAME"
-REPORT_BUCKET_VARIABLE = "INVENTORY_REPORT_BUCKET"
+    from rescind.schedules.policy import SchedulePolicy
 
 
 def current_time() -> datetime:
@@ -31,53 +27,23 @@ def current_time() -> datetime:
     return utc_now()
 
 
-def _required(variable: str) -> str:
-    value = os.environ.get(variable, "").strip()
-    if not value:
-        raise InvalidInput(f"invalid configuration: {variable} is not set")
-    return value
-
-
-# Cached by the variable's value, not once per process: the local stack runs every function in one process,
-# each with its own environment, and a policy or table must never leak from one function to another.
-
-
 def get_schedule_policy() -> SchedulePolicy:
-    """SCHEDULE_POLICY, validated at cold start (InvalidInput names the field)."""
-    return _policy(os.environ.get("SCHEDULE_POLICY", ""))
+    """SCHEDULE_POLICY. Every sweep reads it at cold start, so it also requires what every sweep needs: the
+    checkpoint table (ConfigurationError names a missing variable)."""
+    settings = get_settings()
+    settings.require("sweep_state_table_name")
+    return settings.schedule_policy
 
 
 @runtime_cache
-def _policy(raw: str) -> SchedulePolicy:
-    return SchedulePolicy.from_environ({"SCHEDULE_POLICY": raw})
-
-
 def get_checkpoint_store() -> DynamoDbCheckpointStore:
-    return _checkpoint_store(_required(SWEEP_STATE_TABLE_VARIABLE), os.environ.get("AWS_REGION", ""))
-
-
-@runtime_cache
-def _checkpoint_store(table_name: str, region: str) -> DynamoDbCheckpointStore:
-    import boto3
-
     from rescind.schedules.dynamodb import DynamoDbCheckpointStore
 
-    return DynamoDbCheckpointStore(table_name, boto3.client("dynamodb", region_name=region or None))
+    return DynamoDbCheckpointStore(get_settings().required("sweep_state_table_name"), get_dynamodb_client())
 
 
 def get_report_bucket() -> str:
-    return _required(REPORT_BUCKET_VARIABLE)
-
-
-def get_s3_client() -> Any:
-    return _s3_client(os.environ.get("AWS_REGION", ""))
-
-
-@runtime_cache
-def _s3_client(region: str) -> Any:
-    import boto3
-
-    return boto3.client("s3", region_name=region or None)
+    return get_settings().required("inventory_report_bucket")
 
 
 def publish_report(report: SweepReport) -> None:

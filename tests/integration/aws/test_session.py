@@ -1,18 +1,17 @@
-"""The client factory: own account directly, other accounts through the execution role, errors typed."""
+"""The client factory: own account directly, other accounts through the execution role, one botocore Config.
+
+The error map itself: tests/unit/test_aws_errors.py."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
 from moto.sts.models import sts_backends
 
-from rescind.aws.errors import aws_errors
-from rescind.aws.session import AwsClientFactory
-from rescind.exceptions import ActionFailed, AwsThrottled, InvalidInput
+from rescind.aws.session import AWS_CLIENT_CONFIG, AwsClientFactory
+from rescind.exceptions import ConfigurationError, InvalidInput
 from rescind.models.results import utc_now
 from tests.conftest import TEST_EXTERNAL_ID
 
@@ -85,35 +84,20 @@ def test_injected_client_wins_and_bad_account_is_refused() -> None:
         AwsClientFactory(role_name="bad role name")
 
 
-def _client_error(code: str, status: int) -> ClientError:
-    """The error botocore raises for such an answer (built here: moto cannot be made to throttle)."""
-    response: Any = {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}
-    return ClientError(response, "Op")
+@pytest.mark.usefixtures("aws")
+def test_every_client_the_factory_builds_takes_the_one_botocore_config() -> None:
+    # Standard retry mode, in its own account and through an assumed role alike (rescind.aws.session)
+    factory = AwsClientFactory(external_id=TEST_EXTERNAL_ID)
 
-
-@pytest.mark.parametrize(
-    ("error", "expected"),
-    [
-        (_client_error("Throttling", 400), AwsThrottled),
-        (_client_error("TooManyRequestsException", 429), AwsThrottled),
-        (_client_error("ServiceUnavailable", 503), AwsThrottled),
-        (_client_error("SomethingNew", 500), AwsThrottled),
-        (EndpointConnectionError(endpoint_url="https://iam.amazonaws.com"), AwsThrottled),
-        (_client_error("AccessDenied", 403), ActionFailed),
-        (_client_error("AccessDeniedException", 400), ActionFailed),
-        (_client_error("LimitExceeded", 409), ActionFailed),
-    ],
-)
-def test_aws_errors_are_typed(error: Exception, expected: type[Exception]) -> None:
-    with pytest.raises(expected, match="iam do-thing"), aws_errors("iam do-thing"):
-        raise error
+    for client in (factory.client("iam", OWN), factory.client("iam", OTHER), factory.client("sts", OTHER)):
+        assert client.meta.config.retries == AWS_CLIENT_CONFIG.retries == {"mode": "standard"}
 
 
 @pytest.mark.usefixtures("aws")
 def test_without_an_external_id_no_role_is_assumed_and_the_setting_is_named() -> None:
     # The member execution role requires sts:ExternalId: refuse before STS, rather than fail as AccessDenied.
     factory = AwsClientFactory()
-    with pytest.raises(InvalidInput) as refused:
+    with pytest.raises(ConfigurationError) as refused:
         factory.client("iam", OTHER)
     assert "CROSS_ACCOUNT_EXTERNAL_ID" in str(refused.value)
     assert _assumed_roles(OTHER) == []

@@ -26,6 +26,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from rescind.aws.stored_secrets import forget_cached_secrets
 from rescind.exceptions import ActionFailed, AwsThrottled, InvalidInput, TransientError
 from rescind.leaks.github import (
     DELIVERY_PK_PREFIX,
@@ -41,7 +42,6 @@ from rescind.leaks.github import (
     WebhookRejectionReason,
     claim_delivery,
     fetch_alert_secret,
-    forget_cached_secrets,
     github_signature,
     load_webhook_secret,
     receive_github_delivery,
@@ -50,6 +50,7 @@ from rescind_local import LOCAL_ACCOUNT_ID, create_table_from_template, load_tem
 from rescind_local.lambdas import FunctionSpec, forget_loaded_handlers, invoke_in_process
 from rescind_local.template import resource_properties
 from tests.conftest import REPO_ROOT, BackendCalls, load_event
+from tests.doubles import BotocoreResponse
 
 # The secret events/github_secret_scanning_webhook.json is signed with. A sample, not a credential.
 SAMPLE_WEBHOOK_SECRET = b"rescind-sample-github-webhook-secret"
@@ -73,7 +74,7 @@ class WebhookStack:
         return receive_github_delivery(
             headers,
             body,
-            webhook_secret=load_webhook_secret(boto3.client("secretsmanager"), self.secret_arn),
+            webhook_secret=lambda: load_webhook_secret(self.secret_arn),
             dynamodb=self.dynamodb,
             ledger_table_name=self.table,
             events=self.events,
@@ -241,14 +242,14 @@ def test_a_mis_signed_delivery_is_refused_and_nothing_is_claimed_or_put(
 ) -> None:
     headers, body = _sample()
     headers["x-hub-signature-256"] = github_signature(b"a guessed secret", body)
-    webhook_secret = load_webhook_secret(boto3.client("secretsmanager"), stack.secret_arn)
+    webhook_secret = load_webhook_secret(stack.secret_arn)
     before = list(backend_calls.aws)
 
     with pytest.raises(WebhookRejected) as raised:
         receive_github_delivery(
             headers,
             body,
-            webhook_secret=webhook_secret,
+            webhook_secret=lambda: webhook_secret,
             dynamodb=stack.dynamodb,
             ledger_table_name=stack.table,
             events=stack.events,
@@ -312,7 +313,7 @@ def test_a_throttled_put_entry_is_transient_and_claims_nothing(stack: WebhookSta
             "Entries": [{"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}],
             "ResponseMetadata": {"HTTPStatusCode": 200},
         }
-        return _HttpResponse(200), parsed
+        return BotocoreResponse(200), parsed
 
     events.meta.events.register("before-call.events.PutEvents", throttled_entry, unique_id="throttle")
     stack.events = events
@@ -360,22 +361,11 @@ def test_a_concurrent_copy_that_claimed_first_is_reported_as_a_duplicate_put(sta
 
 
 def test_the_webhook_secret_is_read_once_and_cached(stack: WebhookStack, backend_calls: BackendCalls) -> None:
-    secrets = boto3.client("secretsmanager")
-
-    first = load_webhook_secret(secrets, stack.secret_arn)
-    second = load_webhook_secret(secrets, stack.secret_arn)
+    first = load_webhook_secret(stack.secret_arn)
+    second = load_webhook_secret(stack.secret_arn)
 
     assert first == second == SAMPLE_WEBHOOK_SECRET
     assert backend_calls.aws.count("secretsmanager:GetSecretValue") == 1
-
-
-class _HttpResponse:
-    def __init__(self, status_code: int) -> None:
-        self.status_code = status_code
-        self.headers: dict[str, str] = {}
-        self.content = b""
-        self.text = ""
-        self.raw = None
 
 
 # --- the handler, through its module as Lambda runs it ---------------------------------------------------------------
@@ -439,6 +429,23 @@ def test_the_handler_accepts_the_sample_once_then_answers_409(
     assert SAMPLE_DELIVERY_ID in logged  # the delivery id is logged...
     assert event["headers"]["x-hub-signature-256"] not in logged  # ...the signature and the body never are
     assert "octo-repo/secret-scanning/alerts/42/locations" not in logged
+
+
+def test_the_handler_refuses_an_unsigned_delivery_before_anything_else(
+    webhook_function: FunctionSpec, stack: WebhookStack, backend_calls: BackendCalls
+) -> None:
+    # Given a cold secret cache: a signed delivery would read the webhook secret first
+    forget_cached_secrets()
+    event = load_event("github_secret_scanning_webhook.json")
+    del event["headers"]["x-hub-signature-256"]
+    before = list(backend_calls.aws)
+
+    answer = _invoke(webhook_function, event)
+
+    # Then it is refused 401, with no call to AWS at all: not the secret, not the ledger, not the bus
+    assert answer["statusCode"] == 401
+    assert json.loads(answer["body"])["reason"] == "unsigned"
+    assert backend_calls.aws == before
 
 
 def test_the_handler_refuses_a_mis_signed_delivery_with_401(

@@ -46,7 +46,7 @@ def role(postgres_server: PostgresServer, unique: str) -> tuple[str, str]:
     """An application role on PostgreSQL, with a name that needs quoting, and its password."""
     name, password = f'app-{unique} "x"', secrets.token_urlsafe(16)
     quoted = '"' + name.replace('"', '""') + '"'
-    postgres_server.run_as_superuser(f"CREATE ROLE {quoted} LOGIN PASSWORD '{password}'")
+    postgres_server.execute(f"CREATE ROLE {quoted} LOGIN PASSWORD '{password}'")
     return name, password
 
 
@@ -128,7 +128,7 @@ def test_a_failing_test_step_leaves_the_current_value_and_a_rerun_finishes(
             if event["Step"] == "setSecret":
                 # while pending, applications still read the old value
                 assert read_current(vault, app_secret) == before
-                postgres_server.run_as_superuser(f"ALTER ROLE {quoted} VALID UNTIL '2000-01-01'")
+                postgres_server.execute(f"ALTER ROLE {quoted} VALID UNTIL '2000-01-01'")
 
     # When the rotation runs, its testSecret fails: the run reports it and the current value is untouched
     with pytest.raises(RotationHookFailed, match="testSecret"):
@@ -139,7 +139,7 @@ def test_a_failing_test_step_leaves_the_current_value_and_a_rerun_finishes(
     assert custom_metadata(vault, app_secret)[ROTATION_STEP_KEY] == "set"
 
     # When the role is valid again and the same rotation runs again, it resumes at testSecret and finishes
-    postgres_server.run_as_superuser(f"ALTER ROLE {quoted} VALID UNTIL 'infinity'")
+    postgres_server.execute(f"ALTER ROLE {quoted} VALID UNTIL 'infinity'")
     outcome = rotate_kv_secret(vault, app_secret, "rot-1", LEAK, hooks=hooks())
     assert outcome.changed
     after = read_current(vault, app_secret)

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from rescind.exceptions import InvalidInput, RescindError, VaultUnavailable
+from rescind.exceptions import ConfigurationError, InvalidInput, RescindError, VaultUnavailable
 from rescind_cli.direct import DirectTarget, ScanMeter
 from rescind_cli.options import console_for
 from rescind_cli.progress import ScanProgress
@@ -86,7 +86,7 @@ def command_boundary(json_output: bool, target_holder: list[Target] | None = Non
     except VaultUnavailable as error:
         _fail(f"{_vault_hint(target_holder)}: {error}", EXIT_FAILED, json_output, "VaultUnavailable")
     except RescindError as error:
-        code = EXIT_BAD_INPUT if isinstance(error, InvalidInput) else EXIT_FAILED
+        code = EXIT_BAD_INPUT if isinstance(error, (InvalidInput, ConfigurationError)) else EXIT_FAILED
         _fail(str(error), code, json_output, type(error).__name__)
     except requests.exceptions.RequestException as error:
         _fail(f"{_vault_hint(target_holder)}: {type(error).__name__}", EXIT_FAILED, json_output, "VaultUnavailable")

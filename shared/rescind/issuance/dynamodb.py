@@ -1,0 +1,159 @@
+"""The issuance index on DynamoDB (IssuanceTable in template.yaml).
+
+Layout (one table):
+  pk = WORKLOAD#<holder>          sk = <kind>#<reference or hmac>   the record (JSON), revoked_at, expires_at
+  pk = HMAC#<audit hmac>          sk = <record pk>|<record sk>      a pointer, for a leaked value or a revocation
+  pk = PARENT#<parent accessor>   sk = <record pk>|<record sk>      a pointer: a token's children and leases
+  pk = REF#<reference>            sk = <record pk>|<record sk>      a pointer, for a revocation by reference
+
+<holder> is the workload's SPIFFE ID; failing that `entity:<id>`, `token:<parent accessor>`, or `unattributed`.
+`expires_at` (epoch seconds) is the table's TTL attribute: a record is kept 30 days past its TTL, so "already
+absent" has its evidence for that long. Writes are puts (re-indexing a line is harmless); a revocation is a
+conditional update that keeps the first time seen. No value is ever stored: only references and HMACs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from rescind.aws.errors import aws_errors, error_code
+from rescind.fingerprints.dynamodb import put_items
+from rescind.issuance.types import IssuanceRecord, IssuanceRevocation
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+KEPT_PAST_EXPIRY = timedelta(days=30)
+
+
+def holder_key(record: IssuanceRecord) -> str:
+    if record.workload_id:
+        return f"WORKLOAD#{record.workload_id}"
+    if record.entity_id:
+        return f"WORKLOAD#entity:{record.entity_id}"
+    if record.parent_accessor:
+        return f"WORKLOAD#token:{record.parent_accessor}"
+    return "WORKLOAD#unattributed"
+
+
+def _pointer_keys(record: IssuanceRecord) -> list[str]:
+    keys = [f"HMAC#{value}" for value in {record.reference_hmac, *record.response_hmacs.values()} if value]
+    if record.parent_accessor:
+        keys.append(f"PARENT#{record.parent_accessor}")
+    if record.reference:
+        keys.append(f"REF#{record.reference}")
+    return keys
+
+
+def _items(record: IssuanceRecord) -> list[dict[str, Any]]:
+    pk, sk = holder_key(record), record.key
+    expires = record.expires_at
+    ttl: dict[str, Any] = {}
+    if expires is not None:
+        ttl = {"expires_at": {"N": str(int((expires + KEPT_PAST_EXPIRY).timestamp()))}}
+    main = {"pk": {"S": pk}, "sk": {"S": sk}, "record": {"S": record.model_dump_json(exclude={"revoked_at"})}, **ttl}
+    pointers = [
+        {"pk": {"S": key}, "sk": {"S": f"{pk}|{sk}"}, "target_pk": {"S": pk}, "target_sk": {"S": sk}, **ttl}
+        for key in _pointer_keys(record)
+    ]
+    return [main, *pointers]
+
+
+class DynamoDbIssuanceIndex:
+    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+        self._table = table_name
+        self._client = client
+
+    @property
+    def table_name(self) -> str:
+        return self._table
+
+    def put_issuances(self, records: Sequence[IssuanceRecord]) -> int:
+        # A put would clear a revocation seen earlier: write only records not already there.
+        items = [
+            item for record in records if not self._exists(holder_key(record), record.key) for item in _items(record)
+        ]
+        put_items(self._client, self._table, items, "issuances")
+        return sum(1 for item in items if item["pk"]["S"].startswith("WORKLOAD#"))
+
+    def record_revocations(self, revocations: Sequence[IssuanceRevocation]) -> int:
+        matched = 0
+        for revocation in revocations:
+            pointer = f"REF#{revocation.reference}" if revocation.reference else f"HMAC#{revocation.hmac}"
+            for target_pk, target_sk in self._pointers(pointer):
+                if target_sk.startswith(f"{revocation.kind}#"):
+                    self._mark_revoked(target_pk, target_sk, revocation)
+                    matched += 1
+        return matched
+
+    def by_workload(self, workload_id: str) -> list[IssuanceRecord]:
+        return [self._record(item) for item in self._query(f"WORKLOAD#{workload_id}")]
+
+    def by_hmac(self, audit_hmac: str) -> list[IssuanceRecord]:
+        return self._follow(f"HMAC#{audit_hmac}")
+
+    def by_parent(self, accessor: str) -> list[IssuanceRecord]:
+        return self._follow(f"PARENT#{accessor}")
+
+    # --- DynamoDB ----------------------------------------------------------------------------------------------
+
+    def _query(self, pk: str) -> Iterator[dict[str, Any]]:
+        paginator = self._client.get_paginator("query")
+        with aws_errors(f"query {self._table}"):
+            for page in paginator.paginate(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": pk}},
+                ConsistentRead=True,
+            ):
+                yield from page.get("Items", [])
+
+    def _pointers(self, pk: str) -> list[tuple[str, str]]:
+        return [(item["target_pk"]["S"], item["target_sk"]["S"]) for item in self._query(pk)]
+
+    def _follow(self, pk: str) -> list[IssuanceRecord]:
+        records = []
+        for target_pk, target_sk in self._pointers(pk):
+            item = self._get(target_pk, target_sk)
+            if item is not None:
+                records.append(self._record(item))
+        return records
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        with aws_errors(f"read an issuance from {self._table}"):
+            answer = self._client.get_item(
+                TableName=self._table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
+            )
+        return answer.get("Item")
+
+    def _exists(self, pk: str, sk: str) -> bool:
+        return self._get(pk, sk) is not None
+
+    def _mark_revoked(self, pk: str, sk: str, revocation: IssuanceRevocation) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                UpdateExpression="SET revoked_at = :at, revoked_by = :path",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(revoked_at)",
+                ExpressionAttributeValues={
+                    ":at": {"S": revocation.revoked_at.isoformat()},
+                    ":path": {"S": revocation.path},
+                },
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return  # seen revoked before: the first time stands
+            with aws_errors(f"record a revocation in {self._table}"):
+                raise
+
+    @staticmethod
+    def _record(item: dict[str, Any]) -> IssuanceRecord:
+        record = IssuanceRecord.model_validate_json(item["record"]["S"])
+        if "revoked_at" in item:
+            return record.model_copy(update={"revoked_at": item["revoked_at"]["S"]})
+        return record

@@ -1,0 +1,217 @@
+"""Vault's database secrets engine against a real PostgreSQL: a static role's password rotated, a dynamic
+credential's lease revoked, and a connection's root credential rotated only by a manual run with approval.
+
+Each rotation or revocation is read back from OpenBao (the engine's verify), and then from PostgreSQL itself: the
+old password is refused, the new one accepted, a revoked dynamic user is gone from pg_roles. Passwords read from
+OpenBao here are the test's own probes; Rescind's code never reads one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import hvac
+import pytest
+
+from rescind.discovery import DiscoveryScope
+from rescind.engine.factory import build_engine
+from rescind.guard import GuardPolicy
+from rescind.ledger.types import Trigger
+from rescind.models import (
+    Action,
+    ActionKind,
+    ActionParams,
+    DatabaseRootRef,
+    DatabaseStaticRoleRef,
+    Outcome,
+    VaultLeaseRef,
+)
+from rescind.offboarding.manual import build_manual_request
+from rescind.offboarding.plan import build_offboarding_plan
+from rescind.offboarding.types import GuardDecision, OffboardingRequest
+from tests.postgres import PostgresServer, postgres_server
+
+__all__ = ["postgres_server"]  # the fixture, imported for pytest
+
+CONNECTION = "pg"
+CREATE_USER = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+
+
+@dataclass(frozen=True)
+class DatabaseMount:
+    mount: str
+    admin_user: str  # the connection's root user, a role of its own so rotating it leaves the test superuser alone
+    admin_password: str
+
+
+@pytest.fixture
+def database(vault: hvac.Client, postgres_server: PostgresServer, unique: str) -> Iterator[DatabaseMount]:
+    """A database mount of its own, connected to PostgreSQL as a CREATEROLE admin made for this test."""
+    admin, password = f"vault_admin_{unique}", secrets.token_urlsafe(18)
+    postgres_server.execute(f"CREATE ROLE {admin} LOGIN CREATEROLE PASSWORD '{password}'")
+    mount = f"db-{unique}"
+    vault.sys.enable_secrets_engine("database", path=mount)
+    vault.write(
+        f"{mount}/config/{CONNECTION}",
+        plugin_name="postgresql-database-plugin",
+        connection_url=postgres_server.connection_url,
+        username=admin,
+        password=password,
+        allowed_roles="*",
+    )
+    yield DatabaseMount(mount, admin, password)
+    vault.sys.disable_secrets_engine(mount)
+
+
+def _static_role(vault: hvac.Client, postgres: PostgresServer, database: DatabaseMount, name: str) -> str:
+    """A database user and the static role that owns its password; the user's name."""
+    user = f"{name}_{database.mount.replace('-', '_')}"
+    postgres.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{secrets.token_urlsafe(18)}'")
+    postgres.execute(f"GRANT {user} TO {database.admin_user} WITH ADMIN OPTION")
+    vault.write(f"{database.mount}/static-roles/{name}", db_name=CONNECTION, username=user, rotation_period="720h")
+    return user
+
+
+def _current_password(vault: hvac.Client, mount: str, role: str) -> str:
+    return str(vault.read(f"{mount}/static-creds/{role}")["data"]["password"])
+
+
+def _rotate(ref: DatabaseStaticRoleRef, since: datetime) -> Action:
+    return Action(
+        kind=ActionKind.ROTATE,
+        target=ref,
+        reason="test: leaked database password",
+        params=ActionParams(run_id="incident-1", rotated_since=since),
+    )
+
+
+def test_a_static_roles_password_is_rotated_and_the_old_one_refused(
+    vault: hvac.Client, postgres_server: PostgresServer, database: DatabaseMount
+) -> None:
+    user = _static_role(vault, postgres_server, database, "billing")
+    old = _current_password(vault, database.mount, "billing")
+    assert postgres_server.can_log_in(user, old)
+    ref = DatabaseStaticRoleRef(mount=database.mount, role="billing")
+    action = _rotate(ref, datetime.now(UTC))
+
+    result = build_engine(vault).execute(action)
+
+    assert result.outcome is Outcome.SUCCEEDED, result.detail
+    assert result.evidence[0].confirmed
+    assert "last_vault_rotation" in result.evidence[0].check
+    new = _current_password(vault, database.mount, "billing")
+    assert new != old
+    assert not postgres_server.can_log_in(user, old)
+    assert postgres_server.can_log_in(user, new)
+    assert old not in result.model_dump_json()
+    assert new not in result.model_dump_json()
+
+    # The same request again: already applied, with the earlier rotation's time, and no second rotation.
+    again = build_engine(vault).execute(action)
+
+    assert again.outcome is Outcome.ALREADY_APPLIED, again.detail
+    assert again.detail.startswith(f"already applied: {database.mount} rotated {user}'s password at ")
+    assert again.evidence[0].confirmed
+    assert _current_password(vault, database.mount, "billing") == new
+
+
+def test_a_rotation_before_the_runs_start_does_not_count(
+    vault: hvac.Client, postgres_server: PostgresServer, database: DatabaseMount
+) -> None:
+    """Vault rotated the password when the role was made: a run that starts later still rotates it."""
+    _static_role(vault, postgres_server, database, "reports")
+    ref = DatabaseStaticRoleRef(mount=database.mount, role="reports")
+    before = _current_password(vault, database.mount, "reports")
+
+    result = build_engine(vault).execute(_rotate(ref, datetime.now(UTC)))
+
+    assert result.outcome is Outcome.SUCCEEDED
+    assert _current_password(vault, database.mount, "reports") != before
+
+
+def test_rotating_a_static_role_that_does_not_exist_fails_naming_it(
+    vault: hvac.Client, database: DatabaseMount
+) -> None:
+    ref = DatabaseStaticRoleRef(mount=database.mount, role="nobody")
+
+    result = build_engine(vault).execute_or_fail(_rotate(ref, datetime.now(UTC)))
+
+    assert result.outcome is Outcome.FAILED
+    assert f"static role nobody not found on database mount {database.mount} of {vault.url}" in result.detail
+
+
+def test_a_dynamic_credentials_lease_is_revoked_and_its_user_dropped(
+    vault: hvac.Client, postgres_server: PostgresServer, database: DatabaseMount
+) -> None:
+    vault.write(
+        f"{database.mount}/roles/app",
+        db_name=CONNECTION,
+        creation_statements=[CREATE_USER],
+        default_ttl="1h",
+    )
+    issued = vault.read(f"{database.mount}/creds/app")
+    user, password = issued["data"]["username"], issued["data"]["password"]
+    assert postgres_server.can_log_in(user, password)
+    ref = VaultLeaseRef(lease_id=issued["lease_id"])
+
+    result = build_engine(vault).execute(Action(kind=ActionKind.REVOKE, target=ref, reason="test: workload ended"))
+
+    assert result.outcome is Outcome.SUCCEEDED, result.detail
+    assert result.evidence[0].observed == "invalid lease: the lease is gone"
+    assert not postgres_server.role_exists(user)
+    assert not postgres_server.can_log_in(user, password)
+
+
+def _request(root: DatabaseRootRef, *, manual: bool) -> OffboardingRequest:
+    if manual:
+        return build_manual_request(
+            workload_id=None,
+            credentials=[root],
+            reason="rotate the database root after the admin left",
+            ticket="SEC-1",
+            requested_by="arn:aws:iam::123456789012:user/responder",
+            dry_run=False,
+        )
+    trigger = Trigger(source="github.secret_scanning", detail_type="Secret Leaked", event_id="e-1")
+    return OffboardingRequest(
+        incident_id="leak-root-1",
+        workload_id="spiffe://example.org/db",
+        reason="leak",
+        trigger=trigger,
+        terminated_at=datetime.now(UTC),
+        credentials=(root,),
+    )
+
+
+def test_a_root_rotation_is_refused_automatically_and_waits_for_approval_when_asked_for(
+    vault: hvac.Client, postgres_server: PostgresServer, database: DatabaseMount
+) -> None:
+    root = DatabaseRootRef(mount=database.mount, connection=CONNECTION)
+    scope = DiscoveryScope(lease_mounts=(database.mount,))
+    policy = GuardPolicy(blast_radius_cap=25)
+
+    _, automated = build_offboarding_plan(
+        _request(root, manual=False), vault=vault, aws=None, inventory=None, scope=scope, policy=policy
+    )
+    plan, manual = build_offboarding_plan(
+        _request(root, manual=True), vault=vault, aws=None, inventory=None, scope=scope, policy=policy
+    )
+
+    assert automated.decision is GuardDecision.REFUSE
+    assert "never automated" in automated.decision_reason
+    assert manual.decision is GuardDecision.NEEDS_APPROVAL
+    assert manual.decision_reason.startswith("a plan that rotates a database root credential waits for approval")
+    assert postgres_server.can_log_in(database.admin_user, database.admin_password)  # nothing was touched
+
+    # Approved: the run executes its plan.
+    (action,) = plan.actions
+    result = build_engine(vault).execute(action)
+
+    assert result.outcome is Outcome.SUCCEEDED, result.detail
+    assert result.evidence[0].confirmed
+    assert not postgres_server.can_log_in(database.admin_user, database.admin_password)
+    vault.write(f"{database.mount}/roles/probe", db_name=CONNECTION, creation_statements=[CREATE_USER])
+    assert vault.read(f"{database.mount}/creds/probe")["data"]["username"]  # Vault still connects, as root
