@@ -4,7 +4,11 @@ A secret rotates only when its owner declares how (KV custom_metadata, or Secret
 
     rescind_rotate          the fields that rotate, comma-separated (e.g. `password`); never "every field"
     rescind_generator       how their new values are made: one of GENERATORS (default `alnum32`)
-    rescind_rotation_hook   the Lambda function (ARN) that sets and tests the pending value where it is checked
+    rescind_rotation_hook   the Lambda function (ARN) that sets and tests the pending value where it is checked,
+                            or `none`: the owner states that no external system checks the value, only its
+                            readers (an API token Rescind's readers fetch, a test fixture). Then setSecret and
+                            testSecret are a read-back of the staged value by Rescind itself. `none` is an
+                            explicit opt-in the owner writes; a missing hook is never read as `none`.
     rescind_rotation_master optional: the secret (`vault:<mount>/<path>` or an SM ARN) the hook logs in with
                             instead of the secret's own current value (the PostgreSQL hook reads it)
 
@@ -38,6 +42,7 @@ ROTATE_FIELDS_KEY = "rescind_rotate"
 GENERATOR_KEY = "rescind_generator"
 HOOK_KEY = "rescind_rotation_hook"
 MASTER_SECRET_KEY = "rescind_rotation_master"  # noqa: S105 - a metadata key
+NO_EXTERNAL_SYSTEM = "none"  # rescind_rotation_hook=none: nothing but the secret's readers checks the value
 VAULT_SECRET_ID_PREFIX = "vault:"  # noqa: S105 - a prefix
 
 _FIELD_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
@@ -74,7 +79,7 @@ class RotationDeclaration:
 
     fields: tuple[str, ...]
     generator: str
-    hook_arn: str
+    hook_arn: str | None  # None: the owner declared rescind_rotation_hook=none (no external system)
 
     def pending_value(self, current: Mapping[str, Any], where: str) -> dict[str, Any]:
         """The current value with the declared fields, and only those, replaced by fresh generated values."""
@@ -106,8 +111,10 @@ def declaration_from(settings: Mapping[str, str], where: str) -> RotationDeclara
     generator = (settings.get(GENERATOR_KEY) or DEFAULT_GENERATOR).strip()
     if generator not in GENERATORS:
         raise InvalidInput(f"{GENERATOR_KEY} on {where} must be one of {', '.join(sorted(GENERATORS))}")
+    if hook == NO_EXTERNAL_SYSTEM:
+        return RotationDeclaration(fields=fields, generator=generator, hook_arn=None)
     if not _LAMBDA_ARN_RE.fullmatch(hook):
-        raise InvalidInput(f"{HOOK_KEY} on {where} must be a Lambda function ARN")
+        raise InvalidInput(f"{HOOK_KEY} on {where} must be a Lambda function ARN or {NO_EXTERNAL_SYSTEM!r}")
     return RotationDeclaration(fields=fields, generator=generator, hook_arn=hook)
 
 

@@ -28,7 +28,9 @@ The rotation in flight is recorded in the secret's own custom_metadata, so a rer
 
 Idempotency key: the rotation id (the action_id, which covers `params.run_id`). A failed set or test leaves the
 current value untouched and the rotation at its step: running the same action again resumes it (hooks must be
-idempotent, as Secrets Manager's are). A secret with no declaration is never written: "needs an owner".
+idempotent, as Secrets Manager's are). A secret with no declaration is never written: "needs an owner". With
+`rescind_rotation_hook=none` (the owner's explicit statement that no external system checks the value) set and
+test are Rescind's own read-back of the staged value.
 
 Values stay in-process: they are never returned, logged, put in an exception or stored outside Vault.
 """
@@ -49,9 +51,12 @@ import hvac
 from rescind.exceptions import ActionFailed, InvalidInput
 from rescind.models import Action, ActionParams, ActOutcome, Evidence, KvSecretRef, PreviousVersions
 from rescind.rotation.contract import (
+    HOOK_KEY,
+    NO_EXTERNAL_SYSTEM,
     VAULT_SECRET_ID_PREFIX,
     HookStep,
     RotationDeclaration,
+    RotationHookFailed,
     RotationHookInvoker,
     declaration_from,
     hook_event,
@@ -262,6 +267,24 @@ def create_pending_value(
     )
 
 
+def _read_back_staged(
+    client: hvac.Client, ref: KvSecretRef, rotation_id: str, base: int, declaration: RotationDeclaration
+) -> None:
+    """setSecret/testSecret for `rescind_rotation_hook=none`: no external system to set, so Rescind reads the
+    staged value back and checks it is this rotation's and has every declared field, each new."""
+    staging = staging_ref(ref)
+    staged_metadata = read_secret_metadata(client, staging)
+    staged = read_secret_version(client, staging, 0)
+    if staged_metadata is None or not staged:
+        raise RotationHookFailed(f"the pending value of {where(ref)} is gone from {where(staging)}")
+    if staged_metadata.custom_metadata.get(ROTATION_ID_KEY) != rotation_id:
+        raise RotationHookFailed(f"the pending value at {where(staging)} is not rotation {rotation_id}'s")
+    current = read_secret_version(client, ref, base) or {}
+    stale = [name for name in declaration.fields if name not in staged or staged[name] == current.get(name)]
+    if stale:
+        raise RotationHookFailed(f"the pending value at {where(staging)} has no new {','.join(stale)}")
+
+
 def _hook_step(
     client: hvac.Client,
     ref: KvSecretRef,
@@ -269,19 +292,27 @@ def _hook_step(
     at: RotationStep,
     step: HookStep,
     *,
-    hook_arn: str,
-    hooks: RotationHookInvoker,
+    declaration: RotationDeclaration,
+    hooks: RotationHookInvoker | None,
 ) -> StepResult:
-    """setSecret (at CREATED, then SET) or testSecret (at SET, then TESTED): the hook's, run once per rotation."""
+    """setSecret (at CREATED, then SET) or testSecret (at SET, then TESTED): the hook's, run once per rotation;
+    a read-back of the staged value when the owner declared no external system."""
     found = _state_for_step(client, ref, rotation_id, at)
     if isinstance(found, StepResult):
         return found
     _metadata, state, base = found
     if state.step is not at:
         return StepResult(RotationStatus.IN_PROGRESS, version=base, detail=f"{step} already done")
-    hooks.invoke(hook_arn, hook_event(step, secret_id_of(ref), rotation_id))
+    if declaration.hook_arn is None:
+        _read_back_staged(client, ref, rotation_id, base, declaration)
+        done = f"{step}: staged value read back ({HOOK_KEY}={NO_EXTERNAL_SYSTEM}: no external system)"
+    elif hooks is None:
+        raise ActionFailed(f"no rotation hook invoker is configured: cannot run the hook of {where(ref)}")
+    else:
+        hooks.invoke(declaration.hook_arn, hook_event(step, secret_id_of(ref), rotation_id))
+        done = f"hook passed {step}"
     patch_custom_metadata(client, ref, {ROTATION_STEP_KEY: list(RotationStep)[at.rank + 1]})
-    return StepResult(RotationStatus.IN_PROGRESS, version=base, changed=True, detail=f"hook passed {step}")
+    return StepResult(RotationStatus.IN_PROGRESS, version=base, changed=True, detail=done)
 
 
 def finish_rotation(
@@ -359,16 +390,13 @@ def rotate_kv_secret(
     declaration = declaration_from(metadata.custom_metadata, where(ref))
     if declaration is None:
         return ActOutcome(changed=False, needs_owner=True, detail=needs_owner_detail(where(ref)))
-    if hooks is None:
-        raise ActionFailed(f"no rotation hook invoker is configured: cannot run the hook of {where(ref)}")
     created = create_pending_value(client, ref, rotation_id, declaration)
     if created.status in (RotationStatus.ABSENT, RotationStatus.NOTHING_TO_ROTATE):
         return ActOutcome(changed=False, absent=True, detail=created.detail)
-    arn = declaration.hook_arn
     steps = [
         created,
-        _hook_step(client, ref, rotation_id, RotationStep.CREATED, HookStep.SET, hook_arn=arn, hooks=hooks),
-        _hook_step(client, ref, rotation_id, RotationStep.SET, HookStep.TEST, hook_arn=arn, hooks=hooks),
+        _hook_step(client, ref, rotation_id, RotationStep.CREATED, HookStep.SET, declaration=declaration, hooks=hooks),
+        _hook_step(client, ref, rotation_id, RotationStep.SET, HookStep.TEST, declaration=declaration, hooks=hooks),
         finish_rotation(client, ref, rotation_id, params, on_new_value=on_new_value),
     ]
     return ActOutcome(
