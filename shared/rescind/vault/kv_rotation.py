@@ -315,6 +315,30 @@ def _hook_step(
     return StepResult(RotationStatus.IN_PROGRESS, version=base, changed=True, detail=done)
 
 
+def set_pending_value(
+    client: hvac.Client,
+    ref: KvSecretRef,
+    rotation_id: str,
+    declaration: RotationDeclaration,
+    hooks: RotationHookInvoker | None,
+) -> StepResult:
+    """Step 2 (setSecret): the hook sets the staged value where it is checked."""
+    return _hook_step(
+        client, ref, rotation_id, RotationStep.CREATED, HookStep.SET, declaration=declaration, hooks=hooks
+    )
+
+
+def check_pending_value(
+    client: hvac.Client,
+    ref: KvSecretRef,
+    rotation_id: str,
+    declaration: RotationDeclaration,
+    hooks: RotationHookInvoker | None,
+) -> StepResult:
+    """Step 3 (testSecret): the hook uses the staged value where it is checked."""
+    return _hook_step(client, ref, rotation_id, RotationStep.SET, HookStep.TEST, declaration=declaration, hooks=hooks)
+
+
 def finish_rotation(
     client: hvac.Client,
     ref: KvSecretRef,
@@ -395,8 +419,8 @@ def rotate_kv_secret(
         return ActOutcome(changed=False, absent=True, detail=created.detail)
     steps = [
         created,
-        _hook_step(client, ref, rotation_id, RotationStep.CREATED, HookStep.SET, declaration=declaration, hooks=hooks),
-        _hook_step(client, ref, rotation_id, RotationStep.SET, HookStep.TEST, declaration=declaration, hooks=hooks),
+        set_pending_value(client, ref, rotation_id, declaration, hooks),
+        check_pending_value(client, ref, rotation_id, declaration, hooks),
         finish_rotation(client, ref, rotation_id, params, on_new_value=on_new_value),
     ]
     return ActOutcome(
