@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from rescind.holds import AWS_HOLD_TAG, AWS_WORKLOAD_TAG, VAULT_HOLD_KEY, GuardFacts, is_set
 from rescind.kinds import Backends, GuardRead, kind_spec
-from rescind.models import ActionKind, CredentialRef, DatabaseRootRef, Plan, VaultTokenRef
+from rescind.ledger.types import ApprovalDecision, ApprovalVerdict
+from rescind.models import Action, ActionKind, CredentialRef, DatabaseRootRef, Plan, VaultTokenRef
 
 if TYPE_CHECKING:
     import hvac
@@ -35,6 +36,7 @@ __all__ = [
     "is_protected",
     "read_guard_facts",
     "refuse_guarded_target",
+    "refuse_unapproved_root_rotation",
 ]
 
 
@@ -138,6 +140,10 @@ def exceeds_cap(plan: Plan, policy: GuardPolicy) -> bool:
     return len(plan.actions) > policy.blast_radius_cap
 
 
+def rotates_database_root(action: Action) -> bool:
+    return action.kind is ActionKind.ROTATE and isinstance(action.target, DatabaseRootRef)
+
+
 def database_roots_rotated(plan: Plan) -> list[DatabaseRootRef]:
     """The database root credentials the plan rotates. After rotate-root only Vault knows the password, so a
     person asks for it by name in a manual run and another approves it, whatever the blast-radius cap."""
@@ -146,3 +152,20 @@ def database_roots_rotated(plan: Plan) -> list[DatabaseRootRef]:
         for action in plan.actions
         if action.kind is ActionKind.ROTATE and isinstance(action.target, DatabaseRootRef)
     ]
+
+
+def refuse_unapproved_root_rotation(action: Action, approvals: Sequence[ApprovalDecision]) -> None:
+    """The acting task's check of the rule the planner applies: a database root is rotated only in a run whose
+    plan a person approved (the ledger's approval record, written before the answer reached the run), and never
+    in one that was denied. Raises PolicyRefusal before any call to Vault."""
+    from rescind.exceptions import PolicyRefusal
+
+    if not rotates_database_root(action):
+        return
+    verdicts = {approval.verdict for approval in approvals}
+    if ApprovalVerdict.APPROVED not in verdicts or ApprovalVerdict.DENIED in verdicts:
+        raise PolicyRefusal(
+            f"{action.target.key}: rotating a database root credential needs this run's plan approved, and the "
+            "ledger records no approval for it; ask for it by name in the stack's manual run "
+            "(rescind revoke --credential vault-db-root:<mount>:<connection>), which waits for approval"
+        )

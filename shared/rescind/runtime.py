@@ -133,10 +133,14 @@ def get_inventory() -> DynamoDbInventory | None:
 
 @runtime_cache
 def get_discovery_scope() -> DiscoveryScope:
+    from dataclasses import replace
+
+    from rescind.issuance.runtime import get_issuance_index
+
     settings = get_settings()
     # The functions' own account when AWS_ACCOUNT_IDS names none (asked only then: it is an STS call).
     own = None if settings.aws_account_ids else get_aws_factory().caller_identity().account_id
-    return settings.discovery_scope(default_account=own)
+    return replace(settings.discovery_scope(default_account=own), issuance_index=get_issuance_index())
 
 
 @runtime_cache

@@ -27,8 +27,10 @@ import hvac
 import pytest
 
 from rescind.ledger import DynamoDbLedger, IncidentStatus
-from rescind.models import Outcome, VaultLeaseRef
+from rescind.models import DatabaseRootRef, DatabaseStaticRoleRef, Outcome, VaultLeaseRef
+from rescind.offboarding.manual import build_manual_request
 from rescind.schedules import runtime as schedules_runtime
+from rescind_cli.function_url import post_signed
 from rescind_cli.vault_access import (
     FUNCTION_ROLES,
     PolicyRule,
@@ -39,6 +41,8 @@ from rescind_cli.vault_access import (
     render_hcl,
 )
 from rescind_local import LocalOpenBao, local_aws
+from rescind_local.aws import LOCAL_REGION
+from rescind_local.function_urls import serve_function_urls
 from rescind_local.lambdas import forget_loaded_handlers
 from rescind_local.proof import prove_by_use
 from rescind_local.seed import KV_ROTATION, SeededWorkload, prepare_vault, seed_workload
@@ -46,22 +50,26 @@ from rescind_local.stack import LocalStack, deploy_template_to_moto
 from rescind_local.stepfunctions import wait_for_execution
 from rescind_local.template import load_template
 from tests.conftest import load_event
-from tests.flows.test_offboarding import offboarding_request
+from tests.flows.test_offboarding import offboarding_request, principal, wait_for_task_token
 from tests.integration.cli.test_direct import Direct
 from tests.integration.schedules.test_ttl_ceilings import seed_estate
 from tests.integration.vault.redis_server import mount_redis_database, running_redis
+from tests.postgres import PostgresServer, postgres_server
+
+__all__ = ["postgres_server"]  # the fixture, imported for pytest
 
 pytestmark = pytest.mark.timeout(600)
 
 PREFIX = "rescind-least"
 KV = "kv-least"
 DATABASE = "db-least"
+POSTGRES = "pg-least"  # a database mount on PostgreSQL: a static role and the connection's root are rotated
 PARAMETERS = {
     "VaultAwsAuthRole": PREFIX,
     "PkiMounts": "pki",
     "AppRoleMounts": "approle",
     "KvMounts": f"secret,{KV}",
-    "LeaseMounts": DATABASE,
+    "LeaseMounts": f"{DATABASE},{POSTGRES}",
     "SchedulePolicy": json.dumps(
         {
             "rotation_max_age": [{"kv_prefix": f"{KV}/apps/", "max_age_days": 30}],
@@ -174,6 +182,7 @@ class Scenario:
     leases: dict[str, str] = field(default_factory=dict)
     login_tokens: dict[str, str] = field(default_factory=dict, repr=False)
     child_token: str = field(default="", repr=False)
+    static_user: str = ""
     requests: list[Request] = field(default_factory=list)
 
     def under(self, role: str) -> list[Request]:
@@ -258,6 +267,52 @@ def run_direct(scenario: Scenario, tokens: dict[str, str], workdir: Path) -> Non
     scenario.direct["lease"] = direct.json("revoke", "--credential", lease, "--reason", "leaked", "--yes", env=env)
 
 
+def mount_postgres_database(root: hvac.Client, postgres: PostgresServer) -> str:
+    """The PostgreSQL mount: a connection whose root is a CREATEROLE admin of its own (so rotating it leaves the
+    test superuser alone) and a static role `billing`; the static role's database user."""
+    admin, user, password = "least_vault_admin", "least_billing", uuid.uuid4().hex
+    postgres.execute(f"CREATE ROLE {admin} LOGIN CREATEROLE PASSWORD '{password}'")
+    postgres.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{uuid.uuid4().hex}'")
+    postgres.execute(f"GRANT {user} TO {admin} WITH ADMIN OPTION")
+    root.sys.enable_secrets_engine("database", path=POSTGRES)
+    root.write(
+        f"{POSTGRES}/config/pg",
+        plugin_name="postgresql-database-plugin",
+        connection_url=postgres.connection_url,
+        username=admin,
+        password=password,
+        allowed_roles="*",
+    )
+    root.write(f"{POSTGRES}/static-roles/billing", db_name="pg", username=user, rotation_period="720h")
+    return user
+
+
+def run_database_rotations(stack: LocalStack, scenario: Scenario) -> None:
+    """A responder rotates the static role in a manual run, then the connection's root in one a second person
+    approves (the plan waits for it; the acting task checks the ledger's approval again)."""
+    responder = "arn:aws:iam::123456789012:user/least-responder"
+
+    def manual(ref: DatabaseStaticRoleRef | DatabaseRootRef, reason: str) -> Any:
+        return build_manual_request(
+            workload_id=None, credentials=[ref], reason=reason, ticket="SEC-7", requested_by=responder, dry_run=False
+        )
+
+    static = manual(DatabaseStaticRoleRef(mount=POSTGRES, role="billing"), "billing password in a log")
+    scenario.executions["manual_static"] = stack.run_execution(
+        "ManualRevocationStateMachine", static.model_dump(mode="json"), name=static.incident_id, timeout=120
+    )
+    root = manual(DatabaseRootRef(mount=POSTGRES, connection="pg"), "the admin who set the database up left")
+    sfn = boto3.client("stepfunctions")
+    with serve_function_urls(stack) as urls:
+        arn = stack.start_execution("ManualRevocationStateMachine", root.model_dump(mode="json"), root.incident_id)
+        wait_for_task_token(sfn, arn)
+        _, approver = principal("least-approver")
+        document = {"execution": arn, "decision": "approve", "reason": ""}
+        status, body = post_signed(urls["AnswerApprovalFunction"], document, credentials=approver, region=LOCAL_REGION)
+        assert status == 200, body
+        scenario.executions["manual_root"] = wait_for_execution(sfn, arn, 120)
+
+
 def seed_reachable_edges(scenario: Scenario) -> None:
     """What makes the flows reach every grant: a CRL rebuilt only on demand (so the actor rebuilds it after a
     revoke), a token that made a child (so the revocation looks for the tree), AppRole logins whose token has an
@@ -288,7 +343,7 @@ def seed_reachable_edges(scenario: Scenario) -> None:
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+def scenario(tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer) -> Iterator[Scenario]:
     with LocalOpenBao() as bao, running_redis() as redis_server, local_aws():
         root = hvac.Client(url=bao.addr, token=bao.root_token, timeout=10)
         # Given an estate: over-long TTLs (the TTL sweep's), the demo's mounts, a database of renewable leases,
@@ -296,6 +351,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         seed_estate(root)
         prepare_vault(root)
         mount_redis_database(root, DATABASE, redis_server)
+        scenario_static_user = mount_postgres_database(root, postgres_server)
         root.sys.enable_secrets_engine("kv", path=KV, options={"version": "2"})
         root.secrets.kv.v2.create_or_update_secret("apps/db", secret={"password": "seeded"}, mount_point=KV)
         root.secrets.kv.v2.update_metadata("apps/db", mount_point=KV, custom_metadata=KV_ROTATION)
@@ -305,7 +361,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             "leak": seed_workload(root, iam, "leak", "spiffe://least.rescind/leak"),
             "direct": seed_workload(root, None, "direct", "spiffe://least.rescind/direct"),
         }
-        scenario = Scenario(bao=bao, root=root, workloads=workloads)
+        scenario = Scenario(bao=bao, root=root, workloads=workloads, static_user=scenario_static_user)
         seed_reachable_edges(scenario)
         for name in ("manual", "direct", "swept"):
             scenario.leases[name] = root.secrets.database.generate_credentials("app", mount_point=DATABASE)["lease_id"]
@@ -334,6 +390,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             scenario.executions["manual"] = stack.run_execution(
                 "ManualRevocationStateMachine", manual.model_dump(mode="json"), name=manual.incident_id, timeout=120
             )
+            # And a responder rotates a database static role, then (approved) the connection's root
+            run_database_rotations(stack, scenario)
             # And every schedule that touches Vault fires (sweeper, reporter)
             run_schedules(stack, scenario)
             for name, execution in scenario.executions.items():
@@ -378,6 +436,22 @@ def test_a_manual_run_revokes_leases_under_the_functions_policies(scenario: Scen
     for name in ("manual", "manual_pki", "manual_login"):
         with pytest.raises(hvac.exceptions.InvalidRequest, match="invalid lease"):
             scenario.root.sys.read_lease(scenario.leases[name])
+
+
+def test_manual_runs_rotate_a_database_static_role_and_an_approved_root_under_the_functions_policies(
+    scenario: Scenario,
+) -> None:
+    for name in ("manual_static", "manual_root"):
+        assert_completed(scenario, name)
+    rotated = {
+        name: {attempt.result.target for attempt in scenario.incidents[name].attempts}
+        for name in ("manual_static", "manual_root")
+    }
+    assert rotated == {
+        "manual_static": {DatabaseStaticRoleRef(mount=POSTGRES, role="billing")},
+        "manual_root": {DatabaseRootRef(mount=POSTGRES, connection="pg")},
+    }
+    assert [approval.verdict.value for approval in scenario.incidents["manual_root"].approvals] == ["approved"]
 
 
 def test_the_schedules_sweep_under_the_sweeper_and_reporter_policies(scenario: Scenario) -> None:

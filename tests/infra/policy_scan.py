@@ -12,6 +12,22 @@ from typing import Any
 import botocore.session
 from botocore import xform_name
 
+# The AWS services Rescind's code calls (boto3 client names).
+AWS_SERVICES = (
+    "iam",
+    "secretsmanager",
+    "acm-pca",
+    "s3",
+    "sts",
+    "dynamodb",
+    "sns",
+    "stepfunctions",
+    "events",
+    "ec2",
+    "ecs",
+    "lambda",
+)
+
 
 def boto3_calls(sources: Iterable[Path], services: Iterable[str]) -> set[str]:
     """`service:Operation` for every boto3 call (direct or through get_paginator) in the given source files.

@@ -15,7 +15,14 @@ import pytest
 from cfnlint.helpers import load_resource
 
 from rescind_local.template import load_template
-from tests.infra.policy_scan import allowed_resources, as_list, boto3_calls, resource_text, role_statements
+from tests.infra.policy_scan import (
+    AWS_SERVICES,
+    allowed_resources,
+    as_list,
+    boto3_calls,
+    resource_text,
+    role_statements,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = REPO_ROOT / "shared" / "rescind"
@@ -27,24 +34,12 @@ ADAPTER_SOURCES = [
     *sorted((RUNTIME / "leaks").rglob("*.py")),
     *sorted((RUNTIME / "fingerprints").glob("*.py")),
     *sorted((RUNTIME / "schedules").glob("*.py")),
+    *sorted((RUNTIME / "issuance").glob("*.py")),
     RUNTIME / "inventory" / "dynamodb.py",
     RUNTIME / "approval.py",
     RUNTIME / "guard.py",
 ]
-ADAPTER_SERVICES = (
-    "iam",
-    "secretsmanager",
-    "acm-pca",
-    "s3",
-    "sts",
-    "dynamodb",
-    "sns",
-    "stepfunctions",
-    "events",
-    "ec2",
-    "ecs",
-    "lambda",
-)
+ADAPTER_SERVICES = AWS_SERVICES
 # Calls the adapters can make that the deployed function is deliberately not allowed to make.
 NOT_GRANTED = {
     # SecretsManagerSecretHandler(generate_when_unmanaged=True) only: writing a random value into a secret

@@ -73,6 +73,7 @@ def test_the_function_role_gets_logging_tracing_the_shared_policies_and_the_inli
         {"Ref": "VaultLoginPolicy"},
         {"Ref": "CrossAccountExecutionPolicy"},
         {"Ref": "LedgerReadPolicy"},
+        {"Ref": "FingerprintRotationIndexPolicy"},
     ]
     assert {"LedgerAppendRunRecords", "IamAccessKeys", "AcmPcaRevoke"} <= sids
     for shared in ("VaultLoginPolicy", "CrossAccountExecutionPolicy", "LedgerReadPolicy"):

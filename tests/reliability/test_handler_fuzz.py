@@ -87,6 +87,7 @@ HANDLERS = (
     "AnswerApprovalFunction",
     "StartManualRevocationFunction",
     "LedgerArchiveFunction",
+    "IndexAuditLogFunction",
 )
 PER_HANDLER_FAST = bad.FAST_EXAMPLES
 # The sweeps take three optional fields, and each run reads the whole estate (about 17 s on the shared OpenBao
@@ -678,6 +679,56 @@ def ledger_stream_inputs(protected: Protected) -> st.SearchStrategy[Any]:
     )
 
 
+def audit_log_inputs(protected: Protected) -> st.SearchStrategy[Any]:
+    """CloudWatch Logs envelopes of audit lines (the sample's, each field then set to a hostile string, a planted
+    secret or a protected workload's id) and of raw hostile lines: indexed by reference, or refused, never acted on."""
+    import base64
+    import gzip
+
+    sample = bad.load_sample("cloudwatch_logs_vault_audit.json")
+    envelope = json.loads(gzip.decompress(base64.b64decode(sample["awslogs"]["data"])))
+    lines = [json.loads(log_event["message"]) for log_event in envelope["logEvents"]]
+    values = st.one_of(
+        bad.hostile_strings,
+        st.sampled_from((*bad.PLANTED_SECRETS, protected.spiffe_id, *protected.token_accessors)),
+    )
+
+    @st.composite
+    def line(draw: st.DrawFn) -> str:
+        if draw(st.integers(0, 4)) == 0:
+            return draw(st.one_of(bad.hostile_strings, st.sampled_from(bad.PLANTED_SECRETS)))
+        document = json.loads(json.dumps(draw(st.sampled_from(lines))))
+        for section, key in draw(st.lists(st.sampled_from(AUDIT_FIELDS), max_size=3)):
+            document.setdefault(section, {})[key] = draw(values)
+        return json.dumps(document)
+
+    def build(messages: list[str], message_type: str) -> dict[str, Any]:
+        data = {
+            **envelope,
+            "messageType": message_type,
+            "logEvents": [{"id": str(i), "timestamp": 1796428633000, "message": m} for i, m in enumerate(messages)],
+        }
+        return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(data).encode())).decode()}}
+
+    return st.builds(build, st.lists(line(), min_size=0, max_size=4), st.sampled_from(("DATA_MESSAGE", "CONTROL")))
+
+
+# (section, field) of an audit line that the indexer reads: what it would key or link an issuance by.
+AUDIT_FIELDS = (
+    ("auth", "accessor"),
+    ("auth", "client_token"),
+    ("auth", "token_type"),
+    ("request", "path"),
+    ("request", "client_token_accessor"),
+    ("request", "operation"),
+    ("request", "mount_type"),
+    ("response", "mount_type"),
+    ("response", "secret"),
+    ("response", "auth"),
+    ("response", "data"),
+)
+
+
 def sample_for(logical_id: str) -> Callable[[], Any]:
     if logical_id in TASK_MODELS:
         return TASK_MODELS[logical_id][1]
@@ -687,6 +738,8 @@ def sample_for(logical_id: str) -> Callable[[], Any]:
         return lambda: bad.load_sample("secret_leaked.json")
     if logical_id == "LedgerArchiveFunction":
         return lambda: bad.load_sample("ledger_stream_insert.json")
+    if logical_id == "IndexAuditLogFunction":
+        return lambda: bad.load_sample("cloudwatch_logs_vault_audit.json")
     return lambda: {"dry_run": True}
 
 
@@ -708,6 +761,7 @@ HOSTILE: dict[str, Callable[[Protected], st.SearchStrategy[Any]]] = {
     "AnswerApprovalFunction": answer_inputs,
     "StartManualRevocationFunction": start_manual_inputs,
     "LedgerArchiveFunction": ledger_stream_inputs,
+    "IndexAuditLogFunction": audit_log_inputs,
 }
 
 

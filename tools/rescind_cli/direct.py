@@ -338,7 +338,7 @@ def run_direct_revocation(
     from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
     from rescind.engine.verification import verify_actions
     from rescind.exceptions import TransientError
-    from rescind.guard import refuse_guarded_target
+    from rescind.guard import refuse_guarded_target, rotates_database_root
     from rescind.leaks.plan import plan_leak_response
     from rescind.ledger.closing import CloseRequest, RunOutcome, close_incident
     from rescind.ledger.types import ApprovalDecision, ApprovalVerdict
@@ -387,6 +387,15 @@ def run_direct_revocation(
     if aws is None and aws_targets:
         return close(
             RunOutcome.REFUSED, f"{len(aws_targets)} AWS credential(s) named, and {target.aws_skipped_because()}"
+        )
+    roots = [action.target.key for action in recorded.actions if rotates_database_root(action)]
+    if roots:
+        # --approved-by is a name typed by the responder: a root rotation needs an approval the stack records
+        return close(
+            RunOutcome.REFUSED,
+            f"rotating a database root credential ({', '.join(roots[:10])}) is never done in direct mode, which "
+            "has no approval step: run it through the stack's manual run (rescind revoke --credential "
+            "vault-db-root:<mount>:<connection> without --direct), which waits for a second person's approval",
         )
     if recorded.decision is GuardDecision.NEEDS_APPROVAL:
         if not approved_by or not ticket:

@@ -11,6 +11,7 @@ from rescind.discovery import DiscoveryScope
 from rescind.engine.executor import ActionEngine, record_result
 from rescind.engine.scope import check_target_in_scope
 from rescind.exceptions import RescindError, TransientError
+from rescind.guard import refuse_unapproved_root_rotation, rotates_database_root
 from rescind.ledger.base import Ledger
 from rescind.models import Action, ActionResult, CredentialRef, Outcome
 from rescind.models.results import utc_now
@@ -45,7 +46,8 @@ def execute_and_record(
 
     A target outside the configured mounts (TargetOutOfScope) is recorded as FAILED before any call to Vault; a
     held or protected one (PolicyRefusal, from `refuse_if_guarded`: rescind.guard.refuse_guarded_target) before
-    any change, whoever wrote the action.
+    any change, whoever wrote the action; so is a database root rotation in a run the ledger records no approval
+    for (rescind.guard.refuse_unapproved_root_rotation).
     A transient error is recorded and raised again, so the state machine's Retry runs a new attempt.
     Any other Rescind error is recorded and returned as a FAILED result, so the rest of the plan runs.
     """
@@ -53,6 +55,8 @@ def execute_and_record(
     try:
         check_target_in_scope(request.action.target, scope)
         if not request.dry_run:
+            if rotates_database_root(request.action):
+                refuse_unapproved_root_rotation(request.action, ledger.read_incident(request.incident_id).approvals)
             refuse_if_guarded(request.action.target)
         result = engine.execute(request.action, dry_run=request.dry_run)
     except TransientError as error:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from rescind.discovery import DiscoveryScope, discover_workload_credentials, plan_to_end
+from rescind.discovery import DiscoveryScope, discover_workload, plan_to_end
 from rescind.engine.scope import check_target_in_scope
 from rescind.guard import (
     GuardPolicy,
@@ -35,16 +35,18 @@ def gather_credentials(
     inventory: Inventory | None,
     workload_id: str,
     scope: DiscoveryScope,
-) -> list[CredentialRef]:
-    """Live discovery plus what the inventory saw earlier, once each: either alone can miss something."""
+) -> tuple[list[CredentialRef], str]:
+    """Discovery plus what the inventory saw earlier, once each (either alone can miss something), and where
+    discovery looked."""
     found: dict[str, CredentialRef] = {}
-    for ref in discover_workload_credentials(vault, aws, workload_id, scope):
+    discovery = discover_workload(vault, aws, workload_id, scope)
+    for ref in discovery.refs:
         found.setdefault(ref.key, ref)
     if inventory is not None:
         for ref in inventory.credentials_of(workload_id):
             found.setdefault(ref.key, ref)
         inventory.record_credentials(workload_id, list(found.values()))
-    return list(found.values())
+    return list(found.values()), discovery.sources
 
 
 def named_credentials_not_found(
@@ -117,6 +119,7 @@ def build_offboarding_plan(
 ) -> tuple[Plan, OffboardingPlan]:
     """Plan and guard, reading only: what `rescind plan` shows and what the plan task records."""
     refused = protected_workload(request, policy)
+    sources = ""
     if refused is not None:
         refs: list[CredentialRef] = []
     else:
@@ -128,7 +131,7 @@ def build_offboarding_plan(
             if missing:
                 refused = describe_not_found(vault, missing)
         else:
-            gathered = gather_credentials(vault, aws, inventory, request.workload_id, scope)
+            gathered, sources = gather_credentials(vault, aws, inventory, request.workload_id, scope)
         refs = [
             ref
             for ref in gathered
@@ -154,7 +157,7 @@ def build_offboarding_plan(
         policy=policy,
         manual_run=is_manual_run(request),
     )
-    return plan, split_guarded_plan(request, plan, decision, why)
+    return plan, split_guarded_plan(request, plan, decision, f"{why}; {sources}" if sources else why)
 
 
 def guard_decision(

@@ -155,6 +155,13 @@ def verify_root_rotated(client: hvac.Client, ref: DatabaseRootRef) -> Evidence:
     )
 
 
+def is_database_mount(client: hvac.Client, mount: str) -> bool:
+    """Whether `mount` is a database secrets engine, by its type in sys/internal/ui/mounts (LeaseMounts may name
+    other engines whose leases Rescind revokes, which have no static roles)."""
+    data = _read(client, f"sys/internal/ui/mounts/{mount}", f"read the type of mount {mount}")
+    return data is not None and data.get("type") == "database"
+
+
 # --- the inventory report -------------------------------------------------------------------------
 
 
@@ -164,9 +171,12 @@ def _inventory(scan: InventoryScan) -> list[InventorySection]:
 
 
 def _static_role_rows(scan: InventoryScan, mount: str) -> Iterator[InventoryRow]:
-    vault = scan.backends.vault
+    vault, mount = scan.backends.vault, mount.strip().strip("/")
     scan.wait()
-    for ref in list_static_roles(vault, mount.strip().strip("/")):
+    if not is_database_mount(vault, mount):
+        return  # another engine's leases: nothing here has static roles
+    scan.wait()
+    for ref in list_static_roles(vault, mount):
         scan.wait()
         state = read_static_role(vault, ref)
         if state is None:

@@ -8,22 +8,27 @@ OpenBao here are the test's own probes; Rescind's code never reads one.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import hvac
 import pytest
 
 from rescind.discovery import DiscoveryScope
 from rescind.engine.factory import build_engine
-from rescind.guard import GuardPolicy
-from rescind.ledger.types import Trigger
+from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
+from rescind.guard import GuardPolicy, refuse_guarded_target
+from rescind.ledger.sqlite import SqliteLedger
+from rescind.ledger.types import ApprovalDecision, ApprovalVerdict, Trigger
 from rescind.models import (
     Action,
     ActionKind,
     ActionParams,
+    ActionResult,
     DatabaseRootRef,
     DatabaseStaticRoleRef,
     Outcome,
@@ -32,6 +37,8 @@ from rescind.models import (
 from rescind.offboarding.manual import build_manual_request
 from rescind.offboarding.plan import build_offboarding_plan
 from rescind.offboarding.types import GuardDecision, OffboardingRequest
+from rescind_local import LocalOpenBao
+from tests.integration.cli.test_direct import Direct
 from tests.postgres import PostgresServer, postgres_server
 
 __all__ = ["postgres_server"]  # the fixture, imported for pytest
@@ -215,3 +222,105 @@ def test_a_root_rotation_is_refused_automatically_and_waits_for_approval_when_as
     assert not postgres_server.can_log_in(database.admin_user, database.admin_password)
     vault.write(f"{database.mount}/roles/probe", db_name=CONNECTION, creation_statements=[CREATE_USER])
     assert vault.read(f"{database.mount}/creds/probe")["data"]["username"]  # Vault still connects, as root
+
+
+# --- approval, checked again where the rotation runs ----------------------------------------------------------
+
+
+def _root_rotation_task(
+    vault: hvac.Client, ledger: SqliteLedger, database: DatabaseMount, incident_id: str
+) -> ActionResult:
+    """The acting task (ExecuteAction's logic) on a planned root rotation of `incident_id`."""
+    root = DatabaseRootRef(mount=database.mount, connection=CONNECTION)
+    request = ExecuteActionRequest(
+        incident_id=incident_id,
+        attempt_id=f"{incident_id}-0",
+        action=Action(
+            kind=ActionKind.ROTATE, target=root, reason="test: the admin left", params=ActionParams(run_id=incident_id)
+        ),
+    )
+    scope = DiscoveryScope(lease_mounts=(database.mount,))
+    policy = GuardPolicy()
+    return execute_and_record(
+        request,
+        engine=build_engine(vault),
+        ledger=ledger,
+        scope=scope,
+        refuse_if_guarded=lambda ref: refuse_guarded_target(vault, None, ref, policy),
+    )
+
+
+def _approval(incident_id: str, verdict: ApprovalVerdict) -> ApprovalDecision:
+    return ApprovalDecision(
+        incident_id=incident_id,
+        execution_arn=f"arn:aws:states:us-east-1:123456789012:execution:manual:{incident_id}",
+        verdict=verdict,
+        decided_by="arn:aws:iam::123456789012:user/approver",
+        decided_at=datetime.now(UTC),
+    )
+
+
+def test_the_acting_task_rotates_a_root_only_in_a_run_the_ledger_records_approved(
+    vault: hvac.Client, postgres_server: PostgresServer, database: DatabaseMount, tmp_path: Path
+) -> None:
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
+    # Given a root rotation handed to the acting task in a run nobody approved, and in one somebody denied
+    ledger.record_approval(_approval("denied-run", ApprovalVerdict.DENIED))
+    unapproved = _root_rotation_task(vault, ledger, database, "unapproved-run")
+    denied = _root_rotation_task(vault, ledger, database, "denied-run")
+
+    # Then both are refused before any call, and the root still logs in
+    for result in (unapproved, denied):
+        assert result.outcome is Outcome.FAILED
+        assert result.error_type == "PolicyRefusal"
+        assert "needs this run's plan approved" in result.detail
+        assert "manual run" in result.detail
+    assert postgres_server.can_log_in(database.admin_user, database.admin_password)
+
+    # When the run's plan was approved, the same task rotates it
+    ledger.record_approval(_approval("approved-run", ApprovalVerdict.APPROVED))
+    approved = _root_rotation_task(vault, ledger, database, "approved-run")
+
+    assert approved.outcome is Outcome.SUCCEEDED, approved.detail
+    assert not postgres_server.can_log_in(database.admin_user, database.admin_password)
+
+
+def test_direct_mode_refuses_a_root_rotation_even_with_a_named_approver(
+    openbao: LocalOpenBao, postgres_server: PostgresServer, database: DatabaseMount, tmp_path: Path
+) -> None:
+    direct = Direct(openbao, tmp_path)
+    root = f"vault-db-root:{database.mount}:{CONNECTION}"
+    env: dict[str, str | None] = {"LEASE_MOUNTS": database.mount}
+
+    code, document = direct.json(
+        "revoke", "--credential", root, "--reason", "admin left", "--yes",
+        "--approved-by", "bob", "--ticket", "INC-1", env=env,
+    )  # fmt: skip
+
+    assert code == 2, document
+    assert document["closure"]["status"] == "refused", document
+    said = json.dumps(document)
+    assert "never done in direct mode, which has no approval step" in said, document
+    assert "the stack's manual run" in said
+    assert postgres_server.can_log_in(database.admin_user, database.admin_password)
+
+
+def test_the_inventory_counts_static_roles_and_skips_lease_mounts_that_are_not_database_engines(
+    vault: hvac.Client, postgres_server: PostgresServer, database: DatabaseMount, unique: str
+) -> None:
+    from rescind.schedules.inventory_report import build_inventory_report
+    from rescind.schedules.policy import SchedulePolicy
+
+    # Given LeaseMounts naming a PKI mount (its leases are revocable, it has no static roles) and a database mount
+    other = f"pki-{unique}"
+    vault.sys.enable_secrets_engine("pki", path=other)
+    _static_role(vault, postgres_server, database, "ledger")
+    scope = DiscoveryScope(pki_mounts=(), approle_mounts=(), kv_mounts=(), lease_mounts=(other, database.mount))
+
+    report = build_inventory_report(
+        policy=SchedulePolicy(), vault=vault, aws=None, scope=scope, inventory=None, now=datetime.now(UTC)
+    )
+
+    assert [error for error in report.errors if "database mount" in error] == []
+    assert sum(report.by_kind_and_age["vault_database_static_role"].values()) == 1
+    vault.sys.disable_secrets_engine(other)

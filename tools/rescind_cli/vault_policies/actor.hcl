@@ -2,7 +2,7 @@
 # Acts on one planned reference at a time: disables entities, revokes tokens, secret-ids, certificates and
 # leases, rotates KV secrets and destroys their old versions; reads each one back. Its guard reads the target's
 # holds and owner first. The state machines never hand it a TTL to lower (the TTL sweep lowers them itself), so
-# it may not.
+# it may not. Database static roles and roots are rotated by Vault on its request.
 
 # Tokens: look up, revoke (with its child tree, each child seen first).
 path "auth/token/accessors" {
@@ -75,5 +75,20 @@ path "sys/leases/revoke/{lease}/*" {
   capabilities = ["update"]
 }
 path "sys/leases/revoke/auth/{approle}/login/*" {
+  capabilities = ["update"]
+}
+
+# Database static roles and connections' root credentials (LeaseMounts that are database engines): read the
+# role or the connection (never a password), have Vault rotate it. A root rotation runs only in an approved run.
+path "{lease}/static-roles/*" {
+  capabilities = ["read"]
+}
+path "{lease}/rotate-role/*" {
+  capabilities = ["update"]
+}
+path "{lease}/config/*" {
+  capabilities = ["read"]
+}
+path "{lease}/rotate-root/*" {
   capabilities = ["update"]
 }

@@ -52,3 +52,11 @@ path "{kv}/metadata/*" {
 path "sys/leases/lookup" {
   capabilities = ["update"]
 }
+
+# Database static roles and connections a run names: whether each exists (LeaseMounts).
+path "{lease}/static-roles/*" {
+  capabilities = ["read"]
+}
+path "{lease}/config/*" {
+  capabilities = ["read"]
+}

@@ -43,3 +43,11 @@ path "{pki}/certs" {
 path "{kv}/metadata/*" {
   capabilities = ["read", "list"]
 }
+
+# Database mounts among the LeaseMounts: every static role and the age of its password.
+path "{lease}/static-roles" {
+  capabilities = ["list"]
+}
+path "{lease}/static-roles/*" {
+  capabilities = ["read"]
+}

@@ -20,3 +20,11 @@ path "{kv}/metadata/*" {
 path "sys/leases/lookup" {
   capabilities = ["update"]
 }
+
+# Database static roles' last rotation, and a rotated root's connection (LeaseMounts).
+path "{lease}/static-roles/*" {
+  capabilities = ["read"]
+}
+path "{lease}/config/*" {
+  capabilities = ["read"]
+}
