@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: setup demo test lint check-template browser test-slow bench bench-smoke clean
-.PHONY: python312 build sam-build build-RescindLayer lock test312
+.PHONY: python312 build sam-build build-RescindLayer build-CryptographyLayer lock test312
 
 # The Lambda runtime's Python (template.yaml: Runtime python3.12), which `sam build` and `make test312` need: the
 # first that runs of pyenv's 3.12 installs and python3.12 on PATH (pyenv's shim on PATH fails while 3.12 is not
@@ -44,20 +44,26 @@ lint: setup
 check-template: setup
 	$(BIN)/cfn-lint template.yaml
 
-# Debian's Chromium, for the test that renders an incident report in a real browser.
+# A headless Chromium (Debian's chromium-headless-shell, nothing else) for the test that renders an incident
+# report in a real browser; the script says what it installs and why, and never upgrades an installed package.
 browser:
 	sh tools/install_browser.sh
 
-# pytest exits 5 when it collects nothing; that is not a failure of the project.
+# Tests run on one pytest-xdist worker per core (PYTEST_WORKERS=0: all in this one process). Each worker is
+# its own session, with its own OpenBao on a free port; a test file stays on one worker (--dist loadfile), so a
+# module's fixtures are built once. pytest exits 5 when it collects nothing; that is not a failure of the project.
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
+
 test: lint check-template browser test312
-	$(BIN)/pytest -m "not slow" -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+	$(BIN)/pytest -m "not slow" -q $(PYTEST_PARALLEL); status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 
 # The unit and integration tests again under python3.12, the Lambda runtime's Python (slow tests left out).
 test312: $(STAMP312)
-	$(VENV312)/bin/pytest -m "(unit or integration) and not slow" -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+	$(VENV312)/bin/pytest -m "(unit or integration) and not slow" -q $(PYTEST_PARALLEL); status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 
 test-slow: setup
-	$(BIN)/pytest -m slow -q; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+	$(BIN)/pytest -m slow -q $(PYTEST_PARALLEL); status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 
 # Benchmarks (bench/README.md): not tests, nothing fails on a time. Writes bench/results.md and results.json.
 bench: setup
@@ -84,20 +90,51 @@ build: setup sam-build
 sam-build: python312
 	PATH="$(dir $(PYTHON312)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --build-dir $(BUILD_DIR) $(SAM_BUILD_OPTIONS)
 
-# The layer (template.yaml RescindLayer, BuildMethod makefile). sam build runs this in a copy of shared/, with
-# ARTIFACTS_DIR set: the hash-checked wheels that requirements.lock pins, for the functions' architecture (arm64:
-# manylinux2014_aarch64, CPython 3.12), and the rescind package. --no-deps, because the lock leaves out botocore
-# and what only botocore needs: the Lambda runtime provides them with boto3, and a copy here would drift from it.
+# The layers (template.yaml RescindLayer and CryptographyLayer, BuildMethod makefile). sam build runs each target
+# in a copy of shared/, with ARTIFACTS_DIR set. Each installs its share of the hash-checked wheels that
+# requirements.lock pins, for the functions' architecture (arm64: manylinux2014_aarch64, CPython 3.12): the
+# RescindLayer all but CRYPTOGRAPHY_PACKAGES, plus the rescind package; the CryptographyLayer only those, which only
+# the functions that parse certificates carry. --no-deps, because the lock leaves out botocore and what only
+# botocore needs: the Lambda runtime provides them with boto3, and a copy here would drift from it.
 LAYER_PLATFORM ?= manylinux2014_aarch64
-build-RescindLayer: python312
+CRYPTOGRAPHY_PACKAGES := cryptography cffi pycparser
+
+# $(call install-locked,chosen): pip installs the lock's entries that are (chosen=1) or are not (chosen=0) among
+# CRYPTOGRAPHY_PACKAGES into $(ARTIFACTS_DIR)/python. An entry is its `name==version \` line and its hash lines.
+define install-locked
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: sam build sets it (make build)" >&2; exit 1; }
+	requirements=$$(mktemp) && \
+	awk -v names=" $(CRYPTOGRAPHY_PACKAGES) " -v chosen=$(1) \
+		'/^[a-z0-9]/ { name = $$1; sub(/==.*/, "", name); keep = (index(names, " " name " ") > 0) == chosen } \
+		/^[a-z0-9]/ || /^ +--hash=/ { if (keep) print }' requirements.lock > "$$requirements" && \
 	$(PYTHON312) -m pip install --quiet --no-compile --disable-pip-version-check --no-deps --require-hashes \
 		--only-binary=:all: --platform $(LAYER_PLATFORM) --implementation cp --python-version 3.12 \
-		--target "$(ARTIFACTS_DIR)/python" -r requirements.lock
-	cp -R rescind "$(ARTIFACTS_DIR)/python/"
-	# No console scripts (bin/, with this machine's interpreter in their first line) and no bytecode from shared/.
+		--target "$(ARTIFACTS_DIR)/python" -r "$$requirements"; \
+	status=$$?; rm -f "$$requirements"; exit $$status
+	# No console scripts (bin/, with this machine's interpreter in their first line).
 	rm -rf "$(ARTIFACTS_DIR)/python/bin"
+endef
+
+# Bytecode for the runtime, so a cold start does not compile the layer: /opt is read-only, so Python can neither
+# write it there nor keep what it compiled. unchecked-hash: Python loads each .pyc without comparing it with its
+# source (the zip's timestamps are not the build's). Every python3.12 release reads and writes the same bytecode
+# (one magic number, 3531, from 3.12.0 on), so the build's 3.12.x and the runtime's may differ. Paths in the
+# bytecode are /opt/python/..., so the same lock and sources give the same bytes wherever sam build ran, and a
+# rebuild does not make a new layer version. No bytecode from shared/ is shipped: it is compiled here.
+define compile-layer
 	find "$(ARTIFACTS_DIR)/python" -name __pycache__ -type d -prune -exec rm -rf {} +
+	$(PYTHON312) -m compileall -q -j 0 --invalidation-mode unchecked-hash -s "$(ARTIFACTS_DIR)/python" \
+		-p /opt/python "$(ARTIFACTS_DIR)/python"
+endef
+
+build-RescindLayer: python312
+	$(call install-locked,0)
+	cp -R rescind "$(ARTIFACTS_DIR)/python/"
+	$(call compile-layer)
+
+build-CryptographyLayer: python312
+	$(call install-locked,1)
+	$(call compile-layer)
 
 # Pin the layer's dependencies again from shared/requirements.txt; LOCK_OPTIONS=--upgrade takes newer releases.
 LOCK_OPTIONS ?=

@@ -168,10 +168,11 @@ def lease_refs(estate: Estate) -> list[Any]:
 
 def offboarding_request(estate: Estate) -> Any:
     from rescind.ledger import Trigger
-    from rescind.offboarding.types import OffboardingRequest, offboarding_execution_name
+    from rescind.offboarding.types import offboarding_execution_name
+    from rescind.response.types import ResponseRequest
 
     event_id = str(uuid.uuid4())
-    return OffboardingRequest(
+    return ResponseRequest(
         incident_id=offboarding_execution_name(estate.workload_id, event_id),
         workload_id=estate.workload_id,
         reason="workload terminated (benchmark)",

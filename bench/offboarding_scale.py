@@ -118,7 +118,7 @@ def engine_offboarding(addr: str, token: str, estate: Estate, concurrency: int) 
     from rescind.guard import GuardPolicy
     from rescind.models import Outcome
     from rescind.offboarding.plan import plan_offboarding
-    from rescind.offboarding.types import GuardDecision
+    from rescind.response.types import GuardDecision
     from rescind.vault.client import build_vault_client
     from rescind.vault.tokens import list_token_accessors
     from rescind_local import local_aws
@@ -206,7 +206,7 @@ def state_machine_offboarding(addr: str, token: str, estate: Estate) -> dict[str
     from rescind_local import local_aws
     from rescind_local.stack import deploy_template_to_moto
 
-    definition = json.loads((REPO_ROOT / "statemachines" / "offboarding.asl.json").read_text())
+    definition = json.loads((REPO_ROOT / "statemachines" / "response.asl.json").read_text())
     with local_aws():
         stack = deploy_template_to_moto(
             stack_name="bench",
@@ -479,7 +479,7 @@ def render(scale: dict[str, Any] | None) -> list[str]:
             "Execution state size (Step Functions limits one state's input/output to 256 KB; moto does not "
             "enforce it, so a local success above the limit would fail on AWS):",
             "",
-            "| N | largest state in the local execution (bytes) | OffboardingPlan JSON (bytes) | on AWS |",
+            "| N | largest state in the local execution (bytes) | ResponsePlan JSON (bytes) | on AWS |",
             "|---|---|---|---|",
             *state_rows,
             "",

@@ -12,8 +12,9 @@ Lambda) go to a temporary file while a state machine runs, so they cost what the
 terminal. Nothing here fails on a time: a figure that misses its target is reported, with the reason.
 
 Each section is a module: `leak_to_dead`, `offboarding_scale` (with `estate`, the seeding), `cold_start` and
-`package_size`; `harness` holds what they share (medians, ratios, the machine, phases from a history) and
-`results` the targets, results.md and merging. This module is the command line.
+`package_size` (with `layers`, the layers as the Makefile builds them); `harness` holds what they share
+(medians, ratios, the machine, phases from a history) and `results` the targets, results.md and merging. This
+module is the command line.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-leak", action="store_true")
     parser.add_argument("--skip-offboarding", action="store_true")
     parser.add_argument("--skip-cold-start", action="store_true")
-    parser.add_argument("--skip-package", action="store_true", help="skip the aarch64 pip install")
+    parser.add_argument("--skip-package", action="store_true", help="skip building the layers for arm64")
     parser.add_argument("--smoke", action="store_true", help="N=10, one run, one cold-start run, no package size")
     parser.add_argument("--output-dir", type=Path, default=BENCH_DIR)
     parser.add_argument(

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.leaks.plan import plan_leak_response
 from rescind.observability import add_count, logger, observed_handler
-from rescind.offboarding.types import OffboardingRequest
+from rescind.response.types import ResponseRequest
 from rescind.runtime import (
     get_aws_factory,
     get_guard_policy,
@@ -23,7 +23,7 @@ get_settings()  # fail at cold start when configuration is wrong
 
 @observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = parse_model(OffboardingRequest, event, what="leak response request")
+    request = parse_model(ResponseRequest, event, what="leak response request")
     plan = plan_leak_response(
         request,
         vault=get_vault_client(),

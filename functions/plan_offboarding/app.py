@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.observability import add_count, logger, observed_handler
 from rescind.offboarding.plan import plan_offboarding
-from rescind.offboarding.types import OffboardingRequest
+from rescind.response.types import ResponseRequest
 from rescind.runtime import (
     get_aws_factory,
     get_discovery_scope,
@@ -25,7 +25,7 @@ get_settings()  # fail at cold start when configuration is wrong
 
 @observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = parse_model(OffboardingRequest, event, what="offboarding request")
+    request = parse_model(ResponseRequest, event, what="offboarding request")
     plan = plan_offboarding(
         request,
         vault=get_vault_client(),

@@ -19,17 +19,29 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+import wrapt
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from rescind.runtime import TRACED_LIBRARIES
+from rescind.runtime import TRACED_AT_IMPORT, TRACED_LIBRARIES
 
 SERVICE_VARIABLE = "POWERTOOLS_SERVICE_NAME"
 NAMESPACE_VARIABLE = "POWERTOOLS_METRICS_NAMESPACE"
 
 logger = Logger()
-tracer = Tracer(patch_modules=TRACED_LIBRARIES)
+tracer = Tracer(patch_modules=TRACED_AT_IMPORT)
 metrics = Metrics()
+
+
+def _patch_when_imported(library: str) -> None:
+    # wrapt (aws_xray_sdk's own dependency) runs the hook right after the library's first import, or at once if it
+    # is already imported: the patch is in place before any call through it.
+    wrapt.when_imported(library)(lambda _module: tracer.patch((library,)))
+
+
+for _library in TRACED_LIBRARIES:
+    if _library not in TRACED_AT_IMPORT:
+        _patch_when_imported(_library)
 
 # A handler whose counts all carry dimensions leaves the batched record empty, and Powertools warns about it at
 # every flush; here that is the expected case (pyproject.toml filters it for the tests too).

@@ -15,6 +15,9 @@ from rescind.config import RuntimeSettings, VaultAuthMethod
 # The libraries whose calls X-Ray traces: boto3 (through botocore) and hvac (through requests). The Tracer's
 # default patches every library aws_xray_sdk knows, importing each at cold start; see bench/results.md.
 TRACED_LIBRARIES: tuple[str, ...] = ("botocore", "requests")
+# Patched when the Tracer is made: every handler builds boto3 clients. The others are patched when something
+# first imports them (rescind.observability), so a handler that never talks to Vault never imports requests.
+TRACED_AT_IMPORT: tuple[str, ...] = ("botocore",)
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -30,14 +30,14 @@ import pytest
 from rescind.ledger import CredentialState, DynamoDbLedger, IncidentStatus
 from rescind.ledger.closing import describe_alive
 from rescind.models import ActionKind, Outcome
-from rescind.offboarding.start import run_execution_name
 from rescind.offboarding.types import offboarding_execution_name
+from rescind.response.start import run_execution_name
 from rescind_local import LocalOpenBao
 from rescind_local.proof import prove_by_use
 from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
-from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
-from tests.conftest import load_event
+from tests.conftest import deploy_local_stack, load_event
 from tests.flows.test_offboarding import wait_for_task_token
 
 MACHINE = "OffboardingStateMachine"
@@ -109,11 +109,7 @@ class Deployed:
 
 @contextmanager
 def deploy(server: LocalOpenBao, **parameters: str) -> Iterator[Deployed]:
-    with deploy_template_to_moto(
-        parameters={"VaultAddr": server.addr, "VaultAwsAuthRole": "rescind-local", **parameters},
-        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": server.root_token},
-        time_scale=0.01,
-    ) as stack:
+    with deploy_local_stack(server, **parameters) as stack:
         sqs = boto3.client("sqs")
         url = sqs.create_queue(QueueName="redrive-notifications")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

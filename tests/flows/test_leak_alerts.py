@@ -26,20 +26,10 @@ from rescind_local import LocalOpenBao
 from rescind_local.github import SAMPLE_WEBHOOK_SECRET, LocalGitHubApi, local_github_api, sign_delivery
 from rescind_local.proof import ProofByUse, prove_by_use
 from rescind_local.seed import MANAGED_ROLE_TAGS, SeededWorkload, health_event_naming, prepare_vault, seed_workload
-from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
-from tests.conftest import load_event
+from tests.conftest import deploy_local_stack, load_event
 from tests.emf import counted
-
-
-@pytest.fixture
-def stack(aws: None, openbao: LocalOpenBao) -> Iterator[LocalStack]:
-    with deploy_template_to_moto(
-        parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local"},
-        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
-        time_scale=0.01,
-    ) as deployed:
-        yield deployed
 
 
 @pytest.fixture
@@ -417,16 +407,7 @@ def github_stack(openbao: LocalOpenBao, unique: str) -> Iterator[tuple[LocalStac
     token_arn = secretsmanager.create_secret(Name=f"github-token-{unique}", SecretString="ghp_local_reader")["ARN"]
     with (
         local_github_api() as github,
-        deploy_template_to_moto(
-            parameters={
-                "VaultAddr": openbao.addr,
-                "VaultAwsAuthRole": "rescind-local",
-                "GitHubTokenSecretArn": token_arn,
-                "GitHubApiUrl": github.url,
-            },
-            function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
-            time_scale=0.01,
-        ) as stack,
+        deploy_local_stack(openbao, GitHubTokenSecretArn=token_arn, GitHubApiUrl=github.url) as stack,
     ):
         secretsmanager.put_secret_value(
             SecretId=stack.physical_id("GitHubWebhookSecret"), SecretString=SAMPLE_WEBHOOK_SECRET.decode()

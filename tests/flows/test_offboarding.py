@@ -4,6 +4,7 @@ in-process) against real OpenBao: everything the workload held ends, its neighbo
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,14 +18,17 @@ from botocore.credentials import Credentials
 
 from rescind.ledger import ApprovalVerdict, DynamoDbLedger, IncidentStatus, Trigger
 from rescind.models import CredentialKind, Outcome
-from rescind.offboarding.types import OffboardingRequest, offboarding_execution_name
+from rescind.offboarding.types import offboarding_execution_name
+from rescind.response.types import ResponseRequest
 from rescind_cli.function_url import post_signed
 from rescind_local import LocalOpenBao
 from rescind_local.aws import LOCAL_REGION
 from rescind_local.function_urls import serve_function_urls
 from rescind_local.proof import prove_by_use
 from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
-from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stack import LocalStack
+from rescind_local.stepfunctions import wait_for_execution
+from tests.conftest import CREDENTIAL_SERVICES, BackendCalls, aws_writes, deploy_local_stack, load_event, vault_writes
 
 
 @dataclass
@@ -46,16 +50,8 @@ def estate(aws: None, vault: hvac.Client, unique: str) -> Estate:
 
 
 def deploy(openbao: LocalOpenBao, estate: Estate, stack_name: str = "rescind-local", **parameters: str) -> LocalStack:
-    return deploy_template_to_moto(
-        stack_name=stack_name,
-        parameters={
-            "VaultAddr": openbao.addr,
-            "VaultAwsAuthRole": "rescind-local",
-            "ProtectedWorkloads": estate.protected.spiffe_id,
-            **parameters,
-        },
-        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
-        time_scale=0.01,
+    return deploy_local_stack(
+        openbao, stack_name=stack_name, ProtectedWorkloads=estate.protected.spiffe_id, **parameters
     )
 
 
@@ -65,9 +61,9 @@ def stack(openbao: LocalOpenBao, estate: Estate) -> Iterator[LocalStack]:
         yield deployed
 
 
-def offboarding_request(workload: SeededWorkload, event_id: str | None = None) -> OffboardingRequest:
+def offboarding_request(workload: SeededWorkload, event_id: str | None = None) -> ResponseRequest:
     event_id = event_id or str(uuid.uuid4())
-    return OffboardingRequest(
+    return ResponseRequest(
         incident_id=offboarding_execution_name(workload.spiffe_id, event_id),
         workload_id=workload.spiffe_id,
         reason="workload terminated",
@@ -78,7 +74,7 @@ def offboarding_request(workload: SeededWorkload, event_id: str | None = None) -
     )
 
 
-def run(stack: LocalStack, request: OffboardingRequest) -> dict[str, Any]:
+def run(stack: LocalStack, request: ResponseRequest) -> dict[str, Any]:
     return stack.run_execution(
         "OffboardingStateMachine", request.model_dump(mode="json"), name=request.incident_id, timeout=60
     )
@@ -122,20 +118,52 @@ def test_offboarding_ends_every_credential_and_touches_no_neighbour(
     }
 
 
-def test_a_duplicate_start_is_refused_by_name_and_acts_on_nothing(stack: LocalStack, estate: Estate) -> None:
-    # Standard executions are unique by name: a second start of the same workload and event is refused
-    # (the start function reports it as a duplicate), so nothing runs twice.
-    request = offboarding_request(estate.target, event_id="evt-duplicate")
-    run(stack, request)
+def test_a_duplicate_start_is_reported_as_a_duplicate_and_runs_once(
+    stack: LocalStack, estate: Estate, unique: str
+) -> None:
+    # Given the termination of the target workload, delivered to the start function as EventBridge would
+    event = load_event("workload_terminated.json")
+    event["id"] = f"evt-duplicate-{unique}"
+    event["detail"]["workload_id"] = estate.target.spiffe_id
     sfn = boto3.client("stepfunctions")
-    with pytest.raises(sfn.exceptions.ExecutionAlreadyExists):
-        sfn.start_execution(
-            stateMachineArn=stack.state_machine_arn("OffboardingStateMachine"),
-            name=request.incident_id,
-            input=json.dumps(request.model_dump(mode="json")),
-        )
-    executions = sfn.list_executions(stateMachineArn=stack.state_machine_arn("OffboardingStateMachine"))
-    assert len(executions["executions"]) == 1
+    machine = stack.state_machine_arn("OffboardingStateMachine")
+
+    # When it is delivered again at once, again a moment later, and again after its run finished
+    first, first_error = stack.invoke("StartOffboardingFunction", event)
+    in_a_row, in_a_row_error = stack.invoke("StartOffboardingFunction", event)
+    time.sleep(1.2)  # past the start function's clock slack (offboarding/start.py _RUNNING_DUPLICATE_SLACK)
+    later, later_error = stack.invoke("StartOffboardingFunction", event)
+    finished = wait_for_execution(sfn, first["execution_arn"], 60)
+    after, after_error = stack.invoke("StartOffboardingFunction", event)
+
+    # Then the first started the run, and every later delivery named that same run
+    assert (first_error, in_a_row_error, later_error, after_error) == (None, None, None, None)
+    assert first["status"] == "started", first
+    for again in (in_a_row, later, after):
+        assert (again["incident_id"], again["execution_arn"]) == (first["incident_id"], first["execution_arn"])
+    # A delivery within a second of the start is answered by Step Functions with the running execution and is
+    # told from a fresh start by its age only, so only the later ones are reported as duplicates.
+    assert [later["status"], after["status"]] == ["duplicate", "duplicate"], (later, after)
+    assert finished["status"] == "SUCCEEDED", finished
+    # And there is one execution, one incident record with one closure, and one attempt per planned action
+    assert [e["executionArn"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]] == [
+        first["execution_arn"]
+    ]
+    ledger = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
+    incidents = [i for i in ledger.list_incidents() if i.trigger.workload_id == estate.target.spiffe_id]
+    assert [i.incident_id for i in incidents] == [first["incident_id"]]
+    items = boto3.client("dynamodb").query(
+        TableName=stack.physical_id("LedgerTable"),
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"INCIDENT#{first['incident_id']}"}},
+    )["Items"]
+    kinds = sorted(item["sk"]["S"].split("#")[0] for item in items)
+    view = ledger.read_incident(first["incident_id"])
+    assert view.incident is not None
+    planned = len(view.incident.plan.actions)
+    assert kinds == ["A"] + ["B"] * planned + ["C"], kinds  # incident, one attempt per action, one closure
+    assert view.closure is not None
+    assert view.closure.status is IncidentStatus.COMPLETED
 
 
 def test_a_protected_workload_is_refused_and_nothing_changes(
@@ -155,18 +183,42 @@ def test_a_protected_workload_is_refused_and_nothing_changes(
 
 
 def test_a_hold_on_one_credential_refuses_the_whole_plan(
-    stack: LocalStack, estate: Estate, vault: hvac.Client, openbao: LocalOpenBao
+    stack: LocalStack, estate: Estate, vault: hvac.Client, openbao: LocalOpenBao, backend_calls: BackendCalls
 ) -> None:
     # Given an owner put a hold on the workload's KV secret
+    held_path = estate.target.kv_paths[0]
     vault.adapter.request(
         "PATCH",
-        f"/v1/secret/metadata/{estate.target.kv_paths[0]}",
+        f"/v1/secret/metadata/{held_path}",
         json={"custom_metadata": {"rescind_hold": "incident-review"}},
         headers={"Content-Type": "application/merge-patch+json"},
     )
-    execution = run(stack, offboarding_request(estate.target))
+    request = offboarding_request(estate.target)
+    backend_calls.vault.clear()
+    backend_calls.aws.clear()
 
-    assert execution["status"] == "FAILED"
+    # When its offboarding runs
+    execution = run(stack, request)
+
+    # Then the guard refused the plan for that hold, by name, and the run ended refused
+    sfn = boto3.client("stepfunctions")
+    history = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    assert "Refused" in entered, entered
+    assert not {"Contain", "Revoke", "RequestApproval"} & set(entered), entered
+    assert (execution["status"], execution.get("error")) == ("FAILED", "OffboardingIncomplete"), execution
+    why = f"on hold: kv_secret:secret:{held_path} (metadata rescind_hold)"
+    # And the ledger holds the plan, no attempt, and a refused closure that names the hold
+    view = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb")).read_incident(request.incident_id)
+    assert view.incident is not None
+    assert view.attempts == ()
+    assert view.closure is not None
+    assert view.closure.status is IncidentStatus.REFUSED
+    assert f"reason: {why}" in view.closure.summary, view.closure.summary
+    # And nothing was written to OpenBao: every request was a read, and every credential still works
+    assert vault_writes(backend_calls) == []
+    assert aws_writes(backend_calls, CREDENTIAL_SERVICES) == []
+    assert backend_calls.vault, "the plan read nothing from OpenBao: the hold cannot have been seen"
     proofs = prove_by_use(vault, openbao.addr, boto3.client("iam"), estate.target, expected="alive")
     assert [p for p in proofs if not p.passed] == []
 
@@ -204,8 +256,6 @@ def test_a_plan_above_the_cap_waits_for_approval_and_runs_once_approved(
         approver_arn, approver = principal(f"approver-{request.incident_id[-8:]}")
         status, body = answer(urls["AnswerApprovalFunction"], approver, arn, "approve")
         assert status == 200, body
-        from rescind_local.stepfunctions import wait_for_execution
-
         finished = wait_for_execution(sfn, arn, 60)
         # A second answer, even from another principal, is refused: the run had its one answer
         late_status, _ = answer(urls["AnswerApprovalFunction"], principal("late")[1], arn, "deny", "too late")
@@ -228,8 +278,6 @@ def test_a_denied_approval_touches_nothing(openbao: LocalOpenBao, estate: Estate
         denier_arn, denier = principal(f"denier-{request.incident_id[-8:]}")
         status, body = answer(urls["AnswerApprovalFunction"], denier, arn, "deny", "not now")
         assert status == 200, body
-        from rescind_local.stepfunctions import wait_for_execution
-
         finished = wait_for_execution(sfn, arn, 60)
         view = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb")).read_incident(
             request.incident_id
@@ -297,8 +345,6 @@ def test_the_requester_cannot_approve_their_own_run(openbao: LocalOpenBao, estat
         approver_arn, approver = principal("second-approver")
         status, body = answer(urls["AnswerApprovalFunction"], approver, arn, "approve")
         assert status == 200, body
-        from rescind_local.stepfunctions import wait_for_execution
-
         finished = wait_for_execution(sfn, arn, 60)
         approvals = ledger.read_incident(incident_id).approvals
     assert finished["status"] == "SUCCEEDED", finished
@@ -330,11 +376,7 @@ def test_a_partial_failure_fails_the_execution_lists_what_is_alive_and_a_rerun_f
     )
     limited = vault.auth.token.create(policies=["rescind-partial"], ttl="1h")["auth"]["client_token"]
     terminated = offboarding_request(estate.target)
-    with deploy_template_to_moto(
-        parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local"},
-        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": limited},
-        time_scale=0.01,
-    ) as stack:
+    with deploy_local_stack(openbao, vault_token=limited) as stack:
         # When the offboarding runs
         first = run(stack, terminated)
         view = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb")).read_incident(

@@ -37,9 +37,9 @@ from rescind.offboarding.triggers import parse_termination_event
 from rescind_local import LOCAL_ACCOUNT_ID, LocalOpenBao, local_aws
 from rescind_local.github import SAMPLE_WEBHOOK_SECRET, local_github_api, sign_delivery
 from rescind_local.seed import prepare_vault
-from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
-from tests.conftest import load_event
+from tests.conftest import deploy_local_stack, load_event
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 CASES: list[dict[str, Any]] = tomllib.loads((CORPUS / "decisions.toml").read_text())["case"]
@@ -174,11 +174,7 @@ def corpus_stack(openbao: LocalOpenBao) -> Iterator[CorpusStack]:
     prepare_vault(hvac.Client(url=openbao.addr, token=openbao.root_token, timeout=10))
     with (
         local_aws(),
-        deploy_template_to_moto(
-            parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local"},
-            function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
-            time_scale=0.01,
-        ) as stack,
+        deploy_local_stack(openbao) as stack,
     ):
         yield CorpusStack(stack)
 

@@ -23,8 +23,9 @@ from rescind.schedules.types import ChangeStatus, SweepName
 from rescind_local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalOpenBao
 from rescind_local.proof import prove_by_use
 from rescind_local.seed import prepare_vault, seed_workload
-from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
+from tests.conftest import deploy_local_stack
 from tests.integration.schedules.test_ttl_ceilings import seed_estate
 
 SCHEDULES = {
@@ -67,16 +68,8 @@ class Deployed:
 def deployed(aws: None) -> Iterator[Deployed]:
     with LocalOpenBao() as bao:
         vault = hvac.Client(url=bao.addr, token=bao.root_token, timeout=10)
-        with deploy_template_to_moto(
-            parameters={
-                "VaultAddr": bao.addr,
-                "VaultAwsAuthRole": "rescind-local",
-                "SchedulePolicy": json.dumps(POLICY),
-                "KvMounts": f"{KV},secret",
-                "PkiMounts": "pki,pki-protected",
-            },
-            function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": bao.root_token},
-            time_scale=0.01,
+        with deploy_local_stack(
+            bao, SchedulePolicy=json.dumps(POLICY), KvMounts=f"{KV},secret", PkiMounts="pki,pki-protected"
         ) as stack:
             yield Deployed(stack, bao, vault)
     reset_caches()

@@ -4,7 +4,6 @@ state machine (moto's interpreter running the ASL, handlers in-process), against
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +19,7 @@ from rescind.offboarding.triggers import parse_termination_event
 from rescind_local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalOpenBao
 from rescind_local.proof import prove_by_use
 from rescind_local.seed import prepare_vault, seed_workload
-from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
 from tests.conftest import load_event
 
@@ -31,16 +30,6 @@ TRIGGERS = {
     "autoscaling_instance_terminating.json": CloudResourceKind.EC2_INSTANCE,
     "workload_terminated.json": None,
 }
-
-
-@pytest.fixture
-def stack(aws: None, openbao: LocalOpenBao) -> Iterator[LocalStack]:
-    with deploy_template_to_moto(
-        parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local"},
-        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
-        time_scale=0.01,
-    ) as deployed:
-        yield deployed
 
 
 @pytest.mark.parametrize("sample", sorted(TRIGGERS))

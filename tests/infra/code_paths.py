@@ -213,6 +213,11 @@ def _function_body_nodes(function: ast.AST) -> Iterator[ast.AST]:
             yield node
 
 
+# A credential kind's registration, `KindSpec(...)`: each keyword is a part of the kind (its discovery, its leak
+# locators, its report...) that the flows read by name (`spec.discover(...)`), each flow only the parts it needs.
+SPEC_CLASS = ("rescind.kinds", "KindSpec")
+
+
 @dataclass
 class Reach:
     source: Source
@@ -220,12 +225,42 @@ class Reach:
     nodes: dict[tuple[str, int], ast.AST] = field(default_factory=dict)
     classes: dict[tuple[str, int], ast.ClassDef] = field(default_factory=dict)
     attribute_names: set[str] = field(default_factory=set)
+    # The parts of the kinds' specs seen so far: (module, field name, value), reached once the code reads that
+    # field; `unreached` holds the nodes inside those not reached yet.
+    spec_parts: list[tuple[str, str, ast.expr]] = field(default_factory=list)
+    unreached: set[int] = field(default_factory=set)
 
     def functions(self) -> Iterator[tuple[str, ast.AST]]:
         """The reached functions and statements (a class's methods are reached one by one, not with it)."""
         for (module, _), node in self.nodes.items():
             if not isinstance(node, ast.ClassDef):
                 yield module, node
+
+    def walk(self, unit: ast.AST) -> Iterator[ast.AST]:
+        """`ast.walk` of a reached unit, without the spec parts in it that are not reached."""
+        todo = [unit]
+        while todo:
+            node = todo.pop()
+            if id(node) in self.unreached:
+                continue
+            yield node
+            todo.extend(ast.iter_child_nodes(node))
+
+    def defer_spec_parts(self, module: str, node: ast.AST) -> None:
+        """A `KindSpec(...)` call's keywords become parts reached by their name, not with the call."""
+        if not isinstance(node, ast.Call) or self.source.resolve_expression(module, node.func) != self._spec_class:
+            return
+        for keyword in node.keywords:
+            seen = (module, id(keyword.value)) in self.units or any(v is keyword.value for _, _, v in self.spec_parts)
+            if keyword.arg is not None and not seen:
+                self.spec_parts.append((module, keyword.arg, keyword.value))
+                self.unreached |= {id(n) for n in ast.walk(keyword.value)}
+
+    @cached_property
+    def _spec_class(self) -> Definition | None:
+        module, name = SPEC_CLASS
+        found = self.source.resolve_in_module(module, name)
+        return found if isinstance(found, tuple) else None
 
 
 def reachable(source: Source) -> Reach:
@@ -266,6 +301,9 @@ def reachable(source: Source) -> Reach:
                 if not isinstance(node, ast.stmt) or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
                 else ast.walk(node)
             ):
+                if id(child) in reach.unreached:
+                    continue
+                reach.defer_spec_parts(module, child)
                 if isinstance(child, ast.Attribute):
                     reach.attribute_names.add(child.attr)
                 if isinstance(child, ast.Name | ast.Attribute) and isinstance(getattr(child, "ctx", None), ast.Load):
@@ -274,8 +312,13 @@ def reachable(source: Source) -> Reach:
                         add(*target)
         # A reached class's methods, by the names the reached code uses; a credential handler's only when the
         # code can make a reference of one of its kinds (the engine dispatches by kind).
-        produced = produced_kinds(reach)
         grew = False
+        for module, part, value in reach.spec_parts:
+            if part in reach.attribute_names and (module, id(value)) not in reach.units:
+                reach.unreached -= {id(n) for n in ast.walk(value)}
+                add(module, value)
+                grew = True
+        produced = produced_kinds(reach)
         for (module, _), cls in list(reach.classes.items()):
             handled = handler_kinds(cls)
             if handled is not None and not handled & produced:
@@ -318,9 +361,24 @@ def _kind_names(node: ast.AST | None) -> set[str]:
 
 
 def handler_kinds(cls: ast.ClassDef) -> set[str] | None:
-    """The kinds a credential handler (a class with `kinds`) acts on; None for any other class."""
+    """The kinds a credential handler acts on: its `kinds`, or the kind its constructor gives `KindHandler`
+    (`super().__init__(CredentialKind.X, ...)`); None for any other class."""
     kinds = _class_attribute(cls, "kinds")
-    return _kind_names(kinds) if kinds is not None else None
+    if kinds is not None:
+        return _kind_names(kinds)
+    for member in cls.body:
+        if isinstance(member, ast.FunctionDef) and member.name == "__init__":
+            for node in ast.walk(member):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "__init__"
+                    and isinstance(node.func.value, ast.Call)
+                    and getattr(node.func.value.func, "id", None) == "super"
+                    and (named := {k for arg in node.args for k in _kind_names(arg)})
+                ):
+                    return named
+    return None
 
 
 def reference_kind(cls: ast.ClassDef) -> str | None:
@@ -340,7 +398,7 @@ def produced_kinds(reach: Reach) -> set[str]:
     kinds: set[str] = set()
     parsed: list[tuple[str, ast.AST]] = []  # (module, a type expression or a model class)
     for module, unit in reach.functions():
-        for node in ast.walk(unit):
+        for node in reach.walk(unit):
             if not isinstance(node, ast.Call):
                 continue
             target = source.resolve_expression(module, node.func)
@@ -493,7 +551,7 @@ class Tracer:
         owner = self._enclosing_class(module, function) if not isinstance(function, ast.ClassDef) else None
         sites = []
         for caller_module, unit in self.reach.functions():
-            for node in ast.walk(unit):
+            for node in self.reach.walk(unit):
                 if not isinstance(node, ast.Call):
                     continue
                 if owner is not None and isinstance(node.func, ast.Attribute) and node.func.attr == name:

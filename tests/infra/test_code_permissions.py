@@ -69,10 +69,18 @@ NEVER_RUN: dict[str, dict[str, str]] = {
     "RotationByAgeFunction": {
         "iam:ListUserTags": "find_holds reads IAM tags of IAM access key references only; it rotates secrets",
     },
-    "VerifyOffboardingFunction": {
+    "VerifyResponseFunction": {
         # It reads back (engine.verify) and never rotates, so the engine's KV rotation hook never runs.
         "secretsmanager:GetSecretValue": "the fingerprint key: read on a KV rotation only",
         "dynamodb:BatchWriteItem": "the fingerprint index: written on a KV rotation only",
+        # A KindHandler's constructor lists each step's act and verify together (Step(self._rotate, ...)).
+        "secretsmanager:RotateSecret": "rotate_secret_now is the act step; it only runs the verify step",
+    },
+    "PlanOffboardingFunction": {
+        # It plans: the handlers are built (their constructors name every act and verify step) for look_up only.
+        "secretsmanager:RotateSecret": "rotate_secret_now is the act step; planning never acts",
+        "secretsmanager:ListSecretVersionIds": "read when verifying a rotation; planning never verifies",
+        "s3:GetObject": "the CRL, read when revoking or verifying an ACM PCA certificate; planning does neither",
     },
 }
 

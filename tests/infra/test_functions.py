@@ -234,7 +234,9 @@ def test_the_tracer_patches_only_the_traced_libraries_and_never_captures_respons
     (tracer,) = _calls_named(tree, "Tracer")
     keywords = {keyword.arg: keyword.value for keyword in tracer.keywords}
     assert isinstance(keywords.get("patch_modules"), ast.Name), "Tracer() without patch_modules"
-    assert keywords["patch_modules"].id == "TRACED_LIBRARIES"  # type: ignore[attr-defined]
+    assert keywords["patch_modules"].id == "TRACED_AT_IMPORT"  # type: ignore[attr-defined]
+    # and the rest of the traced libraries when they are first imported (test_lambda_build checks it runs)
+    assert set(runtime.TRACED_AT_IMPORT) < set(runtime.TRACED_LIBRARIES) == {"botocore", "requests"}
     captures = _calls_named(tree, "capture_lambda_handler") + _calls_named(tree, "capture_method")
     assert captures
     for capture in captures:

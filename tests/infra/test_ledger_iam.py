@@ -170,7 +170,7 @@ def test_every_ledger_put_grant_is_bounded_by_leading_keys(
 
 
 @pytest.mark.parametrize(
-    "role", ["ResponderRole", "VerifyOffboardingFunction", "RequestApprovalFunction", "LedgerArchiveFunction"]
+    "role", ["ResponderRole", "VerifyResponseFunction", "RequestApprovalFunction", "LedgerArchiveFunction"]
 )
 def test_readers_put_nothing_into_the_ledger(
     central: dict[str, Any], resolver: IntrinsicResolver, boundary: list[dict[str, Any]], ledger_arn: str, role: str

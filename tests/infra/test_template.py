@@ -69,7 +69,7 @@ def test_globals_run_every_function_on_arm64_python_312_with_tracing_and_the_lay
     assert function_globals["Runtime"] == "python3.12"
     assert function_globals["Architectures"] == ["arm64"]
     assert function_globals["Tracing"] == "Active"
-    assert function_globals["Layers"] == [{"Ref": "RescindLayer"}]
+    assert function_globals["Layers"] == [{"Ref": "RescindLayer"}, {"Ref": "CryptographyLayer"}]
     assert isinstance(function_globals["Timeout"], int)
     assert isinstance(function_globals["MemorySize"], int)
 
@@ -107,17 +107,18 @@ def test_globals_environment(template: dict[str, Any]) -> None:
     assert "VAULT_TOKEN" not in (REPO_ROOT / "template.yaml").read_text()
 
 
-def test_the_layer_is_built_from_shared_for_arm64_python_312(template: dict[str, Any]) -> None:
-    layer = template["Resources"]["RescindLayer"]
+@pytest.mark.parametrize("name", ["RescindLayer", "CryptographyLayer"])
+def test_the_layers_are_built_from_shared_for_arm64_python_312(template: dict[str, Any], name: str) -> None:
+    layer = template["Resources"][name]
 
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Properties"]["ContentUri"] == "shared/"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     assert layer["Metadata"] == {"BuildMethod": "makefile", "ContextPath": ".", "BuildArchitecture": "arm64"}
-    # `sam build` runs the root Makefile's build-RescindLayer: the locked wheels for arm64, then the package.
+    # `sam build` runs the root Makefile's build-<name>: the locked wheels for arm64 (and the package), compiled.
     makefile = (REPO_ROOT / "Makefile").read_text()
-    assert "\nbuild-RescindLayer:" in makefile
+    assert f"\nbuild-{name}:" in makefile
     assert "\nLAYER_PLATFORM ?= manylinux2014_aarch64\n" in makefile
     assert (REPO_ROOT / "shared" / "requirements.lock").is_file()
     assert (REPO_ROOT / "shared" / "rescind" / "__init__.py").is_file()

@@ -167,17 +167,25 @@ def test_the_function_logs_to_its_own_log_group(translated: dict[str, Any]) -> N
     assert properties["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-execute-action"}
 
 
-def test_the_layer_is_one_versioned_layer_that_the_function_and_the_output_use(translated: dict[str, Any]) -> None:
+def test_the_layers_are_versioned_layers_that_the_functions_and_the_output_use(translated: dict[str, Any]) -> None:
     layers = of_type(translated, "AWS::Lambda::LayerVersion")
 
-    (layer_id,) = layers
-    assert layer_id.startswith("RescindLayer")  # SAM appends a content hash to the logical id
-    layer = layers[layer_id]["Properties"]
-    assert layer["Content"] == {"S3Bucket": "rescind-artifacts", "S3Key": "shared"}
-    assert layer["CompatibleRuntimes"] == ["python3.12"]
-    assert layer["CompatibleArchitectures"] == ["arm64"]
-    assert translated["Resources"]["ExecuteActionFunction"]["Properties"]["Layers"] == [{"Ref": layer_id}]
-    assert translated["Outputs"]["RescindLayerArn"]["Value"] == {"Ref": layer_id}
+    # SAM appends a content hash to each layer's logical id
+    by_name = {
+        name: next(found for found in layers if found.startswith(name))
+        for name in ("RescindLayer", "CryptographyLayer")
+    }
+    assert len(layers) == 2
+    for layer_id in by_name.values():
+        layer = layers[layer_id]["Properties"]
+        assert layer["Content"] == {"S3Bucket": "rescind-artifacts", "S3Key": "shared"}
+        assert layer["CompatibleRuntimes"] == ["python3.12"]
+        assert layer["CompatibleArchitectures"] == ["arm64"]
+    # Both from the Globals, in order (tests/infra/test_layers.py says why every function has cryptography)
+    rescind, cryptography = {"Ref": by_name["RescindLayer"]}, {"Ref": by_name["CryptographyLayer"]}
+    assert translated["Resources"]["ExecuteActionFunction"]["Properties"]["Layers"] == [rescind, cryptography]
+    assert translated["Resources"]["CloseIncidentFunction"]["Properties"]["Layers"] == [rescind, cryptography]
+    assert translated["Outputs"]["RescindLayerArn"]["Value"] == rescind
 
 
 def test_the_table_and_topic_pass_through_unchanged(source: dict[str, Any], translated: dict[str, Any]) -> None:

@@ -62,17 +62,25 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
             assert run["still_alive"] == 0, path
     assert set(size["rate_vs_bare_concurrent"]) == set(size["paths"])
 
-    # And the cold start has one figure per function folder, each beside the boto3 baseline
+    # And the cold start has one figure per function folder, with the layers' bytecode and without, each beside the
+    # boto3 baseline and the bare floor, as whole processes and inside them
     functions = {folder.name for folder in (REPO_ROOT / "functions").iterdir() if (folder / "app.py").is_file()}
-    assert set(results["cold_start"]["functions"]) == functions
-    assert results["cold_start"]["boto3_median_ms"] > 0
-    assert all(entry["ratio_to_boto3"] > 0 for entry in results["cold_start"]["functions"].values())
-    # and beside the import, the import with the clients the first event builds
-    for name, entry in results["cold_start"]["functions"].items():
-        assert entry["with_clients_median_ms"] > 0, name
+    cold = results["cold_start"]
+    assert set(cold["functions"]) == functions
+    assert cold["python"].startswith("3.12.")
+    assert cold["boto3"]["process"]["median_ms"] > 0
+    assert cold["boto3"]["in_process"]["median_ms"] > 0
+    for floor in ("bare", "dependencies"):
+        for variant in ("bytecode", "source"):
+            assert cold["floors"][floor][variant]["process"]["median_ms"] > 0, (floor, variant)
+    for name, entry in cold["functions"].items():
+        assert entry["layers"][0] == "RescindLayer", name
         assert "get_settings" in entry["factories_built"], name
+        for variant in ("bytecode", "source"):
+            assert entry[variant]["process"]["ratio_to_boto3"] > 0, (name, variant)
+            assert entry[variant]["process"]["ratio_to_bare"] > 0, (name, variant)
+            assert entry[variant]["in_process"]["median_ms"] >= entry[variant]["import_only"]["median_ms"] > 0
     # Present, not compared: one sample each under a loaded CI machine says nothing about which is slower.
-    assert results["cold_start"]["dependencies_median_ms"] > 0
 
     # And every target has a verdict (met, missed, or not measured), and the Markdown names each of them
     targets = {verdict["target"] for verdict in results["targets"]}

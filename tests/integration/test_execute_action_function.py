@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -10,19 +9,8 @@ import hvac
 import pytest
 
 from rescind.ledger import DynamoDbLedger
-from rescind_local import LocalOpenBao
-from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stack import LocalStack
 from tests.conftest import load_task_input
-
-
-@pytest.fixture
-def stack(aws: None, openbao: LocalOpenBao) -> Iterator[LocalStack]:
-    local_vault = {"VAULT_ADDR": openbao.addr, "VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token}
-    with deploy_template_to_moto(
-        parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local"},
-        function_environment=local_vault,
-    ) as deployed:
-        yield deployed
 
 
 def _event_for(accessor: str, attempt: str) -> dict[str, Any]:

@@ -1,12 +1,15 @@
-"""The build for the Lambda runtime (`make sam-build`: sam build, the layer from the Makefile's build-RescindLayer).
+"""The build for the Lambda runtime (`make sam-build`: sam build, the layers from the Makefile's build-RescindLayer
+and build-CryptographyLayer).
 
-Every handler in the build output imports under python3.12 as Lambda lays it out: the function's folder, then the
-layer's python/ folder (/opt/python), then boto3 and its dependencies from the runtime. The layer holds exactly
-the wheels shared/requirements.lock pins, for the template's architecture, and no boto3 or botocore.
+Every handler in the build output imports under python3.12 as Lambda lays it out: the function's folder, then its
+layers' python/ folders (/opt/python), then boto3 and its dependencies from the runtime, loading the layers'
+bytecode without compiling anything. The two layers hold exactly the wheels shared/requirements.lock pins, for
+the template's architecture, split between them (cryptography and what only it needs in its own), with no boto3
+or botocore, each compiled for python3.12 and at most 10 MB zipped.
 
-Marked integration, not slow, so CI runs it: sam build, a second layer build for this machine and 17 cold imports
-take about 30 s of CPU (60-80 s of wall time on 2 cores shared with other test runs); the wheels come from PyPI,
-or pip's cache.
+Marked integration, not slow, so CI runs it: sam build, a second build of the layers for this machine and 17 cold
+imports take about 40 s of CPU (60-90 s of wall time on 2 cores shared with other test runs); the wheels come from
+PyPI, or pip's cache.
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ from tests.infra.test_functions import FUNCTIONS, TEMPLATE, deployed_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCK_FILE = REPO_ROOT / "shared" / "requirements.lock"
-LAYER = "RescindLayer"
+LAYERS = ("RescindLayer", "CryptographyLayer")
+GLOBAL_LAYERS = [item["Ref"] for item in TEMPLATE["Globals"]["Function"]["Layers"]]
+# The target the issue set for a layer, zipped as `sam deploy` zips it (decimal megabytes, below Lambda's MiB).
+LAYER_ZIP_LIMIT_BYTES = 10_000_000
 # What the python3.12 runtime provides beside the standard library: boto3 and what it needs. The layer may carry
 # its own copy of the small ones its own packages ask for (jmespath for Powertools, urllib3 for requests)...
 RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
@@ -44,17 +50,31 @@ NEVER_IN_LAYER = {"boto3", "botocore", "s3transfer", "python-dateutil", "six"}
 MACHINE_OF_ARCHITECTURE = {"arm64": "aarch64", "x86_64": "x86_64"}
 ARCHITECTURE = TEMPLATE["Globals"]["Function"]["Architectures"][0]
 
-# Imports one handler ("module.attribute") and prints where every loaded module came from.
+# Imports one handler ("module.attribute") and prints where every loaded module came from, which source files were
+# compiled on the way (SourceLoader.source_to_code runs only when no usable .pyc exists), and what X-Ray patched.
 IMPORT_HANDLER = """
-import importlib, json, sys
+import importlib, importlib.machinery, json, sys
+compiled = []
+compile_source = importlib.machinery.SourceFileLoader.source_to_code
+def recording(self, data, path, *args, **kwargs):
+    compiled.append(path)
+    return compile_source(self, data, path, *args, **kwargs)
+importlib.machinery.SourceFileLoader.source_to_code = recording
 module_name, attribute = sys.argv[1].rsplit(".", 1)
 handler = getattr(importlib.import_module(module_name), attribute)
+def patched(module, owner, method):
+    import wrapt
+    found = sys.modules.get(module)
+    return None if found is None else isinstance(vars(getattr(found, owner))[method], wrapt.FunctionWrapper)
 print(json.dumps({
     "callable": callable(handler),
     "version": list(sys.version_info[:2]),
     "stdlib": sys.base_prefix,
     "dont_write_bytecode": sys.dont_write_bytecode,
     "modules": {name: getattr(module, "__file__", None) for name, module in list(sys.modules.items())},
+    "compiled": compiled,
+    "patched": {"botocore": patched("botocore.client", "BaseClient", "_make_api_call"),
+                "requests": patched("requests", "Session", "request")},
 }))
 """
 
@@ -91,27 +111,35 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory, python312: Path) -> Path
 
 
 @pytest.fixture(scope="module")
-def layer(build_dir: Path) -> Path:
-    """The layer's python/ folder, as sam build left it (for the template's architecture)."""
-    return build_dir / LAYER / "python"
+def layers(build_dir: Path) -> dict[str, Path]:
+    """Each layer's python/ folder, as sam build left it (for the template's architecture)."""
+    return {name: build_dir / name / "python" for name in LAYERS}
 
 
 @pytest.fixture(scope="module")
-def importable_layer(layer: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The layer as /opt/python for this machine. Its native wheels are for the template's architecture; on
-    another machine, the same recipe and lock build one for this machine's (the tests below prove both hold
-    the same distributions)."""
+def importable_layers(layers: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The layers for this machine. Their native wheels are for the template's architecture; on another machine,
+    the same recipes and lock build them for this machine's (the tests below prove both hold the same
+    distributions)."""
     machine = platform.machine()
     if machine == MACHINE_OF_ARCHITECTURE[ARCHITECTURE]:
-        return layer
-    artifacts = tmp_path_factory.mktemp("layer-for-this-machine")
-    make(
-        "build-RescindLayer",
-        f"ARTIFACTS_DIR={artifacts}",
-        f"LAYER_PLATFORM=manylinux2014_{machine}",
-        cwd=REPO_ROOT / "shared",
-    )
-    return artifacts / "python"
+        return layers
+    built = {}
+    for name in LAYERS:
+        artifacts = tmp_path_factory.mktemp(f"{name}-for-this-machine")
+        make(
+            f"build-{name}",
+            f"ARTIFACTS_DIR={artifacts}",
+            f"LAYER_PLATFORM=manylinux2014_{machine}",
+            cwd=REPO_ROOT / "shared",
+        )
+        built[name] = artifacts / "python"
+    return built
+
+
+def layers_of(function_name: str) -> list[str]:
+    """The layers a function runs with: Globals', then its own."""
+    return GLOBAL_LAYERS + [item["Ref"] for item in FUNCTIONS[function_name].get("Layers", [])]
 
 
 @pytest.fixture(scope="module")
@@ -163,74 +191,172 @@ def dependencies(distribution: metadata.Distribution, environment: dict[str, str
     return [item for item in requirements if item.marker is None or item.marker.evaluate({**environment, "extra": ""})]
 
 
-def test_the_layer_holds_no_boto3_botocore_or_what_only_they_need(layer: Path) -> None:
-    present = set(distributions(layer))
-    entries = {entry.name for entry in layer.iterdir()}
+def test_no_layer_holds_boto3_botocore_or_what_only_they_need(layers: dict[str, Path]) -> None:
+    for layer in layers.values():
+        present = set(distributions(layer))
+        entries = {entry.name for entry in layer.iterdir()}
 
-    assert present & NEVER_IN_LAYER == set()
-    assert entries & {"boto3", "botocore", "s3transfer", "dateutil", "six.py"} == set()
+        assert present & NEVER_IN_LAYER == set()
+        assert entries & {"boto3", "botocore", "s3transfer", "dateutil", "six.py"} == set()
 
 
-def test_the_layer_holds_exactly_the_locked_wheels_and_the_rescind_package(layer: Path) -> None:
-    installed = {name: distribution.version for name, distribution in distributions(layer).items()}
+def requirement_closure(
+    root: str, installed: dict[str, metadata.Distribution], environment: dict[str, str]
+) -> set[str]:
+    """`root` and every distribution of `installed` it needs, directly or not."""
+    found, pending = set(), [root]
+    while pending:
+        name = pending.pop()
+        if name in found or name not in installed:
+            continue
+        found.add(name)
+        pending += [canonicalize_name(item.name) for item in dependencies(installed[name], environment)]
+    return found
 
-    assert installed == locked_versions()
-    shipped = {path.relative_to(layer / "rescind") for path in (layer / "rescind").rglob("*") if path.is_file()}
+
+def test_the_layers_hold_exactly_the_locked_wheels_split_and_the_rescind_package(layers: dict[str, Path]) -> None:
+    installed = {name: distributions(layer) for name, layer in layers.items()}
+    environment = target_environment(MACHINE_OF_ARCHITECTURE[ARCHITECTURE])
+
+    # Between them, exactly the lock
+    versions = {layer: {name: found.version for name, found in held.items()} for layer, held in installed.items()}
+    assert versions["RescindLayer"].keys().isdisjoint(versions["CryptographyLayer"])
+    assert versions["RescindLayer"] | versions["CryptographyLayer"] == locked_versions()
+    # cryptography's own: cryptography and what it needs that the RescindLayer does not hold
+    everything = installed["RescindLayer"] | installed["CryptographyLayer"]
+    assert set(installed["CryptographyLayer"]) == requirement_closure("cryptography", everything, environment)
+
+    # And the rescind package, whole, in the RescindLayer only
+    layer = layers["RescindLayer"]
+    shipped = {
+        path.relative_to(layer / "rescind")
+        for path in (layer / "rescind").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
     source = REPO_ROOT / "shared" / "rescind"
     expected = {
         path.relative_to(source) for path in source.rglob("*") if path.is_file() and "__pycache__" not in path.parts
     }
     assert shipped == expected
-    assert not (layer / "bin").exists()
+    assert not (layers["CryptographyLayer"] / "rescind").exists()
+    assert not any((folder / "bin").exists() for folder in layers.values())
 
 
-def test_every_wheel_is_for_python312_on_the_templates_architecture(layer: Path) -> None:
+def test_every_wheel_is_for_python312_on_the_templates_architecture(layers: dict[str, Path]) -> None:
     # What pip's --platform manylinux2014_<machine> --python-version 3.12 accepts: manylinux 2.17 and older
     machine = MACHINE_OF_ARCHITECTURE[ARCHITECTURE]
     platforms = [f"manylinux_2_{minor}_{machine}" for minor in range(17, 4, -1)] + [f"manylinux2014_{machine}"]
     supported = set(tags.cpython_tags((3, 12), platforms=platforms))
     supported |= set(tags.compatible_tags((3, 12), "cp312", platforms))
-    for name, distribution in distributions(layer).items():
-        wheel = tags_of(distribution)
-        assert wheel, f"{name}: no wheel tags"
-        assert wheel & supported, f"{name}: {sorted(map(str, wheel))} does not run on CPython 3.12, {machine}"
+    for layer in layers.values():
+        for name, distribution in distributions(layer).items():
+            wheel = tags_of(distribution)
+            assert wheel, f"{name}: no wheel tags"
+            assert wheel & supported, f"{name}: {sorted(map(str, wheel))} does not run on CPython 3.12, {machine}"
 
 
-def test_every_dependency_is_in_the_layer_or_provided_by_the_runtime(layer: Path) -> None:
-    # --no-deps installs only what the lock pins: a dependency missing from it would fail at the first import.
-    installed = distributions(layer)
+def test_every_dependency_is_in_the_functions_layers_or_provided_by_the_runtime(layers: dict[str, Path]) -> None:
+    # --no-deps installs only what the lock pins: a dependency missing from it would fail at the first import. A
+    # function has the RescindLayer alone, or both: what the RescindLayer holds needs nothing from the other.
+    rescind = distributions(layers["RescindLayer"])
+    both = rescind | distributions(layers["CryptographyLayer"])
     environment = target_environment(MACHINE_OF_ARCHITECTURE[ARCHITECTURE])
-    for name, distribution in installed.items():
-        for requirement in dependencies(distribution, environment):
-            needed = canonicalize_name(requirement.name)
-            if needed in installed:
-                assert installed[needed].version in requirement.specifier, f"{name} needs {requirement}"
-            else:
-                assert needed in RUNTIME_PROVIDED, (
-                    f"{name} needs {requirement}, which neither the layer nor the runtime has"
-                )
+    for available, required_by in ((rescind, rescind), (both, both)):
+        for name, distribution in required_by.items():
+            for requirement in dependencies(distribution, environment):
+                needed = canonicalize_name(requirement.name)
+                if needed in available:
+                    assert available[needed].version in requirement.specifier, f"{name} needs {requirement}"
+                else:
+                    assert needed in RUNTIME_PROVIDED, (
+                        f"{name} needs {requirement}, which neither its layers nor the runtime have"
+                    )
 
-    # And the runtime's botocore accepts the copies the layer puts before it on the path
+    # And the runtime's botocore accepts the copies the layers put before it on the path
     for requirement in dependencies(metadata.distribution("botocore"), environment):
-        if canonicalize_name(requirement.name) in installed:
-            assert installed[canonicalize_name(requirement.name)].version in requirement.specifier, str(requirement)
+        if canonicalize_name(requirement.name) in both:
+            assert both[canonicalize_name(requirement.name)].version in requirement.specifier, str(requirement)
 
 
-def test_the_layer_for_this_machine_holds_the_same_distributions(layer: Path, importable_layer: Path) -> None:
+def test_the_layers_for_this_machine_hold_the_same_distributions(
+    layers: dict[str, Path], importable_layers: dict[str, Path]
+) -> None:
     def versions(folder: Path) -> dict[str, str]:
         return {name: distribution.version for name, distribution in distributions(folder).items()}
 
-    assert versions(importable_layer) == versions(layer)
+    for name in LAYERS:
+        assert versions(importable_layers[name]) == versions(layers[name]), name
 
 
-def cold_start(name: str, task_root: Path, layer: Path, runtime_packages: Path, python312: Path) -> str:
+# For each .py file of a folder, what is wrong with its bytecode for this interpreter (run by python3.12): none,
+# or missing, or the header says another Python, a timestamp .pyc or a checked one, or another source's hash.
+CHECK_BYTECODE = """
+import importlib.util, json, sys
+from pathlib import Path
+problems = {}
+sources = sorted(Path(sys.argv[1]).rglob("*.py"))
+for source in sources:
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    if not cached.is_file():
+        problems[str(source)] = "no " + cached.name
+        continue
+    header = cached.read_bytes()[:16]
+    if header[:4] != importlib.util.MAGIC_NUMBER:
+        problems[str(source)] = "magic number " + header[:4].hex()
+    elif int.from_bytes(header[4:8], "little") != 0b01:
+        problems[str(source)] = "not an unchecked-hash .pyc: flags " + str(int.from_bytes(header[4:8], "little"))
+    elif header[8:16] != importlib.util.source_hash(source.read_bytes()):
+        problems[str(source)] = "compiled from another source"
+print(json.dumps({"tag": sys.implementation.cache_tag, "sources": len(sources), "problems": problems}))
+"""
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_every_module_of_the_layer_is_compiled_for_python312_unchecked(
+    name: str, layers: dict[str, Path], python312: Path
+) -> None:
+    # Given the layer as sam build left it
+    layer = layers[name]
+
+    # When python3.12 reads the bytecode beside each source
+    finished = subprocess.run(  # noqa: S603 - the runtime's Python on the project's own build output
+        [str(python312), "-S", "-c", CHECK_BYTECODE, str(layer)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    found = json.loads(finished.stdout)
+
+    # Then every module has its cpython-312 .pyc in __pycache__, compiled from that very source, that the runtime
+    # loads without a look at the source (unchecked-hash: Lambda's files carry the zip's timestamps)
+    assert found["tag"] == "cpython-312"
+    assert found["sources"] > 0
+    assert found["problems"] == {}
+    if name == "RescindLayer":
+        modules = list((layer / "rescind").rglob("*.py"))
+        assert len(modules) > 50
+        assert all((module.parent / "__pycache__" / f"{module.stem}.cpython-312.pyc").is_file() for module in modules)
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_the_layer_is_at_most_10_mb_zipped_as_sam_deploy_zips_it(name: str, build_dir: Path) -> None:
+    from samcli.lib.package.utils import make_zip
+
+    archive = Path(make_zip(str(build_dir / f"{name}-upload"), str(build_dir / name)))
+
+    assert 0 < archive.stat().st_size <= LAYER_ZIP_LIMIT_BYTES, f"{name}: {archive.stat().st_size:,} bytes zipped"
+
+
+def cold_start(name: str, task_root: Path, layers: list[Path], runtime_packages: Path, python312: Path) -> str:
     """python3.12, without its own site-packages (-S), imports the function's handler as Lambda does at cold start:
-    the function's folder, the layer at /opt/python, the runtime's boto3, the deployed environment, and X-Ray on
+    the function's folder, its layers at /opt/python, the runtime's boto3, the deployed environment, and X-Ray on
     (LAMBDA_TASK_ROOT set: the Tracer patches the runtime's botocore). Returns what IMPORT_HANDLER printed."""
     environment = {
         **deployed_environment(FUNCTIONS[name]),
         "PATH": os.environ["PATH"],
-        "PYTHONPATH": os.pathsep.join(str(folder) for folder in (task_root, layer, runtime_packages)),
+        "PYTHONPATH": os.pathsep.join(str(folder) for folder in (task_root, *layers, runtime_packages)),
         "PYTHONDONTWRITEBYTECODE": "1",  # /var/task and /opt are read-only in Lambda
         "LAMBDA_TASK_ROOT": str(task_root),
         "AWS_LAMBDA_FUNCTION_NAME": name,
@@ -252,11 +378,20 @@ def cold_start(name: str, task_root: Path, layer: Path, runtime_packages: Path, 
 
 
 @pytest.fixture(scope="module")
-def cold_starts(build_dir: Path, importable_layer: Path, runtime_packages: Path, python312: Path) -> dict[str, str]:
-    """Every function's cold import, side by side (each compiles its imports from source: about 2 s here)."""
+def cold_starts(
+    build_dir: Path, importable_layers: dict[str, Path], runtime_packages: Path, python312: Path
+) -> dict[str, str]:
+    """Every function's cold import with its own layers, side by side."""
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         started = {
-            name: pool.submit(cold_start, name, build_dir / name, importable_layer, runtime_packages, python312)
+            name: pool.submit(
+                cold_start,
+                name,
+                build_dir / name,
+                [importable_layers[layer] for layer in layers_of(name)],
+                runtime_packages,
+                python312,
+            )
             for name in FUNCTIONS
         }
         return {name: future.result() for name, future in started.items()}
@@ -264,19 +399,24 @@ def cold_starts(build_dir: Path, importable_layer: Path, runtime_packages: Path,
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_the_handler_imports_from_the_build_output_under_python312(
-    name: str, cold_starts: dict[str, str], build_dir: Path, importable_layer: Path, runtime_packages: Path
+    name: str,
+    cold_starts: dict[str, str],
+    build_dir: Path,
+    importable_layers: dict[str, Path],
+    runtime_packages: Path,
 ) -> None:
-    # Given the function's folder from the build, and the layer for this machine
+    # Given the function's folder from the build, and its layers for this machine
     task_root = build_dir / name
 
     # When python3.12 imported its handler as Lambda does at cold start (cold_start)
     loaded: dict[str, Any] = json.loads(cold_starts[name])
 
-    # Then the handler is there, and every module came from the function, the layer, the runtime or the stdlib
+    # Then the handler is there, and every module came from the function, its layers, the runtime or the stdlib
     assert loaded["callable"] is True
     assert loaded["version"] == [3, 12]
     assert loaded["dont_write_bytecode"] is True
-    origins = {"function": task_root, "layer": importable_layer, "runtime": runtime_packages}
+    origins = {"function": task_root, **{layer: importable_layers[layer] for layer in layers_of(name)}}
+    origins["runtime"] = runtime_packages
     where: dict[str, str] = {}
     for module, file in loaded["modules"].items():
         if file is None:
@@ -285,16 +425,27 @@ def test_the_handler_imports_from_the_build_output_under_python312(
         found = [origin for origin, folder in origins.items() if path.is_relative_to(folder)]
         if not found and path.is_relative_to(loaded["stdlib"]) and "site-packages" not in path.parts:
             found = ["stdlib"]
-        assert found, f"{module} came from {file}, outside the function, the layer, the runtime and the stdlib"
+        assert found, f"{module} came from {file}, outside the function, its layers, the runtime and the stdlib"
         where[module] = found[0]
-    assert where["botocore"] == "runtime"  # the Tracer patched it; the layer has none of its own
+    assert where["botocore"] == "runtime"  # the Tracer patched it; the layers have none of its own
     for module in ("boto3", "s3transfer", "dateutil", "six"):
         assert where.get(module, "runtime") == "runtime", module
-    assert (where["rescind"], where["pydantic_core"], where["aws_xray_sdk"]) == ("layer", "layer", "layer")
+    assert (where["rescind"], where["pydantic_core"], where["aws_xray_sdk"]) == ("RescindLayer",) * 3
+    assert where.get("cryptography", "CryptographyLayer") == "CryptographyLayer"
+
+    # And no module of a layer was compiled: each came from the layer's bytecode
+    layer_folders = [importable_layers[layer] for layer in layers_of(name)]
+    compiled = [path for path in loaded["compiled"] if any(Path(path).is_relative_to(f) for f in layer_folders)]
+    assert compiled == []
+    assert sum(origin == "RescindLayer" for origin in where.values()) > 20
+
+    # And X-Ray traces boto3's calls, and hvac's once it is imported, which only a function that talks to Vault does
+    assert loaded["patched"]["botocore"] is True
+    assert ("requests" in where) == ("hvac" in where)
+    assert loaded["patched"]["requests"] is (True if "requests" in where else None)
 
     # And nothing was written beside the code
     assert list(task_root.rglob("__pycache__")) == []
-    assert list(importable_layer.rglob("__pycache__")) == []
 
 
 def test_a_missing_python312_is_named(tmp_path: Path) -> None:

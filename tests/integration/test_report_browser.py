@@ -1,7 +1,12 @@
-"""The HTML incident report in a real browser: Debian's headless Chromium parses it, renders it and prints it."""
+"""The HTML incident report in a real browser: Debian's headless Chromium parses it, renders it and prints it.
+
+The browser is `$RESCIND_CHROMIUM` when set, else Debian's `chromium-headless-shell` (what
+tools/install_browser.sh installs), else a full `chromium` already on the machine.
+"""
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import zlib
@@ -14,13 +19,23 @@ from rescind.ledger.report import render_report
 from rescind.models.refs import format_ref
 from tests.unit.test_report import EXECUTION, HOSTILE_REASON, sample_view
 
-CHROMIUM = Path("/usr/bin/chromium")
+BROWSERS = (Path("/usr/bin/chromium-headless-shell"), Path("/usr/bin/chromium"))
+
+
+def _find_chromium() -> Path:
+    chosen = os.environ.get("RESCIND_CHROMIUM")
+    if chosen:
+        return Path(chosen)
+    return next((browser for browser in BROWSERS if browser.exists()), BROWSERS[0])
+
+
+CHROMIUM = _find_chromium()
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
         not CHROMIUM.exists(),
-        reason="Chromium is not installed at /usr/bin/chromium: run tools/install_browser.sh to install it",
+        reason=f"no headless Chromium at {CHROMIUM}: run tools/install_browser.sh (or `make browser`) to install it",
     ),
 ]
 

@@ -17,15 +17,11 @@ from rescind.inventory.types import CloudResourceKind, WorkloadBinding
 from rescind.ledger import DynamoDbLedger, IncidentClosure, IncidentStatus
 from rescind.models.results import utc_now
 from rescind.offboarding.accounts import WorkloadAccounts
-from rescind.offboarding.start import (
-    Notify,
-    StartStatus,
-    run_execution_name,
-    start_offboarding,
-    unresolved_incident_id,
-)
+from rescind.offboarding.start import start_offboarding, unresolved_incident_id
 from rescind.offboarding.triggers import parse_termination_event
-from rescind.offboarding.types import OffboardingRequest, TerminationNotice, offboarding_execution_name
+from rescind.offboarding.types import TerminationNotice, offboarding_execution_name
+from rescind.response.start import Notify, StartStatus, run_execution_name
+from rescind.response.types import ResponseRequest
 from rescind_local import LOCAL_ACCOUNT_ID, LOCAL_REGION, create_table_from_template
 from rescind_local.lambdas import FunctionSpec, forget_loaded_handlers, invoke_in_process
 from tests.conftest import REPO_ROOT, BackendCalls, load_event
@@ -150,7 +146,7 @@ def test_a_terminated_instance_starts_its_workloads_offboarding_named_from_workl
     assert (result.incident_id, result.workload_id, result.cloud_id) == (name, WORKLOAD, INSTANCE)
     execution = boto3.client("stepfunctions").describe_execution(executionArn=result.execution_arn)
     assert execution["name"] == name
-    request = OffboardingRequest.model_validate_json(execution["input"])
+    request = ResponseRequest.model_validate_json(execution["input"])
     assert request.incident_id == name
     assert request.workload_id == WORKLOAD
     assert request.trigger.event_id == event["id"]

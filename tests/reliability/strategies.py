@@ -2,10 +2,13 @@
 pydantic models, plus the hand-written cases the issue lists (path traversal, empty/root/wildcard prefixes, huge
 payloads, the wrong account or region, mixed unicode, wrong types, a missing `detail`).
 
-Generated documents are *candidates*: a random mutation can leave a document valid (a dropped optional field, a
-free-text field given other text). The tests keep only those the domain's own parser refuses (checked without any
-backend), and then prove the entry point refuses them the same way, clearly, and without a call. The hand-written
-cases are different: each of them must be refused, whatever the parser thinks.
+Malformed documents are invalid by construction: each entry point's documents have a contract written here
+(`Contract`: which fields are required, of what JSON type, and values each field must refuse, taken from the
+README and the event formats, not from the parsers), and `broken` draws one to three breakages of a real, valid
+document against it: a required field dropped, a field of the wrong type, a refused value (traversal, wildcard,
+another account), an unknown key where the format is closed, or the document grown past its size limit. Every
+one must be refused; the parsers are never asked which are invalid. `mutated` (random changes that may leave a
+document valid) remains for test_handler_fuzz.py, which only asks that nothing crashes.
 
 Every planted value (PLANTED_SECRETS) looks like a secret; no refusal may repeat one.
 """
@@ -21,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
+
+from tests.conftest import load_task_input
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = REPO_ROOT / "events"
@@ -189,6 +194,280 @@ def mutated(draw: st.DrawFn, base: Any, *, max_mutations: int = 3) -> Any:
             if isinstance(parent, dict):
                 parent[draw(st.sampled_from(("unexpected", "__proto__", "$ref", "../x")))] = draw(hostile_strings)
     return document
+
+
+# --- invalid by construction: what each document must hold, and every way to break it -------------------------
+
+# Values of another JSON type than a field's, that no lax coercion turns into it (no numeric strings for numbers,
+# no 0/1 for booleans, no numbers for datetimes, which pydantic reads as Unix times).
+WRONG_TYPE_VALUES: dict[str, tuple[Any, ...]] = {
+    "string": (0, -1, 1.5, True, [], ["x"], {}, {"a": "b"}),
+    "integer": ("x", "", 1.5, [], [1], {}, {"a": 1}),
+    "boolean": ("maybe", "", 2, 1.5, [], {}, {"a": 1}),
+    "datetime": ("yesterday", "2026-11-24T09:15:02", "", [], {}, {"a": 1}),
+    "list": ("x", 0, 1.5, True, {}, {"a": 1}),
+    "object": ("x", "", 0, 1.5, True, [], ["a"]),
+}
+
+
+UNKNOWN_KEYS = ("unexpected", "__proto__", "../x")
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """One field of a document: where it is, its JSON type, whether it must be there, values it must refuse."""
+
+    path: JsonPath
+    type: str  # a key of WRONG_TYPE_VALUES
+    required: bool = True
+    nullable: bool = False  # null is a valid value (an optional field typed `X | None`)
+    refused: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a valid document holds. `closed`: objects that refuse a key they do not know. `max_bytes`: the size
+    above which the whole document is refused, grown at `padding_at` (an object)."""
+
+    name: str
+    valid: Callable[[], Any]
+    fields: tuple[FieldRule, ...]
+    closed: tuple[JsonPath, ...] = ()
+    max_bytes: int | None = None
+    padding_at: JsonPath = ()
+
+    def rule(self, path: JsonPath) -> FieldRule:
+        return next(rule for rule in self.fields if rule.path == path)
+
+
+_MISSING = object()
+
+
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(node, dict) and isinstance(part, str):
+        return node.get(part, _MISSING)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return _MISSING
+
+
+def _node_at(document: Any, path: JsonPath) -> Any:
+    node = document
+    for part in path:
+        node = _child(node, part)
+    return node
+
+
+def _holds(document: Any, path: JsonPath) -> bool:
+    """True when `path` names a key of an object, or an item of a list, present in the document."""
+    return isinstance(_node_at(document, path[:-1]), dict | list) and _node_at(document, path) is not _MISSING
+
+
+def _is_object(document: Any, path: JsonPath) -> bool:
+    return isinstance(_node_at(document, path), dict)
+
+
+def breakages(contract: Contract, document: Any) -> list[tuple[str, JsonPath, Any]]:
+    """Every single change that makes `document` (valid, or already broken by this) refused: (what, where, value)."""
+    found: list[tuple[str, JsonPath, Any]] = []
+    for rule in contract.fields:
+        present = _holds(document, rule.path)
+        # An optional field the document leaves out is broken by adding it with a bad value.
+        addable = not rule.required and _is_object(document, rule.path[:-1])
+        if not (present or addable):
+            continue
+        if present and rule.required:
+            found.append(("drop", rule.path, None))
+        wrong = WRONG_TYPE_VALUES[rule.type] + (() if rule.nullable else (None,))
+        found.extend(("wrong_type", rule.path, value) for value in wrong)
+        found.extend(("refused_value", rule.path, value) for value in rule.refused)
+    for path in contract.closed:
+        if _is_object(document, path):
+            found.extend(
+                ("unknown_key", (*path, key), PLANTED_SECRETS[2]) for key in ("unexpected", "__proto__", "../x")
+            )
+    if contract.max_bytes is not None and _is_object(document, contract.padding_at):
+        found.append(("oversized", (*contract.padding_at, "padding"), huge_text(contract.max_bytes + 1)))
+    return found
+
+
+def apply_breakage(document: Any, breakage: tuple[str, JsonPath, Any]) -> None:
+    what, path, value = breakage
+    if what == "drop":
+        delete_at(document, path)
+    else:
+        set_at(document, path, value)
+
+
+@st.composite
+def broken(draw: st.DrawFn, contract: Contract, *, max_breakages: int = 3) -> Any:
+    """A valid document of `contract` broken in one to `max_breakages` ways, each of which alone is refused."""
+    document = copy.deepcopy(contract.valid())
+    for _ in range(draw(st.integers(1, max_breakages))):
+        choices = breakages(contract, document)
+        if not choices:
+            break  # broken already: the root lost everything the contract names
+        apply_breakage(document, draw(st.sampled_from(choices)))
+    return document
+
+
+def refused_everywhere(contract: Contract) -> list[Any]:
+    """Each single breakage of the valid document, once: the hand-enumerable part of what `broken` draws."""
+    cases = []
+    for breakage in breakages(contract, contract.valid()):
+        document = copy.deepcopy(contract.valid())
+        apply_breakage(document, breakage)
+        cases.append(document)
+    return cases
+
+
+EVENT_IDS_REFUSED = ("", "../x", "a b", "x" * 201, "../../" + PLANTED_SECRETS[0])
+
+
+def envelope_rules(*, detail_type_refused: tuple[str, ...]) -> tuple[FieldRule, ...]:
+    """EventBridge's envelope, every field required (README: events in their real format)."""
+    return (
+        FieldRule(("version",), "string", refused=("1", "", "0 ")),
+        FieldRule(("id",), "string", refused=EVENT_IDS_REFUSED),
+        FieldRule(("detail-type",), "string", refused=("", *detail_type_refused)),
+        FieldRule(("source",), "string", refused=("", "aws.ec2\u200b", "aws.s3")),
+        FieldRule(("account",), "string", refused=WRONG_ACCOUNTS),
+        FieldRule(("time",), "datetime"),
+        FieldRule(("region",), "string", refused=WRONG_REGIONS),
+        FieldRule(("resources",), "list", refused=(["x" * 3000],)),
+        FieldRule(("detail",), "object"),
+    )
+
+
+INSTANCE_IDS_REFUSED = ("", "i-*", "i-../..", "i-0123456789ABCDEF0", "i-123", "i-0123456789abcdef0/../")
+TERMINATION_LIMIT = 256 * 1024
+LEAK_LIMIT = 64 * 1024
+
+
+def _termination(sample: str, *detail: FieldRule, closed: bool = False) -> Contract:
+    return Contract(
+        name=sample,
+        valid=lambda: load_sample(sample),
+        fields=(*envelope_rules(detail_type_refused=("EC2 INSTANCE STATE-CHANGE NOTIFICATION", "x")), *detail),
+        closed=(("detail",),) if closed else (),
+        max_bytes=TERMINATION_LIMIT,
+        padding_at=("detail",),
+    )
+
+
+def _detail(name: str, type_: str = "string", **kwargs: Any) -> FieldRule:
+    return FieldRule(("detail", *name.split(".")), type_, **kwargs)
+
+
+TERMINATION_CONTRACTS: tuple[Contract, ...] = (
+    _termination(
+        "ec2_instance_terminated.json",
+        _detail("instance-id", refused=INSTANCE_IDS_REFUSED),
+        _detail("state", refused=("", "Terminated", "../x", "x" * 33)),
+    ),
+    _termination(
+        "ecs_task_stopped.json",
+        _detail(
+            "taskArn",
+            refused=(
+                "",
+                "arn:aws:ecs:us-east-1:999999999999:task/payments/0f8e3c5a7b2d4e6f9a1b3c5d7e9f1a2b",
+                "arn:aws:ecs:eu-west-3:123456789012:task/payments/0f8e3c5a7b2d4e6f9a1b3c5d7e9f1a2b",
+                "arn:aws:ecs:us-east-1:123456789012:task/../../x",
+                "arn:aws:ecs:us-east-1:123456789012:task/*",
+            ),
+        ),
+        _detail("clusterArn", refused=("",)),
+        _detail("lastStatus", refused=("", "stopped", "../x")),
+        _detail("stoppedAt", "datetime", required=False, nullable=True),
+    ),
+    _termination(
+        "lambda_function_deleted.json",
+        _detail("eventSource", refused=("s3.amazonaws.com", "")),
+        _detail("eventName", refused=("", "Delete Function", "../x")),
+        _detail("eventTime", "datetime"),
+        _detail("awsRegion", refused=(*WRONG_REGIONS, "eu-west-3")),
+        _detail("recipientAccountId", required=False, nullable=True, refused=("999999999999", "12345")),
+        _detail("requestParameters", "object"),
+        _detail(
+            "requestParameters.functionName",
+            refused=("", "*", "../x", "a b", "arn:aws:lambda:eu-west-3:999999999999:function:x", "x" * 257),
+        ),
+    ),
+    _termination(
+        "autoscaling_instance_terminating.json",
+        _detail("EC2InstanceId", refused=INSTANCE_IDS_REFUSED),
+        _detail("AutoScalingGroupName", refused=("", "x\n", "x" * 256)),
+        _detail("LifecycleHookName", refused=("", "a b", "x" * 256)),
+        _detail("LifecycleTransition", refused=("", "a b")),
+        _detail("LifecycleActionToken", refused=("", "a b", "x" * 65)),
+        _detail("Destination", required=False, nullable=True, refused=("", "EC2 ", "../x")),
+    ),
+    _termination(
+        "workload_terminated.json",
+        _detail(
+            "workload_id",
+            refused=(*TRAVERSALS, "", " ", "*", "spiffe://td/*", *MIXED_UNICODE[:6], "spiffe://", "x" * 501),
+        ),
+        _detail("reason", refused=("", " ", "a\u202eb", "tab\tin", "x" * 501)),
+        _detail("terminated_at", "datetime", required=False, nullable=True),
+        closed=True,
+    ),
+)
+
+SECRET_TYPES_REFUSED = ("", "*", "slack_token", "VAULT_TOKEN", "vault_token\u200b", "../vault_token")
+LEAK_CONTRACTS: tuple[Contract, ...] = (
+    Contract(
+        name="secret_leaked.json",
+        valid=lambda: load_sample("secret_leaked.json"),
+        fields=(
+            *envelope_rules(detail_type_refused=("SECRET LEAKED", "x")),
+            _detail(
+                "secret_type", refused=("", "*", "slack_token", "VAULT_TOKEN", "vault_token\u200b", "../vault_token")
+            ),
+            _detail("secret", nullable=True, refused=("", "x" * (16 * 1024 + 1))),
+            _detail("source_url", refused=("", "x" * 2001)),
+            _detail("scanner", refused=("", "x" * 201)),
+            _detail("found_at", "datetime"),
+            _detail("account_id", required=False, nullable=True, refused=WRONG_ACCOUNTS[1:]),
+        ),
+        closed=(("detail",),),
+        max_bytes=LEAK_LIMIT,
+        padding_at=("detail",),
+    ),
+    Contract(
+        name="health_risk_credentials_exposed.json",
+        valid=lambda: load_sample("health_risk_credentials_exposed.json"),
+        fields=(
+            *envelope_rules(detail_type_refused=("AWS HEALTH EVENT", "x")),
+            _detail("eventArn", refused=("x" * 1601,)),
+            _detail("service", refused=("x" * 101,)),
+            _detail("eventTypeCode", refused=("", "aws_risk_credentials_exposed", "../x")),
+            _detail("affectedAccount", required=False, nullable=True, refused=WRONG_ACCOUNTS[1:]),
+            _detail("affectedEntities", "list", required=False, refused=([{"entityValue": ""}], ["AKIA"])),
+            _detail("page", "integer", required=False, nullable=True, refused=(0, -1)),
+        ),
+        max_bytes=LEAK_LIMIT,
+        padding_at=("detail",),
+    ),
+    Contract(
+        name="guardduty_instance_credential_exfiltration.json",
+        valid=lambda: load_sample("guardduty_instance_credential_exfiltration.json"),
+        fields=(
+            *envelope_rules(detail_type_refused=("GUARDDUTY FINDING", "x")),
+            _detail("id", refused=("", "../x", "a-b")),
+            _detail("accountId", refused=WRONG_ACCOUNTS),
+            _detail("type", refused=("x" * 201,)),
+            _detail("resource", "object"),
+            _detail("resource.resourceType", refused=("x" * 65,)),
+            _detail("resource.accessKeyDetails.userName", refused=("", "a b", "../admin", "x" * 65)),
+            _detail("resource.accessKeyDetails.userType", refused=("x" * 65,)),
+            _detail("createdAt", "datetime"),
+        ),
+        max_bytes=LEAK_LIMIT,
+        padding_at=("detail",),
+    ),
+)
 
 
 def envelope_breakage(base: dict[str, Any]) -> list[dict[str, Any]]:
@@ -369,21 +648,119 @@ BAD_TARGETS: tuple[dict[str, Any], ...] = (
 )
 
 
+INCIDENT_IDS_REFUSED = ("", "../x", "a/b", "*", "x" * 81, "inc\u200b1", PLANTED_SECRETS[0])
+WORKLOAD_IDS_REFUSED = ("", "*", "spiffe://td/*", "spiffe://td/../admin", "..", "/", "%2e%2e")
+COUNTS_REFUSED = ({"vault_token": "x"}, {"vault_token": 1.5}, {"vault_token": None}, {"vault_token": [1]})
+
+
+def _action_rules(*prefix: str | int) -> tuple[FieldRule, ...]:
+    return (
+        FieldRule(prefix, "object", required=isinstance(prefix[-1], str)),  # a list may lose an item
+        FieldRule((*prefix, "kind"), "string", refused=("", "revoke_force", "destroy_all", "Revoke ")),
+        FieldRule((*prefix, "target"), "object", refused=BAD_TARGETS),
+        FieldRule((*prefix, "target", "kind"), "string", refused=("", "slack_token", "vault-token")),
+        FieldRule((*prefix, "target", "accessor"), "string", refused=("", "*", "a/b", PLANTED_SECRETS[0])),
+        FieldRule((*prefix, "reason"), "string", refused=("", "x" * 501)),
+    )
+
+
+def _trigger_rules() -> tuple[FieldRule, ...]:
+    return (
+        FieldRule(("trigger",), "object"),
+        FieldRule(("trigger", "source"), "string", refused=("", "x" * 201)),
+        FieldRule(("trigger", "detail_type"), "string", refused=("", "x" * 201)),
+        FieldRule(("trigger", "event_id"), "string", refused=("", "x" * 201)),
+    )
+
+
+OFFBOARDING_REQUEST_RULES = (
+    FieldRule(("incident_id",), "string", refused=INCIDENT_IDS_REFUSED),
+    FieldRule(("workload_id",), "string", refused=WORKLOAD_IDS_REFUSED),
+    FieldRule(("reason",), "string", refused=("", "x" * 501)),
+    *_trigger_rules(),
+    FieldRule(("terminated_at",), "datetime"),
+    FieldRule(("dry_run",), "boolean", required=False),
+    FieldRule(("credentials",), "list", required=False, refused=tuple([target] for target in BAD_TARGETS)),
+)
+
+# The Step Functions tasks' inputs (the models' fields as the README and the ASL name them), by function.
+TASK_CONTRACTS: dict[str, Contract] = {
+    "ExecuteActionFunction": Contract(
+        name="execute-action request",
+        valid=lambda: load_task_input("execute_action.json"),
+        fields=(
+            FieldRule(("incident_id",), "string", refused=INCIDENT_IDS_REFUSED),
+            FieldRule(("attempt_id",), "string", refused=("", "a b", "../x", "x" * 201)),
+            *_action_rules("action"),
+            FieldRule(("dry_run",), "boolean", required=False),
+        ),
+        closed=((), ("action",), ("action", "target")),
+    ),
+    "PlanOffboardingFunction": Contract(
+        name="offboarding request",
+        valid=lambda: valid_offboarding_request() | {"dry_run": False, "credentials": [valid_action()["target"]]},
+        fields=OFFBOARDING_REQUEST_RULES,
+        closed=((), ("trigger",), ("credentials", 0)),
+    ),
+    "PlanLeakResponseFunction": Contract(
+        name="leak response request",
+        valid=lambda: valid_offboarding_request() | {"dry_run": False, "credentials": [valid_action()["target"]]},
+        fields=OFFBOARDING_REQUEST_RULES,
+        closed=((), ("trigger",), ("credentials", 0)),
+    ),
+    "VerifyResponseFunction": Contract(
+        name="offboarding plan",
+        valid=valid_offboarding_plan,
+        fields=(
+            FieldRule(("incident_id",), "string", refused=INCIDENT_IDS_REFUSED),
+            FieldRule(("workload_id",), "string", refused=WORKLOAD_IDS_REFUSED),
+            FieldRule(("decision",), "string", refused=("", "maybe", "PROCEED")),
+            FieldRule(("decision_reason",), "string", refused=("x" * 1001,)),
+            FieldRule(("containment",), "list", refused=([valid_action() | {"kind": "revoke_force"}],)),
+            FieldRule(("actions",), "list"),
+            *_action_rules("actions", 0),
+            FieldRule(("counts_by_kind",), "object", refused=COUNTS_REFUSED),
+        ),
+        closed=((), ("actions", 0), ("actions", 0, "target")),
+    ),
+    "CloseIncidentFunction": Contract(
+        name="close request",
+        valid=lambda: valid_close_request() | {"still_alive": [valid_action()["target"]]},
+        fields=(
+            FieldRule(("incident_id",), "string", refused=INCIDENT_IDS_REFUSED),
+            FieldRule(("flow",), "string", required=False, refused=("", "Off boarding", "../x")),
+            FieldRule(("outcome",), "string", refused=("", "done", "VERIFIED")),
+            FieldRule(("still_alive",), "list", required=False, refused=tuple([target] for target in BAD_TARGETS)),
+        ),
+        closed=((), ("still_alive", 0)),
+    ),
+    "RequestApprovalFunction": Contract(
+        name="approval request",
+        valid=valid_approval_request,
+        fields=(
+            FieldRule(("task_token",), "string", refused=("", "x" * 8193)),
+            FieldRule(("incident_id",), "string", refused=INCIDENT_IDS_REFUSED),
+            FieldRule(
+                ("execution_arn",),
+                "string",
+                refused=(
+                    "",
+                    "arn:aws:states:us-east-1:123:execution:a:b",
+                    "arn:aws:lambda:us-east-1:123456789012:function:x",
+                    EXECUTION_ARN + "/../x",
+                ),
+            ),
+            FieldRule(("subject",), "string", refused=("x" * 501,)),
+            FieldRule(("reason",), "string", refused=("x" * 1001,)),
+            FieldRule(("counts_by_kind",), "object", refused=COUNTS_REFUSED),
+        ),
+        closed=((),),
+    ),
+}
+
+
 # --- the CLI ----------------------------------------------------------------------------------------------------
 
-REF_PREFIXES = (
-    "vault-token",
-    "approle",
-    "vault-lease",
-    "pki",
-    "kv",
-    "vault-entity",
-    "vault-ttl",
-    "aws-key",
-    "aws-role-sessions",
-    "aws-secret",
-    "acm-pca",
-)
 HAND_WRITTEN_REFS = (
     "",
     " ",
@@ -432,20 +809,55 @@ HAND_WRITTEN_WORKLOADS = (
 )
 
 
+# Valid references, one per form (the examples of rescind/models/refs.py), and the ':'-parts of each that are a
+# single name or id (not a serial or an ARN, which hold ':' themselves).
+VALID_REFS: dict[str, tuple[int, ...]] = {
+    "vault-token:accessor:CaTti28wsXOQA02COE2ygP2B": (1, 2),
+    "approle:approle:billing:0c1b2f9e-1111-2222-3333-444455556666": (1, 2, 3),
+    "vault-lease:database/creds/app/AbCd1234": (1,),
+    "pki:pki_int:74:fe:3b:fb": (1,),
+    "kv:secret:apps/billing/db": (1, 2),
+    "vault-entity:0c1b2f9e-1111-2222-3333-444455556666": (1,),
+    "vault-ttl:pki-role:pki:web": (1, 2, 3),
+    "vault-ttl:mount:pki": (1, 2),
+    "aws-key:123456789012:deploy-bot:AKIAIOSFODNN7EXAMPLE": (1, 2, 3),
+    "aws-role-sessions:123456789012:app-role": (1, 2),
+    "aws-secret:arn:aws:secretsmanager:us-east-1:123456789012:secret:billing/db-AbCdEf": (),
+    "acm-pca:arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/0c1b2f9e-1111-2222-3333-444455556666:0a": (),
+}
+# Forms whose parts are fixed in number: dropping the last part leaves too few.
+FIXED_ARITY = ("vault-token:", "approle:", "kv:", "vault-ttl:", "aws-key:", "aws-role-sessions:")
+# A reference is printable ASCII: any of these inside one refuses it.
+NOT_PRINTABLE_ASCII = (" ", "\t", "\n", "\x00", "\x7f", "\u200b", "\u0455", "\u03bf", "\uff10", "é")
+UNKNOWN_PREFIXES = ("", "vault_token", "token", "vault", "kv2", "aws-keys", "pki-cert", "x")
+# A Vault token value where a part belongs: refused in every part, and never repeated.
+TOKEN_VALUE = PLANTED_SECRETS[0]
+
+
 @st.composite
 def malformed_refs(draw: st.DrawFn) -> str:
-    """A credential reference text that parse_ref must refuse: a known prefix with broken parts, or noise."""
-    choice = draw(st.integers(0, 3))
-    if choice == 0:
-        return draw(st.sampled_from(HAND_WRITTEN_REFS))
-    if choice == 1:
-        prefix = draw(st.sampled_from(REF_PREFIXES))
-        parts = draw(st.lists(hostile_strings, min_size=0, max_size=4))
-        return ":".join([prefix, *parts])
-    if choice == 2:
-        return draw(st.text(max_size=60))
-    prefix = draw(st.sampled_from(REF_PREFIXES))
-    return f"{prefix}:{draw(st.sampled_from(PLANTED_SECRETS))}"
+    """A credential reference text that must be refused, built by breaking a valid one (or a hand-written case)."""
+    ref, parts = draw(st.sampled_from(sorted(VALID_REFS.items())))
+    breakage = draw(
+        st.sampled_from(("hand_written", "character", "prefix", "bare_prefix", "part", "drop_last", "too_long"))
+    )
+    if breakage == "hand_written":
+        return draw(st.sampled_from([text for text in HAND_WRITTEN_REFS if text.strip()]))
+    if breakage == "character":
+        position = draw(st.integers(1, len(ref) - 1))
+        return ref[:position] + draw(st.sampled_from(NOT_PRINTABLE_ASCII)) + ref[position:]
+    prefix, _, rest = ref.partition(":")
+    if breakage == "prefix":
+        return f"{draw(st.sampled_from(UNKNOWN_PREFIXES))}:{rest}"
+    if breakage == "bare_prefix":
+        return draw(st.sampled_from((prefix, prefix + ":")))
+    if breakage == "drop_last" and ref.startswith(FIXED_ARITY):
+        return ref.rpartition(":")[0]
+    if breakage == "part" and parts:
+        pieces = ref.split(":")
+        pieces[draw(st.sampled_from(parts))] = draw(st.sampled_from(("", TOKEN_VALUE)))
+        return ":".join(pieces)
+    return ref + "x" * 2048  # too_long, and the fallback for forms without named or fixed parts
 
 
 @st.composite
@@ -454,8 +866,8 @@ def malformed_replay_files(draw: st.DrawFn) -> str:
     choice = draw(st.integers(0, 3))
     if choice == 0:
         return draw(st.sampled_from(("", "{", "not json", "[]", "null", "42", '"x"', "{'a': 1}", "\x00", "{}")))
-    if choice == 1:
-        return draw(st.text(max_size=80))
+    if choice == 1:  # any text that is not a JSON object: it cannot be one event
+        return draw(st.text(max_size=80).filter(lambda text: not text.strip().startswith("{")))
     sample = load_sample(draw(st.sampled_from(TERMINATION_SAMPLES + LEAK_SAMPLES)))
     key = draw(st.sampled_from(("source", "detail-type", "detail")))
     if choice == 2:

@@ -44,8 +44,9 @@ from rescind_local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalOpenBao, local_aw
 from rescind_local.lambdas import forget_loaded_handlers
 from rescind_local.proof import prove_by_use
 from rescind_local.seed import MANAGED_ROLE_TAGS, SeededWorkload, health_event_naming, prepare_vault, seed_workload
-from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
+from tests.conftest import deploy_local_stack
 from tests.reliability.strategies import load_sample
 
 FAST_EXAMPLES = int(os.environ.get("RESCIND_DUPLICATE_EXAMPLES", "1"))
@@ -92,11 +93,7 @@ def fresh_estate(openbao: LocalOpenBao, vault: hvac.Client) -> Iterator[Estate]:
     forget_loaded_handlers()
     with (
         local_aws(),
-        deploy_template_to_moto(
-            parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local"},
-            function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
-            time_scale=0.01,
-        ) as stack,
+        deploy_local_stack(openbao) as stack,
     ):
         prepare_vault(vault)
         iam = boto3.client("iam")

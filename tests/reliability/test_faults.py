@@ -32,13 +32,14 @@ import pytest
 from rescind.ledger import DynamoDbLedger, IncidentStatus, Trigger
 from rescind.ledger.types import IncidentView
 from rescind.models import CredentialKind, Outcome
-from rescind.offboarding.types import OffboardingRequest, offboarding_execution_name
+from rescind.offboarding.types import offboarding_execution_name
+from rescind.response.types import ResponseRequest
 from rescind_local import LocalOpenBao
 from rescind_local.proof import prove_by_use
 from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
-from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
-from tests.conftest import load_event
+from tests.conftest import deploy_local_stack, load_event
 
 THROTTLED = (400, "ThrottlingException", "Rate exceeded")
 INTERNAL = (500, "InternalFailure", "We encountered an internal error. Please try again.")
@@ -115,11 +116,7 @@ class Deployed:
 
 @contextmanager
 def deploy(openbao: LocalOpenBao) -> Iterator[Deployed]:
-    with deploy_template_to_moto(
-        parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local"},
-        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
-        time_scale=0.01,  # the Retry intervals (2 s, backoff 2) sleep for real, scaled
-    ) as stack:
+    with deploy_local_stack(openbao) as stack:  # the Retry intervals (2 s, backoff 2) sleep for real, scaled
         sqs = boto3.client("sqs")
         url = sqs.create_queue(QueueName="fault-notifications")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -133,9 +130,9 @@ def workload(aws: None, vault: hvac.Client, unique: str) -> SeededWorkload:
     return seed_workload(vault, boto3.client("iam"), f"fault-{unique}", f"spiffe://faults.rescind/{unique}")
 
 
-def offboarding_request(workload: SeededWorkload) -> OffboardingRequest:
+def offboarding_request(workload: SeededWorkload) -> ResponseRequest:
     event_id = str(uuid.uuid4())
-    return OffboardingRequest(
+    return ResponseRequest(
         incident_id=offboarding_execution_name(workload.spiffe_id, event_id),
         workload_id=workload.spiffe_id,
         reason="workload terminated",

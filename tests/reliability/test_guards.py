@@ -34,14 +34,23 @@ from rescind.leaks.plan import build_leak_plan
 from rescind.ledger import DynamoDbLedger, IncidentStatus, Trigger
 from rescind.models import CredentialRef, IamAccessKeyRef, KvSecretRef, VaultEntityRef
 from rescind.offboarding.plan import build_offboarding_plan
-from rescind.offboarding.types import GuardDecision, OffboardingRequest, offboarding_execution_name
+from rescind.offboarding.types import offboarding_execution_name
+from rescind.response.types import GuardDecision, ResponseRequest
 from rescind.vault.leases import list_leases_under, revoke_prefix
 from rescind_local import LOCAL_ACCOUNT_ID, LocalOpenBao
 from rescind_local.proof import prove_by_use
 from rescind_local.seed import APPROLE_MOUNT, KV_MOUNT, SeededWorkload, prepare_vault, seed_workload
-from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
-from tests.conftest import REPO_ROOT, BackendCalls, load_event
+from tests.conftest import (
+    CREDENTIAL_SERVICES,
+    REPO_ROOT,
+    BackendCalls,
+    aws_writes,
+    deploy_local_stack,
+    load_event,
+    vault_writes,
+)
 from tests.flows.test_offboarding import wait_for_task_token
 
 FAST_EXAMPLES = 40
@@ -61,45 +70,6 @@ def sized(examples: int) -> settings:
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         database=None,
     )
-
-
-# --- what counts as a write ----------------------------------------------------------------------------------
-
-# POSTs that only read: Vault looks these up by a value in the body, so they are POSTs.
-VAULT_READ_POSTS = (
-    "/auth/token/lookup-accessor",
-    "/auth/token/lookup",
-    "/secret-id-accessor/lookup",
-    "/secret-id/lookup",
-    "/sys/leases/lookup",
-    "/sys/capabilities-accessor",
-)
-AWS_READ_PREFIXES = ("Get", "List", "Describe")
-
-
-def vault_writes(calls: BackendCalls) -> list[str]:
-    writes = []
-    for call in calls.vault:
-        method, _, url = call.partition(" ")
-        if method in {"GET", "LIST"}:
-            continue
-        if method == "POST" and url.rstrip("/").endswith(VAULT_READ_POSTS):
-            continue
-        writes.append(call)
-    return writes
-
-
-def aws_writes(calls: BackendCalls, services: frozenset[str] | None = None) -> list[str]:
-    return [
-        call
-        for call in calls.aws
-        if not call.partition(":")[2].startswith(AWS_READ_PREFIXES)
-        and (services is None or call.partition(":")[0] in services)
-    ]
-
-
-# Services that hold the credentials Rescind acts on (the ledger, topic and bus are Rescind's own).
-CREDENTIAL_SERVICES = frozenset({"iam", "secretsmanager", "acm-pca", "sts"})
 
 
 # --- an estate where every holdable kind has a held and a free credential --------------------------------------
@@ -144,9 +114,9 @@ def set_iam_hold(workload: SeededWorkload, hold: str | None) -> None:
         iam.untag_user(UserName=workload.iam_user, TagKeys=[AWS_HOLD_TAG])
 
 
-def guard_request(workload_id: str, refs: list[CredentialRef], *, dry_run: bool) -> OffboardingRequest:
+def guard_request(workload_id: str, refs: list[CredentialRef], *, dry_run: bool) -> ResponseRequest:
     event_id = str(uuid.uuid4())
-    return OffboardingRequest(
+    return ResponseRequest(
         incident_id=offboarding_execution_name(workload_id, event_id),
         workload_id=workload_id,
         reason="guard property",
@@ -255,16 +225,12 @@ def test_holds_protection_and_the_cap_decide_every_plan_and_the_guard_writes_not
 
 
 def deploy(openbao: LocalOpenBao, **parameters: str) -> LocalStack:
-    return deploy_template_to_moto(
-        parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local", **parameters},
-        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
-        time_scale=0.01,
-    )
+    return deploy_local_stack(openbao, **parameters)
 
 
-def offboarding_input(workload: SeededWorkload) -> OffboardingRequest:
+def offboarding_input(workload: SeededWorkload) -> ResponseRequest:
     event_id = str(uuid.uuid4())
-    return OffboardingRequest(
+    return ResponseRequest(
         incident_id=offboarding_execution_name(workload.spiffe_id, event_id),
         workload_id=workload.spiffe_id,
         reason="workload terminated",

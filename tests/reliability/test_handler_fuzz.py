@@ -61,7 +61,6 @@ from rescind_local.stack import LocalStack
 from tests.reliability import strategies as bad
 from tests.reliability.strategies import Protected
 from tests.reliability.test_bad_input import (
-    TASK_MODELS,
     Harness,
     alert_fields,
     bad_webhook_deliveries,
@@ -73,7 +72,7 @@ HANDLERS = (
     "ExecuteActionFunction",
     "PlanOffboardingFunction",
     "PlanLeakResponseFunction",
-    "VerifyOffboardingFunction",
+    "VerifyResponseFunction",
     "CloseIncidentFunction",
     "RequestApprovalFunction",
     "StartOffboardingFunction",
@@ -90,8 +89,8 @@ HANDLERS = (
     "IndexAuditLogFunction",
 )
 PER_HANDLER_FAST = bad.FAST_EXAMPLES
-# The sweeps take three optional fields, and each run reads the whole estate (about 17 s on the shared OpenBao
-# late in a full test run): a few examples say what forty would, within the default run's time.
+# The sweeps take three optional fields, and each run reads the whole estate (this module's own OpenBao, about
+# 0.3 s a run): a few examples say what forty would.
 SWEEPS = frozenset(
     {"RotationByAgeFunction", "TtlCeilingsFunction", "OrphansFunction", "PkiHygieneFunction", "InventoryReportFunction"}
 )
@@ -384,7 +383,16 @@ def seed_protected(openbao: LocalOpenBao) -> Callable[[LocalStack], Protected]:
 
 
 @pytest.fixture(scope="module")
-def fuzz(openbao: LocalOpenBao) -> Iterator[Fuzz]:
+def fuzz_openbao() -> Iterator[LocalOpenBao]:
+    """An OpenBao of this module's own: the sweeps (TTL ceilings, PKI hygiene, the inventory report) walk the whole
+    server, and on the session's server they would walk whatever every earlier test on this worker left there."""
+    with LocalOpenBao() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fuzz(fuzz_openbao: LocalOpenBao) -> Iterator[Fuzz]:
+    openbao = fuzz_openbao
     seed = seed_protected(openbao)
     with local_github_api() as github:
         parameters = {**STACK_PARAMETERS, "GitHubApiUrl": github.url}
@@ -730,8 +738,8 @@ AUDIT_FIELDS = (
 
 
 def sample_for(logical_id: str) -> Callable[[], Any]:
-    if logical_id in TASK_MODELS:
-        return TASK_MODELS[logical_id][1]
+    if logical_id in bad.TASK_CONTRACTS:
+        return bad.TASK_CONTRACTS[logical_id].valid
     if logical_id == "StartOffboardingFunction":
         return lambda: bad.load_sample("workload_terminated.json")
     if logical_id == "StartLeakResponseFunction":
@@ -747,7 +755,7 @@ HOSTILE: dict[str, Callable[[Protected], st.SearchStrategy[Any]]] = {
     "ExecuteActionFunction": execute_action_inputs,
     "PlanOffboardingFunction": plan_inputs,
     "PlanLeakResponseFunction": plan_inputs,
-    "VerifyOffboardingFunction": verify_inputs,
+    "VerifyResponseFunction": verify_inputs,
     "CloseIncidentFunction": close_inputs,
     "RequestApprovalFunction": approval_inputs,
     "StartOffboardingFunction": termination_inputs,

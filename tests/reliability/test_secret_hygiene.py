@@ -46,9 +46,9 @@ from rescind_local.seed import (
     prepare_vault,
     seed_workload,
 )
-from rescind_local.stack import LocalStack, deploy_template_to_moto
+from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
-from tests.conftest import load_event
+from tests.conftest import deploy_local_stack, load_event
 
 SCHEDULES = ("RotationByAgeSchedule", "TtlCeilingsSchedule", "OrphansSchedule", "PkiHygieneSchedule")
 INVENTORY_REPORT = "InventoryReportSchedule"
@@ -262,16 +262,7 @@ def test_no_seeded_secret_reaches_any_log_trace_history_table_notification_event
 
     with (
         local_github_api() as github,
-        deploy_template_to_moto(
-            parameters={
-                "VaultAddr": openbao.addr,
-                "VaultAwsAuthRole": "rescind-local",
-                "GitHubTokenSecretArn": token_arn,
-                "GitHubApiUrl": github.url,
-            },
-            function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": openbao.root_token},
-            time_scale=0.01,
-        ) as stack,
+        deploy_local_stack(openbao, GitHubTokenSecretArn=token_arn, GitHubApiUrl=github.url) as stack,
     ):
         sinks = Sinks.attach(stack)
         secretsmanager.put_secret_value(

@@ -28,8 +28,8 @@ from rescind.models import (
     parse_credential_ref,
 )
 from rescind.models.refs import format_ref, parse_ref
-from rescind.offboarding.plan import guard_decision
-from rescind.offboarding.types import GuardDecision
+from rescind.response.plan import guard_decision
+from rescind.response.types import GuardDecision
 
 pytestmark = pytest.mark.unit
 

@@ -246,3 +246,13 @@ def test_a_github_alert_is_decided_by_its_type_state_resolution_and_validity(
     assert got == decision, decided
     if decision == "unresolved":
         assert "is not a kind Rescind acts on" in decided.unresolved[0]
+
+
+@pytest.mark.parametrize("repository", ["../..", "octo/..", "../repo", "./x", "octo/."])
+def test_a_github_repository_of_dots_is_refused_since_it_would_walk_the_api_path(repository: str) -> None:
+    # Given GitHub's published alert, as the webhook puts it on the bus, naming a repository of dots
+    event = github_event(repository=repository)
+
+    # Then it is refused as malformed before anything reads the alert from GitHub's API
+    with pytest.raises(LeakAlertRejected):
+        parse_leak_event(event)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from rescind.inventory.base import Inventory
     from rescind.ledger.sqlite import SqliteLedger
     from rescind.models import Action, ActionResult, CredentialRef
-    from rescind.offboarding.types import OffboardingRequest
+    from rescind.response.types import ResponseRequest
 
 LEDGER_FILE_ENV = "RESCIND_LEDGER_FILE"
 # A throttled or unreachable backend, tried again as the state machine's Retry would (rescind.retrying).
@@ -321,7 +321,7 @@ class DirectRun:
 
 def run_direct_revocation(
     target: DirectTarget,
-    request: OffboardingRequest,
+    request: ResponseRequest,
     *,
     approved_by: str | None,
     ticket: str | None,
@@ -345,7 +345,7 @@ def run_direct_revocation(
     from rescind.models.refs import format_ref
     from rescind.models.results import utc_now
     from rescind.offboarding.plan import plan_offboarding
-    from rescind.offboarding.types import GuardDecision
+    from rescind.response.types import GuardDecision
     from rescind.retrying import retry_transient
 
     vault, aws, ledger = target.vault(), target.aws_factory(), target.ledger()

@@ -10,7 +10,7 @@ configured with (PkiMounts, AppRoleMounts, KvMounts, LeaseMounts), and dropped w
 |-----------|-------------------------------------------------------------------|
 | planner   | PlanOffboardingFunction, PlanLeakResponseFunction                 |
 | actor     | ExecuteActionFunction                                             |
-| verifier  | VerifyOffboardingFunction                                         |
+| verifier  | VerifyResponseFunction                                         |
 | locator   | StartLeakResponseFunction                                         |
 | sweeper   | RotationByAgeFunction, TtlCeilingsFunction, PkiHygieneFunction    |
 | reporter  | InventoryReportFunction                                           |
@@ -66,7 +66,7 @@ class FunctionRole:
 FUNCTION_ROLES: tuple[FunctionRole, ...] = (
     FunctionRole("planner", ("PlanOffboardingFunction", "PlanLeakResponseFunction"), ("planner",)),
     FunctionRole("actor", ("ExecuteActionFunction",), ("actor",)),
-    FunctionRole("verifier", ("VerifyOffboardingFunction",), ("verifier",)),
+    FunctionRole("verifier", ("VerifyResponseFunction",), ("verifier",)),
     FunctionRole("locator", ("StartLeakResponseFunction",), ("locator",)),
     FunctionRole("sweeper", ("RotationByAgeFunction", "TtlCeilingsFunction", "PkiHygieneFunction"), ("sweeper",)),
     FunctionRole("reporter", ("InventoryReportFunction",), ("reporter",)),

@@ -17,8 +17,8 @@ from rescind.ledger.base import Ledger
 from rescind.ledger.types import IncidentRecord
 from rescind.models import Action, ActionKind, ActionParams, CredentialRef, IamAccessKeyRef, IamRoleSessionsRef, Plan
 from rescind.models.results import utc_now
-from rescind.offboarding.plan import guard_decision, guard_recorded_plan, recorded_plan, split_guarded_plan
-from rescind.offboarding.types import OffboardingPlan, OffboardingRequest
+from rescind.response.plan import guard_decision, guard_recorded_plan, recorded_plan, split_guarded_plan
+from rescind.response.types import ResponsePlan, ResponseRequest
 
 if TYPE_CHECKING:
     import hvac
@@ -42,12 +42,12 @@ def plan_to_contain_leak(
 
 
 def build_leak_plan(
-    request: OffboardingRequest,
+    request: ResponseRequest,
     *,
     vault: hvac.Client,
     aws: AwsClientFactory | None,
     policy: GuardPolicy,
-) -> tuple[Plan, OffboardingPlan]:
+) -> tuple[Plan, ResponsePlan]:
     """The plan for the credentials the start step located, guarded: protected owners and holds are refused."""
     plan = plan_to_contain_leak(
         request.incident_id,
@@ -69,20 +69,20 @@ def build_leak_plan(
     return plan, split_guarded_plan(request, plan, decision, why)
 
 
-def _protected_owner(request: OffboardingRequest, policy: GuardPolicy) -> str | None:
+def _protected_owner(request: ResponseRequest, policy: GuardPolicy) -> str | None:
     if is_protected(request.workload_id, policy):
         return f"the credential belongs to protected workload {request.workload_id}"
     return None
 
 
 def plan_leak_response(
-    request: OffboardingRequest,
+    request: ResponseRequest,
     *,
     vault: hvac.Client,
     aws: AwsClientFactory | None,
     ledger: Ledger,
     policy: GuardPolicy,
-) -> OffboardingPlan:
+) -> ResponsePlan:
     """Plan and guard, then open the incident with the full plan, whatever the guard decided. A resumed run acts
     on the recorded plan again, guarded anew."""
     recorded = recorded_plan(ledger, request.incident_id)

@@ -21,11 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from rescind.leaks.locate import LeakLocator
 from rescind.leaks.types import LeakAlert, LeakEvent, LocatedLeak
 from rescind.ledger.base import Ledger
-from rescind.ledger.closing import record_closed_incident
 from rescind.ledger.types import IncidentStatus, Trigger
 from rescind.models.results import utc_now
-from rescind.offboarding.start import Notify, StartStatus, StepFunctionsStarter, start_execution_once
-from rescind.offboarding.types import OffboardingRequest
+from rescind.response.start import Notify, StartStatus, StepFunctionsStarter, record_unanswered, start_execution_once
+from rescind.response.types import ResponseRequest
 
 DEFAULT_DEDUP_WINDOW = timedelta(hours=1)
 
@@ -73,10 +72,10 @@ def start_leak_response(
     )
 
 
-def leak_response_request(alert: LeakAlert, located: LocatedLeak, incident_id: str) -> OffboardingRequest:
+def leak_response_request(alert: LeakAlert, located: LocatedLeak, incident_id: str) -> ResponseRequest:
     """The leak-response run's input: the located credentials, named by reference; the value goes no further."""
     subject = located.owner or located.credentials[-1].key
-    return OffboardingRequest(
+    return ResponseRequest(
         incident_id=incident_id,
         workload_id=subject[:500],
         reason=f"leaked: {alert.describe}"[:500],
@@ -105,15 +104,12 @@ def unresolved_leak_incident_id(alert: LeakAlert) -> str:
 def record_unresolved_leak(alert: LeakAlert, why: str, *, ledger: Ledger, notify: Notify) -> LeakStartResult:
     """An UNRESOLVED incident with an empty plan, closed and notified once (again only if a retry must finish it)."""
     incident_id = unresolved_leak_incident_id(alert)
-    record_closed_incident(
+    record_unanswered(
         incident_id,
-        Trigger(
-            source=alert.source,
-            detail_type=alert.detail_type,
-            event_id=alert.event_id,
-            reason=f"{alert.describe}; unresolved: {why}"[:500],
-        ),
+        alert,
+        about=alert.describe,
         status=IncidentStatus.UNRESOLVED,
+        why=why,
         summary=f"incident {incident_id} (leak response): unresolved; {alert.describe}; {why}. Nothing was revoked.",
         subject="Rescind Leak Response: unresolved",
         advice="Find the credential by hand, or index KV (rescind index kv) and replay the alert.",
@@ -215,15 +211,12 @@ def _record_event(
 ) -> LeakStartResult:
     """The event's own incident, closed at once with `status`; its id comes from the event alone."""
     incident_id = event_incident_id(f"{status}-leak", event)
-    record_closed_incident(
+    record_unanswered(
         incident_id,
-        Trigger(
-            source=event.source,
-            detail_type=event.detail_type,
-            event_id=event.event_id,
-            reason=f"{event.summary}; {status}: {why}"[:500],
-        ),
+        event,
+        about=event.summary,
         status=status,
+        why=why,
         summary=f"incident {incident_id} (leak response): {outcome}",
         subject=subject,
         advice=advice,

@@ -20,13 +20,28 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from rescind.exceptions import InvalidInput
-from rescind.leaks.types import ACCESS_KEY_ID, AWS_EVENT_ONLY_TYPES, LeakAlert, LeakEvent, SecretType
-from rescind.offboarding.triggers import EventEnvelope, event_json_size
+from rescind.leaks.types import (
+    ACCESS_KEY_ID,
+    AWS_EVENT_ONLY_TYPES,
+    GITHUB_REPOSITORY_PATTERN,
+    LeakAlert,
+    LeakEvent,
+    SecretType,
+)
+from rescind.response.events import (
+    EventDetail,
+    EventEnvelope,
+    SharedRejection,
+    clean_text,
+    clip_reason,
+    parse_event,
+    validated,
+)
 from rescind.validation import describe_validation_error
 
 # A leak alert is small (a PEM certificate is the largest thing in one); anything bigger is not one.
@@ -67,8 +82,6 @@ GITHUB_SECRET_TYPES: dict[str, SecretType] = {
     "aws_temporary_access_key_id": SecretType.AWS_ACCESS_KEY,
 }
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
 
 class LeakRejectionReason(StrEnum):
     OVERSIZED = "oversized"
@@ -86,8 +99,8 @@ class LeakAlertRejected(InvalidInput):
         self.reason = reason
 
 
-class _Detail(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+def _rejected(reason: SharedRejection, problem: str) -> LeakAlertRejected:
+    return LeakAlertRejected(LeakRejectionReason(reason), problem)
 
 
 # --- the generic event ------------------------------------------------------------------------------------------
@@ -114,13 +127,13 @@ class SecretLeakedEvent(EventEnvelope):
 # --- GitHub, as the webhook function puts it on the bus ---------------------------------------------------------
 
 
-class GitHubAlertDetail(_Detail):
+class GitHubAlertDetail(EventDetail):
     delivery_id: Annotated[str, Field(min_length=1, max_length=100)]
     action: Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")]
     alert_number: Annotated[int, Field(ge=1)]
     secret_type: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,100}$")]
     secret_type_display_name: Annotated[str | None, Field(max_length=200)] = None
-    repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")]
+    repository: Annotated[str, Field(pattern=GITHUB_REPOSITORY_PATTERN, max_length=201)]
     html_url: Annotated[str | None, Field(max_length=2000)] = None
     created_at: AwareDatetime
     # The alert's own state, as the delivery carried it (older notices on the bus have none of these).
@@ -137,16 +150,18 @@ class GitHubAlertEvent(EventEnvelope):
 # --- AWS Health ---------------------------------------------------------------------------------------------------
 
 
-class HealthAffectedEntity(_Detail):
+class HealthAffectedEntity(EventDetail):
     entity_value: Annotated[str, Field(alias="entityValue", min_length=1, max_length=1224)]
 
 
-class HealthDetail(_Detail):
+class HealthDetail(EventDetail):
     event_arn: Annotated[str, Field(alias="eventArn", max_length=1600)]
     service: Annotated[str, Field(max_length=100)]
     event_type_code: Annotated[str, Field(alias="eventTypeCode", pattern=r"^[A-Z0-9_]{1,100}$")]
     affected_account: Annotated[str | None, Field(alias="affectedAccount", pattern=r"^[0-9]{12}$")] = None
-    affected_entities: Annotated[list[HealthAffectedEntity], Field(alias="affectedEntities", max_length=1000)] = []
+    affected_entities: Annotated[
+        list[HealthAffectedEntity], Field(alias="affectedEntities", max_length=1000, default_factory=list)
+    ]
     event_metadata: Annotated[dict[str, Any] | None, Field(alias="eventMetadata")] = None
     # AWS splits an event with many entities over several events; each page is answered on its own.
     page: Annotated[int | None, Field(ge=1)] = None
@@ -160,19 +175,19 @@ class HealthEvent(EventEnvelope):
 # --- GuardDuty ----------------------------------------------------------------------------------------------------
 
 
-class GuardDutyAccessKeyDetails(_Detail):
+class GuardDutyAccessKeyDetails(EventDetail):
     access_key_id: Annotated[str | None, Field(alias="accessKeyId", max_length=128)] = None
     principal_id: Annotated[str | None, Field(alias="principalId", max_length=256)] = None
     user_name: Annotated[str, Field(alias="userName", pattern=r"^[\w+=,.@\-]{1,64}$")]
     user_type: Annotated[str, Field(alias="userType", max_length=64)]
 
 
-class GuardDutyResource(_Detail):
+class GuardDutyResource(EventDetail):
     resource_type: Annotated[str, Field(alias="resourceType", max_length=64)]
     access_key_details: Annotated[dict[str, Any] | None, Field(alias="accessKeyDetails")] = None
 
 
-class GuardDutyService(_Detail):
+class GuardDutyService(EventDetail):
     additional_info: Annotated[dict[str, Any] | None, Field(alias="additionalInfo")] = None
 
     @property
@@ -182,7 +197,7 @@ class GuardDutyService(_Detail):
         return sample is True or (isinstance(sample, str) and sample.lower() == "true")
 
 
-class GuardDutyDetail(_Detail):
+class GuardDutyDetail(EventDetail):
     finding_id: Annotated[str, Field(alias="id", pattern=r"^[A-Za-z0-9]{1,300}$")]
     account_id: Annotated[str, Field(alias="accountId", pattern=r"^[0-9]{12}$")]
     finding_type: Annotated[str, Field(alias="type", max_length=200)]
@@ -201,37 +216,11 @@ class GuardDutyEvent(EventEnvelope):
 def parse_leak_event(event: Any) -> LeakEvent:
     """One EventBridge event → a LeakEvent (what to answer, what is unresolved, or why it is only recorded), or
     LeakAlertRejected."""
-    _refuse_oversized(event)
-    if not isinstance(event, dict):
-        raise LeakAlertRejected(LeakRejectionReason.MALFORMED, "(root): not a JSON object")
-    source, detail_type = event.get("source"), event.get("detail-type")
-    parser = _PARSERS.get((source, detail_type)) if isinstance(source, str) and isinstance(detail_type, str) else None
-    if parser is None:
-        raise LeakAlertRejected(LeakRejectionReason.NOT_A_TRIGGER, "source, detail-type: not a leak trigger")
-    return parser(event)
-
-
-def _refuse_oversized(event: Any) -> None:
-    try:
-        size = event_json_size(event)
-    except ValueError:
-        raise LeakAlertRejected(LeakRejectionReason.MALFORMED, "(root): not a JSON document") from None
-    if size > MAX_LEAK_EVENT_BYTES:
-        raise LeakAlertRejected(LeakRejectionReason.OVERSIZED, f"(root): larger than {MAX_LEAK_EVENT_BYTES} bytes")
-
-
-def _validate(model: type[ModelT], event: dict[str, Any]) -> ModelT:
-    try:
-        return model.model_validate(event)
-    except ValidationError as error:
-        raise LeakAlertRejected(LeakRejectionReason.MALFORMED, describe_validation_error(error)) from None
+    return parse_event(event, _PARSERS, max_bytes=MAX_LEAK_EVENT_BYTES, trigger="leak", reject=_rejected)
 
 
 def _alert(**fields: Any) -> LeakAlert:
-    try:
-        return LeakAlert(**fields)
-    except ValidationError as error:
-        raise LeakAlertRejected(LeakRejectionReason.MALFORMED, describe_validation_error(error)) from None
+    return validated(LeakAlert, fields, _rejected)
 
 
 def _event(envelope: EventEnvelope, summary: str, **fields: Any) -> LeakEvent:
@@ -239,7 +228,7 @@ def _event(envelope: EventEnvelope, summary: str, **fields: Any) -> LeakEvent:
         source=envelope.source,
         detail_type=envelope.detail_type,
         event_id=envelope.id,
-        summary=_clip(summary),
+        summary=clip_reason(summary),
         **fields,
     )
 
@@ -252,7 +241,7 @@ def parse_secret_leaked(event: dict[str, Any]) -> LeakEvent:
     if isinstance(secret_type, str) and secret_type not in {t.value for t in generic_types}:
         allowed = ", ".join(t.value for t in generic_types)
         raise LeakAlertRejected(LeakRejectionReason.UNKNOWN_TYPE, f"detail.secret_type: not one of {allowed}")
-    parsed = _validate(SecretLeakedEvent, event)
+    parsed = validated(SecretLeakedEvent, event, _rejected)
     kind = SecretType(parsed.detail.secret_type)
     if parsed.detail.secret is None and parsed.detail.secret_sha256 is None:
         raise LeakAlertRejected(LeakRejectionReason.MALFORMED, "detail: needs secret or secret_sha256")
@@ -284,12 +273,11 @@ GITHUB_NOT_A_SECRET_RESOLUTIONS = frozenset({"false_positive", "used_in_tests"})
 
 
 def parse_github_alert(event: dict[str, Any]) -> LeakEvent:
-    parsed = _validate(GitHubAlertEvent, event)
+    parsed = validated(GitHubAlertEvent, event, _rejected)
     detail = parsed.detail
     name = detail.secret_type_display_name or detail.secret_type
-    summary = (
-        f"GitHub secret scanning alert {detail.repository}#{detail.alert_number} ({detail.action}): {_clean(name, 100)}"
-    )
+    alert_name = f"{detail.repository}#{detail.alert_number} ({detail.action})"
+    summary = f"GitHub secret scanning alert {alert_name}: {clean_text(name, 100)}"
     if detail.state == "resolved" and detail.resolution in GITHUB_NOT_A_SECRET_RESOLUTIONS:
         return _event(parsed, summary, record_only=f"the alert was resolved as {detail.resolution} on GitHub")
     if detail.action == "validated" and detail.validity == "inactive":
@@ -323,7 +311,7 @@ _EXPOSED_URL = re.compile(r"https://[\x21-\x7e]{1,500}")
 
 
 def parse_health_event(event: dict[str, Any]) -> LeakEvent:
-    parsed = _validate(HealthEvent, event)
+    parsed = validated(HealthEvent, event, _rejected)
     detail = parsed.detail
     if detail.event_type_code not in HEALTH_RISK_CODES:
         raise LeakAlertRejected(LeakRejectionReason.NOT_A_LEAK, "detail.eventTypeCode: not a credential risk code")
@@ -379,7 +367,7 @@ def _health_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:
 
 
 def parse_guardduty_finding(event: dict[str, Any]) -> LeakEvent:
-    parsed = _validate(GuardDutyEvent, event)
+    parsed = validated(GuardDutyEvent, event, _rejected)
     detail = parsed.detail
     if detail.finding_type not in GUARDDUTY_EXFILTRATION_TYPES:
         raise LeakAlertRejected(LeakRejectionReason.NOT_A_LEAK, "detail.type: not a credential exfiltration finding")
@@ -412,15 +400,6 @@ def parse_guardduty_finding(event: dict[str, Any]) -> LeakEvent:
 
 def _matches(pattern: re.Pattern[str], value: str) -> bool:
     return pattern.fullmatch(value) is not None
-
-
-def _clean(text: str, limit: int) -> str:
-    """Free text from an event (a display name), made safe for a record: printable, one line, clipped."""
-    return "".join(c if c.isprintable() else " " for c in text)[:limit]
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= 500 else text[:499] + "…"
 
 
 _PARSERS: dict[tuple[str, str], Callable[[dict[str, Any]], LeakEvent]] = {

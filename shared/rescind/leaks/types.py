@@ -2,7 +2,7 @@
 
 A `LeakAlert` may hold the leaked value (`secret`). It lives only inside the function that receives the event:
 it is never serialized, logged, put in the ledger or passed to the state machine. What leaves the function is a
-`LeakResponse`-bound `OffboardingRequest` naming the credential by reference.
+`LeakResponse`-bound `ResponseRequest` naming the credential by reference.
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
 from rescind.models import CredentialRef
+
+# owner/name as GitHub spells them (at most 201 characters); each part has a character other than a dot, so `..`
+# is refused: the name is put into API paths. (pydantic's regex engine has no look-ahead.)
+_GITHUB_NAME = r"[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+GITHUB_REPOSITORY_PATTERN = rf"^{_GITHUB_NAME}/{_GITHUB_NAME}$"
 
 
 class SecretType(StrEnum):
@@ -56,7 +61,7 @@ class LeakAlert(BaseModel):
     role_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] | None = None
     user_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] | None = None
     # GitHub: the alert to fetch the value from (the webhook does not carry it).
-    github_repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")] | None = None
+    github_repository: Annotated[str, Field(pattern=GITHUB_REPOSITORY_PATTERN, max_length=201)] | None = None
     github_alert_number: Annotated[int, Field(ge=1)] | None = None
     source_url: Annotated[str, Field(max_length=2000)] | None = None
     scanner: Annotated[str, Field(max_length=200)] | None = None

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from rescind.approval import CallerIdentity, json_body_of
 from rescind.exceptions import InvalidInput
 from rescind.ledger.types import Trigger
-from rescind.offboarding.start import StartStatus, StepFunctionsStarter, start_execution_once
-from rescind.offboarding.types import OffboardingRequest, WorkloadId
+from rescind.response.start import StartStatus, StepFunctionsStarter, start_execution_once
+from rescind.response.types import ResponseRequest, WorkloadId
 from rescind.validation import describe_validation_error, parse_model
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def build_manual_request(
     requested_by: str,
     dry_run: bool,
     moment: datetime | None = None,
-) -> OffboardingRequest:
+) -> ResponseRequest:
     """The manual state machine's input: a workload (everything it holds) or the named credentials only."""
     from rescind.models.refs import format_ref
 
@@ -61,7 +61,7 @@ def build_manual_request(
     subject = workload_id or format_ref(credentials[0])
     incident_id = manual_incident_id(credentials, subject, reason, started_at)
     try:
-        return OffboardingRequest(
+        return ResponseRequest(
             incident_id=incident_id,
             workload_id=subject,
             reason=reason,

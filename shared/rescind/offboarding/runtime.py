@@ -13,7 +13,7 @@ from rescind.runtime import get_aws_client, get_settings, get_sns_client
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
-    from rescind.offboarding.start import Notify
+    from rescind.response.start import Notify
 
 SNS_SUBJECT_LIMIT = 100
 SNS_MESSAGE_LIMIT = 256 * 1024

@@ -17,18 +17,29 @@ its fields are looser than these (a naive `time`, any `account`).
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from rescind.exceptions import InvalidInput
-from rescind.offboarding.types import TerminationNotice, workload_id_problem
-from rescind.validation import describe_validation_error
+from rescind.offboarding.types import TerminationNotice
+from rescind.response.events import (
+    ACCOUNT_PATTERN,
+    MAX_REASON,
+    REGION_PATTERN,
+    EventDetail,
+    EventEnvelope,
+    SharedRejection,
+    clean_text,
+    clip_reason,
+    parse_event,
+    validated,
+)
+from rescind.response.types import workload_id_problem
 
 MAX_EVENT_BYTES = 256 * 1024  # EventBridge's own limit on an event
 
@@ -42,28 +53,21 @@ TERMINATING_TRANSITION = "autoscaling:EC2_INSTANCE_TERMINATING"
 TERMINATED_DESTINATION = "EC2"
 REPLACE_ROOT_VOLUME_ACTION = "ReplaceRootVolume"
 
-# ASCII classes only: `\d` would also match other scripts' digits.
-_ACCOUNT = r"[0-9]{12}"
-_REGION = r"[a-z]{2}(?:-[a-z]+)+-[0-9]"
 _PARTITION = r"aws(?:-[a-z]+)*"
 _INSTANCE_ID = r"^i-[0-9a-f]{8}(?:[0-9a-f]{9})?$"
 _TASK_ARN = re.compile(
-    rf"arn:(?P<partition>{_PARTITION}):ecs:(?P<region>{_REGION}):(?P<account>{_ACCOUNT}):"
+    rf"arn:(?P<partition>{_PARTITION}):ecs:(?P<region>{REGION_PATTERN}):(?P<account>{ACCOUNT_PATTERN}):"
     r"task/(?:[A-Za-z0-9_-]{1,255}/)?[A-Za-z0-9-]{1,64}"
 )
 _FUNCTION_NAME = r"(?P<name>[A-Za-z0-9_-]{1,64})(?::(?P<qualifier>\$LATEST|[A-Za-z0-9_-]{1,128}))?"
 _FUNCTION_FULL_ARN = re.compile(
-    rf"arn:(?P<partition>{_PARTITION}):lambda:(?P<region>{_REGION}):(?P<account>{_ACCOUNT}):function:{_FUNCTION_NAME}"
+    rf"arn:(?P<partition>{_PARTITION}):lambda:(?P<region>{REGION_PATTERN}):(?P<account>{ACCOUNT_PATTERN}):function:{_FUNCTION_NAME}"
 )
-_FUNCTION_PARTIAL_ARN = re.compile(rf"(?P<account>{_ACCOUNT}):function:{_FUNCTION_NAME}")
+_FUNCTION_PARTIAL_ARN = re.compile(rf"(?P<account>{ACCOUNT_PATTERN}):function:{_FUNCTION_NAME}")
 _FUNCTION_BARE_NAME = re.compile(_FUNCTION_NAME)
 
 # The generic event names its workload: a SPIFFE ID, an ARN, or another cloud id.
 _MAX_WORKLOAD_ID = 500
-_MAX_REASON = 500
-
-_EVENT_ID = r"^[A-Za-z0-9_.:-]{1,200}$"
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class RejectionReason(StrEnum):
@@ -81,29 +85,14 @@ class TriggerRejected(InvalidInput):
         self.reason = reason
 
 
-# --- the envelope and one model per trigger -------------------------------------------------------------------
+def _rejected(reason: SharedRejection, problem: str) -> TriggerRejected:
+    return TriggerRejected(RejectionReason(reason), problem)
 
 
-class EventEnvelope(BaseModel):
-    """EventBridge's envelope. Unknown fields are ignored: AWS adds fields to its events over time."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    version: Literal["0"]
-    id: Annotated[str, Field(pattern=_EVENT_ID)]
-    detail_type: Annotated[str, Field(alias="detail-type", min_length=1, max_length=128)]
-    source: Annotated[str, Field(min_length=1, max_length=256)]
-    account: Annotated[str, Field(pattern=rf"^{_ACCOUNT}$")]
-    time: AwareDatetime
-    region: Annotated[str, Field(pattern=rf"^{_REGION}$")]
-    resources: list[Annotated[str, Field(max_length=2048)]]
+# --- one model per trigger --------------------------------------------------------------------------------------
 
 
-class _Detail(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class Ec2StateChangeDetail(_Detail):
+class Ec2StateChangeDetail(EventDetail):
     instance_id: Annotated[str, Field(alias="instance-id", pattern=_INSTANCE_ID)]
     state: Annotated[str, Field(pattern=r"^[a-z-]{1,32}$")]
 
@@ -112,7 +101,7 @@ class Ec2StateChangeEvent(EventEnvelope):
     detail: Ec2StateChangeDetail
 
 
-class EcsTaskStateChangeDetail(_Detail):
+class EcsTaskStateChangeDetail(EventDetail):
     task_arn: Annotated[str, Field(alias="taskArn", min_length=1, max_length=1600)]
     cluster_arn: Annotated[str, Field(alias="clusterArn", min_length=1, max_length=1600)]
     last_status: Annotated[str, Field(alias="lastStatus", pattern=r"^[A-Z_]{1,32}$")]
@@ -126,23 +115,25 @@ class EcsTaskStateChangeEvent(EventEnvelope):
     detail: EcsTaskStateChangeDetail
 
 
-class LambdaDeleteRequestParameters(_Detail):
+class LambdaDeleteRequestParameters(EventDetail):
     function_name: Annotated[str, Field(alias="functionName", min_length=1, max_length=256)]
     qualifier: Annotated[str | None, Field(max_length=128)] = None
 
 
-class CloudTrailIdentity(_Detail):
+class CloudTrailIdentity(EventDetail):
     arn: Annotated[str | None, Field(max_length=2048)] = None
 
 
-class LambdaDeleteDetail(_Detail):
+class LambdaDeleteDetail(EventDetail):
     event_source: Annotated[str, Field(alias="eventSource", max_length=128)]
     event_name: Annotated[str, Field(alias="eventName", pattern=r"^[A-Za-z0-9_]{1,128}$")]
     event_time: Annotated[AwareDatetime, Field(alias="eventTime")]
-    aws_region: Annotated[str, Field(alias="awsRegion", pattern=rf"^{_REGION}$")]
+    aws_region: Annotated[str, Field(alias="awsRegion", pattern=rf"^{REGION_PATTERN}$")]
     error_code: Annotated[str | None, Field(alias="errorCode", max_length=256)] = None
     request_parameters: Annotated[LambdaDeleteRequestParameters, Field(alias="requestParameters")]
-    recipient_account_id: Annotated[str | None, Field(alias="recipientAccountId", pattern=rf"^{_ACCOUNT}$")] = None
+    recipient_account_id: Annotated[str | None, Field(alias="recipientAccountId", pattern=rf"^{ACCOUNT_PATTERN}$")] = (
+        None
+    )
     user_identity: Annotated[CloudTrailIdentity | None, Field(alias="userIdentity")] = None
 
 
@@ -150,7 +141,7 @@ class LambdaDeleteEvent(EventEnvelope):
     detail: LambdaDeleteDetail
 
 
-class AutoScalingTerminateDetail(_Detail):
+class AutoScalingTerminateDetail(EventDetail):
     instance_id: Annotated[str, Field(alias="EC2InstanceId", pattern=_INSTANCE_ID)]
     auto_scaling_group_name: Annotated[str, Field(alias="AutoScalingGroupName", pattern=r"^[\x20-\x7e]{1,255}$")]
     lifecycle_hook_name: Annotated[str, Field(alias="LifecycleHookName", pattern=r"^[A-Za-z0-9_./-]{1,255}$")]
@@ -169,13 +160,13 @@ class AutoScalingTerminateEvent(EventEnvelope):
     detail: AutoScalingTerminateDetail
 
 
-class WorkloadTerminatedDetail(_Detail):
+class WorkloadTerminatedDetail(EventDetail):
     """The generic trigger's detail, documented in the README. Strict: a sender we do not know is not AWS."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     workload_id: Annotated[str, Field(max_length=_MAX_WORKLOAD_ID)]
-    reason: Annotated[str, Field(max_length=_MAX_REASON)]
+    reason: Annotated[str, Field(max_length=MAX_REASON)]
     terminated_at: AwareDatetime | None = None
 
 
@@ -188,56 +179,22 @@ class WorkloadTerminatedEvent(EventEnvelope):
 
 def parse_termination_event(event: Any) -> TerminationNotice:
     """Turn one EventBridge event (as Lambda receives it) into a TerminationNotice, or raise TriggerRejected."""
-    _refuse_oversized(event)
-    if not isinstance(event, dict):
-        raise TriggerRejected(RejectionReason.MALFORMED, "(root): not a JSON object")
-    source, detail_type = event.get("source"), event.get("detail-type")
-    parser = _PARSERS.get((source, detail_type)) if isinstance(source, str) and isinstance(detail_type, str) else None
-    if parser is None:
-        raise TriggerRejected(RejectionReason.NOT_A_TRIGGER, "source, detail-type: not a termination trigger")
-    return parser(event)
-
-
-def event_json_size(event: Any) -> int:
-    """Bytes of the event as compact JSON; ValueError when it is not a JSON document at all."""
-    try:
-        return len(json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
-    except (TypeError, ValueError, RecursionError):
-        raise ValueError("not a JSON document") from None
-
-
-def _refuse_oversized(event: Any) -> None:
-    try:
-        size = event_json_size(event)
-    except ValueError:
-        raise TriggerRejected(RejectionReason.MALFORMED, "(root): not a JSON document") from None
-    if size > MAX_EVENT_BYTES:
-        raise TriggerRejected(RejectionReason.OVERSIZED, f"(root): larger than {MAX_EVENT_BYTES} bytes")
-
-
-def _validate(model: type[ModelT], event: dict[str, Any]) -> ModelT:
-    try:
-        return model.model_validate(event)
-    except ValidationError as error:
-        raise TriggerRejected(RejectionReason.MALFORMED, describe_validation_error(error)) from None
+    return parse_event(event, _PARSERS, max_bytes=MAX_EVENT_BYTES, trigger="termination", reject=_rejected)
 
 
 def _notice(envelope: EventEnvelope, **fields: Any) -> TerminationNotice:
-    try:
-        return TerminationNotice(
-            source=envelope.source,
-            detail_type=envelope.detail_type,
-            event_id=envelope.id,
-            account_id=envelope.account,
-            region=envelope.region,
-            **fields,
-        )
-    except ValidationError as error:
-        raise TriggerRejected(RejectionReason.MALFORMED, describe_validation_error(error)) from None
+    envelope_fields = {
+        "source": envelope.source,
+        "detail_type": envelope.detail_type,
+        "event_id": envelope.id,
+        "account_id": envelope.account,
+        "region": envelope.region,
+    }
+    return validated(TerminationNotice, {**envelope_fields, **fields}, _rejected)
 
 
 def parse_ec2_state_change(event: dict[str, Any]) -> TerminationNotice:
-    parsed = _validate(Ec2StateChangeEvent, event)
+    parsed = validated(Ec2StateChangeEvent, event, _rejected)
     if parsed.detail.state != "terminated":
         raise TriggerRejected(RejectionReason.NOT_A_TERMINATION, "detail.state: not terminated")
     return _notice(
@@ -249,7 +206,7 @@ def parse_ec2_state_change(event: dict[str, Any]) -> TerminationNotice:
 
 
 def parse_ecs_task_stopped(event: dict[str, Any]) -> TerminationNotice:
-    parsed = _validate(EcsTaskStateChangeEvent, event)
+    parsed = validated(EcsTaskStateChangeEvent, event, _rejected)
     detail = parsed.detail
     if detail.last_status != "STOPPED":
         raise TriggerRejected(RejectionReason.NOT_A_TERMINATION, "detail.lastStatus: not STOPPED")
@@ -258,17 +215,17 @@ def parse_ecs_task_stopped(event: dict[str, Any]) -> TerminationNotice:
         raise TriggerRejected(RejectionReason.MALFORMED, "detail.taskArn: not an ECS task ARN")
     if (task["account"], task["region"]) != (parsed.account, parsed.region):
         raise TriggerRejected(RejectionReason.MALFORMED, "detail.taskArn: not in the event's account and region")
-    why = ": ".join(_clean_text(part, 200) for part in (detail.stop_code, detail.stopped_reason) if part)
+    why = ": ".join(clean_text(part, 200) for part in (detail.stop_code, detail.stopped_reason) if part)
     return _notice(
         parsed,
         cloud_id=detail.task_arn,
-        reason=_clip(f"ECS task stopped{': ' + why if why else ''}"),
+        reason=clip_reason(f"ECS task stopped{': ' + why if why else ''}"),
         terminated_at=detail.stopped_at or parsed.time,
     )
 
 
 def parse_lambda_function_deleted(event: dict[str, Any]) -> TerminationNotice:
-    parsed = _validate(LambdaDeleteEvent, event)
+    parsed = validated(LambdaDeleteEvent, event, _rejected)
     detail = parsed.detail
     if detail.event_source != "lambda.amazonaws.com":
         raise TriggerRejected(RejectionReason.NOT_A_TRIGGER, "detail.eventSource: not lambda.amazonaws.com")
@@ -287,7 +244,7 @@ def parse_lambda_function_deleted(event: dict[str, Any]) -> TerminationNotice:
     return _notice(
         parsed,
         cloud_id=function_arn,
-        reason=_clip(f"Lambda function {function_arn} deleted ({detail.event_name})"),
+        reason=clip_reason(f"Lambda function {function_arn} deleted ({detail.event_name})"),
         terminated_at=detail.event_time,
     )
 
@@ -324,7 +281,7 @@ def lambda_function_arn(function_name: str, *, qualifier: str | None, account_id
 
 
 def parse_autoscaling_terminating(event: dict[str, Any]) -> TerminationNotice:
-    parsed = _validate(AutoScalingTerminateEvent, event)
+    parsed = validated(AutoScalingTerminateEvent, event, _rejected)
     detail = parsed.detail
     if detail.lifecycle_transition != TERMINATING_TRANSITION:
         raise TriggerRejected(RejectionReason.NOT_A_TERMINATION, "detail.LifecycleTransition: not terminating")
@@ -340,8 +297,8 @@ def parse_autoscaling_terminating(event: dict[str, Any]) -> TerminationNotice:
     return _notice(
         parsed,
         cloud_id=detail.instance_id,
-        reason=_clip(
-            f"Auto Scaling group {_clean_text(detail.auto_scaling_group_name, 255)} is terminating instance "
+        reason=clip_reason(
+            f"Auto Scaling group {clean_text(detail.auto_scaling_group_name, 255)} is terminating instance "
             f"{detail.instance_id} (lifecycle hook {detail.lifecycle_hook_name})"
         ),
         terminated_at=parsed.time,
@@ -349,7 +306,7 @@ def parse_autoscaling_terminating(event: dict[str, Any]) -> TerminationNotice:
 
 
 def parse_workload_terminated(event: dict[str, Any]) -> TerminationNotice:
-    parsed = _validate(WorkloadTerminatedEvent, event)
+    parsed = validated(WorkloadTerminatedEvent, event, _rejected)
     detail = parsed.detail
     check_workload_id(detail.workload_id, field="detail.workload_id")
     if _has_control_characters(detail.reason):
@@ -382,16 +339,6 @@ def _partition_of(region: str) -> str:
 def _has_control_characters(text: str) -> bool:
     # Cc: control characters; Cf: invisible format characters such as bidi overrides and zero-width joiners.
     return any(unicodedata.category(character) in ("Cc", "Cf") for character in text)
-
-
-def _clean_text(text: str, limit: int) -> str:
-    """AWS's free text (a stop reason), made safe to log: control and format characters become spaces."""
-    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
-    return " ".join(cleaned.split())[:limit]
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
 
 
 _PARSERS: dict[tuple[str, str], Callable[[dict[str, Any]], TerminationNotice]] = {

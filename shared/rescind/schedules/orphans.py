@@ -13,7 +13,7 @@ Grace: the workload must have been gone for `orphan_grace_minutes`. Gone since w
 finds the resource gone acts only if the inventory has not seen it alive within the grace period; a resource
 bound moments ago that is not yet visible (eventual consistency) is never mistaken for an orphan.
 
-The sweep never touches a credential. It starts the offboarding state machine with an OffboardingRequest,
+The sweep never touches a credential. It starts the offboarding state machine with an ResponseRequest,
 whose execution name is derived from the workload and the set of resources it ran as: a second sweep (or a
 retried one) finds the execution already there (ALREADY), and a workload that comes back on new resources
 and dies again gets a new offboarding. The state machine applies the guard (holds, the blast-radius cap).
@@ -37,8 +37,9 @@ from rescind.inventory.types import WorkloadBinding
 from rescind.ledger.types import Trigger
 from rescind.models import CredentialRef, KvSecretRef
 from rescind.models.refs import format_ref
-from rescind.offboarding.start import execution_arn_for
-from rescind.offboarding.types import OffboardingRequest, offboarding_execution_name
+from rescind.offboarding.types import offboarding_execution_name
+from rescind.response.start import execution_arn_for
+from rescind.response.types import ResponseRequest
 from rescind.schedules.base import CheckpointStore, SweepProgress
 from rescind.schedules.policy import SchedulePolicy
 from rescind.schedules.types import Change, ChangeStatus, SweepName, SweepReport, SweepRequest
@@ -46,7 +47,7 @@ from rescind.schedules.types import Change, ChangeStatus, SweepName, SweepReport
 if TYPE_CHECKING:
     from rescind.aws.session import AwsClientFactory
     from rescind.inventory.base import Inventory
-    from rescind.offboarding.start import StepFunctionsStarter
+    from rescind.response.start import StepFunctionsStarter
 
 TRIGGER_SOURCE = "rescind.schedules"
 TRIGGER_DETAIL_TYPE = "Orphaned Workload"
@@ -81,7 +82,7 @@ def protection_of(policy: SchedulePolicy, workload_id: str, refs: Sequence[Crede
 
 
 def start_orphan_offboarding(
-    request: OffboardingRequest, *, sfn_client: StepFunctionsStarter, state_machine_arn: str
+    request: ResponseRequest, *, sfn_client: StepFunctionsStarter, state_machine_arn: str
 ) -> tuple[ChangeStatus, str | None]:
     """(STARTED or ALREADY, execution ARN). A start of an existing execution name starts nothing new."""
     requested_at = datetime.now(UTC)
@@ -179,7 +180,7 @@ def _sweep_workload(
             return _change(workload_id, ChangeStatus.SKIPPED, before, f"{protected}; {observed}")
         if request.dry_run:
             return _change(workload_id, ChangeStatus.PLANNED, before, f"would start offboarding; {observed}")
-        offboarding = OffboardingRequest(
+        offboarding = ResponseRequest(
             incident_id=offboarding_execution_name(workload_id, orphan_event_id(bindings)),
             workload_id=workload_id,
             reason=f"orphan sweep: every resource of the workload gone for over {policy.orphan_grace_minutes} minutes",

@@ -1,37 +1,33 @@
-"""DynamoDbInventory on moto's DynamoDB, with the table as template.yaml defines it (InventoryTable)."""
+"""DynamoDbInventory on moto's DynamoDB, with the table as template.yaml defines it (InventoryTable): what is
+particular to the table (items, sort keys, pages, a missing table). The Inventory contract itself, which the
+in-memory double must keep too, is in test_contract.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import boto3
 import pytest
 
 from rescind.exceptions import ActionFailed
-from rescind.inventory import CloudResourceKind, DynamoDbInventory, WorkloadBinding
+from rescind.inventory import CloudResourceKind, DynamoDbInventory
 from rescind.inventory.dynamodb import credential_sk
-from rescind.models import (
-    AppRoleSecretIdRef,
-    CredentialRef,
-    IamAccessKeyRef,
-    KvSecretRef,
-    PkiCertificateRef,
-    VaultEntityRef,
-    VaultTokenRef,
-)
+from rescind.models import CredentialRef, KvSecretRef, VaultTokenRef
 from rescind_local import create_table_from_template
+from tests.integration.inventory.test_contract import (
+    CERT,
+    ENTITY,
+    INSTANCE,
+    KEY,
+    OTHER_SPIFFE,
+    SECRET_ID,
+    SPIFFE,
+    T0,
+    TOKEN,
+)
+from tests.integration.inventory.test_contract import binding as _binding
 
 TABLE = "rescind-inventory"
-SPIFFE = "spiffe://test.rescind/ns/payments/sa/api"
-OTHER_SPIFFE = "spiffe://test.rescind/ns/billing/sa/worker"
-INSTANCE = "i-0abc1234def567890"
-T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-TOKEN = VaultTokenRef(accessor="CaTti28wsXOQA02COE2ygP2B")
-SECRET_ID = AppRoleSecretIdRef(role_name="payments", accessor="0c1b2f9e-1111-2222-3333-444455556666")
-CERT = PkiCertificateRef(serial="1F:0A:33:44")
-ENTITY = VaultEntityRef(entity_id="0c1b2f9e-aaaa-bbbb-cccc-ddddeeeeffff")
-KEY = IamAccessKeyRef(account_id="123456789012", user_name="deployer", access_key_id="AKIA" + "A" * 16)
 
 
 @pytest.fixture
@@ -44,17 +40,6 @@ def client(aws: None) -> object:
 @pytest.fixture
 def inventory(client: object) -> DynamoDbInventory:
     return DynamoDbInventory(TABLE, client)  # type: ignore[arg-type]
-
-
-def _binding(cloud_id: str = INSTANCE, workload_id: str = SPIFFE, seen_at: datetime = T0) -> WorkloadBinding:
-    return WorkloadBinding(
-        cloud_id=cloud_id,
-        kind=CloudResourceKind.EC2_INSTANCE,
-        workload_id=workload_id,
-        account_id="123456789012",
-        region="us-east-1",
-        seen_at=seen_at,
-    )
 
 
 def _item_count(client: object) -> int:
@@ -81,28 +66,6 @@ def test_a_binding_is_found_by_cloud_id_and_binding_twice_is_one_item(
     assert inventory.resources_of(SPIFFE) == [found]
 
 
-def test_an_unknown_cloud_id_has_no_workload(inventory: DynamoDbInventory) -> None:
-    assert inventory.workload_for("i-00000000000000000") is None
-    assert inventory.bindings() == []
-
-
-def test_a_newer_binding_wins_and_a_late_older_one_does_not_undo_it(inventory: DynamoDbInventory) -> None:
-    # Given a function ARN bound to one workload, then (recreated) to another, seen later
-    arn = "arn:aws:lambda:us-east-1:123456789012:function:api"
-    inventory.bind(_binding(arn, SPIFFE, T0))
-    inventory.bind(_binding(arn, OTHER_SPIFFE, T0 + timedelta(hours=1)))
-
-    # When a sweep that started before finishes late with the old view
-    inventory.bind(_binding(arn, SPIFFE, T0 + timedelta(minutes=30)))
-
-    # Then the newest binding is kept, and the workload index follows it
-    found = inventory.workload_for(arn)
-    assert found is not None
-    assert found.workload_id == OTHER_SPIFFE
-    assert inventory.resources_of(SPIFFE) == []
-    assert [binding.cloud_id for binding in inventory.resources_of(OTHER_SPIFFE)] == [arn]
-
-
 def test_credentials_are_recorded_once_each_and_read_back_as_references(
     inventory: DynamoDbInventory, client: object
 ) -> None:
@@ -126,16 +89,6 @@ def test_credentials_are_recorded_once_each_and_read_back_as_references(
     assert CERT in inventory.credentials_of(SPIFFE)
     # another workload's credentials are its own
     assert inventory.credentials_of(OTHER_SPIFFE) == []
-
-
-def test_bindings_and_credentials_do_not_mix(inventory: DynamoDbInventory) -> None:
-    # Given a workload with a binding and credentials
-    inventory.bind(_binding())
-    inventory.record_credentials(SPIFFE, [TOKEN])
-
-    # Then the credential is not a binding, and the binding is not a credential
-    assert [binding.cloud_id for binding in inventory.bindings()] == [INSTANCE]
-    assert inventory.credentials_of(SPIFFE) == [TOKEN]
 
 
 def test_a_reference_too_long_for_a_sort_key_is_stored_under_its_hash(inventory: DynamoDbInventory) -> None:

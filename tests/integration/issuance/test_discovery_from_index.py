@@ -22,7 +22,8 @@ from rescind.ledger.types import Trigger
 from rescind.models import ActionKind, CredentialKind
 from rescind.models.refs import format_ref
 from rescind.offboarding.plan import build_offboarding_plan
-from rescind.offboarding.types import GuardDecision, OffboardingRequest, offboarding_execution_name
+from rescind.offboarding.types import offboarding_execution_name
+from rescind.response.types import GuardDecision, ResponseRequest
 from rescind_local import LocalOpenBao
 from tests.integration.issuance.test_audit_index import (
     WORKLOAD,
@@ -37,9 +38,9 @@ from tests.integration.issuance.test_audit_index import (
 SCOPE = DiscoveryScope(pki_mounts=("pki",), approle_mounts=("approle",), kv_mounts=())
 
 
-def request() -> OffboardingRequest:
+def request() -> ResponseRequest:
     event_id = str(uuid.uuid4())
-    return OffboardingRequest(
+    return ResponseRequest(
         incident_id=offboarding_execution_name(WORKLOAD, event_id),
         workload_id=WORKLOAD,
         reason="workload terminated",

@@ -28,7 +28,8 @@ from typer.testing import CliRunner
 
 from rescind.ledger import DynamoDbLedger, IncidentStatus, Trigger
 from rescind.models import Outcome
-from rescind.offboarding.types import OffboardingRequest, offboarding_execution_name
+from rescind.offboarding.types import offboarding_execution_name
+from rescind.response.types import ResponseRequest
 from rescind_cli.local import local_app, stop_local_stack
 from rescind_local.daemon import EXIT_ALREADY_RUNNING
 from rescind_local.seed import prepare_vault, seed_workload
@@ -81,9 +82,9 @@ def wait_until_gone(pid: int, timeout: float = 10.0) -> bool:
     return True
 
 
-def offboarding_request(spiffe_id: str) -> OffboardingRequest:
+def offboarding_request(spiffe_id: str) -> ResponseRequest:
     event_id = str(uuid.uuid4())
-    return OffboardingRequest(
+    return ResponseRequest(
         incident_id=offboarding_execution_name(spiffe_id, event_id),
         workload_id=spiffe_id,
         reason="workload terminated",

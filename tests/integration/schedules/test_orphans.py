@@ -14,7 +14,7 @@ from rescind.aws.session import AwsClientFactory
 from rescind.inventory import CloudResourceKind, DynamoDbInventory, WorkloadBinding
 from rescind.models import KvSecretRef, VaultTokenRef
 from rescind.models.results import utc_now
-from rescind.offboarding.types import OffboardingRequest
+from rescind.response.types import ResponseRequest
 from rescind.schedules.orphans import run_orphan_sweep
 from rescind.schedules.policy import SchedulePolicy
 from rescind.schedules.types import ChangeStatus, SweepName, SweepReport, SweepRequest
@@ -146,7 +146,7 @@ def test_terminated_instance_is_offboarded_once_healthy_and_protected_untouched(
     executions = estate.executions()
     assert len(executions) == 1
     described = estate.sfn.describe_execution(executionArn=executions[0]["executionArn"])
-    request = OffboardingRequest.model_validate_json(described["input"])
+    request = ResponseRequest.model_validate_json(described["input"])
     assert request.workload_id == ORPHAN
     assert request.incident_id == executions[0]["name"]
     assert request.trigger.source == "rescind.schedules"

@@ -25,7 +25,7 @@ from rescind.leaks.plan import build_leak_plan
 from rescind.ledger import Trigger
 from rescind.models import Action, ActionKind, Outcome, VaultTokenRef
 from rescind.offboarding.plan import build_offboarding_plan
-from rescind.offboarding.types import GuardDecision, OffboardingRequest
+from rescind.response.types import GuardDecision, ResponseRequest
 from rescind.vault.tokens import find_possible_child_tokens, lookup_token_by_accessor
 from rescind_local import LocalOpenBao
 from tests.conftest import BackendCalls
@@ -81,8 +81,8 @@ def create_child(openbao: LocalOpenBao, parent: Token, **options: object) -> Tok
     return Token(auth["client_token"], auth["accessor"])
 
 
-def named_request(*tokens: Token) -> OffboardingRequest:
-    return OffboardingRequest(
+def named_request(*tokens: Token) -> ResponseRequest:
+    return ResponseRequest(
         incident_id=f"manual-child-{tokens[0].accessor[:8]}",
         workload_id=WORKLOAD,
         reason="child tokens",

@@ -36,7 +36,7 @@ from rescind.models import (
 )
 from rescind.offboarding.manual import build_manual_request
 from rescind.offboarding.plan import build_offboarding_plan
-from rescind.offboarding.types import GuardDecision, OffboardingRequest
+from rescind.response.types import GuardDecision, ResponseRequest
 from rescind_local import LocalOpenBao
 from tests.integration.cli.test_direct import Direct
 from tests.postgres import PostgresServer, postgres_server
@@ -172,7 +172,7 @@ def test_a_dynamic_credentials_lease_is_revoked_and_its_user_dropped(
     assert not postgres_server.can_log_in(user, password)
 
 
-def _request(root: DatabaseRootRef, *, manual: bool) -> OffboardingRequest:
+def _request(root: DatabaseRootRef, *, manual: bool) -> ResponseRequest:
     if manual:
         return build_manual_request(
             workload_id=None,
@@ -183,7 +183,7 @@ def _request(root: DatabaseRootRef, *, manual: bool) -> OffboardingRequest:
             dry_run=False,
         )
     trigger = Trigger(source="github.secret_scanning", detail_type="Secret Leaked", event_id="e-1")
-    return OffboardingRequest(
+    return ResponseRequest(
         incident_id="leak-root-1",
         workload_id="spiffe://example.org/db",
         reason="leak",

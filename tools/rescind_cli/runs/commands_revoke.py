@@ -45,7 +45,7 @@ from rescind_cli.runs.subject import build_request, parse_subject
 from rescind_cli.targets import Target
 
 if TYPE_CHECKING:
-    from rescind.offboarding.types import OffboardingRequest
+    from rescind.response.types import ResponseRequest
 
 
 def plan_command(
@@ -173,7 +173,7 @@ def revoke_command(
 
 def finish_direct_run(
     target: DirectTarget,
-    request: OffboardingRequest,
+    request: ResponseRequest,
     document: dict[str, Any],
     *,
     approved_by: str | None,

@@ -12,7 +12,7 @@ from rescind_cli.targets import Target
 if TYPE_CHECKING:
     from rescind.inventory.base import Inventory
     from rescind.models import CredentialRef
-    from rescind.offboarding.types import OffboardingPlan, OffboardingRequest
+    from rescind.response.types import ResponsePlan, ResponseRequest
 
 
 class _ReadOnlyInventory:
@@ -40,7 +40,7 @@ class _ReadOnlyInventory:
         return self._inventory.resources_of(workload_id)
 
 
-def plan_for(target: Target, request: OffboardingRequest) -> OffboardingPlan:
+def plan_for(target: Target, request: ResponseRequest) -> ResponsePlan:
     """The plan and the guard's decision, exactly as the plan task will make them. Reads only."""
     from rescind.offboarding.plan import build_offboarding_plan
 
@@ -56,7 +56,7 @@ def plan_for(target: Target, request: OffboardingRequest) -> OffboardingPlan:
     return planned
 
 
-def plan_document(planned: OffboardingPlan, subject: Subject, cap: int) -> dict[str, Any]:
+def plan_document(planned: ResponsePlan, subject: Subject, cap: int) -> dict[str, Any]:
     from rescind.models.refs import format_ref
 
     ordered = [("contain", action) for action in planned.containment] + [("revoke", a) for a in planned.actions]
@@ -84,8 +84,8 @@ def plan_document(planned: OffboardingPlan, subject: Subject, cap: int) -> dict[
     }
 
 
-def refuse_if_nothing_to_do(planned: OffboardingPlan, subject: Subject, document: dict[str, Any]) -> None:
-    from rescind.offboarding.types import GuardDecision
+def refuse_if_nothing_to_do(planned: ResponsePlan, subject: Subject, document: dict[str, Any]) -> None:
+    from rescind.response.types import GuardDecision
 
     if planned.decision is GuardDecision.NOTHING_TO_DO:
         where = (
@@ -98,7 +98,7 @@ def refuse_if_nothing_to_do(planned: OffboardingPlan, subject: Subject, document
         raise CommandFailed(f"refused by the guard: {planned.decision_reason}; nothing was started", plan=document)
 
 
-def checked_plan(target: Target, request: OffboardingRequest, subject: Subject) -> dict[str, Any]:
+def checked_plan(target: Target, request: ResponseRequest, subject: Subject) -> dict[str, Any]:
     """The plan's document, once the guard has said there is something to do and it may be done."""
     planned = plan_for(target, request)
     document = plan_document(planned, subject, target.guard_policy().blast_radius_cap)

@@ -11,7 +11,7 @@ from rescind.exceptions import InvalidInput
 
 if TYPE_CHECKING:
     from rescind.models import CredentialRef
-    from rescind.offboarding.types import OffboardingRequest
+    from rescind.response.types import ResponseRequest
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Subject:
 
 def parse_subject(workload: str | None, credentials: Sequence[str] | None) -> Subject:
     from rescind.models.refs import format_ref, parse_ref
-    from rescind.offboarding.types import workload_id_problem
+    from rescind.response.types import workload_id_problem
 
     texts = [text for text in (credentials or []) if text is not None]
     if workload and texts:
@@ -59,7 +59,7 @@ def manual_incident_id(subject: Subject, reason: str, moment: datetime) -> str:
 
 def build_request(
     subject: Subject, *, reason: str, ticket: str | None, requested_by: str, dry_run: bool
-) -> OffboardingRequest:
+) -> ResponseRequest:
     """The manual machine's input, built here for a plan preview and for direct mode (no stack). With a stack, the
     run is started by StartManualRevocationFunction, which builds it with the request's signer as requester."""
     from rescind.offboarding.manual import build_manual_request

@@ -1,4 +1,4 @@
-# rescind-verifier: VerifyOffboardingFunction.
+# rescind-verifier: VerifyResponseFunction.
 # Reads every acted-on reference back: the token and the secret-id by accessor, the entity's flag, the KV
 # secret's versions, the lease. The CRL and each certificate are unauthenticated reads.
 

@@ -39,7 +39,7 @@ def load_github_token(secret_arn: str) -> str:
 
 def validate_repository(repository: str) -> tuple[str, str]:
     """`owner/name` split in two, or InvalidInput when it is not a GitHub repository name."""
-    if not isinstance(repository, str) or not _REPOSITORY.fullmatch(repository):
+    if not isinstance(repository, str) or len(repository) > 201 or not _REPOSITORY.fullmatch(repository):
         raise InvalidInput("repository must be owner/name (letters, digits, '.', '_', '-')")
     owner, name = repository.split("/")
     if owner in (".", "..") or name in (".", ".."):

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rescind.exceptions import InvalidInput
+from rescind.leaks.types import GITHUB_REPOSITORY_PATTERN
 from rescind.models.results import utc_now
 from rescind.validation import describe_validation_error
 
@@ -47,7 +48,7 @@ _DELIVERY_ID = re.compile(r"^[A-Za-z0-9-]{1,100}$")
 _EVENT_NAME = re.compile(r"^[a-z_]{1,64}$")
 # The leak responder's parser (rescind.leaks.triggers.GitHubAlertDetail) accepts exactly these.
 _SECRET_TYPE = r"^[a-z0-9_]{1,100}$"  # noqa: S105 - a pattern
-REPOSITORY_PATTERN = r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$"
+REPOSITORY_PATTERN = GITHUB_REPOSITORY_PATTERN
 
 # --- rejections -----------------------------------------------------------------------------------------------
 
@@ -103,7 +104,7 @@ class GitHubAlertNotice(BaseModel):
     secret_type: Annotated[str, Field(pattern=_SECRET_TYPE)]
     secret_type_display_name: Annotated[str, Field(max_length=200)] | None = None
     html_url: Annotated[str, Field(pattern=r"^https?://[^\s]{1,1990}$")] | None = None
-    repository: Annotated[str, Field(pattern=REPOSITORY_PATTERN)]
+    repository: Annotated[str, Field(pattern=REPOSITORY_PATTERN, max_length=201)]
     # The alert's creation time; the receipt time when GitHub left it out (its `reopened` example does).
     created_at: AwareDatetime
     received_at: AwareDatetime

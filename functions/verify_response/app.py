@@ -1,4 +1,5 @@
-"""Offboarding task: read back every target of the plan and list what is still alive."""
+"""Response task (offboarding, leak response, manual revocation): read back every target of the plan and list what
+is still alive."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.engine.verification import verify_actions
 from rescind.observability import add_count, logger, observed_handler
-from rescind.offboarding.types import OffboardingPlan
+from rescind.response.types import ResponsePlan
 from rescind.runtime import get_discovery_scope, get_engine, get_settings
 from rescind.validation import parse_model
 
@@ -17,10 +18,10 @@ get_settings()
 
 @observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    plan = parse_model(OffboardingPlan, event, what="offboarding plan")
+    plan = parse_model(ResponsePlan, event, what="response plan")
     report = verify_actions(get_engine(), [*plan.containment, *plan.actions], scope=get_discovery_scope())
     logger.info(
-        "offboarding verified",
+        "response verified",
         extra={
             "incident_id": plan.incident_id,
             "verified": len(report.verified),

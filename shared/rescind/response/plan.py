@@ -1,0 +1,122 @@
+"""The guard and the plan task's output, shared by every run: offboarding, leak response, manual revocation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rescind.guard import GuardPolicy, database_roots_rotated, exceeds_cap, find_guarded_child_tokens, find_holds
+from rescind.ledger.base import Ledger
+from rescind.models import ActionKind, CredentialRef, Plan
+from rescind.response.types import GuardDecision, ResponsePlan, ResponseRequest
+
+if TYPE_CHECKING:
+    import hvac
+
+    from rescind.aws.session import AwsClientFactory
+
+
+def is_manual_run(request: ResponseRequest) -> bool:
+    """A run a person started with `rescind revoke` (its requester is the signer, never the body)."""
+    from rescind.offboarding.manual import MANUAL_SOURCE
+
+    return request.trigger.source == MANUAL_SOURCE and request.trigger.requested_by is not None
+
+
+def guard_decision(
+    plan: Plan,
+    refs: Sequence[CredentialRef],
+    *,
+    refused: str | None,
+    nothing_to_do: str,
+    vault: hvac.Client,
+    aws: AwsClientFactory | None,
+    policy: GuardPolicy,
+    refuse_guarded_child_tokens: bool = True,
+    manual_run: bool = False,
+) -> tuple[GuardDecision, str]:
+    """The guard, in its order: a refusal already known (a protected workload), a database root rotation outside
+    a manual run, holds, guarded tokens a token revocation would end with it, nothing to do, a dry run, a database
+    root rotation (always approved by a person), the blast-radius cap. Every flow's plan task decides through this
+    one function.
+
+    A leak passes `refuse_guarded_child_tokens=False`: the tree under a leaked token is the attacker's to make,
+    hold markers included, so it dies with the token and each token that died is recorded with the action."""
+    if refused is not None:
+        return GuardDecision.REFUSE, refused
+    roots = [f"{root.mount}/rotate-root/{root.connection}" for root in database_roots_rotated(plan)]
+    if roots and not manual_run:
+        return GuardDecision.REFUSE, (
+            f"rotating a database root credential ({', '.join(roots[:10])}) is never automated: only Vault would "
+            "know the password; ask for it by name in a manual run (rescind revoke --credential vault-db-root:...), "
+            "which waits for approval"
+        )
+    holds = find_holds(vault, aws, list(refs))
+    if holds:
+        return GuardDecision.REFUSE, "on hold: " + "; ".join(f"{hold.target} ({hold.marker})" for hold in holds[:10])
+    if refuse_guarded_child_tokens:
+        guarded = find_guarded_child_tokens(vault, refs, policy)
+        if guarded:
+            return GuardDecision.REFUSE, "revoking would end guarded tokens with their parent: " + "; ".join(
+                child.describe() for child in guarded[:10]
+            )
+    if not plan.actions:
+        return GuardDecision.NOTHING_TO_DO, nothing_to_do
+    if plan.dry_run:
+        return GuardDecision.DRY_RUN, "dry run: the plan is recorded and nothing is called"
+    if roots:
+        return (
+            GuardDecision.NEEDS_APPROVAL,
+            f"a plan that rotates a database root credential waits for approval: {', '.join(roots[:10])}",
+        )
+    if exceeds_cap(plan, policy):
+        return (
+            GuardDecision.NEEDS_APPROVAL,
+            f"{len(plan.actions)} actions exceed the blast-radius cap of {policy.blast_radius_cap}",
+        )
+    return GuardDecision.PROCEED, "within policy"
+
+
+def split_guarded_plan(request: ResponseRequest, plan: Plan, decision: GuardDecision, why: str) -> ResponsePlan:
+    """The plan task's output: the decision, and the actions split into containment (reversible) and the rest."""
+    return ResponsePlan(
+        incident_id=request.incident_id,
+        workload_id=request.workload_id,
+        decision=decision,
+        decision_reason=why[:1000],
+        containment=tuple(action for action in plan.actions if action.kind is ActionKind.DISABLE),
+        actions=tuple(action for action in plan.actions if action.kind is not ActionKind.DISABLE),
+        counts_by_kind=plan.counts_by_kind,
+    )
+
+
+def recorded_plan(ledger: Ledger, incident_id: str) -> Plan | None:
+    """The plan an earlier run of this incident recorded, or None for a new incident."""
+    incident = ledger.read_incident(incident_id).incident
+    return incident.plan if incident is not None else None
+
+
+def guard_recorded_plan(
+    request: ResponseRequest,
+    plan: Plan,
+    *,
+    refused: str | None,
+    vault: hvac.Client,
+    aws: AwsClientFactory | None,
+    policy: GuardPolicy,
+) -> ResponsePlan:
+    """A resumed run: the recorded plan again, not a new discovery, so what the first run ended is acted on (and
+    comes back already absent or applied, with its read-back) and the incident keeps one plan. The guard runs
+    again: a hold or a protection added since still stops it."""
+    refs = list({action.target.key: action.target for action in plan.actions}.values())
+    decision, why = guard_decision(
+        plan,
+        refs,
+        refused=refused,
+        nothing_to_do="the recorded plan has no action",
+        vault=vault,
+        aws=aws,
+        policy=policy,
+        manual_run=is_manual_run(request),
+    )
+    return split_guarded_plan(request, plan, decision, f"resumed from the recorded plan; {why}")
