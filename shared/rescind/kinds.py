@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from rescind.leaks.types import LeakAlert, LocatedLeak, SecretType, Unlocated
     from rescind.rotation.contract import RotationHookInvoker
     from rescind.schedules.policy import SchedulePolicy
-    from rescind.vault.kv_rotation import SecretValueHook
+    from rescind.vault.kv_rotation_state import SecretValueHook
 
 RefT = TypeVar("RefT")
 

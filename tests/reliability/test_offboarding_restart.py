@@ -27,12 +27,11 @@ from rescind.rotation.contract import declaration_from
 from rescind.vault.kv_rotation import (
     check_pending_value,
     create_pending_value,
-    fingerprint,
     finish_rotation,
     rotate_kv_secret,
     set_pending_value,
-    verify_kv_rotation,
 )
+from rescind.vault.kv_rotation_state import fingerprint, verify_kv_rotation
 from rescind.vault.pki import fetch_revoked_serials
 from rescind_local import LOCAL_ACCOUNT_ID, LocalOpenBao, local_aws
 from rescind_local.seed import (

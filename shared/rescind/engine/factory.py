@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
     from rescind.aws.session import AwsClientFactory
     from rescind.rotation.contract import RotationHookInvoker
-    from rescind.vault.kv_rotation import SecretValueHook
+    from rescind.vault.kv_rotation_state import SecretValueHook
 
 
 def build_engine(

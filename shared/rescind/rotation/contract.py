@@ -19,7 +19,12 @@ event carries no value: the hook reads the pending value itself (KV: the staging
 Manager: the version staged AWSPENDING).
 
 A secret without fields or without a hook is never written: its rotation "needs an owner" (see
-`needs_owner_detail`), and the run goes on with everything else.
+`needs_owner_detail`), and the run goes on with everything else. A declaration that is there but malformed (an
+unknown generator, a field name that is not one, a field the secret does not hold, a hook that is neither a Lambda
+ARN nor `none`) is refused for that secret alone (`refused_detail`), also without writing anything.
+
+On a Secrets Manager secret the same declaration is made with tags (TAG_OF_KEY): `rescind:rotate`,
+`rescind:generator`, `rescind:rotation-hook`, `rescind:rotation-master`.
 """
 
 from __future__ import annotations
@@ -42,6 +47,13 @@ ROTATE_FIELDS_KEY = "rescind_rotate"
 GENERATOR_KEY = "rescind_generator"
 HOOK_KEY = "rescind_rotation_hook"
 MASTER_SECRET_KEY = "rescind_rotation_master"  # noqa: S105 - a metadata key
+# The same declaration on a Secrets Manager secret, as tags in AWS's `rescind:` style.
+TAG_OF_KEY = {
+    ROTATE_FIELDS_KEY: "rescind:rotate",
+    GENERATOR_KEY: "rescind:generator",
+    HOOK_KEY: "rescind:rotation-hook",
+    MASTER_SECRET_KEY: "rescind:rotation-master",
+}
 NO_EXTERNAL_SYSTEM = "none"  # rescind_rotation_hook=none: nothing but the secret's readers checks the value
 VAULT_SECRET_ID_PREFIX = "vault:"  # noqa: S105 - a prefix
 
@@ -90,8 +102,19 @@ class RotationDeclaration:
         return {**current, **{name: generate() for name in self.fields}}
 
 
-def needs_owner_detail(where: str) -> str:
-    return f"rotation needs an owner: declare {ROTATE_FIELDS_KEY} and {HOOK_KEY} on {where}; nothing was written"
+def needs_owner_detail(where: str, *, tags: bool = False) -> str:
+    fields, hook = (TAG_OF_KEY[ROTATE_FIELDS_KEY], TAG_OF_KEY[HOOK_KEY]) if tags else (ROTATE_FIELDS_KEY, HOOK_KEY)
+    return f"rotation needs an owner: declare {fields} and {hook} on {where}; nothing was written"
+
+
+def refused_detail(where: str, problem: InvalidInput) -> str:
+    """A malformed declaration, refused for this secret only: what is wrong, and that nothing was written."""
+    return f"rotation declaration refused: {problem}; nothing was written to {where}"
+
+
+def settings_from_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """A Secrets Manager secret's `rescind:` tags as the declaration's keys (`declaration_from` reads them)."""
+    return {key: tags[tag] for key, tag in TAG_OF_KEY.items() if tag in tags}
 
 
 def declaration_from(settings: Mapping[str, str], where: str) -> RotationDeclaration | None:
@@ -134,6 +157,11 @@ def parse_secret_object(text: str | None, where: str) -> dict[str, Any]:
 
 class RotationHookFailed(ActionFailed):
     """The rotation hook refused a step (its setSecret or testSecret raised): the current value is untouched."""
+
+
+class RotationAbandoned(ActionFailed):
+    """A writer made a new current value between create and finish: the pending value was dropped and nothing was
+    overwritten. Not "rotated": the value the writer made is current, and the hook may have set the dropped one."""
 
 
 def hook_event(step: HookStep, secret_id: str, token: str) -> dict[str, str]:

@@ -17,9 +17,10 @@ the layer. Errors name the SQLSTATE and PostgreSQL's message, never a value.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rescind.exceptions import InvalidInput
 from rescind.models import KvSecretRef
@@ -29,6 +30,7 @@ from rescind.rotation.contract import (
     HookStep,
     RotationHookFailed,
     parse_secret_object,
+    settings_from_tags,
 )
 
 if TYPE_CHECKING:
@@ -36,7 +38,6 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
 _LOGIN_FAILED = {"28P01", "28000"}  # invalid_password, invalid_authorization_specification
-CONNECT_TIMEOUT_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def _kv_ref(secret_id: str) -> KvSecretRef:
 
 def read_kv_values(vault: hvac.Client, secret_id: str, token: str) -> RotationValues:
     """The KV secret's current value and the pending one at its staging path, checked to be this rotation's."""
-    from rescind.vault.kv_rotation import ROTATION_ID_KEY, staging_ref
+    from rescind.vault.kv_rotation_state import ROTATION_ID_KEY, staging_ref
     from rescind.vault.kv_store import read_secret_metadata, read_secret_version, where
 
     ref = _kv_ref(secret_id)
@@ -86,13 +87,15 @@ def read_kv_values(vault: hvac.Client, secret_id: str, token: str) -> RotationVa
 
 
 def read_secrets_manager_values(sm: SecretsManagerClient, arn: str, token: str) -> RotationValues:
-    """AWSCURRENT and the version `token` (which must be AWSPENDING), and the master secret's AWSCURRENT."""
+    """AWSCURRENT and the version `token` (which must be AWSPENDING), and the master secret's AWSCURRENT (the tag
+    `rescind:rotation-master`)."""
     current = sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")
     pending = sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
     tags = {tag.get("Key", ""): tag.get("Value", "") for tag in sm.describe_secret(SecretId=arn).get("Tags", [])}
+    master_arn = settings_from_tags(tags).get(MASTER_SECRET_KEY)
     master = None
-    if tags.get(MASTER_SECRET_KEY):
-        answer = sm.get_secret_value(SecretId=tags[MASTER_SECRET_KEY], VersionStage="AWSCURRENT")
+    if master_arn:
+        answer = sm.get_secret_value(SecretId=master_arn, VersionStage="AWSCURRENT")
         master = parse_secret_object(answer.get("SecretString"), "the master secret")
     return RotationValues(
         current=parse_secret_object(current.get("SecretString"), arn),
@@ -111,17 +114,25 @@ def _field(value: Mapping[str, Any], name: str) -> str:
     return str(found)
 
 
-def _connect(value: Mapping[str, Any], user: str, password: str) -> Any:
-    import pg8000.native
+@dataclass(frozen=True)
+class PostgresConnection:
+    """How the hook reaches PostgreSQL (RotationHookSettings): TLS verified or not, and the connect timeout."""
 
-    return pg8000.native.Connection(
-        user,
-        password=password,
-        host=_field(value, "host"),
-        port=int(value.get("port") or 5432),
-        database=str(value.get("dbname") or "postgres"),
-        timeout=CONNECT_TIMEOUT_SECONDS,
-    )
+    tls: Literal["verify-full", "disable"] = "verify-full"
+    timeout_seconds: int = 10
+
+    def connect(self, value: Mapping[str, Any], user: str, password: str) -> Any:
+        import pg8000.native
+
+        return pg8000.native.Connection(
+            user,
+            password=password,
+            host=_field(value, "host"),
+            port=int(value.get("port") or 5432),
+            database=str(value.get("dbname") or "postgres"),
+            timeout=self.timeout_seconds,
+            ssl_context=ssl.create_default_context() if self.tls == "verify-full" else None,
+        )
 
 
 def _sqlstate(error: Exception) -> tuple[str, str]:
@@ -129,11 +140,11 @@ def _sqlstate(error: Exception) -> tuple[str, str]:
     return str(details.get("C", "?")), str(details.get("M", type(error).__name__))[:200]
 
 
-def _logs_in(value: Mapping[str, Any], user: str, password: str) -> bool:
+def _logs_in(postgres: PostgresConnection, value: Mapping[str, Any], user: str, password: str) -> bool:
     import pg8000.exceptions
 
     try:
-        connection = _connect(value, user, password)
+        connection = postgres.connect(value, user, password)
     except pg8000.exceptions.DatabaseError as error:
         if _sqlstate(error)[0] in _LOGIN_FAILED:
             return False
@@ -145,16 +156,16 @@ def _logs_in(value: Mapping[str, Any], user: str, password: str) -> bool:
     return True
 
 
-def set_postgres_password(values: RotationValues) -> str:
+def set_postgres_password(postgres: PostgresConnection, values: RotationValues) -> str:
     """setSecret: make PostgreSQL accept the pending password for the secret's user. Idempotent."""
     from pg8000.native import identifier, literal
 
     user = _field(values.pending, "username")
     pending_password = _field(values.pending, "password")
-    if _logs_in(values.pending, user, pending_password):
+    if _logs_in(postgres, values.pending, user, pending_password):
         return f"role {user} already accepts the pending password"
     admin = values.master if values.master is not None else values.current
-    connection = _connect(values.pending, _field(admin, "username"), _field(admin, "password"))
+    connection = postgres.connect(values.pending, _field(admin, "username"), _field(admin, "password"))
     try:
         connection.run(f"ALTER ROLE {identifier(user)} WITH PASSWORD {literal(pending_password)}")
     finally:
@@ -162,10 +173,10 @@ def set_postgres_password(values: RotationValues) -> str:
     return f"set the pending password of role {user}"
 
 
-def check_postgres_password(values: RotationValues) -> str:
+def check_postgres_password(postgres: PostgresConnection, values: RotationValues) -> str:
     """testSecret: the pending password logs in."""
     user = _field(values.pending, "username")
-    if not _logs_in(values.pending, user, _field(values.pending, "password")):
+    if not _logs_in(postgres, values.pending, user, _field(values.pending, "password")):
         raise RotationHookFailed(f"role {user} does not log in with the pending password")
     return f"role {user} logs in with the pending password"
 
@@ -174,7 +185,8 @@ def handle_rotation_event(
     event: Mapping[str, Any],
     *,
     vault: Callable[[], hvac.Client],
-    secretsmanager: Callable[[str], SecretsManagerClient],
+    secretsmanager: Callable[[], SecretsManagerClient],
+    postgres: PostgresConnection,
 ) -> dict[str, str]:
     """The hook: one setSecret or testSecret. createSecret and finishSecret are Rescind's, so refused here."""
     import pg8000.exceptions
@@ -187,11 +199,17 @@ def handle_rotation_event(
     if secret_id.startswith(VAULT_SECRET_ID_PREFIX):
         values = read_kv_values(vault(), secret_id, token)
     elif secret_id.startswith("arn:") and ":secretsmanager:" in secret_id:
-        values = read_secrets_manager_values(secretsmanager(secret_id.split(":")[3]), secret_id, token)
+        client = secretsmanager()
+        if secret_id.split(":")[3] != client.meta.region_name:
+            region = client.meta.region_name
+            raise InvalidInput(
+                f"this hook rotates secrets of {region} only, as Secrets Manager's rotation functions do"
+            )
+        values = read_secrets_manager_values(client, secret_id, token)
     else:
         raise InvalidInput("SecretId must be vault:<mount>/<path> or a Secrets Manager ARN")
     try:
-        done = set_postgres_password(values) if step == HookStep.SET else check_postgres_password(values)
+        done = (set_postgres_password if step == HookStep.SET else check_postgres_password)(postgres, values)
     except pg8000.exceptions.DatabaseError as error:
         code, message = _sqlstate(error)
         raise RotationHookFailed(f"{step} of {secret_id}: PostgreSQL refused (SQLSTATE {code}): {message}") from None

@@ -19,12 +19,8 @@ from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, Inve
 from rescind.leaks.types import LocatedLeak, SecretType, Unlocated
 from rescind.models import Action, ActionKind, CredentialKind, KvSecretRef
 from rescind.models.refs import format_ref
-from rescind.vault.kv_rotation import (
-    SecretValueHook,
-    rotate_kv_secret,
-    rotation_id_for,
-    verify_kv_rotation,
-)
+from rescind.vault.kv_rotation import rotate_kv_secret
+from rescind.vault.kv_rotation_state import SecretValueHook, rotation_id_for, verify_kv_rotation
 from rescind.vault.kv_store import checked_folder, iter_kv_paths, read_secret_metadata
 
 if TYPE_CHECKING:

@@ -37,33 +37,46 @@ Values stay in-process: they are never returned, logged, put in an exception or 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any
 
 import hvac
 
 from rescind.exceptions import ActionFailed, InvalidInput
-from rescind.models import Action, ActionParams, ActOutcome, Evidence, KvSecretRef, PreviousVersions
+from rescind.models import ActionParams, ActOutcome, KvSecretRef
 from rescind.rotation.contract import (
     HOOK_KEY,
     NO_EXTERNAL_SYSTEM,
-    VAULT_SECRET_ID_PREFIX,
     HookStep,
+    RotationAbandoned,
     RotationDeclaration,
     RotationHookFailed,
     RotationHookInvoker,
     declaration_from,
     hook_event,
     needs_owner_detail,
+    refused_detail,
+)
+from rescind.vault.kv_rotation_state import (
+    BASE_VERSION_KEY,
+    PENDING_VERSION_KEY,
+    ROTATED_AT_KEY,
+    ROTATED_VERSION_KEY,
+    ROTATION_ID_KEY,
+    ROTATION_STEP_KEY,
+    RotationState,
+    RotationStatus,
+    RotationStep,
+    SecretValueHook,
+    StepResult,
+    check_rotation_id,
+    fingerprint,
+    rotation_of,
+    secret_id_of,
+    staging_ref,
+    versions_to_destroy,
 )
 from rescind.vault.kv_store import (
-    STAGING_FOLDER,
+    CheckAndSetMismatch,
     SecretMetadata,
     delete_secret,
     destroy_versions,
@@ -73,118 +86,6 @@ from rescind.vault.kv_store import (
     where,
     write_secret,
 )
-
-ROTATION_ID_KEY = "rescind_rotation_id"
-ROTATION_STEP_KEY = "rescind_rotation_step"
-BASE_VERSION_KEY = "rescind_base_version"
-PENDING_VERSION_KEY = "rescind_pending_version"
-ROTATED_VERSION_KEY = "rescind_rotated_version"
-ROTATED_AT_KEY = "rescind_rotated_at"
-
-_ROTATION_ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
-
-# Receives (ref, version, value) in-process: the on_new_value callback (the fingerprint index).
-SecretValueHook = Callable[[KvSecretRef, int, Mapping[str, Any]], None]
-
-
-def fingerprint(value: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of a value: compared in memory, never logged or returned."""
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def staging_ref(ref: KvSecretRef) -> KvSecretRef:
-    """Where the pending value of `ref` is staged: `<mount>/_rescind-pending/<path>`."""
-    return KvSecretRef(mount=ref.mount, path=f"{STAGING_FOLDER}/{ref.path}")
-
-
-def secret_id_of(ref: KvSecretRef) -> str:
-    """The hook event's SecretId for a KV secret: `vault:<mount>/<path>`."""
-    return f"{VAULT_SECRET_ID_PREFIX}{ref.mount}/{ref.path}"
-
-
-class RotationStep(StrEnum):
-    CREATING = "creating"  # the staging write may or may not have happened
-    CREATED = "created"
-    SET = "set"
-    TESTED = "tested"
-    FINISHING = "finishing"  # the finish write may or may not have happened
-    FINISHED = "finished"
-
-    @property
-    def rank(self) -> int:
-        return list(RotationStep).index(self)
-
-
-class RotationStatus(StrEnum):
-    IN_PROGRESS = "in_progress"
-    FINISHED = "finished"
-    ABSENT = "absent"  # no secret at the path
-    NOTHING_TO_ROTATE = "nothing_to_rotate"  # the current version is deleted, destroyed or empty
-
-
-@dataclass(frozen=True)
-class RotationState:
-    rotation_id: str | None
-    step: RotationStep | None
-    base_version: int | None
-    rotated_version: int | None
-
-    @classmethod
-    def from_custom_metadata(cls, custom: Mapping[str, str]) -> RotationState:
-        step = custom.get(ROTATION_STEP_KEY)
-        return cls(
-            rotation_id=custom.get(ROTATION_ID_KEY) or None,
-            step=RotationStep(step) if step in set(RotationStep) else None,
-            base_version=_as_version(custom.get(BASE_VERSION_KEY)),
-            rotated_version=_as_version(custom.get(ROTATED_VERSION_KEY)),
-        )
-
-
-def rotation_of(metadata: SecretMetadata) -> RotationState:
-    """The rotation recorded in the secret's custom_metadata."""
-    return RotationState.from_custom_metadata(metadata.custom_metadata)
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """What one rotation step did."""
-
-    status: RotationStatus
-    version: int | None = None
-    changed: bool = False
-    detail: str = ""
-
-
-def _as_version(text: str | None) -> int | None:
-    if text is None or not text.isdigit():
-        return None
-    return int(text)
-
-
-def _check_rotation_id(rotation_id: str) -> None:
-    if not _ROTATION_ID_RE.fullmatch(rotation_id):
-        raise InvalidInput("rotation_id must be 1-200 characters of letters, digits, '_', '.', ':' and '-'")
-
-
-def rotation_id_for(action: Action) -> str:
-    """The idempotency key of a rotation: the action_id, which covers the run (params.run_id)."""
-    return action.action_id
-
-
-def versions_to_destroy(metadata: SecretMetadata, new_version: int, params: ActionParams) -> list[int]:
-    """Previous versions the policy destroys and that are not destroyed yet.
-
-    DESTROY: every version before the new one. KEEP: the newest `keep_versions` previous versions stay and
-    older ones are destroyed; KEEP with keep_versions=0 keeps them all (KV's max_versions prunes them).
-    """
-    previous = sorted(v for v, state in metadata.versions.items() if v < new_version and not state.destroyed)
-    if params.previous_versions is PreviousVersions.DESTROY:
-        return previous
-    if params.keep_versions == 0:
-        return []
-    return [v for v in previous if v < new_version - params.keep_versions]
-
 
 # --- the four steps ---------------------------------------------------------------------------
 
@@ -200,11 +101,13 @@ def _state_for_step(
     client: hvac.Client, ref: KvSecretRef, rotation_id: str, needs: RotationStep
 ) -> tuple[SecretMetadata, RotationState, int] | StepResult:
     """The rotation's state and base version if it has reached `needs`; a StepResult when it has finished."""
-    _check_rotation_id(rotation_id)
+    check_rotation_id(rotation_id)
     metadata = _require_metadata(client, ref)
     state = rotation_of(metadata)
     if state.rotation_id != rotation_id or state.step is None:
         raise ActionFailed(f"rotation {rotation_id} of {where(ref)} is not in progress: run its create step")
+    if state.step is RotationStep.ABANDONED:
+        raise RotationAbandoned(_abandoned_detail(ref, rotation_id))
     if state.step is RotationStep.FINISHED:
         return StepResult(
             RotationStatus.FINISHED, version=state.rotated_version, detail=f"already applied: rotation {rotation_id}"
@@ -222,7 +125,7 @@ def create_pending_value(
     Only the staging path is written; the secret applications read is not. A rerun of a crashed create writes
     the staging copy again (no hook has seen it yet).
     """
-    _check_rotation_id(rotation_id)
+    check_rotation_id(rotation_id)
     metadata = read_secret_metadata(client, ref)
     if metadata is None:
         return StepResult(RotationStatus.ABSENT, detail=f"already absent: no secret at {where(ref)}; nothing to rotate")
@@ -233,6 +136,8 @@ def create_pending_value(
             version=state.rotated_version,
             detail=f"already applied: rotation {rotation_id} created version {state.rotated_version}",
         )
+    if state.rotation_id == rotation_id and state.step is RotationStep.ABANDONED:
+        raise RotationAbandoned(_abandoned_detail(ref, rotation_id))
     if state.rotation_id == rotation_id and state.step is not None and state.step is not RotationStep.CREATING:
         return StepResult(RotationStatus.IN_PROGRESS, version=state.base_version, detail="pending value already staged")
     current = metadata.current_version
@@ -339,6 +244,49 @@ def check_pending_value(
     return _hook_step(client, ref, rotation_id, RotationStep.SET, HookStep.TEST, declaration=declaration, hooks=hooks)
 
 
+def _abandoned_detail(ref: KvSecretRef, rotation_id: str) -> str:
+    return (
+        f"rotation {rotation_id} of {where(ref)} abandoned: a writer made a new version after it was created, so "
+        "its pending value was dropped (staging copy deleted) and nothing was overwritten; if its hook had set the "
+        "pending value where it is checked, the secret's owner must reconcile the two"
+    )
+
+
+def _abandon(client: hvac.Client, ref: KvSecretRef, rotation_id: str) -> None:
+    """The finish write lost its check-and-set: drop the pending value, record it, and raise RotationAbandoned."""
+    delete_secret(client, staging_ref(ref))
+    patch_custom_metadata(
+        client, ref, {ROTATION_STEP_KEY: RotationStep.ABANDONED, BASE_VERSION_KEY: None, PENDING_VERSION_KEY: None}
+    )
+    raise RotationAbandoned(_abandoned_detail(ref, rotation_id))
+
+
+def _write_finish(client: hvac.Client, ref: KvSecretRef, rotation_id: str, state: RotationState, base: int) -> None:
+    """The staged value as version base + 1, with cas = base, once: recorded as landed (rotated_version) before
+    anything else happens, so a rerun after a crash neither writes twice nor mistakes its own version for a
+    concurrent writer's. A concurrent writer (a version after base that is not the staged value) abandons it."""
+    new_version = base + 1
+    if state.rotated_version == new_version:
+        return
+    staged = read_secret_version(client, staging_ref(ref), 0)
+    landed = staged is not None and fingerprint(read_secret_version(client, ref, new_version) or {}) == fingerprint(
+        staged
+    )
+    if not landed:
+        if not staged:
+            if _require_metadata(client, ref).current_version != base:
+                _abandon(client, ref, rotation_id)  # a crash inside an abandonment: finish it
+            raise ActionFailed(f"the pending value of {where(ref)} is gone from {where(staging_ref(ref))}")
+        try:
+            written = write_secret(client, ref, staged, cas=base)
+        except CheckAndSetMismatch:
+            _abandon(client, ref, rotation_id)
+            raise  # not reached: _abandon raises
+        if written != new_version:
+            raise ActionFailed(f"the finish write created version {written} of {where(ref)}, expected {new_version}")
+    patch_custom_metadata(client, ref, {ROTATED_VERSION_KEY: str(new_version)})
+
+
 def finish_rotation(
     client: hvac.Client,
     ref: KvSecretRef,
@@ -348,32 +296,27 @@ def finish_rotation(
     on_new_value: SecretValueHook | None = None,
 ) -> StepResult:
     """Step 4 (finishSecret): the staged value becomes the new latest version (cas = the base version), the
-    fingerprint index sees it, previous versions are destroyed per policy and the staging copy is deleted."""
+    fingerprint index sees it, previous versions are destroyed per policy and the staging copy is deleted.
+
+    A concurrent writer (a new version made since create) fails the check-and-set: the rotation is abandoned
+    (RotationAbandoned), its staging copy deleted, the writer's version left current."""
     found = _state_for_step(client, ref, rotation_id, RotationStep.TESTED)
     if isinstance(found, StepResult):
         return found
-    metadata, state, base = found
+    _metadata, state, base = found
     new_version = base + 1
-    staging = staging_ref(ref)
-    staged = read_secret_version(client, staging, 0)
-    if not staged:
-        raise ActionFailed(f"the pending value of {where(ref)} is gone from {where(staging)}")
     if state.step is RotationStep.TESTED:
         patch_custom_metadata(
             client, ref, {ROTATION_STEP_KEY: RotationStep.FINISHING, PENDING_VERSION_KEY: str(new_version)}
         )
-    landed = metadata.current_version == new_version and fingerprint(
-        read_secret_version(client, ref, new_version) or {}
-    ) == fingerprint(staged)
-    if not landed:  # the finish write has not happened (a rerun after a crash finds it if it has)
-        written = write_secret(client, ref, staged, cas=base)
-        if written != new_version:
-            raise ActionFailed(f"the finish write created version {written} of {where(ref)}, expected {new_version}")
+    _write_finish(client, ref, rotation_id, state, base)
     if on_new_value is not None:
-        on_new_value(ref, new_version, staged)
+        value = read_secret_version(client, ref, new_version)  # in-process only, for the fingerprint index
+        if value:
+            on_new_value(ref, new_version, value)
     doomed = versions_to_destroy(_require_metadata(client, ref), new_version, params)
     destroy_versions(client, ref, doomed)
-    delete_secret(client, staging)
+    delete_secret(client, staging_ref(ref))
     patch_custom_metadata(
         client,
         ref,
@@ -404,17 +347,20 @@ def rotate_kv_secret(
     on_new_value: SecretValueHook | None = None,
 ) -> ActOutcome:
     """All four steps; resumes a rotation with the same id. An undeclared secret is never written."""
-    _check_rotation_id(rotation_id)
+    check_rotation_id(rotation_id)
     metadata = read_secret_metadata(client, ref)
     if metadata is None:
         return ActOutcome(changed=False, absent=True, detail=f"already absent: no secret at {where(ref)}")
     state = rotation_of(metadata)
     if state.rotation_id == rotation_id and state.step is RotationStep.FINISHED:
         return ActOutcome(changed=False, detail=f"already applied: rotation {rotation_id} of {where(ref)}")
-    declaration = declaration_from(metadata.custom_metadata, where(ref))
-    if declaration is None:
-        return ActOutcome(changed=False, needs_owner=True, detail=needs_owner_detail(where(ref)))
-    created = create_pending_value(client, ref, rotation_id, declaration)
+    try:
+        declaration = declaration_from(metadata.custom_metadata, where(ref))
+        if declaration is None:
+            return ActOutcome(changed=False, needs_owner=True, detail=needs_owner_detail(where(ref)))
+        created = create_pending_value(client, ref, rotation_id, declaration)
+    except InvalidInput as malformed:  # this secret's declaration alone: the run goes on with everything else
+        return ActOutcome(changed=False, needs_owner=True, detail=refused_detail(where(ref), malformed))
     if created.status in (RotationStatus.ABSENT, RotationStatus.NOTHING_TO_ROTATE):
         return ActOutcome(changed=False, absent=True, detail=created.detail)
     steps = [
@@ -427,39 +373,3 @@ def rotate_kv_secret(
         changed=any(step.changed for step in steps),
         detail=f"rotation {rotation_id} of {where(ref)}: " + "; ".join(step.detail for step in steps),
     )
-
-
-# --- verify -----------------------------------------------------------------------------------
-
-
-def verify_kv_rotation(client: hvac.Client, ref: KvSecretRef, rotation_id: str, params: ActionParams) -> Evidence:
-    """Read back: the rotation finished, its version (or a later one) is current and readable, and every
-    previous version the policy destroys is destroyed."""
-    check = f"metadata and current version of {where(ref)}"
-    metadata = read_secret_metadata(client, ref)
-    if metadata is None:
-        return Evidence(check=check, observed="no secret at the path: nothing was rotated", confirmed=False)
-    state = rotation_of(metadata)
-    if state.rotation_id != rotation_id and declaration_from(metadata.custom_metadata, where(ref)) is None:
-        return Evidence(check=check, observed=needs_owner_detail(where(ref)), confirmed=False)
-    if state.rotation_id != rotation_id:
-        return Evidence(
-            check=check, observed=f"rotation {rotation_id} is not recorded (last: {state.rotation_id})", confirmed=False
-        )
-    if state.step is not RotationStep.FINISHED or state.rotated_version is None:
-        return Evidence(check=check, observed=f"rotation {rotation_id} is at step {state.step}", confirmed=False)
-    new_version = state.rotated_version
-    current = metadata.current_version
-    if current < new_version:
-        return Evidence(
-            check=check, observed=f"current version {current} is older than the new {new_version}", confirmed=False
-        )
-    readable = read_secret_version(client, ref, current) is not None  # the value is discarded at once
-    alive = versions_to_destroy(metadata, new_version, params)
-    staged = read_secret_metadata(client, staging_ref(ref)) is not None
-    observed = f"new version {new_version}; current version {current} " + ("readable" if readable else "unreadable")
-    if current > new_version:
-        observed += " (written after the rotation)"
-    observed += f"; previous versions not destroyed: {alive}" if alive else "; previous versions destroyed per policy"
-    observed += "; staging copy still there" if staged else ""
-    return Evidence(check=check, observed=observed, confirmed=readable and not alive and not staged)

@@ -33,6 +33,10 @@ STAGING_FOLDER = "_rescind-pending"
 SecretData = dict[str, Any]
 
 
+class CheckAndSetMismatch(ActionFailed):
+    """A write with check-and-set found the secret at another version: a concurrent writer; nothing was written."""
+
+
 @dataclass(frozen=True)
 class VersionState:
     destroyed: bool
@@ -154,8 +158,8 @@ def write_secret(client: hvac.Client, ref: KvSecretRef, value: Mapping[str, Any]
             )
         except hvac.exceptions.InvalidRequest as error:
             if any(_CAS_MISMATCH in str(message) for message in error.errors or []):
-                raise ActionFailed(
-                    f"concurrent writer: {where(ref)} is no longer at version {cas}; run the rotation again"
+                raise CheckAndSetMismatch(
+                    f"concurrent writer: {where(ref)} is no longer at version {cas}; nothing was written"
                 ) from None
             raise ActionFailed(f"write of a new version of {where(ref)} refused") from None
     return int(read_data(response).get("version") or 0)

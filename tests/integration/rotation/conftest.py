@@ -36,6 +36,7 @@ def postgres_hook_arn(aws: None, openbao: LocalOpenBao) -> Iterator[str]:
             "LEDGER_TABLE_NAME": "rescind-ledger",
             "POWERTOOLS_SERVICE_NAME": "rescind",
             "POWERTOOLS_METRICS_NAMESPACE": "Rescind",
+            "ROTATION_HOOK_POSTGRES_TLS": "disable",  # the local PostgreSQL has no TLS
         },
     )
     registry = InProcessLambdas()

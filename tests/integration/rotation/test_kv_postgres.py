@@ -14,14 +14,10 @@ import pytest
 
 from rescind.aws.session import AwsClientFactory
 from rescind.engine.factory import build_engine
-from rescind.exceptions import InvalidInput
 from rescind.models import Action, ActionKind, ActionParams, KvSecretRef, Outcome, PreviousVersions
 from rescind.rotation.contract import LambdaHookInvoker, RotationHookFailed
-from rescind.vault.kv_rotation import (
-    ROTATION_STEP_KEY,
-    rotate_kv_secret,
-    staging_ref,
-)
+from rescind.vault.kv_rotation import rotate_kv_secret
+from rescind.vault.kv_rotation_state import ROTATION_STEP_KEY, staging_ref
 from tests.postgres import PostgresServer
 
 LEAK = ActionParams(previous_versions=PreviousVersions.DESTROY, run_id="incident-1")
@@ -183,6 +179,8 @@ def test_an_undeclared_secret_is_never_written_and_needs_an_owner(vault: hvac.Cl
 def test_a_malformed_declaration_is_refused_before_any_write(vault: hvac.Client, unique: str) -> None:
     ref = KvSecretRef(mount="secret", path=f"rot-{unique}/bad")
     seed(vault, ref, {"password": "p"}, {"rescind_rotate": "password", "rescind_rotation_hook": "not-an-arn"})
-    with pytest.raises(InvalidInput, match="must be a Lambda function ARN"):
-        rotate_kv_secret(vault, ref, "rot-3", LEAK, hooks=hooks())
+    outcome = rotate_kv_secret(vault, ref, "rot-3", LEAK, hooks=hooks())
+    assert outcome.needs_owner is True
+    assert "rotation declaration refused: rescind_rotation_hook on secret/" in outcome.detail
+    assert "must be a Lambda function ARN" in outcome.detail
     assert read_current(vault, ref) == {"password": "p"}

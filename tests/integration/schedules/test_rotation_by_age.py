@@ -175,6 +175,37 @@ def test_stale_kv_secrets_are_rotated_once_and_the_rest_untouched(
     assert [c for c in fresh.changes if c.status is not ChangeStatus.SKIPPED] == []
 
 
+def test_a_malformed_declaration_is_flagged_with_its_reason_and_the_sweep_goes_on(
+    vault: hvac.Client, factory: AwsClientFactory, checkpoints: DynamoDbCheckpointStore, kv_mount: str
+) -> None:
+    # Given stale secrets whose declarations are malformed, walked before and after a well-declared one
+    malformed = {
+        "apps/a-field": ({"rescind_rotate": "pass word", "rescind_rotation_hook": "none"}, "rescind_rotate on"),
+        "apps/b-generator": ({**DECLARED, "rescind_generator": "diceware"}, "rescind_generator on"),
+        "apps/c-hook": ({**DECLARED, "rescind_rotation_hook": "my-lambda"}, "a Lambda function ARN or 'none'"),
+        "apps/e-missing": ({**DECLARED, "rescind_rotate": "api_key"}, "rescind_rotate=api_key, which it does not"),
+    }
+    for path, (custom, _) in malformed.items():
+        write(vault, kv_mount, path, "bad", declared=False)
+        vault.secrets.kv.v2.update_metadata(path, mount_point=kv_mount, custom_metadata=custom)
+    write(vault, kv_mount, "apps/d-good", "good")
+
+    # When the sweep runs
+    report = sweep(vault, factory, checkpoints, policy_for(kv_mount), kv_mount, datetime.now(UTC) + LATER)
+
+    # Then each malformed one is flagged with what is wrong and left unwritten, and the good one is rotated
+    changes = {change.target: change for change in report.changes}
+    for path, (_, reason) in malformed.items():
+        change = changes[f"kv_secret:{kv_mount}:{path}"]
+        assert change.status is ChangeStatus.FLAGGED, path
+        assert "rotation declaration refused: " in change.detail
+        assert reason in change.detail, path
+        assert current_version(vault, kv_mount, path) == 1
+    assert changes[f"kv_secret:{kv_mount}:apps/d-good"].status is ChangeStatus.APPLIED
+    assert current_version(vault, kv_mount, "apps/d-good") == 2
+    assert report.complete
+
+
 def test_the_previous_version_is_destroyed_once_the_grace_period_is_over(
     vault: hvac.Client, factory: AwsClientFactory, checkpoints: DynamoDbCheckpointStore, kv_mount: str
 ) -> None:

@@ -24,15 +24,13 @@ from rescind.models import (
     PkiCertificateRef,
     PreviousVersions,
 )
-from rescind.rotation.contract import RotationHookFailed, declaration_from
+from rescind.rotation.contract import RotationAbandoned, RotationHookFailed, declaration_from
 from rescind.vault.kv import KvSecretHandler, find_kv_secrets_by_custom_metadata
-from rescind.vault.kv_rotation import (
+from rescind.vault.kv_rotation import create_pending_value, finish_rotation, rotate_kv_secret
+from rescind.vault.kv_rotation_state import (
     BASE_VERSION_KEY,
     ROTATION_ID_KEY,
     ROTATION_STEP_KEY,
-    create_pending_value,
-    finish_rotation,
-    rotate_kv_secret,
     rotation_id_for,
     staging_ref,
     verify_kv_rotation,
@@ -282,12 +280,22 @@ def test_a_concurrent_writer_is_not_overwritten(vault: hvac.Client, secret: KvSe
         secret.path, secret={"username": "svc-user-7f3a", "password": "concurrent"}, mount_point=secret.mount
     )
 
-    # When the rotation finishes with cas = the version it staged from, the write is refused
-    with pytest.raises(ActionFailed, match="concurrent writer"):
+    # When the rotation finishes with cas = the version it staged from, the write is refused and it is abandoned
+    with pytest.raises(RotationAbandoned, match="a writer made a new version after it was created"):
         finish_rotation(vault, secret, "rot-race", ActionParams())
 
-    # Then the concurrent value stays current, and a new rotation (the next run) rotates from it
+    # Then the concurrent value stays current, the pending value is gone, and the rotation is not "rotated": a
+    # rerun of it says so again and its verification fails
     assert read_value(vault, secret)["password"] == "concurrent"
+    assert read_metadata(vault, secret)["current_version"] == 3
+    assert read_metadata(vault, secret)["custom_metadata"][ROTATION_STEP_KEY] == "abandoned"
+    assert not staging_exists(vault, secret)
+    with pytest.raises(RotationAbandoned):
+        rotate_kv_secret(vault, secret, "rot-race", ActionParams(), hooks=None)
+    evidence = verify_kv_rotation(vault, secret, "rot-race", ActionParams())
+    assert evidence.confirmed is False
+    assert "abandoned" in evidence.observed
+    # And a new rotation (the next run) rotates from the writer's value
     assert rotate_kv_secret(vault, secret, "rot-race-2", ActionParams(), hooks=None).changed is True
     assert read_metadata(vault, secret)["current_version"] == 4
     assert read_value(vault, secret)["password"] != "concurrent"
@@ -347,16 +355,20 @@ def test_bad_inputs_are_refused_and_change_nothing(vault: hvac.Client, secret: K
         find_kv_secrets_by_custom_metadata(vault, "secret", "spiffe_id", SPIFFE_ID, prefix="a/../b")
     with pytest.raises(ActionFailed, match="no KV v2 secrets engine"):
         handler.act(rotate(KvSecretRef(mount="no-such-mount", path=secret.path)))
-    # A declaration naming a field the secret does not hold, or an unknown generator, is refused before any write
+    # A malformed declaration is refused for that secret alone, naming the problem, before any write: an outcome
+    # (the engine records it SKIPPED, the run goes on), not an exception that would end the run
     bad_declarations = (
-        {**DECLARED, "rescind_rotate": "api_key"},
-        {**DECLARED, "rescind_generator": "dictionary-words"},
-        {**DECLARED, "rescind_rotation_hook": "None"},
+        ({**DECLARED, "rescind_rotate": "api_key"}, "declares rescind_rotate=api_key, which it does not hold"),
+        ({**DECLARED, "rescind_rotate": "pass word"}, "rescind_rotate on secret/"),
+        ({**DECLARED, "rescind_generator": "dictionary-words"}, "rescind_generator on secret/"),
+        ({**DECLARED, "rescind_rotation_hook": "None"}, "must be a Lambda function ARN or 'none'"),
     )
-    for number, custom in enumerate(bad_declarations):
+    for number, (custom, problem) in enumerate(bad_declarations):
         ref = seed_secret(vault, KvSecretRef(path=f"rescind-{unique}/bad-{number}"), custom)
-        with pytest.raises(InvalidInput):
-            rotate_kv_secret(vault, ref, "rot-bad", ActionParams(), hooks=None)
+        outcome = rotate_kv_secret(vault, ref, "rot-bad", ActionParams(), hooks=None)
+        assert (outcome.changed, outcome.needs_owner) == (False, True)
+        assert outcome.detail.startswith("rotation declaration refused: ")
+        assert problem in outcome.detail
         assert read_metadata(vault, ref)["current_version"] == 2
         assert not staging_exists(vault, ref)
 
