@@ -54,6 +54,7 @@ RESOURCE_ARGUMENTS = (
     "executionArn",
     "Entries",
     "RoleArn",
+    "FunctionName",
 )
 CONDITION_KEYS_OF_ARGUMENTS = {"IfNoneMatch": "s3:if-none-match"}
 # What the code can reach, by its structure, but never runs in that function; each is also not granted to it.
@@ -75,12 +76,14 @@ NEVER_RUN: dict[str, dict[str, str]] = {
         "dynamodb:BatchWriteItem": "the fingerprint index: written on a KV rotation only",
         # A KindHandler's constructor lists each step's act and verify together (Step(self._rotate, ...)).
         "secretsmanager:RotateSecret": "rotate_secret_now is the act step; it only runs the verify step",
+        "lambda:InvokeFunction": "a secret's rotation hook runs in the KV rotation's act step, never in verify",
     },
     "PlanOffboardingFunction": {
         # It plans: the handlers are built (their constructors name every act and verify step) for look_up only.
         "secretsmanager:RotateSecret": "rotate_secret_now is the act step; planning never acts",
         "secretsmanager:ListSecretVersionIds": "read when verifying a rotation; planning never verifies",
         "s3:GetObject": "the CRL, read when revoking or verifying an ACM PCA certificate; planning does neither",
+        "lambda:InvokeFunction": "a secret's rotation hook runs when a KV rotation acts; planning never acts",
     },
 }
 
@@ -238,7 +241,12 @@ def missing_permissions(function: str) -> list[str]:
         if call.action in NOT_GRANTED or call.action in never_run:
             continue
         kind = resource_type(call.action, set(call.keywords))
-        context = {"aws:ResourceTag/rescind:managed": "true", "aws:ResourceAccount": ACCOUNT}
+        # The resource opted in: a role tagged rescind:managed, a secret that declares its rotation hook.
+        context = {
+            "aws:ResourceTag/rescind:managed": "true",
+            "aws:ResourceTag/rescind:rotation-hook": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:hook",
+            "aws:ResourceAccount": ACCOUNT,
+        }
         context |= {key: "*" for argument, key in CONDITION_KEYS_OF_ARGUMENTS.items() if argument in call.keywords}
         where = f"{call.module}.{getattr(call.function, 'name', '?')}"
         for resource, exact in needed_resources(function, call, tracer):

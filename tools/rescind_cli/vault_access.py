@@ -14,6 +14,7 @@ configured with (PkiMounts, AppRoleMounts, KvMounts, LeaseMounts), and dropped w
 | locator   | StartLeakResponseFunction                                         |
 | sweeper   | RotationByAgeFunction, TtlCeilingsFunction, PkiHygieneFunction    |
 | reporter  | InventoryReportFunction                                           |
+| rotation-hook | RotatePostgresFunction (reads the secret it rotates and its staging copy) |
 | responder | none: a responder's own token for `rescind revoke --direct` (planner + actor + verifier + locator) |
 
 The other functions never call Vault, so no Vault role admits their IAM roles.
@@ -70,6 +71,7 @@ FUNCTION_ROLES: tuple[FunctionRole, ...] = (
     FunctionRole("locator", ("StartLeakResponseFunction",), ("locator",)),
     FunctionRole("sweeper", ("RotationByAgeFunction", "TtlCeilingsFunction", "PkiHygieneFunction"), ("sweeper",)),
     FunctionRole("reporter", ("InventoryReportFunction",), ("reporter",)),
+    FunctionRole("rotation-hook", ("RotatePostgresFunction",), ("rotation-hook",)),
     FunctionRole("responder", (), ("planner", "actor", "verifier", "locator")),
 )
 
