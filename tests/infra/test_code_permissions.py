@@ -72,11 +72,13 @@ NEVER_RUN: dict[str, dict[str, str]] = {
     },
     "VerifyResponseFunction": {
         # It reads back (engine.verify) and never rotates, so the engine's KV rotation hook never runs.
-        "secretsmanager:GetSecretValue": "the fingerprint key: read on a KV rotation only",
+        "secretsmanager:GetSecretValue": "the fingerprint key on a KV rotation, a value on a Secrets Manager one",
         "dynamodb:BatchWriteItem": "the fingerprint index: written on a KV rotation only",
         # A KindHandler's constructor lists each step's act and verify together (Step(self._rotate, ...)).
         "secretsmanager:RotateSecret": "rotate_secret_now is the act step; it only runs the verify step",
         "lambda:InvokeFunction": "a secret's rotation hook runs in the KV rotation's act step, never in verify",
+        "secretsmanager:PutSecretValue": "the rotation contract's AWSPENDING version: an act step",
+        "secretsmanager:UpdateSecretVersionStage": "the rotation contract's finish: an act step",
     },
     "PlanOffboardingFunction": {
         # It plans: the handlers are built (their constructors name every act and verify step) for look_up only.
@@ -84,6 +86,9 @@ NEVER_RUN: dict[str, dict[str, str]] = {
         "secretsmanager:ListSecretVersionIds": "read when verifying a rotation; planning never verifies",
         "s3:GetObject": "the CRL, read when revoking or verifying an ACM PCA certificate; planning does neither",
         "lambda:InvokeFunction": "a secret's rotation hook runs when a KV rotation acts; planning never acts",
+        "secretsmanager:GetSecretValue": "the current value, read by a Secrets Manager rotation's act step",
+        "secretsmanager:PutSecretValue": "the rotation contract's AWSPENDING version: an act step",
+        "secretsmanager:UpdateSecretVersionStage": "the rotation contract's finish: an act step",
     },
 }
 
@@ -245,6 +250,7 @@ def missing_permissions(function: str) -> list[str]:
         context = {
             "aws:ResourceTag/rescind:managed": "true",
             "aws:ResourceTag/rescind:rotation-hook": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:hook",
+            "aws:ResourceTag/rescind:rotate": "password",
             "aws:ResourceAccount": ACCOUNT,
         }
         context |= {key: "*" for argument, key in CONDITION_KEYS_OF_ARGUMENTS.items() if argument in call.keywords}

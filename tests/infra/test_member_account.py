@@ -35,7 +35,7 @@ MEMBER_SERVICES = ("iam", "secretsmanager", "acm-pca", "s3")
 # Left out on purpose, as in the central template (see test_template_policies.NOT_GRANTED). ListSecrets is the
 # sweeps' listing (rotation by age, the inventory report), now in aws/secrets_manager.py: the member role mirrors
 # ExecuteActionFunction's grants, which do not include it, so a sweep cannot list a member account's secrets yet.
-NOT_GRANTED = {"secretsmanager:GetRandomPassword", "secretsmanager:PutSecretValue", "secretsmanager:ListSecrets"}
+NOT_GRANTED = {"secretsmanager:GetRandomPassword", "secretsmanager:ListSecrets"}
 LEAK_RULES = {"HealthRiskEventRule", "GuardDutyCredentialExfiltrationRule"}
 CENTRAL_TERMINATION_TARGET = "StartOffboardingFunction"
 

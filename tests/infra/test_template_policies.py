@@ -45,8 +45,8 @@ ADAPTER_SERVICES = AWS_SERVICES
 NOT_GRANTED = {
     # SecretsManagerSecretHandler(generate_when_unmanaged=True) only: writing a random value into a secret
     # without rotation revokes nothing where the old value is accepted, so the deployed engine refuses instead.
+    # (PutSecretValue is granted for the rotation contract's AWSPENDING version, on declared secrets only.)
     "secretsmanager:GetRandomPassword",
-    "secretsmanager:PutSecretValue",
 }
 LEDGER_WRITES_FORBIDDEN = (
     "dynamodb:UpdateItem",

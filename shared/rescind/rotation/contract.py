@@ -92,12 +92,13 @@ class RotationDeclaration:
     fields: tuple[str, ...]
     generator: str
     hook_arn: str | None  # None: the owner declared rescind_rotation_hook=none (no external system)
+    fields_key: str = ROTATE_FIELDS_KEY  # how the declaration names its fields where it was read (a tag's key)
 
     def pending_value(self, current: Mapping[str, Any], where: str) -> dict[str, Any]:
         """The current value with the declared fields, and only those, replaced by fresh generated values."""
         missing = [name for name in self.fields if name not in current]
         if missing:
-            raise InvalidInput(f"{where} declares {ROTATE_FIELDS_KEY}={','.join(missing)}, which it does not hold")
+            raise InvalidInput(f"{where} declares {self.fields_key}={','.join(missing)}, which it does not hold")
         generate = GENERATORS[self.generator]
         return {**current, **{name: generate() for name in self.fields}}
 
@@ -117,12 +118,17 @@ def settings_from_tags(tags: Mapping[str, str]) -> dict[str, str]:
     return {key: tags[tag] for key, tag in TAG_OF_KEY.items() if tag in tags}
 
 
-def declaration_from(settings: Mapping[str, str], where: str) -> RotationDeclaration | None:
-    """The declaration in a secret's custom_metadata or tags; None when fields or hook are not declared.
+def declaration_from(settings: Mapping[str, str], where: str, *, tags: bool = False) -> RotationDeclaration | None:
+    """The declaration in a secret's custom_metadata, or its tags (`tags=True`: TAG_OF_KEY's names); None when
+    fields or hook are not declared.
 
     A declaration that is there but malformed (an unknown generator, a field name or hook that is not one) is
     refused with InvalidInput naming the problem, before anything is written.
     """
+    keys = TAG_OF_KEY if tags else {key: key for key in TAG_OF_KEY}  # the keys as the owner wrote them
+    fields_key, generator_key, hook_key = keys[ROTATE_FIELDS_KEY], keys[GENERATOR_KEY], keys[HOOK_KEY]
+    if tags:
+        settings = settings_from_tags(settings)
     fields_text = (settings.get(ROTATE_FIELDS_KEY) or "").strip()
     hook = (settings.get(HOOK_KEY) or "").strip()
     if not fields_text or not hook:
@@ -130,15 +136,15 @@ def declaration_from(settings: Mapping[str, str], where: str) -> RotationDeclara
     fields = tuple(dict.fromkeys(name.strip() for name in fields_text.split(",") if name.strip()))
     bad = [name for name in fields if not _FIELD_RE.fullmatch(name)]
     if not fields or bad:
-        raise InvalidInput(f"{ROTATE_FIELDS_KEY} on {where} must be comma-separated field names")
+        raise InvalidInput(f"{fields_key} on {where} must be comma-separated field names")
     generator = (settings.get(GENERATOR_KEY) or DEFAULT_GENERATOR).strip()
     if generator not in GENERATORS:
-        raise InvalidInput(f"{GENERATOR_KEY} on {where} must be one of {', '.join(sorted(GENERATORS))}")
+        raise InvalidInput(f"{generator_key} on {where} must be one of {', '.join(sorted(GENERATORS))}")
     if hook == NO_EXTERNAL_SYSTEM:
-        return RotationDeclaration(fields=fields, generator=generator, hook_arn=None)
+        return RotationDeclaration(fields=fields, generator=generator, hook_arn=None, fields_key=fields_key)
     if not _LAMBDA_ARN_RE.fullmatch(hook):
-        raise InvalidInput(f"{HOOK_KEY} on {where} must be a Lambda function ARN or {NO_EXTERNAL_SYSTEM!r}")
-    return RotationDeclaration(fields=fields, generator=generator, hook_arn=hook)
+        raise InvalidInput(f"{hook_key} on {where} must be a Lambda function ARN or {NO_EXTERNAL_SYSTEM!r}")
+    return RotationDeclaration(fields=fields, generator=generator, hook_arn=hook, fields_key=fields_key)
 
 
 def parse_secret_object(text: str | None, where: str) -> dict[str, Any]:

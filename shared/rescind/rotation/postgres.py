@@ -88,15 +88,18 @@ def read_kv_values(vault: hvac.Client, secret_id: str, token: str) -> RotationVa
 
 def read_secrets_manager_values(sm: SecretsManagerClient, arn: str, token: str) -> RotationValues:
     """AWSCURRENT and the version `token` (which must be AWSPENDING), and the master secret's AWSCURRENT (the tag
-    `rescind:rotation-master`)."""
-    current = sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")
-    pending = sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
-    tags = {tag.get("Key", ""): tag.get("Value", "") for tag in sm.describe_secret(SecretId=arn).get("Tags", [])}
-    master_arn = settings_from_tags(tags).get(MASTER_SECRET_KEY)
-    master = None
-    if master_arn:
-        answer = sm.get_secret_value(SecretId=master_arn, VersionStage="AWSCURRENT")
-        master = parse_secret_object(answer.get("SecretString"), "the master secret")
+    `rescind:rotation-master`). AWS errors are typed (rescind.aws.errors): a missing version is AwsNotFound."""
+    from rescind.aws.errors import aws_errors
+
+    with aws_errors(f"secretsmanager read the current and pending values of {arn}"):
+        current = sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")
+        pending = sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
+        tags = {tag.get("Key", ""): tag.get("Value", "") for tag in sm.describe_secret(SecretId=arn).get("Tags", [])}
+        master_arn = settings_from_tags(tags).get(MASTER_SECRET_KEY)
+        master = None
+        if master_arn:
+            answer = sm.get_secret_value(SecretId=master_arn, VersionStage="AWSCURRENT")
+            master = parse_secret_object(answer.get("SecretString"), "the master secret")
     return RotationValues(
         current=parse_secret_object(current.get("SecretString"), arn),
         pending=parse_secret_object(pending.get("SecretString"), arn),
