@@ -479,7 +479,8 @@ def test_the_schedules_sweep_under_the_sweeper_and_reporter_policies(scenario: S
     versions = scenario.root.secrets.kv.v2.read_secret_metadata("apps/db", mount_point=KV)["data"]["versions"]
     assert versions["1"]["destroyed"] is True
     # The rotation went through the PostgreSQL hook (under the rotation-hook policy): the new password logs in
-    current = scenario.root.secrets.kv.v2.read_secret_version("apps/db", mount_point=KV)["data"]["data"]
+    current = scenario.root.secrets.kv.v2.read_secret_version("apps/db", mount_point=KV, raise_on_deleted_version=True)
+    current = current["data"]["data"]
     assert scenario.postgres is not None
     assert scenario.postgres.can_log_in(APP_USER, current["password"])
     lowered = {c["target"] for c in scenario.schedules["TtlCeilingsSchedule"]["changes"] if c["status"] == "applied"}
