@@ -302,6 +302,26 @@ def test_a_concurrent_writer_is_not_overwritten(vault: hvac.Client, secret: KvSe
     assert destroyed_versions(vault, secret) == {1, 2, 3}
 
 
+def test_a_crash_inside_an_abandonment_converges_to_abandoned(vault: hvac.Client, secret: KvSecretRef) -> None:
+    # Given a rotation a concurrent writer beat, whose abandonment crashed after deleting the staging copy
+    declaration = declaration_from(read_metadata(vault, secret)["custom_metadata"], "test")
+    assert declaration is not None
+    create_pending_value(vault, secret, "rot-race-crash", declaration)
+    patch_custom_metadata(vault, secret, {ROTATION_STEP_KEY: "finishing"})
+    vault.secrets.kv.v2.create_or_update_secret(
+        secret.path, secret={"username": "svc-user-7f3a", "password": "concurrent"}, mount_point=secret.mount
+    )
+    staging = staging_ref(secret)
+    vault.secrets.kv.v2.delete_metadata_and_all_versions(staging.path, mount_point=staging.mount)
+
+    # When the finish runs again, it completes the abandonment instead of writing or failing on the missing copy
+    with pytest.raises(RotationAbandoned):
+        finish_rotation(vault, secret, "rot-race-crash", ActionParams())
+    assert read_metadata(vault, secret)["custom_metadata"][ROTATION_STEP_KEY] == "abandoned"
+    assert read_value(vault, secret)["password"] == "concurrent"
+    assert read_metadata(vault, secret)["current_version"] == 3
+
+
 def test_a_path_that_does_not_exist_is_already_absent(vault: hvac.Client, unique: str) -> None:
     ref = KvSecretRef(path=f"rescind-{unique}/never-written")
     handler = KvSecretHandler(vault)
