@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: setup demo test lint check-template browser test-slow bench bench-smoke clean
-.PHONY: python312 build sam-build build-RescindLayer build-CryptographyLayer lock test312
+.PHONY: python312 build sam-build build-RescindLayer build-CryptographyLayer build-PostgresDriverLayer lock test312
 
 # The Lambda runtime's Python (template.yaml: Runtime python3.12), which `sam build` and `make test312` need: the
 # first that runs of pyenv's 3.12 installs and python3.12 on PATH (pyenv's shim on PATH fails while 3.12 is not
@@ -90,21 +90,24 @@ build: setup sam-build
 sam-build: python312
 	PATH="$(dir $(PYTHON312)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --build-dir $(BUILD_DIR) $(SAM_BUILD_OPTIONS)
 
-# The layers (template.yaml RescindLayer and CryptographyLayer, BuildMethod makefile). sam build runs each target
-# in a copy of shared/, with ARTIFACTS_DIR set. Each installs its share of the hash-checked wheels that
-# requirements.lock pins, for the functions' architecture (arm64: manylinux2014_aarch64, CPython 3.12): the
-# RescindLayer all but CRYPTOGRAPHY_PACKAGES, plus the rescind package; the CryptographyLayer only those, which only
-# the functions that parse certificates carry. --no-deps, because the lock leaves out botocore and what only
-# botocore needs: the Lambda runtime provides them with boto3, and a copy here would drift from it.
+# The layers (template.yaml RescindLayer, CryptographyLayer and PostgresDriverLayer, BuildMethod makefile). sam build
+# runs each target in a copy of shared/, with ARTIFACTS_DIR set. Each installs its share of the hash-checked wheels
+# that requirements.lock pins, for the functions' architecture (arm64: manylinux2014_aarch64, CPython 3.12): the
+# RescindLayer all but CRYPTOGRAPHY_PACKAGES and POSTGRES_PACKAGES, plus the rescind package; the CryptographyLayer
+# only CRYPTOGRAPHY_PACKAGES, which only the functions that parse certificates carry; the PostgresDriverLayer only
+# POSTGRES_PACKAGES, which only the PostgreSQL rotation hook carries. --no-deps, because the lock leaves out
+# botocore and what only botocore needs (python-dateutil, which pg8000 also asks for): the Lambda runtime provides
+# them with boto3, and a copy here would drift from it.
 LAYER_PLATFORM ?= manylinux2014_aarch64
 CRYPTOGRAPHY_PACKAGES := cryptography cffi pycparser
+POSTGRES_PACKAGES := pg8000 scramp asn1crypto
 
-# $(call install-locked,chosen): pip installs the lock's entries that are (chosen=1) or are not (chosen=0) among
-# CRYPTOGRAPHY_PACKAGES into $(ARTIFACTS_DIR)/python. An entry is its `name==version \` line and its hash lines.
+# $(call install-locked,names,chosen): pip installs the lock's entries that are (chosen=1) or are not (chosen=0)
+# among `names` into $(ARTIFACTS_DIR)/python. An entry is its `name==version \` line and its hash lines.
 define install-locked
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: sam build sets it (make build)" >&2; exit 1; }
 	requirements=$$(mktemp) && \
-	awk -v names=" $(CRYPTOGRAPHY_PACKAGES) " -v chosen=$(1) \
+	awk -v names=" $(1) " -v chosen=$(2) \
 		'/^[a-z0-9]/ { name = $$1; sub(/==.*/, "", name); keep = (index(names, " " name " ") > 0) == chosen } \
 		/^[a-z0-9]/ || /^ +--hash=/ { if (keep) print }' requirements.lock > "$$requirements" && \
 	$(PYTHON312) -m pip install --quiet --no-compile --disable-pip-version-check --no-deps --require-hashes \
@@ -128,12 +131,16 @@ define compile-layer
 endef
 
 build-RescindLayer: python312
-	$(call install-locked,0)
+	$(call install-locked,$(CRYPTOGRAPHY_PACKAGES) $(POSTGRES_PACKAGES),0)
 	cp -R rescind "$(ARTIFACTS_DIR)/python/"
 	$(call compile-layer)
 
 build-CryptographyLayer: python312
-	$(call install-locked,1)
+	$(call install-locked,$(CRYPTOGRAPHY_PACKAGES),1)
+	$(call compile-layer)
+
+build-PostgresDriverLayer: python312
+	$(call install-locked,$(POSTGRES_PACKAGES),1)
 	$(call compile-layer)
 
 # Pin the layer's dependencies again from shared/requirements.txt; LOCK_OPTIONS=--upgrade takes newer releases.

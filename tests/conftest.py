@@ -135,11 +135,17 @@ def _template_yaml() -> dict[str, Any]:
 
 
 def deploy_local_stack(
-    openbao: LocalOpenBao, *, stack_name: str = "rescind-local", vault_token: str | None = None, **parameters: str
+    openbao: LocalOpenBao,
+    *,
+    stack_name: str = "rescind-local",
+    vault_token: str | None = None,
+    environment: dict[str, str] | None = None,
+    **parameters: str,
 ) -> LocalStack:
     """template.yaml deployed onto the active moto against `openbao`, as the flow tests run it: the functions log
     in with `vault_token` (the root token by default), and the state machines' waits and retry intervals run at
-    1/100 of their time. `parameters` are added to the template's. Use it as `with deploy_local_stack(...) as s:`.
+    1/100 of their time. `parameters` are added to the template's, `environment` to every function's variables. Use
+    it as `with deploy_local_stack(...) as s:`.
 
     The template is read once per session (per worker) and each deployment gets its own copy. The handler modules
     a previous stack loaded are dropped first: a handler reads some settings at import (its cold start), so a module
@@ -150,7 +156,11 @@ def deploy_local_stack(
         copy.deepcopy(_template_yaml()),
         stack_name=stack_name,
         parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local", **parameters},
-        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": vault_token or openbao.root_token},
+        function_environment={
+            "VAULT_AUTH_METHOD": "token",
+            "VAULT_TOKEN": vault_token or openbao.root_token,
+            **(environment or {}),
+        },
         time_scale=0.01,
     )
 

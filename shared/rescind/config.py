@@ -327,6 +327,18 @@ class ScheduleSettings(EnvironmentSettings):
             raise ValueError(f"is not JSON ({error.msg})") from None
 
 
+class RotationHookSettings(EnvironmentSettings):
+    """The PostgreSQL rotation hook (functions/rotate_postgres): how it connects to the database it rotates on.
+
+    `verify-full` (default): TLS, the server's certificate and host name checked against the trusted CAs (point
+    `SSL_CERT_FILE` at a bundle with your database's CA, e.g. RDS's); `disable`: no TLS, only for a database on a
+    link you trust (the tests' local PostgreSQL).
+    """
+
+    rotation_hook_postgres_tls: Literal["verify-full", "disable"] = "verify-full"
+    rotation_hook_connect_timeout_seconds: Annotated[int, Field(ge=1, le=60)] = 10
+
+
 # --- all of them ----------------------------------------------------------------------------------------------
 
 
@@ -341,6 +353,7 @@ class RuntimeSettings(
     IndexSettings,
     GitHubSettings,
     ScheduleSettings,
+    RotationHookSettings,
 ):
     """Everything a function needs to know about where things are: every concern's fields, validated together."""
 

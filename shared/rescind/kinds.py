@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from rescind.engine.base import CredentialHandler
     from rescind.leaks.locate import GitHubKeyIdFinder, KvValueLocator
     from rescind.leaks.types import LeakAlert, LocatedLeak, SecretType, Unlocated
+    from rescind.rotation.contract import RotationHookInvoker
     from rescind.schedules.policy import SchedulePolicy
-    from rescind.vault.kv_rotation import SecretValueHook
+    from rescind.vault.kv_rotation_state import SecretValueHook
 
 RefT = TypeVar("RefT")
 
@@ -43,6 +44,18 @@ class Backends:
     aws: AwsClientFactory | None = None
     # Sees each KV version a rotation writes (the fingerprint index keeps itself current).
     kv_on_new_value: SecretValueHook | None = None
+    # Runs rotation hooks; None: Lambda invocations through `aws`.
+    hook_invoker: RotationHookInvoker | None = None
+
+    def rotation_hooks(self) -> RotationHookInvoker | None:
+        """The rotation hooks (Lambda functions) run through the AWS factory; None without AWS access."""
+        if self.hook_invoker is not None:
+            return self.hook_invoker
+        if self.aws is None:
+            return None
+        from rescind.rotation.contract import LambdaHookInvoker
+
+        return LambdaHookInvoker(self.aws)
 
     def require_aws(self) -> AwsClientFactory:
         if self.aws is None:

@@ -22,7 +22,7 @@ from rescind.schedules.dynamodb import DynamoDbCheckpointStore
 from rescind.schedules.types import ChangeStatus, SweepName
 from rescind_local import LOCAL_ACCOUNT_ID, LOCAL_REGION, LocalOpenBao
 from rescind_local.proof import prove_by_use
-from rescind_local.seed import prepare_vault, seed_workload
+from rescind_local.seed import KV_ROTATION, prepare_vault, seed_workload
 from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
 from tests.conftest import deploy_local_stack
@@ -109,6 +109,10 @@ def test_rotation_by_age_schedule_rotates_stale_secrets_and_nothing_else(
     for path in ("apps/db", "apps/archive/2019", "apps/protected", "apps/held"):
         vault.secrets.kv.v2.create_or_update_secret(path, secret={"password": "seeded-value"}, mount_point=KV)
     vault.secrets.kv.v2.update_metadata("apps/held", mount_point=KV, custom_metadata={"rescind_hold": "true"})
+    # apps/db's owner declared how it rotates (its password, checked by nothing but its readers); the undeclared
+    # secret beside it is flagged for a human, never written (the rotation contract, README "Rotation")
+    vault.secrets.kv.v2.update_metadata("apps/db", mount_point=KV, custom_metadata=KV_ROTATION)
+    vault.secrets.kv.v2.create_or_update_secret("apps/undeclared", secret={"password": "seeded-value"}, mount_point=KV)
     sm = boto3.client("secretsmanager", region_name=LOCAL_REGION)
     stale = sm.create_secret(Name="app/api", SecretString="seeded", Tags=[{"Key": "rotation", "Value": "monthly"}])
     sm.rotate_secret(SecretId=stale["ARN"], RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
@@ -124,15 +128,16 @@ def test_rotation_by_age_schedule_rotates_stale_secrets_and_nothing_else(
     assert found[f"secrets_manager_secret:{stale['ARN']}"] == {"applied"}
     assert found[f"kv_secret:{KV}:apps/protected"] == {"skipped"}
     assert found[f"kv_secret:{KV}:apps/held"] == {"skipped"}
+    assert found[f"kv_secret:{KV}:apps/undeclared"] == {"flagged"}
     assert f"kv_secret:{KV}:apps/archive/2019" not in found
     assert kv_version(vault, "apps/db") == 2
-    for path in ("apps/archive/2019", "apps/protected", "apps/held"):
+    for path in ("apps/archive/2019", "apps/protected", "apps/held", "apps/undeclared"):
         assert kv_version(vault, path) == 1
     assert "seeded" not in json.dumps(report)
 
     # And the next firing changes nothing
     again = deployed.run("RotationByAgeSchedule")
-    assert {c["status"] for c in again["changes"]} <= {"already", "skipped"}
+    assert {c["status"] for c in again["changes"]} <= {"already", "skipped", "flagged"}
     assert kv_version(vault, "apps/db") == 2
 
 

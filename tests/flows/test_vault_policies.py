@@ -45,7 +45,7 @@ from rescind_local.aws import LOCAL_REGION
 from rescind_local.function_urls import serve_function_urls
 from rescind_local.lambdas import forget_loaded_handlers
 from rescind_local.proof import prove_by_use
-from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
+from rescind_local.seed import KV_ROTATION, SeededWorkload, prepare_vault, seed_workload
 from rescind_local.stack import LocalStack, deploy_template_to_moto
 from rescind_local.stepfunctions import wait_for_execution
 from rescind_local.template import load_template
@@ -66,6 +66,7 @@ PREFIX = "rescind-least"
 KV = "kv-least"
 DATABASE = "db-least"
 POSTGRES = "pg-least"  # a database mount on PostgreSQL: a static role and the connection's root are rotated
+APP_USER = "least_app"  # an application's PostgreSQL login, kept in KV and rotated through the PostgreSQL hook
 PARAMETERS = {
     "VaultAwsAuthRole": PREFIX,
     "PkiMounts": "pki",
@@ -95,7 +96,12 @@ NOT_REACHED_LOCALLY = {
     *{(role.name, "auth/token/renew-self", "update") for role in FUNCTION_ROLES if role.functions},
     # VaultSession's lookup-self after a 403 (a dead token, or a denial?); no flow here is refused. The actor, the
     # locator (killing first) and the sweeper also look themselves up (never to revoke or lower their own token).
-    *{(role, "auth/token/lookup-self", "read") for role in ("planner", "verifier", "reporter", "drift")},
+    *{
+        (role, "auth/token/lookup-self", "read")
+        for role in ("planner", "verifier", "reporter", "drift", "rotation-hook")
+    },
+    # A rerun of a crashed createSecret writes the staging copy again (an update); tests/reliability crashes it.
+    *{(role, "{kv}/data/_rescind-pending/*", "update") for role in ("actor", "sweeper")},
 }
 
 
@@ -190,6 +196,7 @@ class Scenario:
     login_tokens: dict[str, str] = field(default_factory=dict, repr=False)
     child_token: str = field(default="", repr=False)
     static_user: str = ""
+    postgres: PostgresServer | None = None
     requests: list[Request] = field(default_factory=list)
 
     def under(self, role: str) -> list[Request]:
@@ -375,14 +382,21 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgres
         mount_redis_database(root, DATABASE, redis_server)
         scenario_static_user = mount_postgres_database(root, postgres_server)
         root.sys.enable_secrets_engine("kv", path=KV, options={"version": "2"})
-        root.secrets.kv.v2.create_or_update_secret("apps/db", secret={"password": "seeded"}, mount_point=KV)
+        # An application's PostgreSQL login in KV, rotated by the stack's PostgreSQL hook (declared once deployed)
+        app_password = uuid.uuid4().hex
+        postgres_server.execute(f"CREATE ROLE {APP_USER} LOGIN PASSWORD '{app_password}'")
+        app_value = {"username": APP_USER, "password": app_password, "host": postgres_server.host}
+        app_value["port"] = str(postgres_server.port)
+        root.secrets.kv.v2.create_or_update_secret("apps/db", secret=app_value, mount_point=KV)
         iam = boto3.client("iam")
         workloads = {
             "offboard": seed_workload(root, iam, "offboard", "spiffe://least.rescind/offboard"),
             "leak": seed_workload(root, iam, "leak", "spiffe://least.rescind/leak"),
             "direct": seed_workload(root, None, "direct", "spiffe://least.rescind/direct"),
         }
-        scenario = Scenario(bao=bao, root=root, workloads=workloads, static_user=scenario_static_user)
+        scenario = Scenario(
+            bao=bao, root=root, workloads=workloads, static_user=scenario_static_user, postgres=postgres_server
+        )
         seed_reachable_edges(scenario)
         for name in ("manual", "direct", "swept"):
             scenario.leases[name] = root.secrets.database.generate_credentials("app", mount_point=DATABASE)["lease_id"]
@@ -394,10 +408,14 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgres
         with deploy_template_to_moto(
             template=template_with_function_tokens(tokens),
             parameters={"VaultAddr": bao.addr, **PARAMETERS},
-            function_environment={"VAULT_AUTH_METHOD": "token"},
+            # The local PostgreSQL has no TLS
+            function_environment={"VAULT_AUTH_METHOD": "token", "ROTATION_HOOK_POSTGRES_TLS": "disable"},
             time_scale=0.01,
         ) as stack:
             ledger = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
+            hook = stack.functions["RotatePostgresFunction"].function_arn()
+            declared = {**KV_ROTATION, "rescind_rotation_hook": hook, "rescind_rotate": "password"}
+            root.secrets.kv.v2.update_metadata("apps/db", mount_point=KV, custom_metadata=declared)
             # When a workload is offboarded: plan (planner), contain and revoke (actor), verify (verifier)
             request = offboarding_request(workloads["offboard"])
             scenario.executions["offboarding"] = stack.run_execution(
@@ -499,6 +517,11 @@ def test_the_schedules_sweep_under_the_sweeper_reporter_and_drift_policies(scena
     assert DatabaseStaticRoleRef(mount=POSTGRES, role="billing").key in rotated
     versions = scenario.root.secrets.kv.v2.read_secret_metadata("apps/db", mount_point=KV)["data"]["versions"]
     assert versions["1"]["destroyed"] is True
+    # The rotation went through the PostgreSQL hook (under the rotation-hook policy): the new password logs in
+    current = scenario.root.secrets.kv.v2.read_secret_version("apps/db", mount_point=KV, raise_on_deleted_version=True)
+    current = current["data"]["data"]
+    assert scenario.postgres is not None
+    assert scenario.postgres.can_log_in(APP_USER, current["password"])
     lowered = {c["target"] for c in scenario.schedules["TtlCeilingsSchedule"]["changes"] if c["status"] == "applied"}
     assert f"vault_lease:{scenario.leases['swept']}" in lowered
     assert {"vault_ttl_target:mount:pki:", "vault_ttl_target:mount:auth/approle:"} <= lowered

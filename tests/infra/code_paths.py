@@ -24,7 +24,7 @@ from pathlib import Path
 import botocore.session
 from botocore import xform_name
 
-from tests.infra.policy_scan import AWS_SERVICES
+from tests.infra.policy_scan import AWS_SERVICES, IAM_ACTION_OF_OPERATION
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_ROOT = REPO_ROOT / "shared"
@@ -474,7 +474,9 @@ def operations() -> dict[str, list[Operation]]:
             shape = model.operation_model(name).input_shape
             members = frozenset(shape.members) if shape is not None else frozenset()
             required = frozenset(shape.required_members) if shape is not None else frozenset()
-            found.setdefault(xform_name(name), []).append(Operation(f"{model.signing_name}:{name}", members, required))
+            action = f"{model.signing_name}:{name}"
+            action = IAM_ACTION_OF_OPERATION.get(action, action)
+            found.setdefault(xform_name(name), []).append(Operation(action, members, required))
     return found
 
 

@@ -28,6 +28,9 @@ AWS_SERVICES = (
     "lambda",
 )
 
+# Operations whose IAM action is named otherwise than the API operation: lambda's Invoke is lambda:InvokeFunction.
+IAM_ACTION_OF_OPERATION = {"lambda:Invoke": "lambda:InvokeFunction"}
+
 
 def boto3_calls(sources: Iterable[Path], services: Iterable[str]) -> set[str]:
     """`service:Operation` for every boto3 call (direct or through get_paginator) in the given source files.
@@ -39,7 +42,8 @@ def boto3_calls(sources: Iterable[Path], services: Iterable[str]) -> set[str]:
     for service in services:
         model = session.get_service_model(service)
         for operation in model.operation_names:
-            operations.setdefault(xform_name(operation), set()).add(f"{model.signing_name}:{operation}")
+            action = f"{model.signing_name}:{operation}"
+            operations.setdefault(xform_name(operation), set()).add(IAM_ACTION_OF_OPERATION.get(action, action))
     calls: set[str] = set()
     for source in sources:
         for node in ast.walk(ast.parse(source.read_text())):

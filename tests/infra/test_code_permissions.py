@@ -54,6 +54,7 @@ RESOURCE_ARGUMENTS = (
     "executionArn",
     "Entries",
     "RoleArn",
+    "FunctionName",
 )
 CONDITION_KEYS_OF_ARGUMENTS = {"IfNoneMatch": "s3:if-none-match"}
 # What the code can reach, by its structure, but never runs in that function; each is also not granted to it.
@@ -71,10 +72,13 @@ NEVER_RUN: dict[str, dict[str, str]] = {
     },
     "VerifyResponseFunction": {
         # It reads back (engine.verify) and never rotates, so the engine's KV rotation hook never runs.
-        "secretsmanager:GetSecretValue": "the fingerprint key: read on a KV rotation only",
+        "secretsmanager:GetSecretValue": "the fingerprint key on a KV rotation, a value on a Secrets Manager one",
         "dynamodb:BatchWriteItem": "the fingerprint index: written on a KV rotation only",
         # A KindHandler's constructor lists each step's act and verify together (Step(self._rotate, ...)).
         "secretsmanager:RotateSecret": "rotate_secret_now is the act step; it only runs the verify step",
+        "lambda:InvokeFunction": "a secret's rotation hook runs in the KV rotation's act step, never in verify",
+        "secretsmanager:PutSecretValue": "the rotation contract's AWSPENDING version: an act step",
+        "secretsmanager:UpdateSecretVersionStage": "the rotation contract's finish: an act step",
     },
     "StartLeakResponseFunction": {
         # The kill first builds the handlers of KILL_FIRST's kinds only (tokens, secret-ids, entities, IAM keys)
@@ -90,6 +94,10 @@ NEVER_RUN: dict[str, dict[str, str]] = {
         "secretsmanager:RotateSecret": "rotate_secret_now is the act step; planning never acts",
         "secretsmanager:ListSecretVersionIds": "read when verifying a rotation; planning never verifies",
         "s3:GetObject": "the CRL, read when revoking or verifying an ACM PCA certificate; planning does neither",
+        "lambda:InvokeFunction": "a secret's rotation hook runs when a KV rotation acts; planning never acts",
+        "secretsmanager:GetSecretValue": "the current value, read by a Secrets Manager rotation's act step",
+        "secretsmanager:PutSecretValue": "the rotation contract's AWSPENDING version: an act step",
+        "secretsmanager:UpdateSecretVersionStage": "the rotation contract's finish: an act step",
     },
 }
 
@@ -247,7 +255,13 @@ def missing_permissions(function: str) -> list[str]:
         if call.action in NOT_GRANTED or call.action in never_run:
             continue
         kind = resource_type(call.action, set(call.keywords))
-        context = {"aws:ResourceTag/rescind:managed": "true", "aws:ResourceAccount": ACCOUNT}
+        # The resource opted in: a role tagged rescind:managed, a secret that declares its rotation hook.
+        context = {
+            "aws:ResourceTag/rescind:managed": "true",
+            "aws:ResourceTag/rescind:rotation-hook": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:hook",
+            "aws:ResourceTag/rescind:rotate": "password",
+            "aws:ResourceAccount": ACCOUNT,
+        }
         context |= {key: "*" for argument, key in CONDITION_KEYS_OF_ARGUMENTS.items() if argument in call.keywords}
         where = f"{call.module}.{getattr(call.function, 'name', '?')}"
         for resource, exact in needed_resources(function, call, tracer):

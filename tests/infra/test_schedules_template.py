@@ -42,6 +42,8 @@ SWEEP_SOURCES = {
         CHECKPOINTS,
         SESSION,
         RUNTIME / "aws" / "secrets_manager.py",
+        RUNTIME / "aws" / "sm_rotation.py",
+        RUNTIME / "rotation" / "contract.py",
         RUNTIME / "fingerprints" / "runtime.py",
         RUNTIME / "fingerprints" / "dynamodb.py",
     ],
@@ -77,7 +79,6 @@ INDIRECT_CALLS = {INVENTORY: {"dynamodb:Query", "dynamodb:Scan"}}  # DynamoDbInv
 NOT_REACHED = {
     # SecretsManagerSecretHandler's opt-in generated values: the deployed engine refuses unmanaged secrets.
     "secretsmanager:GetRandomPassword",
-    "secretsmanager:PutSecretValue",
 }
 NOT_REACHED_BY = {
     # The inventory's writers (bind, record_credentials) serve other functions; the report only reads, and it
@@ -92,6 +93,7 @@ NOT_REACHED_BY = {
         "secretsmanager:DescribeSecret",
         "secretsmanager:RotateSecret",
         "secretsmanager:ListSecretVersionIds",
+        "secretsmanager:PutSecretValue",
     },
     # A KV rotation only writes the new version's fingerprints (kv_rotation_indexer); looking one up is the leak
     # responder's (tests/infra/test_code_permissions.py follows the calls the function really reaches).

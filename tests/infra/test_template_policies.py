@@ -35,6 +35,7 @@ ADAPTER_SOURCES = [
     *sorted((RUNTIME / "fingerprints").glob("*.py")),
     *sorted((RUNTIME / "schedules").glob("*.py")),
     *sorted((RUNTIME / "issuance").glob("*.py")),
+    *sorted((RUNTIME / "rotation").glob("*.py")),
     RUNTIME / "inventory" / "dynamodb.py",
     RUNTIME / "approval.py",
     RUNTIME / "guard.py",
@@ -44,8 +45,8 @@ ADAPTER_SERVICES = AWS_SERVICES
 NOT_GRANTED = {
     # SecretsManagerSecretHandler(generate_when_unmanaged=True) only: writing a random value into a secret
     # without rotation revokes nothing where the old value is accepted, so the deployed engine refuses instead.
+    # (PutSecretValue is granted for the rotation contract's AWSPENDING version, on declared secrets only.)
     "secretsmanager:GetRandomPassword",
-    "secretsmanager:PutSecretValue",
 }
 LEDGER_WRITES_FORBIDDEN = (
     "dynamodb:UpdateItem",
@@ -115,14 +116,13 @@ def test_calls_left_out_on_purpose_are_really_not_granted(statements: list[dict[
 
 
 def test_nothing_is_granted_that_no_adapter_calls(statements: list[dict[str, Any]], calls: set[str]) -> None:
-    # Granted without a direct boto3 call: lambda:InvokeFunction, which Secrets Manager's RotateSecret checks on
-    # the caller; what Lambda's event source mapping does as LedgerArchiveFunction's role (read the ledger's
-    # stream, send a failed batch to its on-failure queue); the notification key, which SNS uses with the
-    # publisher's rights when it encrypts a published message (NotificationPublishPolicy).
+    # Granted without a direct boto3 call: what Lambda's event source mapping does as LedgerArchiveFunction's role
+    # (read the ledger's stream, send a failed batch to its on-failure queue); the notification key, which SNS uses
+    # with the publisher's rights when it encrypts a published message (NotificationPublishPolicy).
+    # (lambda:InvokeFunction, which RotateSecret also checks on the caller, is now a call: the rotation hooks.)
     expected_extra = {
         "kms:decrypt",
         "kms:generatedatakey",
-        "lambda:invokefunction",
         "dynamodb:describestream",
         "dynamodb:getrecords",
         "dynamodb:getsharditerator",
@@ -192,12 +192,24 @@ def test_the_function_cannot_rewrite_the_policies_of_this_stack(statements: list
     assert unconditional == ["arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-*"]
 
 
-def test_rotation_functions_are_invoked_only_through_secrets_manager(statements: list[dict[str, Any]]) -> None:
+def test_functions_are_invoked_only_through_secrets_manager_or_as_a_named_rotation_hook(
+    statements: list[dict[str, Any]],
+) -> None:
     invoking = [s for s in statements if "lambda:InvokeFunction" in as_list(s["Action"])]
+    hooks = [s for s in invoking if s.get("Sid") == "InvokeRotationHooks"]
 
     assert invoking
+    assert hooks  # the rotation contract's setSecret and testSecret
     for statement in invoking:
-        assert statement["Condition"] == {"Bool": {"aws:ViaAWSService": "true"}}
+        if statement in hooks:
+            # Only the shipped hook and the functions named with the prefix, in this account: never `*`
+            assert sorted(resource_text(r) for r in as_list(statement["Resource"])) == [
+                "${RotatePostgresFunction.Arn}",
+                "arn:${AWS::Partition}:lambda:*:${AWS::AccountId}:function:${RotationHookNamePrefix}*",
+            ]
+            assert "Condition" not in statement
+        else:
+            assert statement["Condition"] == {"Bool": {"aws:ViaAWSService": "true"}}
 
 
 def test_crls_are_read_only_from_this_accounts_buckets(statements: list[dict[str, Any]]) -> None:

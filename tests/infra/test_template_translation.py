@@ -74,6 +74,7 @@ def test_the_function_role_gets_logging_tracing_the_shared_policies_and_the_inli
         {"Ref": "CrossAccountExecutionPolicy"},
         {"Ref": "LedgerReadPolicy"},
         {"Ref": "FingerprintRotationIndexPolicy"},
+        {"Ref": "RotationHookInvokePolicy"},
     ]
     assert {"LedgerAppendRunRecords", "IamAccessKeys", "AcmPcaRevoke"} <= sids
     for shared in ("VaultLoginPolicy", "CrossAccountExecutionPolicy", "LedgerReadPolicy"):
@@ -173,9 +174,9 @@ def test_the_layers_are_versioned_layers_that_the_functions_and_the_output_use(t
     # SAM appends a content hash to each layer's logical id
     by_name = {
         name: next(found for found in layers if found.startswith(name))
-        for name in ("RescindLayer", "CryptographyLayer")
+        for name in ("RescindLayer", "CryptographyLayer", "PostgresDriverLayer")
     }
-    assert len(layers) == 2
+    assert len(layers) == 3
     for layer_id in by_name.values():
         layer = layers[layer_id]["Properties"]
         assert layer["Content"] == {"S3Bucket": "rescind-artifacts", "S3Key": "shared"}
@@ -185,6 +186,13 @@ def test_the_layers_are_versioned_layers_that_the_functions_and_the_output_use(t
     rescind, cryptography = {"Ref": by_name["RescindLayer"]}, {"Ref": by_name["CryptographyLayer"]}
     assert translated["Resources"]["ExecuteActionFunction"]["Properties"]["Layers"] == [rescind, cryptography]
     assert translated["Resources"]["CloseIncidentFunction"]["Properties"]["Layers"] == [rescind, cryptography]
+    # The PostgreSQL driver only where the rotation hook needs it, after the Globals' layers
+    postgres = {"Ref": by_name["PostgresDriverLayer"]}
+    assert translated["Resources"]["RotatePostgresFunction"]["Properties"]["Layers"] == [
+        rescind,
+        cryptography,
+        postgres,
+    ]
     assert translated["Outputs"]["RescindLayerArn"]["Value"] == rescind
 
 

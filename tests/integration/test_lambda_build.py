@@ -1,11 +1,11 @@
-"""The build for the Lambda runtime (`make sam-build`: sam build, the layers from the Makefile's build-RescindLayer
-and build-CryptographyLayer).
+"""The build for the Lambda runtime (`make sam-build`: sam build, the layers from the Makefile's build-RescindLayer,
+build-CryptographyLayer and build-PostgresDriverLayer).
 
 Every handler in the build output imports under python3.12 as Lambda lays it out: the function's folder, then its
 layers' python/ folders (/opt/python), then boto3 and its dependencies from the runtime, loading the layers'
-bytecode without compiling anything. The two layers hold exactly the wheels shared/requirements.lock pins, for
-the template's architecture, split between them (cryptography and what only it needs in its own), with no boto3
-or botocore, each compiled for python3.12 and at most 10 MB zipped.
+bytecode without compiling anything. The three layers hold exactly the wheels shared/requirements.lock pins, for
+the template's architecture, split between them (cryptography and pg8000, each with what only it needs, in their
+own), with no boto3 or botocore, each compiled for python3.12 and at most 10 MB zipped.
 
 Marked integration, not slow, so CI runs it: sam build, a second build of the layers for this machine and 17 cold
 imports take about 40 s of CPU (60-90 s of wall time on 2 cores shared with other test runs); the wheels come from
@@ -37,7 +37,7 @@ from tests.infra.test_functions import FUNCTIONS, TEMPLATE, deployed_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCK_FILE = REPO_ROOT / "shared" / "requirements.lock"
-LAYERS = ("RescindLayer", "CryptographyLayer")
+LAYERS = ("RescindLayer", "CryptographyLayer", "PostgresDriverLayer")
 GLOBAL_LAYERS = [item["Ref"] for item in TEMPLATE["Globals"]["Function"]["Layers"]]
 # The target the issue set for a layer, zipped as `sam deploy` zips it (decimal megabytes, below Lambda's MiB).
 LAYER_ZIP_LIMIT_BYTES = 10_000_000
@@ -220,11 +220,14 @@ def test_the_layers_hold_exactly_the_locked_wheels_split_and_the_rescind_package
 
     # Between them, exactly the lock
     versions = {layer: {name: found.version for name, found in held.items()} for layer, held in installed.items()}
-    assert versions["RescindLayer"].keys().isdisjoint(versions["CryptographyLayer"])
-    assert versions["RescindLayer"] | versions["CryptographyLayer"] == locked_versions()
-    # cryptography's own: cryptography and what it needs that the RescindLayer does not hold
-    everything = installed["RescindLayer"] | installed["CryptographyLayer"]
+    for one, other in (("RescindLayer", "CryptographyLayer"), ("RescindLayer", "PostgresDriverLayer")):
+        assert versions[one].keys().isdisjoint(versions[other])
+    assert versions["CryptographyLayer"].keys().isdisjoint(versions["PostgresDriverLayer"])
+    everything = installed["RescindLayer"] | installed["CryptographyLayer"] | installed["PostgresDriverLayer"]
+    assert {name: found.version for name, found in everything.items()} == locked_versions()
+    # cryptography's own: cryptography and what it needs that the RescindLayer does not hold; pg8000's likewise
     assert set(installed["CryptographyLayer"]) == requirement_closure("cryptography", everything, environment)
+    assert set(installed["PostgresDriverLayer"]) == requirement_closure("pg8000", everything, environment)
 
     # And the rescind package, whole, in the RescindLayer only
     layer = layers["RescindLayer"]
@@ -239,6 +242,7 @@ def test_the_layers_hold_exactly_the_locked_wheels_split_and_the_rescind_package
     }
     assert shipped == expected
     assert not (layers["CryptographyLayer"] / "rescind").exists()
+    assert not (layers["PostgresDriverLayer"] / "rescind").exists()
     assert not any((folder / "bin").exists() for folder in layers.values())
 
 
@@ -258,10 +262,12 @@ def test_every_wheel_is_for_python312_on_the_templates_architecture(layers: dict
 def test_every_dependency_is_in_the_functions_layers_or_provided_by_the_runtime(layers: dict[str, Path]) -> None:
     # --no-deps installs only what the lock pins: a dependency missing from it would fail at the first import. A
     # function has the RescindLayer alone, or both: what the RescindLayer holds needs nothing from the other.
+    # The rotation hook has all three.
     rescind = distributions(layers["RescindLayer"])
     both = rescind | distributions(layers["CryptographyLayer"])
+    hook = both | distributions(layers["PostgresDriverLayer"])
     environment = target_environment(MACHINE_OF_ARCHITECTURE[ARCHITECTURE])
-    for available, required_by in ((rescind, rescind), (both, both)):
+    for available, required_by in ((rescind, rescind), (both, both), (hook, hook)):
         for name, distribution in required_by.items():
             for requirement in dependencies(distribution, environment):
                 needed = canonicalize_name(requirement.name)
@@ -446,6 +452,26 @@ def test_the_handler_imports_from_the_build_output_under_python312(
 
     # And nothing was written beside the code
     assert list(task_root.rglob("__pycache__")) == []
+
+
+def test_the_rotation_hooks_driver_imports_from_its_own_layer_under_python312(
+    importable_layers: dict[str, Path], runtime_packages: Path, python312: Path
+) -> None:
+    # The hook imports pg8000 only when it rotates (not at cold start): import it as that moment does
+    folders = [importable_layers[layer] for layer in layers_of("RotatePostgresFunction")] + [runtime_packages]
+    code = "import json, sys, pg8000.native, scramp, asn1crypto; print(json.dumps([m.__file__ for m in "
+    code += "(pg8000.native, scramp, asn1crypto)]))"
+    finished = subprocess.run(  # noqa: S603 - the build's own interpreter and this test's code
+        [str(python312), "-S", "-c", code],
+        env={"PYTHONPATH": os.pathsep.join(map(str, folders)), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    for file in json.loads(finished.stdout):
+        assert Path(file).is_relative_to(importable_layers["PostgresDriverLayer"]), file
 
 
 def test_a_missing_python312_is_named(tmp_path: Path) -> None:

@@ -88,6 +88,7 @@ HANDLERS = (
     "LedgerArchiveFunction",
     "IndexAuditLogFunction",
     "IndexDriftFunction",
+    "RotatePostgresFunction",
 )
 PER_HANDLER_FAST = bad.FAST_EXAMPLES
 # The sweeps take three optional fields, and each run reads the whole estate (this module's own OpenBao, about
@@ -674,6 +675,27 @@ def sweep_inputs(protected: Protected) -> st.SearchStrategy[Any]:
     )
 
 
+def rotation_hook_inputs(protected: Protected) -> st.SearchStrategy[Any]:
+    """Secrets Manager's rotation event with hostile steps, secret ids (KV paths with traversal, ARNs of other
+    regions and accounts, planted values) and tokens: each is refused, or fails for want of a pending value."""
+    secret_ids = st.one_of(
+        bad.hostile_strings,
+        bad.hostile_strings.map(lambda path: f"vault:secret/{path}"),
+        st.sampled_from(
+            (
+                "vault:secret/apps/never-staged",
+                "vault:../secret/x",
+                f"vault:secret/{protected.spiffe_id}",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:rescind/none-AbCdEf",
+                "arn:aws:secretsmanager:eu-west-1:210987654321:secret:other-AbCdEf",
+            )
+        ),
+    )
+    steps = st.one_of(st.sampled_from(("createSecret", "setSecret", "testSecret", "finishSecret")), bad.hostile_strings)
+    tokens = st.one_of(st.uuids().map(str), bad.hostile_strings, st.sampled_from(bad.PLANTED_SECRETS))
+    return st.fixed_dictionaries({"Step": steps, "SecretId": secret_ids, "ClientRequestToken": tokens})
+
+
 def ledger_stream_inputs(protected: Protected) -> st.SearchStrategy[Any]:
     """Stream records of every kind, keyed with hostile strings (traversal, NUL, look-alikes, a protected workload's
     id), their images carrying planted secrets: each is archived under its escaped key, or refused."""
@@ -756,6 +778,8 @@ def sample_for(logical_id: str) -> Callable[[], Any]:
         return lambda: bad.load_sample("ledger_stream_insert.json")
     if logical_id == "IndexAuditLogFunction":
         return lambda: bad.load_sample("cloudwatch_logs_vault_audit.json")
+    if logical_id == "RotatePostgresFunction":
+        return lambda: {"Step": "setSecret", "SecretId": "vault:secret/apps/db", "ClientRequestToken": "rot-1"}
     return lambda: {"dry_run": True}
 
 
@@ -779,6 +803,7 @@ HOSTILE: dict[str, Callable[[Protected], st.SearchStrategy[Any]]] = {
     "LedgerArchiveFunction": ledger_stream_inputs,
     "IndexAuditLogFunction": audit_log_inputs,
     "IndexDriftFunction": sweep_inputs,
+    "RotatePostgresFunction": rotation_hook_inputs,
 }
 
 

@@ -23,18 +23,26 @@ from rescind.engine.executor import ActionEngine
 from rescind.engine.factory import build_engine
 from rescind.exceptions import UnsupportedAction, VaultUnavailable
 from rescind.models import ActionParams, ActionResult, CredentialKind, KvSecretRef, Outcome, Plan
+from rescind.rotation.contract import declaration_from
 from rescind.vault.kv_rotation import (
-    check_new_version,
-    create_new_version,
-    fingerprint,
+    check_pending_value,
+    create_pending_value,
     finish_rotation,
     rotate_kv_secret,
-    set_new_version,
-    verify_kv_rotation,
+    set_pending_value,
 )
+from rescind.vault.kv_rotation_state import fingerprint, verify_kv_rotation
 from rescind.vault.pki import fetch_revoked_serials
 from rescind_local import LOCAL_ACCOUNT_ID, LocalOpenBao, local_aws
-from rescind_local.seed import APPROLE_MOUNT, KV_MOUNT, PKI_MOUNT, SeededWorkload, prepare_vault, seed_workload
+from rescind_local.seed import (
+    APPROLE_MOUNT,
+    KV_MOUNT,
+    KV_ROTATION,
+    PKI_MOUNT,
+    SeededWorkload,
+    prepare_vault,
+    seed_workload,
+)
 
 TARGET = ("payments-api", "spiffe://reliability.rescind/ns/payments/sa/api")
 CONTROL = ("billing-worker", "spiffe://reliability.rescind/ns/billing/sa/worker")
@@ -212,8 +220,9 @@ def test_an_offboarding_cut_by_a_crash_converges_after_a_restart(
 # --- the KV rotation ---------------------------------------------------------------------------
 
 
-class CrashingHook:
-    """A set hook / on_new_value callback that records what it is handed and can crash the server."""
+class CrashingIndex:
+    """An on_new_value callback (the fingerprint index) that records the versions it is handed and can crash the
+    server: it runs inside finish, after the finish write."""
 
     def __init__(self, server: LocalOpenBao, *, crash: bool) -> None:
         self.server = server
@@ -236,8 +245,7 @@ CRASH_POINTS = [
     "after create",
     "after set",
     "after test",
-    "inside create, after the write",
-    "inside set, after the hook",
+    "inside finish, after the write",
 ]
 
 
@@ -247,30 +255,28 @@ def test_a_kv_rotation_cut_by_a_crash_converges_after_a_restart(
 ) -> None:
     server = openbao_on_disk
     vault = root_client(server)
-    # Given a secret with two versions
+    # Given a secret with two versions, declared to rotate its password (no external system checks it)
     ref = KvSecretRef(mount=KV_MOUNT, path="apps/crash/database")
     old_values = [{"password": "first-old-password"}, {"password": "second-old-password"}]
     for value in old_values:
         vault.secrets.kv.v2.create_or_update_secret(ref.path, secret=value, mount_point=KV_MOUNT)
+    vault.secrets.kv.v2.update_metadata(ref.path, custom_metadata=KV_ROTATION, mount_point=KV_MOUNT)
+    declaration = declaration_from(KV_ROTATION, "test")
+    assert declaration is not None
     rotation_id, params = "rot-crash-restart-1", ActionParams()
-    on_new_value = CrashingHook(server, crash=crash_point == "inside create, after the write")
-    set_hook = CrashingHook(server, crash=crash_point == "inside set, after the hook")
+    on_new_value = CrashingIndex(server, crash=crash_point == "inside finish, after the write")
 
     # When the rotation runs step by step and the server crashes (SIGKILL) at the crash point
     steps: list[Callable[[], object]] = [
-        lambda: create_new_version(vault, ref, rotation_id, on_new_value=on_new_value),
-        lambda: set_new_version(vault, ref, rotation_id, set_hook=set_hook),
-        lambda: check_new_version(vault, ref, rotation_id),
-        lambda: finish_rotation(vault, ref, rotation_id, params),
+        lambda: create_pending_value(vault, ref, rotation_id, declaration),
+        lambda: set_pending_value(vault, ref, rotation_id, declaration, None),
+        lambda: check_pending_value(vault, ref, rotation_id, declaration, None),
+        lambda: finish_rotation(vault, ref, rotation_id, params, on_new_value=on_new_value),
     ]
-    # (a hook crashes inside its step; otherwise the server is killed before the step that then fails)
-    failing_step = {
-        "inside create, after the write": 0,
-        "after create": 1,
-        "inside set, after the hook": 1,
-        "after set": 2,
-        "after test": 3,
-    }[crash_point]
+    # (the index crashes inside finish; otherwise the server is killed before the step that then fails)
+    failing_step = {"after create": 1, "after set": 2, "after test": 3, "inside finish, after the write": 3}[
+        crash_point
+    ]
     for step in steps[:failing_step]:
         step()
     if crash_point.startswith("after"):
@@ -283,7 +289,7 @@ def test_a_kv_rotation_cut_by_a_crash_converges_after_a_restart(
     # When the server restarts from its storage and the rotation runs again with a new client
     server.restart()
     vault = root_client(server)
-    outcome = rotate_kv_secret(vault, ref, rotation_id, params, set_hook=set_hook, on_new_value=on_new_value)
+    outcome = rotate_kv_secret(vault, ref, rotation_id, params, hooks=None, on_new_value=on_new_value)
 
     # Then exactly one new version exists, it is current, and the old versions are destroyed
     assert outcome.changed is True
@@ -294,10 +300,9 @@ def test_a_kv_rotation_cut_by_a_crash_converges_after_a_restart(
     current = kv_version(vault, ref.path)
     assert current is not None
     assert fingerprint(current) not in {fingerprint(v) for v in old_values}
-    # and the hooks were only ever handed the new version
+    # and the index was only ever handed the new version
     assert set(on_new_value.versions) == {3}
-    assert set(set_hook.versions) == {3}
     # and it is verified by reading back, and a replay of the same rotation changes nothing
     assert verify_kv_rotation(vault, ref, rotation_id, params).confirmed is True
-    assert rotate_kv_secret(vault, ref, rotation_id, params).changed is False
+    assert rotate_kv_secret(vault, ref, rotation_id, params, hooks=None).changed is False
     assert not [value for value in current.values() if str(value) in outcome.detail]

@@ -17,6 +17,7 @@ from rescind.config import (
     IndexSettings,
     PlanSettings,
     RecordSettings,
+    RotationHookSettings,
     RuntimeSettings,
     ScheduleSettings,
     VaultSettings,
@@ -172,6 +173,7 @@ CONCERNS = (
     IndexSettings,
     GitHubSettings,
     ScheduleSettings,
+    RotationHookSettings,
 )
 
 

@@ -15,6 +15,7 @@ configured with (PkiMounts, AppRoleMounts, KvMounts, LeaseMounts), and dropped w
 | sweeper   | RotationByAgeFunction, TtlCeilingsFunction, PkiHygieneFunction    |
 | reporter  | InventoryReportFunction                                           |
 | drift     | IndexDriftFunction                                                |
+| rotation-hook | RotatePostgresFunction (reads the secret it rotates and its staging copy) |
 | responder | none: a responder's own token for `rescind revoke --direct` (planner + actor + verifier + locator) |
 
 The other functions never call Vault, so no Vault role admits their IAM roles.
@@ -72,6 +73,7 @@ FUNCTION_ROLES: tuple[FunctionRole, ...] = (
     FunctionRole("sweeper", ("RotationByAgeFunction", "TtlCeilingsFunction", "PkiHygieneFunction"), ("sweeper",)),
     FunctionRole("reporter", ("InventoryReportFunction",), ("reporter",)),
     FunctionRole("drift", ("IndexDriftFunction",), ("drift",)),
+    FunctionRole("rotation-hook", ("RotatePostgresFunction",), ("rotation-hook",)),
     FunctionRole("responder", (), ("planner", "actor", "verifier", "locator")),
 )
 

@@ -82,6 +82,11 @@ def prepare_vault(client: hvac.Client) -> None:
     client.sys.create_or_update_policy("workload", 'path "secret/data/*" { capabilities = ["read"] }')
 
 
+# The owner's rotation declaration on every seeded KV secret: `password` rotates, and no database checks it (the
+# local stack has none), which the owner states explicitly with rescind_rotation_hook=none.
+KV_ROTATION = {"rescind_rotate": "password", "rescind_rotation_hook": "none"}
+
+
 def seed_workload(
     client: hvac.Client, iam: Any | None, name: str, spiffe_id: str, *, tokens: int = 2
 ) -> SeededWorkload:
@@ -116,7 +121,7 @@ def seed_workload(
     path = f"apps/{name}/database"
     value = {"username": f"{name}_app", "password": secrets.token_urlsafe(24)}
     client.secrets.kv.v2.create_or_update_secret(path, secret=value, mount_point=KV_MOUNT)
-    client.secrets.kv.v2.update_metadata(path, custom_metadata=meta, mount_point=KV_MOUNT)
+    client.secrets.kv.v2.update_metadata(path, custom_metadata={**meta, **KV_ROTATION}, mount_point=KV_MOUNT)
     workload.kv_paths.append(path)
     workload._kv_before[path] = value
 

@@ -3,7 +3,10 @@
 - A secret with rotation configured (a rotation Lambda, or managed rotation) is rotated with
   `RotateSecret(RotateImmediately=True)`: its rotation function changes the credential where it is checked
   (the database, the third party) and stages the new value AWSCURRENT.
-- A secret without rotation is refused by default: writing a random value into Secrets Manager would not
+- A secret without it whose owner declared the rotation contract by tags (`rescind:rotate`,
+  `rescind:rotation-hook`...) is rotated by Rescind with Secrets Manager's staging labels and the declared hook
+  (rescind.aws.sm_rotation). A malformed declaration is refused for that secret alone (needs_owner, nothing written).
+- A secret with neither "needs an owner" by default: writing a random value into Secrets Manager would not
   revoke anything where the old value is accepted, so calling it "rotated" would be a lie. A handler built
   with `generate_when_unmanaged=True` instead stages a new random value (GetRandomPassword, PutSecretValue),
   which is right for secrets that *are* the credential (a shared HMAC key or a password that consumers check
@@ -28,8 +31,9 @@ from botocore.exceptions import ClientError
 
 from rescind.aws.errors import aws_errors, error_code
 from rescind.aws.session import AwsClientFactory, region_of_arn
+from rescind.aws.sm_rotation import rotate_by_contract
 from rescind.engine.base import KindHandler, Step
-from rescind.exceptions import InvalidInput, PolicyRefusal
+from rescind.exceptions import InvalidInput
 from rescind.kinds import InventoryRow, InventoryScan, InventorySection, KindSpec, no_guard_facts
 from rescind.models import (
     Action,
@@ -40,6 +44,12 @@ from rescind.models import (
     SecretsManagerSecretRef,
 )
 from rescind.models.refs import format_ref
+from rescind.rotation.contract import (
+    RotationHookInvoker,
+    declaration_from,
+    needs_owner_detail,
+    refused_detail,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
@@ -105,12 +115,31 @@ def _describe_secret(sm: SecretsManagerClient, arn: str) -> dict[str, Any] | Non
 
 
 def rotate_secret_now(
-    sm: SecretsManagerClient, ref: SecretsManagerSecretRef, token: str, *, generate_when_unmanaged: bool, length: int
+    sm: SecretsManagerClient,
+    ref: SecretsManagerSecretRef,
+    token: str,
+    *,
+    generate_when_unmanaged: bool,
+    length: int,
+    hooks: RotationHookInvoker | None = None,
 ) -> ActOutcome:
     arn = ref.secret_arn
     described = _describe_secret(sm, arn)
     if described is None:
         return ActOutcome(changed=False, absent=True, detail=f"already absent: secret {arn} is gone or being deleted")
+    if not described.get("RotationEnabled"):
+        tags = {tag.get("Key", ""): tag.get("Value", "") for tag in described.get("Tags", [])}
+        try:
+            declaration = declaration_from(tags, arn, tags=True)
+        except InvalidInput as malformed:  # this secret alone: the run goes on with everything else
+            return ActOutcome(changed=False, needs_owner=True, detail=refused_detail(arn, malformed))
+        if declaration is not None:
+            try:
+                return rotate_by_contract(sm, arn, token, declaration, described, hooks)
+            except InvalidInput as malformed:  # a declared field the value does not hold: nothing was written
+                return ActOutcome(changed=False, needs_owner=True, detail=refused_detail(arn, malformed))
+        if not generate_when_unmanaged:
+            return ActOutcome(changed=False, needs_owner=True, detail=needs_owner_detail(arn, tags=True))
     stages: dict[str, list[str]] = described.get("VersionIdsToStages", {})
     if token in stages:
         if _PENDING in stages[token] and _CURRENT not in stages[token]:
@@ -122,11 +151,6 @@ def rotate_secret_now(
             sm.rotate_secret(SecretId=arn, ClientRequestToken=token, RotateImmediately=True)
         return ActOutcome(changed=True, detail=f"started rotation of secret {arn} to version {token}")
 
-    if not generate_when_unmanaged:
-        raise PolicyRefusal(
-            f"secret {arn} has no rotation configured: a random value would not revoke the credential where it "
-            "is accepted; configure rotation, or enable generated values for secrets that are the credential"
-        )
     with aws_errors(f"secretsmanager put-secret-value {arn}"):
         new_value = sm.get_random_password(PasswordLength=length, RequireEachIncludedType=True)["RandomPassword"]
         try:
@@ -201,6 +225,7 @@ class SecretsManagerSecretHandler(KindHandler[SecretsManagerSecretRef]):
         verify_timeout_seconds: float = 30.0,
         poll_interval_seconds: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
+        hooks: RotationHookInvoker | None = None,
     ) -> None:
         if not 20 <= generated_length <= 4096:
             raise InvalidInput("generated_length must be between 20 and 4096")
@@ -215,6 +240,7 @@ class SecretsManagerSecretHandler(KindHandler[SecretsManagerSecretRef]):
         self._verify_timeout = verify_timeout_seconds
         self._poll_interval = poll_interval_seconds
         self._sleep = sleep
+        self._hooks = hooks
 
     def _client(self, ref: SecretsManagerSecretRef) -> SecretsManagerClient:
         return self._factory.client("secretsmanager", ref.account_id, region_name=region_of_arn(ref.secret_arn))
@@ -226,6 +252,7 @@ class SecretsManagerSecretHandler(KindHandler[SecretsManagerSecretRef]):
             rotation_token(action),
             generate_when_unmanaged=self._generate_when_unmanaged,
             length=self._generated_length,
+            hooks=self._hooks,
         )
 
     def _verify_rotation(self, ref: SecretsManagerSecretRef, action: Action) -> Evidence:
@@ -265,7 +292,7 @@ KIND = KindSpec(
     kind=CredentialKind.SECRETS_MANAGER_SECRET,
     ref_type=SecretsManagerSecretRef,
     ending_action=ActionKind.ROTATE,
-    build_handler=lambda backends: SecretsManagerSecretHandler(backends.require_aws()),
+    build_handler=lambda backends: SecretsManagerSecretHandler(backends.require_aws(), hooks=backends.rotation_hooks()),
     read_guard_facts=no_guard_facts,  # its hold tag is read where it is listed (the rotation-by-age sweep)
     discover=None,
     locate_leaked={},

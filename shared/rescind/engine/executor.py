@@ -61,6 +61,13 @@ class ActionEngine:
         act_start = time.perf_counter()
         acted = handler.act(action)
         act_ms = _elapsed_ms(act_start)
+        if acted.needs_owner:  # nothing was written: say what a human must declare, and do not fail the run
+            evidence = Evidence(
+                check="the credential's declaration of how it rotates", observed=acted.detail[:1000], confirmed=False
+            )
+            return self._result(
+                action, Outcome.SKIPPED, started_at, evidence=(evidence,), detail=acted.detail, act_ms=act_ms
+            )
 
         verify_start = time.perf_counter()
         evidence = handler.verify(action)

@@ -10,7 +10,8 @@ if TYPE_CHECKING:
     import hvac
 
     from rescind.aws.session import AwsClientFactory
-    from rescind.vault.kv_rotation import SecretValueHook
+    from rescind.rotation.contract import RotationHookInvoker
+    from rescind.vault.kv_rotation_state import SecretValueHook
 
 
 def build_engine(
@@ -20,14 +21,16 @@ def build_engine(
     cross_account_role_name: str = "RescindExecutionRole",
     cross_account_external_id: str | None = None,
     kv_on_new_value: SecretValueHook | None = None,
+    hook_invoker: RotationHookInvoker | None = None,
 ) -> ActionEngine:
     """Every credential kind of the closed set gets its handler; AWS ones reach other accounts by role.
 
-    `kv_on_new_value` sees each KV version a rotation writes (the fingerprint index keeps itself current).
+    `kv_on_new_value` sees each KV version a rotation makes current (the fingerprint index keeps itself current).
+    `hook_invoker` runs the secrets' rotation hooks; by default they are Lambda functions invoked through AWS.
     """
     from rescind.aws.session import AwsClientFactory
     from rescind.kinds import Backends, registered_kinds
 
     aws = aws_factory or AwsClientFactory(role_name=cross_account_role_name, external_id=cross_account_external_id)
-    backends = Backends(vault, aws, kv_on_new_value=kv_on_new_value)
+    backends = Backends(vault, aws, kv_on_new_value=kv_on_new_value, hook_invoker=hook_invoker)
     return ActionEngine(spec.build_handler(backends) for spec in registered_kinds())

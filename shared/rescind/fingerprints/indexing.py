@@ -15,7 +15,7 @@ from rescind.exceptions import RescindError, UnsafePrefix
 from rescind.fingerprints.base import FingerprintIndex, entries_for_version
 from rescind.fingerprints.types import IndexProgress, IndexReport
 from rescind.models import KvSecretRef
-from rescind.vault.kv_rotation import SecretValueHook
+from rescind.vault.kv_rotation_state import SecretValueHook
 from rescind.vault.kv_store import checked_folder, iter_kv_paths, read_secret_metadata, read_secret_version
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from rescind.fingerprints.dynamodb import DynamoDbFingerprintIndex
     from rescind.models import KvSecretRef
-    from rescind.vault.kv_rotation import SecretValueHook
+    from rescind.vault.kv_rotation_state import SecretValueHook
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ class Outcome(StrEnum):
     SUCCEEDED = "succeeded"  # acted, then verified
     ALREADY_ABSENT = "already_absent"  # nothing to do: the credential was already dead or gone
     ALREADY_APPLIED = "already_applied"  # nothing to do: already disabled, or TTL already at or below
-    SKIPPED = "skipped"  # dry run, hold or protection: no call that changes state was made
+    SKIPPED = "skipped"  # dry run, hold, protection, or a rotation that needs an owner: nothing changed
     FAILED = "failed"
 
     @property
@@ -41,6 +41,9 @@ class ActOutcome(BaseModel):
 
     changed: bool  # False: the target was already in the wanted state
     absent: bool = False  # True: the credential did not exist at all
+    # True: nothing was written because a human must first declare how (a rotation without fields or hook). The
+    # result is SKIPPED, not FAILED: the rest of the run goes on, and `detail` says what to declare where.
+    needs_owner: bool = False
     detail: Annotated[str, Field(max_length=1000)] = ""
     # Other credentials the act ended with this one (the child tokens a token revocation kills), read back dead.
     also_ended: tuple[CredentialRef, ...] = ()

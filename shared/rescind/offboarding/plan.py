@@ -76,7 +76,7 @@ def describe_not_found(vault: hvac.Client, missing: Sequence[CredentialRef]) -> 
 
 def rotated_since(vault: hvac.Client, ref: KvSecretRef, moment: datetime) -> bool:
     """A shared secret rotated (to the end) after the workload ended is no longer something it knows."""
-    from rescind.vault.kv_rotation import ROTATED_AT_KEY, RotationStep, rotation_of
+    from rescind.vault.kv_rotation_state import ROTATED_AT_KEY, RotationStep, rotation_of
     from rescind.vault.kv_store import read_secret_metadata
 
     metadata = read_secret_metadata(vault, ref)

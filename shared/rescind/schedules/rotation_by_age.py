@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from rescind.aws.secrets_manager import ListedSecret, list_secrets
+from rescind.exceptions import InvalidInput
 from rescind.guard import find_holds
 from rescind.holds import AWS_HOLD_TAG, is_set
 from rescind.models import (
@@ -39,11 +40,12 @@ from rescind.models import (
     SecretsManagerSecretRef,
 )
 from rescind.models.results import utc_now
+from rescind.rotation.contract import declaration_from, needs_owner_detail, refused_detail
 from rescind.schedules.base import CheckpointStore, RateLimiter, SweepProgress
 from rescind.schedules.policy import MaxAgeRule, SchedulePolicy
 from rescind.schedules.static_role_rotation import rotate_static_role_if_due, static_role_candidates
 from rescind.schedules.types import Change, ChangeStatus, SweepName, SweepReport, SweepRequest
-from rescind.vault.kv_rotation import RotationStep, rotation_of
+from rescind.vault.kv_rotation_state import RotationStep, rotation_of
 from rescind.vault.kv_store import SecretMetadata, destroy_versions, iter_kv_paths, read_secret_metadata
 
 if TYPE_CHECKING:
@@ -118,6 +120,16 @@ def _walk_roots(policy: SchedulePolicy, kv_mounts: Sequence[str]) -> dict[str, s
     }
 
 
+def _declaration_problem(secret: SecretMetadata, full_path: str) -> str | None:
+    """Why a due secret cannot rotate by its declaration (none, or a malformed one: flagged with the reason, for
+    this secret only); None when it is declared."""
+    try:
+        declared = declaration_from(secret.custom_metadata, full_path)
+    except InvalidInput as malformed:
+        return refused_detail(full_path, malformed)
+    return None if declared is not None else needs_owner_detail(full_path)
+
+
 # --- Secrets Manager ------------------------------------------------------------------------------------------
 
 
@@ -174,7 +186,9 @@ class _RotationSweep:
             self.add(target, "rotate", ChangeStatus.PLANNED, before=before, detail=action.reason)
             return
         result = self.engine.execute_or_fail(action)
-        status = status_of(result.outcome)
+        # SKIPPED from the engine itself (holds and protection are the sweep's, above): the rotation wrote nothing
+        # and needs its owner (a declaration found malformed on reading the value): flagged for a human.
+        status = ChangeStatus.FLAGGED if result.outcome is Outcome.SKIPPED else status_of(result.outcome)
         evidence = "; ".join(item.observed for item in result.evidence)
         detail = f"{result.detail} | {evidence}" if evidence else result.detail
         self.add(target, "rotate", status, before=before, after=after(), detail=detail)
@@ -211,6 +225,13 @@ class _RotationSweep:
         if holds:
             self.add(ref.key, what, ChangeStatus.SKIPPED, detail=f"on hold ({holds[0].marker}): never touched")
             return
+        refusal = _declaration_problem(secret, full_path) if due else None
+        if refusal is not None:
+            # Never written: a random value revokes nothing where the old one is accepted. A human declares how.
+            self.add(ref.key, "rotate", ChangeStatus.FLAGGED, before=f"{_days(age)} days old", detail=refusal)
+            due = False
+            if not doomed:
+                return
         if due:
             action = Action(
                 kind=ActionKind.ROTATE,

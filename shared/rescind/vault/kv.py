@@ -19,20 +19,15 @@ from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, Inve
 from rescind.leaks.types import LocatedLeak, SecretType, Unlocated
 from rescind.models import Action, ActionKind, CredentialKind, KvSecretRef
 from rescind.models.refs import format_ref
-from rescind.vault.kv_rotation import (
-    SecretValueHook,
-    ValueGenerator,
-    default_value_generator,
-    rotate_kv_secret,
-    rotation_id_for,
-    verify_kv_rotation,
-)
+from rescind.vault.kv_rotation import rotate_kv_secret
+from rescind.vault.kv_rotation_state import SecretValueHook, rotation_id_for, verify_kv_rotation
 from rescind.vault.kv_store import checked_folder, iter_kv_paths, read_secret_metadata
 
 if TYPE_CHECKING:
     from rescind.discovery import DiscoveryScope
     from rescind.kinds import LeakSearch
     from rescind.leaks.types import LeakAlert
+    from rescind.rotation.contract import RotationHookInvoker
 
 DEFAULT_METADATA_KEY = "spiffe_id"
 
@@ -94,14 +89,14 @@ def _secret_rows(scan: InventoryScan, mount: str) -> Iterator[InventoryRow]:
 
 
 class KvSecretHandler(KindHandler[KvSecretRef]):
-    """CredentialHandler for KV v2 secrets: rotate in four steps, verify by reading the metadata back."""
+    """CredentialHandler for KV v2 secrets: rotate by the rotation contract (declared fields, the secret's hook),
+    verify by reading the metadata back. `hooks` runs the hooks; without it a declared rotation fails."""
 
     def __init__(
         self,
         client: hvac.Client,
         *,
-        set_hook: SecretValueHook | None = None,
-        generate_value: ValueGenerator = default_value_generator,
+        hooks: RotationHookInvoker | None = None,
         on_new_value: SecretValueHook | None = None,
     ) -> None:
         super().__init__(
@@ -114,8 +109,7 @@ class KvSecretHandler(KindHandler[KvSecretRef]):
                         ref,
                         rotation_id_for(action),
                         action.params,
-                        set_hook=set_hook,
-                        generate_value=generate_value,
+                        hooks=hooks,
                         on_new_value=on_new_value,
                     ),
                     lambda ref, action: verify_kv_rotation(client, ref, rotation_id_for(action), action.params),
@@ -148,7 +142,9 @@ KIND = KindSpec(
     kind=CredentialKind.KV_SECRET,
     ref_type=KvSecretRef,
     ending_action=ActionKind.ROTATE,  # a shared secret the workload knew: rotated, its old versions destroyed
-    build_handler=lambda backends: KvSecretHandler(backends.vault, on_new_value=backends.kv_on_new_value),
+    build_handler=lambda backends: KvSecretHandler(
+        backends.vault, hooks=backends.rotation_hooks(), on_new_value=backends.kv_on_new_value
+    ),
     read_guard_facts=_guard_facts,
     discover=_discover,
     locate_leaked={SecretType.KV_VALUE: ValueLocator(locate_leaked_kv_value, needs_value=False)},

@@ -22,11 +22,19 @@ from rescind.models import KvSecretRef
 from rescind.vault.client import read_data, vault_errors
 from rescind.vault.common import list_keys, parse_vault_time
 
-_NO_ROUTE = "no handler for route"  # Vault's answer when nothing is mounted at the path
+_NO_ROUTE = "no handler for route"
+_CAS_MISMATCH = "check-and-set"  # Vault's answer when nothing is mounted at the path
 # Folders found but not yet listed. A walk that would hold more stops rather than grow without bound.
 MAX_PENDING_FOLDERS = 10_000
+# Where a rotation stages its pending value, at the root of the same mount: `<mount>/data/_rescind-pending/<path>`.
+# No application reads it; walks skip it (it is not a secret of its own).
+STAGING_FOLDER = "_rescind-pending"
 
 SecretData = dict[str, Any]
+
+
+class CheckAndSetMismatch(ActionFailed):
+    """A write with check-and-set found the secret at another version: a concurrent writer; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,28 @@ def patch_custom_metadata(client: hvac.Client, ref: KvSecretRef, changes: Mappin
         )
 
 
+def write_secret(client: hvac.Client, ref: KvSecretRef, value: Mapping[str, Any], *, cas: int | None = None) -> int:
+    """Write a new version (check-and-set on `cas` when given) and return its number. The value is never logged."""
+    with vault_errors(f"write a new version of {where(ref)}"):
+        try:
+            response = client.secrets.kv.v2.create_or_update_secret(
+                ref.path, secret=dict(value), cas=cas, mount_point=ref.mount
+            )
+        except hvac.exceptions.InvalidRequest as error:
+            if any(_CAS_MISMATCH in str(message) for message in error.errors or []):
+                raise CheckAndSetMismatch(
+                    f"concurrent writer: {where(ref)} is no longer at version {cas}; nothing was written"
+                ) from None
+            raise ActionFailed(f"write of a new version of {where(ref)} refused") from None
+    return int(read_data(response).get("version") or 0)
+
+
+def delete_secret(client: hvac.Client, ref: KvSecretRef) -> None:
+    """Delete the secret's metadata and every version (the staging copy once a rotation is finished)."""
+    with vault_errors(f"delete {where(ref)}"):
+        client.secrets.kv.v2.delete_metadata_and_all_versions(ref.path, mount_point=ref.mount)
+
+
 def destroy_versions(client: hvac.Client, ref: KvSecretRef, versions: list[int]) -> None:
     """Destroy the versions' data for good (their metadata stays, marked destroyed)."""
     if versions:
@@ -172,6 +202,8 @@ def iter_kv_paths(
         current = pending.popleft()
         for key in _list_folder(client, mount, current, before_request):
             path = f"{current}/{key}" if current else key
+            if not current and key == f"{STAGING_FOLDER}/":
+                continue  # pending rotation values: never a secret of their own
             if not key.endswith("/"):
                 yield path
                 continue

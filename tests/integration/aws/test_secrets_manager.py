@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-import pytest
 
 from rescind.aws.secrets_manager import SecretsManagerSecretHandler, rotation_token
 from rescind.aws.session import AwsClientFactory
-from rescind.exceptions import PolicyRefusal
 from rescind.models import Action, ActionKind, ActionParams, SecretsManagerSecretRef
 from tests.conftest import TEST_EXTERNAL_ID
 
@@ -97,15 +95,16 @@ def test_rotation_configured_rotates_once_per_action(aws: None) -> None:
     assert handler.verify(action).confirmed  # the first run's version was superseded by a newer one
 
 
-def test_unmanaged_secret_is_refused_by_default_and_unchanged(aws: None) -> None:
+def test_an_undeclared_secret_without_rotation_needs_an_owner_and_is_unchanged(aws: None) -> None:
     sm = _sm_in(OWN)
     arn = _secret(sm, "api/key", rotation=False)
     before = _stages(sm, arn)
     handler = SecretsManagerSecretHandler(AwsClientFactory())
     action = _rotate(arn)
 
-    with pytest.raises(PolicyRefusal, match="no rotation configured"):
-        handler.act(action)
+    outcome = handler.act(action)
+    assert (outcome.changed, outcome.needs_owner) == (False, True)
+    assert outcome.detail.startswith("rotation needs an owner: declare rescind:rotate and rescind:rotation-hook on")
     assert _stages(sm, arn) == before
     assert not handler.verify(action).confirmed
 

@@ -113,16 +113,18 @@ def test_a_hit_whose_field_no_longer_holds_the_value_is_dropped(
 def test_a_rotation_through_the_handler_makes_the_new_value_locatable_and_the_old_one_not(
     vault: hvac.Client, indexed: str, fingerprints: IndexSetup
 ) -> None:
-    # Given a KV handler whose rotations feed the index, and a value generator the test can see
+    # Given app/db declares its password to rotate (no external system), and a KV handler that feeds the index
+    vault.secrets.kv.v2.update_metadata(
+        "app/db", mount_point=indexed, custom_metadata={"rescind_rotate": "password", "rescind_rotation_hook": "none"}
+    )
+    index_new_value = kv_rotation_indexer(fingerprints.index, fingerprints.key)
     new_values: list[str] = []
 
-    def generate(current: Mapping[str, Any]) -> dict[str, Any]:
-        new_values.append(f"rotated-{len(new_values)}-{sha256_of(str(sorted(current)))[:12]}")
-        return {"password": new_values[-1], "user": current["user"]}
+    def index_and_record(ref: KvSecretRef, version: int, value: Mapping[str, Any]) -> None:
+        new_values.append(str(value["password"]))
+        index_new_value(ref, version, value)
 
-    handler = KvSecretHandler(
-        vault, generate_value=generate, on_new_value=kv_rotation_indexer(fingerprints.index, fingerprints.key)
-    )
+    handler = KvSecretHandler(vault, on_new_value=index_and_record)
     action = Action(
         kind=ActionKind.ROTATE,
         target=KvSecretRef(mount=indexed, path="app/db"),
@@ -140,6 +142,8 @@ def test_a_rotation_through_the_handler_makes_the_new_value_locatable_and_the_ol
     assert "already applied" in second.detail
     assert handler.verify(action).confirmed
     assert len(new_values) == 1
+    current = vault.secrets.kv.v2.read_secret_version("app/db", mount_point=indexed, raise_on_deleted_version=True)
+    assert current["data"]["data"] == {"password": new_values[0], "user": "svc-user-2"}  # only the declared field
     assert confirmed_kv_hits(vault, fingerprints.index, fingerprints.key, value=new_values[0]) == [
         FingerprintHit(mount=indexed, path="app/db", version=3, field="password")
     ]

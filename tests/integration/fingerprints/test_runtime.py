@@ -77,6 +77,12 @@ def test_a_short_or_missing_key_is_refused_without_the_value(aws: None, unique: 
         read_fingerprint_key(client, arn.replace(f"short-{unique}", f"missing-{unique}"))
 
 
+def declare_rotation(vault: hvac.Client, ref: KvSecretRef, field: str) -> None:
+    """The owner's declaration: `field` rotates, and nothing but its readers checks it."""
+    custom = {"rescind_rotate": field, "rescind_rotation_hook": "none"}
+    vault.secrets.kv.v2.update_metadata(ref.path, mount_point=ref.mount, custom_metadata=custom)
+
+
 def test_get_engine_rotations_index_the_new_value(
     environment: pytest.MonkeyPatch, fingerprints: IndexSetup, vault: hvac.Client, unique: str
 ) -> None:
@@ -84,6 +90,7 @@ def test_get_engine_rotations_index_the_new_value(
     configure(environment, fingerprints)
     ref = KvSecretRef(mount="secret", path=f"fp-runtime-{unique}/db")
     vault.secrets.kv.v2.create_or_update_secret(ref.path, secret={"password": "old-password-1"}, mount_point="secret")
+    declare_rotation(vault, ref, "password")
     action = Action(kind=ActionKind.ROTATE, target=ref, reason="scheduled", params=ActionParams(run_id=f"run-{unique}"))
 
     # When the runtime's engine rotates it, twice
@@ -109,6 +116,7 @@ def test_an_unreadable_key_does_not_stop_a_rotation(
     runtime.reset_caches()
     ref = KvSecretRef(mount="secret", path=f"fp-runtime-{unique}/api")
     vault.secrets.kv.v2.create_or_update_secret(ref.path, secret={"token": "old-token-123456"}, mount_point="secret")
+    declare_rotation(vault, ref, "token")
     action = Action(kind=ActionKind.ROTATE, target=ref, reason="scheduled", params=ActionParams(run_id=f"run-{unique}"))
 
     # Then the rotation still finishes and verifies

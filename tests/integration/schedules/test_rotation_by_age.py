@@ -69,9 +69,15 @@ def policy_for(mount: str, **overrides: Any) -> SchedulePolicy:
     return SchedulePolicy(**values)
 
 
-def write(vault: hvac.Client, mount: str, path: str, value: str, versions: int = 1) -> None:
+# The owner's declaration: `password` rotates, and nothing but its readers checks it (rescind_rotation_hook=none).
+DECLARED = {"rescind_rotate": "password", "rescind_rotation_hook": "none"}
+
+
+def write(vault: hvac.Client, mount: str, path: str, value: str, versions: int = 1, *, declared: bool = True) -> None:
     for number in range(versions):
         vault.secrets.kv.v2.create_or_update_secret(path, secret={"password": f"{value}-{number}"}, mount_point=mount)
+    if declared:
+        vault.secrets.kv.v2.update_metadata(path, mount_point=mount, custom_metadata=DECLARED)
 
 
 def current_version(vault: hvac.Client, mount: str, path: str) -> int:
@@ -129,6 +135,7 @@ def test_stale_kv_secrets_are_rotated_once_and_the_rest_untouched(
     write(vault, kv_mount, "apps/held", "held")
     vault.secrets.kv.v2.update_metadata("apps/held", mount_point=kv_mount, custom_metadata={"rescind_hold": "true"})
     write(vault, kv_mount, "other/thing", "other")
+    write(vault, kv_mount, "apps/undeclared", "nobody-owns-me", declared=False)
     now = datetime.now(UTC) + LATER
     policy = policy_for(kv_mount)
 
@@ -141,11 +148,13 @@ def test_stale_kv_secrets_are_rotated_once_and_the_rest_untouched(
     assert statuses[f"kv_secret:{kv_mount}:apps/db"] is ChangeStatus.APPLIED
     assert statuses[f"kv_secret:{kv_mount}:apps/protected"] is ChangeStatus.SKIPPED
     assert statuses[f"kv_secret:{kv_mount}:apps/held"] is ChangeStatus.SKIPPED
+    # a stale secret whose owner declared no rotation is flagged for a human, never written
+    assert statuses[f"kv_secret:{kv_mount}:apps/undeclared"] is ChangeStatus.FLAGGED
     assert f"kv_secret:{kv_mount}:apps/slow/archive" not in statuses
     assert f"kv_secret:{kv_mount}:other/thing" not in statuses
     assert current_version(vault, kv_mount, "apps/db") == 4
     assert destroyed_versions(vault, kv_mount, "apps/db") == {1, 2}  # 3 is kept for the grace period
-    for path in ("apps/protected", "apps/held", "apps/slow/archive", "other/thing"):
+    for path in ("apps/protected", "apps/held", "apps/slow/archive", "other/thing", "apps/undeclared"):
         assert current_version(vault, kv_mount, path) == 1
     (change,) = [c for c in report.changes if c.status is ChangeStatus.APPLIED]
     assert (change.before or "").startswith("version 3")
@@ -164,6 +173,37 @@ def test_stale_kv_secrets_are_rotated_once_and_the_rest_untouched(
     # And a run on the real clock finds the new version fresh: nothing to do
     fresh = sweep(vault, factory, checkpoints, policy, kv_mount, datetime.now(UTC) + timedelta(minutes=5))
     assert [c for c in fresh.changes if c.status is not ChangeStatus.SKIPPED] == []
+
+
+def test_a_malformed_declaration_is_flagged_with_its_reason_and_the_sweep_goes_on(
+    vault: hvac.Client, factory: AwsClientFactory, checkpoints: DynamoDbCheckpointStore, kv_mount: str
+) -> None:
+    # Given stale secrets whose declarations are malformed, walked before and after a well-declared one
+    malformed = {
+        "apps/a-field": ({"rescind_rotate": "pass word", "rescind_rotation_hook": "none"}, "rescind_rotate on"),
+        "apps/b-generator": ({**DECLARED, "rescind_generator": "diceware"}, "rescind_generator on"),
+        "apps/c-hook": ({**DECLARED, "rescind_rotation_hook": "my-lambda"}, "a Lambda function ARN or 'none'"),
+        "apps/e-missing": ({**DECLARED, "rescind_rotate": "api_key"}, "rescind_rotate=api_key, which it does not"),
+    }
+    for path, (custom, _) in malformed.items():
+        write(vault, kv_mount, path, "bad", declared=False)
+        vault.secrets.kv.v2.update_metadata(path, mount_point=kv_mount, custom_metadata=custom)
+    write(vault, kv_mount, "apps/d-good", "good")
+
+    # When the sweep runs
+    report = sweep(vault, factory, checkpoints, policy_for(kv_mount), kv_mount, datetime.now(UTC) + LATER)
+
+    # Then each malformed one is flagged with what is wrong and left unwritten, and the good one is rotated
+    changes = {change.target: change for change in report.changes}
+    for path, (_, reason) in malformed.items():
+        change = changes[f"kv_secret:{kv_mount}:{path}"]
+        assert change.status is ChangeStatus.FLAGGED, path
+        assert "rotation declaration refused: " in change.detail
+        assert reason in change.detail, path
+        assert current_version(vault, kv_mount, path) == 1
+    assert changes[f"kv_secret:{kv_mount}:apps/d-good"].status is ChangeStatus.APPLIED
+    assert current_version(vault, kv_mount, "apps/d-good") == 2
+    assert report.complete
 
 
 def test_the_previous_version_is_destroyed_once_the_grace_period_is_over(

@@ -1,4 +1,10 @@
-"""KV v2 rotation against a real OpenBao: four idempotent steps, crash convergence, discovery, verification."""
+"""KV v2 rotation against a real OpenBao under the rotation contract: only declared fields rotate, the pending value
+is staged until finish, steps are idempotent and a crash converges; undeclared secrets need an owner; discovery.
+
+The secrets here are checked by no external system, and their owner says so: `rescind_rotation_hook=none`, so
+setSecret/testSecret are Rescind's read-back of the staged value (tests/integration/rotation has the real
+PostgreSQL hook).
+"""
 
 from __future__ import annotations
 
@@ -18,25 +24,24 @@ from rescind.models import (
     PkiCertificateRef,
     PreviousVersions,
 )
+from rescind.rotation.contract import RotationAbandoned, RotationHookFailed, declaration_from
 from rescind.vault.kv import KvSecretHandler, find_kv_secrets_by_custom_metadata
-from rescind.vault.kv_rotation import (
-    PENDING_VERSION_KEY,
+from rescind.vault.kv_rotation import create_pending_value, finish_rotation, rotate_kv_secret
+from rescind.vault.kv_rotation_state import (
+    BASE_VERSION_KEY,
     ROTATION_ID_KEY,
     ROTATION_STEP_KEY,
-    check_new_version,
-    create_new_version,
-    finish_rotation,
-    rotate_kv_secret,
     rotation_id_for,
-    set_new_version,
+    staging_ref,
     verify_kv_rotation,
 )
 
 SPIFFE_ID = "spiffe://td.example/ns/pay/sa/api"
+DECLARED = {"rescind_rotate": "password", "rescind_rotation_hook": "none"}
 
 
 class Recorder:
-    """A set hook / on_new_value callback that records what it was handed (the test may see values)."""
+    """An on_new_value callback that records what it was handed (the test may see values)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[KvSecretRef, int, dict[str, Any]]] = []
@@ -66,16 +71,39 @@ def destroyed_versions(vault: hvac.Client, ref: KvSecretRef) -> set[int]:
     return {int(v) for v, info in read_metadata(vault, ref)["versions"].items() if info["destroyed"]}
 
 
-@pytest.fixture
-def secret(vault: hvac.Client, unique: str) -> KvSecretRef:
-    """A secret with two versions and a spiffe_id in its custom_metadata."""
-    ref = KvSecretRef(mount="secret", path=f"rescind-{unique}/db")
+def staging_exists(vault: hvac.Client, ref: KvSecretRef) -> bool:
+    staging = staging_ref(ref)
+    try:
+        vault.secrets.kv.v2.read_secret_metadata(staging.path, mount_point=staging.mount)
+    except hvac.exceptions.InvalidPath:
+        return False
+    return True
+
+
+def patch_custom_metadata(vault: hvac.Client, ref: KvSecretRef, custom: dict[str, str]) -> None:
+    vault.adapter.request(
+        "patch",
+        f"/v1/{ref.mount}/metadata/{ref.path}",
+        json={"custom_metadata": custom},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+
+
+def seed_secret(vault: hvac.Client, ref: KvSecretRef, custom: Mapping[str, str]) -> KvSecretRef:
     for password in ("first-old-password", "second-old-password"):
         vault.secrets.kv.v2.create_or_update_secret(
             ref.path, secret={"username": "svc-user-7f3a", "password": password}, mount_point=ref.mount
         )
-    vault.secrets.kv.v2.update_metadata(ref.path, mount_point=ref.mount, custom_metadata={"spiffe_id": SPIFFE_ID})
+    vault.secrets.kv.v2.update_metadata(ref.path, mount_point=ref.mount, custom_metadata=dict(custom))
     return ref
+
+
+@pytest.fixture
+def secret(vault: hvac.Client, unique: str) -> KvSecretRef:
+    """A secret with two versions, a spiffe_id, and its owner's declaration: `password` rotates, no hook."""
+    return seed_secret(
+        vault, KvSecretRef(mount="secret", path=f"rescind-{unique}/db"), {"spiffe_id": SPIFFE_ID, **DECLARED}
+    )
 
 
 def rotate(ref: KvSecretRef, run_id: str = "inc-1", **params: Any) -> Action:
@@ -94,35 +122,39 @@ def test_handler_implements_the_protocol(vault: hvac.Client) -> None:
     assert isinstance(KvSecretHandler(vault), CredentialHandler)
 
 
-def test_rotate_twice_creates_one_version_and_destroys_the_old_ones(vault: hvac.Client, secret: KvSecretRef) -> None:
-    # Given a secret at version 2, and hooks that see the new value in-process
+def test_rotate_twice_creates_one_version_changes_only_the_declared_field_and_destroys_the_old_ones(
+    vault: hvac.Client, secret: KvSecretRef
+) -> None:
+    # Given a secret at version 2 whose owner declared `password` to rotate, and an index that sees new values
     old_values = [read_value(vault, secret, 1), read_value(vault, secret, 2)]
-    set_hook, on_new_value = Recorder(), Recorder()
-    handler = KvSecretHandler(vault, set_hook=set_hook, on_new_value=on_new_value)
+    on_new_value = Recorder()
+    handler = KvSecretHandler(vault, on_new_value=on_new_value)
     action = rotate(secret, run_id="inc-1")
     assert handler.verify(action).confirmed is False
 
     # When it is rotated (leak response: previous versions destroyed)
     first = handler.act(action)
 
-    # Then version 3 is current, keeps the keys with new values, and versions 1 and 2 are destroyed
+    # Then version 3 is current: a new password, the same username; versions 1 and 2 are destroyed
     assert first.changed is True
     metadata = read_metadata(vault, secret)
     assert metadata["current_version"] == 3
     new_value = read_value(vault, secret)
-    assert set(new_value) == {"username", "password"}
+    assert new_value["username"] == "svc-user-7f3a"
     assert new_value["password"] not in {v["password"] for v in old_values}
     assert destroyed_versions(vault, secret) == {1, 2}
-    assert set_hook.calls == [(secret, 3, new_value)]
     assert on_new_value.calls == [(secret, 3, new_value)]
+    assert "no external system" in first.detail
+    assert not staging_exists(vault, secret)
     # The rotation is recorded next to the owner's own custom_metadata, which is kept
     custom = metadata["custom_metadata"]
     assert custom["spiffe_id"] == SPIFFE_ID
+    assert custom["rescind_rotate"] == "password"
     assert custom[ROTATION_ID_KEY] == rotation_id_for(action)
     assert custom[ROTATION_STEP_KEY] == "finished"
     assert custom["rescind_rotated_version"] == "3"
     assert "rescind_rotated_at" in custom
-    assert PENDING_VERSION_KEY not in custom
+    assert BASE_VERSION_KEY not in custom
     evidence = handler.verify(action)
     assert evidence.confirmed is True
 
@@ -131,7 +163,7 @@ def test_rotate_twice_creates_one_version_and_destroys_the_old_ones(vault: hvac.
     assert second.changed is False
     assert "already applied" in second.detail
     assert read_metadata(vault, secret)["current_version"] == 3
-    assert len(set_hook.calls) == 1
+    assert len(on_new_value.calls) == 1
     assert handler.verify(action).confirmed is True
 
     # And no value reached a returned text
@@ -171,89 +203,123 @@ def test_a_scheduled_rotation_keeps_the_newest_previous_versions(
     assert handler.act(action).changed is False
 
 
-@pytest.mark.parametrize("crash_after", ["create", "set", "test"])
-def test_a_crash_between_steps_converges_on_rerun(vault: hvac.Client, secret: KvSecretRef, crash_after: str) -> None:
-    # Given a rotation that ran some steps and then crashed
+def test_an_undeclared_secret_needs_an_owner_and_is_never_written(vault: hvac.Client, unique: str) -> None:
+    # Given a secret whose owner declared nothing (and one that declared fields but no hook)
+    plain = seed_secret(vault, KvSecretRef(path=f"rescind-{unique}/plain"), {"spiffe_id": SPIFFE_ID})
+    no_hook = seed_secret(vault, KvSecretRef(path=f"rescind-{unique}/no-hook"), {"rescind_rotate": "password"})
+    handler = KvSecretHandler(vault)
+
+    for ref in (plain, no_hook):
+        outcome = handler.act(rotate(ref))
+        # Then nothing is written: no version, no rotation record, no staging copy
+        assert outcome.changed is False
+        assert outcome.needs_owner is True
+        assert "rotation needs an owner" in outcome.detail
+        assert read_metadata(vault, ref)["current_version"] == 2
+        assert ROTATION_ID_KEY not in read_metadata(vault, ref)["custom_metadata"]
+        assert not staging_exists(vault, ref)
+        assert handler.verify(rotate(ref)).confirmed is False
+
+
+@pytest.mark.parametrize("crashed_at", ["created", "set", "tested", "finishing-before-write", "finishing-after-write"])
+def test_a_crash_between_steps_converges_on_rerun(vault: hvac.Client, secret: KvSecretRef, crashed_at: str) -> None:
+    # Given a rotation that staged its pending value and then crashed at some step
     rotation_id = "rot-crash-1"
     params = ActionParams()
-    set_hook, on_new_value = Recorder(), Recorder()
-    created = create_new_version(vault, secret, rotation_id, on_new_value=on_new_value)
-    assert created.version == 3
-    if crash_after in ("set", "test"):
-        set_new_version(vault, secret, rotation_id, set_hook=set_hook)
-    if crash_after == "test":
-        check_new_version(vault, secret, rotation_id, expected_fingerprint=created.value_fingerprint)
-    assert read_metadata(vault, secret)["custom_metadata"][PENDING_VERSION_KEY] == "3"
-
-    # When the whole rotation runs again
-    outcome = rotate_kv_secret(vault, secret, rotation_id, params, set_hook=set_hook, on_new_value=on_new_value)
-
-    # Then exactly one new version exists, the set hook ran for it once, and the old versions are destroyed
-    assert outcome.changed is True
-    assert read_metadata(vault, secret)["current_version"] == 3
-    assert destroyed_versions(vault, secret) == {1, 2}
-    assert [version for _r, version, _v in set_hook.calls] == [3]
-    assert on_new_value.versions == {3}
-    assert verify_kv_rotation(vault, secret, rotation_id, params).confirmed is True
-    assert rotate_kv_secret(vault, secret, rotation_id, params).changed is False
-
-
-def _mark_pending(vault: hvac.Client, ref: KvSecretRef, rotation_id: str, pending: int) -> None:
-    vault.adapter.request(
-        "patch",
-        f"/v1/{ref.mount}/metadata/{ref.path}",
-        json={
-            "custom_metadata": {
-                ROTATION_ID_KEY: rotation_id,
-                ROTATION_STEP_KEY: "creating",
-                PENDING_VERSION_KEY: str(pending),
-            }
-        },
-        headers={"Content-Type": "application/merge-patch+json"},
-    )
-
-
-@pytest.mark.parametrize("write_landed", [False, True])
-def test_a_crash_inside_create_converges_on_rerun(vault: hvac.Client, secret: KvSecretRef, write_landed: bool) -> None:
-    # Given a crash after the pending version was recorded: before its write, or after it but before it was marked
-    rotation_id = "rot-crash-2"
-    _mark_pending(vault, secret, rotation_id, 3)
-    if write_landed:
-        vault.secrets.kv.v2.create_or_update_secret(
-            secret.path, secret={"username": "u", "password": "written-before-crash"}, cas=2, mount_point=secret.mount
-        )
+    declaration = declaration_from(read_metadata(vault, secret)["custom_metadata"], "test")
+    assert declaration is not None
+    created = create_pending_value(vault, secret, rotation_id, declaration)
+    assert created.version == 2
+    assert created.changed
+    assert read_value(vault, secret)["password"] == "second-old-password"  # readers still get the current value
+    staged = read_value(vault, staging_ref(secret))
+    step = crashed_at.split("-")[0]
+    patch_custom_metadata(vault, secret, {ROTATION_STEP_KEY: step})
+    if crashed_at == "finishing-after-write":
+        vault.secrets.kv.v2.create_or_update_secret(secret.path, secret=staged, cas=2, mount_point=secret.mount)
     on_new_value = Recorder()
 
-    # When the rotation runs again
-    outcome = rotate_kv_secret(vault, secret, rotation_id, ActionParams(), on_new_value=on_new_value)
+    # When the whole rotation runs again
+    outcome = rotate_kv_secret(vault, secret, rotation_id, params, hooks=None, on_new_value=on_new_value)
 
-    # Then there is exactly one new version (an adopted write is not written twice)
+    # Then exactly one new version exists, holding the staged value, and the old versions are destroyed
     assert outcome.changed is True
     assert read_metadata(vault, secret)["current_version"] == 3
+    assert read_value(vault, secret) == staged
     assert destroyed_versions(vault, secret) == {1, 2}
     assert on_new_value.versions == {3}
-    assert (read_value(vault, secret)["password"] == "written-before-crash") is write_landed
+    assert not staging_exists(vault, secret)
+    assert verify_kv_rotation(vault, secret, rotation_id, params).confirmed is True
+    assert rotate_kv_secret(vault, secret, rotation_id, params, hooks=None).changed is False
 
 
-def test_a_concurrent_writer_is_detected_and_a_rerun_converges(vault: hvac.Client, secret: KvSecretRef) -> None:
-    # Given another writer that writes the secret while the new value is being generated
-    def generate_while_someone_writes(current: Mapping[str, Any]) -> dict[str, Any]:
-        vault.secrets.kv.v2.create_or_update_secret(
-            secret.path, secret={"username": "svc-user-7f3a", "password": "concurrent"}, mount_point=secret.mount
-        )
-        return {key: "generated" for key in current}
+def test_a_staged_value_that_is_not_this_rotations_fails_the_read_back(vault: hvac.Client, secret: KvSecretRef) -> None:
+    # Given a staged value replaced by someone else after create
+    declaration = declaration_from(read_metadata(vault, secret)["custom_metadata"], "test")
+    assert declaration is not None
+    create_pending_value(vault, secret, "rot-tamper", declaration)
+    staging = staging_ref(secret)
+    vault.secrets.kv.v2.create_or_update_secret(
+        staging.path, secret={"username": "svc-user-7f3a", "password": "second-old-password"}, mount_point=staging.mount
+    )
 
-    # When the rotation writes with cas = the version it read
-    with pytest.raises(ActionFailed, match="concurrent writer"):
-        rotate_kv_secret(vault, secret, "rot-race", ActionParams(), generate_value=generate_while_someone_writes)
+    # When the rotation goes on, its read-back (setSecret) refuses the stale field; the current value is untouched
+    with pytest.raises(RotationHookFailed, match="no new password"):
+        rotate_kv_secret(vault, secret, "rot-tamper", ActionParams(), hooks=None)
+    assert read_metadata(vault, secret)["current_version"] == 2
+    assert read_metadata(vault, secret)["custom_metadata"][ROTATION_STEP_KEY] == "created"
 
-    # Then its write was refused, its pending marker cleared, and a rerun rotates from the new current version
-    metadata = read_metadata(vault, secret)
-    assert metadata["current_version"] == 3
-    assert PENDING_VERSION_KEY not in metadata["custom_metadata"]
-    assert rotate_kv_secret(vault, secret, "rot-race", ActionParams()).changed is True
+
+def test_a_concurrent_writer_is_not_overwritten(vault: hvac.Client, secret: KvSecretRef) -> None:
+    # Given a rotation that passed set and test, and another writer that writes the secret before finish
+    declaration = declaration_from(read_metadata(vault, secret)["custom_metadata"], "test")
+    assert declaration is not None
+    create_pending_value(vault, secret, "rot-race", declaration)
+    patch_custom_metadata(vault, secret, {ROTATION_STEP_KEY: "tested"})
+    vault.secrets.kv.v2.create_or_update_secret(
+        secret.path, secret={"username": "svc-user-7f3a", "password": "concurrent"}, mount_point=secret.mount
+    )
+
+    # When the rotation finishes with cas = the version it staged from, the write is refused and it is abandoned
+    with pytest.raises(RotationAbandoned, match="a writer made a new version after it was created"):
+        finish_rotation(vault, secret, "rot-race", ActionParams())
+
+    # Then the concurrent value stays current, the pending value is gone, and the rotation is not "rotated": a
+    # rerun of it says so again and its verification fails
+    assert read_value(vault, secret)["password"] == "concurrent"
+    assert read_metadata(vault, secret)["current_version"] == 3
+    assert read_metadata(vault, secret)["custom_metadata"][ROTATION_STEP_KEY] == "abandoned"
+    assert not staging_exists(vault, secret)
+    with pytest.raises(RotationAbandoned):
+        rotate_kv_secret(vault, secret, "rot-race", ActionParams(), hooks=None)
+    evidence = verify_kv_rotation(vault, secret, "rot-race", ActionParams())
+    assert evidence.confirmed is False
+    assert "abandoned" in evidence.observed
+    # And a new rotation (the next run) rotates from the writer's value
+    assert rotate_kv_secret(vault, secret, "rot-race-2", ActionParams(), hooks=None).changed is True
     assert read_metadata(vault, secret)["current_version"] == 4
+    assert read_value(vault, secret)["password"] != "concurrent"
     assert destroyed_versions(vault, secret) == {1, 2, 3}
+
+
+def test_a_crash_inside_an_abandonment_converges_to_abandoned(vault: hvac.Client, secret: KvSecretRef) -> None:
+    # Given a rotation a concurrent writer beat, whose abandonment crashed after deleting the staging copy
+    declaration = declaration_from(read_metadata(vault, secret)["custom_metadata"], "test")
+    assert declaration is not None
+    create_pending_value(vault, secret, "rot-race-crash", declaration)
+    patch_custom_metadata(vault, secret, {ROTATION_STEP_KEY: "finishing"})
+    vault.secrets.kv.v2.create_or_update_secret(
+        secret.path, secret={"username": "svc-user-7f3a", "password": "concurrent"}, mount_point=secret.mount
+    )
+    staging = staging_ref(secret)
+    vault.secrets.kv.v2.delete_metadata_and_all_versions(staging.path, mount_point=staging.mount)
+
+    # When the finish runs again, it completes the abandonment instead of writing or failing on the missing copy
+    with pytest.raises(RotationAbandoned):
+        finish_rotation(vault, secret, "rot-race-crash", ActionParams())
+    assert read_metadata(vault, secret)["custom_metadata"][ROTATION_STEP_KEY] == "abandoned"
+    assert read_value(vault, secret)["password"] == "concurrent"
+    assert read_metadata(vault, secret)["current_version"] == 3
 
 
 def test_a_path_that_does_not_exist_is_already_absent(vault: hvac.Client, unique: str) -> None:
@@ -289,25 +355,42 @@ def test_verify_reads_the_destroyed_versions_back(vault: hvac.Client, secret: Kv
 
 def test_steps_out_of_order_are_refused(vault: hvac.Client, secret: KvSecretRef) -> None:
     with pytest.raises(ActionFailed, match="not in progress"):
-        set_new_version(vault, secret, "rot-never-created")
-    create_new_version(vault, secret, "rot-order")
+        finish_rotation(vault, secret, "rot-never-created", ActionParams())
+    declaration = declaration_from(read_metadata(vault, secret)["custom_metadata"], "test")
+    assert declaration is not None
+    create_pending_value(vault, secret, "rot-order", declaration)
     with pytest.raises(ActionFailed, match="before tested"):
         finish_rotation(vault, secret, "rot-order", ActionParams())
+    assert read_metadata(vault, secret)["current_version"] == 2
     assert destroyed_versions(vault, secret) == set()
 
 
-def test_bad_inputs_are_refused_and_change_nothing(vault: hvac.Client, secret: KvSecretRef) -> None:
+def test_bad_inputs_are_refused_and_change_nothing(vault: hvac.Client, secret: KvSecretRef, unique: str) -> None:
     handler = KvSecretHandler(vault)
     with pytest.raises(UnsupportedAction):
         handler.act(Action(kind=ActionKind.REVOKE, target=PkiCertificateRef(serial="ab:cd"), reason="wrong kind"))
     with pytest.raises(InvalidInput):
-        rotate_kv_secret(vault, secret, "bad id with spaces", ActionParams())
+        rotate_kv_secret(vault, secret, "bad id with spaces", ActionParams(), hooks=None)
     with pytest.raises(InvalidInput):
         find_kv_secrets_by_custom_metadata(vault, "secret", "spiffe_id", SPIFFE_ID, prefix="a/../b")
-    with pytest.raises(InvalidInput):
-        rotate_kv_secret(vault, secret, "rot-empty", ActionParams(), generate_value=lambda current: {})
     with pytest.raises(ActionFailed, match="no KV v2 secrets engine"):
         handler.act(rotate(KvSecretRef(mount="no-such-mount", path=secret.path)))
+    # A malformed declaration is refused for that secret alone, naming the problem, before any write: an outcome
+    # (the engine records it SKIPPED, the run goes on), not an exception that would end the run
+    bad_declarations = (
+        ({**DECLARED, "rescind_rotate": "api_key"}, "declares rescind_rotate=api_key, which it does not hold"),
+        ({**DECLARED, "rescind_rotate": "pass word"}, "rescind_rotate on secret/"),
+        ({**DECLARED, "rescind_generator": "dictionary-words"}, "rescind_generator on secret/"),
+        ({**DECLARED, "rescind_rotation_hook": "None"}, "must be a Lambda function ARN or 'none'"),
+    )
+    for number, (custom, problem) in enumerate(bad_declarations):
+        ref = seed_secret(vault, KvSecretRef(path=f"rescind-{unique}/bad-{number}"), custom)
+        outcome = rotate_kv_secret(vault, ref, "rot-bad", ActionParams(), hooks=None)
+        assert (outcome.changed, outcome.needs_owner) == (False, True)
+        assert outcome.detail.startswith("rotation declaration refused: ")
+        assert problem in outcome.detail
+        assert read_metadata(vault, ref)["current_version"] == 2
+        assert not staging_exists(vault, ref)
 
     metadata = read_metadata(vault, secret)
     assert metadata["current_version"] == 2

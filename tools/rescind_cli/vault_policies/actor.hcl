@@ -55,6 +55,15 @@ path "{kv}/destroy/*" {
   capabilities = ["update"]
 }
 
+# The rotation contract's staging copy (<kv>/_rescind-pending/<path>): created at createSecret, read back at
+# finish, deleted once the rotation is finished. The most specific rule wins in Vault, so it lists all it needs.
+path "{kv}/data/_rescind-pending/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "{kv}/metadata/_rescind-pending/*" {
+  capabilities = ["read", "patch", "delete"]
+}
+
 # Leases under the mounts in scope: look up, revoke.
 path "sys/leases/lookup" {
   capabilities = ["update"]

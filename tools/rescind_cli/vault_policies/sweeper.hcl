@@ -23,6 +23,15 @@ path "{lease}/rotate-role/*" {
   capabilities = ["update"]
 }
 
+# The rotation contract's staging copy (<kv>/_rescind-pending/<path>): created at createSecret, read back at
+# finish, deleted once the rotation is finished. The most specific rule wins in Vault, so it lists all it needs.
+path "{kv}/data/_rescind-pending/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "{kv}/metadata/_rescind-pending/*" {
+  capabilities = ["read", "patch", "delete"]
+}
+
 # TTL ceilings: every token, token role, AppRole role, PKI role, mount and lease over its ceiling, lowered.
 # PKI leases are listed and only flagged (they cannot be renewed); LeaseMounts' leases are lowered by renewal.
 path "auth/token/accessors" {

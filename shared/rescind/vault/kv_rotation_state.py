@@ -1,0 +1,181 @@
+"""The record of a KV v2 rotation in flight (the secret's own custom_metadata) and its read-back verification.
+
+kv_rotation runs the contract's four steps; this module holds what they record and what `verify_kv_rotation` reads
+back: the keys (see kv_rotation's docstring), the steps, where the pending value is staged, and which previous
+versions a finished rotation destroys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import hvac
+
+from rescind.exceptions import InvalidInput
+from rescind.models import Action, ActionParams, Evidence, KvSecretRef, PreviousVersions
+from rescind.rotation.contract import VAULT_SECRET_ID_PREFIX, declaration_from, needs_owner_detail
+from rescind.vault.kv_store import (
+    STAGING_FOLDER,
+    SecretMetadata,
+    read_secret_metadata,
+    read_secret_version,
+    where,
+)
+
+ROTATION_ID_KEY = "rescind_rotation_id"
+ROTATION_STEP_KEY = "rescind_rotation_step"
+BASE_VERSION_KEY = "rescind_base_version"
+PENDING_VERSION_KEY = "rescind_pending_version"
+ROTATED_VERSION_KEY = "rescind_rotated_version"
+ROTATED_AT_KEY = "rescind_rotated_at"
+
+_ROTATION_ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
+
+# Receives (ref, version, value) in-process: the on_new_value callback (the fingerprint index).
+SecretValueHook = Callable[[KvSecretRef, int, Mapping[str, Any]], None]
+
+
+def fingerprint(value: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a value: compared in memory, never logged or returned."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def staging_ref(ref: KvSecretRef) -> KvSecretRef:
+    """Where the pending value of `ref` is staged: `<mount>/_rescind-pending/<path>`."""
+    return KvSecretRef(mount=ref.mount, path=f"{STAGING_FOLDER}/{ref.path}")
+
+
+def secret_id_of(ref: KvSecretRef) -> str:
+    """The hook event's SecretId for a KV secret: `vault:<mount>/<path>`."""
+    return f"{VAULT_SECRET_ID_PREFIX}{ref.mount}/{ref.path}"
+
+
+class RotationStep(StrEnum):
+    CREATING = "creating"  # the staging write may or may not have happened
+    CREATED = "created"
+    SET = "set"
+    TESTED = "tested"
+    FINISHING = "finishing"  # the finish write may or may not have happened
+    FINISHED = "finished"
+    # A writer made a new version between create and finish: the pending value was dropped, nothing overwritten.
+    ABANDONED = "abandoned"
+
+    @property
+    def rank(self) -> int:
+        return list(RotationStep).index(self)
+
+
+class RotationStatus(StrEnum):
+    IN_PROGRESS = "in_progress"
+    FINISHED = "finished"
+    ABSENT = "absent"  # no secret at the path
+    NOTHING_TO_ROTATE = "nothing_to_rotate"  # the current version is deleted, destroyed or empty
+
+
+@dataclass(frozen=True)
+class RotationState:
+    rotation_id: str | None
+    step: RotationStep | None
+    base_version: int | None
+    rotated_version: int | None
+
+    @classmethod
+    def from_custom_metadata(cls, custom: Mapping[str, str]) -> RotationState:
+        step = custom.get(ROTATION_STEP_KEY)
+        return cls(
+            rotation_id=custom.get(ROTATION_ID_KEY) or None,
+            step=RotationStep(step) if step in set(RotationStep) else None,
+            base_version=_as_version(custom.get(BASE_VERSION_KEY)),
+            rotated_version=_as_version(custom.get(ROTATED_VERSION_KEY)),
+        )
+
+
+def rotation_of(metadata: SecretMetadata) -> RotationState:
+    """The rotation recorded in the secret's custom_metadata."""
+    return RotationState.from_custom_metadata(metadata.custom_metadata)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one rotation step did."""
+
+    status: RotationStatus
+    version: int | None = None
+    changed: bool = False
+    detail: str = ""
+
+
+def _as_version(text: str | None) -> int | None:
+    if text is None or not text.isdigit():
+        return None
+    return int(text)
+
+
+def check_rotation_id(rotation_id: str) -> None:
+    if not _ROTATION_ID_RE.fullmatch(rotation_id):
+        raise InvalidInput("rotation_id must be 1-200 characters of letters, digits, '_', '.', ':' and '-'")
+
+
+def rotation_id_for(action: Action) -> str:
+    """The idempotency key of a rotation: the action_id, which covers the run (params.run_id)."""
+    return action.action_id
+
+
+def versions_to_destroy(metadata: SecretMetadata, new_version: int, params: ActionParams) -> list[int]:
+    """Previous versions the policy destroys and that are not destroyed yet.
+
+    DESTROY: every version before the new one. KEEP: the newest `keep_versions` previous versions stay and
+    older ones are destroyed; KEEP with keep_versions=0 keeps them all (KV's max_versions prunes them).
+    """
+    previous = sorted(v for v, state in metadata.versions.items() if v < new_version and not state.destroyed)
+    if params.previous_versions is PreviousVersions.DESTROY:
+        return previous
+    if params.keep_versions == 0:
+        return []
+    return [v for v in previous if v < new_version - params.keep_versions]
+
+
+# --- verify -----------------------------------------------------------------------------------
+
+
+def verify_kv_rotation(client: hvac.Client, ref: KvSecretRef, rotation_id: str, params: ActionParams) -> Evidence:
+    """Read back: the rotation finished, its version (or a later one) is current and readable, and every
+    previous version the policy destroys is destroyed."""
+    check = f"metadata and current version of {where(ref)}"
+    metadata = read_secret_metadata(client, ref)
+    if metadata is None:
+        return Evidence(check=check, observed="no secret at the path: nothing was rotated", confirmed=False)
+    state = rotation_of(metadata)
+    if state.rotation_id != rotation_id and declaration_from(metadata.custom_metadata, where(ref)) is None:
+        return Evidence(check=check, observed=needs_owner_detail(where(ref)), confirmed=False)
+    if state.rotation_id != rotation_id:
+        return Evidence(
+            check=check, observed=f"rotation {rotation_id} is not recorded (last: {state.rotation_id})", confirmed=False
+        )
+    if state.step is RotationStep.ABANDONED:
+        observed = f"rotation {rotation_id} was abandoned: a writer made a new version before finish"
+        return Evidence(check=check, observed=observed, confirmed=False)
+    if state.step is not RotationStep.FINISHED or state.rotated_version is None:
+        return Evidence(check=check, observed=f"rotation {rotation_id} is at step {state.step}", confirmed=False)
+    new_version = state.rotated_version
+    current = metadata.current_version
+    if current < new_version:
+        return Evidence(
+            check=check, observed=f"current version {current} is older than the new {new_version}", confirmed=False
+        )
+    readable = read_secret_version(client, ref, current) is not None  # the value is discarded at once
+    alive = versions_to_destroy(metadata, new_version, params)
+    staged = read_secret_metadata(client, staging_ref(ref)) is not None
+    observed = f"new version {new_version}; current version {current} " + ("readable" if readable else "unreadable")
+    if current > new_version:
+        observed += " (written after the rotation)"
+    observed += f"; previous versions not destroyed: {alive}" if alive else "; previous versions destroyed per policy"
+    observed += "; staging copy still there" if staged else ""
+    return Evidence(check=check, observed=observed, confirmed=readable and not alive and not staged)
