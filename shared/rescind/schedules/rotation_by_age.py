@@ -120,14 +120,14 @@ def _walk_roots(policy: SchedulePolicy, kv_mounts: Sequence[str]) -> dict[str, s
     }
 
 
-def _declaration_problem(secret: SecretMetadata, full_path: str) -> str | None:
+def _declaration_problem(settings: Mapping[str, str], where: str, *, tags: bool = False) -> str | None:
     """Why a due secret cannot rotate by its declaration (none, or a malformed one: flagged with the reason, for
-    this secret only); None when it is declared."""
+    this secret only); None when it is declared. `settings`: KV custom_metadata, or a secret's tags (`tags=True`)."""
     try:
-        declared = declaration_from(secret.custom_metadata, full_path)
+        declared = declaration_from(settings, where, tags=tags)
     except InvalidInput as malformed:
-        return refused_detail(full_path, malformed)
-    return None if declared is not None else needs_owner_detail(full_path)
+        return refused_detail(where, malformed)
+    return None if declared is not None else needs_owner_detail(where, tags=tags)
 
 
 # --- Secrets Manager ------------------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ class _RotationSweep:
         if holds:
             self.add(ref.key, what, ChangeStatus.SKIPPED, detail=f"on hold ({holds[0].marker}): never touched")
             return
-        refusal = _declaration_problem(secret, full_path) if due else None
+        refusal = _declaration_problem(secret.custom_metadata, full_path) if due else None
         if refusal is not None:
             # Never written: a random value revokes nothing where the old one is accepted. A human declares how.
             self.add(ref.key, "rotate", ChangeStatus.FLAGGED, before=f"{_days(age)} days old", detail=refusal)
@@ -293,9 +293,12 @@ class _RotationSweep:
             return
         before = f"{_days(age)} days since last rotation"
         if not secret.rotation_enabled:
-            # A random value would revoke nothing where the old one is accepted: a human must set rotation up.
-            self.add(ref.key, "rotate", ChangeStatus.FLAGGED, before=before, detail="no rotation configured")
-            return
+            # Without its own rotation function, only the rotation contract declared by tags: a random value would
+            # revoke nothing where the old one is still accepted, so an undeclared secret needs an owner.
+            problem = _declaration_problem(secret.tags, secret.arn, tags=True)
+            if problem is not None:
+                self.add(ref.key, "rotate", ChangeStatus.FLAGGED, before=before, detail=problem)
+                return
         action = Action(
             kind=ActionKind.ROTATE,
             target=ref,

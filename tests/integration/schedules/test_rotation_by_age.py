@@ -4,6 +4,7 @@ period, a second run changes nothing, a dry run writes nothing, and a bounded ru
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -349,3 +350,42 @@ def test_a_missing_kv_mount_is_refused_and_nothing_is_written(
 def test_a_policy_with_an_unsafe_prefix_is_refused() -> None:
     with pytest.raises(ValueError, match="prefix"):
         MaxAgeRule(kv_prefix="secret", max_age_days=30)
+
+
+def test_a_secrets_manager_secret_without_its_own_rotation_rotates_by_its_declared_contract(
+    vault: hvac.Client, factory: AwsClientFactory, checkpoints: DynamoDbCheckpointStore, kv_mount: str
+) -> None:
+    # Given stale tagged secrets with no Secrets Manager rotation of their own: one declares its rotation by tags
+    # (no external system checks it), one declares a hook that is no Lambda ARN, one declares nothing
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    value = json.dumps({"username": "app", "password": "old-password-value"})
+
+    def secret(name: str, tags: dict[str, str]) -> str:
+        tagged = {"rotation": "monthly", **tags}
+        arn: str = sm.create_secret(
+            Name=name, SecretString=value, Tags=[{"Key": k, "Value": v} for k, v in tagged.items()]
+        )["ARN"]
+        return arn
+
+    declared = secret("contract/declared", {"rescind:rotate": "password", "rescind:rotation-hook": "none"})
+    malformed = secret("contract/malformed", {"rescind:rotate": "password", "rescind:rotation-hook": "a-script"})
+    undeclared = secret("contract/undeclared", {})
+    untouched = {arn: set(sm.describe_secret(SecretId=arn)["VersionIdsToStages"]) for arn in (malformed, undeclared)}
+    now = datetime.now(UTC) + LATER
+
+    # When the sweep runs
+    report = sweep(vault, factory, checkpoints, policy_for(kv_mount), kv_mount, now)
+
+    # Then the declared one rotates (only its password), the other two are flagged with their reasons, unwritten
+    changes = {change.target: change for change in report.changes}
+    assert changes[f"secrets_manager_secret:{declared}"].status is ChangeStatus.APPLIED
+    rotated = json.loads(sm.get_secret_value(SecretId=declared, VersionStage="AWSCURRENT")["SecretString"])
+    assert rotated["username"] == "app"
+    assert rotated["password"] != "old-password-value"
+    assert changes[f"secrets_manager_secret:{malformed}"].status is ChangeStatus.FLAGGED
+    assert "rotation declaration refused" in changes[f"secrets_manager_secret:{malformed}"].detail
+    assert changes[f"secrets_manager_secret:{undeclared}"].status is ChangeStatus.FLAGGED
+    assert "rotation needs an owner" in changes[f"secrets_manager_secret:{undeclared}"].detail
+    for arn, known in untouched.items():
+        assert set(sm.describe_secret(SecretId=arn)["VersionIdsToStages"]) == known
+    assert "old-password-value" not in report.model_dump_json()
