@@ -118,8 +118,10 @@ def test_nothing_is_granted_that_no_adapter_calls(statements: list[dict[str, Any
     # Granted without a direct boto3 call: lambda:InvokeFunction, which Secrets Manager's RotateSecret checks on
     # the caller; what Lambda's event source mapping does as LedgerArchiveFunction's role (read the ledger's
     # stream, send a failed batch to its on-failure queue); the notification key, which SNS uses with the
-    # publisher's rights when it encrypts a published message (NotificationPublishPolicy).
+    # publisher's rights when it encrypts a published message (NotificationPublishPolicy); the stored settings,
+    # which Powertools `parameters` reads (tests/infra/test_stored_settings.py checks those grants exactly).
     expected_extra = {
+        "ssm:getparameters",
         "kms:decrypt",
         "kms:generatedatakey",
         "lambda:invokefunction",
