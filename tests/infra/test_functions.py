@@ -108,16 +108,21 @@ def fresh_runtime(stored_settings: None) -> Iterator[None]:
     runtime.reset_caches()
 
 
+def put_stored_settings(ssm: Any) -> None:
+    """The template's stored settings (its AWS::SSM::Parameter resources), as a deploy with the sample values
+    creates them under the names `deployed_environment` gives the functions."""
+    resolver = IntrinsicResolver(TEMPLATE, {}, "rescind", parameters=SAMPLE_PARAMETERS)
+    for logical_id, body in TEMPLATE["Resources"].items():
+        if body["Type"] == "AWS::SSM::Parameter":
+            value = resolver.resolve(body["Properties"]["Value"])
+            ssm.put_parameter(Name=SAMPLE_RESOURCES[logical_id], Value=value, Type=body["Properties"]["Type"])
+
+
 @pytest.fixture
 def stored_settings() -> Iterator[None]:
-    """moto, holding the template's stored settings as a deploy with the sample values would create them."""
-    resolver = IntrinsicResolver(TEMPLATE, {}, "rescind", parameters=SAMPLE_PARAMETERS)
+    """moto, holding the template's stored settings."""
     with local_aws():
-        ssm = boto3.client("ssm")
-        for logical_id, body in TEMPLATE["Resources"].items():
-            if body["Type"] == "AWS::SSM::Parameter":
-                value = resolver.resolve(body["Properties"]["Value"])
-                ssm.put_parameter(Name=SAMPLE_RESOURCES[logical_id], Value=value, Type=body["Properties"]["Type"])
+        put_stored_settings(boto3.client("ssm"))
         yield
 
 
