@@ -23,7 +23,7 @@ import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -79,10 +79,11 @@ class EnvironmentSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+    def from_environ(cls, environ: Mapping[str, str] | None = None, *, ssm_client: Any = None) -> Self:
         """The settings, from `environ` (the process's environment by default), and the stored settings from the
-        Parameter Store parameters it names (rescind.parameter_store). ConfigurationError names each variable or
-        parameter that is missing or malformed."""
+        Parameter Store parameters it names (rescind.parameter_store), read with `ssm_client` if given (the CLI's,
+        for a stack's), else the runtime's. ConfigurationError names each variable or parameter that is missing
+        or malformed."""
         source = os.environ if environ is None else environ
         values = {name: source[_variable(name)] for name in cls.model_fields if source.get(_variable(name))}
         stored = {
@@ -101,7 +102,7 @@ class EnvironmentSettings(BaseModel):
                 "give the value or its parameter's name, not both"
             )
         if stored:
-            for variable, value in read_parameters(stored).items():
+            for variable, value in read_parameters(stored, ssm_client=ssm_client).items():
                 values[variable.removesuffix(PARAMETER_SUFFIX).lower()] = value
 
         def field_name(name: str) -> str:
@@ -116,13 +117,13 @@ class EnvironmentSettings(BaseModel):
 
     @classmethod
     def variables(cls) -> tuple[str, ...]:
-        """The environment variables these settings read: each field's, and for a stored setting its
-        parameter's name."""
-        return tuple(
-            variable
-            for name in cls.model_fields
-            for variable in (_variable(name), *((_parameter_variable(name),) if name in STORED_SETTINGS else ()))
-        )
+        """The environment variables that hold these settings' values."""
+        return tuple(_variable(name) for name in cls.model_fields)
+
+    @classmethod
+    def parameter_variables(cls) -> tuple[str, ...]:
+        """The environment variables that name the Parameter Store parameter of one of these stored settings."""
+        return tuple(_parameter_variable(name) for name in cls.model_fields if name in STORED_SETTINGS)
 
     def require(self, *names: FunctionSetting) -> None:
         """ConfigurationError naming every one of these variables that is not set."""

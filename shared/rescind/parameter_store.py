@@ -11,7 +11,7 @@ A parameter that is missing or cannot be read stops the function, naming the par
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rescind.caching import runtime_cache
 from rescind.exceptions import ConfigurationError
@@ -30,17 +30,22 @@ PARAMETER_MAX_AGE_SECONDS = 300
 @runtime_cache
 def _provider() -> SSMProvider:
     """One provider per execution environment, on the runtime's ssm client (its retries and timeouts)."""
-    from aws_lambda_powertools.utilities.parameters import SSMProvider
-
     from rescind.runtime import get_aws_client
 
-    return SSMProvider(boto3_client=get_aws_client("ssm"))
+    return _provider_on(get_aws_client("ssm"))
 
 
-def read_parameters(names: Mapping[str, str]) -> dict[str, str]:
+def _provider_on(ssm_client: Any) -> SSMProvider:
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+    return SSMProvider(boto3_client=ssm_client)
+
+
+def read_parameters(names: Mapping[str, str], *, ssm_client: Any = None) -> dict[str, str]:
     """The value of each parameter in `names` (variable that named it -> parameter name), by the variable.
 
-    One GetParameters call for up to ten names, or none while the values read are younger than the max age.
+    One GetParameters call for up to ten names, or none while the values read are younger than the max age (on
+    the runtime's client; with `ssm_client`, a provider of its own and no cache kept).
     ConfigurationError names every parameter that does not exist, or all of them when Parameter Store refused the
     call (access denied, a malformed name), with the variable that named it; a value is never repeated."""
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
@@ -48,7 +53,8 @@ def read_parameters(names: Mapping[str, str]) -> dict[str, str]:
 
     wanted: dict[str, dict[str, object]] = {name: {} for name in set(names.values())}
     try:
-        values = _provider().get_parameters_by_name(
+        provider = _provider() if ssm_client is None else _provider_on(ssm_client)
+        values = provider.get_parameters_by_name(
             wanted, max_age=PARAMETER_MAX_AGE_SECONDS, decrypt=False, raise_on_error=False
         )
     except ClientError as error:

@@ -156,7 +156,7 @@ def test_the_handler_imports_with_the_deployed_configuration_and_is_callable(
 
 def _import_handler_with(name: str, environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
     """The function's handler, imported as Lambda would at cold start with exactly `environment`."""
-    for variable in RuntimeSettings.variables():
+    for variable in (*RuntimeSettings.variables(), *RuntimeSettings.parameter_variables()):
         monkeypatch.delenv(variable, raising=False)
     for variable, value in environment.items():
         monkeypatch.setenv(variable, value)
@@ -175,7 +175,7 @@ def test_every_variable_a_function_is_given_is_one_its_settings_read(name: str) 
     # function was given LEAK_STATE_MACHINE_ARN while the settings read LEAK_RESPONSE_STATE_MACHINE_ARN).
     own = (FUNCTIONS[name].get("Environment") or {}).get("Variables", {})
 
-    assert set(own) - set(RuntimeSettings.variables()) == set()
+    assert set(own) - {*RuntimeSettings.variables(), *RuntimeSettings.parameter_variables()} == set()
 
 
 FUNCTION_VARIABLES = {setting.upper() for setting in get_args(FunctionSetting)}
@@ -214,7 +214,7 @@ def test_every_configuration_variable_in_globals_is_one_runtime_settings_reads()
     # A misspelt variable would be ignored silently (extra="ignore"), leaving the default in force.
     configuration = {name for name in GLOBAL_VARIABLES if not name.startswith("POWERTOOLS_")}
 
-    assert configuration - set(RuntimeSettings.variables()) == set()
+    assert configuration - {*RuntimeSettings.variables(), *RuntimeSettings.parameter_variables()} == set()
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))

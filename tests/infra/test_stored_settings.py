@@ -64,7 +64,8 @@ def test_every_stored_setting_is_in_parameter_store_and_no_function_is_given_its
     for function in FUNCTIONS:
         assert set(environment(function)) & set(SOURCES) == set(), function
         assert set(stored_parameters(function)) <= {f"{variable}{PARAMETER_SUFFIX}" for variable in SOURCES}
-        assert set(environment(function)) <= {*RuntimeSettings.variables(), *_powertools(function)}
+        settings = {*RuntimeSettings.variables(), *RuntimeSettings.parameter_variables()}
+        assert set(environment(function)) <= {*settings, *_powertools(function)}
     given = {variable for function in FUNCTIONS for variable in stored_parameters(function)}
     assert given == {f"{variable}{PARAMETER_SUFFIX}" for variable in SOURCES}
 
