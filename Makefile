@@ -41,8 +41,16 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Both templates, through cfn-lint (with .cfnlintrc's rules) and through `sam validate --lint` (the SAM CLI's own
+# check, as `sam deploy` users run it). Neither needs credentials or a region (SAM CLI 1.170, offline); the caller's
+# are hidden and dummy ones given, so a stale profile or real account cannot change the result.
+SAM_OFFLINE = env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE -u AWS_SESSION_TOKEN AWS_DEFAULT_REGION=us-east-1 \
+	AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
+TEMPLATES := template.yaml member-account.yaml
+
 check-template: setup
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint $(TEMPLATES)
+	for template in $(TEMPLATES); do $(SAM_OFFLINE) $(SAM) validate --lint --template $$template || exit 1; done
 
 # A headless Chromium (Debian's chromium-headless-shell, nothing else) for the test that renders an incident
 # report in a real browser; the script says what it installs and why, and never upgrades an installed package.

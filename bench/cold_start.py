@@ -79,6 +79,7 @@ print(time.perf_counter() - started)
 
 def function_environments() -> dict[str, tuple[Path, str, dict[str, str]]]:
     """Each function's folder, handler module and environment as the template deploys it, X-Ray on."""
+    from rescind.config import RuntimeSettings
     from rescind_local.aws import LOCAL_REGION
     from rescind_local.lambdas import runtime_environment
     from rescind_local.stack import IntrinsicResolver, _function_specs, plan_local_resources
@@ -92,6 +93,10 @@ def function_environments() -> dict[str, tuple[Path, str, dict[str, str]]]:
     for spec in _function_specs(template, resources, resolver, REPO_ROOT, {}):
         environment = {**spec.environment, **runtime_environment(spec, LOCAL_REGION)}
         environment.pop("AWS_SAM_LOCAL", None)  # as deployed: the Tracer is on, so aws_xray_sdk is imported
+        # The stored settings come as values (CLIENT_BUILD_ENVIRONMENT), not as Parameter Store names: their read
+        # is one GetParameters round trip, not measured, like the Vault login.
+        for variable in RuntimeSettings.parameter_variables():
+            environment.pop(variable, None)
         found[spec.code_dir.name] = (spec.code_dir, spec.handler.rsplit(".", 1)[0], environment)
     return found
 

@@ -5,7 +5,9 @@ state machines, the indexes, GitHub, the schedules, the archive) is a model of i
 once, in its concern, with its strict validation. RuntimeSettings is all of them: a function reads
 `get_settings().x` whatever the concern, and the CLI reads the concerns it needs (`PlanSettings`) from the
 same models. Field `x_y` is variable `X_Y`; `from_environ` is the only reader of the environment, and a
-problem raises ConfigurationError naming the variable, never its value.
+problem raises ConfigurationError naming the variable, never its value. A setting that grows with the
+organisation (rescind.parameter_store.STORED_SETTINGS) is deployed in SSM Parameter Store: variable `X_Y_PARAMETER`
+names the parameter, which `from_environ` reads, and a problem names the parameter.
 
 Every function reads RuntimeSettings at cold start (`rescind.runtime.get_settings`), so a malformed value stops
 the function there. A variable only some functions are given is optional here; the functions that need it ask
@@ -21,7 +23,7 @@ import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -36,6 +38,7 @@ from pydantic import (
 
 from rescind.aws.external_id import EXTERNAL_ID_PATTERN, EXTERNAL_ID_RULE
 from rescind.exceptions import ConfigurationError
+from rescind.parameter_store import PARAMETER_SUFFIX, STORED_SETTINGS, parameter_label, read_parameters
 from rescind.schedules.policy import SchedulePolicy
 from rescind.validation import describe_validation_error
 
@@ -65,27 +68,62 @@ def _variable(field_name: str) -> str:
     return field_name.upper()
 
 
+def _parameter_variable(field_name: str) -> str:
+    """The variable carrying the name of the Parameter Store parameter that holds a stored setting."""
+    return f"{_variable(field_name)}{PARAMETER_SUFFIX}"
+
+
 class EnvironmentSettings(BaseModel):
     """A concern's settings: field `x_y` from variable `X_Y`, an empty variable meaning unset."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
-        """The settings, from `environ` (the process's environment by default). ConfigurationError names each
-        variable that is missing or malformed."""
+    def from_environ(cls, environ: Mapping[str, str] | None = None, *, ssm_client: Any = None) -> Self:
+        """The settings, from `environ` (the process's environment by default), and the stored settings from the
+        Parameter Store parameters it names (rescind.parameter_store), read with `ssm_client` if given (the CLI's,
+        for a stack's), else the runtime's. ConfigurationError names each variable or parameter that is missing
+        or malformed."""
         source = os.environ if environ is None else environ
         values = {name: source[_variable(name)] for name in cls.model_fields if source.get(_variable(name))}
+        stored = {
+            _parameter_variable(name): source[_parameter_variable(name)]
+            for name in sorted(STORED_SETTINGS & set(cls.model_fields))
+            if source.get(_parameter_variable(name))
+        }
+        both = sorted(
+            variable.removesuffix(PARAMETER_SUFFIX)
+            for variable in stored
+            if source.get(variable.removesuffix(PARAMETER_SUFFIX))
+        )
+        if both:
+            raise ConfigurationError(
+                f"invalid configuration: {', '.join(f'{v} and {v}{PARAMETER_SUFFIX}' for v in both)} are both set; "
+                "give the value or its parameter's name, not both"
+            )
+        if stored:
+            for variable, value in read_parameters(stored, ssm_client=ssm_client).items():
+                values[variable.removesuffix(PARAMETER_SUFFIX).lower()] = value
+
+        def field_name(name: str) -> str:
+            variable = _parameter_variable(name)
+            return parameter_label(variable, stored[variable]) if variable in stored else _variable(name)
+
         try:
             return cls.model_validate(values)
         except ValidationError as error:
-            problems = describe_validation_error(error, field_name=_variable)
+            problems = describe_validation_error(error, field_name=field_name)
             raise ConfigurationError(f"invalid configuration: {problems}") from None
 
     @classmethod
     def variables(cls) -> tuple[str, ...]:
-        """The environment variables these settings read."""
+        """The environment variables that hold these settings' values."""
         return tuple(_variable(name) for name in cls.model_fields)
+
+    @classmethod
+    def parameter_variables(cls) -> tuple[str, ...]:
+        """The environment variables that name the Parameter Store parameter of one of these stored settings."""
+        return tuple(_parameter_variable(name) for name in cls.model_fields if name in STORED_SETTINGS)
 
     def require(self, *names: FunctionSetting) -> None:
         """ConfigurationError naming every one of these variables that is not set."""

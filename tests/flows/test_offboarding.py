@@ -22,7 +22,7 @@ from rescind.offboarding.types import offboarding_execution_name
 from rescind.response.types import ResponseRequest
 from rescind_cli.function_url import post_signed
 from rescind_local import LocalOpenBao
-from rescind_local.aws import LOCAL_REGION
+from rescind_local.aws import LOCAL_ACCOUNT_ID, LOCAL_REGION
 from rescind_local.function_urls import serve_function_urls
 from rescind_local.proof import prove_by_use
 from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
@@ -51,7 +51,7 @@ def estate(aws: None, vault: hvac.Client, unique: str) -> Estate:
 
 def deploy(openbao: LocalOpenBao, estate: Estate, stack_name: str = "rescind-local", **parameters: str) -> LocalStack:
     return deploy_local_stack(
-        openbao, stack_name=stack_name, ProtectedWorkloads=estate.protected.spiffe_id, **parameters
+        openbao, stack_name=stack_name, **{"ProtectedWorkloads": estate.protected.spiffe_id, **parameters}
     )
 
 
@@ -407,3 +407,53 @@ def test_a_partial_failure_fails_the_execution_lists_what_is_alive_and_a_rerun_f
     assert again.incident is not None
     assert CredentialKind.KV_SECRET not in {a.target.kind for a in again.incident.plan.actions}
     assert CredentialKind.APPROLE_SECRET_ID in {a.target.kind for a in again.incident.plan.actions}
+
+
+# --- an organisation of a few hundred accounts (issue 15.10: those settings are in Parameter Store) -------------
+
+
+def test_an_organisation_of_a_few_hundred_accounts_plans_from_parameter_store(
+    openbao: LocalOpenBao, estate: Estate, vault: hvac.Client
+) -> None:
+    # Given a stack searching 315 accounts (as many as one CloudFormation parameter holds: more than Lambda's 4 KB
+    # environment would), this one among them, and guarding a hundred workloads, the protected one among them
+    accounts = [LOCAL_ACCOUNT_ID, *(f"{200000000000 + n:012d}" for n in range(314))]
+    protected = [estate.protected.spiffe_id, *(f"spiffe://flows.rescind/team-{n:03d}/api" for n in range(99))]
+    with deploy(
+        openbao,
+        estate,
+        DiscoveryAccountIds=",".join(accounts),
+        CrossAccountExternalId="rescind-flows-organisation",
+        ProtectedWorkloads=",".join(protected),
+    ) as stack:
+        # Then the functions are given only the parameters' names, and the parameters hold the settings
+        environment = stack.functions["PlanOffboardingFunction"].environment
+        assert "AWS_ACCOUNT_IDS" not in environment
+        assert "PROTECTED_WORKLOADS" not in environment
+        ssm = boto3.client("ssm")
+        stored = ssm.get_parameter(Name=environment["AWS_ACCOUNT_IDS_PARAMETER"])["Parameter"]
+        assert stored["Value"].split(",") == accounts
+        assert len(json.dumps(environment)) < 4096
+
+        # When the target's offboarding runs, it is planned and carried out
+        request = offboarding_request(estate.target)
+        execution = run(stack, request)
+        assert execution["status"] == "SUCCEEDED", execution
+        view = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb")).read_incident(
+            request.incident_id
+        )
+        assert view.incident is not None
+        assert len(view.incident.plan.actions) == 7
+
+        # And the protected workload, read from the same parameter, is refused and untouched
+        refused = offboarding_request(estate.protected)
+        assert run(stack, refused)["status"] == "FAILED"
+        closure = (
+            DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb"))
+            .read_incident(refused.incident_id)
+            .closure
+        )
+        assert closure is not None
+        assert closure.status is IncidentStatus.REFUSED
+        proofs = prove_by_use(vault, openbao.addr, boto3.client("iam"), estate.protected, expected="alive")
+        assert [proof for proof in proofs if not proof.passed] == []

@@ -10,6 +10,8 @@ from typing import Any
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
+# CloudFormation's quota on one parameter's value.
+PARAMETER_VALUE_LIMIT_BYTES = 4096
 
 
 def parameter_values(template: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, str | list[str]]:
@@ -25,13 +27,16 @@ def parameter_values(template: Mapping[str, Any], given: Mapping[str, str]) -> d
 
 
 def parameter_refusals(template: Mapping[str, Any], given: Mapping[str, str]) -> list[str]:
-    """CloudFormation's own checks of the parameters: a value for each one without a default, and AllowedPattern
-    (on each member of a list)."""
+    """CloudFormation's own checks of the parameters: a value for each one without a default, no value over
+    CloudFormation's 4,096 bytes, and AllowedPattern (on each member of a list)."""
     values = parameter_values(template, given)
     refusals: list[str] = []
     for name, spec in (template.get("Parameters") or {}).items():
         if name not in values:
             refusals.append(f"Parameters: [{name}] must have values")
+            continue
+        if len(str(given.get(name, "")).encode()) > PARAMETER_VALUE_LIMIT_BYTES:
+            refusals.append(f"Parameter {name} is longer than {PARAMETER_VALUE_LIMIT_BYTES} bytes")
             continue
         pattern = spec.get("AllowedPattern")
         members = values[name] if isinstance(values[name], list) else [values[name]]

@@ -191,3 +191,62 @@ def test_the_webhook_reserves_no_concurrency_unless_asked(template: dict[str, An
     assert "ReservedConcurrentExecutions" not in _webhook_properties(template)
     assert "ReservedConcurrentExecutions" not in _webhook_properties(template, WebhookReservedConcurrency="0")
     assert _webhook_properties(template, WebhookReservedConcurrency="10")["ReservedConcurrentExecutions"] == "10"
+
+
+# --- the README's Deploy section: one path, with links that lead somewhere -------------------------------------
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation but `-` and `_` dropped, spaces to `-`."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_within_the_readme_leads_to_a_heading() -> None:
+    prose = re.sub(r"```.*?```", "", README, flags=re.S)
+    headings = {_slug(heading) for heading in re.findall(r"^#+ (.+)$", prose, re.M)}
+    links = set(re.findall(r"\]\(#([^)]+)\)", README))
+
+    assert links
+    assert links - headings == set()
+
+
+def test_the_deploy_section_goes_from_build_to_a_test_event_in_the_ledger_in_order() -> None:
+    section = readme_section("Deploy")
+    steps = [
+        "make build",
+        "sam deploy --guided",
+        "rescind vault setup --stack rescind",
+        "rescind doctor --stack rescind",
+        "[Many accounts](#many-accounts)",
+        "rescind replay events/",
+        "rescind ledger --stack rescind",
+    ]
+
+    positions = [section.find(step) for step in steps]
+    assert -1 not in positions, dict(zip(steps, positions, strict=True))
+    assert positions == sorted(positions)
+    for prerequisite in ("[Before you deploy](#before-you-deploy)", "[Build](#build)", "python3.12"):
+        assert prerequisite in section
+    # The sample it replays exists
+    (sample,) = re.findall(r"rescind replay (events/\S+\.json)", section)
+    assert (REPO_ROOT / sample).is_file()
+
+
+def test_every_rescind_command_in_the_deploy_section_is_one_the_cli_has() -> None:
+    import typer.main
+
+    from rescind_cli.main import app
+
+    cli = typer.main.get_command(app)
+    section = readme_section("Deploy")
+    commands = re.findall(r"`(rescind [^`]+)`", section) + re.findall(r"^\s*(rescind .+?)(?:\s+#.*)?$", section, re.M)
+    assert len(commands) >= 5
+    for command in commands:
+        words = shlex.split(command.replace("<", "'<").replace(">", ">'"))[1:]
+        group: Any = cli  # typer's own click: a group is what has subcommands
+        while words and words[0] in getattr(group, "commands", {}):
+            group = group.commands[words.pop(0)]
+        assert group is not cli, f"{command}: no such command"
+        options = {name for parameter in group.params for name in parameter.opts}
+        given = {word for word in words if word.startswith("--")}
+        assert given <= options, f"{command}: {sorted(given - options)} are not options of it"

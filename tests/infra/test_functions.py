@@ -11,12 +11,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, get_args
 
+import boto3
 import pytest
 
 from rescind import runtime
 from rescind.config import FunctionSetting, RuntimeSettings, VaultAuthMethod
 from rescind.exceptions import ConfigurationError
 from rescind.observability import observed_handler
+from rescind_local.aws import local_aws
+from rescind_local.stack import IntrinsicResolver
 from rescind_local.template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +48,11 @@ SAMPLE_RESOURCES = {
     "IssuanceTable": "rescind-IssuanceTable-1A2B3C4D5E6F",
     "AWS::AccountId": "123456789012",
     "TriggerEventBus": "rescind-triggers",
+    # The stored settings' parameters (Ref is the name), which `stored_settings` creates in moto.
+    "ProtectedWorkloadsParameter": "/rescind/protected-workloads",
+    "DiscoveryAccountIdsParameter": "/rescind/discovery-account-ids",
+    "SchedulePolicyParameter": "/rescind/schedule-policy",
+    "TrustDomainAccountsParameter": "/rescind/trust-domain-accounts",
 }
 
 
@@ -94,10 +102,28 @@ def _handler_shape(event: Any, context: Any) -> None:
 
 
 @pytest.fixture
-def fresh_runtime() -> Iterator[None]:
+def fresh_runtime(stored_settings: None) -> Iterator[None]:
     runtime.reset_caches()
     yield
     runtime.reset_caches()
+
+
+def put_stored_settings(ssm: Any) -> None:
+    """The template's stored settings (its AWS::SSM::Parameter resources), as a deploy with the sample values
+    creates them under the names `deployed_environment` gives the functions."""
+    resolver = IntrinsicResolver(TEMPLATE, {}, "rescind", parameters=SAMPLE_PARAMETERS)
+    for logical_id, body in TEMPLATE["Resources"].items():
+        if body["Type"] == "AWS::SSM::Parameter":
+            value = resolver.resolve(body["Properties"]["Value"])
+            ssm.put_parameter(Name=SAMPLE_RESOURCES[logical_id], Value=value, Type=body["Properties"]["Type"])
+
+
+@pytest.fixture
+def stored_settings() -> Iterator[None]:
+    """moto, holding the template's stored settings."""
+    with local_aws():
+        put_stored_settings(boto3.client("ssm"))
+        yield
 
 
 def test_the_template_has_functions() -> None:
@@ -130,7 +156,7 @@ def test_the_handler_imports_with_the_deployed_configuration_and_is_callable(
 
 def _import_handler_with(name: str, environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
     """The function's handler, imported as Lambda would at cold start with exactly `environment`."""
-    for variable in RuntimeSettings.variables():
+    for variable in (*RuntimeSettings.variables(), *RuntimeSettings.parameter_variables()):
         monkeypatch.delenv(variable, raising=False)
     for variable, value in environment.items():
         monkeypatch.setenv(variable, value)
@@ -149,7 +175,7 @@ def test_every_variable_a_function_is_given_is_one_its_settings_read(name: str) 
     # function was given LEAK_STATE_MACHINE_ARN while the settings read LEAK_RESPONSE_STATE_MACHINE_ARN).
     own = (FUNCTIONS[name].get("Environment") or {}).get("Variables", {})
 
-    assert set(own) - set(RuntimeSettings.variables()) == set()
+    assert set(own) - {*RuntimeSettings.variables(), *RuntimeSettings.parameter_variables()} == set()
 
 
 FUNCTION_VARIABLES = {setting.upper() for setting in get_args(FunctionSetting)}
@@ -186,14 +212,13 @@ def test_globals_set_every_variable_runtime_settings_requires() -> None:
 
 def test_every_configuration_variable_in_globals_is_one_runtime_settings_reads() -> None:
     # A misspelt variable would be ignored silently (extra="ignore"), leaving the default in force.
-    fields = {field.upper() for field in RuntimeSettings.model_fields}
     configuration = {name for name in GLOBAL_VARIABLES if not name.startswith("POWERTOOLS_")}
 
-    assert configuration - fields == set()
+    assert configuration - {*RuntimeSettings.variables(), *RuntimeSettings.parameter_variables()} == set()
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
-def test_the_deployed_environment_validates(name: str) -> None:
+def test_the_deployed_environment_validates(name: str, fresh_runtime: None) -> None:
     settings = RuntimeSettings.from_environ(deployed_environment(FUNCTIONS[name]))
 
     assert settings.ledger_table_name == SAMPLE_RESOURCES["LedgerTable"]

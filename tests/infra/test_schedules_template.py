@@ -102,8 +102,9 @@ NOT_REACHED_BY = {
     "IndexDriftFunction": {"dynamodb:UpdateItem"},
 }
 # Granted without a boto3 call in the function's code: Secrets Manager checks that the caller of RotateSecret may
-# invoke the rotation function; Vault's AWS IAM login signs an sts:GetCallerIdentity request itself.
-GRANTED_WITHOUT_A_CALL = {"lambda:invokefunction", "sts:getcalleridentity"}
+# invoke the rotation function; Vault's AWS IAM login signs an sts:GetCallerIdentity request itself; Powertools
+# `parameters` reads the stored settings (tests/infra/test_stored_settings.py checks those grants exactly).
+GRANTED_WITHOUT_A_CALL = {"lambda:invokefunction", "sts:getcalleridentity", "ssm:getparameters"}
 
 
 def statements_of(function: str) -> list[dict[str, Any]]:
@@ -217,7 +218,7 @@ def test_each_sweep_function_captures_failed_runs_and_has_its_own_log_group(func
     assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert props["Timeout"] == 900
     variables = props["Environment"]["Variables"]
-    assert variables["SCHEDULE_POLICY"] == {"Ref": "SchedulePolicy"}
+    assert variables["SCHEDULE_POLICY_PARAMETER"] == {"Ref": "SchedulePolicyParameter"}
     assert variables["SWEEP_STATE_TABLE_NAME"] == {"Ref": "SweepStateTable"}
 
 

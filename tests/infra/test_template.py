@@ -93,16 +93,17 @@ def test_globals_environment(template: dict[str, Any]) -> None:
         "VAULT_NAMESPACE": {"Ref": "VaultNamespace"},
         "CROSS_ACCOUNT_ROLE_NAME": {"Ref": "CrossAccountRoleName"},
         "CROSS_ACCOUNT_EXTERNAL_ID": {"Ref": "CrossAccountExternalId"},
-        "PROTECTED_WORKLOADS": {"Ref": "ProtectedWorkloads"},
         "BLAST_RADIUS_CAP": {"Ref": "BlastRadiusCap"},
         "PKI_MOUNTS": {"Ref": "PkiMounts"},
         "APPROLE_MOUNTS": {"Ref": "AppRoleMounts"},
         "KV_MOUNTS": {"Ref": "KvMounts"},
         "LEASE_MOUNTS": {"Ref": "LeaseMounts"},
         "DATABASE_LEAK_MAX_ROLES": {"Ref": "DatabaseLeakMaxRoles"},
-        "AWS_ACCOUNT_IDS": {"Ref": "DiscoveryAccountIds"},
         "FINGERPRINT_TABLE_NAME": {"Ref": "FingerprintTable"},
         "FINGERPRINT_KEY_SECRET_ARN": {"Ref": "FingerprintKeySecret"},
+        # Settings that grow with the organisation: only their SSM parameters' names (test_stored_settings.py).
+        "PROTECTED_WORKLOADS_PARAMETER": {"Ref": "ProtectedWorkloadsParameter"},
+        "AWS_ACCOUNT_IDS_PARAMETER": {"Ref": "DiscoveryAccountIdsParameter"},
     }
     # Deployed functions log in with Vault's AWS IAM auth: no static token anywhere in the template.
     assert "VAULT_TOKEN" not in (REPO_ROOT / "template.yaml").read_text()

@@ -95,3 +95,46 @@ def test_cfnlintrc_appends_rescinds_rules_to_the_plain_command(findings: dict[st
     rule_ids = sorted({finding["Rule"]["Id"] for finding in findings["bad"]} - {"I3011"})  # the log group's policies
 
     assert rule_ids == ["E9001", "E9002", "E9003", "E9004", "E9005"], describe(findings["bad"])
+
+
+# --- CI (.ci/run: `make test`) lints both templates with cfn-lint and `sam validate --lint`, and builds for 3.12 -
+
+
+def make_dry_run(target: str) -> str:
+    """The commands `make <target>` runs, printed and not run."""
+    completed = subprocess.run(  # noqa: S603 - the project's own Makefile, dry run
+        ["make", "--no-print-directory", "-n", target],  # noqa: S607 - make from PATH, as CI runs it
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+def test_ci_runs_make_test() -> None:
+    assert (REPO_ROOT / ".ci" / "run").read_text().strip().splitlines()[-1] == "make test"
+
+
+def test_make_test_lints_both_templates_with_cfn_lint_and_sam_validate_offline() -> None:
+    commands = make_dry_run("test")
+
+    assert "cfn-lint template.yaml member-account.yaml" in commands
+    sam = next(line for line in commands.splitlines() if "sam validate --lint" in line)
+    assert "for template in template.yaml member-account.yaml" in sam
+    # With no credentials of the caller's (a stale profile would fail it) and a fixed region
+    assert "-u AWS_PROFILE" in sam
+    assert "AWS_DEFAULT_REGION=us-east-1" in sam
+
+
+def test_make_test_runs_the_python312_build_check() -> None:
+    # tests/integration/test_lambda_build.py (sam build, every handler imported from the build under python3.12)
+    # is marked integration by its folder and never slow, so both pytest runs of `make test` include it.
+    commands = make_dry_run("test")
+    build_test = (REPO_ROOT / "tests" / "integration" / "test_lambda_build.py").read_text()
+
+    assert "mark.slow" not in build_test
+    assert '-m "not slow"' in commands
+    assert '-m "(unit or integration) and not slow"' in commands

@@ -118,9 +118,11 @@ def test_calls_left_out_on_purpose_are_really_not_granted(statements: list[dict[
 def test_nothing_is_granted_that_no_adapter_calls(statements: list[dict[str, Any]], calls: set[str]) -> None:
     # Granted without a direct boto3 call: what Lambda's event source mapping does as LedgerArchiveFunction's role
     # (read the ledger's stream, send a failed batch to its on-failure queue); the notification key, which SNS uses
-    # with the publisher's rights when it encrypts a published message (NotificationPublishPolicy).
-    # (lambda:InvokeFunction, which RotateSecret also checks on the caller, is now a call: the rotation hooks.)
+    # with the publisher's rights when it encrypts a published message (NotificationPublishPolicy); the stored
+    # settings, which Powertools `parameters` reads (tests/infra/test_stored_settings.py checks those grants
+    # exactly). (lambda:InvokeFunction, which RotateSecret also checks on the caller, is now a call: the hooks.)
     expected_extra = {
+        "ssm:getparameters",
         "kms:decrypt",
         "kms:generatedatakey",
         "dynamodb:describestream",

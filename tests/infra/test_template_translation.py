@@ -70,6 +70,7 @@ def test_the_function_role_gets_logging_tracing_the_shared_policies_and_the_inli
         "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
         # SAM attaches it for the VpcConfig, even when UseVpc leaves the VpcConfig out; the boundary then denies it.
         "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
+        {"Ref": "StoredSettingsReadPolicy"},
         {"Ref": "VaultLoginPolicy"},
         {"Ref": "CrossAccountExecutionPolicy"},
         {"Ref": "LedgerReadPolicy"},

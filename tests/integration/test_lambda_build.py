@@ -20,6 +20,7 @@ import platform
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from importlib.util import find_spec
@@ -27,13 +28,15 @@ from pathlib import Path
 from subprocess import CompletedProcess
 from typing import Any
 
+import boto3
 import pytest
 from packaging import tags
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.infra.test_functions import FUNCTIONS, TEMPLATE, deployed_environment
+from rescind_local.daemon import moto_http_server
+from tests.infra.test_functions import FUNCTIONS, TEMPLATE, deployed_environment, put_stored_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCK_FILE = REPO_ROOT / "shared" / "requirements.lock"
@@ -355,12 +358,37 @@ def test_the_layer_is_at_most_10_mb_zipped_as_sam_deploy_zips_it(name: str, buil
     assert 0 < archive.stat().st_size <= LAYER_ZIP_LIMIT_BYTES, f"{name}: {archive.stat().st_size:,} bytes zipped"
 
 
-def cold_start(name: str, task_root: Path, layers: list[Path], runtime_packages: Path, python312: Path) -> str:
+@pytest.fixture(scope="module")
+def parameter_store() -> Iterator[str]:
+    """moto's HTTP server holding the template's stored settings, which every handler reads at cold start: its
+    endpoint, for the cold starts' AWS_ENDPOINT_URL_SSM."""
+    with moto_http_server() as endpoint:
+        put_stored_settings(
+            boto3.client(
+                "ssm",
+                endpoint_url=endpoint,
+                region_name="us-east-1",
+                aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            )
+        )
+        yield endpoint
+
+
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def cold_start(
+    name: str, task_root: Path, layers: list[Path], runtime_packages: Path, python312: Path, parameter_store: str
+) -> str:
     """python3.12, without its own site-packages (-S), imports the function's handler as Lambda does at cold start:
-    the function's folder, its layers at /opt/python, the runtime's boto3, the deployed environment, and X-Ray on
-    (LAMBDA_TASK_ROOT set: the Tracer patches the runtime's botocore). Returns what IMPORT_HANDLER printed."""
+    the function's folder, its layers at /opt/python, the runtime's boto3, the deployed environment, its stored
+    settings from Parameter Store (moto's server), and X-Ray on (LAMBDA_TASK_ROOT set: the Tracer patches the
+    runtime's botocore). Returns what IMPORT_HANDLER printed."""
     environment = {
         **deployed_environment(FUNCTIONS[name]),
+        **FAKE_CREDENTIALS,
+        "AWS_ENDPOINT_URL_SSM": parameter_store,
         "PATH": os.environ["PATH"],
         "PYTHONPATH": os.pathsep.join(str(folder) for folder in (task_root, *layers, runtime_packages)),
         "PYTHONDONTWRITEBYTECODE": "1",  # /var/task and /opt are read-only in Lambda
@@ -385,7 +413,7 @@ def cold_start(name: str, task_root: Path, layers: list[Path], runtime_packages:
 
 @pytest.fixture(scope="module")
 def cold_starts(
-    build_dir: Path, importable_layers: dict[str, Path], runtime_packages: Path, python312: Path
+    build_dir: Path, importable_layers: dict[str, Path], runtime_packages: Path, python312: Path, parameter_store: str
 ) -> dict[str, str]:
     """Every function's cold import with its own layers, side by side."""
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -397,6 +425,7 @@ def cold_starts(
                 [importable_layers[layer] for layer in layers_of(name)],
                 runtime_packages,
                 python312,
+                parameter_store,
             )
             for name in FUNCTIONS
         }

@@ -207,3 +207,26 @@ def test_the_github_api_url_is_validated_once_strictly_wherever_it_is_read() -> 
         RuntimeSettings.from_environ({**VAULT, "GITHUB_API_URL": "http://github.example.com"})
     settings = RuntimeSettings.from_environ({**VAULT, "GITHUB_API_URL": "https://ghe.example.com/api/v3/"})
     assert settings.github_api_url == "https://ghe.example.com/api/v3"
+
+
+# --- settings that grow with the organisation: in Parameter Store when deployed ---------------------------------
+
+
+def test_each_stored_setting_is_read_from_its_variable_or_from_the_parameter_its_parameter_variable_names() -> None:
+    from rescind.parameter_store import STORED_SETTINGS
+
+    assert set(RuntimeSettings.model_fields) >= STORED_SETTINGS
+    assert {setting.upper() for setting in STORED_SETTINGS} <= set(RuntimeSettings.variables())
+    # Only the stored settings have a parameter variable, and a concern has those of its own settings
+    assert set(RuntimeSettings.parameter_variables()) == {f"{setting.upper()}_PARAMETER" for setting in STORED_SETTINGS}
+    assert GuardSettings.parameter_variables() == ("PROTECTED_WORKLOADS_PARAMETER",)
+
+
+def test_a_stored_setting_given_in_the_environment_needs_no_parameter_store() -> None:
+    # The CLI and the local tools give the values themselves; nothing reads AWS (there is none here)
+    settings = RuntimeSettings.from_environ(
+        {**VAULT, "PROTECTED_WORKLOADS": "spiffe://a/b", "SCHEDULE_POLICY": '{"max_actions_per_run": 3}'}
+    )
+
+    assert settings.protected_workloads == ("spiffe://a/b",)
+    assert settings.schedule_policy.max_actions_per_run == 3

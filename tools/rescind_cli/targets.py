@@ -266,7 +266,8 @@ class LocalStackTarget:
         return self._session().get_credentials(), self.local.region
 
     def _function_settings(self) -> PlanSettings:
-        """The deployed plan function's scope and guard (never its Vault token), as moto holds them."""
+        """The deployed plan function's scope and guard (never its Vault token), as moto holds them: its
+        variables, and the stored settings from moto's Parameter Store."""
         if self._settings is None:
             try:
                 name = self.local.function_name(PLAN_FUNCTION)
@@ -274,9 +275,9 @@ class LocalStackTarget:
                 variables = (configuration.get("Environment") or {}).get("Variables") or {}
             except KeyError:
                 variables = {}
-            wanted = PlanSettings.variables()
+            wanted = {*PlanSettings.variables(), *PlanSettings.parameter_variables()}
             self._settings = PlanSettings.from_environ(
-                {key: str(value) for key, value in variables.items() if key in wanted}
+                {key: str(value) for key, value in variables.items() if key in wanted}, ssm_client=self.client("ssm")
             )
         return self._settings
 

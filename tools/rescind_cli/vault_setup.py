@@ -6,12 +6,18 @@ writes, idempotently, with the operator's own VAULT_ADDR and VAULT_TOKEN:
 - one ACL policy per function role, `<VaultAwsAuthRole>-<role>`, rendered from `vault_policies/<role>.hcl` for
   the stack's PkiMounts, AppRoleMounts, KvMounts and LeaseMounts (see `rescind_cli.vault_access`);
 - one role of the AWS auth method (`auth/<VaultAwsAuthMount>/role/<VaultAwsAuthRole>-<role>`) per function role,
-  `auth_type=iam`, bound to exactly the IAM roles of the functions that play it, with that policy alone.
+  `auth_type=iam`, bound to exactly the IAM roles of the functions that play it, with that policy alone;
+- the AWS auth method's client configuration (`auth/<VaultAwsAuthMount>/config/client`): the
+  `iam_server_id_header_value` the functions send (the stack's VaultAwsAuthServerId), so that a login signed for
+  another Vault is refused here. With no VaultAwsAuthServerId nothing is written, and a Vault that requires a
+  header the functions would not send is refused, naming both. Vault checks each login by calling STS's global
+  endpoint itself (the functions sign for it); the template creates no STS VPC endpoint, so `sts_endpoint` and
+  `sts_region` are left as they are.
 
 `--dry-run` prints what it would write and touches no Vault. `--policies-only` writes the policies and no AWS
 auth role (OpenBao has no AWS auth method; bind the policies through the auth method you use). The operator's
-token needs `sys/auth` (read), `sys/policies/acl/<prefix>-*` and `auth/<aws mount>/role/<prefix>-*` (read,
-create, update).
+token needs `sys/auth` (read), `sys/policies/acl/<prefix>-*`, `auth/<aws mount>/role/<prefix>-*` (read,
+create, update) and `auth/<aws mount>/config/client` (read, update).
 """
 
 from __future__ import annotations
@@ -78,6 +84,15 @@ class AuthRoleWrite:
 
 
 @dataclass(frozen=True)
+class AuthClientConfigWrite:
+    """What `auth/<aws mount>/config/client` must hold for the functions' logins (only the fields named)."""
+
+    path: str
+    settings: dict[str, Any]
+    status: str = "to write"
+
+
+@dataclass(frozen=True)
 class VaultSetup:
     """What `vault setup` writes for one stack."""
 
@@ -87,6 +102,8 @@ class VaultSetup:
     mounts: VaultMounts
     policies: tuple[PolicyWrite, ...]
     auth_roles: tuple[AuthRoleWrite, ...]
+    # None with --policies-only; its settings are empty when the stack sends no server id header.
+    client_config: AuthClientConfigWrite | None = None
 
     def document(self, *, vault: str | None, dry_run: bool) -> dict[str, Any]:
         return {
@@ -97,6 +114,7 @@ class VaultSetup:
             "mounts": {kind: list(getattr(self.mounts, kind)) for kind in ("pki", "approle", "kv", "lease")},
             "policies": [asdict(policy) for policy in self.policies],
             "aws_auth_roles": [asdict(role) for role in self.auth_roles],
+            "aws_auth_client_config": asdict(self.client_config) if self.client_config else None,
             # What each function's VAULT_AWS_AUTH_ROLE must name for its login to get its policy.
             "function_login_roles": {function: role.name for role in self.auth_roles for function in role.functions},
         }
@@ -140,7 +158,13 @@ def plan_vault_setup(
         for role in FUNCTION_ROLES
     )
     auth_roles: tuple[AuthRoleWrite, ...] = ()
+    client_config = None
     if not policies_only:
+        server_id = (parameters.get("VaultAwsAuthServerId") or "").strip()
+        client_config = AuthClientConfigWrite(
+            path=f"auth/{auth_mount}/config/client",
+            settings={"iam_server_id_header_value": server_id} if server_id else {},
+        )
         auth_roles = tuple(
             AuthRoleWrite(
                 name=policy_name(prefix, role),
@@ -157,7 +181,7 @@ def plan_vault_setup(
             for role in FUNCTION_ROLES
             if role.functions
         )
-    return VaultSetup(target.stack_name, prefix, auth_mount, mounts, policies, auth_roles)
+    return VaultSetup(target.stack_name, prefix, auth_mount, mounts, policies, auth_roles, client_config)
 
 
 # --- writing Vault ------------------------------------------------------------------------------------------
@@ -184,6 +208,7 @@ def apply_vault_setup(setup: VaultSetup, vault: hvac.Client) -> VaultSetup:
             f"enable and configure it (`vault auth enable -path={setup.auth_mount} aws`, see the README), "
             "or pass --policies-only to write the policies alone"
         )
+    client_config = _apply_client_config(setup.client_config, vault) if setup.client_config else None
     policies = []
     for policy in setup.policies:
         with vault_errors(f"write policy {policy.name}"):
@@ -205,7 +230,30 @@ def apply_vault_setup(setup: VaultSetup, vault: hvac.Client) -> VaultSetup:
                 vault.write_data(role.path, data=role.settings)
         status = "unchanged" if unchanged else "updated" if current is not None else "created"
         roles.append(AuthRoleWrite(role.name, role.path, role.role, role.functions, role.settings, status))
-    return VaultSetup(setup.stack, setup.prefix, setup.auth_mount, setup.mounts, tuple(policies), tuple(roles))
+    return VaultSetup(
+        setup.stack, setup.prefix, setup.auth_mount, setup.mounts, tuple(policies), tuple(roles), client_config
+    )
+
+
+def _apply_client_config(config: AuthClientConfigWrite, vault: hvac.Client) -> AuthClientConfigWrite:
+    """Write the fields that differ (Vault keeps the others). Refuses, before any policy or role is written, a
+    Vault that requires a server id header the functions would not send: every login would fail."""
+    from rescind.vault.client import read_data, vault_errors
+
+    with vault_errors(f"read {config.path}"):
+        existing = vault.read(config.path)
+    current = read_data(existing) if existing is not None else {}
+    required = str(current.get("iam_server_id_header_value") or "")
+    if required and not config.settings:
+        raise TargetUnavailable(
+            f"{config.path} requires an X-Vault-AWS-IAM-Server-ID header (iam_server_id_header_value) that the "
+            "stack's functions do not send: set the stack's VaultAwsAuthServerId to it (sam deploy) and run this again"
+        )
+    if all(_same(current.get(key), value) for key, value in config.settings.items()):
+        return AuthClientConfigWrite(config.path, config.settings, "unchanged")
+    with vault_errors(f"write {config.path}"):
+        vault.write_data(config.path, data=config.settings)
+    return AuthClientConfigWrite(config.path, config.settings, "updated" if existing is not None else "created")
 
 
 # --- the command --------------------------------------------------------------------------------------------
@@ -262,6 +310,9 @@ def _print(setup: VaultSetup, vault_addr: str | None, dry_run: bool) -> None:
             out.print(f"\n# policy {escape(policy.name)}\n{escape(policy.policy)}")
         for role in setup.auth_roles:
             out.print(f"# {escape(role.path)}\n{escape(json.dumps(role.settings, indent=2))}\n")
+        if setup.client_config and setup.client_config.settings:
+            config = setup.client_config
+            out.print(f"# {escape(config.path)}\n{escape(json.dumps(config.settings, indent=2))}\n")
     table = Table(title="Vault side", title_justify="left")
     for column in ("kind", "name", "for", "status"):
         table.add_column(column, overflow="fold")
@@ -269,6 +320,9 @@ def _print(setup: VaultSetup, vault_addr: str | None, dry_run: bool) -> None:
         table.add_row("policy", escape(policy.name), escape(policy.role), escape(policy.status))
     for role in setup.auth_roles:
         table.add_row("aws auth role", escape(role.path), escape(", ".join(role.functions)), escape(role.status))
+    if setup.client_config and setup.client_config.settings:
+        config = setup.client_config
+        table.add_row("aws auth config", escape(config.path), "every login", escape(config.status))
     out.print(table)
     if setup.auth_roles:
         out.print("Each function logs in with VAULT_AWS_AUTH_ROLE set to its role's name:")

@@ -177,6 +177,8 @@ def plan_local_resources(
             planned[logical_id] = LocalResource(
                 logical_id, kind, name, {"Arn": f"{prefix.format(service='logs')}:log-group:{name}:*"}
             )
+        elif kind == "AWS::SSM::Parameter":  # Ref is the name
+            planned[logical_id] = LocalResource(logical_id, kind, named("Name", 2048))
         else:  # not created locally; a readable placeholder keeps references resolvable
             planned[logical_id] = LocalResource(logical_id, kind, _local_name(stack_name, logical_id))
     return planned
@@ -587,7 +589,8 @@ class LocalStack:
         deploy_rules(session.client("events"), self.rules)
 
     def _create_data_resources(self, session: Any) -> None:
-        """Tables, topics, queues and buses, created under their planned names; actual URLs/ARNs recorded."""
+        """Tables, topics, queues, buses and SSM parameters, created under their planned names; actual URLs and
+        ARNs recorded."""
         for logical_id, resource in self.resources.items():
             # A resource SAM generates (a dead-letter queue of Type SQS) is only in the translated template.
             template = self.template if logical_id in (self.template.get("Resources") or {}) else self.translated
@@ -621,6 +624,14 @@ class LocalStack:
                 session.client("events").create_event_bus(Name=resource.ref)
             elif kind == "AWS::S3::Bucket":
                 _create_local_bucket(session.client("s3"), resource.ref, self.resolver().resolve(props))
+            elif kind == "AWS::SSM::Parameter":  # the stored settings the functions read at cold start
+                parameter = self.resolver().resolve(props)
+                session.client("ssm").put_parameter(
+                    Name=resource.ref,
+                    Value=str(parameter["Value"]),
+                    Type=parameter.get("Type", "String"),
+                    Tier=parameter.get("Tier", "Standard"),
+                )
             elif kind == "AWS::SecretsManager::Secret":
                 secret_props = self.resolver().resolve(props)
                 arn = _create_local_secret(session.client("secretsmanager"), resource.attributes["Name"], secret_props)

@@ -62,17 +62,18 @@ class WorkloadAccounts:
 
 
 def parse_trust_domain_accounts(text: str) -> dict[str, frozenset[str]]:
-    """`prod.example=111111111111 222222222222;staging.example=333333333333` (`*` for every trust domain)."""
+    """`prod.example=111111111111 222222222222;staging.example=333333333333` (`*` for every trust domain); empty
+    entries are ignored (`;` is none). A problem names the entry by its position, never its text."""
     mapping: dict[str, frozenset[str]] = {}
-    for entry in (part.strip() for part in text.split(";")):
+    for position, entry in enumerate((part.strip() for part in text.split(";")), start=1):
         if not entry:
             continue
         domain, separator, accounts = entry.partition("=")
         domain = domain.strip().lower()
         listed = accounts.replace(",", " ").split()
         if not separator or not re.fullmatch(r"\*|[a-z0-9][a-z0-9.\-_]{0,252}", domain):
-            raise ValueError(f"trust domain accounts: {entry[:80]!r} is not <trust domain>=<account> [<account>...]")
+            raise ValueError(f"trust domain accounts: entry {position} is not <trust domain>=<account> [<account>...]")
         if not listed or not all(re.fullmatch(r"\d{12}", account) for account in listed):
-            raise ValueError(f"trust domain accounts: {domain} needs 12-digit account ids")
+            raise ValueError(f"trust domain accounts: entry {position} needs 12-digit account ids")
         mapping[domain] = mapping.get(domain, frozenset()) | frozenset(listed)
     return mapping

@@ -231,3 +231,60 @@ def test_the_text_output_names_each_role_and_the_login_role_of_each_function(sta
     assert f"auth/aws/role/{stack.prefix}-sweeper" in result.output
     assert "VAULT_AWS_AUTH_ROLE" in result.output
     assert f"{stack.prefix}-planner: PlanOffboardingFunction, PlanLeakResponseFunction" in result.output
+
+
+# --- the AWS auth method's client configuration -----------------------------------------------------------------
+
+
+def test_the_dry_run_sets_the_server_id_header_the_stack_sends_and_nothing_else(aws: None, unique: str) -> None:
+    # Given a stack whose functions send X-Vault-AWS-IAM-Server-ID (VaultAwsAuthServerId)
+    stack = create_stack(
+        f"rescind-{unique}",
+        {
+            "VaultAwsAuthRole": f"rescind-{unique}",
+            "VaultAwsAuthMount": "aws-prod",
+            "VaultAwsAuthServerId": "vault.corp",
+        },
+    )
+
+    # When the operator asks what would be written
+    code, document = setup_json("--stack", stack.name, "--dry-run", env={"VAULT_TOKEN": None, "AWS_PROFILE": None})
+    text = setup("--stack", stack.name, "--dry-run", env={"VAULT_TOKEN": None, "AWS_PROFILE": None}).output
+
+    # Then the method's client configuration requires that header, on the stack's mount, and nothing else is set
+    assert code == 0, document
+    assert document["aws_auth_client_config"] == {
+        "path": "auth/aws-prod/config/client",
+        "settings": {"iam_server_id_header_value": "vault.corp"},
+        "status": "to write",
+    }
+    assert "# auth/aws-prod/config/client" in text
+    assert '"iam_server_id_header_value": "vault.corp"' in text
+
+
+def test_without_a_server_id_or_with_policies_only_the_client_configuration_is_left_alone(stack: Stack) -> None:
+    env: dict[str, str | None] = {"VAULT_TOKEN": None, "AWS_PROFILE": None}
+
+    _, without = setup_json("--stack", stack.name, "--dry-run", env=env)
+    _, policies_only = setup_json("--stack", stack.name, "--dry-run", "--policies-only", env=env)
+
+    assert without["aws_auth_client_config"]["settings"] == {}
+    assert "config/client" not in setup("--stack", stack.name, "--dry-run", env=env).output
+    assert policies_only["aws_auth_client_config"] is None
+
+
+def test_on_a_vault_without_an_aws_auth_method_the_client_configuration_is_not_written_either(
+    aws: None, unique: str, operator: dict[str, str | None], vault: hvac.Client
+) -> None:
+    # OpenBao has no AWS auth method: the command stops before the configuration, a policy or a role is written
+    stack = create_stack(
+        f"rescind-{unique}", {"VaultAwsAuthRole": f"rescind-{unique}", "VaultAwsAuthServerId": "vault.corp"}
+    )
+
+    result = setup("--stack", stack.name, env=operator)
+
+    assert result.exit_code == 1
+    assert "no AWS auth method at auth/aws/" in result.output
+    assert "aws/" not in vault.sys.list_auth_methods()["data"]
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        vault.sys.read_acl_policy(f"{stack.prefix}-actor")
