@@ -88,6 +88,9 @@ NEVER_RUN: dict[str, dict[str, str]] = {
         "secretsmanager:DescribeSecret": "a Secrets Manager rotation: no handler of it is built here",
         "secretsmanager:ListSecretVersionIds": "a Secrets Manager rotation: no handler of it is built here",
         "secretsmanager:RotateSecret": "a Secrets Manager rotation: no handler of it is built here",
+        "secretsmanager:PutSecretValue": "the rotation contract's AWSPENDING version: no rotation is killed first",
+        "secretsmanager:UpdateSecretVersionStage": "the rotation contract's finish: no rotation is killed first",
+        "lambda:InvokeFunction": "a secret's rotation hook: no rotation is killed first",
     },
     "PlanOffboardingFunction": {
         # It plans: the handlers are built (their constructors name every act and verify step) for look_up only.
