@@ -44,6 +44,9 @@ class ActOutcome(BaseModel):
     detail: Annotated[str, Field(max_length=1000)] = ""
     # Other credentials the act ended with this one (the child tokens a token revocation kills), read back dead.
     also_ended: tuple[CredentialRef, ...] = ()
+    # The act's own read of the real state after it acted, made as the kind's verify makes it: the engine takes it as
+    # the action's verification instead of reading the same thing again. None: the engine reads back itself.
+    read_back: Evidence | None = None
 
 
 class ActionResult(BaseModel):

@@ -160,9 +160,12 @@ def find_secret_ids_by_spiffe_id(
 
 
 def destroy_secret_id_by_accessor(client: hvac.Client, ref: AppRoleSecretIdRef) -> ActOutcome:
-    """Destroy the secret-id so no new login can use it. Tokens it already produced are not touched."""
-    if lookup_secret_id(client, ref) is None:
-        return ActOutcome(changed=False, absent=True, detail="already absent")
+    """Destroy the secret-id so no new login can use it, then read it back. Tokens it already produced are not touched.
+
+    A secret-id that is gone already is told by the destroy's own answer ("failed to find accessor entry"), so no
+    lookup comes first. The lookup after the destroy is the action's read-back (`ActOutcome.read_back`), the same
+    read `verify_secret_id_destroyed` makes.
+    """
     operation = f"destroy secret-id accessor {ref.accessor} of {ref.mount}/{ref.role_name}"
     with vault_errors(operation):
         try:
@@ -173,7 +176,13 @@ def destroy_secret_id_by_accessor(client: hvac.Client, ref: AppRoleSecretIdRef) 
             if _role_missing(error):
                 raise ActionFailed(f"{operation}: the role does not exist") from error
             raise
-    return ActOutcome(changed=True, detail=f"destroyed secret-id accessor {ref.accessor} of {ref.role_name}")
+        except hvac.exceptions.InvalidPath as error:  # no such mount (or not an AppRole one)
+            raise ActionFailed(f"{operation}: {_describe(error)}") from error
+    return ActOutcome(
+        changed=True,
+        detail=f"destroyed secret-id accessor {ref.accessor} of {ref.role_name}",
+        read_back=verify_secret_id_destroyed(client, ref),
+    )
 
 
 # --- verify ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ it: a certificate issued by a `no_store` role, or by another mount, is not store
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -29,6 +29,7 @@ from rescind.holds import GuardFacts
 from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, InventorySection, KindSpec, ValueLocator
 from rescind.leaks.types import LocatedLeak, SecretType, Unlocated
 from rescind.models import (
+    Action,
     ActionKind,
     ActOutcome,
     CredentialKind,
@@ -299,9 +300,16 @@ def revoke_certificate_by_serial(
     warnings = response.get("warnings") if isinstance(response, dict) else None
     if any(_ALREADY_EXPIRED in str(warning) for warning in warnings or []):
         return ActOutcome(changed=False, detail=f"already absent: certificate {serial} expired before the revoke")
-    if rebuild_stale_crl:
-        _ensure_on_crl(client, mount, serial)
-    return ActOutcome(changed=True, detail=f"revoked certificate {serial} on {mount}")
+    on_crl = fetch_revoked_serials(client, mount)
+    if rebuild_stale_crl and serial not in on_crl:
+        rebuild_crl(client, mount)
+        on_crl = fetch_revoked_serials(client, mount)
+    # The CRL just fetched and the record read now are the action's read-back: verify_certificate_revoked's reads.
+    return ActOutcome(
+        changed=True,
+        detail=f"revoked certificate {serial} on {mount}",
+        read_back=verify_certificate_revoked(client, ref, revoked_serials=on_crl),
+    )
 
 
 # --- verify -----------------------------------------------------------------------------------
@@ -417,6 +425,17 @@ class PkiCertificateHandler(KindHandler[PkiCertificateRef]):
             },
         )
         self._client = client
+
+    def verify_many(self, actions: Sequence[Action]) -> list[Evidence]:
+        """Each certificate's record, against its mount's CRL fetched and parsed once for the whole pass."""
+        crls: dict[str, frozenset[str]] = {}
+        found: list[Evidence] = []
+        for action in actions:
+            ref, _step = self._dispatch(action)
+            if ref.mount not in crls:
+                crls[ref.mount] = fetch_revoked_serials(self._client, ref.mount)
+            found.append(verify_certificate_revoked(self._client, ref, revoked_serials=crls[ref.mount]))
+        return found
 
     def look_up(self, ref: PkiCertificateRef) -> bool | None:
         # A revoked certificate keeps its record: it existed, so "already absent" is honest for it.

@@ -29,7 +29,7 @@ from rescind.models import (
     VaultTokenRef,
 )
 from rescind.models.refs import format_ref
-from rescind.vault.client import read_data, vault_errors
+from rescind.vault.client import own_token_accessor, read_data, vault_errors
 from rescind.vault.common import as_int, list_keys, parse_vault_time, ttl_is_at_or_below, ttl_target
 from rescind.vault.ttl import list_role_names
 
@@ -191,12 +191,6 @@ def find_token_accessors_by_spiffe_id(
 # --- act ------------------------------------------------------------------------------------------
 
 
-def own_token_accessor(client: hvac.Client) -> str:
-    """The accessor of the token the client itself uses."""
-    with vault_errors("lookup own token"):
-        return str(read_data(client.auth.token.lookup_self()).get("accessor") or "")
-
-
 def _refuse_own_token(client: hvac.Client, ref: VaultTokenRef) -> None:
     """Rescind must not cut the branch it sits on: its own token is never acted on."""
     if own_token_accessor(client) == ref.accessor:
@@ -204,15 +198,20 @@ def _refuse_own_token(client: hvac.Client, ref: VaultTokenRef) -> None:
 
 
 def revoke_token_by_accessor(client: hvac.Client, ref: VaultTokenRef) -> ActOutcome:
-    """Revoke the token (and, as Vault does, its child tokens and leases) through revoke-accessor.
+    """Revoke the token (and, as Vault does, its child tokens and leases) through revoke-accessor, then read it back.
 
-    The possible children are read before and after, so the outcome names every token that died with it.
+    Only a token that can create tokens may have children: for one, its state and the possible children are read
+    before and after, so the outcome names every token that died with it. A token that is gone already is told by
+    revoke-accessor's own answer ("invalid accessor"), so no lookup comes first. The lookup after the revoke is the
+    action's read-back (`ActOutcome.read_back`), the same read `verify_token_revoked` makes.
     """
     _refuse_own_token(client, ref)
-    state = lookup_token_by_accessor(client, ref.accessor)
-    if state is None:
-        return ActOutcome(changed=False, absent=True, detail="already absent")
-    possible_children = find_possible_child_tokens(client, state)
+    possible_children: list[TokenState] = []
+    if can_create_child_tokens(client, ref.accessor):
+        state = lookup_token_by_accessor(client, ref.accessor)
+        if state is None:
+            return ActOutcome(changed=False, absent=True, detail="already absent")
+        possible_children = [token for token in scan_live_tokens(client) if could_descend_from(token, state)]
     with vault_errors(f"revoke token accessor {ref.accessor}"):
         try:
             response = client.auth.token.revoke_accessor(ref.accessor)
@@ -230,7 +229,12 @@ def revoke_token_by_accessor(client: hvac.Client, ref: VaultTokenRef) -> ActOutc
         if lookup_token_by_accessor(client, child.accessor) is None
     )
     died_with = f" and {len(ended)} token(s) created under it" if ended else ""
-    return ActOutcome(changed=True, detail=f"revoked token accessor {ref.accessor}{died_with}", also_ended=ended)
+    return ActOutcome(
+        changed=True,
+        detail=f"revoked token accessor {ref.accessor}{died_with}",
+        also_ended=ended,
+        read_back=verify_token_revoked(client, ref),
+    )
 
 
 def shorten_token_ttl(client: hvac.Client, ref: VaultTokenRef, ttl_seconds: int) -> ActOutcome:
