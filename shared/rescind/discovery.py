@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rescind.kinds import Backends, kind_spec, registered_kinds
+from rescind.kinds import Backends, PlanReads, kind_spec, registered_kinds
 from rescind.models import (
     ROTATED_SINCE_KINDS,
     Action,
@@ -58,6 +58,7 @@ class Discovery:
 
     refs: list[CredentialRef]
     sources: str  # empty without an issuance index
+    reads: PlanReads = field(default_factory=PlanReads)  # what the scans read, for the plan's guard
 
 
 def discover_workload_credentials(
@@ -83,14 +84,15 @@ def discover_workload(
     holds everything issued before the audit log was shipped (a back-fill), so a workload's older credentials are
     never missed.
     """
-    backends = Backends(vault, aws)
+    reads = PlanReads()
+    backends = Backends(vault, aws, reads=reads)
     found: dict[str, CredentialRef] = {}
     for spec in registered_kinds():
         if spec.discover is not None:
             for ref in spec.discover(backends, workload_id, scope):
                 found.setdefault(ref.key, ref)
     if scope.issuance_index is None:
-        return Discovery(list(found.values()), "")  # the default: nothing to say
+        return Discovery(list(found.values()), "", reads)  # the default: nothing to say
     added: dict[str, int] = {}
     for kind, refs in _indexed_candidates(backends, workload_id, scope).items():
         for ref in refs:
@@ -98,7 +100,8 @@ def discover_workload(
                 found[ref.key] = ref
                 added[str(kind)] = added.get(str(kind), 0) + 1
     from_index = ", ".join(f"{kind} {count}" for kind, count in added.items()) or "nothing"
-    return Discovery(list(found.values()), f"discovery: live scan of every kind; the issuance index added {from_index}")
+    sources = f"discovery: live scan of every kind; the issuance index added {from_index}"
+    return Discovery(list(found.values()), sources, reads)
 
 
 def _indexed_candidates(

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import hvac
 
     from rescind.aws.session import AwsClientFactory
+    from rescind.kinds import PlanReads
 
 
 def is_manual_run(request: ResponseRequest) -> bool:
@@ -34,6 +35,7 @@ def guard_decision(
     policy: GuardPolicy,
     refuse_guarded_child_tokens: bool = True,
     manual_run: bool = False,
+    reads: PlanReads | None = None,
 ) -> tuple[GuardDecision, str]:
     """The guard, in its order: a refusal already known (a protected workload), a database root rotation outside
     a manual run, holds, guarded tokens a token revocation would end with it, nothing to do, a dry run, a database
@@ -41,7 +43,9 @@ def guard_decision(
     one function.
 
     A leak passes `refuse_guarded_child_tokens=False`: the tree under a leaked token is the attacker's to make,
-    hold markers included, so it dies with the token and each token that died is recorded with the action."""
+    hold markers included, so it dies with the token and each token that died is recorded with the action.
+
+    `reads`: what this plan's discovery read (guard facts, the live token scan), used instead of reading again."""
     if refused is not None:
         return GuardDecision.REFUSE, refused
     roots = [f"{root.mount}/rotate-root/{root.connection}" for root in database_roots_rotated(plan)]
@@ -51,11 +55,12 @@ def guard_decision(
             "know the password; ask for it by name in a manual run (rescind revoke --credential vault-db-root:...), "
             "which waits for approval"
         )
-    holds = find_holds(vault, aws, list(refs))
+    holds = find_holds(vault, aws, list(refs), known=reads.guard_facts if reads is not None else None)
     if holds:
         return GuardDecision.REFUSE, "on hold: " + "; ".join(f"{hold.target} ({hold.marker})" for hold in holds[:10])
     if refuse_guarded_child_tokens:
-        guarded = find_guarded_child_tokens(vault, refs, policy)
+        live_tokens = reads.live_tokens if reads is not None else None
+        guarded = find_guarded_child_tokens(vault, refs, policy, live_tokens=live_tokens)
         if guarded:
             return GuardDecision.REFUSE, "revoking would end guarded tokens with their parent: " + "; ".join(
                 child.describe() for child in guarded[:10]

@@ -125,18 +125,26 @@ def find_secret_ids_by_metadata(
     Roles or secret-ids that disappear during the scan are skipped; a missing mount or a named role
     that does not exist raises ActionFailed rather than looking like "nothing found".
     """
+    found = find_secret_id_states_by_metadata(client, key, value, mount=mount, role_name=role_name)
+    return [ref for ref, _state in found]
+
+
+def find_secret_id_states_by_metadata(
+    client: hvac.Client, key: str, value: str, *, mount: str = "approle", role_name: str | None = None
+) -> list[tuple[AppRoleSecretIdRef, SecretIdState]]:
+    """As `find_secret_ids_by_metadata`, with the state each secret-id was found in."""
     if not key or not value:
         raise InvalidInput("secret-id discovery needs a non-empty metadata key and value")
     scanning_all_roles = role_name is None
     roles = list_approle_roles(client, mount) if role_name is None else [role_name]
-    found: list[AppRoleSecretIdRef] = []
+    found: list[tuple[AppRoleSecretIdRef, SecretIdState]] = []
     for role in roles:
         try:
             candidates = list_secret_id_accessors(client, role, mount)
             for ref in candidates:
                 state = lookup_secret_id(client, ref)
                 if state is not None and state.metadata.get(key) == value:
-                    found.append(ref)
+                    found.append((ref, state))
         except ActionFailed as error:
             if scanning_all_roles and _role_missing(error):
                 continue  # deleted while we scanned: it holds nothing any more
@@ -283,9 +291,14 @@ def _guard_facts(read: GuardRead, ref: AppRoleSecretIdRef) -> GuardFacts:
 
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[AppRoleSecretIdRef]:
+    """The workload's secret-ids; each one's guard facts are kept for the plan's guard."""
     found: list[AppRoleSecretIdRef] = []
     for mount in scope.approle_mounts:
-        found.extend(find_secret_ids_by_metadata(backends.vault, scope.metadata_key, workload_id, mount=mount))
+        for ref, state in find_secret_id_states_by_metadata(
+            backends.vault, scope.metadata_key, workload_id, mount=mount
+        ):
+            backends.keep_guard_facts(ref, facts_from_vault_metadata(state.metadata, scope.metadata_key))
+            found.append(ref)
     return found
 
 

@@ -224,11 +224,18 @@ def find_certificates_by_uri_san(client: hvac.Client, mount: str, spiffe_id: str
     certificate of the mount (LIST certs, then one read each); serials on `certs/revoked` are skipped
     without a read.
     """
+    return [ref for ref, _record in find_certificate_records_by_uri_san(client, mount, spiffe_id)]
+
+
+def find_certificate_records_by_uri_san(
+    client: hvac.Client, mount: str, spiffe_id: str
+) -> list[tuple[PkiCertificateRef, CertificateRecord]]:
+    """As `find_certificates_by_uri_san`, with the record each certificate was found in."""
     if not spiffe_id.startswith("spiffe://"):
         raise InvalidInput(f"{spiffe_id!r} is not a SPIFFE ID (spiffe://trust-domain/...)")
     revoked = set(list_certificate_serials(client, mount, revoked=True))
     now = datetime.now(UTC)
-    found: list[PkiCertificateRef] = []
+    found: list[tuple[PkiCertificateRef, CertificateRecord]] = []
     for serial in list_certificate_serials(client, mount):
         if serial in revoked:
             continue
@@ -236,7 +243,7 @@ def find_certificates_by_uri_san(client: hvac.Client, mount: str, spiffe_id: str
         if record is None or record.revoked or record.expired(now):
             continue
         if spiffe_id in record.uri_sans:
-            found.append(PkiCertificateRef(mount=mount, serial=serial))
+            found.append((PkiCertificateRef(mount=mount, serial=serial), record))
     return found
 
 
@@ -444,7 +451,10 @@ class PkiCertificateHandler(KindHandler[PkiCertificateRef]):
 
 def _guard_facts(read: GuardRead, ref: PkiCertificateRef) -> GuardFacts:
     """A certificate carries no hold; its URI SANs name the workloads it belongs to."""
-    record = read_certificate_record(read.backends.vault, ref.mount, ref.serial)
+    return _facts_of(read_certificate_record(read.backends.vault, ref.mount, ref.serial))
+
+
+def _facts_of(record: CertificateRecord | None) -> GuardFacts:
     return GuardFacts(hold=None, owners=frozenset(record.uri_sans) if record is not None else frozenset())
 
 
@@ -453,7 +463,9 @@ def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> li
         return []  # only a SPIFFE ID is a URI SAN
     found: list[PkiCertificateRef] = []
     for mount in scope.pki_mounts:
-        found.extend(find_certificates_by_uri_san(backends.vault, mount, workload_id))
+        for ref, record in find_certificate_records_by_uri_san(backends.vault, mount, workload_id):
+            backends.keep_guard_facts(ref, _facts_of(record))
+            found.append(ref)
     return found
 
 

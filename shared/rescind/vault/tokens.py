@@ -118,11 +118,17 @@ def find_token_accessors_by_metadata(client: hvac.Client, key: str, value: str) 
     Only a metadata match selects a token, so a root token or the caller's own token is never found
     unless its own metadata names the workload.
     """
+    return [VaultTokenRef(accessor=state.accessor) for state in find_tokens_by_metadata(client, key, value)]
+
+
+def find_tokens_by_metadata(
+    client: hvac.Client, key: str, value: str, *, live: Sequence[TokenState] | None = None
+) -> list[TokenState]:
+    """The states of the tokens whose metadata `key` equals `value` exactly, from `live` (a scan already made) or
+    a new scan."""
     if not key or not value:
         raise InvalidInput("token discovery needs a non-empty metadata key and value")
-    return [
-        VaultTokenRef(accessor=state.accessor) for state in scan_live_tokens(client) if state.metadata.get(key) == value
-    ]
+    return [state for state in (scan_live_tokens(client) if live is None else live) if state.metadata.get(key) == value]
 
 
 # --- the tree under a token -----------------------------------------------------------------------
@@ -401,7 +407,17 @@ def _guard_facts(read: GuardRead, ref: VaultTokenRef) -> GuardFacts:
 
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[VaultTokenRef]:
-    return find_token_accessors_by_metadata(backends.vault, scope.metadata_key, workload_id)
+    """The workload's tokens; the scan and each found token's guard facts are kept for the plan's guard."""
+    find_tokens_by_metadata(backends.vault, scope.metadata_key, workload_id, live=())  # bad input: before any call
+    live = scan_live_tokens(backends.vault)
+    if backends.reads is not None:
+        backends.reads.live_tokens = live
+    found: list[VaultTokenRef] = []
+    for state in find_tokens_by_metadata(backends.vault, scope.metadata_key, workload_id, live=live):
+        ref = VaultTokenRef(accessor=state.accessor)
+        backends.keep_guard_facts(ref, facts_from_vault_metadata(state.metadata, scope.metadata_key))
+        found.append(ref)
+    return found
 
 
 KIND = KindSpec(
