@@ -27,6 +27,8 @@ from bench.estate import (
 from bench.harness import REPO_ROOT, cell, log, median, phases_from_history, ratio, stdout_to_file, verdict
 
 WANTED = "at least 0.8x the bare concurrent loop's rate at every N"
+MAX_VAULT_CALLS_PER_CREDENTIAL = 2.5
+CALLS_WANTED = f"at most {MAX_VAULT_CALLS_PER_CREDENTIAL} Vault calls per credential at every N"
 MAP_CONCURRENCY = 10  # MaxConcurrency of the offboarding state machine's Contain and Revoke maps
 STATE_LIMIT_BYTES = 256 * 1024  # a Standard execution's state (input/output of one state)
 
@@ -475,6 +477,17 @@ def verdicts(scale: dict[str, Any] | None) -> list[dict[str, Any]]:
         if worst is not None and not met:
             detail += f"; worst {worst}x is {round(0.8 / worst, 1) if worst else 'inf'}x short of 0.8x"
         found.append(verdict(f"offboarding ({path})", WANTED, met, detail))
+    for path in ("state_machine", "engine"):
+        counted = {
+            str(size["n"]): ((size["paths"].get(path) or {}).get("calls_per_credential") or {}).get("vault")
+            for size in scale["sizes"]
+        }
+        known = [value for value in counted.values() if value is not None]
+        if path not in scale["paths"] or not known:
+            continue
+        detail = ", ".join(f"N={n}: {value}" if value is not None else f"N={n}: failed" for n, value in counted.items())
+        met = len(known) == len(counted) and all(value <= MAX_VAULT_CALLS_PER_CREDENTIAL for value in known)
+        found.append(verdict(f"offboarding Vault calls ({path})", CALLS_WANTED, met, detail))
     return found
 
 
