@@ -12,9 +12,8 @@ Layout (the table is defined in template.yaml as InventoryTable):
 than DynamoDB allows (1024 bytes) is replaced by a SHA-256 of the reference key; the item's body always
 holds the full reference.
 
-A credential is written once: the references new to a consistent read of the workload's items are written in
-batches (BatchWriteItem; a second record of the same reference is the same item). A binding is a conditional put:
-it is replaced only by one seen at the same time or later, so an old sweep that
+Writes are conditional puts: a credential is written once (a second record of the same reference is not a
+second item), and a binding is replaced only by one seen at the same time or later, so an old sweep that
 finishes late cannot undo a newer binding.
 """
 
@@ -28,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from rescind.aws.errors import aws_errors, error_code
-from rescind.fingerprints.dynamodb import put_items
 from rescind.inventory.types import WorkloadBinding
 from rescind.models import CredentialRef
 from rescind.models.credentials import credential_ref_adapter
@@ -147,21 +145,16 @@ class DynamoDbInventory:
         self.record_new_credentials(workload_id, refs)
 
     def record_new_credentials(self, workload_id: str, refs: Sequence[CredentialRef]) -> list[CredentialRef]:
-        """Like `record_credentials`, and says which references were new to this workload (to its consistent read).
-
-        The new ones are written with BatchWriteItem, 25 a call, unconditionally: an item is the reference itself
-        under a key made of it, so a writer that recorded the same reference meanwhile wrote the same item, and the
-        second put changes nothing but `first_seen_at`, by the moments between the two.
-        """
+        """Like `record_credentials`, and says which references were new to this workload."""
         already = {item["sk"]["S"] for item in self._credential_items(workload_id)}
         first_seen = _utc_text(utc_now())
-        added: dict[str, CredentialRef] = {}
+        added: list[CredentialRef] = []
         for ref in refs:
             sort_key = credential_sk(ref)
-            if sort_key not in already:
-                added.setdefault(sort_key, ref)
-        items = [
-            {
+            if sort_key in already:
+                continue
+            already.add(sort_key)
+            item = {
                 "pk": workload_pk(workload_id),
                 "sk": sort_key,
                 "record_type": "credential",
@@ -170,11 +163,19 @@ class DynamoDbInventory:
                 "first_seen_at": first_seen,
                 "body": ref.model_dump_json(),
             }
-            for sort_key, ref in added.items()
-        ]
-        typed = [{name: {"S": value} for name, value in item.items()} for item in items]
-        put_items(self._client, self._table, typed, f"credentials of {workload_id}")
-        return list(added.values())
+            with aws_errors(f"inventory record {ref.kind} for {workload_id}"):
+                try:
+                    self._client.put_item(
+                        TableName=self._table,
+                        Item={name: {"S": value} for name, value in item.items()},
+                        ConditionExpression="attribute_not_exists(pk)",
+                    )
+                except ClientError as error:
+                    if error_code(error) != _CONDITION_FAILED:
+                        raise
+                    continue  # recorded meanwhile by another writer
+            added.append(ref)
+        return added
 
     def credentials_of(self, workload_id: str) -> list[CredentialRef]:
         return [credential_ref_adapter.validate_json(item["body"]["S"]) for item in self._credential_items(workload_id)]

@@ -91,21 +91,6 @@ def test_credentials_are_recorded_once_each_and_read_back_as_references(
     assert inventory.credentials_of(OTHER_SPIFFE) == []
 
 
-def test_many_credentials_are_written_in_batches_each_once(inventory: DynamoDbInventory, client: object) -> None:
-    # Given a workload holding more credentials than one BatchWriteItem takes (25)
-    refs: list[CredentialRef] = [VaultTokenRef(accessor=f"accessor{number:016d}") for number in range(60)]
-
-    # When they are recorded twice
-    added_first = inventory.record_new_credentials(SPIFFE, refs)
-    added_second = inventory.record_new_credentials(SPIFFE, refs)
-
-    # Then all are held, each once, and the second time adds none
-    assert added_first == refs
-    assert added_second == []
-    assert _item_count(client) == 60
-    assert sorted(ref.key for ref in inventory.credentials_of(SPIFFE)) == sorted(ref.key for ref in refs)
-
-
 def test_a_reference_too_long_for_a_sort_key_is_stored_under_its_hash(inventory: DynamoDbInventory) -> None:
     # Given a KV path longer than a DynamoDB sort key allows
     long_path = "/".join(["segment-" + "x" * 90] * 12)
