@@ -121,13 +121,17 @@ def find_token_accessors_by_metadata(client: hvac.Client, key: str, value: str) 
     return [VaultTokenRef(accessor=state.accessor) for state in find_tokens_by_metadata(client, key, value)]
 
 
+def _require_metadata_match(key: str, value: str) -> None:
+    if not key or not value:
+        raise InvalidInput("token discovery needs a non-empty metadata key and value")
+
+
 def find_tokens_by_metadata(
     client: hvac.Client, key: str, value: str, *, live: Sequence[TokenState] | None = None
 ) -> list[TokenState]:
     """The states of the tokens whose metadata `key` equals `value` exactly, from `live` (a scan already made) or
     a new scan."""
-    if not key or not value:
-        raise InvalidInput("token discovery needs a non-empty metadata key and value")
+    _require_metadata_match(key, value)
     return [state for state in (scan_live_tokens(client) if live is None else live) if state.metadata.get(key) == value]
 
 
@@ -408,7 +412,7 @@ def _guard_facts(read: GuardRead, ref: VaultTokenRef) -> GuardFacts:
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[VaultTokenRef]:
     """The workload's tokens; the scan and each found token's guard facts are kept for the plan's guard."""
-    find_tokens_by_metadata(backends.vault, scope.metadata_key, workload_id, live=())  # bad input: before any call
+    _require_metadata_match(scope.metadata_key, workload_id)  # bad input is refused before any call
     live = scan_live_tokens(backends.vault)
     if backends.reads is not None:
         backends.reads.live_tokens = live
