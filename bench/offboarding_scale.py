@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from bench.calls import CallCounts, counting_calls
 from bench.estate import (
     CREDENTIAL_MIX,
     Estate,
@@ -26,6 +27,8 @@ from bench.estate import (
 from bench.harness import REPO_ROOT, cell, log, median, phases_from_history, ratio, stdout_to_file, verdict
 
 WANTED = "at least 0.8x the bare concurrent loop's rate at every N"
+MAX_VAULT_CALLS_PER_CREDENTIAL = 2.5
+CALLS_WANTED = f"at most {MAX_VAULT_CALLS_PER_CREDENTIAL} Vault calls per credential at every N"
 MAP_CONCURRENCY = 10  # MaxConcurrency of the offboarding state machine's Contain and Revoke maps
 STATE_LIMIT_BYTES = 256 * 1024  # a Standard execution's state (input/output of one state)
 
@@ -78,16 +81,44 @@ def bare_revocations(
         else:
             client().sys.revoke_lease(target)
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(revoke, jobs))
-    seconds = time.perf_counter() - started
+    with counting_calls() as counter:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(revoke, jobs))
+        seconds = time.perf_counter() - started
     return {
         "seconds": round(seconds, 4),
         "credentials": len(jobs),
         "phases": {"revoke_and_read_back" if read_back else "revoke": round(seconds, 4)},
         "retried_5xx": retries.count,
+        "calls": counter.snapshot().summary(len(jobs), kind_counts(estate)),
     }
+
+
+def kind_counts(estate: Estate) -> dict[str, int]:
+    """The estate's credentials of each kind, named as bench.calls attributes endpoints to kinds."""
+    return {
+        "vault_token": len(estate.tokens),
+        "approle_secret_id": len(estate.secret_ids),
+        "pki_certificate": len(estate.certificates),
+        "vault_lease": len(estate.leases),
+    }
+
+
+def call_summary(estate: Estate, credentials: int, total: CallCounts, phases: dict[str, CallCounts]) -> dict[str, Any]:
+    """The run's calls (bench.calls), per credential overall, by kind, and by phase."""
+    found = total.summary(credentials, kind_counts(estate))
+    found["phases"] = {
+        name: {
+            "vault_per_credential": round(counts.vault_total / credentials, 3),
+            "dynamodb_writes_per_credential": round(counts.aws_writes() / credentials, 3),
+            "vault_per_credential_by_kind": counts.summary(credentials, kind_counts(estate))[
+                "vault_per_credential_by_kind"
+            ],
+        }
+        for name, counts in phases.items()
+    }
+    return found
 
 
 def local_tables() -> tuple[Any, Any]:
@@ -123,7 +154,7 @@ def engine_offboarding(addr: str, token: str, estate: Estate, concurrency: int) 
     from rescind.vault.tokens import list_token_accessors
     from rescind_local import local_aws
 
-    with local_aws():
+    with local_aws(), counting_calls() as counter:
         inventory, ledger = local_tables()
         inventory.record_credentials(estate.workload_id, lease_refs(estate))
         vault = build_vault_client(addr, token, timeout=60)
@@ -132,10 +163,13 @@ def engine_offboarding(addr: str, token: str, estate: Estate, concurrency: int) 
 
         # Discovery alone, once, to show its cost; the plan below discovers again, as the plan task does.
         scanned_tokens = len(list_token_accessors(vault))
+        before_discovery = counter.snapshot()
         started = time.perf_counter()
         discovered = discover_workload_credentials(vault, None, estate.workload_id, scope)
         discovery_seconds = time.perf_counter() - started
 
+        before_plan = counter.snapshot()
+        discovery_calls = (before_plan - before_discovery).vault_total
         started = time.perf_counter()
         planned = plan_offboarding(
             request,
@@ -147,6 +181,7 @@ def engine_offboarding(addr: str, token: str, estate: Estate, concurrency: int) 
             policy=GuardPolicy(blast_radius_cap=100_000),
         )
         plan_seconds = time.perf_counter() - started
+        after_plan = counter.snapshot() - before_plan
         if planned.decision is not GuardDecision.PROCEED:
             raise RuntimeError(f"the guard said {planned.decision}: {planned.decision_reason}")
         actions = [*planned.containment, *planned.actions]
@@ -169,10 +204,12 @@ def engine_offboarding(addr: str, token: str, estate: Estate, concurrency: int) 
         with ThreadPoolExecutor(concurrency) as pool:
             results = list(pool.map(act, enumerate(actions)))
         act_seconds = time.perf_counter() - started
+        after_act = counter.snapshot() - before_plan
 
         started = time.perf_counter()
         report = verify_actions(engine(), actions)
         verify_seconds = time.perf_counter() - started
+        after_verify = counter.snapshot() - before_plan
 
     total = plan_seconds + act_seconds + verify_seconds
     return {
@@ -187,11 +224,18 @@ def engine_offboarding(addr: str, token: str, estate: Estate, concurrency: int) 
             "seconds": round(discovery_seconds, 4),
             "found": len(discovered),
             "tokens_scanned": scanned_tokens,
+            "vault_calls": discovery_calls,
             "certificates_scanned": len(estate.certificates) + len(estate.leases),
         },
         "plan_state_bytes": len(planned.model_dump_json().encode()),
         "succeeded": sum(1 for result in results if result.outcome is Outcome.SUCCEEDED),
         "still_alive": len(report.still_alive),
+        "calls": call_summary(
+            estate,
+            len(actions),
+            after_verify,
+            {"plan": after_plan, "act": after_act - after_plan, "verify_all": after_verify - after_act},
+        ),
     }
 
 
@@ -226,7 +270,7 @@ def state_machine_offboarding(addr: str, token: str, estate: Estate) -> dict[str
             )
             request = offboarding_request(estate)
             timeout = 300.0 + 2.0 * estate.size
-            with stdout_to_file():
+            with stdout_to_file(), counting_calls() as counter:
                 started = time.perf_counter()
                 described = stack.run_execution(
                     "OffboardingStateMachine",
@@ -235,6 +279,7 @@ def state_machine_offboarding(addr: str, token: str, estate: Estate) -> dict[str
                     timeout=timeout,
                 )
                 seconds = time.perf_counter() - started
+            calls = counter.snapshot()
             sfn = boto3.client("stepfunctions")
             events = execution_history(sfn, described["executionArn"])
             phases, largest_state = phases_from_history(events, set(definition["States"]))
@@ -250,6 +295,7 @@ def state_machine_offboarding(addr: str, token: str, estate: Estate) -> dict[str
         "history_events": len(events),
         "succeeded": sum(1 for attempt in view.attempts if attempt.result.outcome is Outcome.SUCCEEDED),
         "still_alive": len(view.closure.still_alive) if view.closure is not None else None,
+        "calls": call_summary(estate, planned or estate.size, calls, {}),
     }
     if described["status"] != "SUCCEEDED":
         failures = [
@@ -318,10 +364,37 @@ def summarise_path(runs: list[dict[str, Any]], n: int) -> dict[str, Any]:
         summary["median_discovery_seconds"] = median([run["discovery"]["seconds"] for run in good])
         summary["tokens_scanned"] = good[0]["discovery"]["tokens_scanned"]
         summary["discovery_found"] = good[0]["discovery"]["found"]
+    counted = [run["calls"] for run in good if "calls" in run]
+    if counted:
+        summary["calls_per_credential"] = median_calls(counted)
     errors = [run["error"] for run in runs if "error" in run]
     if errors:
         summary["errors"] = errors
     return summary
+
+
+def median_calls(counted: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median run's calls per credential: Vault overall, by kind and by phase; DynamoDB writes."""
+
+    def middle(values: list[float | None]) -> float | None:
+        known = [value for value in values if value is not None]
+        return median(known) if known else None
+
+    kinds = sorted({kind for calls in counted for kind in calls.get("vault_per_credential_by_kind", {})})
+    phases = sorted({phase for calls in counted for phase in calls.get("phases", {})})
+    return {
+        "vault": middle([calls["vault_per_credential"] for calls in counted]),
+        "dynamodb_writes": middle([calls["dynamodb_writes_per_credential"] for calls in counted]),
+        "vault_by_kind": {
+            kind: middle([calls["vault_per_credential_by_kind"].get(kind) for calls in counted]) for kind in kinds
+        },
+        "vault_by_phase": {
+            phase: middle(
+                [calls["phases"][phase]["vault_per_credential"] for calls in counted if phase in calls["phases"]]
+            )
+            for phase in phases
+        },
+    }
 
 
 def runs_for(n: int, requested: int | None) -> int:
@@ -404,7 +477,46 @@ def verdicts(scale: dict[str, Any] | None) -> list[dict[str, Any]]:
         if worst is not None and not met:
             detail += f"; worst {worst}x is {round(0.8 / worst, 1) if worst else 'inf'}x short of 0.8x"
         found.append(verdict(f"offboarding ({path})", WANTED, met, detail))
+    for path in ("state_machine", "engine"):
+        counted = {
+            str(size["n"]): ((size["paths"].get(path) or {}).get("calls_per_credential") or {}).get("vault")
+            for size in scale["sizes"]
+        }
+        known = [value for value in counted.values() if value is not None]
+        if path not in scale["paths"] or not known:
+            continue
+        detail = ", ".join(f"N={n}: {value}" if value is not None else f"N={n}: failed" for n, value in counted.items())
+        met = len(known) == len(counted) and all(value <= MAX_VAULT_CALLS_PER_CREDENTIAL for value in known)
+        found.append(verdict(f"offboarding Vault calls ({path})", CALLS_WANTED, met, detail))
     return found
+
+
+def render_calls(scale: dict[str, Any]) -> list[str]:
+    """Calls per credential (bench.calls), median run: Vault overall, by kind and by phase; DynamoDB writes."""
+    rows = []
+    for size in scale["sizes"]:
+        for path, summary in size["paths"].items():
+            calls = summary.get("calls_per_credential")
+            if not calls:
+                continue
+            kinds = ", ".join(f"{kind} {cell(value)}" for kind, value in calls["vault_by_kind"].items())
+            phases = ", ".join(f"{phase} {cell(value)}" for phase, value in calls["vault_by_phase"].items()) or "-"
+            rows.append(
+                f"| {size['n']} | {path} | {cell(calls['vault'])} | {kinds} | {phases} "
+                f"| {cell(calls['dynamodb_writes'])} |"
+            )
+    if not rows:
+        return []
+    return [
+        "Calls per credential, counted (bench/calls.py: every hvac request and every botocore call in the process; "
+        "an endpoint's calls are counted against the kind it serves, so a kind's figure includes discovery's scan "
+        "of the neighbour's tokens for tokens):",
+        "",
+        "| N | path | Vault calls | Vault by kind | Vault by phase | DynamoDB writes |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def render(scale: dict[str, Any] | None) -> list[str]:
@@ -450,6 +562,7 @@ def render(scale: dict[str, Any] | None) -> list[str]:
             ]
             lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    lines += render_calls(scale)
     state_rows = []
     for size in scale["sizes"]:
         machine_path = size["paths"].get("state_machine", {})

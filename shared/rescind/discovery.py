@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from rescind.kinds import Backends, kind_spec, registered_kinds
+from rescind.kinds import Backends, PlanReads, kind_spec, registered_kinds
 from rescind.models import (
     ROTATED_SINCE_KINDS,
     Action,
@@ -72,6 +72,7 @@ class Discovery:
 
     refs: list[CredentialRef]
     sources: str  # empty without an issuance index
+    reads: PlanReads = field(default_factory=PlanReads)  # what the scans read, for the plan's guard
 
 
 def discover_workload_credentials(
@@ -97,7 +98,8 @@ def discover_workload(
     """
     from rescind.issuance.types import INDEXED_KINDS
 
-    backends = Backends(vault, aws)
+    reads = PlanReads()
+    backends = Backends(vault, aws, reads=reads)
     trust = index_trust_of(scope)
     reads_index = trust is not None and trust.usable
     found: dict[str, CredentialRef] = {}
@@ -106,7 +108,7 @@ def discover_workload(
             for ref in spec.discover(backends, workload_id, scope):
                 found.setdefault(ref.key, ref)
     if trust is None:
-        return Discovery(list(found.values()), "")  # the default: nothing to say
+        return Discovery(list(found.values()), "", reads)  # the default: nothing to say
     candidates = _indexed_candidates(backends, workload_id, scope, trust_ttl=not reads_index)
     counts: dict[str, int] = {}
     for kind, refs in candidates.items():
@@ -121,10 +123,12 @@ def discover_workload(
             list(found.values()),
             f"discovery: read {kinds} by workload from {trust.why}, each confirmed live: {listed}; "
             "live scan of the other kinds",
+            reads,
         )
     return Discovery(
         list(found.values()),
         f"discovery: live scan of every kind; the issuance index added {listed} (not read alone: {trust.why})",
+        reads,
     )
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import hvac
 
     from rescind.aws.session import AwsClientFactory
+    from rescind.vault.tokens import TokenState
 
 __all__ = [
     "AWS_HOLD_TAG",
@@ -58,14 +59,22 @@ class Hold:
 def read_guard_facts(read: GuardRead, ref: CredentialRef) -> GuardFacts:
     """One read of the credential (or its IAM user), by its kind: the hold marker and the owning workloads.
 
-    Reads only. One `read` can serve a whole plan: it keeps the IAM users' tags already read.
+    Reads only. One `read` can serve a whole plan: it keeps the IAM users' tags already read, and takes the facts
+    its plan's discovery read (`read.known`) without reading them again.
     """
-    return kind_spec(ref.kind).read_guard_facts(read, ref)
+    known = read.known.get(ref.key)
+    return known if known is not None else kind_spec(ref.kind).read_guard_facts(read, ref)
 
 
-def find_holds(vault: hvac.Client, aws: AwsClientFactory | None, refs: Sequence[CredentialRef]) -> list[Hold]:
-    """Read the hold markers of every reference that can carry one. Reads only."""
-    read = GuardRead(Backends(vault, aws))
+def find_holds(
+    vault: hvac.Client,
+    aws: AwsClientFactory | None,
+    refs: Sequence[CredentialRef],
+    *,
+    known: Mapping[str, GuardFacts] | None = None,
+) -> list[Hold]:
+    """Read the hold markers of every reference that can carry one (but those in `known`, read already). Reads only."""
+    read = GuardRead(Backends(vault, aws), known=known or {})
     holds: list[Hold] = []
     for ref in refs:
         facts = read_guard_facts(read, ref)
@@ -133,37 +142,70 @@ def find_guarded_child_tokens(
     policy: GuardPolicy,
     *,
     listed: Mapping[str, Sequence[str]] | None = None,
+    live_tokens: Sequence[TokenState] | None = None,
 ) -> list[GuardedChildToken]:
     """Held or protected tokens that a planned token revocation may kill, outside the plan. Reads only.
 
-    Under each planned token: the live bound (only tokens that can create tokens are looked under, with one scan of
-    the live tokens shared by all) and the tree the plan lists for it from the issuance index (`listed`).
+    Under each planned token: the live bound and the tree the plan lists for it from the issuance index (`listed`,
+    each child looked up). The live bound looks under a token only when it can create tokens, with one scan of the
+    live tokens shared by all. Given `live_tokens` (the scan discovery made for this plan), the planned tokens'
+    states come from it, and whether a token can create tokens is asked only when a guarded token outside the plan
+    could descend from it: the same answer, without a call per planned token.
     """
     from functools import cache
 
-    from rescind.vault.tokens import find_possible_child_tokens, lookup_token_by_accessor, scan_live_tokens
+    from rescind.vault.tokens import (
+        can_create_child_tokens,
+        could_descend_from,
+        find_possible_child_tokens,
+        lookup_token_by_accessor,
+        scan_live_tokens,
+    )
 
     planned = {ref.accessor for ref in refs if isinstance(ref, VaultTokenRef)}
-    live = cache(lambda: scan_live_tokens(vault))
     found: list[GuardedChildToken] = []
     for parent in sorted(planned):
-        state = lookup_token_by_accessor(vault, parent)
-        if state is None:
-            continue  # already dead, and its tree with it
-        children = {child.accessor: (child, False) for child in find_possible_child_tokens(vault, state, live=live)}
         for accessor in (listed or {}).get(parent, ()):
-            child = lookup_token_by_accessor(vault, accessor)
-            if child is not None:
-                children[accessor] = (child, True)
-        for accessor, (child, indexed) in children.items():
-            if accessor in planned:
+            child = lookup_token_by_accessor(vault, accessor) if accessor not in planned else None
+            marker = _guard_marker(child.metadata, policy) if child is not None else None
+            if marker is not None:
+                found.append(GuardedChildToken(parent, accessor, marker, indexed=True))
+    indexed = {(guarded.parent, guarded.child) for guarded in found}
+    if live_tokens is not None:
+        scanned = {token.accessor: token for token in live_tokens}
+        guarded = [
+            (token, marker)
+            for token in live_tokens
+            if token.accessor not in planned and (marker := _guard_marker(token.metadata, policy)) is not None
+        ]
+        for parent in sorted(planned):
+            state = scanned.get(parent) or lookup_token_by_accessor(vault, parent)
+            under = [
+                (child, marker)
+                for child, marker in guarded
+                if state and (parent, child.accessor) not in indexed and could_descend_from(child, state)
+            ]
+            if under and can_create_child_tokens(vault, parent):
+                found.extend(GuardedChildToken(parent, child.accessor, marker) for child, marker in under)
+        return found
+    live = cache(lambda: scan_live_tokens(vault))
+    for parent in sorted(planned):
+        state = lookup_token_by_accessor(vault, parent)
+        for child in find_possible_child_tokens(vault, state, live=live) if state is not None else ():
+            if child.accessor in planned or (parent, child.accessor) in indexed:
                 continue
-            protected = sorted(value for value in child.metadata.values() if value in policy.protected_workloads)
-            if is_set(child.metadata.get(VAULT_HOLD_KEY)):
-                found.append(GuardedChildToken(parent, accessor, f"metadata {VAULT_HOLD_KEY}", indexed))
-            elif protected:
-                found.append(GuardedChildToken(parent, accessor, f"protected workload {protected[0]}", indexed))
+            marker = _guard_marker(child.metadata, policy)
+            if marker is not None:
+                found.append(GuardedChildToken(parent, child.accessor, marker))
     return found
+
+
+def _guard_marker(metadata: Mapping[str, str], policy: GuardPolicy) -> str | None:
+    """Why the guard cares about a token: its hold, or the protected workload its metadata names; None: it does not."""
+    if is_set(metadata.get(VAULT_HOLD_KEY)):
+        return f"metadata {VAULT_HOLD_KEY}"
+    protected = sorted(value for value in metadata.values() if value in policy.protected_workloads)
+    return f"protected workload {protected[0]}" if protected else None
 
 
 def is_protected(workload_id: str, policy: GuardPolicy) -> bool:

@@ -32,8 +32,19 @@ if TYPE_CHECKING:
     from rescind.rotation.contract import RotationHookInvoker
     from rescind.schedules.policy import SchedulePolicy
     from rescind.vault.kv_rotation_state import SecretValueHook
+    from rescind.vault.tokens import TokenState
 
 RefT = TypeVar("RefT")
+
+
+@dataclass
+class PlanReads:
+    """What one plan's discovery read on its way, for the same plan's guard to use instead of reading it again: the
+    guard facts of each credential it found (by reference key, read in the lookup that found it), and the scan of
+    every live token (the tree under a planned token is looked for in it). The acting task's own guard still reads."""
+
+    guard_facts: dict[str, GuardFacts] = field(default_factory=dict)
+    live_tokens: list[TokenState] | None = None  # None: no token scan was made
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,14 @@ class Backends:
 
         return LambdaHookInvoker(self.aws)
 
+    # Where discovery keeps what it read for the plan's guard; None: nobody will use it.
+    reads: PlanReads | None = None
+
+    def keep_guard_facts(self, ref: Any, facts: GuardFacts) -> None:
+        """Discovery found `ref` with these facts in the same lookup: the plan's guard need not read it again."""
+        if self.reads is not None:
+            self.reads.guard_facts[ref.key] = facts
+
     def require_aws(self) -> AwsClientFactory:
         if self.aws is None:
             raise InvalidInput("no AWS access is configured")
@@ -70,6 +89,8 @@ class GuardRead:
     backends: Backends
     metadata_key: str = "spiffe_id"
     iam_user_tags: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # Facts already read in this plan (PlanReads.guard_facts), by reference key: not read again.
+    known: Mapping[str, GuardFacts] = field(default_factory=dict)
 
 
 def no_guard_facts(read: GuardRead, ref: Any) -> GuardFacts:

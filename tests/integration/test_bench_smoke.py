@@ -60,6 +60,13 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
         if not path.startswith("bare"):
             assert run["succeeded"] == 10, path
             assert run["still_alive"] == 0, path
+        # and its calls were counted: the bare loops make one call per credential, or two with the read-back
+        calls = summary["calls_per_credential"]
+        if path.startswith("bare"):
+            assert calls["vault"] == (2.0 if path == "bare_verified_concurrent" else 1.0), path
+        else:
+            assert calls["vault"] > 2.0, path
+            assert set(calls["vault_by_kind"]) == set(size["composition"]), path
     assert set(size["rate_vs_bare_concurrent"]) == set(size["paths"])
 
     # And the cold start has one figure per function folder, with the layers' bytecode and without, each beside the

@@ -89,6 +89,24 @@ def test_a_redelivered_write_lands_once(ledger: Ledger) -> None:
     assert len(ledger.read_incident("inc-1").attempts) == 1
 
 
+def test_attempts_written_together_each_land_once_and_never_replace_one_recorded_before(ledger: Ledger) -> None:
+    # Given an incident with one attempt already recorded, in a batch larger than one DynamoDB transaction
+    incident = _incident()
+    ledger.open_incident(incident)
+    first = _attempt(incident, "exec-1-0-0", Outcome.FAILED)
+    assert ledger.record_attempt(first)
+    batch = [_attempt(incident, f"exec-1-0-{number}") for number in range(150)]
+
+    # When the batch is written, with one attempt named twice
+    written = ledger.record_attempts([*batch, batch[3]])
+
+    # Then each new attempt lands once, the one recorded before is kept as it was, and the repeat is refused
+    assert written == [False, *[True] * 149, False]
+    attempts = {attempt.attempt_id: attempt for attempt in ledger.read_incident("inc-1").attempts}
+    assert len(attempts) == 150
+    assert attempts["exec-1-0-0"].result.outcome is Outcome.FAILED
+
+
 def test_an_incident_id_reused_for_another_plan_is_a_conflict(ledger: Ledger) -> None:
     ledger.open_incident(_incident())
     other = _incident().model_copy(update={"plan": Plan.ordered("other", [])})

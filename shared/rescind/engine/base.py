@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Generic, Protocol, TypeVar, runtime_checkable
@@ -81,6 +81,11 @@ class KindHandler(Generic[RefT]):
     def verify(self, action: Action) -> Evidence:
         ref, step = self._dispatch(action)
         return step.verify(ref, action)
+
+    def verify_many(self, actions: Sequence[Action]) -> list[Evidence]:
+        """Every action's read-back, in order. A kind whose proof is shared by many targets (a PKI mount's CRL)
+        reads that once for all of them."""
+        return [self.verify(action) for action in actions]
 
     def exists(self, ref: CredentialRef) -> bool | None:
         return self.look_up(ref) if isinstance(ref, self._ref_type) else False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from rescind.engine.base import CredentialHandler
@@ -52,6 +52,21 @@ class ActionEngine:
         """Whether the reference names a credential on record (see CredentialHandler.exists). Reads only."""
         return self.handler_for(ref.kind).exists(ref)
 
+    def verify_each(self, actions: Sequence[Action]) -> list[Evidence]:
+        """Read back every action's target, in order. Only reads. A handler with `verify_many` reads its kind's
+        targets together (a PKI mount's CRL once for all its certificates); any other, one by one."""
+        by_kind: dict[CredentialKind, list[int]] = {}
+        for index, action in enumerate(actions):
+            by_kind.setdefault(action.target.kind, []).append(index)
+        found: dict[int, Evidence] = {}
+        for kind, indexes in by_kind.items():
+            handler = self.handler_for(kind)
+            batch = [actions[index] for index in indexes]
+            verify_many = getattr(handler, "verify_many", None)
+            evidence = verify_many(batch) if verify_many is not None else [handler.verify(one) for one in batch]
+            found.update(zip(indexes, evidence, strict=True))
+        return [found[index] for index in range(len(actions))]
+
     def execute(self, action: Action, *, dry_run: bool = False) -> ActionResult:
         handler = self.handler_for(action.target.kind)
         started_at = self._clock()
@@ -69,8 +84,9 @@ class ActionEngine:
                 action, Outcome.SKIPPED, started_at, evidence=(evidence,), detail=acted.detail, act_ms=act_ms
             )
 
+        # The act's own read-back, when it made one, is this action's verification: the same read, not repeated.
         verify_start = time.perf_counter()
-        evidence = handler.verify(action)
+        evidence = acted.read_back if acted.read_back is not None else handler.verify(action)
         verify_ms = _elapsed_ms(verify_start)
 
         if not evidence.confirmed:

@@ -37,18 +37,26 @@ def verify_actions(
     """Read back every action's target. Only reads; a transient error is raised for the caller to retry.
 
     With `scope`, a target outside the configured mounts is not read at all (the acting task refused it, so it
-    was not ended): it is reported alive, with evidence saying why it was not read.
+    was not ended): it is reported alive, with evidence saying why it was not read. The targets are read kind by
+    kind (ActionEngine.verify_each): a PKI mount's CRL is fetched once for all its certificates.
     """
-    verified: list[VerifiedTarget] = []
-    alive: list[CredentialRef] = []
+    readable: list[Action] = []
+    refused: dict[str, Evidence] = {}
     for action in actions:
         try:
             if scope is not None:
                 check_target_in_scope(action.target, scope)
-        except TargetOutOfScope as refused:
-            evidence = Evidence(check="target in the configured scope", observed=str(refused)[:1000], confirmed=False)
+        except TargetOutOfScope as out_of_scope:
+            refused[action.action_id] = Evidence(
+                check="target in the configured scope", observed=str(out_of_scope)[:1000], confirmed=False
+            )
         else:
-            evidence = engine.handler_for(action.target.kind).verify(action)
+            readable.append(action)
+    read = dict(zip((action.action_id for action in readable), engine.verify_each(readable), strict=True))
+    verified: list[VerifiedTarget] = []
+    alive: list[CredentialRef] = []
+    for action in actions:
+        evidence = refused.get(action.action_id) or read[action.action_id]
         verified.append(VerifiedTarget(action_id=action.action_id, target=action.target, evidence=evidence))
         if not evidence.confirmed:
             alive.append(action.target)

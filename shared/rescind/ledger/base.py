@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -22,6 +23,10 @@ class Ledger(Protocol):
 
     def record_attempt(self, record: ActionAttemptRecord) -> bool:
         """Write one action attempt. False if this attempt was already recorded (a retried write)."""
+        ...
+
+    def record_attempts(self, records: Sequence[ActionAttemptRecord]) -> list[bool]:
+        """Write many attempts, each once, in as few calls as the store allows; for each, `record_attempt`'s answer."""
         ...
 
     def close_incident(self, closure: IncidentClosure) -> bool:

@@ -14,6 +14,7 @@ Layout (the table is defined in template.yaml as LedgerTable):
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ _INCIDENTS = "INCIDENTS"
 
 
 _DEDUP_KEY = re.compile(r"[0-9a-f]{24,64}")
+_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 
 
 def _pk(incident_id: str) -> str:
@@ -46,6 +48,16 @@ def _pk(incident_id: str) -> str:
 def _utc_text(moment: datetime) -> str:
     """Sortable text: every stored time is UTC, so string order is time order."""
     return moment.astimezone(UTC).isoformat()
+
+
+def _attempt_item(record: ActionAttemptRecord) -> dict[str, str]:
+    return {
+        "pk": _pk(record.incident_id),
+        "sk": f"B#ACTION#{record.result.action_id}#{record.attempt_id}",
+        "record_type": "attempt",
+        "outcome": str(record.result.outcome),
+        "body": record.model_dump_json(),
+    }
 
 
 class DynamoDbLedger:
@@ -92,15 +104,59 @@ class DynamoDbLedger:
         return written
 
     def record_attempt(self, record: ActionAttemptRecord) -> bool:
-        return self._put_once(
-            {
-                "pk": _pk(record.incident_id),
-                "sk": f"B#ACTION#{record.result.action_id}#{record.attempt_id}",
-                "record_type": "attempt",
-                "outcome": str(record.result.outcome),
-                "body": record.model_dump_json(),
-            }
-        )
+        return self._put_once(_attempt_item(record))
+
+    def record_attempts(self, records: Sequence[ActionAttemptRecord]) -> list[bool]:
+        """Many attempts, each still written once: conditional puts in TransactWriteItems, 100 a call.
+
+        BatchWriteItem takes no condition, and an attempt must never overwrite one recorded before (a retried
+        write is not a second record). A transaction is all or nothing: when DynamoDB cancels it because some
+        attempts were recorded already, its reasons name them; those are False and the rest are written again.
+        """
+        items = [_attempt_item(record) for record in records]
+        written: list[bool] = []
+        for start in range(0, len(items), _TRANSACTION_ITEMS):
+            written.extend(self._put_each_once(items[start : start + _TRANSACTION_ITEMS]))
+        return written
+
+    def _put_each_once(self, items: Sequence[dict[str, str]]) -> list[bool]:
+        from botocore.exceptions import ClientError
+
+        written: dict[int, bool] = {}
+        first_of_key: dict[tuple[str, str], int] = {}
+        for index, item in enumerate(items):
+            if first_of_key.setdefault((item["pk"], item["sk"]), index) != index:
+                written[index] = False  # the same attempt twice in one call: one transaction may not name a key twice
+        pending = [index for index in range(len(items)) if index not in written]
+        while pending:
+            puts: list[Any] = [
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {name: {"S": value} for name, value in items[index].items()},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+                for index in pending
+            ]
+            with aws_errors(f"ledger write to {self._table}"):
+                try:
+                    self._client.transact_write_items(TransactItems=puts)
+                except ClientError as error:
+                    reasons = error.response.get("CancellationReasons") or []
+                    recorded = [
+                        index
+                        for index, reason in zip(pending, reasons, strict=False)
+                        if reason.get("Code") == "ConditionalCheckFailed"
+                    ]
+                    if error_code(error) != "TransactionCanceledException" or not recorded:
+                        raise  # a conflict or throttling cancels it too: a typed error for the caller's retry
+                    written.update(dict.fromkeys(recorded, False))
+                    pending = [index for index in pending if index not in written]
+                    continue
+            written.update(dict.fromkeys(pending, True))
+            pending = []
+        return [written[index] for index in range(len(items))]
 
     def close_incident(self, closure: IncidentClosure) -> bool:
         return self._put_once(

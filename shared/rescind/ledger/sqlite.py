@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -126,6 +126,10 @@ class SqliteLedger:
         sk = f"B#ACTION#{record.result.action_id}#{record.attempt_id}"
         started = record.result.started_at.isoformat()
         return self._append(f"INCIDENT#{record.incident_id}", sk, "attempt", started, record.model_dump_json())
+
+    def record_attempts(self, records: Sequence[ActionAttemptRecord]) -> list[bool]:
+        """One by one: each row is chained to the one before it, in its own transaction."""
+        return [self.record_attempt(record) for record in records]
 
     def close_incident(self, closure: IncidentClosure) -> bool:
         closed = closure.closed_at.isoformat()

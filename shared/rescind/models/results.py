@@ -49,6 +49,9 @@ class ActOutcome(BaseModel):
     also_ended: tuple[CredentialRef, ...] = ()
     # The read-back of each one of them, in the same order: its own evidence that it is dead.
     also_ended_evidence: tuple[Evidence, ...] = ()
+    # The act's own read of the real state after it acted, made as the kind's verify makes it: the engine takes it as
+    # the action's verification instead of reading the same thing again. None: the engine reads back itself.
+    read_back: Evidence | None = None
 
 
 class ActionResult(BaseModel):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from rescind.discovery import DiscoveryScope, discover_workload, plan_to_end
+from rescind.discovery import Discovery, DiscoveryScope, discover_workload, plan_to_end
 from rescind.engine.scope import check_target_in_scope
 from rescind.guard import GuardPolicy, is_protected
 from rescind.ledger.base import Ledger
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from rescind.aws.session import AwsClientFactory
     from rescind.inventory.base import Inventory
+    from rescind.kinds import PlanReads
 
 
 def gather_credentials(
@@ -29,9 +30,9 @@ def gather_credentials(
     inventory: Inventory | None,
     workload_id: str,
     scope: DiscoveryScope,
-) -> tuple[list[CredentialRef], str]:
-    """Discovery plus what the inventory saw earlier, once each (either alone can miss something), and where
-    discovery looked."""
+) -> Discovery:
+    """Discovery plus what the inventory saw earlier, once each (either alone can miss something), where discovery
+    looked, and what it read on the way (for the plan's guard)."""
     found: dict[str, CredentialRef] = {}
     discovery = discover_workload(vault, aws, workload_id, scope)
     for ref in discovery.refs:
@@ -40,7 +41,7 @@ def gather_credentials(
         for ref in inventory.credentials_of(workload_id):
             found.setdefault(ref.key, ref)
         inventory.record_credentials(workload_id, list(found.values()))
-    return list(found.values()), discovery.sources
+    return Discovery(list(found.values()), discovery.sources, discovery.reads)
 
 
 def named_credentials_not_found(
@@ -107,6 +108,7 @@ def build_offboarding_plan(
     """Plan and guard, reading only: what `rescind plan` shows and what the plan task records."""
     refused = protected_workload(request, policy)
     sources = ""
+    reads: PlanReads | None = None
     if refused is not None:
         refs: list[CredentialRef] = []
     else:
@@ -118,7 +120,8 @@ def build_offboarding_plan(
             if missing:
                 refused = describe_not_found(vault, missing)
         else:
-            gathered, sources = gather_credentials(vault, aws, inventory, request.workload_id, scope)
+            gathering = gather_credentials(vault, aws, inventory, request.workload_id, scope)
+            gathered, sources, reads = gathering.refs, gathering.sources, gathering.reads
         refs = [
             ref
             for ref in gathered
@@ -150,6 +153,7 @@ def build_offboarding_plan(
         aws=aws,
         policy=policy,
         manual_run=is_manual_run(request),
+        reads=reads,
     )
     return plan, split_guarded_plan(request, plan, decision, f"{why}; {sources}" if sources else why)
 

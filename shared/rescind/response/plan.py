@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import hvac
 
     from rescind.aws.session import AwsClientFactory
+    from rescind.kinds import PlanReads
 
 
 def is_manual_run(request: ResponseRequest) -> bool:
@@ -44,6 +45,7 @@ def guard_decision(
     policy: GuardPolicy,
     refuse_guarded_child_tokens: bool = True,
     manual_run: bool = False,
+    reads: PlanReads | None = None,
 ) -> tuple[GuardDecision, str]:
     """The guard, reading the holds of `refs` (and the guarded tokens a token revocation would end) from Vault and
     AWS; see `decide_guard` for its order. Every flow's plan task decides through this one function.
@@ -53,14 +55,22 @@ def guard_decision(
 
     The child tokens a plan lists under its token revocations (the issuance index's tree, `params.child_tokens`)
     are guarded like the live bound's, and the blast-radius cap counts them as credentials the plan ends (a leak's
-    are neither guarded nor counted: an attacker must not delay the response by growing the tree)."""
+    are neither guarded nor counted: an attacker must not delay the response by growing the tree).
+
+    `reads`: what this plan's discovery read (guard facts, the live token scan), used instead of reading again."""
     return decide_guard(
         plan,
         refused=refused,
         nothing_to_do=nothing_to_do,
-        holds=lambda: find_holds(vault, aws, list(refs)),
+        holds=lambda: find_holds(vault, aws, list(refs), known=reads.guard_facts if reads is not None else None),
         guarded_children=lambda: (
-            find_guarded_child_tokens(vault, refs, policy, listed=listed_child_tokens(plan))
+            find_guarded_child_tokens(
+                vault,
+                refs,
+                policy,
+                listed=listed_child_tokens(plan),
+                live_tokens=reads.live_tokens if reads is not None else None,
+            )
             if refuse_guarded_child_tokens
             else []
         ),

@@ -46,9 +46,10 @@ from rescind.schedules.base import CheckpointStore, RateLimiter, SweepProgress
 from rescind.schedules.policy import SchedulePolicy
 from rescind.schedules.rotation_by_age import status_of
 from rescind.schedules.types import Change, ChangeStatus, SweepName, SweepReport, SweepRequest
+from rescind.vault.client import own_token_accessor
 from rescind.vault.common import ttl_is_at_or_below
 from rescind.vault.leases import list_lease_ids, lookup_lease
-from rescind.vault.tokens import list_token_accessors, lookup_token_by_accessor, own_token_accessor
+from rescind.vault.tokens import list_token_accessors, lookup_token_by_accessor
 from rescind.vault.ttl import TtlTargets, list_role_names, read_secret_id_ttl, read_ttl_settings
 
 if TYPE_CHECKING:

@@ -125,18 +125,26 @@ def find_secret_ids_by_metadata(
     Roles or secret-ids that disappear during the scan are skipped; a missing mount or a named role
     that does not exist raises ActionFailed rather than looking like "nothing found".
     """
+    found = find_secret_id_states_by_metadata(client, key, value, mount=mount, role_name=role_name)
+    return [ref for ref, _state in found]
+
+
+def find_secret_id_states_by_metadata(
+    client: hvac.Client, key: str, value: str, *, mount: str = "approle", role_name: str | None = None
+) -> list[tuple[AppRoleSecretIdRef, SecretIdState]]:
+    """As `find_secret_ids_by_metadata`, with the state each secret-id was found in."""
     if not key or not value:
         raise InvalidInput("secret-id discovery needs a non-empty metadata key and value")
     scanning_all_roles = role_name is None
     roles = list_approle_roles(client, mount) if role_name is None else [role_name]
-    found: list[AppRoleSecretIdRef] = []
+    found: list[tuple[AppRoleSecretIdRef, SecretIdState]] = []
     for role in roles:
         try:
             candidates = list_secret_id_accessors(client, role, mount)
             for ref in candidates:
                 state = lookup_secret_id(client, ref)
                 if state is not None and state.metadata.get(key) == value:
-                    found.append(ref)
+                    found.append((ref, state))
         except ActionFailed as error:
             if scanning_all_roles and _role_missing(error):
                 continue  # deleted while we scanned: it holds nothing any more
@@ -160,9 +168,12 @@ def find_secret_ids_by_spiffe_id(
 
 
 def destroy_secret_id_by_accessor(client: hvac.Client, ref: AppRoleSecretIdRef) -> ActOutcome:
-    """Destroy the secret-id so no new login can use it. Tokens it already produced are not touched."""
-    if lookup_secret_id(client, ref) is None:
-        return ActOutcome(changed=False, absent=True, detail="already absent")
+    """Destroy the secret-id so no new login can use it, then read it back. Tokens it already produced are not touched.
+
+    A secret-id that is gone already is told by the destroy's own answer ("failed to find accessor entry"), so no
+    lookup comes first. The lookup after the destroy is the action's read-back (`ActOutcome.read_back`), the same
+    read `verify_secret_id_destroyed` makes.
+    """
     operation = f"destroy secret-id accessor {ref.accessor} of {ref.mount}/{ref.role_name}"
     with vault_errors(operation):
         try:
@@ -173,7 +184,13 @@ def destroy_secret_id_by_accessor(client: hvac.Client, ref: AppRoleSecretIdRef) 
             if _role_missing(error):
                 raise ActionFailed(f"{operation}: the role does not exist") from error
             raise
-    return ActOutcome(changed=True, detail=f"destroyed secret-id accessor {ref.accessor} of {ref.role_name}")
+        except hvac.exceptions.InvalidPath as error:  # no such mount (or not an AppRole one)
+            raise ActionFailed(f"{operation}: {_describe(error)}") from error
+    return ActOutcome(
+        changed=True,
+        detail=f"destroyed secret-id accessor {ref.accessor} of {ref.role_name}",
+        read_back=verify_secret_id_destroyed(client, ref),
+    )
 
 
 # --- verify ---------------------------------------------------------------------------------------
@@ -277,9 +294,14 @@ def _guard_facts(read: GuardRead, ref: AppRoleSecretIdRef) -> GuardFacts:
 
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[AppRoleSecretIdRef]:
+    """The workload's secret-ids; each one's guard facts are kept for the plan's guard."""
     found: list[AppRoleSecretIdRef] = []
     for mount in scope.approle_mounts:
-        found.extend(find_secret_ids_by_metadata(backends.vault, scope.metadata_key, workload_id, mount=mount))
+        for ref, state in find_secret_id_states_by_metadata(
+            backends.vault, scope.metadata_key, workload_id, mount=mount
+        ):
+            backends.keep_guard_facts(ref, facts_from_vault_metadata(state.metadata, scope.metadata_key))
+            found.append(ref)
     return found
 
 

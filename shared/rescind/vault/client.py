@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -57,6 +59,39 @@ def vault_errors(operation: str) -> Iterator[None]:
         # hvac's class for every status it does not map (405, 504, ...); it carries no status, so a retry
         # cannot be known to help.
         raise ActionFailed(f"{operation}: unexpected answer: {_describe(error)}") from error
+
+
+# What Rescind knows about its own token, per client: (a digest of the token it was read for, the accessor). The
+# token's accessor does not change while the token lives (a renewal keeps it), so one lookup-self serves every
+# action until the client's token changes: a new login (VaultSession forgets it then) or a new VAULT_TOKEN.
+_own_accessors: weakref.WeakKeyDictionary[hvac.Client, tuple[str, str]] = weakref.WeakKeyDictionary()
+_own_accessors_lock = threading.Lock()
+
+
+def _token_digest(token: object) -> str:
+    """The cache's key for a token: a digest, so the cache never holds the token itself."""
+    return hashlib.sha256(str(token or "").encode()).hexdigest()
+
+
+def own_token_accessor(client: hvac.Client) -> str:
+    """The accessor of the token the client itself uses: one lookup-self per token, then remembered."""
+    digest = _token_digest(client.token)
+    with _own_accessors_lock:
+        known = _own_accessors.get(client)
+    if known is not None and known[0] == digest:
+        return known[1]
+    with vault_errors("lookup own token"):
+        accessor = str(read_data(client.auth.token.lookup_self()).get("accessor") or "")
+    if accessor:
+        with _own_accessors_lock:
+            _own_accessors[client] = (digest, accessor)
+    return accessor
+
+
+def forget_own_token_accessor(client: hvac.Client) -> None:
+    """After a new login: the next own_token_accessor asks Vault again."""
+    with _own_accessors_lock:
+        _own_accessors.pop(client, None)
 
 
 def build_vault_client(addr: str, token: str, *, namespace: str | None = None, timeout: float = 10.0) -> hvac.Client:
@@ -194,6 +229,7 @@ class VaultSession:
     def _log_in(self) -> None:
         started = time.monotonic()
         login = self._login()
+        forget_own_token_accessor(self.client)
         self.client.token = login.token
         self._full_ttl = login.ttl_seconds
         self._expires_at = started + login.ttl_seconds

@@ -142,14 +142,16 @@ def list_lease_ids(
 def revoke_lease(client: hvac.Client, ref: VaultLeaseRef) -> ActOutcome:
     """Revoke one lease with sync=true, so the backend credential is gone when the call returns.
 
-    A revoke of an unknown lease answers 204 like a real one, so the lease is looked up first.
+    A revoke of an unknown lease answers 204 like a real one, so the lease is looked up first; and looked up again
+    after, as the action's read-back.
     """
     if lookup_lease(client, ref) is None:
         return ActOutcome(changed=False, absent=True, detail="already absent")
     with vault_errors(f"revoke lease {ref.lease_id}"):
         # The lease id in the path, not the body: a policy can then grant revoke per mount.
         client.adapter.put(f"/v1/sys/leases/revoke/{ref.lease_id}", json={"sync": True})
-    return ActOutcome(changed=True, detail=f"revoked lease {ref.lease_id}")
+    # The lookup after the revoke is the action's read-back: the same read verify_lease_revoked makes.
+    return ActOutcome(changed=True, detail=f"revoked lease {ref.lease_id}", read_back=verify_lease_revoked(client, ref))
 
 
 def shorten_lease_ttl(client: hvac.Client, ref: VaultLeaseRef, ttl_seconds: int) -> ActOutcome:

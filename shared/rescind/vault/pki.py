@@ -12,7 +12,7 @@ it: a certificate issued by a `no_store` role, or by another mount, is not store
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -29,6 +29,7 @@ from rescind.holds import GuardFacts
 from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, InventorySection, KindSpec, ValueLocator
 from rescind.leaks.types import LocatedLeak, SecretType, Unlocated
 from rescind.models import (
+    Action,
     ActionKind,
     ActOutcome,
     CredentialKind,
@@ -223,11 +224,18 @@ def find_certificates_by_uri_san(client: hvac.Client, mount: str, spiffe_id: str
     certificate of the mount (LIST certs, then one read each); serials on `certs/revoked` are skipped
     without a read.
     """
+    return [ref for ref, _record in find_certificate_records_by_uri_san(client, mount, spiffe_id)]
+
+
+def find_certificate_records_by_uri_san(
+    client: hvac.Client, mount: str, spiffe_id: str
+) -> list[tuple[PkiCertificateRef, CertificateRecord]]:
+    """As `find_certificates_by_uri_san`, with the record each certificate was found in."""
     if not spiffe_id.startswith("spiffe://"):
         raise InvalidInput(f"{spiffe_id!r} is not a SPIFFE ID (spiffe://trust-domain/...)")
     revoked = set(list_certificate_serials(client, mount, revoked=True))
     now = datetime.now(UTC)
-    found: list[PkiCertificateRef] = []
+    found: list[tuple[PkiCertificateRef, CertificateRecord]] = []
     for serial in list_certificate_serials(client, mount):
         if serial in revoked:
             continue
@@ -235,7 +243,7 @@ def find_certificates_by_uri_san(client: hvac.Client, mount: str, spiffe_id: str
         if record is None or record.revoked or record.expired(now):
             continue
         if spiffe_id in record.uri_sans:
-            found.append(PkiCertificateRef(mount=mount, serial=serial))
+            found.append((PkiCertificateRef(mount=mount, serial=serial), record))
     return found
 
 
@@ -299,9 +307,16 @@ def revoke_certificate_by_serial(
     warnings = response.get("warnings") if isinstance(response, dict) else None
     if any(_ALREADY_EXPIRED in str(warning) for warning in warnings or []):
         return ActOutcome(changed=False, detail=f"already absent: certificate {serial} expired before the revoke")
-    if rebuild_stale_crl:
-        _ensure_on_crl(client, mount, serial)
-    return ActOutcome(changed=True, detail=f"revoked certificate {serial} on {mount}")
+    on_crl = fetch_revoked_serials(client, mount)
+    if rebuild_stale_crl and serial not in on_crl:
+        rebuild_crl(client, mount)
+        on_crl = fetch_revoked_serials(client, mount)
+    # The CRL just fetched and the record read now are the action's read-back: verify_certificate_revoked's reads.
+    return ActOutcome(
+        changed=True,
+        detail=f"revoked certificate {serial} on {mount}",
+        read_back=verify_certificate_revoked(client, ref, revoked_serials=on_crl),
+    )
 
 
 # --- verify -----------------------------------------------------------------------------------
@@ -418,6 +433,17 @@ class PkiCertificateHandler(KindHandler[PkiCertificateRef]):
         )
         self._client = client
 
+    def verify_many(self, actions: Sequence[Action]) -> list[Evidence]:
+        """Each certificate's record, against its mount's CRL fetched and parsed once for the whole pass."""
+        crls: dict[str, frozenset[str]] = {}
+        found: list[Evidence] = []
+        for action in actions:
+            ref, _step = self._dispatch(action)
+            if ref.mount not in crls:
+                crls[ref.mount] = fetch_revoked_serials(self._client, ref.mount)
+            found.append(verify_certificate_revoked(self._client, ref, revoked_serials=crls[ref.mount]))
+        return found
+
     def look_up(self, ref: PkiCertificateRef) -> bool | None:
         # A revoked certificate keeps its record: it existed, so "already absent" is honest for it.
         return read_certificate_record(self._client, ref.mount, ref.serial) is not None
@@ -425,7 +451,10 @@ class PkiCertificateHandler(KindHandler[PkiCertificateRef]):
 
 def _guard_facts(read: GuardRead, ref: PkiCertificateRef) -> GuardFacts:
     """A certificate carries no hold; its URI SANs name the workloads it belongs to."""
-    record = read_certificate_record(read.backends.vault, ref.mount, ref.serial)
+    return _facts_of(read_certificate_record(read.backends.vault, ref.mount, ref.serial))
+
+
+def _facts_of(record: CertificateRecord | None) -> GuardFacts:
     return GuardFacts(hold=None, owners=frozenset(record.uri_sans) if record is not None else frozenset())
 
 
@@ -434,7 +463,9 @@ def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> li
         return []  # only a SPIFFE ID is a URI SAN
     found: list[PkiCertificateRef] = []
     for mount in scope.pki_mounts:
-        found.extend(find_certificates_by_uri_san(backends.vault, mount, workload_id))
+        for ref, record in find_certificate_records_by_uri_san(backends.vault, mount, workload_id):
+            backends.keep_guard_facts(ref, _facts_of(record))
+            found.append(ref)
     return found
 
 

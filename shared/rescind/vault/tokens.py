@@ -29,7 +29,7 @@ from rescind.models import (
     VaultTokenRef,
 )
 from rescind.models.refs import format_ref
-from rescind.vault.client import read_data, vault_errors
+from rescind.vault.client import own_token_accessor, read_data, vault_errors
 from rescind.vault.common import as_int, list_keys, parse_vault_time, ttl_is_at_or_below, ttl_target
 from rescind.vault.ttl import list_role_names
 
@@ -118,11 +118,21 @@ def find_token_accessors_by_metadata(client: hvac.Client, key: str, value: str) 
     Only a metadata match selects a token, so a root token or the caller's own token is never found
     unless its own metadata names the workload.
     """
+    return [VaultTokenRef(accessor=state.accessor) for state in find_tokens_by_metadata(client, key, value)]
+
+
+def _require_metadata_match(key: str, value: str) -> None:
     if not key or not value:
         raise InvalidInput("token discovery needs a non-empty metadata key and value")
-    return [
-        VaultTokenRef(accessor=state.accessor) for state in scan_live_tokens(client) if state.metadata.get(key) == value
-    ]
+
+
+def find_tokens_by_metadata(
+    client: hvac.Client, key: str, value: str, *, live: Sequence[TokenState] | None = None
+) -> list[TokenState]:
+    """The states of the tokens whose metadata `key` equals `value` exactly, from `live` (a scan already made) or
+    a new scan."""
+    _require_metadata_match(key, value)
+    return [state for state in (scan_live_tokens(client) if live is None else live) if state.metadata.get(key) == value]
 
 
 # --- the tree under a token -----------------------------------------------------------------------
@@ -191,12 +201,6 @@ def find_token_accessors_by_spiffe_id(
 # --- act ------------------------------------------------------------------------------------------
 
 
-def own_token_accessor(client: hvac.Client) -> str:
-    """The accessor of the token the client itself uses."""
-    with vault_errors("lookup own token"):
-        return str(read_data(client.auth.token.lookup_self()).get("accessor") or "")
-
-
 def _refuse_own_token(client: hvac.Client, ref: VaultTokenRef) -> None:
     """Rescind must not cut the branch it sits on: its own token is never acted on."""
     if own_token_accessor(client) == ref.accessor:
@@ -206,22 +210,31 @@ def _refuse_own_token(client: hvac.Client, ref: VaultTokenRef) -> None:
 def revoke_token_by_accessor(
     client: hvac.Client, ref: VaultTokenRef, *, listed_children: Sequence[str] = ()
 ) -> ActOutcome:
-    """Revoke the token (and, as Vault does, its child tokens and leases) through revoke-accessor.
+    """Revoke the token (and, as Vault does, its child tokens and leases) through revoke-accessor, then read it back.
 
-    The tokens that may die with it (the possible children, and `listed_children`: the tree the issuance index
-    knows, from the plan) are read before and after, so the outcome names every token that died with it, each
-    with its own read-back. One not alive before is not claimed: it did not die with this revocation.
+    The tokens that may die with it are read before and after, so the outcome names every token that died with it,
+    each with its own read-back: the possible children of a token that can create tokens, and `listed_children`
+    (the tree the issuance index knows, from the plan; a token whose policy no longer lets it create tokens may
+    still have them). One not alive before is not claimed. Without either, no lookup comes first: a token gone
+    already is told by revoke-accessor's own answer ("invalid accessor"). The lookup after the revoke is the
+    action's read-back (`ActOutcome.read_back`), the same read `verify_token_revoked` makes.
     """
     _refuse_own_token(client, ref)
-    state = lookup_token_by_accessor(client, ref.accessor)
-    if state is None:
-        return ActOutcome(changed=False, absent=True, detail="already absent")
-    candidates = {child.accessor: child for child in find_possible_child_tokens(client, state)}
-    for accessor in listed_children:
-        if accessor not in candidates and accessor != ref.accessor:
-            child = lookup_token_by_accessor(client, accessor)
-            if child is not None:
-                candidates[accessor] = child
+    candidates: dict[str, TokenState] = {}
+    may_have_children = can_create_child_tokens(client, ref.accessor)
+    if may_have_children or listed_children:
+        state = lookup_token_by_accessor(client, ref.accessor)
+        if state is None:
+            return ActOutcome(changed=False, absent=True, detail="already absent")
+        if may_have_children:
+            candidates = {
+                token.accessor: token for token in scan_live_tokens(client) if could_descend_from(token, state)
+            }
+        for accessor in listed_children:
+            if accessor not in candidates and accessor != ref.accessor:
+                child = lookup_token_by_accessor(client, accessor)
+                if child is not None:
+                    candidates[accessor] = child
     with vault_errors(f"revoke token accessor {ref.accessor}"):
         try:
             response = client.auth.token.revoke_accessor(ref.accessor)
@@ -248,6 +261,7 @@ def revoke_token_by_accessor(
         detail=f"revoked token accessor {ref.accessor}{died_with}",
         also_ended=tuple(VaultTokenRef(accessor=child) for child in ended),
         also_ended_evidence=evidence,
+        read_back=verify_token_revoked(client, ref),
     )
 
 
@@ -427,7 +441,17 @@ def _guard_facts(read: GuardRead, ref: VaultTokenRef) -> GuardFacts:
 
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[VaultTokenRef]:
-    return find_token_accessors_by_metadata(backends.vault, scope.metadata_key, workload_id)
+    """The workload's tokens; the scan and each found token's guard facts are kept for the plan's guard."""
+    _require_metadata_match(scope.metadata_key, workload_id)  # bad input is refused before any call
+    live = scan_live_tokens(backends.vault)
+    if backends.reads is not None:
+        backends.reads.live_tokens = live
+    found: list[VaultTokenRef] = []
+    for state in find_tokens_by_metadata(backends.vault, scope.metadata_key, workload_id, live=live):
+        ref = VaultTokenRef(accessor=state.accessor)
+        backends.keep_guard_facts(ref, facts_from_vault_metadata(state.metadata, scope.metadata_key))
+        found.append(ref)
+    return found
 
 
 KIND = KindSpec(

@@ -16,7 +16,7 @@ import hvac.exceptions
 import pytest
 
 from rescind.exceptions import ActionFailed
-from rescind.vault.client import VaultLogin, VaultSession, vault_errors
+from rescind.vault.client import VaultLogin, VaultSession, own_token_accessor, vault_errors
 from rescind.vault.common import list_keys
 from rescind_local import LocalOpenBao
 from tests.conftest import BackendCalls
@@ -172,6 +172,26 @@ def test_a_revoked_token_is_replaced_once_and_the_call_succeeds(
     # When the session is used, the 403 is recognised as a dead token: one new login, the call succeeds
     read(client, paths.allowed)
     assert session.logins == 2
+
+
+def test_its_own_accessor_is_remembered_until_a_new_login(
+    openbao: LocalOpenBao, vault: hvac.Client, paths: Paths, backend_calls: BackendCalls
+) -> None:
+    # Given a session whose own accessor was looked up once
+    login = MintingLogin(vault, paths.policy, ttl="1h")
+    session, client = session_with(openbao, login)
+    assert own_token_accessor(client) == login.minted[0]
+    backend_calls.vault.clear()
+    assert own_token_accessor(client) == login.minted[0]
+    assert backend_calls.vault == []
+
+    # When its token is revoked behind its back and the next call logs in again
+    vault.auth.token.revoke_accessor(login.minted[0])
+    read(client, paths.allowed)
+
+    # Then its own accessor is the new token's
+    assert session.logins == 2
+    assert own_token_accessor(client) == login.minted[1]
 
 
 def test_a_denied_path_stays_forbidden_and_does_not_log_in_again(
