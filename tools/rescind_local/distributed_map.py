@@ -91,10 +91,9 @@ def _patch_tolerance() -> list[Any]:
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
         StatesErrorNameType,
     )
-    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (  # noqa: E501
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (
         DistributedIterationComponent,
     )
-    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
     original_map_run = DistributedIterationComponent._map_run
 
@@ -112,12 +111,13 @@ def _patch_tolerance() -> list[Any]:
             f"The specified tolerated failure threshold was exceeded: {failed} of {len(results)} items failed "
             f"({percentage:.1f}% > {eval_input.tolerated_failure_percentage}%)"
         )
+        details: Any = {"mapRunFailedEventDetails": MapRunFailedEventDetails(error=error, cause=cause)}
         raise FailureEventException(
             FailureEvent(
                 env=env,
                 error_name=StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold),
                 event_type=HistoryEventType.MapRunFailed,
-                event_details=EventDetails(mapRunFailedEventDetails=MapRunFailedEventDetails(error=error, cause=cause)),
+                event_details=details,
             )
         )
 
