@@ -11,7 +11,7 @@ import copy
 import functools
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -135,7 +135,12 @@ def _template_yaml() -> dict[str, Any]:
 
 
 def deploy_local_stack(
-    openbao: LocalOpenBao, *, stack_name: str = "rescind-local", vault_token: str | None = None, **parameters: str
+    openbao: LocalOpenBao,
+    *,
+    stack_name: str = "rescind-local",
+    vault_token: str | None = None,
+    environment: Mapping[str, str] | None = None,
+    **parameters: str,
 ) -> LocalStack:
     """template.yaml deployed onto the active moto against `openbao`, as the flow tests run it: the functions log
     in with `vault_token` (the root token by default), and the state machines' waits and retry intervals run at
@@ -144,13 +149,17 @@ def deploy_local_stack(
     The template is read once per session (per worker) and each deployment gets its own copy. The handler modules
     a previous stack loaded are dropped first: a handler reads some settings at import (its cold start), so a module
     kept from another stack in this process would act with that stack's ARNs (a fresh deployment is fresh
-    containers on AWS)."""
+    containers on AWS). `environment` is added to every function's (settings a test lowers, e.g. chunk sizes)."""
     forget_loaded_handlers()
     return deploy_template_to_moto(
         copy.deepcopy(_template_yaml()),
         stack_name=stack_name,
         parameters={"VaultAddr": openbao.addr, "VaultAwsAuthRole": "rescind-local", **parameters},
-        function_environment={"VAULT_AUTH_METHOD": "token", "VAULT_TOKEN": vault_token or openbao.root_token},
+        function_environment={
+            "VAULT_AUTH_METHOD": "token",
+            "VAULT_TOKEN": vault_token or openbao.root_token,
+            **(environment or {}),
+        },
         time_scale=0.01,
     )
 
