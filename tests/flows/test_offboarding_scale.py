@@ -151,15 +151,15 @@ def assert_offboarded(openbao: LocalOpenBao, run: dict[str, Any], count: int) ->
 
 
 def test_a_few_hundred_credentials_go_through_s3_and_a_chunked_ledger(aws: None, openbao: LocalOpenBao) -> None:
-    # Given a workload holding 300 tokens, a ledger that chunks every record over 2,000 characters, and Verify
+    # Given a workload holding 200 tokens, a ledger that chunks every record over 2,000 characters, and Verify
     # items of 40 targets
     environment = {"LEDGER_CHUNK_CHARS": "2000", "VERIFY_BATCH_SIZE": "40"}
 
     # When it is offboarded through the state machine
-    run = run_at_scale(openbao, 300, environment, timeout=300)
+    run = run_at_scale(openbao, 200, environment, timeout=300)
 
     # Then everything ended and was verified, and the ledger holds the plan in chunks
-    assert_offboarded(openbao, run, 300)
+    assert_offboarded(openbao, run, 200)
     assert run["chunk_items"] > 10
     verify_items = [key for key in run["keys"] if key.endswith("/verify.json")]
     assert len(verify_items) == 1
