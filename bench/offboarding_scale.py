@@ -312,7 +312,7 @@ def state_machine_offboarding(addr: str, token: str, estate: Estate) -> dict[str
 
 
 PATHS: dict[str, str] = {
-    "state_machine": "offboarding state machine on moto, handlers in-process and warm (MaxConcurrency 10, serialised)",
+    "state_machine": "offboarding state machine on moto (plan in S3, DISTRIBUTED Maps), handlers in-process, warm",
     "engine": "discovery + plan + ActionEngine per action + verify, serial (concurrency 1)",
     "engine_concurrent": f"the same engine path with {MAP_CONCURRENCY} threads, one engine each",
     "bare_concurrent": f"bare hvac revocations, {MAP_CONCURRENCY} threads (the floor of the target)",

@@ -11,7 +11,7 @@ import copy
 import functools
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -139,13 +139,13 @@ def deploy_local_stack(
     *,
     stack_name: str = "rescind-local",
     vault_token: str | None = None,
-    environment: dict[str, str] | None = None,
+    environment: Mapping[str, str] | None = None,
     **parameters: str,
 ) -> LocalStack:
     """template.yaml deployed onto the active moto against `openbao`, as the flow tests run it: the functions log
     in with `vault_token` (the root token by default), and the state machines' waits and retry intervals run at
-    1/100 of their time. `parameters` are added to the template's, `environment` to every function's variables. Use
-    it as `with deploy_local_stack(...) as s:`.
+    1/100 of their time. `parameters` are added to the template's, `environment` to every function's variables
+    (settings a test lowers, e.g. chunk sizes). Use it as `with deploy_local_stack(...) as s:`.
 
     The template is read once per session (per worker) and each deployment gets its own copy. The handler modules
     a previous stack loaded are dropped first: a handler reads some settings at import (its cold start), so a module

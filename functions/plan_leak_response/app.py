@@ -9,11 +9,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from rescind.issuance.runtime import get_issuance_index
 from rescind.leaks.plan import plan_leak_response
 from rescind.observability import add_count, logger, observed_handler
+from rescind.response.plan_store import store_plan
 from rescind.response.types import ResponseRequest
 from rescind.runtime import (
     get_aws_factory,
     get_guard_policy,
     get_ledger,
+    get_s3_client,
     get_settings,
     get_vault_client,
 )
@@ -38,4 +40,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         extra={"incident_id": plan.incident_id, "decision": str(plan.decision), "counts": plan.counts_by_kind},
     )
     add_count("LeakResponsePlanned", decision=str(plan.decision))
-    return plan.model_dump(mode="json")
+    settings = get_settings()  # the actions go to S3; the state carries where (a plan can outgrow the state)
+    reference = store_plan(plan, get_s3_client(), settings.plan_bucket_name, settings.verify_batch_size)
+    return reference.model_dump(mode="json")

@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.observability import add_count, logger, observed_handler
 from rescind.offboarding.plan import plan_offboarding
+from rescind.response.plan_store import store_plan
 from rescind.response.types import ResponseRequest
 from rescind.runtime import (
     get_aws_factory,
@@ -15,6 +16,7 @@ from rescind.runtime import (
     get_guard_policy,
     get_inventory,
     get_ledger,
+    get_s3_client,
     get_settings,
     get_vault_client,
 )
@@ -45,4 +47,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         },
     )
     add_count("OffboardingPlanned", decision=str(plan.decision))
-    return plan.model_dump(mode="json")
+    settings = get_settings()  # the actions go to S3; the state carries where (a plan can outgrow the state)
+    reference = store_plan(plan, get_s3_client(), settings.plan_bucket_name, settings.verify_batch_size)
+    return reference.model_dump(mode="json")

@@ -1,5 +1,5 @@
-"""Response task (offboarding, leak response, manual revocation): read back every target of the plan and list what
-is still alive."""
+"""Response task (offboarding, leak response, manual revocation): one item of the Verify Map. Read back a batch of
+the plan's targets and list what is still alive."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.engine.verification import verify_actions
 from rescind.observability import add_count, logger, observed_handler
-from rescind.response.types import ResponsePlan
+from rescind.response.plan_store import VerifyBatchRequest
 from rescind.runtime import get_discovery_scope, get_engine, get_settings
 from rescind.validation import parse_model
 
@@ -18,12 +18,12 @@ get_settings()
 
 @observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    plan = parse_model(ResponsePlan, event, what="response plan")
-    report = verify_actions(get_engine(), [*plan.containment, *plan.actions], scope=get_discovery_scope())
+    batch = parse_model(VerifyBatchRequest, event, what="verify batch")
+    report = verify_actions(get_engine(), batch.actions, scope=get_discovery_scope())
     logger.info(
         "response verified",
         extra={
-            "incident_id": plan.incident_id,
+            "incident_id": batch.incident_id,
             "verified": len(report.verified),
             "still_alive": len(report.still_alive),
         },

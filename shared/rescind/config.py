@@ -206,6 +206,12 @@ class RecordSettings(EnvironmentSettings):
     ledger_table_name: Annotated[str, Field(min_length=3, max_length=255)]
     notification_topic_arn: str | None = None
     event_bus_name: str = "default"
+    # Characters per ledger item before a record is stored in chunks (rescind.ledger.chunks); tests lower it.
+    ledger_chunk_chars: Annotated[int, Field(ge=200, le=95_000)] = 90_000
+    # Where a plan's actions go for the state machines' DISTRIBUTED Maps (rescind.response.plan_store), and
+    # how many actions one Verify item reads back.
+    plan_bucket_name: Annotated[str, Field(min_length=3, max_length=63)] | None = None
+    verify_batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
 
 
 class ArchiveSettings(EnvironmentSettings):

@@ -107,7 +107,8 @@ def get_events_client() -> Any:
 def get_ledger() -> DynamoDbLedger:
     from rescind.ledger.dynamodb import DynamoDbLedger
 
-    return DynamoDbLedger(get_settings().ledger_table_name, get_dynamodb_client())
+    settings = get_settings()
+    return DynamoDbLedger(settings.ledger_table_name, get_dynamodb_client(), chunk_chars=settings.ledger_chunk_chars)
 
 
 @runtime_cache

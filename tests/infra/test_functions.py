@@ -45,6 +45,7 @@ SAMPLE_RESOURCES = {
     "SweepStateTable": "rescind-SweepStateTable-1A2B3C4D5E6F",
     "InventoryReportBucket": "rescind-inventoryreportbucket-1a2b3c4d5e6f",
     "LedgerArchiveBucket": "rescind-ledgerarchivebucket-1a2b3c4d5e6f",
+    "PlanBucket": "rescind-planbucket-1a2b3c4d5e6f",
     "IssuanceTable": "rescind-IssuanceTable-1A2B3C4D5E6F",
     "AWS::AccountId": "123456789012",
     "TriggerEventBus": "rescind-triggers",

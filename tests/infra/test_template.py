@@ -83,6 +83,7 @@ def test_globals_environment(template: dict[str, Any]) -> None:
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "POWERTOOLS_LOGGER_LOG_EVENT": "false",
         "LEDGER_TABLE_NAME": {"Ref": "LedgerTable"},
+        "PLAN_BUCKET_NAME": {"Ref": "PlanBucket"},
         "INVENTORY_TABLE_NAME": {"Ref": "InventoryTable"},
         "NOTIFICATION_TOPIC_ARN": {"Ref": "NotificationTopic"},
         "VAULT_ADDR": {"Ref": "VaultAddr"},

@@ -588,16 +588,9 @@ def valid_action() -> dict[str, Any]:
     return {"kind": "revoke", "target": {"kind": "vault_token", "accessor": TOKEN_ACCESSOR}, "reason": "leak"}
 
 
-def valid_offboarding_plan() -> dict[str, Any]:
-    return {
-        "incident_id": "offboard-0123456789abcdef",
-        "workload_id": "spiffe://demo.rescind/ns/payments/sa/api",
-        "decision": "proceed",
-        "decision_reason": "within the cap",
-        "containment": [],
-        "actions": [valid_action()],
-        "counts_by_kind": {"vault_token": 1},
-    }
+def valid_verify_batch() -> dict[str, Any]:
+    """One item of the Verify Map: a batch of a plan's actions (rescind.response.plan_store.VerifyBatchRequest)."""
+    return {"incident_id": "offboard-0123456789abcdef", "actions": [valid_action()]}
 
 
 def valid_close_request() -> dict[str, Any]:
@@ -709,17 +702,12 @@ TASK_CONTRACTS: dict[str, Contract] = {
         closed=((), ("trigger",), ("credentials", 0)),
     ),
     "VerifyResponseFunction": Contract(
-        name="offboarding plan",
-        valid=valid_offboarding_plan,
+        name="verify batch",
+        valid=valid_verify_batch,
         fields=(
             FieldRule(("incident_id",), "string", refused=INCIDENT_IDS_REFUSED),
-            FieldRule(("workload_id",), "string", refused=WORKLOAD_IDS_REFUSED),
-            FieldRule(("decision",), "string", refused=("", "maybe", "PROCEED")),
-            FieldRule(("decision_reason",), "string", refused=("x" * 1001,)),
-            FieldRule(("containment",), "list", refused=([valid_action() | {"kind": "revoke_force"}],)),
-            FieldRule(("actions",), "list"),
+            FieldRule(("actions",), "list", refused=([],)),
             *_action_rules("actions", 0),
-            FieldRule(("counts_by_kind",), "object", refused=COUNTS_REFUSED),
         ),
         closed=((), ("actions", 0), ("actions", 0, "target")),
     ),

@@ -57,7 +57,8 @@ from rescind.leaks.github import claim_delivery
 from rescind.leaks.triggers import parse_leak_event
 from rescind.ledger.closing import CloseRequest
 from rescind.offboarding.triggers import parse_termination_event
-from rescind.response.types import ResponsePlan, ResponseRequest
+from rescind.response.plan_store import VerifyBatchRequest
+from rescind.response.types import ResponseRequest
 from rescind.validation import parse_model
 from rescind_local import LocalOpenBao, local_aws
 from rescind_local.github import SAMPLE_WEBHOOK_SECRET, sign_delivery
@@ -545,7 +546,7 @@ TASK_MODELS: dict[str, Any] = {
     "ExecuteActionFunction": ExecuteActionRequest,
     "PlanOffboardingFunction": ResponseRequest,
     "PlanLeakResponseFunction": ResponseRequest,
-    "VerifyResponseFunction": ResponsePlan,
+    "VerifyResponseFunction": VerifyBatchRequest,
     "CloseIncidentFunction": CloseRequest,
     "RequestApprovalFunction": ApprovalRequest,
 }
@@ -586,7 +587,7 @@ def bad_incident_ids(valid: Callable[[], dict[str, Any]]) -> list[dict[str, Any]
 
 
 def test_verify_response_refuses_a_malformed_incident_id_without_a_call(harness: Harness) -> None:
-    for document in bad_incident_ids(bad.valid_offboarding_plan):
+    for document in bad_incident_ids(bad.valid_verify_batch):
         assert_refused_by_raise(harness, "VerifyResponseFunction", document, TASK_REFUSAL)
 
 

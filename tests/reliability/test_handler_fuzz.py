@@ -450,15 +450,12 @@ def plan_inputs(protected: Protected) -> st.SearchStrategy[Any]:
 
 
 def verify_inputs(protected: Protected) -> st.SearchStrategy[Any]:
-    def build(workload_id: str, actions: list[dict[str, Any]], containment: list[dict[str, Any]]) -> dict[str, Any]:
-        document = bad.valid_offboarding_plan()
-        document.update(workload_id=workload_id, actions=actions, containment=containment)
+    def build(actions: list[dict[str, Any]]) -> dict[str, Any]:
+        document = bad.valid_verify_batch()
+        document.update(actions=actions)
         return document
 
-    actions = bad.hostile_actions(protected)
-    return st.builds(
-        build, workload_ids(protected), st.lists(actions, min_size=1, max_size=3), st.lists(actions, max_size=1)
-    )
+    return st.builds(build, st.lists(bad.hostile_actions(protected), min_size=1, max_size=3))
 
 
 def close_inputs(protected: Protected) -> st.SearchStrategy[Any]:

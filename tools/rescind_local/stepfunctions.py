@@ -5,18 +5,22 @@ moto 5.2.5 (with `execute_state_machine`) runs ASL with LocalStack's interpreter
 - `substitute_definition`: state machines created through moto's CloudFormation ignore
   DefinitionSubstitutions, so the local stack substitutes `${...}` itself and calls create_state_machine.
 - `check_asl_next_targets`, `find_distributed_maps`: static checks moto does not make (it accepts a `Next`
-  naming a missing state, and its DISTRIBUTED Map swallows child failures), for the infra tests.
+  naming a missing state), and where the DISTRIBUTED Maps are, for the infra tests.
 - `local_stepfunctions_fixes()`: patches for moto gaps, each proved by a contract test in
   tests/integration/local_stack/:
   * StartExecution without a name gets a UUID name, as on AWS (moto makes the ARN end in `:None`);
   * the `states:startExecution` integration (and `.sync`, `.sync:2`) gets camelCase API parameters and
     returns PascalCase fields with epoch-millisecond dates, as on AWS (moto passes the ASL's PascalCase
     parameters to boto3 and fails);
+  * a DISTRIBUTED Map fails above its ToleratedFailurePercentage and its ResultWriter writes the items'
+    results in AWS's format (moto swallows failed items and writes an empty manifest):
+    `rescind_local.distributed_map`;
   * LOCAL-ONLY SPEED-UP, opt in with `time_scale`: Retry intervals, Wait states and the `.sync` polling
     delay are multiplied by `time_scale`. The definitions stay exactly as written; only the interpreter's
     sleeping is shortened. ASL forbids `IntervalSeconds: 0`, so rewriting the definition cannot do this.
-- Not patched, and documented by contract tests: EXPRESS StartSyncExecution is not implemented, and a
-  DISTRIBUTED Map reports success when an item fails (use INLINE, or rely on `find_distributed_maps`).
+- Not patched, and documented by contract tests: EXPRESS StartSyncExecution is not implemented; moto cannot
+  parse `ItemBatcher` or `ResultWriter.WriterConfig`, and wants ToleratedFailurePercentage written as a
+  decimal (`100.0`).
 """
 
 from __future__ import annotations
@@ -142,7 +146,7 @@ def check_asl_next_targets(definition: Mapping[str, Any]) -> list[str]:
 
 
 def find_distributed_maps(definition: Mapping[str, Any]) -> list[str]:
-    """Map states in DISTRIBUTED mode: moto reports them as succeeded even when an item fails."""
+    """Map states in DISTRIBUTED mode (unpatched moto reports them as succeeded even when an item fails)."""
     found = []
     for location in iter_states(definition):
         processor = location.state.get("ItemProcessor") or {}
@@ -282,7 +286,9 @@ def local_stepfunctions_fixes(time_scale: float | None = None) -> Iterator[None]
     `time_scale` (e.g. 0.01) is a LOCAL-ONLY speed-up for tests: Retry intervals, Wait states and `.sync`
     polling sleep that fraction of their real time. None keeps real timing.
     """
-    patches = _patch_execution_names() + _patch_sfn_integration()
+    from rescind_local.distributed_map import distributed_map_patches
+
+    patches = _patch_execution_names() + _patch_sfn_integration() + distributed_map_patches()
     if time_scale is not None:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -38,6 +39,24 @@ class RunOutcome(StrEnum):
     FAILED = "failed"  # a step failed after its retries
 
 
+class MapResultsLocation(BaseModel):
+    """Where a DISTRIBUTED Map's ResultWriter put its manifest: the Map's `ResultWriterDetails`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    bucket: Annotated[str, Field(alias="Bucket", min_length=3, max_length=63)]
+    key: Annotated[str, Field(alias="Key", min_length=1, max_length=1024)]
+
+
+@dataclass(frozen=True)
+class VerifiedTargets:
+    """What the Verify Map's items found, summed from its ResultWriter output (rescind.response.map_results)."""
+
+    read_back: frozenset[str]  # target keys an item read back (dead unless also in still_alive)
+    still_alive: tuple[CredentialRef, ...]
+    failed_items: int = 0  # items that did not finish: their targets were not read back
+
+
 class CloseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -49,6 +68,9 @@ class CloseRequest(BaseModel):
     # For VERIFIED: what verification found alive. For FAILED: what was planned and not verified dead.
     still_alive: tuple[CredentialRef, ...] = ()
     error_type: Annotated[str, Field(max_length=200)] | None = None
+    # For VERIFIED by the Verify Map: its results in S3, which the close function reads (never the whole list
+    # in the state). Then a planned target no item read back is unknown, not dead.
+    verify_results: MapResultsLocation | None = None
 
 
 class Notification(BaseModel):
@@ -102,23 +124,25 @@ _DETAIL_TYPE: dict[IncidentStatus, str] = {
 _COMPLETED_DETAIL_TYPE: dict[str, str] = {"leak_response": "Credential Revoked"}
 
 
-def close_incident(request: CloseRequest, ledger: Ledger) -> ClosureResult:
+def close_incident(request: CloseRequest, ledger: Ledger, verified: VerifiedTargets | None = None) -> ClosureResult:
     """Append the closure; say how it ended. A run that left anything alive is PARTIAL, whatever else happened.
 
     A run that acted lists every planned credential as dead, alive or unknown (see `credential_standings`). A
     failed run whose credentials were never read back is FAILED, not PARTIAL, and its credentials are unknown:
-    never "nothing alive".
+    never "nothing alive". `verified` is what the Verify Map read back: a target it did not read is unknown, and a
+    verified run that leaves any unknown is PARTIAL too.
     """
     status = _STATUS[request.outcome]
     standings: tuple[CredentialStanding, ...] = ()
     if request.outcome in _ACTED:
-        standings = credential_standings(ledger.read_incident(request.incident_id), request)
+        standings = credential_standings(ledger.read_incident(request.incident_id), request, verified)
     alive = (
         tuple(standing.target for standing in standings if standing.state is CredentialState.ALIVE)
         if standings
         else request.still_alive
     )
-    if alive and status in (IncidentStatus.COMPLETED, IncidentStatus.FAILED):
+    unread = request.outcome is RunOutcome.VERIFIED and any(s.state is CredentialState.UNKNOWN for s in standings)
+    if (alive or unread) and status in (IncidentStatus.COMPLETED, IncidentStatus.FAILED):
         status = IncidentStatus.PARTIAL
     closure = IncidentClosure(
         incident_id=request.incident_id,
@@ -163,7 +187,9 @@ def close_incident(request: CloseRequest, ledger: Ledger) -> ClosureResult:
     )
 
 
-def credential_standings(view: IncidentView, request: CloseRequest) -> tuple[CredentialStanding, ...]:
+def credential_standings(
+    view: IncidentView, request: CloseRequest, verified: VerifiedTargets | None = None
+) -> tuple[CredentialStanding, ...]:
     """One standing per planned credential, in plan order, from what was read back.
 
     After verification, its list of what is alive decides, and the rest is dead. Without it (the run failed),
@@ -173,7 +199,18 @@ def credential_standings(view: IncidentView, request: CloseRequest) -> tuple[Cre
     it is; alive when any is.
     """
     planned = view.incident.plan.actions if view.incident is not None else ()
-    if request.outcome is RunOutcome.VERIFIED:
+    if request.outcome is RunOutcome.VERIFIED and verified is not None:
+        alive_keys = {ref.key for ref in verified.still_alive}
+        by_action = {
+            action.action_id: CredentialState.ALIVE
+            if action.target.key in alive_keys
+            else CredentialState.DEAD
+            if action.target.key in verified.read_back
+            else CredentialState.UNKNOWN
+            for action in planned
+        }
+        request = request.model_copy(update={"still_alive": (*request.still_alive, *verified.still_alive)})
+    elif request.outcome is RunOutcome.VERIFIED:
         verified_alive = {ref.key for ref in request.still_alive}
         by_action = {
             action.action_id: CredentialState.ALIVE if action.target.key in verified_alive else CredentialState.DEAD

@@ -9,6 +9,8 @@ Layout (the table is defined in template.yaml as LedgerTable):
   pk = GITHUB_DELIVERY#<id>                                 a webhook delivery seen (replay protection)
   pk = GITHUB_BODY#<sha256 of the signed body>              the same, by what the signature covers
   gsi1 (by_time): gsi1pk = INCIDENTS, gsi1sk = <opened_at>#<id>, on incident records only.
+A record larger than one item (a plan of thousands of actions, the closure of its run) is stored in chunks
+under its own key (rescind.ledger.chunks): `<sk>#PART#<digest>#<n>`, then the head at `<sk>`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from rescind.aws.errors import aws_errors, error_code
 from rescind.exceptions import AwsThrottled, InvalidInput, LedgerConflict
+from rescind.ledger.chunks import DEFAULT_CHUNK_CHARS, is_chunked_head, join_records, split_record
 from rescind.ledger.types import (
     ActionAttemptRecord,
     ApprovalDecision,
@@ -64,9 +67,10 @@ class DynamoDbLedger:
     """Raises the typed errors of rescind.aws.errors (AwsThrottled, AwsUnavailable, ActionFailed...), never
     botocore's."""
 
-    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+    def __init__(self, table_name: str, client: DynamoDBClient, chunk_chars: int = DEFAULT_CHUNK_CHARS) -> None:
         self._table = table_name
         self._client = client
+        self._chunk_chars = chunk_chars
 
     def _put_once(self, item: dict[str, str]) -> bool:
         from botocore.exceptions import ClientError
@@ -85,17 +89,21 @@ class DynamoDbLedger:
                 raise
         return True
 
+    def _put_record(self, pk: str, sk: str, record_type: str, body: str, **attributes: str) -> bool:
+        """Write one record once, in chunks when it is larger than one item: the chunks, then its head."""
+        chunks, head = split_record(sk, record_type, body, self._chunk_chars)
+        for chunk in chunks:  # the same content under the same key: a retry writes none twice
+            self._put_once({"pk": pk, "sk": chunk.sk, "record_type": chunk.record_type, "body": chunk.body})
+        return self._put_once({"pk": pk, "sk": sk, "record_type": record_type, **attributes, "body": head.body})
+
     def open_incident(self, record: IncidentRecord) -> bool:
-        body = record.model_dump_json()
-        written = self._put_once(
-            {
-                "pk": _pk(record.incident_id),
-                "sk": "A#INCIDENT",
-                "record_type": "incident",
-                "gsi1pk": _INCIDENTS,
-                "gsi1sk": f"{_utc_text(record.opened_at)}#{record.incident_id}",
-                "body": body,
-            }
+        written = self._put_record(
+            _pk(record.incident_id),
+            "A#INCIDENT",
+            "incident",
+            record.model_dump_json(),
+            gsi1pk=_INCIDENTS,
+            gsi1sk=f"{_utc_text(record.opened_at)}#{record.incident_id}",
         )
         if not written:
             existing = self.read_incident(record.incident_id).incident
@@ -159,14 +167,12 @@ class DynamoDbLedger:
         return [written[index] for index in range(len(items))]
 
     def close_incident(self, closure: IncidentClosure) -> bool:
-        return self._put_once(
-            {
-                "pk": _pk(closure.incident_id),
-                "sk": f"C#CLOSURE#{_utc_text(closure.closed_at)}",
-                "record_type": "closure",
-                "status": str(closure.status),
-                "body": closure.model_dump_json(),
-            }
+        return self._put_record(
+            _pk(closure.incident_id),
+            f"C#CLOSURE#{_utc_text(closure.closed_at)}",
+            "closure",
+            closure.model_dump_json(),
+            status=str(closure.status),
         )
 
     def record_approval(self, decision: ApprovalDecision) -> bool:
@@ -232,8 +238,9 @@ class DynamoDbLedger:
             ExpressionAttributeValues={":pk": {"S": _pk(incident_id)}},
             ConsistentRead=True,
         )
-        # Sorted by sk: the incident, attempts, closures oldest first, approvals.
-        return incident_view_from_records((item["record_type"]["S"], item["body"]["S"]) for item in items)
+        # Sorted by sk: the incident, attempts, closures oldest first, approvals; chunks joined to their records.
+        stored = ((item["sk"]["S"], item["record_type"]["S"], item["body"]["S"]) for item in items)
+        return incident_view_from_records(join_records(stored))
 
     def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]:
         condition = "gsi1pk = :all"
@@ -248,4 +255,13 @@ class DynamoDbLedger:
             ExpressionAttributeValues=values,
             ScanIndexForward=False,
         )
-        return [IncidentRecord.model_validate_json(item["body"]["S"]) for item in items]
+        records = []
+        for item in items:
+            body = item["body"]["S"]
+            if is_chunked_head(body):  # a plan too large for one item: its chunks are in its partition
+                whole = self.read_incident(item["pk"]["S"].removeprefix("INCIDENT#")).incident
+                if whole is not None:
+                    records.append(whole)
+            else:
+                records.append(IncidentRecord.model_validate_json(body))
+        return records

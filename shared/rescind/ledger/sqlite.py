@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rescind.exceptions import InvalidInput, LedgerConflict
 from rescind.ledger.base import Ledger
+from rescind.ledger.chunks import DEFAULT_CHUNK_CHARS, is_chunked_head, join_records, split_record
 from rescind.ledger.types import (
     ActionAttemptRecord,
     ApprovalDecision,
@@ -76,8 +77,9 @@ class LedgerRow:
 class SqliteLedger:
     """The Ledger protocol on one SQLite file; safe for one process at a time per write (BEGIN IMMEDIATE)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, chunk_chars: int = DEFAULT_CHUNK_CHARS) -> None:
         self.path = path
+        self._chunk_chars = chunk_chars
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with self._connection() as connection:
             connection.executescript(_SCHEMA)
@@ -111,11 +113,19 @@ class SqliteLedger:
                 raise
         return True
 
+    def _append_record(self, pk: str, sk: str, record_type: str, sort_key: str, body: str) -> bool:
+        """One record, in chunks as the stack's ledger stores it when it is larger than one DynamoDB item."""
+        chunks, head = split_record(sk, record_type, body, self._chunk_chars)
+        for chunk in chunks:
+            self._append(pk, chunk.sk, chunk.record_type, sort_key, chunk.body)
+        return self._append(pk, sk, record_type, sort_key, head.body)
+
     # --- the Ledger protocol ------------------------------------------------------------------------------
 
     def open_incident(self, record: IncidentRecord) -> bool:
         pk = f"INCIDENT#{record.incident_id}"
-        written = self._append(pk, "A#INCIDENT", "incident", record.opened_at.isoformat(), record.model_dump_json())
+        body = record.model_dump_json()
+        written = self._append_record(pk, "A#INCIDENT", "incident", record.opened_at.isoformat(), body)
         if not written:
             existing = self.read_incident(record.incident_id).incident
             if existing is not None and existing.plan != record.plan:
@@ -134,7 +144,7 @@ class SqliteLedger:
     def close_incident(self, closure: IncidentClosure) -> bool:
         closed = closure.closed_at.isoformat()
         pk = f"INCIDENT#{closure.incident_id}"
-        return self._append(pk, f"C#CLOSURE#{closed}", "closure", closed, closure.model_dump_json())
+        return self._append_record(pk, f"C#CLOSURE#{closed}", "closure", closed, closure.model_dump_json())
 
     def record_approval(self, decision: ApprovalDecision) -> bool:
         """One answer per run, keyed by its execution name as in the stack's ledger."""
@@ -164,19 +174,23 @@ class SqliteLedger:
     def read_incident(self, incident_id: str) -> IncidentView:
         with self._connection() as connection:
             rows = connection.execute(
-                "SELECT record_type, body FROM records WHERE pk = ? ORDER BY sk", (f"INCIDENT#{incident_id}",)
+                "SELECT sk, record_type, body FROM records WHERE pk = ? ORDER BY sk", (f"INCIDENT#{incident_id}",)
             ).fetchall()
-        return incident_view_from_records(rows)
+        return incident_view_from_records(join_records(rows))
 
     def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]:
-        query = "SELECT body FROM records WHERE record_type = 'incident'"
+        query = "SELECT pk, body FROM records WHERE record_type = 'incident'"
         parameters: tuple[str | int, ...] = ()
         if since is not None:
             query += " AND sort_key >= ?"
             parameters = (since.isoformat(),)
         with self._connection() as connection:
             rows = connection.execute(f"{query} ORDER BY sort_key DESC LIMIT ?", (*parameters, limit)).fetchall()
-        return [IncidentRecord.model_validate_json(body) for (body,) in rows]
+        return [self._whole_incident(pk, body) for pk, body in rows]
+
+    def _whole_incident(self, pk: str, body: str) -> IncidentRecord:
+        whole = self.read_incident(pk.removeprefix("INCIDENT#")).incident if is_chunked_head(body) else None
+        return whole if whole is not None else IncidentRecord.model_validate_json(body)
 
     # --- the local file's own -----------------------------------------------------------------------------
 
@@ -224,15 +238,17 @@ def push_local_ledger(local: SqliteLedger, remote: Ledger) -> PushReport:
     if broken:
         raise LedgerConflict(f"the local ledger {local.path} was changed outside Rescind: {broken[0]}")
     written = already = claims = 0
-    for row in local.rows():
-        if row.record_type == "incident":
-            done = remote.open_incident(IncidentRecord.model_validate_json(row.body))
-        elif row.record_type == "attempt":
-            done = remote.record_attempt(ActionAttemptRecord.model_validate_json(row.body))
-        elif row.record_type == "closure":
-            done = remote.close_incident(IncidentClosure.model_validate_json(row.body))
-        elif row.record_type == "approval":
-            done = remote.record_approval(ApprovalDecision.model_validate_json(row.body))
+    # Chunks are joined to their records here; the remote chunks what it must under its own item limit.
+    whole = join_records((row.sk, row.record_type, row.body) for row in local.rows())
+    for record_type, body in whole:
+        if record_type == "incident":
+            done = remote.open_incident(IncidentRecord.model_validate_json(body))
+        elif record_type == "attempt":
+            done = remote.record_attempt(ActionAttemptRecord.model_validate_json(body))
+        elif record_type == "closure":
+            done = remote.close_incident(IncidentClosure.model_validate_json(body))
+        elif record_type == "approval":
+            done = remote.record_approval(ApprovalDecision.model_validate_json(body))
         else:
             claims += 1
             continue

@@ -207,7 +207,8 @@ def test_start_execution_without_a_name_gets_a_uuid_name(local: Local) -> None:
 # --- gaps we do not patch: these tests pin moto's behaviour, so a moto upgrade that changes it is noticed -----
 
 
-def test_gap_a_distributed_map_reports_success_when_an_item_fails(local: Local, tmp_path: Path) -> None:
+def test_a_distributed_map_with_a_failed_item_and_no_tolerance_fails_as_on_aws(local: Local, tmp_path: Path) -> None:
+    # moto alone reports success (tests/integration/local_stack/test_distributed_map.py pins that); patched here.
     definition = {
         "StartAt": "Each",
         "States": {
@@ -226,7 +227,8 @@ def test_gap_a_distributed_map_reports_success_when_an_item_fails(local: Local, 
 
     described = local.run(definition, {"items": [{"counter": str(tmp_path / "x"), "refuse": True}]})
 
-    assert described["status"] == "SUCCEEDED"  # AWS would fail: why find_distributed_maps exists
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.ExceedToleratedFailureThreshold"
     assert find_distributed_maps(definition) == ["Each"]
 
 

@@ -10,6 +10,10 @@ from datetime import datetime
 from typing import Any
 
 ACTION_STATES = frozenset({"ContainOne", "RevokeOne", "ContainOneFailed", "RevokeOneFailed"})
+# A DISTRIBUTED Map's items run as child executions, whose events are not in this history: the Revoke Map's
+# items are counted from its Map run (`Label: Revoke` names it). An item whose action failed and was caught is
+# a finished item; the ledger and the closure say how each action ended.
+ACTION_MAP_LABEL = "Revoke"
 _TASK_ENDED = frozenset({"TaskSucceeded", "TaskFailed", "TaskTimedOut", "TaskSubmitFailed", "TaskStartFailed"})
 
 
@@ -105,15 +109,30 @@ def read_progress(sfn: Any, execution_arn: str) -> RunProgress:
             if kind == "TaskSucceeded":
                 payload = (_json(details.get("output")) or {}).get("Payload")
                 if isinstance(payload, dict) and "decision" in payload and "containment" in payload:
-                    progress.planned = len(payload.get("containment") or []) + len(payload.get("actions") or [])
+                    listed = len(payload.get("containment") or []) + len(payload.get("actions") or [])
+                    progress.planned = int(payload.get("action_count", listed))  # a plan in S3 is counted
                     progress.decision = str(payload["decision"])
                     progress.decision_reason = str(payload.get("decision_reason") or "")
-    progress.done = len(action_outcomes)
-    progress.failed = sum(1 for outcome in action_outcomes.values() if outcome == "failed")
+    finished_items, failed_items = _map_run_items(sfn, execution_arn, ACTION_MAP_LABEL)
+    progress.done = len(action_outcomes) + finished_items
+    progress.failed = sum(1 for outcome in action_outcomes.values() if outcome == "failed") + failed_items
     if progress.status == "RUNNING" and pending_token:
         progress.waiting_for_approval = True
         progress._task_token = pending_token
     return progress
+
+
+def _map_run_items(sfn: Any, execution_arn: str, label: str) -> tuple[int, int]:
+    """(items finished, items failed) of the execution's Map runs with this label."""
+    finished = failed = 0
+    for run in sfn.list_map_runs(executionArn=execution_arn).get("mapRuns", []):
+        if f"/{label}:" not in run["mapRunArn"]:
+            continue
+        counts = sfn.describe_map_run(mapRunArn=run["mapRunArn"]).get("itemCounts", {})
+        unfinished = counts.get("failed", 0) + counts.get("timedOut", 0) + counts.get("aborted", 0)
+        finished += counts.get("succeeded", 0) + unfinished
+        failed += unfinished
+    return finished, failed
 
 
 def execution_arns(sfn: Any, machine_arn: str) -> list[str]:

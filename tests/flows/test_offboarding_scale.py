@@ -1,0 +1,177 @@
+"""Offboarding a workload that holds hundreds or thousands of credentials, through the template's state machine
+(moto's interpreter, the handlers in-process, the local stack's DISTRIBUTED Map) against real OpenBao.
+
+The plan's actions travel through S3 (the state carries only their keys), the ledger keeps the plan in chunks, and
+the close task sums the Verify Map's results from S3. The default-tier test forces a tiny chunk size and Verify
+batch through the functions' settings, so the chunked and batched paths run with a few hundred credentials."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import hvac
+import pytest
+
+from rescind.ledger import DynamoDbLedger, IncidentStatus, Trigger
+from rescind.ledger.closing import CredentialState
+from rescind.models import Outcome
+from rescind.offboarding.types import offboarding_execution_name
+from rescind.response.types import ResponseRequest
+from rescind_cli.runs.history import execution_history
+from rescind_local import LocalOpenBao
+from rescind_local.seed import prepare_vault
+from rescind_local.stack import LocalStack
+from tests.conftest import deploy_local_stack
+
+STATE_LIMIT_BYTES = 256 * 1024
+
+
+def seed_tokens(openbao: LocalOpenBao, workload_id: str, count: int) -> list[str]:
+    """`count` tokens carrying the workload's `spiffe_id` (the discovery convention); their accessors only."""
+
+    def create(_: int) -> str:
+        client = hvac.Client(url=openbao.addr, token=openbao.root_token, timeout=60)
+        created = client.auth.token.create(policies=["default"], ttl="2h", meta={"spiffe_id": workload_id})
+        return str(created["auth"]["accessor"])
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(create, range(count)))
+
+
+def offboard(stack: LocalStack, workload_id: str, timeout: float) -> tuple[ResponseRequest, dict[str, Any]]:
+    event_id = str(uuid.uuid4())
+    request = ResponseRequest(
+        incident_id=offboarding_execution_name(workload_id, event_id),
+        workload_id=workload_id,
+        reason="workload terminated",
+        trigger=Trigger(
+            source="rescind", detail_type="Workload Terminated", event_id=event_id, workload_id=workload_id
+        ),
+        terminated_at=datetime.now(UTC),
+    )
+    described = stack.run_execution(
+        "OffboardingStateMachine", request.model_dump(mode="json"), name=request.incident_id, timeout=timeout
+    )
+    return request, described
+
+
+def largest_state_bytes(events: list[dict[str, Any]]) -> int:
+    sizes = [
+        len(details.get("input") or details.get("output") or "")
+        for event in events
+        for key, details in event.items()
+        if key.startswith("state") and key.endswith("EventDetails") and isinstance(details, dict)
+    ]
+    return max(sizes, default=0)
+
+
+def assert_every_token_refused(openbao: LocalOpenBao, accessors: list[str]) -> None:
+    root = hvac.Client(url=openbao.addr, token=openbao.root_token)
+    alive = []
+    for accessor in accessors:
+        try:
+            root.auth.token.lookup_accessor(accessor)
+            alive.append(accessor)
+        except hvac.exceptions.Forbidden:
+            pass
+        except hvac.exceptions.InvalidRequest:
+            pass
+    assert alive == []
+
+
+def run_at_scale(openbao: LocalOpenBao, count: int, environment: dict[str, str], timeout: float) -> dict[str, Any]:
+    prepare_vault(hvac.Client(url=openbao.addr, token=openbao.root_token))  # the mounts discovery looks in
+    workload_id = f"spiffe://scale.rescind/ns/bulk/sa/api-{uuid.uuid4().hex[:10]}"
+    accessors = seed_tokens(openbao, workload_id, count)
+    with deploy_local_stack(openbao, BlastRadiusCap="100000", environment=environment) as stack:
+        started = time.perf_counter()
+        request, described = offboard(stack, workload_id, timeout)
+        seconds = time.perf_counter() - started
+        events = execution_history(boto3.client("stepfunctions"), described["executionArn"])
+        dynamodb = boto3.client("dynamodb")
+        table = stack.physical_id("LedgerTable")
+        chunk_size = int(environment.get("LEDGER_CHUNK_CHARS", "90000"))
+        view = DynamoDbLedger(table, dynamodb, chunk_chars=chunk_size).read_incident(request.incident_id)
+        s3 = boto3.client("s3")
+        bucket = stack.physical_id("PlanBucket")
+        keys = [
+            item["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for item in page.get("Contents", [])
+        ]
+        chunk_items = dynamodb.query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :head)",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"INCIDENT#{request.incident_id}"},
+                ":head": {"S": "A#INCIDENT#PART#"},
+            },
+            Select="COUNT",
+        )["Count"]
+    return {
+        "accessors": accessors,
+        "request": request,
+        "described": described,
+        "events": events,
+        "view": view,
+        "keys": keys,
+        "chunk_items": chunk_items,
+        "seconds": seconds,
+    }
+
+
+def assert_offboarded(openbao: LocalOpenBao, run: dict[str, Any], count: int) -> None:
+    view = run["view"]
+    # The execution succeeded, and never carried the plan: every state stayed far under the limit
+    failures = [event for event in run["events"] if event["type"].endswith("Failed")]
+    assert run["described"]["status"] == "SUCCEEDED", json.dumps(failures[:3], default=str)[:3000]
+    assert largest_state_bytes(run["events"]) < 16 * 1024
+    # The plan was read back whole from the ledger, with one action per token, and each was executed once
+    assert view.incident is not None
+    assert len(view.incident.plan.actions) == count
+    assert {attempt.result.target.key for attempt in view.attempts} == {
+        a.target.key for a in view.incident.plan.actions
+    }
+    assert {attempt.result.outcome for attempt in view.attempts} == {Outcome.SUCCEEDED}
+    # The closure names every credential dead, as the Verify Map's results in S3 read them back
+    assert view.closure is not None
+    assert view.closure.status is IncidentStatus.COMPLETED
+    assert len(view.closure.in_state(CredentialState.DEAD)) == count
+    # The plan's items and both Maps' results are in the plan bucket
+    assert sum(key.startswith("plans/") for key in run["keys"]) == 2
+    assert sum(key.startswith("results/") and key.endswith("manifest.json") for key in run["keys"]) == 2
+    # And using any of the tokens fails
+    assert_every_token_refused(openbao, run["accessors"])
+
+
+def test_a_few_hundred_credentials_go_through_s3_and_a_chunked_ledger(aws: None, openbao: LocalOpenBao) -> None:
+    # Given a workload holding 200 tokens, a ledger that chunks every record over 2,000 characters, and Verify
+    # items of 40 targets
+    environment = {"LEDGER_CHUNK_CHARS": "2000", "VERIFY_BATCH_SIZE": "40"}
+
+    # When it is offboarded through the state machine
+    run = run_at_scale(openbao, 200, environment, timeout=300)
+
+    # Then everything ended and was verified, and the ledger holds the plan in chunks
+    assert_offboarded(openbao, run, 200)
+    assert run["chunk_items"] > 10
+    verify_items = [key for key in run["keys"] if key.endswith("/verify.json")]
+    assert len(verify_items) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3000)
+def test_two_thousand_credentials_through_the_state_machine(aws: None, openbao: LocalOpenBao) -> None:
+    # Given a workload holding 2,000 tokens: beyond what the state (about 730) and one ledger item (about 1,100)
+    # could carry before
+    run = run_at_scale(openbao, 2000, {}, timeout=2700)
+
+    # Then the offboarding ends and verifies every one of them, with the default chunk size and Verify batch
+    assert_offboarded(openbao, run, 2000)
+    assert run["chunk_items"] >= 2  # the plan of 2,000 actions is over one item's 90,000 characters
