@@ -86,10 +86,13 @@ def read_progress(sfn: Any, execution_arn: str) -> RunProgress:
     )
     action_outcomes: dict[str, str] = {}
     pending_token: str | None = None
+    map_run_started = False
     for event in execution_history(sfn, execution_arn):
         kind = event["type"]
         details: dict[str, Any]
-        if kind.endswith("StateEntered"):
+        if kind == "MapRunStarted":
+            map_run_started = True
+        elif kind.endswith("StateEntered"):
             progress.current_state = event.get("stateEnteredEventDetails", {}).get("name", "")
         elif kind.endswith("StateExited"):
             details = event.get("stateExitedEventDetails", {})
@@ -113,7 +116,9 @@ def read_progress(sfn: Any, execution_arn: str) -> RunProgress:
                     progress.planned = int(payload.get("action_count", listed))  # a plan in S3 is counted
                     progress.decision = str(payload["decision"])
                     progress.decision_reason = str(payload.get("decision_reason") or "")
-    finished_items, failed_items = _map_run_items(sfn, execution_arn, ACTION_MAP_LABEL)
+    # A Map run exists once the history says it started; before that there is nothing to list (and moto fails
+    # ListMapRuns on an execution whose interpreter has not started or has been let go).
+    finished_items, failed_items = _map_run_items(sfn, execution_arn, ACTION_MAP_LABEL) if map_run_started else (0, 0)
     progress.done = len(action_outcomes) + finished_items
     progress.failed = sum(1 for outcome in action_outcomes.values() if outcome == "failed") + failed_items
     if progress.status == "RUNNING" and pending_token:
