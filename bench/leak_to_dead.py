@@ -100,6 +100,11 @@ def seed_leak(kind: str, vault: Any, iam: Any) -> Leak:
         vault.secrets.kv.v2.create_or_update_secret(
             path, secret={"username": username, "password": password}, mount_point=LEAK_KV_MOUNT
         )
+        # Its owner declares the rotation (the password; no external system checks it), as the seeded secrets do:
+        # an undeclared secret is never written.
+        from rescind_local.seed import KV_ROTATION
+
+        vault.secrets.kv.v2.update_metadata(path, custom_metadata=KV_ROTATION, mount_point=LEAK_KV_MOUNT)
         return Leak(
             kind,
             f"{LEAK_KV_MOUNT}/{path}",
