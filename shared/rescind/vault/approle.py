@@ -81,7 +81,8 @@ def list_secret_id_accessors(client: hvac.Client, role_name: str, mount: str = "
     operation = f"list secret-id accessors of {mount}/{role_name}"
     with vault_errors(operation):
         try:
-            accessors = list_keys(client, f"/v1/auth/{mount}/role/{role_name}/secret-id")
+            # Paged by the secret-ids' HMACs, listed by accessor: `after` cannot page it (list_keys).
+            accessors = list_keys(client, f"/v1/auth/{mount}/role/{role_name}/secret-id", paged=False)
         except (hvac.exceptions.InvalidPath, hvac.exceptions.InvalidRequest) as error:
             raise ActionFailed(f"{operation}: {_describe(error)}") from error
     return [AppRoleSecretIdRef(mount=mount, role_name=role_name, accessor=accessor) for accessor in accessors]

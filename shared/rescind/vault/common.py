@@ -17,17 +17,26 @@ from rescind.vault.client import read_data
 _PAGINATION_IGNORED = "ignored these unrecognized parameters"
 
 
-def list_keys(client: hvac.Client, path: str, *, page_size: int = 500) -> list[str]:
+# Keys asked for per page of a paged LIST.
+LIST_PAGE_SIZE = 500
+
+
+def list_keys(client: hvac.Client, path: str, *, paged: bool = True, page_size: int | None = None) -> list[str]:
     """Every key of a LIST endpoint, following OpenBao's `after`/`limit` pagination where it is honoured.
 
+    OpenBao compares `after` with its storage keys, which some endpoints list in another form: PKI `certs` lists
+    `aa:bb` serials stored as `aa-bb` (the keys after a page's last one that share its first byte are skipped),
+    AppRole `secret-id` lists accessors stored by HMAC (pages come unsorted, most keys are skipped). Such an
+    endpoint must be listed with `paged=False`: one LIST, the whole list (a short page cannot show the loss).
     An endpoint that ignores the parameters answers with the whole list and a warning saying so. An
     empty listing (404 with no error text) gives []; any other error propagates for the caller to judge.
     """
+    limit = page_size or LIST_PAGE_SIZE
     keys: list[str] = []
     seen: set[str] = set()
     after: str | None = None
     while True:
-        params: dict[str, str | int] = {"limit": page_size}
+        params: dict[str, str | int] = {"limit": limit} if paged else {}
         if after is not None:
             params["after"] = after
         try:
@@ -43,7 +52,7 @@ def list_keys(client: hvac.Client, path: str, *, page_size: int = 500) -> list[s
         warnings = response.get("warnings") if isinstance(response, dict) else None
         unpaginated = any(_PAGINATION_IGNORED in str(warning) for warning in warnings or [])
         # `not new` also ends the loop if a server ignores `after` without saying so.
-        if unpaginated or len(page) < page_size or not new:
+        if not paged or unpaginated or len(page) < limit or not new:
             break
         after = page[-1]
     return keys

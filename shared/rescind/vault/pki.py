@@ -208,7 +208,7 @@ def list_certificate_serials(client: hvac.Client, mount: str, *, revoked: bool =
     path = f"/v1/{mount}/certs/revoked" if revoked else f"/v1/{mount}/certs"
     with vault_errors(f"list {path}"):
         try:
-            keys = list_keys(client, path)
+            keys = list_keys(client, path, paged=False)  # OpenBao pages `certs` by `aa-bb`, lists `aa:bb`
         except hvac.exceptions.InvalidPath as error:
             raise _missing_mount(mount) from error
     return sorted({canonical_serial(key) for key in keys})
