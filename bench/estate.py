@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,6 +83,23 @@ class Estate:
     @property
     def size(self) -> int:
         return len(self.tokens) + len(self.secret_ids) + len(self.certificates) + len(self.leases)
+
+
+def planned_short(estate: Estate, targets: Iterable[Any]) -> str | None:
+    """Which seeded kinds the plan holds fewer of than were seeded (a discovery that silently missed some would
+    leave them alive and still verify "0 alive": it reads back only what it planned); None when none is short."""
+    seeded = {
+        "vault_token": len(estate.tokens),
+        "approle_secret_id": len(estate.secret_ids),
+        "pki_certificate": len(estate.certificates),
+        "vault_lease": len(estate.leases),
+    }
+    planned: dict[str, set[str]] = {}
+    for target in targets:
+        planned.setdefault(str(target.kind), set()).add(target.key)
+    found = {kind: len(planned.get(kind, ())) for kind in seeded}
+    short = [f"{kind} {found[kind]}/{count}" for kind, count in seeded.items() if found[kind] < count]
+    return "the plan is short of what was seeded: " + ", ".join(short) if short else None
 
 
 APPROLE_ROLE = "bench-workload"

@@ -21,6 +21,7 @@ from bench.estate import (
     composition,
     lease_refs,
     offboarding_request,
+    planned_short,
     seed_estate,
     thread_local_clients,
 )
@@ -185,6 +186,9 @@ def engine_offboarding(addr: str, token: str, estate: Estate, concurrency: int) 
         if planned.decision is not GuardDecision.PROCEED:
             raise RuntimeError(f"the guard said {planned.decision}: {planned.decision_reason}")
         actions = [*planned.containment, *planned.actions]
+        short = planned_short(estate, (action.target for action in actions))
+        if short is not None:
+            raise RuntimeError(short)
 
         local = threading.local()
 
@@ -297,6 +301,9 @@ def state_machine_offboarding(addr: str, token: str, estate: Estate) -> dict[str
         "still_alive": len(view.closure.still_alive) if view.closure is not None else None,
         "calls": call_summary(estate, planned or estate.size, calls, {}),
     }
+    short = planned_short(estate, (action.target for action in view.incident.plan.actions)) if view.incident else None
+    if short is not None:
+        outcome["error"] = short
     if described["status"] != "SUCCEEDED":
         failures = [
             f"{event['type']}: " + json.dumps({k: v for k, v in event.items() if k.endswith("EventDetails")})[:400]
