@@ -10,24 +10,35 @@ Layout (one table):
 `expires_at` (epoch seconds) is the table's TTL attribute: a record is kept 30 days past its TTL, so "already
 absent" has its evidence for that long. Writes are puts (re-indexing a line is harmless); a revocation is a
 conditional update that keeps the first time seen. No value is ever stored: only references and HMACs.
+
+Records are read a page at a time (BatchGetItem, 100 keys a call, consistent): which of a batch of issuances the
+index holds already, and the records a pointer partition names. Keys DynamoDB leaves unprocessed (throttling) are
+asked again with a backoff; still unprocessed after the retries, the read raises AwsThrottled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from datetime import timedelta
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from rescind.aws.errors import aws_errors, error_code
+from rescind.exceptions import AwsThrottled
 from rescind.fingerprints.dynamodb import put_items
 from rescind.issuance.types import IssuanceRecord, IssuanceRevocation
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import KeysAndAttributesTypeDef
 
 KEPT_PAST_EXPIRY = timedelta(days=30)
+READ_BATCH_SIZE = 100  # BatchGetItem's limit
+_UNPROCESSED_RETRIES = 5
+
+Key = tuple[str, str]  # (pk, sk)
 
 
 def holder_key(record: IssuanceRecord) -> str:
@@ -74,9 +85,8 @@ class DynamoDbIssuanceIndex:
 
     def put_issuances(self, records: Sequence[IssuanceRecord]) -> int:
         # A put would clear a revocation seen earlier: write only records not already there.
-        items = [
-            item for record in records if not self._exists(holder_key(record), record.key) for item in _items(record)
-        ]
+        held = set(self._get_many(((holder_key(record), record.key) for record in records), keys_only=True))
+        items = [item for record in records if (holder_key(record), record.key) not in held for item in _items(record)]
         put_items(self._client, self._table, items, "issuances")
         return sum(1 for item in items if item["pk"]["S"].startswith("WORKLOAD#"))
 
@@ -116,22 +126,37 @@ class DynamoDbIssuanceIndex:
         return [(item["target_pk"]["S"], item["target_sk"]["S"]) for item in self._query(pk)]
 
     def _follow(self, pk: str) -> list[IssuanceRecord]:
-        records = []
-        for target_pk, target_sk in self._pointers(pk):
-            item = self._get(target_pk, target_sk)
-            if item is not None:
-                records.append(self._record(item))
-        return records
+        targets = self._pointers(pk)
+        found = self._get_many(targets)
+        return [self._record(found[target]) for target in targets if target in found]
 
-    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        with aws_errors(f"read an issuance from {self._table}"):
-            answer = self._client.get_item(
-                TableName=self._table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
-            )
-        return answer.get("Item")
+    def _get_many(self, keys: Iterable[Key], *, keys_only: bool = False) -> dict[Key, dict[str, Any]]:
+        """The items the index holds of these keys (consistent reads, a page of 100 at a time), by key."""
+        distinct = list(dict.fromkeys(keys))  # a batch may not name a key twice
+        found: dict[Key, dict[str, Any]] = {}
+        for start in range(0, len(distinct), READ_BATCH_SIZE):
+            request: KeysAndAttributesTypeDef = {
+                "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in distinct[start : start + READ_BATCH_SIZE]],
+                "ConsistentRead": True,
+            }
+            if keys_only:
+                request["ProjectionExpression"] = "pk, sk"
+            for item in self._batch_get(request):
+                found[(item["pk"]["S"], item["sk"]["S"])] = item
+        return found
 
-    def _exists(self, pk: str, sk: str) -> bool:
-        return self._get(pk, sk) is not None
+    def _batch_get(self, request: KeysAndAttributesTypeDef) -> Iterator[dict[str, Any]]:
+        for attempt in range(_UNPROCESSED_RETRIES + 1):
+            with aws_errors(f"read issuances from {self._table}"):
+                answer = self._client.batch_get_item(RequestItems={self._table: request})
+            yield from answer.get("Responses", {}).get(self._table, [])
+            unprocessed = (answer.get("UnprocessedKeys") or {}).get(self._table)
+            if not unprocessed or not unprocessed.get("Keys"):
+                return
+            request = {**request, "Keys": unprocessed["Keys"]}
+            if attempt < _UNPROCESSED_RETRIES:
+                time.sleep(min(0.05 * 2**attempt, 1.0))  # DynamoDB leaves keys unprocessed when throttled
+        raise AwsThrottled(f"read issuances from {self._table}: {len(request['Keys'])} key(s) left unprocessed")
 
     def _mark_revoked(self, pk: str, sk: str, revocation: IssuanceRevocation) -> None:
         try:
@@ -155,5 +180,6 @@ class DynamoDbIssuanceIndex:
     def _record(item: dict[str, Any]) -> IssuanceRecord:
         record = IssuanceRecord.model_validate_json(item["record"]["S"])
         if "revoked_at" in item:
-            return record.model_copy(update={"revoked_at": item["revoked_at"]["S"]})
+            # model_copy does not validate: parse the time, or the typed field would hold a string.
+            return record.model_copy(update={"revoked_at": datetime.fromisoformat(item["revoked_at"]["S"])})
         return record
