@@ -99,16 +99,16 @@ def check_index_drift(
 
     listed = [(group, item) for group in scan.groups() for item in group.list_items()]
     drawn = rng.sample(listed, min(sample_size, len(listed)))
-    missing: list[str] = []
-    compared_live = 0
-    for group, item in drawn:
-        live = group.record_of(item)  # the record the back-fill would write, or why there is none
-        if isinstance(live, str):
-            continue  # gone since the listing, or not a kind of credential the index holds (a CA)
-        compared_live += 1
-        held = index.by_reference(str(live.reference))
-        if not any(record.revoked_at is None for record in held):
-            missing.append(str(live.reference))
+    # The record the back-fill would write of each, or why there is none: gone since the listing, or not a kind of
+    # credential the index holds (a CA).
+    live_references = [
+        str(live.reference) for live in (group.record_of(item) for group, item in drawn) if not isinstance(live, str)
+    ]
+    held = index.by_references(live_references)
+    missing = [
+        reference for reference in live_references if not any(record.revoked_at is None for record in held[reference])
+    ]
+    compared_live = len(live_references)
 
     compared = len(records) + compared_live
     ratio = (len(dead) + len(missing)) / compared if compared else 0.0

@@ -126,9 +126,13 @@ class DynamoDbIssuanceIndex:
         return [(item["target_pk"]["S"], item["target_sk"]["S"]) for item in self._query(pk)]
 
     def _follow(self, pk: str) -> list[IssuanceRecord]:
-        targets = self._pointers(pk)
-        found = self._get_many(targets)
-        return [self._record(found[target]) for target in targets if target in found]
+        return self._follow_many([pk])[pk]
+
+    def _follow_many(self, pks: Sequence[str]) -> dict[str, list[IssuanceRecord]]:
+        """The records each pointer partition names, in its order: a query each, the records read in pages."""
+        targets = {pk: self._pointers(pk) for pk in pks}
+        found = self._get_many(target for pointed in targets.values() for target in pointed)
+        return {pk: [self._record(found[key]) for key in pointed if key in found] for pk, pointed in targets.items()}
 
     def _get_many(self, keys: Iterable[Key], *, keys_only: bool = False) -> dict[Key, dict[str, Any]]:
         """The items the index holds of these keys (consistent reads, a page of 100 at a time), by key."""

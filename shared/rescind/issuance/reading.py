@@ -4,7 +4,7 @@ records of one reference. Reads only; the layout is `rescind.issuance.dynamodb`'
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rescind.aws.errors import aws_errors
@@ -38,6 +38,11 @@ class IssuanceTableReader(DynamoDbIssuanceIndex):
     def by_reference(self, reference: str) -> list[IssuanceRecord]:
         """Every record of the reference (one per holder it was recorded under)."""
         return self._follow(f"REF#{reference}")
+
+    def by_references(self, references: Sequence[str]) -> dict[str, list[IssuanceRecord]]:
+        """`by_reference` of each, the records of all of them read in pages."""
+        followed = self._follow_many([f"REF#{reference}" for reference in dict.fromkeys(references)])
+        return {pk.removeprefix("REF#"): records for pk, records in followed.items()}
 
     def _scan_records(self, *, segment: int | None = None) -> Iterator[dict[str, Any]]:
         options: dict[str, Any] = {

@@ -1,7 +1,8 @@
 """The issuance index reads its records a page at a time (issue 18): BatchGetItem, 100 keys a call, consistent.
 
 Given an issuance table on moto (and, for the back-fill, a real OpenBao holding many tokens),
-When records are written (the audit log's or the back-fill's) or followed from a pointer partition,
+When records are written (the audit log's or the back-fill's), followed from a pointer partition, or looked up by
+the drift check,
 Then the index is read with at most one BatchGetItem per 100 keys and no GetItem per record; a record the index
 holds already (one seen revoked) is never overwritten; keys DynamoDB leaves unprocessed (injected here through
 botocore's event system, as a throttled table returns them) are asked again, and still unprocessed after the retries
@@ -23,6 +24,7 @@ import pytest
 from rescind.discovery import DiscoveryScope
 from rescind.exceptions import AwsThrottled
 from rescind.issuance.backfill import backfill_index
+from rescind.issuance.drift import check_index_drift
 from rescind.issuance.dynamodb import READ_BATCH_SIZE, DynamoDbIssuanceIndex
 from rescind.issuance.reading import IssuanceTableReader
 from rescind.issuance.state import DynamoDbIndexState
@@ -195,3 +197,21 @@ def test_the_backfill_reads_the_index_a_page_at_a_time(vault: hvac.Client, clien
     assert reads.record_gets == 0
     assert reads.calls["BatchGetItem"] <= math.ceil(report.examined / READ_BATCH_SIZE)
     assert len(index.by_workload(many_tokens)) == 150
+
+    # And the drift check looks its live sample up in the index the same way: a query per reference, reads in pages
+    reads.calls.clear()
+    check = check_index_drift(
+        vault,
+        index,
+        state,
+        scope,
+        sample_size=150,
+        threshold=0.5,
+        now=datetime.now(UTC),
+        wait=lambda: None,
+        dry_run=True,
+    )
+    assert check.sampled_live == 150
+    assert check.missing_from_index == 0
+    assert reads.record_gets == 0
+    assert reads.calls["BatchGetItem"] <= math.ceil(150 / READ_BATCH_SIZE)
