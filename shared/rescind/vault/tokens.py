@@ -6,7 +6,7 @@ The token value is never read, held or returned. Every call names the accessor, 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -147,14 +147,18 @@ _CREATE_CAPABILITIES = frozenset({"create", "update", "sudo", "root"})
 
 def can_create_child_tokens(client: hvac.Client, accessor: str) -> bool:
     """Whether the token's policies let it call auth/token/create (or a token role's create path) now."""
-    roles = list_role_names(client, TtlTargetType.TOKEN_ROLE)
+    return bool(_create_capability(client, accessor, list_role_names(client, TtlTargetType.TOKEN_ROLE)))
+
+
+def _create_capability(client: hvac.Client, accessor: str, roles: Sequence[str]) -> bool | None:
+    """As `can_create_child_tokens`; None when the accessor names no live token (its answer says nothing of others)."""
     paths = ["auth/token/create", *(f"auth/token/create/{role}" for role in roles)]
     with vault_errors(f"capabilities of token accessor {accessor}"):
         try:
             response = client.adapter.post("/v1/sys/capabilities-accessor", json={"accessor": accessor, "paths": paths})
         except hvac.exceptions.InvalidRequest as error:
             if _is_invalid_accessor(error):
-                return False
+                return None
             if _INVALID_TOKEN in str(error):
                 # OpenBao will not evaluate a token whose entity is disabled (containment does that first). It
                 # cannot create tokens now, but may have before: its tree is looked for, as an upper bound.
@@ -162,6 +166,27 @@ def can_create_child_tokens(client: hvac.Client, accessor: str) -> bool:
             raise ActionFailed(f"capabilities of token accessor {accessor}: {str(error)[:300]}") from error
     data = read_data(response)
     return any(_CREATE_CAPABILITIES & {str(cap) for cap in data.get(path) or ()} for path in paths)
+
+
+@dataclass
+class TokenCreators:
+    """Whether tokens may create tokens, asked once per ACL: capabilities-accessor evaluates a token's own policies
+    with its entity's (and its groups'), so tokens sharing both get the same answer. Token roles are listed once."""
+
+    client: hvac.Client
+    _roles: list[str] | None = None
+    _answers: dict[tuple[frozenset[str], str], bool] = field(default_factory=dict)
+
+    def can_create(self, token: TokenState) -> bool:
+        key = (token.policies, token.entity_id)
+        if key in self._answers:
+            return self._answers[key]
+        self._roles = list_role_names(self.client, TtlTargetType.TOKEN_ROLE) if self._roles is None else self._roles
+        answer = _create_capability(self.client, token.accessor, self._roles)
+        if answer is None:
+            return False  # gone since the scan: nothing can die with it, and its ACL's answer is still unknown
+        self._answers[key] = answer
+        return answer
 
 
 def could_descend_from(candidate: TokenState, parent: TokenState) -> bool:
@@ -178,14 +203,18 @@ def could_descend_from(candidate: TokenState, parent: TokenState) -> bool:
 
 
 def find_possible_child_tokens(
-    client: hvac.Client, parent: TokenState, *, live: Callable[[], Sequence[TokenState]] | None = None
+    client: hvac.Client,
+    parent: TokenState,
+    *,
+    live: Callable[[], Sequence[TokenState]] | None = None,
+    creators: TokenCreators | None = None,
 ) -> list[TokenState]:
     """Every live token that may die with `parent`'s revocation: empty when it cannot create tokens.
 
     `parent` is the caller's own lookup of the token; `live` gives a scan (scan_live_tokens) to share between
-    several parents, called only when needed.
+    several parents, called only when needed; `creators`, the answers to "may it create tokens" shared likewise.
     """
-    if not can_create_child_tokens(client, parent.accessor):
+    if not (creators or TokenCreators(client)).can_create(parent):
         return []
     tokens = live() if live is not None else scan_live_tokens(client)
     return [state for state in tokens if could_descend_from(state, parent)]
@@ -208,7 +237,7 @@ def _refuse_own_token(client: hvac.Client, ref: VaultTokenRef) -> None:
 
 
 def revoke_token_by_accessor(
-    client: hvac.Client, ref: VaultTokenRef, *, listed_children: Sequence[str] = ()
+    client: hvac.Client, ref: VaultTokenRef, *, listed_children: Sequence[str] = (), cannot_create_tokens: bool = False
 ) -> ActOutcome:
     """Revoke the token (and, as Vault does, its child tokens and leases) through revoke-accessor, then read it back.
 
@@ -218,10 +247,11 @@ def revoke_token_by_accessor(
     still have them). One not alive before is not claimed. Without either, no lookup comes first: a token gone
     already is told by revoke-accessor's own answer ("invalid accessor"). The lookup after the revoke is the
     action's read-back (`ActOutcome.read_back`), the same read `verify_token_revoked` makes.
+    With `cannot_create_tokens` (the planner asked, TokenCreators), the act is the revoke and its read-back.
     """
     _refuse_own_token(client, ref)
     candidates: dict[str, TokenState] = {}
-    may_have_children = can_create_child_tokens(client, ref.accessor)
+    may_have_children = not cannot_create_tokens and can_create_child_tokens(client, ref.accessor)
     if may_have_children or listed_children:
         state = lookup_token_by_accessor(client, ref.accessor)
         if state is None:
@@ -419,7 +449,10 @@ class VaultTokenHandler(KindHandler[VaultTokenRef]):
             {
                 ActionKind.REVOKE: Step(
                     lambda ref, action: revoke_token_by_accessor(
-                        client, ref, listed_children=action.params.child_tokens
+                        client,
+                        ref,
+                        listed_children=action.params.child_tokens,
+                        cannot_create_tokens=action.params.cannot_create_tokens,
                     ),
                     lambda ref, _action: verify_token_revoked(client, ref),
                 ),
