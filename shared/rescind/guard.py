@@ -145,6 +145,7 @@ def find_guarded_child_tokens(
     listed: Mapping[str, Sequence[str]] | None = None,
     live_tokens: Sequence[TokenState] | None = None,
     creators: TokenCreators | None = None,
+    token_states: Mapping[str, TokenState] | None = None,
 ) -> list[GuardedChildToken]:
     """Held or protected tokens that a planned token revocation may kill, outside the plan. Reads only.
 
@@ -153,7 +154,8 @@ def find_guarded_child_tokens(
     live tokens shared by all. Given `live_tokens` (the scan discovery made for this plan), the planned tokens'
     states come from it, and whether a token can create tokens is asked only when a guarded token outside the plan
     could descend from it: the same answer, without a call per planned token. `creators`: the plan's answers to
-    that question, shared with `mark_tokens_that_cannot_create_tokens`.
+    that question, shared with `mark_tokens_that_cannot_create_tokens`; `token_states`, the planned tokens' states
+    the plan read already (the index's candidates confirmed live), not looked up again.
     """
     from functools import cache
 
@@ -194,7 +196,7 @@ def find_guarded_child_tokens(
         return found
     live = cache(lambda: scan_live_tokens(vault))
     for parent in sorted(planned):
-        state = lookup_token_by_accessor(vault, parent)
+        state = (token_states or {}).get(parent) or lookup_token_by_accessor(vault, parent)
         for child in (
             find_possible_child_tokens(vault, state, live=live, creators=creators) if state is not None else ()
         ):

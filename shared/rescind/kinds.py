@@ -45,6 +45,8 @@ class PlanReads:
 
     guard_facts: dict[str, GuardFacts] = field(default_factory=dict)
     live_tokens: list[TokenState] | None = None  # None: no token scan was made
+    # Tokens read one by one (the index's candidates confirmed live), by accessor: their tree and ACL need no new read.
+    token_states: dict[str, TokenState] = field(default_factory=dict)
     # Whether tokens may create tokens, asked once per ACL for the whole plan (its marking and its guard).
     token_creators: TokenCreators | None = None
 

@@ -468,7 +468,8 @@ def _guard_facts(read: GuardRead, ref: PkiCertificateRef) -> GuardFacts:
 
 
 def _facts_of(record: CertificateRecord | None) -> GuardFacts:
-    return GuardFacts(hold=None, owners=frozenset(record.uri_sans) if record is not None else frozenset())
+    owners = frozenset(record.uri_sans) if record is not None else frozenset()
+    return GuardFacts(hold=None, owners=owners, found=record is not None)
 
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[PkiCertificateRef]:

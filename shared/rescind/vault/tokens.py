@@ -6,7 +6,7 @@ The token value is never read, held or returned. Every call names the accessor, 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -113,10 +113,8 @@ def scan_live_tokens(client: hvac.Client) -> list[TokenState]:
 
 
 def find_token_accessors_by_metadata(client: hvac.Client, key: str, value: str) -> list[VaultTokenRef]:
-    """Tokens whose metadata `key` equals `value` exactly, found by scanning auth/token/accessors.
-
-    Only a metadata match selects a token, so a root token or the caller's own token is never found
-    unless its own metadata names the workload.
+    """Tokens whose metadata `key` equals `value` exactly, found by scanning auth/token/accessors. Only a metadata
+    match selects a token: a root token or the caller's own is never found unless its own metadata names the workload.
     """
     return [VaultTokenRef(accessor=state.accessor) for state in find_tokens_by_metadata(client, key, value)]
 
@@ -129,8 +127,7 @@ def _require_metadata_match(key: str, value: str) -> None:
 def find_tokens_by_metadata(
     client: hvac.Client, key: str, value: str, *, live: Sequence[TokenState] | None = None
 ) -> list[TokenState]:
-    """The states of the tokens whose metadata `key` equals `value` exactly, from `live` (a scan already made) or
-    a new scan."""
+    """The states of the tokens whose metadata `key` equals `value`, from `live` (a scan already made) or a new scan."""
     _require_metadata_match(key, value)
     return [state for state in (scan_live_tokens(client) if live is None else live) if state.metadata.get(key) == value]
 
@@ -469,8 +466,12 @@ class VaultTokenHandler(KindHandler[VaultTokenRef]):
 
 
 def _guard_facts(read: GuardRead, ref: VaultTokenRef) -> GuardFacts:
+    """Its metadata's hold and owner; the state read is kept for the same plan's guard (its tree, its ACL)."""
     token = lookup_token_by_accessor(read.backends.vault, ref.accessor)
-    return facts_from_vault_metadata(token.metadata if token is not None else {}, read.metadata_key)
+    if token is not None and read.backends.reads is not None:
+        read.backends.reads.token_states[token.accessor] = token
+    facts = facts_from_vault_metadata(token.metadata if token is not None else {}, read.metadata_key)
+    return replace(facts, found=token is not None)
 
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[VaultTokenRef]:
