@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from rescind.kinds import Backends, PlanReads, kind_spec, registered_kinds
+from rescind.kinds import Backends, GuardRead, PlanReads, kind_spec, registered_kinds
 from rescind.models import (
     ROTATED_SINCE_KINDS,
     Action,
@@ -152,6 +152,7 @@ def _indexed_candidates(
     that Vault still has (a record may outlive what the log did not show: a tidy)."""
     from rescind.engine.factory import build_engine
     from rescind.engine.scope import TargetOutOfScope, check_target_in_scope
+    from rescind.guard import read_guard_facts
     from rescind.models.results import utc_now
 
     assert scope.issuance_index is not None
@@ -169,9 +170,19 @@ def _indexed_candidates(
         except TargetOutOfScope:
             continue
         of_kind.setdefault(ref.key, ref)
-    return {
-        kind: [ref for ref in refs.values() if engine.exists(ref) is not False] for kind, refs in candidates.items()
-    }
+    read = GuardRead(backends, metadata_key=scope.metadata_key)
+
+    def still_held(ref: CredentialRef) -> bool:
+        """Vault still has it: the guard's own read of it where its kind makes one (kept for the plan's guard, which
+        then reads it no more), else the engine's look-up."""
+        facts = read_guard_facts(read, ref)
+        if facts.found is None:
+            return engine.exists(ref) is not False
+        if facts.found:
+            backends.keep_guard_facts(ref, facts)
+        return facts.found
+
+    return {kind: [ref for ref in refs.values() if still_held(ref)] for kind, refs in candidates.items()}
 
 
 def plan_to_end(

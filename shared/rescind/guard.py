@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import hvac
 
     from rescind.aws.session import AwsClientFactory
-    from rescind.vault.tokens import TokenState
+    from rescind.vault.tokens import TokenCreators, TokenState
 
 __all__ = [
     "AWS_HOLD_TAG",
@@ -38,6 +38,7 @@ __all__ = [
     "guard_refusal",
     "is_protected",
     "listed_child_tokens",
+    "mark_tokens_that_cannot_create_tokens",
     "read_guard_facts",
     "refuse_guarded_target",
     "refuse_unapproved_root_rotation",
@@ -143,6 +144,8 @@ def find_guarded_child_tokens(
     *,
     listed: Mapping[str, Sequence[str]] | None = None,
     live_tokens: Sequence[TokenState] | None = None,
+    creators: TokenCreators | None = None,
+    token_states: Mapping[str, TokenState] | None = None,
 ) -> list[GuardedChildToken]:
     """Held or protected tokens that a planned token revocation may kill, outside the plan. Reads only.
 
@@ -150,12 +153,14 @@ def find_guarded_child_tokens(
     each child looked up). The live bound looks under a token only when it can create tokens, with one scan of the
     live tokens shared by all. Given `live_tokens` (the scan discovery made for this plan), the planned tokens'
     states come from it, and whether a token can create tokens is asked only when a guarded token outside the plan
-    could descend from it: the same answer, without a call per planned token.
+    could descend from it: the same answer, without a call per planned token. `creators`: the plan's answers to
+    that question, shared with `mark_tokens_that_cannot_create_tokens`; `token_states`, the planned tokens' states
+    the plan read already (the index's candidates confirmed live), not looked up again.
     """
     from functools import cache
 
     from rescind.vault.tokens import (
-        can_create_child_tokens,
+        TokenCreators,
         could_descend_from,
         find_possible_child_tokens,
         lookup_token_by_accessor,
@@ -163,6 +168,7 @@ def find_guarded_child_tokens(
     )
 
     planned = {ref.accessor for ref in refs if isinstance(ref, VaultTokenRef)}
+    creators = creators or TokenCreators(vault)
     found: list[GuardedChildToken] = []
     for parent in sorted(planned):
         for accessor in (listed or {}).get(parent, ()):
@@ -185,19 +191,40 @@ def find_guarded_child_tokens(
                 for child, marker in guarded
                 if state and (parent, child.accessor) not in indexed and could_descend_from(child, state)
             ]
-            if under and can_create_child_tokens(vault, parent):
+            if under and state and creators.can_create(state):
                 found.extend(GuardedChildToken(parent, child.accessor, marker) for child, marker in under)
         return found
     live = cache(lambda: scan_live_tokens(vault))
     for parent in sorted(planned):
-        state = lookup_token_by_accessor(vault, parent)
-        for child in find_possible_child_tokens(vault, state, live=live) if state is not None else ():
+        state = (token_states or {}).get(parent) or lookup_token_by_accessor(vault, parent)
+        for child in (
+            find_possible_child_tokens(vault, state, live=live, creators=creators) if state is not None else ()
+        ):
             if child.accessor in planned or (parent, child.accessor) in indexed:
                 continue
             marker = _guard_marker(child.metadata, policy)
             if marker is not None:
                 found.append(GuardedChildToken(parent, child.accessor, marker))
     return found
+
+
+def mark_tokens_that_cannot_create_tokens(
+    plan: Plan, live_tokens: Sequence[TokenState], creators: TokenCreators
+) -> Plan:
+    """The plan with each token revocation whose token may not create tokens marked so (`cannot_create_tokens`):
+    nothing can die with it, so its act need not ask again. Asked once per ACL (`TokenCreators`), of the tokens in
+    the plan's own scan of live tokens; a token not in the scan is left unmarked (its act asks for itself)."""
+    scanned = {token.accessor: token for token in live_tokens}
+    actions = []
+    for action in plan.actions:
+        target = action.target
+        state = scanned.get(target.accessor) if isinstance(target, VaultTokenRef) else None
+        if action.kind is ActionKind.REVOKE and state is not None and not creators.can_create(state):
+            action = action.model_copy(
+                update={"params": action.params.model_copy(update={"cannot_create_tokens": True})}
+            )
+        actions.append(action)
+    return Plan.ordered(plan.plan_id, actions, dry_run=plan.dry_run)
 
 
 def _guard_marker(metadata: Mapping[str, str], policy: GuardPolicy) -> str | None:

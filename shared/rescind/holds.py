@@ -7,7 +7,7 @@ user or secret, or a `rescind_hold` key in the metadata of a Vault entity, token
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 VAULT_HOLD_KEY = "rescind_hold"
 AWS_HOLD_TAG = "rescind:hold"
@@ -25,6 +25,8 @@ class GuardFacts:
 
     hold: str | None  # where a hold was found, or None
     owners: frozenset[str]
+    # Whether the read found the credential at all; None: the reader does not say (or made no read).
+    found: bool | None = field(default=None, compare=False)
 
 
 NO_GUARD_FACTS = GuardFacts(hold=None, owners=frozenset())

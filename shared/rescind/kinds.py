@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from rescind.rotation.contract import RotationHookInvoker
     from rescind.schedules.policy import SchedulePolicy
     from rescind.vault.kv_rotation_state import SecretValueHook
-    from rescind.vault.tokens import TokenState
+    from rescind.vault.tokens import TokenCreators, TokenState
 
 RefT = TypeVar("RefT")
 
@@ -45,6 +45,10 @@ class PlanReads:
 
     guard_facts: dict[str, GuardFacts] = field(default_factory=dict)
     live_tokens: list[TokenState] | None = None  # None: no token scan was made
+    # Tokens read one by one (the index's candidates confirmed live), by accessor: their tree and ACL need no new read.
+    token_states: dict[str, TokenState] = field(default_factory=dict)
+    # Whether tokens may create tokens, asked once per ACL for the whole plan (its marking and its guard).
+    token_creators: TokenCreators | None = None
 
 
 @dataclass(frozen=True)

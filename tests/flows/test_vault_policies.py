@@ -102,11 +102,6 @@ NOT_REACHED_LOCALLY = {
     },
     # A rerun of a crashed createSecret writes the staging copy again (an update); tests/reliability crashes it.
     *{(role, "{kv}/data/_rescind-pending/*", "update") for role in ("actor", "sweeper")},
-    # The planner asks whether a planned token can create tokens only when a held or protected token outside the
-    # plan could descend from it (or for a token named in a manual run); no flow here has one. Under root:
-    # tests/integration/vault/test_calls_per_credential.py and test_child_tokens.py.
-    ("planner", "sys/capabilities-accessor", "update"),
-    ("planner", "auth/token/roles", "list"),
 }
 
 

@@ -81,6 +81,9 @@ class ActionParams(BaseModel):
     child_tokens: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9._\-]{1,200}$")], ...] = Field(
         default=(), max_length=MAX_LISTED_CHILD_TOKENS
     )
+    # revoke (Vault token): the planner asked Vault whether this token may create tokens and it may not, so no token
+    # can die with it: the act reads no tree before revoking. Unset (the default), the act asks for itself.
+    cannot_create_tokens: bool = False
 
 
 class Action(BaseModel):

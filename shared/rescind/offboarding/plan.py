@@ -144,6 +144,15 @@ def build_offboarding_plan(
         if children:
             tree = f"the issuance index lists {children} child token(s) under the planned tokens"
             sources = f"{sources}; {tree}" if sources else tree
+    if reads is not None:
+        from rescind.guard import mark_tokens_that_cannot_create_tokens
+        from rescind.vault.tokens import TokenCreators
+
+        # Asked once per ACL here, of the token states the plan read (its scan, or the index's candidates confirmed
+        # live), so no token revocation asks at act time (and the guard reuses the answers).
+        read_tokens = reads.live_tokens if reads.live_tokens is not None else list(reads.token_states.values())
+        reads.token_creators = reads.token_creators or TokenCreators(vault)
+        plan = mark_tokens_that_cannot_create_tokens(plan, read_tokens, reads.token_creators)
     decision, why = guard_decision(
         plan,
         refs,

@@ -70,6 +70,8 @@ def guard_decision(
                 policy,
                 listed=listed_child_tokens(plan),
                 live_tokens=reads.live_tokens if reads is not None else None,
+                creators=reads.token_creators if reads is not None else None,
+                token_states=reads.token_states if reads is not None else None,
             )
             if refuse_guarded_child_tokens
             else []

@@ -6,7 +6,7 @@ The secret-id value is never read, held or returned; OpenBao's accessor lookup d
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -291,7 +291,8 @@ class AppRoleSecretIdHandler(KindHandler[AppRoleSecretIdRef]):
 
 def _guard_facts(read: GuardRead, ref: AppRoleSecretIdRef) -> GuardFacts:
     secret_id = lookup_secret_id(read.backends.vault, ref)
-    return facts_from_vault_metadata(secret_id.metadata if secret_id is not None else {}, read.metadata_key)
+    facts = facts_from_vault_metadata(secret_id.metadata if secret_id is not None else {}, read.metadata_key)
+    return replace(facts, found=secret_id is not None)
 
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[AppRoleSecretIdRef]:

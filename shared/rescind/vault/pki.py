@@ -304,18 +304,31 @@ def revoke_certificate_by_serial(
             if any(_NOT_FOUND in str(message) for message in error.errors or []):
                 return ActOutcome(changed=False, absent=True, detail=f"already absent: {serial} vanished from {mount}")
             raise ActionFailed(f"revoke certificate {serial} on {mount} refused: {error.errors}") from None
-    warnings = response.get("warnings") if isinstance(response, dict) else None
-    if any(_ALREADY_EXPIRED in str(warning) for warning in warnings or []):
+    answer = response if isinstance(response, dict) else {}
+    if any(_ALREADY_EXPIRED in str(warning) for warning in answer.get("warnings") or []):
         return ActOutcome(changed=False, detail=f"already absent: certificate {serial} expired before the revoke")
     on_crl = fetch_revoked_serials(client, mount)
     if rebuild_stale_crl and serial not in on_crl:
         rebuild_crl(client, mount)
         on_crl = fetch_revoked_serials(client, mount)
-    # The CRL just fetched and the record read now are the action's read-back: verify_certificate_revoked's reads.
+    # The read-back: the CRL fetched after the revoke (what a relying party sees), beside the revocation time the
+    # revoke answered from the record it stored. `<mount>/cert/<serial>` is not read again: the read before the
+    # revoke told this certificate apart (stored, not revoked, not expired), and the revoke answered its new state.
+    revoked_at = int(read_data(answer).get("revocation_time") or 0)
     return ActOutcome(
         changed=True,
         detail=f"revoked certificate {serial} on {mount}",
-        read_back=verify_certificate_revoked(client, ref, revoked_serials=on_crl),
+        read_back=_revoke_read_back(ref, serial, revoked_at, on_crl=serial in on_crl),
+    )
+
+
+def _revoke_read_back(ref: PkiCertificateRef, serial: str, revoked_at: int, *, on_crl: bool) -> Evidence:
+    """A revocation's proof: the serial on the CRL read after it, and a revocation time in the revoke's answer."""
+    observed = f"revocation_time={revoked_at} (the revoke's answer); " + ("on the CRL" if on_crl else "not on the CRL")
+    if not on_crl:
+        observed += " (stale CRL: the revoke did not reach it; act again to rebuild it)"
+    return Evidence(
+        check=f"CRL of {ref.mount} after the revoke of {serial}", observed=observed, confirmed=on_crl and revoked_at > 0
     )
 
 
@@ -455,7 +468,8 @@ def _guard_facts(read: GuardRead, ref: PkiCertificateRef) -> GuardFacts:
 
 
 def _facts_of(record: CertificateRecord | None) -> GuardFacts:
-    return GuardFacts(hold=None, owners=frozenset(record.uri_sans) if record is not None else frozenset())
+    owners = frozenset(record.uri_sans) if record is not None else frozenset()
+    return GuardFacts(hold=None, owners=owners, found=record is not None)
 
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[PkiCertificateRef]:

@@ -6,7 +6,7 @@ The token value is never read, held or returned. Every call names the accessor, 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -113,10 +113,8 @@ def scan_live_tokens(client: hvac.Client) -> list[TokenState]:
 
 
 def find_token_accessors_by_metadata(client: hvac.Client, key: str, value: str) -> list[VaultTokenRef]:
-    """Tokens whose metadata `key` equals `value` exactly, found by scanning auth/token/accessors.
-
-    Only a metadata match selects a token, so a root token or the caller's own token is never found
-    unless its own metadata names the workload.
+    """Tokens whose metadata `key` equals `value` exactly, found by scanning auth/token/accessors. Only a metadata
+    match selects a token: a root token or the caller's own is never found unless its own metadata names the workload.
     """
     return [VaultTokenRef(accessor=state.accessor) for state in find_tokens_by_metadata(client, key, value)]
 
@@ -129,8 +127,7 @@ def _require_metadata_match(key: str, value: str) -> None:
 def find_tokens_by_metadata(
     client: hvac.Client, key: str, value: str, *, live: Sequence[TokenState] | None = None
 ) -> list[TokenState]:
-    """The states of the tokens whose metadata `key` equals `value` exactly, from `live` (a scan already made) or
-    a new scan."""
+    """The states of the tokens whose metadata `key` equals `value`, from `live` (a scan already made) or a new scan."""
     _require_metadata_match(key, value)
     return [state for state in (scan_live_tokens(client) if live is None else live) if state.metadata.get(key) == value]
 
@@ -147,14 +144,18 @@ _CREATE_CAPABILITIES = frozenset({"create", "update", "sudo", "root"})
 
 def can_create_child_tokens(client: hvac.Client, accessor: str) -> bool:
     """Whether the token's policies let it call auth/token/create (or a token role's create path) now."""
-    roles = list_role_names(client, TtlTargetType.TOKEN_ROLE)
+    return bool(_create_capability(client, accessor, list_role_names(client, TtlTargetType.TOKEN_ROLE)))
+
+
+def _create_capability(client: hvac.Client, accessor: str, roles: Sequence[str]) -> bool | None:
+    """As `can_create_child_tokens`; None when the accessor names no live token (its answer says nothing of others)."""
     paths = ["auth/token/create", *(f"auth/token/create/{role}" for role in roles)]
     with vault_errors(f"capabilities of token accessor {accessor}"):
         try:
             response = client.adapter.post("/v1/sys/capabilities-accessor", json={"accessor": accessor, "paths": paths})
         except hvac.exceptions.InvalidRequest as error:
             if _is_invalid_accessor(error):
-                return False
+                return None
             if _INVALID_TOKEN in str(error):
                 # OpenBao will not evaluate a token whose entity is disabled (containment does that first). It
                 # cannot create tokens now, but may have before: its tree is looked for, as an upper bound.
@@ -162,6 +163,27 @@ def can_create_child_tokens(client: hvac.Client, accessor: str) -> bool:
             raise ActionFailed(f"capabilities of token accessor {accessor}: {str(error)[:300]}") from error
     data = read_data(response)
     return any(_CREATE_CAPABILITIES & {str(cap) for cap in data.get(path) or ()} for path in paths)
+
+
+@dataclass
+class TokenCreators:
+    """Whether tokens may create tokens, asked once per ACL: capabilities-accessor evaluates a token's own policies
+    with its entity's (and its groups'), so tokens sharing both get the same answer. Token roles are listed once."""
+
+    client: hvac.Client
+    _roles: list[str] | None = None
+    _answers: dict[tuple[frozenset[str], str], bool] = field(default_factory=dict)
+
+    def can_create(self, token: TokenState) -> bool:
+        key = (token.policies, token.entity_id)
+        if key in self._answers:
+            return self._answers[key]
+        self._roles = list_role_names(self.client, TtlTargetType.TOKEN_ROLE) if self._roles is None else self._roles
+        answer = _create_capability(self.client, token.accessor, self._roles)
+        if answer is None:
+            return False  # gone since the scan: nothing can die with it, and its ACL's answer is still unknown
+        self._answers[key] = answer
+        return answer
 
 
 def could_descend_from(candidate: TokenState, parent: TokenState) -> bool:
@@ -178,14 +200,18 @@ def could_descend_from(candidate: TokenState, parent: TokenState) -> bool:
 
 
 def find_possible_child_tokens(
-    client: hvac.Client, parent: TokenState, *, live: Callable[[], Sequence[TokenState]] | None = None
+    client: hvac.Client,
+    parent: TokenState,
+    *,
+    live: Callable[[], Sequence[TokenState]] | None = None,
+    creators: TokenCreators | None = None,
 ) -> list[TokenState]:
     """Every live token that may die with `parent`'s revocation: empty when it cannot create tokens.
 
     `parent` is the caller's own lookup of the token; `live` gives a scan (scan_live_tokens) to share between
-    several parents, called only when needed.
+    several parents, called only when needed; `creators`, the answers to "may it create tokens" shared likewise.
     """
-    if not can_create_child_tokens(client, parent.accessor):
+    if not (creators or TokenCreators(client)).can_create(parent):
         return []
     tokens = live() if live is not None else scan_live_tokens(client)
     return [state for state in tokens if could_descend_from(state, parent)]
@@ -208,7 +234,7 @@ def _refuse_own_token(client: hvac.Client, ref: VaultTokenRef) -> None:
 
 
 def revoke_token_by_accessor(
-    client: hvac.Client, ref: VaultTokenRef, *, listed_children: Sequence[str] = ()
+    client: hvac.Client, ref: VaultTokenRef, *, listed_children: Sequence[str] = (), cannot_create_tokens: bool = False
 ) -> ActOutcome:
     """Revoke the token (and, as Vault does, its child tokens and leases) through revoke-accessor, then read it back.
 
@@ -218,10 +244,11 @@ def revoke_token_by_accessor(
     still have them). One not alive before is not claimed. Without either, no lookup comes first: a token gone
     already is told by revoke-accessor's own answer ("invalid accessor"). The lookup after the revoke is the
     action's read-back (`ActOutcome.read_back`), the same read `verify_token_revoked` makes.
+    With `cannot_create_tokens` (the planner asked, TokenCreators), the act is the revoke and its read-back.
     """
     _refuse_own_token(client, ref)
     candidates: dict[str, TokenState] = {}
-    may_have_children = can_create_child_tokens(client, ref.accessor)
+    may_have_children = not cannot_create_tokens and can_create_child_tokens(client, ref.accessor)
     if may_have_children or listed_children:
         state = lookup_token_by_accessor(client, ref.accessor)
         if state is None:
@@ -419,7 +446,10 @@ class VaultTokenHandler(KindHandler[VaultTokenRef]):
             {
                 ActionKind.REVOKE: Step(
                     lambda ref, action: revoke_token_by_accessor(
-                        client, ref, listed_children=action.params.child_tokens
+                        client,
+                        ref,
+                        listed_children=action.params.child_tokens,
+                        cannot_create_tokens=action.params.cannot_create_tokens,
                     ),
                     lambda ref, _action: verify_token_revoked(client, ref),
                 ),
@@ -436,8 +466,12 @@ class VaultTokenHandler(KindHandler[VaultTokenRef]):
 
 
 def _guard_facts(read: GuardRead, ref: VaultTokenRef) -> GuardFacts:
+    """Its metadata's hold and owner; the state read is kept for the same plan's guard (its tree, its ACL)."""
     token = lookup_token_by_accessor(read.backends.vault, ref.accessor)
-    return facts_from_vault_metadata(token.metadata if token is not None else {}, read.metadata_key)
+    if token is not None and read.backends.reads is not None:
+        read.backends.reads.token_states[token.accessor] = token
+    facts = facts_from_vault_metadata(token.metadata if token is not None else {}, read.metadata_key)
+    return replace(facts, found=token is not None)
 
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[VaultTokenRef]:

@@ -29,6 +29,7 @@ from rescind.issuance.reading import IssuanceTableReader
 from rescind.issuance.state import DynamoDbIndexState
 from rescind.models import CredentialKind
 from rescind.models.refs import format_ref, parse_ref
+from tests.conftest import BackendCalls
 from tests.integration.issuance.test_audit_index import TABLE, create_table
 
 
@@ -220,3 +221,43 @@ def test_the_drift_check_confirms_an_index_in_step_and_marks_a_drifted_one_stale
     finally:
         for accessor in late:
             vault.auth.token.revoke_accessor(accessor)
+
+
+def test_a_plan_on_the_backfilled_index_reads_each_candidate_once_and_its_guard_reads_nothing_again(
+    vault: hvac.Client, aws: None, estate: Estate, backend_calls: BackendCalls
+) -> None:
+    from rescind.guard import GuardPolicy
+    from rescind.ledger import Trigger
+    from rescind.offboarding.plan import build_offboarding_plan
+    from rescind.response.types import GuardDecision, ResponseRequest
+
+    # Given a back-filled index holding the workload's token, secret-id and certificate
+    index, state = backfilled(vault, estate)
+    scope = replace(estate.scope, issuance_index=index, index_state=state)
+    request = ResponseRequest(
+        incident_id=f"index-calls-{estate.workload.rsplit('/', 1)[-1]}",
+        workload_id=estate.workload,
+        reason="test: calls of a plan on the index",
+        trigger=Trigger(source="rescind", detail_type="Workload Terminated", event_id="x", workload_id=estate.workload),
+        terminated_at=now(),
+    )
+    backend_calls.vault.clear()
+
+    # When its end is planned and guarded
+    _, planned = build_offboarding_plan(
+        request, vault=vault, aws=None, inventory=None, scope=scope, policy=GuardPolicy()
+    )
+
+    # Then each candidate was read once, by the read that confirmed it live (the guard took its hold and owner from
+    # it), and whether the token may create tokens was asked once: its revoke will not ask again
+    def reads_of(endpoint: str) -> int:
+        return sum(1 for call in backend_calls.vault if endpoint in call)
+
+    assert planned.decision is GuardDecision.PROCEED
+    assert len(planned.actions) == 3
+    assert reads_of("/auth/token/lookup-accessor") == 1
+    assert reads_of("/secret-id-accessor/lookup") == 1
+    assert reads_of(f"/{estate.scope.pki_mounts[0]}/cert/") == 1
+    assert reads_of("/sys/capabilities-accessor") == 1
+    (token_action,) = [action for action in planned.actions if action.target.kind is CredentialKind.VAULT_TOKEN]
+    assert token_action.params.cannot_create_tokens
