@@ -70,6 +70,12 @@ class CallCounts:
             found[kind_of_path(key.split(" ", 1)[1])] += count
         return dict(found)
 
+    def aws_by_service(self) -> dict[str, int]:
+        found: Counter[str] = Counter()
+        for key, count in self.aws.items():
+            found[key.split(".", 1)[0]] += count
+        return dict(found)
+
     def aws_writes(self, service: str = "dynamodb") -> int:
         writes = ("PutItem", "BatchWriteItem", "TransactWriteItems", "UpdateItem", "DeleteItem")
         return sum(count for key, count in self.aws.items() if key.startswith(f"{service}.") and key.endswith(writes))
@@ -82,6 +88,11 @@ class CallCounts:
             "vault_per_credential": round(self.vault_total / credentials, 3) if credentials else None,
             "dynamodb_writes": self.aws_writes(),
             "dynamodb_writes_per_credential": round(self.aws_writes() / credentials, 3) if credentials else None,
+            "aws_per_credential_by_service": {
+                service: round(count / credentials, 3) for service, count in sorted(self.aws_by_service().items())
+            }
+            if credentials
+            else {},
             "vault_by_path": dict(self.vault.most_common()),
             "aws_by_operation": dict(self.aws.most_common()),
         }
