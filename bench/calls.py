@@ -105,18 +105,26 @@ class CallCounts:
         return found
 
 
+UNCOUNTED_THREAD_PREFIX = "bench-uncounted"  # a thread so named (an outside watcher) is not counted
+
+
 class CallCounter:
-    """The running counts of one `counting_calls()` block. Thread-safe."""
+    """The running counts of one `counting_calls()` block. Thread-safe; calls from threads whose name starts with
+    UNCOUNTED_THREAD_PREFIX are left out."""
 
     def __init__(self) -> None:
         self._counts = CallCounts()
         self._lock = threading.Lock()
 
     def vault(self, method: str, url: str) -> None:
+        if threading.current_thread().name.startswith(UNCOUNTED_THREAD_PREFIX):
+            return
         with self._lock:
             self._counts.vault[f"{method.upper()} {path_template(url)}"] += 1
 
     def aws(self, service: str, operation: str) -> None:
+        if threading.current_thread().name.startswith(UNCOUNTED_THREAD_PREFIX):
+            return
         with self._lock:
             self._counts.aws[f"{service}.{operation}"] += 1
 

@@ -37,47 +37,54 @@ MAP_CONCURRENCY = 10  # MaxConcurrency of the offboarding state machine's Contai
 STATE_LIMIT_BYTES = 256 * 1024  # a Standard execution's state (input/output of one state)
 
 
-def bare_revocations(
-    addr: str, token: str, estate: Estate, concurrency: int, *, read_back: bool = False
-) -> dict[str, Any]:
-    """The floor: the same revocations with plain hvac calls, no discovery, no ledger; with `read_back`, one read
-    per credential afterwards that checks what it reads (the least a verified revocation costs): a credential the
-    read finds alive is counted in `still_alive`, and a run that leaves one is an error."""
+def read_back_dead(client: Any, job: tuple[str, Any]) -> bool:
+    """One read of a bare-revoked credential, True only on the answer that proves it gone, as Rescind's verify
+    reads it: 400 "invalid accessor" or "invalid lease", 404 "failed to find accessor entry", or a certificate
+    whose revocation_time is set. Any other answer is a live credential."""
     import hvac.exceptions
 
-    client = thread_local_clients(addr, token)
-    retries = Retries()
-    jobs: list[tuple[str, Any]] = [
+    kind, target = job
+    try:
+        if kind == "token":
+            client.auth.token.lookup_accessor(target)
+        elif kind == "secret_id":
+            role, accessor = target
+            client.auth.approle.read_secret_id_accessor(role, accessor, mount_point="approle")
+        elif kind == "certificate":
+            read = client.secrets.pki.read_certificate(target, mount_point="pki")
+            return int((read.get("data") or {}).get("revocation_time") or 0) > 0
+        else:
+            client.sys.read_lease(target)
+    except hvac.exceptions.InvalidRequest as error:
+        return kind in ("token", "lease") and ("invalid accessor" in str(error) or "invalid lease" in str(error))
+    except hvac.exceptions.InvalidPath as error:
+        return kind == "secret_id" and "failed to find accessor entry" in str(error)
+    return False  # it answered: alive
+
+
+def estate_jobs(estate: Estate) -> list[tuple[str, Any]]:
+    """The estate's credentials as (kind, reference) jobs for the bare loops."""
+    return [
         *(("token", accessor) for accessor in estate.tokens),
         *(("secret_id", pair) for pair in estate.secret_ids),
         *(("certificate", serial) for serial in estate.certificates),
         *(("lease", lease_id) for lease_id in estate.leases),
     ]
 
+
+def bare_revocations(
+    addr: str, token: str, estate: Estate, concurrency: int, *, read_back: bool = False
+) -> dict[str, Any]:
+    """The floor: the same revocations with plain hvac calls, no discovery, no ledger; with `read_back`, one read
+    per credential afterwards that checks what it reads (the least a verified revocation costs): a credential the
+    read finds alive is counted in `still_alive`, and a run that leaves one is an error."""
+    client = thread_local_clients(addr, token)
+    retries = Retries()
+    jobs = estate_jobs(estate)
+
     def revoke(job: tuple[str, Any]) -> bool:
         retries.call(lambda: revoke_once(job))
-        return read_back_dead(job) if read_back else True
-
-    def read_back_dead(job: tuple[str, Any]) -> bool:
-        """True only on the answer that proves it gone, as Rescind's verify reads it: 400 "invalid accessor" or
-        "invalid lease", 404 "failed to find accessor entry", or a certificate whose revocation_time is set."""
-        kind, target = job
-        try:
-            if kind == "token":
-                client().auth.token.lookup_accessor(target)
-            elif kind == "secret_id":
-                role, accessor = target
-                client().auth.approle.read_secret_id_accessor(role, accessor, mount_point="approle")
-            elif kind == "certificate":
-                read = client().secrets.pki.read_certificate(target, mount_point="pki")
-                return int((read.get("data") or {}).get("revocation_time") or 0) > 0
-            else:
-                client().sys.read_lease(target)
-        except hvac.exceptions.InvalidRequest as error:
-            return kind in ("token", "lease") and ("invalid accessor" in str(error) or "invalid lease" in str(error))
-        except hvac.exceptions.InvalidPath as error:
-            return kind == "secret_id" and "failed to find accessor entry" in str(error)
-        return False  # it answered: alive
+        return read_back_dead(client(), job) if read_back else True
 
     def revoke_once(job: tuple[str, Any]) -> None:
         kind, target = job
@@ -704,8 +711,12 @@ def render(scale: dict[str, Any] | None) -> list[str]:
             if summary.get("errors"):
                 phases += f"; FAILED: {summary['errors'][0][:200]}"
             ratios = [
-                size.get(key, {}).get(path)
-                for key in ("rate_vs_bare_verified", "rate_vs_bare_concurrent", "rate_vs_bare_serial")
+                cell(size.get(f"rate_vs_{key}", {}).get(path)) if floor in size["paths"] else "-"
+                for key, floor in (
+                    ("bare_verified", TARGET_FLOOR),
+                    ("bare_concurrent", "bare_concurrent"),
+                    ("bare_serial", "bare_serial"),
+                )
             ]
             calls = summary.get("calls_per_credential") or {}
             aws = ", ".join(f"{service} {value}" for service, value in (calls.get("aws_by_service") or {}).items())
@@ -718,7 +729,7 @@ def render(scale: dict[str, Any] | None) -> list[str]:
                 f"{cell(summary['median_seconds'])} ({cell(summary.get('min_seconds'))}-"
                 f"{cell(summary.get('max_seconds'))})",
                 *(cell(summary[key]) for key in ("credentials_per_second", "ms_per_credential")),
-                *(cell(value) for value in ratios),
+                *ratios,
                 cell(calls.get("vault")),
                 aws or "0",
                 phases,

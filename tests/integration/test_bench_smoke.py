@@ -127,3 +127,29 @@ def test_the_index_vs_scan_benchmark_runs_at_its_smallest_size(tmp_path: Path) -
         "scan"
     ]
     assert (row["leases_found_by_index"], row["leases_found_by_scan"]) == (1, 0)
+
+
+def test_the_read_back_floor_checks_what_it_reads() -> None:
+    """The offboarding target's floor reads each credential back after its bare revocation: a read that finds the
+    credential alive must say so, or the floor would be a revocation loop that only pretends to verify."""
+    from bench.estate import seed_estate, thread_local_clients
+    from bench.offboarding_scale import bare_revocations, estate_jobs, read_back_dead
+    from rescind_local import LocalOpenBao
+
+    with LocalOpenBao() as server:
+        # Given a workload of 20 live credentials of every kind
+        estate = seed_estate(server.addr, server.root_token, 20)
+        client = thread_local_clients(server.addr, server.root_token)()
+        jobs = estate_jobs(estate)
+        assert {kind for kind, _ in jobs} == {"token", "secret_id", "certificate", "lease"}
+
+        # Then each read-back, before any revocation, finds its credential alive
+        assert [read_back_dead(client, job) for job in jobs] == [False] * len(jobs)
+
+        # When the floor revokes them and reads each back
+        measured = bare_revocations(server.addr, server.root_token, estate, 10, read_back=True)
+
+        # Then it found every one gone, with two counted Vault calls per credential, and they are gone
+        assert (measured["credentials"], measured["still_alive"]) == (20, 0), measured.get("error")
+        assert measured["calls"]["vault_per_credential"] == 2.0
+        assert [read_back_dead(client, job) for job in jobs] == [True] * len(jobs)
