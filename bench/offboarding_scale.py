@@ -507,7 +507,7 @@ def runs_for(n: int, requested: int | None) -> int:
 
 
 def offboarding_scale(
-    sizes: Sequence[int], runs: int | None, background_tokens: int, paths: Sequence[str]
+    sizes: Sequence[int], runs: int | None, background_tokens: int, paths: Sequence[str], *, wrapper_calls: int = 300
 ) -> dict[str, Any]:
     """Per size: one OpenBao, the background tokens seeded once, then `runs` rounds of every path in
     alternating order (run_order), each run on a freshly seeded estate."""
@@ -524,7 +524,7 @@ def offboarding_scale(
             background_seconds = seed_background_tokens(server.addr, server.root_token, background_tokens)
             log(f"  -> {background_seconds} s")
             if wrappers is None:
-                wrappers = wrapper_cost(server.addr, server.root_token)
+                wrappers = wrapper_cost(server.addr, server.root_token, wrapper_calls)
                 log(f"offboarding: wrappers' cost per hvac call {wrappers['overhead_microseconds_per_call']} us")
             for round_index in range(count):
                 for path in run_order(paths, round_index):

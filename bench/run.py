@@ -109,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         {"measured": False, "reason": "skipped (--skip-leak)"} if args.skip_leak else run_leak_to_dead(args.leak_runs)
     )
     if not args.skip_offboarding:
-        results["offboarding"] = offboarding_scale(args.sizes, args.runs, args.background_tokens, paths)
+        results["offboarding"] = offboarding_scale(
+            args.sizes, args.runs, args.background_tokens, paths, wrapper_calls=20 if args.smoke else 300
+        )
     if not args.skip_cold_start:
         results["cold_start"] = cold_start(args.cold_start_runs, breakdown=not args.smoke)
     if args.skip_package:
