@@ -175,10 +175,15 @@ class KillWatch:
         return None if self.seen_at is None else round(self.seen_at - started, 4)
 
     def _watch(self) -> None:
+        """Check, pause, check again; once told to stop, one last check: a check that began before a fast kill
+        (the floor takes a few ms, about one check) must not leave a dead credential unseen."""
         assert self._refused is not None
-        while not self._stop.is_set():
+        while True:
+            stopping = self._stop.is_set()
             if self._refused():
                 self.seen_at = time.perf_counter()
+                return
+            if stopping:
                 return
             time.sleep(KILL_WATCH_PAUSE_SECONDS)
 
