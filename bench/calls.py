@@ -70,6 +70,12 @@ class CallCounts:
             found[kind_of_path(key.split(" ", 1)[1])] += count
         return dict(found)
 
+    def aws_by_service(self) -> dict[str, int]:
+        found: Counter[str] = Counter()
+        for key, count in self.aws.items():
+            found[key.split(".", 1)[0]] += count
+        return dict(found)
+
     def aws_writes(self, service: str = "dynamodb") -> int:
         writes = ("PutItem", "BatchWriteItem", "TransactWriteItems", "UpdateItem", "DeleteItem")
         return sum(count for key, count in self.aws.items() if key.startswith(f"{service}.") and key.endswith(writes))
@@ -82,6 +88,11 @@ class CallCounts:
             "vault_per_credential": round(self.vault_total / credentials, 3) if credentials else None,
             "dynamodb_writes": self.aws_writes(),
             "dynamodb_writes_per_credential": round(self.aws_writes() / credentials, 3) if credentials else None,
+            "aws_per_credential_by_service": {
+                service: round(count / credentials, 3) for service, count in sorted(self.aws_by_service().items())
+            }
+            if credentials
+            else {},
             "vault_by_path": dict(self.vault.most_common()),
             "aws_by_operation": dict(self.aws.most_common()),
         }
@@ -94,18 +105,26 @@ class CallCounts:
         return found
 
 
+UNCOUNTED_THREAD_PREFIX = "bench-uncounted"  # a thread so named (an outside watcher) is not counted
+
+
 class CallCounter:
-    """The running counts of one `counting_calls()` block. Thread-safe."""
+    """The running counts of one `counting_calls()` block. Thread-safe; calls from threads whose name starts with
+    UNCOUNTED_THREAD_PREFIX are left out."""
 
     def __init__(self) -> None:
         self._counts = CallCounts()
         self._lock = threading.Lock()
 
     def vault(self, method: str, url: str) -> None:
+        if threading.current_thread().name.startswith(UNCOUNTED_THREAD_PREFIX):
+            return
         with self._lock:
             self._counts.vault[f"{method.upper()} {path_template(url)}"] += 1
 
     def aws(self, service: str, operation: str) -> None:
+        if threading.current_thread().name.startswith(UNCOUNTED_THREAD_PREFIX):
+            return
         with self._lock:
             self._counts.aws[f"{service}.{operation}"] += 1
 

@@ -1,5 +1,6 @@
 """3. Cold start, as Lambda runs it: each handler imported by python3.12 in a whole process of its own, from the
-layers as the Makefile builds them (with their bytecode, and without it as SAM shipped them before), with the
+layers and functions as `sam build` builds them (with the layers' bytecode, and without it as SAM shipped them
+before), with the
 runtime's boto3 from a folder of its own, against `import boto3` alone and a bare hvac + boto3 floor."""
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 
 from bench.harness import REPO_ROOT, log, median, ratio, verdict
 from bench.layers import (
-    build_layer,
     layer_names,
     python312,
     runtime_folder,
+    sam_build,
     template_layers,
     this_machines_platform,
     without_bytecode,
@@ -77,8 +78,9 @@ print(time.perf_counter() - started)
 """
 
 
-def function_environments() -> dict[str, tuple[Path, str, dict[str, str]]]:
-    """Each function's folder, handler module and environment as the template deploys it, X-Ray on."""
+def function_environments(build_dir: Path | None = None) -> dict[str, tuple[Path, str, dict[str, str]]]:
+    """Each function's folder (its copy in `build_dir`, a `sam build` output, when given), handler module and
+    environment as the template deploys it, X-Ray on."""
     from rescind.config import RuntimeSettings
     from rescind_local.aws import LOCAL_REGION
     from rescind_local.lambdas import runtime_environment
@@ -97,7 +99,8 @@ def function_environments() -> dict[str, tuple[Path, str, dict[str, str]]]:
         # is one GetParameters round trip, not measured, like the Vault login.
         for variable in RuntimeSettings.parameter_variables():
             environment.pop(variable, None)
-        found[spec.code_dir.name] = (spec.code_dir, spec.handler.rsplit(".", 1)[0], environment)
+        code_dir = build_dir / spec.logical_id if build_dir is not None else spec.code_dir
+        found[spec.code_dir.name] = (code_dir, spec.handler.rsplit(".", 1)[0], environment)
     return found
 
 
@@ -119,10 +122,11 @@ class LambdaLayout:
     """python3.12 -S with PYTHONPATH as Lambda orders it: the function's folder, its layers' python/ folders
     (/opt/python), the runtime's boto3 (/var/runtime), then the standard library."""
 
-    def __init__(self, interpreter: Path, layers: dict[str, dict[str, Path]], runtime: Path) -> None:
+    def __init__(self, interpreter: Path, layers: dict[str, dict[str, Path]], runtime: Path, build_dir: Path) -> None:
         self.interpreter = interpreter
         self.layers = layers  # variant -> layer name -> python/ folder
         self.runtime = runtime
+        self.build_dir = build_dir  # the sam build output: the layers' and the functions' folders
 
     def run(
         self,
@@ -211,11 +215,13 @@ class Samples:
 
 def _build_layout(workdir: Path) -> LambdaLayout:
     interpreter = python312()
-    built = {name: build_layer(name, workdir / "bytecode" / name, this_machines_platform()) for name in layer_names()}
+    # sam build itself, with this machine's wheels (the arm64 ones would not load here): the same recipe and lock
+    build_dir = sam_build(workdir / "sam-build", this_machines_platform())
+    built = {name: build_dir / name / "python" for name in layer_names()}
     source = {name: without_bytecode(folder, workdir / "source" / name / "python") for name, folder in built.items()}
     log("cold start: boto3 and its dependencies compiled for python3.12, as /var/runtime")
     runtime = runtime_folder(workdir / "var-runtime", interpreter)
-    return LambdaLayout(interpreter, {"bytecode": built, "source": source}, runtime)
+    return LambdaLayout(interpreter, {"bytecode": built, "source": source}, runtime, build_dir)
 
 
 def cold_start(runs: int, breakdown: bool) -> dict[str, Any]:
@@ -226,7 +232,7 @@ def cold_start(runs: int, breakdown: bool) -> dict[str, Any]:
 
 def _measure(layout: LambdaLayout, runs: int, breakdown: bool) -> dict[str, Any]:
     base = _base_environment()
-    functions = function_environments()
+    functions = function_environments(layout.build_dir)
     layers_of = template_layers()
     any_environment = next(iter(functions.values()))[2]
     every_layer = {variant: list(folders.values()) for variant, folders in layout.layers.items()}
@@ -272,6 +278,8 @@ def _measure(layout: LambdaLayout, runs: int, breakdown: bool) -> dict[str, Any]
         "python": layout.run("import platform; print(platform.python_version())", base)[2].strip(),
         "layout": "python3.12 -S, PYTHONDONTWRITEBYTECODE=1, PYTHONPATH = the function's folder, its layers' "
         "python/ folders (as /opt/python), boto3 and its dependencies compiled for 3.12 (as /var/runtime)",
+        "built_by": "sam build --no-cached (make sam-build), the layers' wheels for this machine "
+        f"({this_machines_platform()}); functions and layers from its output",
         "boto3": samples.summary("boto3"),
         "floors": {
             floor: {variant: samples.summary(f"{floor}/{variant}") for variant in VARIANTS}
@@ -317,12 +325,14 @@ def render(cold: dict[str, Any] | None) -> list[str]:
         return [*lines, "Measured before the Lambda layout; run `python -m bench.run` for this section again.", ""]
     boto3 = cold["boto3"]
     lines += [
-        f"As Lambda runs it: {cold['layout']}; Python {cold['python']}. Every figure is a fresh interpreter, the "
+        f"As Lambda runs it: {cold['layout']}; Python {cold['python']}. "
+        + (f"Built by {cold['built_by']}. " if cold.get("built_by") else "")
+        + "Every figure is a fresh interpreter, the "
         f"median of {cold['runs']} interleaved runs, and its ratio to `import boto3` measured the same way. **CPU** "
         "is the whole process's user and system time (interpreter start, import, clients, exit), which the other "
         "work on a shared machine does not inflate; **wall** the same process's wall time; **in process** the "
         "import plus what the first event builds (every zero-argument `get_*` factory the handler imports; the hvac "
-        "client with a token, so no login is timed), timed inside. **bytecode** is the layers as the Makefile "
+        "client with a token, so no login is timed), timed inside. **bytecode** is the layers as sam build "
         "builds them now (compiled for 3.12, unchecked-hash .pyc); **source** the same layers without their "
         "`__pycache__` folders, as SAM shipped them before: /opt is read-only, so such a cold start compiles every "
         "module it imports, every time.",

@@ -77,7 +77,6 @@ class Estate:
     secret_ids: list[tuple[str, str]] = field(default_factory=list)  # (role, accessor)
     certificates: list[str] = field(default_factory=list)  # serials, URI SAN = the workload
     leases: list[str] = field(default_factory=list)  # lease ids of certificates from a generate_lease role
-    background_tokens: int = 0
     seed_seconds: float = 0.0
 
     @property
@@ -106,8 +105,42 @@ APPROLE_ROLE = "bench-workload"
 LEASED_PKI_ROLE = "leased"
 
 
-def seed_estate(addr: str, token: str, n: int, background_tokens: int) -> Estate:
-    """A workload holding N credentials in CREDENTIAL_MIX, plus a neighbour's tokens that discovery must scan.
+NEIGHBOUR = {"spiffe_id": "spiffe://bench.rescind/ns/bench/sa/neighbour"}
+
+
+def seed_background_tokens(addr: str, token: str, count: int) -> float:
+    """`count` tokens of a neighbour that discovery must scan past, created from SEED_THREADS threads; the seconds
+    it took. Seeded once per server: nothing a run does touches them (their TTL outlasts any run)."""
+    client = thread_local_clients(addr, token)
+    retries = Retries()
+    started = time.perf_counter()
+
+    def create(_: int) -> None:
+        retries.call(lambda: client().auth.token.create(policies=["default"], ttl="24h", meta=NEIGHBOUR))
+
+    with ThreadPoolExecutor(SEED_THREADS) as pool:
+        list(pool.map(create, range(count)))
+    return round(time.perf_counter() - started, 3)
+
+
+def reset_workload_mounts(addr: str, token: str) -> None:
+    """Unmount PKI and AppRole, so that the next estate starts on an empty certificate store and CRL, as on a
+    fresh server: a revoked certificate stays listed and on the CRL (OpenBao rebuilds it on each revocation, in
+    time linear in its length), so runs on one server would otherwise each pay for the runs before them.
+    Revoked tokens, secret-ids and leases leave nothing behind; the background tokens are kept."""
+    import hvac
+
+    from rescind_local.seed import APPROLE_MOUNT, PKI_MOUNT
+
+    root = hvac.Client(url=addr, token=token, timeout=600)
+    if f"{PKI_MOUNT}/" in root.sys.list_mounted_secrets_engines()["data"]:
+        root.sys.disable_secrets_engine(PKI_MOUNT)
+    if f"{APPROLE_MOUNT}/" in root.sys.list_auth_methods()["data"]:
+        root.sys.disable_auth_method(APPROLE_MOUNT)
+
+
+def seed_estate(addr: str, token: str, n: int) -> Estate:
+    """A workload holding N credentials in CREDENTIAL_MIX (the neighbour's tokens: seed_background_tokens).
 
     Tokens, secret-ids and certificates carry the discovery conventions (metadata `spiffe_id`, URI SAN).
     A lease cannot be found by workload in Vault, so the leased certificates carry no URI SAN and reach the
@@ -135,7 +168,6 @@ def seed_estate(addr: str, token: str, n: int, background_tokens: int) -> Estate
 
     estate = Estate(workload_id=f"spiffe://bench.rescind/ns/bench/sa/api-{uuid.uuid4().hex[:8]}")
     meta = {"spiffe_id": estate.workload_id}
-    neighbour = {"spiffe_id": "spiffe://bench.rescind/ns/bench/sa/neighbour"}
     counts = composition(n)
     client = thread_local_clients(addr, token)
     retries = Retries()
@@ -171,8 +203,6 @@ def seed_estate(addr: str, token: str, n: int, background_tokens: int) -> Estate
         estate.secret_ids = list(pool.map(retried(create_secret_id), range(counts["approle_secret_id"])))
         estate.certificates = list(pool.map(retried(issue_certificate), range(counts["pki_certificate"])))
         estate.leases = list(pool.map(retried(issue_leased_certificate), range(counts["vault_lease"])))
-        list(pool.map(retried(lambda _: create_token(neighbour)), range(background_tokens)))
-    estate.background_tokens = background_tokens
     estate.seed_seconds = round(time.perf_counter() - started, 3)
     return estate
 

@@ -1,17 +1,19 @@
-"""The layers as `sam build` builds them (the Makefile's build-<Layer> targets), zipped as `sam deploy` zips them,
-and the folders that stand in for the Lambda runtime: what the cold start and package size sections measure."""
+"""The layers and functions as `sam build` builds them (the layers by the Makefile's build-<Layer> targets), zipped
+as `sam deploy` zips them, and the folders that stand in for the Lambda runtime: what the cold start and package
+size sections measure."""
 
 from __future__ import annotations
 
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from bench.harness import REPO_ROOT, SHARED_DIR, log
+from bench.harness import REPO_ROOT, log
 
 TEMPLATE_ARCHITECTURE_PLATFORM = "manylinux2014_aarch64"  # template.yaml Architectures: [arm64]
 # What the python3.12 runtime provides beside the standard library, in /var/runtime: boto3 and what it needs.
@@ -50,11 +52,29 @@ def layer_names() -> list[str]:
     return list(dict.fromkeys(name for layers in template_layers().values() for name in layers))
 
 
-def build_layer(name: str, artifacts_dir: Path, layer_platform: str = TEMPLATE_ARCHITECTURE_PLATFORM) -> Path:
-    """`make build-<name>` as sam build runs it (in shared/, ARTIFACTS_DIR set); returns the layer's python/."""
-    log(f"building {name} ({layer_platform}) with make build-{name}")
-    make(f"build-{name}", f"ARTIFACTS_DIR={artifacts_dir}", f"LAYER_PLATFORM={layer_platform}", cwd=SHARED_DIR)
-    return artifacts_dir / "python"
+def sam_build(build_dir: Path, layer_platform: str = TEMPLATE_ARCHITECTURE_PLATFORM) -> Path:
+    """`make sam-build`: `sam build` of template.yaml into `build_dir`, uncached, each layer by its Makefile
+    target (BuildMethod makefile) with the wheels for `layer_platform`, each function's CodeUri copied; returns
+    `build_dir`, which holds one folder per logical id (a layer's `<name>/python`, a function's code)."""
+    log(f"sam build ({layer_platform}) into {build_dir}")
+    sam = Path(sys.executable).parent / "sam"  # SAM CLI of the venv that runs the benchmarks
+    make(
+        "sam-build",
+        f"BUILD_DIR={build_dir}",
+        f"LAYER_PLATFORM={layer_platform}",
+        "SAM_BUILD_OPTIONS=--no-cached",
+        *([f"SAM={sam}"] if sam.is_file() else []),
+    )
+    machine = layer_platform.removeprefix("manylinux2014_")
+    for name in layer_names():
+        others = [
+            extension.name
+            for extension in (build_dir / name / "python").rglob("*.so")
+            if "-linux-gnu" in extension.name and f"-{machine}-linux-gnu" not in extension.name
+        ]
+        if others:  # the platform did not reach the layer's make: its wheels are another machine's
+            raise RuntimeError(f"sam build made {name} with extensions not for {machine}: {others[:3]}")
+    return build_dir
 
 
 def this_machines_platform() -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bench.calls import UNCOUNTED_THREAD_PREFIX, CallCounts, counting_calls
 from bench.harness import (
     REPO_ROOT,
     cell,
@@ -157,7 +158,8 @@ class KillWatch:
         self._refused = _refused_check(leak, addr)
         self._stop = threading.Event()
         self.seen_at: float | None = None
-        self._thread = threading.Thread(target=self._watch, daemon=True)
+        # Named so that bench.calls leaves its checks out of the counted calls of the run it watches.
+        self._thread = threading.Thread(target=self._watch, daemon=True, name=f"{UNCOUNTED_THREAD_PREFIX}-kill-watch")
 
     def __enter__(self) -> KillWatch:
         if self._refused is not None:
@@ -173,10 +175,15 @@ class KillWatch:
         return None if self.seen_at is None else round(self.seen_at - started, 4)
 
     def _watch(self) -> None:
+        """Check, pause, check again; once told to stop, one last check: a check that began before a fast kill
+        (the floor takes a few ms, about one check) must not leave a dead credential unseen."""
         assert self._refused is not None
-        while not self._stop.is_set():
+        while True:
+            stopping = self._stop.is_set()
             if self._refused():
                 self.seen_at = time.perf_counter()
+                return
+            if stopping:
                 return
             time.sleep(KILL_WATCH_PAUSE_SECONDS)
 
@@ -208,7 +215,6 @@ def bare_leak_floor(leak: Leak, vault: Any, iam: Any) -> dict[str, Any]:
         accessor = str(vault.auth.token.lookup(token=leak.secret)["data"]["accessor"])
         vault.auth.token.revoke_accessor(accessor)
         dead = _gone(lambda: vault.auth.token.lookup_accessor(accessor))
-        calls = 3
     elif leak.kind == "kv_value":
         kv = vault.secrets.kv.v2
         current = int(kv.read_secret_metadata(leak.kv_path, mount_point=LEAK_KV_MOUNT)["data"]["current_version"])
@@ -220,15 +226,23 @@ def bare_leak_floor(leak: Leak, vault: Any, iam: Any) -> dict[str, Any]:
         dead = after["current_version"] == current + 1 and all(
             after["versions"][str(version)]["destroyed"] for version in previous
         )
-        calls = 4
     else:
         user_name = iam.get_access_key_last_used(AccessKeyId=leak.reference)["UserName"]
         iam.update_access_key(UserName=user_name, AccessKeyId=leak.reference, Status="Inactive")
         iam.delete_access_key(UserName=user_name, AccessKeyId=leak.reference)
         listed = iam.list_access_keys(UserName=user_name)["AccessKeyMetadata"]
         dead = all(item["AccessKeyId"] != leak.reference for item in listed)
-        calls = 4
-    return {"seconds": round(time.perf_counter() - started, 4), "calls": calls, "dead": dead}
+    return {"seconds": round(time.perf_counter() - started, 4), "dead": dead}
+
+
+def counted_calls(counts: CallCounts) -> dict[str, Any]:
+    """One leak's counted calls (bench.calls): Vault requests and AWS calls in all, and by endpoint/operation."""
+    return {
+        "vault": counts.vault_total,
+        "aws": sum(counts.aws.values()),
+        "vault_by_path": dict(counts.vault.most_common()),
+        "aws_by_operation": dict(counts.aws.most_common()),
+    }
 
 
 def confirm_leak_dead(leak: Leak, vault: Any, iam: Any) -> bool:
@@ -265,7 +279,7 @@ def leak_through_state_machine(stack: Any, leak: Leak, ledger: Any, sfn: Any, ad
     before = set(execution_arns(sfn, machine_arn))
     invocations_before = len(stack.lambdas.invocations)
     event = leak_event(leak)
-    with stdout_to_file(), KillWatch(leak, addr) as watch:
+    with stdout_to_file(), KillWatch(leak, addr) as watch, counting_calls() as counter:
         started_at = datetime.now(UTC)
         started = time.perf_counter()
         matches = stack.route_event(event)
@@ -278,6 +292,7 @@ def leak_through_state_machine(stack: Any, leak: Leak, ledger: Any, sfn: Any, ad
         described = _wait_until_done(sfn, execution_arn)
         view = ledger.read_incident(described["name"])
         seconds = time.perf_counter() - started
+        calls = counter.snapshot()
     seconds_to_kill = watch.seconds_after(started)
     closure = view.closure
     killed_first = [a.result for a in view.attempts if KILL_FIRST_ATTEMPT in a.attempt_id]
@@ -310,6 +325,7 @@ def leak_through_state_machine(stack: Any, leak: Leak, ledger: Any, sfn: Any, ad
         "execution_ended_after_seconds": round((execution_ended - started_at).total_seconds(), 4),
         "phases": phases,
         "handler_seconds": handler_seconds,  # inside the handlers, by function (the rest is moto and waiting)
+        "calls": counted_calls(calls),
         "history_events": len(events),
         "retried_tasks": sum(1 for e in events if e["type"] in {"TaskFailed", "LambdaFunctionFailed"}),
     }
@@ -344,6 +360,10 @@ def summarise_leak_kind(
         "bare_median_seconds_to_kill": median(bare_kills) if bare_kills else None,
         "kill_ratio_to_bare": kill_ratio,
         "kill_met": None if kill_ratio is None else kill_ratio <= KILL_TARGET_RATIO,
+        "median_vault_calls": median([run["calls"]["vault"] for run in good if "calls" in run]),
+        "median_aws_calls": median([run["calls"]["aws"] for run in good if "calls" in run]),
+        "bare_median_vault_calls": median([run["calls"]["vault"] for run in good_bare if "calls" in run]),
+        "bare_median_aws_calls": median([run["calls"]["aws"] for run in good_bare if "calls" in run]),
         "killed_first": typical["killed_first"] if typical else [],
         "median_start_function_seconds": median([run["start_function_seconds"] for run in good]),
         "median_phases": {
@@ -412,10 +432,11 @@ def leak_to_dead(addr: str, token: str, runs: int) -> dict[str, Any]:
             def bare_run(kind: str) -> dict[str, Any]:
                 leak = seeded(kind)
                 try:
-                    with KillWatch(leak, addr) as watch:
+                    with KillWatch(leak, addr) as watch, counting_calls() as counter:
                         started = time.perf_counter()
                         measured = bare_leak_floor(leak, vault, iam)
                     measured["seconds_to_kill"] = watch.seconds_after(started)
+                    measured["calls"] = counted_calls(counter.snapshot())
                 except Exception as error:
                     measured = {"error": _redacted(f"{type(error).__name__}: {str(error)[:500]}", leak)}
                 measured["credential"] = leak.reference
@@ -519,9 +540,10 @@ def render(leak: dict[str, Any]) -> list[str]:
         + "; ".join(f"{kind}: {summary['floor']}" for kind, summary in leak["kinds"].items())
         + f". Median of {leak['runs_per_kind']} runs per kind, after one untimed warm-up each.",
         "",
-        "| kind | runs | median s (min-max) | bare median s (min-max) | ratio | target | verdict "
+        "| kind | runs | to verified and recorded: median s (min-max) | bare median s (min-max) | ratio | target "
+        "| verdict | to kill: median s | bare s | ratio | target | verdict | Vault + AWS calls (bare) "
         "| start function s | in handlers s | actions |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, summary in leak["kinds"].items():
         cells = [
@@ -533,6 +555,19 @@ def render(leak: dict[str, Any]) -> list[str]:
             f"{cell(summary['ratio_to_bare'])}x",
             f"<= {leak['target_ratio']}x",
             verdict_text(summary["met"]),
+            *(
+                (
+                    cell(summary.get("median_seconds_to_kill")),
+                    cell(summary.get("bare_median_seconds_to_kill")),
+                    f"{cell(summary.get('kill_ratio_to_bare'))}x",
+                    f"<= {leak.get('kill_target_ratio')}x",
+                    verdict_text(summary.get("kill_met")),
+                )
+                if summary.get("kill_watched")
+                else ("not watched",) + ("-",) * 4
+            ),
+            f"{cell(summary.get('median_vault_calls'))} + {cell(summary.get('median_aws_calls'))} "
+            f"({cell(summary.get('bare_median_vault_calls'))} + {cell(summary.get('bare_median_aws_calls'))})",
             cell(summary["median_start_function_seconds"]),
             cell(summary["median_handler_seconds"]),
             ", ".join(summary["actions"]) or "-",

@@ -1,6 +1,6 @@
 """2. Offboarding scale: one workload holding N credentials revoked by each path (the state machine on moto with
-its handlers in-process, the engine serial and concurrent) beside bare hvac revocations, each run on a fresh
-OpenBao with a freshly seeded estate."""
+its handlers in-process, the engine serial and concurrent) beside bare hvac revocations, the paths alternated run
+by run on one OpenBao per size that holds the neighbour's background tokens, each run on a freshly seeded estate."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import statistics
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from bench.calls import CallCounts, counting_calls
@@ -22,53 +23,68 @@ from bench.estate import (
     lease_refs,
     offboarding_request,
     planned_short,
+    reset_workload_mounts,
+    seed_background_tokens,
     seed_estate,
     thread_local_clients,
 )
 from bench.harness import REPO_ROOT, cell, log, median, phases_from_history, ratio, stdout_to_file, verdict
 
-WANTED = "at least 0.8x the bare concurrent loop's rate at every N"
+WANTED = "at least 0.8x the rate of the bare revoke-and-read-back loop (10 threads) at every N"
 MAX_VAULT_CALLS_PER_CREDENTIAL = 2.5
 CALLS_WANTED = f"at most {MAX_VAULT_CALLS_PER_CREDENTIAL} Vault calls per credential at every N"
 MAP_CONCURRENCY = 10  # MaxConcurrency of the offboarding state machine's Contain and Revoke maps
 STATE_LIMIT_BYTES = 256 * 1024  # a Standard execution's state (input/output of one state)
 
 
-def bare_revocations(
-    addr: str, token: str, estate: Estate, concurrency: int, *, read_back: bool = False
-) -> dict[str, Any]:
-    """The floor: the same revocations with plain hvac calls, no discovery, no ledger; with `read_back`,
-    one read per credential afterwards (the least a verified revocation costs)."""
-    client = thread_local_clients(addr, token)
-    retries = Retries()
-    jobs: list[tuple[str, Any]] = [
+def read_back_dead(client: Any, job: tuple[str, Any]) -> bool:
+    """One read of a bare-revoked credential, True only on the answer that proves it gone, as Rescind's verify
+    reads it: 400 "invalid accessor" or "invalid lease", 404 "failed to find accessor entry", or a certificate
+    whose revocation_time is set. Any other answer is a live credential."""
+    import hvac.exceptions
+
+    kind, target = job
+    try:
+        if kind == "token":
+            client.auth.token.lookup_accessor(target)
+        elif kind == "secret_id":
+            role, accessor = target
+            client.auth.approle.read_secret_id_accessor(role, accessor, mount_point="approle")
+        elif kind == "certificate":
+            read = client.secrets.pki.read_certificate(target, mount_point="pki")
+            return int((read.get("data") or {}).get("revocation_time") or 0) > 0
+        else:
+            client.sys.read_lease(target)
+    except hvac.exceptions.InvalidRequest as error:
+        return kind in ("token", "lease") and ("invalid accessor" in str(error) or "invalid lease" in str(error))
+    except hvac.exceptions.InvalidPath as error:
+        return kind == "secret_id" and "failed to find accessor entry" in str(error)
+    return False  # it answered: alive
+
+
+def estate_jobs(estate: Estate) -> list[tuple[str, Any]]:
+    """The estate's credentials as (kind, reference) jobs for the bare loops."""
+    return [
         *(("token", accessor) for accessor in estate.tokens),
         *(("secret_id", pair) for pair in estate.secret_ids),
         *(("certificate", serial) for serial in estate.certificates),
         *(("lease", lease_id) for lease_id in estate.leases),
     ]
 
-    def revoke(job: tuple[str, Any]) -> None:
+
+def bare_revocations(
+    addr: str, token: str, estate: Estate, concurrency: int, *, read_back: bool = False
+) -> dict[str, Any]:
+    """The floor: the same revocations with plain hvac calls, no discovery, no ledger; with `read_back`, one read
+    per credential afterwards that checks what it reads (the least a verified revocation costs): a credential the
+    read finds alive is counted in `still_alive`, and a run that leaves one is an error."""
+    client = thread_local_clients(addr, token)
+    retries = Retries()
+    jobs = estate_jobs(estate)
+
+    def revoke(job: tuple[str, Any]) -> bool:
         retries.call(lambda: revoke_once(job))
-        if read_back:
-            read_back_once(job)
-
-    def read_back_once(job: tuple[str, Any]) -> None:
-        import hvac.exceptions
-
-        kind, target = job
-        try:
-            if kind == "token":
-                client().auth.token.lookup_accessor(target)
-            elif kind == "secret_id":
-                role, accessor = target
-                client().auth.approle.read_secret_id_accessor(role, accessor, mount_point="approle")
-            elif kind == "certificate":
-                client().secrets.pki.read_certificate(target, mount_point="pki")
-            else:
-                client().sys.read_lease(target)
-        except (hvac.exceptions.InvalidRequest, hvac.exceptions.InvalidPath):
-            return  # gone: what a read-back of a dead credential answers
+        return read_back_dead(client(), job) if read_back else True
 
     def revoke_once(job: tuple[str, Any]) -> None:
         kind, target = job
@@ -85,14 +101,66 @@ def bare_revocations(
     with counting_calls() as counter:
         started = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
-            list(pool.map(revoke, jobs))
+            dead = list(pool.map(revoke, jobs))
         seconds = time.perf_counter() - started
-    return {
+    measured: dict[str, Any] = {
         "seconds": round(seconds, 4),
         "credentials": len(jobs),
         "phases": {"revoke_and_read_back" if read_back else "revoke": round(seconds, 4)},
         "retried_5xx": retries.count,
         "calls": counter.snapshot().summary(len(jobs), kind_counts(estate)),
+    }
+    if read_back:
+        measured["still_alive"] = dead.count(False)
+        if measured["still_alive"]:
+            measured["error"] = f"the read-back found {measured['still_alive']} of {len(jobs)} credentials alive"
+    return measured
+
+
+def wrapper_cost(addr: str, token: str, calls: int = 300, rounds: int = 5) -> dict[str, Any]:
+    """What the local wrappers add to one hvac call (`lookup-self`, one thread): none, bench.calls' counting
+    patch, moto's mock (`local_aws`, whose `responses` patch sees every requests call) and both, interleaved
+    round by round after a warm-up; the best round of each (the least noise a shared machine adds), and the median.
+    Every path runs under both, so the figure is context, not a correction."""
+    import hvac
+
+    from rescind_local import local_aws
+
+    client = hvac.Client(url=addr, token=token, timeout=60)
+
+    @contextmanager
+    def moto_and_counting() -> Iterator[None]:
+        with local_aws(), counting_calls():
+            yield
+
+    wrappers: dict[str, Callable[[], AbstractContextManager[Any]]] = {
+        "none": nullcontext,
+        "counting": counting_calls,
+        "moto": local_aws,
+        "moto_and_counting": moto_and_counting,
+    }
+
+    def microseconds_per_call() -> float:
+        started = time.perf_counter()
+        for _ in range(calls):
+            client.auth.token.lookup_self()
+        return (time.perf_counter() - started) / calls * 1e6
+
+    microseconds_per_call()  # warm-up: the connection pool
+    samples: dict[str, list[float]] = {name: [] for name in wrappers}
+    for _ in range(rounds):
+        for name, wrapper in wrappers.items():
+            with wrapper():
+                samples[name].append(microseconds_per_call())
+    per_call = {name: round(min(values), 1) for name, values in samples.items()}
+    return {
+        "calls": calls,
+        "rounds": rounds,
+        "microseconds_per_call": per_call,
+        "median_microseconds_per_call": {name: round(statistics.median(values), 1) for name, values in samples.items()},
+        "overhead_microseconds_per_call": {
+            name: round(value - per_call["none"], 1) for name, value in per_call.items() if name != "none"
+        },
     }
 
 
@@ -274,6 +342,7 @@ def state_machine_offboarding(addr: str, token: str, estate: Estate) -> dict[str
             )
             request = offboarding_request(estate)
             timeout = 300.0 + 2.0 * estate.size
+            invocations_before = len(stack.lambdas.invocations)
             with stdout_to_file(), counting_calls() as counter:
                 started = time.perf_counter()
                 described = stack.run_execution(
@@ -284,6 +353,7 @@ def state_machine_offboarding(addr: str, token: str, estate: Estate) -> dict[str
                 )
                 seconds = time.perf_counter() - started
             calls = counter.snapshot()
+            invocations = len(stack.lambdas.invocations) - invocations_before
             sfn = boto3.client("stepfunctions")
             events = execution_history(sfn, described["executionArn"])
             phases, largest_state = phases_from_history(events, set(definition["States"]))
@@ -299,7 +369,11 @@ def state_machine_offboarding(addr: str, token: str, estate: Estate) -> dict[str
         "history_events": len(events),
         "succeeded": sum(1 for attempt in view.attempts if attempt.result.outcome is Outcome.SUCCEEDED),
         "still_alive": len(view.closure.still_alive) if view.closure is not None else None,
-        "calls": call_summary(estate, planned or estate.size, calls, {}),
+        "calls": {
+            **call_summary(estate, planned or estate.size, calls, {}),
+            "lambda_invocations": invocations,  # in-process, not through botocore: counted by the local stack
+            "lambda_invocations_per_credential": round(invocations / (planned or estate.size), 3),
+        },
     }
     short = planned_short(estate, (action.target for action in view.incident.plan.actions)) if view.incident else None
     if short is not None:
@@ -322,35 +396,51 @@ PATHS: dict[str, str] = {
     "state_machine": "offboarding state machine on moto (plan in S3, DISTRIBUTED Maps), handlers in-process, warm",
     "engine": "discovery + plan + ActionEngine per action + verify, serial (concurrency 1)",
     "engine_concurrent": f"the same engine path with {MAP_CONCURRENCY} threads, one engine each",
-    "bare_concurrent": f"bare hvac revocations, {MAP_CONCURRENCY} threads (the floor of the target)",
+    "bare_concurrent": f"bare hvac revocations, {MAP_CONCURRENCY} threads, no read-back",
     "bare_serial": "bare hvac revocations, one thread (the floor for the serialised in-process Map)",
-    "bare_verified_concurrent": f"bare hvac revocation + one read-back each, {MAP_CONCURRENCY} threads",
+    "bare_verified_concurrent": (
+        f"bare hvac revocation + one read-back each that checks what it reads, {MAP_CONCURRENCY} threads "
+        "(the floor of the target)"
+    ),
 }
+TARGET_FLOOR = "bare_verified_concurrent"
+DEFAULT_RUNS = 3  # per size and path, at every size
+FLAT_WITHIN = 1.25  # ms per credential at the largest N against the smallest
+FLAT_WANTED = f"ms per credential at the largest N at most {FLAT_WITHIN}x the smallest N's"
 
 
-def run_path(path: str, n: int, background_tokens: int) -> dict[str, Any]:
-    """One run of one path on a fresh OpenBao with a freshly seeded estate (revocations are destructive)."""
-    from rescind_local import LocalOpenBao
+def run_path(path: str, addr: str, token: str, n: int) -> dict[str, Any]:
+    """One run of one path on a freshly seeded estate, on a server whose PKI and AppRole mounts are reset first
+    (revocations are destructive; the background tokens are kept). Every path runs under the same wrappers:
+    moto's mock (`local_aws`), the handlers' stdout to a file, and bench.calls' counting patch."""
+    from rescind_local import local_aws
 
-    with LocalOpenBao() as server:
-        estate = seed_estate(server.addr, server.root_token, n, background_tokens)
-        try:
-            if path == "state_machine":
-                measured = state_machine_offboarding(server.addr, server.root_token, estate)
-            elif path == "engine":
-                measured = engine_offboarding(server.addr, server.root_token, estate, 1)
-            elif path == "engine_concurrent":
-                measured = engine_offboarding(server.addr, server.root_token, estate, MAP_CONCURRENCY)
-            elif path == "bare_concurrent":
-                measured = bare_revocations(server.addr, server.root_token, estate, MAP_CONCURRENCY)
-            elif path == "bare_serial":
-                measured = bare_revocations(server.addr, server.root_token, estate, 1)
-            else:
-                measured = bare_revocations(server.addr, server.root_token, estate, MAP_CONCURRENCY, read_back=True)
-        except Exception as error:  # a path that fails at a size is reported, with the reason
-            measured = {"error": f"{type(error).__name__}: {str(error)[:500]}", "trace": traceback.format_exc()[-1500:]}
+    reset_workload_mounts(addr, token)
+    estate = seed_estate(addr, token, n)
+    try:
+        if path == "state_machine":
+            measured = state_machine_offboarding(addr, token, estate)
+        elif path in ("engine", "engine_concurrent"):
+            measured = engine_offboarding(addr, token, estate, 1 if path == "engine" else MAP_CONCURRENCY)
+        else:
+            with local_aws(), stdout_to_file():
+                measured = bare_revocations(
+                    addr,
+                    token,
+                    estate,
+                    1 if path == "bare_serial" else MAP_CONCURRENCY,
+                    read_back=path == "bare_verified_concurrent",
+                )
+    except Exception as error:  # a path that fails at a size is reported, with the reason
+        measured = {"error": f"{type(error).__name__}: {str(error)[:500]}", "trace": traceback.format_exc()[-1500:]}
     measured["seed_seconds"] = estate.seed_seconds
     return measured
+
+
+def run_order(paths: Sequence[str], round_index: int) -> list[str]:
+    """The paths of one round: in order, then reversed in the next round (A B, B A, A B ...), so that no path
+    always runs first or last after the others."""
+    return list(paths) if round_index % 2 == 0 else list(reversed(paths))
 
 
 def summarise_path(runs: list[dict[str, Any]], n: int) -> dict[str, Any]:
@@ -360,6 +450,9 @@ def summarise_path(runs: list[dict[str, Any]], n: int) -> dict[str, Any]:
         "runs": runs,
         "completed_runs": len(good),
         "median_seconds": seconds,
+        "min_seconds": min((run["seconds"] for run in good), default=None),
+        "max_seconds": max((run["seconds"] for run in good), default=None),
+        "median_seed_seconds": median([run["seed_seconds"] for run in runs if "seed_seconds" in run]),
         "credentials_per_second": round(n / seconds, 2) if seconds else None,
         "ms_per_credential": round(1000 * seconds / n, 3) if seconds else None,
     }
@@ -381,7 +474,8 @@ def summarise_path(runs: list[dict[str, Any]], n: int) -> dict[str, Any]:
 
 
 def median_calls(counted: list[dict[str, Any]]) -> dict[str, Any]:
-    """The median run's calls per credential: Vault overall, by kind and by phase; DynamoDB writes."""
+    """The median run's calls per credential: Vault overall, by kind and by phase; DynamoDB writes; AWS calls by
+    service; the state machine's Lambda invocations."""
 
     def middle(values: list[float | None]) -> float | None:
         known = [value for value in values if value is not None]
@@ -389,9 +483,15 @@ def median_calls(counted: list[dict[str, Any]]) -> dict[str, Any]:
 
     kinds = sorted({kind for calls in counted for kind in calls.get("vault_per_credential_by_kind", {})})
     phases = sorted({phase for calls in counted for phase in calls.get("phases", {})})
+    services = sorted({service for calls in counted for service in calls.get("aws_per_credential_by_service", {})})
     return {
         "vault": middle([calls["vault_per_credential"] for calls in counted]),
         "dynamodb_writes": middle([calls["dynamodb_writes_per_credential"] for calls in counted]),
+        "aws_by_service": {
+            service: middle([calls["aws_per_credential_by_service"].get(service, 0.0) for calls in counted])
+            for service in services
+        },
+        "lambda_invocations": middle([calls.get("lambda_invocations_per_credential") for calls in counted]),
         "vault_by_kind": {
             kind: middle([calls["vault_per_credential_by_kind"].get(kind) for calls in counted]) for kind in kinds
         },
@@ -405,48 +505,57 @@ def median_calls(counted: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def runs_for(n: int, requested: int | None) -> int:
-    if requested is not None:
-        return requested
-    return 3 if n <= 100 else 2 if n <= 1000 else 1
+    return DEFAULT_RUNS if requested is None else requested
 
 
 def offboarding_scale(
-    sizes: Sequence[int], runs: int | None, background_tokens: int, paths: Sequence[str]
+    sizes: Sequence[int], runs: int | None, background_tokens: int, paths: Sequence[str], *, wrapper_calls: int = 300
 ) -> dict[str, Any]:
+    """Per size: one OpenBao, the background tokens seeded once, then `runs` rounds of every path in
+    alternating order (run_order), each run on a freshly seeded estate."""
+    from rescind_local import LocalOpenBao
+
     results: list[dict[str, Any]] = []
+    wrappers: dict[str, Any] | None = None
     for n in sizes:
         count = runs_for(n, runs)
-        per_path: dict[str, dict[str, Any]] = {}
-        for path in paths:
-            attempts = []
-            for index in range(count):
-                log(f"offboarding N={n} {path} run {index + 1}/{count}")
-                attempts.append(run_path(path, n, background_tokens))
-                last = attempts[-1]
-                log(f"  -> {last.get('seconds', '-')} s" + (f" ERROR {last['error']}" if "error" in last else ""))
-            per_path[path] = summarise_path(attempts, n)
-        floor = per_path.get("bare_concurrent", {}).get("credentials_per_second")
-        serial_floor = per_path.get("bare_serial", {}).get("credentials_per_second")
-        verified_floor = per_path.get("bare_verified_concurrent", {}).get("credentials_per_second")
-        results.append(
-            {
-                "n": n,
-                "composition": composition(n),
-                "runs": count,
-                "paths": per_path,
-                "rate_vs_bare_concurrent": {
-                    path: ratio(summary.get("credentials_per_second"), floor) for path, summary in per_path.items()
-                },
-                "rate_vs_bare_serial": {
-                    path: ratio(summary.get("credentials_per_second"), serial_floor)
-                    for path, summary in per_path.items()
-                },
-                "rate_vs_bare_verified": {
-                    path: ratio(summary.get("credentials_per_second"), verified_floor)
-                    for path, summary in per_path.items()
-                },
+        attempts: dict[str, list[dict[str, Any]]] = {path: [] for path in paths}
+        order: list[str] = []
+        with LocalOpenBao() as server:
+            log(f"offboarding N={n}: seeding {background_tokens} background tokens")
+            background_seconds = seed_background_tokens(server.addr, server.root_token, background_tokens)
+            log(f"  -> {background_seconds} s")
+            if wrappers is None:
+                wrappers = wrapper_cost(server.addr, server.root_token, wrapper_calls)
+                log(f"offboarding: wrappers' cost per hvac call {wrappers['overhead_microseconds_per_call']} us")
+            for round_index in range(count):
+                for path in run_order(paths, round_index):
+                    log(f"offboarding N={n} round {round_index + 1}/{count} {path}")
+                    last = run_path(path, server.addr, server.root_token, n)
+                    last["round"] = round_index + 1
+                    attempts[path].append(last)
+                    order.append(path)
+                    log(
+                        f"  -> {last.get('seconds', '-')} s (seeded in {last['seed_seconds']} s)"
+                        + (f" ERROR {last['error']}" if "error" in last else "")
+                    )
+        per_path = {path: summarise_path(attempts[path], n) for path in paths}
+        size: dict[str, Any] = {
+            "n": n,
+            "composition": composition(n),
+            "runs": count,
+            "order": order,
+            "background_tokens": background_tokens,
+            "background_seed_seconds": background_seconds,
+            "paths": per_path,
+        }
+        floors = {"bare_concurrent": "bare_concurrent", "bare_serial": "bare_serial", "bare_verified": TARGET_FLOOR}
+        for name, floor_path in floors.items():
+            floor_rate = per_path.get(floor_path, {}).get("credentials_per_second")
+            size[f"rate_vs_{name}"] = {
+                path: ratio(summary.get("credentials_per_second"), floor_rate) for path, summary in per_path.items()
             }
-        )
+        results.append(size)
     # The plan task's result carries every action: its size per credential bounds what INLINE Maps can take.
     per_credential = [
         run["plan_state_bytes"] / size["n"]
@@ -463,20 +572,26 @@ def offboarding_scale(
         "mix_percent": dict(CREDENTIAL_MIX),
         "background_tokens": background_tokens,
         "map_concurrency": MAP_CONCURRENCY,
+        "target_floor": TARGET_FLOOR,
+        "wrapper_cost": wrappers,
         "paths": {path: PATHS[path] for path in paths},
         "sizes": results,
     }
 
 
+RESCIND_PATHS = ("state_machine", "engine", "engine_concurrent")
+
+
 def verdicts(scale: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """A verdict for each Rescind path measured: its rate against the bare concurrent loop's at every N."""
+    """For each Rescind path measured: its rate against the bare revoke-and-read-back loop's at every N, its time
+    per credential flat from the smallest N to the largest, and its counted Vault calls per credential."""
     if not scale:
         return []
     found = []
-    for path in ("state_machine", "engine", "engine_concurrent"):
-        ratios = {str(size["n"]): size["rate_vs_bare_concurrent"].get(path) for size in scale["sizes"]}
+    for path in RESCIND_PATHS:
         if path not in scale["paths"]:
             continue
+        ratios = {str(size["n"]): size["rate_vs_bare_verified"].get(path) for size in scale["sizes"]}
         known = [value for value in ratios.values() if value is not None]
         met = bool(known) and len(known) == len(ratios) and all(value >= 0.8 for value in known)
         worst = min(known) if known else None
@@ -484,6 +599,10 @@ def verdicts(scale: dict[str, Any] | None) -> list[dict[str, Any]]:
         if worst is not None and not met:
             detail += f"; worst {worst}x is {round(0.8 / worst, 1) if worst else 'inf'}x short of 0.8x"
         found.append(verdict(f"offboarding ({path})", WANTED, met, detail))
+    for path in RESCIND_PATHS:
+        flat = flatness(scale, path)
+        if flat is not None:
+            found.append(verdict(f"offboarding time per credential ({path})", FLAT_WANTED, *flat))
     for path in ("state_machine", "engine"):
         counted = {
             str(size["n"]): ((size["paths"].get(path) or {}).get("calls_per_credential") or {}).get("vault")
@@ -498,6 +617,19 @@ def verdicts(scale: dict[str, Any] | None) -> list[dict[str, Any]]:
     return found
 
 
+def flatness(scale: dict[str, Any], path: str) -> tuple[bool | None, str] | None:
+    """ms per credential at the largest N against the smallest N, for `path`; None with fewer than two sizes."""
+    sizes = sorted(scale["sizes"], key=lambda size: size["n"])
+    if len(sizes) < 2 or path not in scale["paths"]:
+        return None
+    smallest, largest = (size["paths"].get(path, {}).get("ms_per_credential") for size in (sizes[0], sizes[-1]))
+    detail = ", ".join(f"N={size['n']}: {cell(size['paths'].get(path, {}).get('ms_per_credential'))}" for size in sizes)
+    growth = ratio(largest, smallest)
+    if growth is None:
+        return None, detail + " ms/cred (a size failed)"
+    return growth <= FLAT_WITHIN, f"{detail} ms/cred: {growth}x"
+
+
 def render_calls(scale: dict[str, Any]) -> list[str]:
     """Calls per credential (bench.calls), median run: Vault overall, by kind and by phase; DynamoDB writes."""
     rows = []
@@ -508,19 +640,22 @@ def render_calls(scale: dict[str, Any]) -> list[str]:
                 continue
             kinds = ", ".join(f"{kind} {cell(value)}" for kind, value in calls["vault_by_kind"].items())
             phases = ", ".join(f"{phase} {cell(value)}" for phase, value in calls["vault_by_phase"].items()) or "-"
+            aws = ", ".join(f"{service} {value}" for service, value in (calls.get("aws_by_service") or {}).items())
             rows.append(
                 f"| {size['n']} | {path} | {cell(calls['vault'])} | {kinds} | {phases} "
-                f"| {cell(calls['dynamodb_writes'])} |"
+                f"| {cell(calls['dynamodb_writes'])} | {aws or '0'} | {calls.get('lambda_invocations') or '-'} |"
             )
     if not rows:
         return []
     return [
         "Calls per credential, counted (bench/calls.py: every hvac request and every botocore call in the process; "
         "an endpoint's calls are counted against the kind it serves, so a kind's figure includes discovery's scan "
-        "of the neighbour's tokens for tokens):",
+        "of the neighbour's tokens for tokens; the state machine's Lambda invocations are in-process, counted by "
+        "the local stack):",
         "",
-        "| N | path | Vault calls | Vault by kind | Vault by phase | DynamoDB writes |",
-        "|---|---|---|---|---|---|",
+        "| N | path | Vault calls | Vault by kind | Vault by phase | DynamoDB writes | AWS calls by service "
+        "| Lambda invocations |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]
@@ -529,21 +664,43 @@ def render_calls(scale: dict[str, Any]) -> list[str]:
 def render(scale: dict[str, Any] | None) -> list[str]:
     if not scale:
         return []
+    seeding = ", ".join(
+        f"N={size['n']}: {size['background_seed_seconds']} s"
+        for size in scale["sizes"]
+        if "background_seed_seconds" in size
+    )
     lines = [
         "## 2. Offboarding scale",
         "",
         "One workload holding N credentials ("
         + ", ".join(f"{share}% {kind}" for kind, share in scale["mix_percent"].items())
         + f"), plus {scale['background_tokens']} tokens of a neighbour that discovery must scan past. "
-        "Each run of each path gets a fresh OpenBao and a freshly seeded estate. Paths:",
+        "One OpenBao per size: the neighbour's tokens are seeded once on it"
+        + (f" ({seeding}, 16 threads)" if seeding else "")
+        + ", and kept; before every run its PKI and AppRole mounts are unmounted and the workload is seeded afresh "
+        "(timed apart), so every run starts from the same server: the same background tokens, an empty certificate "
+        "store and CRL, and nothing left of the runs before (revoked tokens, secret-ids and leases leave nothing). "
+        "The paths alternate run by run, in order and then reversed (A B, B A, A B ...); every path runs under "
+        "the same local wrappers: moto's mock (`local_aws`), the handlers' stdout to a file, and the call "
+        "counting of bench/calls.py. Paths:",
         "",
     ]
     lines += [f"- `{path}`: {text}" for path, text in scale["paths"].items()]
+    wrappers = scale.get("wrapper_cost")
+    if wrappers:
+        per_call = wrappers["microseconds_per_call"]
+        lines += [
+            "",
+            f"What the wrappers cost, per hvac call (`lookup-self`, one thread, the best of {wrappers['rounds']} "
+            f"interleaved rounds of {wrappers['calls']} calls): {per_call['none']} us bare, "
+            f"{per_call['counting']} us under the counting patch, {per_call['moto']} us under moto's mock, "
+            f"{per_call['moto_and_counting']} us under both. Both sides pay it alike.",
+        ]
     lines += [
         "",
-        "| N | runs | path | median s | cred/s | ms/cred | vs bare x10 | vs bare x1 | vs bare+read x10 "
-        "| phases (median s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| N | runs | path | median s (min-max) | cred/s | ms/cred | vs bare+read x10 (target) | vs bare x10 "
+        "| vs bare x1 | Vault calls/cred | AWS calls/cred | phases (median s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in scale["sizes"]:
         for path, summary in size["paths"].items():
@@ -556,15 +713,27 @@ def render(scale: dict[str, Any] | None) -> list[str]:
             if summary.get("errors"):
                 phases += f"; FAILED: {summary['errors'][0][:200]}"
             ratios = [
-                size.get(key, {}).get(path)
-                for key in ("rate_vs_bare_concurrent", "rate_vs_bare_serial", "rate_vs_bare_verified")
+                cell(size.get(f"rate_vs_{key}", {}).get(path)) if floor in size["paths"] else "-"
+                for key, floor in (
+                    ("bare_verified", TARGET_FLOOR),
+                    ("bare_concurrent", "bare_concurrent"),
+                    ("bare_serial", "bare_serial"),
+                )
             ]
+            calls = summary.get("calls_per_credential") or {}
+            aws = ", ".join(f"{service} {value}" for service, value in (calls.get("aws_by_service") or {}).items())
+            if calls.get("lambda_invocations") is not None:
+                aws += f"; Lambda invocations {calls['lambda_invocations']}"
             cells = [
                 str(size["n"]),
                 f"{summary['completed_runs']}/{size['runs']}",
                 path,
-                *(cell(summary[key]) for key in ("median_seconds", "credentials_per_second", "ms_per_credential")),
-                *(cell(value) for value in ratios),
+                f"{cell(summary['median_seconds'])} ({cell(summary.get('min_seconds'))}-"
+                f"{cell(summary.get('max_seconds'))})",
+                *(cell(summary[key]) for key in ("credentials_per_second", "ms_per_credential")),
+                *ratios,
+                cell(calls.get("vault")),
+                aws or "0",
                 phases,
             ]
             lines.append("| " + " | ".join(cells) + " |")

@@ -48,10 +48,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=parse_sizes, default=[100, 1000], help="credential counts, e.g. 100,1000,10000")
     parser.add_argument(
-        "--runs", type=int, default=None, help="runs per size and path (default: 3 at N<=100, 2 at N<=1000, else 1)"
+        "--runs",
+        type=int,
+        default=None,
+        help="rounds per size: each runs every path once, the order alternating (default 3; fewer for a quick run)",
     )
     parser.add_argument(
-        "--background-tokens", type=int, default=200, help="a neighbour's tokens that discovery scans past"
+        "--background-tokens",
+        type=int,
+        default=20_000,
+        help="a neighbour's tokens that discovery scans past, seeded once per size's server (default 20000)",
     )
     parser.add_argument("--paths", default=",".join(PATHS), help="which offboarding paths, comma-separated")
     parser.add_argument("--cold-start-runs", type=int, default=9)
@@ -103,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         {"measured": False, "reason": "skipped (--skip-leak)"} if args.skip_leak else run_leak_to_dead(args.leak_runs)
     )
     if not args.skip_offboarding:
-        results["offboarding"] = offboarding_scale(args.sizes, args.runs, args.background_tokens, paths)
+        results["offboarding"] = offboarding_scale(
+            args.sizes, args.runs, args.background_tokens, paths, wrapper_calls=20 if args.smoke else 300
+        )
     if not args.skip_cold_start:
         results["cold_start"] = cold_start(args.cold_start_runs, breakdown=not args.smoke)
     if args.skip_package:

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# (Vault, AWS) calls of each leak kind's bare floor (bench.leak_to_dead.bare_leak_floor), counted by bench.calls
+BARE_LEAK_CALLS = {"vault_token": (3, 0), "kv_value": (4, 0), "aws_access_key": (0, 4)}
 
 
 def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tmp_path: Path) -> None:
@@ -45,12 +47,32 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
         assert summary["bare_median_seconds"] > 0
         assert summary["ratio_to_bare"] > 0
         assert set(summary["phases_of_median_run"]) >= {"Plan", "Revoke", "Verify", "Close"}
+        # and its calls were counted on both sides, the watcher's left out: the floor's are the calls it makes
+        assert run["calls"]["vault"] + run["calls"]["aws"] > 0, kind
+        (bare,) = summary["bare_runs"]
+        assert (bare["calls"]["vault"], bare["calls"]["aws"]) == BARE_LEAK_CALLS[kind], kind
     assert leak["kinds"]["aws_access_key"]["actions"] == ["disable", "delete"]
+    # and a token's and an AWS key's time to kill was watched on both sides
+    for kind in ("vault_token", "aws_access_key"):
+        assert leak["kinds"][kind]["median_seconds_to_kill"] > 0, kind
+        assert leak["kinds"][kind]["bare_median_seconds_to_kill"] > 0, kind
 
     # And every offboarding path completed at N=10 with a time and a rate, and Rescind's paths left nothing alive
-    (size,) = results["offboarding"]["sizes"]
+    offboarding = results["offboarding"]
+    (size,) = offboarding["sizes"]
     assert size["n"] == 10
     assert sum(size["composition"].values()) == 10
+    # one round, every path once in order, on one server whose background tokens were seeded once
+    assert size["order"] == list(size["paths"])
+    assert (size["background_tokens"], offboarding["target_floor"]) == (10, "bare_verified_concurrent")
+    assert size["background_seed_seconds"] > 0
+    # what the wrappers every path runs under cost, measured
+    assert set(offboarding["wrapper_cost"]["microseconds_per_call"]) == {
+        "none",
+        "counting",
+        "moto",
+        "moto_and_counting",
+    }
     for path, summary in size["paths"].items():
         assert summary["completed_runs"] == 1, (path, summary.get("errors"))
         assert summary["median_seconds"] > 0
@@ -64,10 +86,17 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
         calls = summary["calls_per_credential"]
         if path.startswith("bare"):
             assert calls["vault"] == (2.0 if path == "bare_verified_concurrent" else 1.0), path
+            assert calls["aws_by_service"] == {}, path
         else:
             assert calls["vault"] > 2.0, path
             assert set(calls["vault_by_kind"]) == set(size["composition"]), path
-    assert set(size["rate_vs_bare_concurrent"]) == set(size["paths"])
+            assert calls["aws_by_service"]["dynamodb"] > 0, path
+        assert run["seed_seconds"] > 0, path
+    # the floor's read-back found every credential gone; the state machine's Lambda invocations were counted
+    assert size["paths"]["bare_verified_concurrent"]["runs"][0]["still_alive"] == 0
+    assert size["paths"]["state_machine"]["calls_per_credential"]["lambda_invocations"] > 0
+    for ratios in ("rate_vs_bare_verified", "rate_vs_bare_concurrent", "rate_vs_bare_serial"):
+        assert set(size[ratios]) == set(size["paths"]), ratios
 
     # And the cold start has one figure per function folder, with the layers' bytecode and without, each beside the
     # boto3 baseline and the bare floor, as whole processes and inside them
@@ -92,11 +121,15 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
     # And every target has a verdict (met, missed, or not measured), and the Markdown names each of them
     targets = {verdict["target"] for verdict in results["targets"]}
     assert {"leak_to_dead (vault_token)", "leak_to_dead (kv_value)", "leak_to_dead (aws_access_key)"} <= targets
+    assert {"leak_to_kill (vault_token)", "leak_to_kill (aws_access_key)"} <= targets
+    assert {"offboarding (state_machine)", "offboarding Vault calls (state_machine)"} <= targets
     assert {"cold_start", "layer"} <= targets
     assert all(verdict["met"] in (True, False, None) for verdict in results["targets"])
     for heading in ("## Targets", "## 1. Leak to dead", "## 2. Offboarding scale", "## 3. Cold start"):
         assert heading in markdown
     assert "| vault_token | 1/1 |" in markdown
+    assert "to kill: median s" in markdown
+    assert "| 10 | 1/1 | state_machine |" in markdown
 
 
 def test_the_child_token_benchmark_runs_at_its_smallest_size(tmp_path: Path) -> None:
@@ -127,3 +160,29 @@ def test_the_index_vs_scan_benchmark_runs_at_its_smallest_size(tmp_path: Path) -
         "scan"
     ]
     assert (row["leases_found_by_index"], row["leases_found_by_scan"]) == (1, 0)
+
+
+def test_the_read_back_floor_checks_what_it_reads() -> None:
+    """The offboarding target's floor reads each credential back after its bare revocation: a read that finds the
+    credential alive must say so, or the floor would be a revocation loop that only pretends to verify."""
+    from bench.estate import seed_estate, thread_local_clients
+    from bench.offboarding_scale import bare_revocations, estate_jobs, read_back_dead
+    from rescind_local import LocalOpenBao
+
+    with LocalOpenBao() as server:
+        # Given a workload of 20 live credentials of every kind
+        estate = seed_estate(server.addr, server.root_token, 20)
+        client = thread_local_clients(server.addr, server.root_token)()
+        jobs = estate_jobs(estate)
+        assert {kind for kind, _ in jobs} == {"token", "secret_id", "certificate", "lease"}
+
+        # Then each read-back, before any revocation, finds its credential alive
+        assert [read_back_dead(client, job) for job in jobs] == [False] * len(jobs)
+
+        # When the floor revokes them and reads each back
+        measured = bare_revocations(server.addr, server.root_token, estate, 10, read_back=True)
+
+        # Then it found every one gone, with two counted Vault calls per credential, and they are gone
+        assert (measured["credentials"], measured["still_alive"]) == (20, 0), measured.get("error")
+        assert measured["calls"]["vault_per_credential"] == 2.0
+        assert [read_back_dead(client, job) for job in jobs] == [True] * len(jobs)

@@ -1,0 +1,66 @@
+"""The benchmark harness's own logic: the order paths run in, what the call counter leaves out, and how the
+offboarding targets are judged. Benchmarks are not tests; these check the harness, not a time."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from bench.calls import UNCOUNTED_THREAD_PREFIX, CallCounter
+from bench.offboarding_scale import run_order, verdicts
+
+
+def test_paths_alternate_round_by_round_so_no_path_always_runs_first() -> None:
+    paths = ["state_machine", "bare_verified_concurrent"]
+    rounds = [run_order(paths, index) for index in range(4)]
+    assert rounds == [paths, paths[::-1], paths, paths[::-1]]
+    assert [found[0] for found in rounds].count("state_machine") == 2
+
+
+def test_an_outside_watchers_calls_are_not_counted() -> None:
+    counter = CallCounter()
+    counter.vault("GET", "http://127.0.0.1:8200/v1/auth/token/lookup-self")
+    watcher = threading.Thread(
+        target=lambda: counter.vault("GET", "http://127.0.0.1:8200/v1/auth/token/lookup-self"),
+        name=f"{UNCOUNTED_THREAD_PREFIX}-kill-watch",
+    )
+    watcher.start()
+    watcher.join()
+    assert counter.snapshot().vault_total == 1
+
+
+def size(n: int, rate_vs_verified: float | None, ms_per_credential: float | None, vault: float) -> dict[str, Any]:
+    return {
+        "n": n,
+        "rate_vs_bare_verified": {"state_machine": rate_vs_verified},
+        "paths": {"state_machine": {"ms_per_credential": ms_per_credential, "calls_per_credential": {"vault": vault}}},
+    }
+
+
+def test_offboarding_is_judged_against_the_read_back_floor_for_rate_flatness_and_calls() -> None:
+    # Given a state machine at 0.9x the read-back floor at N=100 and 0.7x at N=10000, 10 then 13 ms a credential
+    scale = {"paths": {"state_machine": ""}, "sizes": [size(100, 0.9, 10.0, 2.4), size(10000, 0.7, 13.0, 2.6)]}
+
+    found = {verdict["target"]: verdict for verdict in verdicts(scale)}
+
+    rate = found["offboarding (state_machine)"]
+    assert rate["met"] is False
+    assert "N=10000: 0.7x" in rate["detail"]
+    assert "read-back" in rate["wanted"]
+    flat = found["offboarding time per credential (state_machine)"]
+    assert flat["met"] is False
+    assert "1.3x" in flat["detail"]
+    calls = found["offboarding Vault calls (state_machine)"]
+    assert calls["met"] is False
+
+
+def test_a_flat_and_fast_enough_path_meets_every_offboarding_target() -> None:
+    scale = {"paths": {"state_machine": ""}, "sizes": [size(100, 0.85, 10.0, 2.4), size(10000, 0.81, 12.0, 2.5)]}
+    assert all(verdict["met"] for verdict in verdicts(scale))
+
+
+def test_a_size_that_failed_is_not_flat() -> None:
+    scale = {"paths": {"state_machine": ""}, "sizes": [size(100, 0.85, 10.0, 2.4), size(10000, None, None, 2.5)]}
+    found = {verdict["target"]: verdict for verdict in verdicts(scale)}
+    assert found["offboarding time per credential (state_machine)"]["met"] is None
+    assert found["offboarding (state_machine)"]["met"] is False
