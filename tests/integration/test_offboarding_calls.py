@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.estate import composition
+from bench.estate import composition, seed_background_tokens
 from bench.offboarding_scale import run_path
+from rescind_local import LocalOpenBao
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,9 @@ def test_an_offboarding_reads_each_credential_once_before_acting_and_acts_with_o
     )
 
     # When it is offboarded through discovery, the plan and guard, and the engine (the benchmark's engine path)
-    run = run_path("engine", N, BACKGROUND_TOKENS)
+    with LocalOpenBao() as server:
+        seed_background_tokens(server.addr, server.root_token, BACKGROUND_TOKENS)
+        run = run_path("engine", server.addr, server.root_token, N)
 
     # Then every credential was ended and verified
     assert "error" not in run, run.get("trace")
