@@ -34,7 +34,7 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
     # And each leaked kind went through the rule and the state machine to a dead credential, beside its floor
     leak = results["leak_to_dead"]
     assert leak["measured"] is True, leak.get("reason")
-    assert set(leak["kinds"]) == {"vault_token", "kv_value", "aws_access_key"}
+    assert set(leak["kinds"]) == {"vault_token", "vault_secret_id", "kv_value", "aws_access_key"}
     for kind, summary in leak["kinds"].items():
         assert summary["completed_runs"] == 1, (kind, summary.get("errors"))
         assert summary["bare_completed_runs"] == 1, (kind, summary.get("errors"))
@@ -46,6 +46,10 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
         assert summary["ratio_to_bare"] > 0
         assert set(summary["phases_of_median_run"]) >= {"Plan", "Revoke", "Verify", "Close"}
     assert leak["kinds"]["aws_access_key"]["actions"] == ["disable", "delete"]
+    # And each kind with a reversible kill was seen refused from outside, from the event and from the start function
+    for kind in ("vault_token", "vault_secret_id", "aws_access_key"):
+        (run,) = leak["kinds"][kind]["runs"]
+        assert 0 < run["seconds_to_kill_in_function"] <= run["seconds_to_kill"], kind
 
     # And every offboarding path completed at N=10 with a time and a rate, and Rescind's paths left nothing alive
     (size,) = results["offboarding"]["sizes"]
