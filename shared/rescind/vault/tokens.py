@@ -14,7 +14,7 @@ import hvac
 import hvac.exceptions
 
 from rescind.engine.base import KindHandler, Step
-from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal
+from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal, RescindError
 from rescind.holds import GuardFacts, facts_from_vault_metadata
 from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, InventorySection, KindSpec, ValueLocator
 from rescind.leaks.types import LocatedLeak, SecretType, Unlocated
@@ -254,16 +254,16 @@ def revoke_token_first(
     _refuse_own_token(client, ref)
     if not _revoke_accessor(client, ref):
         return ActOutcome(changed=False, absent=True, detail="already absent")
-    children = dict.fromkeys(
-        child for child in (*listed_children, *indexed_children(ref.accessor)) if child != ref.accessor
-    )
-    return _revoked(
-        client,
-        ref,
-        children,
-        observed="invalid accessor after the revocation of {parent}, under which the issuance index lists it "
-        "(not seen ended)",
-    )
+    try:
+        indexed, unread = indexed_children(ref.accessor), ""
+    except RescindError as error:  # the kill stands: only its tree goes unnamed, and the outcome says so
+        indexed, unread = [], f"; its tree is not named: the issuance index could not be read ({type(error).__name__})"
+    children = dict.fromkeys(child for child in (*listed_children, *indexed) if child != ref.accessor)
+    revoked = _revoked(client, ref, children, observed=_INDEXED_CHILD_ENDED)
+    return revoked.model_copy(update={"detail": revoked.detail + unread}) if unread else revoked
+
+
+_INDEXED_CHILD_ENDED = "invalid accessor after revoking {parent}, its parent in the issuance index"
 
 
 def _revoke_accessor(client: hvac.Client, ref: VaultTokenRef) -> bool:

@@ -23,6 +23,7 @@ from rescind.aws.session import AwsClientFactory
 from rescind.discovery import DiscoveryScope
 from rescind.guard import GuardPolicy
 from rescind.issuance.base import IssuanceIndex
+from rescind.issuance.dynamodb import DynamoDbIssuanceIndex
 from rescind.kinds import Backends, GuardRead
 from rescind.leaks.kill import KillFirst, UnclaimedKill, kill_first_engine
 from rescind.leaks.locate import LeakLocator
@@ -400,3 +401,21 @@ def test_a_duplicate_alert_kills_again_idempotently_and_records_it_under_the_fir
     assert all(evidence.confirmed for a in attempts for evidence in a.result.evidence)
     # And one run: the duplicate's start is a no-op
     assert second.execution_arn == first.execution_arn
+
+
+def test_a_tokens_kill_stands_when_the_index_cannot_be_read_after_it_and_says_its_tree_is_not_named(
+    setting: Setting,
+) -> None:
+    # Given a leaked token, and an issuance index whose table is not there
+    token = leaked_token(setting.vault)
+    missing = DynamoDbIssuanceIndex("no-such-table", boto3.client("dynamodb", region_name="us-east-1"))
+
+    result = setting.start(alert(SecretType.VAULT_TOKEN, token["client_token"]), index=missing)
+
+    # Then the revocation is read back and recorded as made, saying its tree could not be named
+    assert not token_works(setting.vault, token["client_token"])
+    assert result.kill is not None
+    assert result.kill.killed, result.kill
+    (step,) = result.kill.steps
+    assert step.outcome is Outcome.SUCCEEDED
+    assert "its tree is not named: the issuance index could not be read" in step.detail
