@@ -12,14 +12,17 @@ same watcher."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import secrets
+import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -79,6 +82,7 @@ KILL_WATCH_PAUSE_SECONDS = 0.0005  # between the watcher's checks: its resolutio
 # watcher shares the process with moto, whose in-process answers hold the GIL where AWS's would wait on the network:
 # at the default, each step of a check could wait a whole interval behind them, after the kill.
 KILL_WATCH_SWITCH_SECONDS = 0.0002
+WATCHED_FROM_A_PROCESS = frozenset({"vault_token", "vault_secret_id"})  # see KillWatch
 LEAK_KV_MOUNT = "secret"
 LEAK_APPROLE_MOUNT = "approle"  # the template's default AppRoleMounts
 LEAK_APPROLE_ROLE = "bench-leak"
@@ -185,19 +189,44 @@ def _gone(attempt: Callable[[], Any]) -> bool:
     return False
 
 
+@contextmanager
+def without_collections() -> Iterator[None]:
+    """Collect, then no garbage collection while a run is timed, on both sides alike (as `timeit` does): this process
+    holds moto's state and every function's, which a Lambda's own process does not, so a collection that falls in a
+    run here costs many times what it would there (a full one, hundreds of milliseconds)."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class KillWatch:
-    """From outside Rescind, in its own thread and with its own client: polls until the leaked credential is
-    refused, and keeps the moment it first saw it. A kind without a reversible kill is not watched."""
+    """From outside Rescind, with its own client: polls until the leaked credential is refused, and keeps the moment
+    it first saw it. A kind without a reversible kill is not watched.
+
+    A Vault credential is watched from a process of its own (`WATCHED_FROM_A_PROCESS`): a thread would share the GIL
+    with the path it times, and each of its checks' Python work would slow a path that does more of it (the start
+    function, moto) more than the floor's, which mostly waits on Vault. The clocks agree: perf_counter is
+    CLOCK_MONOTONIC on Linux, one clock for every process. An IAM key lives in moto, in this process: its watcher is
+    a thread, with the switch interval lowered on both sides alike."""
 
     def __init__(self, leak: Leak, addr: str, token: str) -> None:
-        self._refused = _refused_check(leak, addr, token)
+        self._leak, self._addr, self._token = leak, addr, token
+        self._process: subprocess.Popen[str] | None = None
+        self._refused = None if leak.kind in WATCHED_FROM_A_PROCESS else _refused_check(leak, addr, token)
         self._stop = threading.Event()
         self.seen_at: float | None = None
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def __enter__(self) -> KillWatch:
         self._switch = sys.getswitchinterval()
-        if self._refused is not None:
+        if self._leak.kind in WATCHED_FROM_A_PROCESS:
+            self._start_process()
+        elif self._refused is not None:
             sys.setswitchinterval(KILL_WATCH_SWITCH_SECONDS)
             self._thread.start()
         return self
@@ -207,6 +236,17 @@ class KillWatch:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         sys.setswitchinterval(self._switch)
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=2)
+            except subprocess.TimeoutExpired:  # never seen refused: the run failed, and says so
+                self._process.kill()
+                self._process.wait()
+            assert self._process.stdout is not None
+            out = self._process.stdout.read()
+            self._process.stdout.close()
+            seen = out.strip().splitlines()[-1:] if out else []
+            self.seen_at = float(seen[0]) if seen and seen[0] != "ready" else None
 
     def seconds_after(self, started: float) -> float | None:
         return None if self.seen_at is None else round(self.seen_at - started, 4)
@@ -218,6 +258,38 @@ class KillWatch:
                 self.seen_at = time.perf_counter()
                 return
             time.sleep(KILL_WATCH_PAUSE_SECONDS)
+
+    def _start_process(self) -> None:
+        """The watcher process, given the leak on its stdin (never its arguments), ready once it has seen the
+        credential alive through a warm connection."""
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", "from bench.leak_to_dead import watch_from_stdin; watch_from_stdin()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
+        )
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        leak = {"kind": self._leak.kind, "reference": self._leak.reference, "secret": self._leak.secret}
+        self._process.stdin.write(json.dumps({"leak": leak, "addr": self._addr, "token": self._token}) + "\n")
+        self._process.stdin.close()
+        first = self._process.stdout.readline().strip()
+        if first != "ready":
+            raise RuntimeError(f"the watcher process did not start watching: {first[:200]!r}")
+
+
+def watch_from_stdin() -> None:
+    """The watcher process's body: the same check as the thread's, until refused; prints "ready", then the moment."""
+    given = json.loads(sys.stdin.readline())
+    refused = _refused_check(Leak(**given["leak"]), given["addr"], given["token"])
+    if refused is None or refused():
+        print("refused before the clock started", flush=True)
+        return
+    print("ready", flush=True)
+    while not refused():
+        time.sleep(KILL_WATCH_PAUSE_SECONDS)
+    print(time.perf_counter(), flush=True)
 
 
 def _refused_check(leak: Leak, addr: str, token: str) -> Callable[[], bool] | None:
@@ -362,7 +434,7 @@ def leak_through_state_machine(stack: Any, leak: Leak, ledger: Any, sfn: Any, ad
     before = set(execution_arns(sfn, machine_arn))
     invocations_before = len(stack.lambdas.invocations)
     event = leak_event(leak)
-    with stdout_to_file(), KillWatch(leak, addr, token) as watch, StartFunctionClock() as clock:
+    with stdout_to_file(), without_collections(), KillWatch(leak, addr, token) as watch, StartFunctionClock() as clock:
         started_at = datetime.now(UTC)
         started = time.perf_counter()
         matches = stack.route_event(event)
@@ -525,7 +597,7 @@ def leak_to_dead(addr: str, token: str, runs: int) -> dict[str, Any]:
             def bare_run(kind: str) -> dict[str, Any]:
                 leak = seeded(kind)
                 try:
-                    with KillWatch(leak, addr, token) as watch:
+                    with without_collections(), KillWatch(leak, addr, token) as watch:
                         started = time.perf_counter()
                         measured = bare_leak_floor(leak, vault, iam)
                     measured["seconds_to_kill"] = watch.seconds_after(started)
