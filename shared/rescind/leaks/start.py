@@ -122,15 +122,15 @@ def _claim(
 ) -> ResponseClaim:
     """The incident, claimed once per credential. After a kill its transient failure is retried here first (a
     redelivery could no longer locate a revoked token), then raised naming what was killed, unrecorded."""
-    made_steps = made is not None and bool(made.steps)
+    killed = made is not None and any(executed.result.outcome.is_success for _, executed in made.steps)
     try:
         return retry_transient(
             lambda _: ledger.claim_response(located.dedup_key, now, window),
-            attempts=3 if made_steps else 1,
+            attempts=3 if killed else 1,
             base_delay_seconds=0.5,
         )
     except TransientError as error:
-        if made is None or not made_steps:
+        if made is None or not killed:  # nothing dead: a redelivery locates it again
             raise
         raise UnclaimedKill(
             f"killed first, then the incident could not be claimed ({type(error).__name__}: {error}); "
