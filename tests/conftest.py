@@ -190,6 +190,7 @@ class BackendCalls:
     def __init__(self) -> None:
         self.vault: list[str] = []
         self.aws: list[str] = []
+        self.in_order: list[str] = []  # both, as they were made: "vault METHOD url" and "aws service:Operation"
 
     @property
     def total(self) -> int:
@@ -246,10 +247,12 @@ def backend_calls(monkeypatch: pytest.MonkeyPatch) -> BackendCalls:
 
     def counting_request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         calls.vault.append(f"{method.upper()} {url}")
+        calls.in_order.append(f"vault {method.upper()} {url}")
         return real_request(self, method, url, *args, **kwargs)
 
     def counting_api_call(self: Any, operation_name: str, api_params: Any) -> Any:
         calls.aws.append(f"{self.meta.service_model.service_name}:{operation_name}")
+        calls.in_order.append(f"aws {self.meta.service_model.service_name}:{operation_name}")
         return real_api_call(self, operation_name, api_params)
 
     monkeypatch.setattr(hvac.adapters.RawAdapter, "request", counting_request)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # (Vault, AWS) calls of each leak kind's bare floor (bench.leak_to_dead.bare_leak_floor), counted by bench.calls
-BARE_LEAK_CALLS = {"vault_token": (3, 0), "kv_value": (4, 0), "aws_access_key": (0, 4)}
+BARE_LEAK_CALLS = {"vault_token": (3, 0), "vault_secret_id": (3, 0), "kv_value": (4, 0), "aws_access_key": (0, 4)}
 
 
 def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tmp_path: Path) -> None:
@@ -36,7 +36,7 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
     # And each leaked kind went through the rule and the state machine to a dead credential, beside its floor
     leak = results["leak_to_dead"]
     assert leak["measured"] is True, leak.get("reason")
-    assert set(leak["kinds"]) == {"vault_token", "kv_value", "aws_access_key"}
+    assert set(leak["kinds"]) == {"vault_token", "vault_secret_id", "kv_value", "aws_access_key"}
     for kind, summary in leak["kinds"].items():
         assert summary["completed_runs"] == 1, (kind, summary.get("errors"))
         assert summary["bare_completed_runs"] == 1, (kind, summary.get("errors"))
@@ -56,6 +56,10 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
     for kind in ("vault_token", "aws_access_key"):
         assert leak["kinds"][kind]["median_seconds_to_kill"] > 0, kind
         assert leak["kinds"][kind]["bare_median_seconds_to_kill"] > 0, kind
+    # And each kind with a reversible kill was seen refused from outside, from the event and from the start function
+    for kind in ("vault_token", "vault_secret_id", "aws_access_key"):
+        (run,) = leak["kinds"][kind]["runs"]
+        assert 0 < run["seconds_to_kill_in_function"] <= run["seconds_to_kill"], kind
 
     # And every offboarding path completed at N=10 with a time and a rate, and Rescind's paths left nothing alive
     offboarding = results["offboarding"]

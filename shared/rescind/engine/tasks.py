@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +14,7 @@ from rescind.engine.scope import check_target_in_scope
 from rescind.exceptions import RescindError, TransientError
 from rescind.guard import refuse_unapproved_root_rotation, rotates_database_root
 from rescind.ledger.base import Ledger
+from rescind.ledger.types import ApprovalDecision
 from rescind.models import Action, ActionResult, CredentialRef, Outcome
 from rescind.models.results import utc_now
 from rescind.validation import parse_model
@@ -51,28 +53,65 @@ def execute_and_record(
     A transient error is recorded and raised again, so the state machine's Retry runs a new attempt.
     Any other Rescind error is recorded and returned as a FAILED result, so the rest of the plan runs.
     """
+    executed = execute_checked(
+        request.action,
+        dry_run=request.dry_run,
+        engine=engine,
+        scope=scope,
+        refuse_if_guarded=refuse_if_guarded,
+        approvals=lambda: ledger.read_incident(request.incident_id).approvals,
+    )
+    return record_executed(ledger, request.incident_id, request.attempt_id, executed)
+
+
+@dataclass(frozen=True)
+class Executed:
+    """One action checked, executed and read back, not yet recorded. `transient`: the error to raise once the
+    failed result is recorded (the caller's retry runs a new attempt)."""
+
+    result: ActionResult
+    transient: TransientError | None = None
+
+
+def execute_checked(
+    action: Action,
+    *,
+    dry_run: bool,
+    engine: ActionEngine,
+    scope: DiscoveryScope,
+    refuse_if_guarded: Callable[[CredentialRef], None],
+    approvals: Callable[[], Sequence[ApprovalDecision]],
+) -> Executed:
+    """The acting half of `execute_and_record`: every check, then act and read back; nothing is recorded, so a
+    caller may act before it has an incident to record under (the leak start's kill first). `approvals` is read
+    only for a database root rotation."""
     started_at = utc_now()
     try:
-        check_target_in_scope(request.action.target, scope)
-        if not request.dry_run:
-            if rotates_database_root(request.action):
-                refuse_unapproved_root_rotation(request.action, ledger.read_incident(request.incident_id).approvals)
-            refuse_if_guarded(request.action.target)
-        result = engine.execute(request.action, dry_run=request.dry_run)
+        check_target_in_scope(action.target, scope)
+        if not dry_run:
+            if rotates_database_root(action):
+                refuse_unapproved_root_rotation(action, approvals())
+            refuse_if_guarded(action.target)
+        return Executed(engine.execute(action, dry_run=dry_run))
     except TransientError as error:
-        record_result(ledger, request.incident_id, request.attempt_id, _failed(request, error, started_at))
-        raise
+        return Executed(_failed(action, error, started_at), transient=error)
     except RescindError as error:
-        result = _failed(request, error, started_at)
-    record_result(ledger, request.incident_id, request.attempt_id, result)
-    return result
+        return Executed(_failed(action, error, started_at))
 
 
-def _failed(request: ExecuteActionRequest, error: RescindError, started_at: Any) -> ActionResult:
+def record_executed(ledger: Ledger, incident_id: str, attempt_id: str, executed: Executed) -> ActionResult:
+    """The recording half: write the attempt, then raise its transient error again, if any."""
+    record_result(ledger, incident_id, attempt_id, executed.result)
+    if executed.transient is not None:
+        raise executed.transient
+    return executed.result
+
+
+def _failed(action: Action, error: RescindError, started_at: Any) -> ActionResult:
     return ActionResult(
-        action_id=request.action.action_id,
-        action_kind=request.action.kind,
-        target=request.action.target,
+        action_id=action.action_id,
+        action_kind=action.kind,
+        target=action.target,
         outcome=Outcome.FAILED,
         detail=str(error)[:2000],
         error_type=type(error).__name__,

@@ -2,10 +2,11 @@
 
 Attackers use a leaked key within about a minute; the state machine's plan, guard and Map states take seconds.
 So the function that located the credential makes the one step that stops it working (revoke a token or an AppRole
-secret-id, deactivate an IAM access key, disable the token's entity), verifies it by reading back, and records it
-in the ledger under the action id the state machine's plan gives the same step. The run that starts next acts on
-the same plan: that step finds the credential already dead (already absent or applied, read back again), and the
-run rotates, deletes, verifies, records and notifies as before.
+secret-id, deactivate an IAM access key, disable the token's entity) and reads it back, before it even claims the
+incident (`kill_before_claim`); once claimed, it records each step under the action id the state machine's plan
+gives the same step (`record_kill`). The run that starts next acts on the same plan: that step finds the credential
+already dead (already absent or applied, read back again), and the run rotates, deletes, verifies, records and
+notifies as before.
 
 Nothing is killed first unless all of these hold, and then the state machine alone decides, as it always did:
 - the locate was exact (the value or key id itself matched the credential, `LocatedLeak.exact`);
@@ -15,6 +16,8 @@ Nothing is killed first unless all of these hold, and then the state machine alo
 - every target is in the configured scope.
 Only the steps in `KILL_FIRST` are made here: deletion, rotation and certificate revocation stay in the state
 machine. A kill that fails (Vault unavailable) is recorded as failed and the run starts anyway, and kills itself.
+No call to Vault or AWS comes before the kill but the locate's own lookup and the guard's facts it did not read
+(a token's entity): a token's tree is named after its revocation, from the issuance index (`kill_first_engine`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
+from rescind.engine.executor import ActionEngine, record_result
+from rescind.engine.tasks import Executed, execute_checked
 from rescind.exceptions import PolicyRefusal, RescindError, TransientError
 from rescind.guard import GuardPolicy, guard_refusal, is_protected, read_guard_facts
 from rescind.holds import GuardFacts
@@ -37,8 +41,8 @@ from rescind.response.types import GuardDecision
 
 if TYPE_CHECKING:
     from rescind.discovery import DiscoveryScope
-    from rescind.engine.executor import ActionEngine
-    from rescind.kinds import GuardRead
+    from rescind.issuance.base import IssuanceIndex
+    from rescind.kinds import Backends, GuardRead
     from rescind.ledger.base import Ledger
 
 # The step that stops each kind working at once. Each is the one its plan already starts with for that kind.
@@ -155,8 +159,9 @@ class KillReport(BaseModel):
 
 @dataclass(frozen=True)
 class KillFirst:
-    """What the start function kills with: an engine holding only the kill-first kinds' handlers, the guard's
-    read for facts the locate did not see, the scope and policy, and the Vault's address to name."""
+    """What the start function kills with: an engine holding only the kill-first kinds' handlers
+    (`kill_first_engine`), the guard's read for facts the locate did not see, the scope and policy, and the Vault's
+    address to name."""
 
     engine: ActionEngine
     read: GuardRead
@@ -169,17 +174,43 @@ class KillFirst:
         return f"AWS account {account}" if account else f"Vault {self.vault_address}"
 
 
-def kill_first(
-    plan: Plan,
-    located: LocatedLeak,
-    *,
-    incident_id: str,
-    workload_id: str,
-    kill: KillFirst,
-    ledger: Ledger,
-) -> KillReport:
-    """Decide, then make each kill-first step through the acting task's own path (scope, guard, act, read back,
-    record). Never raises for a step: a failed kill is recorded and reported, and the run kills it again."""
+def kill_first_engine(backends: Backends, index: IssuanceIndex | None) -> ActionEngine:
+    """The kill-first kinds' handlers, nothing else. With the issuance index, a token's revocation reads nothing
+    before it and names the tree the index lists under it after (rescind.vault.tokens.revoke_token_first); without,
+    the live bound on the tree is read before it, as the run's revocation does."""
+    from rescind.kinds import kind_spec
+    from rescind.vault.tokens import VaultTokenHandler
+
+    handlers = [
+        kind_spec(kind).build_handler(backends) for kind in KILL_FIRST if kind is not CredentialKind.VAULT_TOKEN
+    ]
+    if index is None:
+        return ActionEngine([*handlers, kind_spec(CredentialKind.VAULT_TOKEN).build_handler(backends)])
+
+    def indexed_children(accessor: str) -> list[str]:
+        from rescind.issuance.tree import indexed_descendant_tokens
+
+        return indexed_descendant_tokens(index, accessor, now=utc_now())
+
+    return ActionEngine([*handlers, VaultTokenHandler(backends.vault, indexed_children=indexed_children)])
+
+
+@dataclass(frozen=True)
+class KillMade:
+    """The kill first, made before the incident is claimed: each step's outcome, read back, not yet recorded."""
+
+    why: str
+    steps: tuple[tuple[Action, Executed], ...] = ()
+
+
+class UnclaimedKill(TransientError):
+    """A kill was made, but the incident to record it under could not be claimed: raised so the event is retried."""
+
+
+def kill_before_claim(plan: Plan, located: LocatedLeak, *, workload_id: str, kill: KillFirst) -> KillMade:
+    """Decide, then make each kill-first step through the acting task's own checks (scope, guard on the locate's
+    facts, act, read back), with no incident yet: `record_kill` records them once it is claimed. Never raises for
+    a step: a failed kill is kept as failed (recorded after), and the run kills it again."""
     from rescind.engine.scope import check_target_in_scope
 
     def outside_scope(ref: CredentialRef) -> str | None:
@@ -191,55 +222,69 @@ def kill_first(
 
     not_worth = nothing_to_kill(plan, located)
     if not_worth is not None:  # decided before any read: a KV value or a certificate costs the start nothing
-        return KillReport(killed=False, why=not_worth)
+        return KillMade(why=not_worth)
     try:
         facts = facts_of_plan(plan, located, kill.read)
     except RescindError as error:  # the facts could not be read: no kill, the run reads them again
-        return KillReport(killed=False, why=f"the guard's facts could not be read ({type(error).__name__}): {error}")
+        return KillMade(why=f"the guard's facts could not be read ({type(error).__name__}): {error}")
     decision = decide_kill(plan, located, facts, workload_id=workload_id, policy=kill.policy, in_scope=outside_scope)
     if not decision.kill:
-        return KillReport(killed=False, why=decision.why)
+        return KillMade(why=decision.why)
 
     def refuse_if_guarded(ref: CredentialRef) -> None:  # the facts just decided on: no second read
         refusal = guard_refusal(ref, facts[ref.key], kill.policy)
         if refusal is not None:
             raise PolicyRefusal(refusal)
 
+    steps = tuple(
+        (
+            action,
+            execute_checked(
+                action,
+                dry_run=plan.dry_run,  # never true here: decide_kill refused a dry run
+                engine=kill.engine,
+                scope=kill.scope,
+                refuse_if_guarded=refuse_if_guarded,
+                approvals=lambda: (),  # read only for a database root rotation, which is never killed first
+            ),
+        )
+        for action in decision.actions
+    )
+    return KillMade(why=decision.why, steps=steps)
+
+
+def record_kill(made: KillMade, *, incident_id: str, duplicate: bool, kill: KillFirst, ledger: Ledger) -> KillReport:
+    """Record each step made under the claimed incident, as its own attempt of the plan's action id. A duplicate
+    delivery's steps (the same actions again: already applied or absent, read back) go under the incident it
+    duplicates. A write the ledger refuses for now is reported, not raised: the run starts and records its own."""
     stamp = utc_now().strftime("%Y%m%dT%H%M%S%f")  # each invocation is its own attempt
     steps = []
-    for index, action in enumerate(decision.actions):
-        request = ExecuteActionRequest(
-            incident_id=incident_id, attempt_id=f"{incident_id}.kill-first.{stamp}.{index}", action=action
-        )
-        acted_on = kill.acted_on(action.target)
+    unrecorded = []
+    for index, (action, executed) in enumerate(made.steps):
         try:
-            result = execute_and_record(
-                request, engine=kill.engine, ledger=ledger, scope=kill.scope, refuse_if_guarded=refuse_if_guarded
-            )
-        except TransientError as error:  # recorded failed by execute_and_record; the run retries it
-            steps.append(_failed_step(action, acted_on, error))
-            continue
+            record_result(ledger, incident_id, f"{incident_id}.kill-first.{stamp}.{index}", executed.result)
+        except TransientError as error:
+            unrecorded.append(f"{action.target.key} ({type(error).__name__})")
+        result = executed.result
         steps.append(
             KillOutcome(
                 action_id=result.action_id,
                 target=action.target.key,
                 outcome=result.outcome,
-                acted_on=acted_on,
+                acted_on=kill.acted_on(action.target),
                 detail=result.detail,
                 error_type=result.error_type,
             )
         )
-    killed = all(step.outcome.is_success for step in steps)
-    why = decision.why if killed else "a kill-first step failed: the run makes it again"
-    return KillReport(killed=killed, why=why, steps=tuple(steps))
+    killed = bool(steps) and all(step.outcome.is_success for step in steps)
+    why = made.why if killed or not steps else "a kill-first step failed: the run makes it again"
+    if duplicate:
+        why = f"a duplicate of incident {incident_id}: {why}; recorded under it"
+    if unrecorded:
+        why += f"; not recorded (the run records its own): {', '.join(unrecorded)}"
+    return KillReport(killed=killed, why=why[:1000], steps=tuple(steps))
 
 
-def _failed_step(action: Action, acted_on: str, error: RescindError) -> KillOutcome:
-    return KillOutcome(
-        action_id=action.action_id,
-        target=action.target.key,
-        outcome=Outcome.FAILED,
-        acted_on=acted_on,
-        detail=str(error)[:2000],
-        error_type=type(error).__name__,
-    )
+def describe_unclaimed(made: KillMade) -> str:
+    """What an unclaimed kill did, for the error raised: references, outcomes and where, never a value."""
+    return "; ".join(f"{action.kind} {action.target.key}: {executed.result.outcome}" for action, executed in made.steps)

@@ -39,16 +39,16 @@ def get_leak_locator() -> LeakLocator:
 @runtime_cache
 def get_kill_first() -> KillFirst:
     """The kill first's engine holds only the handlers of the kinds it kills: nothing else can be acted on here."""
-    from rescind.engine.executor import ActionEngine
-    from rescind.kinds import Backends, GuardRead, kind_spec
-    from rescind.leaks.kill import KILL_FIRST, KillFirst
+    from rescind.kinds import Backends, GuardRead
+    from rescind.leaks.kill import KillFirst, kill_first_engine
 
     settings = get_settings()
     backends = Backends(get_vault_client(), get_aws_factory())
+    scope = get_discovery_scope()
     return KillFirst(
-        engine=ActionEngine(kind_spec(kind).build_handler(backends) for kind in KILL_FIRST),
+        engine=kill_first_engine(backends, scope.issuance_index),
         read=GuardRead(backends, metadata_key=settings.workload_metadata_key),
-        scope=get_discovery_scope(),
+        scope=scope,
         policy=get_guard_policy(),
         vault_address=settings.vault_addr,
     )

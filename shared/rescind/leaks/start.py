@@ -1,13 +1,18 @@
-"""Start the response to a leak: locate the credential, claim it once, kill it first, and start the leak-response
-state machine.
+"""Start the response to a leak: locate the credential, kill it first, claim it once, record the kill, and start
+the leak-response state machine.
 
 Deduplication is keyed on the credential, not the alert: GitHub, a scanner and AWS Health reporting one key within
 the window start one response. The claim sits in the ledger (a conditional put), and the execution is named after
 the claimed incident, so a retry that lost its first start still starts it, and a duplicate start is a no-op.
 
-Between the claim and the start, the credential is killed first (rescind.leaks.kill) when the locate was exact and
-the guard passes on what the locate read: the reversible step, read back and recorded under the plan's own action
-id, so the run finds it done. When the guard refuses, nothing is touched here and the run decides as before.
+As soon as the locate is exact and the guard passes on what it read, the credential is killed first
+(rescind.leaks.kill): the reversible step and its read-back, before the claim, which costs a ledger round trip the
+attacker does not wait for. The claim follows, and the kill is recorded under the claimed incident with the plan's
+own action id, so the run finds it done. When the guard refuses, nothing is touched here and the run decides.
+A duplicate delivery kills again before it learns it is one: idempotent (already applied or absent, read back,
+the credential seen alive by its own locate), and recorded under the incident it duplicates, whose run acts.
+A claim that fails after a kill is retried, then raised naming what was killed (UnclaimedKill), so the event is
+delivered again; a redelivery that can no longer locate the revoked credential is recorded unresolved.
 
 An alert that resolves to nothing is recorded as an UNRESOLVED incident and notified. Nothing is touched.
 `respond_to_leak_event` answers a whole event: every alert, plus one record for what the event named that
@@ -23,18 +28,28 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rescind.leaks.kill import KillFirst, KillReport, kill_first
+from rescind.exceptions import TransientError
+from rescind.leaks.kill import (
+    KillFirst,
+    KillMade,
+    KillReport,
+    UnclaimedKill,
+    describe_unclaimed,
+    kill_before_claim,
+    record_kill,
+)
 from rescind.leaks.locate import LeakLocator
 from rescind.leaks.plan import leak_plan
 from rescind.leaks.types import LeakAlert, LeakEvent, LocatedLeak
 from rescind.ledger.base import Ledger
-from rescind.ledger.types import IncidentStatus, Trigger
+from rescind.ledger.types import IncidentStatus, ResponseClaim, Trigger
 from rescind.models.results import utc_now
 from rescind.response.start import Notify, StartStatus, StepFunctionsStarter, record_unanswered, start_execution_once
 from rescind.response.types import ResponseRequest
 from rescind.retrying import retry_transient
 
 DEFAULT_DEDUP_WINDOW = timedelta(hours=1)
+UNCLAIMED = "unclaimed"  # the plan id the kill first plans under, before the claim names the incident
 
 
 class LeakStartResult(BaseModel):
@@ -61,26 +76,23 @@ def start_leak_response(
     now: datetime | None = None,
     kill: KillFirst | None = None,
 ) -> LeakStartResult:
-    """Locate, claim, kill first (when `kill` is given), start. The alert's value, if any, is used by the locator
-    and goes no further."""
+    """Locate, kill first (when `kill` is given), claim, record the kill, start. The alert's value, if any, is used
+    by the locator and goes no further."""
     located = locator.locate(alert)
     if not isinstance(located, LocatedLeak):
         return record_unresolved_leak(alert, located.why, ledger=ledger, notify=notify)
-    claim = ledger.claim_response(located.dedup_key, now or utc_now(), window)
+    made = None
+    if kill is not None:
+        # The plan the run's plan task makes from the same request: the same action ids. Its id is the incident's,
+        # not claimed yet; no kill-first step carries it (only a rotation's run id does).
+        unclaimed = leak_response_request(alert, located, UNCLAIMED)
+        made = kill_before_claim(leak_plan(unclaimed), located, workload_id=unclaimed.workload_id, kill=kill)
+    claim = _claim(ledger, located, now or utc_now(), window, made)
     keys = tuple(ref.key for ref in located.credentials)
     request = leak_response_request(alert, located, claim.incident_id)
     killed = None
-    if kill is not None and not claim.is_new:  # its first delivery killed, or its run (started below) will
-        killed = KillReport(killed=False, why=f"a duplicate of incident {claim.incident_id}: its run acts")
-    elif kill is not None:
-        killed = kill_first(
-            leak_plan(request),  # the plan the run's plan task makes from the same request: the same action ids
-            located,
-            incident_id=claim.incident_id,
-            workload_id=request.workload_id,
-            kill=kill,
-            ledger=ledger,
-        )
+    if kill is not None and made is not None:
+        killed = record_kill(made, incident_id=claim.incident_id, duplicate=not claim.is_new, kill=kill, ledger=ledger)
     # Started even when the claim is not new: an earlier attempt may have claimed and then failed to start. After
     # a kill, a transient failure is retried here first: a redelivery could no longer locate a revoked token.
     status, execution_arn = retry_transient(
@@ -103,6 +115,27 @@ def start_leak_response(
         why=located.evidence,
         kill=killed,
     )
+
+
+def _claim(
+    ledger: Ledger, located: LocatedLeak, now: datetime, window: timedelta, made: KillMade | None
+) -> ResponseClaim:
+    """The incident, claimed once per credential. After a kill its transient failure is retried here first (a
+    redelivery could no longer locate a revoked token), then raised naming what was killed, unrecorded."""
+    killed = made is not None and any(executed.result.outcome.is_success for _, executed in made.steps)
+    try:
+        return retry_transient(
+            lambda _: ledger.claim_response(located.dedup_key, now, window),
+            attempts=3 if killed else 1,
+            base_delay_seconds=0.5,
+        )
+    except TransientError as error:
+        if made is None or not killed:  # nothing dead: a redelivery locates it again
+            raise
+        raise UnclaimedKill(
+            f"killed first, then the incident could not be claimed ({type(error).__name__}: {error}); "
+            f"not recorded: {describe_unclaimed(made)}"[:2000]
+        ) from error
 
 
 def leak_response_request(alert: LeakAlert, located: LocatedLeak, incident_id: str) -> ResponseRequest:

@@ -5,7 +5,7 @@ The token value is never read, held or returned. Every call names the accessor, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -14,11 +14,12 @@ import hvac
 import hvac.exceptions
 
 from rescind.engine.base import KindHandler, Step
-from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal
+from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal, RescindError
 from rescind.holds import GuardFacts, facts_from_vault_metadata
 from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, InventorySection, KindSpec, ValueLocator
 from rescind.leaks.types import LocatedLeak, SecretType, Unlocated
 from rescind.models import (
+    Action,
     ActionKind,
     ActOutcome,
     CredentialKind,
@@ -262,24 +263,55 @@ def revoke_token_by_accessor(
                 child = lookup_token_by_accessor(client, accessor)
                 if child is not None:
                     candidates[accessor] = child
+    if not _revoke_accessor(client, ref):
+        return ActOutcome(changed=False, absent=True, detail="already absent")
+    return _revoked(client, ref, candidates, observed="invalid accessor: alive before, ended with its parent {parent}")
+
+
+def revoke_token_first(
+    client: hvac.Client,
+    ref: VaultTokenRef,
+    *,
+    indexed_children: Callable[[str], Sequence[str]],
+    listed_children: Sequence[str] = (),
+) -> ActOutcome:
+    """Kill first (a leak: its tree neither refuses nor counts): revoke-accessor with no read before it but Rescind's
+    own accessor (remembered); then the token, and each child the issuance index (`indexed_children`, queried after)
+    or the plan lists, read back. The live bound would need the tree alive, before the kill: it is not read."""
+    _refuse_own_token(client, ref)
+    if not _revoke_accessor(client, ref):
+        return ActOutcome(changed=False, absent=True, detail="already absent")
+    try:
+        indexed, unread = indexed_children(ref.accessor), ""
+    except RescindError as error:  # the kill stands: only its tree goes unnamed, and the outcome says so
+        indexed, unread = [], f"; its tree is not named: the issuance index could not be read ({type(error).__name__})"
+    children = dict.fromkeys(child for child in (*listed_children, *indexed) if child != ref.accessor)
+    revoked = _revoked(client, ref, children, observed=_INDEXED_CHILD_ENDED)
+    return revoked.model_copy(update={"detail": revoked.detail + unread}) if unread else revoked
+
+
+_INDEXED_CHILD_ENDED = "invalid accessor after revoking {parent}, its parent in the issuance index"
+
+
+def _revoke_accessor(client: hvac.Client, ref: VaultTokenRef) -> bool:
+    """revoke-accessor; False when OpenBao says no such token (already absent)."""
     with vault_errors(f"revoke token accessor {ref.accessor}"):
         try:
             response = client.auth.token.revoke_accessor(ref.accessor)
         except hvac.exceptions.InvalidRequest as error:
             if _is_invalid_accessor(error):
-                return ActOutcome(changed=False, absent=True, detail="already absent")
+                return False
             raise ActionFailed(f"revoke token accessor {ref.accessor}: {str(error)[:300]}") from error
     # OpenBao answers 200 with this warning instead of an error when the token died in between.
     warnings = response.get("warnings") if isinstance(response, dict) else None
-    if any("No token found" in str(warning) for warning in warnings or []):
-        return ActOutcome(changed=False, absent=True, detail="already absent")
+    return not any("No token found" in str(warning) for warning in warnings or [])
+
+
+def _revoked(client: hvac.Client, ref: VaultTokenRef, candidates: Iterable[str], *, observed: str) -> ActOutcome:
+    """A revocation made: the token read back, each candidate read dead named ended (`observed`: `{parent}`)."""
     ended = [child for child in candidates if lookup_token_by_accessor(client, child) is None]
     evidence = tuple(
-        Evidence(
-            check=f"lookup-accessor {child}",
-            observed=f"invalid accessor: alive before, ended with its parent {ref.accessor}",
-            confirmed=True,
-        )
+        Evidence(check=f"lookup-accessor {child}", observed=observed.format(parent=ref.accessor), confirmed=True)
         for child in ended
     )
     died_with = f" and {len(ended)} token(s) created under it" if ended else ""
@@ -437,22 +469,23 @@ def _token_rows(scan: InventoryScan) -> Iterator[InventoryRow]:
 
 
 class VaultTokenHandler(KindHandler[VaultTokenRef]):
-    """CredentialHandler for Vault tokens: revoke and shorten_ttl, by accessor."""
+    """CredentialHandler for Vault tokens: revoke and shorten_ttl, by accessor. With `indexed_children` (the kill
+    first's, rescind.leaks.kill) a revocation reads nothing before it (`revoke_token_first`)."""
 
-    def __init__(self, client: hvac.Client) -> None:
+    def __init__(self, client: hvac.Client, *, indexed_children: Callable[[str], Sequence[str]] | None = None) -> None:
+        def revoke(ref: VaultTokenRef, action: Action) -> ActOutcome:
+            listed = action.params.child_tokens
+            if indexed_children is None:
+                return revoke_token_by_accessor(
+                    client, ref, listed_children=listed, cannot_create_tokens=action.params.cannot_create_tokens
+                )
+            return revoke_token_first(client, ref, indexed_children=indexed_children, listed_children=listed)
+
         super().__init__(
             CredentialKind.VAULT_TOKEN,
             VaultTokenRef,
             {
-                ActionKind.REVOKE: Step(
-                    lambda ref, action: revoke_token_by_accessor(
-                        client,
-                        ref,
-                        listed_children=action.params.child_tokens,
-                        cannot_create_tokens=action.params.cannot_create_tokens,
-                    ),
-                    lambda ref, _action: verify_token_revoked(client, ref),
-                ),
+                ActionKind.REVOKE: Step(revoke, lambda ref, _action: verify_token_revoked(client, ref)),
                 ActionKind.SHORTEN_TTL: Step(
                     lambda ref, action: shorten_token_ttl(client, ref, ttl_target(action)),
                     lambda ref, action: verify_token_ttl(client, ref, ttl_target(action)),

@@ -19,17 +19,22 @@ from pathlib import Path
 import hvac
 import pytest
 
+from rescind.aws.session import AwsClientFactory
 from rescind.discovery import DiscoveryScope
 from rescind.engine.factory import build_engine
 from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
 from rescind.guard import VAULT_HOLD_KEY, GuardPolicy, refuse_guarded_target
 from rescind.issuance.dynamodb import DynamoDbIssuanceIndex
+from rescind.kinds import Backends
+from rescind.leaks.kill import kill_first_engine
 from rescind.leaks.plan import build_leak_plan
 from rescind.ledger.sqlite import SqliteLedger
-from rescind.models import Outcome
+from rescind.models import Action, ActionKind, Outcome
 from rescind.offboarding.plan import build_offboarding_plan, plan_offboarding
 from rescind.response.types import GuardDecision
+from rescind.vault.client import own_token_accessor
 from rescind_local import LocalOpenBao
+from tests.conftest import BackendCalls
 from tests.integration.issuance.test_audit_index import (
     audit_lines,
     bao,  # noqa: F401  (the module's OpenBao, hmac_accessor=false)
@@ -190,4 +195,31 @@ def test_a_leaked_tokens_tree_from_the_index_dies_with_it_uncounted_and_each_chi
         f"lookup-accessor {ref.accessor}"  # type: ignore[union-attr]
         for ref in result.also_ended
     ]
+    assert not any(child.works(bao) for child in tree.children.values())
+
+
+def test_a_leaked_tokens_kill_first_reads_nothing_before_the_revoke_and_records_its_indexed_tree_after(
+    bao: LocalOpenBao,  # noqa: F811
+    aws: None,
+    monkeypatch: pytest.MonkeyPatch,
+    backend_calls: BackendCalls,
+) -> None:
+    # Given a leaked token whose tree only the index knows, and the start function's kill-first engine, warm
+    tree = grow_tree(bao, monkeypatch, held=False)
+    accessors = {child.accessor for child in tree.children.values()}
+    engine = kill_first_engine(Backends(tree.vault, AwsClientFactory(region_name="us-east-1")), tree.index)
+    own_token_accessor(tree.vault)
+    backend_calls.in_order.clear()
+
+    # When it kills the token first (the plan's revoke, made before the claim: no tree listed in it)
+    result = engine.execute(Action(kind=ActionKind.REVOKE, target=tree.parent.ref, reason="leaked"))
+
+    # Then the revoke is the first call; the index is read after it, and each child is read back dead after it
+    assert backend_calls.in_order[0].endswith("/v1/auth/token/revoke-accessor"), backend_calls.in_order
+    assert result.outcome is Outcome.SUCCEEDED, result.detail
+    assert {ref.accessor for ref in result.also_ended} == accessors  # type: ignore[union-attr]
+    assert all(item.confirmed for item in result.also_ended_evidence)
+    assert all("issuance index" in item.observed for item in result.also_ended_evidence)
+    assert result.evidence[0].confirmed
+    assert not tree.parent.works(bao)
     assert not any(child.works(bao) for child in tree.children.values())

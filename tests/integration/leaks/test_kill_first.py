@@ -1,7 +1,8 @@
 """Kill first against real OpenBao and moto: the start function (rescind.leaks.start.start_leak_response) locates a
-leaked credential, kills it with its reversible step, reads it back, records it under the plan's action id, then
-starts the run (a real moto state machine). Seen from outside, the leaked credential is refused at once. A guard
-refusal touches nothing; a kill Vault does not answer is recorded failed, and the run still starts."""
+leaked credential, kills it with its reversible step and reads it back, then claims the incident, records the kill
+under the plan's action id and starts the run (a real moto state machine). Seen from outside, the leaked credential
+is refused at once, before the claim's ledger round trip. A guard refusal touches nothing; a kill Vault does not
+answer is recorded failed, and the run still starts; a claim that fails after the kill leaves it dead and says so."""
 
 from __future__ import annotations
 
@@ -16,22 +17,28 @@ import boto3
 import hvac
 import hvac.exceptions
 import pytest
+from botocore.config import Config
 
 from rescind.aws.session import AwsClientFactory
 from rescind.discovery import DiscoveryScope
-from rescind.engine.executor import ActionEngine
 from rescind.guard import GuardPolicy
-from rescind.kinds import Backends, GuardRead, kind_spec
-from rescind.leaks.kill import KILL_FIRST, KillFirst
+from rescind.issuance.base import IssuanceIndex
+from rescind.issuance.dynamodb import DynamoDbIssuanceIndex
+from rescind.kinds import Backends, GuardRead
+from rescind.leaks.kill import KillFirst, UnclaimedKill, kill_first_engine
 from rescind.leaks.locate import LeakLocator
 from rescind.leaks.start import LeakStartResult, start_leak_response
 from rescind.leaks.types import LeakAlert, SecretType
+from rescind.ledger import DynamoDbLedger
+from rescind.ledger.base import Ledger
 from rescind.ledger.sqlite import SqliteLedger
 from rescind.models import Action, Outcome
 from rescind.models.results import utc_now
 from rescind.response.start import StartStatus
-from rescind_local import local_aws
+from rescind.vault.client import own_token_accessor
+from rescind_local import create_table_from_template, local_aws
 from tests.conftest import BackendCalls, aws_writes, vault_writes
+from tests.integration.issuance.test_audit_index import create_table
 
 pytestmark = pytest.mark.integration
 
@@ -51,25 +58,32 @@ class Setting:
     def scope(self) -> DiscoveryScope:
         return DiscoveryScope(approle_mounts=(self.approle_mount,), aws_account_ids=(self.account,))
 
-    def kill_first(self, vault: hvac.Client | None = None) -> KillFirst:
+    def kill_first(self, vault: hvac.Client | None = None, index: IssuanceIndex | None = None) -> KillFirst:
         backends = Backends(vault or self.vault, AwsClientFactory(region_name="us-east-1"))
         return KillFirst(
-            engine=ActionEngine(kind_spec(kind).build_handler(backends) for kind in KILL_FIRST),
+            engine=kill_first_engine(backends, index),
             read=GuardRead(backends),
             scope=self.scope(),
             policy=GuardPolicy(protected_workloads=frozenset({PROTECTED})),
             vault_address=str(backends.vault.url),
         )
 
-    def start(self, alert: LeakAlert, *, kill_vault: hvac.Client | None = None) -> LeakStartResult:
+    def start(
+        self,
+        alert: LeakAlert,
+        *,
+        kill_vault: hvac.Client | None = None,
+        index: IssuanceIndex | None = None,
+        ledger: Ledger | None = None,
+    ) -> LeakStartResult:
         return start_leak_response(
             alert,
             locator=LeakLocator(self.vault, self.scope(), aws=AwsClientFactory(region_name="us-east-1")),
-            ledger=self.ledger,
+            ledger=ledger or self.ledger,
             sfn_client=boto3.client("stepfunctions", region_name="us-east-1"),
             state_machine_arn=self.machine_arn,
             notify=lambda subject, message: self.notes.append((subject, message)),
-            kill=self.kill_first(kill_vault),
+            kill=self.kill_first(kill_vault, index),
         )
 
 
@@ -278,3 +292,130 @@ def test_a_kill_vault_does_not_answer_is_recorded_failed_and_the_run_still_start
     assert attempt.result.outcome is Outcome.FAILED
     assert result.status is StartStatus.STARTED
     assert result.execution_arn is not None
+
+
+def dynamodb_ledger() -> DynamoDbLedger:
+    """The deployed stack's ledger table, on this test's moto."""
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    return DynamoDbLedger(create_table_from_template(client, "LedgerTable", "ledger"), client)
+
+
+def calls_before(calls: list[str], kill: str) -> list[str]:
+    """The calls made before the first one whose text contains `kill` (which must be there)."""
+    at = next(index for index, call in enumerate(calls) if kill in call)
+    return calls[:at]
+
+
+def test_a_leaked_token_is_revoked_with_no_call_before_but_the_locates_lookup(
+    setting: Setting, backend_calls: BackendCalls
+) -> None:
+    # Given a leaked token, a warm function (its own accessor already known) and the stack's ledger and index
+    token = leaked_token(setting.vault)
+    own_token_accessor(setting.vault)
+    ledger, index = dynamodb_ledger(), create_table(f"issuance-{uuid.uuid4().hex[:8]}")
+    backend_calls.in_order.clear()
+
+    # When the start function answers the alert
+    result = setting.start(alert(SecretType.VAULT_TOKEN, token["client_token"]), index=index, ledger=ledger)
+
+    # Then the only Vault call before the revoke is the locate's lookup of the value, and nothing reached AWS
+    # (neither the claim nor the index) before it: the floor's own two calls
+    calls = [call.split("?")[0] for call in backend_calls.in_order]
+    assert calls_before(calls, "auth/token/revoke-accessor") == ["vault POST /v1/auth/token/lookup"]
+    after = calls[len(calls_before(calls, "auth/token/revoke-accessor")) :]
+    assert "aws dynamodb:PutItem" in after  # the claim and the record
+    assert not token_works(setting.vault, token["client_token"])
+    # And the kill was read back, recorded under the claimed incident, and the run started
+    assert result.kill is not None
+    assert result.kill.killed, result.kill
+    (attempt,) = ledger.read_incident(result.incident_id).attempts
+    assert (attempt.result.outcome, attempt.result.evidence[0].confirmed) == (Outcome.SUCCEEDED, True)
+    assert result.status is StartStatus.STARTED
+
+
+def test_a_leaked_access_key_is_deactivated_before_the_incident_is_claimed(
+    setting: Setting, backend_calls: BackendCalls
+) -> None:
+    iam = boto3.client("iam", region_name="us-east-1")
+    user = f"kill-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user, Tags=[{"Key": "rescind:workload", "Value": WORKLOAD}])
+    key_id = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    ledger = dynamodb_ledger()
+    backend_calls.in_order.clear()
+
+    result = setting.start(alert(SecretType.AWS_ACCESS_KEY, key_id), ledger=ledger)
+
+    # Before the deactivation: the locate (the key's account and user, the user's tags for the guard) and the
+    # deactivation's own read of the key's status; the ledger only after
+    before = calls_before(backend_calls.in_order, "iam:UpdateAccessKey")
+    assert not [call for call in before if "dynamodb:" in call], before
+    assert before[-1] == "aws iam:ListAccessKeys"
+    assert result.kill is not None
+    assert result.kill.killed, result.kill
+    (listed,) = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+    assert listed["Status"] == "Inactive"
+    assert [a.result.outcome for a in ledger.read_incident(result.incident_id).attempts] == [Outcome.SUCCEEDED]
+
+
+def test_a_claim_that_fails_after_the_kill_leaves_the_token_dead_and_raises_naming_it(setting: Setting) -> None:
+    # Given a leaked token, and a ledger DynamoDB does not answer (no endpoint listens there)
+    token = leaked_token(setting.vault)
+    unreachable = boto3.client(
+        "dynamodb",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=1),
+    )
+
+    # When the start function answers the alert, it raises (so Lambda delivers the event again)
+    with pytest.raises(UnclaimedKill) as raised:
+        setting.start(
+            alert(SecretType.VAULT_TOKEN, token["client_token"]), ledger=DynamoDbLedger("ledger", unreachable)
+        )
+
+    # Then the token is already refused, seen from outside, and the error says what was killed and unrecorded
+    assert not token_works(setting.vault, token["client_token"])
+    assert f"revoke vault_token:{token['accessor']}: succeeded" in str(raised.value)
+    assert "could not be claimed" in str(raised.value)
+    assert token["client_token"] not in str(raised.value)
+
+
+def test_a_duplicate_alert_kills_again_idempotently_and_records_it_under_the_first_incident(setting: Setting) -> None:
+    # Given a leaked access key, reported twice (deactivated, it is still located: it exists)
+    iam = boto3.client("iam", region_name="us-east-1")
+    user = f"kill-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user, Tags=[{"Key": "rescind:workload", "Value": WORKLOAD}])
+    key_id = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+
+    first = setting.start(alert(SecretType.AWS_ACCESS_KEY, key_id))
+    second = setting.start(alert(SecretType.AWS_ACCESS_KEY, key_id))
+
+    # Then the duplicate found the key already deactivated, read it back, and recorded that under the same incident
+    assert second.incident_id == first.incident_id
+    assert second.kill is not None
+    assert second.kill.why.startswith(f"a duplicate of incident {first.incident_id}")
+    assert [step.outcome for step in second.kill.steps] == [Outcome.ALREADY_APPLIED]
+    attempts = setting.ledger.read_incident(first.incident_id).attempts
+    assert sorted(a.result.outcome for a in attempts) == sorted([Outcome.SUCCEEDED, Outcome.ALREADY_APPLIED])
+    assert len({a.result.action_id for a in attempts}) == 1
+    assert all(evidence.confirmed for a in attempts for evidence in a.result.evidence)
+    # And one run: the duplicate's start is a no-op
+    assert second.execution_arn == first.execution_arn
+
+
+def test_a_tokens_kill_stands_when_the_index_cannot_be_read_after_it_and_says_its_tree_is_not_named(
+    setting: Setting,
+) -> None:
+    # Given a leaked token, and an issuance index whose table is not there
+    token = leaked_token(setting.vault)
+    missing = DynamoDbIssuanceIndex("no-such-table", boto3.client("dynamodb", region_name="us-east-1"))
+
+    result = setting.start(alert(SecretType.VAULT_TOKEN, token["client_token"]), index=missing)
+
+    # Then the revocation is read back and recorded as made, saying its tree could not be named
+    assert not token_works(setting.vault, token["client_token"])
+    assert result.kill is not None
+    assert result.kill.killed, result.kill
+    (step,) = result.kill.steps
+    assert step.outcome is Outcome.SUCCEEDED
+    assert "its tree is not named: the issuance index could not be read" in step.detail
