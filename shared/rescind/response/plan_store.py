@@ -58,6 +58,7 @@ class PlanReference(BaseModel):
     revoke_items_key: str | None = None
     verify_items_key: str | None = None
     verify_item_count: int = 0
+    revoke_batch_size: int = 1  # actions per Revoke item (the last may hold fewer): progress counts by it
 
 
 class VerifyBatchRequest(BaseModel):
@@ -119,6 +120,7 @@ def store_plan(
             "revoke_items_key": f"{prefix}/revoke.json",
             "verify_items_key": f"{prefix}/verify.json",
             "verify_item_count": len(batches),
+            "revoke_batch_size": revoke_batch_size,
         }
     )
 
