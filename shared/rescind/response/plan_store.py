@@ -112,9 +112,14 @@ def store_plan(
     ]
     batches = [{"actions": batch, "read_back_key": None} for batch in contained] + revoke_items
     revoke, verify = _json_array(revoke_items), _json_array(batches)
+    # Each batch's read-back object starts empty, so a read of one never meets an absent key (which S3 answers
+    # with 403 to a reader without ListBucket): empty proves nothing, and Verify reads those targets itself.
+    empty = ReadBackRecord(incident_id=plan.incident_id).model_dump_json().encode()
+    objects = [(f"{prefix}/revoke.json", revoke), (f"{prefix}/verify.json", verify)]
+    objects += [(str(item["read_back_key"]), empty) for item in revoke_items]
     with aws_errors(f"plan write to s3://{bucket}/{prefix}"):
-        for name, body in (("revoke.json", revoke), ("verify.json", verify)):
-            s3.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=body, ContentType="application/json")
+        for key, body in objects:
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     return reference.model_copy(
         update={
             "revoke_items_key": f"{prefix}/revoke.json",
@@ -143,7 +148,7 @@ class S3ReadBackStore:
             ) from None
 
     def read(self, key: str) -> ReadBackRecord | None:
-        """The object, or None when the batch wrote none (it proved nothing, or did not run)."""
+        """The object (the plan task wrote it empty), or None when there is none."""
         try:
             with aws_errors(f"read-back read from s3://{self._bucket}/{self._checked(key)}"):
                 body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
