@@ -9,7 +9,8 @@ transaction), then the confirmed read-backs go to the batch's read-back object, 
 targets counts as proof (rescind.engine.verification) and a retry of this batch reads so as not to act again.
 
 A transient error of one action does not lose the others: every attempt is recorded and the confirmed read-backs
-written before the first transient error is raised again for the state machine's Retry. The retry is a new
+written before the first transient error is raised again for the state machine's Retry (an unexpected exception,
+a defect, is recorded as FAILED and raised the same way, for the Catch). The retry is a new
 attempt (its attempt id has the retry count) and acts only on what no earlier attempt of the batch confirmed.
 """
 
@@ -135,10 +136,14 @@ def execute_batch(
     carried = proven_for(request.actions, earlier)
     pending = [(position, action) for position, action in enumerate(request.actions) if action.action_id not in carried]
 
-    def run(item: tuple[int, Action]) -> tuple[int, ActionResult, TransientError | None]:
+    def run(item: tuple[int, Action]) -> tuple[int, ActionResult, Exception | None]:
         position, action = item
-        result, transient = _execute_one(request, action, engine, ledger, scope, refuse_if_guarded)
-        return position, result, transient
+        started_at = utc_now()
+        try:
+            return position, *_execute_one(request, action, engine, ledger, scope, refuse_if_guarded)
+        except Exception as unexpected:  # a defect: recorded with the others, then raised for the Catch
+            error = RescindError(f"{type(unexpected).__name__} while acting")
+            return position, engine.failed(action, started_at, error), unexpected
 
     with ThreadPoolExecutor(max(1, min(workers, len(pending) or 1))) as pool:
         ran = list(pool.map(run, pending))
@@ -164,9 +169,9 @@ def execute_batch(
     if read_backs is not None and store_key is not None and len(proven) > len(carried):
         in_order = tuple(proven[action.action_id] for action in request.actions if action.action_id in proven)
         read_backs.write(store_key, ReadBackRecord(incident_id=request.incident_id, proven=in_order))
-    transient = next((error for _, _, error in ran if error is not None), None)
-    if transient is not None:
-        raise transient  # after recording: the Retry acts only on what is not proven
+    raised = next((error for _, _, error in ran if error is not None), None)
+    if raised is not None:
+        raise raised  # after recording: a Retry (transient) acts only on what is not proven; anything else is caught
     outcomes = Counter(str(result.outcome) for _, result, _ in ran)
     return BatchResult(
         action_count=len(request.actions),
