@@ -61,7 +61,7 @@ class VerifiedTargets:
     def describe_proof(self) -> str:
         return (
             f"read back: {self.proven_by_act_read_back} by the action's own read-back, {self.read_again} read again "
-            f"by Verify, {self.failed_items} verify items unfinished"
+            f"by Verify; unfinished Verify items: {self.failed_items}"
         )
 
 
