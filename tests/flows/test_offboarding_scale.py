@@ -126,7 +126,7 @@ def run_at_scale(openbao: LocalOpenBao, count: int, environment: dict[str, str],
     }
 
 
-def assert_offboarded(openbao: LocalOpenBao, run: dict[str, Any], count: int) -> None:
+def assert_offboarded(openbao: LocalOpenBao, run: dict[str, Any], count: int, revoke_batch: int = 50) -> None:
     view = run["view"]
     # The execution succeeded, and never carried the plan: every state stayed far under the limit
     failures = [event for event in run["events"] if event["type"].endswith("Failed")]
@@ -143,23 +143,30 @@ def assert_offboarded(openbao: LocalOpenBao, run: dict[str, Any], count: int) ->
     assert view.closure is not None
     assert view.closure.status is IncidentStatus.COMPLETED
     assert len(view.closure.in_state(CredentialState.DEAD)) == count
-    # The plan's items and both Maps' results are in the plan bucket
-    assert sum(key.startswith("plans/") for key in run["keys"]) == 2
+    # The plan's items, one read-back object per Revoke batch, and both Maps' results are in the plan bucket
+    read_backs = [key for key in run["keys"] if key.startswith("plans/") and "/read-back/" in key]
+    assert sum(key.startswith("plans/") for key in run["keys"]) == 2 + len(read_backs)
+    assert len(read_backs) == -(-count // revoke_batch)
+    # Every target was proven dead by its act's own read-back: Verify read none of them again
+    assert f"read back: {count} by the action's own read-back, 0 read again" in view.closure.summary
+    # Each action was recorded once, under its batch's attempt id and its place in the batch
+    assert len(view.attempts) == count
+    assert all(attempt.attempt_id.count(".revoke.") == 1 for attempt in view.attempts)
     assert sum(key.startswith("results/") and key.endswith("manifest.json") for key in run["keys"]) == 2
     # And using any of the tokens fails
     assert_every_token_refused(openbao, run["accessors"])
 
 
 def test_a_few_hundred_credentials_go_through_s3_and_a_chunked_ledger(aws: None, openbao: LocalOpenBao) -> None:
-    # Given a workload holding 200 tokens, a ledger that chunks every record over 2,000 characters, and Verify
-    # items of 40 targets
-    environment = {"LEDGER_CHUNK_CHARS": "2000", "VERIFY_BATCH_SIZE": "40"}
+    # Given a workload holding 200 tokens, a ledger that chunks every record over 2,000 characters, and Revoke
+    # (and so Verify) items of 40 targets
+    environment = {"LEDGER_CHUNK_CHARS": "2000", "VERIFY_BATCH_SIZE": "40", "REVOKE_BATCH_SIZE": "40"}
 
     # When it is offboarded through the state machine
     run = run_at_scale(openbao, 200, environment, timeout=300)
 
     # Then everything ended and was verified, and the ledger holds the plan in chunks
-    assert_offboarded(openbao, run, 200)
+    assert_offboarded(openbao, run, 200, revoke_batch=40)
     assert run["chunk_items"] > 10
     verify_items = [key for key in run["keys"] if key.endswith("/verify.json")]
     assert len(verify_items) == 1

@@ -221,12 +221,15 @@ def test_functions_are_invoked_only_through_secrets_manager_or_as_a_named_rotati
 
 def test_crls_are_read_only_from_this_accounts_buckets(statements: list[dict[str, Any]]) -> None:
     reads = [s for s in statements if "s3:GetObject" in as_list(s["Action"])]
-    # Besides CRLs, a function reads only the Verify Map's results in the plan bucket (the close task).
+    # Besides CRLs, a function reads only the Verify Map's results in the plan bucket (the close task) and the
+    # Revoke batches' read-back objects (the acting task's retry, and the verify task)
     map_results = [s for s in reads if resource_text(s["Resource"]) == "${PlanBucket.Arn}/results/*"]
-    crl_reads = [s for s in reads if s not in map_results]
+    read_backs = [s for s in reads if resource_text(s["Resource"]) == "${PlanBucket.Arn}/plans/*/read-back/*"]
+    crl_reads = [s for s in reads if s not in map_results and s not in read_backs]
 
     assert crl_reads
     assert len(map_results) == 1
+    assert len(read_backs) == 2
     for statement in crl_reads:
         assert resource_text(statement["Resource"]).endswith("/*.crl")
         assert statement["Condition"] == {"StringEquals": {"aws:ResourceAccount": {"Ref": "AWS::AccountId"}}}

@@ -28,7 +28,9 @@ def _actions(count: int) -> list[Action]:
     ]
 
 
-def _child(status: str, incident_id: str, batch: list[Action], alive: list[Action]) -> dict[str, object]:
+def _child(
+    status: str, incident_id: str, batch: list[Action], alive: list[Action], from_act: int = 0
+) -> dict[str, object]:
     child: dict[str, object] = {
         "ExecutionArn": f"{MAP_RUN}:child",
         "Input": json.dumps({"incident_id": incident_id, "actions": [a.model_dump(mode="json") for a in batch]}),
@@ -38,7 +40,13 @@ def _child(status: str, incident_id: str, batch: list[Action], alive: list[Actio
     }
     if status == "SUCCEEDED":
         still_alive = [a.target.model_dump(mode="json") for a in alive]
-        output = {"still_alive": still_alive, "verified_count": len(batch), "still_alive_count": len(alive)}
+        output = {
+            "still_alive": still_alive,
+            "verified_count": len(batch),
+            "still_alive_count": len(alive),
+            "proven_by_act_read_back_count": from_act,
+            "read_again_count": len(batch) - from_act,
+        }
         child["Output"] = json.dumps(output)
     else:
         child.update(Error="Lambda.Unknown", Cause="the verify task timed out")
@@ -58,7 +66,8 @@ def _write_results(s3: Any, files: dict[str, list[dict[str, object]]]) -> MapRes
 
 
 def test_a_failed_verify_item_leaves_its_targets_unknown_and_the_run_partial(aws: None) -> None:
-    # Given a plan of six tokens, verified in three batches: one found a token alive, one failed outright
+    # Given a plan of six tokens, verified in three batches: one proven dead by its act's read-back, one read
+    # again that found a token alive, one failed outright
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET)
     client = boto3.client("dynamodb")
@@ -77,7 +86,7 @@ def test_a_failed_verify_item_leaves_its_targets_unknown_and_the_run_partial(aws
         s3,
         {
             "SUCCEEDED": [
-                _child("SUCCEEDED", "inc-map", actions[0:2], alive=[]),
+                _child("SUCCEEDED", "inc-map", actions[0:2], alive=[], from_act=2),
                 _child("SUCCEEDED", "inc-map", actions[2:4], alive=[actions[3]]),
             ],
             "FAILED": [_child("FAILED", "inc-map", actions[4:6], alive=[])],
@@ -106,6 +115,11 @@ def test_a_failed_verify_item_leaves_its_targets_unknown_and_the_run_partial(aws
         CredentialState.UNKNOWN,
     ]
     assert closure.still_alive == (actions[3].target,)
+    # And the summary names where the proofs came from
+    assert (verified.proven_by_act_read_back, verified.read_again) == (2, 2)
+    assert "read back: 2 by the action's own read-back, 2 read again by Verify; unfinished Verify items: 1" in (
+        closure.summary
+    )
 
 
 def test_results_outside_the_plan_bucket_or_its_results_prefix_are_refused(aws: None) -> None:

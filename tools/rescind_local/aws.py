@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from unittest import mock
 
 from moto import mock_aws
@@ -24,12 +24,18 @@ _FAKE_CREDENTIALS = {
 
 @contextmanager
 def local_aws() -> Iterator[None]:
-    """Every boto3 call inside goes to moto. Real credentials in the environment are hidden first."""
+    """Every boto3 call inside goes to moto. Real credentials in the environment are hidden first. moto's
+    TransactWriteItems copies each table once per call (rescind_local.dynamodb_transactions)."""
+    from rescind_local.dynamodb_transactions import transaction_patches
+
     hidden = {name: "" for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE") if name in os.environ}
     with (
         mock.patch.dict(os.environ, {**_FAKE_CREDENTIALS}),
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        ExitStack() as patches,
     ):
+        for patch in transaction_patches():
+            patches.enter_context(patch)
         for name in hidden:
             os.environ.pop(name, None)
         yield

@@ -128,7 +128,7 @@ class ActionEngine:
                 base_delay_seconds=self._retry_backoff,
             )
         except RescindError as error:
-            return self._failed(action, started_at, error)
+            return self.failed(action, started_at, error)
 
     def run_plan(
         self,
@@ -145,7 +145,8 @@ class ActionEngine:
                 on_result(result)
         return results
 
-    def _failed(self, action: Action, started_at: datetime, error: RescindError) -> ActionResult:
+    def failed(self, action: Action, started_at: datetime, error: RescindError) -> ActionResult:
+        """The FAILED result of an action that raised `error` (its type named, so the ledger says which)."""
         return self._result(
             action, Outcome.FAILED, started_at, detail=str(error)[:2000], error_type=type(error).__name__
         )

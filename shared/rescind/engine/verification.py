@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
@@ -12,12 +13,21 @@ from rescind.engine.scope import TargetOutOfScope, check_target_in_scope
 from rescind.models import Action, CredentialRef, Evidence
 
 
+class ProofSource(StrEnum):
+    """Where a target's evidence came from."""
+
+    ACT_READ_BACK = "act_read_back"  # the acting task's own read-back after it acted (rescind.engine.batch)
+    VERIFY_READ = "verify_read"  # read again here
+    NOT_READ = "not_read"  # outside the scope: not read at all
+
+
 class VerifiedTarget(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     action_id: str
     target: CredentialRef
     evidence: Evidence
+    source: ProofSource = ProofSource.VERIFY_READ
 
 
 class VerificationReport(BaseModel):
@@ -30,19 +40,32 @@ class VerificationReport(BaseModel):
     def all_dead(self) -> bool:
         return not self.still_alive
 
+    def count(self, source: ProofSource) -> int:
+        return sum(1 for target in self.verified if target.source is source)
+
 
 def verify_actions(
-    engine: ActionEngine, actions: Sequence[Action], *, scope: DiscoveryScope | None = None
+    engine: ActionEngine,
+    actions: Sequence[Action],
+    *,
+    scope: DiscoveryScope | None = None,
+    proven: Mapping[str, Evidence] | None = None,
 ) -> VerificationReport:
     """Read back every action's target. Only reads; a transient error is raised for the caller to retry.
 
     With `scope`, a target outside the configured mounts is not read at all (the acting task refused it, so it
     was not ended): it is reported alive, with evidence saying why it was not read. The targets are read kind by
     kind (ActionEngine.verify_each): a PKI mount's CRL is fetched once for all its certificates.
+
+    `proven` maps action ids to the confirmed evidence of the act's own read-back (rescind.engine.batch.proven_for
+    checked it names the same target): those targets are dead without another read. Only the rest are read.
     """
     readable: list[Action] = []
     refused: dict[str, Evidence] = {}
+    from_act = {key: evidence for key, evidence in (proven or {}).items() if evidence.confirmed}
     for action in actions:
+        if action.action_id in from_act:
+            continue
         try:
             if scope is not None:
                 check_target_in_scope(action.target, scope)
@@ -56,8 +79,15 @@ def verify_actions(
     verified: list[VerifiedTarget] = []
     alive: list[CredentialRef] = []
     for action in actions:
-        evidence = refused.get(action.action_id) or read[action.action_id]
-        verified.append(VerifiedTarget(action_id=action.action_id, target=action.target, evidence=evidence))
+        if action.action_id in from_act:
+            evidence, source = from_act[action.action_id], ProofSource.ACT_READ_BACK
+        elif action.action_id in refused:
+            evidence, source = refused[action.action_id], ProofSource.NOT_READ
+        else:
+            evidence, source = read[action.action_id], ProofSource.VERIFY_READ
+        verified.append(
+            VerifiedTarget(action_id=action.action_id, target=action.target, evidence=evidence, source=source)
+        )
         if not evidence.confirmed:
             alive.append(action.target)
     return VerificationReport(verified=tuple(verified), still_alive=tuple(alive))

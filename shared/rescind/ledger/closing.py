@@ -55,6 +55,14 @@ class VerifiedTargets:
     read_back: frozenset[str]  # target keys an item read back (dead unless also in still_alive)
     still_alive: tuple[CredentialRef, ...]
     failed_items: int = 0  # items that did not finish: their targets were not read back
+    proven_by_act_read_back: int = 0  # targets dead by the acting task's own read-back (not read again)
+    read_again: int = 0  # targets Verify read itself
+
+    def describe_proof(self) -> str:
+        return (
+            f"read back: {self.proven_by_act_read_back} by the action's own read-back, {self.read_again} read again "
+            f"by Verify; unfinished Verify items: {self.failed_items}"
+        )
 
 
 class CloseRequest(BaseModel):
@@ -151,7 +159,7 @@ def close_incident(request: CloseRequest, ledger: Ledger, verified: VerifiedTarg
         closed_at=utc_now(),
         credentials=standings,
     )
-    summary = _summary(request, closure)
+    summary = _summary(request, closure) + (f"; {verified.describe_proof()}" if verified is not None else "")
     closure = closure.model_copy(update={"summary": summary[:2000]})
     ledger.close_incident(closure)
     flow_title = request.flow.replace("_", " ").title()

@@ -4,7 +4,8 @@ A DISTRIBUTED Map with a ResultWriter writes a manifest (`<prefix>/<map run id>/
 files by status; each file is a JSON array of child executions, with the child's `Input` and `Output` as JSON
 text (SUCCEEDED) or its `Error` and `Cause` (FAILED). The Map's own output is only where the manifest is
 (`ResultWriterDetails`), so the steps after it read the summary here: which targets were read back, which are
-still alive, and how many items did not finish. A target in an item that failed, or in none, is not read
+still alive, how many items did not finish, and where the proofs came from (the act's own read-back, kept by the
+Revoke batch, or a read by Verify). A target in an item that failed, or in none, is not read
 back: the closure calls it unknown, never dead.
 """
 
@@ -44,11 +45,14 @@ def read_verify_results(s3: S3Client, location: MapResultsLocation, plan_bucket:
     files: dict[str, list[dict[str, Any]]] = manifest.get("ResultFiles") or {}
     read_back: set[str] = set()
     alive: dict[str, CredentialRef] = {}
+    proof_counts = {"proven_by_act_read_back_count": 0, "read_again_count": 0}
     for entry in files.get("SUCCEEDED") or []:
         for child in _read_json(s3, location.bucket, entry["Key"]):
             batch = VerifyBatchRequest.model_validate_json(child["Input"])
             output = json.loads(child["Output"])
             read_back.update(action.target.key for action in batch.actions)
+            for name in proof_counts:
+                proof_counts[name] += int(output.get(name, 0))
             for ref in _REFS.validate_python(output["still_alive"]):
                 alive.setdefault(ref.key, ref)
     failed = sum(
@@ -56,4 +60,10 @@ def read_verify_results(s3: S3Client, location: MapResultsLocation, plan_bucket:
         for status in _NOT_FINISHED
         for entry in files.get(status) or []
     )
-    return VerifiedTargets(read_back=frozenset(read_back), still_alive=tuple(alive.values()), failed_items=failed)
+    return VerifiedTargets(
+        read_back=frozenset(read_back),
+        still_alive=tuple(alive.values()),
+        failed_items=failed,
+        proven_by_act_read_back=proof_counts["proven_by_act_read_back_count"],
+        read_again=proof_counts["read_again_count"],
+    )

@@ -3,8 +3,14 @@
 A Standard execution's state is at most 256 KB, which a plan of about 730 credentials fills. So the plan task
 writes the actions as two JSON arrays the Maps read with `ItemReader` (`s3:getObject`, `InputType: JSON`):
 
-  plans/<incident id>/<digest>/revoke.json   one item per action to execute (rotate, revoke, delete)
-  plans/<incident id>/<digest>/verify.json   one item per batch of targets to read back ({"actions": [...]})
+  plans/<incident id>/<digest>/revoke.json   one item per batch of actions to execute (rotate, revoke, delete):
+                                             {"actions": [...], "read_back_key": ".../read-back/<n>.json"}
+  plans/<incident id>/<digest>/verify.json   one item per batch of targets to read back ({"actions": [...],
+                                             "read_back_key": ...}): the containment's with none, Revoke batch n's
+                                             with the same read_back_key
+
+The Revoke batch writes its actions' own read-back evidence to its read_back_key (rescind.engine.batch); the Verify
+batch of the same targets counts a target dead from that evidence and reads again only the rest.
 
 and returns a `PlanReference`: the decision, the containment (reversible, few), the counts and these keys. The
 digest is the content's, so a resumed run writes the same objects again and nothing else. The objects are
@@ -19,10 +25,11 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from rescind.aws.errors import aws_errors
-from rescind.exceptions import ConfigurationError
+from rescind.engine.batch import READ_BACK_FOLDER, ReadBackKey, ReadBackRecord
+from rescind.exceptions import AwsNotFound, ConfigurationError, InvalidInput
 from rescind.models import Action
 from rescind.response.types import GuardDecision, ResponsePlan, WorkloadId
 
@@ -33,6 +40,7 @@ PLANS_PREFIX = "plans/"
 RESULTS_PREFIX = "results/"
 # Only these decisions go on to act: the others end before Revoke, and nothing is written for them.
 _ACTING = frozenset({GuardDecision.PROCEED, GuardDecision.NEEDS_APPROVAL})
+_READ_BACK_KEY: TypeAdapter[str] = TypeAdapter(ReadBackKey)
 
 
 class PlanReference(BaseModel):
@@ -50,23 +58,36 @@ class PlanReference(BaseModel):
     revoke_items_key: str | None = None
     verify_items_key: str | None = None
     verify_item_count: int = 0
+    revoke_batch_size: int = 1  # actions per Revoke item (the last may hold fewer): progress counts by it
 
 
 class VerifyBatchRequest(BaseModel):
-    """One item of the Verify Map: a batch of the plan's actions whose targets are read back."""
+    """One item of the Verify Map: a batch of the plan's actions whose targets are read back. `read_back_key`,
+    when set, is where the Revoke batch of the same actions wrote their own read-back (plans/ only)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
     actions: Annotated[tuple[Action, ...], Field(min_length=1, max_length=1000)]
+    read_back_key: ReadBackKey | None = None
 
 
 def _json_array(items: Sequence[object]) -> bytes:
     return json.dumps(items, separators=(",", ":")).encode()
 
 
-def store_plan(plan: ResponsePlan, s3: S3Client, bucket: str | None, verify_batch_size: int) -> PlanReference:
-    """Write the plan's Map items to the plan bucket (only for a plan that will act) and return the reference."""
+def _batches(actions: Sequence[object], size: int) -> list[list[object]]:
+    return [list(actions[start : start + size]) for start in range(0, len(actions), size)]
+
+
+def store_plan(
+    plan: ResponsePlan, s3: S3Client, bucket: str | None, verify_batch_size: int, revoke_batch_size: int = 50
+) -> PlanReference:
+    """Write the plan's Map items to the plan bucket (only for a plan that will act) and return the reference.
+
+    The irreversible actions go in Revoke batches of `revoke_batch_size`; Verify reads the containment in
+    batches of `verify_batch_size` and each Revoke batch's targets as one batch naming its read-back object.
+    """
     reference = PlanReference(
         incident_id=plan.incident_id,
         workload_id=plan.workload_id,
@@ -80,21 +101,62 @@ def store_plan(plan: ResponsePlan, s3: S3Client, bucket: str | None, verify_batc
         return reference
     if bucket is None:
         raise ConfigurationError("PLAN_BUCKET_NAME is not set: the state machines read a plan's actions from it")
-    revoke = _json_array([action.model_dump(mode="json") for action in plan.actions])
-    checked = [action.model_dump(mode="json") for action in (*plan.containment, *plan.actions)]
-    batches = [
-        {"actions": checked[start : start + verify_batch_size]} for start in range(0, len(checked), verify_batch_size)
-    ]
-    verify = _json_array(batches)
-    digest = hashlib.sha256(revoke + b"\n" + verify).hexdigest()[:24]
+    acting = _batches([action.model_dump(mode="json") for action in plan.actions], revoke_batch_size)
+    contained = _batches([action.model_dump(mode="json") for action in plan.containment], verify_batch_size)
+    # The digest is of the content and the batching; the read-back keys are named under it, so they come after.
+    digest = hashlib.sha256(_json_array([acting, contained])).hexdigest()[:24]
     prefix = f"{PLANS_PREFIX}{plan.incident_id}/{digest}"
+    revoke_items = [
+        {"actions": batch, "read_back_key": f"{prefix}/{READ_BACK_FOLDER}/{number}.json"}
+        for number, batch in enumerate(acting)
+    ]
+    batches = [{"actions": batch, "read_back_key": None} for batch in contained] + revoke_items
+    revoke, verify = _json_array(revoke_items), _json_array(batches)
+    # Each batch's read-back object starts empty, so a read of one never meets an absent key (which S3 answers
+    # with 403 to a reader without ListBucket): empty proves nothing, and Verify reads those targets itself.
+    empty = ReadBackRecord(incident_id=plan.incident_id).model_dump_json().encode()
+    objects = [(f"{prefix}/revoke.json", revoke), (f"{prefix}/verify.json", verify)]
+    objects += [(str(item["read_back_key"]), empty) for item in revoke_items]
     with aws_errors(f"plan write to s3://{bucket}/{prefix}"):
-        for name, body in (("revoke.json", revoke), ("verify.json", verify)):
-            s3.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=body, ContentType="application/json")
+        for key, body in objects:
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     return reference.model_copy(
         update={
             "revoke_items_key": f"{prefix}/revoke.json",
             "verify_items_key": f"{prefix}/verify.json",
             "verify_item_count": len(batches),
+            "revoke_batch_size": revoke_batch_size,
         }
     )
+
+
+class S3ReadBackStore:
+    """The Revoke batches' read-back objects in the plan bucket (rescind.engine.batch.ReadBackStore). Only keys
+    under a plan's read-back folder are read or written, whatever the event names."""
+
+    def __init__(self, s3: S3Client, bucket: str | None) -> None:
+        if bucket is None:
+            raise ConfigurationError("PLAN_BUCKET_NAME is not set: the read-back of a Revoke batch is kept in it")
+        self._s3, self._bucket = s3, bucket
+
+    def _checked(self, key: str) -> str:
+        try:
+            return _READ_BACK_KEY.validate_python(key)
+        except ValidationError:
+            raise InvalidInput(
+                f"a read-back object outside {PLANS_PREFIX}<incident>/<plan>/{READ_BACK_FOLDER}/ was named"
+            ) from None
+
+    def read(self, key: str) -> ReadBackRecord | None:
+        """The object (the plan task wrote it empty), or None when there is none."""
+        try:
+            with aws_errors(f"read-back read from s3://{self._bucket}/{self._checked(key)}"):
+                body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except AwsNotFound:
+            return None
+        return ReadBackRecord.model_validate_json(body)
+
+    def write(self, key: str, record: ReadBackRecord) -> None:
+        with aws_errors(f"read-back write to s3://{self._bucket}/{self._checked(key)}"):
+            body = record.model_dump_json().encode()
+            self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/json")

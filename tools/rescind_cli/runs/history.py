@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-ACTION_STATES = frozenset({"ContainOne", "RevokeOne", "ContainOneFailed", "RevokeOneFailed"})
+ACTION_STATES = frozenset({"ContainOne", "ContainOneFailed"})  # the INLINE Contain Map's; Revoke's are below
 # A DISTRIBUTED Map's items run as child executions, whose events are not in this history: the Revoke Map's
-# items are counted from its Map run (`Label: Revoke` names it). An item whose action failed and was caught is
-# a finished item; the ledger and the closure say how each action ended.
+# items are counted from its Map run (`Label: Revoke` names it). Each item is a batch of the plan's
+# `revoke_batch_size` actions (the last may hold fewer, so a count taken mid-run may be ahead by part of one
+# batch). An item whose actions failed and was caught is a finished item; the ledger and the closure say how
+# each action ended.
 ACTION_MAP_LABEL = "Revoke"
 _TASK_ENDED = frozenset({"TaskSucceeded", "TaskFailed", "TaskTimedOut", "TaskSubmitFailed", "TaskStartFailed"})
 
@@ -87,6 +89,7 @@ def read_progress(sfn: Any, execution_arn: str) -> RunProgress:
     action_outcomes: dict[str, str] = {}
     pending_token: str | None = None
     map_run_started = False
+    contained, batch_size = 0, 1
     for event in execution_history(sfn, execution_arn):
         kind = event["type"]
         details: dict[str, Any]
@@ -114,13 +117,20 @@ def read_progress(sfn: Any, execution_arn: str) -> RunProgress:
                 if isinstance(payload, dict) and "decision" in payload and "containment" in payload:
                     listed = len(payload.get("containment") or []) + len(payload.get("actions") or [])
                     progress.planned = int(payload.get("action_count", listed))  # a plan in S3 is counted
+                    contained, batch_size = (
+                        len(payload.get("containment") or []),
+                        int(payload.get("revoke_batch_size", 1)),
+                    )
                     progress.decision = str(payload["decision"])
                     progress.decision_reason = str(payload.get("decision_reason") or "")
     # A Map run exists once the history says it started; before that there is nothing to list (and moto fails
     # ListMapRuns on an execution whose interpreter has not started or has been let go).
     finished_items, failed_items = _map_run_items(sfn, execution_arn, ACTION_MAP_LABEL) if map_run_started else (0, 0)
-    progress.done = len(action_outcomes) + finished_items
-    progress.failed = sum(1 for outcome in action_outcomes.values() if outcome == "failed") + failed_items
+    revoking = max((progress.planned or 0) - contained, 0)
+    progress.done = len(action_outcomes) + min(finished_items * batch_size, revoking)
+    progress.failed = sum(1 for outcome in action_outcomes.values() if outcome == "failed") + min(
+        failed_items * batch_size, revoking
+    )
     if progress.status == "RUNNING" and pending_token:
         progress.waiting_for_approval = True
         progress._task_token = pending_token

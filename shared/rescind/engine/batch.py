@@ -1,0 +1,214 @@
+"""One Revoke item of a response state machine: a batch of a plan's actions, run a few at a time, recorded together.
+
+Each action goes through what `rescind.engine.tasks.execute_and_record` does for one (scope, guard, act, the act's
+own read-back), on a small thread pool sharing the one engine: its Vault client is one requests session (urllib3's
+pool is thread-safe; `revoke_batch_workers` stays within its 10 connections, so none is dropped) whose token
+renewal is locked (rescind.vault.client.VaultSession), and boto3 clients are thread-safe (the AwsClientFactory
+locks its sessions). The attempts go to the ledger in one `record_attempts` call (conditional puts, 100 a
+transaction), then the confirmed read-backs go to the batch's read-back object, which the Verify item of the same
+targets counts as proof (rescind.engine.verification) and a retry of this batch reads so as not to act again.
+
+A transient error of one action does not lose the others: every attempt is recorded and the confirmed read-backs
+written before the first transient error is raised again for the state machine's Retry (an unexpected exception,
+a defect, is recorded as FAILED and raised the same way, for the Catch). The retry is a new
+attempt (its attempt id has the retry count) and acts only on what no earlier attempt of the batch confirmed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rescind.discovery import DiscoveryScope
+from rescind.engine.executor import ActionEngine
+from rescind.engine.scope import check_target_in_scope
+from rescind.exceptions import RescindError, TransientError
+from rescind.guard import refuse_unapproved_root_rotation, rotates_database_root
+from rescind.ledger.base import Ledger
+from rescind.ledger.types import ActionAttemptRecord
+from rescind.models import Action, ActionResult, CredentialRef, Evidence, Outcome
+from rescind.models.results import utc_now
+from rescind.validation import parse_model
+
+READ_BACK_FOLDER = "read-back"
+# plans/<incident id>/<plan digest>/read-back/<batch number>.json (rescind.response.plan_store names them).
+ReadBackKey = Annotated[
+    str, Field(pattern=rf"^plans/[A-Za-z0-9_\-]{{1,80}}/[0-9a-f]{{24}}/{READ_BACK_FOLDER}/[0-9]{{1,6}}\.json$")
+]
+
+
+class ExecuteBatchRequest(BaseModel):
+    """One item of the Revoke Map: a batch of the plan's actions and where their read-back goes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
+    # Execution name, item index and retry count; each action's attempt adds its position in the batch.
+    attempt_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-.:]{1,190}$")]
+    actions: Annotated[tuple[Action, ...], Field(min_length=1, max_length=1000)]
+    read_back_key: ReadBackKey | None = None
+    dry_run: bool = False
+
+    @classmethod
+    def parse(cls, event: Any) -> ExecuteBatchRequest:
+        return parse_model(cls, event, what="execute-batch request")
+
+
+class ProvenReadBack(BaseModel):
+    """An action whose own read-back confirmed its end, and the attempt that recorded it. References only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action_id: str
+    target: CredentialRef
+    outcome: Outcome
+    evidence: Annotated[tuple[Evidence, ...], Field(min_length=1)]
+    attempt_id: str
+
+
+class ReadBackRecord(BaseModel):
+    """A Revoke batch's read-back object: what its actions' own read-backs confirmed, nothing else."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident_id: str
+    proven: tuple[ProvenReadBack, ...] = ()
+
+    def by_action(self) -> dict[str, ProvenReadBack]:
+        return {entry.action_id: entry for entry in self.proven}
+
+
+class ReadBackStore(Protocol):
+    """Where a batch's read-back object is kept (rescind.response.plan_store.S3ReadBackStore)."""
+
+    def read(self, key: str) -> ReadBackRecord | None: ...
+
+    def write(self, key: str, record: ReadBackRecord) -> None: ...
+
+
+class BatchResult(BaseModel):
+    """The Revoke item's output: counts only (the attempts are in the ledger, the proofs in S3)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action_count: int
+    outcomes: dict[str, int]
+    carried_over: int  # confirmed by an earlier attempt of this batch: not acted on again
+    proven: int  # in the read-back object after this attempt
+    read_back_key: str | None
+
+
+def proven_for(actions: Sequence[Action], record: ReadBackRecord | None) -> dict[str, ProvenReadBack]:
+    """The entries of `record` that prove one of `actions` dead: the same action on the same target, confirmed."""
+    if record is None:
+        return {}
+    entries = record.by_action()
+    found: dict[str, ProvenReadBack] = {}
+    for action in actions:
+        entry = entries.get(action.action_id)
+        if (
+            entry is not None
+            and entry.target.key == action.target.key
+            and entry.outcome.is_success
+            and all(evidence.confirmed for evidence in entry.evidence)
+        ):
+            found[action.action_id] = entry
+    return found
+
+
+def execute_batch(
+    request: ExecuteBatchRequest,
+    *,
+    engine: ActionEngine,
+    ledger: Ledger,
+    scope: DiscoveryScope,
+    refuse_if_guarded: Callable[[CredentialRef], None],
+    read_backs: ReadBackStore | None,
+    workers: int = 8,
+) -> BatchResult:
+    """Run the batch's actions not yet proven, record every attempt, keep the proofs; see the module docstring."""
+    store_key = request.read_back_key if read_backs is not None else None
+    earlier = read_backs.read(store_key) if read_backs is not None and store_key is not None else None
+    carried = proven_for(request.actions, earlier)
+    pending = [(position, action) for position, action in enumerate(request.actions) if action.action_id not in carried]
+
+    def run(item: tuple[int, Action]) -> tuple[int, ActionResult, Exception | None]:
+        position, action = item
+        started_at = utc_now()
+        try:
+            return position, *_execute_one(request, action, engine, ledger, scope, refuse_if_guarded)
+        except Exception as unexpected:  # a defect: recorded with the others, then raised for the Catch
+            error = RescindError(f"{type(unexpected).__name__} while acting")
+            return position, engine.failed(action, started_at, error), unexpected
+
+    with ThreadPoolExecutor(max(1, min(workers, len(pending) or 1))) as pool:
+        ran = list(pool.map(run, pending))
+
+    ledger.record_attempts(
+        [
+            ActionAttemptRecord(
+                incident_id=request.incident_id, attempt_id=_attempt_id(request, position), result=result
+            )
+            for position, result, _ in ran
+        ]
+    )
+    proven = dict(carried)
+    for position, result, _ in ran:
+        if result.outcome.is_success and result.evidence and all(evidence.confirmed for evidence in result.evidence):
+            proven[result.action_id] = ProvenReadBack(
+                action_id=result.action_id,
+                target=result.target,
+                outcome=result.outcome,
+                evidence=result.evidence,
+                attempt_id=_attempt_id(request, position),
+            )
+    if read_backs is not None and store_key is not None and len(proven) > len(carried):
+        in_order = tuple(proven[action.action_id] for action in request.actions if action.action_id in proven)
+        read_backs.write(store_key, ReadBackRecord(incident_id=request.incident_id, proven=in_order))
+    raised = next((error for _, _, error in ran if error is not None), None)
+    if raised is not None:
+        raise raised  # after recording: a Retry (transient) acts only on what is not proven; anything else is caught
+    outcomes = Counter(str(result.outcome) for _, result, _ in ran)
+    return BatchResult(
+        action_count=len(request.actions),
+        outcomes=dict(outcomes),
+        carried_over=len(carried),
+        proven=len(proven),
+        read_back_key=store_key,
+    )
+
+
+def _attempt_id(request: ExecuteBatchRequest, position: int) -> str:
+    return f"{request.attempt_id}.{position}"
+
+
+def _execute_one(
+    request: ExecuteBatchRequest,
+    action: Action,
+    engine: ActionEngine,
+    ledger: Ledger,
+    scope: DiscoveryScope,
+    refuse_if_guarded: Callable[[CredentialRef], None],
+) -> tuple[ActionResult, TransientError | None]:
+    """One action as `execute_and_record` runs it, without the write: the result, and the transient error if any."""
+    started_at = utc_now()
+    try:
+        check_target_in_scope(action.target, scope)
+        if not request.dry_run:
+            if rotates_database_root(action):
+                refuse_unapproved_root_rotation(action, ledger.read_incident(request.incident_id).approvals)
+            refuse_if_guarded(action.target)
+        return engine.execute(action, dry_run=request.dry_run), None
+    except TransientError as error:
+        return engine.failed(action, started_at, error), error
+    except RescindError as error:
+        return engine.failed(action, started_at, error), None
+
+
+def proven_evidence(proven: Mapping[str, ProvenReadBack]) -> dict[str, Evidence]:
+    """One evidence per proven action, for the Verify batch: the act's read-back (the first, when several)."""
+    return {action_id: entry.evidence[0] for action_id, entry in proven.items()}
