@@ -1,12 +1,13 @@
 """One Revoke item of a response state machine: a batch of a plan's actions, run a few at a time, recorded together.
 
-Each action goes through what `rescind.engine.tasks.execute_and_record` does for one (scope, guard, act, the act's
-own read-back), on a small thread pool sharing the one engine: its Vault client is one requests session (urllib3's
-pool is thread-safe; `revoke_batch_workers` stays within its 10 connections, so none is dropped) whose token
-renewal is locked (rescind.vault.client.VaultSession), and boto3 clients are thread-safe (the AwsClientFactory
-locks its sessions). The attempts go to the ledger in one `record_attempts` call (conditional puts, 100 a
-transaction), then the confirmed read-backs go to the batch's read-back object, which the Verify item of the same
-targets counts as proof (rescind.engine.verification) and a retry of this batch reads so as not to act again.
+Each action goes through `rescind.engine.tasks.execute_checked`, as `execute_and_record` does for one (scope,
+guard, act, the act's own read-back), on a small thread pool sharing the one engine: its Vault client is one
+requests session (urllib3's pool is thread-safe; `revoke_batch_workers` stays within its 10 connections, so none is
+dropped) whose token renewal is locked (rescind.vault.client.VaultSession), and boto3 clients are thread-safe (the
+AwsClientFactory locks its sessions). The attempts go to the ledger in one `record_attempts` call (conditional
+puts, 100 a transaction), then the confirmed read-backs go to the batch's read-back object, which the Verify item of
+the same targets counts as proof (rescind.engine.verification) and a retry of this batch reads so as not to act
+again.
 
 A transient error of one action does not lose the others: every attempt is recorded and the confirmed read-backs
 written before the first transient error is raised again for the state machine's Retry (an unexpected exception,
@@ -25,9 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rescind.discovery import DiscoveryScope
 from rescind.engine.executor import ActionEngine
-from rescind.engine.scope import check_target_in_scope
-from rescind.exceptions import RescindError, TransientError
-from rescind.guard import refuse_unapproved_root_rotation, rotates_database_root
+from rescind.engine.tasks import execute_checked
+from rescind.exceptions import RescindError
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import ActionAttemptRecord
 from rescind.models import Action, ActionResult, CredentialRef, Evidence, Outcome
@@ -140,7 +140,15 @@ def execute_batch(
         position, action = item
         started_at = utc_now()
         try:
-            return position, *_execute_one(request, action, engine, ledger, scope, refuse_if_guarded)
+            executed = execute_checked(
+                action,
+                dry_run=request.dry_run,
+                engine=engine,
+                scope=scope,
+                refuse_if_guarded=refuse_if_guarded,
+                approvals=lambda: ledger.read_incident(request.incident_id).approvals,
+            )
+            return position, executed.result, executed.transient
         except Exception as unexpected:  # a defect: recorded with the others, then raised for the Catch
             error = RescindError(f"{type(unexpected).__name__} while acting")
             return position, engine.failed(action, started_at, error), unexpected
@@ -184,29 +192,6 @@ def execute_batch(
 
 def _attempt_id(request: ExecuteBatchRequest, position: int) -> str:
     return f"{request.attempt_id}.{position}"
-
-
-def _execute_one(
-    request: ExecuteBatchRequest,
-    action: Action,
-    engine: ActionEngine,
-    ledger: Ledger,
-    scope: DiscoveryScope,
-    refuse_if_guarded: Callable[[CredentialRef], None],
-) -> tuple[ActionResult, TransientError | None]:
-    """One action as `execute_and_record` runs it, without the write: the result, and the transient error if any."""
-    started_at = utc_now()
-    try:
-        check_target_in_scope(action.target, scope)
-        if not request.dry_run:
-            if rotates_database_root(action):
-                refuse_unapproved_root_rotation(action, ledger.read_incident(request.incident_id).approvals)
-            refuse_if_guarded(action.target)
-        return engine.execute(action, dry_run=request.dry_run), None
-    except TransientError as error:
-        return engine.failed(action, started_at, error), error
-    except RescindError as error:
-        return engine.failed(action, started_at, error), None
 
 
 def proven_evidence(proven: Mapping[str, ProvenReadBack]) -> dict[str, Evidence]:

@@ -15,7 +15,7 @@ from rescind.exceptions import RescindError, TransientError
 from rescind.guard import refuse_unapproved_root_rotation, rotates_database_root
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import ApprovalDecision
-from rescind.models import Action, ActionResult, CredentialRef, Outcome
+from rescind.models import Action, ActionResult, CredentialRef
 from rescind.models.results import utc_now
 from rescind.validation import parse_model
 
@@ -94,9 +94,9 @@ def execute_checked(
             refuse_if_guarded(action.target)
         return Executed(engine.execute(action, dry_run=dry_run))
     except TransientError as error:
-        return Executed(_failed(action, error, started_at), transient=error)
+        return Executed(engine.failed(action, started_at, error), transient=error)
     except RescindError as error:
-        return Executed(_failed(action, error, started_at))
+        return Executed(engine.failed(action, started_at, error))
 
 
 def record_executed(ledger: Ledger, incident_id: str, attempt_id: str, executed: Executed) -> ActionResult:
@@ -105,16 +105,3 @@ def record_executed(ledger: Ledger, incident_id: str, attempt_id: str, executed:
     if executed.transient is not None:
         raise executed.transient
     return executed.result
-
-
-def _failed(action: Action, error: RescindError, started_at: Any) -> ActionResult:
-    return ActionResult(
-        action_id=action.action_id,
-        action_kind=action.kind,
-        target=action.target,
-        outcome=Outcome.FAILED,
-        detail=str(error)[:2000],
-        error_type=type(error).__name__,
-        started_at=started_at,
-        finished_at=utc_now(),
-    )
