@@ -372,8 +372,8 @@ def _measure(
 
     per_function: dict[str, Any] = {}
     for name, (code_dir, module, environment) in functions.items():
-        floor = {key: value for key, value in floors[name].items() if key != "code"}
-        entry: dict[str, Any] = {"layers": layers_of[name], "factories_built": built[name], "floor": floor}
+        record = {field: value for field, value in floors[name].items() if field != "code"}
+        entry: dict[str, Any] = {"layers": layers_of[name], "factories_built": built[name], "floor": record}
         for variant in variants:
             key = f"{name}/{variant}"
             entry[variant] = samples.summary(key, (*MEASURES, "import_only"))
