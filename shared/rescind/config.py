@@ -76,9 +76,7 @@ def _parameter_variable(field_name: str) -> str:
 class EnvironmentSettings(BaseModel):
     """A concern's settings: field `x_y` from variable `X_Y`, an empty variable meaning unset."""
 
-    # Built on first validation, not at import: a function validates only RuntimeSettings, and building every
-    # concern's validator too doubled the settings' share of a cold start.
-    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, *, ssm_client: Any = None) -> Self:

@@ -63,19 +63,6 @@ def test_the_settings_build_no_action_or_result_model() -> None:
     ]
 
 
-def test_the_settings_build_only_the_model_they_validate() -> None:
-    # Given a fresh interpreter
-    # When it validated RuntimeSettings, as a cold start does
-    code = (
-        f"{READ_SETTINGS}from rescind import config\n"
-        "print(json.dumps(sorted(name for name, model in vars(config).items() if isinstance(model, type) and "
-        "issubclass(model, config.EnvironmentSettings) and model.__pydantic_complete__)))"
-    )
-
-    # Then only RuntimeSettings was built: each concern's own validator waits for its first use (the CLI's)
-    assert fresh_interpreter(code) == ["RuntimeSettings"]
-
-
 def test_registering_every_credential_kind_parses_no_certificate_library() -> None:
     # Given a fresh interpreter
     # When every kind is registered (what an engine, the kill first and discovery do at cold start)
