@@ -180,6 +180,11 @@ def parameter_store() -> Iterator[str]:
         yield endpoint
 
 
+def floor_clients(services: Sequence[str], parameters: Sequence[str]) -> list[str]:
+    """The clients a floor builds beside its settings' read (whose ssm client the read builds)."""
+    return [service for service in services if service != "ssm" or not parameters]
+
+
 def floor_snippet(record: dict[str, Any], parameters: Sequence[str]) -> str:
     """The hand-written floor of one function, from what its cold start read and built (`_RECORD_PREFIX`)."""
     read = f'boto3.client("ssm").get_parameters(Names={list(parameters)!r})["Parameters"]' if parameters else "{}"
@@ -188,7 +193,7 @@ def floor_snippet(record: dict[str, Any], parameters: Sequence[str]) -> str:
         import_hvac=", hvac" if record["vault"] else "",
         read_parameters=read,
         build_vault=vault if record["vault"] else "",
-        services=[service for service in record["services"] if service != "ssm" or not parameters],
+        services=floor_clients(record["services"], parameters),
     )
 
 
@@ -407,6 +412,11 @@ def _measure(
     }
 
 
+def _has_own_floors(cold: dict[str, Any]) -> bool:
+    """Whether these results are from after each handler was measured beside its own floor."""
+    return all("floor" in entry for entry in cold["functions"].values())
+
+
 def verdicts(cold: dict[str, Any] | None) -> list[dict[str, Any]]:
     """One verdict: each handler's whole process (import, stored settings and clients, layers with bytecode)
     against its own hand-written floor, on CPU time (wall time beside it: a shared machine inflates it unevenly)."""
@@ -414,7 +424,7 @@ def verdicts(cold: dict[str, Any] | None) -> list[dict[str, Any]]:
         return []
     if "floors" not in cold:  # results from before the Lambda layout: in-process figures only
         return [verdict("cold_start", WANTED, None, "measured before the Lambda layout; run the section again")]
-    if "ratio_to_floor" not in next(iter(cold["functions"].values()))["bytecode"]["cpu"]:
+    if not _has_own_floors(cold):
         return [verdict("cold_start", WANTED, None, "measured before each handler had its own floor; run it again")]
 
     def ratios(variant: str, measure: str, against: str = "ratio_to_floor") -> dict[str, float]:
@@ -445,6 +455,8 @@ def render(cold: dict[str, Any] | None) -> list[str]:
     lines = ["## 3. Cold start", ""]
     if "floors" not in cold:
         return [*lines, "Measured before the Lambda layout; run `python -m bench.run` for this section again.", ""]
+    if not _has_own_floors(cold):
+        return [*lines, "Measured before each handler had its own floor; run this section again.", ""]
     boto3 = cold["boto3"]
     lines += [
         f"As Lambda runs it: {cold['layout']}; Python {cold['python']}. Every figure is a fresh interpreter, the "
@@ -494,7 +506,7 @@ def render(cold: dict[str, Any] | None) -> list[str]:
             [
                 *(["GetParameters"] if floor["parameters"] else []),
                 *(["hvac"] if floor["vault"] else []),
-                *floor["services"],
+                *floor_clients(floor["services"], floor["parameters"]),
             ]
         )
         lines.append(
