@@ -103,7 +103,8 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
         assert set(size[ratios]) == set(size["paths"]), ratios
 
     # And the cold start has one figure per function folder, with the layers' bytecode and without, each beside the
-    # boto3 baseline and the bare floor, as whole processes and inside them
+    # boto3 baseline, the bare floor and its own hand-written floor (the same stored settings read, the same
+    # clients built), as whole processes and inside them
     functions = {folder.name for folder in (REPO_ROOT / "functions").iterdir() if (folder / "app.py").is_file()}
     cold = results["cold_start"]
     assert set(cold["functions"]) == functions
@@ -116,9 +117,13 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
     for name, entry in cold["functions"].items():
         assert entry["layers"][0] == "RescindLayer", name
         assert "get_settings" in entry["factories_built"], name
+        assert entry["floor"]["parameters"], name  # every function reads its stored settings at cold start
+        assert "ssm" in entry["floor"]["services"], name
         for variant in ("bytecode", "source"):
             assert entry[variant]["process"]["ratio_to_boto3"] > 0, (name, variant)
             assert entry[variant]["process"]["ratio_to_bare"] > 0, (name, variant)
+            assert entry[variant]["cpu"]["ratio_to_floor"] > 0, (name, variant)
+            assert entry[variant]["floor"]["cpu"]["median_ms"] > 0, (name, variant)
             assert entry[variant]["in_process"]["median_ms"] >= entry[variant]["import_only"]["median_ms"] > 0
     # Present, not compared: one sample each under a loaded CI machine says nothing about which is slower.
 

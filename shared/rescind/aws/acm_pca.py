@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from botocore.exceptions import ClientError
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from rescind.aws.errors import aws_errors, error_code
 from rescind.aws.session import AwsClientFactory, region_of_arn
@@ -91,6 +89,9 @@ def read_crl(pca: ACMPCAClient, s3: Any, ca: dict[str, Any], serial: str) -> Crl
             if error_code(error) in ("NoSuchKey", "NoSuchBucket", "404"):
                 return CrlReading(None, where, f"no CRL has been published at {where} yet")
             raise
+    from cryptography import x509  # on use: most cold starts parse no CRL
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     try:
         crl = x509.load_der_x509_crl(body)
     except ValueError:

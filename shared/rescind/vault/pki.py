@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING
 
 import hvac
 import hvac.exceptions
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from rescind.engine.base import KindHandler, Step
 from rescind.exceptions import ActionFailed, InvalidInput
@@ -44,6 +42,8 @@ from rescind.vault.common import list_keys
 from rescind.vault.ttl import list_role_names, ttl_target_rows
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from rescind.discovery import DiscoveryScope
     from rescind.kinds import LeakSearch
     from rescind.leaks.types import LeakAlert
@@ -133,6 +133,8 @@ def read_published_crl(client: hvac.Client, mount: str) -> PublishedCrl:
     content = getattr(response, "content", b"")
     if not content:
         return PublishedCrl(None, None, frozenset())
+    from cryptography import x509  # on use: most cold starts parse no certificate
+
     try:
         crl = x509.load_der_x509_crl(content)
     except ValueError as error:
@@ -153,11 +155,15 @@ def fetch_revoked_serials(client: hvac.Client, mount: str) -> frozenset[str]:
 
 
 def _parse_certificate(pem: str) -> x509.Certificate:
+    from cryptography import x509
+
     return x509.load_pem_x509_certificate(pem.encode())
 
 
 def uri_sans(certificate: x509.Certificate) -> tuple[str, ...]:
     """The certificate's URI SANs (a workload's SPIFFE ID), or ()."""
+    from cryptography import x509
+
     try:
         extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
@@ -166,6 +172,8 @@ def uri_sans(certificate: x509.Certificate) -> tuple[str, ...]:
 
 
 def _is_ca(certificate: x509.Certificate) -> bool:
+    from cryptography import x509
+
     try:
         return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
@@ -192,6 +200,8 @@ def read_certificate_record(
     if not isinstance(pem, str) or not pem.strip():
         return None
     certificate = _parse_certificate(pem)
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     return CertificateRecord(
         serial=serial,
         revocation_time=int(data.get("revocation_time") or 0),
@@ -373,6 +383,9 @@ def verify_certificate_revoked(
 
 def locate_leaked_certificate(search: LeakSearch, alert: LeakAlert, pem: str | None) -> LocatedLeak | Unlocated:
     """The PEM's serial, on the PKI mount in scope that issued exactly this certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     try:
         leaked = x509.load_pem_x509_certificate((pem or "").encode())
     except ValueError:

@@ -1,0 +1,45 @@
+"""What a cold start imports: the modules a first event does not use stay unloaded.
+
+Each check runs in a fresh interpreter (this one has imported everything by now), with the project's layer
+package on its path and nothing else in its environment that would change what is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED = REPO_ROOT / "shared"
+
+
+def loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of `modules` a fresh interpreter has imported after running `code`."""
+    environment = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(SHARED), "PYTHONDONTWRITEBYTECODE": "1"}
+    report = f"import json, sys\n{code}\nprint(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))"
+    finished = subprocess.run(  # noqa: S603 - this interpreter, the project's own package
+        [sys.executable, "-c", report], capture_output=True, text=True, env=environment, timeout=120, check=False
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    found: list[str] = json.loads(finished.stdout.strip().splitlines()[-1])
+    return found
+
+
+def test_registering_every_credential_kind_parses_no_certificate_library() -> None:
+    # Given a fresh interpreter
+    # When every kind is registered (what an engine, the kill first and discovery do at cold start)
+    # (pyOpenSSL, which the development tools bring and which imports the X.509 parser, is not in the layer)
+    code = "sys.modules['OpenSSL'] = None\nfrom rescind.kinds import registered_kinds\nregistered_kinds()"
+
+    # Then cryptography's X.509 parser is not imported: only a certificate or CRL read needs it
+    assert loaded_after(code, ("rescind.vault.pki", "rescind.aws.acm_pca", "cryptography.x509")) == [
+        "rescind.aws.acm_pca",
+        "rescind.vault.pki",
+    ]
