@@ -139,10 +139,35 @@ def reset_workload_mounts(addr: str, token: str) -> None:
         root.sys.disable_auth_method(APPROLE_MOUNT)
 
 
+ISSUER_POLICY = "bench-workload-issuer"
+ISSUER_RULES = (
+    f'path "auth/approle/role/{APPROLE_ROLE}/secret-id" {{ capabilities = ["update"] }}\n'
+    'path "pki/issue/workload" { capabilities = ["update"] }\n'
+)
+
+
+def tune_for_issuance_index(root: Any) -> None:
+    """The audit settings the issuance index needs (README "The issuance index"): secret-id accessors and serials
+    logged in the clear, in responses and in revocation requests, as are token accessors in revoke-accessor.
+    The mounts are re-created every run (reset_workload_mounts), so they are tuned every run."""
+    from rescind_local.seed import APPROLE_MOUNT, PKI_MOUNT
+
+    root.sys.tune_mount_configuration(
+        PKI_MOUNT, audit_non_hmac_response_keys=["serial_number"], audit_non_hmac_request_keys=["serial_number"]
+    )
+    root.sys.tune_auth_method(
+        APPROLE_MOUNT,
+        audit_non_hmac_response_keys=["secret_id_accessor"],
+        audit_non_hmac_request_keys=["secret_id_accessor"],
+    )
+    root.sys.tune_auth_method("token", audit_non_hmac_request_keys=["accessor"])
+
+
 def seed_estate(addr: str, token: str, n: int) -> Estate:
     """A workload holding N credentials in CREDENTIAL_MIX (the neighbour's tokens: seed_background_tokens).
 
-    Tokens, secret-ids and certificates carry the discovery conventions (metadata `spiffe_id`, URI SAN).
+    Tokens, secret-ids and certificates carry the discovery conventions (metadata `spiffe_id`, URI SAN); one of
+    the tokens asks for the secret-ids and certificates, so the audit log names the workload as their holder.
     A lease cannot be found by workload in Vault, so the leased certificates carry no URI SAN and reach the
     plan through the inventory, as credentials issued to a workload are recorded there.
     """
@@ -165,23 +190,30 @@ def seed_estate(addr: str, token: str, n: int) -> Estate:
         mount_point=PKI_MOUNT,
     )
     root.auth.approle.create_or_update_approle(APPROLE_ROLE, token_ttl="1h", mount_point=APPROLE_MOUNT)  # noqa: S106
+    tune_for_issuance_index(root)
 
     estate = Estate(workload_id=f"spiffe://bench.rescind/ns/bench/sa/api-{uuid.uuid4().hex[:8]}")
     meta = {"spiffe_id": estate.workload_id}
     counts = composition(n)
     client = thread_local_clients(addr, token)
     retries = Retries()
+    # The workload asks for its own secret-ids and certificates with one of its tokens, as a deployed workload does:
+    # the audit log then files them under it (a request's own metadata is HMAC'd in the log; its token's is not).
+    root.sys.create_or_update_policy(ISSUER_POLICY, ISSUER_RULES)
+    issuer = root.auth.token.create(policies=["default", ISSUER_POLICY], ttl="2h", meta=meta)["auth"]
+    as_workload = thread_local_clients(addr, issuer["client_token"])
+    estate.tokens.append(str(issuer["accessor"]))
 
     def create_token(metadata: dict[str, str]) -> str:
         created = client().auth.token.create(policies=["default"], ttl="2h", meta=metadata)
         return str(created["auth"]["accessor"])  # the token itself is dropped here
 
     def create_secret_id(_: int) -> tuple[str, str]:
-        made = client().auth.approle.generate_secret_id(APPROLE_ROLE, metadata=meta, mount_point=APPROLE_MOUNT)
+        made = as_workload().auth.approle.generate_secret_id(APPROLE_ROLE, metadata=meta, mount_point=APPROLE_MOUNT)
         return APPROLE_ROLE, str(made["data"]["secret_id_accessor"])
 
     def issue_certificate(index: int) -> str:
-        issued = client().secrets.pki.generate_certificate(
+        issued = as_workload().secrets.pki.generate_certificate(
             "workload", f"c{index}.rescind.demo", extra_params={"uri_sans": estate.workload_id}, mount_point=PKI_MOUNT
         )
         return str(issued["data"]["serial_number"])
@@ -199,7 +231,7 @@ def seed_estate(addr: str, token: str, n: int) -> Estate:
         return lambda index: retries.call(lambda: make(index))
 
     with ThreadPoolExecutor(SEED_THREADS) as pool:
-        estate.tokens = list(pool.map(retried(lambda _: create_token(meta)), range(counts["vault_token"])))
+        estate.tokens += pool.map(retried(lambda _: create_token(meta)), range(counts["vault_token"] - 1))
         estate.secret_ids = list(pool.map(retried(create_secret_id), range(counts["approle_secret_id"])))
         estate.certificates = list(pool.map(retried(issue_certificate), range(counts["pki_certificate"])))
         estate.leases = list(pool.map(retried(issue_leased_certificate), range(counts["vault_lease"])))

@@ -91,6 +91,58 @@ def seed_background(vault: Any, count: int) -> None:
         list(pool.map(lambda _: vault.auth.token.create(policies=["default"], ttl="2h", no_parent=True), range(count)))
 
 
+def issuance_table(dynamodb: Any, table: str = TABLE) -> tuple[Any, Any]:
+    """The template's IssuanceTable on the active moto: the index and its back-fill marker (the same table)."""
+    from rescind.issuance.reading import IssuanceTableReader
+    from rescind.issuance.state import DynamoDbIndexState
+    from rescind_local import create_table_from_template
+
+    create_table_from_template(dynamodb, "IssuanceTable", table)
+    return IssuanceTableReader(table, dynamodb), DynamoDbIndexState(table, dynamodb)
+
+
+def backfill(vault: Any, index: Any, state: Any, scope: Any) -> Any:
+    """`rescind index vault`'s walk of the whole server, unthrottled; marks the index back-filled."""
+    from rescind.issuance.backfill import backfill_index
+    from rescind.models.results import utc_now
+
+    return backfill_index(vault, index, state, scope, now=utc_now, requests_per_second=1_000_000)
+
+
+def with_index(scope: Any, index: Any, state: Any) -> Any:
+    """The scope with the back-filled index: discovery reads the indexed kinds from it alone."""
+    from rescind.discovery import DiscoveryScope
+
+    return DiscoveryScope(**{**scope.__dict__, "issuance_index": index, "index_state": state})
+
+
+def audit_lines_since(audit_log: Path, offset: int) -> list[str]:
+    """The audit log's lines written after `offset` (its size before), as the subscription delivers them."""
+    with audit_log.open("rb") as handle:
+        handle.seek(offset)
+        return [line.decode() for line in handle.read().splitlines() if line.strip()]
+
+
+def subscription_event(lines: Sequence[str], log_group: str = "/vault/audit") -> dict[str, Any]:
+    """The lines in the CloudWatch Logs subscription's envelope, as it hands them to IndexAuditLogFunction
+    (events/cloudwatch_logs_vault_audit.md)."""
+    import base64
+    import gzip
+
+    payload = {
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": log_group,
+        "logStream": "vault-0",
+        "subscriptionFilters": ["rescind-issuance-index"],
+        "logEvents": [
+            {"id": str(index), "timestamp": int(time.time() * 1000), "message": line}
+            for index, line in enumerate(lines)
+        ],
+    }
+    return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}}
+
+
 def measure(
     addr: str, root_token: str, audit_log: Path, background: int, credentials: int, runs: int
 ) -> dict[str, Any]:
@@ -100,12 +152,8 @@ def measure(
     from rescind.discovery import DiscoveryScope
     from rescind.guard import GuardPolicy
     from rescind.issuance import index_audit_lines
-    from rescind.issuance.backfill import backfill_index
-    from rescind.issuance.reading import IssuanceTableReader
-    from rescind.issuance.state import DynamoDbIndexState
     from rescind.ledger.types import Trigger
     from rescind.models import CredentialKind
-    from rescind.models.results import utc_now
     from rescind.offboarding.plan import build_offboarding_plan
     from rescind.offboarding.types import offboarding_execution_name
     from rescind.response.types import ResponseRequest
@@ -116,9 +164,7 @@ def measure(
     log(f"index vs scan: the workload's {credentials} credentials {counts}")
     start = audit_log.stat().st_size
     seed_workload(vault, addr, counts)
-    with audit_log.open("rb") as handle:
-        handle.seek(start)
-        workload_lines = [line.decode() for line in handle.read().splitlines() if line.strip()]
+    workload_lines = audit_lines_since(audit_log, start)
     log(f"index vs scan: {background:,} other tokens")
     seeding, _ = _timed(lambda: seed_background(vault, background))
     live_tokens = len(vault.list("auth/token/accessors")["data"]["keys"])
@@ -143,24 +189,12 @@ def measure(
         return found
 
     with local_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        index, state = IssuanceTableReader(TABLE, client), DynamoDbIndexState(TABLE, client)
+        index, state = issuance_table(boto3.client("dynamodb", region_name="us-east-1"))
         # What the audit log delivered of the workload's issuances (as the subscription would), then the back-fill.
         index_audit_lines(index, workload_lines, metadata_key="spiffe_id")
         log(f"index vs scan: back-fill of {live_tokens:,} live tokens and the rest")
-        backfill_seconds, report = _timed(
-            lambda: backfill_index(vault, index, state, scope, now=utc_now, requests_per_second=1_000_000)
-        )
-        indexed = DiscoveryScope(**{**scope.__dict__, "issuance_index": index, "index_state": state})
+        backfill_seconds, report = _timed(lambda: backfill(vault, index, state, scope))
+        indexed = with_index(scope, index, state)
         times: dict[str, list[float]] = {"index": [], "scan": []}
         found: dict[str, dict[str, int]] = {}
         for run in range(runs + 1):  # the first of each is an untimed warm-up

@@ -32,7 +32,7 @@ from typing import Any
 from bench.cold_start import cold_start
 from bench.harness import BENCH_DIR, log, machine_info, versions
 from bench.leak_to_dead import run_leak_to_dead
-from bench.offboarding_scale import PATHS, offboarding_scale
+from bench.offboarding_scale import DISCOVERY_MODES, PATHS, offboarding_scale
 from bench.package_size import package_size
 from bench.results import evaluate_targets, merge_results, render_markdown
 
@@ -60,6 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a neighbour's tokens that discovery scans past, seeded once per size's server (default 20000)",
     )
     parser.add_argument("--paths", default=",".join(PATHS), help="which offboarding paths, comma-separated")
+    parser.add_argument(
+        "--discovery",
+        choices=DISCOVERY_MODES,
+        default="index",
+        help="how Rescind's offboarding paths discover: from the issuance index, back-filled once per size and fed "
+        "each run's audit lines, as deployed (default), or by scanning every token on the server",
+    )
     parser.add_argument("--cold-start-runs", type=int, default=9)
     parser.add_argument("--leak-runs", type=int, default=5, help="leak-to-dead runs per credential kind")
     parser.add_argument("--skip-leak", action="store_true")
@@ -110,7 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not args.skip_offboarding:
         results["offboarding"] = offboarding_scale(
-            args.sizes, args.runs, args.background_tokens, paths, wrapper_calls=20 if args.smoke else 300
+            args.sizes,
+            args.runs,
+            args.background_tokens,
+            paths,
+            wrapper_calls=20 if args.smoke else 300,
+            discovery=args.discovery,
         )
     if not args.skip_cold_start:
         results["cold_start"] = cold_start(args.cold_start_runs, breakdown=not args.smoke)

@@ -70,6 +70,10 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
     assert size["order"] == list(size["paths"])
     assert (size["background_tokens"], offboarding["target_floor"]) == (10, "bare_verified_concurrent")
     assert size["background_seed_seconds"] > 0
+    # discovery read the issuance index, back-filled once with the background tokens (and the PKI CA, skipped)
+    assert offboarding["discovery"] == "index"
+    assert size["index_backfill_seconds"] > 0
+    assert size["index_backfill_examined"] >= 10
     # what the wrappers every path runs under cost, measured
     assert set(offboarding["wrapper_cost"]["microseconds_per_call"]) == {
         "none",
@@ -86,6 +90,9 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
         if not path.startswith("bare"):
             assert run["succeeded"] == 10, path
             assert run["still_alive"] == 0, path
+            # fed the run's audit lines first, and its plan read the indexed kinds from the index alone
+            assert run["index_seconds"] > 0, path
+            assert "by workload from the issuance index" in run["plan_reason"], (path, run["plan_reason"])
         # and its calls were counted: the bare loops make one call per credential, or two with the read-back
         calls = summary["calls_per_credential"]
         if path.startswith("bare"):
@@ -139,6 +146,7 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
     assert "| vault_token | 1/1 |" in markdown
     assert "to kill: median s" in markdown
     assert "| 10 | 1/1 | state_machine |" in markdown
+    assert "(`--discovery index`) reads the issuance index" in markdown
 
 
 def test_the_child_token_benchmark_runs_at_its_smallest_size(tmp_path: Path) -> None:

@@ -3,11 +3,12 @@ offboarding targets are judged. Benchmarks are not tests; these check the harnes
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
 from bench.calls import UNCOUNTED_THREAD_PREFIX, CallCounter
-from bench.offboarding_scale import run_order, verdicts
+from bench.offboarding_scale import index_read_alone, plan_reason_from_history, run_order, verdicts
 
 
 def test_paths_alternate_round_by_round_so_no_path_always_runs_first() -> None:
@@ -64,3 +65,29 @@ def test_a_size_that_failed_is_not_flat() -> None:
     found = {verdict["target"]: verdict for verdict in verdicts(scale)}
     assert found["offboarding time per credential (state_machine)"]["met"] is None
     assert found["offboarding (state_machine)"]["met"] is False
+
+
+READ_ALONE = (
+    "within policy; discovery: read vault_token by workload from the issuance index, back-filled 2026-12-05, each "
+    "confirmed live: vault_token 5; live scan of the other kinds"
+)
+SCANNED = "within policy; discovery: live scan of every kind; the issuance index added nothing (not read alone: stale)"
+
+
+def test_a_run_with_the_index_fails_unless_its_plan_read_the_index_alone() -> None:
+    assert index_read_alone(READ_ALONE) is None
+    assert "not read the issuance index alone: within policy; discovery: live scan" in str(index_read_alone(SCANNED))
+    assert "no reason recorded" in str(index_read_alone(None))
+
+
+def test_the_plan_reason_is_read_from_the_plan_states_output_in_the_history() -> None:
+    def exited(name: str, output: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "TaskStateExited", "stateExitedEventDetails": {"name": name, "output": json.dumps(output)}}
+
+    events = [
+        {"type": "ExecutionStarted", "executionStartedEventDetails": {"input": "{}"}},
+        exited("Plan", {"incident_id": "i", "plan": {"decision_reason": READ_ALONE}}),
+        exited("Guard", {"plan": {"decision_reason": "later"}}),
+    ]
+    assert plan_reason_from_history(events) == READ_ALONE
+    assert plan_reason_from_history(events[:1]) is None
