@@ -25,7 +25,9 @@ _FAKE_CREDENTIALS = {
 @contextmanager
 def local_aws() -> Iterator[None]:
     """Every boto3 call inside goes to moto. Real credentials in the environment are hidden first. moto's
-    TransactWriteItems copies each table once per call (rescind_local.dynamodb_transactions)."""
+    TransactWriteItems copies each table once per call (rescind_local.dynamodb_transactions), and its Query reads
+    one partition (rescind_local.dynamodb_queries)."""
+    from rescind_local.dynamodb_queries import query_patches
     from rescind_local.dynamodb_transactions import transaction_patches
 
     hidden = {name: "" for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE") if name in os.environ}
@@ -34,7 +36,7 @@ def local_aws() -> Iterator[None]:
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
         ExitStack() as patches,
     ):
-        for patch in transaction_patches():
+        for patch in (*transaction_patches(), *query_patches()):
             patches.enter_context(patch)
         for name in hidden:
             os.environ.pop(name, None)
