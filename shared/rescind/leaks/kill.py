@@ -16,8 +16,9 @@ Nothing is killed first unless all of these hold, and then the state machine alo
 - every target is in the configured scope.
 Only the steps in `KILL_FIRST` are made here: deletion, rotation and certificate revocation stay in the state
 machine. A kill that fails (Vault unavailable) is recorded as failed and the run starts anyway, and kills itself.
-No call to Vault or AWS comes before the kill but the locate's own lookup and the guard's facts it did not read
-(a token's entity): a token's tree is named after its revocation, from the issuance index (`kill_first_engine`).
+No call to Vault or AWS comes before the kill but the locate's own lookup and the guard's facts it did not read:
+a token's tree is named after its revocation, from the issuance index (`kill_first_engine`), and whether its entity
+holds no other live token (then it is disabled too) is the run's plan's to read (rescind.leaks.plan).
 """
 
 from __future__ import annotations
