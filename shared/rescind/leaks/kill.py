@@ -237,13 +237,14 @@ def kill_before_claim(plan: Plan, located: LocatedLeak, *, workload_id: str, kil
         if refusal is not None:
             raise PolicyRefusal(refusal)
 
+    engine = _engine_for(kill, located)
     steps = tuple(
         (
             action,
             execute_checked(
                 action,
                 dry_run=plan.dry_run,  # never true here: decide_kill refused a dry run
-                engine=kill.engine,
+                engine=engine,
                 scope=kill.scope,
                 refuse_if_guarded=refuse_if_guarded,
                 approvals=lambda: (),  # read only for a database root rotation, which is never killed first
@@ -252,6 +253,18 @@ def kill_before_claim(plan: Plan, located: LocatedLeak, *, workload_id: str, kil
         for action in decision.actions
     )
     return KillMade(why=decision.why, steps=steps)
+
+
+def _engine_for(kill: KillFirst, located: LocatedLeak) -> ActionEngine:
+    """The kill engine, its IAM keys' handler given what the locate listed of each key (its user and status), so
+    the deactivation does not list the user's keys again."""
+    aws = kill.read.backends.aws
+    if not located.key_status or aws is None:
+        return kill.engine
+    from rescind.aws.iam_keys import IamAccessKeyHandler
+
+    others = [kill.engine.handler_for(kind) for kind in KILL_FIRST if kind is not CredentialKind.IAM_ACCESS_KEY]
+    return ActionEngine([*others, IamAccessKeyHandler(aws, listed=located.key_status)])
 
 
 def record_kill(made: KillMade, *, incident_id: str, duplicate: bool, kill: KillFirst, ledger: Ledger) -> KillReport:

@@ -270,6 +270,24 @@ def test_a_leaked_access_key_is_deactivated_before_the_run_starts_and_not_delete
     assert run_step_finds_it_done(setting, result) == [Outcome.ALREADY_APPLIED]
 
 
+def test_a_key_the_locate_listed_inactive_is_already_applied_and_read_back(setting: Setting) -> None:
+    iam = boto3.client("iam", region_name="us-east-1")
+    user = f"kill-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    key_id = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    iam.update_access_key(UserName=user, AccessKeyId=key_id, Status="Inactive")
+
+    result = setting.start(alert(SecretType.AWS_ACCESS_KEY, key_id))
+
+    assert result.kill is not None
+    assert result.kill.killed, result.kill
+    (step,) = result.kill.steps
+    assert step.outcome is Outcome.ALREADY_APPLIED
+    assert "Inactive (as listed moments before)" in step.detail
+    (attempt,) = setting.ledger.read_incident(result.incident_id).attempts
+    assert [evidence.confirmed for evidence in attempt.result.evidence] == [True]
+
+
 @pytest.mark.parametrize(
     ("meta", "why"),
     [({"rescind_hold": "true"}, "on hold"), ({"spiffe_id": PROTECTED}, "protected workload")],
@@ -388,11 +406,19 @@ def test_a_leaked_access_key_is_deactivated_before_the_incident_is_claimed(
 
     result = setting.start(alert(SecretType.AWS_ACCESS_KEY, key_id), ledger=ledger)
 
-    # Before the deactivation: the locate (the key's account and user, the user's tags for the guard) and the
-    # deactivation's own read of the key's status; the ledger only after
-    before = calls_before(backend_calls.in_order, "iam:UpdateAccessKey")
-    assert not [call for call in before if "dynamodb:" in call], before
-    assert before[-1] == "aws iam:ListAccessKeys"
+    # Before the deactivation, the locate's calls alone: the key's account, its user, the user's listing of it and
+    # the user's tags (the guard's). The key is not listed again: the deactivation starts from the locate's listing,
+    # and its read-back after lists the real state. The ledger comes only after. (Rescind's own identity is left
+    # out: a warm function has it cached, this test's fresh clients do not.)
+    calls = [call for call in backend_calls.in_order if call != "aws sts:GetCallerIdentity"]
+    before = calls_before(calls, "iam:UpdateAccessKey")
+    assert before == [
+        "aws sts:GetAccessKeyInfo",
+        "aws iam:GetAccessKeyLastUsed",
+        "aws iam:ListAccessKeys",
+        "aws iam:ListUserTags",
+    ]
+    assert calls[len(before) + 1] == "aws iam:ListAccessKeys"  # the read-back
     assert result.kill is not None
     assert result.kill.killed, result.kill
     (listed,) = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
