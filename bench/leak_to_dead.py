@@ -1,7 +1,7 @@
-"""1. Leak to dead: for a Vault token, an AppRole secret-id, a KV value and an AWS access key, the generic `Secret
-Leaked` event through the template's rule, the start function and the leak-response state machine (moto, handlers
-in-process and warm, real OpenBao) until the credential is verified dead, beside the bare hvac/boto3 calls that do
-the same.
+"""1. Leak to dead: for a Vault token (also one with an identity entity, among thousands of other tokens), an AppRole
+secret-id, a KV value and an AWS access key, the generic `Secret Leaked` event through the template's rule, the start
+function and the leak-response state machine (moto, handlers in-process and warm, real OpenBao) until the credential
+is verified dead, beside the bare hvac/boto3 calls that do the same.
 
 Clocks from the event in: time to kill, when a watcher outside Rescind (its own thread and client) first sees the
 leaked credential refused (the start function kills first), and time to verified and recorded, when the execution
