@@ -2,11 +2,11 @@
 
 Attackers use a leaked key within about a minute; the state machine's plan, guard and Map states take seconds.
 So the function that located the credential makes the one step that stops it working (revoke a token or an AppRole
-secret-id, deactivate an IAM access key, disable the token's entity) and reads it back, before it even claims the
-incident (`kill_before_claim`); once claimed, it records each step under the action id the state machine's plan
-gives the same step (`record_kill`). The run that starts next acts on the same plan: that step finds the credential
-already dead (already absent or applied, read back again), and the run rotates, deletes, verifies, records and
-notifies as before.
+secret-id, deactivate an IAM access key) and reads it back, before it even claims the incident
+(`kill_before_claim`); once claimed, it records each step under the action id the state machine's plan gives the
+same step (`record_kill`). The run that starts next acts on the same plan: that step finds the credential already
+dead (already absent or applied, read back again), and the run rotates, deletes, verifies, records and notifies as
+before, and disables a leaked token's entity when it held nothing else (rescind.leaks.plan).
 
 Nothing is killed first unless all of these hold, and then the state machine alone decides, as it always did:
 - the locate was exact (the value or key id itself matched the credential, `LocatedLeak.exact`);
