@@ -175,18 +175,23 @@ def approle_login(setting: Setting) -> dict[str, Any]:
     return dict(anonymous.auth.approle.login(role_id, secret_id, mount_point=mount, use_token=False)["auth"])
 
 
-def the_run_plans_and_contains(setting: Setting, result: LeakStartResult) -> ResponsePlan:
-    """The run the start function started: its plan task on the execution's own input, then its containment."""
+def the_runs_plan(setting: Setting, result: LeakStartResult) -> ResponsePlan:
+    """The run the start function started: its plan task, on the execution's own input."""
     assert result.execution_arn is not None
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
     started = ResponseRequest.model_validate_json(sfn.describe_execution(executionArn=result.execution_arn)["input"])
-    planned = plan_leak_response(
+    return plan_leak_response(
         started,
         vault=setting.vault,
         aws=AwsClientFactory(region_name="us-east-1"),
         ledger=setting.ledger,
         policy=GuardPolicy(protected_workloads=frozenset({PROTECTED})),
     )
+
+
+def the_run_plans_and_contains(setting: Setting, result: LeakStartResult) -> ResponsePlan:
+    """The run's plan task, then its containment."""
+    planned = the_runs_plan(setting, result)
     assert planned.decision is GuardDecision.PROCEED, planned
     engine = setting.kill_first().engine
     for action in planned.containment:
@@ -227,6 +232,24 @@ def test_a_token_with_an_entity_is_revoked_before_any_token_is_listed_and_the_ru
     if other is not None:
         assert token_works(setting.vault, other["client_token"])
     assert run_step_finds_it_done(setting, result) == [Outcome.ALREADY_ABSENT]
+
+
+def test_a_held_entity_is_not_disabled_by_the_run_and_its_leaked_token_is_still_killed(setting: Setting) -> None:
+    # Given a login token, the only one of its entity, whose entity is on hold (the token itself is not)
+    auth = approle_login(setting)
+    setting.vault.write(f"identity/entity/id/{auth['entity_id']}", metadata={"rescind_hold": "true"})
+
+    result = setting.start(alert(SecretType.VAULT_TOKEN, auth["client_token"]))
+
+    # Then the token is killed first (the entity's hold guards the entity, as when it holds other tokens too)
+    assert result.kill is not None
+    assert result.kill.killed, result.kill
+    assert not token_works(setting.vault, auth["client_token"])
+    # And the run's guard reads the entity's hold before disabling it: refused, the entity left enabled
+    planned = the_runs_plan(setting, result)
+    assert planned.decision is GuardDecision.REFUSE
+    assert "hold" in planned.decision_reason
+    assert setting.vault.read(f"identity/entity/id/{auth['entity_id']}")["data"]["disabled"] is False
 
 
 def test_a_leaked_secret_id_is_destroyed_before_the_run_starts(setting: Setting) -> None:
