@@ -46,9 +46,9 @@ if TYPE_CHECKING:
     from rescind.kinds import Backends, GuardRead
     from rescind.ledger.base import Ledger
 
-# The step that stops each kind working at once. Each is the one its plan already starts with for that kind.
+# The step that stops each kind working at once. Each is the one its plan already starts with for that kind. A leaked
+# token's entity is not here: whether it may be disabled needs every live token read, after the kill (leaks.plan).
 KILL_FIRST: Mapping[CredentialKind, ActionKind] = {
-    CredentialKind.VAULT_ENTITY: ActionKind.DISABLE,
     CredentialKind.VAULT_TOKEN: ActionKind.REVOKE,
     CredentialKind.APPROLE_SECRET_ID: ActionKind.REVOKE,
     CredentialKind.IAM_ACCESS_KEY: ActionKind.DISABLE,
