@@ -21,6 +21,7 @@ from botocore.config import Config
 
 from rescind.aws.session import AwsClientFactory
 from rescind.discovery import DiscoveryScope
+from rescind.engine.factory import build_engine
 from rescind.guard import GuardPolicy
 from rescind.issuance.base import IssuanceIndex
 from rescind.issuance.dynamodb import DynamoDbIssuanceIndex
@@ -193,7 +194,7 @@ def the_run_plans_and_contains(setting: Setting, result: LeakStartResult) -> Res
     """The run's plan task, then its containment."""
     planned = the_runs_plan(setting, result)
     assert planned.decision is GuardDecision.PROCEED, planned
-    engine = setting.kill_first().engine
+    engine = build_engine(setting.vault, aws_factory=AwsClientFactory(region_name="us-east-1"))  # the run's
     for action in planned.containment:
         assert engine.execute(action).outcome.is_success
     return planned
