@@ -1,7 +1,7 @@
-"""1. Leak to dead: for a Vault token, an AppRole secret-id, a KV value and an AWS access key, the generic `Secret
-Leaked` event through the template's rule, the start function and the leak-response state machine (moto, handlers
-in-process and warm, real OpenBao) until the credential is verified dead, beside the bare hvac/boto3 calls that do
-the same.
+"""1. Leak to dead: for a Vault token (also one with an identity entity, among thousands of other tokens), an AppRole
+secret-id, a KV value and an AWS access key, the generic `Secret Leaked` event through the template's rule, the start
+function and the leak-response state machine (moto, handlers in-process and warm, real OpenBao) until the credential
+is verified dead, beside the bare hvac/boto3 calls that do the same.
 
 Clocks from the event in: time to kill, when a watcher outside Rescind (its own thread and client) first sees the
 leaked credential refused (the start function kills first), and time to verified and recorded, when the execution
@@ -43,8 +43,15 @@ from bench.harness import (
 
 WANTED = "verified and recorded at most 10x the bare floor"
 WANTED_KILL = "killed (refused, seen from outside) at most 1.5x the bare lookup-and-kill floor"
+ENTITY_BACKGROUND_TOKENS = 2_000  # the other live tokens on the server when a token with an entity leaks
 LEAK_KINDS: dict[str, str] = {
     "vault_token": "a Vault token leaked by value: `auth/token/lookup` → accessor, revoke by accessor, read back",
+    "vault_token_entity": (
+        "an AppRole login's token (it has an identity entity, the only live token of it) leaked by value, on a "
+        f"server with {ENTITY_BACKGROUND_TOKENS:,} other live tokens: `auth/token/lookup` → accessor and entity, "
+        "revoke by accessor, read back; whether the entity holds no other token (then it is disabled) is read "
+        "after the kill"
+    ),
     "vault_secret_id": (
         "an AppRole secret-id leaked by value: `secret-id/lookup` on the mount's roles → accessor, destroyed by "
         "accessor, read back"
@@ -58,8 +65,11 @@ LEAK_KINDS: dict[str, str] = {
         "grace period), read back"
     ),
 }
+# The smoke run's kinds: all but the one that seeds thousands of tokens first.
+SMOKE_LEAK_KINDS = ("vault_token", "vault_secret_id", "kv_value", "aws_access_key")
 LEAK_FLOORS: dict[str, str] = {
     "vault_token": "`auth/token/lookup` (value → accessor), `revoke-accessor`, `lookup-accessor` (fails)",
+    "vault_token_entity": "as vault_token: `auth/token/lookup`, `revoke-accessor`, `lookup-accessor` (fails)",
     "vault_secret_id": "`secret-id/lookup` on its role (value → accessor), `secret-id-accessor/destroy`, "
     "`secret-id-accessor/lookup` (fails)",
     "kv_value": "read metadata, write a new version (cas), destroy the previous versions, read metadata back",
@@ -71,6 +81,7 @@ KILL_TARGET_RATIO = 1.5  # leak → killed, seen from outside (issue 18)
 # How each kind is seen refused from outside; a KV value has no reversible kill (it is rotated by the run).
 KILL_WATCHED: dict[str, str] = {
     "vault_token": "`auth/token/lookup-self` with the leaked token answers 403",
+    "vault_token_entity": "`auth/token/lookup-self` with the leaked token answers 403",
     "vault_secret_id": "`secret-id/lookup` of the leaked value on its role (the watcher's own client) finds nothing "
     "(a login with it would be refused; polling logins would mint a token each time)",
     "aws_access_key": (
@@ -83,7 +94,8 @@ KILL_WATCH_PAUSE_SECONDS = 0.0005  # between the watcher's checks: its resolutio
 # watcher shares the process with moto, whose in-process answers hold the GIL where AWS's would wait on the network:
 # at the default, each step of a check could wait a whole interval behind them, after the kill.
 KILL_WATCH_SWITCH_SECONDS = 0.0002
-WATCHED_FROM_A_PROCESS = frozenset({"vault_token", "vault_secret_id"})  # see KillWatch
+TOKEN_KINDS = frozenset({"vault_token", "vault_token_entity"})  # leaked as the generic event's `vault_token`
+WATCHED_FROM_A_PROCESS = TOKEN_KINDS | {"vault_secret_id"}  # see KillWatch
 LEAK_KV_MOUNT = "secret"
 LEAK_APPROLE_MOUNT = "approle"  # the template's default AppRoleMounts
 LEAK_APPROLE_ROLE = "bench-leak"
@@ -108,6 +120,7 @@ class Leak:
     kv_path: str = ""
     kv_username: str = ""  # the KV secret's other field, which a rotation keeps
     iam_user: str = ""  # for the harness's own check afterwards; the floor looks the user up
+    entity_id: str = ""  # a login token's entity, for the harness's own check that the run disabled it
 
 
 def seed_leak(kind: str, vault: Any, iam: Any) -> Leak:
@@ -118,6 +131,9 @@ def seed_leak(kind: str, vault: Any, iam: Any) -> Leak:
             policies=["default"], ttl="2h", meta={"spiffe_id": f"spiffe://bench.rescind/leak/{suffix}"}
         )
         return Leak(kind, str(created["auth"]["accessor"]), secret=str(created["auth"]["client_token"]))
+    if kind == "vault_token_entity":
+        auth = _approle_login(vault, f"{LEAK_APPROLE_ROLE}-entity-{suffix}")
+        return Leak(kind, str(auth["accessor"]), secret=str(auth["client_token"]), entity_id=str(auth["entity_id"]))
     if kind == "kv_value":
         path = f"{LEAK_KV_FOLDER}/{suffix}/database"
         password = secrets.token_urlsafe(24)
@@ -153,6 +169,26 @@ def seed_leak(kind: str, vault: Any, iam: Any) -> Leak:
     raise ValueError(f"unknown leak kind {kind!r}")
 
 
+def _approle_login(vault: Any, role: str) -> dict[str, Any]:
+    """A login to a role of its own (so an entity of its own, its only token), as a workload logs in."""
+    import hvac
+
+    _ensure_approle_role(vault)
+    approle = vault.auth.approle
+    approle.create_or_update_approle(role, token_ttl="1h", mount_point=LEAK_APPROLE_MOUNT)  # noqa: S106
+    role_id = approle.read_role_id(role, mount_point=LEAK_APPROLE_MOUNT)["data"]["role_id"]
+    secret_id = approle.generate_secret_id(role, mount_point=LEAK_APPROLE_MOUNT)["data"]["secret_id"]
+    anonymous = hvac.Client(url=vault.url, timeout=10)
+    login = anonymous.auth.approle.login(role_id, secret_id, mount_point=LEAK_APPROLE_MOUNT, use_token=False)
+    return dict(login["auth"])
+
+
+def seed_background_tokens(vault: Any, count: int) -> None:
+    """`count` other live tokens on the server (outside the timing): what every token scan reads."""
+    for _ in range(count):
+        vault.auth.token.create(policies=["default"], ttl="2h", meta={"spiffe_id": "spiffe://bench.rescind/other"})
+
+
 def _ensure_approle_role(vault: Any) -> None:
     """The AppRole mount (the template's default) and the role whose secret-ids leak; outside the timing."""
     if f"{LEAK_APPROLE_MOUNT}/" not in vault.sys.list_auth_methods()["data"]:
@@ -166,7 +202,7 @@ def leak_event(leak: Leak) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((REPO_ROOT / "events" / "secret_leaked.json").read_text())
     event["id"] = str(uuid.uuid4())
     detail = event["detail"]
-    detail["secret_type"] = leak.kind
+    detail["secret_type"] = "vault_token" if leak.kind in TOKEN_KINDS else leak.kind
     if leak.kind == "kv_value":
         del detail["secret"]
         detail["secret_sha256"] = leak.sha256
@@ -302,7 +338,7 @@ def watch_from_stdin() -> None:
 def _refused_check(leak: Leak, addr: str, token: str) -> Callable[[], bool] | None:
     """The outside check of `leak`'s kind (KILL_WATCHED), on a client of its own (`token`: the watcher's, where the
     check is not made with the leaked credential itself); None for a kind not watched."""
-    if leak.kind == "vault_token":
+    if leak.kind in TOKEN_KINDS:
         import hvac
 
         leaked = hvac.Client(url=addr, token=leak.secret, timeout=10)
@@ -365,7 +401,7 @@ class StartFunctionClock:
 def bare_leak_floor(leak: Leak, vault: Any, iam: Any) -> dict[str, Any]:
     """The least a person with hvac or boto3 does to kill `leak`, knowing where it lives: lookup, kill, read back."""
     started = time.perf_counter()
-    if leak.kind == "vault_token":
+    if leak.kind in TOKEN_KINDS:
         accessor = str(vault.auth.token.lookup(token=leak.secret)["data"]["accessor"])
         vault.auth.token.revoke_accessor(accessor)
         dead = _gone(lambda: vault.auth.token.lookup_accessor(accessor))
@@ -409,8 +445,10 @@ def counted_calls(counts: CallCounts) -> dict[str, Any]:
 
 def confirm_leak_dead(leak: Leak, vault: Any, iam: Any) -> bool:
     """The harness's own check, outside the timing, that the state machine left the credential dead."""
-    if leak.kind == "vault_token":
-        return _gone(lambda: vault.auth.token.lookup_accessor(leak.reference))
+    if leak.kind in TOKEN_KINDS:
+        dead = _gone(lambda: vault.auth.token.lookup_accessor(leak.reference))
+        # its entity held only it: the run disabled the entity too
+        return dead and (not leak.entity_id or vault.read(f"identity/entity/id/{leak.entity_id}")["data"]["disabled"])
     if leak.kind == "vault_secret_id":
         approle = vault.auth.approle
         return _gone(
@@ -574,7 +612,7 @@ def summarise_leak_kind(
     return summary
 
 
-def leak_to_dead(addr: str, token: str, runs: int) -> dict[str, Any]:
+def leak_to_dead(addr: str, token: str, runs: int, kinds: tuple[str, ...] = tuple(LEAK_KINDS)) -> dict[str, Any]:
     """Leak to dead for each kind: the generic `Secret Leaked` event through the template's rule, the start
     function, the leak-response state machine and its handlers (moto, handlers in-process, real OpenBao), beside
     the bare hvac/boto3 calls that do the same, interleaved run by run. A fresh credential for every run."""
@@ -635,13 +673,16 @@ def leak_to_dead(addr: str, token: str, runs: int) -> dict[str, Any]:
             # One untimed run of each first: it imports the handlers and builds their clients (cold start is
             # section 3), and warms moto and the hvac connection pool for the floor alike.
             warmup: dict[str, Any] = {}
-            for kind in LEAK_KINDS:
+            if "vault_token_entity" in kinds:
+                log(f"leak to dead: seeding {ENTITY_BACKGROUND_TOKENS} other live tokens")
+                seed_background_tokens(vault, ENTITY_BACKGROUND_TOKENS)
+            for kind in kinds:
                 log(f"leak to dead: {kind} warm-up")
                 warmup[kind] = {"state_machine": machine_run(kind), "bare": bare_run(kind)}
-            machine_runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in LEAK_KINDS}
-            bare_runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in LEAK_KINDS}
+            machine_runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+            bare_runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
             for index_of_run in range(runs):
-                for kind in LEAK_KINDS:
+                for kind in kinds:
                     machine_runs[kind].append(machine_run(kind))
                     bare_runs[kind].append(bare_run(kind))
                     last, floor = machine_runs[kind][-1], bare_runs[kind][-1]
@@ -652,8 +693,8 @@ def leak_to_dead(addr: str, token: str, runs: int) -> dict[str, Any]:
                         + (f" ERROR {last['error']}" if "error" in last else "")
                         + (f" bare ERROR {floor['error']}" if "error" in floor else "")
                     )
-    kinds = {kind: summarise_leak_kind(kind, machine_runs[kind], bare_runs[kind]) for kind in LEAK_KINDS}
-    for kind, summary in kinds.items():
+    summaries = {kind: summarise_leak_kind(kind, machine_runs[kind], bare_runs[kind]) for kind in kinds}
+    for kind, summary in summaries.items():
         summary["warmup_seconds"] = warmup[kind]["state_machine"].get("seconds")
         summary["bare_warmup_seconds"] = warmup[kind]["bare"].get("seconds")
     return {
@@ -665,17 +706,17 @@ def leak_to_dead(addr: str, token: str, runs: int) -> dict[str, Any]:
         "kill_watch_switch_seconds": KILL_WATCH_SWITCH_SECONDS,
         "poll_interval_seconds": LEAK_POLL_SECONDS,
         "phase_names": list(LEAK_PHASES),
-        "kinds": kinds,
+        "kinds": summaries,
     }
 
 
-def run_leak_to_dead(runs: int) -> dict[str, Any]:
+def run_leak_to_dead(runs: int, kinds: tuple[str, ...] = tuple(LEAK_KINDS)) -> dict[str, Any]:
     """leak_to_dead on its own fresh OpenBao; a failure is reported in the results, not raised."""
     from rescind_local import LocalOpenBao
 
     try:
         with LocalOpenBao() as server:
-            return leak_to_dead(server.addr, server.root_token, runs)
+            return leak_to_dead(server.addr, server.root_token, runs, kinds)
     except Exception as error:
         return {"measured": False, "reason": f"failed: {type(error).__name__}: {str(error)[:500]}"}
 

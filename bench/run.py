@@ -31,7 +31,7 @@ from typing import Any
 
 from bench.cold_start import cold_start
 from bench.harness import BENCH_DIR, log, machine_info, versions
-from bench.leak_to_dead import run_leak_to_dead
+from bench.leak_to_dead import LEAK_KINDS, SMOKE_LEAK_KINDS, run_leak_to_dead
 from bench.offboarding_scale import DISCOVERY_MODES, PATHS, offboarding_scale
 from bench.package_size import package_size
 from bench.results import evaluate_targets, merge_results, render_markdown
@@ -112,9 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine_info(),
         "versions": versions(),
     }
+    leak_kinds = SMOKE_LEAK_KINDS if args.smoke else tuple(LEAK_KINDS)
     results["leak_to_dead"] = (
-        {"measured": False, "reason": "skipped (--skip-leak)"} if args.skip_leak else run_leak_to_dead(args.leak_runs)
+        {"measured": False, "reason": "skipped (--skip-leak)"}
+        if args.skip_leak
+        else run_leak_to_dead(args.leak_runs, leak_kinds)
     )
+
     if not args.skip_offboarding:
         results["offboarding"] = offboarding_scale(
             args.sizes,

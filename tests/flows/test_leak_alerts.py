@@ -26,7 +26,14 @@ from rescind.models import ActionKind, Outcome
 from rescind_local import LocalOpenBao
 from rescind_local.github import SAMPLE_WEBHOOK_SECRET, LocalGitHubApi, local_github_api, sign_delivery
 from rescind_local.proof import ProofByUse, prove_by_use
-from rescind_local.seed import MANAGED_ROLE_TAGS, SeededWorkload, health_event_naming, prepare_vault, seed_workload
+from rescind_local.seed import (
+    APPROLE_MOUNT,
+    MANAGED_ROLE_TAGS,
+    SeededWorkload,
+    health_event_naming,
+    prepare_vault,
+    seed_workload,
+)
 from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
 from tests.conftest import deploy_local_stack, load_event
@@ -118,6 +125,44 @@ def test_a_leaked_vault_token_is_revoked_and_its_siblings_live(
     assert failures(prove_by_use(vault, openbao.addr, boto3.client("iam"), neighbour, expected="alive")) == []
     assert vault.read(f"identity/entity/id/{target.entity_id}")["data"]["disabled"] is False
     assert sibling in target.token_accessors
+
+
+def approle_login(vault: hvac.Client, workload: SeededWorkload) -> dict[str, Any]:
+    """A login with the workload's AppRole secret-id: a token with an identity entity (the role's login entity)."""
+    (secret_id_accessor,) = workload.secret_id_accessors
+    role_id = vault.auth.approle.read_role_id(workload.name, mount_point=APPROLE_MOUNT)["data"]["role_id"]
+    anonymous = hvac.Client(url=vault.url, timeout=10)
+    secret_id = workload.secret_id_value(secret_id_accessor)
+    return dict(anonymous.auth.approle.login(role_id, secret_id, mount_point=APPROLE_MOUNT, use_token=False)["auth"])
+
+
+@pytest.mark.parametrize("other_session", [False, True], ids=["its only token", "another live token"])
+def test_a_leaked_login_token_is_killed_and_the_run_disables_its_entity_only_when_it_held_nothing_else(
+    stack: LocalStack,
+    workloads: tuple[SeededWorkload, SeededWorkload],
+    vault: hvac.Client,
+    openbao: LocalOpenBao,
+    other_session: bool,
+) -> None:
+    # Given a workload's AppRole login token in a scanner's generic event, its entity holding another session or not
+    target, neighbour = workloads
+    leaked = approle_login(vault, target)
+    other = approle_login(vault, target) if other_session else None
+    assert other is None or other["entity_id"] == leaked["entity_id"]
+
+    # When the event goes through the template's rule, the start function and the state machine
+    (match,) = stack.route_event(generic_event("vault_token", leaked["client_token"]))
+    assert [delivery.error_type for delivery in match.deliveries] == [None]
+
+    # Then the token is dead, and the run disabled its entity only when the entity held nothing else
+    assert_completed(stack, only_execution(stack))
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        vault.auth.token.lookup_accessor(leaked["accessor"])
+    disabled = vault.read(f"identity/entity/id/{leaked['entity_id']}")["data"]["disabled"]
+    assert disabled is not other_session
+    if other is not None:
+        assert vault.auth.token.lookup_accessor(other["accessor"])["data"]["accessor"] == other["accessor"]
+    assert failures(prove_by_use(vault, openbao.addr, boto3.client("iam"), neighbour, expected="alive")) == []
 
 
 def test_the_start_function_kills_first_and_the_run_finds_it_done_and_verifies(

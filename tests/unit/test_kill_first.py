@@ -64,7 +64,7 @@ def decide(
     ("refs", "killed"),
     [
         ((TOKEN,), [(ActionKind.REVOKE, TOKEN)]),
-        ((ENTITY, TOKEN), [(ActionKind.DISABLE, ENTITY), (ActionKind.REVOKE, TOKEN)]),
+        ((ENTITY, TOKEN), [(ActionKind.REVOKE, TOKEN)]),  # the entity is the run's, once it read every token
         ((SECRET_ID,), [(ActionKind.REVOKE, SECRET_ID)]),
         ((KEY,), [(ActionKind.DISABLE, KEY)]),  # deactivated; the delete stays the run's
     ],

@@ -9,7 +9,7 @@ acting on it would touch a credential nobody named.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
@@ -50,6 +50,9 @@ class KeyState(StrEnum):
 class KeyLookup:
     state: KeyState
     owner: str | None = None  # the actual owner when state is OTHER_USER
+
+
+_LISTED = frozenset({KeyState.ACTIVE.value, KeyState.INACTIVE.value})  # the statuses IAM lists a key with
 
 
 def _is_missing(error: ClientError) -> bool:
@@ -132,13 +135,17 @@ def _refuse_other_user(ref: IamAccessKeyRef, lookup: KeyLookup) -> None:
         )
 
 
-def deactivate_access_key(iam: IAMClient, ref: IamAccessKeyRef) -> ActOutcome:
-    lookup = look_up_access_key(iam, ref)
+def deactivate_access_key(iam: IAMClient, ref: IamAccessKeyRef, *, listed: str | None = None) -> ActOutcome:
+    """Deactivate the key. `listed`: its status under the named user in a listing made moments before (the leak
+    locate's, for the kill first): then the key is not listed again, and "already applied" means that listing saw
+    it Inactive. The read-back after (`verify_access_key`) lists the real state either way."""
+    seen = " (as listed moments before)" if listed else ""
+    lookup = KeyLookup(KeyState(listed)) if listed in _LISTED else look_up_access_key(iam, ref)
     _refuse_other_user(ref, lookup)
     if lookup.state is KeyState.ABSENT:
         return ActOutcome(changed=False, absent=True, detail=f"already absent: access key {ref.access_key_id}")
     if lookup.state is KeyState.INACTIVE:
-        return ActOutcome(changed=False, detail=f"already applied: access key {ref.access_key_id} is Inactive")
+        return ActOutcome(changed=False, detail=f"already applied: access key {ref.access_key_id} is Inactive{seen}")
     with aws_errors(f"iam update-access-key {ref.access_key_id}"):
         try:
             iam.update_access_key(UserName=ref.user_name, AccessKeyId=ref.access_key_id, Status="Inactive")
@@ -251,9 +258,10 @@ def locate_leaked_access_key(search: LeakSearch, alert: LeakAlert, value: str | 
     if not in_aws_scope(search, account):
         return Unlocated(why=f"access key {key_id} is in account {account}, outside the discovery scope")
     iam = search.backends.aws.client("iam", account)
-    user_name = _user_of_key(iam, key_id)
-    if user_name is None:
+    listed = _user_of_key(iam, key_id)
+    if listed is None:
         return Unlocated(why=f"access key {key_id} does not exist in account {account} (already deleted?)")
+    user_name, status = listed
     ref = IamAccessKeyRef(account_id=account, user_name=user_name, access_key_id=key_id)
     tags = _tags_of_user(iam, user_name)
     return LocatedLeak(
@@ -264,6 +272,7 @@ def locate_leaked_access_key(search: LeakSearch, alert: LeakAlert, value: str | 
         # A key id from the alert or the value is the leaked key; one found beside a GitHub secret is a guess.
         exact=not found_by,
         guard_facts={} if tags is None else {ref.key: facts_from_aws_tags(tags, f"IAM user {user_name}")},
+        key_status={ref.key: status} if status in _LISTED else {},
     )
 
 
@@ -303,7 +312,8 @@ def _account_of_key(aws: AwsClientFactory, key_id: str) -> str | None:
     return account
 
 
-def _user_of_key(iam: IAMClient, key_id: str) -> str | None:
+def _user_of_key(iam: IAMClient, key_id: str) -> tuple[str, str] | None:
+    """The key's user and its status in that user's listing; None when the account does not list it."""
     with aws_errors(f"iam get-access-key-last-used {key_id}"):
         try:
             user_name = iam.get_access_key_last_used(AccessKeyId=key_id).get("UserName")
@@ -316,7 +326,8 @@ def _user_of_key(iam: IAMClient, key_id: str) -> str | None:
             listed = iam.list_access_keys(UserName=user_name)["AccessKeyMetadata"]
         except ClientError:
             return None
-    return user_name if any(item.get("AccessKeyId") == key_id for item in listed) else None
+    status = next((str(item.get("Status", "")) for item in listed if item.get("AccessKeyId") == key_id), None)
+    return None if status is None else (user_name, status)
 
 
 def locate_user_keys(search: LeakSearch, alert: LeakAlert, value: str | None) -> LocatedLeak | Unlocated:
@@ -375,9 +386,13 @@ def _key_rows(scan: InventoryScan, account_id: str) -> Iterator[InventoryRow]:
 
 
 class IamAccessKeyHandler(KindHandler[IamAccessKeyRef]):
-    """CredentialHandler for IAM access keys: DISABLE deactivates, DELETE deletes an Inactive key."""
+    """CredentialHandler for IAM access keys: DISABLE deactivates, DELETE deletes an Inactive key. `listed`: each
+    key's status as a listing moments before showed it, by reference key (the leak locate's, for the kill first):
+    its deactivation lists it no more."""
 
-    def __init__(self, factory: AwsClientFactory) -> None:
+    def __init__(self, factory: AwsClientFactory, *, listed: Mapping[str, str] | None = None) -> None:
+        seen = dict(listed or {})
+
         def iam(ref: IamAccessKeyRef) -> IAMClient:
             return factory.client("iam", ref.account_id)
 
@@ -386,7 +401,7 @@ class IamAccessKeyHandler(KindHandler[IamAccessKeyRef]):
             IamAccessKeyRef,
             {
                 ActionKind.DISABLE: Step(
-                    lambda ref, _action: deactivate_access_key(iam(ref), ref),
+                    lambda ref, _action: deactivate_access_key(iam(ref), ref, listed=seen.get(ref.key)),
                     lambda ref, action: verify_access_key(iam(ref), ref, action.kind),
                 ),
                 ActionKind.DELETE: Step(

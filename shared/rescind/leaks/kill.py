@@ -2,11 +2,11 @@
 
 Attackers use a leaked key within about a minute; the state machine's plan, guard and Map states take seconds.
 So the function that located the credential makes the one step that stops it working (revoke a token or an AppRole
-secret-id, deactivate an IAM access key, disable the token's entity) and reads it back, before it even claims the
-incident (`kill_before_claim`); once claimed, it records each step under the action id the state machine's plan
-gives the same step (`record_kill`). The run that starts next acts on the same plan: that step finds the credential
-already dead (already absent or applied, read back again), and the run rotates, deletes, verifies, records and
-notifies as before.
+secret-id, deactivate an IAM access key) and reads it back, before it even claims the incident
+(`kill_before_claim`); once claimed, it records each step under the action id the state machine's plan gives the
+same step (`record_kill`). The run that starts next acts on the same plan: that step finds the credential already
+dead (already absent or applied, read back again), and the run rotates, deletes, verifies, records and notifies as
+before, and disables a leaked token's entity when it held nothing else (rescind.leaks.plan).
 
 Nothing is killed first unless all of these hold, and then the state machine alone decides, as it always did:
 - the locate was exact (the value or key id itself matched the credential, `LocatedLeak.exact`);
@@ -16,8 +16,9 @@ Nothing is killed first unless all of these hold, and then the state machine alo
 - every target is in the configured scope.
 Only the steps in `KILL_FIRST` are made here: deletion, rotation and certificate revocation stay in the state
 machine. A kill that fails (Vault unavailable) is recorded as failed and the run starts anyway, and kills itself.
-No call to Vault or AWS comes before the kill but the locate's own lookup and the guard's facts it did not read
-(a token's entity): a token's tree is named after its revocation, from the issuance index (`kill_first_engine`).
+No call to Vault or AWS comes before the kill but the locate's own lookup and the guard's facts it did not read:
+a token's tree is named after its revocation, from the issuance index (`kill_first_engine`), and whether its entity
+holds no other live token (then it is disabled too) is the run's plan's to read (rescind.leaks.plan).
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ if TYPE_CHECKING:
     from rescind.kinds import Backends, GuardRead
     from rescind.ledger.base import Ledger
 
-# The step that stops each kind working at once. Each is the one its plan already starts with for that kind.
+# The step that stops each kind working at once. Each is the one its plan already starts with for that kind. A leaked
+# token's entity is not here: whether it may be disabled needs every live token read, after the kill (leaks.plan).
 KILL_FIRST: Mapping[CredentialKind, ActionKind] = {
-    CredentialKind.VAULT_ENTITY: ActionKind.DISABLE,
     CredentialKind.VAULT_TOKEN: ActionKind.REVOKE,
     CredentialKind.APPROLE_SECRET_ID: ActionKind.REVOKE,
     CredentialKind.IAM_ACCESS_KEY: ActionKind.DISABLE,
@@ -236,13 +237,14 @@ def kill_before_claim(plan: Plan, located: LocatedLeak, *, workload_id: str, kil
         if refusal is not None:
             raise PolicyRefusal(refusal)
 
+    engine = _engine_for(kill, located)
     steps = tuple(
         (
             action,
             execute_checked(
                 action,
                 dry_run=plan.dry_run,  # never true here: decide_kill refused a dry run
-                engine=kill.engine,
+                engine=engine,
                 scope=kill.scope,
                 refuse_if_guarded=refuse_if_guarded,
                 approvals=lambda: (),  # read only for a database root rotation, which is never killed first
@@ -251,6 +253,18 @@ def kill_before_claim(plan: Plan, located: LocatedLeak, *, workload_id: str, kil
         for action in decision.actions
     )
     return KillMade(why=decision.why, steps=steps)
+
+
+def _engine_for(kill: KillFirst, located: LocatedLeak) -> ActionEngine:
+    """The kill engine, its IAM keys' handler given what the locate listed of each key (its user and status), so
+    the deactivation does not list the user's keys again."""
+    aws = kill.read.backends.aws
+    if not located.key_status or aws is None:
+        return kill.engine
+    from rescind.aws.iam_keys import IamAccessKeyHandler
+
+    others = [kill.engine.handler_for(kind) for kind in KILL_FIRST if kind is not CredentialKind.IAM_ACCESS_KEY]
+    return ActionEngine([*others, IamAccessKeyHandler(aws, listed=located.key_status)])
 
 
 def record_kill(made: KillMade, *, incident_id: str, duplicate: bool, kill: KillFirst, ledger: Ledger) -> KillReport:

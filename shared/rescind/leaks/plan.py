@@ -3,7 +3,11 @@
 The plan differs from an offboarding's where a leak leaves nothing worth keeping:
 - an IAM key is deactivated (the reversible step, first), then deleted at once: no grace period;
 - a rotated secret's previous versions are destroyed, not kept;
-- a role's sessions are denied from before the finding, so the exfiltrated ones die and fresh ones work.
+- a role's sessions are denied from before the finding, so the exfiltrated ones die and fresh ones work;
+- the entity a leaked token logged in as is disabled too, only when it holds no other live token (a workload's
+  other sessions are never taken down). That needs every live token read, so the start function's kill first
+  leaves it out (`leak_plan` without `entities`) and the run's plan decides it, after the kill
+  (`entities_holding_nothing_else`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,17 @@ from rescind.discovery import plan_to_end
 from rescind.guard import GuardPolicy, is_protected
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import IncidentRecord
-from rescind.models import Action, ActionKind, ActionParams, CredentialRef, IamAccessKeyRef, IamRoleSessionsRef, Plan
+from rescind.models import (
+    Action,
+    ActionKind,
+    ActionParams,
+    CredentialRef,
+    IamAccessKeyRef,
+    IamRoleSessionsRef,
+    Plan,
+    VaultEntityRef,
+    VaultTokenRef,
+)
 from rescind.models.results import utc_now
 from rescind.response.plan import guard_decision, guard_recorded_plan, recorded_plan, split_guarded_plan
 from rescind.response.types import ResponsePlan, ResponseRequest
@@ -45,12 +59,14 @@ def plan_to_contain_leak(
     return Plan.ordered(plan_id, actions, dry_run=dry_run)
 
 
-def leak_plan(request: ResponseRequest) -> Plan:
-    """The plan of a leak-response request: the start function's kill first and the run's plan task make the same
-    one, so each action has the same id in both."""
+def leak_plan(request: ResponseRequest, *, entities: frozenset[str] = frozenset()) -> Plan:
+    """The plan of a leak-response request: the start function's kill first and the run's plan task make it from
+    the same request, so each action has the same id in both. A located token's entity is planned only when it is
+    in `entities` (its id): those that hold no other live token, which only the run's plan reads."""
+    refs = tuple(ref for ref in request.credentials if not isinstance(ref, VaultEntityRef) or ref.entity_id in entities)
     return plan_to_contain_leak(
         request.incident_id,
-        request.credentials,
+        refs,
         reason=request.reason,
         found_at=request.terminated_at,
         dry_run=request.dry_run,
@@ -70,14 +86,14 @@ def build_leak_plan(
     With the issuance index, a leaked token's revocation lists its tree (`params.child_tokens`), so each token that
     dies with it is recorded with its read-back; the tree is the attacker's to make, so it neither refuses nor
     counts against the cap."""
-    plan = leak_plan(request)
+    plan = leak_plan(request, entities=entities_holding_nothing_else(request, vault))
     if index is not None:
         from rescind.issuance.tree import list_indexed_child_tokens
 
         plan, _ = list_indexed_child_tokens(plan, vault, index)
     decision, why = guard_decision(
         plan,
-        request.credentials,
+        list({action.target.key: action.target for action in plan.actions}.values()),  # an unplanned entity: unread
         refused=_protected_owner(request, policy),
         nothing_to_do="no action applies to the located credential",
         vault=vault,
@@ -86,6 +102,19 @@ def build_leak_plan(
         refuse_guarded_child_tokens=False,
     )
     return plan, split_guarded_plan(request, plan, decision, why)
+
+
+def entities_holding_nothing_else(request: ResponseRequest, vault: hvac.Client) -> frozenset[str]:
+    """The located tokens' entities that hold no live token but the leaked ones (killed first, or not yet): each
+    live token's entity is read, once for all (O(every live token): after the kill, never before it)."""
+    entities = {ref.entity_id for ref in request.credentials if isinstance(ref, VaultEntityRef)}
+    if not entities:
+        return frozenset()
+    from rescind.vault.tokens import scan_live_tokens
+
+    leaked = {ref.accessor for ref in request.credentials if isinstance(ref, VaultTokenRef)}
+    holding = {token.entity_id for token in scan_live_tokens(vault) if token.accessor not in leaked}
+    return frozenset(entities - holding)
 
 
 def _protected_owner(request: ResponseRequest, policy: GuardPolicy) -> str | None:

@@ -108,6 +108,9 @@ class LocatedLeak(BaseModel):
     # What the locate's own lookup showed of each credential's hold marker and owners, by reference key; one it
     # did not read (a token's entity) is absent. The kill first guards on these, with no second read.
     guard_facts: dict[str, GuardFacts] = Field(default_factory=dict)
+    # Each IAM access key's status (Active, Inactive) as the locate's own listing showed it under its user, by
+    # reference key: the kill first deactivates from it, with no second listing (its read-back lists it after).
+    key_status: dict[str, Annotated[str, Field(pattern=r"^(Active|Inactive)$")]] = Field(default_factory=dict)
 
     @property
     def dedup_key(self) -> str:

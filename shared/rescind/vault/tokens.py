@@ -394,7 +394,9 @@ def verify_token_ttl(client: hvac.Client, ref: VaultTokenRef, ttl_seconds: int) 
 
 
 def locate_leaked_token(search: LeakSearch, alert: LeakAlert, token: str | None) -> LocatedLeak | Unlocated:
-    """`auth/token/lookup` of the value: its accessor, and its entity when the entity holds no other live token."""
+    """`auth/token/lookup` of the value: its accessor, and the entity it logged in as. Nothing else is read: the
+    token is killed first, and whether its entity holds no other live token (then it is disabled too) is the run's
+    plan to decide, after the kill (rescind.leaks.plan): a scan of every token must not keep the leaked one alive."""
     vault = search.backends.vault
     with vault_errors("lookup of a leaked token"):
         try:
@@ -410,9 +412,9 @@ def locate_leaked_token(search: LeakSearch, alert: LeakAlert, token: str | None)
     refs: list[CredentialRef] = [VaultTokenRef(accessor=accessor)]
     entity_id = str(data.get("entity_id") or "")
     evidence = "auth/token/lookup matched a live token"
-    if entity_id and _entity_holds_only(vault, entity_id, accessor):
+    if entity_id:
         refs.insert(0, VaultEntityRef(entity_id=entity_id))
-        evidence += "; its entity holds no other live token, so it is disabled too"
+        evidence += f"; its entity {entity_id} is disabled too if it holds no other live token (decided after the kill)"
     meta = data.get("meta") or {}
     metadata = {str(key): str(value) for key, value in meta.items()} if isinstance(meta, dict) else {}
     owner = metadata.get(search.scope.metadata_key)
@@ -423,17 +425,6 @@ def locate_leaked_token(search: LeakSearch, alert: LeakAlert, token: str | None)
         exact=True,
         guard_facts={refs[-1].key: facts_from_vault_metadata(metadata, search.scope.metadata_key)},
     )
-
-
-def _entity_holds_only(client: hvac.Client, entity_id: str, accessor: str) -> bool:
-    """True when no live token but this one belongs to the entity. It reads every accessor: a leak is rare."""
-    for other in list_token_accessors(client):
-        if other == accessor:
-            continue
-        state = lookup_token_by_accessor(client, other)
-        if state is not None and state.entity_id == entity_id:  # None: expired since the listing
-            return False
-    return True
 
 
 # --- the inventory report -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from rescind.leaks.locate import LeakLocator
 from rescind.leaks.types import LeakAlert, LocatedLeak, SecretType, Unlocated
 from rescind.models import VaultEntityRef, VaultTokenRef
 from rescind.models.results import utc_now
+from tests.conftest import BackendCalls
 
 
 def token_alert(value: str) -> LeakAlert:
@@ -39,27 +40,26 @@ def login(vault: hvac.Client, mount: str, role_id: str) -> dict[str, str]:
     return {"token": auth["client_token"], "accessor": auth["accessor"], "entity_id": auth["entity_id"]}
 
 
-def test_an_entity_holding_only_the_leaked_token_is_disabled_too(
-    vault: hvac.Client, approle: tuple[str, str, str]
+def test_a_token_is_located_with_its_entity_by_its_own_lookup_alone(
+    vault: hvac.Client, approle: tuple[str, str, str], backend_calls: BackendCalls
 ) -> None:
-    mount, _, role_id = approle
-    only = login(vault, mount, role_id)
-    located = LeakLocator(vault, DiscoveryScope(approle_mounts=(mount,))).locate(token_alert(only["token"]))
-    assert isinstance(located, LocatedLeak)
-    assert located.credentials == (
-        VaultEntityRef(entity_id=only["entity_id"]),
-        VaultTokenRef(accessor=only["accessor"]),
-    )
-
-
-def test_an_entity_holding_another_live_token_is_left_alone(vault: hvac.Client, approle: tuple[str, str, str]) -> None:
+    # Given a leaked AppRole login's token whose entity holds another live token
     mount, _, role_id = approle
     leaked = login(vault, mount, role_id)
     other = login(vault, mount, role_id)
     assert other["entity_id"] == leaked["entity_id"]
+    backend_calls.in_order.clear()
+
     located = LeakLocator(vault, DiscoveryScope(approle_mounts=(mount,))).locate(token_alert(leaked["token"]))
+
+    # Then the token and its entity are named from the value's lookup alone: no token is listed before the kill
+    # (whether the entity holds another token is the run's plan's, after it: rescind.leaks.plan)
     assert isinstance(located, LocatedLeak)
-    assert located.credentials == (VaultTokenRef(accessor=leaked["accessor"]),)
+    assert located.credentials == (
+        VaultEntityRef(entity_id=leaked["entity_id"]),
+        VaultTokenRef(accessor=leaked["accessor"]),
+    )
+    assert [call.split("?")[0] for call in backend_calls.in_order] == ["vault POST /v1/auth/token/lookup"]
 
 
 def test_a_dead_token_is_unlocated_and_the_reason_does_not_echo_it(vault: hvac.Client) -> None:

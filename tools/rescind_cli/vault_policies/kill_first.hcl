@@ -1,6 +1,6 @@
 # rescind-locator's second policy: StartLeakResponseFunction kills a located leak first (rescind/leaks/kill.py).
-# Only the reversible kill of the exactly located credential, read back: revoke a token or a secret-id, disable
-# the token's entity. Nothing here deletes, rotates or revokes a certificate or a lease: the run does that.
+# Only the reversible kill of the exactly located credential, read back: revoke a token or a secret-id. Nothing here
+# disables an entity, deletes, rotates or revokes a certificate or a lease: the run does that.
 
 # Tokens: revoke by accessor (with its child tree, each possible child seen first: token roles and capabilities
 # tell whether it can have any), and read it back. lookup-accessor and the accessor list are in locator.hcl.
@@ -12,11 +12,6 @@ path "auth/token/roles" {
 }
 path "sys/capabilities-accessor" {
   capabilities = ["update"]
-}
-
-# The token's entity: its hold and owner (the token's lookup does not show them), then disable it.
-path "identity/entity/id/*" {
-  capabilities = ["read", "update"]
 }
 
 # AppRole secret-ids: look up by accessor (its act and read-back), destroy.

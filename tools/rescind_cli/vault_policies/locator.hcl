@@ -4,7 +4,8 @@
 # by comparing it with each static role's current one, a value Vault issued (a dynamic database password) by its
 # audit HMAC in the issuance index.
 
-# A leaked token: look it up by value; its entity is disabled too when it holds no other live token.
+# A leaked token: look it up by value. The accessor list and lookups are the kill first's live bound on the token's
+# tree, read only without the issuance index (whether its entity holds another token is the run's planner's).
 path "auth/token/lookup" {
   capabilities = ["update"]
 }
