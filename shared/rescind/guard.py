@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     import hvac
 
     from rescind.aws.session import AwsClientFactory
-    from rescind.vault.tokens import TokenCreators, TokenState
+    from rescind.vault.token_tree import TokenCreators
+    from rescind.vault.tokens import TokenState
 
 __all__ = [
     "AWS_HOLD_TAG",
@@ -159,13 +160,8 @@ def find_guarded_child_tokens(
     """
     from functools import cache
 
-    from rescind.vault.tokens import (
-        TokenCreators,
-        could_descend_from,
-        find_possible_child_tokens,
-        lookup_token_by_accessor,
-        scan_live_tokens,
-    )
+    from rescind.vault.token_tree import TokenCreators, could_descend_from, find_possible_child_tokens
+    from rescind.vault.tokens import lookup_token_by_accessor, scan_live_tokens
 
     planned = {ref.accessor for ref in refs if isinstance(ref, VaultTokenRef)}
     creators = creators or TokenCreators(vault)

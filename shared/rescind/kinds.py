@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from rescind.rotation.contract import RotationHookInvoker
     from rescind.schedules.policy import SchedulePolicy
     from rescind.vault.kv_rotation_state import SecretValueHook
-    from rescind.vault.tokens import TokenCreators, TokenState
+    from rescind.vault.token_tree import TokenCreators
+    from rescind.vault.tokens import TokenState
 
 RefT = TypeVar("RefT")
 

@@ -100,8 +100,21 @@ NOT_REACHED_LOCALLY = {
         (role, "auth/token/lookup-self", "read")
         for role in ("planner", "verifier", "reporter", "drift", "rotation-hook")
     },
-    # The kill first's live bound on a leaked token's tree, read only without the issuance index (this stack has one).
+    # The kill first's live bound on a leaked token's tree, read only without the issuance index (this stack has one):
+    # may it create tokens (capabilities-accessor, through a token role), then every live token.
     *{("locator", "auth/token/accessors", capability) for capability in ("list", "sudo")},
+    ("locator", "auth/token/roles", "list"),
+    ("locator", "sys/capabilities-accessor", "update"),
+    # Verify reads live only a target whose act left no confirmed read-back (a failed or refused act, a Revoke batch
+    # that never finished); every act of these flows reads its own back, so Verify counts that read as the proof.
+    # tests/integration/test_execute_batch_task.py reads such a target live.
+    ("verifier", "auth/token/lookup-accessor", "update"),
+    ("verifier", "auth/{approle}/role/+/secret-id-accessor/lookup", "update"),
+    ("verifier", "sys/leases/lookup", "update"),
+    ("verifier", "{kv}/data/*", "read"),
+    ("verifier", "{kv}/metadata/*", "read"),
+    ("verifier", "{lease}/config/*", "read"),
+    ("verifier", "{lease}/static-roles/*", "read"),
     # A rerun of a crashed createSecret writes the staging copy again (an update); tests/reliability crashes it.
     *{(role, "{kv}/data/_rescind-pending/*", "update") for role in ("actor", "sweeper")},
 }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rescind.vault.tokens import TokenState, could_descend_from
+from rescind.vault.token_tree import could_descend_from
+from rescind.vault.tokens import TokenState
 
 pytestmark = pytest.mark.unit
 

@@ -146,7 +146,7 @@ def build_offboarding_plan(
             sources = f"{sources}; {tree}" if sources else tree
     if reads is not None:
         from rescind.guard import mark_tokens_that_cannot_create_tokens
-        from rescind.vault.tokens import TokenCreators
+        from rescind.vault.token_tree import TokenCreators
 
         # Asked once per ACL here, of the token states the plan read (its scan, or the index's candidates confirmed
         # live), so no token revocation asks at act time (and the guard reuses the answers).

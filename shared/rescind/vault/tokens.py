@@ -6,7 +6,7 @@ The token value is never read, held or returned. Every call names the accessor, 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -25,14 +25,12 @@ from rescind.models import (
     CredentialKind,
     CredentialRef,
     Evidence,
-    TtlTargetType,
     VaultEntityRef,
     VaultTokenRef,
 )
 from rescind.models.refs import format_ref
 from rescind.vault.client import own_token_accessor, read_data, vault_errors
-from rescind.vault.common import as_int, list_keys, parse_vault_time, ttl_is_at_or_below, ttl_target
-from rescind.vault.ttl import list_role_names
+from rescind.vault.common import as_int, list_keys, ttl_is_at_or_below, ttl_target
 
 if TYPE_CHECKING:
     from rescind.discovery import DiscoveryScope
@@ -43,7 +41,7 @@ DEFAULT_METADATA_KEY = "spiffe_id"
 
 # OpenBao answers a lookup, renew or revoke of an accessor that names no live token with this 400.
 _INVALID_ACCESSOR = "invalid accessor"
-_INVALID_TOKEN = "invalid token"  # noqa: S105 - OpenBao's error text
+INVALID_TOKEN = "invalid token"  # noqa: S105 - OpenBao's error text
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ class TokenState:
     explicit_max_ttl_seconds: int = 0  # 0: no explicit max
 
 
-def _is_invalid_accessor(error: hvac.exceptions.VaultError) -> bool:
+def is_invalid_accessor(error: hvac.exceptions.VaultError) -> bool:
     return isinstance(error, hvac.exceptions.InvalidRequest) and _INVALID_ACCESSOR in str(error)
 
 
@@ -79,7 +77,7 @@ def lookup_token_by_accessor(client: hvac.Client, accessor: str) -> TokenState |
         try:
             response = client.auth.token.lookup_accessor(accessor)
         except hvac.exceptions.InvalidRequest as error:
-            if _is_invalid_accessor(error):
+            if is_invalid_accessor(error):
                 return None
             raise ActionFailed(f"lookup token accessor {accessor}: {str(error)[:300]}") from error
     data = read_data(response)
@@ -133,91 +131,6 @@ def find_tokens_by_metadata(
     return [state for state in (scan_live_tokens(client) if live is None else live) if state.metadata.get(key) == value]
 
 
-# --- the tree under a token -----------------------------------------------------------------------
-# revoke-accessor ends a token's whole child tree, and Vault names neither a token's parent nor its
-# children. So the tree is bounded from above: a token that cannot create tokens has no children; else
-# its possible descendants are the live tokens that token/create could have made under it (not orphans,
-# the same entity, issued no earlier, policies within its own unless a token role granted them). The
-# list may hold a token that is not in the tree, never miss one that is.
-
-_CREATE_CAPABILITIES = frozenset({"create", "update", "sudo", "root"})
-
-
-def can_create_child_tokens(client: hvac.Client, accessor: str) -> bool:
-    """Whether the token's policies let it call auth/token/create (or a token role's create path) now."""
-    return bool(_create_capability(client, accessor, list_role_names(client, TtlTargetType.TOKEN_ROLE)))
-
-
-def _create_capability(client: hvac.Client, accessor: str, roles: Sequence[str]) -> bool | None:
-    """As `can_create_child_tokens`; None when the accessor names no live token (its answer says nothing of others)."""
-    paths = ["auth/token/create", *(f"auth/token/create/{role}" for role in roles)]
-    with vault_errors(f"capabilities of token accessor {accessor}"):
-        try:
-            response = client.adapter.post("/v1/sys/capabilities-accessor", json={"accessor": accessor, "paths": paths})
-        except hvac.exceptions.InvalidRequest as error:
-            if _is_invalid_accessor(error):
-                return None
-            if _INVALID_TOKEN in str(error):
-                # OpenBao will not evaluate a token whose entity is disabled (containment does that first). It
-                # cannot create tokens now, but may have before: its tree is looked for, as an upper bound.
-                return True
-            raise ActionFailed(f"capabilities of token accessor {accessor}: {str(error)[:300]}") from error
-    data = read_data(response)
-    return any(_CREATE_CAPABILITIES & {str(cap) for cap in data.get(path) or ()} for path in paths)
-
-
-@dataclass
-class TokenCreators:
-    """Whether tokens may create tokens, asked once per ACL: capabilities-accessor evaluates a token's own policies
-    with its entity's (and its groups'), so tokens sharing both get the same answer. Token roles are listed once."""
-
-    client: hvac.Client
-    _roles: list[str] | None = None
-    _answers: dict[tuple[frozenset[str], str], bool] = field(default_factory=dict)
-
-    def can_create(self, token: TokenState) -> bool:
-        key = (token.policies, token.entity_id)
-        if key in self._answers:
-            return self._answers[key]
-        self._roles = list_role_names(self.client, TtlTargetType.TOKEN_ROLE) if self._roles is None else self._roles
-        answer = _create_capability(self.client, token.accessor, self._roles)
-        if answer is None:
-            return False  # gone since the scan: nothing can die with it, and its ACL's answer is still unknown
-        self._answers[key] = answer
-        return answer
-
-
-def could_descend_from(candidate: TokenState, parent: TokenState) -> bool:
-    """Whether token/create could have made `candidate` somewhere under `parent`. Pure."""
-    if candidate.accessor == parent.accessor or candidate.orphan or candidate.entity_id != parent.entity_id:
-        return False
-    if not candidate.path.startswith("auth/token/create"):
-        return False
-    born, parent_born = parse_vault_time(candidate.issue_time), parse_vault_time(parent.issue_time)
-    if born is not None and parent_born is not None and born < parent_born:
-        return False
-    through_role = candidate.path.startswith("auth/token/create/")
-    return through_role or "root" in parent.policies or candidate.policies <= parent.policies | {"default"}
-
-
-def find_possible_child_tokens(
-    client: hvac.Client,
-    parent: TokenState,
-    *,
-    live: Callable[[], Sequence[TokenState]] | None = None,
-    creators: TokenCreators | None = None,
-) -> list[TokenState]:
-    """Every live token that may die with `parent`'s revocation: empty when it cannot create tokens.
-
-    `parent` is the caller's own lookup of the token; `live` gives a scan (scan_live_tokens) to share between
-    several parents, called only when needed; `creators`, the answers to "may it create tokens" shared likewise.
-    """
-    if not (creators or TokenCreators(client)).can_create(parent):
-        return []
-    tokens = live() if live is not None else scan_live_tokens(client)
-    return [state for state in tokens if could_descend_from(state, parent)]
-
-
 def find_token_accessors_by_spiffe_id(
     client: hvac.Client, spiffe_id: str, *, metadata_key: str = DEFAULT_METADATA_KEY
 ) -> list[VaultTokenRef]:
@@ -249,6 +162,8 @@ def revoke_token_by_accessor(
     """
     _refuse_own_token(client, ref)
     candidates: dict[str, TokenState] = {}
+    from rescind.vault.token_tree import can_create_child_tokens, could_descend_from  # the tree imports this module
+
     may_have_children = not cannot_create_tokens and can_create_child_tokens(client, ref.accessor)
     if may_have_children or listed_children:
         state = lookup_token_by_accessor(client, ref.accessor)
@@ -299,7 +214,7 @@ def _revoke_accessor(client: hvac.Client, ref: VaultTokenRef) -> bool:
         try:
             response = client.auth.token.revoke_accessor(ref.accessor)
         except hvac.exceptions.InvalidRequest as error:
-            if _is_invalid_accessor(error):
+            if is_invalid_accessor(error):
                 return False
             raise ActionFailed(f"revoke token accessor {ref.accessor}: {str(error)[:300]}") from error
     # OpenBao answers 200 with this warning instead of an error when the token died in between.
@@ -354,7 +269,7 @@ def shorten_token_ttl(client: hvac.Client, ref: VaultTokenRef, ttl_seconds: int)
         try:
             response = client.auth.token.renew_accessor(ref.accessor, increment=f"{ttl_seconds}s")
         except hvac.exceptions.InvalidRequest as error:
-            if _is_invalid_accessor(error):
+            if is_invalid_accessor(error):
                 return ActOutcome(changed=False, absent=True, detail="already absent")
             raise ActionFailed(f"renew token accessor {ref.accessor}: {str(error)[:300]}") from error
     granted = as_int((response.get("auth") or {}).get("lease_duration")) if isinstance(response, dict) else 0

@@ -26,7 +26,8 @@ from rescind.ledger import Trigger
 from rescind.models import Action, ActionKind, Outcome, VaultTokenRef
 from rescind.offboarding.plan import build_offboarding_plan
 from rescind.response.types import GuardDecision, ResponseRequest
-from rescind.vault.tokens import find_possible_child_tokens, lookup_token_by_accessor
+from rescind.vault.token_tree import find_possible_child_tokens
+from rescind.vault.tokens import lookup_token_by_accessor
 from rescind_local import LocalOpenBao
 from tests.conftest import BackendCalls
 
