@@ -9,6 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
+
+from rescind_cli.runs.history import execution_history
+
 STATE_LIMIT_BYTES = 256 * 1024
 _MEASURED = ("input", "output", "parameters")
 
@@ -32,7 +36,12 @@ def largest_state_bytes(events: list[dict[str, Any]]) -> int:
 
 
 def assert_within_state_limit(events: list[dict[str, Any]]) -> None:
-    """Every state of the execution stayed within AWS's 256 KB, as it must to run there."""
+    """Every state of the execution stayed within AWS's 256 KB, as it must to run there (`events`: its history)."""
     assert events, "no history to measure"
     over = [entry for entry in state_sizes(events) if entry[2] > STATE_LIMIT_BYTES]
     assert over == [], json.dumps(over[:5])
+
+
+def assert_execution_within_state_limit(execution_arn: str) -> None:
+    """`assert_within_state_limit` on the history of the execution, read from the active moto."""
+    assert_within_state_limit(execution_history(boto3.client("stepfunctions"), execution_arn))
