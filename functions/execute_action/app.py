@@ -69,6 +69,7 @@ def _execute_batch(request: ExecuteBatchRequest) -> dict[str, Any]:
         workers=settings.revoke_batch_workers,
     )
     logger.info("batch finished", extra={"incident_id": request.incident_id, **result.model_dump(mode="json")})
+    tracer.put_annotation("outcome", ",".join(sorted(result.outcomes)))  # the batch's outcomes, as one action's
     for outcome, count in result.outcomes.items():
         add_count("ActionOutcome", count, outcome=outcome)
     return result.model_dump(mode="json")
