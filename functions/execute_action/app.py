@@ -1,5 +1,5 @@
-"""Step Functions task: execute one action of a plan, or a batch of them (a Revoke item), verify each by reading
-back, and record the attempts."""
+"""Step Functions task: execute one action of a plan, or a batch of them (a Contain or Revoke item), verify each by
+reading back, and record the attempts."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ get_settings()  # fail at cold start, not on the first event, when configuration
 @observed_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        if isinstance(event, dict) and "actions" in event:  # a Revoke item; Contain and the leak path send one
+        if isinstance(event, dict) and "actions" in event:  # a Contain or Revoke item; the leak path sends one
             return _execute_batch(ExecuteBatchRequest.parse(event))
         request = ExecuteActionRequest.parse(event)
     except InvalidInput as refused:
@@ -69,6 +69,7 @@ def _execute_batch(request: ExecuteBatchRequest) -> dict[str, Any]:
         workers=settings.revoke_batch_workers,
     )
     logger.info("batch finished", extra={"incident_id": request.incident_id, **result.model_dump(mode="json")})
+    tracer.put_annotation("outcome", ",".join(sorted(result.outcomes)))  # the batch's outcomes, as one action's
     for outcome, count in result.outcomes.items():
         add_count("ActionOutcome", count, outcome=outcome)
     return result.model_dump(mode="json")

@@ -41,5 +41,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     add_count("LeakResponsePlanned", decision=str(plan.decision))
     settings = get_settings()  # the actions go to S3; the state carries where (a plan can outgrow the state)
-    reference = store_plan(plan, get_s3_client(), settings.plan_bucket_name, settings.verify_batch_size)
+    reference = store_plan(plan, get_s3_client(), settings.plan_bucket_name, settings.revoke_batch_size)
     return reference.model_dump(mode="json")

@@ -38,6 +38,7 @@ from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
 from tests.conftest import deploy_local_stack, load_event
 from tests.emf import counted
+from tests.flows.state_limits import assert_execution_within_state_limit
 
 
 @pytest.fixture
@@ -82,6 +83,7 @@ KILL_FIRST_ATTEMPT = ".kill-first."  # the start function's attempts (rescind.le
 
 def assert_completed(stack: LocalStack, execution: dict[str, Any]) -> None:
     assert execution["status"] == "SUCCEEDED", execution
+    assert_execution_within_state_limit(execution["executionArn"])
     view = ledger(stack).read_incident(execution["name"])
     assert view.closure is not None
     assert view.closure.status is IncidentStatus.COMPLETED

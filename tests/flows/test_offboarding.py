@@ -29,6 +29,7 @@ from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
 from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import wait_for_execution
 from tests.conftest import CREDENTIAL_SERVICES, BackendCalls, aws_writes, deploy_local_stack, load_event, vault_writes
+from tests.flows.state_limits import assert_execution_within_state_limit
 
 
 @dataclass
@@ -75,9 +76,11 @@ def offboarding_request(workload: SeededWorkload, event_id: str | None = None) -
 
 
 def run(stack: LocalStack, request: ResponseRequest) -> dict[str, Any]:
-    return stack.run_execution(
+    execution = stack.run_execution(
         "OffboardingStateMachine", request.model_dump(mode="json"), name=request.incident_id, timeout=60
     )
+    assert_execution_within_state_limit(execution["executionArn"])
+    return execution
 
 
 def test_offboarding_ends_every_credential_and_touches_no_neighbour(

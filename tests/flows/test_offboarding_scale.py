@@ -20,16 +20,15 @@ import pytest
 
 from rescind.ledger import DynamoDbLedger, IncidentStatus, Trigger
 from rescind.ledger.closing import CredentialState
-from rescind.models import Outcome
+from rescind.models import ActionKind, Outcome
 from rescind.offboarding.types import offboarding_execution_name
 from rescind.response.types import ResponseRequest
 from rescind_cli.runs.history import execution_history
 from rescind_local import LocalOpenBao
-from rescind_local.seed import prepare_vault
+from rescind_local.seed import WORKLOAD_TAG, prepare_vault
 from rescind_local.stack import LocalStack
 from tests.conftest import deploy_local_stack
-
-STATE_LIMIT_BYTES = 256 * 1024
+from tests.flows.state_limits import STATE_LIMIT_BYTES, assert_within_state_limit, largest_state_bytes
 
 
 def seed_tokens(openbao: LocalOpenBao, workload_id: str, count: int) -> list[str]:
@@ -59,16 +58,6 @@ def offboard(stack: LocalStack, workload_id: str, timeout: float) -> tuple[Respo
         "OffboardingStateMachine", request.model_dump(mode="json"), name=request.incident_id, timeout=timeout
     )
     return request, described
-
-
-def largest_state_bytes(events: list[dict[str, Any]]) -> int:
-    sizes = [
-        len(details.get("input") or details.get("output") or "")
-        for event in events
-        for key, details in event.items()
-        if key.startswith("state") and key.endswith("EventDetails") and isinstance(details, dict)
-    ]
-    return max(sizes, default=0)
 
 
 def assert_every_token_refused(openbao: LocalOpenBao, accessors: list[str]) -> None:
@@ -132,6 +121,7 @@ def assert_offboarded(openbao: LocalOpenBao, run: dict[str, Any], count: int, re
     failures = [event for event in run["events"] if event["type"].endswith("Failed")]
     assert run["described"]["status"] == "SUCCEEDED", json.dumps(failures[:3], default=str)[:3000]
     assert largest_state_bytes(run["events"]) < 16 * 1024
+    assert_within_state_limit(run["events"])
     # The plan was read back whole from the ledger, with one action per token, and each was executed once
     assert view.incident is not None
     assert len(view.incident.plan.actions) == count
@@ -145,14 +135,15 @@ def assert_offboarded(openbao: LocalOpenBao, run: dict[str, Any], count: int, re
     assert len(view.closure.in_state(CredentialState.DEAD)) == count
     # The plan's items, one read-back object per Revoke batch, and both Maps' results are in the plan bucket
     read_backs = [key for key in run["keys"] if key.startswith("plans/") and "/read-back/" in key]
-    assert sum(key.startswith("plans/") for key in run["keys"]) == 2 + len(read_backs)
+    assert sum(key.startswith("plans/") for key in run["keys"]) == 3 + len(read_backs)
     assert len(read_backs) == -(-count // revoke_batch)
     # Every target was proven dead by its act's own read-back: Verify read none of them again
     assert f"read back: {count} by the action's own read-back, 0 read again" in view.closure.summary
     # Each action was recorded once, under its batch's attempt id and its place in the batch
     assert len(view.attempts) == count
     assert all(attempt.attempt_id.count(".revoke.") == 1 for attempt in view.attempts)
-    assert sum(key.startswith("results/") and key.endswith("manifest.json") for key in run["keys"]) == 2
+    # Contain (no item: tokens have no reversible step), Revoke and Verify each wrote a manifest
+    assert sum(key.startswith("results/") and key.endswith("manifest.json") for key in run["keys"]) == 3
     # And using any of the tokens fails
     assert_every_token_refused(openbao, run["accessors"])
 
@@ -182,3 +173,68 @@ def test_two_thousand_credentials_through_the_state_machine(aws: None, openbao: 
     # Then the offboarding ends and verifies every one of them, with the default chunk size and Verify batch
     assert_offboarded(openbao, run, 2000)
     assert run["chunk_items"] >= 2  # the plan of 2,000 actions is over one item's 90,000 characters
+
+
+def seed_access_keys(workload_id: str, users: int) -> list[str]:
+    """`users` IAM users tagged with the workload (the discovery convention), two access keys each (IAM's limit)."""
+    iam = boto3.client("iam")
+    key_ids = []
+    for number in range(users):
+        name = f"deployer-{number:04d}"
+        iam.create_user(UserName=name, Tags=[{"Key": WORKLOAD_TAG, "Value": workload_id}])
+        key_ids += [iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"] for _ in range(2)]
+    return key_ids
+
+
+def test_a_containment_over_the_state_limit_runs_from_s3_before_any_revocation(
+    aws: None, openbao: LocalOpenBao
+) -> None:
+    # Given a workload holding 600 IAM access keys (each deactivated by a containment action), its identity entity
+    # and 20 tokens, and Contain and Revoke items of 50 actions
+    vault = hvac.Client(url=openbao.addr, token=openbao.root_token)
+    prepare_vault(vault)
+    workload_id = f"spiffe://scale.rescind/ns/bulk/sa/keys-{uuid.uuid4().hex[:10]}"
+    key_ids = seed_access_keys(workload_id, 300)
+    vault.secrets.identity.create_or_update_entity(
+        name=f"keys-{uuid.uuid4().hex[:10]}", metadata={"spiffe_id": workload_id}
+    )
+    accessors = seed_tokens(openbao, workload_id, 20)
+
+    # When it is offboarded through the state machine
+    with deploy_local_stack(openbao, BlastRadiusCap="100000", environment={"REVOKE_BATCH_SIZE": "50"}) as stack:
+        request, described = offboard(stack, workload_id, timeout=900)
+        events = execution_history(boto3.client("stepfunctions"), described["executionArn"])
+        view = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb")).read_incident(
+            request.incident_id
+        )
+
+    # Then it succeeded, and no state carried the containment: carried in the state, it alone is over the limit
+    failures = [event for event in events if event["type"].endswith("Failed")]
+    assert described["status"] == "SUCCEEDED", json.dumps(failures[:3], default=str)[:3000]
+    assert view.incident is not None
+    containment = [action for action in view.incident.plan.actions if action.kind is ActionKind.DISABLE]
+    assert len(containment) == 601
+    assert len(json.dumps([action.model_dump(mode="json") for action in containment])) > STATE_LIMIT_BYTES
+    assert largest_state_bytes(events) < 16 * 1024
+    assert_within_state_limit(events)
+    # Every key is inactive and every token refused
+    iam = boto3.client("iam")
+    statuses = {
+        key["AccessKeyId"]: key["Status"]
+        for user in iam.list_users()["Users"]
+        for key in iam.list_access_keys(UserName=user["UserName"])["AccessKeyMetadata"]
+    }
+    assert statuses == dict.fromkeys(key_ids, "Inactive")
+    assert_every_token_refused(openbao, accessors)
+    # Each action was recorded once, the 601 reversible ones in Contain items, all of them finished before the first
+    # revocation started
+    contained = [attempt for attempt in view.attempts if ".contain." in attempt.attempt_id]
+    revoked = [attempt for attempt in view.attempts if ".revoke." in attempt.attempt_id]
+    assert (len(contained), len(revoked), len(view.attempts)) == (601, 20, 621)
+    assert {attempt.result.outcome for attempt in view.attempts} == {Outcome.SUCCEEDED}
+    assert max(a.result.finished_at for a in contained) <= min(a.result.started_at for a in revoked)
+    # And Verify counted every target dead from its act's own read-back, the containment's included
+    assert view.closure is not None
+    assert view.closure.status is IncidentStatus.COMPLETED
+    assert len(view.closure.in_state(CredentialState.DEAD)) == 621
+    assert "read back: 621 by the action's own read-back, 0 read again" in view.closure.summary

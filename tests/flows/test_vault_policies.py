@@ -451,6 +451,16 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgres
             run_schedules(stack, scenario)
             for name, execution in scenario.executions.items():
                 scenario.incidents[name] = ledger.read_incident(execution["name"])
+            # And Verify reads again (verifier) what no act's read-back proved, as it does after an acting batch
+            # failed its retries: the targets of the offboarding and the manual runs (the runs above proved them all)
+            for name in ("offboarding", "manual", "manual_static", "manual_root"):
+                incident = scenario.incidents[name].incident
+                assert incident is not None
+                actions = [action.model_dump(mode="json") for action in incident.plan.actions]
+                verified, error = stack.invoke(
+                    "VerifyResponseFunction", {"incident_id": incident.incident_id, "actions": actions}
+                )
+                assert (error, verified["read_again_count"], verified["still_alive"]) == (None, len(actions), []), name
         # And a responder revokes a workload and a lease in direct mode, with a token carrying the responder policy
         run_direct(scenario, tokens, tmp_path_factory.mktemp("direct"))
 

@@ -1,21 +1,23 @@
 """A plan's actions in S3, for the state machines' DISTRIBUTED Maps; the state carries only where they are.
 
-A Standard execution's state is at most 256 KB, which a plan of about 730 credentials fills. So the plan task
-writes the actions as two JSON arrays the Maps read with `ItemReader` (`s3:getObject`, `InputType: JSON`):
+A Standard execution's state is at most 256 KB, which a plan of about 730 credentials fills (or about 500 IAM
+keys to deactivate). So the plan task writes the actions as JSON arrays the Maps read with `ItemReader`
+(`s3:getObject`, `InputType: JSON`), each item a batch of `revoke_batch_size` actions and the object its act's
+read-back goes to:
 
-  plans/<incident id>/<digest>/revoke.json   one item per batch of actions to execute (rotate, revoke, delete):
-                                             {"actions": [...], "read_back_key": ".../read-back/<n>.json"}
-  plans/<incident id>/<digest>/verify.json   one item per batch of targets to read back ({"actions": [...],
-                                             "read_back_key": ...}): the containment's with none, Revoke batch n's
-                                             with the same read_back_key
+  plans/<incident id>/<digest>/contain.json  the reversible actions (disable an entity, deactivate a key), run by the
+                                             Contain Map before any other: {"actions": [...], "read_back_key":
+                                             ".../read-back/<n>.json"}, n = 0, 1, ...
+  plans/<incident id>/<digest>/revoke.json   the rest (rotate, revoke, delete), the same shape, numbered after them
+  plans/<incident id>/<digest>/verify.json   every batch of both, with the same read_back_key
 
-The Revoke batch writes its actions' own read-back evidence to its read_back_key (rescind.engine.batch); the Verify
+The acting batch writes its actions' own read-back evidence to its read_back_key (rescind.engine.batch); the Verify
 batch of the same targets counts a target dead from that evidence and reads again only the rest.
 
-and returns a `PlanReference`: the decision, the containment (reversible, few), the counts and these keys. The
-digest is the content's, so a resumed run writes the same objects again and nothing else. The objects are
-references only (the same ones the ledger holds), never values. The Verify items are batched here because
-moto 5.2.5 cannot parse `ItemBatcher`; the batches are what ItemBatcher would make.
+and returns a `PlanReference`: the decision, the counts and these keys (never the actions). The digest is the
+content's, so a resumed run writes the same objects again and nothing else. The objects are references only (the
+same ones the ledger holds), never values. The Verify items are batched here because moto 5.2.5 cannot parse
+`ItemBatcher`; the batches are what ItemBatcher would make.
 """
 
 from __future__ import annotations
@@ -52,13 +54,14 @@ class PlanReference(BaseModel):
     workload_id: WorkloadId
     decision: GuardDecision
     decision_reason: Annotated[str, Field(max_length=1000)]
-    containment: tuple[Action, ...]  # reversible and few (an entity, a key): the INLINE Contain Map reads them
     counts_by_kind: dict[str, int]
     action_count: int
+    containment_count: int  # of action_count: the reversible ones, in the Contain items
+    containment_items_key: str | None = None
     revoke_items_key: str | None = None
     verify_items_key: str | None = None
     verify_item_count: int = 0
-    revoke_batch_size: int = 1  # actions per Revoke item (the last may hold fewer): progress counts by it
+    revoke_batch_size: int = 1  # actions per Contain or Revoke item (the last of each may hold fewer)
 
 
 class VerifyBatchRequest(BaseModel):
@@ -80,51 +83,54 @@ def _batches(actions: Sequence[object], size: int) -> list[list[object]]:
     return [list(actions[start : start + size]) for start in range(0, len(actions), size)]
 
 
-def store_plan(
-    plan: ResponsePlan, s3: S3Client, bucket: str | None, verify_batch_size: int, revoke_batch_size: int = 50
-) -> PlanReference:
+def store_plan(plan: ResponsePlan, s3: S3Client, bucket: str | None, revoke_batch_size: int = 50) -> PlanReference:
     """Write the plan's Map items to the plan bucket (only for a plan that will act) and return the reference.
 
-    The irreversible actions go in Revoke batches of `revoke_batch_size`; Verify reads the containment in
-    batches of `verify_batch_size` and each Revoke batch's targets as one batch naming its read-back object.
+    The containment and the rest each go in batches of `revoke_batch_size`, each batch with its own read-back
+    object; Verify reads every batch's targets as one batch naming that object.
     """
     reference = PlanReference(
         incident_id=plan.incident_id,
         workload_id=plan.workload_id,
         decision=plan.decision,
         decision_reason=plan.decision_reason,
-        containment=plan.containment,
         counts_by_kind=plan.counts_by_kind,
         action_count=len(plan.containment) + len(plan.actions),
+        containment_count=len(plan.containment),
     )
     if plan.decision not in _ACTING:
         return reference
     if bucket is None:
         raise ConfigurationError("PLAN_BUCKET_NAME is not set: the state machines read a plan's actions from it")
+    contained = _batches([action.model_dump(mode="json") for action in plan.containment], revoke_batch_size)
     acting = _batches([action.model_dump(mode="json") for action in plan.actions], revoke_batch_size)
-    contained = _batches([action.model_dump(mode="json") for action in plan.containment], verify_batch_size)
     # The digest is of the content and the batching; the read-back keys are named under it, so they come after.
-    digest = hashlib.sha256(_json_array([acting, contained])).hexdigest()[:24]
+    digest = hashlib.sha256(_json_array([contained, acting])).hexdigest()[:24]
     prefix = f"{PLANS_PREFIX}{plan.incident_id}/{digest}"
-    revoke_items = [
+    items = [
         {"actions": batch, "read_back_key": f"{prefix}/{READ_BACK_FOLDER}/{number}.json"}
-        for number, batch in enumerate(acting)
+        for number, batch in enumerate(contained + acting)
     ]
-    batches = [{"actions": batch, "read_back_key": None} for batch in contained] + revoke_items
-    revoke, verify = _json_array(revoke_items), _json_array(batches)
+    contain_items, revoke_items = items[: len(contained)], items[len(contained) :]
     # Each batch's read-back object starts empty, so a read of one never meets an absent key (which S3 answers
     # with 403 to a reader without ListBucket): empty proves nothing, and Verify reads those targets itself.
     empty = ReadBackRecord(incident_id=plan.incident_id).model_dump_json().encode()
-    objects = [(f"{prefix}/revoke.json", revoke), (f"{prefix}/verify.json", verify)]
-    objects += [(str(item["read_back_key"]), empty) for item in revoke_items]
+    keys = {name: f"{prefix}/{name}.json" for name in ("contain", "revoke", "verify")}
+    objects = [
+        (keys["contain"], _json_array(contain_items)),
+        (keys["revoke"], _json_array(revoke_items)),
+        (keys["verify"], _json_array(items)),
+    ]
+    objects += [(str(item["read_back_key"]), empty) for item in items]
     with aws_errors(f"plan write to s3://{bucket}/{prefix}"):
         for key, body in objects:
             s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     return reference.model_copy(
         update={
-            "revoke_items_key": f"{prefix}/revoke.json",
-            "verify_items_key": f"{prefix}/verify.json",
-            "verify_item_count": len(batches),
+            "containment_items_key": keys["contain"],
+            "revoke_items_key": keys["revoke"],
+            "verify_items_key": keys["verify"],
+            "verify_item_count": len(items),
             "revoke_batch_size": revoke_batch_size,
         }
     )

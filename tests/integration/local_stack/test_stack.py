@@ -290,10 +290,10 @@ def test_every_state_machine_of_the_template_has_no_dangling_transition_and_boun
     for logical_id, _resource in machines:
         definition = state_machine_definition(template, logical_id, resolver, REPO_ROOT)
         assert check_asl_next_targets(definition) == [], logical_id
-        # Revoke and Verify read the plan from S3 and write their results there; the local stack patches moto so
-        # that their failures and results behave as on AWS (rescind_local.distributed_map).
-        assert find_distributed_maps(definition) == ["Revoke", "Verify"], logical_id
-        for name in ("Revoke", "Verify"):
+        # Contain, Revoke and Verify read the plan from S3 and write their results there; the local stack patches
+        # moto so that their failures and results behave as on AWS (rescind_local.distributed_map).
+        assert find_distributed_maps(definition) == ["Contain", "Revoke", "Verify"], logical_id
+        for name in ("Contain", "Revoke", "Verify"):
             state = definition["States"][name]
             assert {"ItemReader", "ToleratedFailurePercentage", "ResultWriter", "Catch"} <= state.keys(), name
 

@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-ACTION_STATES = frozenset({"ContainOne", "ContainOneFailed"})  # the INLINE Contain Map's; Revoke's are below
-# A DISTRIBUTED Map's items run as child executions, whose events are not in this history: the Revoke Map's
-# items are counted from its Map run (`Label: Revoke` names it). Each item is a batch of the plan's
-# `revoke_batch_size` actions (the last may hold fewer, so a count taken mid-run may be ahead by part of one
-# batch). An item whose actions failed and was caught is a finished item; the ledger and the closure say how
+# A DISTRIBUTED Map's items run as child executions, whose events are not in this history: the Contain and Revoke
+# Maps' items are counted from their Map runs (`Label` names them). Each item is a batch of the plan's
+# `revoke_batch_size` actions (the last of each Map may hold fewer, so a count taken mid-run may be ahead by part of
+# one batch). An item whose actions failed and was caught is a finished item; the ledger and the closure say how
 # each action ended.
-ACTION_MAP_LABEL = "Revoke"
+CONTAIN_MAP_LABEL, ACTION_MAP_LABEL = "Contain", "Revoke"
 _TASK_ENDED = frozenset({"TaskSucceeded", "TaskFailed", "TaskTimedOut", "TaskSubmitFailed", "TaskStartFailed"})
 
 
@@ -86,7 +85,6 @@ def read_progress(sfn: Any, execution_arn: str) -> RunProgress:
         stopped_at=described.get("stopDate"),
         error=described.get("error"),
     )
-    action_outcomes: dict[str, str] = {}
     pending_token: str | None = None
     map_run_started = False
     contained, batch_size = 0, 1
@@ -97,12 +95,6 @@ def read_progress(sfn: Any, execution_arn: str) -> RunProgress:
             map_run_started = True
         elif kind.endswith("StateEntered"):
             progress.current_state = event.get("stateEnteredEventDetails", {}).get("name", "")
-        elif kind.endswith("StateExited"):
-            details = event.get("stateExitedEventDetails", {})
-            if details.get("name") in ACTION_STATES:
-                output = _json(details.get("output")) or {}
-                if output.get("action_id"):
-                    action_outcomes[str(output["action_id"])] = str(output.get("outcome", ""))
         elif kind == "TaskScheduled":
             details = event.get("taskScheduledEventDetails", {})
             if "waitForTaskToken" in details.get("resource", ""):
@@ -114,40 +106,34 @@ def read_progress(sfn: Any, execution_arn: str) -> RunProgress:
                 pending_token = None
             if kind == "TaskSucceeded":
                 payload = (_json(details.get("output")) or {}).get("Payload")
-                if isinstance(payload, dict) and "decision" in payload and "containment" in payload:
-                    listed = len(payload.get("containment") or []) + len(payload.get("actions") or [])
-                    progress.planned = int(payload.get("action_count", listed))  # a plan in S3 is counted
-                    contained, batch_size = (
-                        len(payload.get("containment") or []),
-                        int(payload.get("revoke_batch_size", 1)),
-                    )
+                if isinstance(payload, dict) and "decision" in payload and "containment_count" in payload:
+                    progress.planned = int(payload["action_count"])
+                    contained, batch_size = int(payload["containment_count"]), int(payload.get("revoke_batch_size", 1))
                     progress.decision = str(payload["decision"])
                     progress.decision_reason = str(payload.get("decision_reason") or "")
     # A Map run exists once the history says it started; before that there is nothing to list (and moto fails
     # ListMapRuns on an execution whose interpreter has not started or has been let go).
-    finished_items, failed_items = _map_run_items(sfn, execution_arn, ACTION_MAP_LABEL) if map_run_started else (0, 0)
-    revoking = max((progress.planned or 0) - contained, 0)
-    progress.done = len(action_outcomes) + min(finished_items * batch_size, revoking)
-    progress.failed = sum(1 for outcome in action_outcomes.values() if outcome == "failed") + min(
-        failed_items * batch_size, revoking
-    )
+    items = _map_run_items(sfn, execution_arn) if map_run_started else {}
+    for label, actions in ((CONTAIN_MAP_LABEL, contained), (ACTION_MAP_LABEL, (progress.planned or 0) - contained)):
+        finished, failed = items.get(label, (0, 0))
+        progress.done += min(finished * batch_size, max(actions, 0))
+        progress.failed += min(failed * batch_size, max(actions, 0))
     if progress.status == "RUNNING" and pending_token:
         progress.waiting_for_approval = True
         progress._task_token = pending_token
     return progress
 
 
-def _map_run_items(sfn: Any, execution_arn: str, label: str) -> tuple[int, int]:
-    """(items finished, items failed) of the execution's Map runs with this label."""
-    finished = failed = 0
+def _map_run_items(sfn: Any, execution_arn: str) -> dict[str, tuple[int, int]]:
+    """(items finished, items failed) of the execution's Map runs, by the Map's label."""
+    counted: dict[str, tuple[int, int]] = {}
     for run in sfn.list_map_runs(executionArn=execution_arn).get("mapRuns", []):
-        if f"/{label}:" not in run["mapRunArn"]:
-            continue
+        label = run["mapRunArn"].rsplit("/", 1)[-1].split(":", 1)[0]
         counts = sfn.describe_map_run(mapRunArn=run["mapRunArn"]).get("itemCounts", {})
         unfinished = counts.get("failed", 0) + counts.get("timedOut", 0) + counts.get("aborted", 0)
-        finished += counts.get("succeeded", 0) + unfinished
-        failed += unfinished
-    return finished, failed
+        finished, failed = counted.get(label, (0, 0))
+        counted[label] = (finished + counts.get("succeeded", 0) + unfinished, failed + unfinished)
+    return counted
 
 
 def execution_arns(sfn: Any, machine_arn: str) -> list[str]:
