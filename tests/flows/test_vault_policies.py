@@ -105,16 +105,6 @@ NOT_REACHED_LOCALLY = {
     *{("locator", "auth/token/accessors", capability) for capability in ("list", "sudo")},
     ("locator", "auth/token/roles", "list"),
     ("locator", "sys/capabilities-accessor", "update"),
-    # Verify reads live only a target whose act left no confirmed read-back (a failed or refused act, a Revoke batch
-    # that never finished); every act of these flows reads its own back, so Verify counts that read as the proof.
-    # tests/integration/test_execute_batch_task.py reads such a target live.
-    ("verifier", "auth/token/lookup-accessor", "update"),
-    ("verifier", "auth/{approle}/role/+/secret-id-accessor/lookup", "update"),
-    ("verifier", "sys/leases/lookup", "update"),
-    ("verifier", "{kv}/data/*", "read"),
-    ("verifier", "{kv}/metadata/*", "read"),
-    ("verifier", "{lease}/config/*", "read"),
-    ("verifier", "{lease}/static-roles/*", "read"),
     # A rerun of a crashed createSecret writes the staging copy again (an update); tests/reliability crashes it.
     *{(role, "{kv}/data/_rescind-pending/*", "update") for role in ("actor", "sweeper")},
 }
