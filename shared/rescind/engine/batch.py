@@ -30,7 +30,7 @@ from rescind.engine.tasks import execute_checked
 from rescind.exceptions import RescindError
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import ActionAttemptRecord
-from rescind.models import Action, ActionResult, CredentialRef, Evidence, Outcome
+from rescind.models import Action, ActionKind, ActionResult, CredentialRef, Evidence, Outcome
 from rescind.models.results import utc_now
 from rescind.validation import parse_model
 
@@ -153,8 +153,14 @@ def execute_batch(
             error = RescindError(f"{type(unexpected).__name__} while acting")
             return position, engine.failed(action, started_at, error), unexpected
 
-    with ThreadPoolExecutor(max(1, min(workers, len(pending) or 1))) as pool:
-        ran = list(pool.map(run, pending))
+    # A rotation waits on its owner's hook (a Lambda invoke): those run in the task's own thread, one at a time,
+    # after the pool. The local stack invokes a hook in-process under one lock per process (the environment it
+    # swaps is the process's), which a pool thread could not take while this task holds it.
+    pooled = [item for item in pending if item[1].kind is not ActionKind.ROTATE]
+    with ThreadPoolExecutor(max(1, min(workers, len(pooled) or 1))) as pool:
+        ran = list(pool.map(run, pooled))
+    ran += [run(item) for item in pending if item[1].kind is ActionKind.ROTATE]
+    ran.sort(key=lambda entry: entry[0])
 
     ledger.record_attempts(
         [
