@@ -208,11 +208,10 @@ class RecordSettings(EnvironmentSettings):
     event_bus_name: str = "default"
     # Characters per ledger item before a record is stored in chunks (rescind.ledger.chunks); tests lower it.
     ledger_chunk_chars: Annotated[int, Field(ge=200, le=95_000)] = 90_000
-    # Where a plan's actions go for the state machines' DISTRIBUTED Maps (rescind.response.plan_store), and
-    # how many actions one Verify item reads back, one Revoke item executes, and how many at once (at most
-    # requests' 10 pooled connections to Vault: the batch's threads share the one client).
+    # Where a plan's actions go for the state machines' DISTRIBUTED Maps (rescind.response.plan_store), how
+    # many actions one Contain or Revoke item executes (Verify reads back the same batches), and how many at once
+    # (at most requests' 10 pooled connections to Vault: the batch's threads share the one client).
     plan_bucket_name: Annotated[str, Field(min_length=3, max_length=63)] | None = None
-    verify_batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
     revoke_batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
     revoke_batch_workers: Annotated[int, Field(ge=1, le=10)] = 8
 

@@ -151,7 +151,7 @@ def assert_offboarded(openbao: LocalOpenBao, run: dict[str, Any], count: int, re
 def test_a_few_hundred_credentials_go_through_s3_and_a_chunked_ledger(aws: None, openbao: LocalOpenBao) -> None:
     # Given a workload holding 200 tokens, a ledger that chunks every record over 2,000 characters, and Revoke
     # (and so Verify) items of 40 targets
-    environment = {"LEDGER_CHUNK_CHARS": "2000", "VERIFY_BATCH_SIZE": "40", "REVOKE_BATCH_SIZE": "40"}
+    environment = {"LEDGER_CHUNK_CHARS": "2000", "REVOKE_BATCH_SIZE": "40"}
 
     # When it is offboarded through the state machine
     run = run_at_scale(openbao, 200, environment, timeout=300)
