@@ -123,26 +123,6 @@ def audit_lines_since(audit_log: Path, offset: int) -> list[str]:
         return [line.decode() for line in handle.read().splitlines() if line.strip()]
 
 
-def subscription_event(lines: Sequence[str], log_group: str = "/vault/audit") -> dict[str, Any]:
-    """The lines in the CloudWatch Logs subscription's envelope, as it hands them to IndexAuditLogFunction
-    (events/cloudwatch_logs_vault_audit.md)."""
-    import base64
-    import gzip
-
-    payload = {
-        "messageType": "DATA_MESSAGE",
-        "owner": "123456789012",
-        "logGroup": log_group,
-        "logStream": "vault-0",
-        "subscriptionFilters": ["rescind-issuance-index"],
-        "logEvents": [
-            {"id": str(index), "timestamp": int(time.time() * 1000), "message": line}
-            for index, line in enumerate(lines)
-        ],
-    }
-    return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}}
-
-
 def measure(
     addr: str, root_token: str, audit_log: Path, background: int, credentials: int, runs: int
 ) -> dict[str, Any]:

@@ -31,7 +31,8 @@ from bench.estate import (
     thread_local_clients,
 )
 from bench.harness import REPO_ROOT, cell, log, median, phases_from_history, ratio, stdout_to_file, verdict
-from bench.index_vs_scan import audit_lines_since, backfill, issuance_table, subscription_event, with_index
+from bench.index_vs_scan import audit_lines_since, backfill, issuance_table, with_index
+from rescind_local.audit_subscription import subscription_event
 
 WANTED = "at least 0.8x the rate of the bare revoke-and-read-back loop (10 threads) at every N"
 MAX_VAULT_CALLS_PER_CREDENTIAL = 2.5

@@ -25,7 +25,7 @@ from rescind.issuance import parse_audit_line
 from rescind.issuance.audit import LOG_RAW_REFUSAL
 from rescind.issuance.dynamodb import DynamoDbIssuanceIndex
 from rescind.models import CredentialKind
-from rescind_local import LocalOpenBao
+from rescind_local import LocalOpenBao, audit_subscription
 from tests.conftest import load_event
 from tests.integration.issuance.functions import invoke_function
 
@@ -59,18 +59,8 @@ def create_table(name: str = TABLE) -> DynamoDbIssuanceIndex:
 
 
 def subscription_event(lines: list[str], log_group: str = "/vault/audit") -> dict[str, Any]:
-    """The CloudWatch Logs subscription envelope (events/cloudwatch_logs_vault_audit.md)."""
-    payload = {
-        "messageType": "DATA_MESSAGE",
-        "owner": "123456789012",
-        "logGroup": log_group,
-        "logStream": "vault-0",
-        "subscriptionFilters": ["rescind-issuance-index"],
-        "logEvents": [
-            {"id": str(index), "timestamp": 1796428633000, "message": line} for index, line in enumerate(lines)
-        ],
-    }
-    return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}}
+    """The CloudWatch Logs subscription envelope (events/cloudwatch_logs_vault_audit.md), at a fixed time."""
+    return audit_subscription.subscription_event(lines, log_group, timestamp_ms=1796428633000)
 
 
 def invoke(event: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
