@@ -1,4 +1,4 @@
-"""The issuance index's interface: write what the audit log shows, read by workload, by HMAC, by parent."""
+"""The issuance index's interface: write what the audit log shows, read by workload, HMAC, parent or entity."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ class IssuanceIndex(Protocol):
 
     def by_parent(self, accessor: str) -> list[IssuanceRecord]:
         """What the token with this accessor asked for: its child tokens and the leases it checked out."""
+        ...
+
+    def by_entity(self, entity_id: str) -> list[IssuanceRecord]:
+        """The tokens issued to this identity entity, alive or not; none for those indexed before the pointer was."""
         ...
 
 

@@ -5,6 +5,7 @@ Layout (one table):
   pk = HMAC#<audit hmac>          sk = <record pk>|<record sk>      a pointer, for a leaked value or a revocation
   pk = PARENT#<parent accessor>   sk = <record pk>|<record sk>      a pointer: a token's children and leases
   pk = REF#<reference>            sk = <record pk>|<record sk>      a pointer, for a revocation by reference
+  pk = ENTITY#<entity id>         sk = <record pk>|<record sk>      a pointer: the tokens issued to an identity entity
 
 <holder> is the workload's SPIFFE ID; failing that `entity:<id>`, `token:<parent accessor>`, or `unattributed`.
 `expires_at` (epoch seconds) is the table's TTL attribute: a record is kept 30 days past its TTL, so "already
@@ -29,6 +30,7 @@ from rescind.aws.errors import aws_errors, error_code
 from rescind.exceptions import AwsThrottled
 from rescind.fingerprints.dynamodb import put_items
 from rescind.issuance.types import IssuanceRecord, IssuanceRevocation
+from rescind.models import CredentialKind
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -57,6 +59,8 @@ def _pointer_keys(record: IssuanceRecord) -> list[str]:
         keys.append(f"PARENT#{record.parent_accessor}")
     if record.reference:
         keys.append(f"REF#{record.reference}")
+    if record.entity_id and record.kind is CredentialKind.VAULT_TOKEN:
+        keys.append(f"ENTITY#{record.entity_id}")  # whether a leaked token's entity holds another (rescind.leaks)
     return keys
 
 
@@ -108,6 +112,9 @@ class DynamoDbIssuanceIndex:
 
     def by_parent(self, accessor: str) -> list[IssuanceRecord]:
         return self._follow(f"PARENT#{accessor}")
+
+    def by_entity(self, entity_id: str) -> list[IssuanceRecord]:
+        return self._follow(f"ENTITY#{entity_id}")
 
     # --- DynamoDB ----------------------------------------------------------------------------------------------
 

@@ -5,9 +5,9 @@ The plan differs from an offboarding's where a leak leaves nothing worth keeping
 - a rotated secret's previous versions are destroyed, not kept;
 - a role's sessions are denied from before the finding, so the exfiltrated ones die and fresh ones work;
 - the entity a leaked token logged in as is disabled too, only when it holds no other live token (a workload's
-  other sessions are never taken down). That needs every live token read, so the start function's kill first
+  other sessions are never taken down). That may need every live token read, so the start function's kill first
   leaves it out (`leak_plan` without `entities`) and the run's plan decides it, after the kill
-  (`entities_holding_nothing_else`).
+  (rescind.leaks.entities: the issuance index's entity pointers first, else a scan).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from rescind.models import (
     IamRoleSessionsRef,
     Plan,
     VaultEntityRef,
-    VaultTokenRef,
 )
 from rescind.models.results import utc_now
 from rescind.response.plan import guard_decision, guard_recorded_plan, recorded_plan, split_guarded_plan
@@ -86,7 +85,9 @@ def build_leak_plan(
     With the issuance index, a leaked token's revocation lists its tree (`params.child_tokens`), so each token that
     dies with it is recorded with its read-back; the tree is the attacker's to make, so it neither refuses nor
     counts against the cap."""
-    plan = leak_plan(request, entities=entities_holding_nothing_else(request, vault))
+    from rescind.leaks.entities import entities_holding_nothing_else
+
+    plan = leak_plan(request, entities=entities_holding_nothing_else(request, vault, index=index))
     if index is not None:
         from rescind.issuance.tree import list_indexed_child_tokens
 
@@ -102,19 +103,6 @@ def build_leak_plan(
         refuse_guarded_child_tokens=False,
     )
     return plan, split_guarded_plan(request, plan, decision, why)
-
-
-def entities_holding_nothing_else(request: ResponseRequest, vault: hvac.Client) -> frozenset[str]:
-    """The located tokens' entities that hold no live token but the leaked ones (killed first, or not yet): each
-    live token's entity is read, once for all (O(every live token): after the kill, never before it)."""
-    entities = {ref.entity_id for ref in request.credentials if isinstance(ref, VaultEntityRef)}
-    if not entities:
-        return frozenset()
-    from rescind.vault.tokens import scan_live_tokens
-
-    leaked = {ref.accessor for ref in request.credentials if isinstance(ref, VaultTokenRef)}
-    holding = {token.entity_id for token in scan_live_tokens(vault) if token.accessor not in leaked}
-    return frozenset(entities - holding)
 
 
 def _protected_owner(request: ResponseRequest, policy: GuardPolicy) -> str | None:
