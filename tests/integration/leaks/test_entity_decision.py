@@ -12,7 +12,6 @@ is disabled.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +22,7 @@ import pytest
 
 from rescind.discovery import DiscoveryScope
 from rescind.engine.factory import build_engine
+from rescind.exceptions import ActionFailed
 from rescind.guard import GuardPolicy
 from rescind.issuance.backfill import backfill_index
 from rescind.issuance.dynamodb import DynamoDbIssuanceIndex
@@ -35,18 +35,19 @@ from rescind.response.types import GuardDecision, ResponseRequest
 from rescind.vault.tokens import lookup_token_by_accessor
 from rescind_local import LocalOpenBao
 from tests.conftest import BackendCalls
-from tests.integration.issuance.test_audit_index import TABLE, audit_lines, create_table, invoke, subscription_event
+from tests.integration.issuance.test_audit_index import (
+    TABLE,
+    audit_lines,
+    bao,  # noqa: F401  (the module's OpenBao, hmac_accessor=false)
+    create_table,
+    invoke,
+    subscription_event,
+)
 
 pytestmark = pytest.mark.integration
 
 WORKLOAD = "spiffe://entity.rescind/app"
 SCAN = "LIST"  # list_token_accessors: the scan's first call
-
-
-@pytest.fixture(scope="module")
-def bao() -> Iterator[LocalOpenBao]:
-    with LocalOpenBao(audit_options={"hmac_accessor": "false"}) as server:
-        yield server
 
 
 @dataclass
@@ -75,7 +76,7 @@ class Role:
 
 
 @pytest.fixture
-def role(bao: LocalOpenBao, aws: None, unique: str) -> Role:
+def role(bao: LocalOpenBao, aws: None, unique: str) -> Role:  # noqa: F811
     vault = hvac.Client(url=bao.addr, token=bao.root_token, timeout=10)
     mount = f"approle-{unique}"
     vault.sys.enable_auth_method("approle", path=mount)
@@ -108,23 +109,27 @@ def lookups(calls: BackendCalls) -> list[str]:
     return [call for call in calls.vault if call.endswith("auth/token/lookup-accessor")]
 
 
-def test_an_entity_holding_another_live_indexed_token_is_left_enabled_with_one_lookup_and_no_scan(
-    role: Role, monkeypatch: pytest.MonkeyPatch, backend_calls: BackendCalls
-) -> None:
-    # Given the leaked login and another session of its entity, both indexed, and the leaked one killed
-    leaked, other = role.login(), role.login()
-    assert other["entity_id"] == leaked["entity_id"]
-    role.feed_index(monkeypatch)
+def held_by_the_index_alone(role: Role, leaked: dict[str, Any], backend_calls: BackendCalls) -> None:
+    """The leaked token killed, the decision leaves its entity enabled with one lookup and no token listed."""
     kill_first(role, leaked)
     backend_calls.vault.clear()
-
-    # When the run's plan decides the entity
     decided = entities_holding_nothing_else(leaked_request(leaked), role.vault, index=role.index)
-
-    # Then the entity holds something else: one lookup of the other session, no token listed
     assert decided == frozenset()
     assert scans(backend_calls) == []
     assert len(lookups(backend_calls)) == 1, backend_calls.vault
+
+
+def test_an_entity_holding_another_live_indexed_token_is_left_enabled_with_one_lookup_and_no_scan(
+    role: Role, monkeypatch: pytest.MonkeyPatch, backend_calls: BackendCalls
+) -> None:
+    # Given the leaked login and another session of its entity, both indexed
+    leaked, other = role.login(), role.login()
+    assert other["entity_id"] == leaked["entity_id"]
+    role.feed_index(monkeypatch)
+
+    # When the leaked one is killed and the run's plan decides the entity
+    # Then the entity holds something else: one lookup of the other session, no token listed
+    held_by_the_index_alone(role, leaked, backend_calls)
 
     # And the leak run's plan leaves the entity out; the other session still works
     plan, planned = build_leak_plan(
@@ -191,15 +196,9 @@ def test_a_back_filled_index_names_the_entitys_other_session_too(role: Role, bac
         now=lambda: datetime.now(UTC),
         requests_per_second=10_000,
     )
-    kill_first(role, leaked)
-    backend_calls.vault.clear()
-
-    decided = entities_holding_nothing_else(leaked_request(leaked), role.vault, index=role.index)
 
     # Then the back-filled record's entity pointer decides it: one lookup, no scan
-    assert decided == frozenset()
-    assert scans(backend_calls) == []
-    assert len(lookups(backend_calls)) == 1, backend_calls.vault
+    held_by_the_index_alone(role, leaked, backend_calls)
     assert lookup_token_by_accessor(role.vault, other["accessor"]) is not None
 
 
@@ -237,3 +236,20 @@ def test_an_indexed_token_revoked_or_expired_is_not_held(
     # Then the ended session does not count as held: the scan proves nothing else is, and the entity is disabled
     assert decided == frozenset({leaked["entity_id"]})
     assert len(scans(backend_calls)) == 1
+
+
+def test_a_scan_whose_lookups_are_refused_raises_and_decides_nothing(role: Role) -> None:
+    # Given a client that may list the accessors but not look them up, and a leaked login that held nothing else
+    role.vault.sys.create_or_update_policy(
+        "list-only", 'path "auth/token/accessors" { capabilities = ["list", "sudo"] }'
+    )
+    lister = hvac.Client(
+        url=role.bao.addr, token=role.vault.auth.token.create(policies=["list-only"], ttl="10m")["auth"]["client_token"]
+    )
+    leaked = role.login()
+    kill_first(role, leaked)
+
+    # When the run's plan decides the entity on it, Then the refused lookups raise: no entity is taken as empty
+    with pytest.raises(ActionFailed, match=r"lookup token accessor .*permission denied"):
+        entities_holding_nothing_else(leaked_request(leaked), lister, index=role.index, workers=4)
+    assert not role.entity_disabled(leaked["entity_id"])
