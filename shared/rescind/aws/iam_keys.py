@@ -59,14 +59,19 @@ def _is_missing(error: ClientError) -> bool:
     return error_code(error) in ("NoSuchEntity", "NoSuchEntityException")
 
 
+# The two listings below follow IAM's Marker themselves: a botocore paginator's own work costs a few milliseconds per
+# call in-process, and the user's tags are read before a leaked key is deactivated (one page, nearly always).
+
+
 def _user_access_keys(iam: IAMClient, user_name: str) -> list[AccessKeyMetadataTypeDef] | None:
-    """Every access key of the user (list-access-keys, paginated); None when the user does not exist."""
+    """Every access key of the user (list-access-keys, every page); None when the user does not exist."""
     try:
-        return [
-            key
-            for page in iam.get_paginator("list_access_keys").paginate(UserName=user_name)
-            for key in page["AccessKeyMetadata"]
-        ]
+        page = iam.list_access_keys(UserName=user_name)
+        keys = list(page["AccessKeyMetadata"])
+        while page.get("IsTruncated") and page.get("Marker"):
+            page = iam.list_access_keys(UserName=user_name, Marker=page["Marker"])
+            keys.extend(page["AccessKeyMetadata"])
+        return keys
     except ClientError as error:
         if _is_missing(error):
             return None
@@ -85,11 +90,12 @@ def read_user_tags(iam: IAMClient, user_name: str) -> dict[str, str] | None:
     """The IAM user's tags; None when the user does not exist."""
     with aws_errors(f"iam list-user-tags {user_name}"):
         try:
-            return {
-                tag["Key"]: tag["Value"]
-                for page in iam.get_paginator("list_user_tags").paginate(UserName=user_name)
-                for tag in page["Tags"]
-            }
+            page = iam.list_user_tags(UserName=user_name)
+            tags = {tag["Key"]: tag["Value"] for tag in page["Tags"]}
+            while page.get("IsTruncated") and page.get("Marker"):
+                page = iam.list_user_tags(UserName=user_name, Marker=page["Marker"])
+                tags.update((tag["Key"], tag["Value"]) for tag in page["Tags"])
+            return tags
         except ClientError as error:
             if _is_missing(error):
                 return None
@@ -246,7 +252,15 @@ def locate_leaked_access_key(search: LeakSearch, alert: LeakAlert, value: str | 
         if isinstance(beside, Unlocated):
             return beside
         key_id, found_by = beside, "the key id written beside the leaked secret in the alert's file; "
-    account = alert.account_id or _account_of_key(search.backends.aws, key_id)
+    aws, sole = search.backends.aws, None
+    if alert.account_id is None and not key_id.startswith("ASIA"):
+        # One account in sight (Rescind's own, cached by the warm function): the key is looked for there first, and
+        # is located only if that account lists it under its user. Else its account is asked of STS, as before.
+        sole = _sole_account(search)
+        listed = None if sole is None else _user_of_key(aws.client("iam", sole), key_id)
+        if sole is not None and listed is not None:
+            return _located_key(search, sole, key_id, listed, found_by)
+    account = alert.account_id or _account_of_key(aws, key_id)
     if account is None:
         return Unlocated(why=f"access key {key_id} belongs to no account Rescind can see")
     if key_id.startswith("ASIA"):
@@ -257,13 +271,24 @@ def locate_leaked_access_key(search: LeakSearch, alert: LeakAlert, value: str | 
         )
     if not in_aws_scope(search, account):
         return Unlocated(why=f"access key {key_id} is in account {account}, outside the discovery scope")
-    iam = search.backends.aws.client("iam", account)
-    listed = _user_of_key(iam, key_id)
+    listed = None if account == sole else _user_of_key(aws.client("iam", account), key_id)  # sole: listed above
     if listed is None:
         return Unlocated(why=f"access key {key_id} does not exist in account {account} (already deleted?)")
+    return _located_key(search, account, key_id, listed, found_by)
+
+
+def _sole_account(search: LeakSearch) -> str | None:
+    """The account, when Rescind's own is the only one in sight (the scope names no other); else None."""
+    aws = search.backends.require_aws()
+    own = aws.caller_identity().account_id
+    return own if set(search.scope.aws_account_ids) <= {own} else None
+
+
+def _located_key(search: LeakSearch, account: str, key_id: str, listed: tuple[str, str], found_by: str) -> LocatedLeak:
+    """The key as its account lists it under its user, with that user's tags (the guard's facts)."""
     user_name, status = listed
     ref = IamAccessKeyRef(account_id=account, user_name=user_name, access_key_id=key_id)
-    tags = _tags_of_user(iam, user_name)
+    tags = _tags_of_user(search.backends.require_aws().client("iam", account), user_name)
     return LocatedLeak(
         credentials=(ref,),
         # The workload the user runs as (its tag): the guard refuses a protected one, as for a Vault token.

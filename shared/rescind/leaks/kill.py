@@ -18,7 +18,10 @@ Only the steps in `KILL_FIRST` are made here: deletion, rotation and certificate
 machine. A kill that fails (Vault unavailable) is recorded as failed and the run starts anyway, and kills itself.
 No call to Vault or AWS comes before the kill but the locate's own lookup and the guard's facts it did not read:
 a token's tree is named after its revocation, from the issuance index (`kill_first_engine`), and whether its entity
-holds no other live token (then it is disabled too) is the run's plan's to read (rescind.leaks.plan).
+holds no other live token (then it is disabled too) is the run's plan's to read (rescind.leaks.plan). In a warm
+function (pinned by tests/integration/leaks/test_kill_first_calls.py): a token, `auth/token/lookup`; a secret-id,
+`secret-id/lookup` on the roles it last listed; an access key, `get-access-key-last-used` (its user),
+`list-access-keys` of that user (exact in that account, and its status) and `list-user-tags` (hold and owner).
 """
 
 from __future__ import annotations

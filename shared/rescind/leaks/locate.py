@@ -4,7 +4,9 @@
 |------------------|----------------------------------------------------------------------------|
 | vault_token      | `auth/token/lookup` of the value → its accessor (and its entity)           |
 | vault_secret_id  | `secret-id/lookup` of the value on each AppRole role in scope → accessor  |
-| aws_access_key   | the key id → its account (the alert's, or `sts:GetAccessKeyInfo`) → user |
+|                  | (the roles a warm function last listed; the mount listed again on a miss) |
+| aws_access_key   | the key id → its account (the alert's; Rescind's own when the scope names |
+|                  | no other, if it lists the key; else `sts:GetAccessKeyInfo`) → user        |
 | certificate      | the PEM's serial → the PKI mount in scope that issued exactly this one     |
 | kv_value         | the keyed-HMAC fingerprint index → KV v2 secrets, confirmed by reading    |
 | database_password| each static role's current password on the database mounts in scope,     |

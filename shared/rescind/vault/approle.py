@@ -5,6 +5,8 @@ The secret-id value is never read, held or returned; OpenBao's accessor lookup d
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import partial
@@ -209,34 +211,79 @@ def verify_secret_id_destroyed(client: hvac.Client, ref: AppRoleSecretIdRef) -> 
 # --- a leaked value ------------------------------------------------------------------------------
 
 
+# The role names of each AppRole mount, per client, as last listed: a warm function looks a leaked value up on them
+# without listing the mount first. Only candidates: a match is the value's own lookup on its role, and a value no
+# remembered role holds is looked up on the roles a fresh listing adds (`locate_leaked_secret_id`).
+_known_roles: weakref.WeakKeyDictionary[hvac.Client, dict[str, tuple[str, ...]]] = weakref.WeakKeyDictionary()
+_known_roles_lock = threading.Lock()
+
+
+def _remembered_roles(client: hvac.Client, mount: str) -> tuple[str, ...] | None:
+    with _known_roles_lock:
+        return _known_roles.get(client, {}).get(mount)
+
+
+def _list_and_remember_roles(client: hvac.Client, mount: str) -> tuple[str, ...]:
+    roles = tuple(list_approle_roles(client, mount))
+    with _known_roles_lock:
+        _known_roles.setdefault(client, {})[mount] = roles
+    return roles
+
+
+def _secret_id_on_role(vault: hvac.Client, mount: str, role_name: str, secret_id: str | None) -> dict[str, object]:
+    """`secret-id/lookup` of the value on one role: its data, or {} when the role does not hold it (or is gone)."""
+    with vault_errors(f"secret-id lookup on {mount} role {role_name}"):
+        try:
+            response = vault.auth.approle.read_secret_id(role_name=role_name, secret_id=secret_id, mount_point=mount)
+        except (hvac.exceptions.InvalidPath, hvac.exceptions.InvalidRequest):
+            return {}
+        except hvac.exceptions.InternalServerError as error:
+            if _role_missing(error):  # a remembered role deleted since: it holds nothing
+                return {}
+            raise
+    return read_data(response)
+
+
 def locate_leaked_secret_id(search: LeakSearch, alert: LeakAlert, secret_id: str | None) -> LocatedLeak | Unlocated:
-    """`secret-id/lookup` of the value on each role of the AppRole mounts in scope: its accessor and owner."""
+    """`secret-id/lookup` of the value on each role of the AppRole mounts in scope: its accessor and owner.
+
+    The roles are the ones this client last listed on the mount (none before its first leak: then it lists); when
+    none of them holds the value, the mount is listed again and the roles it adds are looked up too."""
     vault, scope = search.backends.vault, search.scope
     for mount in scope.approle_mounts:
-        for role_name in list_approle_roles(vault, mount):
-            with vault_errors(f"secret-id lookup on {mount} role {role_name}"):
-                try:
-                    response = vault.auth.approle.read_secret_id(
-                        role_name=role_name, secret_id=secret_id, mount_point=mount
-                    )
-                except (hvac.exceptions.InvalidPath, hvac.exceptions.InvalidRequest):
-                    continue
-            data = read_data(response)
-            accessor = str(data.get("secret_id_accessor") or "")
-            if not accessor:
+        remembered = _remembered_roles(vault, mount)
+        tried = remembered or ()
+        for role_name in tried:
+            found = _secret_id_located(search, mount, role_name, secret_id)
+            if found is not None:
+                return found
+        for role_name in _list_and_remember_roles(vault, mount):
+            if role_name in tried:
                 continue
-            found = data.get("metadata") or {}
-            metadata = {str(key): str(value) for key, value in found.items()} if isinstance(found, dict) else {}
-            ref = AppRoleSecretIdRef(mount=mount, role_name=role_name, accessor=accessor)
-            return LocatedLeak(
-                credentials=(ref,),
-                owner=metadata.get(scope.metadata_key) or None,
-                evidence=f"secret-id lookup matched on {mount} role {role_name}",
-                exact=True,
-                guard_facts={ref.key: facts_from_vault_metadata(metadata, scope.metadata_key)},
-            )
+            found = _secret_id_located(search, mount, role_name, secret_id)
+            if found is not None:
+                return found
     mounts = ", ".join(scope.approle_mounts) or "(none)"
     return Unlocated(why=f"no AppRole role on the mounts in scope ({mounts}) has this secret-id")
+
+
+def _secret_id_located(search: LeakSearch, mount: str, role_name: str, secret_id: str | None) -> LocatedLeak | None:
+    """The secret-id as the lookup on `role_name` found it, its guard facts from the same answer; None when not."""
+    data = _secret_id_on_role(search.backends.vault, mount, role_name, secret_id)
+    accessor = str(data.get("secret_id_accessor") or "")
+    if not accessor:
+        return None
+    found = data.get("metadata") or {}
+    metadata = {str(key): str(value) for key, value in found.items()} if isinstance(found, dict) else {}
+    key = search.scope.metadata_key
+    ref = AppRoleSecretIdRef(mount=mount, role_name=role_name, accessor=accessor)
+    return LocatedLeak(
+        credentials=(ref,),
+        owner=metadata.get(key) or None,
+        evidence=f"secret-id lookup matched on {mount} role {role_name}",
+        exact=True,
+        guard_facts={ref.key: facts_from_vault_metadata(metadata, key)},
+    )
 
 
 # --- the inventory report -------------------------------------------------------------------------
