@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 TIME_INDEX = "by_time"
+_INCIDENT_SK = "A#INCIDENT"
 _INCIDENTS = "INCIDENTS"
 
 
@@ -99,14 +100,14 @@ class DynamoDbLedger:
     def open_incident(self, record: IncidentRecord) -> bool:
         written = self._put_record(
             _pk(record.incident_id),
-            "A#INCIDENT",
+            _INCIDENT_SK,
             "incident",
             record.model_dump_json(),
             gsi1pk=_INCIDENTS,
             gsi1sk=f"{_utc_text(record.opened_at)}#{record.incident_id}",
         )
         if not written:
-            existing = self.read_incident(record.incident_id).incident
+            existing = self.read_incident_record(record.incident_id)
             if existing is not None and existing.plan != record.plan:
                 raise LedgerConflict(f"incident {record.incident_id} already exists with a different plan")
         return written
@@ -242,6 +243,15 @@ class DynamoDbLedger:
         stored = ((item["sk"]["S"], item["record_type"]["S"], item["body"]["S"]) for item in items)
         return incident_view_from_records(join_records(stored))
 
+    def read_incident_record(self, incident_id: str) -> IncidentRecord | None:
+        items = self._query(  # the record and its chunks (`A#INCIDENT#PART#...`), not the attempts after them
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :incident)",
+            ExpressionAttributeValues={":pk": {"S": _pk(incident_id)}, ":incident": {"S": _INCIDENT_SK}},
+            ConsistentRead=True,
+        )
+        stored = ((item["sk"]["S"], item["record_type"]["S"], item["body"]["S"]) for item in items)
+        return incident_view_from_records(join_records(stored)).incident
+
     def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]:
         condition = "gsi1pk = :all"
         values: dict[str, Any] = {":all": {"S": _INCIDENTS}}
@@ -259,7 +269,7 @@ class DynamoDbLedger:
         for item in items:
             body = item["body"]["S"]
             if is_chunked_head(body):  # a plan too large for one item: its chunks are in its partition
-                whole = self.read_incident(item["pk"]["S"].removeprefix("INCIDENT#")).incident
+                whole = self.read_incident_record(item["pk"]["S"].removeprefix("INCIDENT#"))
                 if whole is not None:
                     records.append(whole)
             else:
