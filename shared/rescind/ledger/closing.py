@@ -143,14 +143,7 @@ def close_incident(request: CloseRequest, ledger: Ledger, verified: VerifiedTarg
     status = _STATUS[request.outcome]
     standings: tuple[CredentialStanding, ...] = ()
     if request.outcome in _ACTED:
-        # A verified run's standings come from its plan and what verification read: its attempts (one per action)
-        # are not read; a failed run's come from them.
-        view = (
-            IncidentView(incident=ledger.read_incident_record(request.incident_id), attempts=(), closure=None)
-            if request.outcome is RunOutcome.VERIFIED
-            else ledger.read_incident(request.incident_id)
-        )
-        standings = credential_standings(view, request, verified)
+        standings = credential_standings(ledger.read_incident(request.incident_id), request, verified)
     alive = (
         tuple(standing.target for standing in standings if standing.state is CredentialState.ALIVE)
         if standings
@@ -214,33 +207,35 @@ def credential_standings(
     it is; alive when any is.
     """
     planned = view.incident.plan.actions if view.incident is not None else ()
-    keys = [action.target.key for action in planned]  # once each: a plan may hold thousands of actions
     if request.outcome is RunOutcome.VERIFIED and verified is not None:
         alive_keys = {ref.key for ref in verified.still_alive}
-        read = [
-            CredentialState.ALIVE
-            if key in alive_keys
+        by_action = {
+            action.action_id: CredentialState.ALIVE
+            if action.target.key in alive_keys
             else CredentialState.DEAD
-            if key in verified.read_back
+            if action.target.key in verified.read_back
             else CredentialState.UNKNOWN
-            for key in keys
-        ]
+            for action in planned
+        }
         request = request.model_copy(update={"still_alive": (*request.still_alive, *verified.still_alive)})
     elif request.outcome is RunOutcome.VERIFIED:
         verified_alive = {ref.key for ref in request.still_alive}
-        read = [CredentialState.ALIVE if key in verified_alive else CredentialState.DEAD for key in keys]
+        by_action = {
+            action.action_id: CredentialState.ALIVE if action.target.key in verified_alive else CredentialState.DEAD
+            for action in planned
+        }
     else:
         newest: dict[str, ActionResult] = {}
         for attempt in view.attempts:  # in the order they started
             result = attempt.result
             if result.action_id not in newest or result.finished_at >= newest[result.action_id].finished_at:
                 newest[result.action_id] = result
-        read = [_read_back_state(newest.get(action.action_id)) for action in planned]
+        by_action = {action.action_id: _read_back_state(newest.get(action.action_id)) for action in planned}
     targets: dict[str, CredentialRef] = {}
     states: dict[str, list[CredentialState]] = {}
-    for action, key, state in zip(planned, keys, read, strict=True):
-        targets.setdefault(key, action.target)
-        states.setdefault(key, []).append(state)
+    for action in planned:
+        targets.setdefault(action.target.key, action.target)
+        states.setdefault(action.target.key, []).append(by_action[action.action_id])
     for ref in request.still_alive:  # named alive by the caller, planned or not
         targets.setdefault(ref.key, ref)
         states.setdefault(ref.key, []).append(CredentialState.ALIVE)
