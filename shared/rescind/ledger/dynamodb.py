@@ -42,7 +42,6 @@ _INCIDENTS = "INCIDENTS"
 
 
 _DEDUP_KEY = re.compile(r"[0-9a-f]{24,64}")
-_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 
 
 def _pk(incident_id: str) -> str:
@@ -116,56 +115,12 @@ class DynamoDbLedger:
         return self._put_once(_attempt_item(record))
 
     def record_attempts(self, records: Sequence[ActionAttemptRecord]) -> list[bool]:
-        """Many attempts, each still written once: conditional puts in TransactWriteItems, 100 a call.
+        """Many attempts, each still written once: conditional puts in TransactWriteItems, 100 a call
+        (rescind.aws.conditional_puts: an attempt recorded before is never overwritten, and is False)."""
+        from rescind.aws.conditional_puts import put_each_once
 
-        BatchWriteItem takes no condition, and an attempt must never overwrite one recorded before (a retried
-        write is not a second record). A transaction is all or nothing: when DynamoDB cancels it because some
-        attempts were recorded already, its reasons name them; those are False and the rest are written again.
-        """
         items = [_attempt_item(record) for record in records]
-        written: list[bool] = []
-        for start in range(0, len(items), _TRANSACTION_ITEMS):
-            written.extend(self._put_each_once(items[start : start + _TRANSACTION_ITEMS]))
-        return written
-
-    def _put_each_once(self, items: Sequence[dict[str, str]]) -> list[bool]:
-        from botocore.exceptions import ClientError
-
-        written: dict[int, bool] = {}
-        first_of_key: dict[tuple[str, str], int] = {}
-        for index, item in enumerate(items):
-            if first_of_key.setdefault((item["pk"], item["sk"]), index) != index:
-                written[index] = False  # the same attempt twice in one call: one transaction may not name a key twice
-        pending = [index for index in range(len(items)) if index not in written]
-        while pending:
-            puts: list[Any] = [
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": {name: {"S": value} for name, value in items[index].items()},
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-                for index in pending
-            ]
-            with aws_errors(f"ledger write to {self._table}"):
-                try:
-                    self._client.transact_write_items(TransactItems=puts)
-                except ClientError as error:
-                    reasons = error.response.get("CancellationReasons") or []
-                    recorded = [
-                        index
-                        for index, reason in zip(pending, reasons, strict=False)
-                        if reason.get("Code") == "ConditionalCheckFailed"
-                    ]
-                    if error_code(error) != "TransactionCanceledException" or not recorded:
-                        raise  # a conflict or throttling cancels it too: a typed error for the caller's retry
-                    written.update(dict.fromkeys(recorded, False))
-                    pending = [index for index in pending if index not in written]
-                    continue
-            written.update(dict.fromkeys(pending, True))
-            pending = []
-        return [written[index] for index in range(len(items))]
+        return put_each_once(self._client, self._table, items, what=f"ledger write to {self._table}")
 
     def close_incident(self, closure: IncidentClosure) -> bool:
         return self._put_record(
