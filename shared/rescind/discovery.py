@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from rescind.concurrent_reads import DEFAULT_READ_WORKERS, read_each
 from rescind.kinds import Backends, GuardRead, PlanReads, kind_spec, registered_kinds
 from rescind.models import (
     ROTATED_SINCE_KINDS,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     import hvac
 
     from rescind.aws.session import AwsClientFactory
+    from rescind.holds import GuardFacts
     from rescind.issuance.base import IssuanceIndex
     from rescind.issuance.state import IndexStateStore, IndexTrust
 
@@ -64,6 +66,8 @@ class DiscoveryScope:
     # The index's back-fill marker and drift (the same table); None: the index is never read alone.
     index_state: IndexStateStore | None = None
     index_max_age: timedelta = DEFAULT_INDEX_MAX_AGE
+    # How many of the plan's live reads (one per credential) run at once (rescind.concurrent_reads).
+    live_read_workers: int = DEFAULT_READ_WORKERS
 
 
 @dataclass(frozen=True)
@@ -172,17 +176,23 @@ def _indexed_candidates(
         of_kind.setdefault(ref.key, ref)
     read = GuardRead(backends, metadata_key=scope.metadata_key)
 
-    def still_held(ref: CredentialRef) -> bool:
+    def still_held(ref: CredentialRef) -> tuple[bool, GuardFacts | None]:
         """Vault still has it: the guard's own read of it where its kind makes one (kept for the plan's guard, which
         then reads it no more), else the engine's look-up."""
         facts = read_guard_facts(read, ref)
         if facts.found is None:
-            return engine.exists(ref) is not False
-        if facts.found:
-            backends.keep_guard_facts(ref, facts)
-        return facts.found
+            return engine.exists(ref) is not False, None
+        return facts.found, facts if facts.found else None
 
-    return {kind: [ref for ref in refs.values() if still_held(ref)] for kind, refs in candidates.items()}
+    listed = [ref for refs in candidates.values() for ref in refs.values()]
+    confirmed = read_each(still_held, listed, workers=scope.live_read_workers)
+    held: set[str] = set()
+    for ref, (found, facts) in zip(listed, confirmed, strict=True):
+        if facts is not None:
+            backends.keep_guard_facts(ref, facts)
+        if found:
+            held.add(ref.key)
+    return {kind: [ref for ref in refs.values() if ref.key in held] for kind, refs in candidates.items()}
 
 
 def plan_to_end(

@@ -150,6 +150,7 @@ def get_discovery_scope() -> DiscoveryScope:
         issuance_index=get_issuance_index(),
         index_state=get_index_state(),
         index_max_age=timedelta(hours=settings.issuance_index_max_age_hours),
+        live_read_workers=settings.revoke_batch_workers,  # the plan's reads share the client as a batch's acts do
     )
 
 

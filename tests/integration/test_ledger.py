@@ -77,6 +77,8 @@ def test_an_incident_links_trigger_plan_attempts_and_closure(ledger: Ledger) -> 
     assert view.incident == incident
     assert [a.attempt_id for a in view.attempts] == ["exec-1-0-0", "exec-1-0-1"]
     assert view.closure == closure
+    # and the record alone is the same, read without the attempts and the closure after it
+    assert ledger.read_incident_record("inc-1") == incident
 
 
 def test_a_redelivered_write_lands_once(ledger: Ledger) -> None:

@@ -97,6 +97,9 @@ def test_a_chunked_plan_and_closure_read_back_as_the_records_written(small_chunk
     assert view.incident == incident
     assert view.closure == closure
     assert small_chunk_ledger.list_incidents() == [incident]
+    # and the record alone (its chunks, none of the records after it) is the same record; none for another id
+    assert small_chunk_ledger.read_incident_record("inc-chunked") == incident
+    assert small_chunk_ledger.read_incident_record("inc-never-opened") is None
 
 
 def test_a_different_plan_under_a_chunked_incident_is_a_conflict(small_chunk_ledger: Ledger) -> None:

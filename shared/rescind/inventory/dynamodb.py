@@ -145,16 +145,20 @@ class DynamoDbInventory:
         self.record_new_credentials(workload_id, refs)
 
     def record_new_credentials(self, workload_id: str, refs: Sequence[CredentialRef]) -> list[CredentialRef]:
-        """Like `record_credentials`, and says which references were new to this workload."""
+        """Like `record_credentials`, and says which references were new to this workload. The new ones are written
+        as conditional puts, 100 a call (rescind.aws.conditional_puts): one recorded meanwhile by another writer is
+        left as it is, and is not new."""
+        from rescind.aws.conditional_puts import put_each_once
+
         already = {item["sk"]["S"] for item in self._credential_items(workload_id)}
         first_seen = _utc_text(utc_now())
-        added: list[CredentialRef] = []
+        new: dict[str, CredentialRef] = {}
         for ref in refs:
             sort_key = credential_sk(ref)
-            if sort_key in already:
-                continue
-            already.add(sort_key)
-            item = {
+            if sort_key not in already:
+                new.setdefault(sort_key, ref)
+        items = [
+            {
                 "pk": workload_pk(workload_id),
                 "sk": sort_key,
                 "record_type": "credential",
@@ -163,19 +167,10 @@ class DynamoDbInventory:
                 "first_seen_at": first_seen,
                 "body": ref.model_dump_json(),
             }
-            with aws_errors(f"inventory record {ref.kind} for {workload_id}"):
-                try:
-                    self._client.put_item(
-                        TableName=self._table,
-                        Item={name: {"S": value} for name, value in item.items()},
-                        ConditionExpression="attribute_not_exists(pk)",
-                    )
-                except ClientError as error:
-                    if error_code(error) != _CONDITION_FAILED:
-                        raise
-                    continue  # recorded meanwhile by another writer
-            added.append(ref)
-        return added
+            for sort_key, ref in new.items()
+        ]
+        written = put_each_once(self._client, self._table, items, what=f"inventory record credentials of {workload_id}")
+        return [ref for ref, was_written in zip(new.values(), written, strict=True) if was_written]
 
     def credentials_of(self, workload_id: str) -> list[CredentialRef]:
         return [credential_ref_adapter.validate_json(item["body"]["S"]) for item in self._credential_items(workload_id)]

@@ -18,6 +18,7 @@ from collections import deque
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from rescind.concurrent_reads import DEFAULT_READ_WORKERS, read_each
 from rescind.models import Action, ActionKind, CredentialKind, Plan, VaultTokenRef
 from rescind.models.actions import MAX_LISTED_CHILD_TOKENS
 
@@ -48,25 +49,31 @@ def indexed_descendant_tokens(
     return found
 
 
-def list_indexed_child_tokens(plan: Plan, vault: hvac.Client, index: IssuanceIndex) -> tuple[Plan, int]:
+def list_indexed_child_tokens(
+    plan: Plan, vault: hvac.Client, index: IssuanceIndex, *, workers: int = DEFAULT_READ_WORKERS
+) -> tuple[Plan, int]:
     """The plan with each token revocation listing its live descendant tokens (looked up, so a child the log did not
-    see end is not listed), and how many distinct tokens were listed. Reads only."""
+    see end is not listed), and how many distinct tokens were listed. Reads only, `workers` token trees at a time."""
     from rescind.models.results import utc_now
     from rescind.vault.tokens import lookup_token_by_accessor
 
     now = utc_now()
+
+    def live_children(action: Action) -> tuple[str, ...]:
+        if action.kind is not ActionKind.REVOKE or not isinstance(action.target, VaultTokenRef):
+            return ()
+        return tuple(
+            child
+            for child in indexed_descendant_tokens(index, action.target.accessor, now=now)
+            if lookup_token_by_accessor(vault, child) is not None
+        )
+
     listed: set[str] = set()
     actions: list[Action] = []
-    for action in plan.actions:
-        if action.kind is ActionKind.REVOKE and isinstance(action.target, VaultTokenRef):
-            children = tuple(
-                child
-                for child in indexed_descendant_tokens(index, action.target.accessor, now=now)
-                if lookup_token_by_accessor(vault, child) is not None
-            )
-            if children:
-                listed.update(children)
-                params = action.params.model_copy(update={"child_tokens": children})
-                action = Action(kind=action.kind, target=action.target, reason=action.reason, params=params)
+    for action, children in zip(plan.actions, read_each(live_children, plan.actions, workers=workers), strict=True):
+        if children:
+            listed.update(children)
+            params = action.params.model_copy(update={"child_tokens": children})
+            action = Action(kind=action.kind, target=action.target, reason=action.reason, params=params)
         actions.append(action)
     return Plan(plan_id=plan.plan_id, actions=tuple(actions), dry_run=plan.dry_run), len(listed)

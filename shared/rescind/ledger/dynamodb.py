@@ -37,11 +37,11 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 TIME_INDEX = "by_time"
+_INCIDENT_SK = "A#INCIDENT"
 _INCIDENTS = "INCIDENTS"
 
 
 _DEDUP_KEY = re.compile(r"[0-9a-f]{24,64}")
-_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 
 
 def _pk(incident_id: str) -> str:
@@ -99,14 +99,14 @@ class DynamoDbLedger:
     def open_incident(self, record: IncidentRecord) -> bool:
         written = self._put_record(
             _pk(record.incident_id),
-            "A#INCIDENT",
+            _INCIDENT_SK,
             "incident",
             record.model_dump_json(),
             gsi1pk=_INCIDENTS,
             gsi1sk=f"{_utc_text(record.opened_at)}#{record.incident_id}",
         )
         if not written:
-            existing = self.read_incident(record.incident_id).incident
+            existing = self.read_incident_record(record.incident_id)
             if existing is not None and existing.plan != record.plan:
                 raise LedgerConflict(f"incident {record.incident_id} already exists with a different plan")
         return written
@@ -115,56 +115,12 @@ class DynamoDbLedger:
         return self._put_once(_attempt_item(record))
 
     def record_attempts(self, records: Sequence[ActionAttemptRecord]) -> list[bool]:
-        """Many attempts, each still written once: conditional puts in TransactWriteItems, 100 a call.
+        """Many attempts, each still written once: conditional puts in TransactWriteItems, 100 a call
+        (rescind.aws.conditional_puts: an attempt recorded before is never overwritten, and is False)."""
+        from rescind.aws.conditional_puts import put_each_once
 
-        BatchWriteItem takes no condition, and an attempt must never overwrite one recorded before (a retried
-        write is not a second record). A transaction is all or nothing: when DynamoDB cancels it because some
-        attempts were recorded already, its reasons name them; those are False and the rest are written again.
-        """
         items = [_attempt_item(record) for record in records]
-        written: list[bool] = []
-        for start in range(0, len(items), _TRANSACTION_ITEMS):
-            written.extend(self._put_each_once(items[start : start + _TRANSACTION_ITEMS]))
-        return written
-
-    def _put_each_once(self, items: Sequence[dict[str, str]]) -> list[bool]:
-        from botocore.exceptions import ClientError
-
-        written: dict[int, bool] = {}
-        first_of_key: dict[tuple[str, str], int] = {}
-        for index, item in enumerate(items):
-            if first_of_key.setdefault((item["pk"], item["sk"]), index) != index:
-                written[index] = False  # the same attempt twice in one call: one transaction may not name a key twice
-        pending = [index for index in range(len(items)) if index not in written]
-        while pending:
-            puts: list[Any] = [
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": {name: {"S": value} for name, value in items[index].items()},
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-                for index in pending
-            ]
-            with aws_errors(f"ledger write to {self._table}"):
-                try:
-                    self._client.transact_write_items(TransactItems=puts)
-                except ClientError as error:
-                    reasons = error.response.get("CancellationReasons") or []
-                    recorded = [
-                        index
-                        for index, reason in zip(pending, reasons, strict=False)
-                        if reason.get("Code") == "ConditionalCheckFailed"
-                    ]
-                    if error_code(error) != "TransactionCanceledException" or not recorded:
-                        raise  # a conflict or throttling cancels it too: a typed error for the caller's retry
-                    written.update(dict.fromkeys(recorded, False))
-                    pending = [index for index in pending if index not in written]
-                    continue
-            written.update(dict.fromkeys(pending, True))
-            pending = []
-        return [written[index] for index in range(len(items))]
+        return put_each_once(self._client, self._table, items, what=f"ledger write to {self._table}")
 
     def close_incident(self, closure: IncidentClosure) -> bool:
         return self._put_record(
@@ -242,6 +198,15 @@ class DynamoDbLedger:
         stored = ((item["sk"]["S"], item["record_type"]["S"], item["body"]["S"]) for item in items)
         return incident_view_from_records(join_records(stored))
 
+    def read_incident_record(self, incident_id: str) -> IncidentRecord | None:
+        items = self._query(  # the record and its chunks (`A#INCIDENT#PART#...`), not the attempts after them
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :incident)",
+            ExpressionAttributeValues={":pk": {"S": _pk(incident_id)}, ":incident": {"S": _INCIDENT_SK}},
+            ConsistentRead=True,
+        )
+        stored = ((item["sk"]["S"], item["record_type"]["S"], item["body"]["S"]) for item in items)
+        return incident_view_from_records(join_records(stored)).incident
+
     def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]:
         condition = "gsi1pk = :all"
         values: dict[str, Any] = {":all": {"S": _INCIDENTS}}
@@ -259,7 +224,7 @@ class DynamoDbLedger:
         for item in items:
             body = item["body"]["S"]
             if is_chunked_head(body):  # a plan too large for one item: its chunks are in its partition
-                whole = self.read_incident(item["pk"]["S"].removeprefix("INCIDENT#")).incident
+                whole = self.read_incident_record(item["pk"]["S"].removeprefix("INCIDENT#"))
                 if whole is not None:
                     records.append(whole)
             else:

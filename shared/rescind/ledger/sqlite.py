@@ -127,7 +127,7 @@ class SqliteLedger:
         body = record.model_dump_json()
         written = self._append_record(pk, "A#INCIDENT", "incident", record.opened_at.isoformat(), body)
         if not written:
-            existing = self.read_incident(record.incident_id).incident
+            existing = self.read_incident_record(record.incident_id)
             if existing is not None and existing.plan != record.plan:
                 raise LedgerConflict(f"incident {record.incident_id} already exists with a different plan")
         return written
@@ -178,6 +178,15 @@ class SqliteLedger:
             ).fetchall()
         return incident_view_from_records(join_records(rows))
 
+    def read_incident_record(self, incident_id: str) -> IncidentRecord | None:
+        with self._connection() as connection:  # the record and its chunks (`A#INCIDENT#PART#...`) only
+            rows = connection.execute(
+                "SELECT sk, record_type, body FROM records WHERE pk = ? AND substr(sk, 1, 10) = 'A#INCIDENT' "
+                "ORDER BY sk",
+                (f"INCIDENT#{incident_id}",),
+            ).fetchall()
+        return incident_view_from_records(join_records(rows)).incident
+
     def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]:
         query = "SELECT pk, body FROM records WHERE record_type = 'incident'"
         parameters: tuple[str | int, ...] = ()
@@ -189,7 +198,7 @@ class SqliteLedger:
         return [self._whole_incident(pk, body) for pk, body in rows]
 
     def _whole_incident(self, pk: str, body: str) -> IncidentRecord:
-        whole = self.read_incident(pk.removeprefix("INCIDENT#")).incident if is_chunked_head(body) else None
+        whole = self.read_incident_record(pk.removeprefix("INCIDENT#")) if is_chunked_head(body) else None
         return whole if whole is not None else IncidentRecord.model_validate_json(body)
 
     # --- the local file's own -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from rescind.concurrent_reads import DEFAULT_READ_WORKERS, read_each
 from rescind.discovery import Discovery, DiscoveryScope, discover_workload, plan_to_end
 from rescind.engine.scope import check_target_in_scope
 from rescind.guard import GuardPolicy, is_protected
@@ -45,22 +46,27 @@ def gather_credentials(
 
 
 def named_credentials_not_found(
-    vault: hvac.Client, aws: AwsClientFactory | None, refs: Sequence[CredentialRef]
+    vault: hvac.Client,
+    aws: AwsClientFactory | None,
+    refs: Sequence[CredentialRef],
+    *,
+    workers: int = DEFAULT_READ_WORKERS,
 ) -> list[CredentialRef]:
     """The named references that name nothing on record (a typo, a token of another Vault). Reads only.
 
     Discovery found its credentials alive; a named one has only this lookup as evidence it existed, and
     without it a typo would end as "already absent, verified dead". An AWS reference is checked only
     when there is an AWS side to ask; what cannot be known before acting (ACM PCA serials) is kept.
+    `workers` references are looked up at a time.
     """
     from rescind.engine.factory import build_engine
 
     engine = build_engine(vault, aws_factory=aws)
-    return [
-        ref
-        for ref in refs
-        if not (aws is None and getattr(ref, "account_id", None) is not None) and engine.exists(ref) is False
-    ]
+
+    def names_nothing(ref: CredentialRef) -> bool:
+        return not (aws is None and getattr(ref, "account_id", None) is not None) and engine.exists(ref) is False
+
+    return [ref for ref, missing in zip(refs, read_each(names_nothing, refs, workers=workers), strict=True) if missing]
 
 
 def describe_not_found(vault: hvac.Client, missing: Sequence[CredentialRef]) -> str:
@@ -116,18 +122,19 @@ def build_offboarding_plan(
             gathered = list(request.credentials)
             for ref in gathered:  # before any lookup: a named target outside the configured mounts is refused
                 check_target_in_scope(ref, scope)
-            missing = named_credentials_not_found(vault, aws, gathered)
+            missing = named_credentials_not_found(vault, aws, gathered, workers=scope.live_read_workers)
             if missing:
                 refused = describe_not_found(vault, missing)
         else:
             gathering = gather_credentials(vault, aws, inventory, request.workload_id, scope)
             gathered, sources, reads = gathering.refs, gathering.sources, gathering.reads
-        refs = [
-            ref
-            for ref in gathered
-            # A re-run, or a second trigger for the same end, does not rotate a shared secret twice.
-            if not (isinstance(ref, KvSecretRef) and rotated_since(vault, ref, request.terminated_at))
-        ]
+        # A re-run, or a second trigger for the same end, does not rotate a shared secret twice.
+        secrets = [ref for ref in gathered if isinstance(ref, KvSecretRef)]
+        rotated = read_each(
+            lambda ref: rotated_since(vault, ref, request.terminated_at), secrets, workers=scope.live_read_workers
+        )
+        done = {ref.key for ref, was_rotated in zip(secrets, rotated, strict=True) if was_rotated}
+        refs = [ref for ref in gathered if ref.key not in done]
 
     plan = plan_to_end(
         request.incident_id,
@@ -140,7 +147,7 @@ def build_offboarding_plan(
     if scope.issuance_index is not None:
         from rescind.issuance.tree import list_indexed_child_tokens
 
-        plan, children = list_indexed_child_tokens(plan, vault, scope.issuance_index)
+        plan, children = list_indexed_child_tokens(plan, vault, scope.issuance_index, workers=scope.live_read_workers)
         if children:
             tree = f"the issuance index lists {children} child token(s) under the planned tokens"
             sources = f"{sources}; {tree}" if sources else tree

@@ -149,7 +149,7 @@ def split_guarded_plan(request: ResponseRequest, plan: Plan, decision: GuardDeci
 
 def recorded_plan(ledger: Ledger, incident_id: str) -> Plan | None:
     """The plan an earlier run of this incident recorded, or None for a new incident."""
-    incident = ledger.read_incident(incident_id).incident
+    incident = ledger.read_incident_record(incident_id)
     return incident.plan if incident is not None else None
 
 

@@ -14,6 +14,7 @@ from rescind.inventory import CloudResourceKind, DynamoDbInventory
 from rescind.inventory.dynamodb import credential_sk
 from rescind.models import CredentialRef, KvSecretRef, VaultTokenRef
 from rescind_local import create_table_from_template
+from tests.conftest import BackendCalls
 from tests.integration.inventory.test_contract import (
     CERT,
     ENTITY,
@@ -89,6 +90,24 @@ def test_credentials_are_recorded_once_each_and_read_back_as_references(
     assert CERT in inventory.credentials_of(SPIFFE)
     # another workload's credentials are its own
     assert inventory.credentials_of(OTHER_SPIFFE) == []
+
+
+def test_many_new_credentials_are_written_a_hundred_to_a_call_each_once(
+    inventory: DynamoDbInventory, client: object, backend_calls: BackendCalls
+) -> None:
+    # Given a workload first seen holding 250 tokens, ten of them recorded before
+    tokens = [VaultTokenRef(accessor=f"acc{index:021d}") for index in range(250)]
+    inventory.record_credentials(SPIFFE, tokens[:10])
+    backend_calls.aws.clear()
+
+    # When all of them are recorded
+    added = inventory.record_new_credentials(SPIFFE, tokens)
+
+    # Then the 240 new ones are written in three transactions of conditional puts, none one by one, in their order
+    assert added == tokens[10:]
+    assert backend_calls.aws == ["dynamodb:Query", *["dynamodb:TransactWriteItems"] * 3]
+    assert _item_count(client) == 250
+    assert sorted(ref.key for ref in inventory.credentials_of(SPIFFE)) == sorted(ref.key for ref in tokens)
 
 
 def test_a_reference_too_long_for_a_sort_key_is_stored_under_its_hash(inventory: DynamoDbInventory) -> None:
