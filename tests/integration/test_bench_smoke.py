@@ -46,7 +46,10 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
         assert summary["median_seconds"] > 0
         assert summary["bare_median_seconds"] > 0
         assert summary["ratio_to_bare"] > 0
-        assert set(summary["phases_of_median_run"]) >= {"Plan", "Revoke", "Verify", "Close"}
+        assert set(summary["phases_of_median_run"]) >= {"Plan", "Close"}
+        # a token or secret-id the kill first proved dead leaves the run nothing to revoke or read back again
+        acted = {"Revoke", "Verify"} & set(summary["phases_of_median_run"])
+        assert acted == (set() if kind in ("vault_token", "vault_secret_id") else {"Revoke", "Verify"}), kind
         # and its calls were counted on both sides, the watcher's left out: the floor's are the calls it makes
         assert run["calls"]["vault"] + run["calls"]["aws"] > 0, kind
         (bare,) = summary["bare_runs"]

@@ -82,20 +82,36 @@ def build_leak_plan(
     aws: AwsClientFactory | None,
     policy: GuardPolicy,
     index: IssuanceIndex | None = None,
+    attempts: Sequence[ActionAttemptRecord] = (),
 ) -> tuple[Plan, ResponsePlan]:
     """The plan for the credentials the start step located, guarded: protected owners and holds are refused.
 
     With the issuance index, a leaked token's revocation lists its tree (`params.child_tokens`), so each token that
     dies with it is recorded with its read-back; the tree is the attacker's to make, so it neither refuses nor
-    counts against the cap."""
+    counts against the cap.
+
+    `attempts`: the incident's, so far. A step the kill first proved done (rescind.ledger.proofs) is planned as
+    it is: the run will not act on it, so its tree is not listed (the kill named it, each child read back) and a
+    target with nothing else planned is not read for the guard (the kill's guard passed on it; nothing more is done
+    to it)."""
     plan = leak_plan(request, entities=entities_holding_nothing_else(request, vault))
+    proven = proven_by_kill(attempts, plan.actions)
     if index is not None:
         from rescind.issuance.tree import list_indexed_child_tokens
 
-        plan, _ = list_indexed_child_tokens(plan, vault, index)
+        unproven = Plan(
+            plan_id=plan.plan_id,
+            actions=tuple(action for action in plan.actions if action.action_id not in proven),
+            dry_run=plan.dry_run,
+        )
+        listed = iter(list_indexed_child_tokens(unproven, vault, index)[0].actions)  # one for one, in order
+        plan = plan.model_copy(
+            update={"actions": tuple(a if a.action_id in proven else next(listed) for a in plan.actions)}
+        )
+    to_read = {action.target.key: action.target for action in plan.actions if action.action_id not in proven}
     decision, why = guard_decision(
         plan,
-        list({action.target.key: action.target for action in plan.actions}.values()),  # an unplanned entity: unread
+        list(to_read.values()),  # an unplanned entity, a target only the kill acted on: unread
         refused=_protected_owner(request, policy),
         nothing_to_do="no action applies to the located credential",
         vault=vault,
@@ -150,7 +166,9 @@ def plan_leak_response(
             refuse_guarded_child_tokens=False,  # as its first run: the leaked token's tree dies with it
         )
     else:
-        plan, planned = build_leak_plan(request, vault=vault, aws=aws, policy=policy, index=index)
+        plan, planned = build_leak_plan(
+            request, vault=vault, aws=aws, policy=policy, index=index, attempts=view.attempts
+        )
         ledger.open_incident(
             IncidentRecord(incident_id=request.incident_id, trigger=request.trigger, plan=plan, opened_at=utc_now())
         )
