@@ -868,7 +868,9 @@ def render(leak: dict[str, Any]) -> list[str]:
     for kind, summary in leak["kinds"].items():
         phases = summary["phases_of_median_run"]
         handlers = ", ".join(f"{name} {value}" for name, value in summary["handler_seconds_of_median_run"].items())
-        lines.append(f"| {kind} | " + " | ".join(cell(phases.get(name)) for name in names) + f" | {handlers} |")
+        # a state the run did not enter (nothing left for that Map after the kill first) is skipped, not failed
+        spent = [cell(phases[name]) if name in phases else "skipped" for name in names]
+        lines.append(f"| {kind} | " + " | ".join(spent) + f" | {handlers} |")
     errors = [f"{kind}: {summary['errors'][0][:300]}" for kind, summary in leak["kinds"].items() if "errors" in summary]
     if errors:
         lines += ["", "Failed runs: " + "; ".join(errors)]
