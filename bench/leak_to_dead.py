@@ -536,11 +536,11 @@ def leak_through_state_machine(stack: Any, leak: Leak, ledger: Any, sfn: Any, ad
         "seconds_to_kill_in_function": in_function_to_kill,
         # the start function's whole run: killed, read back, claimed, recorded and the execution started
         "start_function_done_seconds": clock.seconds_to(clock.ended_at),
-        "actions": [str(result.action_kind) for result in by_run],
+        "actions": [str(result.action_kind) for result in by_run],  # what the run acted on (not what the kill proved)
         "killed_first": [str(result.action_kind) for result in killed_first if result.outcome.is_success],
-        # each planned action succeeded once: by the start function's kill, or by the run
+        # each planned action succeeded once: by the start function's kill (then the run leaves it), or by the run
         "all_actions_succeeded": all(result.outcome.is_success for result in [*killed_first, *by_run])
-        and sorted(succeeded) == sorted({result.action_id for result in by_run}),
+        and sorted(succeeded) == sorted({result.action_id for result in [*killed_first, *by_run]}),
         "still_alive": len(closure.still_alive) if closure is not None else None,
         "start_function_seconds": round(routed, 4),
         "execution_started_after_seconds": round((execution_started - started_at).total_seconds(), 4),
@@ -811,7 +811,7 @@ def render(leak: dict[str, Any]) -> list[str]:
             f"({cell(summary.get('bare_median_vault_calls'))} + {cell(summary.get('bare_median_aws_calls'))})",
             cell(summary["median_start_function_seconds"]),
             cell(summary["median_handler_seconds"]),
-            ", ".join(summary["actions"]) or "-",
+            f"killed first: {', '.join(summary['killed_first']) or '-'}; run: {', '.join(summary['actions']) or '-'}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
@@ -868,7 +868,9 @@ def render(leak: dict[str, Any]) -> list[str]:
     for kind, summary in leak["kinds"].items():
         phases = summary["phases_of_median_run"]
         handlers = ", ".join(f"{name} {value}" for name, value in summary["handler_seconds_of_median_run"].items())
-        lines.append(f"| {kind} | " + " | ".join(cell(phases.get(name)) for name in names) + f" | {handlers} |")
+        # a state the run did not enter (nothing left for that Map after the kill first) is skipped, not failed
+        spent = [cell(phases[name]) if name in phases else "skipped" for name in names]
+        lines.append(f"| {kind} | " + " | ".join(spent) + f" | {handlers} |")
     errors = [f"{kind}: {summary['errors'][0][:300]}" for kind, summary in leak["kinds"].items() if "errors" in summary]
     if errors:
         lines += ["", "Failed runs: " + "; ".join(errors)]

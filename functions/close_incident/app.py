@@ -22,7 +22,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         from rescind.response.map_results import read_verify_results
 
         verified = read_verify_results(get_s3_client(), request.verify_results, get_settings().plan_bucket_name)
-    result = close_incident(request, get_ledger(), verified)
+    result = close_incident(request, get_ledger(), verified, vault_address=get_settings().vault_addr)
     logger.info(
         "incident closed",
         extra={

@@ -11,6 +11,7 @@ import pytest
 from rescind.exceptions import AwsAccessDenied, AwsNotFound, AwsThrottled, AwsUnavailable, LedgerConflict
 from rescind.ledger import (
     ActionAttemptRecord,
+    CredentialState,
     DynamoDbLedger,
     IncidentClosure,
     IncidentRecord,
@@ -19,8 +20,9 @@ from rescind.ledger import (
 )
 from rescind.ledger.base import Ledger
 from rescind.ledger.closing import CloseRequest, RunOutcome, close_incident
+from rescind.ledger.proofs import kill_first_attempt_id
 from rescind.ledger.sqlite import SqliteLedger
-from rescind.models import Action, ActionResult, Outcome, Plan, VaultTokenRef
+from rescind.models import Action, ActionResult, Evidence, Outcome, Plan, VaultTokenRef
 from rescind_local import create_table_from_template
 from tests.doubles import BotocoreResponse
 
@@ -269,3 +271,55 @@ def test_the_ledger_raises_typed_errors_never_botocores(
         call()
     assert type(raised.value) is expected
     assert "ledger" in str(raised.value)
+
+
+def test_a_run_with_nothing_left_to_read_names_dead_only_what_the_kill_first_proved(ledger: Ledger) -> None:
+    # Given an incident of three tokens: one killed first and read back dead, one whose kill Vault refused, one the
+    # kill never touched; and a run that closes with nothing left for Verify to read
+    tokens = [VaultTokenRef(accessor=letter * 24) for letter in "KRU"]
+    actions = [Action(kind="revoke", target=token, reason="leaked") for token in tokens]
+    incident = IncidentRecord(
+        incident_id="inc-kill",
+        trigger=Trigger(source="rescind", detail_type="Secret Leaked", event_id="evt-k", references=tuple(tokens)),
+        plan=Plan.ordered("inc-kill", actions),
+        opened_at=T0,
+    )
+    assert ledger.open_incident(incident)
+    dead = Evidence(check="lookup-accessor", observed="invalid accessor: no live token", confirmed=True)
+    kills = [
+        ActionAttemptRecord(
+            incident_id="inc-kill",
+            attempt_id=kill_first_attempt_id("inc-kill", "20261124T120000000000", position),
+            result=ActionResult(
+                action_id=action.action_id,
+                action_kind=action.kind,
+                target=action.target,
+                outcome=outcome,
+                evidence=evidence,
+                started_at=T0,
+                finished_at=T0 + timedelta(milliseconds=5),
+            ),
+        )
+        for position, (action, outcome, evidence) in enumerate(
+            [(actions[0], Outcome.SUCCEEDED, (dead,)), (actions[1], Outcome.FAILED, ())]
+        )
+    ]
+    ledger.record_attempts(kills)
+
+    # When the run closes it as verified before the run
+    request = CloseRequest(incident_id="inc-kill", flow="leak_response", outcome="verified", verified_before_run=True)
+    result = close_incident(request, ledger, vault_address="http://127.0.0.1:8200")
+
+    # Then only the killed token is dead, named with the kill's attempt, evidence and Vault; the others are unknown
+    closure = ledger.read_incident("inc-kill").closure
+    assert closure is not None
+    assert closure.status is result.status is IncidentStatus.PARTIAL
+    standings = {standing.target.key: standing for standing in closure.credentials}
+    killed, refused, untouched = (standings[token.key] for token in tokens)
+    assert killed.state is CredentialState.DEAD
+    assert killed.proven_before_run is not None
+    assert killed.proven_before_run.attempt_id == kills[0].attempt_id
+    assert killed.proven_before_run.evidence == (dead,)
+    assert killed.proven_before_run.acted_on == "Vault http://127.0.0.1:8200"
+    assert (refused.state, refused.proven_before_run) == (CredentialState.UNKNOWN, None)
+    assert (untouched.state, untouched.proven_before_run) == (CredentialState.UNKNOWN, None)

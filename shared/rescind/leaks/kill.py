@@ -38,6 +38,7 @@ from rescind.exceptions import PolicyRefusal, RescindError, TransientError
 from rescind.guard import GuardPolicy, guard_refusal, is_protected, read_guard_facts
 from rescind.holds import GuardFacts
 from rescind.leaks.types import LocatedLeak
+from rescind.ledger.proofs import acted_on, kill_first_attempt_id
 from rescind.models import Action, ActionKind, CredentialKind, CredentialRef, Outcome, Plan
 from rescind.models.results import utc_now
 from rescind.response.plan import decide_guard
@@ -174,8 +175,7 @@ class KillFirst:
     vault_address: str
 
     def acted_on(self, ref: CredentialRef) -> str:
-        account = getattr(ref, "account_id", None)
-        return f"AWS account {account}" if account else f"Vault {self.vault_address}"
+        return acted_on(ref, self.vault_address)
 
 
 def kill_first_engine(backends: Backends, index: IssuanceIndex | None) -> ActionEngine:
@@ -279,7 +279,7 @@ def record_kill(made: KillMade, *, incident_id: str, duplicate: bool, kill: Kill
     unrecorded = []
     for index, (action, executed) in enumerate(made.steps):
         try:
-            record_result(ledger, incident_id, f"{incident_id}.kill-first.{stamp}.{index}", executed.result)
+            record_result(ledger, incident_id, kill_first_attempt_id(incident_id, stamp, index), executed.result)
         except TransientError as error:
             unrecorded.append(f"{action.target.key} ({type(error).__name__})")
         result = executed.result

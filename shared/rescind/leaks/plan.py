@@ -12,13 +12,15 @@ The plan differs from an offboarding's where a leak leaves nothing worth keeping
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rescind.discovery import plan_to_end
 from rescind.guard import GuardPolicy, is_protected
 from rescind.ledger.base import Ledger
-from rescind.ledger.types import IncidentRecord
+from rescind.ledger.proofs import proven_by_kill
+from rescind.ledger.types import ActionAttemptRecord, IncidentRecord
 from rescind.models import (
     Action,
     ActionKind,
@@ -30,7 +32,7 @@ from rescind.models import (
     VaultEntityRef,
 )
 from rescind.models.results import utc_now
-from rescind.response.plan import guard_decision, guard_recorded_plan, recorded_plan, split_guarded_plan
+from rescind.response.plan import guard_decision, guard_recorded_plan, split_guarded_plan
 from rescind.response.types import ResponsePlan, ResponseRequest
 
 if TYPE_CHECKING:
@@ -79,22 +81,38 @@ def build_leak_plan(
     aws: AwsClientFactory | None,
     policy: GuardPolicy,
     index: IssuanceIndex | None = None,
+    attempts: Sequence[ActionAttemptRecord] = (),
 ) -> tuple[Plan, ResponsePlan]:
     """The plan for the credentials the start step located, guarded: protected owners and holds are refused.
 
     With the issuance index, a leaked token's revocation lists its tree (`params.child_tokens`), so each token that
     dies with it is recorded with its read-back; the tree is the attacker's to make, so it neither refuses nor
-    counts against the cap."""
+    counts against the cap.
+
+    `attempts`: the incident's, so far. A step the kill first proved done (rescind.ledger.proofs) is planned as
+    it is: the run will not act on it, so its tree is not listed (the kill named it, each child read back) and a
+    target with nothing else planned is not read for the guard (the kill's guard passed on it; nothing more is done
+    to it)."""
     from rescind.leaks.entities import entities_holding_nothing_else
 
     plan = leak_plan(request, entities=entities_holding_nothing_else(request, vault, index=index))
+    proven = proven_by_kill(attempts, plan.actions)
     if index is not None:
         from rescind.issuance.tree import list_indexed_child_tokens
 
-        plan, _ = list_indexed_child_tokens(plan, vault, index)
+        unproven = Plan(
+            plan_id=plan.plan_id,
+            actions=tuple(action for action in plan.actions if action.action_id not in proven),
+            dry_run=plan.dry_run,
+        )
+        listed = iter(list_indexed_child_tokens(unproven, vault, index)[0].actions)  # one for one, in order
+        plan = plan.model_copy(
+            update={"actions": tuple(a if a.action_id in proven else next(listed) for a in plan.actions)}
+        )
+    to_read = {action.target.key: action.target for action in plan.actions if action.action_id not in proven}
     decision, why = guard_decision(
         plan,
-        list({action.target.key: action.target for action in plan.actions}.values()),  # an unplanned entity: unread
+        list(to_read.values()),  # an unplanned entity, a target only the kill acted on: unread
         refused=_protected_owner(request, policy),
         nothing_to_do="no action applies to the located credential",
         vault=vault,
@@ -121,20 +139,42 @@ def plan_leak_response(
     index: IssuanceIndex | None = None,
 ) -> ResponsePlan:
     """Plan and guard, then open the incident with the full plan, whatever the guard decided. A resumed run acts
-    on the recorded plan again, guarded anew."""
-    recorded = recorded_plan(ledger, request.incident_id)
-    if recorded is not None:
-        return guard_recorded_plan(
+    on the recorded plan again, guarded anew. Either way, what the start function's kill already proved done (the
+    same action, read back dead, in this incident's ledger) is left out of what the run acts on and reads back:
+    `ResponsePlan.proven_before_run`, which the closure names dead with the kill's evidence."""
+    view = ledger.read_incident(request.incident_id)  # the recorded plan, if any, and the kill's attempts
+    if view.incident is not None:
+        planned = guard_recorded_plan(
             request,
-            recorded,
+            view.incident.plan,
             refused=_protected_owner(request, policy),
             vault=vault,
             aws=aws,
             policy=policy,
             refuse_guarded_child_tokens=False,  # as its first run: the leaked token's tree dies with it
         )
-    plan, planned = build_leak_plan(request, vault=vault, aws=aws, policy=policy, index=index)
-    ledger.open_incident(
-        IncidentRecord(incident_id=request.incident_id, trigger=request.trigger, plan=plan, opened_at=utc_now())
+    else:
+        plan, planned = build_leak_plan(
+            request, vault=vault, aws=aws, policy=policy, index=index, attempts=view.attempts
+        )
+        ledger.open_incident(
+            IncidentRecord(incident_id=request.incident_id, trigger=request.trigger, plan=plan, opened_at=utc_now())
+        )
+    return leave_out_proven(planned, view.attempts)
+
+
+def leave_out_proven(planned: ResponsePlan, attempts: Sequence[ActionAttemptRecord]) -> ResponsePlan:
+    """The plan without the actions the kill first proved done (rescind.ledger.proofs.proven_by_kill): those move
+    to `proven_before_run`; everything else is acted on and read back by the run as before."""
+    proven = proven_by_kill(attempts, (*planned.containment, *planned.actions))
+    if not proven:
+        return planned
+    return planned.model_copy(
+        update={
+            "containment": tuple(action for action in planned.containment if action.action_id not in proven),
+            "actions": tuple(action for action in planned.actions if action.action_id not in proven),
+            "proven_before_run": tuple(
+                action for action in (*planned.containment, *planned.actions) if action.action_id in proven
+            ),
+        }
     )
-    return planned

@@ -13,13 +13,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from rescind.ledger.base import Ledger
+from rescind.ledger.proofs import acted_on, proven_by_kill
 from rescind.ledger.types import (
+    ActionAttemptRecord,
     CredentialStanding,
     CredentialState,
     IncidentClosure,
     IncidentRecord,
     IncidentStatus,
     IncidentView,
+    ProofBeforeRun,
     Trigger,
 )
 from rescind.models import ActionResult, CredentialRef, Outcome, Plan
@@ -79,6 +82,9 @@ class CloseRequest(BaseModel):
     # For VERIFIED by the Verify Map: its results in S3, which the close function reads (never the whole list
     # in the state). Then a planned target no item read back is unknown, not dead.
     verify_results: MapResultsLocation | None = None
+    # For VERIFIED with nothing left for Verify to read: every planned action still to do was proven done before
+    # the run (the kill first, read back). Then a planned target not so proven is unknown, not dead.
+    verified_before_run: bool = False
 
 
 class Notification(BaseModel):
@@ -132,7 +138,9 @@ _DETAIL_TYPE: dict[IncidentStatus, str] = {
 _COMPLETED_DETAIL_TYPE: dict[str, str] = {"leak_response": "Credential Revoked"}
 
 
-def close_incident(request: CloseRequest, ledger: Ledger, verified: VerifiedTargets | None = None) -> ClosureResult:
+def close_incident(
+    request: CloseRequest, ledger: Ledger, verified: VerifiedTargets | None = None, *, vault_address: str = ""
+) -> ClosureResult:
     """Append the closure; say how it ended. A run that left anything alive is PARTIAL, whatever else happened.
 
     A run that acted lists every planned credential as dead, alive or unknown (see `credential_standings`). A
@@ -143,7 +151,8 @@ def close_incident(request: CloseRequest, ledger: Ledger, verified: VerifiedTarg
     status = _STATUS[request.outcome]
     standings: tuple[CredentialStanding, ...] = ()
     if request.outcome in _ACTED:
-        standings = credential_standings(ledger.read_incident(request.incident_id), request, verified)
+        view = ledger.read_incident(request.incident_id)
+        standings = credential_standings(view, request, verified, vault_address=vault_address)
     alive = (
         tuple(standing.target for standing in standings if standing.state is CredentialState.ALIVE)
         if standings
@@ -196,28 +205,37 @@ def close_incident(request: CloseRequest, ledger: Ledger, verified: VerifiedTarg
 
 
 def credential_standings(
-    view: IncidentView, request: CloseRequest, verified: VerifiedTargets | None = None
+    view: IncidentView, request: CloseRequest, verified: VerifiedTargets | None = None, *, vault_address: str = ""
 ) -> tuple[CredentialStanding, ...]:
     """One standing per planned credential, in plan order, from what was read back.
 
-    After verification, its list of what is alive decides, and the rest is dead. Without it (the run failed),
-    each action's newest attempt in the incident (earlier runs of it included) decides: a success whose
-    read-back confirmed the end is dead, a failure whose read-back saw the credential alive is alive, anything
-    else (no attempt, an error before the read-back) is unknown. A credential is dead only when every action on
-    it is; alive when any is.
+    After verification, its list of what is alive decides; the rest is dead when Verify read it back, or when the
+    kill first proved it before the run (rescind.ledger.proofs: the run left it out, and its standing names the
+    kill's attempt, evidence and the Vault or account acted on); anything else is unknown. Without it (the run
+    failed), each action's newest attempt in the incident (earlier runs of it and the kill first included) decides:
+    a success whose read-back confirmed the end is dead, a failure whose read-back saw the credential alive is
+    alive, anything else (no attempt, an error before the read-back) is unknown. A credential is dead only when
+    every action on it is; alive when any is.
     """
     planned = view.incident.plan.actions if view.incident is not None else ()
-    if request.outcome is RunOutcome.VERIFIED and verified is not None:
-        alive_keys = {ref.key for ref in verified.still_alive}
-        by_action = {
-            action.action_id: CredentialState.ALIVE
-            if action.target.key in alive_keys
-            else CredentialState.DEAD
-            if action.target.key in verified.read_back
-            else CredentialState.UNKNOWN
-            for action in planned
-        }
-        request = request.model_copy(update={"still_alive": (*request.still_alive, *verified.still_alive)})
+    proofs = proven_by_kill(view.attempts, planned)
+    by_proof: set[str] = set()  # actions dead by the kill first's proof alone
+    if request.outcome is RunOutcome.VERIFIED and (verified is not None or request.verified_before_run):
+        seen = verified or VerifiedTargets(read_back=frozenset(), still_alive=())
+        alive_keys = {ref.key for ref in seen.still_alive}
+        by_action: dict[str, CredentialState] = {}
+        for action in planned:
+            key = action.target.key
+            if key in alive_keys:
+                by_action[action.action_id] = CredentialState.ALIVE
+            elif key in seen.read_back:
+                by_action[action.action_id] = CredentialState.DEAD
+            elif action.action_id in proofs:
+                by_action[action.action_id] = CredentialState.DEAD
+                by_proof.add(action.action_id)
+            else:
+                by_action[action.action_id] = CredentialState.UNKNOWN
+        request = request.model_copy(update={"still_alive": (*request.still_alive, *seen.still_alive)})
     elif request.outcome is RunOutcome.VERIFIED:
         verified_alive = {ref.key for ref in request.still_alive}
         by_action = {
@@ -225,21 +243,43 @@ def credential_standings(
             for action in planned
         }
     else:
-        newest: dict[str, ActionResult] = {}
+        newest: dict[str, ActionAttemptRecord] = {}
         for attempt in view.attempts:  # in the order they started
-            result = attempt.result
-            if result.action_id not in newest or result.finished_at >= newest[result.action_id].finished_at:
-                newest[result.action_id] = result
-        by_action = {action.action_id: _read_back_state(newest.get(action.action_id)) for action in planned}
+            seen_attempt = newest.get(attempt.result.action_id)
+            if seen_attempt is None or attempt.result.finished_at >= seen_attempt.result.finished_at:
+                newest[attempt.result.action_id] = attempt
+        by_action = {}
+        for action in planned:
+            found = newest.get(action.action_id)
+            by_action[action.action_id] = _read_back_state(found.result if found is not None else None)
+            proof = proofs.get(action.action_id)
+            if proof is not None and found is not None and found.attempt_id == proof.attempt_id:
+                by_proof.add(action.action_id)
     targets: dict[str, CredentialRef] = {}
     states: dict[str, list[CredentialState]] = {}
+    proven: dict[str, ProofBeforeRun] = {}
     for action in planned:
         targets.setdefault(action.target.key, action.target)
         states.setdefault(action.target.key, []).append(by_action[action.action_id])
+        if action.action_id in by_proof:
+            attempt = proofs[action.action_id]
+            proven.setdefault(
+                action.target.key,
+                ProofBeforeRun(
+                    attempt_id=attempt.attempt_id,
+                    evidence=attempt.result.evidence,
+                    acted_on=acted_on(action.target, vault_address),
+                ),
+            )
     for ref in request.still_alive:  # named alive by the caller, planned or not
         targets.setdefault(ref.key, ref)
         states.setdefault(ref.key, []).append(CredentialState.ALIVE)
-    return tuple(CredentialStanding(target=targets[key], state=_combined(found)) for key, found in states.items())
+    standings = []
+    for key, found_states in states.items():
+        state = _combined(found_states)
+        before_run = proven.get(key) if state is CredentialState.DEAD else None
+        standings.append(CredentialStanding(target=targets[key], state=state, proven_before_run=before_run))
+    return tuple(standings)
 
 
 def _read_back_state(result: ActionResult | None) -> CredentialState:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from rescind.models import ActionResult, CredentialRef, Plan
+from rescind.models import ActionResult, CredentialRef, Evidence, Plan
 
 IncidentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
 
@@ -67,11 +67,24 @@ class CredentialState(StrEnum):
     UNKNOWN = "unknown"  # never read back (the run stopped before): it may well be alive
 
 
+class ProofBeforeRun(BaseModel):
+    """Where a credential's end was proven before the run acted: the kill first's attempt in this incident's ledger
+    (rescind.ledger.proofs), its read-back evidence, and the Vault (address) or AWS account it acted on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attempt_id: Annotated[str, Field(max_length=200)]
+    evidence: Annotated[tuple[Evidence, ...], Field(min_length=1)]
+    acted_on: Annotated[str, Field(max_length=500)]
+
+
 class CredentialStanding(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     target: CredentialRef
     state: CredentialState
+    # Set when it is dead by the kill first's read-back, which the run neither repeated nor read again.
+    proven_before_run: ProofBeforeRun | None = None
 
 
 class IncidentClosure(BaseModel):

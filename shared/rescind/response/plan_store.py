@@ -57,6 +57,8 @@ class PlanReference(BaseModel):
     counts_by_kind: dict[str, int]
     action_count: int
     containment_count: int  # of action_count: the reversible ones, in the Contain items
+    revoke_count: int = 0  # of action_count: the rest, in the Revoke items
+    proven_before_run_count: int = 0  # planned, proven done before the run (not in action_count): nothing to do
     containment_items_key: str | None = None
     revoke_items_key: str | None = None
     verify_items_key: str | None = None
@@ -97,8 +99,10 @@ def store_plan(plan: ResponsePlan, s3: S3Client, bucket: str | None, revoke_batc
         counts_by_kind=plan.counts_by_kind,
         action_count=len(plan.containment) + len(plan.actions),
         containment_count=len(plan.containment),
+        revoke_count=len(plan.actions),
+        proven_before_run_count=len(plan.proven_before_run),
     )
-    if plan.decision not in _ACTING:
+    if plan.decision not in _ACTING or reference.action_count == 0:  # nothing to act on: no Map runs
         return reference
     if bucket is None:
         raise ConfigurationError("PLAN_BUCKET_NAME is not set: the state machines read a plan's actions from it")
@@ -115,11 +119,15 @@ def store_plan(plan: ResponsePlan, s3: S3Client, bucket: str | None, revoke_batc
     # Each batch's read-back object starts empty, so a read of one never meets an absent key (which S3 answers
     # with 403 to a reader without ListBucket): empty proves nothing, and Verify reads those targets itself.
     empty = ReadBackRecord(incident_id=plan.incident_id).model_dump_json().encode()
-    keys = {name: f"{prefix}/{name}.json" for name in ("contain", "revoke", "verify")}
+    # A Map with no items is skipped by the state machine (its Choice reads the counts), so its object is not written.
+    keys = {
+        name: f"{prefix}/{name}.json" if part else None
+        for name, part in (("contain", contain_items), ("revoke", revoke_items), ("verify", items))
+    }
     objects = [
-        (keys["contain"], _json_array(contain_items)),
-        (keys["revoke"], _json_array(revoke_items)),
-        (keys["verify"], _json_array(items)),
+        (key, _json_array(part))
+        for key, part in ((keys["contain"], contain_items), (keys["revoke"], revoke_items), (keys["verify"], items))
+        if key is not None
     ]
     objects += [(str(item["read_back_key"]), empty) for item in items]
     with aws_errors(f"plan write to s3://{bucket}/{prefix}"):

@@ -93,3 +93,6 @@ class ResponsePlan(BaseModel):
     containment: tuple[Action, ...]  # reversible: disable the entity, deactivate keys
     actions: tuple[Action, ...]  # rotate, revoke, then delete
     counts_by_kind: dict[str, int]
+    # Planned, and already proven done before the run (a leak's kill first, read back: rescind.ledger.proofs): in
+    # neither list above, so the run does not act on them or read them again; the closure names them dead.
+    proven_before_run: tuple[Action, ...] = ()
