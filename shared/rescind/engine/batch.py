@@ -222,16 +222,16 @@ def execute_batch(
     if read_backs is not None and store_key is not None and len(proven) > len(carried):
         in_order = tuple(proven[action.action_id] for action in request.actions if action.action_id in proven)
         read_backs.write(store_key, ReadBackRecord(incident_id=request.incident_id, proven=in_order))
-    raised = next((error for _, _, error in ran if error is not None), None)
-    if raised is not None:
-        raise raised  # after recording: a Retry (transient) acts only on what is not proven; anything else is caught
     not_attempted = len(pending) - len(ran)
-    if not_attempted:
+    if not_attempted:  # before any other error: the retry must get to them (and meets that error again)
         raise BatchOutOfTime(
             f"batch {request.attempt_id} of incident {request.incident_id}: {not_attempted} of "
             f"{len(request.actions)} action(s) not attempted with under {stop_margin_seconds:g} s left; "
             f"{len(ran)} attempted and recorded"
         )
+    raised = next((error for _, _, error in ran if error is not None), None)
+    if raised is not None:
+        raise raised  # after recording: a Retry (transient) acts only on what is not proven; anything else is caught
     return BatchResult(
         action_count=len(request.actions),
         outcomes=dict(Counter(str(result.outcome) for _, result, _ in ran)),
