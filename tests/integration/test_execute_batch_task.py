@@ -10,7 +10,14 @@ import boto3
 import hvac
 import pytest
 
-from rescind.engine.batch import BatchResult, ExecuteBatchRequest, execute_batch, proven_evidence, proven_for
+from rescind.engine.batch import (
+    RECORD_EVERY,
+    BatchResult,
+    ExecuteBatchRequest,
+    execute_batch,
+    proven_evidence,
+    proven_for,
+)
 from rescind.engine.factory import build_engine
 from rescind.engine.verification import ProofSource, verify_actions
 from rescind.exceptions import BatchOutOfTime, InvalidInput, VaultUnavailable
@@ -270,21 +277,22 @@ class FunctionKilled(BaseException):
 def test_a_batch_killed_part_way_has_recorded_the_actions_it_completed(
     vault: hvac.Client, ledger: DynamoDbLedger, store: S3ReadBackStore
 ) -> None:
-    # Given a batch of twelve live tokens, on an engine whose invocation is killed as it starts the eleventh action
-    accessors = [_token(vault) for _ in range(12)]
+    # Given a batch of live tokens, on an engine whose invocation is killed as it starts the action after a chunk
+    # of RECORD_EVERY has ended
+    accessors = [_token(vault) for _ in range(RECORD_EVERY + 2)]
     engine = build_engine(vault)
     execute = engine.execute
     started: list[str] = []
 
-    def killed_on_the_eleventh(action: Action, *, dry_run: bool = False) -> ActionResult:
+    def killed_after_a_chunk(action: Action, *, dry_run: bool = False) -> ActionResult:
         started.append(action.action_id)
-        if len(started) == 11:
+        if len(started) == RECORD_EVERY + 1:
             raise FunctionKilled
         return execute(action, dry_run=dry_run)
 
-    engine.execute = killed_on_the_eleventh  # type: ignore[method-assign]
+    engine.execute = killed_after_a_chunk  # type: ignore[method-assign]
 
-    # When the batch runs one action at a time (so the order is the batch's), recording every ten attempts
+    # When the batch runs one action at a time (so the order is the batch's)
     with pytest.raises(FunctionKilled):
         execute_batch(
             _batch(accessors, "exec.revoke.6.0"),
@@ -296,8 +304,8 @@ def test_a_batch_killed_part_way_has_recorded_the_actions_it_completed(
             workers=1,
         )
 
-    # Then the ten it completed are dead and recorded as they ended (the old batch recorded nothing: its retry
+    # Then the chunk it completed is dead and recorded as it ended (the old batch recorded nothing: its retry
     # would have found them gone with no record of who ended them); nothing after the kill was started
     dead, recorded = _dead_and_recorded(vault, ledger, accessors)
-    assert dead == recorded == set(accessors[:10])
-    assert len(started) == 11
+    assert dead == recorded == set(accessors[:RECORD_EVERY])
+    assert len(started) == RECORD_EVERY + 1
