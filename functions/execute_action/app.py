@@ -28,7 +28,7 @@ get_settings()  # fail at cold start, not on the first event, when configuration
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         if isinstance(event, dict) and "actions" in event:  # a Contain or Revoke item; the leak path sends one
-            return _execute_batch(ExecuteBatchRequest.parse(event))
+            return _execute_batch(ExecuteBatchRequest.parse(event), context)
         request = ExecuteActionRequest.parse(event)
     except InvalidInput as refused:
         logger.warning("request refused", extra={"problem": str(refused)})  # the message never echoes values
@@ -56,7 +56,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return result.model_dump(mode="json")
 
 
-def _execute_batch(request: ExecuteBatchRequest) -> dict[str, Any]:
+def _execute_batch(request: ExecuteBatchRequest, context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     read_backs = S3ReadBackStore(get_s3_client(), settings.plan_bucket_name) if request.read_back_key else None
     result = execute_batch(
@@ -67,9 +67,11 @@ def _execute_batch(request: ExecuteBatchRequest) -> dict[str, Any]:
         refuse_if_guarded=get_action_guard(),
         read_backs=read_backs,
         workers=settings.revoke_batch_workers,
+        remaining_ms=context.get_remaining_time_in_millis,  # stops starting actions before the function's timeout
     )
     logger.info("batch finished", extra={"incident_id": request.incident_id, **result.model_dump(mode="json")})
     tracer.put_annotation("outcome", ",".join(sorted(result.outcomes)))  # the batch's outcomes, as one action's
-    for outcome, count in result.outcomes.items():
-        add_count("ActionOutcome", count, outcome=outcome)
+    for kind, outcomes in result.outcomes_by_kind.items():  # the dimensions of the single-action path's count
+        for outcome, count in outcomes.items():
+            add_count("ActionOutcome", count, outcome=outcome, kind=kind)
     return result.model_dump(mode="json")

@@ -55,6 +55,11 @@ class AwsUnavailable(TransientError):
     """AWS answered 5xx, or could not be reached or answered in time."""
 
 
+class BatchOutOfTime(TransientError):
+    """A batch stopped starting actions close to its function's timeout: what it did is recorded, the rest was not
+    attempted, and the retry (a new invocation) acts on those."""
+
+
 # --- terminal ---------------------------------------------------------------------------------
 
 

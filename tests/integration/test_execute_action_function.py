@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import boto3
 import hvac
 import pytest
 
+from rescind.guard import VAULT_HOLD_KEY
 from rescind.ledger import DynamoDbLedger
+from rescind_local.lambdas import invoke_in_process
 from rescind_local.stack import LocalStack
 from tests.conftest import load_task_input
+from tests.emf import counted
 
 
 def _event_for(accessor: str, attempt: str) -> dict[str, Any]:
@@ -69,3 +74,48 @@ def test_the_token_stores_ttl_is_out_of_the_deployed_functions_scope(stack: Loca
     assert function_error is None, payload
     assert (payload["outcome"], payload["error_type"]) == ("failed", "TargetOutOfScope")
     assert vault.sys.read_auth_method_tuning("token")["data"] == before
+
+
+def _batch_event(accessors: list[str], attempt: str) -> dict[str, Any]:
+    one = load_task_input("execute_action.json")
+    actions = [{**one["action"], "target": {"kind": "vault_token", "accessor": accessor}} for accessor in accessors]
+    return {"incident_id": one["incident_id"], "attempt_id": attempt, "actions": actions}
+
+
+def test_a_batch_counts_its_outcomes_by_kind_as_one_action_does(
+    stack: LocalStack, vault: hvac.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a batch of three tokens, one of them held
+    live = [vault.auth.token.create(ttl="1h")["auth"]["accessor"] for _ in range(2)]
+    held = vault.auth.token.create(ttl="1h", meta={VAULT_HOLD_KEY: "true"})["auth"]["accessor"]
+
+    # When the deployed function runs it, and then one action alone
+    payload, function_error = stack.invoke("ExecuteActionFunction", _batch_event([*live, held], "exec.revoke.0.0"))
+    single = vault.auth.token.create(ttl="1h")["auth"]["accessor"]
+    _, single_error = stack.invoke("ExecuteActionFunction", _event_for(single, "exec.1.0"))
+
+    # Then both paths count ActionOutcome with the same dimensions: the outcome and the credential kind
+    assert (function_error, single_error) == (None, None), payload
+    assert payload["outcomes_by_kind"] == {"vault_token": {"succeeded": 2, "failed": 1}}
+    metrics = capsys.readouterr().out
+    assert counted(metrics, "ActionOutcome", outcome="succeeded", kind="vault_token") == 3.0
+    assert counted(metrics, "ActionOutcome", outcome="failed", kind="vault_token") == 1.0
+
+
+def test_a_batch_invoked_too_close_to_its_timeout_starts_nothing_and_asks_for_a_retry(
+    stack: LocalStack, vault: hvac.Client
+) -> None:
+    # Given the function as deployed but with 20 s to run (under the batch's 30 s margin), and a live token
+    accessor = vault.auth.token.create(ttl="1h")["auth"]["accessor"]
+    short = replace(stack.functions["ExecuteActionFunction"], timeout=20)
+
+    # When it is invoked with a batch naming the token
+    result = invoke_in_process(short, _batch_event([accessor], "exec.revoke.0.0"))
+
+    # Then it fails with the error the Map retries, the token is alive, and nothing was recorded
+    assert result.errored
+    assert result.invocation.error_type == "BatchOutOfTime"
+    assert "1 of 1 action(s) not attempted" in json.loads(result.payload)["errorMessage"]
+    assert vault.auth.token.lookup_accessor(accessor)["data"]["accessor"] == accessor
+    items = boto3.client("dynamodb").scan(TableName=stack.physical_id("LedgerTable"))["Items"]
+    assert items == []

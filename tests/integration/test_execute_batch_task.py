@@ -10,13 +10,20 @@ import boto3
 import hvac
 import pytest
 
-from rescind.engine.batch import BatchResult, ExecuteBatchRequest, execute_batch, proven_evidence, proven_for
+from rescind.engine.batch import (
+    RECORD_EVERY,
+    BatchResult,
+    ExecuteBatchRequest,
+    execute_batch,
+    proven_evidence,
+    proven_for,
+)
 from rescind.engine.factory import build_engine
 from rescind.engine.verification import ProofSource, verify_actions
-from rescind.exceptions import InvalidInput, VaultUnavailable
+from rescind.exceptions import BatchOutOfTime, InvalidInput, VaultUnavailable
 from rescind.guard import VAULT_HOLD_KEY, GuardPolicy, refuse_guarded_target
 from rescind.ledger import DynamoDbLedger
-from rescind.models import CredentialRef, Outcome
+from rescind.models import Action, ActionResult, CredentialRef, Outcome
 from rescind.response.plan_store import S3ReadBackStore
 from rescind_local import create_table_from_template
 from tests.conftest import BackendCalls
@@ -204,3 +211,101 @@ def test_a_read_back_key_outside_a_plans_read_back_folder_is_refused_before_any_
     with pytest.raises(InvalidInput):
         store.read("results/run-1/manifest.json")
     assert backend_calls.total == 0
+
+
+def _dead_and_recorded(vault: hvac.Client, ledger: DynamoDbLedger, accessors: list[str]) -> tuple[set[str], set[str]]:
+    """The accessors Vault no longer knows, and those the ledger holds a succeeded attempt for."""
+    dead = {accessor for accessor in accessors if not _alive(vault, accessor)}
+    recorded = {
+        attempt.result.target.key.rsplit(":", 1)[-1]
+        for attempt in ledger.read_incident("inc-batch").attempts
+        if attempt.result.outcome is Outcome.SUCCEEDED
+    }
+    return dead, recorded
+
+
+def test_a_batch_near_its_timeout_stops_records_what_it_did_and_its_retry_does_the_rest(
+    vault: hvac.Client, ledger: DynamoDbLedger, store: S3ReadBackStore, backend_calls: BackendCalls
+) -> None:
+    # Given a batch of six live tokens, and a function whose remaining time falls under the margin after three
+    # actions have started (the Lambda context's clock, as get_remaining_time_in_millis answers it)
+    accessors = [_token(vault) for _ in range(6)]
+    answers = iter([200_000, 150_000, 100_000])
+
+    def remaining_ms() -> int:
+        return next(answers, 20_000)  # then 20 s: under the 30 s margin
+
+    # When the batch runs, recording every two attempts
+    with pytest.raises(BatchOutOfTime, match="3 of 6 action"):
+        execute_batch(
+            _batch(accessors, "exec.revoke.5.0"),
+            engine=build_engine(vault),
+            ledger=ledger,
+            scope=SCOPE,
+            refuse_if_guarded=_guard(vault),
+            read_backs=store,
+            workers=4,
+            remaining_ms=remaining_ms,
+            record_every=2,
+        )
+
+    # Then it acted on three, recorded exactly those three, and proved them in its read-back; the rest are alive
+    dead, recorded = _dead_and_recorded(vault, ledger, accessors)
+    assert len(dead) == 3
+    assert recorded == dead
+    proof = store.read(READ_BACK_KEY)
+    assert proof is not None
+    assert {entry.target.key.rsplit(":", 1)[-1] for entry in proof.proven} == dead
+
+    # When the Map retries it (BatchOutOfTime is in its Retry list) in a new invocation with time to spare
+    backend_calls.vault.clear()
+    result = _run(_batch(accessors, "exec.revoke.5.1"), vault, ledger, store, _guard(vault))
+
+    # Then it acted on the three not attempted only: all six are dead, each with one succeeded attempt
+    assert (result.carried_over, result.outcomes) == (3, {"succeeded": 3})
+    assert result.outcomes_by_kind == {"vault_token": {"succeeded": 3}}
+    assert sum("revoke-accessor" in call for call in backend_calls.vault) == 3
+    dead, recorded = _dead_and_recorded(vault, ledger, accessors)
+    assert dead == recorded == set(accessors)
+    assert len(ledger.read_incident("inc-batch").attempts) == 6
+
+
+class FunctionKilled(BaseException):
+    """The Lambda runtime ending the invocation (its timeout, a crash): nothing after it runs in the batch."""
+
+
+def test_a_batch_killed_part_way_has_recorded_the_actions_it_completed(
+    vault: hvac.Client, ledger: DynamoDbLedger, store: S3ReadBackStore
+) -> None:
+    # Given a batch of live tokens, on an engine whose invocation is killed as it starts the action after a chunk
+    # of RECORD_EVERY has ended
+    accessors = [_token(vault) for _ in range(RECORD_EVERY + 2)]
+    engine = build_engine(vault)
+    execute = engine.execute
+    started: list[str] = []
+
+    def killed_after_a_chunk(action: Action, *, dry_run: bool = False) -> ActionResult:
+        started.append(action.action_id)
+        if len(started) == RECORD_EVERY + 1:
+            raise FunctionKilled
+        return execute(action, dry_run=dry_run)
+
+    engine.execute = killed_after_a_chunk  # type: ignore[method-assign]
+
+    # When the batch runs one action at a time (so the order is the batch's)
+    with pytest.raises(FunctionKilled):
+        execute_batch(
+            _batch(accessors, "exec.revoke.6.0"),
+            engine=engine,
+            ledger=ledger,
+            scope=SCOPE,
+            refuse_if_guarded=_guard(vault),
+            read_backs=store,
+            workers=1,
+        )
+
+    # Then the chunk it completed is dead and recorded as it ended (the old batch recorded nothing: its retry
+    # would have found them gone with no record of who ended them); nothing after the kill was started
+    dead, recorded = _dead_and_recorded(vault, ledger, accessors)
+    assert dead == recorded == set(accessors[:RECORD_EVERY])
+    assert len(started) == RECORD_EVERY + 1

@@ -9,7 +9,8 @@ Layout (one table):
 
 <holder> is the workload's SPIFFE ID; failing that `entity:<id>`, `token:<parent accessor>`, or `unattributed`.
 `expires_at` (epoch seconds) is the table's TTL attribute: a record is kept 30 days past its TTL, so "already
-absent" has its evidence for that long. Writes are puts (re-indexing a line is harmless); a revocation is a
+absent" has its evidence for that long. A record is written once, by a conditional put (a plain put would drop the
+revocation a record may carry by then); pointers are plain puts (re-indexing a line is harmless); a revocation is a
 conditional update that keeps the first time seen. No value is ever stored: only references and HMACs.
 
 Records are read a page at a time (BatchGetItem, 100 keys a call, consistent): which of a batch of issuances the
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 KEPT_PAST_EXPIRY = timedelta(days=30)
 READ_BATCH_SIZE = 100  # BatchGetItem's limit
 _UNPROCESSED_RETRIES = 5
+PUT_WORKERS = 8  # conditional puts in flight at once (boto3 clients are thread-safe)
 
 Key = tuple[str, str]  # (pk, sk)
 
@@ -64,18 +67,28 @@ def _pointer_keys(record: IssuanceRecord) -> list[str]:
     return keys
 
 
-def _items(record: IssuanceRecord) -> list[dict[str, Any]]:
-    pk, sk = holder_key(record), record.key
-    expires = record.expires_at
-    ttl: dict[str, Any] = {}
-    if expires is not None:
-        ttl = {"expires_at": {"N": str(int((expires + KEPT_PAST_EXPIRY).timestamp()))}}
-    main = {"pk": {"S": pk}, "sk": {"S": sk}, "record": {"S": record.model_dump_json(exclude={"revoked_at"})}, **ttl}
-    pointers = [
+def _main_item(record: IssuanceRecord) -> dict[str, Any]:
+    ttl = _ttl(record)
+    return {
+        "pk": {"S": holder_key(record)},
+        "sk": {"S": record.key},
+        "record": {"S": record.model_dump_json(exclude={"revoked_at"})},
+        **ttl,
+    }
+
+
+def _pointer_items(record: IssuanceRecord) -> list[dict[str, Any]]:
+    pk, sk, ttl = holder_key(record), record.key, _ttl(record)
+    return [
         {"pk": {"S": key}, "sk": {"S": f"{pk}|{sk}"}, "target_pk": {"S": pk}, "target_sk": {"S": sk}, **ttl}
         for key in _pointer_keys(record)
     ]
-    return [main, *pointers]
+
+
+def _ttl(record: IssuanceRecord) -> dict[str, Any]:
+    if record.expires_at is None:
+        return {}
+    return {"expires_at": {"N": str(int((record.expires_at + KEPT_PAST_EXPIRY).timestamp()))}}
 
 
 class DynamoDbIssuanceIndex:
@@ -88,11 +101,32 @@ class DynamoDbIssuanceIndex:
         return self._table
 
     def put_issuances(self, records: Sequence[IssuanceRecord]) -> int:
-        # A put would clear a revocation seen earlier: write only records not already there.
+        """Write the records the index does not hold yet; returns how many were written.
+
+        A put would clear a revocation seen earlier, so each record is put only where none is: the ones held are
+        skipped (read in pages), and the rest are conditional puts, which also keep a record another writer put,
+        and the audit log revoked, since that read. Their pointers go first (harmless to put again, and a pointer
+        to a record not yet written finds nothing), so a record is never held without them.
+        """
         held = set(self._get_many(((holder_key(record), record.key) for record in records), keys_only=True))
-        items = [item for record in records if (holder_key(record), record.key) not in held for item in _items(record)]
-        put_items(self._client, self._table, items, "issuances")
-        return sum(1 for item in items if item["pk"]["S"].startswith("WORKLOAD#"))
+        fresh = {(holder_key(record), record.key): record for record in records}
+        mains = [_main_item(record) for key, record in fresh.items() if key not in held]
+        pointers = [item for key, record in fresh.items() if key not in held for item in _pointer_items(record)]
+        put_items(self._client, self._table, pointers, "issuances")
+        if len(mains) <= 1:
+            return sum(self._put_new(item) for item in mains)
+        with ThreadPoolExecutor(min(PUT_WORKERS, len(mains))) as pool:  # a call each (no batch takes a condition)
+            return sum(pool.map(self._put_new, mains))
+
+    def _put_new(self, item: dict[str, Any]) -> bool:
+        with aws_errors(f"write issuances to {self._table}"):
+            try:
+                self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+            except ClientError as error:
+                if error_code(error) == "ConditionalCheckFailedException":
+                    return False  # written since the read (and perhaps seen revoked since): it stands
+                raise
+        return True
 
     def record_revocations(self, revocations: Sequence[IssuanceRevocation]) -> int:
         matched = 0

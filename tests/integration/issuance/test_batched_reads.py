@@ -127,6 +127,43 @@ def test_writing_250_records_reads_the_index_in_three_batches_and_keeps_a_revoca
     assert held[records[0].reference].revoked_at == revoked_at
 
 
+def test_a_revocation_recorded_between_the_read_and_the_write_is_kept(client: Any) -> None:
+    # Given three records the index does not hold, and another writer (the audit-log subscription on its own
+    # client) that, just as this writer's first write goes out, indexes the first of them and records its revocation
+    index = DynamoDbIssuanceIndex(TABLE, client)
+    records = token_records(3)
+    other = DynamoDbIssuanceIndex(TABLE, boto3.client("dynamodb", region_name="us-east-1"))
+    revoked_at = datetime(2026, 12, 2, tzinfo=UTC)
+    interleaved: list[str] = []
+
+    def revoke_first(model: Any, **_: Any) -> None:
+        if interleaved or model.name not in ("BatchWriteItem", "PutItem", "TransactWriteItems", "UpdateItem"):
+            return
+        interleaved.append(model.name)
+        assert other.put_issuances(records[:1]) == 1
+        revocation = IssuanceRevocation(
+            kind=CredentialKind.VAULT_TOKEN,
+            reference=records[0].reference,
+            path="auth/token/revoke-accessor",
+            revoked_at=revoked_at,
+        )
+        assert other.record_revocations([revocation]) == 1
+
+    client.meta.events.register("before-call.dynamodb", revoke_first)
+
+    # When this writer writes all three (its read found none of them)
+    written = index.put_issuances(records)
+
+    # Then the revocation stands: the first record is the other writer's, kept revoked; the other two are written
+    assert interleaved
+    held = {record.reference: record for record in index.by_workload(WORKLOAD)}
+    assert held[records[0].reference].revoked_at == revoked_at
+    assert len(held) == 3
+    assert written == 2
+    assert [held[record.reference].revoked_at for record in records[1:]] == [None, None]
+    assert len(index.by_parent(PARENT)) == 3
+
+
 def test_a_pointer_partition_is_followed_in_batches_in_its_order(client: Any) -> None:
     index = DynamoDbIssuanceIndex(TABLE, client)
     records = token_records(230)
