@@ -323,3 +323,24 @@ def test_a_run_with_nothing_left_to_read_names_dead_only_what_the_kill_first_pro
     assert killed.proven_before_run.acted_on == "Vault http://127.0.0.1:8200"
     assert (refused.state, refused.proven_before_run) == (CredentialState.UNKNOWN, None)
     assert (untouched.state, untouched.proven_before_run) == (CredentialState.UNKNOWN, None)
+
+
+def test_the_kill_first_attempts_are_read_alone_in_the_order_they_started(ledger: Ledger) -> None:
+    # Given an incident with a run's attempts and two kill-first attempts, the second started first
+    incident = _incident("inc-kills")
+    assert ledger.open_incident(incident)
+    run = [_attempt(incident, f"exec-1.{n}") for n in range(3)]
+    stamps = ("20261124T120001000000", "20261124T120000000000")
+    later, earlier = (_attempt(incident, kill_first_attempt_id("inc-kills", stamp, 0)) for stamp in stamps)
+    later = later.model_copy(
+        update={"result": later.result.model_copy(update={"started_at": T0 + timedelta(seconds=1)})}
+    )
+    assert ledger.record_attempts([*run, later, earlier]) == [True] * 5
+    assert not ledger.record_attempt(earlier)  # a retried kill-first write lands once, under the same key
+
+    # When the kill-first attempts are read, then they are there alone, as the whole incident holds them
+    kills = ledger.read_kill_first_attempts("inc-kills")
+    assert kills == (earlier, later)
+    assert kills == tuple(a for a in ledger.read_incident("inc-kills").attempts if ".kill-first." in a.attempt_id)
+    assert len(ledger.read_incident("inc-kills").attempts) == 5
+    assert ledger.read_kill_first_attempts("no-such-incident") == ()

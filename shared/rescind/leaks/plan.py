@@ -142,11 +142,19 @@ def plan_leak_response(
     on the recorded plan again, guarded anew. Either way, what the start function's kill already proved done (the
     same action, read back dead, in this incident's ledger) is left out of what the run acts on and reads back:
     `ResponsePlan.proven_before_run`, which the closure names dead with the kill's evidence."""
-    view = ledger.read_incident(request.incident_id)  # the recorded plan, if any, and the kill's attempts
-    if view.incident is not None:
+    # The recorded plan, if any, and the kill's attempts. A resumed run's incident holds its runs' attempts too
+    # (thousands at scale): the record and the kill-first attempts alone. Before the plan is recorded, the incident
+    # holds the kill's attempts and nothing else: read whole, as ever.
+    recorded = ledger.read_incident_record(request.incident_id)
+    if recorded is not None:
+        attempts = ledger.read_kill_first_attempts(request.incident_id)
+    else:
+        view = ledger.read_incident(request.incident_id)
+        recorded, attempts = view.incident, view.attempts  # a plan recorded meanwhile by a racing start: used
+    if recorded is not None:
         planned = guard_recorded_plan(
             request,
-            view.incident.plan,
+            recorded.plan,
             refused=_protected_owner(request, policy),
             vault=vault,
             aws=aws,
@@ -154,13 +162,11 @@ def plan_leak_response(
             refuse_guarded_child_tokens=False,  # as its first run: the leaked token's tree dies with it
         )
     else:
-        plan, planned = build_leak_plan(
-            request, vault=vault, aws=aws, policy=policy, index=index, attempts=view.attempts
-        )
+        plan, planned = build_leak_plan(request, vault=vault, aws=aws, policy=policy, index=index, attempts=attempts)
         ledger.open_incident(
             IncidentRecord(incident_id=request.incident_id, trigger=request.trigger, plan=plan, opened_at=utc_now())
         )
-    return leave_out_proven(planned, view.attempts)
+    return leave_out_proven(planned, attempts)
 
 
 def leave_out_proven(planned: ResponsePlan, attempts: Sequence[ActionAttemptRecord]) -> ResponsePlan:

@@ -47,4 +47,9 @@ class Ledger(Protocol):
         """The incident record alone (trigger and plan), without the attempts, closures and approvals after it."""
         ...
 
+    def read_kill_first_attempts(self, incident_id: str) -> tuple[ActionAttemptRecord, ...]:
+        """The start function's kill-first attempts alone (rescind.ledger.proofs.is_kill_first), in the order they
+        started: what a verified run's closure needs of the attempts, read without the run's own."""
+        ...
+
     def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]: ...

@@ -151,7 +151,7 @@ def close_incident(
     status = _STATUS[request.outcome]
     standings: tuple[CredentialStanding, ...] = ()
     if request.outcome in _ACTED:
-        view = ledger.read_incident(request.incident_id)
+        view = _read_for_standings(request, ledger)
         standings = credential_standings(view, request, verified, vault_address=vault_address)
     alive = (
         tuple(standing.target for standing in standings if standing.state is CredentialState.ALIVE)
@@ -202,6 +202,20 @@ def close_incident(
         event_detail_type=_event_detail_type(request, status),
         event_detail=detail,
     )
+
+
+def _read_for_standings(request: CloseRequest, ledger: Ledger) -> IncidentView:
+    """What `credential_standings` needs of the incident. After verification, Verify's read-back decides all but
+    what the kill first proved: the record and the kill-first attempts alone, never the run's own (at thousands
+    of credentials, reading and parsing those was nearly all of Close's time). A failed run needs every attempt's
+    newest result: the whole incident. The view serves the standings only (its closure is not read)."""
+    if request.outcome is RunOutcome.VERIFIED:
+        return IncidentView(
+            incident=ledger.read_incident_record(request.incident_id),
+            attempts=ledger.read_kill_first_attempts(request.incident_id),
+            closure=None,
+        )
+    return ledger.read_incident(request.incident_id)
 
 
 def credential_standings(

@@ -2,7 +2,8 @@
 
 Layout (the table is defined in template.yaml as LedgerTable):
   pk = INCIDENT#<id>   sk = A#INCIDENT                      the trigger and the plan
-                       sk = B#ACTION#<action_id>#<attempt>  one per action attempt
+                       sk = B#ACTION#<action_id>#<attempt>  one per action attempt of a run
+                       sk = B#KILL#<attempt>                one per kill-first attempt (rescind.ledger.proofs)
                        sk = C#CLOSURE#<closed_at>           one per finished run
                        sk = D#APPROVAL#<execution name>     who approved or denied, and why: one per run
   pk = CLAIM#<dedup key> sk = <number, 8 digits>            a leak response claimed for one credential
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from rescind.aws.errors import aws_errors, error_code
 from rescind.exceptions import AwsThrottled, InvalidInput, LedgerConflict
 from rescind.ledger.chunks import DEFAULT_CHUNK_CHARS, is_chunked_head, join_records, split_record
+from rescind.ledger.proofs import KILL_FIRST_SK_PREFIX, attempt_sort_key
 from rescind.ledger.types import (
     ActionAttemptRecord,
     ApprovalDecision,
@@ -56,7 +58,7 @@ def _utc_text(moment: datetime) -> str:
 def _attempt_item(record: ActionAttemptRecord) -> dict[str, str]:
     return {
         "pk": _pk(record.incident_id),
-        "sk": f"B#ACTION#{record.result.action_id}#{record.attempt_id}",
+        "sk": attempt_sort_key(record),
         "record_type": "attempt",
         "outcome": str(record.result.outcome),
         "body": record.model_dump_json(),
@@ -198,14 +200,22 @@ class DynamoDbLedger:
         stored = ((item["sk"]["S"], item["record_type"]["S"], item["body"]["S"]) for item in items)
         return incident_view_from_records(join_records(stored))
 
-    def read_incident_record(self, incident_id: str) -> IncidentRecord | None:
-        items = self._query(  # the record and its chunks (`A#INCIDENT#PART#...`), not the attempts after them
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :incident)",
-            ExpressionAttributeValues={":pk": {"S": _pk(incident_id)}, ":incident": {"S": _INCIDENT_SK}},
+    def _read_key_range(self, incident_id: str, sk_prefix: str) -> IncidentView:
+        """The records of one incident whose sort key begins with `sk_prefix`, and their chunks: one Query."""
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": _pk(incident_id)}, ":prefix": {"S": sk_prefix}},
             ConsistentRead=True,
         )
         stored = ((item["sk"]["S"], item["record_type"]["S"], item["body"]["S"]) for item in items)
-        return incident_view_from_records(join_records(stored)).incident
+        return incident_view_from_records(join_records(stored))
+
+    def read_incident_record(self, incident_id: str) -> IncidentRecord | None:
+        # the record and its chunks (`A#INCIDENT#PART#...`), not the attempts after them
+        return self._read_key_range(incident_id, _INCIDENT_SK).incident
+
+    def read_kill_first_attempts(self, incident_id: str) -> tuple[ActionAttemptRecord, ...]:
+        return self._read_key_range(incident_id, KILL_FIRST_SK_PREFIX).attempts
 
     def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]:
         condition = "gsi1pk = :all"

@@ -17,6 +17,11 @@ from rescind.ledger.types import ActionAttemptRecord
 from rescind.models import Action, CredentialRef
 
 KILL_FIRST_MARK = ".kill-first."
+# Where attempts sit in their incident's partition (DynamoDB and SQLite alike). A kill-first attempt has a key
+# range of its own, so a verified run's closure and a resumed leak run read those alone, never the run's
+# thousands: `B#KILL#<attempt id>`; every other attempt `B#ACTION#<action id>#<attempt id>`.
+KILL_FIRST_SK_PREFIX = "B#KILL#"
+_ACTION_SK_PREFIX = "B#ACTION#"
 
 
 def kill_first_attempt_id(incident_id: str, stamp: str, position: int) -> str:
@@ -32,6 +37,13 @@ def acted_on(ref: CredentialRef, vault_address: str) -> str:
 
 def is_kill_first(attempt_id: str) -> bool:
     return KILL_FIRST_MARK in attempt_id
+
+
+def attempt_sort_key(record: ActionAttemptRecord) -> str:
+    """The attempt's sort key: under KILL_FIRST_SK_PREFIX exactly when `is_kill_first` says it is one."""
+    if is_kill_first(record.attempt_id):
+        return f"{KILL_FIRST_SK_PREFIX}{record.attempt_id}"
+    return f"{_ACTION_SK_PREFIX}{record.result.action_id}#{record.attempt_id}"
 
 
 def proven_by_kill(

@@ -21,6 +21,7 @@ from pathlib import Path
 from rescind.exceptions import InvalidInput, LedgerConflict
 from rescind.ledger.base import Ledger
 from rescind.ledger.chunks import DEFAULT_CHUNK_CHARS, is_chunked_head, join_records, split_record
+from rescind.ledger.proofs import KILL_FIRST_SK_PREFIX, attempt_sort_key
 from rescind.ledger.types import (
     ActionAttemptRecord,
     ApprovalDecision,
@@ -133,9 +134,9 @@ class SqliteLedger:
         return written
 
     def record_attempt(self, record: ActionAttemptRecord) -> bool:
-        sk = f"B#ACTION#{record.result.action_id}#{record.attempt_id}"
         started = record.result.started_at.isoformat()
-        return self._append(f"INCIDENT#{record.incident_id}", sk, "attempt", started, record.model_dump_json())
+        pk, sk = f"INCIDENT#{record.incident_id}", attempt_sort_key(record)
+        return self._append(pk, sk, "attempt", started, record.model_dump_json())
 
     def record_attempts(self, records: Sequence[ActionAttemptRecord]) -> list[bool]:
         """One by one: each row is chained to the one before it, in its own transaction."""
@@ -178,14 +179,22 @@ class SqliteLedger:
             ).fetchall()
         return incident_view_from_records(join_records(rows))
 
-    def read_incident_record(self, incident_id: str) -> IncidentRecord | None:
-        with self._connection() as connection:  # the record and its chunks (`A#INCIDENT#PART#...`) only
+    def _read_key_range(self, incident_id: str, sk_prefix: str) -> IncidentView:
+        """The records of one incident whose sort key begins with `sk_prefix`, and their chunks, as DynamoDB's
+        begins_with reads them (substr, not LIKE: a key may hold `_` or `%`). Only those rows' bodies are parsed."""
+        with self._connection() as connection:
             rows = connection.execute(
-                "SELECT sk, record_type, body FROM records WHERE pk = ? AND substr(sk, 1, 10) = 'A#INCIDENT' "
-                "ORDER BY sk",
-                (f"INCIDENT#{incident_id}",),
+                "SELECT sk, record_type, body FROM records WHERE pk = ? AND substr(sk, 1, ?) = ? ORDER BY sk",
+                (f"INCIDENT#{incident_id}", len(sk_prefix), sk_prefix),
             ).fetchall()
-        return incident_view_from_records(join_records(rows)).incident
+        return incident_view_from_records(join_records(rows))
+
+    def read_incident_record(self, incident_id: str) -> IncidentRecord | None:
+        # the record and its chunks (`A#INCIDENT#PART#...`) only
+        return self._read_key_range(incident_id, "A#INCIDENT").incident
+
+    def read_kill_first_attempts(self, incident_id: str) -> tuple[ActionAttemptRecord, ...]:
+        return self._read_key_range(incident_id, KILL_FIRST_SK_PREFIX).attempts
 
     def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]:
         query = "SELECT pk, body FROM records WHERE record_type = 'incident'"
