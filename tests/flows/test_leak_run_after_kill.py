@@ -9,6 +9,7 @@ leak-response state machine (moto's interpreter running the ASL, handlers in-pro
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -205,3 +206,26 @@ def test_a_kill_vault_refused_is_still_revoked_and_verified_by_the_run(
     assert (standing.state, standing.proven_before_run) == (CredentialState.DEAD, None)
     with pytest.raises(hvac.exceptions.InvalidRequest):
         vault.auth.token.lookup_accessor(leaked)
+
+
+def test_a_resumed_plan_reads_the_kill_from_the_ledger_among_the_runs_attempts_and_still_leaves_it_out(
+    stack: LocalStack, target: SeededWorkload
+) -> None:
+    # Given a key the start function deactivated and the run then deleted: the incident holds its recorded plan, the
+    # kill's attempt and the run's
+    key_id = target.access_key_ids[0]
+    stack.route_event(generic_event("aws_access_key", key_id))
+    execution = only_execution(stack)
+    assert_completed(stack, execution)
+    killed, by_run = kill_and_run_attempts(ledger(stack).read_incident(execution["name"]))
+    assert (len(killed), len(by_run)) == (1, 1)
+
+    # When the plan task runs again on the same request (a resumed run: the plan is read from the ledger)
+    arn = execution["executionArn"]
+    request = json.loads(boto3.client("stepfunctions").describe_execution(executionArn=arn)["input"])
+    reference, error = stack.invoke("PlanLeakResponseFunction", request)
+
+    # Then the deactivation the kill proved is still left out, and the delete is planned again (idempotent)
+    assert error is None, reference
+    assert (reference["proven_before_run_count"], reference["containment_count"]) == (1, 0), reference
+    assert reference["action_count"] == 1, reference
