@@ -201,7 +201,7 @@ class DynamoDbLedger:
         return incident_view_from_records(join_records(stored))
 
     def _read_key_range(self, incident_id: str, sk_prefix: str) -> IncidentView:
-        """The records of one incident whose sort key begins with `sk_prefix`, and their chunks: one Query."""
+        """The records of one incident whose sort key begins with `sk_prefix`, and their chunks: one Query, paged."""
         items = self._query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             ExpressionAttributeValues={":pk": {"S": _pk(incident_id)}, ":prefix": {"S": sk_prefix}},
