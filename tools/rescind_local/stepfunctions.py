@@ -18,6 +18,8 @@ moto 5.2.5 (with `execute_state_machine`) runs ASL with LocalStack's interpreter
   * LOCAL-ONLY SPEED-UP, opt in with `time_scale`: Retry intervals, Wait states and the `.sync` polling
     delay are multiplied by `time_scale`. The definitions stay exactly as written; only the interpreter's
     sleeping is shortened. ASL forbids `IntervalSeconds: 0`, so rewriting the definition cannot do this.
+- Installed by `local_aws()` rather than here, as a speed patch: a definition is parsed once, not at each
+  execution (`rescind_local.asl_programs`).
 - Not patched, and documented by contract tests: EXPRESS StartSyncExecution is not implemented; moto cannot
   parse `ItemBatcher` or `ResultWriter.WriterConfig`, and wants ToleratedFailurePercentage written as a
   decimal (`100.0`).

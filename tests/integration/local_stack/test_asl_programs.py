@@ -1,0 +1,271 @@
+"""The local stack's parsed-program cache (rescind_local.asl_programs) runs executions exactly as moto does when it
+parses the definition at each execution: the same histories (event types, order, states, inputs and outputs), in
+sequence and concurrently; the program an execution ran is left as a fresh parse makes it; an updated definition
+is the one that runs; and a definition is parsed once, not once per execution."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from enum import Enum
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+import boto3
+import hvac
+import pytest
+from moto import mock_aws
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+from rescind_local import LocalOpenBao
+from rescind_local.asl_programs import program_cache_patches, program_components
+from rescind_local.seed import prepare_vault, seed_workload
+from rescind_local.stack import LocalStack
+from rescind_local.stepfunctions import local_stepfunctions_fixes, wait_for_execution
+from tests.conftest import load_event
+
+pytestmark = pytest.mark.integration
+
+MOTO_ENTRYPOINT = ExecutionWorker._get_evaluation_entrypoint  # moto's own: read before any local_aws() starts
+ROLE_ARN = "arn:aws:iam::123456789012:role/sfn"
+REQUEST_ID = re.compile(r"Request ID: \w+")
+
+# A small machine with every kind of state the cache could carry state between executions in: a Pass with a
+# literal Result (an object later states write beside), a Task retried (attempt counts on the heap) then caught,
+# a Choice on the input, an inline Map, and a Fail.
+SMALL_MACHINE: dict[str, Any] = {
+    "StartAt": "Literal",
+    "States": {
+        "Literal": {"Type": "Pass", "Result": {"fixed": {"list": [1, 2]}}, "ResultPath": "$.literal", "Next": "Call"},
+        "Call": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "absent-function", "Payload.$": "$"},
+            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 2.0}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": "Each"}],
+            "End": True,
+        },
+        "Each": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "MaxConcurrency": 1,  # one at a time: concurrent iterations interleave differently at each run
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "INLINE"},
+                "StartAt": "Double",
+                "States": {
+                    "Double": {
+                        "Type": "Pass",
+                        "Parameters": {"n.$": "$.n", "twice.$": "States.MathAdd($.n, $.n)"},
+                        "End": True,
+                    }
+                },
+            },
+            "ResultPath": "$.doubled",
+            "Next": "Which",
+        },
+        "Which": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.fail", "BooleanEquals": True, "Next": "Failed"}],
+            "Default": "Done",
+        },
+        "Failed": {"Type": "Fail", "Error": "Asked.ToFail", "Cause": "the input asked"},
+        "Done": {"Type": "Pass", "Parameters": {"literal.$": "$.literal", "doubled.$": "$.doubled"}, "End": True},
+    },
+}
+INPUTS = {
+    "succeeds": {"items": [{"n": 1}, {"n": 2}, {"n": 3}], "fail": False},
+    "fails": {"items": [{"n": 5}], "fail": True},
+}
+
+
+def program_shape(value: Any) -> Any:
+    """A parsed program as plain data: each object's class and fields (not the heap key, a UID made on use)."""
+    if isinstance(value, Enum):
+        return repr(value)
+    if isinstance(value, dict):
+        return {repr(key): program_shape(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [program_shape(item) for item in value]
+    if hasattr(value, "__dict__"):
+        fields = {name: item for name, item in vars(value).items() if not name.endswith("__heap_key")}
+        return [type(value).__qualname__, program_shape(fields)]
+    return value
+
+
+def cached_program(definition: str) -> Any:
+    """The program the patched entry point gives an execution of `definition` now."""
+    details = SimpleNamespace(state_machine_details=SimpleNamespace(definition=definition))
+    return ExecutionWorker._get_evaluation_entrypoint(SimpleNamespace(_evaluation_details=details))  # type: ignore[arg-type]
+
+
+def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    """An execution's events without their timestamps and moto's random request ids (the execution ARN is the
+    same in each moto)."""
+    events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    kept = [{key: item for key, item in event.items() if key != "timestamp"} for event in events]
+    return list(json.loads(REQUEST_ID.sub("Request ID: -", json.dumps(kept))))
+
+
+@contextmanager
+def moto_stepfunctions(cached: bool) -> Iterator[Any]:
+    """A fresh moto running executions (retry intervals at 1/100), with or without the program cache."""
+    with ExitStack() as stack:
+        stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        stack.enter_context(local_stepfunctions_fixes(time_scale=0.01))
+        if cached:
+            for patch in program_cache_patches():
+                stack.enter_context(patch)
+        yield boto3.client("stepfunctions", region_name="us-east-1")
+
+
+def small_machine_runs(cached: bool) -> dict[str, Any]:
+    """Each input run twice in sequence, then both at once: every history, and the program left in the cache."""
+    with moto_stepfunctions(cached) as sfn:
+        definition = json.dumps(SMALL_MACHINE)
+        arn = sfn.create_state_machine(name="small", definition=definition, roleArn=ROLE_ARN)["stateMachineArn"]
+
+        def start(name: str, label: str) -> str:
+            started: str = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(INPUTS[label]))[
+                "executionArn"
+            ]
+            return started
+
+        runs: dict[str, Any] = {}
+        for round_ in ("first", "second"):
+            for label in INPUTS:
+                execution_arn = start(f"{round_}-{label}", label)
+                wait_for_execution(sfn, execution_arn)
+                runs[f"{round_}-{label}"] = history(sfn, execution_arn)
+        together = {label: start(f"together-{label}", label) for label in INPUTS}
+        for label, execution_arn in together.items():
+            wait_for_execution(sfn, execution_arn)
+            runs[f"together-{label}"] = history(sfn, execution_arn)
+        program = cached_program(definition) if cached else None
+        return {"runs": runs, "program": program, "definition": definition}
+
+
+def test_the_small_machine_runs_the_same_with_the_cache_in_sequence_and_concurrently() -> None:
+    # Given the same machine run by moto as it is, and with the cache
+    plain = small_machine_runs(cached=False)
+    cached = small_machine_runs(cached=True)
+
+    # Then every history is the same, event for event, and the paths ran as written
+    assert cached["runs"] == plain["runs"]
+    for name, events in plain["runs"].items():
+        expected_end = "ExecutionFailed" if name.endswith("fails") else "ExecutionSucceeded"
+        assert events[-1]["type"] == expected_end, (name, events[-1])
+        assert [event["type"] for event in events].count("LambdaFunctionFailed") + [
+            event["type"] for event in events
+        ].count("TaskFailed") == 3  # the first call and its two retries
+    assert json.loads(plain["runs"]["second-succeeds"][-1]["executionSucceededEventDetails"]["output"]) == {
+        "literal": {"fixed": {"list": [1, 2]}},
+        "doubled": [{"n": 1, "twice": 2}, {"n": 2, "twice": 4}, {"n": 3, "twice": 6}],
+    }
+
+    # And the program six executions ran is still what a fresh parse makes
+    fresh = AmazonStateLanguageParser.parse(cached["definition"])[0]
+    assert program_shape(cached["program"]) == program_shape(fresh)
+
+
+def test_a_definition_is_parsed_once_and_an_updated_definition_is_the_one_that_runs() -> None:
+    parses = 0
+    parse = AmazonStateLanguageParser.parse
+
+    def counted(definition: str) -> Any:
+        nonlocal parses
+        parses += 1
+        return parse(definition)
+
+    def machine(result: str) -> str:
+        return json.dumps(
+            {"StartAt": "Say", "States": {"Say": {"Type": "Pass", "Result": {"version": result}, "End": True}}}
+        )
+
+    with moto_stepfunctions(cached=True) as sfn, mock.patch.object(AmazonStateLanguageParser, "parse", counted):
+        arn = sfn.create_state_machine(name="m", definition=machine("v1"), roleArn=ROLE_ARN)["stateMachineArn"]
+        outputs = []
+        for _ in range(3):
+            started = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+            outputs.append(json.loads(wait_for_execution(sfn, started)["output"]))
+        parses_for_v1 = parses
+
+        # When the definition is updated
+        sfn.update_state_machine(stateMachineArn=arn, definition=machine("v2"))
+        started = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+        outputs.append(json.loads(wait_for_execution(sfn, started)["output"]))
+
+    # Then v1 was parsed at creation and at its first execution only, and v2 is what ran after the update
+    assert parses_for_v1 == 2
+    assert [output["version"] for output in outputs] == ["v1", "v1", "v1", "v2"]
+
+
+# --- the template's response machine, through the whole local stack ---------------------------------------------
+
+
+def _leak_event(access_key_id: str) -> dict[str, Any]:
+    event = load_event("secret_leaked.json")
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["secret_type"] = "aws_access_key"
+    event["detail"]["secret"] = access_key_id
+    return event
+
+
+def _steps(sfn: Any, execution_arn: str) -> list[tuple[Any, ...]]:
+    """The states an execution went through, in order: each event's type, state name and Map iteration index
+    (the inputs and outputs name each run's own incident and credentials)."""
+    steps = []
+    for event in history(sfn, execution_arn):
+        details: dict[str, Any] = next((item for key, item in event.items() if key.endswith("EventDetails")), {})
+        steps.append((event["type"], details.get("name"), details.get("index")))
+    return steps
+
+
+def test_the_response_machine_runs_the_same_with_the_cache_as_without(
+    stack: LocalStack, vault: hvac.Client, openbao: LocalOpenBao, unique: str
+) -> None:
+    # Given workloads, each with an access key to leak (killed first by deactivation, deleted by the run's Maps)
+    prepare_vault(vault)
+    iam = boto3.client("iam")
+    workloads = [seed_workload(vault, iam, f"p{n}-{unique}", f"spiffe://flows.rescind/p{n}-{unique}") for n in range(5)]
+    sfn = boto3.client("stepfunctions")
+    machine = stack.state_machine_arn("LeakResponseStateMachine")
+
+    def respond(workload: Any) -> None:
+        (match,) = stack.route_event(_leak_event(workload.access_key_ids[0]))
+        assert [delivery.error_type for delivery in match.deliveries] == [None]
+
+    def finished() -> dict[str, list[tuple[Any, ...]]]:
+        listed = sfn.list_executions(stateMachineArn=machine)["executions"]
+        for item in listed:
+            assert wait_for_execution(sfn, item["executionArn"], 60)["status"] == "SUCCEEDED"
+        return {item["executionArn"]: _steps(sfn, item["executionArn"]) for item in listed}
+
+    # When one leak is answered by moto as it is, then one with the cache (its first parse), one reusing the
+    # cached program, and two at once on it
+    with mock.patch.object(ExecutionWorker, "_get_evaluation_entrypoint", MOTO_ENTRYPOINT):
+        respond(workloads[0])
+        (plain_arn,) = finished()
+    for workload in workloads[1:3]:
+        respond(workload)
+        finished()
+    for workload in workloads[3:]:
+        respond(workload)
+    steps = finished()
+
+    # Then every execution went through the same states in the same order
+    plain = steps.pop(plain_arn)
+    assert len(steps) == 4
+    assert {"Revoke", "Verify", "Close"} <= {name for _, name, _ in plain}  # its DISTRIBUTED Maps ran
+    for execution_arn, cached_steps in steps.items():
+        assert cached_steps == plain, execution_arn
+
+    # And the program they ran is still what a fresh parse makes
+    definition = sfn.describe_state_machine(stateMachineArn=machine)["definition"]
+    fresh = AmazonStateLanguageParser.parse(definition)[0]
+    assert program_shape(cached_program(definition)) == program_shape(fresh)
+    assert len(list(program_components(fresh))) > 500

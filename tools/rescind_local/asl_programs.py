@@ -1,0 +1,85 @@
+"""moto's Step Functions made to parse a state machine's definition once, not once per execution: local stack only.
+
+moto 5.2 (LocalStack's interpreter) turns the definition's ASL text into its program tree (ANTLR parse, then the
+preprocessor) at the start of every execution: about 0.2 s for the response state machine, most of what an
+execution costs locally. AWS parses a definition when it is created or updated; the figures measured moto.
+`program_cache_patches()` keeps the parsed program per exact definition text, so an execution reuses it, and an
+updated definition (other text) is parsed afresh.
+
+Sharing is safe because an execution does not write to its program: every per-execution value (the stack, the
+heap of Retry attempt counts and backoff multipliers, Map job pools, map-run records, branch workers) lives in the
+execution's `Environment` or in objects made by `eval`, keyed on the heap by each component's `heap_key`. That key
+is a UID made lazily on first use, so it is made here, once, before a program is shared: two executions reading it
+at once would otherwise each make their own. Unpatched, a Map's concurrent iterations already share one program.
+Contract test: tests/integration/local_stack/test_asl_programs.py (same histories patched and unpatched, in
+sequence and concurrently; the cached program after executions equals a fresh parse; an update is honoured).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+# The template has a handful of state machines; tests create a few more. Oldest unused programs go first.
+_PROGRAMS_KEPT = 32
+
+
+def program_components(program: Any) -> Iterator[Any]:
+    """Every component of a parsed program, each once (the tree's attributes, lists and dicts, walked)."""
+    from moto.stepfunctions.parser.asl.component.component import Component
+
+    seen: set[int] = set()
+    pending: list[Any] = [program]
+    while pending:
+        value = pending.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, Component):
+            yield value
+            pending.extend(vars(value).values())
+        elif isinstance(value, list | tuple | set | frozenset):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+
+
+class _ProgramCache:
+    """Parsed programs by definition text; a definition is parsed by one thread while others asking wait."""
+
+    def __init__(self) -> None:
+        self._programs: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def program(self, definition: str) -> Any:
+        from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+        from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+        with self._lock:
+            if definition in self._programs:
+                self._programs.move_to_end(definition)
+                return self._programs[definition]
+            program = AmazonStateLanguageParser.parse(definition)[0]
+            for component in program_components(program):
+                if isinstance(component, EvalComponent):
+                    _ = component.heap_key  # made now, once, rather than raced for by two executions
+            self._programs[definition] = program
+            if len(self._programs) > _PROGRAMS_KEPT:
+                self._programs.popitem(last=False)
+            return program
+
+
+def program_cache_patches() -> list[Any]:
+    """The patch (not yet started): an execution's entry point comes from a cache made for this patch."""
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    cache = _ProgramCache()
+
+    def get_evaluation_entrypoint(self: Any) -> Any:
+        return cache.program(self._evaluation_details.state_machine_details.definition)
+
+    # TestState's worker overrides this method with its own parser and is left as moto runs it.
+    return [mock.patch.object(ExecutionWorker, "_get_evaluation_entrypoint", get_evaluation_entrypoint)]
