@@ -133,17 +133,19 @@ def assert_offboarded(openbao: LocalOpenBao, run: dict[str, Any], count: int, re
     assert view.closure is not None
     assert view.closure.status is IncidentStatus.COMPLETED
     assert len(view.closure.in_state(CredentialState.DEAD)) == count
-    # The plan's items, one read-back object per Revoke batch, and both Maps' results are in the plan bucket
+    # The plan's items (Revoke's and Verify's: tokens have no Contain item, so none is written), one read-back object
+    # per Revoke batch, and each Map's results are in the plan bucket
     read_backs = [key for key in run["keys"] if key.startswith("plans/") and "/read-back/" in key]
-    assert sum(key.startswith("plans/") for key in run["keys"]) == 3 + len(read_backs)
+    assert not [key for key in run["keys"] if key.endswith("/contain.json")]
+    assert sum(key.startswith("plans/") for key in run["keys"]) == 2 + len(read_backs)
     assert len(read_backs) == -(-count // revoke_batch)
     # Every target was proven dead by its act's own read-back: Verify read none of them again
     assert f"read back: {count} by the action's own read-back, 0 read again" in view.closure.summary
     # Each action was recorded once, under its batch's attempt id and its place in the batch
     assert len(view.attempts) == count
     assert all(attempt.attempt_id.count(".revoke.") == 1 for attempt in view.attempts)
-    # Contain (no item: tokens have no reversible step), Revoke and Verify each wrote a manifest
-    assert sum(key.startswith("results/") and key.endswith("manifest.json") for key in run["keys"]) == 3
+    # Revoke and Verify each wrote a manifest; Contain (no item: tokens have no reversible step) was skipped
+    assert sum(key.startswith("results/") and key.endswith("manifest.json") for key in run["keys"]) == 2
     # And using any of the tokens fails
     assert_every_token_refused(openbao, run["accessors"])
 
