@@ -1,0 +1,58 @@
+"""The Vault client's HTTP session reads the proxy and CA-bundle environment once per address, with requests' answer."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest import mock
+
+import hvac
+import pytest
+import requests
+
+from rescind.vault.client import build_vault_client, vault_http_client
+
+pytestmark = pytest.mark.unit
+
+URLS = (
+    "https://vault.example:8200/v1/auth/token/lookup-accessor",
+    "https://vault.example:8200/v1/sys/leases/revoke",
+    "http://127.0.0.1:8200/v1/auth/token/revoke-accessor",
+    "https://internal.corp:8200/v1/pki/revoke",
+)
+
+
+def test_the_session_gives_the_settings_requests_gives_for_every_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given proxies, an exception to them and a CA bundle in the environment
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.corp,127.0.0.1")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/bundle.pem")
+    session = build_vault_client("https://vault.example:8200", "").session
+    plain = requests.Session()
+
+    for url in URLS * 2:  # the second round comes from what the first one read
+        for proxies, verify in (({}, True), ({"https": "http://other:1"}, None), ({}, "/ca.pem")):
+            # Then each answer is requests' own, and the caller may change it without changing the next
+            ours = session.merge_environment_settings(url, dict(proxies), False, verify, None)
+            assert ours == plain.merge_environment_settings(url, dict(proxies), False, verify, None)
+            ours["proxies"]["https"] = "changed"
+
+
+def test_the_environment_is_read_once_per_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    session = build_vault_client("https://vault.example:8200", "").session
+    with mock.patch("requests.sessions.get_environ_proxies", wraps=requests.utils.get_environ_proxies) as read:
+        for url in URLS[:2] * 5:
+            session.merge_environment_settings(url, {}, False, True, None)
+    assert read.call_count == 1  # both URLs are on one address
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"verify": "/etc/vault/ca.pem"}, {"verify": False, "cert": ("/c.pem", "/k.pem"), "proxies": {"https": "p:1"}}],
+)
+def test_the_client_keeps_the_tls_and_proxy_settings_hvac_sets(settings: dict[str, Any]) -> None:
+    ours = vault_http_client("https://vault.example:8200", "", **settings)
+    theirs = hvac.Client(url="https://vault.example:8200", token="", **settings)
+    for name in ("verify", "cert", "proxies"):
+        assert getattr(ours.session, name) == getattr(theirs.session, name)
