@@ -56,3 +56,33 @@ def test_the_client_keeps_the_tls_and_proxy_settings_hvac_sets(settings: dict[st
     theirs = hvac.Client(url="https://vault.example:8200", token="", **settings)
     for name in ("verify", "cert", "proxies"):
         assert getattr(ours.session, name) == getattr(theirs.session, name)
+
+
+def _answer(content_type: str | None, body: bytes) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 200
+    if content_type is not None:
+        response.headers["Content-Type"] = content_type
+    response._content = body
+    return response
+
+
+def test_a_binary_answer_is_not_run_through_charset_detection() -> None:
+    hooks = build_vault_client("https://vault.example:8200", "").session.hooks["response"]
+    der = bytes([0x30, 0x82, 0x01, 0xF3, 0xA0, 0xFF, 0x00, 0x9C]) * 200  # a CRL's shape: DER, not text
+    crl = _answer("application/pkix-crl", der)
+    for hook in hooks:
+        hook(crl)
+    assert crl.encoding == "latin-1"  # set, so requests guesses no charset
+    detection = mock.patch("requests.models.chardet.detect", side_effect=AssertionError("charset detection ran"))
+    with detection, pytest.raises(requests.exceptions.JSONDecodeError):  # hvac hands the response back, as before
+        crl.json()
+    assert crl.content == der
+
+    # JSON and text answers keep requests' own encoding
+    for content_type, expected in (("application/json", "utf-8"), ("text/plain", "ISO-8859-1"), (None, None)):
+        answer = _answer(content_type, b'{"data": {}}')
+        answer.encoding = requests.utils.get_encoding_from_headers(answer.headers)
+        for hook in hooks:
+            hook(answer)
+        assert answer.encoding == expected

@@ -106,6 +106,7 @@ class _EnvironmentOnceSession(requests.Session):
     def __init__(self) -> None:
         super().__init__()
         self._environment_settings: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+        self.hooks["response"].append(_binary_body_has_no_charset_to_guess)
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
         parts = urlsplit(str(url))
@@ -116,6 +117,16 @@ class _EnvironmentOnceSession(requests.Session):
                 url, proxies, stream, verify, cert
             )
         return {name: dict(value) if isinstance(value, dict) else value for name, value in known.items()}
+
+
+def _binary_body_has_no_charset_to_guess(response: requests.Response, *_: Any, **__: Any) -> requests.Response:
+    """A binary answer (a DER CRL) is no text: hvac tries it as JSON first, and requests would then run its charset
+    detection over the whole body (milliseconds for a CRL, read back after every certificate revoke) to fail the
+    same way. Its text is read as Latin-1 instead; its bytes (`content`) are untouched."""
+    content_type = response.headers.get("Content-Type", "")
+    if response.encoding is None and content_type and "json" not in content_type and "text" not in content_type:
+        response.encoding = "latin-1"
+    return response
 
 
 def _frozen(value: Any) -> Any:
