@@ -28,14 +28,21 @@ def test_the_session_gives_the_settings_requests_gives_for_every_url(monkeypatch
     monkeypatch.setenv("NO_PROXY", "internal.corp,127.0.0.1")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/bundle.pem")
     session = build_vault_client("https://vault.example:8200", "").session
-    plain = requests.Session()
+    plain = requests.Session()  # set up as hvac sets up its own
+    plain.cert, plain.verify, plain.proxies = session.cert, session.verify, session.proxies
 
     for url in URLS * 2:  # the second round comes from what the first one read
-        for proxies, verify in (({}, True), ({"https": "http://other:1"}, None), ({}, "/ca.pem")):
+        for proxies, verify in (({}, True), ({"https": "http://other:1"}, None), ({}, "/ca.pem"), (None, False)):
             # Then each answer is requests' own, and the caller may change it without changing the next
-            ours = session.merge_environment_settings(url, dict(proxies), False, verify, None)
-            assert ours == plain.merge_environment_settings(url, dict(proxies), False, verify, None)
-            ours["proxies"]["https"] = "changed"
+            for cert in (None, ["/c.pem", "/k.pem"]):
+                ours = session.merge_environment_settings(url, _copied(proxies), False, verify, cert)
+                assert ours == plain.merge_environment_settings(url, _copied(proxies), False, verify, cert)
+                if ours["proxies"] is not None:
+                    ours["proxies"]["https"] = "changed"
+
+
+def _copied(proxies: dict[str, str] | None) -> dict[str, str] | None:
+    return None if proxies is None else dict(proxies)
 
 
 def test_the_environment_is_read_once_per_address(monkeypatch: pytest.MonkeyPatch) -> None:

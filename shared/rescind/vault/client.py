@@ -110,7 +110,7 @@ class _EnvironmentOnceSession(requests.Session):
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
         parts = urlsplit(str(url))
-        key = (parts.scheme, parts.netloc, _frozen(proxies), _frozen(self.proxies), stream, verify, cert)
+        key = (parts.scheme, parts.netloc, _frozen(proxies), _frozen(self.proxies), stream, verify, _frozen(cert))
         known = self._environment_settings.get(key)
         if known is None:
             known = self._environment_settings[key] = super().merge_environment_settings(
@@ -130,7 +130,10 @@ def _binary_body_has_no_charset_to_guess(response: requests.Response, *_: Any, *
 
 
 def _frozen(value: Any) -> Any:
-    return tuple(sorted(value.items())) if isinstance(value, Mapping) else value
+    """A hashable form of a request setting (a proxies mapping, a client certificate given as a list)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted(value.items()))
+    return tuple(value) if isinstance(value, list) else value
 
 
 def vault_http_client(
