@@ -9,6 +9,7 @@ from rescind.exceptions import InvalidInput
 from rescind.models import (
     Action,
     ActionKind,
+    ActionParams,
     CredentialKind,
     KvSecretRef,
     PkiCertificateRef,
@@ -20,6 +21,12 @@ from rescind.models.credentials import credential_ref_adapter
 from rescind.validation import parse_with
 
 ACCESSOR = "CaTti28wsXOQA02COE2ygP2B"
+IAM_KEY = {
+    "kind": "iam_access_key",
+    "account_id": "123456789012",
+    "user_name": "ci",
+    "access_key_id": "AKIA" + "B" * 16,
+}
 VALID_REFS = [
     {"kind": "vault_token", "accessor": ACCESSOR},
     {"kind": "approle_secret_id", "role_name": "app", "accessor": "0c1b2f9e-1111-2222-3333-444455556666"},
@@ -131,6 +138,24 @@ def test_action_ids_are_deterministic_and_survive_a_round_trip() -> None:
     dumped = first.model_dump(mode="json")
     assert dumped["reversible"] is False
     assert Action.model_validate(dumped) == first
+
+
+def test_a_remembered_action_id_follows_the_object_not_a_copy_with_other_params() -> None:
+    # Given an action whose id (and its target's key) were already asked for
+    first = Action(kind=ActionKind.REVOKE, target=VaultTokenRef(accessor=ACCESSOR), reason="leak")
+    remembered, key = first.action_id, first.target.key
+    assert first.action_id == remembered
+    assert first.target.key == key == f"vault_token:{ACCESSOR}"
+    # When a copy changes what the id is made of, the copy gets its own id
+    copied = first.model_copy(update={"params": ActionParams(cannot_create_tokens=True)})
+    retargeted = first.model_copy(update={"target": VaultTokenRef(accessor="B" * 24)})
+    assert len({first.action_id, copied.action_id, retargeted.action_id}) == 3
+    assert retargeted.target.key == "vault_token:" + "B" * 24
+    # And equal actions whose params serialise differently keep their own ids, as they had before
+    utc = Action(kind="delete", target=IAM_KEY, reason="x", params={"not_before": "2026-01-01T00:00:00+00:00"})
+    paris = Action(kind="delete", target=IAM_KEY, reason="x", params={"not_before": "2026-01-01T01:00:00+01:00"})
+    assert utc == paris
+    assert utc.action_id != paris.action_id
 
 
 def test_a_plan_puts_reversible_steps_first_and_collapses_duplicates() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from rescind.models.credentials import CredentialKind, CredentialRef
+from rescind.models.credentials import CredentialKind, CredentialRef, memoised_by_identity
 
 
 class ActionKind(StrEnum):
@@ -105,9 +105,7 @@ class Action(BaseModel):
     @property
     def action_id(self) -> str:
         """Deterministic, so a retried or duplicated action has the same id and the ledger sees it once."""
-        params = self.params.model_dump_json(exclude_defaults=True)
-        digest = hashlib.sha256(f"{self.kind}|{self.target.key}|{params}".encode()).hexdigest()
-        return f"{self.kind}-{digest[:20]}"
+        return _action_id(self)
 
     @model_validator(mode="before")
     @classmethod
@@ -137,6 +135,13 @@ class Action(BaseModel):
                 "so a replay finds the rotation applied) and applies to nothing else"
             )
         return self
+
+
+@memoised_by_identity
+def _action_id(action: Action) -> str:
+    params = action.params.model_dump_json(exclude_defaults=True)
+    digest = hashlib.sha256(f"{action.kind}|{action.target.key}|{params}".encode()).hexdigest()
+    return f"{action.kind}-{digest[:20]}"
 
 
 class Plan(BaseModel):

@@ -7,9 +7,11 @@ so a value cannot ride along by accident.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -126,8 +128,39 @@ class _Ref(BaseModel):
     @property
     def key(self) -> str:
         """A stable text form, used in action ids, execution names and ledger keys."""
-        values = self.model_dump(mode="json")
-        return ":".join("" if values[name] is None else str(values[name]) for name in type(self).model_fields)
+        return _ref_key(self)
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+MEMOISED_PER_FUNCTION = 8192
+
+
+def memoised_by_identity(derive: Callable[[_Model], str]) -> Callable[[_Model], str]:
+    """`derive` once per frozen model object: a plan and its batches ask for the same reference's key and the same
+    action's id many times. By identity, not by value: models equal by value can still serialise differently (two
+    equal datetimes in different zones). The model is kept with its value, so its id is not reused while the entry
+    lives; the store is emptied when full. Thread-safe: a dict's get and set are atomic, and a race only derives
+    the same value twice."""
+    entries: dict[int, tuple[_Model, str]] = {}
+
+    @functools.wraps(derive)
+    def derived(model: _Model) -> str:
+        entry = entries.get(id(model))
+        if entry is not None and entry[0] is model:
+            return entry[1]
+        value = derive(model)
+        if len(entries) >= MEMOISED_PER_FUNCTION:
+            entries.clear()
+        entries[id(model)] = (model, value)
+        return value
+
+    return derived
+
+
+@memoised_by_identity
+def _ref_key(ref: _Ref) -> str:
+    values = ref.model_dump(mode="json")
+    return ":".join("" if values[name] is None else str(values[name]) for name in type(ref).model_fields)
 
 
 class VaultTokenRef(_Ref):

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import hvac
 import hvac.adapters
@@ -94,9 +95,64 @@ def forget_own_token_accessor(client: hvac.Client) -> None:
         _own_accessors.pop(client, None)
 
 
+class _EnvironmentOnceSession(requests.Session):
+    """A requests session that reads the proxy and CA-bundle environment once per Vault address, not per request.
+
+    requests scans the whole process environment twice a request for proxies (`merge_environment_settings`): a
+    large part of a Revoke batch's own CPU, for an answer that depends only on the URL's scheme and host and on an
+    environment that does not change while a Lambda container lives. The answer is the one requests would give.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment_settings: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+        self.hooks["response"].append(_binary_body_has_no_charset_to_guess)
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        parts = urlsplit(str(url))
+        key = (parts.scheme, parts.netloc, _frozen(proxies), _frozen(self.proxies), stream, verify, _frozen(cert))
+        known = self._environment_settings.get(key)
+        if known is None:
+            known = self._environment_settings[key] = super().merge_environment_settings(
+                url, proxies, stream, verify, cert
+            )
+        return {name: dict(value) if isinstance(value, dict) else value for name, value in known.items()}
+
+
+def _binary_body_has_no_charset_to_guess(response: requests.Response, *_: Any, **__: Any) -> requests.Response:
+    """A binary answer (a DER CRL) is no text: hvac tries it as JSON first, and requests would then run its charset
+    detection over the whole body (milliseconds for a CRL, read back after every certificate revoke) to fail the
+    same way. Its text is read as Latin-1 instead; its bytes (`content`) are untouched."""
+    content_type = response.headers.get("Content-Type", "")
+    if response.encoding is None and content_type and "json" not in content_type and "text" not in content_type:
+        response.encoding = "latin-1"
+    return response
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable form of a request setting (a proxies mapping, a client certificate given as a list)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted(value.items()))
+    return tuple(value) if isinstance(value, list) else value
+
+
+def vault_http_client(
+    addr: str, token: str, *, namespace: str | None = None, timeout: float = 10.0, **kwargs: Any
+) -> hvac.Client:
+    """An hvac client whose session reads the environment once (_EnvironmentOnceSession), set up as hvac sets up
+    its own (the TLS verification, client certificate and proxies it derives from VAULT_CACERT and the like)."""
+    client = hvac.Client(url=addr, token=token, namespace=namespace, timeout=timeout, **kwargs)
+    plain = client.session
+    session = _EnvironmentOnceSession()
+    session.cert, session.verify, session.proxies = plain.cert, plain.verify, plain.proxies
+    plain.close()
+    client.session = session
+    return client
+
+
 def build_vault_client(addr: str, token: str, *, namespace: str | None = None, timeout: float = 10.0) -> hvac.Client:
     """A client authenticated with a token (local stack, or a responder's own VAULT_TOKEN)."""
-    return hvac.Client(url=addr, token=token, namespace=namespace, timeout=timeout)
+    return vault_http_client(addr, token, namespace=namespace, timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -164,9 +220,9 @@ class VaultSession:
         self._lock = threading.RLock()
         # The session's own calls (renew-self, lookup-self) go through a client without the session's adapter.
         # token="": hvac would otherwise pick up VAULT_TOKEN or ~/.vault-token; only logins give this one a token.
-        self._own = hvac.Client(url=addr, token="", namespace=namespace, timeout=timeout)
+        self._own = vault_http_client(addr, "", namespace=namespace, timeout=timeout)
         adapter = functools.partial(_SessionAdapter, vault_session=self)
-        self.client = hvac.Client(url=addr, token="", namespace=namespace, timeout=timeout, adapter=adapter)
+        self.client = vault_http_client(addr, "", namespace=namespace, timeout=timeout, adapter=adapter)
         self._full_ttl = 0
         self._expires_at = 0.0
         self._renewable = False
