@@ -43,9 +43,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def asl_parse_trees_kept() -> Iterator[None]:
     """moto's Step Functions interpreter parses the whole ASL with ANTLR at every CreateStateMachine and again at
     every execution (measured: about 5% of a flow test's CPU). The parse tree depends on the definition's text
-    alone, so it is kept per text; the evaluation components are still built from it afresh for each execution
-    (moto's own Preprocessor), so no execution shares state with another. A definition that does not parse is
-    parsed again each time and raises as before."""
+    alone, so it is kept per text. Under `local_aws()` an execution does not reach this parse: the local stack keeps
+    each definition's program (rescind_local.asl_programs), so this saves the parse at CreateStateMachine and for
+    tests that run moto without the local stack, where the components are still built afresh for each execution
+    (moto's own Preprocessor). A definition that does not parse is parsed again each time and raises as before."""
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
     from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
