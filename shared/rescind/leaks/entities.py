@@ -11,11 +11,10 @@ with proof that it holds nothing else (a workload's other sessions are never tak
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from itertools import islice
+from functools import partial
 from typing import TYPE_CHECKING
 
+from rescind.concurrent_reads import DEFAULT_READ_WORKERS, reads_as_answered
 from rescind.models import CredentialKind, VaultEntityRef, VaultTokenRef
 from rescind.models.results import utc_now
 from rescind.vault.tokens import TokenState, list_token_accessors, lookup_token_by_accessor
@@ -26,17 +25,13 @@ if TYPE_CHECKING:
     from rescind.issuance.base import IssuanceIndex
     from rescind.response.types import ResponseRequest
 
-# The scan's lookups in flight: a Revoke batch's default (`revoke_batch_workers`, rescind.engine.batch), within
-# requests' 10 pooled connections to Vault on the one client.
-SCAN_WORKERS = 8
-
 
 def entities_holding_nothing_else(
     request: ResponseRequest,
     vault: hvac.Client,
     *,
     index: IssuanceIndex | None = None,
-    workers: int = SCAN_WORKERS,
+    workers: int = DEFAULT_READ_WORKERS,
 ) -> frozenset[str]:
     """The located tokens' entities that hold no live token but the leaked ones (killed first, or not yet)."""
     entities = {ref.entity_id for ref in request.credentials if isinstance(ref, VaultEntityRef)}
@@ -76,39 +71,13 @@ def _held_by_scan(
     if held == entities:
         return held
     accessors = [accessor for accessor in list_token_accessors(vault) if accessor not in looked_up]
-    states = _look_up_concurrently(vault, accessors, workers=workers)
+    states = reads_as_answered(partial(lookup_token_by_accessor, vault), accessors, workers=workers)
     try:
         for state in states:
-            if state.entity_id in entities:
+            if state is not None and state.entity_id in entities:  # None: the token died since the listing
                 held.add(state.entity_id)
                 if held == entities:
                     break  # the rest of the scan could only find more of what is known
     finally:
         states.close()  # stops the lookups not yet made
     return held
-
-
-def _look_up_concurrently(
-    vault: hvac.Client, accessors: Iterable[str], *, workers: int
-) -> Generator[TokenState, None, None]:
-    """Each accessor's live token, `workers` lookups in flight, yielded as answered (those that died are skipped).
-    An error raises at once; closing the iterator cancels what is queued and waits for what is in flight."""
-    queue = iter(accessors)
-    pending: set[Future[TokenState | None]] = set()
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        try:
-            while True:
-                pending.update(
-                    pool.submit(lookup_token_by_accessor, vault, accessor)
-                    for accessor in islice(queue, max(1, workers) - len(pending))
-                )
-                if not pending:
-                    return
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    state = future.result()
-                    if state is not None:
-                        yield state
-        finally:
-            for future in pending:
-                future.cancel()
