@@ -209,14 +209,16 @@ def check_every_delivery_acts_once(estate: Estate, order: list[int]) -> None:
         assert view.incident is not None
         planned = {action.action_id for action in view.incident.plan.actions}
         assert {attempt.result.action_id for attempt in view.attempts} == planned
-        # a leak's start function kills first, under the plan's own action id; the run's step finds it done
+        # a leak's start function kills first, under the plan's own action id; the run leaves a proven kill out
         assert_each_action_acted_once(view.attempts)
         attempts += [attempt.result for attempt in view.attempts if KILL_FIRST_ATTEMPT not in attempt.attempt_id]
     per_action = Counter(result.action_id for result in attempts)
     assert [action_id for action_id, count in per_action.items() if count != 1] == []
     per_target = Counter((str(result.action_kind), result.target.key) for result in attempts)
     assert [key for key, count in per_target.items() if count != 1] == []
-    assert len(attempts) == 7 * len(TERMINATIONS) + 6
+    # seven steps per termination; of the leaks' six steps, the three the kill first proved (the token's revoke, the
+    # secret-id's destroy, the key's deactivation) have the kill's attempt only: the run does not act on them again
+    assert len(attempts) == 7 * len(TERMINATIONS) + 3
 
     # And the real state agrees: the terminated workloads' credentials are dead, the leaked ones only are dead
     # on their workload, the neighbour is untouched, and only the named role's sessions are denied
