@@ -38,8 +38,9 @@ from rescind.exceptions import PolicyRefusal, RescindError, TransientError
 from rescind.guard import GuardPolicy, guard_refusal, is_protected, read_guard_facts
 from rescind.holds import GuardFacts
 from rescind.leaks.types import LocatedLeak
-from rescind.ledger.proofs import acted_on, kill_first_attempt_id
+from rescind.ledger.proofs import kill_first_attempt_id
 from rescind.models import Action, ActionKind, CredentialKind, CredentialRef, Outcome, Plan
+from rescind.models.refs import acted_on
 from rescind.models.results import utc_now
 from rescind.response.plan import decide_guard
 from rescind.response.types import GuardDecision

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from rescind.ledger.base import Ledger
-from rescind.ledger.proofs import acted_on, proven_by_kill
+from rescind.ledger.proofs import proven_by_kill
 from rescind.ledger.types import (
     ActionAttemptRecord,
     CredentialStanding,
@@ -26,7 +26,7 @@ from rescind.ledger.types import (
     Trigger,
 )
 from rescind.models import ActionResult, CredentialRef, Outcome, Plan
-from rescind.models.refs import format_ref
+from rescind.models.refs import acted_on, format_ref
 from rescind.models.results import utc_now
 
 

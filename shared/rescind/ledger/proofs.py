@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rescind.ledger.types import ActionAttemptRecord
-from rescind.models import Action, CredentialRef
+from rescind.models import Action
 
 KILL_FIRST_MARK = ".kill-first."
 # Where attempts sit in their incident's partition (DynamoDB and SQLite alike). A kill-first attempt has a key
@@ -27,12 +27,6 @@ _ACTION_SK_PREFIX = "B#ACTION#"
 def kill_first_attempt_id(incident_id: str, stamp: str, position: int) -> str:
     """The attempt id of the `position`th step of one kill-first invocation (`stamp`: its start, to the µs)."""
     return f"{incident_id}{KILL_FIRST_MARK}{stamp}.{position}"
-
-
-def acted_on(ref: CredentialRef, vault_address: str) -> str:
-    """Where an action on `ref` acts: its AWS account, or the Vault (address) Rescind is configured with."""
-    account = getattr(ref, "account_id", None)
-    return f"AWS account {account}" if account else f"Vault {vault_address or '(address not configured)'}"
 
 
 def is_kill_first(attempt_id: str) -> bool:

@@ -299,6 +299,12 @@ def parse_ref(text: str) -> CredentialRef:
         raise InvalidInput(f"invalid {form.prefix} reference: {error.problem}; expected {form.form}") from None
 
 
+def acted_on(ref: CredentialRef, vault_address: str) -> str:
+    """Where an action on `ref` acts: its AWS account, or the Vault (address) Rescind is configured with."""
+    account = getattr(ref, "account_id", None)
+    return f"AWS account {account}" if account else f"Vault {vault_address or '(address not configured)'}"
+
+
 def format_ref(ref: CredentialRef) -> str:
     """Write a reference in its text form; `parse_ref` reads it back to an equal reference."""
     match ref:

@@ -71,11 +71,10 @@ def named_credentials_not_found(
 
 def describe_not_found(vault: hvac.Client, missing: Sequence[CredentialRef]) -> str:
     """The refusal for named references that name nothing: which ones, and where they were looked for."""
-    from rescind.models.refs import format_ref
+    from rescind.models.refs import acted_on, format_ref
 
-    places = sorted({f"AWS account {account}" for ref in missing if (account := getattr(ref, "account_id", None))})
-    if any(getattr(ref, "account_id", None) is None for ref in missing):
-        places.insert(0, f"Vault {vault.url}")
+    # The Vault first, then each AWS account, as acted_on names them.
+    places = sorted({acted_on(ref, vault.url) for ref in missing}, key=lambda place: (place.startswith("AWS"), place))
     named = ", ".join(format_ref(ref) for ref in missing[:10])
     more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
     return f"not found in {' or '.join(places)}: {named}{more}; nothing was touched"
