@@ -1,4 +1,4 @@
-"""The Vault client's HTTP session reads the proxy and CA-bundle environment once per address, with requests' answer."""
+"""The Vault client's HTTP session reads the proxy, CA-bundle and netrc environment once per address."""
 
 from __future__ import annotations
 
@@ -93,3 +93,46 @@ def test_a_binary_answer_is_not_run_through_charset_detection() -> None:
         for hook in hooks:
             hook(answer)
         assert answer.encoding == expected
+
+
+def _prepared(session: requests.Session, url: str) -> requests.PreparedRequest:
+    return session.prepare_request(requests.Request("GET", url, headers={"X-Vault-Token": "t"}))
+
+
+def test_a_netrc_entry_is_read_once_per_address_with_requests_answer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # Given a netrc file with an entry for one Vault host and none for the other
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine vault.example login someone password elsewhere\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    session = build_vault_client("https://vault.example:8200", "").session
+    plain = requests.Session()
+
+    # When many requests are prepared, Then each carries what requests would give it, looked up once per address
+    with mock.patch("requests.utils.get_netrc_auth", wraps=requests.utils.get_netrc_auth) as looked_up:
+        for url in URLS * 3:
+            ours, theirs = _prepared(session, url), _prepared(plain, url)
+            assert ours.headers.get("Authorization") == theirs.headers.get("Authorization")
+            assert (ours.headers.get("Authorization") is not None) == url.startswith("https://vault.example")
+    assert looked_up.call_count == 3  # vault.example:8200, 127.0.0.1:8200, internal.corp:8200
+
+
+@pytest.mark.parametrize("cert", [None, "/c.pem", ("/c.pem", "/k.pem")])
+def test_each_address_pool_key_is_worked_out_once_with_requests_answer(cert: Any, tmp_path: Any) -> None:
+    bundle, folder = tmp_path / "bundle.pem", tmp_path / "certs"
+    bundle.write_text("")
+    folder.mkdir()
+    ours = build_vault_client("https://vault.example:8200", "").session.get_adapter("https://vault.example:8200")
+    theirs = requests.adapters.HTTPAdapter()
+    with mock.patch("requests.adapters.os.path.isdir", wraps=requests.adapters.os.path.isdir) as asked:
+        for _ in range(3):
+            for url in URLS:
+                for verify in (True, False, str(bundle), str(folder)):
+                    request = requests.Request("GET", url).prepare()
+                    answer = ours.build_connection_pool_key_attributes(request, verify, cert)
+                    assert answer == theirs.build_connection_pool_key_attributes(request, verify, cert)
+                    answer[1]["changed"] = True  # the caller's copy: the next answer is unchanged
+    # requests asks every time (3 rounds, 4 URLs, 2 paths); ours once per address (3) and path
+    assert asked.call_count == 3 * 4 * 2 + 3 * 2

@@ -96,17 +96,38 @@ def forget_own_token_accessor(client: hvac.Client) -> None:
 
 
 class _EnvironmentOnceSession(requests.Session):
-    """A requests session that reads the proxy and CA-bundle environment once per Vault address, not per request.
+    """A requests session that reads the environment once per Vault address, not per request.
 
-    requests scans the whole process environment twice a request for proxies (`merge_environment_settings`): a
-    large part of a Revoke batch's own CPU, for an answer that depends only on the URL's scheme and host and on an
-    environment that does not change while a Lambda container lives. The answer is the one requests would give.
+    Per request, requests scans the whole process environment twice for proxies (`merge_environment_settings`),
+    looks for a ~/.netrc entry (`get_netrc_auth`: a file system lookup), and, when TLS verification names a CA
+    bundle (VAULT_CACERT, REQUESTS_CA_BUNDLE), asks the file system whether that path is a folder. The answers
+    depend only on the URL's scheme and host and on an environment and files that do not change while a Lambda
+    container lives: a large part of a Revoke batch's own CPU. Each is now read once, and is the answer requests
+    would give.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._environment_settings: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+        self._netrc_auth: dict[tuple[str, str], Any] = {}
         self.hooks["response"].append(_binary_body_has_no_charset_to_guess)
+        adapter = _PoolKeyOnceAdapter()
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        if self.trust_env and not request.auth and not self.auth:
+            request.auth = self._netrc_auth_for(str(request.url))  # truthy: requests does not look again
+        return super().prepare_request(request)
+
+    def _netrc_auth_for(self, url: str) -> Any:
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        auth = self._netrc_auth.get(key)
+        if auth is None:
+            found = requests.utils.get_netrc_auth(url)
+            auth = self._netrc_auth[key] = found if found else _no_netrc_entry
+        return auth
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
         parts = urlsplit(str(url))
@@ -117,6 +138,31 @@ class _EnvironmentOnceSession(requests.Session):
                 url, proxies, stream, verify, cert
             )
         return {name: dict(value) if isinstance(value, dict) else value for name, value in known.items()}
+
+
+def _no_netrc_entry(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """The auth of a host ~/.netrc has no entry for: none (a callable, so requests does not look it up again)."""
+    return request
+
+
+class _PoolKeyOnceAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, with each host's connection pool key (its TLS settings) worked out once, not per request:
+    for a CA bundle path, requests asks the file system on every request whether the path is a folder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pool_keys: dict[tuple[Any, ...], Any] = {}  # (host parameters, pool arguments), as requests builds them
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> Any:
+        parts = urlsplit(str(request.url))
+        key = (parts.scheme, parts.netloc, verify, _frozen(cert))
+        known = self._pool_keys.get(key)
+        if known is None:
+            known = self._pool_keys[key] = super().build_connection_pool_key_attributes(request, verify, cert)
+        host_params, pool_kwargs = known
+        return dict(host_params), dict(pool_kwargs)
 
 
 def _binary_body_has_no_charset_to_guess(response: requests.Response, *_: Any, **__: Any) -> requests.Response:
