@@ -22,9 +22,10 @@ from rescind.ledger.base import Ledger
 from rescind.ledger.closing import CloseRequest, RunOutcome, close_incident
 from rescind.ledger.proofs import kill_first_attempt_id
 from rescind.ledger.sqlite import SqliteLedger
-from rescind.models import Action, ActionResult, Evidence, Outcome, Plan, VaultTokenRef
+from rescind.models import Action, Evidence, Outcome, Plan, VaultTokenRef
 from rescind_local import create_table_from_template
 from tests.doubles import BotocoreResponse
+from tests.records import attempt_record
 
 ACCESSOR = "CaTti28wsXOQA02COE2ygP2B"
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -51,16 +52,9 @@ def _incident(incident_id: str = "inc-1", opened_at: datetime = T0) -> IncidentR
 
 
 def _attempt(incident: IncidentRecord, attempt_id: str, outcome: Outcome = Outcome.SUCCEEDED) -> ActionAttemptRecord:
-    action = incident.plan.actions[0]
-    result = ActionResult(
-        action_id=action.action_id,
-        action_kind=action.kind,
-        target=action.target,
-        outcome=outcome,
-        started_at=T0,
-        finished_at=T0 + timedelta(milliseconds=40),
+    return attempt_record(
+        incident.incident_id, attempt_id, incident.plan.actions[0], outcome, started_at=T0, took_ms=40
     )
-    return ActionAttemptRecord(incident_id=incident.incident_id, attempt_id=attempt_id, result=result)
 
 
 def test_an_incident_links_trigger_plan_attempts_and_closure(ledger: Ledger) -> None:
@@ -287,18 +281,13 @@ def test_a_run_with_nothing_left_to_read_names_dead_only_what_the_kill_first_pro
     assert ledger.open_incident(incident)
     dead = Evidence(check="lookup-accessor", observed="invalid accessor: no live token", confirmed=True)
     kills = [
-        ActionAttemptRecord(
-            incident_id="inc-kill",
-            attempt_id=kill_first_attempt_id("inc-kill", "20261124T120000000000", position),
-            result=ActionResult(
-                action_id=action.action_id,
-                action_kind=action.kind,
-                target=action.target,
-                outcome=outcome,
-                evidence=evidence,
-                started_at=T0,
-                finished_at=T0 + timedelta(milliseconds=5),
-            ),
+        attempt_record(
+            "inc-kill",
+            kill_first_attempt_id("inc-kill", "20261124T120000000000", position),
+            action,
+            outcome,
+            evidence=evidence,
+            started_at=T0,
         )
         for position, (action, outcome, evidence) in enumerate(
             [(actions[0], Outcome.SUCCEEDED, (dead,)), (actions[1], Outcome.FAILED, ())]

@@ -13,6 +13,7 @@ from rescind.ledger.closing import CloseRequest, RunOutcome, VerifiedTargets, cl
 from rescind.ledger.proofs import kill_first_attempt_id
 from rescind.models import Action, ActionResult, Evidence, Outcome, Plan, VaultTokenRef
 from rescind_local import create_table_from_template
+from tests.records import action_result
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 RUN_ATTEMPTS = 300
@@ -41,15 +42,7 @@ def counted(aws: None) -> tuple[DynamoDbLedger, QueryCounter]:
 
 
 def _result(action: Action, outcome: Outcome, evidence: tuple[Evidence, ...], started: datetime) -> ActionResult:
-    return ActionResult(
-        action_id=action.action_id,
-        action_kind=action.kind,
-        target=action.target,
-        outcome=outcome,
-        evidence=evidence,
-        started_at=started,
-        finished_at=started + timedelta(milliseconds=5),
-    )
+    return action_result(action, outcome, evidence=evidence, started_at=started)
 
 
 def _incident_with_many_attempts(ledger: DynamoDbLedger) -> tuple[list[Action], ActionAttemptRecord]:

@@ -10,7 +10,7 @@ import pytest
 from rescind.ledger.proofs import kill_first_attempt_id, proven_by_kill
 from rescind.ledger.types import ActionAttemptRecord
 from rescind.models import Action, ActionKind, Evidence, Outcome, VaultTokenRef
-from rescind.models.results import ActionResult
+from tests.records import attempt_record
 
 pytestmark = pytest.mark.unit
 
@@ -34,20 +34,9 @@ def attempt(
 ) -> ActionAttemptRecord:
     at = START + timedelta(seconds=seconds)
     attempt_id = kill_first_attempt_id(INCIDENT, f"s{seconds}", 0) if kill else f"{INCIDENT}-run.revoke.0.0.0"
-    return ActionAttemptRecord(
-        incident_id=INCIDENT,
-        attempt_id=attempt_id,
-        result=ActionResult(
-            action_id=action.action_id,
-            action_kind=action.kind,
-            target=action.target,
-            outcome=outcome,
-            evidence=evidence,
-            also_ended=(CHILD,) * len(children),
-            also_ended_evidence=children,
-            started_at=at,
-            finished_at=at,
-        ),
+    also_ended = {"also_ended": (CHILD,) * len(children), "also_ended_evidence": children}
+    return attempt_record(
+        INCIDENT, attempt_id, action, outcome, evidence=evidence, started_at=at, took_ms=0, **also_ended
     )
 
 

@@ -25,7 +25,6 @@ from rescind.models import (
     Action,
     ActionKind,
     ActionParams,
-    ActionResult,
     AppRoleSecretIdRef,
     Evidence,
     IamAccessKeyRef,
@@ -39,6 +38,7 @@ from rescind.models import (
     VaultTtlTargetRef,
 )
 from rescind.models.refs import format_ref
+from tests.records import attempt_record
 
 pytestmark = pytest.mark.unit
 
@@ -75,22 +75,18 @@ def _attempt(
     error_type: str | None = None,
 ) -> ActionAttemptRecord:
     started = T0 + timedelta(seconds=start_s)
-    return ActionAttemptRecord(
-        incident_id=INCIDENT,
-        attempt_id=attempt_id,
-        result=ActionResult(
-            action_id=action.action_id,
-            action_kind=action.kind,
-            target=action.target,
-            outcome=outcome,
-            evidence=evidence,
-            detail=detail,
-            error_type=error_type,
-            started_at=started,
-            finished_at=started + timedelta(milliseconds=180),
-            act_ms=120.25,
-            verify_ms=55.5,
-        ),
+    return attempt_record(
+        INCIDENT,
+        attempt_id,
+        action,
+        outcome,
+        evidence=evidence,
+        started_at=started,
+        took_ms=180,
+        detail=detail,
+        error_type=error_type,
+        act_ms=120.25,
+        verify_ms=55.5,
     )
 
 
