@@ -425,11 +425,11 @@ class IamAccessKeyHandler(KindHandler[IamAccessKeyRef]):
             CredentialKind.IAM_ACCESS_KEY,
             IamAccessKeyRef,
             {
-                ActionKind.DISABLE: Step(
+                ActionKind.DISABLE: Step.reads_alone(
                     lambda ref, _action: deactivate_access_key(iam(ref), ref, listed=seen.get(ref.key)),
                     lambda ref, action: verify_access_key(iam(ref), ref, action.kind),
                 ),
-                ActionKind.DELETE: Step(
+                ActionKind.DELETE: Step.reads_alone(
                     lambda ref, action: delete_access_key(iam(ref), ref, action),
                     lambda ref, action: verify_access_key(iam(ref), ref, action.kind),
                 ),

@@ -41,7 +41,9 @@ from datetime import UTC, datetime
 
 import hvac
 
+from rescind.engine.base import seen_state
 from rescind.exceptions import ActionFailed, InvalidInput
+from rescind.holds import GuardFacts
 from rescind.models import ActionParams, ActOutcome, KvSecretRef
 from rescind.rotation.contract import (
     HOOK_KEY,
@@ -345,10 +347,12 @@ def rotate_kv_secret(
     *,
     hooks: RotationHookInvoker | None,
     on_new_value: SecretValueHook | None = None,
+    seen: GuardFacts | None = None,
 ) -> ActOutcome:
-    """All four steps; resumes a rotation with the same id. An undeclared secret is never written."""
+    """All four steps; resumes a rotation with the same id. An undeclared secret is never written. `seen`: what the
+    action's guard read of the secret moments before (its metadata), not read again."""
     check_rotation_id(rotation_id)
-    metadata = read_secret_metadata(client, ref)
+    metadata = seen_state(seen, SecretMetadata, lambda: read_secret_metadata(client, ref))
     if metadata is None:
         return ActOutcome(changed=False, absent=True, detail=f"already absent: no secret at {where(ref)}")
     state = rotation_of(metadata)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import hvac
 import hvac.exceptions
 
-from rescind.engine.base import KindHandler, Step
+from rescind.engine.base import KindHandler, Step, seen_state
 from rescind.exceptions import ActionFailed, InvalidInput
 from rescind.holds import GuardFacts
 from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, InventorySection, KindSpec, ValueLocator
@@ -275,15 +275,16 @@ def _ensure_on_crl(client: hvac.Client, mount: str, serial: str) -> bool:
 
 
 def revoke_certificate_by_serial(
-    client: hvac.Client, ref: PkiCertificateRef, *, rebuild_stale_crl: bool = True
+    client: hvac.Client, ref: PkiCertificateRef, *, rebuild_stale_crl: bool = True, seen: GuardFacts | None = None
 ) -> ActOutcome:
     """Revoke one certificate. Idempotent: revoked, expired or unknown serials change nothing.
 
     With `rebuild_stale_crl`, a revoked serial missing from the published CRL (auto_rebuild, or a revoke
-    that did not reach the CRL) triggers a CRL rebuild, so a rerun repairs a stale CRL.
+    that did not reach the CRL) triggers a CRL rebuild, so a rerun repairs a stale CRL. `seen`: what the action's
+    guard read of `<mount>/cert/<serial>` moments before, the record this act tells the certificate apart by.
     """
     mount, serial = ref.mount, canonical_serial(ref.serial)
-    record = read_certificate_record(client, mount, serial)
+    record = seen_state(seen, CertificateRecord, lambda: read_certificate_record(client, mount, serial))
     if record is None:
         return ActOutcome(
             changed=False,
@@ -452,7 +453,9 @@ class PkiCertificateHandler(KindHandler[PkiCertificateRef]):
             PkiCertificateRef,
             {
                 ActionKind.REVOKE: Step(
-                    lambda ref, _action: revoke_certificate_by_serial(client, ref, rebuild_stale_crl=rebuild_stale_crl),
+                    lambda ref, _action, seen: revoke_certificate_by_serial(
+                        client, ref, rebuild_stale_crl=rebuild_stale_crl, seen=seen
+                    ),
                     lambda ref, _action: verify_certificate_revoked(client, ref),
                 )
             },
@@ -476,13 +479,14 @@ class PkiCertificateHandler(KindHandler[PkiCertificateRef]):
 
 
 def _guard_facts(read: GuardRead, ref: PkiCertificateRef) -> GuardFacts:
-    """A certificate carries no hold; its URI SANs name the workloads it belongs to."""
+    """A certificate carries no hold; its URI SANs name the workloads it belongs to. The record read is kept for
+    the same action's revoke."""
     return _facts_of(read_certificate_record(read.backends.vault, ref.mount, ref.serial))
 
 
 def _facts_of(record: CertificateRecord | None) -> GuardFacts:
     owners = frozenset(record.uri_sans) if record is not None else frozenset()
-    return GuardFacts(hold=None, owners=owners, found=record is not None)
+    return GuardFacts(hold=None, owners=owners, found=record is not None, state=record)
 
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[PkiCertificateRef]:
