@@ -12,7 +12,7 @@ it: a certificate issued by a `no_store` role, or by another mount, is not store
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import hvac
 import hvac.exceptions
 
+from rescind.concurrent_reads import ReadAfter
 from rescind.engine.base import KindHandler, Step, seen_state
 from rescind.exceptions import ActionFailed, InvalidInput
 from rescind.holds import GuardFacts
@@ -53,6 +54,8 @@ _NOT_FOUND = "not found"
 # OpenBao's warning when it refuses to put an expired certificate on the CRL.
 _ALREADY_EXPIRED = "already expired"
 _NO_ROUTE = "no handler for route"
+# A mount's CRL, as the serials it lists (`fetch_revoked_serials`).
+CrlRead = Callable[[str], frozenset[str]]
 
 
 @dataclass(frozen=True)
@@ -266,23 +269,30 @@ def rebuild_crl(client: hvac.Client, mount: str) -> None:
         client.adapter.get(f"/v1/{mount}/crl/rotate")
 
 
-def _ensure_on_crl(client: hvac.Client, mount: str, serial: str) -> bool:
+def _ensure_on_crl(client: hvac.Client, mount: str, serial: str, read_crl: CrlRead) -> bool:
     """Rebuild a CRL that does not list a revoked serial. True when a rebuild was requested."""
-    if serial in fetch_revoked_serials(client, mount):
+    if serial in read_crl(mount):
         return False
     rebuild_crl(client, mount)
     return True
 
 
 def revoke_certificate_by_serial(
-    client: hvac.Client, ref: PkiCertificateRef, *, rebuild_stale_crl: bool = True, seen: GuardFacts | None = None
+    client: hvac.Client,
+    ref: PkiCertificateRef,
+    *,
+    rebuild_stale_crl: bool = True,
+    seen: GuardFacts | None = None,
+    read_crl: CrlRead | None = None,
 ) -> ActOutcome:
     """Revoke one certificate. Idempotent: revoked, expired or unknown serials change nothing.
 
     With `rebuild_stale_crl`, a revoked serial missing from the published CRL (auto_rebuild, or a revoke
     that did not reach the CRL) triggers a CRL rebuild, so a rerun repairs a stale CRL. `seen`: what the action's
     guard read of `<mount>/cert/<serial>` moments before, the record this act tells the certificate apart by.
+    `read_crl`: the CRL fetch, begun after it is asked for (the handler's, shared by the revokes that end together).
     """
+    read_crl = read_crl or partial(fetch_revoked_serials, client)
     mount, serial = ref.mount, canonical_serial(ref.serial)
     record = seen_state(seen, CertificateRecord, lambda: read_certificate_record(client, mount, serial))
     if record is None:
@@ -295,7 +305,7 @@ def revoke_certificate_by_serial(
             ),
         )
     if record.revoked:
-        if rebuild_stale_crl and _ensure_on_crl(client, mount, serial):
+        if rebuild_stale_crl and _ensure_on_crl(client, mount, serial, read_crl):
             return ActOutcome(
                 changed=True,
                 detail=f"certificate {serial} was already revoked but missing from the CRL; rebuilt the CRL",
@@ -318,10 +328,10 @@ def revoke_certificate_by_serial(
     answer = response if isinstance(response, dict) else {}
     if any(_ALREADY_EXPIRED in str(warning) for warning in answer.get("warnings") or []):
         return ActOutcome(changed=False, detail=f"already absent: certificate {serial} expired before the revoke")
-    on_crl = fetch_revoked_serials(client, mount)
+    on_crl = read_crl(mount)
     if rebuild_stale_crl and serial not in on_crl:
         rebuild_crl(client, mount)
-        on_crl = fetch_revoked_serials(client, mount)
+        on_crl = read_crl(mount)
     # The read-back: the CRL fetched after the revoke (what a relying party sees), beside the revocation time the
     # revoke answered from the record it stored. `<mount>/cert/<serial>` is not read again: the read before the
     # revoke told this certificate apart (stored, not revoked, not expired), and the revoke answered its new state.
@@ -448,13 +458,15 @@ class PkiCertificateHandler(KindHandler[PkiCertificateRef]):
     """CredentialHandler for PKI certificates: revoke by serial, verify against the CRL and the cert record."""
 
     def __init__(self, client: hvac.Client, *, rebuild_stale_crl: bool = True) -> None:
+        # A revoke's read-back CRL, begun after its revoke answered: the revokes of a batch that end together share it.
+        crls: ReadAfter[str, frozenset[str]] = ReadAfter(partial(fetch_revoked_serials, client))
         super().__init__(
             CredentialKind.PKI_CERTIFICATE,
             PkiCertificateRef,
             {
                 ActionKind.REVOKE: Step(
                     lambda ref, _action, seen: revoke_certificate_by_serial(
-                        client, ref, rebuild_stale_crl=rebuild_stale_crl, seen=seen
+                        client, ref, rebuild_stale_crl=rebuild_stale_crl, seen=seen, read_crl=crls
                     ),
                     lambda ref, _action: verify_certificate_revoked(client, ref),
                 )
