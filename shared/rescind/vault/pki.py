@@ -12,7 +12,7 @@ it: a certificate issued by a `no_store` role, or by another mount, is not store
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -25,7 +25,7 @@ from rescind.concurrent_reads import ReadAfter
 from rescind.engine.base import KindHandler, Step, seen_state
 from rescind.exceptions import ActionFailed, InvalidInput
 from rescind.holds import GuardFacts
-from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, InventorySection, KindSpec, ValueLocator
+from rescind.kinds import Backends, GuardRead, InventoryScan, InventorySection, KindSpec, ValueLocator
 from rescind.leaks.types import LocatedLeak, SecretType, Unlocated
 from rescind.models import (
     Action,
@@ -34,13 +34,9 @@ from rescind.models import (
     CredentialKind,
     Evidence,
     PkiCertificateRef,
-    TtlTargetType,
-    VaultTtlTargetRef,
 )
-from rescind.models.refs import format_ref
 from rescind.vault.client import read_data, vault_errors
 from rescind.vault.common import list_keys
-from rescind.vault.ttl import list_role_names, ttl_target_rows
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -420,35 +416,9 @@ def locate_leaked_certificate(search: LeakSearch, alert: LeakAlert, pem: str | N
 
 
 def _inventory(scan: InventoryScan) -> list[InventorySection]:
-    return [(f"pki mount {mount}", partial(_certificate_rows, scan, mount)) for mount in scan.scope.pki_mounts]
+    from rescind.vault.pki_inventory import certificate_sections  # only the report reads it
 
-
-def _certificate_rows(scan: InventoryScan, mount: str) -> Iterator[InventoryRow]:
-    """The mount's roles and its own TTLs above ceiling, then every live certificate (not a CA) and its lifetime."""
-    vault = scan.backends.vault
-    scan.wait()
-    for role in list_role_names(vault, TtlTargetType.PKI_ROLE, mount):
-        yield from ttl_target_rows(
-            scan, VaultTtlTargetRef(target_type=TtlTargetType.PKI_ROLE, mount=mount, role_name=role)
-        )
-    yield from ttl_target_rows(scan, VaultTtlTargetRef(target_type=TtlTargetType.MOUNT, mount=mount))
-    max_lifetime = timedelta(days=scan.policy.pki_max_certificate_days)
-    scan.wait()
-    for serial in list_certificate_serials(vault, mount):
-        scan.wait()
-        record = read_certificate_record(vault, mount, serial)
-        if record is None or record.revoked or record.is_ca or record.not_after <= scan.now:
-            continue  # tidied during the scan, dead, or the mount's own issuer
-        days = record.lifetime / timedelta(days=1)
-        yield InventoryRow(
-            target=format_ref(PkiCertificateRef(mount=mount, serial=serial)),
-            kind=CredentialKind.PKI_CERTIFICATE,
-            created_at=record.not_before,
-            owner=record.uri_sans[0] if record.uri_sans else None,
-            ttl_violation=f"lifetime {days:.1f} days > {max_lifetime.days} days"
-            if record.lifetime > max_lifetime
-            else None,
-        )
+    return certificate_sections(scan)
 
 
 # --- the kind ---------------------------------------------------------------------------------
