@@ -50,6 +50,7 @@ from rescind.models import (
 from rescind.vault.client import own_token_accessor
 from rescind.vault.pki import canonical_serial, read_certificate_record
 from rescind_local import create_table_from_template
+from tests.integration.test_execute_batch_task import _alive
 
 pytestmark = pytest.mark.integration
 
@@ -131,10 +132,12 @@ def _run(
     *,
     protected: tuple[str, ...] = (),
     workers: int = 1,
+    own_token_known: bool = True,
 ) -> tuple[list[ActionResult], list[str]]:
     """The actions as one Revoke batch (the runtime's guard on this Vault), and the Vault requests it made."""
     engine: ActionEngine = build_engine(vault)
-    own_token_accessor(vault)  # Rescind's own token: looked up once per client, not per action
+    if own_token_known:
+        own_token_accessor(vault)  # Rescind's own token: looked up once per client, not per action
     policy = GuardPolicy(protected_workloads=frozenset(protected))
 
     def refuse_if_guarded(ref: CredentialRef) -> Any:
@@ -163,14 +166,6 @@ def _revoke(target: CredentialRef, **params: Any) -> Action:
 
 def _token(vault: hvac.Client, meta: dict[str, str] | None = None) -> str:
     return str(vault.auth.token.create(ttl="1h", meta=meta or {})["auth"]["accessor"])
-
-
-def _alive(vault: hvac.Client, accessor: str) -> bool:
-    try:
-        vault.auth.token.lookup_accessor(accessor)
-    except hvac.exceptions.InvalidRequest:
-        return False
-    return True
 
 
 # --- one action, per kind ------------------------------------------------------------------------------------
@@ -361,6 +356,23 @@ def test_certificate_revokes_that_end_together_share_the_crl_fetched_after_them(
     assert 1 <= len(fetches) <= len(serials)
     revokes = [index for index, call in enumerate(made) if "/revoke serial_number=" in call]
     assert max(revokes) < max(fetches)  # the last revoke is read back on a fetch sent after it
+
+
+def test_the_acts_of_a_batch_that_start_together_look_up_rescinds_own_token_once(
+    vault: hvac.Client, ledger: DynamoDbLedger, estate: Estate, vault_requests: list[str]
+) -> None:
+    # Given a client that has not looked its own token up yet (a new function instance), and six tokens to end
+    client = hvac.Client(url=vault.url, token=vault.token)
+    accessors = [_token(vault) for _ in range(6)]
+
+    # When one Revoke batch revokes them, six at a time (each act first refuses Rescind's own token)
+    actions = [_revoke(VaultTokenRef(accessor=accessor), cannot_create_tokens=True) for accessor in accessors]
+    results, made = _run(client, ledger, estate, vault_requests, actions, workers=6, own_token_known=False)
+
+    # Then its own token was looked up once for all of them
+    assert {result.outcome for result in results} == {Outcome.SUCCEEDED}
+    assert made.count("GET /v1/auth/token/lookup-self") == 1
+    assert len(made) == 1 + 3 * len(accessors)
 
 
 # --- what the guard refuses --------------------------------------------------------------------------------
