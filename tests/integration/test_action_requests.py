@@ -214,6 +214,27 @@ def test_a_token_revoke_is_the_guards_lookup_the_revoke_and_its_read_back(
     ]
 
 
+def test_a_token_the_planner_did_not_ask_about_is_asked_whether_it_may_create_tokens(
+    vault: hvac.Client, ledger: DynamoDbLedger, estate: Estate, vault_requests: list[str]
+) -> None:
+    # Given a token named directly (no plan asked whether it may create tokens): its default policy may not
+    accessor = str(vault.auth.token.create(ttl="1h", policies=["default"])["auth"]["accessor"])
+
+    # When one Revoke batch revokes it
+    (result,), made = _run(vault, ledger, estate, vault_requests, [_revoke(VaultTokenRef(accessor=accessor))])
+
+    # Then: the guard's lookup, the token roles and its capabilities (nothing can die with it), the revoke, the
+    # read-back
+    assert result.outcome is Outcome.SUCCEEDED, result.detail
+    assert made == [
+        f"POST /v1/auth/token/lookup-accessor accessor={accessor}",
+        "LIST /v1/auth/token/roles",
+        f"POST /v1/sys/capabilities-accessor accessor={accessor}",
+        f"POST /v1/auth/token/revoke-accessor accessor={accessor}",
+        f"POST /v1/auth/token/lookup-accessor accessor={accessor}",
+    ]
+
+
 def test_a_token_whose_tree_the_plan_lists_is_not_looked_up_again_before_its_children(
     vault: hvac.Client, ledger: DynamoDbLedger, estate: Estate, vault_requests: list[str]
 ) -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import hvac
 import hvac.exceptions
 
+from rescind.concurrent_reads import ReadAfter
 from rescind.engine.base import KindHandler, Step, seen_state
 from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal, RescindError
 from rescind.holds import GuardFacts, facts_from_vault_metadata
@@ -25,12 +27,14 @@ from rescind.models import (
     CredentialKind,
     CredentialRef,
     Evidence,
+    TtlTargetType,
     VaultEntityRef,
     VaultTokenRef,
 )
 from rescind.models.refs import format_ref
 from rescind.vault.client import own_token_accessor, read_data, vault_errors
 from rescind.vault.common import as_int, list_keys, ttl_is_at_or_below, ttl_target
+from rescind.vault.ttl import list_role_names
 
 if TYPE_CHECKING:
     from rescind.discovery import DiscoveryScope
@@ -154,6 +158,7 @@ def revoke_token_by_accessor(
     listed_children: Sequence[str] = (),
     cannot_create_tokens: bool = False,
     seen: GuardFacts | None = None,
+    token_roles: Callable[[], Sequence[str]] | None = None,
 ) -> ActOutcome:
     """Revoke the token (and, as Vault does, its child tokens and leases) through revoke-accessor, then read it back.
 
@@ -164,13 +169,16 @@ def revoke_token_by_accessor(
     already is told by revoke-accessor's own answer ("invalid accessor"). The lookup after the revoke is the
     action's read-back (`ActOutcome.read_back`), the same read `verify_token_revoked` makes.
     With `cannot_create_tokens` (the planner asked, TokenCreators), the act is the revoke and its read-back.
-    `seen`: what the action's guard looked up of the token moments before, the lookup this act would make first.
+    `seen`: what the action's guard looked up of the token moments before, the lookup this act would make first;
+    `token_roles`: the token roles, listed after it is asked (the handler's: shared by the acts that ask together).
     """
     _refuse_own_token(client, ref)
     candidates: dict[str, TokenState] = {}
     from rescind.vault.token_tree import can_create_child_tokens, could_descend_from  # the tree imports this module
 
-    may_have_children = not cannot_create_tokens and can_create_child_tokens(client, ref.accessor)
+    may_have_children = not cannot_create_tokens and can_create_child_tokens(
+        client, ref.accessor, roles=token_roles() if token_roles is not None else None
+    )
     if may_have_children or listed_children:
         state = seen_state(seen, TokenState, lambda: lookup_token_by_accessor(client, ref.accessor))
         if state is None:
@@ -387,6 +395,9 @@ class VaultTokenHandler(KindHandler[VaultTokenRef]):
     first's, rescind.leaks.kill) a revocation reads nothing before it (`revoke_token_first`)."""
 
     def __init__(self, client: hvac.Client, *, indexed_children: Callable[[str], Sequence[str]] | None = None) -> None:
+        # The token roles (which create paths a token may use), listed after an act asks: those asking together share.
+        roles: ReadAfter[str, list[str]] = ReadAfter(lambda _: list_role_names(client, TtlTargetType.TOKEN_ROLE))
+
         def revoke(ref: VaultTokenRef, action: Action, seen: GuardFacts | None) -> ActOutcome:
             listed = action.params.child_tokens
             if indexed_children is None:
@@ -396,6 +407,7 @@ class VaultTokenHandler(KindHandler[VaultTokenRef]):
                     listed_children=listed,
                     cannot_create_tokens=action.params.cannot_create_tokens,
                     seen=seen,
+                    token_roles=partial(roles, "auth/token"),
                 )
             return revoke_token_first(client, ref, indexed_children=indexed_children, listed_children=listed)
 
