@@ -7,13 +7,17 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import boto3
 import hvac
 import hvac.adapters
 import pytest
 
+from rescind.aws.session import AwsClientFactory
 from rescind.exceptions import ActionFailed
-from rescind.guard import VAULT_HOLD_KEY, Hold, find_holds
-from rescind.models import CredentialRef, PkiCertificateRef, VaultTokenRef
+from rescind.guard import AWS_HOLD_TAG, VAULT_HOLD_KEY, Hold, find_holds
+from rescind.models import CredentialRef, IamAccessKeyRef, PkiCertificateRef, VaultTokenRef
+from rescind_local import LOCAL_ACCOUNT_ID
+from tests.conftest import BackendCalls
 
 pytestmark = pytest.mark.integration
 
@@ -65,3 +69,25 @@ def test_the_first_references_error_in_order_is_raised(vault: hvac.Client, uniqu
     # Then the error raised is the third's, as a reference-by-reference loop would raise it
     with pytest.raises(ActionFailed, match=f"gone-first-{unique}"):
         find_holds(vault, None, refs, workers=8)
+
+
+def test_keys_of_one_iam_user_read_its_tags_once_when_read_a_few_at_a_time(
+    aws: None, vault: hvac.Client, backend_calls: BackendCalls
+) -> None:
+    # Given an IAM user its owner holds, with two access keys, and another user with one
+    iam = boto3.client("iam")
+    refs: list[CredentialRef] = []
+    for user, held in (("held-user", True), ("other-user", False)):
+        tags = [{"Key": AWS_HOLD_TAG, "Value": "true"}] if held else []
+        iam.create_user(UserName=user, Tags=tags)
+        for _ in range(2 if held else 1):
+            key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+            refs.append(IamAccessKeyRef(account_id=LOCAL_ACCOUNT_ID, user_name=user, access_key_id=key))
+
+    # When a resumed plan's guard reads their holds, four at a time
+    backend_calls.aws.clear()
+    holds = find_holds(vault, AwsClientFactory(), refs, workers=4)
+
+    # Then each user's tags were read once, and both of the held user's keys are held
+    assert sorted(call for call in backend_calls.aws if call.startswith("iam:")) == ["iam:ListUserTags"] * 2
+    assert holds == [Hold(ref.key, f"tag {AWS_HOLD_TAG} on IAM user held-user") for ref in refs[:2]]
