@@ -329,6 +329,36 @@ def test_a_kv_rotation_takes_the_guards_read_of_the_secrets_metadata(
     assert made == [f"GET /v1/{estate.kv}/metadata/payments/db"]
 
 
+def test_a_declared_kv_rotation_reads_the_metadata_once_before_its_first_write(
+    vault: hvac.Client, ledger: DynamoDbLedger, estate: Estate, vault_requests: list[str]
+) -> None:
+    # Given a shared secret of the workload whose owner declares `password` rotated with no hook
+    vault.secrets.kv.v2.create_or_update_secret("payments/db", secret={"password": "old"}, mount_point=estate.kv)
+    vault.secrets.kv.v2.update_metadata(
+        "payments/db",
+        custom_metadata={"spiffe_id": SPIFFE_ID, "rescind_rotate": "password", "rescind_rotation_hook": "none"},
+        mount_point=estate.kv,
+    )
+
+    # When one Revoke batch rotates it
+    action = Action(
+        kind=ActionKind.ROTATE,
+        target=KvSecretRef(mount=estate.kv, path="payments/db"),
+        reason="offboarded",
+        params=ActionParams(run_id="inc-reads"),
+    )
+    (result,), made = _run(vault, ledger, estate, vault_requests, [action])
+
+    # Then before its first write it read the metadata once (the guard's read, which the act and the create step
+    # take) and the current value once
+    assert result.outcome is Outcome.SUCCEEDED, result.detail
+    first_write = next(index for index, call in enumerate(made) if not call.startswith("GET "))
+    assert made[:first_write] == [
+        f"GET /v1/{estate.kv}/metadata/payments/db",
+        f"GET /v1/{estate.kv}/data/payments/db",
+    ]
+
+
 # --- a batch of them ----------------------------------------------------------------------------------------
 
 
