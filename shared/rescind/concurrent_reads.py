@@ -1,5 +1,6 @@
 """Reads of many credentials a few at a time: a plan's live reads (one each: the safety rule, `read_each`) and a
-scan that may stop early (the leak run's entity decision, `reads_as_answered`).
+scan that may stop early (the leak run's entity decision, `reads_as_answered`); and one read shared by the acts
+that need it at about the same time, each given a read begun after it asked (`ReadAfter`: a Revoke batch's CRL).
 
 The reads share the plan's clients: an hvac client is one requests session, whose urllib3 pool is thread-safe and
 keeps 10 connections (so at most 10 workers: `revoke_batch_workers`, the Revoke batches' count, whose module
@@ -9,16 +10,19 @@ clients are thread-safe and the AwsClientFactory locks its sessions. Only reads 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Sequence
+import threading
+from collections.abc import Callable, Generator, Hashable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from itertools import islice
-from typing import TypeVar
+from typing import Generic, TypeVar, cast
 
 # The Revoke batches' default (RuntimeSettings.revoke_batch_workers); the functions pass the configured count.
 DEFAULT_READ_WORKERS = 8
 
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
+KeyT = TypeVar("KeyT", bound=Hashable)
 
 
 def read_each(read: Callable[[ItemT], ResultT], items: Sequence[ItemT], *, workers: int) -> list[ResultT]:
@@ -54,3 +58,48 @@ def reads_as_answered(
         finally:
             for future in pending:
                 future.cancel()
+
+
+@dataclass
+class _Reads(Generic[ResultT]):
+    """One key's reads, one at a time: how many began, the last that ended well (its number and answer)."""
+
+    began: int = 0
+    in_flight: bool = False
+    ended: int = 0
+    answer: ResultT | None = None
+
+
+@dataclass
+class ReadAfter(Generic[KeyT, ResultT]):
+    """`read(key)`, shared: each caller gets the answer of a read begun after it asked, so whatever it changed before
+    asking is in it; the callers that ask while a read of the key is in flight share the next one. One read of a key
+    at a time. A read that fails is raised to the caller that made it; the others wait for the next.
+
+    A Revoke batch's certificate revokes on one mount read the CRL back so: the revokes that end together share one
+    fetch, and none is proved by a CRL fetched before its revoke answered.
+    """
+
+    read: Callable[[KeyT], ResultT]
+    _lock: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
+    _reads: dict[KeyT, _Reads[ResultT]] = field(default_factory=dict, init=False, repr=False)
+
+    def __call__(self, key: KeyT) -> ResultT:
+        with self._lock:
+            reads = self._reads.setdefault(key, _Reads())
+            wanted = reads.began + 1  # the read in flight, if any, began before this call: not it, the next
+            while reads.ended < wanted:
+                if reads.in_flight:
+                    self._lock.wait()
+                    continue
+                reads.began += 1
+                number, reads.in_flight = reads.began, True
+                self._lock.release()
+                try:
+                    answer = self.read(key)
+                finally:
+                    self._lock.acquire()
+                    reads.in_flight = False
+                    self._lock.notify_all()
+                reads.ended, reads.answer = number, answer
+            return cast(ResultT, reads.answer)  # set with `ended`, by a read begun after this call

@@ -8,10 +8,11 @@ holds another part is how the Azure AD 2021 clean-up broke sign-in for 14 hours.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
+from rescind.concurrent_reads import DEFAULT_READ_WORKERS, read_each
 from rescind.holds import AWS_HOLD_TAG, AWS_WORKLOAD_TAG, VAULT_HOLD_KEY, GuardFacts, is_set
 from rescind.kinds import Backends, GuardRead, kind_spec
 from rescind.ledger.types import ApprovalDecision, ApprovalVerdict
@@ -28,6 +29,7 @@ __all__ = [
     "AWS_HOLD_TAG",
     "AWS_WORKLOAD_TAG",
     "VAULT_HOLD_KEY",
+    "ActionGuard",
     "GuardFacts",
     "GuardPolicy",
     "Hold",
@@ -44,6 +46,11 @@ __all__ = [
     "refuse_guarded_target",
     "refuse_unapproved_root_rotation",
 ]
+
+
+# The acting task's own guard of one target: raises PolicyRefusal for a held or protected one; else returns what it
+# read of the target (GuardFacts.state, for the act: not read twice in one action), or None when it read nothing new.
+ActionGuard: TypeAlias = Callable[[CredentialRef], GuardFacts | None]
 
 
 @dataclass(frozen=True)
@@ -74,15 +81,14 @@ def find_holds(
     refs: Sequence[CredentialRef],
     *,
     known: Mapping[str, GuardFacts] | None = None,
+    workers: int = DEFAULT_READ_WORKERS,
 ) -> list[Hold]:
-    """Read the hold markers of every reference that can carry one (but those in `known`, read already). Reads only."""
+    """Read the hold markers of every reference that can carry one (but those in `known`, read already). Reads only,
+    `workers` at a time as the plan's live reads (a resumed plan reads every one): the holds in the references'
+    order, and the first reference's error in that order raised."""
     read = GuardRead(Backends(vault, aws), known=known or {})
-    holds: list[Hold] = []
-    for ref in refs:
-        facts = read_guard_facts(read, ref)
-        if facts.hold is not None:
-            holds.append(Hold(ref.key, facts.hold))
-    return holds
+    found = read_each(lambda ref: read_guard_facts(read, ref), refs, workers=workers)
+    return [Hold(ref.key, facts.hold) for ref, facts in zip(refs, found, strict=True) if facts.hold is not None]
 
 
 def refuse_guarded_target(
@@ -92,10 +98,11 @@ def refuse_guarded_target(
     policy: GuardPolicy,
     *,
     metadata_key: str = "spiffe_id",
-) -> None:
+) -> GuardFacts:
     """The acting task's own guard: raise PolicyRefusal, before any change, for a held or protected target.
 
-    The planner guards the plan; this guards the one action, whoever wrote it, and sees a hold placed since.
+    The planner guards the plan; this guards the one action, whoever wrote it, and sees a hold placed since. Returns
+    the facts it read (an ActionGuard): the action's act takes the target's state from them, not read again.
     """
     from rescind.exceptions import PolicyRefusal
 
@@ -103,6 +110,7 @@ def refuse_guarded_target(
     refusal = guard_refusal(ref, facts, policy)
     if refusal is not None:
         raise PolicyRefusal(refusal)
+    return facts
 
 
 def guard_refusal(ref: CredentialRef, facts: GuardFacts, policy: GuardPolicy) -> str | None:

@@ -27,6 +27,9 @@ class GuardFacts:
     owners: frozenset[str]
     # Whether the read found the credential at all; None: the reader does not say (or made no read).
     found: bool | None = field(default=None, compare=False)
+    # What the read returned, in the kind's own form (a CertificateRecord, a TokenState...), when it found the
+    # credential: the same action's act takes it rather than making the same request again (engine.base.seen_state).
+    state: object = field(default=None, compare=False, repr=False)
 
 
 NO_GUARD_FACTS = GuardFacts(hold=None, owners=frozenset())

@@ -11,6 +11,7 @@ The reference models stay in `rescind.models` (the pydantic discriminated union,
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,6 +95,8 @@ class GuardRead:
     backends: Backends
     metadata_key: str = "spiffe_id"
     iam_user_tags: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # Held while a user's tags are looked for and read: reads made a few at a time still read each user once.
+    iam_user_tags_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     # Facts already read in this plan (PlanReads.guard_facts), by reference key: not read again.
     known: Mapping[str, GuardFacts] = field(default_factory=dict)
 

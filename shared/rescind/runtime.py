@@ -20,8 +20,6 @@ TRACED_LIBRARIES: tuple[str, ...] = ("botocore", "requests")
 TRACED_AT_IMPORT: tuple[str, ...] = ("botocore",)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     import hvac
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
@@ -31,7 +29,8 @@ if TYPE_CHECKING:
     from rescind.aws.session import AwsClientFactory
     from rescind.discovery import DiscoveryScope
     from rescind.engine.executor import ActionEngine
-    from rescind.guard import GuardPolicy
+    from rescind.guard import ActionGuard, GuardPolicy
+    from rescind.holds import GuardFacts
     from rescind.inventory.dynamodb import DynamoDbInventory
     from rescind.ledger.dynamodb import DynamoDbLedger
     from rescind.models import CredentialRef
@@ -160,14 +159,14 @@ def get_guard_policy() -> GuardPolicy:
 
 
 @runtime_cache
-def get_action_guard() -> Callable[[CredentialRef], None]:
+def get_action_guard() -> ActionGuard:
     """The acting task's own guard (holds, protected owners), on the functions' clients and settings."""
     from rescind.guard import refuse_guarded_target
 
     settings, policy = get_settings(), get_guard_policy()
 
-    def refuse_if_guarded(ref: CredentialRef) -> None:
-        refuse_guarded_target(
+    def refuse_if_guarded(ref: CredentialRef) -> GuardFacts:
+        return refuse_guarded_target(
             get_vault_client(), get_aws_factory(), ref, policy, metadata_key=settings.workload_metadata_key
         )
 

@@ -21,7 +21,7 @@ from rescind.engine.batch import (
 from rescind.engine.factory import build_engine
 from rescind.engine.verification import ProofSource, verify_actions
 from rescind.exceptions import BatchOutOfTime, InvalidInput, VaultUnavailable
-from rescind.guard import VAULT_HOLD_KEY, GuardPolicy, refuse_guarded_target
+from rescind.guard import VAULT_HOLD_KEY, GuardFacts, GuardPolicy, refuse_guarded_target
 from rescind.ledger import DynamoDbLedger
 from rescind.models import Action, ActionResult, CredentialRef, Outcome
 from rescind.response.plan_store import S3ReadBackStore
@@ -284,11 +284,11 @@ def test_a_batch_killed_part_way_has_recorded_the_actions_it_completed(
     execute = engine.execute
     started: list[str] = []
 
-    def killed_after_a_chunk(action: Action, *, dry_run: bool = False) -> ActionResult:
+    def killed_after_a_chunk(action: Action, *, dry_run: bool = False, seen: GuardFacts | None = None) -> ActionResult:
         started.append(action.action_id)
         if len(started) == RECORD_EVERY + 1:
             raise FunctionKilled
-        return execute(action, dry_run=dry_run)
+        return execute(action, dry_run=dry_run, seen=seen)
 
     engine.execute = killed_after_a_chunk  # type: ignore[method-assign]
 

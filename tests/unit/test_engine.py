@@ -10,6 +10,7 @@ import pytest
 
 from rescind.engine.executor import ActionEngine
 from rescind.exceptions import ActionFailed, VaultUnavailable
+from rescind.holds import GuardFacts
 from rescind.models import Action, ActOutcome, CredentialKind, Evidence, Outcome, Plan, VaultTokenRef
 
 ACCESSORS = ["A" * 24, "B" * 24, "C" * 24]
@@ -25,7 +26,7 @@ class TokenStore:
     transient_failures: int = 0
     acted: list[str] = field(default_factory=list)
 
-    def act(self, action: Action) -> ActOutcome:
+    def act(self, action: Action, *, seen: GuardFacts | None = None) -> ActOutcome:
         assert isinstance(action.target, VaultTokenRef)
         accessor = action.target.accessor
         self.acted.append(accessor)
@@ -106,7 +107,7 @@ def test_a_kind_without_a_handler_fails_that_action_only() -> None:
 
 def test_a_refusal_from_the_backend_is_a_failed_result_with_its_type() -> None:
     class Refusing(TokenStore):
-        def act(self, action: Action) -> ActOutcome:
+        def act(self, action: Action, *, seen: GuardFacts | None = None) -> ActOutcome:
             raise ActionFailed("permission denied on auth/token/revoke-accessor")
 
     (result,) = ActionEngine([Refusing()]).run_plan(Plan.ordered("p", [_revoke(ACCESSORS[0])]))

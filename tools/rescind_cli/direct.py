@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from rescind.config import CrossAccountSettings, GitHubSettings, PlanSettings
 from rescind.discovery import DiscoveryScope
 from rescind.exceptions import ConfigurationError, InvalidInput
-from rescind.guard import GuardPolicy
+from rescind.guard import GuardFacts, GuardPolicy
 from rescind_cli.targets import TargetUnavailable
 
 if TYPE_CHECKING:
@@ -421,8 +421,8 @@ def run_direct_revocation(
     actions = (*recorded.containment, *recorded.actions)
     scope, policy = target.discovery_scope(), target.guard_policy()
 
-    def refuse_if_guarded(ref: CredentialRef) -> None:
-        refuse_guarded_target(vault, aws, ref, policy, metadata_key=scope.metadata_key)
+    def refuse_if_guarded(ref: CredentialRef) -> GuardFacts:
+        return refuse_guarded_target(vault, aws, ref, policy, metadata_key=scope.metadata_key)
 
     # The acting task's own path, action by action: scope check, guard, act, verify, record.
     results: list[ActionResult] = []

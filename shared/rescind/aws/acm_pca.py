@@ -121,7 +121,7 @@ class AcmPcaCertificateHandler(KindHandler[AcmPcaCertificateRef]):
         super().__init__(
             CredentialKind.ACM_PCA_CERTIFICATE,
             AcmPcaCertificateRef,
-            {ActionKind.REVOKE: Step(self._revoke, self._verify_revoked)},
+            {ActionKind.REVOKE: Step.reads_alone(self._revoke, self._verify_revoked)},
         )
         self._factory = factory
         self._reason: RevocationReason = revocation_reason

@@ -425,11 +425,11 @@ class IamAccessKeyHandler(KindHandler[IamAccessKeyRef]):
             CredentialKind.IAM_ACCESS_KEY,
             IamAccessKeyRef,
             {
-                ActionKind.DISABLE: Step(
+                ActionKind.DISABLE: Step.reads_alone(
                     lambda ref, _action: deactivate_access_key(iam(ref), ref, listed=seen.get(ref.key)),
                     lambda ref, action: verify_access_key(iam(ref), ref, action.kind),
                 ),
-                ActionKind.DELETE: Step(
+                ActionKind.DELETE: Step.reads_alone(
                     lambda ref, action: delete_access_key(iam(ref), ref, action),
                     lambda ref, action: verify_access_key(iam(ref), ref, action.kind),
                 ),
@@ -448,9 +448,11 @@ def _guard_facts(read: GuardRead, ref: IamAccessKeyRef) -> GuardFacts:
     if aws is None:
         return NO_GUARD_FACTS
     user = (ref.account_id, ref.user_name)
-    if user not in read.iam_user_tags:
-        read.iam_user_tags[user] = read_user_tags(aws.client("iam", ref.account_id), ref.user_name) or {}
-    return facts_from_aws_tags(read.iam_user_tags[user], f"IAM user {ref.user_name}")
+    with read.iam_user_tags_lock:
+        if user not in read.iam_user_tags:
+            read.iam_user_tags[user] = read_user_tags(aws.client("iam", ref.account_id), ref.user_name) or {}
+        tags = read.iam_user_tags[user]
+    return facts_from_aws_tags(tags, f"IAM user {ref.user_name}")
 
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[IamAccessKeyRef]:

@@ -235,7 +235,7 @@ class IamRoleSessionsHandler(KindHandler[IamRoleSessionsRef]):
         super().__init__(
             CredentialKind.IAM_ROLE_SESSIONS,
             IamRoleSessionsRef,
-            {ActionKind.REVOKE: Step(self._revoke, self._verify_revoked)},
+            {ActionKind.REVOKE: Step.reads_alone(self._revoke, self._verify_revoked)},
         )
         self._factory = factory
         self._clock = clock

@@ -232,7 +232,7 @@ class SecretsManagerSecretHandler(KindHandler[SecretsManagerSecretRef]):
         super().__init__(
             CredentialKind.SECRETS_MANAGER_SECRET,
             SecretsManagerSecretRef,
-            {ActionKind.ROTATE: Step(self._rotate, self._verify_rotation)},
+            {ActionKind.ROTATE: Step.reads_alone(self._rotate, self._verify_rotation)},
         )
         self._factory = factory
         self._generate_when_unmanaged = generate_when_unmanaged

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from rescind.exceptions import UnsupportedAction
+from rescind.holds import GuardFacts
 from rescind.models import Action, ActionKind, ActOutcome, CredentialKind, CredentialRef, Evidence
 
 
@@ -17,12 +18,14 @@ class CredentialHandler(Protocol):
 
     `act` must be idempotent: acting on a credential that is already dead or already in the wanted state
     returns `ActOutcome(changed=False, ...)` instead of raising. Transient backend failures raise
-    `TransientError` subclasses so the caller can retry.
+    `TransientError` subclasses so the caller can retry. `seen`: what this action's own guard read of the target
+    moments before (rescind.guard.refuse_guarded_target), which the act takes rather than make the same request
+    again (`seen_state`); None: nothing was read, the act reads for itself.
     """
 
     kinds: frozenset[CredentialKind]
 
-    def act(self, action: Action) -> ActOutcome: ...
+    def act(self, action: Action, *, seen: GuardFacts | None = None) -> ActOutcome: ...
 
     def verify(self, action: Action) -> Evidence: ...
 
@@ -37,14 +40,37 @@ class CredentialHandler(Protocol):
 
 RefT = TypeVar("RefT")
 ClientT = TypeVar("ClientT")
+StateT = TypeVar("StateT")
+
+
+def seen_state(seen: GuardFacts | None, state_type: type[StateT], read: Callable[[], StateT | None]) -> StateT | None:
+    """The target's state as this action's guard read it moments before (`seen`: found, or found absent), else
+    `read()`: one action makes a request of its target once, not once for its guard and again for its act.
+
+    Only a read before any change may come from here; a read-back after the act is always a new request.
+    """
+    if seen is not None and seen.found is False:
+        return None
+    if seen is not None and seen.found and isinstance(seen.state, state_type):
+        return seen.state
+    return read()
 
 
 @dataclass(frozen=True)
 class Step(Generic[RefT]):
-    """What one action kind does to a reference, and how it is read back."""
+    """What one action kind does to a reference, and how it is read back. `act` takes what the action's guard read
+    of the target (None: nothing), for its read before any change (`seen_state`)."""
 
-    act: Callable[[RefT, Action], ActOutcome]
+    act: Callable[[RefT, Action, GuardFacts | None], ActOutcome]
     verify: Callable[[RefT, Action], Evidence]
+
+    @classmethod
+    def reads_alone(
+        cls, act: Callable[[RefT, Action], ActOutcome], verify: Callable[[RefT, Action], Evidence]
+    ) -> Step[RefT]:
+        """A step whose act makes no request its guard made (its guard reads nothing, or something else): it is
+        not given what the guard read."""
+        return cls(lambda ref, action, _seen: act(ref, action), verify)
 
     @classmethod
     def on_ref(
@@ -53,8 +79,9 @@ class Step(Generic[RefT]):
         act: Callable[[ClientT, RefT], ActOutcome],
         verify: Callable[[ClientT, RefT], Evidence],
     ) -> Step[RefT]:
-        """A step whose act and verify need only the client and the reference, not the action's parameters."""
-        return cls(lambda ref, _action: act(client, ref), lambda ref, _action: verify(client, ref))
+        """A step whose act and verify need only the client and the reference, not the action's parameters (nor
+        what the guard read: `reads_alone`)."""
+        return cls.reads_alone(lambda ref, _action: act(client, ref), lambda ref, _action: verify(client, ref))
 
 
 class KindHandler(Generic[RefT]):
@@ -74,9 +101,9 @@ class KindHandler(Generic[RefT]):
             raise UnsupportedAction(f"{type(self).__name__} cannot {action.kind!s} a {action.target.kind!s}")
         return target, step
 
-    def act(self, action: Action) -> ActOutcome:
+    def act(self, action: Action, *, seen: GuardFacts | None = None) -> ActOutcome:
         ref, step = self._dispatch(action)
-        return step.act(ref, action)
+        return step.act(ref, action, seen)
 
     def verify(self, action: Action) -> Evidence:
         ref, step = self._dispatch(action)

@@ -34,6 +34,7 @@ from rescind.discovery import DiscoveryScope
 from rescind.engine.executor import ActionEngine
 from rescind.engine.tasks import execute_checked
 from rescind.exceptions import BatchOutOfTime, RescindError
+from rescind.guard import ActionGuard
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import ActionAttemptRecord
 from rescind.models import Action, ActionKind, ActionResult, CredentialRef, Evidence, Outcome
@@ -142,7 +143,7 @@ def execute_batch(
     engine: ActionEngine,
     ledger: Ledger,
     scope: DiscoveryScope,
-    refuse_if_guarded: Callable[[CredentialRef], None],
+    refuse_if_guarded: ActionGuard,
     read_backs: ReadBackStore | None,
     workers: int = 8,
     remaining_ms: Callable[[], int] | None = None,

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from rescind.engine.base import CredentialHandler
 from rescind.exceptions import CredentialStillAlive, RescindError, UnsupportedAction
+from rescind.holds import GuardFacts
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import ActionAttemptRecord
 from rescind.models import Action, ActionResult, CredentialKind, CredentialRef, Evidence, Outcome, Plan
@@ -67,14 +68,16 @@ class ActionEngine:
             found.update(zip(indexes, evidence, strict=True))
         return [found[index] for index in range(len(actions))]
 
-    def execute(self, action: Action, *, dry_run: bool = False) -> ActionResult:
+    def execute(self, action: Action, *, dry_run: bool = False, seen: GuardFacts | None = None) -> ActionResult:
+        """Act, then read back. `seen`: what this action's guard just read of the target, for the act's read before
+        any change (CredentialHandler.act)."""
         handler = self.handler_for(action.target.kind)
         started_at = self._clock()
         if dry_run:
             return self._result(action, Outcome.SKIPPED, started_at, detail="dry run: nothing was called")
 
         act_start = time.perf_counter()
-        acted = handler.act(action)
+        acted = handler.act(action, seen=seen)
         act_ms = _elapsed_ms(act_start)
         if acted.needs_owner:  # nothing was written: say what a human must declare, and do not fail the run
             evidence = Evidence(

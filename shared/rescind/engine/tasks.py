@@ -12,10 +12,10 @@ from rescind.discovery import DiscoveryScope
 from rescind.engine.executor import ActionEngine, record_result
 from rescind.engine.scope import check_target_in_scope
 from rescind.exceptions import RescindError, TransientError
-from rescind.guard import refuse_unapproved_root_rotation, rotates_database_root
+from rescind.guard import ActionGuard, refuse_unapproved_root_rotation, rotates_database_root
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import ApprovalDecision
-from rescind.models import Action, ActionResult, CredentialRef
+from rescind.models import Action, ActionResult
 from rescind.models.results import utc_now
 from rescind.validation import parse_model
 
@@ -42,13 +42,14 @@ def execute_and_record(
     engine: ActionEngine,
     ledger: Ledger,
     scope: DiscoveryScope,
-    refuse_if_guarded: Callable[[CredentialRef], None],
+    refuse_if_guarded: ActionGuard,
 ) -> ActionResult:
     """Check the target is in scope and not guarded, then execute, verify and record one action.
 
     A target outside the configured mounts (TargetOutOfScope) is recorded as FAILED before any call to Vault; a
     held or protected one (PolicyRefusal, from `refuse_if_guarded`: rescind.guard.refuse_guarded_target) before
-    any change, whoever wrote the action; so is a database root rotation in a run the ledger records no approval
+    any change, whoever wrote the action (what it read of the target, the act takes: the same request is not made
+    twice in one action); so is a database root rotation in a run the ledger records no approval
     for (rescind.guard.refuse_unapproved_root_rotation).
     A transient error is recorded and raised again, so the state machine's Retry runs a new attempt.
     Any other Rescind error is recorded and returned as a FAILED result, so the rest of the plan runs.
@@ -79,7 +80,7 @@ def execute_checked(
     dry_run: bool,
     engine: ActionEngine,
     scope: DiscoveryScope,
-    refuse_if_guarded: Callable[[CredentialRef], None],
+    refuse_if_guarded: ActionGuard,
     approvals: Callable[[], Sequence[ApprovalDecision]],
 ) -> Executed:
     """The acting half of `execute_and_record`: every check, then act and read back; nothing is recorded, so a
@@ -88,11 +89,12 @@ def execute_checked(
     started_at = utc_now()
     try:
         check_target_in_scope(action.target, scope)
+        seen = None
         if not dry_run:
             if rotates_database_root(action):
                 refuse_unapproved_root_rotation(action, approvals())
-            refuse_if_guarded(action.target)
-        return Executed(engine.execute(action, dry_run=dry_run))
+            seen = refuse_if_guarded(action.target)
+        return Executed(engine.execute(action, dry_run=dry_run, seen=seen))
     except TransientError as error:
         return Executed(engine.failed(action, started_at, error), transient=error)
     except RescindError as error:

@@ -169,6 +169,7 @@ def build_offboarding_plan(
         policy=policy,
         manual_run=is_manual_run(request),
         reads=reads,
+        read_workers=scope.live_read_workers,
     )
     return plan, split_guarded_plan(request, plan, decision, f"{why}; {sources}" if sources else why)
 
@@ -189,7 +190,15 @@ def plan_offboarding(
     recorded = recorded_plan(ledger, request.incident_id)
     if recorded is not None:
         refused = protected_workload(request, policy)
-        return guard_recorded_plan(request, recorded, refused=refused, vault=vault, aws=aws, policy=policy)
+        return guard_recorded_plan(
+            request,
+            recorded,
+            refused=refused,
+            vault=vault,
+            aws=aws,
+            policy=policy,
+            read_workers=scope.live_read_workers,
+        )
     plan, planned = build_offboarding_plan(
         request, vault=vault, aws=aws, inventory=inventory, scope=scope, policy=policy
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from rescind.concurrent_reads import DEFAULT_READ_WORKERS
 from rescind.guard import (
     GuardedChildToken,
     GuardPolicy,
@@ -46,6 +47,7 @@ def guard_decision(
     refuse_guarded_child_tokens: bool = True,
     manual_run: bool = False,
     reads: PlanReads | None = None,
+    read_workers: int = DEFAULT_READ_WORKERS,
 ) -> tuple[GuardDecision, str]:
     """The guard, reading the holds of `refs` (and the guarded tokens a token revocation would end) from Vault and
     AWS; see `decide_guard` for its order. Every flow's plan task decides through this one function.
@@ -57,12 +59,15 @@ def guard_decision(
     are guarded like the live bound's, and the blast-radius cap counts them as credentials the plan ends (a leak's
     are neither guarded nor counted: an attacker must not delay the response by growing the tree).
 
-    `reads`: what this plan's discovery read (guard facts, the live token scan), used instead of reading again."""
+    `reads`: what this plan's discovery read (guard facts, the live token scan), used instead of reading again;
+    `read_workers`: how many of the holds are read at a time (DiscoveryScope.live_read_workers)."""
     return decide_guard(
         plan,
         refused=refused,
         nothing_to_do=nothing_to_do,
-        holds=lambda: find_holds(vault, aws, list(refs), known=reads.guard_facts if reads is not None else None),
+        holds=lambda: find_holds(
+            vault, aws, list(refs), known=reads.guard_facts if reads is not None else None, workers=read_workers
+        ),
         guarded_children=lambda: (
             find_guarded_child_tokens(
                 vault,
@@ -162,6 +167,7 @@ def guard_recorded_plan(
     aws: AwsClientFactory | None,
     policy: GuardPolicy,
     refuse_guarded_child_tokens: bool = True,
+    read_workers: int = DEFAULT_READ_WORKERS,
 ) -> ResponsePlan:
     """A resumed run: the recorded plan again, not a new discovery, so what the first run ended is acted on (and
     comes back already absent or applied, with its read-back) and the incident keeps one plan. The guard runs
@@ -177,5 +183,6 @@ def guard_recorded_plan(
         policy=policy,
         refuse_guarded_child_tokens=refuse_guarded_child_tokens,
         manual_run=is_manual_run(request),
+        read_workers=read_workers,
     )
     return split_guarded_plan(request, plan, decision, f"resumed from the recorded plan; {why}")

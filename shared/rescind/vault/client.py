@@ -67,6 +67,7 @@ def vault_errors(operation: str) -> Iterator[None]:
 # action until the client's token changes: a new login (VaultSession forgets it then) or a new VAULT_TOKEN.
 _own_accessors: weakref.WeakKeyDictionary[hvac.Client, tuple[str, str]] = weakref.WeakKeyDictionary()
 _own_accessors_lock = threading.Lock()
+_own_lookup_lock = threading.Lock()  # one lookup-self at a time
 
 
 def _token_digest(token: object) -> str:
@@ -75,18 +76,28 @@ def _token_digest(token: object) -> str:
 
 
 def own_token_accessor(client: hvac.Client) -> str:
-    """The accessor of the token the client itself uses: one lookup-self per token, then remembered."""
+    """The accessor of the token the client itself uses: one lookup-self per token, then remembered. The acts of a
+    batch that start together wait for the first one's lookup rather than each making its own."""
     digest = _token_digest(client.token)
+    known = _known_own_accessor(client, digest)
+    if known is not None:
+        return known
+    with _own_lookup_lock:
+        known = _known_own_accessor(client, digest)  # looked up while this one waited
+        if known is not None:
+            return known
+        with vault_errors("lookup own token"):
+            accessor = str(read_data(client.auth.token.lookup_self()).get("accessor") or "")
+        if accessor:
+            with _own_accessors_lock:
+                _own_accessors[client] = (digest, accessor)
+    return accessor
+
+
+def _known_own_accessor(client: hvac.Client, digest: str) -> str | None:
     with _own_accessors_lock:
         known = _own_accessors.get(client)
-    if known is not None and known[0] == digest:
-        return known[1]
-    with vault_errors("lookup own token"):
-        accessor = str(read_data(client.auth.token.lookup_self()).get("accessor") or "")
-    if accessor:
-        with _own_accessors_lock:
-            _own_accessors[client] = (digest, accessor)
-    return accessor
+    return known[1] if known is not None and known[0] == digest else None
 
 
 def forget_own_token_accessor(client: hvac.Client) -> None:

@@ -260,7 +260,7 @@ class DatabaseStaticRoleHandler(KindHandler[DatabaseStaticRoleRef]):
             CredentialKind.DATABASE_STATIC_ROLE,
             DatabaseStaticRoleRef,
             {
-                ActionKind.ROTATE: Step(
+                ActionKind.ROTATE: Step.reads_alone(
                     lambda ref, action: rotate_static_role(client, ref, _rotated_since(action)),
                     lambda ref, action: verify_static_role_rotated(client, ref, _rotated_since(action)),
                 )

@@ -7,13 +7,13 @@ anything: re-enabling restores them. Tokens of a deleted entity get 403 too, so 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import hvac
 import hvac.exceptions
 
-from rescind.engine.base import KindHandler, Step
+from rescind.engine.base import KindHandler, Step, seen_state
 from rescind.exceptions import ActionFailed, InvalidInput
 from rescind.holds import GuardFacts, facts_from_vault_metadata
 from rescind.kinds import Backends, GuardRead, KindSpec
@@ -49,16 +49,13 @@ def _read_entity_data(client: hvac.Client, ref: VaultEntityRef) -> dict[str, Any
 
 def read_entity(client: hvac.Client, ref: VaultEntityRef) -> EntityState | None:
     """The entity's current state, or None when it does not exist."""
-    data = _read_entity_data(client, ref)
+    return _entity_state(ref, _read_entity_data(client, ref))
+
+
+def _entity_state(ref: VaultEntityRef, data: dict[str, Any] | None) -> EntityState | None:
     if data is None:
         return None
     return EntityState(entity_id=ref.entity_id, name=str(data.get("name", "")), disabled=data.get("disabled") is True)
-
-
-def read_entity_metadata(client: hvac.Client, ref: VaultEntityRef) -> dict[str, object]:
-    """The entity's metadata (for the guard: its hold key and workload); {} when it does not exist."""
-    data = _read_entity_data(client, ref)
-    return dict((data or {}).get("metadata") or {})
 
 
 def _set_disabled(client: hvac.Client, ref: VaultEntityRef, *, disabled: bool) -> bool:
@@ -74,8 +71,10 @@ def _set_disabled(client: hvac.Client, ref: VaultEntityRef, *, disabled: bool) -
     return True
 
 
-def _set_entity_disabled(client: hvac.Client, ref: VaultEntityRef, *, disabled: bool) -> ActOutcome:
-    state = read_entity(client, ref)
+def _set_entity_disabled(
+    client: hvac.Client, ref: VaultEntityRef, *, disabled: bool, seen: GuardFacts | None = None
+) -> ActOutcome:
+    state = seen_state(seen, EntityState, lambda: read_entity(client, ref))
     if state is None:
         return ActOutcome(changed=False, absent=True, detail=f"already absent: entity {ref.entity_id} does not exist")
     wanted = "disabled" if disabled else "enabled"
@@ -86,9 +85,10 @@ def _set_entity_disabled(client: hvac.Client, ref: VaultEntityRef, *, disabled: 
     return ActOutcome(changed=True, detail=f"entity {ref.entity_id} {wanted}")
 
 
-def disable_entity(client: hvac.Client, ref: VaultEntityRef) -> ActOutcome:
-    """Contain: every token of the entity gets 403 from now on. Reversible with `enable_entity`."""
-    return _set_entity_disabled(client, ref, disabled=True)
+def disable_entity(client: hvac.Client, ref: VaultEntityRef, *, seen: GuardFacts | None = None) -> ActOutcome:
+    """Contain: every token of the entity gets 403 from now on. Reversible with `enable_entity`. `seen`: what the
+    action's guard read of the entity moments before, not read again."""
+    return _set_entity_disabled(client, ref, disabled=True, seen=seen)
 
 
 def enable_entity(client: hvac.Client, ref: VaultEntityRef) -> ActOutcome:
@@ -153,7 +153,12 @@ class VaultEntityHandler(KindHandler[VaultEntityRef]):
         super().__init__(
             CredentialKind.VAULT_ENTITY,
             VaultEntityRef,
-            {ActionKind.DISABLE: Step.on_ref(client, disable_entity, verify_entity_disabled)},
+            {
+                ActionKind.DISABLE: Step(
+                    lambda ref, _action, seen: disable_entity(client, ref, seen=seen),
+                    lambda ref, _action: verify_entity_disabled(client, ref),
+                )
+            },
         )
         self._client = client
 
@@ -165,7 +170,10 @@ class VaultEntityHandler(KindHandler[VaultEntityRef]):
 
 
 def _guard_facts(read: GuardRead, ref: VaultEntityRef) -> GuardFacts:
-    return facts_from_vault_metadata(read_entity_metadata(read.backends.vault, ref), read.metadata_key)
+    """Its metadata's hold and owner; the entity read is kept for the same action's disable."""
+    data = _read_entity_data(read.backends.vault, ref)
+    facts = facts_from_vault_metadata(dict((data or {}).get("metadata") or {}), read.metadata_key)
+    return replace(facts, found=data is not None, state=_entity_state(ref, data))
 
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[VaultEntityRef]:

@@ -7,6 +7,7 @@ The reads, writes and the folder walk are in `kv_store`; the four-step rotation 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -104,13 +105,14 @@ class KvSecretHandler(KindHandler[KvSecretRef]):
             KvSecretRef,
             {
                 ActionKind.ROTATE: Step(
-                    lambda ref, action: rotate_kv_secret(
+                    lambda ref, action, seen: rotate_kv_secret(
                         client,
                         ref,
                         rotation_id_for(action),
                         action.params,
                         hooks=hooks,
                         on_new_value=on_new_value,
+                        seen=seen,
                     ),
                     lambda ref, action: verify_kv_rotation(client, ref, rotation_id_for(action), action.params),
                 )
@@ -127,8 +129,10 @@ class KvSecretHandler(KindHandler[KvSecretRef]):
 
 
 def _guard_facts(read: GuardRead, ref: KvSecretRef) -> GuardFacts:
+    """Its custom metadata's hold and owner; the metadata read is kept for the same action's rotation."""
     metadata = read_secret_metadata(read.backends.vault, ref)
-    return facts_from_vault_metadata(metadata.custom_metadata if metadata is not None else {}, read.metadata_key)
+    facts = facts_from_vault_metadata(metadata.custom_metadata if metadata is not None else {}, read.metadata_key)
+    return replace(facts, found=metadata is not None, state=metadata)
 
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[KvSecretRef]:

@@ -41,7 +41,9 @@ from datetime import UTC, datetime
 
 import hvac
 
+from rescind.engine.base import seen_state
 from rescind.exceptions import ActionFailed, InvalidInput
+from rescind.holds import GuardFacts
 from rescind.models import ActionParams, ActOutcome, KvSecretRef
 from rescind.rotation.contract import (
     HOOK_KEY,
@@ -118,15 +120,21 @@ def _state_for_step(
 
 
 def create_pending_value(
-    client: hvac.Client, ref: KvSecretRef, rotation_id: str, declaration: RotationDeclaration
+    client: hvac.Client,
+    ref: KvSecretRef,
+    rotation_id: str,
+    declaration: RotationDeclaration,
+    *,
+    metadata: SecretMetadata | None = None,
 ) -> StepResult:
     """Step 1 (createSecret): stage the current value with its declared fields generated anew.
 
     Only the staging path is written; the secret applications read is not. A rerun of a crashed create writes
-    the staging copy again (no hook has seen it yet).
+    the staging copy again (no hook has seen it yet). `metadata`: the secret's, read by the caller with nothing
+    written since (read here when None).
     """
     check_rotation_id(rotation_id)
-    metadata = read_secret_metadata(client, ref)
+    metadata = metadata or read_secret_metadata(client, ref)
     if metadata is None:
         return StepResult(RotationStatus.ABSENT, detail=f"already absent: no secret at {where(ref)}; nothing to rotate")
     state = rotation_of(metadata)
@@ -345,10 +353,12 @@ def rotate_kv_secret(
     *,
     hooks: RotationHookInvoker | None,
     on_new_value: SecretValueHook | None = None,
+    seen: GuardFacts | None = None,
 ) -> ActOutcome:
-    """All four steps; resumes a rotation with the same id. An undeclared secret is never written."""
+    """All four steps; resumes a rotation with the same id. An undeclared secret is never written. `seen`: what the
+    action's guard read of the secret moments before (its metadata), not read again."""
     check_rotation_id(rotation_id)
-    metadata = read_secret_metadata(client, ref)
+    metadata = seen_state(seen, SecretMetadata, lambda: read_secret_metadata(client, ref))
     if metadata is None:
         return ActOutcome(changed=False, absent=True, detail=f"already absent: no secret at {where(ref)}")
     state = rotation_of(metadata)
@@ -358,7 +368,7 @@ def rotate_kv_secret(
         declaration = declaration_from(metadata.custom_metadata, where(ref))
         if declaration is None:
             return ActOutcome(changed=False, needs_owner=True, detail=needs_owner_detail(where(ref)))
-        created = create_pending_value(client, ref, rotation_id, declaration)
+        created = create_pending_value(client, ref, rotation_id, declaration, metadata=metadata)
     except InvalidInput as malformed:  # this secret's declaration alone: the run goes on with everything else
         return ActOutcome(changed=False, needs_owner=True, detail=refused_detail(where(ref), malformed))
     if created.status in (RotationStatus.ABSENT, RotationStatus.NOTHING_TO_ROTATE):

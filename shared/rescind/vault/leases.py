@@ -287,7 +287,7 @@ class VaultLeaseHandler(KindHandler[VaultLeaseRef]):
             VaultLeaseRef,
             {
                 ActionKind.REVOKE: Step.on_ref(client, revoke_lease, verify_lease_revoked),
-                ActionKind.SHORTEN_TTL: Step(
+                ActionKind.SHORTEN_TTL: Step.reads_alone(
                     lambda ref, action: shorten_lease_ttl(client, ref, ttl_target(action)),
                     lambda ref, action: verify_lease_ttl(client, ref, ttl_target(action)),
                 ),

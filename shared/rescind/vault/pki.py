@@ -12,7 +12,7 @@ it: a certificate issued by a `no_store` role, or by another mount, is not store
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 import hvac
 import hvac.exceptions
 
-from rescind.engine.base import KindHandler, Step
+from rescind.concurrent_reads import ReadAfter
+from rescind.engine.base import KindHandler, Step, seen_state
 from rescind.exceptions import ActionFailed, InvalidInput
 from rescind.holds import GuardFacts
-from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, InventorySection, KindSpec, ValueLocator
+from rescind.kinds import Backends, GuardRead, InventoryScan, InventorySection, KindSpec, ValueLocator
 from rescind.leaks.types import LocatedLeak, SecretType, Unlocated
 from rescind.models import (
     Action,
@@ -33,13 +34,9 @@ from rescind.models import (
     CredentialKind,
     Evidence,
     PkiCertificateRef,
-    TtlTargetType,
-    VaultTtlTargetRef,
 )
-from rescind.models.refs import format_ref
 from rescind.vault.client import read_data, vault_errors
 from rescind.vault.common import list_keys
-from rescind.vault.ttl import list_role_names, ttl_target_rows
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -53,6 +50,8 @@ _NOT_FOUND = "not found"
 # OpenBao's warning when it refuses to put an expired certificate on the CRL.
 _ALREADY_EXPIRED = "already expired"
 _NO_ROUTE = "no handler for route"
+# A mount's CRL, as the serials it lists (`fetch_revoked_serials`).
+CrlRead = Callable[[str], frozenset[str]]
 
 
 @dataclass(frozen=True)
@@ -266,24 +265,32 @@ def rebuild_crl(client: hvac.Client, mount: str) -> None:
         client.adapter.get(f"/v1/{mount}/crl/rotate")
 
 
-def _ensure_on_crl(client: hvac.Client, mount: str, serial: str) -> bool:
+def _ensure_on_crl(client: hvac.Client, mount: str, serial: str, read_crl: CrlRead) -> bool:
     """Rebuild a CRL that does not list a revoked serial. True when a rebuild was requested."""
-    if serial in fetch_revoked_serials(client, mount):
+    if serial in read_crl(mount):
         return False
     rebuild_crl(client, mount)
     return True
 
 
 def revoke_certificate_by_serial(
-    client: hvac.Client, ref: PkiCertificateRef, *, rebuild_stale_crl: bool = True
+    client: hvac.Client,
+    ref: PkiCertificateRef,
+    *,
+    rebuild_stale_crl: bool = True,
+    seen: GuardFacts | None = None,
+    read_crl: CrlRead | None = None,
 ) -> ActOutcome:
     """Revoke one certificate. Idempotent: revoked, expired or unknown serials change nothing.
 
     With `rebuild_stale_crl`, a revoked serial missing from the published CRL (auto_rebuild, or a revoke
-    that did not reach the CRL) triggers a CRL rebuild, so a rerun repairs a stale CRL.
+    that did not reach the CRL) triggers a CRL rebuild, so a rerun repairs a stale CRL. `seen`: what the action's
+    guard read of `<mount>/cert/<serial>` moments before, the record this act tells the certificate apart by.
+    `read_crl`: the CRL fetch, begun after it is asked for (the handler's, shared by the revokes that end together).
     """
+    read_crl = read_crl or partial(fetch_revoked_serials, client)
     mount, serial = ref.mount, canonical_serial(ref.serial)
-    record = read_certificate_record(client, mount, serial)
+    record = seen_state(seen, CertificateRecord, lambda: read_certificate_record(client, mount, serial))
     if record is None:
         return ActOutcome(
             changed=False,
@@ -294,7 +301,7 @@ def revoke_certificate_by_serial(
             ),
         )
     if record.revoked:
-        if rebuild_stale_crl and _ensure_on_crl(client, mount, serial):
+        if rebuild_stale_crl and _ensure_on_crl(client, mount, serial, read_crl):
             return ActOutcome(
                 changed=True,
                 detail=f"certificate {serial} was already revoked but missing from the CRL; rebuilt the CRL",
@@ -317,10 +324,10 @@ def revoke_certificate_by_serial(
     answer = response if isinstance(response, dict) else {}
     if any(_ALREADY_EXPIRED in str(warning) for warning in answer.get("warnings") or []):
         return ActOutcome(changed=False, detail=f"already absent: certificate {serial} expired before the revoke")
-    on_crl = fetch_revoked_serials(client, mount)
+    on_crl = read_crl(mount)
     if rebuild_stale_crl and serial not in on_crl:
         rebuild_crl(client, mount)
-        on_crl = fetch_revoked_serials(client, mount)
+        on_crl = read_crl(mount)
     # The read-back: the CRL fetched after the revoke (what a relying party sees), beside the revocation time the
     # revoke answered from the record it stored. `<mount>/cert/<serial>` is not read again: the read before the
     # revoke told this certificate apart (stored, not revoked, not expired), and the revoke answered its new state.
@@ -409,35 +416,9 @@ def locate_leaked_certificate(search: LeakSearch, alert: LeakAlert, pem: str | N
 
 
 def _inventory(scan: InventoryScan) -> list[InventorySection]:
-    return [(f"pki mount {mount}", partial(_certificate_rows, scan, mount)) for mount in scan.scope.pki_mounts]
+    from rescind.vault.pki_inventory import certificate_sections  # only the report reads it
 
-
-def _certificate_rows(scan: InventoryScan, mount: str) -> Iterator[InventoryRow]:
-    """The mount's roles and its own TTLs above ceiling, then every live certificate (not a CA) and its lifetime."""
-    vault = scan.backends.vault
-    scan.wait()
-    for role in list_role_names(vault, TtlTargetType.PKI_ROLE, mount):
-        yield from ttl_target_rows(
-            scan, VaultTtlTargetRef(target_type=TtlTargetType.PKI_ROLE, mount=mount, role_name=role)
-        )
-    yield from ttl_target_rows(scan, VaultTtlTargetRef(target_type=TtlTargetType.MOUNT, mount=mount))
-    max_lifetime = timedelta(days=scan.policy.pki_max_certificate_days)
-    scan.wait()
-    for serial in list_certificate_serials(vault, mount):
-        scan.wait()
-        record = read_certificate_record(vault, mount, serial)
-        if record is None or record.revoked or record.is_ca or record.not_after <= scan.now:
-            continue  # tidied during the scan, dead, or the mount's own issuer
-        days = record.lifetime / timedelta(days=1)
-        yield InventoryRow(
-            target=format_ref(PkiCertificateRef(mount=mount, serial=serial)),
-            kind=CredentialKind.PKI_CERTIFICATE,
-            created_at=record.not_before,
-            owner=record.uri_sans[0] if record.uri_sans else None,
-            ttl_violation=f"lifetime {days:.1f} days > {max_lifetime.days} days"
-            if record.lifetime > max_lifetime
-            else None,
-        )
+    return certificate_sections(scan)
 
 
 # --- the kind ---------------------------------------------------------------------------------
@@ -447,12 +428,16 @@ class PkiCertificateHandler(KindHandler[PkiCertificateRef]):
     """CredentialHandler for PKI certificates: revoke by serial, verify against the CRL and the cert record."""
 
     def __init__(self, client: hvac.Client, *, rebuild_stale_crl: bool = True) -> None:
+        # A revoke's read-back CRL, begun after its revoke answered: the revokes of a batch that end together share it.
+        crls: ReadAfter[str, frozenset[str]] = ReadAfter(partial(fetch_revoked_serials, client))
         super().__init__(
             CredentialKind.PKI_CERTIFICATE,
             PkiCertificateRef,
             {
                 ActionKind.REVOKE: Step(
-                    lambda ref, _action: revoke_certificate_by_serial(client, ref, rebuild_stale_crl=rebuild_stale_crl),
+                    lambda ref, _action, seen: revoke_certificate_by_serial(
+                        client, ref, rebuild_stale_crl=rebuild_stale_crl, seen=seen, read_crl=crls
+                    ),
                     lambda ref, _action: verify_certificate_revoked(client, ref),
                 )
             },
@@ -476,13 +461,14 @@ class PkiCertificateHandler(KindHandler[PkiCertificateRef]):
 
 
 def _guard_facts(read: GuardRead, ref: PkiCertificateRef) -> GuardFacts:
-    """A certificate carries no hold; its URI SANs name the workloads it belongs to."""
+    """A certificate carries no hold; its URI SANs name the workloads it belongs to. The record read is kept for
+    the same action's revoke."""
     return _facts_of(read_certificate_record(read.backends.vault, ref.mount, ref.serial))
 
 
 def _facts_of(record: CertificateRecord | None) -> GuardFacts:
     owners = frozenset(record.uri_sans) if record is not None else frozenset()
-    return GuardFacts(hold=None, owners=owners, found=record is not None)
+    return GuardFacts(hold=None, owners=owners, found=record is not None, state=record)
 
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[PkiCertificateRef]:

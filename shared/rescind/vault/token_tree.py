@@ -25,9 +25,11 @@ from rescind.vault.ttl import list_role_names
 _CREATE_CAPABILITIES = frozenset({"create", "update", "sudo", "root"})
 
 
-def can_create_child_tokens(client: hvac.Client, accessor: str) -> bool:
-    """Whether the token's policies let it call auth/token/create (or a token role's create path) now."""
-    return bool(_create_capability(client, accessor, list_role_names(client, TtlTargetType.TOKEN_ROLE)))
+def can_create_child_tokens(client: hvac.Client, accessor: str, *, roles: Sequence[str] | None = None) -> bool:
+    """Whether the token's policies let it call auth/token/create (or a token role's create path) now. `roles`: the
+    token roles as listed for this question (listed here when None)."""
+    listed = list_role_names(client, TtlTargetType.TOKEN_ROLE) if roles is None else roles
+    return bool(_create_capability(client, accessor, listed))
 
 
 def _create_capability(client: hvac.Client, accessor: str, roles: Sequence[str]) -> bool | None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import hvac
 import hvac.exceptions
 
-from rescind.engine.base import KindHandler, Step
+from rescind.concurrent_reads import ReadAfter
+from rescind.engine.base import KindHandler, Step, seen_state
 from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal, RescindError
 from rescind.holds import GuardFacts, facts_from_vault_metadata
 from rescind.kinds import Backends, GuardRead, InventoryRow, InventoryScan, InventorySection, KindSpec, ValueLocator
@@ -25,12 +27,14 @@ from rescind.models import (
     CredentialKind,
     CredentialRef,
     Evidence,
+    TtlTargetType,
     VaultEntityRef,
     VaultTokenRef,
 )
 from rescind.models.refs import format_ref
 from rescind.vault.client import own_token_accessor, read_data, vault_errors
 from rescind.vault.common import as_int, list_keys, ttl_is_at_or_below, ttl_target
+from rescind.vault.ttl import list_role_names
 
 if TYPE_CHECKING:
     from rescind.discovery import DiscoveryScope
@@ -148,7 +152,13 @@ def _refuse_own_token(client: hvac.Client, ref: VaultTokenRef) -> None:
 
 
 def revoke_token_by_accessor(
-    client: hvac.Client, ref: VaultTokenRef, *, listed_children: Sequence[str] = (), cannot_create_tokens: bool = False
+    client: hvac.Client,
+    ref: VaultTokenRef,
+    *,
+    listed_children: Sequence[str] = (),
+    cannot_create_tokens: bool = False,
+    seen: GuardFacts | None = None,
+    token_roles: Callable[[], Sequence[str]] | None = None,
 ) -> ActOutcome:
     """Revoke the token (and, as Vault does, its child tokens and leases) through revoke-accessor, then read it back.
 
@@ -159,14 +169,18 @@ def revoke_token_by_accessor(
     already is told by revoke-accessor's own answer ("invalid accessor"). The lookup after the revoke is the
     action's read-back (`ActOutcome.read_back`), the same read `verify_token_revoked` makes.
     With `cannot_create_tokens` (the planner asked, TokenCreators), the act is the revoke and its read-back.
+    `seen`: what the action's guard looked up of the token moments before, the lookup this act would make first;
+    `token_roles`: the token roles, listed after it is asked (the handler's: shared by the acts that ask together).
     """
     _refuse_own_token(client, ref)
     candidates: dict[str, TokenState] = {}
     from rescind.vault.token_tree import can_create_child_tokens, could_descend_from  # the tree imports this module
 
-    may_have_children = not cannot_create_tokens and can_create_child_tokens(client, ref.accessor)
+    may_have_children = not cannot_create_tokens and can_create_child_tokens(
+        client, ref.accessor, roles=token_roles() if token_roles is not None else None
+    )
     if may_have_children or listed_children:
-        state = lookup_token_by_accessor(client, ref.accessor)
+        state = seen_state(seen, TokenState, lambda: lookup_token_by_accessor(client, ref.accessor))
         if state is None:
             return ActOutcome(changed=False, absent=True, detail="already absent")
         if may_have_children:
@@ -239,15 +253,17 @@ def _revoked(client: hvac.Client, ref: VaultTokenRef, candidates: Iterable[str],
     )
 
 
-def shorten_token_ttl(client: hvac.Client, ref: VaultTokenRef, ttl_seconds: int) -> ActOutcome:
+def shorten_token_ttl(
+    client: hvac.Client, ref: VaultTokenRef, ttl_seconds: int, *, seen: GuardFacts | None = None
+) -> ActOutcome:
     """Lower the token's remaining TTL to `ttl_seconds` through renew-accessor, never raising it.
 
     renew-accessor sets the TTL to the increment, whatever it was, so the current TTL is read first: a
     token already at or below the target is left alone. Tokens whose TTL cannot be lowered this way
-    (not renewable, never expiring, periodic) raise ActionFailed: revoke them instead.
+    (not renewable, never expiring, periodic) raise ActionFailed: revoke them instead. `seen`: as for a revoke.
     """
     _refuse_own_token(client, ref)
-    state = lookup_token_by_accessor(client, ref.accessor)
+    state = seen_state(seen, TokenState, lambda: lookup_token_by_accessor(client, ref.accessor))
     if state is None:
         return ActOutcome(changed=False, absent=True, detail="already absent")
     if ttl_is_at_or_below(state.ttl_seconds, ttl_seconds):
@@ -379,11 +395,19 @@ class VaultTokenHandler(KindHandler[VaultTokenRef]):
     first's, rescind.leaks.kill) a revocation reads nothing before it (`revoke_token_first`)."""
 
     def __init__(self, client: hvac.Client, *, indexed_children: Callable[[str], Sequence[str]] | None = None) -> None:
-        def revoke(ref: VaultTokenRef, action: Action) -> ActOutcome:
+        # The token roles (which create paths a token may use), listed after an act asks: those asking together share.
+        roles: ReadAfter[str, list[str]] = ReadAfter(lambda _: list_role_names(client, TtlTargetType.TOKEN_ROLE))
+
+        def revoke(ref: VaultTokenRef, action: Action, seen: GuardFacts | None) -> ActOutcome:
             listed = action.params.child_tokens
             if indexed_children is None:
                 return revoke_token_by_accessor(
-                    client, ref, listed_children=listed, cannot_create_tokens=action.params.cannot_create_tokens
+                    client,
+                    ref,
+                    listed_children=listed,
+                    cannot_create_tokens=action.params.cannot_create_tokens,
+                    seen=seen,
+                    token_roles=partial(roles, "auth/token"),
                 )
             return revoke_token_first(client, ref, indexed_children=indexed_children, listed_children=listed)
 
@@ -393,7 +417,7 @@ class VaultTokenHandler(KindHandler[VaultTokenRef]):
             {
                 ActionKind.REVOKE: Step(revoke, lambda ref, _action: verify_token_revoked(client, ref)),
                 ActionKind.SHORTEN_TTL: Step(
-                    lambda ref, action: shorten_token_ttl(client, ref, ttl_target(action)),
+                    lambda ref, action, seen: shorten_token_ttl(client, ref, ttl_target(action), seen=seen),
                     lambda ref, action: verify_token_ttl(client, ref, ttl_target(action)),
                 ),
             },
@@ -405,12 +429,13 @@ class VaultTokenHandler(KindHandler[VaultTokenRef]):
 
 
 def _guard_facts(read: GuardRead, ref: VaultTokenRef) -> GuardFacts:
-    """Its metadata's hold and owner; the state read is kept for the same plan's guard (its tree, its ACL)."""
+    """Its metadata's hold and owner; the state read is kept for the same plan's guard (its tree, its ACL) and for
+    the same action's act."""
     token = lookup_token_by_accessor(read.backends.vault, ref.accessor)
     if token is not None and read.backends.reads is not None:
         read.backends.reads.token_states[token.accessor] = token
     facts = facts_from_vault_metadata(token.metadata if token is not None else {}, read.metadata_key)
-    return replace(facts, found=token is not None)
+    return replace(facts, found=token is not None, state=token)
 
 
 def _discover(backends: Backends, workload_id: str, scope: DiscoveryScope) -> list[VaultTokenRef]:

@@ -320,7 +320,7 @@ class VaultTtlTargetHandler(KindHandler[VaultTtlTargetRef]):
             CredentialKind.VAULT_TTL_TARGET,
             VaultTtlTargetRef,
             {
-                ActionKind.SHORTEN_TTL: Step(
+                ActionKind.SHORTEN_TTL: Step.reads_alone(
                     lambda ref, action: lower_ttl(client, ref, action.params),
                     lambda ref, action: verify_ttl_lowered(client, ref, action.params),
                 )
