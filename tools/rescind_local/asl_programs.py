@@ -13,6 +13,14 @@ is a UID made lazily on first use, so it is made here, once, before a program is
 at once would otherwise each make their own. Unpatched, a Map's concurrent iterations already share one program.
 Contract test: tests/integration/local_stack/test_asl_programs.py (same histories patched and unpatched, in
 sequence and concurrently; the cached program after executions equals a fresh parse; an update is honoured).
+
+The same holds for the JSONPath expressions in a definition (`$.plan.decision`, `$.Payload.incident_id`): moto
+parses each one with jsonpath_ng (a PLY parser built afresh at each call, about 0.75 ms) every time a state reads
+or writes through it, some fifty times in one leak response, where AWS reads them with the definition.
+`json_path_cache_patches()` keeps each parsed expression by its text. A parsed expression is a tree its `find` and
+`update_or_create` only read (their fields are set once, in `__init__`), so executions share it; a path that fails
+to parse is not kept and fails again, as before. Contract test: the same file (same histories, and the same
+values and errors for each kind of path moto's states read).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from unittest import mock
 
 # The template has a handful of state machines; tests create a few more. Oldest unused programs go first.
 _PROGRAMS_KEPT = 32
+_PATHS_KEPT = 4096  # distinct JSONPath texts: the template's definitions hold a few hundred
 
 
 def program_components(program: Any) -> Iterator[Any]:
@@ -70,6 +79,20 @@ class _ProgramCache:
             if len(self._programs) > _PROGRAMS_KEPT:
                 self._programs.popitem(last=False)
             return program
+
+
+def json_path_cache_patches() -> list[Any]:
+    """The patches (not yet started): moto's two JSONPath parsers (jsonpath_ng's extended one, which reads paths,
+    and its plain one, which ResultPath writes through) answer each text from a cache made for these patches."""
+    from functools import lru_cache
+
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    return [
+        mock.patch.object(module, "parse", lru_cache(maxsize=_PATHS_KEPT)(vars(module)["parse"]))
+        for module in (json_path, result_path)
+    ]
 
 
 def program_cache_patches() -> list[Any]:

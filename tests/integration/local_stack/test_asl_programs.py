@@ -1,7 +1,8 @@
 """The local stack's parsed-program cache (rescind_local.asl_programs) runs executions exactly as moto does when it
 parses the definition at each execution: the same histories (event types, order, states, inputs and outputs), in
 sequence and concurrently; the program an execution ran is left as a fresh parse makes it; an updated definition
-is the one that runs; and a definition is parsed once, not once per execution."""
+is the one that runs; and a definition is parsed once, not once per execution. Its JSONPath cache reads and writes
+the same values, and fails the same way, as moto's parse at each use, and parses each path once."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguagePa
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from rescind_local import LocalOpenBao
-from rescind_local.asl_programs import program_cache_patches, program_components
+from rescind_local.asl_programs import json_path_cache_patches, program_cache_patches, program_components
 from rescind_local.seed import prepare_vault, seed_workload
 from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import local_stepfunctions_fixes, wait_for_execution
@@ -118,7 +119,7 @@ def moto_stepfunctions(cached: bool) -> Iterator[Any]:
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         stack.enter_context(local_stepfunctions_fixes(time_scale=0.01))
         if cached:
-            for patch in program_cache_patches():
+            for patch in (*program_cache_patches(), *json_path_cache_patches()):
                 stack.enter_context(patch)
         yield boto3.client("stepfunctions", region_name="us-east-1")
 
@@ -150,7 +151,7 @@ def small_machine_runs(cached: bool) -> dict[str, Any]:
 
 
 def test_the_small_machine_runs_the_same_with_the_cache_in_sequence_and_concurrently() -> None:
-    # Given the same machine run by moto as it is, and with the cache
+    # Given the same machine run by moto as it is, and with the caches (programs and JSONPaths)
     plain = small_machine_runs(cached=False)
     cached = small_machine_runs(cached=True)
 
@@ -202,6 +203,102 @@ def test_a_definition_is_parsed_once_and_an_updated_definition_is_the_one_that_r
     # Then v1 was parsed at creation and at its first execution only, and v2 is what ran after the update
     assert parses_for_v1 == 2
     assert [output["version"] for output in outputs] == ["v1", "v1", "v1", "v2"]
+
+
+# --- JSONPath expressions --------------------------------------------------------------------------------------
+
+# Each kind of path a state reads: a field, nested fields, the root, an index (AWS unpacks a literal singleton), a
+# wildcard, a slice, a filter, a path that is missing, a missing path with a wildcard (an empty list), and one
+# that does not parse.
+PATH_DATA: dict[str, Any] = {
+    "plan": {"decision": "proceed", "counts": {"vault_token": 2}},
+    "items": [{"n": 1, "tag": "a"}, {"n": 2, "tag": "b"}, {"n": 3, "tag": "a"}],
+    "empty": [],
+}
+READ_PATHS = (
+    "$.plan",
+    "$.plan.decision",
+    "$.plan.counts.vault_token",
+    "$",
+    "$.items[0]",
+    "$.items[1].n",
+    "$.items[*].n",
+    "$.items[1:]",
+    "$.items[?(@.tag == 'a')].n",
+    "$.plan.absent",
+    "$.empty[*].n",
+    "$.plan.[",
+)
+WRITE_PATHS = ("$.result", "$.plan.result", "$.plan", "$.items[0].n", "$.new.nested.value")
+
+
+def _read_and_write(paths_cached: bool) -> list[Any]:
+    """What moto's extract_json answers (or raises) for each read path, and what ResultPath writes for each write
+    path, twice each (the second from the cache when there is one)."""
+    import copy
+
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    answers: list[Any] = []
+    with ExitStack() as stack:
+        if paths_cached:
+            for patch in json_path_cache_patches():
+                stack.enter_context(patch)
+        for _ in range(2):
+            for path in READ_PATHS:
+                data = copy.deepcopy(PATH_DATA)
+                try:
+                    answers.append((path, json_path.extract_json(path, data)))
+                except Exception as error:  # the error itself is what is compared
+                    answers.append((path, type(error).__name__, str(error)))
+                assert data == PATH_DATA, path  # a read leaves its input as it was
+            for path in WRITE_PATHS:
+                data = copy.deepcopy(PATH_DATA)
+                written = vars(result_path)["parse"](path).update_or_create(data, {"written": path})
+                answers.append((path, written))
+    return answers
+
+
+def test_json_paths_read_write_and_fail_the_same_with_the_cache_as_without() -> None:
+    # Given each kind of path read and written by moto as it is, and with the cache
+    plain = _read_and_write(paths_cached=False)
+    cached = _read_and_write(paths_cached=True)
+
+    # Then every value read, every document written and every error is the same
+    assert cached == plain
+    by_path = dict(answer[:2] for answer in plain[: len(READ_PATHS)])
+    assert by_path["$.items[*].n"] == [1, 2, 3]
+    assert by_path["$.items[?(@.tag == 'a')].n"] == [1, 3]
+    assert by_path["$.plan.absent"] == "NoSuchJsonPathError"
+    assert by_path["$.empty[*].n"] == []
+    assert by_path["$.plan.["] not in ("NoSuchJsonPathError", None)  # it does not parse, and says so
+
+
+def test_a_json_path_is_parsed_once_and_a_bad_one_fails_every_time() -> None:
+    from jsonpath_ng.ext.parser import parse
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    parses: list[str] = []
+
+    def counted(path: str) -> Any:
+        parses.append(path)
+        return parse(path)
+
+    with mock.patch.object(json_path, "parse", counted), ExitStack() as stack:
+        for patch in json_path_cache_patches():  # made while the counting parse is moto's
+            stack.enter_context(patch)
+        for _ in range(3):
+            assert json_path.extract_json("$.plan.decision", PATH_DATA) == "proceed"
+        failures = 0
+        for _ in range(2):
+            try:
+                json_path.extract_json("$.plan.[", PATH_DATA)
+            except Exception:  # jsonpath_ng's own parse error
+                failures += 1
+
+    assert parses == ["$.plan.decision", "$.plan.[", "$.plan.["]
+    assert failures == 2
 
 
 # --- the template's response machine, through the whole local stack ---------------------------------------------
