@@ -344,3 +344,40 @@ def test_the_kill_first_attempts_are_read_alone_in_the_order_they_started(ledger
     assert kills == tuple(a for a in ledger.read_incident("inc-kills").attempts if ".kill-first." in a.attempt_id)
     assert len(ledger.read_incident("inc-kills").attempts) == 5
     assert ledger.read_kill_first_attempts("no-such-incident") == ()
+
+
+@pytest.mark.parametrize("run_attempts", [0, 3, 60])
+def test_the_record_and_the_kill_first_attempts_are_read_together(ledger: Ledger, run_attempts: int) -> None:
+    # Given an incident with a run's attempts (none, a few, more than one small read's page), two kill-first
+    # attempts and a closure
+    incident = _incident("inc-both")
+    assert ledger.open_incident(incident)
+    run = [_attempt(incident, f"exec-1.{n}") for n in range(run_attempts)]
+    kills = [_attempt(incident, kill_first_attempt_id("inc-both", f"2026112412000{n}000000", 0)) for n in range(2)]
+    assert all(ledger.record_attempts([*run, *kills]))
+    assert ledger.close_incident(IncidentClosure(incident_id="inc-both", status=IncidentStatus.COMPLETED, closed_at=T0))
+
+    # When the record and the kill-first attempts are read together
+    view = ledger.read_record_and_kill_first("inc-both")
+
+    # Then they are what the two reads of each give, and nothing else of the incident
+    assert view.incident == ledger.read_incident_record("inc-both") == incident
+    assert view.attempts == ledger.read_kill_first_attempts("inc-both") == tuple(kills)
+    assert view.closure is None
+    missing = ledger.read_record_and_kill_first("no-such-incident")
+    assert (missing.incident, missing.attempts) == (None, ())
+
+
+def test_the_record_and_many_kill_first_attempts_are_read_together(ledger: Ledger) -> None:
+    # Given more kill-first attempts than one small read's page (a redelivered alert, again and again)
+    incident = _incident("inc-kills-many")
+    assert ledger.open_incident(incident)
+    kills = [
+        _attempt(incident, kill_first_attempt_id("inc-kills-many", f"20261124T12{n:04d}000000", 0)) for n in range(40)
+    ]
+    assert all(ledger.record_attempts(kills))
+
+    # Then every one is read, and the record
+    view = ledger.read_record_and_kill_first("inc-kills-many")
+    assert view.attempts == tuple(kills)
+    assert view.incident == incident

@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 
 TIME_INDEX = "by_time"
 _INCIDENT_SK = "A#INCIDENT"
+# The record and the kill-first attempts are read in one page of this many items when the incident holds no more up
+# to the kill-first range: a leak's, before and after its run (rescind.ledger.base.read_record_and_kill_first).
+SMALL_INCIDENT_ITEMS = 25
+_AFTER_KILL_FIRST_SK = KILL_FIRST_SK_PREFIX[:-1] + chr(ord(KILL_FIRST_SK_PREFIX[-1]) + 1)  # "B#KILL$"
 _INCIDENTS = "INCIDENTS"
 
 
@@ -216,6 +220,34 @@ class DynamoDbLedger:
 
     def read_kill_first_attempts(self, incident_id: str) -> tuple[ActionAttemptRecord, ...]:
         return self._read_key_range(incident_id, KILL_FIRST_SK_PREFIX).attempts
+
+    def read_record_and_kill_first(self, incident_id: str) -> IncidentView:
+        """One Query, newest sort key first, up to the end of the kill-first range: the kill-first attempts, then
+        the run's (`B#ACTION#`, skipped here), then the record. A leak's incident (its record, a kill or two, a
+        few attempts of its run) ends within the first SMALL_INCIDENT_ITEMS: one read. A larger one (a run's
+        thousands of attempts) stops there: its kill-first attempts are in that page (they come first), and the
+        record's key range is read on its own, two reads as before, never the rest of the run's attempts."""
+        pk = _pk(incident_id)
+        with aws_errors(f"ledger read of {self._table}"):
+            page = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND sk < :after_kills",
+                ExpressionAttributeValues={":pk": {"S": pk}, ":after_kills": {"S": _AFTER_KILL_FIRST_SK}},
+                ScanIndexForward=False,
+                ConsistentRead=True,
+                Limit=SMALL_INCIDENT_ITEMS,
+            )
+        items = page.get("Items", [])
+        kept = [item for item in items if item["sk"]["S"].startswith((_INCIDENT_SK, KILL_FIRST_SK_PREFIX))]
+        stored = [(item["sk"]["S"], item["record_type"]["S"], item["body"]["S"]) for item in reversed(kept)]
+        view = incident_view_from_records(join_records(stored))
+        stopped_at = page.get("LastEvaluatedKey", {}).get("sk", {}).get("S")
+        if stopped_at is None:
+            return IncidentView(incident=view.incident, attempts=view.attempts, closure=None)
+        attempts = view.attempts
+        if stopped_at >= KILL_FIRST_SK_PREFIX:  # more kill-first attempts than one page: read them all
+            attempts = self.read_kill_first_attempts(incident_id)
+        return IncidentView(incident=self.read_incident_record(incident_id), attempts=attempts, closure=None)
 
     def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]:
         condition = "gsi1pk = :all"
