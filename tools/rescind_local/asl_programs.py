@@ -21,6 +21,13 @@ or writes through it, some fifty times in one leak response, where AWS reads the
 `update_or_create` only read (their fields are set once, in `__init__`), so executions share it; a path that fails
 to parse is not kept and fails again, as before. Contract test: the same file (same histories, and the same
 values and errors for each kind of path moto's states read).
+
+And for the SDK clients of its service integrations: moto builds a new boto3 client (5 to 8 ms) for every Task
+state it runs (`lambda:invoke`, `sns:publish`, `events:putEvents`, a Map's S3 reader and writer), where AWS calls
+the service. `sdk_client_cache_patches()` keeps one per region, service and task role for the life of the patch.
+A boto3 client is safe to share between threads, and moto's interception is per request (its stubber, registered
+on every client, asks whether the mock is on at each call), so a kept client reaches moto as a new one does.
+Contract test: the same file (the same histories through Lambda, SNS and EventBridge tasks, patched and not).
 """
 
 from __future__ import annotations
@@ -92,6 +99,49 @@ def json_path_cache_patches() -> list[Any]:
     return [
         mock.patch.object(module, "parse", lru_cache(maxsize=_PATHS_KEPT)(vars(module)["parse"]))
         for module in (json_path, result_path)
+    ]
+
+
+# The modules of moto's interpreter that build a client per task (each imported `boto_client_for` by name).
+_CLIENT_BUILDERS = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval.resource_eval_s3",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_events",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_glue",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sns",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_unsupported",
+)
+
+
+def sdk_client_cache_patches() -> list[Any]:
+    """The patches (not yet started): every module in `_CLIENT_BUILDERS` gets its clients from one cache, made for
+    these patches, by region, service, task role and whether moto intercepts calls (else it names its server)."""
+    import importlib
+
+    from moto.core.models import botocore_stubber
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    build = boto_client.boto_client_for
+    clients: dict[tuple[str, str, str | None, bool], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service, getattr(state_credentials, "role_arn", None), bool(botocore_stubber.enabled))
+        with lock:
+            if key not in clients:
+                clients[key] = build(region=region, service=service, state_credentials=state_credentials)
+            return clients[key]
+
+    return [
+        mock.patch.object(importlib.import_module(name), "boto_client_for", boto_client_for)
+        for name in (boto_client.__name__, *_CLIENT_BUILDERS)
     ]
 
 

@@ -24,7 +24,12 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguagePa
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from rescind_local import LocalOpenBao
-from rescind_local.asl_programs import json_path_cache_patches, program_cache_patches, program_components
+from rescind_local.asl_programs import (
+    json_path_cache_patches,
+    program_cache_patches,
+    program_components,
+    sdk_client_cache_patches,
+)
 from rescind_local.seed import prepare_vault, seed_workload
 from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import local_stepfunctions_fixes, wait_for_execution
@@ -119,7 +124,7 @@ def moto_stepfunctions(cached: bool) -> Iterator[Any]:
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         stack.enter_context(local_stepfunctions_fixes(time_scale=0.01))
         if cached:
-            for patch in (*program_cache_patches(), *json_path_cache_patches()):
+            for patch in (*program_cache_patches(), *json_path_cache_patches(), *sdk_client_cache_patches()):
                 stack.enter_context(patch)
         yield boto3.client("stepfunctions", region_name="us-east-1")
 
@@ -151,7 +156,7 @@ def small_machine_runs(cached: bool) -> dict[str, Any]:
 
 
 def test_the_small_machine_runs_the_same_with_the_cache_in_sequence_and_concurrently() -> None:
-    # Given the same machine run by moto as it is, and with the caches (programs and JSONPaths)
+    # Given the same machine run by moto as it is, and with the caches (programs, JSONPaths, SDK clients)
     plain = small_machine_runs(cached=False)
     cached = small_machine_runs(cached=True)
 
@@ -203,6 +208,137 @@ def test_a_definition_is_parsed_once_and_an_updated_definition_is_the_one_that_r
     # Then v1 was parsed at creation and at its first execution only, and v2 is what ran after the update
     assert parses_for_v1 == 2
     assert [output["version"] for output in outputs] == ["v1", "v1", "v1", "v2"]
+
+
+# --- the service integrations' SDK clients --------------------------------------------------------------------
+
+# Each integration the response machines use, twice (the second call on the kept client): SNS, EventBridge, and a
+# Lambda invoke that fails (no such function) and is caught.
+SERVICES_MACHINE: dict[str, Any] = {
+    "StartAt": "Notify",
+    "States": {
+        "Notify": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sns:publish",
+            "Parameters": {"TopicArn.$": "$.topic", "Subject": "run", "Message.$": "$.message"},
+            "ResultSelector": {"sent.$": "States.ArrayLength(States.Array($.MessageId))"},
+            "ResultPath": "$.notified",
+            "Next": "Publish",
+        },
+        "Publish": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::events:putEvents",
+            "Parameters": {
+                "Entries": [{"Source": "rescind", "DetailType": "Run", "Detail.$": "States.JsonToString($)"}]
+            },
+            "ResultSelector": {"failed.$": "$.FailedEntryCount"},
+            "ResultPath": "$.published",
+            "Next": "Call",
+        },
+        "Call": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "absent-function", "Payload.$": "$"},
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": "Again"}],
+            "Next": "Again",
+        },
+        "Again": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sns:publish",
+            "Parameters": {"TopicArn.$": "$.topic", "Message": "again"},
+            "ResultPath": None,
+            "End": True,
+        },
+    },
+}
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def services_machine_runs(cached: bool) -> dict[str, Any]:
+    """Two executions in sequence, then two at once: every history (moto's random message and event ids masked),
+    and what the topic was sent."""
+    from moto.sns.models import sns_backends
+
+    with moto_stepfunctions(cached) as sfn:
+        topic = boto3.client("sns", region_name="us-east-1").create_topic(Name="runs")["TopicArn"]
+        definition = json.dumps(SERVICES_MACHINE)
+        arn = sfn.create_state_machine(name="services", definition=definition, roleArn=ROLE_ARN)["stateMachineArn"]
+
+        def start(name: str) -> str:
+            started: str = sfn.start_execution(
+                stateMachineArn=arn, name=name, input=json.dumps({"topic": topic, "message": name})
+            )["executionArn"]
+            return started
+
+        def masked(execution_arn: str) -> Any:
+            wait_for_execution(sfn, execution_arn)
+            return json.loads(UUID.sub("<id>", json.dumps(history(sfn, execution_arn))))
+
+        runs = {name: masked(start(name)) for name in ("first", "second")}
+        together = {name: start(name) for name in ("third", "fourth")}
+        runs.update({name: masked(execution_arn) for name, execution_arn in together.items()})
+        notifications = sns_backends["123456789012"]["us-east-1"].topics[topic].sent_notifications
+        return {"runs": runs, "sent": sorted(str(notification[1]) for notification in notifications)}
+
+
+def test_the_service_integrations_call_the_same_with_kept_clients_as_with_new_ones() -> None:
+    # Given a machine calling SNS, EventBridge and Lambda, run by moto as it is, and with the caches
+    plain = services_machine_runs(cached=False)
+    cached = services_machine_runs(cached=True)
+
+    # Then every history is the same, event for event, each run published twice and its Lambda call was caught
+    assert cached == plain
+    assert plain["sent"] == sorted(["first", "second", "third", "fourth", *["again"] * 4])
+    for events in plain["runs"].values():
+        types = [event["type"] for event in events]
+        assert types[-1] == "ExecutionSucceeded"
+        assert types.count("TaskSucceeded") == 3
+        assert "LambdaFunctionFailed" in types or "TaskFailed" in types
+
+
+def test_a_kept_client_is_one_per_region_service_and_role() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import StateCredentials
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    with ExitStack() as stack:
+        stack.enter_context(mock_aws())
+        for patch in sdk_client_cache_patches():
+            stack.enter_context(patch)
+        kept = vars(lambda_eval_utils)["boto_client_for"]
+        first = kept(region="us-east-1", service="lambda", state_credentials=StateCredentials(role_arn=ROLE_ARN))
+        assert (
+            kept(region="us-east-1", service="lambda", state_credentials=StateCredentials(role_arn=ROLE_ARN)) is first
+        )
+        assert boto_client.boto_client_for(region="us-east-1", service="lambda") is not first  # no role: another
+        assert kept(region="eu-west-1", service="lambda") is not kept(region="us-east-1", service="lambda")
+        assert kept(region="us-east-1", service="sns") is not kept(region="us-east-1", service="lambda")
+
+
+def test_every_module_that_builds_a_client_per_task_is_patched() -> None:
+    import importlib
+    import pkgutil
+
+    import moto.stepfunctions.parser as parser
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    build = boto_client.boto_client_for  # moto's own, before any patch
+    builders = set()
+    for module_info in pkgutil.walk_packages(parser.__path__, f"{parser.__name__}."):
+        try:
+            module = importlib.import_module(module_info.name)
+        except ImportError:
+            continue
+        if getattr(module, "boto_client_for", None) is build:
+            builders.add(module_info.name)
+    with ExitStack() as stack:
+        for patch in sdk_client_cache_patches():
+            stack.enter_context(patch)
+        unpatched = {name for name in builders if importlib.import_module(name).boto_client_for is build}
+    assert unpatched == set()
+    assert len(builders) >= 10  # the walk found moto's integrations
 
 
 # --- JSONPath expressions --------------------------------------------------------------------------------------
