@@ -381,3 +381,42 @@ def test_the_record_and_many_kill_first_attempts_are_read_together(ledger: Ledge
     view = ledger.read_record_and_kill_first("inc-kills-many")
     assert view.attempts == tuple(kills)
     assert view.incident == incident
+
+
+DEDUP_KEY = "ab" * 20
+
+
+def test_a_credential_is_claimed_once_per_window_and_again_after_it(ledger: Ledger) -> None:
+    window = timedelta(hours=1)
+
+    # Given a first claim, when the same credential is claimed within the window and after it
+    first = ledger.claim_response(DEDUP_KEY, T0, window)
+    duplicate = ledger.claim_response(DEDUP_KEY, T0 + timedelta(minutes=59), window)
+    second = ledger.claim_response(DEDUP_KEY, T0 + timedelta(hours=2), window)
+    second_duplicate = ledger.claim_response(DEDUP_KEY, T0 + timedelta(hours=2, minutes=1), window)
+    third = ledger.claim_response(DEDUP_KEY, T0 + timedelta(hours=4), window)
+
+    # Then the first is new, the one within the window names it, and each one after the window is the next
+    assert (first.is_new, first.incident_id) == (True, f"leak-{DEDUP_KEY[:24]}-1")
+    assert (duplicate.is_new, duplicate.incident_id, duplicate.claimed_at) == (False, first.incident_id, T0)
+    assert (second.is_new, second.incident_id) == (True, f"leak-{DEDUP_KEY[:24]}-2")
+    assert (second_duplicate.is_new, second_duplicate.incident_id) == (False, second.incident_id)
+    assert (third.is_new, third.incident_id) == (True, f"leak-{DEDUP_KEY[:24]}-3")
+
+
+def test_a_first_claim_is_one_conditional_put_and_nothing_read(aws: None) -> None:
+    # Given the ledger on DynamoDB, its calls counted
+    client = boto3.client("dynamodb")
+    create_table_from_template(client, "LedgerTable", "ledger")
+    calls: list[str] = []
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    ledger = DynamoDbLedger("ledger", client)
+
+    # When a credential is claimed for the first time, then again within the window
+    assert ledger.claim_response(DEDUP_KEY, T0, timedelta(hours=1)).is_new
+    first_calls = list(calls)
+    assert not ledger.claim_response(DEDUP_KEY, T0 + timedelta(minutes=1), timedelta(hours=1)).is_new
+
+    # Then the first claim was one put; the duplicate's put was refused, and the claim it duplicates read
+    assert first_calls == ["PutItem"]
+    assert calls[1:] == ["PutItem", "Query"]

@@ -151,25 +151,14 @@ class DynamoDbLedger:
 
     def claim_response(self, dedup_key: str, now: datetime, window: timedelta) -> ResponseClaim:
         """Claims are numbered per credential: the newest decides. A claim inside the window is a duplicate;
-        after it, the next number is claimed with a conditional put, so two racing alerts start one response."""
+        after it, the next number is claimed with a conditional put, so two racing alerts start one response.
+        A credential's first claim is put at once, read nothing before it (a leak's first alert, which waits on it):
+        only when that number is taken is the newest claim read."""
         if not _DEDUP_KEY.fullmatch(dedup_key):
             raise InvalidInput("deduplication key is malformed")
         pk = f"CLAIM#{dedup_key}"
+        number = 0
         for _ in range(3):  # lost races re-read the winner
-            newest = self._query(
-                max_items=1,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": pk}},
-                ScanIndexForward=False,
-                Limit=1,
-                ConsistentRead=True,
-            )
-            number = 0
-            if newest:
-                number = int(newest[0]["sk"]["S"])
-                claimed_at = datetime.fromisoformat(newest[0]["claimed_at"]["S"])
-                if now - claimed_at < window:
-                    return ResponseClaim(incident_id=newest[0]["incident_id"]["S"], is_new=False, claimed_at=claimed_at)
             incident_id = f"leak-{dedup_key[:24]}-{number + 1}"
             written = self._put_once(
                 {
@@ -182,6 +171,20 @@ class DynamoDbLedger:
             )
             if written:
                 return ResponseClaim(incident_id=incident_id, is_new=True, claimed_at=now)
+            newest = self._query(
+                max_items=1,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": pk}},
+                ScanIndexForward=False,
+                Limit=1,
+                ConsistentRead=True,
+            )
+            if not newest:  # taken, then gone: never in an append-only table
+                raise LedgerConflict(f"claim {dedup_key}: claim {number + 1} is taken but cannot be read; retry")
+            number = int(newest[0]["sk"]["S"])
+            claimed_at = datetime.fromisoformat(newest[0]["claimed_at"]["S"])
+            if now - claimed_at < window:
+                return ResponseClaim(incident_id=newest[0]["incident_id"]["S"], is_new=False, claimed_at=claimed_at)
         raise AwsThrottled("ledger claim: lost three races in a row; retry")
 
     def _query(self, max_items: int | None = None, **kwargs: Any) -> list[dict[str, Any]]:
