@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from rescind.aws.errors import aws_errors, error_code
+from rescind.aws.errors import aws_errors
 from rescind.exceptions import AwsThrottled, InvalidInput, LedgerConflict
 from rescind.ledger.chunks import DEFAULT_CHUNK_CHARS, is_chunked_head, join_records, split_record
 from rescind.ledger.proofs import KILL_FIRST_SK_PREFIX, attempt_sort_key
@@ -79,21 +79,9 @@ class DynamoDbLedger:
         self._chunk_chars = chunk_chars
 
     def _put_once(self, item: dict[str, str]) -> bool:
-        from botocore.exceptions import ClientError
+        from rescind.aws.conditional_puts import put_once
 
-        attributes = {name: {"S": value} for name, value in item.items()}
-        with aws_errors(f"ledger write to {self._table}"):
-            try:
-                self._client.put_item(
-                    TableName=self._table,
-                    Item=attributes,
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
-            except ClientError as error:
-                if error_code(error) == "ConditionalCheckFailedException":
-                    return False
-                raise
-        return True
+        return put_once(self._client, self._table, item, what=f"ledger write to {self._table}")
 
     def _put_record(self, pk: str, sk: str, record_type: str, body: str, **attributes: str) -> bool:
         """Write one record once, in chunks when it is larger than one item: the chunks, then its head."""
