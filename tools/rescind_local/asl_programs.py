@@ -28,6 +28,12 @@ the service. `sdk_client_cache_patches()` keeps one per region, service and task
 A boto3 client is safe to share between threads, and moto's interception is per request (its stubber, registered
 on every client, asks whether the mock is on at each call), so a kept client reaches moto as a new one does.
 Contract test: the same file (the same histories through Lambda, SNS and EventBridge tasks, patched and not).
+
+And for a Map's workers: moto starts MaxConcurrency threads for every Map it runs (40 for Revoke), however few its
+items, and each thread without an item ends at once. AWS runs the items. `idle_worker_patches()` starts at most one
+worker per item (never more than moto would): the same items run, at most MaxConcurrency at a time, and a Map with
+no item waits for none. Contract test: the same file (the same histories for INLINE and DISTRIBUTED Maps of no,
+one and several items, patched and not).
 """
 
 from __future__ import annotations
@@ -143,6 +149,29 @@ def sdk_client_cache_patches() -> list[Any]:
         mock.patch.object(importlib.import_module(name), "boto_client_for", boto_client_for)
         for name in (boto_client.__name__, *_CLIENT_BUILDERS)
     ]
+
+
+_WORKERS_STARTED = "rescind_workers_started"
+
+
+def idle_worker_patches() -> list[Any]:
+    """The patch (not yet started): a Map's job pool gets no more workers than it has items."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.inline_iteration_component import (
+        InlineIterationComponent,
+    )
+
+    launch = InlineIterationComponent._launch_worker
+    lock = threading.Lock()
+
+    def launch_worker(self: Any, env: Any, eval_input: Any, job_pool: Any) -> Any:
+        with lock:
+            started: int = job_pool.__dict__.get(_WORKERS_STARTED, 0)
+            job_pool.__dict__[_WORKERS_STARTED] = started + 1
+        if started >= job_pool._jobs_number:  # every item has its worker: this one would find none
+            return None
+        return launch(self, env=env, eval_input=eval_input, job_pool=job_pool)
+
+    return [mock.patch.object(InlineIterationComponent, "_launch_worker", launch_worker)]
 
 
 def program_cache_patches() -> list[Any]:

@@ -28,8 +28,13 @@ def local_aws() -> Iterator[None]:
     TransactWriteItems copies each table once per call (rescind_local.dynamodb_transactions), its Query reads
     one partition (rescind_local.dynamodb_queries), and its Step Functions parses a definition once, not once per
     execution, each JSONPath once, not at each use, and keeps the SDK client of each service integration rather than
-    building one per task (rescind_local.asl_programs)."""
-    from rescind_local.asl_programs import json_path_cache_patches, program_cache_patches, sdk_client_cache_patches
+    building one per task, and starts a Map's workers only for its items (rescind_local.asl_programs)."""
+    from rescind_local.asl_programs import (
+        idle_worker_patches,
+        json_path_cache_patches,
+        program_cache_patches,
+        sdk_client_cache_patches,
+    )
     from rescind_local.dynamodb_queries import query_patches
     from rescind_local.dynamodb_transactions import transaction_patches
 
@@ -45,6 +50,7 @@ def local_aws() -> Iterator[None]:
             *program_cache_patches(),
             *json_path_cache_patches(),
             *sdk_client_cache_patches(),
+            *idle_worker_patches(),
         ):
             patches.enter_context(patch)
         for name in hidden:

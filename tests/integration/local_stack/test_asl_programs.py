@@ -25,6 +25,7 @@ from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from rescind_local import LocalOpenBao
 from rescind_local.asl_programs import (
+    idle_worker_patches,
     json_path_cache_patches,
     program_cache_patches,
     program_components,
@@ -124,7 +125,12 @@ def moto_stepfunctions(cached: bool) -> Iterator[Any]:
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         stack.enter_context(local_stepfunctions_fixes(time_scale=0.01))
         if cached:
-            for patch in (*program_cache_patches(), *json_path_cache_patches(), *sdk_client_cache_patches()):
+            for patch in (
+                *program_cache_patches(),
+                *json_path_cache_patches(),
+                *sdk_client_cache_patches(),
+                *idle_worker_patches(),
+            ):
                 stack.enter_context(patch)
         yield boto3.client("stepfunctions", region_name="us-east-1")
 
@@ -339,6 +345,108 @@ def test_every_module_that_builds_a_client_per_task_is_patched() -> None:
         unpatched = {name for name in builders if importlib.import_module(name).boto_client_for is build}
     assert unpatched == set()
     assert len(builders) >= 10  # the walk found moto's integrations
+
+
+# --- a Map's workers ----------------------------------------------------------------------------------------
+
+# An INLINE and a DISTRIBUTED Map over the same items, each allowed far more workers than it has items.
+MAPS_MACHINE: dict[str, Any] = {
+    "StartAt": "Inline",
+    "States": {
+        "Inline": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "MaxConcurrency": 40,
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "INLINE"},
+                "StartAt": "Twice",
+                "States": {
+                    "Twice": {"Type": "Pass", "Parameters": {"twice.$": "States.MathAdd($.n, $.n)"}, "End": True}
+                },
+            },
+            "ResultPath": "$.inline",
+            "Next": "Distributed",
+        },
+        "Distributed": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "MaxConcurrency": 40,
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": "Thrice",
+                "States": {
+                    "Thrice": {
+                        "Type": "Pass",
+                        "Parameters": {"thrice.$": "States.MathAdd(States.MathAdd($.n, $.n), $.n)"},
+                        "End": True,
+                    }
+                },
+            },
+            "ResultPath": "$.distributed",
+            "End": True,
+        },
+    },
+}
+ITEM_COUNTS = (0, 1, 3, 50)  # none, one, a few, more than MaxConcurrency
+
+
+def maps_machine_runs(cached: bool) -> tuple[dict[int, Any], int]:
+    """One execution per item count: every history (moto's random map-run ids masked), and the worker threads
+    started."""
+    import threading
+
+    started = 0
+    start = threading.Thread.start
+
+    def counted(thread: threading.Thread) -> None:
+        nonlocal started
+        worker = getattr(getattr(thread, "_target", None), "__self__", None)  # a bound `worker.eval`
+        if worker is not None and type(worker).__name__.endswith("ProcessorWorker"):
+            started += 1
+        start(thread)
+
+    with moto_stepfunctions(cached) as sfn, mock.patch.object(threading.Thread, "start", counted):
+        definition = json.dumps(MAPS_MACHINE)
+        arn = sfn.create_state_machine(name="maps", definition=definition, roleArn=ROLE_ARN)["stateMachineArn"]
+        runs = {}
+        for count in ITEM_COUNTS:
+            items = [{"n": n} for n in range(count)]
+            execution_arn = sfn.start_execution(
+                stateMachineArn=arn, name=f"items-{count}", input=json.dumps({"items": items})
+            )["executionArn"]
+            wait_for_execution(sfn, execution_arn)
+            runs[count] = json.loads(UUID.sub("<id>", json.dumps(history(sfn, execution_arn))))
+    return runs, started
+
+
+def _unordered(events: list[dict[str, Any]]) -> list[str]:
+    """The events without their place in the history: each as sorted JSON, without its id and previous id."""
+    return sorted(
+        json.dumps({key: item for key, item in event.items() if key not in ("id", "previousEventId")}, sort_keys=True)
+        for event in events
+    )
+
+
+def test_maps_run_the_same_items_with_a_worker_per_item_as_with_max_concurrency_workers() -> None:
+    # Given Maps of no, one, a few and many items run by moto as it is, and with a worker per item at most
+    plain, plain_workers = maps_machine_runs(cached=False)
+    cached, cached_workers = maps_machine_runs(cached=True)
+
+    # Then every history holds the same events (a Map's iterations interleave differently from run to run, so
+    # they are compared in any order; a Map of one item or none, event for event), and each Map's output is its
+    # items' in order
+    assert {count: _unordered(events) for count, events in cached.items()} == {
+        count: _unordered(events) for count, events in plain.items()
+    }
+    assert (cached[0], cached[1]) == (plain[0], plain[1])
+    for count, events in plain.items():
+        assert events[-1]["type"] == "ExecutionSucceeded", count
+        output = json.loads(events[-1]["executionSucceededEventDetails"]["output"])
+        assert output["inline"] == [{"twice": 2 * n} for n in range(count)]
+        assert output["distributed"] == [{"thrice": 3 * n} for n in range(count)]
+    # And moto started 40 workers a Map (50 for the Map of 50); with the patch, one an item, at most 40
+    assert plain_workers == 2 * (40 * 3 + 40)
+    assert cached_workers == 2 * (0 + 1 + 3 + 40)
 
 
 # --- JSONPath expressions --------------------------------------------------------------------------------------
