@@ -333,3 +333,79 @@ def test_the_kill_first_attempts_are_read_alone_in_the_order_they_started(ledger
     assert kills == tuple(a for a in ledger.read_incident("inc-kills").attempts if ".kill-first." in a.attempt_id)
     assert len(ledger.read_incident("inc-kills").attempts) == 5
     assert ledger.read_kill_first_attempts("no-such-incident") == ()
+
+
+@pytest.mark.parametrize("run_attempts", [0, 3, 60])
+def test_the_record_and_the_kill_first_attempts_are_read_together(ledger: Ledger, run_attempts: int) -> None:
+    # Given an incident with a run's attempts (none, a few, more than one small read's page), two kill-first
+    # attempts and a closure
+    incident = _incident("inc-both")
+    assert ledger.open_incident(incident)
+    run = [_attempt(incident, f"exec-1.{n}") for n in range(run_attempts)]
+    kills = [_attempt(incident, kill_first_attempt_id("inc-both", f"2026112412000{n}000000", 0)) for n in range(2)]
+    assert all(ledger.record_attempts([*run, *kills]))
+    assert ledger.close_incident(IncidentClosure(incident_id="inc-both", status=IncidentStatus.COMPLETED, closed_at=T0))
+
+    # When the record and the kill-first attempts are read together
+    view = ledger.read_record_and_kill_first("inc-both")
+
+    # Then they are what the two reads of each give, and nothing else of the incident
+    assert view.incident == ledger.read_incident_record("inc-both") == incident
+    assert view.attempts == ledger.read_kill_first_attempts("inc-both") == tuple(kills)
+    assert view.closure is None
+    missing = ledger.read_record_and_kill_first("no-such-incident")
+    assert (missing.incident, missing.attempts) == (None, ())
+
+
+def test_the_record_and_many_kill_first_attempts_are_read_together(ledger: Ledger) -> None:
+    # Given more kill-first attempts than one small read's page (a redelivered alert, again and again)
+    incident = _incident("inc-kills-many")
+    assert ledger.open_incident(incident)
+    kills = [
+        _attempt(incident, kill_first_attempt_id("inc-kills-many", f"20261124T12{n:04d}000000", 0)) for n in range(40)
+    ]
+    assert all(ledger.record_attempts(kills))
+
+    # Then every one is read, and the record
+    view = ledger.read_record_and_kill_first("inc-kills-many")
+    assert view.attempts == tuple(kills)
+    assert view.incident == incident
+
+
+DEDUP_KEY = "ab" * 20
+
+
+def test_a_credential_is_claimed_once_per_window_and_again_after_it(ledger: Ledger) -> None:
+    window = timedelta(hours=1)
+
+    # Given a first claim, when the same credential is claimed within the window and after it
+    first = ledger.claim_response(DEDUP_KEY, T0, window)
+    duplicate = ledger.claim_response(DEDUP_KEY, T0 + timedelta(minutes=59), window)
+    second = ledger.claim_response(DEDUP_KEY, T0 + timedelta(hours=2), window)
+    second_duplicate = ledger.claim_response(DEDUP_KEY, T0 + timedelta(hours=2, minutes=1), window)
+    third = ledger.claim_response(DEDUP_KEY, T0 + timedelta(hours=4), window)
+
+    # Then the first is new, the one within the window names it, and each one after the window is the next
+    assert (first.is_new, first.incident_id) == (True, f"leak-{DEDUP_KEY[:24]}-1")
+    assert (duplicate.is_new, duplicate.incident_id, duplicate.claimed_at) == (False, first.incident_id, T0)
+    assert (second.is_new, second.incident_id) == (True, f"leak-{DEDUP_KEY[:24]}-2")
+    assert (second_duplicate.is_new, second_duplicate.incident_id) == (False, second.incident_id)
+    assert (third.is_new, third.incident_id) == (True, f"leak-{DEDUP_KEY[:24]}-3")
+
+
+def test_a_first_claim_is_one_conditional_put_and_nothing_read(aws: None) -> None:
+    # Given the ledger on DynamoDB, its calls counted
+    client = boto3.client("dynamodb")
+    create_table_from_template(client, "LedgerTable", "ledger")
+    calls: list[str] = []
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    ledger = DynamoDbLedger("ledger", client)
+
+    # When a credential is claimed for the first time, then again within the window
+    assert ledger.claim_response(DEDUP_KEY, T0, timedelta(hours=1)).is_new
+    first_calls = list(calls)
+    assert not ledger.claim_response(DEDUP_KEY, T0 + timedelta(minutes=1), timedelta(hours=1)).is_new
+
+    # Then the first claim was one put; the duplicate's put was refused, and the claim it duplicates read
+    assert first_calls == ["PutItem"]
+    assert calls[1:] == ["PutItem", "Query"]

@@ -100,6 +100,19 @@ def test_a_chunked_plan_and_closure_read_back_as_the_records_written(small_chunk
     # and the record alone (its chunks, none of the records after it) is the same record; none for another id
     assert small_chunk_ledger.read_incident_record("inc-chunked") == incident
     assert small_chunk_ledger.read_incident_record("inc-never-opened") is None
+    # and so is the record read with the kill-first attempts (more chunks than one small read's page)
+    assert small_chunk_ledger.read_record_and_kill_first("inc-chunked").incident == incident
+
+
+def test_a_chunked_plan_within_one_small_read_reads_back_whole(small_chunk_ledger: Ledger) -> None:
+    # Given a plan of a few chunks (fewer than one small read's page), and its closure
+    incident = _large_incident("inc-few-chunks", 6)
+    assert small_chunk_ledger.open_incident(incident)
+    assert small_chunk_ledger.close_incident(_closure(incident))
+
+    # Then the record read with the kill-first attempts is the record written
+    view = small_chunk_ledger.read_record_and_kill_first("inc-few-chunks")
+    assert (view.incident, view.attempts, view.closure) == (incident, (), None)
 
 
 def test_a_different_plan_under_a_chunked_incident_is_a_conflict(small_chunk_ledger: Ledger) -> None:

@@ -1,4 +1,5 @@
-"""What Close reads of a large incident, counted on moto's DynamoDB: the items its Queries return."""
+"""What Close reads of a large incident and of a leak's small one, counted on moto's DynamoDB: the items its Queries
+return."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from rescind.ledger import ActionAttemptRecord, CredentialState, DynamoDbLedger, IncidentRecord, IncidentStatus, Trigger
 from rescind.ledger.closing import CloseRequest, RunOutcome, VerifiedTargets, close_incident
+from rescind.ledger.dynamodb import SMALL_INCIDENT_ITEMS
 from rescind.ledger.proofs import kill_first_attempt_id
 from rescind.models import Action, ActionResult, Evidence, Outcome, Plan, VaultTokenRef
 from rescind_local import create_table_from_template
@@ -45,10 +47,12 @@ def _result(action: Action, outcome: Outcome, evidence: tuple[Evidence, ...], st
     return action_result(action, outcome, evidence=evidence, started_at=started)
 
 
-def _incident_with_many_attempts(ledger: DynamoDbLedger) -> tuple[list[Action], ActionAttemptRecord]:
-    """A leak incident of RUN_ATTEMPTS + 1 tokens: the first killed first and read back dead; the run acted on
+def _incident_with_many_attempts(
+    ledger: DynamoDbLedger, run_attempts: int = RUN_ATTEMPTS
+) -> tuple[list[Action], ActionAttemptRecord]:
+    """A leak incident of `run_attempts` + 1 tokens: the first killed first and read back dead; the run acted on
     every other one (an attempt each) and failed each first try (a second attempt each)."""
-    tokens = [VaultTokenRef(accessor=f"{n:024d}") for n in range(RUN_ATTEMPTS + 1)]
+    tokens = [VaultTokenRef(accessor=f"{n:024d}") for n in range(run_attempts + 1)]
     actions = [Action(kind="revoke", target=token, reason="leaked") for token in tokens]
     incident = IncidentRecord(
         incident_id="inc-big",
@@ -90,9 +94,13 @@ def test_a_verified_close_reads_the_record_and_the_kill_first_attempts_alone(
     verified = VerifiedTargets(read_back=frozenset(a.target.key for a in actions[1:]), still_alive=())
     result = close_incident(request, ledger, verified, vault_address="http://127.0.0.1:8200")
 
-    # Then DynamoDB returned the record and the kill-first attempt, none of the run's 600 attempts
-    assert not [sk for sk in counter.sort_keys if sk.startswith("B#ACTION#")]
-    assert sorted(counter.sort_keys) == sorted([*record_items, f"B#KILL#{kill.attempt_id}"])
+    # Then DynamoDB returned the record and the kill-first attempt, and of the run's 600 attempts only those in
+    # the first read's one page (it reads the kill-first range first, then stops), in two reads
+    run_items = [sk for sk in counter.sort_keys if sk.startswith("B#ACTION#")]
+    assert len(run_items) < SMALL_INCIDENT_ITEMS
+    assert sorted(sk for sk in counter.sort_keys if not sk.startswith("B#ACTION#")) == sorted(
+        [*record_items, f"B#KILL#{kill.attempt_id}"]
+    )
     assert counter.calls == 2
     # And the killed credential is still named dead with the kill's attempt, evidence and Vault
     assert result.status is IncidentStatus.COMPLETED
@@ -107,6 +115,33 @@ def test_a_verified_close_reads_the_record_and_the_kill_first_attempts_alone(
     assert killed.proven_before_run.acted_on == "Vault http://127.0.0.1:8200"
     assert all(standing.state is CredentialState.DEAD for standing in closure.credentials)
     assert len(closure.credentials) == RUN_ATTEMPTS + 1
+
+
+def test_a_verified_close_of_a_small_incident_reads_it_in_one_query(
+    counted: tuple[DynamoDbLedger, QueryCounter],
+) -> None:
+    # Given a leak's incident: its record, one kill first that proved its credential dead, and two attempts of
+    # its run on the other credential
+    ledger, counter = counted
+    actions, kill = _incident_with_many_attempts(ledger, run_attempts=1)
+    counter.sort_keys.clear()
+    counter.calls = 0
+
+    # When the run closes as verified
+    request = CloseRequest(incident_id="inc-big", flow="leak_response", outcome=RunOutcome.VERIFIED)
+    verified = VerifiedTargets(read_back=frozenset({actions[1].target.key}), still_alive=())
+    result = close_incident(request, ledger, verified, vault_address="http://127.0.0.1:8200")
+
+    # Then one Query read it, and the killed credential is named dead with the kill's attempt
+    assert counter.calls == 1
+    assert f"B#KILL#{kill.attempt_id}" in counter.sort_keys
+    assert result.status is IncidentStatus.COMPLETED
+    closure = ledger.read_incident("inc-big").closure
+    assert closure is not None
+    killed, acted = closure.credentials
+    assert killed.proven_before_run is not None
+    assert killed.proven_before_run.attempt_id == kill.attempt_id
+    assert (killed.state, acted.state) == (CredentialState.DEAD, CredentialState.DEAD)
 
 
 def test_a_failed_close_still_reads_every_attempt(counted: tuple[DynamoDbLedger, QueryCounter]) -> None:

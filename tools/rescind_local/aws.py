@@ -27,8 +27,14 @@ def local_aws() -> Iterator[None]:
     """Every boto3 call inside goes to moto. Real credentials in the environment are hidden first. moto's
     TransactWriteItems copies each table once per call (rescind_local.dynamodb_transactions), its Query reads
     one partition (rescind_local.dynamodb_queries), and its Step Functions parses a definition once, not once per
-    execution (rescind_local.asl_programs)."""
-    from rescind_local.asl_programs import program_cache_patches
+    execution, each JSONPath once, not at each use, and keeps the SDK client of each service integration rather than
+    building one per task, and starts a Map's workers only for its items (rescind_local.asl_programs)."""
+    from rescind_local.asl_programs import (
+        idle_worker_patches,
+        json_path_cache_patches,
+        program_cache_patches,
+        sdk_client_cache_patches,
+    )
     from rescind_local.dynamodb_queries import query_patches
     from rescind_local.dynamodb_transactions import transaction_patches
 
@@ -38,7 +44,14 @@ def local_aws() -> Iterator[None]:
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
         ExitStack() as patches,
     ):
-        for patch in (*transaction_patches(), *query_patches(), *program_cache_patches()):
+        for patch in (
+            *transaction_patches(),
+            *query_patches(),
+            *program_cache_patches(),
+            *json_path_cache_patches(),
+            *sdk_client_cache_patches(),
+            *idle_worker_patches(),
+        ):
             patches.enter_context(patch)
         for name in hidden:
             os.environ.pop(name, None)

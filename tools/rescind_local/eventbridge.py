@@ -22,6 +22,7 @@ never raised to the sender, as on AWS.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import re
 import threading
@@ -215,13 +216,20 @@ def _as_json_document(payload: str) -> str:
     return payload
 
 
-def deliver(target: TargetSpec, rule_name: str, event: Mapping[str, Any], region: str = LOCAL_REGION) -> Delivery:
-    """Hand the event to a Lambda or Step Functions target, through moto (so in-process handlers run)."""
+@functools.lru_cache(maxsize=16)
+def _delivery_client(service: str, region: str) -> Any:
+    """One client per service and region, built once (5 to 8 ms each): EventBridge delivers without building one.
+    moto intercepts each request of it while a mock is on, as it does a new client's."""
     import boto3
 
+    return boto3.client(service, region_name=region)  # type: ignore[call-overload]
+
+
+def deliver(target: TargetSpec, rule_name: str, event: Mapping[str, Any], region: str = LOCAL_REGION) -> Delivery:
+    """Hand the event to a Lambda or Step Functions target, through moto (so in-process handlers run)."""
     payload = _as_json_document(target_input(target, event, rule_name))
     if target.service == "lambda":
-        answer = boto3.client("lambda", region_name=region).invoke(
+        answer = _delivery_client("lambda", region).invoke(
             FunctionName=target.arn, InvocationType="RequestResponse", Payload=payload.encode()
         )
         error_type = None
@@ -230,7 +238,7 @@ def deliver(target: TargetSpec, rule_name: str, event: Mapping[str, Any], region
             error_type = str(document.get("errorType", "Exception")) if isinstance(document, dict) else "Exception"
         return Delivery(rule_name, target.target_id, target.arn, payload, error_type=error_type)
     if target.service == "states":
-        started = boto3.client("stepfunctions", region_name=region).start_execution(
+        started = _delivery_client("stepfunctions", region).start_execution(
             stateMachineArn=target.arn, name=str(uuid4()), input=payload
         )
         return Delivery(rule_name, target.target_id, target.arn, payload, execution_arn=started["executionArn"])

@@ -142,15 +142,11 @@ def plan_leak_response(
     on the recorded plan again, guarded anew. Either way, what the start function's kill already proved done (the
     same action, read back dead, in this incident's ledger) is left out of what the run acts on and reads back:
     `ResponsePlan.proven_before_run`, which the closure names dead with the kill's evidence."""
-    # The recorded plan, if any, and the kill's attempts. A resumed run's incident holds its runs' attempts too
-    # (thousands at scale): the record and the kill-first attempts alone. Before the plan is recorded, the incident
-    # holds the kill's attempts and nothing else: read whole, as ever.
-    recorded = ledger.read_incident_record(request.incident_id)
-    if recorded is not None:
-        attempts = ledger.read_kill_first_attempts(request.incident_id)
-    else:
-        view = ledger.read_incident(request.incident_id)
-        recorded, attempts = view.incident, view.attempts  # a plan recorded meanwhile by a racing start: used
+    # The recorded plan, if any (a resumed run's, or one recorded meanwhile by a racing start: used), and the kill's
+    # attempts; never a resumed run's own attempts (thousands at scale). A first run's incident holds the kill's
+    # attempts alone: one read.
+    view = ledger.read_record_and_kill_first(request.incident_id)
+    recorded, attempts = view.incident, view.attempts
     if recorded is not None:
         planned = guard_recorded_plan(
             request,

@@ -52,4 +52,10 @@ class Ledger(Protocol):
         started: what a verified run's closure needs of the attempts, read without the run's own."""
         ...
 
+    def read_record_and_kill_first(self, incident_id: str) -> IncidentView:
+        """The incident record and the kill-first attempts, as `read_incident_record` and
+        `read_kill_first_attempts` read them (no closure, no approvals), in as few reads as the store allows: what a
+        leak run's plan and a verified run's closure need, never the run's own attempts."""
+        ...
+
     def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]: ...

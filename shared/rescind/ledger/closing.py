@@ -210,11 +210,7 @@ def _read_for_standings(request: CloseRequest, ledger: Ledger) -> IncidentView:
     of credentials, reading and parsing those was nearly all of Close's time). A failed run needs every attempt's
     newest result: the whole incident. The view serves the standings only (its closure is not read)."""
     if request.outcome is RunOutcome.VERIFIED:
-        return IncidentView(
-            incident=ledger.read_incident_record(request.incident_id),
-            attempts=ledger.read_kill_first_attempts(request.incident_id),
-            closure=None,
-        )
+        return ledger.read_record_and_kill_first(request.incident_id)
     return ledger.read_incident(request.incident_id)
 
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from rescind.aws.errors import aws_errors, error_code
+from rescind.aws.errors import aws_errors
 from rescind.exceptions import AwsThrottled, InvalidInput, LedgerConflict
 from rescind.ledger.chunks import DEFAULT_CHUNK_CHARS, is_chunked_head, join_records, split_record
 from rescind.ledger.proofs import KILL_FIRST_SK_PREFIX, attempt_sort_key
@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 
 TIME_INDEX = "by_time"
 _INCIDENT_SK = "A#INCIDENT"
+# The record and the kill-first attempts are read in one page of this many items when the incident holds no more up
+# to the kill-first range: a leak's, before and after its run (rescind.ledger.base.read_record_and_kill_first).
+SMALL_INCIDENT_ITEMS = 25
+_AFTER_KILL_FIRST_SK = KILL_FIRST_SK_PREFIX[:-1] + chr(ord(KILL_FIRST_SK_PREFIX[-1]) + 1)  # "B#KILL$"
 _INCIDENTS = "INCIDENTS"
 
 
@@ -75,21 +79,9 @@ class DynamoDbLedger:
         self._chunk_chars = chunk_chars
 
     def _put_once(self, item: dict[str, str]) -> bool:
-        from botocore.exceptions import ClientError
+        from rescind.aws.conditional_puts import put_once
 
-        attributes = {name: {"S": value} for name, value in item.items()}
-        with aws_errors(f"ledger write to {self._table}"):
-            try:
-                self._client.put_item(
-                    TableName=self._table,
-                    Item=attributes,
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
-            except ClientError as error:
-                if error_code(error) == "ConditionalCheckFailedException":
-                    return False
-                raise
-        return True
+        return put_once(self._client, self._table, item, what=f"ledger write to {self._table}")
 
     def _put_record(self, pk: str, sk: str, record_type: str, body: str, **attributes: str) -> bool:
         """Write one record once, in chunks when it is larger than one item: the chunks, then its head."""
@@ -147,25 +139,14 @@ class DynamoDbLedger:
 
     def claim_response(self, dedup_key: str, now: datetime, window: timedelta) -> ResponseClaim:
         """Claims are numbered per credential: the newest decides. A claim inside the window is a duplicate;
-        after it, the next number is claimed with a conditional put, so two racing alerts start one response."""
+        after it, the next number is claimed with a conditional put, so two racing alerts start one response.
+        A credential's first claim is put at once, read nothing before it (a leak's first alert, which waits on it):
+        only when that number is taken is the newest claim read."""
         if not _DEDUP_KEY.fullmatch(dedup_key):
             raise InvalidInput("deduplication key is malformed")
         pk = f"CLAIM#{dedup_key}"
+        number = 0
         for _ in range(3):  # lost races re-read the winner
-            newest = self._query(
-                max_items=1,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": pk}},
-                ScanIndexForward=False,
-                Limit=1,
-                ConsistentRead=True,
-            )
-            number = 0
-            if newest:
-                number = int(newest[0]["sk"]["S"])
-                claimed_at = datetime.fromisoformat(newest[0]["claimed_at"]["S"])
-                if now - claimed_at < window:
-                    return ResponseClaim(incident_id=newest[0]["incident_id"]["S"], is_new=False, claimed_at=claimed_at)
             incident_id = f"leak-{dedup_key[:24]}-{number + 1}"
             written = self._put_once(
                 {
@@ -178,6 +159,20 @@ class DynamoDbLedger:
             )
             if written:
                 return ResponseClaim(incident_id=incident_id, is_new=True, claimed_at=now)
+            newest = self._query(
+                max_items=1,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": pk}},
+                ScanIndexForward=False,
+                Limit=1,
+                ConsistentRead=True,
+            )
+            if not newest:  # taken, then gone: never in an append-only table
+                raise LedgerConflict(f"claim {dedup_key}: claim {number + 1} is taken but cannot be read; retry")
+            number = int(newest[0]["sk"]["S"])
+            claimed_at = datetime.fromisoformat(newest[0]["claimed_at"]["S"])
+            if now - claimed_at < window:
+                return ResponseClaim(incident_id=newest[0]["incident_id"]["S"], is_new=False, claimed_at=claimed_at)
         raise AwsThrottled("ledger claim: lost three races in a row; retry")
 
     def _query(self, max_items: int | None = None, **kwargs: Any) -> list[dict[str, Any]]:
@@ -216,6 +211,34 @@ class DynamoDbLedger:
 
     def read_kill_first_attempts(self, incident_id: str) -> tuple[ActionAttemptRecord, ...]:
         return self._read_key_range(incident_id, KILL_FIRST_SK_PREFIX).attempts
+
+    def read_record_and_kill_first(self, incident_id: str) -> IncidentView:
+        """One Query, newest sort key first, up to the end of the kill-first range: the kill-first attempts, then
+        the run's (`B#ACTION#`, skipped here), then the record. A leak's incident (its record, a kill or two, a
+        few attempts of its run) ends within the first SMALL_INCIDENT_ITEMS: one read. A larger one (a run's
+        thousands of attempts) stops there: its kill-first attempts are in that page (they come first), and the
+        record's key range is read on its own, two reads as before, never the rest of the run's attempts."""
+        pk = _pk(incident_id)
+        with aws_errors(f"ledger read of {self._table}"):
+            page = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND sk < :after_kills",
+                ExpressionAttributeValues={":pk": {"S": pk}, ":after_kills": {"S": _AFTER_KILL_FIRST_SK}},
+                ScanIndexForward=False,
+                ConsistentRead=True,
+                Limit=SMALL_INCIDENT_ITEMS,
+            )
+        items = page.get("Items", [])
+        kept = [item for item in items if item["sk"]["S"].startswith((_INCIDENT_SK, KILL_FIRST_SK_PREFIX))]
+        stored = [(item["sk"]["S"], item["record_type"]["S"], item["body"]["S"]) for item in reversed(kept)]
+        view = incident_view_from_records(join_records(stored))
+        stopped_at = page.get("LastEvaluatedKey", {}).get("sk", {}).get("S")
+        if stopped_at is None:
+            return IncidentView(incident=view.incident, attempts=view.attempts, closure=None)
+        attempts = view.attempts
+        if stopped_at >= KILL_FIRST_SK_PREFIX:  # more kill-first attempts than one page: read them all
+            attempts = self.read_kill_first_attempts(incident_id)
+        return IncidentView(incident=self.read_incident_record(incident_id), attempts=attempts, closure=None)
 
     def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]:
         condition = "gsi1pk = :all"

@@ -196,6 +196,14 @@ class SqliteLedger:
     def read_kill_first_attempts(self, incident_id: str) -> tuple[ActionAttemptRecord, ...]:
         return self._read_key_range(incident_id, KILL_FIRST_SK_PREFIX).attempts
 
+    def read_record_and_kill_first(self, incident_id: str) -> IncidentView:
+        # a local file: two reads cost nothing worth saving
+        return IncidentView(
+            incident=self.read_incident_record(incident_id),
+            attempts=self.read_kill_first_attempts(incident_id),
+            closure=None,
+        )
+
     def list_incidents(self, since: datetime | None = None, limit: int = 100) -> list[IncidentRecord]:
         query = "SELECT pk, body FROM records WHERE record_type = 'incident'"
         parameters: tuple[str | int, ...] = ()

@@ -1,7 +1,8 @@
 """The local stack's parsed-program cache (rescind_local.asl_programs) runs executions exactly as moto does when it
 parses the definition at each execution: the same histories (event types, order, states, inputs and outputs), in
 sequence and concurrently; the program an execution ran is left as a fresh parse makes it; an updated definition
-is the one that runs; and a definition is parsed once, not once per execution."""
+is the one that runs; and a definition is parsed once, not once per execution. Its JSONPath cache reads and writes
+the same values, and fails the same way, as moto's parse at each use, and parses each path once."""
 
 from __future__ import annotations
 
@@ -23,7 +24,13 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguagePa
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from rescind_local import LocalOpenBao
-from rescind_local.asl_programs import program_cache_patches, program_components
+from rescind_local.asl_programs import (
+    idle_worker_patches,
+    json_path_cache_patches,
+    program_cache_patches,
+    program_components,
+    sdk_client_cache_patches,
+)
 from rescind_local.seed import prepare_vault, seed_workload
 from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import local_stepfunctions_fixes, wait_for_execution
@@ -118,7 +125,12 @@ def moto_stepfunctions(cached: bool) -> Iterator[Any]:
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         stack.enter_context(local_stepfunctions_fixes(time_scale=0.01))
         if cached:
-            for patch in program_cache_patches():
+            for patch in (
+                *program_cache_patches(),
+                *json_path_cache_patches(),
+                *sdk_client_cache_patches(),
+                *idle_worker_patches(),
+            ):
                 stack.enter_context(patch)
         yield boto3.client("stepfunctions", region_name="us-east-1")
 
@@ -150,7 +162,7 @@ def small_machine_runs(cached: bool) -> dict[str, Any]:
 
 
 def test_the_small_machine_runs_the_same_with_the_cache_in_sequence_and_concurrently() -> None:
-    # Given the same machine run by moto as it is, and with the cache
+    # Given the same machine run by moto as it is, and with the caches (programs, JSONPaths, SDK clients)
     plain = small_machine_runs(cached=False)
     cached = small_machine_runs(cached=True)
 
@@ -202,6 +214,335 @@ def test_a_definition_is_parsed_once_and_an_updated_definition_is_the_one_that_r
     # Then v1 was parsed at creation and at its first execution only, and v2 is what ran after the update
     assert parses_for_v1 == 2
     assert [output["version"] for output in outputs] == ["v1", "v1", "v1", "v2"]
+
+
+# --- the service integrations' SDK clients --------------------------------------------------------------------
+
+# Each integration the response machines use, twice (the second call on the kept client): SNS, EventBridge, and a
+# Lambda invoke that fails (no such function) and is caught.
+SERVICES_MACHINE: dict[str, Any] = {
+    "StartAt": "Notify",
+    "States": {
+        "Notify": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sns:publish",
+            "Parameters": {"TopicArn.$": "$.topic", "Subject": "run", "Message.$": "$.message"},
+            "ResultSelector": {"sent.$": "States.ArrayLength(States.Array($.MessageId))"},
+            "ResultPath": "$.notified",
+            "Next": "Publish",
+        },
+        "Publish": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::events:putEvents",
+            "Parameters": {
+                "Entries": [{"Source": "rescind", "DetailType": "Run", "Detail.$": "States.JsonToString($)"}]
+            },
+            "ResultSelector": {"failed.$": "$.FailedEntryCount"},
+            "ResultPath": "$.published",
+            "Next": "Call",
+        },
+        "Call": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "absent-function", "Payload.$": "$"},
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": "Again"}],
+            "Next": "Again",
+        },
+        "Again": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sns:publish",
+            "Parameters": {"TopicArn.$": "$.topic", "Message": "again"},
+            "ResultPath": None,
+            "End": True,
+        },
+    },
+}
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def services_machine_runs(cached: bool) -> dict[str, Any]:
+    """Two executions in sequence, then two at once: every history (moto's random message and event ids masked),
+    and what the topic was sent."""
+    from moto.sns.models import sns_backends
+
+    with moto_stepfunctions(cached) as sfn:
+        topic = boto3.client("sns", region_name="us-east-1").create_topic(Name="runs")["TopicArn"]
+        definition = json.dumps(SERVICES_MACHINE)
+        arn = sfn.create_state_machine(name="services", definition=definition, roleArn=ROLE_ARN)["stateMachineArn"]
+
+        def start(name: str) -> str:
+            started: str = sfn.start_execution(
+                stateMachineArn=arn, name=name, input=json.dumps({"topic": topic, "message": name})
+            )["executionArn"]
+            return started
+
+        def masked(execution_arn: str) -> Any:
+            wait_for_execution(sfn, execution_arn)
+            return json.loads(UUID.sub("<id>", json.dumps(history(sfn, execution_arn))))
+
+        runs = {name: masked(start(name)) for name in ("first", "second")}
+        together = {name: start(name) for name in ("third", "fourth")}
+        runs.update({name: masked(execution_arn) for name, execution_arn in together.items()})
+        notifications = sns_backends["123456789012"]["us-east-1"].topics[topic].sent_notifications
+        return {"runs": runs, "sent": sorted(str(notification[1]) for notification in notifications)}
+
+
+def test_the_service_integrations_call_the_same_with_kept_clients_as_with_new_ones() -> None:
+    # Given a machine calling SNS, EventBridge and Lambda, run by moto as it is, and with the caches
+    plain = services_machine_runs(cached=False)
+    cached = services_machine_runs(cached=True)
+
+    # Then every history is the same, event for event, each run published twice and its Lambda call was caught
+    assert cached == plain
+    assert plain["sent"] == sorted(["first", "second", "third", "fourth", *["again"] * 4])
+    for events in plain["runs"].values():
+        types = [event["type"] for event in events]
+        assert types[-1] == "ExecutionSucceeded"
+        assert types.count("TaskSucceeded") == 3
+        assert "LambdaFunctionFailed" in types or "TaskFailed" in types
+
+
+def test_a_kept_client_is_one_per_region_service_and_role() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import StateCredentials
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    with ExitStack() as stack:
+        stack.enter_context(mock_aws())
+        for patch in sdk_client_cache_patches():
+            stack.enter_context(patch)
+        kept = vars(lambda_eval_utils)["boto_client_for"]
+        first = kept(region="us-east-1", service="lambda", state_credentials=StateCredentials(role_arn=ROLE_ARN))
+        assert (
+            kept(region="us-east-1", service="lambda", state_credentials=StateCredentials(role_arn=ROLE_ARN)) is first
+        )
+        assert boto_client.boto_client_for(region="us-east-1", service="lambda") is not first  # no role: another
+        assert kept(region="eu-west-1", service="lambda") is not kept(region="us-east-1", service="lambda")
+        assert kept(region="us-east-1", service="sns") is not kept(region="us-east-1", service="lambda")
+
+
+def test_every_module_that_builds_a_client_per_task_is_patched() -> None:
+    import importlib
+    import pkgutil
+
+    import moto.stepfunctions.parser as parser
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    build = boto_client.boto_client_for  # moto's own, before any patch
+    builders = set()
+    for module_info in pkgutil.walk_packages(parser.__path__, f"{parser.__name__}."):
+        try:
+            module = importlib.import_module(module_info.name)
+        except ImportError:
+            continue
+        if getattr(module, "boto_client_for", None) is build:
+            builders.add(module_info.name)
+    with ExitStack() as stack:
+        for patch in sdk_client_cache_patches():
+            stack.enter_context(patch)
+        unpatched = {name for name in builders if importlib.import_module(name).boto_client_for is build}
+    assert unpatched == set()
+    assert len(builders) >= 10  # the walk found moto's integrations
+
+
+# --- a Map's workers ----------------------------------------------------------------------------------------
+
+# An INLINE and a DISTRIBUTED Map over the same items, each allowed far more workers than it has items.
+MAPS_MACHINE: dict[str, Any] = {
+    "StartAt": "Inline",
+    "States": {
+        "Inline": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "MaxConcurrency": 40,
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "INLINE"},
+                "StartAt": "Twice",
+                "States": {
+                    "Twice": {"Type": "Pass", "Parameters": {"twice.$": "States.MathAdd($.n, $.n)"}, "End": True}
+                },
+            },
+            "ResultPath": "$.inline",
+            "Next": "Distributed",
+        },
+        "Distributed": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "MaxConcurrency": 40,
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": "Thrice",
+                "States": {
+                    "Thrice": {
+                        "Type": "Pass",
+                        "Parameters": {"thrice.$": "States.MathAdd(States.MathAdd($.n, $.n), $.n)"},
+                        "End": True,
+                    }
+                },
+            },
+            "ResultPath": "$.distributed",
+            "End": True,
+        },
+    },
+}
+ITEM_COUNTS = (0, 1, 3, 50)  # none, one, a few, more than MaxConcurrency
+
+
+def maps_machine_runs(cached: bool) -> tuple[dict[int, Any], int]:
+    """One execution per item count: every history (moto's random map-run ids masked), and the worker threads
+    started."""
+    import threading
+
+    started = 0
+    start = threading.Thread.start
+
+    def counted(thread: threading.Thread) -> None:
+        nonlocal started
+        worker = getattr(getattr(thread, "_target", None), "__self__", None)  # a bound `worker.eval`
+        if worker is not None and type(worker).__name__.endswith("ProcessorWorker"):
+            started += 1
+        start(thread)
+
+    with moto_stepfunctions(cached) as sfn, mock.patch.object(threading.Thread, "start", counted):
+        definition = json.dumps(MAPS_MACHINE)
+        arn = sfn.create_state_machine(name="maps", definition=definition, roleArn=ROLE_ARN)["stateMachineArn"]
+        runs = {}
+        for count in ITEM_COUNTS:
+            items = [{"n": n} for n in range(count)]
+            execution_arn = sfn.start_execution(
+                stateMachineArn=arn, name=f"items-{count}", input=json.dumps({"items": items})
+            )["executionArn"]
+            wait_for_execution(sfn, execution_arn)
+            runs[count] = json.loads(UUID.sub("<id>", json.dumps(history(sfn, execution_arn))))
+    return runs, started
+
+
+def _unordered(events: list[dict[str, Any]]) -> list[str]:
+    """The events without their place in the history: each as sorted JSON, without its id and previous id."""
+    return sorted(
+        json.dumps({key: item for key, item in event.items() if key not in ("id", "previousEventId")}, sort_keys=True)
+        for event in events
+    )
+
+
+def test_maps_run_the_same_items_with_a_worker_per_item_as_with_max_concurrency_workers() -> None:
+    # Given Maps of no, one, a few and many items run by moto as it is, and with a worker per item at most
+    plain, plain_workers = maps_machine_runs(cached=False)
+    cached, cached_workers = maps_machine_runs(cached=True)
+
+    # Then every history holds the same events (a Map's iterations interleave differently from run to run, so
+    # they are compared in any order; a Map of one item or none, event for event), and each Map's output is its
+    # items' in order
+    assert {count: _unordered(events) for count, events in cached.items()} == {
+        count: _unordered(events) for count, events in plain.items()
+    }
+    assert (cached[0], cached[1]) == (plain[0], plain[1])
+    for count, events in plain.items():
+        assert events[-1]["type"] == "ExecutionSucceeded", count
+        output = json.loads(events[-1]["executionSucceededEventDetails"]["output"])
+        assert output["inline"] == [{"twice": 2 * n} for n in range(count)]
+        assert output["distributed"] == [{"thrice": 3 * n} for n in range(count)]
+    # And moto started 40 workers a Map (50 for the Map of 50); with the patch, one an item, at most 40
+    assert plain_workers == 2 * (40 * 3 + 40)
+    assert cached_workers == 2 * (0 + 1 + 3 + 40)
+
+
+# --- JSONPath expressions --------------------------------------------------------------------------------------
+
+# Each kind of path a state reads: a field, nested fields, the root, an index (AWS unpacks a literal singleton), a
+# wildcard, a slice, a filter, a path that is missing, a missing path with a wildcard (an empty list), and one
+# that does not parse.
+PATH_DATA: dict[str, Any] = {
+    "plan": {"decision": "proceed", "counts": {"vault_token": 2}},
+    "items": [{"n": 1, "tag": "a"}, {"n": 2, "tag": "b"}, {"n": 3, "tag": "a"}],
+    "empty": [],
+}
+READ_PATHS = (
+    "$.plan",
+    "$.plan.decision",
+    "$.plan.counts.vault_token",
+    "$",
+    "$.items[0]",
+    "$.items[1].n",
+    "$.items[*].n",
+    "$.items[1:]",
+    "$.items[?(@.tag == 'a')].n",
+    "$.plan.absent",
+    "$.empty[*].n",
+    "$.plan.[",
+)
+WRITE_PATHS = ("$.result", "$.plan.result", "$.plan", "$.items[0].n", "$.new.nested.value")
+
+
+def _read_and_write(paths_cached: bool) -> list[Any]:
+    """What moto's extract_json answers (or raises) for each read path, and what ResultPath writes for each write
+    path, twice each (the second from the cache when there is one)."""
+    import copy
+
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    answers: list[Any] = []
+    with ExitStack() as stack:
+        if paths_cached:
+            for patch in json_path_cache_patches():
+                stack.enter_context(patch)
+        for _ in range(2):
+            for path in READ_PATHS:
+                data = copy.deepcopy(PATH_DATA)
+                try:
+                    answers.append((path, json_path.extract_json(path, data)))
+                except Exception as error:  # the error itself is what is compared
+                    answers.append((path, type(error).__name__, str(error)))
+                assert data == PATH_DATA, path  # a read leaves its input as it was
+            for path in WRITE_PATHS:
+                data = copy.deepcopy(PATH_DATA)
+                written = vars(result_path)["parse"](path).update_or_create(data, {"written": path})
+                answers.append((path, written))
+    return answers
+
+
+def test_json_paths_read_write_and_fail_the_same_with_the_cache_as_without() -> None:
+    # Given each kind of path read and written by moto as it is, and with the cache
+    plain = _read_and_write(paths_cached=False)
+    cached = _read_and_write(paths_cached=True)
+
+    # Then every value read, every document written and every error is the same
+    assert cached == plain
+    by_path = dict(answer[:2] for answer in plain[: len(READ_PATHS)])
+    assert by_path["$.items[*].n"] == [1, 2, 3]
+    assert by_path["$.items[?(@.tag == 'a')].n"] == [1, 3]
+    assert by_path["$.plan.absent"] == "NoSuchJsonPathError"
+    assert by_path["$.empty[*].n"] == []
+    assert by_path["$.plan.["] not in ("NoSuchJsonPathError", None)  # it does not parse, and says so
+
+
+def test_a_json_path_is_parsed_once_and_a_bad_one_fails_every_time() -> None:
+    from jsonpath_ng.ext.parser import parse
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    parses: list[str] = []
+
+    def counted(path: str) -> Any:
+        parses.append(path)
+        return parse(path)
+
+    with mock.patch.object(json_path, "parse", counted), ExitStack() as stack:
+        for patch in json_path_cache_patches():  # made while the counting parse is moto's
+            stack.enter_context(patch)
+        for _ in range(3):
+            assert json_path.extract_json("$.plan.decision", PATH_DATA) == "proceed"
+        failures = 0
+        for _ in range(2):
+            try:
+                json_path.extract_json("$.plan.[", PATH_DATA)
+            except Exception:  # jsonpath_ng's own parse error
+                failures += 1
+
+    assert parses == ["$.plan.decision", "$.plan.[", "$.plan.["]
+    assert failures == 2
 
 
 # --- the template's response machine, through the whole local stack ---------------------------------------------
