@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
 from rescind.holds import GuardFacts
 from rescind.models import CredentialRef
+from rescind.validation import IamName
 
 # owner/name as GitHub spells them (at most 201 characters); each part has a character other than a dot, so `..`
 # is refused: the name is put into API paths. (pydantic's regex engine has no look-ahead.)
@@ -63,8 +64,8 @@ class LeakAlert(BaseModel):
     # Not secret: an access key id, the account it lives in, a role named by GuardDuty.
     access_key_id: Annotated[str, Field(pattern=f"^{ACCESS_KEY_ID.pattern}$")] | None = None
     account_id: Annotated[str, Field(pattern=r"^[0-9]{12}$")] | None = None
-    role_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] | None = None
-    user_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] | None = None
+    role_name: IamName | None = None
+    user_name: IamName | None = None
     # GitHub: the alert to fetch the value from (the webhook does not carry it).
     github_repository: Annotated[str, Field(pattern=GITHUB_REPOSITORY_PATTERN, max_length=201)] | None = None
     github_alert_number: Annotated[int, Field(ge=1)] | None = None

@@ -103,7 +103,10 @@ class GitHubAlertNotice(BaseModel):
     alert_number: Annotated[int, Field(ge=1, le=2**53)]
     secret_type: Annotated[str, Field(pattern=_SECRET_TYPE)]
     secret_type_display_name: Annotated[str, Field(max_length=200)] | None = None
-    html_url: Annotated[str, Field(pattern=r"^https?://[^\s]{1,1990}$")] | None = None
+    # The length is its own constraint: a bounded repetition of the Unicode [^\s] in the pattern compiles into a
+    # large automaton in pydantic's Rust regex (~18 ms at cold start). At most 1990 after the scheme, as before
+    # (an http:// address may now be one character longer).
+    html_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=1998)] | None = None
     repository: Annotated[str, Field(pattern=REPOSITORY_PATTERN, max_length=201)]
     # The alert's creation time; the receipt time when GitHub left it out (its `reopened` example does).
     created_at: AwareDatetime
