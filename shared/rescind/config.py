@@ -76,7 +76,7 @@ def _parameter_variable(field_name: str) -> str:
 class EnvironmentSettings(BaseModel):
     """A concern's settings: field `x_y` from variable `X_Y`, an empty variable meaning unset."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, *, ssm_client: Any = None) -> Self:

@@ -109,7 +109,7 @@ def _rejected(reason: SharedRejection, problem: str) -> LeakAlertRejected:
 class SecretLeakedDetail(BaseModel):
     """The generic event's detail, documented in the README. Strict: unknown fields are refused."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     secret_type: str
     secret: Annotated[SecretStr, Field(min_length=1, max_length=16 * 1024)] | None = None
