@@ -231,20 +231,22 @@ class LambdaLayout:
         task_root: Path | None = None,
         layers: Sequence[Path] = (),
         flags: Sequence[str] = (),
+        wrapper: Sequence[str] = (),
     ) -> tuple[float, float, str, str]:
-        """(whole process wall seconds, its CPU seconds, stdout, stderr) of one fresh interpreter."""
+        """(whole process wall seconds, its CPU seconds, stdout, stderr) of one fresh interpreter, run under
+        `wrapper` when given (a command that runs the interpreter, e.g. valgrind's, for counting instructions)."""
         folders = [*([task_root] if task_root else []), *layers, self.runtime]
         environment = {**environment, "PYTHONPATH": os.pathsep.join(str(folder) for folder in folders)}
         # The CPU the child used, user and system: what a loaded, shared machine does not inflate as it does wall time
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         answer = subprocess.run(  # noqa: S603 - the runtime's Python, our own snippet
-            [str(self.interpreter), "-S", *flags, "-c", code],
+            [*wrapper, str(self.interpreter), "-S", *flags, "-c", code],
             capture_output=True,
             text=True,
             env=environment,
             cwd=str(task_root or REPO_ROOT),
-            timeout=120,
+            timeout=600 if wrapper else 120,
             check=False,
         )
         elapsed = time.perf_counter() - started

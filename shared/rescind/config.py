@@ -40,7 +40,7 @@ from rescind.aws.external_id import EXTERNAL_ID_PATTERN, EXTERNAL_ID_RULE
 from rescind.exceptions import ConfigurationError
 from rescind.parameter_store import PARAMETER_SUFFIX, STORED_SETTINGS, parameter_label, read_parameters
 from rescind.schedules.policy import SchedulePolicy
-from rescind.validation import describe_validation_error
+from rescind.validation import IamName, describe_validation_error
 
 if TYPE_CHECKING:
     from rescind.discovery import DiscoveryScope
@@ -76,7 +76,7 @@ def _parameter_variable(field_name: str) -> str:
 class EnvironmentSettings(BaseModel):
     """A concern's settings: field `x_y` from variable `X_Y`, an empty variable meaning unset."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, *, ssm_client: Any = None) -> Self:
@@ -225,7 +225,7 @@ class ArchiveSettings(EnvironmentSettings):
 class CrossAccountSettings(EnvironmentSettings):
     """How Rescind acts in another account: the member stacks' execution role and its external id."""
 
-    cross_account_role_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] = "RescindExecutionRole"
+    cross_account_role_name: IamName = "RescindExecutionRole"
     # Required to cross accounts: member-account.yaml's execution role trusts no AssumeRole without it.
     cross_account_external_id: str | None = None
 

@@ -13,6 +13,7 @@ them joins the handler's record, written when the handler returns or raises.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -23,6 +24,7 @@ import wrapt
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+import rescind
 from rescind.runtime import TRACED_AT_IMPORT, TRACED_LIBRARIES
 
 SERVICE_VARIABLE = "POWERTOOLS_SERVICE_NAME"
@@ -71,6 +73,12 @@ def add_count(name: str, value: float = 1, /, **dimensions: str) -> None:
             metric.add_dimension(name=dimension, value=dimension_value)
 
 
+def _resume_collector() -> None:
+    if rescind.PAUSED_COLLECTOR_AT_IMPORT and not gc.isenabled():
+        gc.freeze()  # what the import loaded lives as long as the process: later collections skip it
+        gc.enable()
+
+
 def _follow_function_environment() -> None:
     # The local stack runs every function in one process, and this module may be imported before a function's
     # environment is in place; the shared record takes its namespace and service from the function that runs.
@@ -80,7 +88,9 @@ def _follow_function_environment() -> None:
 
 def observed_handler(handler: HandlerT) -> HandlerT:
     """A Lambda handler with the logger's context (the event is never logged), an X-Ray segment (the response is
-    never captured: it can name credentials) and its metrics flushed, plus a ColdStart count on its first run."""
+    never captured: it can name credentials) and its metrics flushed, plus a ColdStart count on its first run.
+    Applied as the handler module's import ends: the collector paused for the import (rescind/__init__.py) resumes."""
+    _resume_collector()
     observed = logger.inject_lambda_context(log_event=False)(
         tracer.capture_lambda_handler(capture_response=False)(
             metrics.log_metrics(capture_cold_start_metric=True)(handler),

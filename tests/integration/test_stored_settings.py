@@ -13,6 +13,7 @@ import pytest
 from rescind import runtime
 from rescind.config import GuardSettings, RuntimeSettings, ScheduleSettings, WorkloadAccountSettings
 from rescind.exceptions import ConfigurationError
+from rescind.parameter_store import read_parameters
 from rescind_local.aws import local_aws
 
 BASE = {
@@ -131,10 +132,28 @@ def test_a_value_read_is_kept_for_its_max_age_and_read_again_at_the_next_cold_st
     environ = {"PROTECTED_WORKLOADS_PARAMETER": name}
     assert GuardSettings.from_environ(environ).protected_workloads == ("spiffe://a/ca",)
 
-    # When the parameter changes, the warm function keeps what it read (Powertools' cache, max_age)
+    # When the parameter changes, the warm function keeps what it read (for PARAMETER_MAX_AGE_SECONDS)
     put(ssm, name, "spiffe://a/ca,spiffe://a/db")
     assert GuardSettings.from_environ(environ).protected_workloads == ("spiffe://a/ca",)
 
     # And a new execution environment reads the new value
     runtime.reset_caches()
     assert GuardSettings.from_environ(environ).protected_workloads == ("spiffe://a/ca", "spiffe://a/db")
+
+
+def test_more_names_than_one_get_parameters_takes_are_read_in_calls_of_ten(ssm: Any) -> None:
+    # Given twelve parameters that exist and one that does not
+    names = {f"SETTING_{index}": put(ssm, f"/rescind/setting-{index}", f"value-{index}") for index in range(12)}
+    calls: list[int] = []
+    client = boto3.client("ssm")
+    client.meta.events.register(
+        "provide-client-params.ssm.GetParameters", lambda params, **_: calls.append(len(params["Names"]))
+    )
+
+    # When all twelve are read: each value by the variable that named it, in two calls (GetParameters takes ten)
+    assert read_parameters(names, ssm_client=client) == {variable: f"value-{variable[8:]}" for variable in names}
+    assert sorted(calls) == [2, 10]
+
+    # And the missing one is named with its variable, its neighbours' values never repeated
+    with pytest.raises(ConfigurationError, match=r"^invalid configuration: SSM parameter /rescind/gone \(GONE\)"):
+        read_parameters({**names, "GONE": "/rescind/gone"}, ssm_client=client)

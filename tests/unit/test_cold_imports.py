@@ -43,3 +43,47 @@ def test_registering_every_credential_kind_parses_no_certificate_library() -> No
         "rescind.aws.acm_pca",
         "rescind.vault.pki",
     ]
+
+
+def collector_states(code: str, environment: dict[str, str]) -> list[bool]:
+    """What gc.isenabled() was at each `states.append(gc.isenabled())` of `code`, in a fresh interpreter."""
+    variables = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(SHARED), **environment}
+    report = f"import gc, json\nstates = []\n{code}\nprint(json.dumps(states))"
+    finished = subprocess.run(  # noqa: S603 - this interpreter, the project's own package
+        [sys.executable, "-c", report], capture_output=True, text=True, env=variables, timeout=120, check=False
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    states: list[bool] = json.loads(finished.stdout.strip().splitlines()[-1])
+    return states
+
+
+HANDLER_MODULE = """
+import rescind
+states.append(gc.isenabled())
+from rescind.observability import observed_handler
+states.append(gc.isenabled())
+
+@observed_handler
+def lambda_handler(event, context):
+    return event
+
+states.append(gc.isenabled())
+"""
+
+
+def test_in_lambda_the_collector_pauses_while_the_handler_module_loads() -> None:
+    # Given Lambda's environment (a function name, not sam local)
+    lambda_environment = {"AWS_LAMBDA_FUNCTION_NAME": "rescind-start-leak-response", "AWS_DEFAULT_REGION": "us-east-1"}
+
+    # When a handler module imports rescind and wraps its handler
+    # Then the collector is off from the first import of rescind until the handler is wrapped, and on after
+    assert collector_states(HANDLER_MODULE, lambda_environment) == [False, False, True]
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [{}, {"AWS_LAMBDA_FUNCTION_NAME": "rescind-start-leak-response", "AWS_SAM_LOCAL": "true"}],
+    ids=["outside Lambda", "sam local and the local stack"],
+)
+def test_outside_lambda_the_collector_is_never_paused(environment: dict[str, str]) -> None:
+    assert collector_states(HANDLER_MODULE, {"AWS_DEFAULT_REGION": "us-east-1", **environment}) == [True] * 3

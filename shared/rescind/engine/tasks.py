@@ -23,7 +23,7 @@ from rescind.validation import parse_model
 class ExecuteActionRequest(BaseModel):
     """One item of a plan's Map state."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
     # Execution name, item index and retry count: a retry is a new attempt, a re-delivery is not.

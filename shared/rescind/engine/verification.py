@@ -22,7 +22,7 @@ class ProofSource(StrEnum):
 
 
 class VerifiedTarget(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     action_id: str
     target: CredentialRef
@@ -31,7 +31,7 @@ class VerifiedTarget(BaseModel):
 
 
 class VerificationReport(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     verified: tuple[VerifiedTarget, ...]
     still_alive: tuple[CredentialRef, ...]

@@ -64,7 +64,7 @@ class SyncProgress:
 class SyncFailure(BaseModel):
     """One part of the sweep that failed; the message names the operation, never a value."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     phase: SyncPhase
     where: str
@@ -75,7 +75,7 @@ class SyncFailure(BaseModel):
 class SyncReport(BaseModel):
     """What one sync saw and what it added. Counts only: no value, and no reference is repeated here."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     started_at: AwareDatetime
     finished_at: AwareDatetime | None = None

@@ -17,7 +17,7 @@ class CloudResourceKind(StrEnum):
 class WorkloadBinding(BaseModel):
     """A cloud resource ran as a workload. Keyed by `cloud_id` (instance id, task ARN, function ARN)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     cloud_id: Annotated[str, Field(min_length=1, max_length=2048)]
     kind: CloudResourceKind

@@ -53,7 +53,7 @@ DEFAULT_PAGE_SIZE = 100
 class BackfillProgress(BaseModel):
     """Where the back-fill is: one group (`tokens`, `secret_ids approle/api`...), done of total, the item."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(defer_build=True, frozen=True)
 
     group: str
     done: int
@@ -64,7 +64,7 @@ class BackfillProgress(BaseModel):
 class BackfillReport(BaseModel):
     """Counts only: never a value, never metadata."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     examined: int = 0
     written: int = 0  # new records; the others were already in the index

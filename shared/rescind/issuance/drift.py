@@ -46,7 +46,7 @@ Reference = Annotated[str, Field(max_length=2048)]
 class DriftCheck(BaseModel):
     """One check: what was compared, what did not match (a few references each), and what was decided."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     checked_at: AwareDatetime
     dry_run: bool

@@ -26,7 +26,7 @@ Text = Annotated[str, Field(max_length=2048)]
 class HeldCredential(BaseModel):
     """One live credential of a workload, as the index knows it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     target: Text  # the reference's text form (`format_ref`)
     kind: str
@@ -39,7 +39,7 @@ class HeldCredential(BaseModel):
 
 
 class WorkloadHoldings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     workload_id: Text
     credentials: tuple[HeldCredential, ...]

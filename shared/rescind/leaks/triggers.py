@@ -42,7 +42,7 @@ from rescind.response.events import (
     parse_event,
     validated,
 )
-from rescind.validation import describe_validation_error
+from rescind.validation import IamName, describe_validation_error
 
 # A leak alert is small (a PEM certificate is the largest thing in one); anything bigger is not one.
 MAX_LEAK_EVENT_BYTES = 64 * 1024
@@ -109,7 +109,7 @@ def _rejected(reason: SharedRejection, problem: str) -> LeakAlertRejected:
 class SecretLeakedDetail(BaseModel):
     """The generic event's detail, documented in the README. Strict: unknown fields are refused."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     secret_type: str
     secret: Annotated[SecretStr, Field(min_length=1, max_length=16 * 1024)] | None = None
@@ -178,7 +178,7 @@ class HealthEvent(EventEnvelope):
 class GuardDutyAccessKeyDetails(EventDetail):
     access_key_id: Annotated[str | None, Field(alias="accessKeyId", max_length=128)] = None
     principal_id: Annotated[str | None, Field(alias="principalId", max_length=256)] = None
-    user_name: Annotated[str, Field(alias="userName", pattern=r"^[\w+=,.@\-]{1,64}$")]
+    user_name: Annotated[IamName, Field(alias="userName")]
     user_type: Annotated[str, Field(alias="userType", max_length=64)]
 
 

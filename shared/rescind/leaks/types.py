@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
 from rescind.holds import GuardFacts
 from rescind.models import CredentialRef
+from rescind.validation import IamName
 
 # owner/name as GitHub spells them (at most 201 characters); each part has a character other than a dot, so `..`
 # is refused: the name is put into API paths. (pydantic's regex engine has no look-ahead.)
@@ -52,7 +53,7 @@ AWS_EVENT_ONLY_TYPES = frozenset({SecretType.AWS_ROLE_SESSIONS, SecretType.AWS_I
 class LeakAlert(BaseModel):
     """One leaked credential as one trigger reported it. `secret` never leaves the process."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     source: Annotated[str, Field(min_length=1, max_length=200)]
     detail_type: Annotated[str, Field(min_length=1, max_length=200)]
@@ -63,8 +64,8 @@ class LeakAlert(BaseModel):
     # Not secret: an access key id, the account it lives in, a role named by GuardDuty.
     access_key_id: Annotated[str, Field(pattern=f"^{ACCESS_KEY_ID.pattern}$")] | None = None
     account_id: Annotated[str, Field(pattern=r"^[0-9]{12}$")] | None = None
-    role_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] | None = None
-    user_name: Annotated[str, Field(pattern=r"^[\w+=,.@\-]{1,64}$")] | None = None
+    role_name: IamName | None = None
+    user_name: IamName | None = None
     # GitHub: the alert to fetch the value from (the webhook does not carry it).
     github_repository: Annotated[str, Field(pattern=GITHUB_REPOSITORY_PATTERN, max_length=201)] | None = None
     github_alert_number: Annotated[int, Field(ge=1)] | None = None
@@ -83,7 +84,7 @@ class LeakEvent(BaseModel):
     """One leak event, decided: the alerts to answer, what it named that resolves to nothing Rescind can act on,
     or why it is recorded and nothing is acted on. Every event that gets here leaves an incident."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     source: Annotated[str, Field(min_length=1, max_length=200)]
     detail_type: Annotated[str, Field(min_length=1, max_length=200)]
@@ -97,7 +98,7 @@ class LeakEvent(BaseModel):
 class LocatedLeak(BaseModel):
     """The credential(s) an alert resolved to, and whose they are. References only."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     credentials: tuple[CredentialRef, ...]
     owner: Annotated[str, Field(max_length=500)] | None = None  # the workload, when the credential names one
@@ -122,6 +123,6 @@ class LocatedLeak(BaseModel):
 class Unlocated(BaseModel):
     """Why an alert resolved to nothing. Recorded as an UNRESOLVED incident and notified; nothing is touched."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     why: Annotated[str, Field(min_length=1, max_length=500)]

@@ -123,7 +123,7 @@ PcaSerial = Annotated[str, _pattern(_PCA_SERIAL_RE, "serial", "1f:0a:...")]
 
 
 class _Ref(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, str_strip_whitespace=False)
 
     @property
     def key(self) -> str:

@@ -86,7 +86,7 @@ def build_manual_request(
 class ManualRunBody(BaseModel):
     """The body `rescind revoke` posts. Nothing in it says who asks: that is the request's signer."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     workload: WorkloadId | None = None
     # Text references (`vault-token:accessor:...`, `pki:<mount>:<serial>`), as `rescind revoke --credential`.
@@ -107,7 +107,7 @@ class ManualRunBody(BaseModel):
 class ManualRunStarted(BaseModel):
     """The function's answer: the run, which `rescind revoke` then follows."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     status: StartStatus
     incident_id: str

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 class StartResult(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     status: StartStatus
     # The execution name, or the unresolved incident.

@@ -163,7 +163,7 @@ class AutoScalingTerminateEvent(EventEnvelope):
 class WorkloadTerminatedDetail(EventDetail):
     """The generic trigger's detail, documented in the README. Strict: a sender we do not know is not AWS."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     workload_id: Annotated[str, Field(max_length=_MAX_WORKLOAD_ID)]
     reason: Annotated[str, Field(max_length=MAX_REASON)]

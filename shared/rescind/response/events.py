@@ -32,7 +32,7 @@ Reject = Callable[[SharedRejection, str], Exception]
 class EventEnvelope(BaseModel):
     """EventBridge's envelope. Unknown fields are ignored: AWS adds fields to its events over time."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
     version: Literal["0"]
     id: Annotated[str, Field(pattern=_EVENT_ID)]
@@ -47,7 +47,7 @@ class EventEnvelope(BaseModel):
 class EventDetail(BaseModel):
     """An event's detail, or a part of it. Unknown fields are ignored, as in the envelope."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
 
 def event_json_size(event: Any) -> int:

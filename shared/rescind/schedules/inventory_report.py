@@ -77,7 +77,7 @@ ReportText = Annotated[str, Field(max_length=1000)]
 class Finding(BaseModel):
     """One credential, role or mount in a report category, by reference; never a value."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     target: ReportText  # a reference's text form (`format_ref`) or a Vault path
     kind: str
@@ -85,7 +85,7 @@ class Finding(BaseModel):
 
 
 class ReportScope(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     pki_mounts: tuple[str, ...]
     approle_mounts: tuple[str, ...]
@@ -98,7 +98,7 @@ class ReportScope(BaseModel):
 class InventoryReport(BaseModel):
     """Counts of the estate, and the references behind the counts that need a human."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     generated_at: AwareDatetime
     scope: ReportScope

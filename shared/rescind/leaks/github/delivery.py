@@ -61,7 +61,7 @@ RECEIPT_STATUS: Mapping[ReceiptStatus, int] = {
 class DeliveryReceipt(BaseModel):
     """What the function answers and logs about a delivery it did not reject. References only."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     status: ReceiptStatus
     delivery_id: str

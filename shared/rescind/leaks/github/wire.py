@@ -96,14 +96,17 @@ Validity = Literal["active", "inactive", "unknown"]
 class GitHubAlertNotice(BaseModel):
     """One secret scanning alert delivery, as put on the bus: references only, never a value or the body."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     delivery_id: Annotated[str, Field(pattern=_DELIVERY_ID.pattern)]
     action: Annotated[str, Field(pattern=_EVENT_NAME.pattern)]
     alert_number: Annotated[int, Field(ge=1, le=2**53)]
     secret_type: Annotated[str, Field(pattern=_SECRET_TYPE)]
     secret_type_display_name: Annotated[str, Field(max_length=200)] | None = None
-    html_url: Annotated[str, Field(pattern=r"^https?://[^\s]{1,1990}$")] | None = None
+    # The length is its own constraint: a bounded repetition of the Unicode [^\s] in the pattern compiles into a
+    # large automaton in pydantic's Rust regex (~18 ms at cold start). At most 1990 after the scheme, as before
+    # (an http:// address may now be one character longer).
+    html_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=1998)] | None = None
     repository: Annotated[str, Field(pattern=REPOSITORY_PATTERN, max_length=201)]
     # The alert's creation time; the receipt time when GitHub left it out (its `reopened` example does).
     created_at: AwareDatetime
@@ -121,7 +124,7 @@ class GitHubAlertNotice(BaseModel):
 
 
 class _WireRepository(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     full_name: str
 
@@ -129,7 +132,7 @@ class _WireRepository(BaseModel):
 class _WireAlert(BaseModel):
     """The fields of GitHub's webhook `alert` object that Rescind reads. Everything else is dropped."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     number: int
     secret_type: str
@@ -155,7 +158,7 @@ class _WireAlert(BaseModel):
 
 
 class _WirePayload(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     action: str
     alert: _WireAlert
