@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rescind.aws.errors import aws_errors
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.exceptions import ActionFailed, InvalidInput, RescindError, TransientError
 from rescind.ledger.types import ApprovalDecision, ApprovalVerdict, IncidentView
 from rescind.validation import parse_model
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 
 class ApprovalRequest(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     task_token: Annotated[str, Field(min_length=1, max_length=8192)]  # stays in the execution; never published
     incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
@@ -90,7 +91,7 @@ class CallerIdentity(BaseModel):
     IAM's, the session name is whatever the caller gave AssumeRole unless the role's trust policy pins it.
     """
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     arn: Annotated[str, Field(min_length=1, max_length=2048)]
     account_id: Annotated[str, Field(pattern=r"^\d{12}$")]
@@ -158,7 +159,7 @@ class ApprovalVerb(StrEnum):
 class ApprovalAnswer(BaseModel):
     """The request body: which run, and the answer. Nothing in it says who answers."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     execution: Annotated[str, Field(min_length=1, max_length=2048)]  # an execution ARN or its name
     decision: ApprovalVerb

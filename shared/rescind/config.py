@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from rescind.aws.external_id import EXTERNAL_ID_PATTERN, EXTERNAL_ID_RULE
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.exceptions import ConfigurationError
 from rescind.parameter_store import PARAMETER_SUFFIX, STORED_SETTINGS, parameter_label, read_parameters
 from rescind.schedules.policy import SchedulePolicy
@@ -76,7 +77,7 @@ def _parameter_variable(field_name: str) -> str:
 class EnvironmentSettings(BaseModel):
     """A concern's settings: field `x_y` from variable `X_Y`, an empty variable meaning unset."""
 
-    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="ignore", frozen=True)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, *, ssm_client: Any = None) -> Self:

@@ -503,6 +503,27 @@ def test_the_rotation_hooks_driver_imports_from_its_own_layer_under_python312(
         assert Path(file).is_relative_to(importable_layers["PostgresDriverLayer"]), file
 
 
+def test_the_layers_pydantic_builds_rescinds_models_on_first_use_safely_from_many_threads(
+    importable_layers: dict[str, Path], runtime_packages: Path, python312: Path
+) -> None:
+    # Given the layer's pydantic (the lock's, whose lazy build is thread-safe) under python3.12
+    folders = [importable_layers["RescindLayer"], runtime_packages, REPO_ROOT]  # REPO_ROOT: the probe's module
+    # When a fresh deferred model is first used from many threads at once
+    finished = subprocess.run(  # noqa: S603 - the build's own interpreter and this repository's probe
+        [str(python312), "-S", "-m", "tests.deferred_models_probe"],
+        env={"PYTHONPATH": os.pathsep.join(map(str, folders)), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # Then the models defer there, and each thread validated as the model itself
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    report = json.loads(finished.stdout)
+    assert report["pydantic"] == locked_versions()["pydantic"]
+    assert (report["deferred"], report.get("validated_as_itself")) == (True, True)
+
+
 def test_a_missing_python312_is_named(tmp_path: Path) -> None:
     # Given no pyenv 3.12 and no python3.12 on PATH
     environment = {**os.environ, "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}

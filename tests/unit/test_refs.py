@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -28,6 +30,7 @@ from rescind.models import (
     VaultTtlTargetRef,
     refs,
 )
+from rescind.models import credentials as credential_models
 from rescind.models.refs import REF_FORMS, format_ref, parse_ref
 
 pytestmark = pytest.mark.unit
@@ -194,6 +197,20 @@ def test_parse_of_format_is_the_identity_for_every_valid_reference(ref: Credenti
     assert format_ref(parse_ref(text)) == text
 
 
+def _own_wording(*modules: object) -> tuple[str, ...]:
+    """Every string literal (and literal part of an f-string) in the modules that word the refusals."""
+    found: list[str] = []
+    for module in modules:
+        tree = ast.parse(Path(str(getattr(module, "__file__", ""))).read_text())
+        found += [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and type(node.value) is str]
+    return tuple(found)
+
+
+# Hypothesis also draws the code's own string constants: a text whose rest is Rescind's own wording ("prefix") is
+# found in the message because the message says it, not because it repeats the text.
+OWN_WORDING = _own_wording(refs, credential_models)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=120))
 def test_arbitrary_text_either_parses_or_raises_invalid_input_without_repeating_it(text: str) -> None:
@@ -203,7 +220,7 @@ def test_arbitrary_text_either_parses_or_raises_invalid_input_without_repeating_
         message = str(error)
         assert "\n" not in message
         rest = text.strip().partition(":")[2]
-        if len(rest) >= 6:
+        if len(rest) >= 6 and not any(rest in wording for wording in OWN_WORDING):
             assert rest not in message
     else:
         assert parse_ref(format_ref(ref)) == ref

@@ -30,6 +30,7 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.discovery import DiscoveryScope
 from rescind.engine.executor import ActionEngine
 from rescind.engine.tasks import execute_checked
@@ -57,7 +58,7 @@ ReadBackKey = Annotated[
 class ExecuteBatchRequest(BaseModel):
     """One item of the Revoke Map: a batch of the plan's actions and where their read-back goes."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
     # Execution name, item index and retry count; each action's attempt adds its position in the batch.
@@ -74,7 +75,7 @@ class ExecuteBatchRequest(BaseModel):
 class ProvenReadBack(BaseModel):
     """An action whose own read-back confirmed its end, and the attempt that recorded it. References only."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     action_id: str
     target: CredentialRef
@@ -86,7 +87,7 @@ class ProvenReadBack(BaseModel):
 class ReadBackRecord(BaseModel):
     """A Revoke batch's read-back object: what its actions' own read-backs confirmed, nothing else."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     incident_id: str
     proven: tuple[ProvenReadBack, ...] = ()
@@ -106,7 +107,7 @@ class ReadBackStore(Protocol):
 class BatchResult(BaseModel):
     """The Revoke item's output: counts only (the attempts are in the ledger, the proofs in S3)."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     action_count: int
     outcomes: dict[str, int]

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.discovery import DiscoveryScope
 from rescind.engine.executor import ActionEngine, record_result
 from rescind.engine.scope import check_target_in_scope
@@ -23,7 +24,7 @@ from rescind.validation import parse_model
 class ExecuteActionRequest(BaseModel):
     """One item of a plan's Map state."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
     # Execution name, item index and retry count: a retry is a new attempt, a re-delivery is not.

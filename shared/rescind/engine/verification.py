@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.discovery import DiscoveryScope
 from rescind.engine.executor import ActionEngine
 from rescind.engine.scope import TargetOutOfScope, check_target_in_scope
@@ -22,7 +23,7 @@ class ProofSource(StrEnum):
 
 
 class VerifiedTarget(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     action_id: str
     target: CredentialRef
@@ -31,7 +32,7 @@ class VerifiedTarget(BaseModel):
 
 
 class VerificationReport(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     verified: tuple[VerifiedTarget, ...]
     still_alive: tuple[CredentialRef, ...]

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.models import KvSecretRef
 
 Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -14,7 +15,7 @@ Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 class FingerprintHit(BaseModel):
     """Where a fingerprinted value was seen: one field of one version of one KV v2 secret."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     mount: str
     path: str
@@ -29,7 +30,7 @@ class FingerprintHit(BaseModel):
 class FingerprintEntry(BaseModel):
     """One index entry: the keyed fingerprint of a field's value, and where that value is."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     fingerprint: Fingerprint
     hit: FingerprintHit
@@ -38,7 +39,7 @@ class FingerprintEntry(BaseModel):
 class IndexProgress(BaseModel):
     """Progress of one mount's indexing: `done` of `total` secrets, `item` the path being read."""
 
-    model_config = ConfigDict(defer_build=True, frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, frozen=True)
 
     mount: str
     done: int
@@ -49,7 +50,7 @@ class IndexProgress(BaseModel):
 class IndexReport(BaseModel):
     """What an indexing run wrote. Counts only: never a value, never a fingerprint."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     mounts: tuple[str, ...] = ()
     secrets: int = 0

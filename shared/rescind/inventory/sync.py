@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from rescind.aws.errors import aws_errors
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.discovery import DiscoveryScope, discover_workload_credentials
 from rescind.exceptions import InvalidInput, RescindError
 from rescind.inventory.types import CloudResourceKind, WorkloadBinding
@@ -64,7 +65,7 @@ class SyncProgress:
 class SyncFailure(BaseModel):
     """One part of the sweep that failed; the message names the operation, never a value."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     phase: SyncPhase
     where: str
@@ -75,7 +76,7 @@ class SyncFailure(BaseModel):
 class SyncReport(BaseModel):
     """What one sync saw and what it added. Counts only: no value, and no reference is repeated here."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid")
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid")
 
     started_at: AwareDatetime
     finished_at: AwareDatetime | None = None

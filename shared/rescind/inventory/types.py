@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
+
 
 class CloudResourceKind(StrEnum):
     EC2_INSTANCE = "ec2_instance"  # also what an Auto Scaling lifecycle action names
@@ -17,7 +19,7 @@ class CloudResourceKind(StrEnum):
 class WorkloadBinding(BaseModel):
     """A cloud resource ran as a workload. Keyed by `cloud_id` (instance id, task ARN, function ARN)."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     cloud_id: Annotated[str, Field(min_length=1, max_length=2048)]
     kind: CloudResourceKind

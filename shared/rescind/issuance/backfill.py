@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.exceptions import InvalidInput
 from rescind.issuance.types import IssuanceRecord
 from rescind.models import (
@@ -53,7 +54,7 @@ DEFAULT_PAGE_SIZE = 100
 class BackfillProgress(BaseModel):
     """Where the back-fill is: one group (`tokens`, `secret_ids approle/api`...), done of total, the item."""
 
-    model_config = ConfigDict(defer_build=True, frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, frozen=True)
 
     group: str
     done: int
@@ -64,7 +65,7 @@ class BackfillProgress(BaseModel):
 class BackfillReport(BaseModel):
     """Counts only: never a value, never metadata."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     examined: int = 0
     written: int = 0  # new records; the others were already in the index

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.issuance.backfill import LiveScan
 from rescind.issuance.types import IssuanceRecord
 from rescind.observability import add_count, logger
@@ -46,7 +47,7 @@ Reference = Annotated[str, Field(max_length=2048)]
 class DriftCheck(BaseModel):
     """One check: what was compared, what did not match (a few references each), and what was decided."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     checked_at: AwareDatetime
     dry_run: bool

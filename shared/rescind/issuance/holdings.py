@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.issuance.backfill import BACKFILL_REQUEST_ID
 from rescind.issuance.types import IssuanceRecord
 
@@ -26,7 +27,7 @@ Text = Annotated[str, Field(max_length=2048)]
 class HeldCredential(BaseModel):
     """One live credential of a workload, as the index knows it."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     target: Text  # the reference's text form (`format_ref`)
     kind: str
@@ -39,7 +40,7 @@ class HeldCredential(BaseModel):
 
 
 class WorkloadHoldings(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     workload_id: Text
     credentials: tuple[HeldCredential, ...]

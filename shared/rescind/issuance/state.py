@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from rescind.aws.errors import aws_errors
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -34,7 +35,7 @@ _MAX_CURSOR_LENGTH = 2048
 class IndexMarker(BaseModel):
     """What is known of the index's completeness. Times are UTC; a ratio is drifted / sampled."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     backfilled_at: AwareDatetime | None = None
     stale_since: AwareDatetime | None = None
@@ -48,7 +49,7 @@ class IndexMarker(BaseModel):
 class IndexTrust(BaseModel):
     """Whether discovery may read the index alone, and why (one sentence for the plan's reason)."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     usable: bool
     why: str

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.models import CredentialKind, CredentialRef
 from rescind.models.refs import parse_ref
 
@@ -42,7 +43,7 @@ class IssuanceRecord(BaseModel):
     `unactionable` says why: such a record can be matched (by a revocation, a leaked value) but not acted on.
     """
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     kind: CredentialKind
     reference: Annotated[str, Field(max_length=2048)] | None = None
@@ -88,7 +89,7 @@ class IssuanceRecord(BaseModel):
 class IssuanceRevocation(BaseModel):
     """A revocation the audit log shows: the credential by reference, or by an HMAC (of its reference or value)."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     kind: CredentialKind
     reference: Annotated[str, Field(max_length=2048)] | None = None
@@ -100,7 +101,7 @@ class IssuanceRevocation(BaseModel):
 class AuditLineResult(BaseModel):
     """What one audit line gave: issuances, revocations, or why it was refused (never echoing the line)."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     issuances: tuple[IssuanceRecord, ...] = ()
     revocations: tuple[IssuanceRevocation, ...] = ()
@@ -110,7 +111,7 @@ class AuditLineResult(BaseModel):
 class IndexingReport(BaseModel):
     """Counts of one indexing batch. Never a value, never an HMAC."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     lines: int = 0
     issuances: int = 0

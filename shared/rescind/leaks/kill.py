@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.engine.executor import ActionEngine, record_result
 from rescind.engine.tasks import Executed, execute_checked
 from rescind.exceptions import PolicyRefusal, RescindError, TransientError
@@ -67,7 +68,7 @@ def kills_first(action: Action) -> bool:
 class KillDecision(BaseModel):
     """Whether the start function kills, which planned steps, and why (or why not)."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     kill: bool
     why: Annotated[str, Field(max_length=1000)]
@@ -145,7 +146,7 @@ def facts_of_plan(plan: Plan, located: LocatedLeak, read: GuardRead) -> dict[str
 class KillOutcome(BaseModel):
     """One kill-first step, as the start function's result names it: references and where, never a value."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     action_id: str
     target: str  # the reference's key
@@ -156,7 +157,7 @@ class KillOutcome(BaseModel):
 
 
 class KillReport(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     killed: bool  # every kill-first step succeeded and was read back dead
     why: Annotated[str, Field(max_length=1000)]

@@ -28,6 +28,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.exceptions import TransientError
 from rescind.leaks.kill import (
     KillFirst,
@@ -53,7 +54,7 @@ UNCLAIMED = "unclaimed"  # the plan id the kill first plans under, before the cl
 
 
 class LeakStartResult(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     status: StartStatus
     incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
@@ -190,7 +191,7 @@ def record_unresolved_leak(alert: LeakAlert, why: str, *, ledger: Ledger, notify
 class LeakEventResponse(BaseModel):
     """What one event led to: a start per alert, and the record of the rest (references only)."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     responses: tuple[LeakStartResult, ...] = ()
     recorded: LeakStartResult | None = None  # the event's own incident: RECORDED or UNRESOLVED

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.exceptions import InvalidInput
 from rescind.leaks.types import (
     ACCESS_KEY_ID,
@@ -109,7 +110,7 @@ def _rejected(reason: SharedRejection, problem: str) -> LeakAlertRejected:
 class SecretLeakedDetail(BaseModel):
     """The generic event's detail, documented in the README. Strict: unknown fields are refused."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     secret_type: str
     secret: Annotated[SecretStr, Field(min_length=1, max_length=16 * 1024)] | None = None

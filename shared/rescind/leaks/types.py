@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.holds import GuardFacts
 from rescind.models import CredentialRef
 from rescind.validation import IamName
@@ -53,7 +54,7 @@ AWS_EVENT_ONLY_TYPES = frozenset({SecretType.AWS_ROLE_SESSIONS, SecretType.AWS_I
 class LeakAlert(BaseModel):
     """One leaked credential as one trigger reported it. `secret` never leaves the process."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     source: Annotated[str, Field(min_length=1, max_length=200)]
     detail_type: Annotated[str, Field(min_length=1, max_length=200)]
@@ -84,7 +85,7 @@ class LeakEvent(BaseModel):
     """One leak event, decided: the alerts to answer, what it named that resolves to nothing Rescind can act on,
     or why it is recorded and nothing is acted on. Every event that gets here leaves an incident."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     source: Annotated[str, Field(min_length=1, max_length=200)]
     detail_type: Annotated[str, Field(min_length=1, max_length=200)]
@@ -98,7 +99,7 @@ class LeakEvent(BaseModel):
 class LocatedLeak(BaseModel):
     """The credential(s) an alert resolved to, and whose they are. References only."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     credentials: tuple[CredentialRef, ...]
     owner: Annotated[str, Field(max_length=500)] | None = None  # the workload, when the credential names one
@@ -123,6 +124,6 @@ class LocatedLeak(BaseModel):
 class Unlocated(BaseModel):
     """Why an alert resolved to nothing. Recorded as an UNRESOLVED incident and notified; nothing is touched."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     why: Annotated[str, Field(min_length=1, max_length=500)]

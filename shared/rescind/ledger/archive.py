@@ -22,6 +22,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rescind.aws.errors import aws_errors, error_code
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.exceptions import InvalidInput
 from rescind.validation import describe_validation_error
 
@@ -41,13 +42,13 @@ class StreamEvent(StrEnum):
 
 
 class _StringAttribute(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     S: Annotated[str, Field(min_length=1, max_length=2048)]
 
 
 class _LedgerKeys(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     pk: _StringAttribute
     sk: _StringAttribute
@@ -56,7 +57,7 @@ class _LedgerKeys(BaseModel):
 class _StreamChange(BaseModel):
     """The `dynamodb` part of a stream record, as Lambda's event source mapping delivers it."""
 
-    model_config = ConfigDict(defer_build=True, extra="allow", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="allow", frozen=True)
 
     Keys: _LedgerKeys
     SequenceNumber: Annotated[str, Field(pattern=_SEQUENCE_NUMBER.pattern)]
@@ -67,7 +68,7 @@ class _StreamChange(BaseModel):
 class StreamRecord(BaseModel):
     """One record of the ledger's stream (the fields the archive reads; the rest is kept as delivered)."""
 
-    model_config = ConfigDict(defer_build=True, extra="allow", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="allow", frozen=True)
 
     eventID: Annotated[str, Field(min_length=1, max_length=128)]
     eventName: StreamEvent
@@ -90,7 +91,7 @@ class StreamRecord(BaseModel):
 class TamperingEvidence(BaseModel):
     """A change append-only code never makes, and where its copy is."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     event: StreamEvent
     pk: str
@@ -100,7 +101,7 @@ class TamperingEvidence(BaseModel):
 
 
 class ArchiveResult(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     archived: int = 0
     already_archived: int = 0  # a batch delivered again: its objects were there already

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.ledger.base import Ledger
 from rescind.ledger.proofs import proven_by_kill
 from rescind.ledger.types import (
@@ -45,7 +46,7 @@ class RunOutcome(StrEnum):
 class MapResultsLocation(BaseModel):
     """Where a DISTRIBUTED Map's ResultWriter put its manifest: the Map's `ResultWriterDetails`."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True, populate_by_name=True)
 
     bucket: Annotated[str, Field(alias="Bucket", min_length=3, max_length=63)]
     key: Annotated[str, Field(alias="Key", min_length=1, max_length=1024)]
@@ -69,7 +70,7 @@ class VerifiedTargets:
 
 
 class CloseRequest(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
     flow: Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")] = "offboarding"
@@ -88,7 +89,7 @@ class CloseRequest(BaseModel):
 
 
 class Notification(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     subject: Annotated[str, Field(max_length=100)]  # SNS subjects are at most 100 characters
     message: str
@@ -97,7 +98,7 @@ class Notification(BaseModel):
 class ClosureResult(BaseModel):
     """What the state machine needs to notify and to decide success: references and counts, no values."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     incident_id: str
     status: IncidentStatus

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.models import ActionResult, CredentialRef, Evidence, Plan
 
 IncidentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
@@ -16,7 +17,7 @@ IncidentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
 class Trigger(BaseModel):
     """Where an incident came from. It names the event and what it pointed at, not what it contained."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     source: Annotated[str, Field(min_length=1, max_length=200)]  # e.g. "aws.health", "rescind.cli"
     detail_type: Annotated[str, Field(min_length=1, max_length=200)]
@@ -40,7 +41,7 @@ class IncidentStatus(StrEnum):
 
 
 class IncidentRecord(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     incident_id: IncidentId
     trigger: Trigger
@@ -52,7 +53,7 @@ class ActionAttemptRecord(BaseModel):
     """One attempt at one action. `attempt_id` is given by the caller (an execution and retry count), so
     a re-delivered write of the same attempt lands once."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     incident_id: IncidentId
     attempt_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-.:]{1,200}$")]
@@ -71,7 +72,7 @@ class ProofBeforeRun(BaseModel):
     """Where a credential's end was proven before the run acted: the kill first's attempt in this incident's ledger
     (rescind.ledger.proofs), its read-back evidence, and the Vault (address) or AWS account it acted on."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     attempt_id: Annotated[str, Field(max_length=200)]
     evidence: Annotated[tuple[Evidence, ...], Field(min_length=1)]
@@ -79,7 +80,7 @@ class ProofBeforeRun(BaseModel):
 
 
 class CredentialStanding(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     target: CredentialRef
     state: CredentialState
@@ -92,7 +93,7 @@ class IncidentClosure(BaseModel):
     that acted (verified or failed); closures written before it existed, and decisions (refused, dry run),
     have none."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     incident_id: IncidentId
     status: IncidentStatus
@@ -121,7 +122,7 @@ class ApprovalVerdict(StrEnum):
 class ApprovalDecision(BaseModel):
     """Who answered a pending approval, and how. Written before the answer is sent to the execution."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     incident_id: IncidentId
     execution_arn: Annotated[str, Field(min_length=1, max_length=2048)]
@@ -134,7 +135,7 @@ class ApprovalDecision(BaseModel):
 class IncidentView(BaseModel):
     """Everything the ledger holds on one incident, read back in order."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     incident: IncidentRecord | None
     attempts: tuple[ActionAttemptRecord, ...]
@@ -145,7 +146,7 @@ class IncidentView(BaseModel):
 class ResponseClaim(BaseModel):
     """The answer to "may this credential's response start?": the incident it belongs to, and whether it is new."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
     is_new: bool

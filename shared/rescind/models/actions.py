@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, model_validator
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.models.credentials import CredentialKind, CredentialRef, memoised_by_identity
 
 
@@ -62,7 +63,7 @@ class PreviousVersions(StrEnum):
 class ActionParams(BaseModel):
     """Knobs for the actions that take them. Every field is optional and checked against the kind."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     ttl_seconds: Annotated[int, Field(ge=1, le=10 * 365 * 86400)] | None = None
     max_ttl_seconds: Annotated[int, Field(ge=1, le=10 * 365 * 86400)] | None = None
@@ -89,7 +90,7 @@ class ActionParams(BaseModel):
 class Action(BaseModel):
     """One step of a plan. It carries a reference, never a value."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     kind: ActionKind
     target: CredentialRef
@@ -147,7 +148,7 @@ def _action_id(action: Action) -> str:
 class Plan(BaseModel):
     """An ordered list of actions. The order is checked, not trusted: reversible steps first, deletion last."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     plan_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
     actions: tuple[Action, ...]

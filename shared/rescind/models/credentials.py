@@ -15,6 +15,8 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
+
 
 class CredentialKind(StrEnum):
     VAULT_TOKEN = "vault_token"
@@ -123,7 +125,7 @@ PcaSerial = Annotated[str, _pattern(_PCA_SERIAL_RE, "serial", "1f:0a:...")]
 
 
 class _Ref(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, str_strip_whitespace=False)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True, str_strip_whitespace=False)
 
     @property
     def key(self) -> str:

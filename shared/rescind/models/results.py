@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.models.actions import ActionKind
 from rescind.models.credentials import CredentialRef
 
@@ -27,7 +28,7 @@ class Outcome(StrEnum):
 class Evidence(BaseModel):
     """What a read-back of the real state showed. `observed` is a description, never a value."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     check: Annotated[str, Field(min_length=1, max_length=200)]
     observed: Annotated[str, Field(max_length=1000)]
@@ -37,7 +38,7 @@ class Evidence(BaseModel):
 class ActOutcome(BaseModel):
     """What an act step reports before verification."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     changed: bool  # False: the target was already in the wanted state
     absent: bool = False  # True: the credential did not exist at all
@@ -55,7 +56,7 @@ class ActOutcome(BaseModel):
 
 
 class ActionResult(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     action_id: str
     action_kind: ActionKind

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rescind.approval import CallerIdentity, json_body_of
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.exceptions import InvalidInput
 from rescind.ledger.types import Trigger
 from rescind.response.start import StartStatus, StepFunctionsStarter, start_execution_once
@@ -86,7 +87,7 @@ def build_manual_request(
 class ManualRunBody(BaseModel):
     """The body `rescind revoke` posts. Nothing in it says who asks: that is the request's signer."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     workload: WorkloadId | None = None
     # Text references (`vault-token:accessor:...`, `pki:<mount>:<serial>`), as `rescind revoke --credential`.
@@ -107,7 +108,7 @@ class ManualRunBody(BaseModel):
 class ManualRunStarted(BaseModel):
     """The function's answer: the run, which `rescind revoke` then follows."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     status: StartStatus
     incident_id: str

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.exceptions import InvalidInput
 from rescind.ledger.base import Ledger
 from rescind.ledger.types import IncidentStatus, Trigger
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 class StartResult(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     status: StartStatus
     # The execution name, or the unresolved incident.

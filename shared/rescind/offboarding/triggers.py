@@ -25,6 +25,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.exceptions import InvalidInput
 from rescind.offboarding.types import TerminationNotice
 from rescind.response.events import (
@@ -163,7 +164,7 @@ class AutoScalingTerminateEvent(EventEnvelope):
 class WorkloadTerminatedDetail(EventDetail):
     """The generic trigger's detail, documented in the README. Strict: a sender we do not know is not AWS."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     workload_id: Annotated[str, Field(max_length=_MAX_WORKLOAD_ID)]
     reason: Annotated[str, Field(max_length=MAX_REASON)]

@@ -7,13 +7,14 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.response.types import WorkloadId
 
 
 class TerminationNotice(BaseModel):
     """One workload ended, as any of the termination triggers says it. The resource itself may be gone."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     # aws.ec2, aws.ecs, aws.lambda, aws.autoscaling, or rescind for the generic event
     source: Annotated[str, Field(min_length=1, max_length=100)]

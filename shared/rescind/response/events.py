@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.validation import describe_validation_error
 
 # ASCII classes only: `\d` would also match other scripts' digits.
@@ -32,7 +33,7 @@ Reject = Callable[[SharedRejection, str], Exception]
 class EventEnvelope(BaseModel):
     """EventBridge's envelope. Unknown fields are ignored: AWS adds fields to its events over time."""
 
-    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="ignore", frozen=True)
 
     version: Literal["0"]
     id: Annotated[str, Field(pattern=_EVENT_ID)]
@@ -47,7 +48,7 @@ class EventEnvelope(BaseModel):
 class EventDetail(BaseModel):
     """An event's detail, or a part of it. Unknown fields are ignored, as in the envelope."""
 
-    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="ignore", frozen=True)
 
 
 def event_json_size(event: Any) -> int:

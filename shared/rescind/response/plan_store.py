@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from rescind.aws.errors import aws_errors
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.engine.batch import READ_BACK_FOLDER, ReadBackKey, ReadBackRecord
 from rescind.exceptions import AwsNotFound, ConfigurationError, InvalidInput
 from rescind.models import Action
@@ -48,7 +49,7 @@ _READ_BACK_KEY: TypeAdapter[str] = TypeAdapter(ReadBackKey)
 class PlanReference(BaseModel):
     """The plan task's output in the execution's state: no action list, only where it is and how many."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
     workload_id: WorkloadId
@@ -70,7 +71,7 @@ class VerifyBatchRequest(BaseModel):
     """One item of the Verify Map: a batch of the plan's actions whose targets are read back. `read_back_key`,
     when set, is where the Revoke batch of the same actions wrote their own read-back (plans/ only)."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
     actions: Annotated[tuple[Action, ...], Field(min_length=1, max_length=1000)]

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.ledger.types import Trigger
 from rescind.models import Action, CredentialRef
 
@@ -61,7 +62,7 @@ WorkloadId = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(
 class ResponseRequest(BaseModel):
     """A response run's input (offboarding, leak response, manual revocation). `incident_id` is the execution name."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
     workload_id: WorkloadId
@@ -84,7 +85,7 @@ class GuardDecision(StrEnum):
 class ResponsePlan(BaseModel):
     """The plan task's output: what the guard decided, and the actions split into contain and the rest."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     incident_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
     workload_id: WorkloadId

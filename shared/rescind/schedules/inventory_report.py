@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from rescind.aws.errors import aws_errors
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.discovery import DiscoveryScope
 from rescind.exceptions import ActionFailed, TransientError
 from rescind.inventory.base import Inventory
@@ -77,7 +78,7 @@ ReportText = Annotated[str, Field(max_length=1000)]
 class Finding(BaseModel):
     """One credential, role or mount in a report category, by reference; never a value."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     target: ReportText  # a reference's text form (`format_ref`) or a Vault path
     kind: str
@@ -85,7 +86,7 @@ class Finding(BaseModel):
 
 
 class ReportScope(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     pki_mounts: tuple[str, ...]
     approle_mounts: tuple[str, ...]
@@ -98,7 +99,7 @@ class ReportScope(BaseModel):
 class InventoryReport(BaseModel):
     """Counts of the estate, and the references behind the counts that need a human."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     generated_at: AwareDatetime
     scope: ReportScope

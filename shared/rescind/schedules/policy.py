@@ -10,6 +10,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
+
 _DAY = 86400
 _TEN_YEARS = 10 * 365 * _DAY
 
@@ -39,7 +41,7 @@ class MaxAgeRule(BaseModel):
     """Rotate what this rule matches once it is older than `max_age_days`. Exactly one of `kv_prefix`/`tag`/
     `static_role_prefix`."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     kv_prefix: str | None = None  # KV v2 `mount/path-prefix` (e.g. `secret/apps/`)
     tag: str | None = None  # Secrets Manager tag `key=value`
@@ -74,7 +76,7 @@ class MaxAgeRule(BaseModel):
 class TtlCeilings(BaseModel):
     """The longest TTL allowed, in seconds. Anything longer is lowered to the ceiling; nothing is ever raised."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     token_seconds: Annotated[int, Field(ge=60, le=_TEN_YEARS)] = 7 * _DAY  # live tokens and token roles
     lease_seconds: Annotated[int, Field(ge=60, le=_TEN_YEARS)] = 7 * _DAY  # live leases
@@ -83,7 +85,7 @@ class TtlCeilings(BaseModel):
 
 
 class SchedulePolicy(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     rotation_max_age: tuple[MaxAgeRule, ...] = ()
     # Scheduled rotation keeps the previous version this long; a leak response destroys it at once.

@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
+
 
 class SweepName(StrEnum):
     ROTATION_BY_AGE = "rotation_by_age"
@@ -20,7 +22,7 @@ class SweepName(StrEnum):
 class SweepRequest(BaseModel):
     """A schedule's input, as the template's schedule sends it (or a responder, for a dry run)."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     dry_run: bool = False
     # Overrides the policy's per-run bound (never raises it).
@@ -42,7 +44,7 @@ class ChangeStatus(StrEnum):
 class Change(BaseModel):
     """One thing a sweep changed, would change, or flagged."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     target: Annotated[str, Field(max_length=1000)]  # a reference's text form (`CredentialRef.key`) or a path
     what: Annotated[str, Field(max_length=200)]  # e.g. "rotate", "shorten_ttl max_ttl", "offboard", "tidy"
@@ -55,7 +57,7 @@ class Change(BaseModel):
 class SweepReport(BaseModel):
     """One run of one sweep. `complete` is False when the run stopped at its bound; the checkpoint says where."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     sweep: SweepName
     run_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-.:]{1,120}$")]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.leaks.github.bus import EventPublisher, put_alert_notice
 from rescind.leaks.github.replay import claim_delivery, delivery_already_claimed, signed_body_digest
 from rescind.leaks.github.signature import presented_signature, verify_github_signature
@@ -61,7 +62,7 @@ RECEIPT_STATUS: Mapping[ReceiptStatus, int] = {
 class DeliveryReceipt(BaseModel):
     """What the function answers and logs about a delivery it did not reject. References only."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     status: ReceiptStatus
     delivery_id: str

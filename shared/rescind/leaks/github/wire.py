@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
 from rescind.exceptions import InvalidInput
 from rescind.leaks.types import GITHUB_REPOSITORY_PATTERN
 from rescind.models.results import utc_now
@@ -96,7 +97,7 @@ Validity = Literal["active", "inactive", "unknown"]
 class GitHubAlertNotice(BaseModel):
     """One secret scanning alert delivery, as put on the bus: references only, never a value or the body."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     delivery_id: Annotated[str, Field(pattern=_DELIVERY_ID.pattern)]
     action: Annotated[str, Field(pattern=_EVENT_NAME.pattern)]
@@ -124,7 +125,7 @@ class GitHubAlertNotice(BaseModel):
 
 
 class _WireRepository(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="ignore")
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="ignore")
 
     full_name: str
 
@@ -132,7 +133,7 @@ class _WireRepository(BaseModel):
 class _WireAlert(BaseModel):
     """The fields of GitHub's webhook `alert` object that Rescind reads. Everything else is dropped."""
 
-    model_config = ConfigDict(defer_build=True, extra="ignore")
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="ignore")
 
     number: int
     secret_type: str
@@ -158,7 +159,7 @@ class _WireAlert(BaseModel):
 
 
 class _WirePayload(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="ignore")
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="ignore")
 
     action: str
     alert: _WireAlert

@@ -9,11 +9,13 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from rescind.deferred_builds import DEFER_MODEL_BUILDS
+
 
 class ExecutionSummary(BaseModel):
     """What Step Functions knows about the run: the CLI fills it from DescribeExecution and the history."""
 
-    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
 
     execution_arn: Annotated[str, Field(min_length=1, max_length=2048)]
     status: Annotated[str, Field(pattern=r"^[A-Z_]{1,40}$")]  # RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED...
