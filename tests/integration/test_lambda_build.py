@@ -483,6 +483,20 @@ def test_the_handler_imports_from_the_build_output_under_python312(
     assert list(task_root.rglob("__pycache__")) == []
 
 
+def json_printed_under(python312: Path, folders: list[Path], *arguments: str, timeout: float = 120) -> Any:
+    """What python3.12 -S prints as JSON, with only `folders` importable (as the Lambda runtime runs a function)."""
+    finished = subprocess.run(  # noqa: S603 - the build's own interpreter and this repository's code
+        [str(python312), "-S", *arguments],
+        env={"PYTHONPATH": os.pathsep.join(map(str, folders)), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return json.loads(finished.stdout)
+
+
 def test_the_rotation_hooks_driver_imports_from_its_own_layer_under_python312(
     importable_layers: dict[str, Path], runtime_packages: Path, python312: Path
 ) -> None:
@@ -490,16 +504,7 @@ def test_the_rotation_hooks_driver_imports_from_its_own_layer_under_python312(
     folders = [importable_layers[layer] for layer in layers_of("RotatePostgresFunction")] + [runtime_packages]
     code = "import json, sys, pg8000.native, scramp, asn1crypto; print(json.dumps([m.__file__ for m in "
     code += "(pg8000.native, scramp, asn1crypto)]))"
-    finished = subprocess.run(  # noqa: S603 - the build's own interpreter and this test's code
-        [str(python312), "-S", "-c", code],
-        env={"PYTHONPATH": os.pathsep.join(map(str, folders)), "PYTHONDONTWRITEBYTECODE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    for file in json.loads(finished.stdout):
+    for file in json_printed_under(python312, folders, "-c", code):
         assert Path(file).is_relative_to(importable_layers["PostgresDriverLayer"]), file
 
 
@@ -509,17 +514,8 @@ def test_the_layers_pydantic_builds_rescinds_models_on_first_use_safely_from_man
     # Given the layer's pydantic (the lock's, whose lazy build is thread-safe) under python3.12
     folders = [importable_layers["RescindLayer"], runtime_packages, REPO_ROOT]  # REPO_ROOT: the probe's module
     # When a fresh deferred model is first used from many threads at once
-    finished = subprocess.run(  # noqa: S603 - the build's own interpreter and this repository's probe
-        [str(python312), "-S", "-m", "tests.deferred_models_probe"],
-        env={"PYTHONPATH": os.pathsep.join(map(str, folders)), "PYTHONDONTWRITEBYTECODE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    report = json_printed_under(python312, folders, "-m", "tests.deferred_models_probe", timeout=300)
     # Then the models defer there, and each thread validated as the model itself
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    report = json.loads(finished.stdout)
     assert report["pydantic"] == locked_versions()["pydantic"]
     assert (report["deferred"], report.get("validated_as_itself")) == (True, True)
 

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,14 +23,19 @@ SHARED = REPO_ROOT / "shared"
 
 def loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
     """Which of `modules` a fresh interpreter has imported after running `code`."""
-    environment = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(SHARED), "PYTHONDONTWRITEBYTECODE": "1"}
     report = f"import json, sys\n{code}\nprint(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))"
+    found: list[str] = last_json_line(report, {"PYTHONDONTWRITEBYTECODE": "1"})
+    return found
+
+
+def last_json_line(script: str, environment: dict[str, str]) -> Any:
+    """The last line `script` prints, as JSON, run by a fresh interpreter with only the layer's package importable."""
+    variables = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(SHARED), **environment}
     finished = subprocess.run(  # noqa: S603 - this interpreter, the project's own package
-        [sys.executable, "-c", report], capture_output=True, text=True, env=environment, timeout=120, check=False
+        [sys.executable, "-c", script], capture_output=True, text=True, env=variables, timeout=120, check=False
     )
     assert finished.returncode == 0, finished.stderr[-3000:]
-    found: list[str] = json.loads(finished.stdout.strip().splitlines()[-1])
-    return found
+    return json.loads(finished.stdout.strip().splitlines()[-1])
 
 
 def test_registering_every_credential_kind_parses_no_certificate_library() -> None:
@@ -47,13 +53,7 @@ def test_registering_every_credential_kind_parses_no_certificate_library() -> No
 
 def collector_states(code: str, environment: dict[str, str]) -> list[bool]:
     """What gc.isenabled() was at each `states.append(gc.isenabled())` of `code`, in a fresh interpreter."""
-    variables = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(SHARED), **environment}
-    report = f"import gc, json\nstates = []\n{code}\nprint(json.dumps(states))"
-    finished = subprocess.run(  # noqa: S603 - this interpreter, the project's own package
-        [sys.executable, "-c", report], capture_output=True, text=True, env=variables, timeout=120, check=False
-    )
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    states: list[bool] = json.loads(finished.stdout.strip().splitlines()[-1])
+    states: list[bool] = last_json_line(f"import gc, json\nstates = []\n{code}\nprint(json.dumps(states))", environment)
     return states
 
 
