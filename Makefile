@@ -23,14 +23,19 @@ define install-venv
 	$(1) -m venv $(2)
 	$(2)/bin/python -m pip install --quiet --upgrade pip
 	$(2)/bin/python -m pip install --quiet -e '.[dev]'
-	touch $(2)/.installed-stamp
 endef
 
 $(STAMP): pyproject.toml shared/requirements.txt
 	$(call install-venv,$(PYTHON),$(VENV))
+	touch $(STAMP)
 
-$(STAMP312): pyproject.toml shared/requirements.txt | python312
+# Then the layer's own locked versions over the tools' choice (pydantic 2.14.4 where aws-sam-translator asks for
+# ~=2.13.3), so the python3.12 tier runs what Lambda runs: models built on first use (rescind.deferred_builds).
+$(STAMP312): pyproject.toml shared/requirements.txt shared/requirements.lock | python312
 	$(call install-venv,$(PYTHON312),$(VENV312))
+	$(VENV312)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+		-r shared/requirements.lock
+	touch $(STAMP312)
 
 setup: $(STAMP)
 

@@ -37,9 +37,9 @@ from packaging.utils import canonicalize_name
 
 from rescind_local.daemon import moto_http_server
 from tests.infra.test_functions import FUNCTIONS, TEMPLATE, deployed_environment, put_stored_settings
+from tests.locked import locked_versions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LOCK_FILE = REPO_ROOT / "shared" / "requirements.lock"
 LAYERS = ("RescindLayer", "CryptographyLayer", "PostgresDriverLayer")
 GLOBAL_LAYERS = [item["Ref"] for item in TEMPLATE["Globals"]["Function"]["Layers"]]
 # The target the issue set for a layer, zipped as `sam deploy` zips it (decimal megabytes, below Lambda's MiB).
@@ -162,11 +162,6 @@ def distributions(layer: Path) -> dict[str, metadata.Distribution]:
     """The layer's installed distributions, by canonical name."""
     found = metadata.distributions(path=[str(layer)])
     return {canonicalize_name(distribution.metadata["Name"]): distribution for distribution in found}
-
-
-def locked_versions() -> dict[str, str]:
-    pins = re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", LOCK_FILE.read_text(), flags=re.MULTILINE)
-    return {canonicalize_name(name): version for name, version in pins}
 
 
 def target_environment(machine: str) -> dict[str, str]:

@@ -1,13 +1,16 @@
 """Rescind's pydantic models are built on first use (defer_build) exactly where that is safe: with a pydantic whose
-lazy build is thread-safe (rescind.deferred_builds; the layer pins one). The test environment's pydantic is held at 2.13
-by aws-sam-translator, so there the models build at import; tests/integration/test_lambda_build.py runs the concurrent
-first use on the built layer's pydantic."""
+lazy build is thread-safe (rescind.deferred_builds; the layer pins one). The python3.11 environment's pydantic is held
+at 2.13 by aws-sam-translator, so there the models build at import; the python3.12 tier (`make test312`) installs the
+layer's lock over it, so there they defer, as in Lambda. tests/integration/test_lambda_build.py also runs the
+concurrent first use on the built layer itself."""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 import threading
+from importlib import metadata
 
 import pydantic
 import pytest
@@ -16,6 +19,7 @@ from pydantic import BaseModel
 import rescind
 from rescind.deferred_builds import DEFER_MODEL_BUILDS, THREAD_SAFE_LAZY_BUILD, release_of
 from tests.deferred_models_probe import first_use_from_many_threads
+from tests.locked import locked_versions
 
 pytestmark = pytest.mark.unit
 
@@ -58,3 +62,12 @@ def _subclasses(model: type[BaseModel]) -> list[type[BaseModel]]:
 @pytest.mark.skipif(not DEFER_MODEL_BUILDS, reason="built at import here; test_lambda_build runs it on the layer")
 def test_a_deferred_model_first_used_from_many_threads_at_once_validates_as_itself() -> None:
     first_use_from_many_threads()
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 12), reason="only the python3.12 tier installs the layer's lock")
+def test_the_lambda_runtimes_python_tier_runs_the_layers_locked_versions() -> None:
+    # The Makefile's .venv312 takes shared/requirements.lock over the development tools' choices: the unit and
+    # integration tests then run the models as Lambda does, built on first use.
+    installed = {name: metadata.version(name) for name in locked_versions()}
+    assert installed == locked_versions(), "an older .venv312? `make clean` and run `make test312` again"
+    assert DEFER_MODEL_BUILDS
