@@ -359,6 +359,60 @@ def test_a_declared_kv_rotation_reads_the_metadata_once_before_its_first_write(
     ]
 
 
+def test_a_declared_kv_rotation_makes_these_requests_in_this_order(
+    vault: hvac.Client, ledger: DynamoDbLedger, estate: Estate, vault_requests: list[str]
+) -> None:
+    # Given a shared secret with two versions whose owner declares `password` rotated with no hook
+    kv = estate.kv
+    for password in ("first-old", "second-old"):
+        vault.secrets.kv.v2.create_or_update_secret("payments/db", secret={"password": password}, mount_point=kv)
+    vault.secrets.kv.v2.update_metadata(
+        "payments/db",
+        custom_metadata={"spiffe_id": SPIFFE_ID, "rescind_rotate": "password", "rescind_rotation_hook": "none"},
+        mount_point=kv,
+    )
+
+    # When one Revoke batch rotates it (a leak's policy: every previous version destroyed)
+    action = Action(
+        kind=ActionKind.ROTATE,
+        target=KvSecretRef(mount=kv, path="payments/db"),
+        reason="leaked",
+        params=ActionParams(run_id="inc-reads"),
+    )
+    (result,), made = _run(vault, ledger, estate, vault_requests, [action])
+
+    # Then it made exactly these requests: the guard's metadata read (the act takes it), the current value (the
+    # pending value keeps its other fields), the staging copy written and marked, the rotation recorded, the staged
+    # value read back once (setSecret and testSecret with no external system), the finish recorded, the staged value
+    # written with cas = the base version, the new version recorded as landed while the old versions are destroyed,
+    # the staging copy deleted, the rotation recorded finished; then the read-back: metadata, the current value and
+    # the staging copy (gone)
+    assert result.outcome is Outcome.SUCCEEDED, result.detail
+    secret, metadata = f"/v1/{kv}/data/payments/db", f"/v1/{kv}/metadata/payments/db"
+    staged = f"/v1/{kv}/data/_rescind-pending/payments/db"
+    staged_metadata = f"/v1/{kv}/metadata/_rescind-pending/payments/db"
+    assert made == [
+        f"GET {metadata}",
+        f"GET {secret}",
+        f"POST {staged}",
+        f"PATCH {staged_metadata}",
+        f"PATCH {metadata}",
+        f"GET {staged}",
+        f"PATCH {metadata}",
+        f"POST {secret}",
+        f"PATCH {metadata}",
+        f"POST /v1/{kv}/destroy/payments/db",
+        f"DELETE {staged_metadata}",
+        f"PATCH {metadata}",
+        f"GET {metadata}",
+        f"GET {secret}",
+        f"GET {staged_metadata}",
+    ]
+    after = vault.secrets.kv.v2.read_secret_metadata("payments/db", mount_point=kv)["data"]
+    assert after["current_version"] == 3
+    assert [after["versions"][str(version)]["destroyed"] for version in (1, 2, 3)] == [True, True, False]
+
+
 # --- a batch of them ----------------------------------------------------------------------------------------
 
 

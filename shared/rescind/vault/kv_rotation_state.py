@@ -1,4 +1,5 @@
-"""The record of a KV v2 rotation in flight (the secret's own custom_metadata) and its read-back verification.
+"""The record of a KV v2 rotation in flight (the secret's own custom_metadata) and its read-backs: of the staged
+value (setSecret/testSecret with no hook) and of the finished rotation (its verification).
 
 kv_rotation runs the contract's four steps; this module holds what they record and what `verify_kv_rotation` reads
 back: the keys (see kv_rotation's docstring), the steps, where the pending value is staged, and which previous
@@ -19,12 +20,20 @@ import hvac
 
 from rescind.exceptions import InvalidInput
 from rescind.models import Action, ActionParams, Evidence, KvSecretRef, PreviousVersions
-from rescind.rotation.contract import VAULT_SECRET_ID_PREFIX, declaration_from, needs_owner_detail
+from rescind.rotation.contract import (
+    VAULT_SECRET_ID_PREFIX,
+    RotationDeclaration,
+    RotationHookFailed,
+    declaration_from,
+    needs_owner_detail,
+)
 from rescind.vault.kv_store import (
     STAGING_FOLDER,
+    SecretData,
     SecretMetadata,
     read_secret_metadata,
     read_secret_version,
+    read_secret_version_and_custom_metadata,
     where,
 )
 
@@ -140,6 +149,32 @@ def versions_to_destroy(metadata: SecretMetadata, new_version: int, params: Acti
     if params.keep_versions == 0:
         return []
     return [v for v in previous if v < new_version - params.keep_versions]
+
+
+def read_back_staged(
+    client: hvac.Client,
+    ref: KvSecretRef,
+    rotation_id: str,
+    base: int,
+    declaration: RotationDeclaration,
+    *,
+    current: SecretData | None = None,
+) -> SecretData:
+    """setSecret/testSecret for `rescind_rotation_hook=none`: no external system to set, so Rescind reads the
+    staged value back (with its custom_metadata, one request) and checks it is this rotation's and has every
+    declared field, each new against `current` (the base version's value; read when None). Returns it."""
+    staging = staging_ref(ref)
+    found = read_secret_version_and_custom_metadata(client, staging, 0)
+    if found is None or not found[0]:
+        raise RotationHookFailed(f"the pending value of {where(ref)} is gone from {where(staging)}")
+    staged, staged_custom = found
+    if staged_custom.get(ROTATION_ID_KEY) != rotation_id:
+        raise RotationHookFailed(f"the pending value at {where(staging)} is not rotation {rotation_id}'s")
+    current = current if current is not None else read_secret_version(client, ref, base) or {}
+    stale = [name for name in declaration.fields if name not in staged or staged[name] == current.get(name)]
+    if stale:
+        raise RotationHookFailed(f"the pending value at {where(staging)} has no new {','.join(stale)}")
+    return staged
 
 
 # --- verify -----------------------------------------------------------------------------------
