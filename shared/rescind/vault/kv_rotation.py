@@ -33,25 +33,23 @@ idempotent, as Secrets Manager's are). A secret with no declaration is never wri
 `rescind_rotation_hook=none` (the owner's explicit statement that no external system checks the value) set and
 test are Rescind's own read-back of the staged value.
 
-One call (`rotate_kv_secret`) that stages the pending value itself runs the later steps from what it knows: the
-record it just wrote is not read back between steps, one read-back of the staged value serves set and test when no
-hook is declared (and is the value the finish writes and hands to `on_new_value`), a passed test is recorded with
-the start of the finish (`finishing`), and the versions the finish destroys are those of the metadata read before
-create (the finish write's check-and-set proves no version came since). A rerun resumes from the record, reading
-it at each step. What stays a request: the current value (the pending value keeps its other fields), each record
-(a crash resumes at the right step), the read-back of the staged value, the check-and-set write, the destroy, the
-staging copy's deletion, and the verification's reads of the real state.
+A `rotate_kv_secret` that stages the pending value itself runs the later steps from what it knows (`_rotate_staged`):
+its own records are not read back between steps, and with no hook one read-back of the staged value serves set and
+test and is what the finish writes. A rerun resumes from the record, reading it at each step.
 
 Values stay in-process: they are never returned, logged, put in an exception or stored outside Vault.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import hvac
 
+from rescind.concurrent_reads import read_each
 from rescind.engine.base import seen_state
 from rescind.exceptions import ActionFailed, InvalidInput
 from rescind.holds import GuardFacts
@@ -80,6 +78,7 @@ from rescind.vault.kv_rotation_state import (
     RotationStep,
     SecretValueHook,
     StepResult,
+    abandoned_detail,
     check_rotation_id,
     fingerprint,
     read_back_staged,
@@ -121,7 +120,7 @@ def _state_for_step(
     if state.rotation_id != rotation_id or state.step is None:
         raise ActionFailed(f"rotation {rotation_id} of {where(ref)} is not in progress: run its create step")
     if state.step is RotationStep.ABANDONED:
-        raise RotationAbandoned(_abandoned_detail(ref, rotation_id))
+        raise RotationAbandoned(abandoned_detail(ref, rotation_id))
     if state.step is RotationStep.FINISHED:
         return StepResult(
             RotationStatus.FINISHED, version=state.rotated_version, detail=f"already applied: rotation {rotation_id}"
@@ -177,7 +176,7 @@ def _create(
         done = f"already applied: rotation {rotation_id} created version {state.rotated_version}"
         return StepResult(RotationStatus.FINISHED, version=state.rotated_version, detail=done), None
     if state.rotation_id == rotation_id and state.step is RotationStep.ABANDONED:
-        raise RotationAbandoned(_abandoned_detail(ref, rotation_id))
+        raise RotationAbandoned(abandoned_detail(ref, rotation_id))
     if state.rotation_id == rotation_id and state.step is not None and state.step is not RotationStep.CREATING:
         staged_before = "pending value already staged"
         return StepResult(RotationStatus.IN_PROGRESS, version=state.base_version, detail=staged_before), None
@@ -283,21 +282,13 @@ def check_pending_value(
     return _hook_step(client, ref, rotation_id, RotationStep.SET, HookStep.TEST, declaration=declaration, hooks=hooks)
 
 
-def _abandoned_detail(ref: KvSecretRef, rotation_id: str) -> str:
-    return (
-        f"rotation {rotation_id} of {where(ref)} abandoned: a writer made a new version after it was created, so "
-        "its pending value was dropped (staging copy deleted) and nothing was overwritten; if its hook had set the "
-        "pending value where it is checked, the secret's owner must reconcile the two"
-    )
-
-
 def _abandon(client: hvac.Client, ref: KvSecretRef, rotation_id: str) -> None:
     """The finish write lost its check-and-set: drop the pending value, record it, and raise RotationAbandoned."""
     delete_secret(client, staging_ref(ref))
     patch_custom_metadata(
         client, ref, {ROTATION_STEP_KEY: RotationStep.ABANDONED, BASE_VERSION_KEY: None, PENDING_VERSION_KEY: None}
     )
-    raise RotationAbandoned(_abandoned_detail(ref, rotation_id))
+    raise RotationAbandoned(abandoned_detail(ref, rotation_id))
 
 
 def _write_finish(
@@ -309,10 +300,10 @@ def _write_finish(
     staged: SecretData | None,
 ) -> SecretData | None:
     """The staged value (`staged`: as read back moments before; read here when None) as version base + 1, with
-    cas = base, once: recorded as landed (rotated_version) before anything else happens, so a rerun after a crash
-    neither writes twice nor mistakes its own version for a concurrent writer's. A concurrent writer (a version
-    after base that is not the staged value) abandons it. Returns the value now at base + 1 (None: a rerun found
-    it recorded, unread)."""
+    cas = base, once. The caller records it landed (rotated_version) before the staging copy is deleted, so a rerun
+    after a crash neither writes twice nor mistakes its own version for a concurrent writer's (until then, a rerun
+    finds the staged value at base + 1). A concurrent writer (a version after base that is not the staged value)
+    abandons it. Returns the value now at base + 1 (None: a rerun found it recorded, unread)."""
     new_version = base + 1
     if state.rotated_version == new_version:
         return None
@@ -335,7 +326,6 @@ def _write_finish(
             raise  # not reached: _abandon raises
         if written != new_version:
             raise ActionFailed(f"the finish write created version {written} of {where(ref)}, expected {new_version}")
-    patch_custom_metadata(client, ref, {ROTATED_VERSION_KEY: str(new_version)})
     return staged
 
 
@@ -380,12 +370,15 @@ def _finish(
             client, ref, {ROTATION_STEP_KEY: RotationStep.FINISHING, PENDING_VERSION_KEY: str(new_version)}
         )
     value = _write_finish(client, ref, rotation_id, state, base, staged)
-    if on_new_value is not None:
-        value = value if value is not None else read_secret_version(client, ref, new_version)  # in-process only
-        if value:
-            on_new_value(ref, new_version, value)  # the fingerprint index sees the new current value
     doomed = versions_to_destroy(before or _require_metadata(client, ref), new_version, params)
-    destroy_versions(client, ref, doomed)
+    # Independent of one another, so at once: the landing recorded (needed before the staging copy goes), the old
+    # versions destroyed, the fingerprint index told. A crash among them leaves the staging copy for a rerun.
+    at_once: list[Callable[[], None]] = [partial(destroy_versions, client, ref, doomed)]
+    if state.rotated_version != new_version:
+        at_once.append(partial(patch_custom_metadata, client, ref, {ROTATED_VERSION_KEY: str(new_version)}))
+    if on_new_value is not None:
+        at_once.append(partial(_tell_new_value, client, ref, new_version, value, on_new_value))
+    read_each(_call, at_once, workers=len(at_once))
     delete_secret(client, staging_ref(ref))
     patch_custom_metadata(
         client,
@@ -405,6 +398,19 @@ def _finish(
         changed=True,
         detail=f"version {new_version} is current; {destroyed}; staging copy deleted",
     )
+
+
+def _call(step: Callable[[], None]) -> None:
+    step()
+
+
+def _tell_new_value(
+    client: hvac.Client, ref: KvSecretRef, version: int, value: SecretData | None, on_new_value: SecretValueHook
+) -> None:
+    """The fingerprint index sees the new current value (`value`: the one written; read when None), in-process."""
+    value = value if value is not None else read_secret_version(client, ref, version)
+    if value:
+        on_new_value(ref, version, value)
 
 
 def _rotate_staged(

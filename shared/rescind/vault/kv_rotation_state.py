@@ -12,9 +12,11 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import hvac
 
@@ -48,6 +50,9 @@ _ROTATION_ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 
 # Receives (ref, version, value) in-process: the on_new_value callback (the fingerprint index).
 SecretValueHook = Callable[[KvSecretRef, int, Mapping[str, Any]], None]
+FirstT = TypeVar("FirstT")
+SecondT = TypeVar("SecondT")
+ThirdT = TypeVar("ThirdT")
 
 
 def fingerprint(value: Mapping[str, Any]) -> str:
@@ -127,6 +132,14 @@ def _as_version(text: str | None) -> int | None:
     return int(text)
 
 
+def abandoned_detail(ref: KvSecretRef, rotation_id: str) -> str:
+    return (
+        f"rotation {rotation_id} of {where(ref)} abandoned: a writer made a new version after it was created, so "
+        "its pending value was dropped (staging copy deleted) and nothing was overwritten; if its hook had set the "
+        "pending value where it is checked, the secret's owner must reconcile the two"
+    )
+
+
 def check_rotation_id(rotation_id: str) -> None:
     if not _ROTATION_ID_RE.fullmatch(rotation_id):
         raise InvalidInput("rotation_id must be 1-200 characters of letters, digits, '_', '.', ':' and '-'")
@@ -184,7 +197,13 @@ def verify_kv_rotation(client: hvac.Client, ref: KvSecretRef, rotation_id: str, 
     """Read back: the rotation finished, its version (or a later one) is current and readable, and every
     previous version the policy destroys is destroyed."""
     check = f"metadata and current version of {where(ref)}"
-    metadata = read_secret_metadata(client, ref)
+    # Three reads of the real state, independent, at once: the metadata, the current value (discarded at once)
+    # and the staging copy (gone once finished).
+    metadata, readable, staged = _at_once(
+        partial(read_secret_metadata, client, ref),
+        partial(_readable, client, ref),
+        partial(read_secret_metadata, client, staging_ref(ref)),
+    )
     if metadata is None:
         return Evidence(check=check, observed="no secret at the path: nothing was rotated", confirmed=False)
     state = rotation_of(metadata)
@@ -205,12 +224,24 @@ def verify_kv_rotation(client: hvac.Client, ref: KvSecretRef, rotation_id: str, 
         return Evidence(
             check=check, observed=f"current version {current} is older than the new {new_version}", confirmed=False
         )
-    readable = read_secret_version(client, ref, current) is not None  # the value is discarded at once
     alive = versions_to_destroy(metadata, new_version, params)
-    staged = read_secret_metadata(client, staging_ref(ref)) is not None
     observed = f"new version {new_version}; current version {current} " + ("readable" if readable else "unreadable")
     if current > new_version:
         observed += " (written after the rotation)"
     observed += f"; previous versions not destroyed: {alive}" if alive else "; previous versions destroyed per policy"
-    observed += "; staging copy still there" if staged else ""
-    return Evidence(check=check, observed=observed, confirmed=readable and not alive and not staged)
+    observed += "; staging copy still there" if staged is not None else ""
+    return Evidence(check=check, observed=observed, confirmed=readable and not alive and staged is None)
+
+
+def _readable(client: hvac.Client, ref: KvSecretRef) -> bool:
+    return read_secret_version(client, ref, 0) is not None  # the latest version; its value discarded at once
+
+
+def _at_once(
+    first: Callable[[], FirstT], second: Callable[[], SecondT], third: Callable[[], ThirdT]
+) -> tuple[FirstT, SecondT, ThirdT]:
+    """Three independent reads at once, the first on this thread (an hvac client's session is thread-safe, as
+    rescind.concurrent_reads says)."""
+    with ThreadPoolExecutor(2, thread_name_prefix="kv-read") as pool:
+        second_read, third_read = pool.submit(second), pool.submit(third)
+        return first(), second_read.result(), third_read.result()
