@@ -11,6 +11,7 @@ import hashlib
 import json
 import random
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -304,7 +305,11 @@ def test_guardduty_naming_a_role_that_has_not_opted_in_writes_nothing_to_it(stac
 
 
 def test_a_kv_value_found_by_its_fingerprint_is_rotated_and_its_old_versions_destroyed(
-    stack: LocalStack, workloads: tuple[SeededWorkload, SeededWorkload], vault: hvac.Client, openbao: LocalOpenBao
+    stack: LocalStack,
+    workloads: tuple[SeededWorkload, SeededWorkload],
+    vault: hvac.Client,
+    openbao: LocalOpenBao,
+    backend_calls: Any,
 ) -> None:
     from rescind.fingerprints.dynamodb import DynamoDbFingerprintIndex
     from rescind.fingerprints.indexing import index_kv_mount
@@ -322,9 +327,31 @@ def test_a_kv_value_found_by_its_fingerprint_is_rotated_and_its_old_versions_des
     event = generic_event("kv_value", "")
     del event["detail"]["secret"]
     event["detail"]["secret_sha256"] = hashlib.sha256(leaked.encode()).hexdigest()
+    backend_calls.vault.clear()
     stack.route_event(event)
 
     assert_completed(stack, only_execution(stack))
+    # And the whole leak made these Vault requests, each of the secret or its staging copy: the fingerprint hit
+    # confirmed (its value read), the plan's guard and the acting task's guard (the act takes its read), then the
+    # rotation and its read-back (tests/integration/test_action_requests.py pins their order)
+    secret, staged = f"/v1/secret/data/{path}", f"/v1/secret/data/_rescind-pending/{path}"
+    metadata, staged_metadata = secret.replace("/data/", "/metadata/", 1), staged.replace("/data/", "/metadata/", 1)
+    requests = [call.split("?", 1)[0].replace(openbao.addr, "") for call in backend_calls.vault]
+    assert requests[:4] == [f"GET {secret}", f"GET {metadata}", f"GET {metadata}", f"GET {secret}"]
+    assert Counter(requests) == Counter(
+        {
+            f"GET {secret}": 3,
+            f"GET {metadata}": 3,
+            f"PATCH {metadata}": 4,
+            f"POST {secret}": 1,
+            f"POST /v1/secret/destroy/{path}": 1,
+            f"POST {staged}": 1,
+            f"PATCH {staged_metadata}": 1,
+            f"GET {staged}": 1,
+            f"DELETE {staged_metadata}": 1,
+            f"GET {staged_metadata}": 1,
+        }
+    )
     metadata = vault.secrets.kv.v2.read_secret_metadata(path, mount_point="secret")["data"]
     assert metadata["current_version"] == 2
     assert metadata["versions"]["1"]["destroyed"] is True

@@ -12,7 +12,9 @@ Per kind (Rescind's own token looked up once per client, before counting):
   is not looked up again before its children are;
 - secret-id: secret-id-accessor/lookup (guard), destroy, lookup (read-back);
 - lease (no hold to read): lookup (its revoke answers 204 for an unknown lease too), revoke, lookup (read-back);
-- entity: GET entity (guard), POST entity (disable), GET entity (read-back).
+- entity: GET entity (guard), POST entity (disable), GET entity (read-back);
+- KV secret, a declared rotation with no hook: 15 (guard, value, three to stage, one read-back, the finish's five
+  with two at once, three reads back at once), down from 29 when each step read the record back.
 """
 
 from __future__ import annotations
@@ -357,6 +359,57 @@ def test_a_declared_kv_rotation_reads_the_metadata_once_before_its_first_write(
         f"GET /v1/{estate.kv}/metadata/payments/db",
         f"GET /v1/{estate.kv}/data/payments/db",
     ]
+
+
+def test_a_declared_kv_rotation_makes_these_requests_in_this_order(
+    vault: hvac.Client, ledger: DynamoDbLedger, estate: Estate, vault_requests: list[str]
+) -> None:
+    # Given a shared secret with two versions whose owner declares `password` rotated with no hook
+    kv = estate.kv
+    for password in ("first-old", "second-old"):
+        vault.secrets.kv.v2.create_or_update_secret("payments/db", secret={"password": password}, mount_point=kv)
+    vault.secrets.kv.v2.update_metadata(
+        "payments/db",
+        custom_metadata={"spiffe_id": SPIFFE_ID, "rescind_rotate": "password", "rescind_rotation_hook": "none"},
+        mount_point=kv,
+    )
+
+    # When one Revoke batch rotates it (a leak's policy: every previous version destroyed)
+    action = Action(
+        kind=ActionKind.ROTATE,
+        target=KvSecretRef(mount=kv, path="payments/db"),
+        reason="leaked",
+        params=ActionParams(run_id="inc-reads"),
+    )
+    (result,), made = _run(vault, ledger, estate, vault_requests, [action])
+
+    # Then it made exactly these requests: the guard's metadata read (the act takes it), the current value (the
+    # pending value keeps its other fields), the staging copy written and marked, the rotation recorded, the staged
+    # value read back once (setSecret and testSecret with no external system), the finish recorded, the staged value
+    # written with cas = the base version, the new version recorded as landed while the old versions are destroyed,
+    # the staging copy deleted, the rotation recorded finished; then the read-back, its three reads at once:
+    # metadata, the current value and the staging copy (gone)
+    assert result.outcome is Outcome.SUCCEEDED, result.detail
+    secret, metadata = f"/v1/{kv}/data/payments/db", f"/v1/{kv}/metadata/payments/db"
+    staged = f"/v1/{kv}/data/_rescind-pending/payments/db"
+    staged_metadata = f"/v1/{kv}/metadata/_rescind-pending/payments/db"
+    assert made[:8] == [
+        f"GET {metadata}",
+        f"GET {secret}",
+        f"POST {staged}",
+        f"PATCH {staged_metadata}",
+        f"PATCH {metadata}",
+        f"GET {staged}",
+        f"PATCH {metadata}",
+        f"POST {secret}",
+    ]
+    # (at once, in either order)
+    assert Counter(made[8:10]) == Counter([f"PATCH {metadata}", f"POST /v1/{kv}/destroy/payments/db"])
+    assert made[10:12] == [f"DELETE {staged_metadata}", f"PATCH {metadata}"]
+    assert Counter(made[12:]) == Counter([f"GET {metadata}", f"GET {secret}", f"GET {staged_metadata}"])
+    after = vault.secrets.kv.v2.read_secret_metadata("payments/db", mount_point=kv)["data"]
+    assert after["current_version"] == 3
+    assert [after["versions"][str(version)]["destroyed"] for version in (1, 2, 3)] == [True, True, False]
 
 
 # --- a batch of them ----------------------------------------------------------------------------------------

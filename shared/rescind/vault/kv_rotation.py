@@ -20,7 +20,8 @@ the current value, on `<mount>/data/<path>`.
 The rotation in flight is recorded in the secret's own custom_metadata, so a rerun resumes at the right step:
 
     rescind_rotation_id       the rotation in flight, or the last one finished
-    rescind_rotation_step     creating | created | set | tested | finishing | finished
+    rescind_rotation_step     created | set | tested | finishing | finished | abandoned (`creating`, from
+                              earlier releases: the staging write may or may not have happened)
     rescind_base_version      the version that was current at create: finish writes with cas = it
     rescind_pending_version   during finish: the version the finish write creates (base + 1)
     rescind_rotated_version   after finish: the version the rotation created
@@ -32,15 +33,23 @@ idempotent, as Secrets Manager's are). A secret with no declaration is never wri
 `rescind_rotation_hook=none` (the owner's explicit statement that no external system checks the value) set and
 test are Rescind's own read-back of the staged value.
 
+A `rotate_kv_secret` that stages the pending value itself runs the later steps from what it knows (`_rotate_staged`):
+its own records are not read back between steps, and with no hook one read-back of the staged value serves set and
+test and is what the finish writes. A rerun resumes from the record, reading it at each step.
+
 Values stay in-process: they are never returned, logged, put in an exception or stored outside Vault.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import hvac
 
+from rescind.concurrent_reads import read_each
 from rescind.engine.base import seen_state
 from rescind.exceptions import ActionFailed, InvalidInput
 from rescind.holds import GuardFacts
@@ -51,7 +60,6 @@ from rescind.rotation.contract import (
     HookStep,
     RotationAbandoned,
     RotationDeclaration,
-    RotationHookFailed,
     RotationHookInvoker,
     declaration_from,
     hook_event,
@@ -70,8 +78,10 @@ from rescind.vault.kv_rotation_state import (
     RotationStep,
     SecretValueHook,
     StepResult,
+    abandoned_detail,
     check_rotation_id,
     fingerprint,
+    read_back_staged,
     rotation_of,
     secret_id_of,
     staging_ref,
@@ -79,6 +89,7 @@ from rescind.vault.kv_rotation_state import (
 )
 from rescind.vault.kv_store import (
     CheckAndSetMismatch,
+    SecretData,
     SecretMetadata,
     delete_secret,
     destroy_versions,
@@ -109,7 +120,7 @@ def _state_for_step(
     if state.rotation_id != rotation_id or state.step is None:
         raise ActionFailed(f"rotation {rotation_id} of {where(ref)} is not in progress: run its create step")
     if state.step is RotationStep.ABANDONED:
-        raise RotationAbandoned(_abandoned_detail(ref, rotation_id))
+        raise RotationAbandoned(abandoned_detail(ref, rotation_id))
     if state.step is RotationStep.FINISHED:
         return StepResult(
             RotationStatus.FINISHED, version=state.rotated_version, detail=f"already applied: rotation {rotation_id}"
@@ -117,6 +128,16 @@ def _state_for_step(
     if state.step.rank < needs.rank or state.base_version is None:
         raise ActionFailed(f"rotation {rotation_id} of {where(ref)} is at step {state.step}, before {needs}")
     return metadata, state, state.base_version
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """What a create that has just staged the pending value knows in-process, for the steps after it in the same
+    call (`rotate_kv_secret`): since its reads, nothing was written but the rotation's own records."""
+
+    base: int
+    current_value: SecretData  # the base version's value, which create read
+    metadata: SecretMetadata  # the secret's, read before create: its versions end at the base
 
 
 def create_pending_value(
@@ -133,69 +154,84 @@ def create_pending_value(
     the staging copy again (no hook has seen it yet). `metadata`: the secret's, read by the caller with nothing
     written since (read here when None).
     """
+    return _create(client, ref, rotation_id, declaration, metadata)[0]
+
+
+def _create(
+    client: hvac.Client,
+    ref: KvSecretRef,
+    rotation_id: str,
+    declaration: RotationDeclaration,
+    metadata: SecretMetadata | None,
+) -> tuple[StepResult, _Staged | None]:
+    """create_pending_value, and what it staged from when it staged now (None: it found the rotation past create,
+    or nothing to rotate)."""
     check_rotation_id(rotation_id)
     metadata = metadata or read_secret_metadata(client, ref)
     if metadata is None:
-        return StepResult(RotationStatus.ABSENT, detail=f"already absent: no secret at {where(ref)}; nothing to rotate")
+        absent = f"already absent: no secret at {where(ref)}; nothing to rotate"
+        return StepResult(RotationStatus.ABSENT, detail=absent), None
     state = rotation_of(metadata)
     if state.rotation_id == rotation_id and state.step is RotationStep.FINISHED:
-        return StepResult(
-            RotationStatus.FINISHED,
-            version=state.rotated_version,
-            detail=f"already applied: rotation {rotation_id} created version {state.rotated_version}",
-        )
+        done = f"already applied: rotation {rotation_id} created version {state.rotated_version}"
+        return StepResult(RotationStatus.FINISHED, version=state.rotated_version, detail=done), None
     if state.rotation_id == rotation_id and state.step is RotationStep.ABANDONED:
-        raise RotationAbandoned(_abandoned_detail(ref, rotation_id))
+        raise RotationAbandoned(abandoned_detail(ref, rotation_id))
     if state.rotation_id == rotation_id and state.step is not None and state.step is not RotationStep.CREATING:
-        return StepResult(RotationStatus.IN_PROGRESS, version=state.base_version, detail="pending value already staged")
+        staged_before = "pending value already staged"
+        return StepResult(RotationStatus.IN_PROGRESS, version=state.base_version, detail=staged_before), None
     current = metadata.current_version
     current_value = read_secret_version(client, ref, current) if current > 0 else None
     if not current_value:
-        return StepResult(
-            RotationStatus.NOTHING_TO_ROTATE,
-            detail=f"already absent: the current version {current} of {where(ref)} is deleted, destroyed or empty",
-        )
+        gone = f"already absent: the current version {current} of {where(ref)} is deleted, destroyed or empty"
+        return StepResult(RotationStatus.NOTHING_TO_ROTATE, detail=gone), None
     pending_value = declaration.pending_value(current_value, where(ref))
+    # The staging copy first, then the record that points at it: a crash before the record leaves the secret's
+    # last rotation as it was, and a rerun stages again.
+    staging = staging_ref(ref)
+    write_secret(client, staging, pending_value)
+    patch_custom_metadata(client, staging, {ROTATION_ID_KEY: rotation_id, BASE_VERSION_KEY: str(current)})
     patch_custom_metadata(
         client,
         ref,
         {
             ROTATION_ID_KEY: rotation_id,
-            ROTATION_STEP_KEY: RotationStep.CREATING,
+            ROTATION_STEP_KEY: RotationStep.CREATED,
             BASE_VERSION_KEY: str(current),
             PENDING_VERSION_KEY: None,
             ROTATED_VERSION_KEY: None,
             ROTATED_AT_KEY: None,
         },
     )
-    staging = staging_ref(ref)
-    write_secret(client, staging, pending_value)
-    patch_custom_metadata(client, staging, {ROTATION_ID_KEY: rotation_id, BASE_VERSION_KEY: str(current)})
-    patch_custom_metadata(client, ref, {ROTATION_STEP_KEY: RotationStep.CREATED})
-    return StepResult(
+    created = StepResult(
         RotationStatus.IN_PROGRESS,
         version=current,
         changed=True,
         detail=f"staged a pending value at {where(staging)} (fields {','.join(declaration.fields)})",
     )
+    return created, _Staged(base=current, current_value=current_value, metadata=metadata)
 
 
-def _read_back_staged(
-    client: hvac.Client, ref: KvSecretRef, rotation_id: str, base: int, declaration: RotationDeclaration
-) -> None:
-    """setSecret/testSecret for `rescind_rotation_hook=none`: no external system to set, so Rescind reads the
-    staged value back and checks it is this rotation's and has every declared field, each new."""
-    staging = staging_ref(ref)
-    staged_metadata = read_secret_metadata(client, staging)
-    staged = read_secret_version(client, staging, 0)
-    if staged_metadata is None or not staged:
-        raise RotationHookFailed(f"the pending value of {where(ref)} is gone from {where(staging)}")
-    if staged_metadata.custom_metadata.get(ROTATION_ID_KEY) != rotation_id:
-        raise RotationHookFailed(f"the pending value at {where(staging)} is not rotation {rotation_id}'s")
-    current = read_secret_version(client, ref, base) or {}
-    stale = [name for name in declaration.fields if name not in staged or staged[name] == current.get(name)]
-    if stale:
-        raise RotationHookFailed(f"the pending value at {where(staging)} has no new {','.join(stale)}")
+def _pass_step(
+    client: hvac.Client,
+    ref: KvSecretRef,
+    rotation_id: str,
+    base: int,
+    step: HookStep,
+    *,
+    declaration: RotationDeclaration,
+    hooks: RotationHookInvoker | None,
+    current: SecretData | None = None,
+) -> tuple[str, SecretData | None]:
+    """Run setSecret or testSecret: the hook, or the read-back when the owner declared no external system (then
+    the staged value read back is returned too). What it did, for the step's detail."""
+    if declaration.hook_arn is None:
+        staged = read_back_staged(client, ref, rotation_id, base, declaration, current=current)
+        return f"{step}: staged value read back ({HOOK_KEY}={NO_EXTERNAL_SYSTEM}: no external system)", staged
+    if hooks is None:
+        raise ActionFailed(f"no rotation hook invoker is configured: cannot run the hook of {where(ref)}")
+    hooks.invoke(declaration.hook_arn, hook_event(step, secret_id_of(ref), rotation_id))
+    return f"hook passed {step}", None
 
 
 def _hook_step(
@@ -208,22 +244,16 @@ def _hook_step(
     declaration: RotationDeclaration,
     hooks: RotationHookInvoker | None,
 ) -> StepResult:
-    """setSecret (at CREATED, then SET) or testSecret (at SET, then TESTED): the hook's, run once per rotation;
-    a read-back of the staged value when the owner declared no external system."""
+    """setSecret (at CREATED, then SET) or testSecret (at SET, then TESTED) of a rotation read from the secret's
+    record: the hook's, run once per rotation; a read-back of the staged value when the owner declared no
+    external system."""
     found = _state_for_step(client, ref, rotation_id, at)
     if isinstance(found, StepResult):
         return found
     _metadata, state, base = found
     if state.step is not at:
         return StepResult(RotationStatus.IN_PROGRESS, version=base, detail=f"{step} already done")
-    if declaration.hook_arn is None:
-        _read_back_staged(client, ref, rotation_id, base, declaration)
-        done = f"{step}: staged value read back ({HOOK_KEY}={NO_EXTERNAL_SYSTEM}: no external system)"
-    elif hooks is None:
-        raise ActionFailed(f"no rotation hook invoker is configured: cannot run the hook of {where(ref)}")
-    else:
-        hooks.invoke(declaration.hook_arn, hook_event(step, secret_id_of(ref), rotation_id))
-        done = f"hook passed {step}"
+    done, _staged = _pass_step(client, ref, rotation_id, base, step, declaration=declaration, hooks=hooks)
     patch_custom_metadata(client, ref, {ROTATION_STEP_KEY: list(RotationStep)[at.rank + 1]})
     return StepResult(RotationStatus.IN_PROGRESS, version=base, changed=True, detail=done)
 
@@ -252,33 +282,37 @@ def check_pending_value(
     return _hook_step(client, ref, rotation_id, RotationStep.SET, HookStep.TEST, declaration=declaration, hooks=hooks)
 
 
-def _abandoned_detail(ref: KvSecretRef, rotation_id: str) -> str:
-    return (
-        f"rotation {rotation_id} of {where(ref)} abandoned: a writer made a new version after it was created, so "
-        "its pending value was dropped (staging copy deleted) and nothing was overwritten; if its hook had set the "
-        "pending value where it is checked, the secret's owner must reconcile the two"
-    )
-
-
 def _abandon(client: hvac.Client, ref: KvSecretRef, rotation_id: str) -> None:
     """The finish write lost its check-and-set: drop the pending value, record it, and raise RotationAbandoned."""
     delete_secret(client, staging_ref(ref))
     patch_custom_metadata(
         client, ref, {ROTATION_STEP_KEY: RotationStep.ABANDONED, BASE_VERSION_KEY: None, PENDING_VERSION_KEY: None}
     )
-    raise RotationAbandoned(_abandoned_detail(ref, rotation_id))
+    raise RotationAbandoned(abandoned_detail(ref, rotation_id))
 
 
-def _write_finish(client: hvac.Client, ref: KvSecretRef, rotation_id: str, state: RotationState, base: int) -> None:
-    """The staged value as version base + 1, with cas = base, once: recorded as landed (rotated_version) before
-    anything else happens, so a rerun after a crash neither writes twice nor mistakes its own version for a
-    concurrent writer's. A concurrent writer (a version after base that is not the staged value) abandons it."""
+def _write_finish(
+    client: hvac.Client,
+    ref: KvSecretRef,
+    rotation_id: str,
+    state: RotationState,
+    base: int,
+    staged: SecretData | None,
+) -> SecretData | None:
+    """The staged value (`staged`: as read back moments before; read here when None) as version base + 1, with
+    cas = base, once. The caller records it landed (rotated_version) before the staging copy is deleted, so a rerun
+    after a crash neither writes twice nor mistakes its own version for a concurrent writer's (until then, a rerun
+    finds the staged value at base + 1). A concurrent writer (a version after base that is not the staged value)
+    abandons it. Returns the value now at base + 1 (None: a rerun found it recorded, unread)."""
     new_version = base + 1
     if state.rotated_version == new_version:
-        return
-    staged = read_secret_version(client, staging_ref(ref), 0)
-    landed = staged is not None and fingerprint(read_secret_version(client, ref, new_version) or {}) == fingerprint(
-        staged
+        return None
+    staged = staged if staged is not None else read_secret_version(client, staging_ref(ref), 0)
+    # Only a finish under way (FINISHING is recorded before the write) may have written already: read what it wrote.
+    landed = (
+        state.step is RotationStep.FINISHING
+        and staged is not None
+        and fingerprint(read_secret_version(client, ref, new_version) or {}) == fingerprint(staged)
     )
     if not landed:
         if not staged:
@@ -292,7 +326,7 @@ def _write_finish(client: hvac.Client, ref: KvSecretRef, rotation_id: str, state
             raise  # not reached: _abandon raises
         if written != new_version:
             raise ActionFailed(f"the finish write created version {written} of {where(ref)}, expected {new_version}")
-    patch_custom_metadata(client, ref, {ROTATED_VERSION_KEY: str(new_version)})
+    return staged
 
 
 def finish_rotation(
@@ -312,18 +346,39 @@ def finish_rotation(
     if isinstance(found, StepResult):
         return found
     _metadata, state, base = found
+    return _finish(client, ref, rotation_id, params, state, base, on_new_value=on_new_value)
+
+
+def _finish(
+    client: hvac.Client,
+    ref: KvSecretRef,
+    rotation_id: str,
+    params: ActionParams,
+    state: RotationState,
+    base: int,
+    *,
+    on_new_value: SecretValueHook | None,
+    staged: SecretData | None = None,
+    before: SecretMetadata | None = None,
+) -> StepResult:
+    """finish_rotation from `state` (TESTED or later). `staged`: the staged value as read back moments before;
+    `before`: the secret's metadata read before this rotation's create, whose versions the finish write's
+    check-and-set proved are still all there are before the new one (None: read after the write)."""
     new_version = base + 1
     if state.step is RotationStep.TESTED:
         patch_custom_metadata(
             client, ref, {ROTATION_STEP_KEY: RotationStep.FINISHING, PENDING_VERSION_KEY: str(new_version)}
         )
-    _write_finish(client, ref, rotation_id, state, base)
+    value = _write_finish(client, ref, rotation_id, state, base, staged)
+    doomed = versions_to_destroy(before or _require_metadata(client, ref), new_version, params)
+    # Independent of one another, so at once: the landing recorded (needed before the staging copy goes), the old
+    # versions destroyed, the fingerprint index told. A crash among them leaves the staging copy for a rerun.
+    at_once: list[Callable[[], None]] = [partial(destroy_versions, client, ref, doomed)]
+    if state.rotated_version != new_version:
+        at_once.append(partial(patch_custom_metadata, client, ref, {ROTATED_VERSION_KEY: str(new_version)}))
     if on_new_value is not None:
-        value = read_secret_version(client, ref, new_version)  # in-process only, for the fingerprint index
-        if value:
-            on_new_value(ref, new_version, value)
-    doomed = versions_to_destroy(_require_metadata(client, ref), new_version, params)
-    destroy_versions(client, ref, doomed)
+        at_once.append(partial(_tell_new_value, client, ref, new_version, value, on_new_value))
+    read_each(_call, at_once, workers=len(at_once))
     delete_secret(client, staging_ref(ref))
     patch_custom_metadata(
         client,
@@ -343,6 +398,55 @@ def finish_rotation(
         changed=True,
         detail=f"version {new_version} is current; {destroyed}; staging copy deleted",
     )
+
+
+def _call(step: Callable[[], None]) -> None:
+    step()
+
+
+def _tell_new_value(
+    client: hvac.Client, ref: KvSecretRef, version: int, value: SecretData | None, on_new_value: SecretValueHook
+) -> None:
+    """The fingerprint index sees the new current value (`value`: the one written; read when None), in-process."""
+    value = value if value is not None else read_secret_version(client, ref, version)
+    if value:
+        on_new_value(ref, version, value)
+
+
+def _rotate_staged(
+    client: hvac.Client,
+    ref: KvSecretRef,
+    rotation_id: str,
+    params: ActionParams,
+    declaration: RotationDeclaration,
+    fresh: _Staged,
+    *,
+    hooks: RotationHookInvoker | None,
+    on_new_value: SecretValueHook | None,
+) -> list[StepResult]:
+    """setSecret, testSecret and finishSecret right after this call's own create: the rotation's record is what
+    this call just wrote, so it is not read back between steps (a rerun reads it: `_state_for_step`). With no
+    external system, one read-back of the staged value serves set and test, and is the value the finish writes.
+    A passed test is recorded with the finish's start (FINISHING), whose rerun reads back what it wrote."""
+    base = fresh.base
+    staged: SecretData | None = None  # read by the finish when a hook, not Rescind, checked it
+    if declaration.hook_arn is None:
+        staged = read_back_staged(client, ref, rotation_id, base, declaration, current=fresh.current_value)
+        done = f"{HookStep.SET} and {HookStep.TEST}: staged value read back (no external system: {HOOK_KEY}=none)"
+        passed = [StepResult(RotationStatus.IN_PROGRESS, version=base, detail=done)]
+    else:
+        set_done, _ = _pass_step(client, ref, rotation_id, base, HookStep.SET, declaration=declaration, hooks=hooks)
+        patch_custom_metadata(client, ref, {ROTATION_STEP_KEY: RotationStep.SET})
+        test_done, _ = _pass_step(client, ref, rotation_id, base, HookStep.TEST, declaration=declaration, hooks=hooks)
+        passed = [
+            StepResult(RotationStatus.IN_PROGRESS, version=base, changed=True, detail=set_done),
+            StepResult(RotationStatus.IN_PROGRESS, version=base, detail=test_done),
+        ]
+    tested = RotationState(rotation_id=rotation_id, step=RotationStep.TESTED, base_version=base, rotated_version=None)
+    finished = _finish(
+        client, ref, rotation_id, params, tested, base, on_new_value=on_new_value, staged=staged, before=fresh.metadata
+    )
+    return [*passed, finished]
 
 
 def rotate_kv_secret(
@@ -368,17 +472,25 @@ def rotate_kv_secret(
         declaration = declaration_from(metadata.custom_metadata, where(ref))
         if declaration is None:
             return ActOutcome(changed=False, needs_owner=True, detail=needs_owner_detail(where(ref)))
-        created = create_pending_value(client, ref, rotation_id, declaration, metadata=metadata)
+        created, fresh = _create(client, ref, rotation_id, declaration, metadata)
     except InvalidInput as malformed:  # this secret's declaration alone: the run goes on with everything else
         return ActOutcome(changed=False, needs_owner=True, detail=refused_detail(where(ref), malformed))
     if created.status in (RotationStatus.ABSENT, RotationStatus.NOTHING_TO_ROTATE):
         return ActOutcome(changed=False, absent=True, detail=created.detail)
-    steps = [
-        created,
-        set_pending_value(client, ref, rotation_id, declaration, hooks),
-        check_pending_value(client, ref, rotation_id, declaration, hooks),
-        finish_rotation(client, ref, rotation_id, params, on_new_value=on_new_value),
-    ]
+    if fresh is not None:
+        steps = [
+            created,
+            *_rotate_staged(
+                client, ref, rotation_id, params, declaration, fresh, hooks=hooks, on_new_value=on_new_value
+            ),
+        ]
+    else:  # resumed: each step reads the rotation's record
+        steps = [
+            created,
+            set_pending_value(client, ref, rotation_id, declaration, hooks),
+            check_pending_value(client, ref, rotation_id, declaration, hooks),
+            finish_rotation(client, ref, rotation_id, params, on_new_value=on_new_value),
+        ]
     return ActOutcome(
         changed=any(step.changed for step in steps),
         detail=f"rotation {rotation_id} of {where(ref)}: " + "; ".join(step.detail for step in steps),

@@ -1,4 +1,5 @@
-"""The record of a KV v2 rotation in flight (the secret's own custom_metadata) and its read-back verification.
+"""The record of a KV v2 rotation in flight (the secret's own custom_metadata) and its read-backs: of the staged
+value (setSecret/testSecret with no hook) and of the finished rotation (its verification).
 
 kv_rotation runs the contract's four steps; this module holds what they record and what `verify_kv_rotation` reads
 back: the keys (see kv_rotation's docstring), the steps, where the pending value is staged, and which previous
@@ -11,20 +12,30 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import hvac
 
 from rescind.exceptions import InvalidInput
 from rescind.models import Action, ActionParams, Evidence, KvSecretRef, PreviousVersions
-from rescind.rotation.contract import VAULT_SECRET_ID_PREFIX, declaration_from, needs_owner_detail
+from rescind.rotation.contract import (
+    VAULT_SECRET_ID_PREFIX,
+    RotationDeclaration,
+    RotationHookFailed,
+    declaration_from,
+    needs_owner_detail,
+)
 from rescind.vault.kv_store import (
     STAGING_FOLDER,
+    SecretData,
     SecretMetadata,
     read_secret_metadata,
     read_secret_version,
+    read_secret_version_and_custom_metadata,
     where,
 )
 
@@ -39,6 +50,9 @@ _ROTATION_ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 
 # Receives (ref, version, value) in-process: the on_new_value callback (the fingerprint index).
 SecretValueHook = Callable[[KvSecretRef, int, Mapping[str, Any]], None]
+FirstT = TypeVar("FirstT")
+SecondT = TypeVar("SecondT")
+ThirdT = TypeVar("ThirdT")
 
 
 def fingerprint(value: Mapping[str, Any]) -> str:
@@ -118,6 +132,14 @@ def _as_version(text: str | None) -> int | None:
     return int(text)
 
 
+def abandoned_detail(ref: KvSecretRef, rotation_id: str) -> str:
+    return (
+        f"rotation {rotation_id} of {where(ref)} abandoned: a writer made a new version after it was created, so "
+        "its pending value was dropped (staging copy deleted) and nothing was overwritten; if its hook had set the "
+        "pending value where it is checked, the secret's owner must reconcile the two"
+    )
+
+
 def check_rotation_id(rotation_id: str) -> None:
     if not _ROTATION_ID_RE.fullmatch(rotation_id):
         raise InvalidInput("rotation_id must be 1-200 characters of letters, digits, '_', '.', ':' and '-'")
@@ -142,6 +164,32 @@ def versions_to_destroy(metadata: SecretMetadata, new_version: int, params: Acti
     return [v for v in previous if v < new_version - params.keep_versions]
 
 
+def read_back_staged(
+    client: hvac.Client,
+    ref: KvSecretRef,
+    rotation_id: str,
+    base: int,
+    declaration: RotationDeclaration,
+    *,
+    current: SecretData | None = None,
+) -> SecretData:
+    """setSecret/testSecret for `rescind_rotation_hook=none`: no external system to set, so Rescind reads the
+    staged value back (with its custom_metadata, one request) and checks it is this rotation's and has every
+    declared field, each new against `current` (the base version's value; read when None). Returns it."""
+    staging = staging_ref(ref)
+    found = read_secret_version_and_custom_metadata(client, staging, 0)
+    if found is None or not found[0]:
+        raise RotationHookFailed(f"the pending value of {where(ref)} is gone from {where(staging)}")
+    staged, staged_custom = found
+    if staged_custom.get(ROTATION_ID_KEY) != rotation_id:
+        raise RotationHookFailed(f"the pending value at {where(staging)} is not rotation {rotation_id}'s")
+    current = current if current is not None else read_secret_version(client, ref, base) or {}
+    stale = [name for name in declaration.fields if name not in staged or staged[name] == current.get(name)]
+    if stale:
+        raise RotationHookFailed(f"the pending value at {where(staging)} has no new {','.join(stale)}")
+    return staged
+
+
 # --- verify -----------------------------------------------------------------------------------
 
 
@@ -149,7 +197,13 @@ def verify_kv_rotation(client: hvac.Client, ref: KvSecretRef, rotation_id: str, 
     """Read back: the rotation finished, its version (or a later one) is current and readable, and every
     previous version the policy destroys is destroyed."""
     check = f"metadata and current version of {where(ref)}"
-    metadata = read_secret_metadata(client, ref)
+    # Three reads of the real state, independent, at once: the metadata, the current value (discarded at once)
+    # and the staging copy (gone once finished).
+    metadata, readable, staged = _at_once(
+        partial(read_secret_metadata, client, ref),
+        partial(_readable, client, ref),
+        partial(read_secret_metadata, client, staging_ref(ref)),
+    )
     if metadata is None:
         return Evidence(check=check, observed="no secret at the path: nothing was rotated", confirmed=False)
     state = rotation_of(metadata)
@@ -170,12 +224,24 @@ def verify_kv_rotation(client: hvac.Client, ref: KvSecretRef, rotation_id: str, 
         return Evidence(
             check=check, observed=f"current version {current} is older than the new {new_version}", confirmed=False
         )
-    readable = read_secret_version(client, ref, current) is not None  # the value is discarded at once
     alive = versions_to_destroy(metadata, new_version, params)
-    staged = read_secret_metadata(client, staging_ref(ref)) is not None
     observed = f"new version {new_version}; current version {current} " + ("readable" if readable else "unreadable")
     if current > new_version:
         observed += " (written after the rotation)"
     observed += f"; previous versions not destroyed: {alive}" if alive else "; previous versions destroyed per policy"
-    observed += "; staging copy still there" if staged else ""
-    return Evidence(check=check, observed=observed, confirmed=readable and not alive and not staged)
+    observed += "; staging copy still there" if staged is not None else ""
+    return Evidence(check=check, observed=observed, confirmed=readable and not alive and staged is None)
+
+
+def _readable(client: hvac.Client, ref: KvSecretRef) -> bool:
+    return read_secret_version(client, ref, 0) is not None  # the latest version; its value discarded at once
+
+
+def _at_once(
+    first: Callable[[], FirstT], second: Callable[[], SecondT], third: Callable[[], ThirdT]
+) -> tuple[FirstT, SecondT, ThirdT]:
+    """Three independent reads at once, the first on this thread (an hvac client's session is thread-safe, as
+    rescind.concurrent_reads says)."""
+    with ThreadPoolExecutor(2, thread_name_prefix="kv-read") as pool:
+        second_read, third_read = pool.submit(second), pool.submit(third)
+        return first(), second_read.result(), third_read.result()

@@ -118,6 +118,17 @@ def read_secret_version(
 
     A mount that does not exist raises ActionFailed, unless `missing_mount_is_absent` (it then holds nothing).
     """
+    found = read_secret_version_and_custom_metadata(
+        client, ref, version, missing_mount_is_absent=missing_mount_is_absent
+    )
+    return found[0] if found is not None else None
+
+
+def read_secret_version_and_custom_metadata(
+    client: hvac.Client, ref: KvSecretRef, version: int, *, missing_mount_is_absent: bool = False
+) -> tuple[SecretData, dict[str, str]] | None:
+    """One version's data and the secret's custom_metadata, from the one request (KV v2 answers a version's read
+    with both); None as `read_secret_version`. The data stays in-process."""
     with vault_errors(f"read version {version} of {where(ref)}"):
         try:
             response = client.secrets.kv.v2.read_secret_version(
@@ -127,8 +138,12 @@ def read_secret_version(
             if is_missing_mount(error) and not missing_mount_is_absent:
                 raise _no_kv_mount(ref.mount) from None
             return None  # the error's text is never passed on: keep value-bearing responses out of messages
-    data = read_data(response).get("data")
-    return dict(data) if isinstance(data, dict) else None
+    answer = read_data(response)
+    data, metadata = answer.get("data"), answer.get("metadata")
+    if not isinstance(data, dict):
+        return None
+    custom = metadata.get("custom_metadata") if isinstance(metadata, dict) else None
+    return dict(data), {str(key): str(value) for key, value in (custom or {}).items()}
 
 
 # --- writes -----------------------------------------------------------------------------------

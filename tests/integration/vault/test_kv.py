@@ -302,6 +302,48 @@ def test_a_concurrent_writer_is_not_overwritten(vault: hvac.Client, secret: KvSe
     assert destroyed_versions(vault, secret) == {1, 2, 3}
 
 
+class WriterDuringTest:
+    """A hook (the RotationHookInvoker protocol) whose testSecret is raced by another writer of the secret: it writes
+    a new version through the real Vault, as a person or another process would, then passes."""
+
+    def __init__(self, vault: hvac.Client, ref: KvSecretRef) -> None:
+        self.vault, self.ref, self.steps = vault, ref, list[str]()
+
+    def invoke(self, hook_arn: str, event: Mapping[str, str]) -> None:
+        self.steps.append(event["Step"])
+        if event["Step"] == "testSecret":
+            self.vault.secrets.kv.v2.create_or_update_secret(
+                self.ref.path,
+                secret={"username": "svc-user-7f3a", "password": "concurrent"},
+                mount_point=self.ref.mount,
+            )
+
+
+def test_a_writer_between_create_and_finish_of_one_call_is_not_overwritten(vault: hvac.Client, unique: str) -> None:
+    # Given a secret whose hook passes set and test, while another writer writes the secret during the test
+    hook = "arn:aws:lambda:us-east-1:123456789012:function:rotate-db"
+    ref = seed_secret(
+        vault,
+        KvSecretRef(path=f"rescind-{unique}/raced"),
+        {"rescind_rotate": "password", "rescind_rotation_hook": hook},
+    )
+    writer = WriterDuringTest(vault, ref)
+
+    # When one call rotates it (the steps after create take what the call knows, not a fresh read)
+    with pytest.raises(RotationAbandoned, match="a writer made a new version after it was created"):
+        rotate_kv_secret(vault, ref, "rot-raced", ActionParams(), hooks=writer)
+
+    # Then the finish's check-and-set refused: the writer's value stays current, nothing was destroyed, the pending
+    # value is gone, and the rotation is recorded abandoned (its verification fails)
+    assert writer.steps == ["setSecret", "testSecret"]
+    assert read_value(vault, ref)["password"] == "concurrent"
+    assert read_metadata(vault, ref)["current_version"] == 3
+    assert destroyed_versions(vault, ref) == set()
+    assert not staging_exists(vault, ref)
+    assert read_metadata(vault, ref)["custom_metadata"][ROTATION_STEP_KEY] == "abandoned"
+    assert verify_kv_rotation(vault, ref, "rot-raced", ActionParams()).confirmed is False
+
+
 def test_a_crash_inside_an_abandonment_converges_to_abandoned(vault: hvac.Client, secret: KvSecretRef) -> None:
     # Given a rotation a concurrent writer beat, whose abandonment crashed after deleting the staging copy
     declaration = declaration_from(read_metadata(vault, secret)["custom_metadata"], "test")
