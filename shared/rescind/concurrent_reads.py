@@ -5,8 +5,7 @@ that need it at about the same time, each given a read begun after it asked (`Re
 The reads share the plan's clients: an hvac client is one requests session, whose urllib3 pool is thread-safe and
 keeps 10 connections (so at most 10 workers: `revoke_batch_workers`, the Revoke batches' count, whose module
 rescind.engine.batch says the same), and whose token renewal is locked (rescind.vault.client.VaultSession); boto3
-clients are thread-safe and the AwsClientFactory locks its sessions. Only reads go through here, and writes that
-are independent of one another (a KV rotation's finish: rescind.vault.kv_rotation).
+clients are thread-safe and the AwsClientFactory locks its sessions. Only reads go through here.
 """
 
 from __future__ import annotations

@@ -42,14 +42,11 @@ Values stay in-process: they are never returned, logged, put in an exception or 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 
 import hvac
 
-from rescind.concurrent_reads import read_each
 from rescind.engine.base import seen_state
 from rescind.exceptions import ActionFailed, InvalidInput
 from rescind.holds import GuardFacts
@@ -370,15 +367,13 @@ def _finish(
             client, ref, {ROTATION_STEP_KEY: RotationStep.FINISHING, PENDING_VERSION_KEY: str(new_version)}
         )
     value = _write_finish(client, ref, rotation_id, state, base, staged)
-    doomed = versions_to_destroy(before or _require_metadata(client, ref), new_version, params)
-    # Independent of one another, so at once: the landing recorded (needed before the staging copy goes), the old
-    # versions destroyed, the fingerprint index told. A crash among them leaves the staging copy for a rerun.
-    at_once: list[Callable[[], None]] = [partial(destroy_versions, client, ref, doomed)]
-    if state.rotated_version != new_version:
-        at_once.append(partial(patch_custom_metadata, client, ref, {ROTATED_VERSION_KEY: str(new_version)}))
+    if state.rotated_version != new_version:  # landed, recorded before anything else happens
+        patch_custom_metadata(client, ref, {ROTATED_VERSION_KEY: str(new_version)})
     if on_new_value is not None:
-        at_once.append(partial(_tell_new_value, client, ref, new_version, value, on_new_value))
-    read_each(_call, at_once, workers=len(at_once))
+        _tell_new_value(client, ref, new_version, value, on_new_value)
+    # After the record, not beside it: both write the secret's metadata.
+    doomed = versions_to_destroy(before or _require_metadata(client, ref), new_version, params)
+    destroy_versions(client, ref, doomed)
     delete_secret(client, staging_ref(ref))
     patch_custom_metadata(
         client,
@@ -398,10 +393,6 @@ def _finish(
         changed=True,
         detail=f"version {new_version} is current; {destroyed}; staging copy deleted",
     )
-
-
-def _call(step: Callable[[], None]) -> None:
-    step()
 
 
 def _tell_new_value(
