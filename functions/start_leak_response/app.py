@@ -20,7 +20,6 @@ from rescind.exceptions import TransientError
 from rescind.leaks.runtime import get_dedup_window, get_kill_first, get_leak_locator, get_leak_state_machine_arn
 from rescind.leaks.start import respond_to_leak_event
 from rescind.leaks.triggers import GENERIC_SOURCE, LeakAlertRejected, LeakRejectionReason, parse_leak_event
-from rescind.ledger.closing import record_rejected_event
 from rescind.observability import add_count, logger, observed_handler
 from rescind.offboarding.runtime import get_notifier, get_sfn_client
 from rescind.runtime import get_ledger, get_settings
@@ -43,6 +42,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if error.reason in _IGNORED:
             return {**refusal, "status": "ignored"}
         if isinstance(event, dict) and event.get("source") != GENERIC_SOURCE:
+            from rescind.ledger.closing import record_rejected_event  # the rejection branch alone needs it
+
             refusal["incident_id"] = record_rejected_event(
                 event, flow="leak_response", problem=str(error), ledger=get_ledger(), notify=get_notifier()
             )

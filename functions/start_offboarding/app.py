@@ -14,7 +14,6 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rescind.exceptions import InvalidInput, TransientError
-from rescind.ledger.closing import record_rejected_event
 from rescind.observability import add_count, logger, observed_handler, tracer
 from rescind.offboarding.runtime import get_notifier, get_offboarding_state_machine_arn, get_sfn_client
 from rescind.offboarding.start import start_offboarding
@@ -34,6 +33,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         add_count("TriggerRejected", reason=str(error.reason))
         if error.reason is RejectionReason.NOT_A_TERMINATION:
             return {"status": "ignored", "reason": str(error.reason), "problem": str(error)}
+        from rescind.ledger.closing import record_rejected_event  # the rejection branch alone needs it
+
         record_rejected_event(event, flow="offboarding", problem=str(error), ledger=get_ledger(), notify=get_notifier())
         raise InvalidInput(str(error)) from None
     event_fields = {

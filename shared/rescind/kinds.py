@@ -167,31 +167,104 @@ class KindSpec(Generic[RefT]):
     inventory: Callable[[InventoryScan], Iterable[InventorySection]] | None  # what the report counts
 
 
+# The order discovery and the report walk the kinds in.
+REGISTRATION_ORDER: tuple[CredentialKind, ...] = (
+    CredentialKind.VAULT_ENTITY,
+    CredentialKind.VAULT_TOKEN,
+    CredentialKind.APPROLE_SECRET_ID,
+    CredentialKind.PKI_CERTIFICATE,
+    CredentialKind.KV_SECRET,
+    CredentialKind.IAM_ACCESS_KEY,
+    CredentialKind.VAULT_LEASE,
+    CredentialKind.VAULT_TTL_TARGET,
+    CredentialKind.IAM_ROLE_SESSIONS,
+    CredentialKind.SECRETS_MANAGER_SECRET,
+    CredentialKind.ACM_PCA_CERTIFICATE,
+    CredentialKind.DATABASE_STATIC_ROLE,
+    CredentialKind.DATABASE_ROOT,
+)
+
+# Which kind resolves each leak alert type (`SecretType`'s values; its `locate_leaked` names the same): an alert
+# loads that kind's module only. tests/unit/test_kinds.py checks the two agree.
+LOCATED_BY: Mapping[str, CredentialKind] = {
+    "vault_token": CredentialKind.VAULT_TOKEN,
+    "vault_secret_id": CredentialKind.APPROLE_SECRET_ID,
+    "aws_access_key": CredentialKind.IAM_ACCESS_KEY,
+    "aws_iam_user": CredentialKind.IAM_ACCESS_KEY,
+    "kv_value": CredentialKind.KV_SECRET,
+    "certificate": CredentialKind.PKI_CERTIFICATE,
+    "database_password": CredentialKind.DATABASE_STATIC_ROLE,
+    "aws_role_sessions": CredentialKind.IAM_ROLE_SESSIONS,
+    "vault_issued_value": CredentialKind.VAULT_LEASE,
+}
+
+
 @cache
 def registered_kinds() -> tuple[KindSpec[Any], ...]:
-    """Every kind, in the order discovery and the report walk them. Imports the kind modules on first use."""
-    from rescind.aws import acm_pca, iam_keys, role_sessions, secrets_manager
-    from rescind.vault import approle, database, identity, kv, leases, pki, tokens, ttl
-
-    return (
-        identity.KIND,
-        tokens.KIND,
-        approle.KIND,
-        pki.KIND,
-        kv.KIND,
-        iam_keys.KIND,
-        leases.KIND,
-        ttl.KIND,
-        role_sessions.KIND,
-        secrets_manager.KIND,
-        acm_pca.KIND,
-        database.STATIC_ROLE_KIND,
-        database.ROOT_KIND,
-    )
+    """Every kind, in the order discovery and the report walk them. Imports every kind module on first use."""
+    return tuple(kind_spec(kind) for kind in REGISTRATION_ORDER)
 
 
+@cache
 def kind_spec(kind: CredentialKind) -> KindSpec[Any]:
-    for spec in registered_kinds():
-        if spec.kind is kind:
-            return spec
+    """One kind's registration. Imports that kind's module only: a cold start acting on one kind loads no other."""
+    # One import per kind, spelled out: tests/infra/code_paths.py follows them to each kind's calls.
+    match kind:
+        case CredentialKind.VAULT_ENTITY:
+            from rescind.vault import identity
+
+            return identity.KIND
+        case CredentialKind.VAULT_TOKEN:
+            from rescind.vault import tokens
+
+            return tokens.KIND
+        case CredentialKind.APPROLE_SECRET_ID:
+            from rescind.vault import approle
+
+            return approle.KIND
+        case CredentialKind.PKI_CERTIFICATE:
+            from rescind.vault import pki
+
+            return pki.KIND
+        case CredentialKind.KV_SECRET:
+            from rescind.vault import kv
+
+            return kv.KIND
+        case CredentialKind.IAM_ACCESS_KEY:
+            from rescind.aws import iam_keys
+
+            return iam_keys.KIND
+        case CredentialKind.VAULT_LEASE:
+            from rescind.vault import leases
+
+            return leases.KIND
+        case CredentialKind.VAULT_TTL_TARGET:
+            from rescind.vault import ttl
+
+            return ttl.KIND
+        case CredentialKind.IAM_ROLE_SESSIONS:
+            from rescind.aws import role_sessions
+
+            return role_sessions.KIND
+        case CredentialKind.SECRETS_MANAGER_SECRET:
+            from rescind.aws import secrets_manager
+
+            return secrets_manager.KIND
+        case CredentialKind.ACM_PCA_CERTIFICATE:
+            from rescind.aws import acm_pca
+
+            return acm_pca.KIND
+        case CredentialKind.DATABASE_STATIC_ROLE:
+            from rescind.vault import database
+
+            return database.STATIC_ROLE_KIND
+        case CredentialKind.DATABASE_ROOT:
+            from rescind.vault import database
+
+            return database.ROOT_KIND
     raise UnsupportedAction(f"no credential kind {kind!s} is registered")  # pragma: no cover - the set is closed
+
+
+def value_locator(secret_type: SecretType) -> ValueLocator:
+    """The locator of one leak alert type, from the kind that resolves it (loading that kind's module only)."""
+    return kind_spec(LOCATED_BY[secret_type]).locate_leaked[secret_type]

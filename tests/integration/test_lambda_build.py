@@ -38,6 +38,7 @@ from packaging.utils import canonicalize_name
 from rescind_local.daemon import moto_http_server
 from tests.infra.test_functions import FUNCTIONS, TEMPLATE, deployed_environment, put_stored_settings
 from tests.locked import locked_versions
+from tests.unit.test_cold_imports import KIND_MODULES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("RescindLayer", "CryptographyLayer", "PostgresDriverLayer")
@@ -50,6 +51,21 @@ RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateu
 RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 # ...but never these: 25 MB that would drift from the runtime's boto3.
 NEVER_IN_LAYER = {"boto3", "botocore", "s3transfer", "python-dateutil", "six"}
+# What a handler's import loads of the credential kinds and of the closing module (rescind.ledger.closing): only
+# what its own flow always uses. Every other function loads a kind when an event names it, the closing module on
+# the branch that closes (tests/integration/test_cold_imports.py follows the first event's clients too).
+LOADED_AT_IMPORT = {
+    "CloseIncidentFunction": ("rescind.ledger.closing",),
+    "PkiHygieneFunction": ("rescind.vault.pki",),
+    "RotationByAgeFunction": ("rescind.vault.database", "rescind.aws.secrets_manager"),
+    "TtlCeilingsFunction": (
+        "rescind.vault.tokens",
+        "rescind.vault.leases",
+        "rescind.vault.ttl",
+        "rescind.vault.database",
+        "rescind.aws.secrets_manager",
+    ),
+}
 MACHINE_OF_ARCHITECTURE = {"arm64": "aarch64", "x86_64": "x86_64"}
 ARCHITECTURE = TEMPLATE["Globals"]["Function"]["Architectures"][0]
 
@@ -473,6 +489,10 @@ def test_the_handler_imports_from_the_build_output_under_python312(
     assert loaded["patched"]["botocore"] is True
     assert ("requests" in where) == ("hvac" in where)
     assert loaded["patched"]["requests"] is (True if "requests" in where else None)
+
+    # And the import loaded no credential kind, nor the closing module, but those its handler's own flow names
+    watched = (*KIND_MODULES, "rescind.ledger.closing")
+    assert sorted(module for module in watched if module in where) == sorted(LOADED_AT_IMPORT.get(name, ()))
 
     # And nothing was written beside the code
     assert list(task_root.rglob("__pycache__")) == []

@@ -87,3 +87,54 @@ def test_in_lambda_the_collector_pauses_while_the_handler_module_loads() -> None
 )
 def test_outside_lambda_the_collector_is_never_paused(environment: dict[str, str]) -> None:
     assert collector_states(HANDLER_MODULE, {"AWS_DEFAULT_REGION": "us-east-1", **environment}) == [True] * 3
+
+
+# Every credential kind's module: an event names the kinds it needs, and a cold start loads no other.
+KIND_MODULES = (
+    "rescind.vault.identity",
+    "rescind.vault.tokens",
+    "rescind.vault.approle",
+    "rescind.vault.pki",
+    "rescind.vault.kv",
+    "rescind.vault.leases",
+    "rescind.vault.ttl",
+    "rescind.vault.database",
+    "rescind.aws.iam_keys",
+    "rescind.aws.role_sessions",
+    "rescind.aws.secrets_manager",
+    "rescind.aws.acm_pca",
+)
+ENGINE = """
+import hvac
+from rescind.aws.session import AwsClientFactory
+from rescind.engine.factory import build_engine
+from rescind.kinds import Backends
+from rescind.leaks.kill import kill_first_engine
+from rescind.models import CredentialKind
+vault = hvac.Client(url="http://127.0.0.1:9", token="unused")
+"""
+
+
+@pytest.mark.parametrize(
+    ("code", "loaded"),
+    [
+        # Building an engine, the kill first's or the whole one, loads no kind: each handler is built on first use.
+        ("kill_first_engine(Backends(vault, AwsClientFactory()), None)", ()),
+        ("build_engine(vault, aws_factory=AwsClientFactory())", ()),
+        # An action on one kind loads that kind's module (and what it imports), no other.
+        ("build_engine(vault).handler_for(CredentialKind.IAM_ACCESS_KEY)", ("rescind.aws.iam_keys",)),
+        (
+            "kill_first_engine(Backends(vault), None).handler_for(CredentialKind.VAULT_TOKEN)",
+            (
+                "rescind.vault.tokens",
+                "rescind.vault.ttl",
+            ),
+        ),
+        # A leak alert loads the kind that locates its type.
+        ("from rescind.kinds import value_locator\nvalue_locator('aws_access_key')", ("rescind.aws.iam_keys",)),
+        ("from rescind.kinds import value_locator\nvalue_locator('certificate')", ("rescind.vault.pki",)),
+    ],
+    ids=["kill-first engine", "engine", "an IAM key's handler", "a token's kill", "a key's locator", "a PEM's locator"],
+)
+def test_an_engine_or_a_leak_loads_only_the_kinds_it_acts_on(code: str, loaded: tuple[str, ...]) -> None:
+    assert loaded_after(ENGINE + code, KIND_MODULES) == sorted(loaded)

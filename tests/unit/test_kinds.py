@@ -17,7 +17,7 @@ from rescind.aws.session import AwsClientFactory
 from rescind.engine.base import CredentialHandler, KindHandler
 from rescind.engine.factory import build_engine
 from rescind.exceptions import UnsupportedAction
-from rescind.kinds import Backends, KindSpec, kind_spec, registered_kinds
+from rescind.kinds import LOCATED_BY, Backends, KindSpec, kind_spec, registered_kinds
 from rescind.leaks.types import SecretType
 from rescind.models import (
     SUPPORTED_ACTIONS,
@@ -130,6 +130,10 @@ def test_every_leak_alert_type_is_located_by_exactly_one_kind() -> None:
 
     assert set(located) == set(SecretType)
     assert [secret_type for secret_type, count in located.items() if count > 1] == []
+    # and the kind named as locating each type (which a leak alert loads alone) is the one that registers it
+    assert {SecretType(name): kind for name, kind in LOCATED_BY.items()} == {
+        secret_type: spec.kind for spec in SPECS for secret_type in spec.locate_leaked
+    }
 
 
 def test_the_engine_has_every_kinds_handler() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -32,22 +33,33 @@ class ActionEngine:
         self,
         handlers: Iterable[CredentialHandler],
         *,
+        builders: Mapping[CredentialKind, Callable[[], CredentialHandler]] | None = None,
         clock: Callable[[], datetime] = utc_now,
         transient_retries: int = 3,
         retry_backoff_seconds: float = 0.2,
     ) -> None:
-        self._handlers: Mapping[CredentialKind, CredentialHandler] = {
+        """`builders`: the handler of each kind `handlers` lack, built on its first use (a cold start builds, and
+        imports, only the kinds its actions name)."""
+        self._handlers: dict[CredentialKind, CredentialHandler] = {
             kind: handler for handler in handlers for kind in handler.kinds
         }
+        self._builders = builders or {}
+        self._building = threading.Lock()  # verify and discovery reach the engine from several threads
         self._clock = clock
         self._transient_retries = transient_retries
         self._retry_backoff = retry_backoff_seconds
 
     def handler_for(self, kind: CredentialKind) -> CredentialHandler:
-        try:
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            return handler
+        build = self._builders.get(kind)
+        if build is None:
+            raise UnsupportedAction(f"no handler is configured for credential kind {kind!s}")
+        with self._building:
+            if kind not in self._handlers:
+                self._handlers[kind] = build()
             return self._handlers[kind]
-        except KeyError:
-            raise UnsupportedAction(f"no handler is configured for credential kind {kind!s}") from None
 
     def exists(self, ref: CredentialRef) -> bool | None:
         """Whether the reference names a credential on record (see CredentialHandler.exists). Reads only."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +49,7 @@ from rescind.response.types import GuardDecision
 
 if TYPE_CHECKING:
     from rescind.discovery import DiscoveryScope
+    from rescind.engine.base import CredentialHandler
     from rescind.issuance.base import IssuanceIndex
     from rescind.kinds import Backends, GuardRead
     from rescind.ledger.base import Ledger
@@ -185,20 +187,20 @@ def kill_first_engine(backends: Backends, index: IssuanceIndex | None) -> Action
     before it and names the tree the index lists under it after (rescind.vault.tokens.revoke_token_first); without,
     the live bound on the tree is read before it, as the run's revocation does."""
     from rescind.kinds import kind_spec
-    from rescind.vault.tokens import VaultTokenHandler
 
-    handlers = [
-        kind_spec(kind).build_handler(backends) for kind in KILL_FIRST if kind is not CredentialKind.VAULT_TOKEN
-    ]
-    if index is None:
-        return ActionEngine([*handlers, kind_spec(CredentialKind.VAULT_TOKEN).build_handler(backends)])
+    def build(kind: CredentialKind) -> CredentialHandler:  # on the first kill of its kind: its module loads then
+        if kind is not CredentialKind.VAULT_TOKEN or index is None:
+            return kind_spec(kind).build_handler(backends)
+        from rescind.vault.tokens import VaultTokenHandler
 
-    def indexed_children(accessor: str) -> list[str]:
-        from rescind.issuance.tree import indexed_descendant_tokens
+        def indexed_children(accessor: str) -> list[str]:
+            from rescind.issuance.tree import indexed_descendant_tokens
 
-        return indexed_descendant_tokens(index, accessor, now=utc_now())
+            return indexed_descendant_tokens(index, accessor, now=utc_now())
 
-    return ActionEngine([*handlers, VaultTokenHandler(backends.vault, indexed_children=indexed_children)])
+        return VaultTokenHandler(backends.vault, indexed_children=indexed_children)
+
+    return ActionEngine((), builders={kind: partial(build, kind) for kind in KILL_FIRST})
 
 
 @dataclass(frozen=True)
@@ -268,8 +270,8 @@ def _engine_for(kill: KillFirst, located: LocatedLeak) -> ActionEngine:
         return kill.engine
     from rescind.aws.iam_keys import IamAccessKeyHandler
 
-    others = [kill.engine.handler_for(kind) for kind in KILL_FIRST if kind is not CredentialKind.IAM_ACCESS_KEY]
-    return ActionEngine([*others, IamAccessKeyHandler(aws, listed=located.key_status)])
+    others = {kind: partial(kill.engine.handler_for, kind) for kind in KILL_FIRST}  # built only if used
+    return ActionEngine([IamAccessKeyHandler(aws, listed=located.key_status)], builders=others)
 
 
 def record_kill(made: KillMade, *, incident_id: str, duplicate: bool, kill: KillFirst, ledger: Ledger) -> KillReport:

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from rescind.exceptions import ActionFailed, ConfigurationError, InvalidInput
-from rescind.kinds import Backends, LeakSearch, ValueLocator, registered_kinds
+from rescind.kinds import Backends, LeakSearch, value_locator
 from rescind.leaks.types import LeakAlert, LocatedLeak, SecretType, Unlocated
 from rescind.models import KvSecretRef
 
@@ -54,11 +54,6 @@ class KvValueLocator(Protocol):
     """The fingerprint index's lookup, confirmed against Vault (rescind.fingerprints.locate)."""
 
     def __call__(self, *, value: str | None = None, sha256: str | None = None) -> list[KvSecretRef]: ...
-
-
-def value_locators() -> dict[SecretType, ValueLocator]:
-    """Each alert type's locator, from the credential kind that resolves it."""
-    return {secret_type: locator for spec in registered_kinds() for secret_type, locator in spec.locate_leaked.items()}
 
 
 class LeakLocator:
@@ -88,7 +83,7 @@ class LeakLocator:
         value = self._value_of(alert)
         if isinstance(value, Unlocated):
             return value
-        locator = value_locators()[alert.secret_type]
+        locator = value_locator(alert.secret_type)
         if locator.needs_value and not value:
             return Unlocated(why=f"a {alert.secret_type} is located by its value; the alert carries only a digest")
         located = locator.locate(self._search, alert, value)

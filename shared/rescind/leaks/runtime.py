@@ -55,7 +55,6 @@ def get_kill_first() -> KillFirst:
 
 
 def _kv_locator() -> KvValueLocator | None:
-    from rescind.fingerprints.locate import locate_kv_secrets_by_value
     from rescind.fingerprints.runtime import get_fingerprint_index, get_fingerprint_key
 
     index = get_fingerprint_index()
@@ -66,6 +65,8 @@ def _kv_locator() -> KvValueLocator | None:
         key = get_fingerprint_key()  # read on first use: most leaks are not KV values
         if key is None:
             return []
+        from rescind.fingerprints.locate import locate_kv_secrets_by_value
+
         return locate_kv_secrets_by_value(get_vault_client(), index, key, value=value, sha256=sha256)
 
     return locate

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 from rescind.aws.errors import aws_errors, error_code
 from rescind.exceptions import IncidentRunsExhausted
 from rescind.ledger.base import Ledger
-from rescind.ledger.closing import record_closed_incident
 from rescind.ledger.types import IncidentStatus, Trigger
 from rescind.models.results import utc_now
 
@@ -61,6 +60,8 @@ def record_unanswered(
 ) -> None:
     """An event that starts no run (UNRESOLVED, REFUSED, RECORDED): its incident, with an empty plan, closed and
     notified once. The trigger names the event, what it was `about`, and why nothing was started."""
+    from rescind.ledger.closing import record_closed_incident  # a cold start that starts a run never loads it
+
     record_closed_incident(
         incident_id,
         Trigger(
