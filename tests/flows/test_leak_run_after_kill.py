@@ -34,7 +34,8 @@ from tests.flows.test_leak_alerts import (
     only_execution,
 )
 
-ACTING_STATES = frozenset({"Contain", "Revoke", "Verify"})
+# A leak's plan is small: it runs through the INLINE Maps (the DISTRIBUTED ones, for big plans: test_offboarding_scale)
+ACTING_STATES = frozenset({"Contain", "Revoke", "Verify", "ContainInline", "RevokeInline", "VerifyInline"})
 
 
 def entered_states(execution: dict[str, Any]) -> list[str]:
@@ -102,8 +103,8 @@ def test_a_key_deactivated_first_is_deleted_by_the_run_and_not_deactivated_again
     execution = only_execution(stack)
     assert_completed(stack, execution)
     entered = entered_states(execution)
-    assert "Contain" not in entered, entered
-    assert {"Revoke", "Verify"} <= set(entered), entered
+    assert not {"Contain", "ContainInline"} & set(entered), entered
+    assert {"RevokeInline", "VerifyInline"} <= set(entered), entered
     view = ledger(stack).read_incident(execution["name"])
     killed, by_run = kill_and_run_attempts(view)
     assert [(a.result.action_kind, a.result.outcome) for a in killed] == [(ActionKind.DISABLE, Outcome.SUCCEEDED)]
@@ -129,7 +130,7 @@ def test_a_login_token_killed_first_is_left_alone_while_the_run_disables_its_ent
     # Then the run contained the entity (its own decision, after the kill) and verified it, and left the token alone
     execution = only_execution(stack)
     assert_completed(stack, execution)
-    assert {"Contain", "Verify"} <= set(entered_states(execution))
+    assert {"ContainInline", "VerifyInline"} <= set(entered_states(execution))
     view = ledger(stack).read_incident(execution["name"])
     killed, by_run = kill_and_run_attempts(view)
     assert [a.result.action_kind for a in killed] == [ActionKind.REVOKE]
@@ -190,7 +191,7 @@ def test_a_kill_vault_refused_is_still_revoked_and_verified_by_the_run(
     # Then the kill is recorded failed, not proven; the run revoked the token and Verify read it back
     execution = only_execution(stack)
     assert execution["status"] == "SUCCEEDED", execution
-    assert {"Revoke", "Verify"} <= set(entered_states(execution))
+    assert {"RevokeInline", "VerifyInline"} <= set(entered_states(execution))
     view = ledger(stack).read_incident(execution["name"])
     killed, by_run = kill_and_run_attempts(view)
     (kill,) = killed
