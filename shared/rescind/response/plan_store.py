@@ -14,11 +14,11 @@ read-back goes to:
 The acting batch writes its actions' own read-back evidence to its read_back_key (rescind.engine.batch); the Verify
 batch of the same targets counts a target dead from that evidence and reads again only the rest.
 
-and returns a `PlanReference`: the decision, the counts and these keys (never the actions). A small plan (at most
+and returns a `PlanReference`: the decision, the counts and these keys (never the actions). The digest is the
+content's, so a resumed run writes the same objects again and nothing else. A small plan (at most
 `INLINE_MAX_ACTIONS`, one batch of containment and one of the rest) is not written: its items travel in the state
 (`inline_items`), read by the state machine's INLINE Maps, which start no Map Run and write no results to S3; only
-its read-back objects are written. The digest is the
-content's, so a resumed run writes the same objects again and nothing else. The objects are references only (the
+its read-back objects are written. The objects are references only (the
 same ones the ledger holds), never values. The Verify items are batched here because moto 5.2.5 cannot parse
 `ItemBatcher`; the batches are what ItemBatcher would make.
 """
