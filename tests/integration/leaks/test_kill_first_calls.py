@@ -5,7 +5,8 @@ makes them: one locator, one AWS client factory and one kill first, kept between
 The floor for a leaked secret-id is its `secret-id/lookup` on its role, then `secret-id-accessor/destroy`; for an
 access key, `get_access_key_last_used` (its user), then `update_access_key` Inactive. Rescind adds only what
 safety needs before the kill: for a key, the user's own listing of it (exact in that account, and its status) and
-the user's tags (the guard's hold and owner), read together: two round trips before the kill, not three. A held or protected credential is still refused before any kill."""
+the user's tags (the guard's hold and owner), read together: two round trips before the kill, not three. A held
+or protected credential is still refused before any kill."""
 
 from __future__ import annotations
 
