@@ -22,6 +22,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         from rescind.response.map_results import read_verify_results
 
         verified = read_verify_results(get_s3_client(), request.verify_results, get_settings().plan_bucket_name)
+    elif request.verify_inline is not None:  # a small plan's inline Verify Map: its items, in the state
+        from rescind.response.map_results import inline_verify_results
+
+        verified = inline_verify_results(request.verify_inline)
     result = close_incident(request, get_ledger(), verified, vault_address=get_settings().vault_addr)
     logger.info(
         "incident closed",

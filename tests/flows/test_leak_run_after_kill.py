@@ -26,6 +26,7 @@ from rescind_local.lambdas import forget_loaded_handlers
 from rescind_local.seed import SeededWorkload, prepare_vault, seed_workload
 from rescind_local.stack import LocalStack, deploy_template_to_moto
 from rescind_local.template import load_template
+from tests.conftest import BackendCalls
 from tests.flows.test_leak_alerts import (
     approle_login,
     assert_completed,
@@ -34,7 +35,8 @@ from tests.flows.test_leak_alerts import (
     only_execution,
 )
 
-ACTING_STATES = frozenset({"Contain", "Revoke", "Verify"})
+# A leak's plan is small: it runs through the INLINE Maps (the DISTRIBUTED ones, for big plans: test_offboarding_scale)
+ACTING_STATES = frozenset({"Contain", "Revoke", "Verify", "ContainInline", "RevokeInline", "VerifyInline"})
 
 
 def entered_states(execution: dict[str, Any]) -> list[str]:
@@ -90,10 +92,11 @@ def test_a_token_killed_first_is_not_acted_on_again_and_the_closure_names_it_dea
 
 
 def test_a_key_deactivated_first_is_deleted_by_the_run_and_not_deactivated_again(
-    stack: LocalStack, target: SeededWorkload
+    stack: LocalStack, target: SeededWorkload, backend_calls: BackendCalls
 ) -> None:
     # Given a workload's access key id in a scanner's generic event
     key_id = target.access_key_ids[0]
+    backend_calls.aws.clear()
 
     # When the event goes through the template's rule, the start function and the state machine
     stack.route_event(generic_event("aws_access_key", key_id))
@@ -102,8 +105,8 @@ def test_a_key_deactivated_first_is_deleted_by_the_run_and_not_deactivated_again
     execution = only_execution(stack)
     assert_completed(stack, execution)
     entered = entered_states(execution)
-    assert "Contain" not in entered, entered
-    assert {"Revoke", "Verify"} <= set(entered), entered
+    assert not {"Contain", "ContainInline"} & set(entered), entered
+    assert {"RevokeInline", "VerifyInline"} <= set(entered), entered
     view = ledger(stack).read_incident(execution["name"])
     killed, by_run = kill_and_run_attempts(view)
     assert [(a.result.action_kind, a.result.outcome) for a in killed] == [(ActionKind.DISABLE, Outcome.SUCCEEDED)]
@@ -115,6 +118,10 @@ def test_a_key_deactivated_first_is_deleted_by_the_run_and_not_deactivated_again
     assert standing.proven_before_run is None
     keys = boto3.client("iam").list_access_keys(UserName=target.iam_user)["AccessKeyMetadata"]
     assert key_id not in {key["AccessKeyId"] for key in keys}
+    # And S3 saw only the batch's read-back: written empty by the plan, read and written by the delete's batch, read
+    # by Verify (the plan's items rode in the state; no Map Run wrote results for Close to read)
+    s3_calls = [call for call in backend_calls.aws if call.startswith("s3:")]
+    assert sorted(s3_calls) == ["s3:GetObject", "s3:GetObject", "s3:PutObject", "s3:PutObject"]
 
 
 def test_a_login_token_killed_first_is_left_alone_while_the_run_disables_its_entity(
@@ -129,7 +136,7 @@ def test_a_login_token_killed_first_is_left_alone_while_the_run_disables_its_ent
     # Then the run contained the entity (its own decision, after the kill) and verified it, and left the token alone
     execution = only_execution(stack)
     assert_completed(stack, execution)
-    assert {"Contain", "Verify"} <= set(entered_states(execution))
+    assert {"ContainInline", "VerifyInline"} <= set(entered_states(execution))
     view = ledger(stack).read_incident(execution["name"])
     killed, by_run = kill_and_run_attempts(view)
     assert [a.result.action_kind for a in killed] == [ActionKind.REVOKE]
@@ -190,7 +197,7 @@ def test_a_kill_vault_refused_is_still_revoked_and_verified_by_the_run(
     # Then the kill is recorded failed, not proven; the run revoked the token and Verify read it back
     execution = only_execution(stack)
     assert execution["status"] == "SUCCEEDED", execution
-    assert {"Revoke", "Verify"} <= set(entered_states(execution))
+    assert {"RevokeInline", "VerifyInline"} <= set(entered_states(execution))
     view = ledger(stack).read_incident(execution["name"])
     killed, by_run = kill_and_run_attempts(view)
     (kill,) = killed

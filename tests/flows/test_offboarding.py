@@ -208,7 +208,7 @@ def test_a_hold_on_one_credential_refuses_the_whole_plan(
     history = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
     assert "Refused" in entered, entered
-    assert not {"Contain", "Revoke", "RequestApproval"} & set(entered), entered
+    assert not {"Contain", "Revoke", "ContainInline", "RevokeInline", "RequestApproval"} & set(entered), entered
     assert (execution["status"], execution.get("error")) == ("FAILED", "OffboardingIncomplete"), execution
     why = f"on hold: kv_secret:secret:{held_path} (metadata rescind_hold)"
     # And the ledger holds the plan, no attempt, and a refused closure that names the hold
@@ -265,7 +265,12 @@ def test_a_plan_above_the_cap_waits_for_approval_and_runs_once_approved(
         view = DynamoDbLedger(stack.physical_id("LedgerTable"), boto3.client("dynamodb")).read_incident(
             request.incident_id
         )
+        history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     assert finished["status"] == "SUCCEEDED", finished
+    # The approved plan is small: after the approval, PlanSize sent it through the INLINE Maps
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    assert entered[entered.index("RequestApproval") + 1] == "PlanSize", entered
+    assert {"RevokeInline", "VerifyInline"} <= set(entered), entered
     assert late_status == 409
     assert [(a.verdict, a.decided_by) for a in view.approvals] == [(ApprovalVerdict.APPROVED, approver_arn)]
     dead = prove_by_use(vault, openbao.addr, boto3.client("iam"), estate.target, expected="dead")

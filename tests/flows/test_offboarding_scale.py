@@ -22,6 +22,7 @@ from rescind.ledger import DynamoDbLedger, IncidentStatus, Trigger
 from rescind.ledger.closing import CredentialState
 from rescind.models import ActionKind, Outcome
 from rescind.offboarding.types import offboarding_execution_name
+from rescind.response.plan_store import INLINE_MAX_ACTIONS
 from rescind.response.types import ResponseRequest
 from rescind_cli.runs.history import execution_history
 from rescind_local import LocalOpenBao
@@ -148,6 +149,42 @@ def assert_offboarded(openbao: LocalOpenBao, run: dict[str, Any], count: int, re
     assert sum(key.startswith("results/") and key.endswith("manifest.json") for key in run["keys"]) == 2
     # And using any of the tokens fails
     assert_every_token_refused(openbao, run["accessors"])
+
+
+def entered_states(events: list[dict[str, Any]]) -> set[str]:
+    return {event["stateEnteredEventDetails"]["name"] for event in events if "stateEnteredEventDetails" in event}
+
+
+def test_a_plan_of_at_most_the_inline_limit_runs_from_the_state(aws: None, openbao: LocalOpenBao) -> None:
+    # Given a workload holding as many tokens as a plan may carry in the state
+    small = run_at_scale(openbao, INLINE_MAX_ACTIONS, {}, timeout=300)
+
+    # Then it ran through the INLINE Maps: no item object, no Map result in S3, only its read-back, which its Revoke
+    # batch wrote and its Verify read (every token proven by its act's own read-back)
+    view = small["view"]
+    assert small["described"]["status"] == "SUCCEEDED"
+    assert_within_state_limit(small["events"])
+    assert {"RevokeInline", "VerifyInline"} <= entered_states(small["events"])
+    assert not {"Contain", "Revoke", "Verify"} & entered_states(small["events"])
+    assert [key.rsplit("/", 2)[-2:] for key in small["keys"]] == [["read-back", "0.json"]]
+    assert view.incident is not None
+    assert len(view.incident.plan.actions) == len(view.attempts) == INLINE_MAX_ACTIONS
+    assert {attempt.result.outcome for attempt in view.attempts} == {Outcome.SUCCEEDED}
+    assert view.closure is not None
+    assert view.closure.status is IncidentStatus.COMPLETED
+    assert len(view.closure.in_state(CredentialState.DEAD)) == INLINE_MAX_ACTIONS
+    assert f"read back: {INLINE_MAX_ACTIONS} by the action's own read-back, 0 read again" in view.closure.summary
+    assert_every_token_refused(openbao, small["accessors"])
+
+
+def test_a_plan_one_action_over_the_inline_limit_runs_from_s3(aws: None, openbao: LocalOpenBao) -> None:
+    # Given a workload holding one token more than a plan may carry in the state, in one Revoke batch
+    big = run_at_scale(openbao, INLINE_MAX_ACTIONS + 1, {"REVOKE_BATCH_SIZE": "40"}, timeout=300)
+
+    # Then it ran through the DISTRIBUTED Maps, its items and results in S3
+    assert_offboarded(openbao, big, INLINE_MAX_ACTIONS + 1, revoke_batch=40)
+    assert {"Revoke", "Verify"} <= entered_states(big["events"])
+    assert not {"RevokeInline", "VerifyInline"} & entered_states(big["events"])
 
 
 def test_a_few_hundred_credentials_go_through_s3_and_a_chunked_ledger(aws: None, openbao: LocalOpenBao) -> None:

@@ -14,7 +14,7 @@ from rescind.exceptions import InvalidInput
 from rescind.ledger import DynamoDbLedger, IncidentRecord, IncidentStatus, Trigger
 from rescind.ledger.closing import CloseRequest, CredentialState, MapResultsLocation, RunOutcome, close_incident
 from rescind.models import Action, Plan, VaultTokenRef
-from rescind.response.map_results import read_verify_results
+from rescind.response.map_results import inline_verify_results, read_verify_results
 from rescind_local import create_table_from_template
 
 BUCKET = "rescind-plan-bucket"
@@ -128,3 +128,33 @@ def test_results_outside_the_plan_bucket_or_its_results_prefix_are_refused(aws: 
         read_verify_results(s3, MapResultsLocation(Bucket="someone-elses", Key="results/x/manifest.json"), BUCKET)
     with pytest.raises(InvalidInput, match="outside results/"):
         read_verify_results(s3, MapResultsLocation(Bucket=BUCKET, Key="plans/x/manifest.json"), BUCKET)
+
+
+def _inline_item(child: dict[str, object]) -> dict[str, object]:
+    """The INLINE Verify Map's item for the same batch: its input, with the batch's result in `verified`."""
+    return {**json.loads(str(child["Input"])), "verified": json.loads(str(child["Output"]))}
+
+
+def test_the_inline_verify_items_sum_as_the_result_writers_do(aws: None) -> None:
+    # Given the same two finished Verify batches, once from the ResultWriter in S3 and once from an inline Map
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    actions = _actions(4)
+    children = [
+        _child("SUCCEEDED", "inc-map", actions[0:2], alive=[], from_act=2),
+        _child("SUCCEEDED", "inc-map", actions[2:4], alive=[actions[3]]),
+    ]
+    from_s3 = read_verify_results(s3, _write_results(s3, {"SUCCEEDED": children}), BUCKET)
+
+    # When the inline items are summed
+    inline = inline_verify_results([_inline_item(child) for child in children])
+
+    # Then both say the same: all four read back, one alive, two proven by the act's read-back
+    assert inline == from_s3
+    assert inline.still_alive == (actions[3].target,)
+    assert (inline.proven_by_act_read_back, inline.read_again, inline.failed_items) == (2, 2, 0)
+
+
+def test_a_malformed_inline_verify_item_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="inline Verify item is malformed"):
+        inline_verify_results([{"incident_id": "inc-map", "actions": []}])

@@ -11,7 +11,7 @@ import pytest
 
 from rescind.models import Action, ActionKind
 from rescind.models.credentials import IamAccessKeyRef, VaultTokenRef
-from rescind.response.plan_store import store_plan
+from rescind.response.plan_store import INLINE_MAX_ACTIONS, store_plan
 from rescind.response.types import GuardDecision, ResponsePlan
 
 BUCKET = "rescind-plan-bucket"
@@ -90,3 +90,34 @@ def test_a_plan_that_will_not_act_writes_nothing(s3: Any) -> None:
     assert (reference.revoke_items_key, reference.verify_items_key, reference.verify_item_count) == (None, None, 0)
     assert (reference.containment_items_key, reference.action_count, reference.containment_count) == (None, 4, 3)
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+
+
+def test_a_plan_of_one_batch_each_rides_in_the_state_and_only_its_read_backs_are_written(s3: Any) -> None:
+    # Given a plan of 2 keys to deactivate and 3 tokens to revoke, in batches of 50: one item each
+    reference = store_plan(_plan(2, 3), s3, BUCKET, revoke_batch_size=50)
+
+    # Then its items are in the reference (the state), and the state machine's INLINE Maps run them
+    assert reference.inline
+    assert reference.inline_items is not None
+    assert (reference.containment_items_key, reference.revoke_items_key, reference.verify_items_key) == (None,) * 3
+    contain, revoke = reference.inline_items.contain, reference.inline_items.revoke
+    assert [len(item["actions"]) for item in contain + revoke] == [2, 3]  # type: ignore[arg-type]
+    assert reference.inline_items.verify == contain + revoke
+    assert reference.verify_item_count == 2
+    # And S3 holds only the two read-back objects, empty, which the batches write and Verify reads
+    written = [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert sorted(written) == sorted(str(item["read_back_key"]) for item in contain + revoke)
+    assert all(_read(key) == {"incident_id": "inc-store", "proven": []} for key in written)
+
+
+@pytest.mark.parametrize(
+    ("keys", "tokens", "batch"),
+    [(0, INLINE_MAX_ACTIONS + 1, 50), (0, 3, 2)],
+    ids=["over the limit", "two batches"],
+)
+def test_a_plan_over_the_limit_or_of_two_batches_goes_to_s3(s3: Any, keys: int, tokens: int, batch: int) -> None:
+    reference = store_plan(_plan(keys, tokens), s3, BUCKET, revoke_batch_size=batch)
+
+    assert not reference.inline
+    assert reference.inline_items is None
+    assert _read(reference.verify_items_key)

@@ -21,7 +21,8 @@ a token's tree is named after its revocation, from the issuance index (`kill_fir
 holds no other live token (then it is disabled too) is the run's plan's to read (rescind.leaks.plan). In a warm
 function (pinned by tests/integration/leaks/test_kill_first_calls.py): a token, `auth/token/lookup`; a secret-id,
 `secret-id/lookup` on the roles it last listed; an access key, `get-access-key-last-used` (its user),
-`list-access-keys` of that user (exact in that account, and its status) and `list-user-tags` (hold and owner).
+`list-access-keys` of that user (exact in that account, and its status) and `list-user-tags` (hold and owner),
+the last two read together (both need only the user's name).
 """
 
 from __future__ import annotations

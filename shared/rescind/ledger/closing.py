@@ -83,6 +83,9 @@ class CloseRequest(BaseModel):
     # For VERIFIED by the Verify Map: its results in S3, which the close function reads (never the whole list
     # in the state). Then a planned target no item read back is unknown, not dead.
     verify_results: MapResultsLocation | None = None
+    # Or, for a small plan's INLINE Verify Map: its items, each its input beside its batch's result (`verified`),
+    # summed as the ResultWriter's are (rescind.response.map_results.inline_verify_results).
+    verify_inline: tuple[dict[str, Any], ...] | None = None
     # For VERIFIED with nothing left for Verify to read: every planned action still to do was proven done before
     # the run (the kill first, read back). Then a planned target not so proven is unknown, not dead.
     verified_before_run: bool = False

@@ -12,9 +12,11 @@ back: the closure calls it unknown, never dead.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from rescind.aws.errors import aws_errors
 from rescind.exceptions import InvalidInput
@@ -43,27 +45,46 @@ def read_verify_results(s3: S3Client, location: MapResultsLocation, plan_bucket:
         raise InvalidInput("the Verify Map's results must be in the plan bucket (PLAN_BUCKET_NAME)")
     manifest = _read_json(s3, location.bucket, location.key)
     files: dict[str, list[dict[str, Any]]] = manifest.get("ResultFiles") or {}
-    read_back: set[str] = set()
-    alive: dict[str, CredentialRef] = {}
-    proof_counts = {"proven_by_act_read_back_count": 0, "read_again_count": 0}
-    for entry in files.get("SUCCEEDED") or []:
-        for child in _read_json(s3, location.bucket, entry["Key"]):
-            batch = VerifyBatchRequest.model_validate_json(child["Input"])
-            output = json.loads(child["Output"])
-            read_back.update(action.target.key for action in batch.actions)
-            for name in proof_counts:
-                proof_counts[name] += int(output.get(name, 0))
-            for ref in _REFS.validate_python(output["still_alive"]):
-                alive.setdefault(ref.key, ref)
+    finished = (
+        (VerifyBatchRequest.model_validate_json(child["Input"]), json.loads(child["Output"]))
+        for entry in files.get("SUCCEEDED") or []
+        for child in _read_json(s3, location.bucket, entry["Key"])
+    )
+    summed = _summed(finished)
     failed = sum(
         len(_read_json(s3, location.bucket, entry["Key"]))
         for status in _NOT_FINISHED
         for entry in files.get(status) or []
     )
+    return replace(summed, failed_items=failed)
+
+
+def inline_verify_results(items: Iterable[Mapping[str, Any]]) -> VerifiedTargets:
+    """Sum a small plan's INLINE Verify Map: each item is its input with its batch's result in `verified`. Every
+    item finished (one that fails fails the Map, and the run closes as failed)."""
+    try:
+        return _summed(
+            (VerifyBatchRequest.model_validate({k: v for k, v in item.items() if k != "verified"}), item["verified"])
+            for item in items
+        )
+    except (KeyError, TypeError, ValidationError) as error:
+        raise InvalidInput(f"an inline Verify item is malformed: {type(error).__name__}") from error
+
+
+def _summed(finished: Iterable[tuple[VerifyBatchRequest, Mapping[str, Any]]]) -> VerifiedTargets:
+    """What the finished Verify items read back, found alive, and how they proved it."""
+    read_back: set[str] = set()
+    alive: dict[str, CredentialRef] = {}
+    proof_counts = {"proven_by_act_read_back_count": 0, "read_again_count": 0}
+    for batch, output in finished:
+        read_back.update(action.target.key for action in batch.actions)
+        for name in proof_counts:
+            proof_counts[name] += int(output.get(name, 0))
+        for ref in _REFS.validate_python(output["still_alive"]):
+            alive.setdefault(ref.key, ref)
     return VerifiedTargets(
         read_back=frozenset(read_back),
         still_alive=tuple(alive.values()),
-        failed_items=failed,
         proven_by_act_read_back=proof_counts["proven_by_act_read_back_count"],
         read_again=proof_counts["read_again_count"],
     )

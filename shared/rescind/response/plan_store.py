@@ -15,7 +15,10 @@ The acting batch writes its actions' own read-back evidence to its read_back_key
 batch of the same targets counts a target dead from that evidence and reads again only the rest.
 
 and returns a `PlanReference`: the decision, the counts and these keys (never the actions). The digest is the
-content's, so a resumed run writes the same objects again and nothing else. The objects are references only (the
+content's, so a resumed run writes the same objects again and nothing else. A small plan (at most
+`INLINE_MAX_ACTIONS`, one batch of containment and one of the rest) is not written: its items travel in the state
+(`inline_items`), read by the state machine's INLINE Maps, which start no Map Run and write no results to S3; only
+its read-back objects are written. The objects are references only (the
 same ones the ledger holds), never values. The Verify items are batched here because moto 5.2.5 cannot parse
 `ItemBatcher`; the batches are what ItemBatcher would make.
 """
@@ -44,6 +47,20 @@ RESULTS_PREFIX = "results/"
 # Only these decisions go on to act: the others end before Revoke, and nothing is written for them.
 _ACTING = frozenset({GuardDecision.PROCEED, GuardDecision.NEEDS_APPROVAL})
 _READ_BACK_KEY: TypeAdapter[str] = TypeAdapter(ReadBackKey)
+# At most this many actions, in one batch each of containment and the rest, ride in the state: each under 1 KB, and
+# held about four times over by the end of Verify (the plan, its Verify items, their results, the close), far under
+# the 256 KB a state may hold.
+INLINE_MAX_ACTIONS = 25
+
+
+class InlineItems(BaseModel):
+    """A small plan's Map items, in the state: the same items the S3 objects would hold."""
+
+    model_config = ConfigDict(defer_build=DEFER_MODEL_BUILDS, extra="forbid", frozen=True)
+
+    contain: list[dict[str, object]]
+    revoke: list[dict[str, object]]
+    verify: list[dict[str, object]]
 
 
 class PlanReference(BaseModel):
@@ -65,6 +82,8 @@ class PlanReference(BaseModel):
     verify_items_key: str | None = None
     verify_item_count: int = 0
     revoke_batch_size: int = 1  # actions per Contain or Revoke item (the last of each may hold fewer)
+    inline: bool = False  # the items are in `inline_items`, not in S3: the INLINE Maps run them
+    inline_items: InlineItems | None = None
 
 
 class VerifyBatchRequest(BaseModel):
@@ -120,6 +139,14 @@ def store_plan(plan: ResponsePlan, s3: S3Client, bucket: str | None, revoke_batc
     # Each batch's read-back object starts empty, so a read of one never meets an absent key (which S3 answers
     # with 403 to a reader without ListBucket): empty proves nothing, and Verify reads those targets itself.
     empty = ReadBackRecord(incident_id=plan.incident_id).model_dump_json().encode()
+    sizes = {
+        "verify_item_count": len(items),
+        "revoke_batch_size": revoke_batch_size,
+    }
+    if reference.action_count <= INLINE_MAX_ACTIONS and len(contained) <= 1 and len(acting) <= 1:
+        _write(s3, bucket, prefix, [(str(item["read_back_key"]), empty) for item in items])
+        inline = InlineItems(contain=contain_items, revoke=revoke_items, verify=items)
+        return reference.model_copy(update={**sizes, "inline": True, "inline_items": inline})
     # A Map with no items is skipped by the state machine (its Choice reads the counts), so its object is not written.
     keys = {
         name: f"{prefix}/{name}.json" if part else None
@@ -131,18 +158,21 @@ def store_plan(plan: ResponsePlan, s3: S3Client, bucket: str | None, revoke_batc
         if key is not None
     ]
     objects += [(str(item["read_back_key"]), empty) for item in items]
-    with aws_errors(f"plan write to s3://{bucket}/{prefix}"):
-        for key, body in objects:
-            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    _write(s3, bucket, prefix, objects)
     return reference.model_copy(
         update={
+            **sizes,
             "containment_items_key": keys["contain"],
             "revoke_items_key": keys["revoke"],
             "verify_items_key": keys["verify"],
-            "verify_item_count": len(items),
-            "revoke_batch_size": revoke_batch_size,
         }
     )
+
+
+def _write(s3: S3Client, bucket: str, prefix: str, objects: Sequence[tuple[str, bytes]]) -> None:
+    with aws_errors(f"plan write to s3://{bucket}/{prefix}"):
+        for key, body in objects:
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
 
 
 class S3ReadBackStore:

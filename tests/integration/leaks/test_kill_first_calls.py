@@ -5,15 +5,21 @@ makes them: one locator, one AWS client factory and one kill first, kept between
 The floor for a leaked secret-id is its `secret-id/lookup` on its role, then `secret-id-accessor/destroy`; for an
 access key, `get_access_key_last_used` (its user), then `update_access_key` Inactive. Rescind adds only what
 safety needs before the kill: for a key, the user's own listing of it (exact in that account, and its status) and
-the user's tags (the guard's hold and owner). A held or protected credential is still refused before any kill."""
+the user's tags (the guard's hold and owner), read together: two round trips before the kill, not three. A held
+or protected credential is still refused before any kill."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from rescind.aws.session import AwsClientFactory
 from rescind.guard import GuardPolicy
@@ -179,6 +185,58 @@ def test_a_secret_id_of_a_role_made_after_the_remembered_listing_is_found_and_a_
     ]
 
 
+def key_reads_in_two_round_trips(calls: list[str]) -> bool:
+    """The key's user first; then its user's listing and tags, which need only the user's name, in either order
+    (they are read together)."""
+    first, *together = calls
+    return first == "aws iam:GetAccessKeyLastUsed" and sorted(together) == [
+        "aws iam:ListAccessKeys",
+        "aws iam:ListUserTags",
+    ]
+
+
+@contextmanager
+def reads_meeting(iam: Any, operations: tuple[str, ...]) -> Iterator[None]:
+    """The first call of each of `operations` on `iam` waits until all of them have been sent: read one after
+    another, the first waits alone and fails (BrokenBarrierError), so only reads made together pass. Later calls
+    (the read-back after the kill) pass at once."""
+    meeting = threading.Barrier(len(operations), timeout=5)
+    waiting = set(operations)
+
+    def wait_for_the_others(model: Any, **_: object) -> None:
+        if model.name in waiting:
+            waiting.discard(model.name)
+            meeting.wait()
+
+    for operation in operations:
+        iam.meta.events.register(f"before-call.iam.{operation}", wait_for_the_others)
+    try:
+        yield
+    finally:
+        for operation in operations:
+            iam.meta.events.unregister(f"before-call.iam.{operation}", wait_for_the_others)
+
+
+def test_a_leaked_keys_listing_and_its_users_tags_are_read_together_before_the_kill(
+    warm: WarmFunction, backend_calls: BackendCalls
+) -> None:
+    # Given a leaked key of a tagged user, and a warm function whose IAM client holds each of the two reads that
+    # need only the user's name until the other has been sent
+    user, key_id = access_key()
+    aws = warm.kill.read.backends.require_aws()
+    forget(backend_calls)
+
+    # When it leaks
+    with reads_meeting(aws.client("iam", warm.setting.account), ("ListAccessKeys", "ListUserTags")):
+        result = warm.start(alert(SecretType.AWS_ACCESS_KEY, key_id))
+
+    # Then both were in flight at once: two round trips before the deactivation, not three
+    assert key_reads_in_two_round_trips(calls_before(made(backend_calls), DEACTIVATE))
+    assert result.kill is not None
+    assert result.kill.killed, result.kill
+    assert key_status(user) == "Inactive"
+
+
 def test_a_warm_function_deactivates_a_leaked_key_after_its_user_its_listing_and_its_tags(
     warm: WarmFunction, backend_calls: BackendCalls
 ) -> None:
@@ -192,7 +250,7 @@ def test_a_warm_function_deactivates_a_leaked_key_after_its_user_its_listing_and
     # in sight: its identity is cached, STS is not asked the key's account) and the user's tags (the guard's)
     calls = made(backend_calls)
     before = calls_before(calls, DEACTIVATE)
-    assert before == ["aws iam:GetAccessKeyLastUsed", "aws iam:ListAccessKeys", "aws iam:ListUserTags"]
+    assert key_reads_in_two_round_trips(before)
     assert calls[len(before) + 1] == "aws iam:ListAccessKeys"  # the read-back
     assert "aws dynamodb:PutItem" in calls[len(before) :]
     assert key_status(user) == "Inactive"
@@ -219,11 +277,7 @@ def test_a_key_whose_account_the_event_states_is_not_asked_of_sts(
 
     result = WarmFunction(warm.setting, wide, warm.kill, warm.ledger).start(stated)
 
-    assert calls_before(made(backend_calls), DEACTIVATE) == [
-        "aws iam:GetAccessKeyLastUsed",
-        "aws iam:ListAccessKeys",
-        "aws iam:ListUserTags",
-    ]
+    assert key_reads_in_two_round_trips(calls_before(made(backend_calls), DEACTIVATE))
     assert result.kill is not None
     assert result.kill.killed, result.kill
     assert key_status(user) == "Inactive"
@@ -276,7 +330,8 @@ def test_a_held_or_protected_key_is_refused_before_any_kill_call(
     assert not result.kill.killed
     assert result.kill.steps == ()
     assert why in result.kill.why
-    assert "aws iam:ListUserTags" in made(backend_calls)
+    assert key_reads_in_two_round_trips(made(backend_calls)[:3])
+    assert "aws iam:UpdateAccessKey" not in made(backend_calls)
     assert aws_writes(backend_calls, frozenset({"iam", "sts"})) == []
     assert key_status(user) == "Active"
 
@@ -306,3 +361,31 @@ def test_a_held_or_protected_secret_id_is_refused_before_any_kill_call(
         "app", leaked["secret_id_accessor"], mount_point=setting.approle_mount
     )
     assert state["data"]["secret_id_accessor"] == leaked["secret_id_accessor"]
+
+
+def test_a_key_whose_users_tags_cannot_be_read_is_not_killed_first(
+    warm: WarmFunction, backend_calls: BackendCalls
+) -> None:
+    # Given a leaked key whose user's tags Rescind may not read (AccessDenied), read beside its listing
+    user, key_id = access_key()
+    iam = warm.kill.read.backends.require_aws().client("iam", warm.setting.account)
+
+    def denied(**_: object) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "ListUserTags")
+
+    iam.meta.events.register("before-call.iam.ListUserTags", denied)
+    forget(backend_calls)
+    try:
+        result = warm.start(alert(SecretType.AWS_ACCESS_KEY, key_id))
+    finally:
+        iam.meta.events.unregister("before-call.iam.ListUserTags", denied)
+
+    # Then it is located (the listing holds it) without the guard's facts; the guard's own read of them fails too,
+    # so nothing is deactivated here and the run decides
+    assert result.credentials == (f"iam_access_key:{warm.setting.account}:{user}:{key_id}",)
+    assert result.kill is not None
+    assert not result.kill.killed
+    assert result.kill.steps == ()
+    assert "the guard's facts could not be read" in result.kill.why
+    assert aws_writes(backend_calls, frozenset({"iam", "sts"})) == []
+    assert key_status(user) == "Active"

@@ -15,6 +15,13 @@ from typing import Any
 # one batch). An item whose actions failed and was caught is a finished item; the ledger and the closure say how
 # each action ended.
 CONTAIN_MAP_LABEL, ACTION_MAP_LABEL = "Contain", "Revoke"
+# A small plan's INLINE Maps (ContainInline, RevokeInline) run their items in this history: an item is finished when
+# its batch task succeeds, or when its failure is caught.
+_INLINE_ITEM_ENDS = {
+    f"{label}{state}Inline": label
+    for label in (CONTAIN_MAP_LABEL, ACTION_MAP_LABEL)
+    for state in ("Batch", "BatchFailed")
+}
 _TASK_ENDED = frozenset({"TaskSucceeded", "TaskFailed", "TaskTimedOut", "TaskSubmitFailed", "TaskStartFailed"})
 
 
@@ -88,6 +95,7 @@ def read_progress(sfn: Any, execution_arn: str) -> RunProgress:
     pending_token: str | None = None
     map_run_started = False
     contained, batch_size = 0, 1
+    inline_items: dict[str, tuple[int, int]] = {}  # finished items of the INLINE Maps, by label (none failed)
     for event in execution_history(sfn, execution_arn):
         kind = event["type"]
         details: dict[str, Any]
@@ -95,6 +103,8 @@ def read_progress(sfn: Any, execution_arn: str) -> RunProgress:
             map_run_started = True
         elif kind.endswith("StateEntered"):
             progress.current_state = event.get("stateEnteredEventDetails", {}).get("name", "")
+            if progress.current_state.endswith("BatchFailedInline"):  # a caught item: finished
+                _count_inline_item(inline_items, progress.current_state)
         elif kind == "TaskScheduled":
             details = event.get("taskScheduledEventDetails", {})
             if "waitForTaskToken" in details.get("resource", ""):
@@ -105,6 +115,8 @@ def read_progress(sfn: Any, execution_arn: str) -> RunProgress:
             if "waitForTaskToken" in str(details.get("resource", "")):
                 pending_token = None
             if kind == "TaskSucceeded":
+                if progress.current_state.endswith("BatchInline"):
+                    _count_inline_item(inline_items, progress.current_state)
                 payload = (_json(details.get("output")) or {}).get("Payload")
                 if isinstance(payload, dict) and "decision" in payload and "containment_count" in payload:
                     progress.planned = int(payload["action_count"])
@@ -113,7 +125,7 @@ def read_progress(sfn: Any, execution_arn: str) -> RunProgress:
                     progress.decision_reason = str(payload.get("decision_reason") or "")
     # A Map run exists once the history says it started; before that there is nothing to list (and moto fails
     # ListMapRuns on an execution whose interpreter has not started or has been let go).
-    items = _map_run_items(sfn, execution_arn) if map_run_started else {}
+    items = _map_run_items(sfn, execution_arn) if map_run_started else inline_items
     for label, actions in ((CONTAIN_MAP_LABEL, contained), (ACTION_MAP_LABEL, (progress.planned or 0) - contained)):
         finished, failed = items.get(label, (0, 0))
         progress.done += min(finished * batch_size, max(actions, 0))
@@ -122,6 +134,13 @@ def read_progress(sfn: Any, execution_arn: str) -> RunProgress:
         progress.waiting_for_approval = True
         progress._task_token = pending_token
     return progress
+
+
+def _count_inline_item(counted: dict[str, tuple[int, int]], state: str) -> None:
+    label = _INLINE_ITEM_ENDS.get(state)
+    if label is not None:
+        finished, failed = counted.get(label, (0, 0))
+        counted[label] = (finished + 1, failed)
 
 
 def _map_run_items(sfn: Any, execution_arn: str) -> dict[str, tuple[int, int]]:
