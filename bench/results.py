@@ -35,6 +35,7 @@ def render_markdown(results: dict[str, Any], notes: str) -> str:
         "",
         "Every figure stands beside its bare floor, measured in the same run on the same (shared, noisy) machine.",
         "",
+        *_merged_sections(results),
         "## Targets",
         "",
         "| target | wanted | verdict | measured |",
@@ -49,6 +50,22 @@ def render_markdown(results: dict[str, Any], notes: str) -> str:
     if notes:
         lines += ["## Findings", "", notes.strip(), ""]
     return "\n".join(lines) + "\n"
+
+
+def _merged_sections(results: dict[str, Any]) -> list[str]:
+    """Which run measured each section merged in since the file was generated (the newest merge of each)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for merge in results.get("merged") or []:
+        for section in merge["sections"]:
+            newest[section] = merge
+    if not newest:
+        return []
+    return [
+        "Sections measured later and merged in (`--merge-into` or `bench.results.merge_results`), the newest of each:",
+        "",
+        *(f"- {section}: `{merge['command']}` at {merge['generated_at']}" for section, merge in newest.items()),
+        "",
+    ]
 
 
 def merge_results(target: Path, results: dict[str, Any], sections: Sequence[str], notes: str) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 from bench.calls import UNCOUNTED_THREAD_PREFIX, CallCounter
 from bench.offboarding_scale import index_read_alone, plan_reason_from_history, run_order, verdicts
+from bench.results import merge_results
 
 
 def test_paths_alternate_round_by_round_so_no_path_always_runs_first() -> None:
@@ -91,3 +93,20 @@ def test_the_plan_reason_is_read_from_the_plan_states_output_in_the_history() ->
     ]
     assert plan_reason_from_history(events) == READ_ALONE
     assert plan_reason_from_history(events[:1]) is None
+
+
+def test_results_md_names_the_run_that_measured_each_section_merged_in(tmp_path: Path) -> None:
+    # Given a results.json from one run, and a later run of the leak section alone
+    first = json.loads((Path(__file__).parents[2] / "bench" / "results.json").read_text())
+    target = tmp_path / "results.json"
+    target.write_text(json.dumps({**first, "merged": []}))
+    later = {**first, "command": "python -m bench.run --skip-offboarding", "generated_at": "2027-01-01T00:00:00"}
+
+    # When it is merged in
+    merge_results(target, later, ["leak_to_dead"], "")
+
+    # Then results.md says which run measured that section
+    assert (
+        "- leak_to_dead: `python -m bench.run --skip-offboarding` at 2027-01-01T00:00:00"
+        in (tmp_path / "results.md").read_text()
+    )
