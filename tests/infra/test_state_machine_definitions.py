@@ -3,6 +3,8 @@
 The service integrations' ARNs are written `arn:${Partition}:states:::lambda:invoke` and the template substitutes
 `Partition` with `AWS::Partition`, so the same definition runs in aws-cn and aws-us-gov. Locally the partition is
 `aws`, which is what moto's interpreter matches (tests/flows run the substituted definitions).
+
+Every Task retries transient errors and is caught, by its own Catch or by the Map or Parallel it runs in.
 """
 
 from __future__ import annotations
@@ -72,3 +74,27 @@ def test_the_integrations_take_the_stacks_partition(name: str, partition: str) -
     assert integrations, "the definition calls Lambda, SNS and EventBridge through service integrations"
     assert all(arn.startswith(f"arn:{partition}:states:::") for arn in integrations), integrations
     assert "${" not in json.dumps(definition)
+
+
+def _tasks_and_their_catch(states: dict[str, Any], caught_outside: bool = False) -> Iterator[tuple[str, bool, bool]]:
+    """(name, has a Retry, is caught: by its own Catch or by the Map or Parallel it runs in) of every Task."""
+    for name, state in states.items():
+        caught = caught_outside or bool(state.get("Catch"))
+        if state.get("Type") == "Task":
+            yield name, bool(state.get("Retry")), caught
+        for branch in state.get("Branches", []):
+            yield from _tasks_and_their_catch(branch["States"], caught)
+        for processor in ("ItemProcessor", "Iterator"):
+            if processor in state:
+                yield from _tasks_and_their_catch(state[processor]["States"], caught)
+
+
+@pytest.mark.parametrize("path", ASL_FILES, ids=lambda path: path.name)
+def test_every_task_retries_transient_errors_and_is_caught(path: Path) -> None:
+    # The saga pattern: a transient error is retried, anything else goes to an undo or notify step, in the inline
+    # and distributed Maps alike.
+    definition = json.loads(path.read_text())
+    tasks = list(_tasks_and_their_catch(definition["States"]))
+    assert len(tasks) > 5
+    assert [name for name, retries, _ in tasks if not retries] == []
+    assert [name for name, _, caught in tasks if not caught] == []
