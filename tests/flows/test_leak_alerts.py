@@ -341,7 +341,7 @@ def test_a_kv_value_found_by_its_fingerprint_is_rotated_and_its_old_versions_des
     assert Counter(requests) == Counter(
         {
             f"GET {secret}": 3,
-            f"GET {metadata}": 3,
+            f"GET {metadata}": 4,
             f"PATCH {metadata}": 4,
             f"POST {secret}": 1,
             f"POST /v1/secret/destroy/{path}": 1,

@@ -34,8 +34,9 @@ idempotent, as Secrets Manager's are). A secret with no declaration is never wri
 test are Rescind's own read-back of the staged value.
 
 A `rotate_kv_secret` that stages the pending value itself runs the later steps from what it knows (`_rotate_staged`):
-its own records are not read back between steps, and with no hook one read-back of the staged value serves set and
-test and is what the finish writes. A rerun resumes from the record, reading it at each step.
+its own records are read back once, before the finish writes (another rotation of the same secret may have taken
+them), and with no hook one read-back of the staged value serves set and test and is what the finish writes. A
+rerun resumes from the record, reading it at each step.
 
 Values stay in-process: they are never returned, logged, put in an exception or stored outside Vault.
 """
@@ -134,7 +135,6 @@ class _Staged:
 
     base: int
     current_value: SecretData  # the base version's value, which create read
-    metadata: SecretMetadata  # the secret's, read before create: its versions end at the base
 
 
 def create_pending_value(
@@ -206,7 +206,7 @@ def _create(
         changed=True,
         detail=f"staged a pending value at {where(staging)} (fields {','.join(declaration.fields)})",
     )
-    return created, _Staged(base=current, current_value=current_value, metadata=metadata)
+    return created, _Staged(base=current, current_value=current_value)
 
 
 def _pass_step(
@@ -359,8 +359,8 @@ def _finish(
     before: SecretMetadata | None = None,
 ) -> StepResult:
     """finish_rotation from `state` (TESTED or later). `staged`: the staged value as read back moments before;
-    `before`: the secret's metadata read before this rotation's create, whose versions the finish write's
-    check-and-set proved are still all there are before the new one (None: read after the write)."""
+    `before`: the secret's metadata read before the finish write, whose versions the write's check-and-set proved
+    are still all there are before the new one (None: read after the write)."""
     new_version = base + 1
     if state.step is RotationStep.TESTED:
         patch_custom_metadata(
@@ -416,7 +416,7 @@ def _rotate_staged(
     on_new_value: SecretValueHook | None,
 ) -> list[StepResult]:
     """setSecret, testSecret and finishSecret right after this call's own create: the rotation's record is what
-    this call just wrote, so it is not read back between steps (a rerun reads it: `_state_for_step`). With no
+    this call just wrote, so it is read back only once, before the finish (a rerun reads it at each step). With no
     external system, one read-back of the staged value serves set and test, and is the value the finish writes.
     A passed test is recorded with the finish's start (FINISHING), whose rerun reads back what it wrote."""
     base = fresh.base
@@ -433,9 +433,15 @@ def _rotate_staged(
             StepResult(RotationStatus.IN_PROGRESS, version=base, changed=True, detail=set_done),
             StepResult(RotationStatus.IN_PROGRESS, version=base, detail=test_done),
         ]
+    # The record read once before the value is written: another rotation of the same secret (an offboarding's and a
+    # leak's at once) may have staged its own value and taken the record since, and this one must not finish it.
+    found = _state_for_step(client, ref, rotation_id, RotationStep.CREATED)
+    if isinstance(found, StepResult):
+        return [*passed, found]
+    metadata, _state, _base = found
     tested = RotationState(rotation_id=rotation_id, step=RotationStep.TESTED, base_version=base, rotated_version=None)
     finished = _finish(
-        client, ref, rotation_id, params, tested, base, on_new_value=on_new_value, staged=staged, before=fresh.metadata
+        client, ref, rotation_id, params, tested, base, on_new_value=on_new_value, staged=staged, before=metadata
     )
     return [*passed, finished]
 

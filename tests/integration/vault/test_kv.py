@@ -457,3 +457,39 @@ def test_find_kv_secrets_by_custom_metadata_walks_the_tree(vault: hvac.Client, u
     assert [ref.path for ref in found] == sorted(owned)
     assert [ref.path for ref in under_a] == sorted(owned[1:])
     assert find_kv_secrets_by_custom_metadata(vault, "secret", "spiffe_id", SPIFFE_ID, prefix=f"{root}/none") == []
+
+
+class OtherRotationDuringTest:
+    """A hook whose testSecret is raced by another rotation of the same secret (an offboarding's and a leak's at
+    once): it stages its own pending value, taking the staging copy and the record, then passes."""
+
+    def __init__(self, vault: hvac.Client, ref: KvSecretRef) -> None:
+        self.vault, self.ref = vault, ref
+
+    def invoke(self, hook_arn: str, event: Mapping[str, str]) -> None:
+        if event["Step"] == "testSecret":
+            custom = read_metadata(self.vault, self.ref)["custom_metadata"]
+            declaration = declaration_from(custom, "test")
+            assert declaration is not None
+            create_pending_value(self.vault, self.ref, "rot-other", declaration)
+
+
+def test_a_rotation_whose_record_another_rotation_took_does_not_finish(vault: hvac.Client, unique: str) -> None:
+    # Given a secret with a hook, and another rotation of it that stages its own value during this one's test
+    hook = "arn:aws:lambda:us-east-1:123456789012:function:rotate-db"
+    ref = seed_secret(
+        vault,
+        KvSecretRef(path=f"rescind-{unique}/two-rotations"),
+        {"rescind_rotate": "password", "rescind_rotation_hook": hook},
+    )
+    before = read_metadata(vault, ref)["current_version"]
+
+    # When one call rotates it
+    with pytest.raises(ActionFailed, match="not in progress"):
+        rotate_kv_secret(vault, ref, "rot-first", ActionParams(), hooks=OtherRotationDuringTest(vault, ref))
+
+    # Then it wrote no version (the other rotation's staged value was not finished by it), and the record and the
+    # staging copy are the other rotation's, for it to carry on
+    assert read_metadata(vault, ref)["current_version"] == before
+    assert read_metadata(vault, ref)["custom_metadata"][ROTATION_ID_KEY] == "rot-other"
+    assert staging_exists(vault, ref)
