@@ -1,6 +1,7 @@
 """Reads of many credentials a few at a time: a plan's live reads (one each: the safety rule, `read_each`) and a
-scan that may stop early (the leak run's entity decision, `reads_as_answered`); and one read shared by the acts
-that need it at about the same time, each given a read begun after it asked (`ReadAfter`: a Revoke batch's CRL).
+scan that may stop early (the leak run's entity decision, `reads_as_answered`); a few reads of different things at
+once (`read_together`: a leaked key's listing and its user's tags); and one read shared by the acts that need it at
+about the same time, each given a read begun after it asked (`ReadAfter`: a Revoke batch's CRL).
 
 The reads share the plan's clients: an hvac client is one requests session, whose urllib3 pool is thread-safe and
 keeps 10 connections (so at most 10 workers: `revoke_batch_workers`, the Revoke batches' count, whose module
@@ -15,7 +16,7 @@ from collections.abc import Callable, Generator, Hashable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast, overload
 
 # The Revoke batches' default (RuntimeSettings.revoke_batch_workers); the functions pass the configured count.
 DEFAULT_READ_WORKERS = 8
@@ -23,6 +24,9 @@ DEFAULT_READ_WORKERS = 8
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 KeyT = TypeVar("KeyT", bound=Hashable)
+FirstT = TypeVar("FirstT")
+SecondT = TypeVar("SecondT")
+ThirdT = TypeVar("ThirdT")
 
 
 def read_each(read: Callable[[ItemT], ResultT], items: Sequence[ItemT], *, workers: int) -> list[ResultT]:
@@ -36,6 +40,25 @@ def read_each(read: Callable[[ItemT], ResultT], items: Sequence[ItemT], *, worke
         return list(pool.map(read, items))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+@overload
+def read_together(first: Callable[[], FirstT], second: Callable[[], SecondT], /) -> tuple[FirstT, SecondT]: ...
+
+
+@overload
+def read_together(
+    first: Callable[[], FirstT], second: Callable[[], SecondT], third: Callable[[], ThirdT], /
+) -> tuple[FirstT, SecondT, ThirdT]: ...
+
+
+def read_together(*reads: Callable[[], Any]) -> tuple[Any, ...]:
+    """Independent reads of different things at once, the first on this thread: their answers in order, and the
+    error of the first read in that order that failed raised, as reading them one after another would."""
+    with ThreadPoolExecutor(len(reads) - 1, thread_name_prefix="read-together") as pool:
+        others = [pool.submit(read) for read in reads[1:]]
+        first = reads[0]()
+        return (first, *(other.result() for other in others))
 
 
 def reads_as_answered(

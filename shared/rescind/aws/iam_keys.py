@@ -9,17 +9,17 @@ acting on it would touch a credential nobody named.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from rescind.aws.errors import aws_errors, error_code
 from rescind.aws.session import AwsClientFactory
-from rescind.concurrent_reads import read_each
+from rescind.concurrent_reads import read_together
 from rescind.engine.base import KindHandler, Step
 from rescind.exceptions import ActionFailed, ConfigurationError, InvalidInput, PolicyRefusal
 from rescind.holds import NO_GUARD_FACTS, GuardFacts, facts_from_aws_tags
@@ -351,12 +351,11 @@ def _user_of_key(iam: IAMClient, key_id: str) -> _ListedKey | None:
             return None
     if not user_name:
         return None
-    reads: tuple[Callable[[], object], ...] = (
+    status, tags = read_together(  # the listing's error first, as before
         partial(_status_listed_under, iam, user_name, key_id),
         partial(_tags_of_user, iam, user_name),  # None: unreadable, then the guard reads the facts itself
     )
-    status, tags = read_each(lambda read: read(), reads, workers=2)  # the listing's error first, as before
-    return None if status is None else (user_name, cast(str, status), cast("dict[str, str] | None", tags))
+    return None if status is None else (user_name, status, tags)
 
 
 def _status_listed_under(iam: IAMClient, user_name: str, key_id: str) -> str | None:

@@ -12,14 +12,14 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import hvac
 
+from rescind.concurrent_reads import read_together
 from rescind.exceptions import InvalidInput
 from rescind.models import Action, ActionParams, Evidence, KvSecretRef, PreviousVersions
 from rescind.rotation.contract import (
@@ -50,9 +50,6 @@ _ROTATION_ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 
 # Receives (ref, version, value) in-process: the on_new_value callback (the fingerprint index).
 SecretValueHook = Callable[[KvSecretRef, int, Mapping[str, Any]], None]
-FirstT = TypeVar("FirstT")
-SecondT = TypeVar("SecondT")
-ThirdT = TypeVar("ThirdT")
 
 
 def fingerprint(value: Mapping[str, Any]) -> str:
@@ -199,7 +196,7 @@ def verify_kv_rotation(client: hvac.Client, ref: KvSecretRef, rotation_id: str, 
     check = f"metadata and current version of {where(ref)}"
     # Three reads of the real state, independent, at once: the metadata, the current value (discarded at once)
     # and the staging copy (gone once finished).
-    metadata, readable, staged = _at_once(
+    metadata, readable, staged = read_together(
         partial(read_secret_metadata, client, ref),
         partial(_readable, client, ref),
         partial(read_secret_metadata, client, staging_ref(ref)),
@@ -235,13 +232,3 @@ def verify_kv_rotation(client: hvac.Client, ref: KvSecretRef, rotation_id: str, 
 
 def _readable(client: hvac.Client, ref: KvSecretRef) -> bool:
     return read_secret_version(client, ref, 0) is not None  # the latest version; its value discarded at once
-
-
-def _at_once(
-    first: Callable[[], FirstT], second: Callable[[], SecondT], third: Callable[[], ThirdT]
-) -> tuple[FirstT, SecondT, ThirdT]:
-    """Three independent reads at once, the first on this thread (an hvac client's session is thread-safe, as
-    rescind.concurrent_reads says)."""
-    with ThreadPoolExecutor(2, thread_name_prefix="kv-read") as pool:
-        second_read, third_read = pool.submit(second), pool.submit(third)
-        return first(), second_read.result(), third_read.result()
