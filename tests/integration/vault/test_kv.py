@@ -302,6 +302,13 @@ def test_a_concurrent_writer_is_not_overwritten(vault: hvac.Client, secret: KvSe
     assert destroyed_versions(vault, secret) == {1, 2, 3}
 
 
+def secret_with_a_hook(vault: hvac.Client, path: str) -> KvSecretRef:
+    """A secret whose password the owner's hook sets and tests (its Lambda ARN; each test passes its own invoker)."""
+    hook = "arn:aws:lambda:us-east-1:123456789012:function:rotate-db"
+    declared = {"rescind_rotate": "password", "rescind_rotation_hook": hook}
+    return seed_secret(vault, KvSecretRef(path=path), declared)
+
+
 class WriterDuringTest:
     """A hook (the RotationHookInvoker protocol) whose testSecret is raced by another writer of the secret: it writes
     a new version through the real Vault, as a person or another process would, then passes."""
@@ -321,12 +328,7 @@ class WriterDuringTest:
 
 def test_a_writer_between_create_and_finish_of_one_call_is_not_overwritten(vault: hvac.Client, unique: str) -> None:
     # Given a secret whose hook passes set and test, while another writer writes the secret during the test
-    hook = "arn:aws:lambda:us-east-1:123456789012:function:rotate-db"
-    ref = seed_secret(
-        vault,
-        KvSecretRef(path=f"rescind-{unique}/raced"),
-        {"rescind_rotate": "password", "rescind_rotation_hook": hook},
-    )
+    ref = secret_with_a_hook(vault, f"rescind-{unique}/raced")
     writer = WriterDuringTest(vault, ref)
 
     # When one call rotates it (the steps after create take what the call knows, not a fresh read)
@@ -476,12 +478,7 @@ class OtherRotationDuringTest:
 
 def test_a_rotation_whose_record_another_rotation_took_does_not_finish(vault: hvac.Client, unique: str) -> None:
     # Given a secret with a hook, and another rotation of it that stages its own value during this one's test
-    hook = "arn:aws:lambda:us-east-1:123456789012:function:rotate-db"
-    ref = seed_secret(
-        vault,
-        KvSecretRef(path=f"rescind-{unique}/two-rotations"),
-        {"rescind_rotate": "password", "rescind_rotation_hook": hook},
-    )
+    ref = secret_with_a_hook(vault, f"rescind-{unique}/two-rotations")
     before = read_metadata(vault, ref)["current_version"]
 
     # When one call rotates it
