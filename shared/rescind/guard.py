@@ -16,7 +16,15 @@ from rescind.concurrent_reads import DEFAULT_READ_WORKERS, read_each
 from rescind.holds import AWS_HOLD_TAG, AWS_WORKLOAD_TAG, VAULT_HOLD_KEY, GuardFacts, is_set
 from rescind.kinds import Backends, GuardRead, kind_spec
 from rescind.ledger.types import ApprovalDecision, ApprovalVerdict
-from rescind.models import Action, ActionKind, CredentialRef, DatabaseRootRef, Plan, VaultTokenRef
+from rescind.models import (
+    METADATA_FIXED_AT_ISSUE,
+    Action,
+    ActionKind,
+    CredentialRef,
+    DatabaseRootRef,
+    Plan,
+    VaultTokenRef,
+)
 
 if TYPE_CHECKING:
     import hvac
@@ -36,11 +44,13 @@ __all__ = [
     "children_ending_with",
     "database_roots_rotated",
     "exceeds_cap",
+    "facts_read_at_plan",
     "find_guarded_child_tokens",
     "find_holds",
     "guard_refusal",
     "is_protected",
     "listed_child_tokens",
+    "mark_reads_at_plan",
     "mark_tokens_that_cannot_create_tokens",
     "read_guard_facts",
     "refuse_guarded_target",
@@ -48,9 +58,10 @@ __all__ = [
 ]
 
 
-# The acting task's own guard of one target: raises PolicyRefusal for a held or protected one; else returns what it
-# read of the target (GuardFacts.state, for the act: not read twice in one action), or None when it read nothing new.
-ActionGuard: TypeAlias = Callable[[CredentialRef], GuardFacts | None]
+# The acting task's own guard of one action's target: raises PolicyRefusal for a held or protected one; else returns
+# what it read of the target (GuardFacts.state, for the act: not read twice in one action), or None when it read
+# nothing new.
+ActionGuard: TypeAlias = Callable[[Action], GuardFacts | None]
 
 
 @dataclass(frozen=True)
@@ -94,23 +105,57 @@ def find_holds(
 def refuse_guarded_target(
     vault: hvac.Client,
     aws: AwsClientFactory | None,
-    ref: CredentialRef,
+    action: Action,
     policy: GuardPolicy,
     *,
     metadata_key: str = "spiffe_id",
 ) -> GuardFacts:
     """The acting task's own guard: raise PolicyRefusal, before any change, for a held or protected target.
 
-    The planner guards the plan; this guards the one action, whoever wrote it, and sees a hold placed since. Returns
-    the facts it read (an ActionGuard): the action's act takes the target's state from them, not read again.
+    The planner guards the plan; this guards the one action against the policy it runs under, and sees a hold placed
+    since. A target whose metadata is fixed at issue (`facts_read_at_plan`) is judged on what its plan read: no hold
+    can have been placed since, and the same read would find the same owner. Any other is read. Returns the facts
+    (an ActionGuard): the action's act takes the target's state from them, not read again.
     """
     from rescind.exceptions import PolicyRefusal
 
-    facts = read_guard_facts(GuardRead(Backends(vault, aws), metadata_key=metadata_key), ref)
+    ref = action.target
+    facts = facts_read_at_plan(action)
+    if facts is None:
+        facts = read_guard_facts(GuardRead(Backends(vault, aws), metadata_key=metadata_key), ref)
     refusal = guard_refusal(ref, facts, policy)
     if refusal is not None:
         raise PolicyRefusal(refusal)
     return facts
+
+
+def facts_read_at_plan(action: Action) -> GuardFacts | None:
+    """What the action's plan read of its target, when the act may take it for a new read: the target's metadata is
+    fixed at issue and the plan found it, with no hold (ActionParams.owners_read_at_plan). None: read it again."""
+    owners = action.params.owners_read_at_plan
+    if owners is None or action.target.kind not in METADATA_FIXED_AT_ISSUE:
+        return None
+    return GuardFacts(hold=None, owners=frozenset(owners), found=True)
+
+
+def mark_reads_at_plan(plan: Plan, read: Mapping[str, GuardFacts]) -> Plan:
+    """The plan with each revocation of a target whose metadata is fixed at issue carrying what the plan's own read
+    found of it (`read`: by reference key), so the acting guard need not read it again. A target read with a hold,
+    read absent or not read is left unmarked: its acting guard reads (and a hold refuses the plan anyway)."""
+    actions = []
+    for action in plan.actions:
+        facts = read.get(action.target.key)
+        if (
+            action.kind is ActionKind.REVOKE
+            and action.target.kind in METADATA_FIXED_AT_ISSUE
+            and facts is not None
+            and facts.hold is None
+            and facts.found is not False
+        ):
+            params = action.params.model_copy(update={"owners_read_at_plan": tuple(sorted(facts.owners))})
+            action = action.model_copy(update={"params": params})
+        actions.append(action)
+    return Plan.ordered(plan.plan_id, actions, dry_run=plan.dry_run)
 
 
 def guard_refusal(ref: CredentialRef, facts: GuardFacts, policy: GuardPolicy) -> str | None:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from rescind.holds import GuardFacts
     from rescind.inventory.dynamodb import DynamoDbInventory
     from rescind.ledger.dynamodb import DynamoDbLedger
-    from rescind.models import CredentialRef
+    from rescind.models import Action
     from rescind.offboarding.accounts import WorkloadAccounts
 
 
@@ -165,9 +165,9 @@ def get_action_guard() -> ActionGuard:
 
     settings, policy = get_settings(), get_guard_policy()
 
-    def refuse_if_guarded(ref: CredentialRef) -> GuardFacts:
+    def refuse_if_guarded(action: Action) -> GuardFacts:
         return refuse_guarded_target(
-            get_vault_client(), get_aws_factory(), ref, policy, metadata_key=settings.workload_metadata_key
+            get_vault_client(), get_aws_factory(), action, policy, metadata_key=settings.workload_metadata_key
         )
 
     return refuse_if_guarded

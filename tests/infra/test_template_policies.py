@@ -292,3 +292,33 @@ def test_responders_start_manual_runs_only_through_the_iam_authenticated_url(tem
     assert starting == ["StartManualRevocationFunction"]
     outputs = template["Outputs"]["StartManualRevocationUrl"]["Value"]
     assert outputs == {"Fn::GetAtt": ["StartManualRevocationFunctionUrl", "FunctionUrl"]}
+
+
+def test_only_the_plan_tasks_write_a_plan_and_only_the_state_machines_hand_it_to_the_acting_task(
+    template: dict[str, Any],
+) -> None:
+    # A token's or secret-id's revocation carries what its plan read (ActionParams.owners_read_at_plan), which the
+    # acting guard takes instead of reading again: so only a plan task may write a plan's items, and only the state
+    # machines (which read them) may invoke the acting task. The acting and verify tasks write read-backs only.
+    def granted(logical_id: str, action: str) -> list[str]:
+        return [
+            resource_text(resource)
+            for statement in role_statements(template, logical_id)
+            if _allows(statement, action)
+            for resource in as_list(statement["Resource"])
+        ]
+
+    plan_writers, other_plan_bucket_writes, invokers = [], set(), []
+    for logical_id in template["Resources"]:
+        for resource in granted(logical_id, "s3:PutObject"):
+            if resource == "${PlanBucket.Arn}/plans/*":
+                plan_writers.append(logical_id)
+            elif "PlanBucket" in resource or resource == "*":
+                other_plan_bucket_writes.add(resource)
+        if any("ExecuteActionFunction" in resource for resource in granted(logical_id, "lambda:InvokeFunction")):
+            invokers.append(logical_id)
+
+    assert sorted(plan_writers) == ["PlanLeakResponseFunction", "PlanOffboardingFunction"]
+    assert other_plan_bucket_writes == {"${PlanBucket.Arn}/plans/*/read-back/*", "${PlanBucket.Arn}/results/*"}
+    assert invokers
+    assert all(template["Resources"][logical_id]["Type"] == "AWS::Serverless::StateMachine" for logical_id in invokers)

@@ -142,8 +142,8 @@ def _run(
         own_token_accessor(vault)  # Rescind's own token: looked up once per client, not per action
     policy = GuardPolicy(protected_workloads=frozenset(protected))
 
-    def refuse_if_guarded(ref: CredentialRef) -> Any:
-        return refuse_guarded_target(vault, None, ref, policy)
+    def refuse_if_guarded(action: Action) -> Any:
+        return refuse_guarded_target(vault, None, action, policy)
 
     request = ExecuteBatchRequest(incident_id="inc-reads", attempt_id="exec.revoke.0.0", actions=tuple(actions))
     requests.clear()

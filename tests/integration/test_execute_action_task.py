@@ -15,17 +15,17 @@ from rescind.engine.tasks import ExecuteActionRequest, execute_and_record
 from rescind.exceptions import InvalidInput, VaultUnavailable
 from rescind.guard import VAULT_HOLD_KEY, GuardPolicy, refuse_guarded_target
 from rescind.ledger import DynamoDbLedger
-from rescind.models import CredentialRef, Outcome
+from rescind.models import Action, Outcome
 from rescind_local import create_table_from_template
 from tests.conftest import BackendCalls
 
 SCOPE = DiscoveryScope()  # the template's defaults: pki, approle, secret
 
 
-def guard_for(vault: hvac.Client, protected: tuple[str, ...] = ()) -> Callable[[CredentialRef], None]:
+def guard_for(vault: hvac.Client, protected: tuple[str, ...] = ()) -> Callable[[Action], None]:
     """The acting task's guard as the function builds it (rescind.runtime.get_action_guard), on this Vault."""
     policy = GuardPolicy(protected_workloads=frozenset(protected))
-    return lambda ref: refuse_guarded_target(vault, None, ref, policy)
+    return lambda action: refuse_guarded_target(vault, None, action, policy)
 
 
 @pytest.fixture
@@ -302,7 +302,7 @@ def test_verification_never_reads_a_target_outside_the_configured_mounts(
     """Found by the fuzz at full size: the verify task looked up a lease under auth/token/ that the acting task had
     refused. It is reported not ended, with why, and nothing is read."""
     from rescind.engine.verification import verify_actions
-    from rescind.models import Action, ActionKind, VaultLeaseRef
+    from rescind.models import ActionKind, VaultLeaseRef
 
     action = Action(kind=ActionKind.REVOKE, target=VaultLeaseRef(lease_id="auth/token/revoke-prefix/x"), reason="x")
 

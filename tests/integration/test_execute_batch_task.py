@@ -23,7 +23,7 @@ from rescind.engine.verification import ProofSource, verify_actions
 from rescind.exceptions import BatchOutOfTime, InvalidInput, VaultUnavailable
 from rescind.guard import VAULT_HOLD_KEY, GuardFacts, GuardPolicy, refuse_guarded_target
 from rescind.ledger import DynamoDbLedger
-from rescind.models import Action, ActionResult, CredentialRef, Outcome
+from rescind.models import Action, ActionResult, Outcome
 from rescind.response.plan_store import S3ReadBackStore
 from rescind_local import create_table_from_template
 from tests.conftest import BackendCalls
@@ -66,12 +66,12 @@ def _batch(accessors: list[str], attempt: str) -> ExecuteBatchRequest:
     )
 
 
-def _guard(vault: hvac.Client, unreachable_for: str | None = None) -> Callable[[CredentialRef], None]:
+def _guard(vault: hvac.Client, unreachable_for: str | None = None) -> Callable[[Action], None]:
     """The acting task's guard, reading the target on `vault`; for one target, on a Vault nobody answers at."""
     dead = hvac.Client(url=UNREACHABLE, token="unused", timeout=1)
     policy = GuardPolicy()
-    return lambda ref: refuse_guarded_target(
-        dead if unreachable_for and unreachable_for in ref.key else vault, None, ref, policy
+    return lambda action: refuse_guarded_target(
+        dead if unreachable_for and unreachable_for in action.target.key else vault, None, action, policy
     )
 
 
@@ -88,7 +88,7 @@ def _run(
     vault: hvac.Client,
     ledger: DynamoDbLedger,
     store: S3ReadBackStore,
-    guard: Callable[[CredentialRef], None],
+    guard: Callable[[Action], None],
 ) -> BatchResult:
     return execute_batch(
         request,

@@ -202,3 +202,32 @@ def test_a_rotation_belongs_to_a_run_so_a_replay_is_one_rotation_and_the_next_ru
 def test_look_alike_unicode_is_refused(data: dict[str, str]) -> None:
     with pytest.raises(InvalidInput):
         parse_with(credential_ref_adapter, data, what="reference")
+
+
+@pytest.mark.parametrize(
+    ("kind", "target"),
+    [
+        (ActionKind.SHORTEN_TTL, VaultTokenRef(accessor=ACCESSOR)),  # a token, but not its revocation
+        (ActionKind.REVOKE, PkiCertificateRef(mount="pki", serial="74:fe:3b:fb")),  # revoked, but not fixed metadata
+        (ActionKind.ROTATE, KvSecretRef(mount="secret", path="apps/billing/db")),  # custom metadata can change
+    ],
+)
+def test_the_plans_read_rides_only_with_a_revocation_whose_metadata_is_fixed_at_issue(
+    kind: ActionKind, target: VaultTokenRef | PkiCertificateRef | KvSecretRef
+) -> None:
+    params = ActionParams(
+        owners_read_at_plan=("spiffe://x/y",),
+        ttl_seconds=60 if kind is ActionKind.SHORTEN_TTL else None,
+        run_id="run-1" if kind is ActionKind.ROTATE else None,
+    )
+    with pytest.raises(ValidationError, match="owners_read_at_plan applies only"):
+        Action(kind=kind, target=target, reason="x", params=params)
+
+
+def test_the_plans_read_is_part_of_the_action_id() -> None:
+    # A revocation that carries the plan's read is another action than one that does not: a recorded plan's actions
+    # keep the ids they were recorded with.
+    plain = Action(kind=ActionKind.REVOKE, target=VaultTokenRef(accessor=ACCESSOR), reason="x")
+    read = plain.model_copy(update={"params": ActionParams(owners_read_at_plan=())})
+    assert plain.action_id != read.action_id
+    assert Action.model_validate(read.model_dump(mode="json")).params.owners_read_at_plan == ()

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from rescind.aws.session import AwsClientFactory
     from rescind.inventory.base import Inventory
     from rescind.ledger.sqlite import SqliteLedger
-    from rescind.models import Action, ActionResult, CredentialRef
+    from rescind.models import Action, ActionResult
     from rescind.response.types import ResponseRequest
 
 LEDGER_FILE_ENV = "RESCIND_LEDGER_FILE"
@@ -421,8 +421,8 @@ def run_direct_revocation(
     actions = (*recorded.containment, *recorded.actions)
     scope, policy = target.discovery_scope(), target.guard_policy()
 
-    def refuse_if_guarded(ref: CredentialRef) -> GuardFacts:
-        return refuse_guarded_target(vault, aws, ref, policy, metadata_key=scope.metadata_key)
+    def refuse_if_guarded(action: Action) -> GuardFacts:
+        return refuse_guarded_target(vault, aws, action, policy, metadata_key=scope.metadata_key)
 
     # The acting task's own path, action by action: scope check, guard, act, verify, record.
     results: list[ActionResult] = []

@@ -94,7 +94,7 @@ def execute_checked(
         if not dry_run:
             if rotates_database_root(action):
                 refuse_unapproved_root_rotation(action, approvals())
-            seen = refuse_if_guarded(action.target)
+            seen = refuse_if_guarded(action)
         return Executed(engine.execute(action, dry_run=dry_run, seen=seen))
     except TransientError as error:
         return Executed(engine.failed(action, started_at, error), transient=error)

@@ -240,8 +240,8 @@ def kill_before_claim(plan: Plan, located: LocatedLeak, *, workload_id: str, kil
     if not decision.kill:
         return KillMade(why=decision.why)
 
-    def refuse_if_guarded(ref: CredentialRef) -> None:  # the facts just decided on: no second read
-        refusal = guard_refusal(ref, facts[ref.key], kill.policy)
+    def refuse_if_guarded(action: Action) -> None:  # the facts just decided on: no second read
+        refusal = guard_refusal(action.target, facts[action.target.key], kill.policy)
         if refusal is not None:
             raise PolicyRefusal(refusal)
 

@@ -2,6 +2,7 @@
 
 from rescind.models.actions import (
     ACTION_ORDER,
+    METADATA_FIXED_AT_ISSUE,
     ROTATED_SINCE_KINDS,
     SUPPORTED_ACTIONS,
     Action,
@@ -33,6 +34,7 @@ from rescind.models.results import ActionResult, ActOutcome, Evidence, Outcome
 
 __all__ = [
     "ACTION_ORDER",
+    "METADATA_FIXED_AT_ISSUE",
     "ROTATED_SINCE_KINDS",
     "SUPPORTED_ACTIONS",
     "AcmPcaCertificateRef",

@@ -49,6 +49,10 @@ SUPPORTED_ACTIONS: dict[CredentialKind, frozenset[ActionKind]] = {
 # A token's tree listed in its revoke action: beyond this many, the plan is not one to run unattended anyway.
 MAX_LISTED_CHILD_TOKENS = 1000
 
+# Vault offers no way to change these credentials' metadata once issued (a token's meta, a secret-id's metadata): a
+# hold marker or owner the plan read of one is still true when the act comes (ActionParams.owners_read_at_plan).
+METADATA_FIXED_AT_ISSUE = frozenset({CredentialKind.VAULT_TOKEN, CredentialKind.APPROLE_SECRET_ID})
+
 # Rotated by Vault in one call, with no version to compare: a rotation at or after `rotated_since` is this one.
 ROTATED_SINCE_KINDS = frozenset({CredentialKind.DATABASE_STATIC_ROLE})
 
@@ -85,6 +89,12 @@ class ActionParams(BaseModel):
     # revoke (Vault token): the planner asked Vault whether this token may create tokens and it may not, so no token
     # can die with it: the act reads no tree before revoking. Unset (the default), the act asks for itself.
     cannot_create_tokens: bool = False
+    # revoke (a kind in METADATA_FIXED_AT_ISSUE): the plan's own read found the target with no hold, its metadata
+    # naming these workloads. The acting guard checks them against its policy rather than read the target again (the
+    # read could not differ). None (the default): the acting guard reads the target.
+    owners_read_at_plan: tuple[Annotated[str, Field(min_length=1, max_length=2048)], ...] | None = Field(
+        default=None, max_length=8
+    )
 
 
 class Action(BaseModel):
@@ -130,6 +140,13 @@ class Action(BaseModel):
             self.kind is not ActionKind.REVOKE or self.target.kind is not CredentialKind.VAULT_TOKEN
         ):
             raise ValueError("params.child_tokens applies only to the revocation of a Vault token")
+        if self.params.owners_read_at_plan is not None and (
+            self.kind is not ActionKind.REVOKE or self.target.kind not in METADATA_FIXED_AT_ISSUE
+        ):
+            raise ValueError(
+                "params.owners_read_at_plan applies only to the revocation of a credential whose metadata is fixed "
+                "at issue (a Vault token, an AppRole secret-id)"
+            )
         if (self.target.kind in ROTATED_SINCE_KINDS) != (self.params.rotated_since is not None):
             raise ValueError(
                 "params.rotated_since is required for a database static role rotation (the run's start, "

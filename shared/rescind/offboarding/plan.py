@@ -151,7 +151,7 @@ def build_offboarding_plan(
             tree = f"the issuance index lists {children} child token(s) under the planned tokens"
             sources = f"{sources}; {tree}" if sources else tree
     if reads is not None:
-        from rescind.guard import mark_tokens_that_cannot_create_tokens
+        from rescind.guard import mark_reads_at_plan, mark_tokens_that_cannot_create_tokens
         from rescind.vault.token_tree import TokenCreators
 
         # Asked once per ACL here, of the token states the plan read (its scan, or the index's candidates confirmed
@@ -159,6 +159,9 @@ def build_offboarding_plan(
         read_tokens = reads.live_tokens if reads.live_tokens is not None else list(reads.token_states.values())
         reads.token_creators = reads.token_creators or TokenCreators(vault)
         plan = mark_tokens_that_cannot_create_tokens(plan, read_tokens, reads.token_creators)
+        # What discovery read of each token and secret-id (metadata Vault cannot change) goes with its revocation:
+        # the acting guard judges it on that read rather than make it again.
+        plan = mark_reads_at_plan(plan, reads.guard_facts)
     decision, why = guard_decision(
         plan,
         refs,

@@ -157,7 +157,7 @@ def test_the_cap_counts_the_children_and_the_ledger_records_each_with_its_own_re
         engine=build_engine(tree.vault),
         ledger=ledger,
         scope=scope,
-        refuse_if_guarded=lambda ref: refuse_guarded_target(tree.vault, None, ref, policy),
+        refuse_if_guarded=lambda action: refuse_guarded_target(tree.vault, None, action, policy),
     )
 
     assert result.outcome is Outcome.SUCCEEDED, result.detail

@@ -11,8 +11,9 @@ import pytest
 
 from rescind.discovery import DiscoveryScope, discover_workload_credentials
 from rescind.engine.factory import build_engine
+from rescind.engine.tasks import execute_checked
 from rescind.engine.verification import verify_actions
-from rescind.guard import VAULT_HOLD_KEY, GuardPolicy
+from rescind.guard import VAULT_HOLD_KEY, GuardPolicy, refuse_guarded_target
 from rescind.ledger import Trigger
 from rescind.models import Action, ActionKind, Outcome, PkiCertificateRef, VaultTokenRef
 from rescind.offboarding.plan import build_offboarding_plan
@@ -164,3 +165,121 @@ def test_a_discovered_token_whose_held_child_would_die_with_it_still_stops_the_p
     assert held["accessor"] in planned.decision_reason
     assert vault.auth.token.lookup_accessor(created["accessor"])["data"]["accessor"] == created["accessor"]
     assert vault.auth.token.lookup_accessor(held["accessor"])["data"]["accessor"] == held["accessor"]
+
+
+def test_the_acting_guard_takes_the_plans_read_of_a_token_and_a_secret_id_and_reads_the_rest(
+    vault: hvac.Client,
+    unique: str,
+    approle: AppRoleMount,  # noqa: F811 - the fixture
+    pki_mount: str,  # noqa: F811 - the fixture
+    issue: Issue,  # noqa: F811 - the fixture
+    backend_calls: BackendCalls,
+) -> None:
+    # Given the planned end of a workload holding a token, a secret-id and a certificate
+    workload = f"spiffe://rescind.test/ns/calls/sa/acting-{unique}"
+    meta = {"spiffe_id": workload}
+    token(vault, policies=["default"], meta=meta)
+    _issue(vault, approle, metadata=meta)
+    issue(workload)
+    scope = DiscoveryScope(pki_mounts=(pki_mount,), approle_mounts=(approle.mount,))
+    _, planned = build_offboarding_plan(
+        offboarding(workload), vault=vault, aws=None, inventory=None, scope=scope, policy=GuardPolicy()
+    )
+    assert planned.decision is GuardDecision.PROCEED
+    by_kind = {str(action.target.kind): action for action in planned.actions}
+    # Vault cannot change a token's or a secret-id's metadata once issued: their revocations carry the plan's read
+    assert by_kind["vault_token"].params.owners_read_at_plan == (workload,)
+    assert by_kind["approle_secret_id"].params.owners_read_at_plan == (workload,)
+    assert by_kind["pki_certificate"].params.owners_read_at_plan is None
+    client = hvac.Client(url=vault.url, token=vault.token)
+    engine = build_engine(client)
+    own_token_accessor(client)  # Rescind's own token, looked up once per client: not this action's call
+
+    def act(action: Action) -> list[str]:
+        backend_calls.vault.clear()
+        executed = execute_checked(
+            action,
+            dry_run=False,
+            engine=engine,
+            scope=scope,
+            refuse_if_guarded=lambda acting: refuse_guarded_target(vault, None, acting, GuardPolicy()),
+            approvals=lambda: (),
+        )
+        assert executed.result.outcome is Outcome.SUCCEEDED, executed.result.detail
+        return [call.split(" ")[0] + " " + call.split(" ")[1].split("?")[0] for call in backend_calls.vault]
+
+    # When each is acted on through the acting task's guard
+    # Then the token and the secret-id each take their revoke and its read-back, nothing read before
+    assert act(by_kind["vault_token"]) == [
+        "POST /v1/auth/token/revoke-accessor",
+        "POST /v1/auth/token/lookup-accessor",
+    ]
+    role = f"/v1/auth/{approle.mount}/role/{approle.role_name}"
+    assert act(by_kind["approle_secret_id"]) == [
+        f"POST {role}/secret-id-accessor/destroy",
+        f"POST {role}/secret-id-accessor/lookup",
+    ]
+    # and the certificate, which carries no such read, is read before its revoke as before
+    read_first, revoked = act(by_kind["pki_certificate"])[:2]
+    assert read_first.startswith(f"GET /v1/{pki_mount}/cert/")
+    assert revoked == f"POST /v1/{pki_mount}/revoke"
+
+
+def test_a_workload_protected_since_its_plan_is_refused_on_the_plans_read_with_no_call(
+    vault: hvac.Client, unique: str, backend_calls: BackendCalls
+) -> None:
+    # Given a token revocation planned while its workload was not protected
+    workload = f"spiffe://rescind.test/ns/calls/sa/protected-{unique}"
+    accessor = token(vault, policies=["default"], meta={"spiffe_id": workload})
+    scope = DiscoveryScope(pki_mounts=(), approle_mounts=(), kv_mounts=())
+    _, planned = build_offboarding_plan(
+        offboarding(workload), vault=vault, aws=None, inventory=None, scope=scope, policy=GuardPolicy()
+    )
+    (action,) = planned.actions
+    assert action.params.owners_read_at_plan == (workload,)
+    backend_calls.vault.clear()
+
+    # When it is acted on under a policy that now protects the workload
+    executed = execute_checked(
+        action,
+        dry_run=False,
+        engine=build_engine(vault),
+        scope=scope,
+        refuse_if_guarded=lambda acting: refuse_guarded_target(
+            vault, None, acting, GuardPolicy(protected_workloads=frozenset({workload}))
+        ),
+        approvals=lambda: (),
+    )
+
+    # Then the guard refuses on the owner the plan read, before any call, and the token lives
+    assert executed.result.outcome is Outcome.FAILED
+    assert executed.result.error_type == "PolicyRefusal"
+    assert workload in executed.result.detail
+    assert backend_calls.vault == []
+    assert vault.auth.token.lookup_accessor(accessor)["data"]["accessor"] == accessor
+
+
+def test_an_action_carrying_no_read_from_its_plan_is_read_by_the_acting_guard(
+    vault: hvac.Client, backend_calls: BackendCalls
+) -> None:
+    # Given a token its owner holds, and a revocation of it that no plan read (a recorded plan from before, or one
+    # whose discovery did not read it)
+    accessor = token(vault, policies=["default"], meta={VAULT_HOLD_KEY: "incident-review"})
+    action = revoke(VaultTokenRef(accessor=accessor))
+    backend_calls.vault.clear()
+
+    # When it is acted on
+    executed = execute_checked(
+        action,
+        dry_run=False,
+        engine=build_engine(vault),
+        scope=DiscoveryScope(),
+        refuse_if_guarded=lambda acting: refuse_guarded_target(vault, None, acting, GuardPolicy()),
+        approvals=lambda: (),
+    )
+
+    # Then the guard read it, found the hold and refused: one lookup, no revoke
+    assert executed.result.error_type == "PolicyRefusal"
+    assert calls_to(backend_calls, "/auth/token/lookup-accessor") == 1
+    assert calls_to(backend_calls, "/auth/token/revoke-accessor") == 0
+    assert vault.auth.token.lookup_accessor(accessor)["data"]["accessor"] == accessor

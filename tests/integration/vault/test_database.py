@@ -250,7 +250,7 @@ def _root_rotation_task(
         engine=build_engine(vault),
         ledger=ledger,
         scope=scope,
-        refuse_if_guarded=lambda ref: refuse_guarded_target(vault, None, ref, policy),
+        refuse_if_guarded=lambda action: refuse_guarded_target(vault, None, action, policy),
     )
 
 
