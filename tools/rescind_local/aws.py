@@ -25,7 +25,8 @@ _FAKE_CREDENTIALS = {
 @contextmanager
 def local_aws() -> Iterator[None]:
     """Every boto3 call inside goes to moto. Real credentials in the environment are hidden first. moto's
-    TransactWriteItems copies each table once per call (rescind_local.dynamodb_transactions), its Query reads
+    TransactWriteItems keeps a copy of the items it names, not of whole tables, to roll back with
+    (rescind_local.dynamodb_transactions), its Query reads
     one partition (rescind_local.dynamodb_queries), and its Step Functions parses a definition once, not once per
     execution, each JSONPath once, not at each use, and keeps the SDK client of each service integration rather than
     building one per task, and starts a Map's workers only for its items (rescind_local.asl_programs)."""
