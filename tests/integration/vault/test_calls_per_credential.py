@@ -17,7 +17,7 @@ from rescind.guard import VAULT_HOLD_KEY, GuardPolicy, refuse_guarded_target
 from rescind.ledger import Trigger
 from rescind.models import Action, ActionKind, Outcome, PkiCertificateRef, VaultTokenRef
 from rescind.offboarding.plan import build_offboarding_plan
-from rescind.response.types import GuardDecision, ResponseRequest
+from rescind.response.types import GuardDecision, ResponsePlan, ResponseRequest
 from rescind.vault.client import own_token_accessor
 from tests.conftest import BackendCalls
 from tests.integration.vault.test_approle import AppRoleMount, _issue, approle  # noqa: F401 - the fixture
@@ -104,6 +104,23 @@ def offboarding(workload: str) -> ResponseRequest:
     )
 
 
+def seed_workload(vault: hvac.Client, approle: AppRoleMount, issue: Issue, workload: str, *, each: int) -> None:  # noqa: F811
+    """`each` tokens and as many AppRole secret-ids whose metadata names the workload, and one certificate for it."""
+    meta = {"spiffe_id": workload}
+    for _ in range(each):
+        token(vault, policies=["default"], meta=meta)
+        _issue(vault, approle, metadata=meta)
+    issue(workload)
+
+
+def plan_end(vault: hvac.Client, workload: str, scope: DiscoveryScope) -> ResponsePlan:
+    """The offboarding plan task's plan and guard, with no protected workload."""
+    _, planned = build_offboarding_plan(
+        offboarding(workload), vault=vault, aws=None, inventory=None, scope=scope, policy=GuardPolicy()
+    )
+    return planned
+
+
 def test_the_plans_guard_reads_nothing_discovery_read_already(
     vault: hvac.Client,
     unique: str,
@@ -114,11 +131,7 @@ def test_the_plans_guard_reads_nothing_discovery_read_already(
 ) -> None:
     # Given a workload holding two tokens, two secret-ids and a certificate
     workload = f"spiffe://rescind.test/ns/calls/sa/{unique}"
-    meta = {"spiffe_id": workload}
-    for _ in range(2):
-        token(vault, policies=["default"], meta=meta)
-        _issue(vault, approle, metadata=meta)
-    issue(workload)
+    seed_workload(vault, approle, issue, workload, each=2)
     scope = DiscoveryScope(pki_mounts=(pki_mount,), approle_mounts=(approle.mount,))
     backend_calls.vault.clear()
     discovered = discover_workload_credentials(vault, None, workload, scope)
@@ -126,9 +139,7 @@ def test_the_plans_guard_reads_nothing_discovery_read_already(
     backend_calls.vault.clear()
 
     # When its end is planned (discovery, then the guard)
-    _, planned = build_offboarding_plan(
-        offboarding(workload), vault=vault, aws=None, inventory=None, scope=scope, policy=GuardPolicy()
-    )
+    planned = plan_end(vault, workload, scope)
 
     # Then the plan holds all five, and the guard made no read of its own: the plan's calls are discovery's, and
     # one question for both tokens (they share their policies and entity) of whether they may create tokens
@@ -155,10 +166,7 @@ def test_a_discovered_token_whose_held_child_would_die_with_it_still_stops_the_p
     held = parent.auth.token.create(ttl="1h", policies=["default"], meta={VAULT_HOLD_KEY: "incident-review"})["auth"]
 
     # When its end is planned from discovery
-    scope = DiscoveryScope(pki_mounts=(), approle_mounts=(), kv_mounts=())
-    _, planned = build_offboarding_plan(
-        offboarding(workload), vault=vault, aws=None, inventory=None, scope=scope, policy=GuardPolicy()
-    )
+    planned = plan_end(vault, workload, DiscoveryScope(pki_mounts=(), approle_mounts=(), kv_mounts=()))
 
     # Then the guard refuses, naming the held token, and both live
     assert planned.decision is GuardDecision.REFUSE
@@ -177,14 +185,9 @@ def test_the_acting_guard_takes_the_plans_read_of_a_token_and_a_secret_id_and_re
 ) -> None:
     # Given the planned end of a workload holding a token, a secret-id and a certificate
     workload = f"spiffe://rescind.test/ns/calls/sa/acting-{unique}"
-    meta = {"spiffe_id": workload}
-    token(vault, policies=["default"], meta=meta)
-    _issue(vault, approle, metadata=meta)
-    issue(workload)
+    seed_workload(vault, approle, issue, workload, each=1)
     scope = DiscoveryScope(pki_mounts=(pki_mount,), approle_mounts=(approle.mount,))
-    _, planned = build_offboarding_plan(
-        offboarding(workload), vault=vault, aws=None, inventory=None, scope=scope, policy=GuardPolicy()
-    )
+    planned = plan_end(vault, workload, scope)
     assert planned.decision is GuardDecision.PROCEED
     by_kind = {str(action.target.kind): action for action in planned.actions}
     # Vault cannot change a token's or a secret-id's metadata once issued: their revocations carry the plan's read
@@ -232,10 +235,7 @@ def test_a_workload_protected_since_its_plan_is_refused_on_the_plans_read_with_n
     workload = f"spiffe://rescind.test/ns/calls/sa/protected-{unique}"
     accessor = token(vault, policies=["default"], meta={"spiffe_id": workload})
     scope = DiscoveryScope(pki_mounts=(), approle_mounts=(), kv_mounts=())
-    _, planned = build_offboarding_plan(
-        offboarding(workload), vault=vault, aws=None, inventory=None, scope=scope, policy=GuardPolicy()
-    )
-    (action,) = planned.actions
+    (action,) = plan_end(vault, workload, scope).actions
     assert action.params.owners_read_at_plan == (workload,)
     backend_calls.vault.clear()
 
