@@ -35,6 +35,7 @@ from rescind_local.seed import prepare_vault, seed_workload
 from rescind_local.stack import LocalStack
 from rescind_local.stepfunctions import local_stepfunctions_fixes, wait_for_execution
 from tests.conftest import load_event
+from tests.integration.local_stack import moto_patched_by
 
 pytestmark = pytest.mark.integration
 
@@ -309,10 +310,7 @@ def test_a_kept_client_is_one_per_region_service_and_role() -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import StateCredentials
     from moto.stepfunctions.parser.asl.utils import boto_client
 
-    with ExitStack() as stack:
-        stack.enter_context(mock_aws())
-        for patch in sdk_client_cache_patches():
-            stack.enter_context(patch)
+    with moto_patched_by(sdk_client_cache_patches()):
         kept = vars(lambda_eval_utils)["boto_client_for"]
         first = kept(region="us-east-1", service="lambda", state_credentials=StateCredentials(role_arn=ROLE_ARN))
         assert (

@@ -4,15 +4,14 @@ only the partition asked for: the same items, order, pages, conditions, filters 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import ExitStack
 from typing import Any
 from unittest import mock
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from rescind_local.dynamodb_queries import query_patches
+from tests.integration.local_stack import moto_patched_by
 
 pytestmark = pytest.mark.integration
 
@@ -48,11 +47,7 @@ QUERIES: dict[str, dict[str, Any]] = {
 
 def _answers(patched: bool) -> tuple[dict[str, list[dict[str, Any]]], int]:
     """Every query's items across all its pages, and the size of the biggest item list moto's Query went through."""
-    with ExitStack() as stack:
-        stack.enter_context(mock_aws())
-        if patched:
-            for patch in query_patches():
-                stack.enter_context(patch)
+    with moto_patched_by(query_patches() if patched else ()) as stack:
         from moto.dynamodb.models.table import Table
 
         widest = 0

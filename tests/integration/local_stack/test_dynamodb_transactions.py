@@ -6,16 +6,15 @@ cancelled transaction leaves no stream record (none of its writes happened), whe
 from __future__ import annotations
 
 import copy
-from contextlib import ExitStack
 from typing import Any
 from unittest import mock
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from rescind_local.dynamodb_transactions import transaction_patches
+from tests.integration.local_stack import moto_patched_by
 
 pytestmark = pytest.mark.integration
 
@@ -64,11 +63,7 @@ TRANSACTIONS: dict[str, list[dict[str, Any]]] = {
 def _run(patched: bool) -> tuple[dict[str, Any], int]:
     """Each transaction's answer and the table and stream after it, and how many tables were deep-copied."""
     copies = 0
-    with ExitStack() as stack:
-        stack.enter_context(mock_aws())
-        if patched:
-            for patch in transaction_patches():
-                stack.enter_context(patch)
+    with moto_patched_by(transaction_patches() if patched else ()) as stack:
         from moto.dynamodb import models
 
         real_copy = models.copy
