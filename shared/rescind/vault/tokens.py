@@ -5,6 +5,7 @@ The token value is never read, held or returned. Every call names the accessor, 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -75,15 +76,29 @@ def is_invalid_accessor(error: hvac.exceptions.VaultError) -> bool:
 # --- locate ---------------------------------------------------------------------------------------
 
 
+# OpenBao answers 403 ("permission denied"), not "invalid accessor", to a lookup-accessor that finds the accessor
+# of a token dying at that moment (expiring, its last use spent, revoked with its parent) but no longer its entry.
+# Asked again, it says "invalid accessor". A denial by policy answers 403 every time.
+LOOKUP_ASKS_ON_FORBIDDEN = 3
+LOOKUP_PAUSE_ON_FORBIDDEN_SECONDS = 0.05
+
+
 def lookup_token_by_accessor(client: hvac.Client, accessor: str) -> TokenState | None:
-    """The token's state, or None when OpenBao says the accessor is invalid (the token is gone)."""
+    """The token's state, or None when OpenBao says the accessor is invalid (the token is gone). A 403 is asked
+    again (see LOOKUP_ASKS_ON_FORBIDDEN); only a 403 to every ask raises, as ActionFailed (permission denied)."""
     with vault_errors(f"lookup token accessor {accessor}"):
-        try:
-            response = client.auth.token.lookup_accessor(accessor)
-        except hvac.exceptions.InvalidRequest as error:
-            if is_invalid_accessor(error):
-                return None
-            raise ActionFailed(f"lookup token accessor {accessor}: {str(error)[:300]}") from error
+        for ask in range(1, LOOKUP_ASKS_ON_FORBIDDEN + 1):
+            try:
+                response = client.auth.token.lookup_accessor(accessor)
+                break
+            except hvac.exceptions.InvalidRequest as error:
+                if is_invalid_accessor(error):
+                    return None
+                raise ActionFailed(f"lookup token accessor {accessor}: {str(error)[:300]}") from error
+            except hvac.exceptions.Forbidden:
+                if ask == LOOKUP_ASKS_ON_FORBIDDEN:
+                    raise
+                time.sleep(LOOKUP_PAUSE_ON_FORBIDDEN_SECONDS * (ask - 1))
     data = read_data(response)
     metadata = data.get("meta") or {}
     return TokenState(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import hvac
 import hvac.exceptions
 import pytest
@@ -10,11 +12,13 @@ from rescind.engine.base import CredentialHandler
 from rescind.exceptions import ActionFailed, InvalidInput, PolicyRefusal, UnsupportedAction, VaultUnavailable
 from rescind.models import Action, ActionKind, ActionParams, AppRoleSecretIdRef, VaultTokenRef
 from rescind.vault.tokens import (
+    LOOKUP_ASKS_ON_FORBIDDEN,
     VaultTokenHandler,
     find_token_accessors_by_metadata,
     find_token_accessors_by_spiffe_id,
     lookup_token_by_accessor,
 )
+from tests.conftest import BackendCalls
 
 # A well-formed accessor that no token on the server has.
 UNKNOWN_ACCESSOR = "A" * 24
@@ -198,3 +202,37 @@ def test_unreachable_vault_is_transient() -> None:
     offline = hvac.Client(url="http://127.0.0.1:9", token="unused", timeout=2)
     with pytest.raises(VaultUnavailable):
         VaultTokenHandler(offline).verify(_revoke(UNKNOWN_ACCESSOR))
+
+
+def test_a_token_dying_as_it_is_looked_up_is_gone_not_an_error(vault: hvac.Client) -> None:
+    # Given use-limited tokens whose last use is spent while each is looked up: OpenBao revokes such a token then,
+    # and a lookup-accessor at that moment can find the accessor but not the token, and answer 403
+    seen: set[str] = set()
+    for _ in range(150):
+        value, accessor = _create_token(vault, num_uses=1)
+        last_use = threading.Thread(target=hvac.Client(url=vault.url, token=value).auth.token.lookup_self)
+        last_use.start()
+        # When the token is looked up as it dies
+        answers = ["alive" if lookup_token_by_accessor(vault, accessor) is not None else "gone" for _ in range(3)]
+        last_use.join()
+        # Then each answer is alive or gone, never an error; once gone, it stays gone
+        assert answers == sorted(answers), answers
+        seen.update(answers)
+    assert seen == {"alive", "gone"}  # the lookups met tokens on both sides of their death
+
+
+def test_a_lookup_denied_by_policy_is_asked_again_then_fails_as_permission_denied(
+    vault: hvac.Client, unique: str, backend_calls: BackendCalls
+) -> None:
+    # Given a caller whose policy does not allow lookup-accessor, and a live token
+    vault.sys.create_or_update_policy(unique, 'path "auth/token/lookup-self" { capabilities = ["read"] }')
+    caller, _ = _create_token(vault, policies=[unique])
+    _, accessor = _create_token(vault)
+    denied = hvac.Client(url=vault.url, token=caller)
+    backend_calls.vault.clear()
+
+    # When it looks the token up, it is refused every time it asks: an error, not "gone"
+    with pytest.raises(ActionFailed, match="permission denied"):
+        lookup_token_by_accessor(denied, accessor)
+    assert sum("lookup-accessor" in call for call in backend_calls.vault) == LOOKUP_ASKS_ON_FORBIDDEN
+    assert lookup_token_by_accessor(vault, accessor) is not None
