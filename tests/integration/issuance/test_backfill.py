@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +30,7 @@ from rescind.issuance.reading import IssuanceTableReader
 from rescind.issuance.state import DynamoDbIndexState
 from rescind.models import CredentialKind
 from rescind.models.refs import format_ref, parse_ref
+from rescind_local.openbao import LocalOpenBao
 from tests.conftest import BackendCalls
 from tests.integration.issuance.test_audit_index import TABLE, create_table
 
@@ -47,6 +49,26 @@ def now() -> datetime:
 
 @pytest.fixture
 def estate(vault: hvac.Client, unique: str) -> Iterator[Estate]:
+    with seeded_estate(vault, unique) as seeded:
+        yield seeded
+
+
+@pytest.fixture
+def own_vault() -> Iterator[hvac.Client]:
+    """A server of its own, for a test that counts every token on it: on the shared one, other tests' tokens expire
+    while it runs."""
+    with LocalOpenBao() as server:
+        yield hvac.Client(url=server.addr, token=server.root_token, timeout=10)
+
+
+@pytest.fixture
+def own_estate(own_vault: hvac.Client, unique: str) -> Iterator[Estate]:
+    with seeded_estate(own_vault, unique) as seeded:
+        yield seeded
+
+
+@contextmanager
+def seeded_estate(vault: hvac.Client, unique: str) -> Iterator[Estate]:
     workload = f"spiffe://backfill.example/{unique}"
     approle, pki = f"approle-{unique}", f"pki-{unique}"
     vault.sys.enable_auth_method("approle", path=approle)
@@ -115,8 +137,9 @@ def test_the_backfill_records_each_live_credential_under_its_workload_and_marks_
 
 
 def test_a_bounded_backfill_stops_with_a_checkpoint_and_a_resumed_one_finishes_it(
-    vault: hvac.Client, aws: None, estate: Estate
+    own_vault: hvac.Client, aws: None, own_estate: Estate
 ) -> None:
+    vault, estate = own_vault, own_estate
     create_table()
     client = boto3.client("dynamodb", region_name="us-east-1")
     index, state = IssuanceTableReader(TABLE, client), DynamoDbIndexState(TABLE, client)
