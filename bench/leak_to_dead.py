@@ -347,15 +347,17 @@ def _refused_check(leak: Leak, addr: str, token: str) -> Callable[[], bool] | No
         import hvac
 
         leaked = hvac.Client(url=addr, token=leak.secret, timeout=10)
-        return lambda: _gone(leaked.auth.token.lookup_self)
+        return asked_again_on_server_errors(lambda: _gone(leaked.auth.token.lookup_self))
     if leak.kind == "vault_secret_id":
         import hvac
 
         watcher = hvac.Client(url=addr, token=token, timeout=10)
-        return lambda: (
-            not isinstance(
-                watcher.auth.approle.read_secret_id(LEAK_APPROLE_ROLE, leak.secret, mount_point=LEAK_APPROLE_MOUNT),
-                dict,
+        return asked_again_on_server_errors(
+            lambda: (
+                not isinstance(
+                    watcher.auth.approle.read_secret_id(LEAK_APPROLE_ROLE, leak.secret, mount_point=LEAK_APPROLE_MOUNT),
+                    dict,
+                )
             )
         )
     if leak.kind == "aws_access_key":
@@ -369,6 +371,20 @@ def _refused_check(leak: Leak, addr: str, token: str) -> Callable[[], bool] | No
 
         return key_refused
     return None
+
+
+def asked_again_on_server_errors(check: Callable[[], bool]) -> Callable[[], bool]:
+    """A Vault check that counts a 5xx as "not refused yet", to be asked again: OpenBao can answer 500 ("transaction
+    commit failed") to a secret-id read racing its destroy, and the watcher must not die of it unseen."""
+    import hvac.exceptions
+
+    def checked() -> bool:
+        try:
+            return check()
+        except (hvac.exceptions.InternalServerError, hvac.exceptions.VaultDown, hvac.exceptions.BadGateway):
+            return False
+
+    return checked
 
 
 class StartFunctionClock:

@@ -67,6 +67,7 @@ def test_the_harness_runs_at_its_smallest_size_and_writes_well_formed_results(tm
     # And each kind with a reversible kill was seen refused from outside, from the event and from the start function
     for kind in ("vault_token", "vault_secret_id", "aws_access_key"):
         (run,) = leak["kinds"][kind]["runs"]
+        assert None not in (run["seconds_to_kill_in_function"], run["seconds_to_kill"]), (kind, "never seen refused")
         assert 0 < run["seconds_to_kill_in_function"] <= run["seconds_to_kill"], kind
 
     # And every offboarding path completed at N=10 with a time and a rate, and Rescind's paths left nothing alive

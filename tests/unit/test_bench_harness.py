@@ -8,7 +8,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import hvac.exceptions
+
 from bench.calls import UNCOUNTED_THREAD_PREFIX, CallCounter
+from bench.leak_to_dead import asked_again_on_server_errors
 from bench.offboarding_scale import index_read_alone, plan_reason_from_history, run_order, verdicts
 from bench.results import merge_results
 
@@ -110,3 +113,20 @@ def test_results_md_names_the_run_that_measured_each_section_merged_in(tmp_path:
         "- leak_to_dead: `python -m bench.run --skip-offboarding` at 2027-01-01T00:00:00"
         in (tmp_path / "results.md").read_text()
     )
+
+
+def test_the_kill_watcher_asks_again_after_a_server_error_instead_of_dying_unseen() -> None:
+    # Given a check whose first two answers are OpenBao's 500 (a secret-id read racing its destroy), then "refused"
+    answers = iter(
+        [hvac.exceptions.InternalServerError("transaction commit failed"), hvac.exceptions.VaultDown(), True]
+    )
+
+    def check() -> bool:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    # Then the watcher's check says "not refused yet" twice, then "refused"
+    watched = asked_again_on_server_errors(check)
+    assert [watched(), watched(), watched()] == [False, False, True]
