@@ -55,8 +55,8 @@ def estate(vault: hvac.Client, unique: str) -> Iterator[Estate]:
 
 @pytest.fixture
 def own_vault() -> Iterator[hvac.Client]:
-    """A server of its own, for a test that counts every token on it: on the shared one, other tests' tokens expire
-    while it runs."""
+    """A server of its own, for a test that counts or samples every token on it: on the shared one, other tests'
+    tokens expire while it runs."""
     with LocalOpenBao() as server:
         yield hvac.Client(url=server.addr, token=server.root_token, timeout=10)
 
@@ -205,8 +205,9 @@ def test_a_backfilled_index_is_read_by_workload_instead_of_scanned_and_a_stale_o
 
 
 def test_the_drift_check_confirms_an_index_in_step_and_marks_a_drifted_one_stale(
-    vault: hvac.Client, aws: None, estate: Estate
+    own_vault: hvac.Client, aws: None, own_estate: Estate
 ) -> None:
+    vault, estate = own_vault, own_estate  # "in step" means no token on the server died or appeared meanwhile
     index, state = backfilled(vault, estate)
     scope = replace(estate.scope, issuance_index=index, index_state=state)
     rng = random.Random(17)
