@@ -188,6 +188,28 @@ def test_the_index_vs_scan_benchmark_runs_at_its_smallest_size(tmp_path: Path) -
     assert (row["leases_found_by_index"], row["leases_found_by_scan"]) == (1, 0)
 
 
+def test_the_listing_cost_benchmark_runs_at_its_smallest_size(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench.listing_cost", "--tokens", "20,40", "--secret-ids", "10"]
+    finished = subprocess.run(  # noqa: S603 - this interpreter, the project's own module
+        [*command, "--runs", "1", "--output-dir", str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    report = json.loads((tmp_path / "listing_cost.json").read_text())
+    # Each listing listed what the server held at its size (the root token is one of the tokens), beside its lookups
+    assert [(row["on_server"], row["listed"]) for row in report["tokens"]] == [(20, 20), (40, 40)]
+    assert [(row["under_role"], row["listed"]) for row in report["secret_ids"]] == [(10, 10)]
+    for row in (*report["tokens"], *report["secret_ids"]):
+        assert row["list_median_ms"] > 0
+        assert row["lookup_median_ms"] > 0
+        assert row["break_even_batch"] > 0
+
+
 def test_the_read_back_floor_checks_what_it_reads() -> None:
     """The offboarding target's floor reads each credential back after its bare revocation: a read that finds the
     credential alive must say so, or the floor would be a revocation loop that only pretends to verify."""
