@@ -78,7 +78,8 @@ def is_invalid_accessor(error: hvac.exceptions.VaultError) -> bool:
 
 # OpenBao answers 403 ("permission denied"), not "invalid accessor", to a lookup-accessor that finds the accessor
 # of a token dying at that moment (expiring, its last use spent, revoked with its parent) but no longer its entry.
-# Asked again, it says "invalid accessor". A denial by policy answers 403 every time.
+# Asked again (at once, then after LOOKUP_PAUSE_ON_FORBIDDEN_SECONDS), it says "invalid accessor". A denial by policy
+# answers 403 every time.
 LOOKUP_ASKS_ON_FORBIDDEN = 3
 LOOKUP_PAUSE_ON_FORBIDDEN_SECONDS = 0.05
 
