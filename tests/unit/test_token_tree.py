@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rescind.vault.token_tree import could_descend_from
+from rescind.vault.token_tree import could_descend_from, ran_out_since
 from rescind.vault.tokens import TokenState
 
 pytestmark = pytest.mark.unit
@@ -70,3 +70,11 @@ def test_a_token_role_or_a_root_parent_may_grant_any_policy() -> None:
 
 def test_an_unreadable_issue_time_never_rules_a_child_out() -> None:
     assert could_descend_from(token("child", issue_time="soon"), PARENT)
+
+
+def test_a_tokens_ttl_may_have_run_out_only_if_it_expires_and_its_seconds_have_passed() -> None:
+    expiring = token("expiring", ttl_seconds=5, expires=True)
+    assert not ran_out_since(expiring, 3.9)
+    assert ran_out_since(expiring, 4.0)  # TTLs are read in whole seconds: 5 may be 4.01
+    assert ran_out_since(token("now", ttl_seconds=0, expires=True), 0.0)
+    assert not ran_out_since(token("never", ttl_seconds=0, expires=False), 3600.0)  # a root token reads 0 forever

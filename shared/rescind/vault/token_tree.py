@@ -84,6 +84,12 @@ def could_descend_from(candidate: TokenState, parent: TokenState) -> bool:
     return through_role or "root" in parent.policies or candidate.policies <= parent.policies | {"default"}
 
 
+def ran_out_since(token: TokenState, seconds: float) -> bool:
+    """Whether `token`'s TTL, as read, may have run out `seconds` later: Vault counts TTLs in whole seconds, down to
+    0 for a token expiring now (a token that never expires reads 0 too, with no expire time). Pure."""
+    return token.expires and token.ttl_seconds <= seconds + 1
+
+
 def find_possible_child_tokens(
     client: hvac.Client,
     parent: TokenState,

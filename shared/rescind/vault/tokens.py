@@ -6,7 +6,7 @@ The token value is never read, held or returned. Every call names the accessor, 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -54,7 +54,7 @@ class TokenState:
     """What lookup-accessor says about a live token. No field can hold the token itself."""
 
     accessor: str
-    ttl_seconds: int  # 0 means the token never expires (root tokens)
+    ttl_seconds: int  # 0 means the token never expires (root tokens), or expires within the second (`expires`)
     renewable: bool
     period_seconds: int  # >0 for a periodic token: every renewal resets its TTL to the period
     token_type: str
@@ -67,6 +67,7 @@ class TokenState:
     policies: frozenset[str] = frozenset()
     creation_time: int = 0  # unix seconds
     explicit_max_ttl_seconds: int = 0  # 0: no explicit max
+    expires: bool = False  # lookup-accessor's expire_time is set
 
 
 def is_invalid_accessor(error: hvac.exceptions.VaultError) -> bool:
@@ -116,6 +117,7 @@ def lookup_token_by_accessor(client: hvac.Client, accessor: str) -> TokenState |
         policies=frozenset(str(policy) for policy in data.get("policies") or ()),
         creation_time=as_int(data.get("creation_time")),
         explicit_max_ttl_seconds=as_int(data.get("explicit_max_ttl")),
+        expires=bool(data.get("expire_time")),
     )
 
 
@@ -181,36 +183,45 @@ def revoke_token_by_accessor(
     The tokens that may die with it are read before and after, so the outcome names every token that died with it,
     each with its own read-back: the possible children of a token that can create tokens, and `listed_children`
     (the tree the issuance index knows, from the plan; a token whose policy no longer lets it create tokens may
-    still have them). One not alive before is not claimed. Without either, no lookup comes first: a token gone
-    already is told by revoke-accessor's own answer ("invalid accessor"). The lookup after the revoke is the
-    action's read-back (`ActOutcome.read_back`), the same read `verify_token_revoked` makes.
+    still have them). One not alive before is not claimed. A possible child's evidence says only that it could have
+    been created under this one, and any whose own TTL ran out meanwhile says it may have expired instead. Without
+    either, no lookup comes first: a token gone already is told by revoke-accessor's own answer ("invalid
+    accessor"). The lookup after the revoke is the action's read-back (`ActOutcome.read_back`), the same read
+    `verify_token_revoked` makes.
     With `cannot_create_tokens` (the planner asked, TokenCreators), the act is the revoke and its read-back.
     `seen`: what the action's guard looked up of the token moments before, the lookup this act would make first;
     `token_roles`: the token roles, listed after it is asked (the handler's: shared by the acts that ask together).
     """
     _refuse_own_token(client, ref)
-    candidates: dict[str, TokenState] = {}
-    from rescind.vault.token_tree import can_create_child_tokens, could_descend_from  # the tree imports this module
+    from rescind.vault.token_tree import can_create_child_tokens, could_descend_from, ran_out_since  # a cycle
 
     may_have_children = not cannot_create_tokens and can_create_child_tokens(
         client, ref.accessor, roles=token_roles() if token_roles is not None else None
     )
+    possible: dict[str, TokenState] = {}  # the live bound's candidates, as read before
+    listed: dict[str, TokenState] = {}  # the plan's children from the issuance index, as read before
+    read_at = time.monotonic()  # before any of them is read: the time since each read is never under-estimated
     if may_have_children or listed_children:
         state = seen_state(seen, TokenState, lambda: lookup_token_by_accessor(client, ref.accessor))
         if state is None:
             return ActOutcome(changed=False, absent=True, detail="already absent")
         if may_have_children:
-            candidates = {
-                token.accessor: token for token in scan_live_tokens(client) if could_descend_from(token, state)
-            }
+            possible = {token.accessor: token for token in scan_live_tokens(client) if could_descend_from(token, state)}
         for accessor in listed_children:
-            if accessor not in candidates and accessor != ref.accessor:
-                child = lookup_token_by_accessor(client, accessor)
-                if child is not None:
-                    candidates[accessor] = child
+            child = possible.get(accessor) or (
+                lookup_token_by_accessor(client, accessor) if accessor != ref.accessor else None
+            )
+            if child is not None:
+                listed[accessor] = child
     if not _revoke_accessor(client, ref):
         return ActOutcome(changed=False, absent=True, detail="already absent")
-    return _revoked(client, ref, candidates, observed="invalid accessor: alive before, ended with its parent {parent}")
+    elapsed = time.monotonic() - read_at
+    observed = {
+        accessor: (_LISTED_CHILD_ENDED if accessor in listed else _POSSIBLE_CHILD_ENDED)
+        + (_OWN_TTL_RAN_OUT if ran_out_since(token, elapsed) else "")
+        for accessor, token in (possible | listed).items()
+    }
+    return _revoked(client, ref, observed)
 
 
 def revoke_token_first(
@@ -230,12 +241,19 @@ def revoke_token_first(
         indexed, unread = indexed_children(ref.accessor), ""
     except RescindError as error:  # the kill stands: only its tree goes unnamed, and the outcome says so
         indexed, unread = [], f"; its tree is not named: the issuance index could not be read ({type(error).__name__})"
-    children = dict.fromkeys(child for child in (*listed_children, *indexed) if child != ref.accessor)
-    revoked = _revoked(client, ref, children, observed=_INDEXED_CHILD_ENDED)
+    children = dict.fromkeys(
+        (child for child in (*listed_children, *indexed) if child != ref.accessor), _INDEXED_CHILD_ENDED
+    )
+    revoked = _revoked(client, ref, children)
     return revoked.model_copy(update={"detail": revoked.detail + unread}) if unread else revoked
 
 
+# What each claimed child's read-back says: the index knows a child; the live bound only that it could be one (a
+# sibling revoked at the same moment would read the same).
 _INDEXED_CHILD_ENDED = "invalid accessor after revoking {parent}, its parent in the issuance index"
+_LISTED_CHILD_ENDED = "invalid accessor: alive before, ended with its parent {parent} (a child in the issuance index)"
+_POSSIBLE_CHILD_ENDED = "invalid accessor: alive before revoking {parent}, which could have created it"
+_OWN_TTL_RAN_OUT = "; its own TTL ran out meanwhile: it may have expired instead"
 
 
 def _revoke_accessor(client: hvac.Client, ref: VaultTokenRef) -> bool:
@@ -252,17 +270,25 @@ def _revoke_accessor(client: hvac.Client, ref: VaultTokenRef) -> bool:
     return not any("No token found" in str(warning) for warning in warnings or [])
 
 
-def _revoked(client: hvac.Client, ref: VaultTokenRef, candidates: Iterable[str], *, observed: str) -> ActOutcome:
-    """A revocation made: the token read back, each candidate read dead named ended (`observed`: `{parent}`)."""
+def _revoked(client: hvac.Client, ref: VaultTokenRef, candidates: Mapping[str, str]) -> ActOutcome:
+    """A revocation made: the token read back; each candidate (accessor -> what its death is read as, `{parent}`)
+    read dead is named ended, with that as its evidence."""
     ended = [child for child in candidates if lookup_token_by_accessor(client, child) is None]
     evidence = tuple(
-        Evidence(check=f"lookup-accessor {child}", observed=observed.format(parent=ref.accessor), confirmed=True)
+        Evidence(
+            check=f"lookup-accessor {child}", observed=candidates[child].format(parent=ref.accessor), confirmed=True
+        )
         for child in ended
     )
-    died_with = f" and {len(ended)} token(s) created under it" if ended else ""
+    possible = sum(candidates[child].startswith(_POSSIBLE_CHILD_ENDED) for child in ended)
+    died_with = [
+        f"{count} token(s) {how}"
+        for count, how in ((len(ended) - possible, "created under it"), (possible, "it could have created"))
+        if count
+    ]
     return ActOutcome(
         changed=True,
-        detail=f"revoked token accessor {ref.accessor}{died_with}",
+        detail=" and ".join([f"revoked token accessor {ref.accessor}", *died_with]),
         also_ended=tuple(VaultTokenRef(accessor=child) for child in ended),
         also_ended_evidence=evidence,
         read_back=verify_token_revoked(client, ref),

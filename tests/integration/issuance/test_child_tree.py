@@ -167,6 +167,7 @@ def test_the_cap_counts_the_children_and_the_ledger_records_each_with_its_own_re
     evidence = {item.check: item for item in result.also_ended_evidence}
     assert set(evidence) == {f"lookup-accessor {accessor}" for accessor in accessors}
     assert all(item.confirmed for item in evidence.values())
+    assert all("a child in the issuance index" in item.observed for item in evidence.values())
     assert not tree.parent.works(bao)
     assert not any(child.works(bao) for child in tree.children.values())
 

@@ -10,6 +10,7 @@ identity entity, whose children inherit the entity.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -150,10 +151,37 @@ def test_a_revocation_records_every_token_that_died_with_it_and_nothing_else_die
     # Then the result names exactly the two tokens that died with it, and every other token still works
     assert result.outcome is Outcome.SUCCEEDED
     assert set(result.also_ended) == {child.ref, grandchild.ref}
-    assert "2 token(s) created under it" in result.detail
+    assert "2 token(s) it could have created" in result.detail
+    # each with its own read-back, saying only what the live bound knows: it could have been created under it
+    assert {item.observed for item in result.also_ended_evidence} == {
+        f"invalid accessor: alive before revoking {parent.accessor}, which could have created it"
+    }
     assert not any(token.works(openbao) for token in (parent, child, grandchild))
     assert sibling_login.works(openbao)
     assert unrelated.works(openbao)
+
+
+def test_a_possible_child_whose_own_ttl_ran_out_meanwhile_is_recorded_as_maybe_expired(
+    vault: hvac.Client, openbao: LocalOpenBao, token_maker: str, unique: str
+) -> None:
+    for _ in range(5):  # a child that expires before the revocation reads it is not a candidate: try again
+        # Given a workload token whose child has a second or less left
+        parent = login(openbao, token_maker, unique)
+        child = parent.client(openbao).auth.token.create(ttl="3s", policies=["default"])["auth"]["accessor"]
+        while (state := lookup_token_by_accessor(vault, child)) is not None and state.ttl_seconds > 1:
+            time.sleep(0.05)
+
+        # When the parent is revoked
+        result = build_engine(vault).execute(Action(kind=ActionKind.REVOKE, target=parent.ref, reason="test"))
+
+        # Then the child is recorded dead, and its evidence says it may have expired rather than died with its parent
+        assert result.outcome is Outcome.SUCCEEDED
+        if result.also_ended:
+            (evidence,) = result.also_ended_evidence
+            assert evidence.confirmed
+            assert evidence.observed.endswith("its own TTL ran out meanwhile: it may have expired instead")
+            return
+    pytest.fail("the child expired before each revocation read it")
 
 
 def test_a_token_whose_entity_was_disabled_first_is_revoked_with_its_tree(
