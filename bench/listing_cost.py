@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "bench")
     args = parser.parse_args()
 
+    from bench.estate import Retries, thread_local_clients
     from rescind_local import LocalOpenBao
 
     report: dict[str, list[dict[str, Any]]] = {"tokens": [], "secret_ids": []}
@@ -80,12 +81,14 @@ def main() -> None:
         vault.sys.enable_auth_method("approle", path=MOUNT)
         vault.write(f"auth/{MOUNT}/role/{ROLE}", token_policies="default", secret_id_ttl="2h")  # noqa: S106
         approle = vault.auth.approle
+        # concurrent secret-id writes under one role can meet OpenBao's 500 "transaction commit failed": retried
+        seeding, retries = thread_local_clients(bao.addr, bao.root_token), Retries()
 
         tokens: list[str] = []
         for size in (int(value) for value in args.tokens.split(",")):
             with ThreadPoolExecutor(SEED_THREADS) as pool:  # the root token is one of them
                 tokens += pool.map(
-                    lambda _: vault.auth.token.create(policies=["default"], ttl="2h")["auth"]["accessor"],
+                    lambda _: seeding().auth.token.create(policies=["default"], ttl="2h")["auth"]["accessor"],
                     range(max(size - 1 - len(tokens), 0)),
                 )
             figures = measure(
@@ -99,7 +102,11 @@ def main() -> None:
         for size in (int(value) for value in args.secret_ids.split(",")):
             with ThreadPoolExecutor(SEED_THREADS) as pool:
                 secret_ids += pool.map(
-                    lambda _: approle.generate_secret_id(ROLE, mount_point=MOUNT)["data"]["secret_id_accessor"],
+                    lambda _: retries.call(
+                        lambda: seeding().auth.approle.generate_secret_id(ROLE, mount_point=MOUNT)["data"][
+                            "secret_id_accessor"
+                        ]
+                    ),
                     range(size - len(secret_ids)),
                 )
             figures = measure(
