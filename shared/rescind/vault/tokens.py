@@ -47,6 +47,7 @@ DEFAULT_METADATA_KEY = "spiffe_id"
 # OpenBao answers a lookup, renew or revoke of an accessor that names no live token with this 400.
 _INVALID_ACCESSOR = "invalid accessor"
 INVALID_TOKEN = "invalid token"  # noqa: S105 - OpenBao's error text
+_TOKEN_NOT_FOUND = "token not found"  # noqa: S105 - OpenBao's 400 to a revoke-accessor racing the token's end
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class TokenState:
     creation_time: int = 0  # unix seconds
     explicit_max_ttl_seconds: int = 0  # 0: no explicit max
     expires: bool = False  # lookup-accessor's expire_time is set
+    revocation_pending: bool = False  # num_uses -1: OpenBao has begun revoking it (it can no longer be used)
 
 
 def is_invalid_accessor(error: hvac.exceptions.VaultError) -> bool:
@@ -118,6 +120,7 @@ def lookup_token_by_accessor(client: hvac.Client, accessor: str) -> TokenState |
         creation_time=as_int(data.get("creation_time")),
         explicit_max_ttl_seconds=as_int(data.get("explicit_max_ttl")),
         expires=bool(data.get("expire_time")),
+        revocation_pending=as_int(data.get("num_uses")) == -1,
     )
 
 
@@ -262,7 +265,8 @@ def _revoke_accessor(client: hvac.Client, ref: VaultTokenRef) -> bool:
         try:
             response = client.auth.token.revoke_accessor(ref.accessor)
         except hvac.exceptions.InvalidRequest as error:
-            if is_invalid_accessor(error):
+            # "token not found": the accessor of a token dying at that moment was found, its entry no longer was
+            if is_invalid_accessor(error) or _TOKEN_NOT_FOUND in str(error):
                 return False
             raise ActionFailed(f"revoke token accessor {ref.accessor}: {str(error)[:300]}") from error
     # OpenBao answers 200 with this warning instead of an error when the token died in between.
@@ -341,12 +345,26 @@ def shorten_token_ttl(
 # --- verify ---------------------------------------------------------------------------------------
 
 
+# A token OpenBao is revoking (its last use spent, expired, revoked by another caller) reads num_uses -1 until its
+# entry is gone, moments later: verification reads it again, a few times, before it calls it alive.
+PENDING_REVOCATION_REREADS = 3
+PENDING_REVOCATION_PAUSE_SECONDS = 0.05
+
+
 def verify_token_revoked(client: hvac.Client, ref: VaultTokenRef) -> Evidence:
-    """Confirmed only by OpenBao's "invalid accessor" answer to lookup-accessor; other errors raise."""
+    """Confirmed only by OpenBao's "invalid accessor" answer to lookup-accessor; other errors raise. A token whose
+    revocation OpenBao has begun is read again (PENDING_REVOCATION_REREADS) and, still there, is not confirmed."""
     check = f"lookup-accessor {ref.accessor}"
     state = lookup_token_by_accessor(client, ref.accessor)
+    for _ in range(PENDING_REVOCATION_REREADS):
+        if state is None or not state.revocation_pending:
+            break
+        time.sleep(PENDING_REVOCATION_PAUSE_SECONDS)
+        state = lookup_token_by_accessor(client, ref.accessor)
     if state is None:
         return Evidence(check=check, observed="invalid accessor: no live token", confirmed=True)
+    if state.revocation_pending:
+        return Evidence(check=check, observed="OpenBao is still revoking it (num_uses -1)", confirmed=False)
     return Evidence(check=check, observed=f"token still alive, ttl {state.ttl_seconds}s", confirmed=False)
 
 
