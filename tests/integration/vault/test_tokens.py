@@ -206,13 +206,19 @@ def test_unreachable_vault_is_transient() -> None:
         VaultTokenHandler(offline).verify(_revoke(UNKNOWN_ACCESSOR))
 
 
+def _spend_last_use(url: str, value: str) -> None:
+    """A use-limited token's last use: refused (403) if the revocation came first, or a 500 if the two met."""
+    with contextlib.suppress(hvac.exceptions.VaultError):
+        hvac.Client(url=url, token=value).auth.token.lookup_self()
+
+
 def test_a_token_dying_as_it_is_looked_up_is_gone_not_an_error(vault: hvac.Client) -> None:
     # Given use-limited tokens whose last use is spent while each is looked up: OpenBao revokes such a token then,
     # and a lookup-accessor at that moment can find the accessor but not the token, and answer 403
     seen: set[str] = set()
     for _ in range(150):
         value, accessor = _create_token(vault, num_uses=1)
-        last_use = threading.Thread(target=hvac.Client(url=vault.url, token=value).auth.token.lookup_self)
+        last_use = threading.Thread(target=_spend_last_use, args=(vault.url, value))
         last_use.start()
         # When the token is looked up as it dies
         answers = ["alive" if lookup_token_by_accessor(vault, accessor) is not None else "gone" for _ in range(3)]
@@ -238,12 +244,6 @@ def test_a_lookup_denied_by_policy_is_asked_again_then_fails_as_permission_denie
         lookup_token_by_accessor(denied, accessor)
     assert sum("lookup-accessor" in call for call in backend_calls.vault) == LOOKUP_ASKS_ON_FORBIDDEN
     assert lookup_token_by_accessor(vault, accessor) is not None
-
-
-def _spend_last_use(url: str, value: str) -> None:
-    """A use-limited token's last use: refused (403) if the revocation came first, or a 500 if the two met."""
-    with contextlib.suppress(hvac.exceptions.VaultError):
-        hvac.Client(url=url, token=value).auth.token.lookup_self()
 
 
 def test_a_token_dying_as_it_is_revoked_is_revoked_or_already_absent_never_failed(vault: hvac.Client) -> None:
